@@ -1,0 +1,40 @@
+{#-
+    The relation a clv_* input var points at, as SQL that can follow `from`.
+    - empty: the shipped sample seed (`default_seed`), or none when there is no default;
+    - a path or glob ending in .csv / .parquet (optionally compressed): read as a file (DuckDB);
+    - otherwise a relation name: `table`, `schema.table` or `database.schema.table`.
+    Anything else is rejected before SQL runs.
+-#}
+{% macro clv_source(var_name, default_seed=none) %}
+    {% set value = (var(var_name, '') or '') | string | trim %}
+    {% if value == '' %}
+        {% if default_seed is none %}
+            {{ return(none) }}
+        {% endif %}
+        {{ return(ref(default_seed)) }}
+    {% endif %}
+    {% if modules.re.search('\\.(csv|tsv|parquet)(\\.gz|\\.zst)?$', value, modules.re.IGNORECASE) %}
+        {% if "'" in value or ';' in value %}
+            {{ clv_fail(var_name, "a file path must not contain quotes or ';'") }}
+        {% endif %}
+        {{ return(adapter.dispatch('clv_read_file', 'clv')(value)) }}
+    {% endif %}
+    {% if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*){0,2}', value) %}
+        {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.parquet file path, got '" ~ value ~ "'") }}
+    {% endif %}
+    {{ return(value) }}
+{% endmacro %}
+
+
+{% macro default__clv_read_file(path) %}
+    {{ exceptions.raise_compiler_error("Reading files directly is supported on DuckDB only; load '" ~ path ~ "' into a table and point the var at it.") }}
+{% endmacro %}
+
+
+{% macro duckdb__clv_read_file(path) %}
+    {% if modules.re.search('\\.parquet$', path, modules.re.IGNORECASE) %}
+        {{ return("read_parquet('" ~ path ~ "')") }}
+    {% endif %}
+    {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type instead of failing the read. -#}
+    {{ return("read_csv('" ~ path ~ "', header = true, sample_size = -1)") }}
+{% endmacro %}

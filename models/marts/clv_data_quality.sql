@@ -1,0 +1,60 @@
+{#- One row per exclusion reason, always all five, so a zero is a checked zero. -#}
+
+with
+
+classified_transactions as (
+
+    select * from {{ ref('int_clv__transactions_classified') }}
+
+),
+
+reasons as (
+
+    {% for reason in ['missing_customer_id', 'invalid_timestamp', 'invalid_amount', 'duplicate_transaction', 'after_as_of_date'] -%}
+    select '{{ reason }}' as reason, {{ loop.index }} as reason_order
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+excluded as (
+
+    select
+        exclusion_reason as reason,
+        count(*) as excluded_rows,
+        min(
+            case exclusion_reason
+                when 'invalid_timestamp' then coalesce(transacted_at_text, '<null>')
+                when 'invalid_amount' then coalesce(amount_text, '<null>')
+                when 'after_as_of_date' then transacted_at_text
+                else coalesce(transaction_id, transacted_at_text, '<null>')
+            end
+        ) as example_value
+
+    from classified_transactions
+    where exclusion_reason is not null
+    group by exclusion_reason
+
+),
+
+totals as (
+
+    select count(*) as source_rows from classified_transactions
+
+),
+
+final as (
+
+    select
+        reasons.reason,
+        coalesce(excluded.excluded_rows, 0) as rows,
+        totals.source_rows,
+        excluded.example_value
+
+    from reasons
+    cross join totals
+    left join excluded on reasons.reason = excluded.reason
+
+)
+
+select reason, rows, source_rows, example_value from final

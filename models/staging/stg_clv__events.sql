@@ -1,0 +1,35 @@
+{#- Optional browsing events; an empty, typed relation when none are configured. -#}
+{%- set source_relation = clv_optional_source('clv_events', 'clv_sample_events') -%}
+
+with
+
+{% if source_relation is not none -%}
+source as (
+
+    select * from {{ source_relation }}
+
+),
+
+renamed as (
+
+    select
+        nullif(trim(cast(customer_id as {{ dbt.type_string() }})), '') as customer_id,
+        {{ clv_parse_timestamp('event_at') }} as event_at,
+        lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type
+
+    from source
+
+)
+{%- else -%}
+renamed as (
+
+    select
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_timestamp() }}) as event_at,
+        cast(null as {{ dbt.type_string() }}) as event_type
+    where 1 = 0
+
+)
+{%- endif %}
+
+select * from renamed
