@@ -1,0 +1,86 @@
+"""Shared fixtures: run this dbt project against a throw-away DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from dbt.cli.main import dbtRunner
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Everything that does not need the network: the SQL layer up to the example tables.
+FEATURE_MODELS = "+clv_training_examples +clv_scoring_examples +clv_data_quality +clv_customer_periods"
+
+
+class DbtProject:
+    """One throw-away database and target directory for the project under test."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.database = workdir / "clv.duckdb"
+
+    def run(self, command: str, vars: dict | None = None, select: str | None = None,
+            extra: list[str] | None = None) -> object:
+        args = [
+            command,
+            "--project-dir", str(PROJECT_DIR),
+            "--profiles-dir", str(PROJECT_DIR),
+            "--target-path", str(self.workdir / "target"),
+            "--log-path", str(self.workdir / "logs"),
+            "--quiet",
+        ]
+        if vars:
+            args += ["--vars", json.dumps(vars)]
+        if select:
+            args += ["--select", *select.split()]
+        args += extra or []
+        previous = os.environ.get("CLV_DUCKDB_PATH")
+        os.environ["CLV_DUCKDB_PATH"] = str(self.database)
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            if previous is None:
+                os.environ.pop("CLV_DUCKDB_PATH", None)
+            else:
+                os.environ["CLV_DUCKDB_PATH"] = previous
+        if result.exception is not None:
+            raise result.exception
+        return result
+
+    def build(self, vars: dict | None = None, select: str | None = FEATURE_MODELS,
+              expect_success: bool = True) -> object:
+        result = self.run("build", vars=vars, select=select)
+        if expect_success:
+            failures = [
+                f"{r.node.name}: {r.status} {r.message}"
+                for r in (result.result or [])
+                if str(r.status) in ("error", "fail", "runtime error")
+            ]
+            assert result.success, "dbt build failed:\n" + "\n".join(failures)
+        return result
+
+    def query(self, sql: str) -> pd.DataFrame:
+        # dbt-duckdb may still hold the file in this process: open it with the same (default) configuration.
+        with duckdb.connect(str(self.database)) as connection:
+            return connection.sql(sql).df()
+
+
+@pytest.fixture
+def dbt_project(tmp_path: Path) -> DbtProject:
+    return DbtProject(tmp_path)
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[[pd.DataFrame, str], str]:
+    def write(frame: pd.DataFrame, name: str = "transactions.csv") -> str:
+        path = tmp_path / name
+        frame.to_csv(path, index=False)
+        return str(path)
+
+    return write

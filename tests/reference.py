@@ -1,0 +1,98 @@
+"""Plain-Python reference for the feature SQL, written from the definitions, not from the SQL.
+
+Each function takes usable transactions as (customer_id, date, amount) tuples.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import date, timedelta
+
+WINDOWS = (7, 30, 90, 180, 365)
+
+
+def _days(transactions, customer_id, cutoff):
+    """Per-day orders, gross, refund and net amounts of one customer on or before the cutoff."""
+    days: dict[date, dict[str, float]] = defaultdict(
+        lambda: {"orders": 0, "gross": 0.0, "refund": 0.0, "net": 0.0}
+    )
+    for customer, day, amount in transactions:
+        if customer != customer_id or day > cutoff:
+            continue
+        entry = days[day]
+        entry["net"] += amount
+        if amount > 0:
+            entry["orders"] += 1
+            entry["gross"] += amount
+        elif amount < 0:
+            entry["refund"] -= amount
+    return dict(sorted(days.items()))
+
+
+def customer_features(transactions, customer_id, cutoff: date) -> dict[str, float] | None:
+    """The features of one customer at one cutoff, or None when the customer is unknown then."""
+    days = _days(transactions, customer_id, cutoff)
+    if not days:
+        return None
+    purchase_days = [day for day, entry in days.items() if entry["orders"] > 0]
+    first_activity = min(days)
+    first_purchase = purchase_days[0] if purchase_days else None
+    gaps = [(b - a).days for a, b in zip(purchase_days, purchase_days[1:], strict=False)]
+    features = {
+        "frequency": max(len(purchase_days) - 1, 0),
+        "recency_days": (purchase_days[-1] - purchase_days[0]).days if purchase_days else 0,
+        "t_days": (cutoff - (first_purchase or first_activity)).days,
+        "monetary_value": (
+            sum(days[day]["gross"] for day in purchase_days[1:]) / (len(purchase_days) - 1)
+            if len(purchase_days) > 1
+            else 0.0
+        ),
+        "orders_total": sum(entry["orders"] for entry in days.values()),
+        "revenue_total": sum(entry["net"] for entry in days.values()),
+        "refund_amount_total": sum(entry["refund"] for entry in days.values()),
+        "first_order_value": days[purchase_days[0]]["gross"] if purchase_days else 0.0,
+        "last_order_value": days[purchase_days[-1]]["gross"] if purchase_days else 0.0,
+        "days_since_last_purchase": (
+            (cutoff - purchase_days[-1]).days if purchase_days else (cutoff - first_activity).days
+        ),
+        "interpurchase_days_mean": statistics.fmean(gaps) if gaps else 0.0,
+        "interpurchase_days_stddev": statistics.stdev(gaps) if len(gaps) > 1 else 0.0,
+        "interpurchase_days_max": max(gaps) if gaps else 0,
+    }
+    for window in WINDOWS:
+        recent = {day: entry for day, entry in days.items() if (cutoff - day).days < window}
+        features[f"orders_last_{window}d"] = sum(entry["orders"] for entry in recent.values())
+        features[f"revenue_last_{window}d"] = sum(entry["net"] for entry in recent.values())
+        features[f"active_days_last_{window}d"] = sum(
+            1 for entry in recent.values() if entry["orders"] > 0
+        )
+    return features
+
+
+def customer_sequence(transactions, customer_id, cutoff: date, period_days: int,
+                      periods: int) -> dict[str, float]:
+    """seq_<channel>_lag_<NN> columns: lag 1 is the period ending on the cutoff day."""
+    sequence = {
+        f"seq_{channel}_lag_{lag:02d}": 0.0
+        for channel in ("orders", "revenue", "active_days")
+        for lag in range(1, periods + 1)
+    }
+    for day, entry in _days(transactions, customer_id, cutoff).items():
+        lag = (cutoff - day).days // period_days + 1
+        if lag > periods:
+            continue
+        sequence[f"seq_orders_lag_{lag:02d}"] += entry["orders"]
+        sequence[f"seq_revenue_lag_{lag:02d}"] += entry["net"]
+        sequence[f"seq_active_days_lag_{lag:02d}"] += 1 if entry["orders"] > 0 else 0
+    return sequence
+
+
+def customer_label(transactions, customer_id, cutoff: date, horizon_days: int) -> float:
+    """Net spend in (cutoff, cutoff + horizon], floored at 0."""
+    end = cutoff + timedelta(days=horizon_days)
+    total = sum(
+        amount for customer, day, amount in transactions
+        if customer == customer_id and cutoff < day <= end
+    )
+    return max(total, 0.0)

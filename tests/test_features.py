@@ -1,0 +1,145 @@
+"""The feature SQL against the plain-Python reference on small hand-made data."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pandas as pd
+import pytest
+
+from reference import customer_features, customer_label, customer_sequence
+
+VARS = {
+    "clv_as_of_date": "2023-06-30",
+    "clv_horizon_days": 30,
+    "clv_training_cutoffs": 3,
+    "clv_cutoff_spacing_days": 20,
+    "clv_period_days": 10,
+    "clv_sequence_periods": 6,
+}
+CUTOFFS = [date(2023, 6, 30), date(2023, 5, 31), date(2023, 5, 11), date(2023, 4, 21)]
+
+# (transaction_id, customer_id, transacted_at, amount): the usable rows.
+GOOD_ROWS = [
+    ("a1", "A", "2023-03-01 10:00:00", "50"),  # a single purchase
+    ("b1", "B", "2023-04-01 10:00:00", "20"),  # two purchases on one day
+    ("b2", "B", "2023-04-01 15:30:00", "30"),
+    ("b3", "B", "2023-04-21 23:59:00", "40"),  # on a cutoff day: belongs to that cutoff
+    ("b4", "B", "2023-05-20 08:00:00", "10"),
+    ("b5", "B", "2023-06-05 08:00:00", "25"),
+    ("c1", "C", "2023-02-01 09:00:00", "100"),  # refund larger than the purchase
+    ("c2", "C", "2023-03-01 09:00:00", "-150"),
+    ("c3", "C", "2023-05-15 09:00:00", "30"),
+    ("d1", "D", "2023-05-11 12:00:00", "60"),  # first purchase on a cutoff day
+    ("d2", "D", "2023-06-20 12:00:00", "-10"),
+    ("f1", "F", "2023-01-05 12:00:00", "5"),  # activity spread over many periods
+    ("f2", "F", "2023-02-10 12:00:00", "15"),
+    ("f3", "F", "2023-04-20 12:00:00", "25"),
+    ("f4", "F", "2023-05-31 12:00:00", "35"),
+    ("f5", "F", "2023-06-30 12:00:00", "45"),
+    ("g1", "G", "2023-03-03 12:00:00", "0"),  # a zero-amount order, then a purchase
+    ("g2", "G", "2023-03-10 12:00:00", "12.5"),
+    ("h1", "H", "2023-03-05 12:00:00", "-20"),  # only a refund
+    ("i1", " I ", "2023-05-01 12:00:00", "8"),  # id with spaces around it
+]
+BAD_ROWS = [
+    ("x1", "", "2023-03-01 10:00:00", "10"),  # missing_customer_id
+    ("e1", "E", "not a date", "10"),  # invalid_timestamp
+    ("e2", "E", "2023-03-01 10:00:00", "abc"),  # invalid_amount
+    ("e3", "E", "2023-03-02 10:00:00", "NaN"),  # invalid_amount
+    ("b2", "B", "2023-04-01 15:30:00", "30"),  # duplicate_transaction
+    ("f6", "F", "2023-07-05 12:00:00", "55"),  # after_as_of_date
+]
+EXPECTED_QUALITY = {
+    "missing_customer_id": 1,
+    "invalid_timestamp": 1,
+    "invalid_amount": 2,
+    "duplicate_transaction": 1,
+    "after_as_of_date": 1,
+}
+
+
+def _usable() -> list[tuple[str, date, float]]:
+    return [
+        (customer.strip(), datetime.fromisoformat(at).date(), float(amount))
+        for _, customer, at, amount in GOOD_ROWS
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from conftest import DbtProject
+
+    workdir = tmp_path_factory.mktemp("features")
+    frame = pd.DataFrame(
+        GOOD_ROWS + BAD_ROWS, columns=["transaction_id", "customer_id", "transacted_at", "amount"]
+    )
+    path = workdir / "transactions.csv"
+    frame.to_csv(path, index=False)
+    project = DbtProject(workdir)
+    project.build(vars={**VARS, "clv_transactions": str(path)})
+    return project
+
+
+@pytest.mark.slow
+def test_data_quality_counts_every_bad_row(built):
+    quality = built.query("select reason, rows from clv_data_quality")
+    assert dict(zip(quality.reason, quality.rows, strict=True)) == EXPECTED_QUALITY
+
+
+@pytest.mark.slow
+def test_cutoffs(built):
+    cutoffs = built.query("select cutoff_date, cutoff_role from clv_cutoffs order by cutoff_date desc")
+    assert [c.date() if hasattr(c, "date") else c for c in cutoffs.cutoff_date] == CUTOFFS
+    assert list(cutoffs.cutoff_role) == ["scoring", "validation", "training", "training"]
+
+
+@pytest.mark.slow
+def test_features_match_reference(built):
+    usable = _usable()
+    customers = sorted({customer for customer, _, _ in usable})
+    features = built.query("select * from clv_customer_features")
+    features["cutoff_date"] = pd.to_datetime(features["cutoff_date"]).dt.date
+    actual = features.set_index(["customer_id", "cutoff_date"])
+    expected_keys = set()
+    for cutoff in CUTOFFS:
+        for customer in customers:
+            reference = customer_features(usable, customer, cutoff)
+            if reference is None:
+                continue
+            expected_keys.add((customer, cutoff))
+            row = actual.loc[(customer, cutoff)]
+            for column, value in reference.items():
+                assert row[column] == pytest.approx(value, abs=1e-9), (customer, cutoff, column)
+    assert set(actual.index) == expected_keys
+    assert "E" not in set(features.customer_id), "a customer with only bad rows has no features"
+
+
+@pytest.mark.slow
+def test_sequences_and_labels_match_reference(built):
+    usable = _usable()
+    examples = built.query("select * from clv_training_examples")
+    examples["cutoff_date"] = pd.to_datetime(examples["cutoff_date"]).dt.date
+    assert len(examples) > 0
+    for row in examples.itertuples(index=False):
+        row = row._asdict()
+        sequence = customer_sequence(usable, row["customer_id"], row["cutoff_date"], 10, 6)
+        for column, value in sequence.items():
+            assert row[column] == pytest.approx(value, abs=1e-9), (row["customer_id"], column)
+        label = customer_label(usable, row["customer_id"], row["cutoff_date"], 30)
+        assert row["label_revenue"] == pytest.approx(label, abs=1e-9)
+    scoring = built.query("select customer_id from clv_scoring_examples")
+    assert sorted(scoring.customer_id) == sorted({c for c, _, _ in usable})
+
+
+@pytest.mark.slow
+def test_period_spine_is_complete(built):
+    counts = built.query(
+        "select customer_id, cutoff_date, count(*) as periods, sum(revenue) as revenue "
+        "from clv_customer_periods group by 1, 2"
+    )
+    assert set(counts.periods) == {6}
+    sequences = built.query("select * from clv_customer_sequences")
+    merged = counts.merge(sequences, on=["customer_id", "cutoff_date"])
+    lag_columns = [f"seq_revenue_lag_{lag:02d}" for lag in range(1, 7)]
+    assert merged[lag_columns].sum(axis=1).to_numpy() == pytest.approx(merged.revenue.to_numpy())
