@@ -31,7 +31,7 @@
         {{ clv_fail(var_name, "expected a whole number, got " ~ (value | string)) }}
     {% endif %}
     {% set text = value | string | trim %}
-    {% if not modules.re.fullmatch('[0-9]+', text) %}
+    {% if not modules.re.fullmatch('-?[0-9]+', text) %}
         {{ clv_fail(var_name, "expected a whole number, got '" ~ text ~ "'") }}
     {% endif %}
     {% set number = text | int %}

@@ -1,0 +1,37 @@
+"""Every var is validated before any SQL runs, with an error that names the var."""
+
+from __future__ import annotations
+
+import pytest
+from dbt.exceptions import CompilationError
+
+BAD_VARS = [
+    ({"clv_horizon_days": -5}, "clv_horizon_days"),
+    ({"clv_horizon_days": 100000}, "clv_horizon_days"),
+    ({"clv_horizon_days": "ninety"}, "clv_horizon_days"),
+    ({"clv_horizon_days": True}, "clv_horizon_days"),
+    ({"clv_as_of_date": "2023-02-30"}, "clv_as_of_date"),
+    ({"clv_as_of_date": "06/30/2023"}, "clv_as_of_date"),
+    ({"clv_as_of_date": "2023-01-01'; drop table x; --"}, "clv_as_of_date"),
+    ({"clv_training_cutoffs": 0}, "clv_training_cutoffs"),
+    ({"clv_cutoff_spacing_days": 1.5}, "clv_cutoff_spacing_days"),
+    ({"clv_period_days": 0}, "clv_period_days"),
+    ({"clv_sequence_periods": 1000}, "clv_sequence_periods"),
+    ({"clv_retrain": "sometimes"}, "clv_retrain"),
+    ({"clv_transactions": "main.tx; drop table clv_predictions"}, "clv_transactions"),
+    ({"clv_transactions": "/data/x.csv'); drop table y; --.csv"}, "clv_transactions"),
+    ({"clv_columns": {"amount": "1; drop table x"}}, "clv_columns"),
+    ({"clv_columns": {"amount": "price -- comment"}}, "clv_columns"),
+    ({"clv_columns": {"spend": "price"}}, "clv_columns"),
+    ({"clv_columns": "customer_id"}, "clv_columns"),
+    ({"clv_timestamp_format": "%Y'); drop table x; --"}, "clv_timestamp_format"),
+    ({"clv_model_dir": ""}, "clv_model_dir"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("vars", "name"), BAD_VARS, ids=[str(v) for v, _ in BAD_VARS])
+def test_bad_var_is_rejected_before_sql_runs(dbt_project, vars, name):
+    with pytest.raises(CompilationError, match=f"Invalid value for var '{name}'"):
+        dbt_project.run("parse", vars=vars)
+    assert not dbt_project.database.exists(), "no SQL may run for an invalid var"
