@@ -30,7 +30,8 @@ def _days(transactions, customer_id, cutoff):
     return dict(sorted(days.items()))
 
 
-def customer_features(transactions, customer_id, cutoff: date) -> dict[str, float] | None:
+def customer_features(transactions, customer_id, cutoff: date,
+                      horizon_days: int | None = None) -> dict[str, float] | None:
     """The features of one customer at one cutoff, or None when the customer is unknown then."""
     days = _days(transactions, customer_id, cutoff)
     if not days:
@@ -66,6 +67,10 @@ def customer_features(transactions, customer_id, cutoff: date) -> dict[str, floa
         features[f"revenue_last_{window}d"] = sum(entry["net"] for entry in recent.values())
         features[f"active_days_last_{window}d"] = sum(
             1 for entry in recent.values() if entry["orders"] > 0
+        )
+    if horizon_days is not None:
+        features["revenue_last_horizon"] = sum(
+            entry["net"] for day, entry in days.items() if (cutoff - day).days < horizon_days
         )
     return features
 

@@ -104,7 +104,7 @@ def test_features_match_reference(built):
     expected_keys = set()
     for cutoff in CUTOFFS:
         for customer in customers:
-            reference = customer_features(usable, customer, cutoff)
+            reference = customer_features(usable, customer, cutoff, horizon_days=30)
             if reference is None:
                 continue
             expected_keys.add((customer, cutoff))

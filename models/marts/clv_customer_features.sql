@@ -76,6 +76,8 @@ aggregated as (
         count(case when days_before_cutoff < {{ window }} and is_purchase_day then 1 end)
             as active_days_last_{{ window }}d,
         {%- endfor %}
+        sum(case when days_before_cutoff < {{ settings.horizon_days }} then net_revenue else 0 end)
+            as revenue_last_horizon,
         avg(days_since_previous_purchase) as interpurchase_days_mean,
         stddev_samp(days_since_previous_purchase) as interpurchase_days_stddev,
         max(days_since_previous_purchase) as interpurchase_days_max
@@ -179,6 +181,7 @@ final as (
         btyd_summary.revenue_last_{{ window }}d,
         btyd_summary.active_days_last_{{ window }}d,
         {%- endfor %}
+        btyd_summary.revenue_last_horizon,
         coalesce(
             {{ clv_days_between('btyd_summary.last_purchase_date', 'btyd_summary.cutoff_date') }},
             btyd_summary.t_days
