@@ -1,0 +1,232 @@
+"""Tests for clv.metrics against hand-computed cases and independent references."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+
+from clv.metrics import (
+    aggregate_error,
+    auc,
+    decile_calibration,
+    decile_mape,
+    evaluate,
+    mae,
+    normalized_gini,
+    rmse,
+    spearman,
+    top_decile_capture,
+)
+
+RNG = np.random.default_rng(0)
+Y_TRUE = RNG.gamma(0.5, 100.0, 2000) * (RNG.random(2000) < 0.4)
+Y_PRED = Y_TRUE * RNG.lognormal(0.0, 0.5, 2000) + RNG.gamma(1.0, 5.0, 2000)
+
+
+def brute_force_auc(y: np.ndarray, s: np.ndarray) -> float:
+    pos, neg = s[y > 0], s[y <= 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (pos.size * neg.size)
+
+
+def brute_force_gini(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Expected Gini ratio over every order of tied predictions (only for tiny inputs)."""
+    n = y_true.size
+
+    def gini(values: np.ndarray) -> float:
+        return np.mean(np.cumsum(values) / values.sum()) - (n + 1) / (2 * n)
+
+    ideal = gini(np.sort(y_true)[::-1])
+    results = []
+    for perm in itertools.permutations(range(n)):
+        perm = np.array(perm)
+        order = perm[np.argsort(-y_pred[perm], kind="stable")]
+        results.append(gini(y_true[order]))
+    return float(np.mean(results) / ideal)
+
+
+# ---------------------------------------------------------------------------------------------
+# normalized Gini
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gini_perfect_random_and_inverted() -> None:
+    assert normalized_gini(Y_TRUE, Y_TRUE) == pytest.approx(1.0)
+    assert normalized_gini(Y_TRUE, 2.0 * Y_TRUE + 3.0) == pytest.approx(1.0)
+    random_scores = [
+        normalized_gini(Y_TRUE, np.random.default_rng(s).random(Y_TRUE.size)) for s in range(20)
+    ]
+    assert abs(np.mean(random_scores)) < 0.03
+    assert normalized_gini(Y_TRUE, -Y_TRUE) < 0
+    assert normalized_gini(Y_TRUE, np.full(Y_TRUE.size, 7.0)) == pytest.approx(0.0, abs=1e-12)
+    assert 0.5 < normalized_gini(Y_TRUE, Y_PRED) < 1.0
+
+
+def test_gini_hand_case() -> None:
+    # y sorted by prediction: [0, 3, 1]; cumulative shares 0, 3/4, 1; mean 7/12; minus 4/6.
+    # ideal order [3, 1, 0]: shares 3/4, 1, 1; mean 11/12; minus 4/6.
+    y = np.array([3.0, 1.0, 0.0])
+    pred = np.array([2.0, 1.0, 3.0])
+    expected = (7 / 12 - 2 / 3) / (11 / 12 - 2 / 3)
+    assert normalized_gini(y, pred) == pytest.approx(expected)
+
+
+def test_gini_ties_are_averaged_over_orderings() -> None:
+    y = np.array([5.0, 0.0, 2.0, 0.0, 1.0])
+    pred = np.array([1.0, 1.0, 0.5, 2.0, 0.5])
+    assert normalized_gini(y, pred) == pytest.approx(brute_force_gini(y, pred))
+    # Row order does not matter.
+    perm = np.array([3, 0, 4, 1, 2])
+    assert normalized_gini(y[perm], pred[perm]) == pytest.approx(normalized_gini(y, pred))
+
+
+def test_gini_undefined_cases() -> None:
+    assert np.isnan(normalized_gini(np.zeros(5), np.arange(5.0)))
+    assert np.isnan(normalized_gini(np.full(5, 2.0), np.arange(5.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# rank and error metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_spearman_matches_scipy() -> None:
+    assert spearman(Y_TRUE, Y_PRED) == pytest.approx(spearmanr(Y_TRUE, Y_PRED).statistic)
+    ties = np.array([0.0, 0.0, 1.0, 2.0, 2.0, 5.0])
+    pred = np.array([1.0, 3.0, 3.0, 0.0, 2.0, 9.0])
+    assert spearman(ties, pred) == pytest.approx(spearmanr(ties, pred).statistic)
+    assert np.isnan(spearman(ties, np.ones(6)))
+
+
+def test_simple_error_metrics_hand_case() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([2.0, 2.0, 1.0, 5.0])
+    assert aggregate_error(y, p) == pytest.approx(10.0 / 10.0 - 1.0)
+    assert aggregate_error(y, 1.5 * y) == pytest.approx(0.5)
+    assert mae(y, p) == pytest.approx((1 + 0 + 2 + 1) / 4)
+    assert rmse(y, p) == pytest.approx(np.sqrt((1 + 0 + 4 + 1) / 4))
+    assert np.isnan(aggregate_error(np.zeros(3), np.ones(3)))
+
+
+def test_auc_matches_brute_force() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.random(300) < 0.3).astype(float)
+    score = np.round(rng.random(300) + 0.3 * y, 1)  # many ties
+    assert auc(y, score) == pytest.approx(brute_force_auc(y, score))
+    assert auc(y > 0, y) == pytest.approx(1.0)
+    assert auc(y, -y) == pytest.approx(0.0)
+    assert auc(y, np.ones(300)) == pytest.approx(0.5)
+    assert np.isnan(auc(np.zeros(5), np.arange(5.0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(min_value=0, max_value=4)), min_size=2, max_size=40
+    )
+)
+def test_auc_property(pairs: list[tuple[bool, int]]) -> None:
+    y = np.array([p[0] for p in pairs], dtype=float)
+    s = np.array([p[1] for p in pairs], dtype=float)
+    if y.min() == y.max():
+        assert np.isnan(auc(y, s))
+    else:
+        assert auc(y, s) == pytest.approx(brute_force_auc(y, s))
+
+
+# ---------------------------------------------------------------------------------------------
+# decile metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_decile_calibration_hand_case() -> None:
+    y = np.arange(20.0)
+    pred = np.arange(20.0) * 2.0
+    table = decile_calibration(y, pred)
+    assert list(table.columns) == ["decile", "customers", "mean_predicted", "mean_actual"]
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert table["customers"].tolist() == [2] * 10
+    # Decile 1 holds the two highest predictions (customers 19 and 18).
+    assert table["mean_actual"].iloc[0] == pytest.approx(18.5)
+    assert table["mean_predicted"].iloc[0] == pytest.approx(37.0)
+    assert table["mean_actual"].iloc[-1] == pytest.approx(0.5)
+    assert decile_mape(y, pred) == pytest.approx(1.0)  # predictions are twice the actuals
+    # Decile 10 has mean actual 0.5, so nothing is skipped here.
+
+
+def test_decile_sizes_with_remainder_and_small_inputs() -> None:
+    table = decile_calibration(np.arange(23.0), np.arange(23.0))
+    assert table["customers"].tolist() == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
+    assert table["customers"].sum() == 23
+    small = decile_calibration([1.0, 2.0, 3.0], [3.0, 2.0, 1.0])
+    assert small["customers"].tolist() == [1, 1, 1] + [0] * 7
+    assert small["mean_actual"].iloc[:3].tolist() == [1.0, 2.0, 3.0]
+    assert small["mean_actual"].iloc[3:].isna().all()
+
+
+def test_decile_mape_skips_zero_actual_deciles() -> None:
+    y = np.concatenate([np.full(10, 10.0), np.zeros(90)])
+    pred = np.concatenate([np.full(10, 12.0), np.linspace(1.0, 0.1, 90)])
+    # Only decile 1 has a non-zero mean actual: |12 - 10| / 10.
+    assert decile_mape(y, pred) == pytest.approx(0.2)
+    assert np.isnan(decile_mape(np.zeros(30), np.arange(30.0)))
+
+
+def test_decile_metrics_with_ties_use_expected_actuals() -> None:
+    # All predictions tied: every decile's mean actual equals the overall mean.
+    y = np.arange(50.0)
+    table = decile_calibration(y, np.zeros(50))
+    np.testing.assert_allclose(table["mean_actual"], y.mean())
+    assert top_decile_capture(y, np.zeros(50)) == pytest.approx(0.1)
+    # A tie block straddling the decile 1 boundary.
+    y2 = np.array([10.0, 0.0, 4.0, 2.0] + [0.0] * 16)
+    p2 = np.array([5.0, 3.0, 3.0, 3.0] + [1.0] * 16)
+    # Decile 1 = customer 0 plus one of the three tied at 3 (mean actual 2).
+    assert decile_calibration(y2, p2)["mean_actual"].iloc[0] == pytest.approx((10.0 + 2.0) / 2)
+    assert top_decile_capture(y2, p2) == pytest.approx(12.0 / 16.0)
+
+
+def test_top_decile_capture_hand_case() -> None:
+    y = np.array([100.0] + [1.0] * 19)
+    assert top_decile_capture(y, y) == pytest.approx(101.0 / 119.0)
+    assert top_decile_capture(y, -y) == pytest.approx(2.0 / 119.0)
+    assert np.isnan(top_decile_capture(np.zeros(5), np.arange(5.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+def test_evaluate_returns_all_metrics() -> None:
+    result = evaluate(Y_TRUE, Y_PRED)
+    assert set(result) == {
+        "normalized_gini",
+        "spearman",
+        "aggregate_error",
+        "decile_mape",
+        "top_decile_capture",
+        "mae",
+        "rmse",
+        "auc",
+    }
+    assert all(isinstance(v, float) for v in result.values())
+    assert result["auc"] == pytest.approx(auc(Y_TRUE > 0, Y_PRED))
+    prob = np.clip(Y_TRUE / (Y_TRUE.max() + 1.0) + 0.1 * RNG.random(Y_TRUE.size), 0, 1)
+    with_prob = evaluate(Y_TRUE, Y_PRED, purchase_probability=prob)
+    assert with_prob["auc"] == pytest.approx(auc(Y_TRUE > 0, prob))
+    assert with_prob["rmse"] == result["rmse"]
+
+
+def test_input_validation() -> None:
+    with pytest.raises(ValueError):
+        mae([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError):
+        rmse([], [])
+    with pytest.raises(ValueError):
+        normalized_gini([1.0, np.nan], [1.0, 2.0])
