@@ -15,7 +15,9 @@ from dbt.cli.main import dbtRunner
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Everything that does not need the network: the SQL layer up to the example tables.
-FEATURE_MODELS = "+clv_training_examples +clv_scoring_examples +clv_data_quality +clv_customer_periods"
+FEATURE_MODELS = (
+    "+clv_training_examples +clv_scoring_examples +clv_data_quality +clv_customer_periods"
+)
 
 
 class DbtProject:
@@ -66,7 +68,8 @@ class DbtProject:
         return result
 
     def query(self, sql: str) -> pd.DataFrame:
-        # dbt-duckdb may still hold the file in this process: open it with the same (default) configuration.
+        # dbt-duckdb may still hold the file in this process: open it with the same
+        # (default) configuration.
         with duckdb.connect(str(self.database)) as connection:
             return connection.sql(sql).df()
 

@@ -6,7 +6,6 @@ from datetime import date, datetime
 
 import pandas as pd
 import pytest
-
 from reference import customer_features, customer_label, customer_sequence
 
 VARS = {
@@ -89,7 +88,9 @@ def test_data_quality_counts_every_bad_row(built):
 
 @pytest.mark.slow
 def test_cutoffs(built):
-    cutoffs = built.query("select cutoff_date, cutoff_role from clv_cutoffs order by cutoff_date desc")
+    cutoffs = built.query(
+        "select cutoff_date, cutoff_role from clv_cutoffs order by cutoff_date desc"
+    )
     assert [c.date() if hasattr(c, "date") else c for c in cutoffs.cutoff_date] == CUTOFFS
     assert list(cutoffs.cutoff_role) == ["scoring", "validation", "training", "training"]
 

@@ -45,7 +45,8 @@ def test_rows_after_a_cutoff_change_no_feature_at_it(dbt_project, write_csv):
     history = _random_transactions(rng, 60, "2023-01-01", "2023-08-03 23:59")
     dbt_project.build(vars={**VARS, "clv_transactions": write_csv(history, "before.csv")})
     before = {table: _snapshot(dbt_project, table) for table in FEATURE_TABLES}
-    labels_before = dbt_project.query("select sum(label_revenue) as total from clv_training_examples")
+    labels_sql = "select sum(label_revenue) as total from clv_training_examples"
+    labels_before = dbt_project.query(labels_sql)
 
     # Later rows: existing customers buy again and refund, new customers arrive.
     later = _random_transactions(rng, 90, "2023-08-04", "2023-12-31", prefix="L")
@@ -56,5 +57,5 @@ def test_rows_after_a_cutoff_change_no_feature_at_it(dbt_project, write_csv):
         after = _snapshot(dbt_project, table)
         assert len(before[table]) > 0
         pd.testing.assert_frame_equal(before[table], after, check_dtype=False)
-    labels_after = dbt_project.query("select sum(label_revenue) as total from clv_training_examples")
+    labels_after = dbt_project.query(labels_sql)
     assert labels_after.total[0] > labels_before.total[0], "labels must see the later rows"
