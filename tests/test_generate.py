@@ -188,10 +188,12 @@ def test_customers_and_events_are_consistent(data: GeneratedData) -> None:
     assert 1.5 < per_order < 3.5
 
 
-def test_events_can_be_disabled() -> None:
+def test_events_can_be_disabled_without_changing_transactions() -> None:
     quiet = generate(GeneratorSettings(n_customers=50, with_events=False))
     assert quiet.events.empty
     assert tuple(quiet.events.columns) == EVENT_COLUMNS
+    busy = generate(GeneratorSettings(n_customers=50, with_events=True))
+    pd.testing.assert_frame_equal(quiet.transactions, busy.transactions)
 
 
 def test_closed_cohort_is_acquired_early() -> None:
@@ -325,6 +327,18 @@ def test_cli_writes_csv_and_parquet(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
 
 
+def test_cli_rejects_bad_options(tmp_path: Path) -> None:
+    for options in (
+        ["--customers", "0", "--out", str(tmp_path / "t.csv")],
+        ["--out", str(tmp_path / "t.json")],
+        ["--no-events", "--events-out", str(tmp_path / "e.csv"), "--out", str(tmp_path / "t.csv")],
+    ):
+        with pytest.raises(SystemExit) as raised:
+            main(options)
+        assert raised.value.code == 2
+    assert not any(tmp_path.iterdir())
+
+
 def test_module_entry_point_prints_help() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "clv.generate", "--help"], capture_output=True, text=True
@@ -333,7 +347,6 @@ def test_module_entry_point_prints_help() -> None:
     assert re.search(r"--closed-cohort", result.stdout)
 
 
-@pytest.mark.skipif(not (SEEDS / "clv_sample_transactions.csv").exists(), reason="no seeds")
 def test_sample_seeds_are_reproducible(tmp_path: Path) -> None:
     names = ("transactions", "customers", "events")
     main(

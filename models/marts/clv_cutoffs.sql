@@ -14,7 +14,9 @@ as_of as (
         {% if settings.as_of_date -%}
         cast('{{ settings.as_of_date }}' as date) as as_of_date,
         {%- else -%}
-        least(max(cast(transacted_at as date)), current_date) as as_of_date,
+        -- the last usable day that is not in the future (a far-future row is a clock error)
+        max(case when cast(transacted_at as date) <= current_date then cast(transacted_at as date) end)
+            as as_of_date,
         {%- endif %}
         min(cast(transacted_at as date)) as first_transaction_date
 
