@@ -1,0 +1,124 @@
+"""Settings for training, export and scoring, plus the one place that seeds every generator.
+
+Settings are frozen dataclasses so a run cannot change them halfway; ``asdict`` of each is saved in
+the metadata JSON next to every exported model, and ``from_dict`` reads them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import torch
+
+# Column names shared by the dbt example tables and the Python package.
+ID_COLUMN = "customer_id"
+CUTOFF_COLUMN = "cutoff_date"
+LABEL_COLUMN = "label_revenue"
+LABEL_PREFIX = "label_"
+SEQUENCE_PREFIX = "seq_"
+# Columns that are never features even when numeric.
+NON_FEATURE_COLUMNS = frozenset({ID_COLUMN, CUTOFF_COLUMN, "as_of_date", "horizon_days"})
+# Preferred order of sequence channels; channels not listed here follow in alphabetical order.
+CHANNELS = ("orders", "revenue", "active_days")
+
+# ONNX graph interface.
+INPUT_NAMES = ("static", "sequence")
+OUTPUT_NAMES = ("purchase_probability", "predicted_clv", "mu", "sigma")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Shared JSON round trip for the settings dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        """Build settings from a dict (e.g. saved metadata); unknown keys are an error."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {unknown}")
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**clean)
+
+
+@dataclass(frozen=True)
+class TrainSettings(_Settings):
+    """Network sizes and optimisation settings for :func:`clv.train.train`."""
+
+    seed: int = 42  # seeds python, numpy, torch, the validation split, subsampling and shuffling
+    # network
+    conv_channels: int = 8  # Conv1d output channels over the period axis (kernel 3, same length)
+    gru_hidden: int = 12  # GRU hidden size; its last state summarises the sequence
+    mlp_hidden: tuple[int, ...] = (64, 32)  # hidden layers of the head over [static, GRU state]
+    # optimisation
+    batch_size: int = 512  # rows per Adam step
+    learning_rate: float = 3e-3  # Adam step size
+    weight_decay: float = 0.0  # L2 penalty inside Adam
+    grad_clip_norm: float = 5.0  # clip the global gradient norm; 0 disables clipping
+    max_epochs: int = 40  # hard cap on passes over the training rows
+    patience: int = 5  # stop after this many epochs without a validation improvement
+    min_delta: float = 1e-4  # smallest validation-loss decrease that counts as an improvement
+    # data
+    max_train_rows: int = 200_000  # uniform deterministic subsample above this many training rows
+    validation_fraction: float = 0.2  # share of customers held out when only one cutoff exists
+    min_rows: int = 20  # fewer example rows than this (overall or for training) is an error
+    num_threads: int = 0  # torch threads while training; 0 = every core this process may use
+
+    def __post_init__(self) -> None:
+        positive = ("conv_channels", "gru_hidden", "batch_size", "max_epochs", "max_train_rows")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainSettings.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError("TrainSettings.validation_fraction must be in (0, 1)")
+        if any(h < 1 for h in self.mlp_hidden):
+            raise ValueError("TrainSettings.mlp_hidden sizes must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExportSettings(_Settings):
+    """How :func:`clv.export.export_model` writes and checks the ONNX graph."""
+
+    opset: int = 18  # ONNX opset; 18 is read by every onnxruntime release of the last years
+    exporter: str = "auto"  # "auto" tries dynamo then TorchScript; or "dynamo" / "torchscript"
+    parity_rtol: float = 1e-4  # onnxruntime vs PyTorch relative tolerance on every output
+    parity_atol: float = 1e-5  # absolute tolerance added to the relative one (values near 0)
+    parity_rows: int = 2048  # held-out rows compared (plus synthetic rows and a batch of one)
+
+    def __post_init__(self) -> None:
+        if self.exporter not in ("auto", "dynamo", "torchscript"):
+            raise ValueError(f"ExportSettings.exporter must be auto/dynamo/torchscript, got "
+                             f"{self.exporter!r}")
+
+
+@dataclass(frozen=True)
+class ScoreSettings(_Settings):
+    """onnxruntime scoring settings for :mod:`clv.score`."""
+
+    batch_size: int = 16_384  # rows per onnxruntime call; input batches are re-chunked to this
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # reported as predicted_clv_p10/_p50/_p90
+    num_threads: int = 0  # onnxruntime intra-op threads; 0 = every core this process may use
+
+
+def available_cores() -> int:
+    """Number of CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch, and make torch use deterministic kernels only."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)

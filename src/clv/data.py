@@ -1,0 +1,261 @@
+"""Example tables to arrays: which columns are features, in what order, and how they are read.
+
+The feature list is the sorted static numeric columns followed by the sequence columns, channel by
+channel, lag 01 first. The network's ``sequence`` input is ordered oldest period first:
+``sequence[:, t, c]`` holds ``seq_<channel c>_lag_<n_periods - t>``. Nulls and non-finite values
+are read as 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clv.config import (
+    CHANNELS,
+    CUTOFF_COLUMN,
+    ID_COLUMN,
+    LABEL_COLUMN,
+    LABEL_PREFIX,
+    NON_FEATURE_COLUMNS,
+    SEQUENCE_PREFIX,
+)
+
+SEQUENCE_PATTERN = re.compile(r"^seq_(?P<channel>.+?)_lag_(?P<lag>[0-9]+)$")
+
+TabularInput = Any  # pa.Table | pa.RecordBatchReader | pa.RecordBatch | pandas.DataFrame | relation
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Feature columns of an example table, in the order the network reads them."""
+
+    static: tuple[str, ...]  # static numeric columns, sorted by name
+    channels: tuple[str, ...]  # sequence channels in network order
+    sequence: tuple[tuple[str, ...], ...]  # per channel, column names for lag 1..n_periods
+
+    @property
+    def n_periods(self) -> int:
+        return len(self.sequence[0]) if self.sequence else 0
+
+    @property
+    def sequence_columns(self) -> tuple[str, ...]:
+        return tuple(name for channel in self.sequence for name in channel)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Every feature column: static ones, then sequence ones by channel and lag."""
+        return self.static + self.sequence_columns
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "static_features": list(self.static),
+            "channels": list(self.channels),
+            "n_periods": self.n_periods,
+            "sequence_features": [list(c) for c in self.sequence],
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FeatureSpec:
+        return cls(
+            static=tuple(values["static_features"]),
+            channels=tuple(values["channels"]),
+            sequence=tuple(tuple(c) for c in values["sequence_features"]),
+        )
+
+
+def _is_numeric(dtype: pa.DataType) -> bool:
+    return (pa.types.is_integer(dtype) or pa.types.is_floating(dtype)
+            or pa.types.is_decimal(dtype) or pa.types.is_boolean(dtype))
+
+
+def feature_spec(schema: pa.Schema, channel_order: Sequence[str] = CHANNELS) -> FeatureSpec:
+    """Derive the feature columns from a table schema (training or scoring table alike).
+
+    Static features are numeric columns other than the id, cutoff, ``as_of_date``,
+    ``horizon_days``, ``label_*`` and ``seq_*`` columns. Sequence columns are
+    ``seq_<channel>_lag_<NN>``; every channel must have the same lags 1..N.
+    """
+    static: list[str] = []
+    lags: dict[str, dict[int, str]] = {}
+    for field in schema:
+        name = field.name
+        if name in NON_FEATURE_COLUMNS or name.startswith(LABEL_PREFIX):
+            continue
+        if name.startswith(SEQUENCE_PREFIX):
+            match = SEQUENCE_PATTERN.match(name)
+            if match is None:
+                continue
+            if not _is_numeric(field.type):
+                raise ValueError(f"sequence column {name} must be numeric, got {field.type}")
+            channel, lag = match["channel"], int(match["lag"])
+            if lag in lags.setdefault(channel, {}):
+                raise ValueError(f"sequence columns {lags[channel][lag]} and {name} give the "
+                                 "same channel and lag")
+            lags[channel][lag] = name
+        elif _is_numeric(field.type):
+            static.append(name)
+    if not static:
+        raise ValueError("the example table has no static numeric feature columns")
+    if not lags:
+        raise ValueError("the example table has no sequence columns named seq_<channel>_lag_<NN>; "
+                         "check the dbt var clv_sequence_periods")
+    known = [c for c in channel_order if c in lags]
+    channels = tuple(known + sorted(c for c in lags if c not in known))
+    n_periods = max(max(by_lag) for by_lag in lags.values())
+    for channel in channels:
+        missing = sorted(set(range(1, n_periods + 1)) - set(lags[channel]))
+        if missing:
+            raise ValueError(f"sequence channel {channel!r} lacks lags {missing} "
+                             f"(other channels go up to lag {n_periods})")
+    sequence = tuple(tuple(lags[c][lag] for lag in range(1, n_periods + 1)) for c in channels)
+    return FeatureSpec(static=tuple(sorted(static)), channels=channels, sequence=sequence)
+
+
+def as_table(data: TabularInput) -> pa.Table:
+    """Read a pyarrow Table / RecordBatchReader / RecordBatch, pandas DataFrame or DuckDB
+    relation (anything with ``.arrow()``) fully into a pyarrow Table."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "to_numpy") and hasattr(data, "columns") and hasattr(data, "iloc"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "arrow"):
+        return as_table(data.arrow())
+    raise TypeError(f"expected a pyarrow Table/RecordBatchReader, pandas DataFrame or relation, "
+                    f"got {type(data).__name__}")
+
+
+def iter_batches(data: TabularInput | Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+    """Yield record batches lazily from a reader, table, DataFrame or iterable of batches."""
+    if isinstance(data, pa.RecordBatchReader):
+        yield from data
+    elif isinstance(data, pa.Table):
+        yield from data.to_batches()
+    elif isinstance(data, pa.RecordBatch):
+        yield data
+    elif hasattr(data, "iloc") or hasattr(data, "arrow"):
+        yield from as_table(data).to_batches()
+    else:
+        for item in data:
+            yield from iter_batches(item)
+
+
+def _column_as_float(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    column = column.cast(pa.float64(), safe=False) if column.type != pa.float64() else column
+    return np.asarray(pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False))
+
+
+def feature_matrix(data: pa.Table | pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
+    """Columns as a float32 [rows, len(columns)] matrix; nulls and non-finite values become 0."""
+    missing = [c for c in columns if c not in data.schema.names]
+    if missing:
+        raise ValueError(f"missing feature columns: {missing}")
+    out = np.empty((data.num_rows, len(columns)), dtype=np.float32)
+    for j, name in enumerate(columns):
+        out[:, j] = _column_as_float(data.column(name))
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
+
+
+def model_inputs(data: pa.Table | pa.RecordBatch, spec: FeatureSpec) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """The network inputs: ``static`` float32 [rows, n_static] and ``sequence`` float32
+    [rows, n_periods, n_channels], periods oldest first."""
+    matrix = feature_matrix(data, spec.features)
+    n_static, n_periods = len(spec.static), spec.n_periods
+    static = np.ascontiguousarray(matrix[:, :n_static])
+    by_lag = matrix[:, n_static:].reshape(data.num_rows, len(spec.channels), n_periods)
+    sequence = np.ascontiguousarray(by_lag[:, :, ::-1].transpose(0, 2, 1))
+    return static, sequence
+
+
+def labels(data: pa.Table | pa.RecordBatch) -> np.ndarray:
+    """``label_revenue`` as float64; nulls read as 0 and negative spend floored at 0."""
+    if LABEL_COLUMN not in data.schema.names:
+        raise ValueError(f"the training examples have no {LABEL_COLUMN} column")
+    values = _column_as_float(data.column(LABEL_COLUMN))
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.maximum(values, 0.0)
+
+
+def sorted_examples(table: pa.Table) -> pa.Table:
+    """Rows ordered by (cutoff_date, customer_id) with customer_id as string; duplicates of that
+    pair are an error because they would make the row order, and so training, ambiguous."""
+    for name in (ID_COLUMN, CUTOFF_COLUMN):
+        if name not in table.schema.names:
+            raise ValueError(f"the example table has no {name} column")
+    ids = table.column(ID_COLUMN)
+    if ids.type != pa.string():
+        table = table.set_column(table.schema.get_field_index(ID_COLUMN), ID_COLUMN,
+                                 ids.cast(pa.string()))
+    table = table.sort_by([(CUTOFF_COLUMN, "ascending"), (ID_COLUMN, "ascending")])
+    if table.num_rows > 1:
+        keys = table.select([CUTOFF_COLUMN, ID_COLUMN])
+        head, tail = keys.slice(0, table.num_rows - 1), keys.slice(1)
+        same = pc.and_(pc.equal(head.column(0), tail.column(0)),
+                       pc.equal(head.column(1), tail.column(1)))
+        n_dup = pc.sum(pc.fill_null(same, False)).as_py() or 0
+        if n_dup:
+            raise ValueError(f"the example table has {n_dup} duplicate (customer_id, cutoff_date) "
+                             "rows; each customer must appear once per cutoff")
+    return table
+
+
+def synthetic_examples(n_customers: int = 1000, n_cutoffs: int = 3, n_periods: int = 12,
+                       period_days: int = 30, horizon_periods: int = 12, seed: int = 0,
+                       with_labels: bool = True) -> pa.Table:
+    """A small example table with a known signal, for tests and benchmarks.
+
+    Each customer has a latent order rate and a typical order value. The sequence columns are
+    Poisson order counts per period and their revenue; static columns summarise them, plus a pure
+    noise column, a column with nulls and a string column. The label is the revenue of the orders
+    drawn for the horizon from the same latent rate and value, so history predicts the label.
+    """
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(0.6, 0.4, n_customers) * (rng.random(n_customers) < 0.7)  # orders/period
+    value = np.exp(rng.normal(3.5, 0.6, n_customers))  # typical order value
+    ids = np.array([f"c{i:06d}" for i in range(n_customers)], dtype=object)
+    tables = []
+    for k in range(n_cutoffs):
+        cutoff = np.datetime64("2024-01-01") + np.timedelta64(91 * k, "D")
+        orders = rng.poisson(rate[:, None], (n_customers, n_periods))  # column 0 = lag 1
+        revenue = orders * value[:, None] * np.exp(rng.normal(0, 0.2, (n_customers, n_periods)))
+        active = np.minimum(orders, period_days)
+        total_orders = orders.sum(1)
+        recent = np.where(orders > 0, np.arange(n_periods)[None, :], n_periods).min(1)
+        columns: dict[str, Any] = {
+            ID_COLUMN: ids,
+            CUTOFF_COLUMN: np.full(n_customers, cutoff, dtype="datetime64[D]"),
+            "country": np.where(rng.random(n_customers) < 0.5, "DE", "FR").astype(object),
+            "frequency": total_orders,
+            "recency_days": recent * period_days,
+            "monetary_value": np.where(total_orders > 0, revenue.sum(1) / np.maximum(
+                total_orders, 1), 0.0),
+            "orders_last_30d": orders[:, 0],
+            "revenue_last_365d": revenue.sum(1),
+            "noise": rng.normal(0, 1, n_customers),
+            "days_since_signup": pa.array(rng.integers(0, 900, n_customers),
+                                          mask=rng.random(n_customers) < 0.1),
+        }
+        for name, values in (("orders", orders), ("revenue", revenue), ("active_days", active)):
+            for lag in range(1, n_periods + 1):
+                columns[f"seq_{name}_lag_{lag:02d}"] = values[:, lag - 1]
+        if with_labels:
+            future = rng.poisson(rate * horizon_periods)
+            spend = future * value * np.exp(rng.normal(0, 0.3, n_customers))
+            columns[LABEL_COLUMN] = spend
+            columns["label_orders"] = future
+        tables.append(pa.table({k: v if isinstance(v, pa.Array) else pa.array(v)
+                                for k, v in columns.items()}))
+    return pa.concat_tables(tables)

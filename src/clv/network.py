@@ -1,0 +1,133 @@
+"""The CLV network: raw feature columns in, ZILN parameters and expected value out.
+
+Feature transforms live inside the module as buffers (training means and standard deviations of
+the signed log1p values), so the exported ONNX graph takes the raw columns:
+
+    static   [B, n_static]             -> sign(x) log1p|x| -> standardise ----------------+
+    sequence [B, n_periods, n_channels] -> sign(x) log1p|x| -> standardise per channel     |
+        -> Conv1d(kernel 3, same length) -> ReLU -> GRU -> last hidden state --------------+
+    concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, predicted_clv, mu, sigma
+
+The GRU's weights live in ``nn.GRU`` (PyTorch gate order r, z, n); the recurrence is written out
+step by step with the same equations. Exported to ONNX this becomes plain MatMul/Sigmoid/Tanh
+nodes, which onnxruntime runs several times faster on CPU than its fused GRU kernel for these
+small hidden sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from clv.loss import ziln_mean, ziln_parameters
+
+
+def signed_log1p(x: Tensor) -> Tensor:
+    """sign(x) * log1p(|x|): compresses heavy tails and keeps the sign of refunds."""
+    return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+class ClvNetwork(nn.Module):
+    def __init__(self, n_static: int, n_periods: int, n_channels: int, conv_channels: int = 8,
+                 gru_hidden: int = 12, mlp_hidden: Sequence[int] = (64, 32)) -> None:
+        super().__init__()
+        self.n_static, self.n_periods, self.n_channels = n_static, n_periods, n_channels
+        self.register_buffer("static_mean", torch.zeros(n_static))
+        self.register_buffer("static_std", torch.ones(n_static))
+        self.register_buffer("sequence_mean", torch.zeros(n_channels))
+        self.register_buffer("sequence_std", torch.ones(n_channels))
+        self.conv = nn.Conv1d(n_channels, conv_channels, kernel_size=3, padding=1)
+        self.gru = nn.GRU(conv_channels, gru_hidden, batch_first=True)
+        layers: list[nn.Module] = []
+        width = n_static + gru_hidden
+        for hidden in mlp_hidden:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, 3))
+        self.head = nn.Sequential(*layers)
+
+    @torch.no_grad()
+    def set_normalisation(self, static: np.ndarray, sequence: np.ndarray) -> dict[str, list]:
+        """Fit the standardisation buffers on raw training inputs; returns the statistics.
+
+        Args:
+            static: [N, n_static] raw static features.
+            sequence: [N, n_periods, n_channels] raw sequences.
+        """
+        assert static.shape[1:] == (self.n_static,), static.shape
+        assert sequence.shape[1:] == (self.n_periods, self.n_channels), sequence.shape
+        s = signed_log1p(torch.from_numpy(np.asarray(static, dtype=np.float64)))
+        q = signed_log1p(torch.from_numpy(np.asarray(sequence, dtype=np.float64)))
+        q = q.reshape(-1, self.n_channels)
+        stats = {"static_mean": s.mean(0), "static_std": s.std(0, correction=0),
+                 "sequence_mean": q.mean(0), "sequence_std": q.std(0, correction=0)}
+        for name in ("static_std", "sequence_std"):  # constant columns: centre, do not scale
+            stats[name] = torch.where(stats[name] > 1e-6, stats[name], torch.ones_like(stats[name]))
+        for name, value in stats.items():
+            getattr(self, name).copy_(value.to(torch.float32))
+        return {name: getattr(self, name).tolist() for name in stats}
+
+    def _encode_sequence(self, x: Tensor) -> Tensor:
+        """[B, T, C_in] standardised sequence -> [B, H] last GRU hidden state.
+
+        Same equations as ``nn.GRU`` (h_0 = 0):
+            r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+            n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
+        laid out time-major so each step reads one contiguous [B, .] block.
+        """
+        size = self.gru.hidden_size
+        rz, new = slice(0, 2 * size), slice(2 * size, 3 * size)
+        w_ih, b_ih = self.gru.weight_ih_l0, self.gru.bias_ih_l0
+        w_hh, b_hh = self.gru.weight_hh_l0, self.gru.bias_hh_l0
+        h = F.relu(self.conv(x.transpose(1, 2))).permute(2, 0, 1)  # [T, B, C_conv]
+        x_rz = F.linear(h, w_ih[rz], b_ih[rz] + b_hh[rz])  # [T, B, 2H]
+        x_n = F.linear(h, w_ih[new], b_ih[new])  # [T, B, H]
+        w_hrz, w_hn, b_hn = w_hh[rz].t(), w_hh[new], b_hh[new]
+        state = None
+        for t in range(self.n_periods):
+            if state is None:  # h_0 = 0: the hidden projections reduce to their biases
+                gates, h_n = torch.sigmoid(x_rz[t]), b_hn
+            else:
+                gates = torch.sigmoid(torch.addmm(x_rz[t], state, w_hrz))
+                h_n = F.linear(state, w_hn, b_hn)
+            r, z = gates[:, :size], gates[:, size:]
+            n = torch.tanh(x_n[t] + r * h_n)
+            state = n - z * n if state is None else n + z * (state - n)
+        assert state is not None
+        return state
+
+    def logits(self, static: Tensor, sequence: Tensor) -> Tensor:
+        """Raw ZILN logits.
+
+        Args:
+            static: [B, n_static] raw static features.
+            sequence: [B, n_periods, n_channels] raw sequence, oldest period first.
+        Returns:
+            [B, 3] logits.
+        """
+        s = (signed_log1p(static) - self.static_mean) * torch.reciprocal(self.static_std)
+        q = (signed_log1p(sequence) - self.sequence_mean) * torch.reciprocal(self.sequence_std)
+        return self.head(torch.cat([s, self._encode_sequence(q)], dim=1))
+
+    def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Returns purchase_probability, predicted_clv, mu, sigma, each [B]."""
+        p, mu, sigma = ziln_parameters(self.logits(static, sequence))
+        return p, ziln_mean(p, mu, sigma), mu, sigma
+
+
+def init_output_bias(model: ClvNetwork, labels: np.ndarray) -> None:
+    """Start the ZILN head at the training base rate and log-spend mean/spread, so early epochs
+    fit the signal instead of the label scale."""
+    positive = labels[labels > 0]
+    rate = float(np.clip(positive.size / max(labels.size, 1), 1e-4, 1 - 1e-4))
+    log_y = np.log(positive) if positive.size else np.zeros(1)
+    spread = max(float(log_y.std()), 0.1)
+    last = model.head[-1]
+    assert isinstance(last, nn.Linear)
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([np.log(rate / (1 - rate)), float(log_y.mean()),
+                                      spread + np.log(-np.expm1(-spread))]))  # softplus^-1

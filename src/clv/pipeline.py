@@ -1,0 +1,363 @@
+"""What the dbt Python models call: train or reuse a model, score, and report evaluations.
+
+Each function takes the relations dbt hands a Python model and returns what the model writes,
+so the files under ``python_models/`` stay one call long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from clv import hybrid, metrics
+from clv.artifacts import ModelArtifact, find_artifact, list_artifacts
+from clv.baselines import naive_average_rate, naive_last_period
+from clv.config import CUTOFF_COLUMN, LABEL_COLUMN, TrainSettings
+from clv.data import as_table, feature_spec
+from clv.export import export_model, update_metadata
+from clv.score import ModelMismatchError, load_verified, score_batches
+from clv.train import train
+
+RETRAIN_CHOICES = ("always", "never", "auto")
+PREDICTORS = ("network", "bgnbd_gamma_gamma", "naive_last_horizon", "naive_average_rate")
+
+
+def dbt_log(message: str) -> None:
+    """A line in dbt's log and console (plain print outside dbt)."""
+    try:
+        from dbt.adapters.events.logging import AdapterLogger
+    except ImportError:  # pragma: no cover - only outside a dbt install
+        print(message)
+        return
+    AdapterLogger("clv").info(message)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The dbt vars the Python models need, validated."""
+
+    model_dir: Path  # clv_model_dir
+    retrain: str  # clv_retrain: always | never | auto
+    horizon_days: int  # clv_horizon_days
+    period_days: int  # clv_period_days
+    sequence_periods: int  # clv_sequence_periods
+    seed: int  # clv_seed
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> RunSettings:
+        """Read the settings from the clv_* config values a dbt Python model passes."""
+        get = values.get
+
+        def integer(name: str, low: int, high: int) -> int:
+            raw = get(name)
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise ValueError(f"Invalid value for var '{name}': expected a whole number, "
+                                 f"got {raw!r}") from None
+            if not low <= value <= high:
+                raise ValueError(f"Invalid value for var '{name}': {value} is out of range "
+                                 f"{low} to {high}")
+            return value
+
+        retrain = str(get("clv_retrain")).strip()
+        if retrain not in RETRAIN_CHOICES:
+            raise ValueError(f"Invalid value for var 'clv_retrain': expected one of "
+                             f"{', '.join(RETRAIN_CHOICES)}, got {retrain!r}")
+        model_dir = str(get("clv_model_dir") or "").strip()
+        if not model_dir:
+            raise ValueError("Invalid value for var 'clv_model_dir': must not be empty")
+        return cls(
+            model_dir=Path(model_dir),
+            retrain=retrain,
+            horizon_days=integer("clv_horizon_days", 1, 3650),
+            period_days=integer("clv_period_days", 1, 366),
+            sequence_periods=integer("clv_sequence_periods", 1, 104),
+            seed=integer("clv_seed", 0, 2**31 - 1),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _feature_list(schema: pa.Schema) -> list[str]:
+    """The network's feature list for an example table, BTYD outputs included."""
+    extra = [pa.field(name, pa.float64()) for name in hybrid.BTYD_FEATURES
+             if name not in schema.names]
+    return list(feature_spec(pa.schema(list(schema) + extra)).features)
+
+
+def _expected(features: list[str], run: RunSettings) -> dict[str, Any]:
+    """Metadata a saved model must carry to score this run."""
+    return {
+        "features": features,
+        "horizon_days": run.horizon_days,
+        "n_periods": run.sequence_periods,
+        "period_days": run.period_days,
+    }
+
+
+def _fingerprint(relation: Any, features: list[str], run: RunSettings,
+                 settings: TrainSettings) -> str:
+    """Hash of the settings and a digest of the training data: equal means "same model"."""
+    digest = relation.aggregate(
+        f"count(*) as n, sum({LABEL_COLUMN}) as labels, "
+        f"bit_xor(hash(customer_id, {CUTOFF_COLUMN}, {LABEL_COLUMN}, revenue_total, t_days)) as h"
+    ).fetchall()[0]
+    payload = {
+        "data": [str(value) for value in digest],
+        "features": features,
+        "run": {"horizon_days": run.horizon_days, "period_days": run.period_days,
+                "sequence_periods": run.sequence_periods},
+        "settings": settings.to_dict(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _reusable(artifact: ModelArtifact | None, run: RunSettings, features: list[str]) -> bool:
+    if artifact is None:
+        return False
+    try:
+        load_verified(run.model_dir, artifact.version, _expected(features, run))
+    except ModelMismatchError as error:
+        dbt_log(f"saved model {artifact.version} cannot be reused, retraining: {error}")
+        return False
+    return True
+
+
+def _newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
+    """For clv_retrain = never: the newest saved model that fits this run, or a clear error."""
+    artifacts = list_artifacts(run.model_dir)
+    if not artifacts:
+        raise ModelMismatchError(
+            f"clv_retrain is 'never' but {run.model_dir} holds no model; run once with "
+            "clv_retrain 'auto' or 'always' to train one")
+    problems = []
+    for artifact in reversed(artifacts):
+        try:
+            load_verified(run.model_dir, artifact.version, _expected(features, run))
+            return artifact
+        except ModelMismatchError as error:
+            problems.append(str(error))
+    raise ModelMismatchError(
+        "clv_retrain is 'never' but no saved model fits this run (set clv_retrain to 'auto' to "
+        "train one): " + " | ".join(problems[:3]))
+
+
+def _evaluate(result, table: pa.Table, run: RunSettings) -> tuple[list[dict], list[dict]]:
+    """Validation metrics and decile calibration for the network and the baselines."""
+    validation = result.validation.to_pandas()
+    keys = table.select(["customer_id", CUTOFF_COLUMN, "revenue_last_horizon", "revenue_total",
+                         "t_days", "btyd_expected_spend"]).to_pandas()
+    merged = validation.merge(keys, on=["customer_id", CUTOFF_COLUMN], how="left")
+    actual = merged["label"].to_numpy(dtype=float)
+    predictions = {
+        "network": (merged["predicted"].to_numpy(float), merged["probability"].to_numpy(float)),
+        # P(alive) is not P(buy in the horizon): the AUC of BTYD ranks by expected spend.
+        "bgnbd_gamma_gamma": (merged["btyd_expected_spend"].to_numpy(float), None),
+        "naive_last_horizon": (naive_last_period(merged["revenue_last_horizon"]), None),
+        "naive_average_rate": (
+            naive_average_rate(merged["revenue_total"], merged["t_days"], run.horizon_days),
+            None),
+    }
+    evaluation, calibration = [], []
+    for predictor, (predicted, probability) in predictions.items():
+        scores = metrics.evaluate(actual, predicted, probability)
+        evaluation.append({"predictor": predictor, "customers": len(actual),
+                           "actual_total": float(actual.sum()),
+                           "predicted_total": float(np.sum(predicted)), **scores})
+        deciles = metrics.decile_calibration(actual, predicted)
+        calibration += [{"predictor": predictor, **row} for row in deciles.to_dict("records")]
+    return evaluation, calibration
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _train(relation: Any, run: RunSettings, settings: TrainSettings,
+           fingerprint: str) -> ModelArtifact:
+    table = as_table(relation)
+    dbt_log(f"training on {table.num_rows:,} example rows")
+    table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
+    result = train(table, settings, log=dbt_log)
+    artifact = export_model(result, run.model_dir, {
+        "fingerprint": fingerprint,
+        "horizon_days": run.horizon_days,
+        "period_days": run.period_days,
+    }, log=dbt_log)
+    evaluation, calibration = _evaluate(result, table, run)
+    network = next(row for row in evaluation if row["predictor"] == "network")
+    dbt_log("validation: " + ", ".join(
+        f"{row['predictor']} gini {row['normalized_gini']:.3f} "
+        f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
+    return update_metadata(artifact, _json_safe({
+        "period_days": run.period_days,
+        "btyd_fits": {cutoff: fit.to_dict() for cutoff, fit in fits.items()},
+        "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
+        "evaluation": evaluation,
+        "calibration": calibration,
+    }))
+
+
+def train_or_reuse(relation: Any, run: RunSettings,
+                   settings: TrainSettings | None = None) -> pd.DataFrame:
+    """Train when clv_retrain asks for it; return the registry of every saved model."""
+    settings = settings or TrainSettings(seed=run.seed)
+    features = _feature_list(pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in
+                                        zip(relation.columns, relation.types, strict=True)]))
+    if run.retrain == "never":
+        current = _newest_compatible(run, features)
+        dbt_log(f"clv_retrain is 'never': scoring with saved model {current.version}")
+    else:
+        fingerprint = _fingerprint(relation, features, run, settings)
+        saved = find_artifact(run.model_dir, fingerprint) if run.retrain == "auto" else None
+        if _reusable(saved, run, features):
+            current = saved
+            dbt_log(f"reusing saved model {current.version}: same settings and data")
+        else:
+            current = _train(relation, run, settings, fingerprint)
+    return registry_frame(run.model_dir, current.version)
+
+
+def _arrow_type(duckdb_type: Any) -> pa.DataType:
+    """Enough of a DuckDB type to tell numeric feature columns from the rest."""
+    name = str(duckdb_type).upper()
+    if name in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"):
+        return pa.int64()
+    if name in ("DOUBLE", "FLOAT", "REAL") or name.startswith("DECIMAL"):
+        return pa.float64()
+    if name == "BOOLEAN":
+        return pa.bool_()
+    return pa.string()
+
+
+def registry_frame(model_dir: Path, current_version: str | None) -> pd.DataFrame:
+    """One row per saved model, newest last; ``is_current`` marks the one this run uses."""
+    rows = []
+    for artifact in list_artifacts(model_dir):
+        meta = artifact.metadata
+        metrics_ = meta.get("validation_metrics") or {}
+        rows.append({
+            "model_version": artifact.version,
+            "created_at": pd.Timestamp(meta.get("created_at")),
+            "is_current": artifact.version == current_version,
+            "horizon_days": meta.get("horizon_days"),
+            "period_days": meta.get("period_days"),
+            "sequence_periods": meta.get("n_periods"),
+            "training_cutoffs": ",".join(meta.get("training_cutoffs") or []),
+            "validation_cutoff": meta.get("validation_cutoff"),
+            "training_rows": meta.get("training_rows"),
+            "validation_rows": meta.get("validation_rows"),
+            "validation_loss": meta.get("validation_loss"),
+            "normalized_gini": metrics_.get("normalized_gini"),
+            "aggregate_error": metrics_.get("aggregate_error"),
+            "decile_mape": metrics_.get("decile_mape"),
+            "settings": json.dumps(meta.get("hyperparameters"), sort_keys=True),
+            "feature_count": len(meta.get("features") or []),
+            "onnx_path": str(Path(model_dir) / artifact.onnx_path.name),
+            "sha256": meta.get("sha256"),
+        })
+    columns = ["model_version", "created_at", "is_current", "horizon_days", "period_days",
+               "sequence_periods", "training_cutoffs", "validation_cutoff", "training_rows",
+               "validation_rows", "validation_loss", "normalized_gini", "aggregate_error",
+               "decile_mape", "settings", "feature_count", "onnx_path", "sha256"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def _current_version(registry: pd.DataFrame) -> str:
+    current = registry.loc[registry["is_current"].astype(bool), "model_version"]
+    if current.empty:
+        raise ModelMismatchError("clv_model_registry marks no current model; rebuild it")
+    return str(current.iloc[0])
+
+
+def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
+          batch_rows: int = 100_000) -> pa.RecordBatchReader:
+    """Stream the scoring examples through the current model; memory stays bounded."""
+    version = _current_version(registry)
+    schema_features = _feature_list(pa.schema(
+        [pa.field(name, _arrow_type(kind))
+         for name, kind in zip(relation.columns, relation.types, strict=True)]))
+    model = load_verified(run.model_dir, version, _expected(schema_features, run))
+    # BTYD at the as-of date: fitted on the four summary columns of every customer.
+    summary = as_table(relation.select(", ".join(hybrid.BTYD_INPUTS)))
+    if summary.num_rows == 0:
+        raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
+                         "on or before the as-of date; check clv_data_quality and clv_as_of_date")
+    fitted = hybrid.predict(summary, run.horizon_days)
+    fit = hybrid.BTYDFit(fitted.bgnbd, fitted.gamma_gamma)
+    del summary, fitted
+    dbt_log(f"scoring with model {version}")
+    scored_at = pa.scalar(datetime.now(UTC).replace(tzinfo=None), pa.timestamp("us"))
+
+    def with_btyd() -> Iterator[pa.RecordBatch]:
+        for batch in relation.arrow(batch_rows):
+            yield hybrid.with_btyd_features(batch, hybrid.predict(batch, run.horizon_days, fit))
+
+    scores = score_batches(model, with_btyd())
+    schema = scores.schema.append(pa.field("scored_at", pa.timestamp("us")))
+
+    def stamped() -> Iterator[pa.RecordBatch]:
+        for batch in scores:
+            column = pa.array([scored_at.as_py()] * batch.num_rows, pa.timestamp("us"))
+            yield pa.RecordBatch.from_arrays([*batch.columns, column], schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, stamped())
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation tables
+
+
+def _metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
+    rows = []
+    for record in registry.to_dict("records"):
+        path = Path(record["onnx_path"]).with_suffix(".json")
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for row in meta.get(key) or []:
+            rows.append({"model_version": record["model_version"],
+                         "is_current": bool(record["is_current"]),
+                         "validation_cutoff": meta.get("validation_cutoff"), **row})
+    return rows
+
+
+def evaluation_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """One row per model per predictor: validation metrics from each model's metadata."""
+    columns = ["model_version", "is_current", "validation_cutoff", "predictor", "customers",
+               "actual_total", "predicted_total", "normalized_gini", "spearman",
+               "aggregate_error", "decile_mape", "top_decile_capture", "mae", "rmse", "auc"]
+    return pd.DataFrame(_metadata_rows(registry, "evaluation")).reindex(columns=columns)
+
+
+def calibration_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """One row per model per predictor per decile: mean predicted vs mean actual."""
+    columns = ["model_version", "is_current", "validation_cutoff", "predictor", "decile",
+               "customers", "mean_predicted", "mean_actual"]
+    return pd.DataFrame(_metadata_rows(registry, "calibration")).reindex(columns=columns)

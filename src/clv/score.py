@@ -1,0 +1,228 @@
+"""Score customers with a verified ONNX model in onnxruntime, streaming record batches.
+
+:func:`load_verified` refuses a model whose file does not match its recorded sha256 or whose
+features, horizon or sequence shape differ from the current run. :func:`score_batches` re-chunks
+the input stream to a fixed batch size and yields output batches one at a time, so memory stays
+bounded by the batch size whatever the number of customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.special import ndtri
+
+from clv.artifacts import ModelArtifact, load_artifact, sha256_file
+from clv.config import ID_COLUMN, INPUT_NAMES, OUTPUT_NAMES, ScoreSettings, available_cores
+from clv.data import FeatureSpec, iter_batches, model_inputs
+
+DEFAULT_BATCH_SIZE = ScoreSettings().batch_size
+DEFAULT_QUANTILES = ScoreSettings().quantiles
+
+
+class ModelMismatchError(ValueError):
+    """The saved model cannot be used for this run; the message says what differs."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    artifact: ModelArtifact
+    session: ort.InferenceSession
+    spec: FeatureSpec
+
+    @property
+    def version(self) -> str:
+        return self.artifact.version
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.artifact.metadata
+
+
+def quantile_column(q: float) -> str:
+    return f"predicted_clv_p{round(q * 100):02d}"
+
+
+def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pa.Schema:
+    return pa.schema([pa.field(ID_COLUMN, pa.string()),
+                      pa.field("purchase_probability", pa.float64()),
+                      pa.field("predicted_clv", pa.float64())]
+                     + [pa.field(quantile_column(q), pa.float64()) for q in quantiles]
+                     + [pa.field("model_version", pa.string())])
+
+
+def _describe_feature_difference(model: list[str], run: list[str]) -> str:
+    missing = [c for c in model if c not in set(run)]
+    unexpected = [c for c in run if c not in set(model)]
+    if missing or unexpected:
+        return f"feature list differs: missing {missing}, unexpected {unexpected}"
+    first = next(i for i, (a, b) in enumerate(zip(model, run, strict=True)) if a != b)
+    return (f"feature order differs: position {first} is {model[first]!r} in the model, "
+            f"{run[first]!r} in the run")
+
+
+def _mismatches(metadata: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, want in expected.items():
+        if key == "features":
+            have, want = list(metadata.get("features") or []), list(want)
+            if have != want:
+                problems.append(_describe_feature_difference(have, want))
+        elif key not in metadata:
+            problems.append(f"{key}: missing from the model metadata, run {want!r}")
+        else:
+            have = metadata[key]
+            if isinstance(want, tuple):
+                want = list(want)
+            if have != want and str(have) != str(want):
+                problems.append(f"{key}: model {have!r}, run {want!r}")
+    return problems
+
+
+def _check_session(session: ort.InferenceSession, spec: FeatureSpec) -> list[str]:
+    want = {"static": [len(spec.static)],
+            "sequence": [spec.n_periods, len(spec.channels)]}
+    have = {i.name: list(i.shape[1:]) for i in session.get_inputs()}
+    problems = [f"ONNX input {name}: graph {have.get(name)}, metadata {shape}"
+                for name, shape in want.items() if have.get(name) != shape]
+    outputs = [o.name for o in session.get_outputs()]
+    if outputs[:len(OUTPUT_NAMES)] != list(OUTPUT_NAMES):
+        problems.append(f"ONNX outputs {outputs}, expected {list(OUTPUT_NAMES)}")
+    return problems
+
+
+def make_session(model: bytes | str | Path, num_threads: int = 0) -> ort.InferenceSession:
+    """CPU session with every graph optimisation and one intra-op thread per core."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = num_threads or available_cores()
+    options.inter_op_num_threads = 1
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def load_verified(model_dir: str | Path, version: str | None = None,
+                  expected: dict[str, Any] | None = None, num_threads: int = 0) -> LoadedModel:
+    """Load a model artifact after checking it is intact and fits this run.
+
+    Args:
+        model_dir: directory holding ``clv_model_<version>.onnx/.json``.
+        version: model version to load; the latest artifact when None.
+        expected: run facts to compare with the metadata: ``features`` (list, order matters),
+            ``horizon_days``, ``n_periods``, ``channels`` or any other metadata key.
+        num_threads: onnxruntime intra-op threads; 0 = every available core.
+    Raises:
+        ModelMismatchError: missing/modified/truncated file or metadata that differs from
+            ``expected``; the message lists every difference.
+    """
+    try:
+        artifact = load_artifact(Path(model_dir), version)
+    except (FileNotFoundError, ValueError) as error:
+        raise ModelMismatchError(f"cannot load model: {error}") from error
+    metadata = artifact.metadata
+    if not artifact.onnx_path.is_file():
+        raise ModelMismatchError(f"ONNX file {artifact.onnx_path.name} is missing next to "
+                                 f"{artifact.metadata_path.name}")
+    digest = sha256_file(artifact.onnx_path)
+    if digest != metadata.get("sha256"):
+        raise ModelMismatchError(f"sha256 mismatch: file was modified or truncated "
+                                 f"({artifact.onnx_path.name}: {digest}, metadata: "
+                                 f"{metadata.get('sha256')})")
+    try:
+        spec = FeatureSpec.from_dict(metadata)
+    except (KeyError, TypeError) as error:
+        raise ModelMismatchError(f"metadata {artifact.metadata_path.name} lacks the feature "
+                                 f"layout: {error}") from error
+    problems = _mismatches(metadata, expected or {})
+    if problems:
+        raise ModelMismatchError(f"model {artifact.version} does not match this run: "
+                                 + "; ".join(problems))
+    session = make_session(artifact.onnx_path, num_threads)
+    problems = _check_session(session, spec)
+    if problems:
+        raise ModelMismatchError(f"model {artifact.version} graph disagrees with its metadata: "
+                                 + "; ".join(problems))
+    return LoadedModel(artifact=artifact, session=session, spec=spec)
+
+
+def ziln_quantiles_numpy(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+                         q: float) -> np.ndarray:
+    """q-quantile of the ZILN distribution: 0 if q <= 1 - p, else
+    exp(mu + sigma * Phi^-1((q - 1 + p) / p)); all arrays [N] float64."""
+    positive = q > 1.0 - p
+    level = np.where(positive, (q - 1.0 + p) / np.where(positive, p, 1.0), 0.5)
+    return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
+
+
+def _rechunk(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+    """Regroup a stream of batches into tables of exactly ``size`` rows (the last may be
+    shorter), holding at most one chunk's worth of rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        offset = 0
+        while offset < batch.num_rows:
+            take = min(size - count, batch.num_rows - offset)
+            pending.append(batch.slice(offset, take))
+            count += take
+            offset += take
+            if count == size:
+                yield pa.Table.from_batches(pending)
+                pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
+                  batch_size: int = DEFAULT_BATCH_SIZE,
+                  quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pa.RecordBatchReader:
+    """Stream predictions for ``clv_scoring_examples`` batches.
+
+    Args:
+        model: from :func:`load_verified`.
+        batches: RecordBatchReader, Table, DataFrame or any iterable of RecordBatches with
+            ``customer_id`` and every model feature column.
+        batch_size: rows per onnxruntime call.
+        quantiles: levels reported as ``predicted_clv_pNN``.
+    Returns:
+        RecordBatchReader with customer_id, purchase_probability, predicted_clv, the quantile
+        columns (float64) and model_version; batches are produced lazily as it is read.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    schema = output_schema(quantiles)
+    version = pa.array([model.version] * batch_size, pa.string())
+
+    def generate() -> Iterator[pa.RecordBatch]:
+        for chunk in _rechunk(iter_batches(batches), batch_size):
+            if ID_COLUMN not in chunk.schema.names:
+                raise ModelMismatchError(f"scoring data has no {ID_COLUMN} column")
+            missing = [c for c in model.spec.features if c not in chunk.schema.names]
+            if missing:
+                raise ModelMismatchError(f"scoring data lacks feature columns the model needs: "
+                                         f"{missing}")
+            static, sequence = model_inputs(chunk, model.spec)
+            outputs = model.session.run(list(OUTPUT_NAMES), {INPUT_NAMES[0]: static,
+                                                             INPUT_NAMES[1]: sequence})
+            p, expected_value, mu, sigma = (o.astype(np.float64) for o in outputs)
+            ids = chunk.column(ID_COLUMN)
+            ids = (ids if ids.type == pa.string() else pc.cast(ids, pa.string())).combine_chunks()
+            columns = [ids, pa.array(p), pa.array(expected_value)]
+            columns += [pa.array(ziln_quantiles_numpy(p, mu, sigma, q)) for q in quantiles]
+            columns.append(version.slice(0, chunk.num_rows))
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, generate())
+
+
+def score_table(model: LoadedModel, data: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> pa.Table:
+    """Score everything at once (convenience for small inputs and tests)."""
+    return score_batches(model, data, batch_size).read_all()

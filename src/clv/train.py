@@ -1,0 +1,234 @@
+"""Train the ZILN network on the per-customer training examples.
+
+The latest cutoff is held out for validation (with a single cutoff, a deterministic 20 % of
+customers is). Rows are ordered by (cutoff_date, customer_id) before anything else, and every
+random choice flows from ``TrainSettings.seed``, so the same data and seed give bit-identical
+weights and predictions on the same machine and thread count.
+
+Above ``max_train_rows`` training rows a uniform random subsample is taken (not stratified on
+the label): it keeps the share of zero-spend customers, so the purchase probability stays
+calibrated without re-weighting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from clv.config import CUTOFF_COLUMN, ID_COLUMN, TrainSettings, available_cores, set_seed
+from clv.data import FeatureSpec, as_table, feature_spec, labels, model_inputs, sorted_examples
+from clv.loss import ziln_loss
+from clv.network import ClvNetwork, init_output_bias
+
+_EVAL_CHUNK = 16_384
+_CUTOFF_HINT = ("set clv_as_of_date later than the first orders, or lower clv_horizon_days, "
+                "clv_training_cutoffs or clv_cutoff_spacing_days so every training cutoff plus its "
+                "horizon fits before clv_as_of_date")
+
+
+@dataclass
+class TrainResult:
+    model: ClvNetwork  # trained network in eval() mode, best validation weights
+    spec: FeatureSpec  # feature columns and their order
+    settings: TrainSettings
+    normalisation: dict[str, list[float]]  # the standardisation buffers inside the network
+    validation: pa.Table  # customer_id, cutoff_date, label, predicted, probability
+    validation_loss: float  # best mean ZILN loss on the validation rows
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, float]]  # per epoch: epoch, train_loss, validation_loss, seconds
+    train_rows: int  # rows used for fitting (after subsampling)
+    train_rows_available: int  # training rows before subsampling
+    training_cutoffs: list[str]  # ISO dates of every cutoff in the examples
+    validation_split: str  # "latest_cutoff" or "customer_holdout"
+    validation_cutoff: str | None  # the held-out cutoff for "latest_cutoff"
+    validation_static: np.ndarray = field(repr=False)  # raw inputs of the validation rows
+    validation_sequence: np.ndarray = field(repr=False)
+    seconds: float = 0.0
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.spec.features)
+
+    @property
+    def validation_rows(self) -> int:
+        return self.validation.num_rows
+
+
+def build_network(spec: FeatureSpec, settings: TrainSettings) -> ClvNetwork:
+    return ClvNetwork(n_static=len(spec.static), n_periods=spec.n_periods,
+                      n_channels=len(spec.channels), conv_channels=settings.conv_channels,
+                      gru_hidden=settings.gru_hidden, mlp_hidden=settings.mlp_hidden)
+
+
+def _split(table: pa.Table, settings: TrainSettings) -> tuple[np.ndarray, str, str | None]:
+    """Boolean validation mask over the sorted rows, the split kind and the held-out cutoff."""
+    cutoffs = table.column(CUTOFF_COLUMN)
+    distinct = pc.unique(cutoffs).drop_null()
+    if len(distinct) > 1:
+        latest = pc.max(distinct)
+        mask = pc.fill_null(pc.equal(cutoffs, latest), False).to_numpy(zero_copy_only=False)
+        return np.asarray(mask, dtype=bool), "latest_cutoff", str(latest.as_py())
+    ids = table.column(ID_COLUMN).to_numpy(zero_copy_only=False)
+    customers = np.unique(ids.astype(str))
+    rng = np.random.default_rng(settings.seed)
+    n_hold = min(max(1, round(settings.validation_fraction * len(customers))), len(customers) - 1)
+    held = rng.choice(customers, size=n_hold, replace=False)
+    return np.isin(ids.astype(str), held), "customer_holdout", None
+
+
+def _mean_loss(model: ClvNetwork, static: torch.Tensor, sequence: torch.Tensor,
+               y: torch.Tensor) -> float:
+    """Mean ZILN loss over all rows, in eval mode without gradients."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(y), _EVAL_CHUNK):
+            end = min(start + _EVAL_CHUNK, len(y))
+            logits = model.logits(static[start:end], sequence[start:end])
+            total += float(ziln_loss(logits, y[start:end])) * (end - start)
+    model.train()
+    return total / max(len(y), 1)
+
+
+def _predict(model: ClvNetwork, static: torch.Tensor,
+             sequence: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Expected value and purchase probability, float64, in eval mode without gradients."""
+    model.eval()
+    value, prob = [], []
+    with torch.no_grad():
+        for start in range(0, len(static), _EVAL_CHUNK):
+            p, ev, _, _ = model(static[start:start + _EVAL_CHUNK],
+                                sequence[start:start + _EVAL_CHUNK])
+            value.append(ev.double().numpy())
+            prob.append(p.double().numpy())
+    return np.concatenate(value), np.concatenate(prob)
+
+
+def train(examples, settings: TrainSettings | None = None,
+          log: Callable[[str], None] = print) -> TrainResult:
+    """Fit the network on ``clv_training_examples`` (pyarrow Table/RecordBatchReader, pandas
+    DataFrame or DuckDB relation) and return the best-validation model with its predictions.
+
+    Raises:
+        ValueError: no rows, too few rows, or no positive label among the training rows; the
+            message names the dbt vars that control the example table.
+    """
+    settings = settings or TrainSettings()
+    started = time.perf_counter()
+    table = as_table(examples)
+    if table.num_rows == 0:
+        raise ValueError(f"clv_training_examples has no rows: no customer has a purchase before "
+                         f"a training cutoff; {_CUTOFF_HINT}")
+    if table.num_rows < settings.min_rows:
+        raise ValueError(f"clv_training_examples has only {table.num_rows} rows, fewer than "
+                         f"min_rows={settings.min_rows}; {_CUTOFF_HINT}, or load more history")
+    spec = feature_spec(table.schema)
+    table = sorted_examples(table)
+    all_cutoffs = sorted(str(d) for d in pc.unique(table.column(CUTOFF_COLUMN)).to_pylist())
+    is_validation, split_kind, validation_cutoff = _split(table, settings)
+    train_idx = np.flatnonzero(~is_validation)
+    valid_idx = np.flatnonzero(is_validation)
+    y_all = labels(table)
+    if len(train_idx) < settings.min_rows:
+        raise ValueError(f"only {len(train_idx)} training rows before the held-out cutoff "
+                         f"{validation_cutoff} (min_rows={settings.min_rows}); raise "
+                         "clv_training_cutoffs or move clv_as_of_date later so earlier cutoffs "
+                         "have customers")
+    if not np.any(y_all[train_idx] > 0):
+        raise ValueError(f"no positive label_revenue among the {len(train_idx)} training rows: no "
+                         "customer spent anything in the horizon after a training cutoff; raise "
+                         "clv_horizon_days, or check clv_as_of_date, clv_training_cutoffs and "
+                         "clv_cutoff_spacing_days against the dates of the transactions")
+    available = len(train_idx)
+    if available > settings.max_train_rows:
+        rng = np.random.default_rng(settings.seed)
+        train_idx = np.sort(rng.choice(train_idx, size=settings.max_train_rows, replace=False))
+        log(f"subsampled {settings.max_train_rows} of {available} training rows (uniform, "
+            f"seed {settings.seed})")
+
+    static_all, sequence_all = model_inputs(table, spec)
+    x_static, x_sequence = torch.from_numpy(static_all[train_idx]), torch.from_numpy(
+        sequence_all[train_idx])
+    y_train = torch.from_numpy(y_all[train_idx].astype(np.float32))
+    v_static_np, v_sequence_np = static_all[valid_idx], sequence_all[valid_idx]
+    v_static, v_sequence = torch.from_numpy(v_static_np), torch.from_numpy(v_sequence_np)
+    y_valid = torch.from_numpy(y_all[valid_idx].astype(np.float32))
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.num_threads or available_cores())
+    try:
+        set_seed(settings.seed)
+        model = build_network(spec, settings)
+        normalisation = model.set_normalisation(static_all[train_idx], sequence_all[train_idx])
+        init_output_bias(model, y_all[train_idx])
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
+                                     weight_decay=settings.weight_decay)
+        shuffle = torch.Generator().manual_seed(settings.seed)
+        log(f"training on {len(train_idx)} rows ({split_kind} validation: {len(valid_idx)} rows), "
+            f"{len(spec.static)} static features, {spec.n_periods} periods x "
+            f"{len(spec.channels)} channels")
+        best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+        history: list[dict[str, float]] = []
+        model.train()
+        epoch = 0
+        for epoch in range(1, settings.max_epochs + 1):
+            epoch_start = time.perf_counter()
+            order = torch.randperm(len(train_idx), generator=shuffle)
+            total = 0.0
+            for start in range(0, len(order), settings.batch_size):
+                rows = order[start:start + settings.batch_size]
+                loss = ziln_loss(model.logits(x_static[rows], x_sequence[rows]), y_train[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
+                optimizer.step()
+                total += float(loss.detach()) * len(rows)
+            train_loss = total / len(order)
+            valid_loss = _mean_loss(model, v_static, v_sequence, y_valid)
+            seconds = time.perf_counter() - epoch_start
+            history.append({"epoch": epoch, "train_loss": train_loss,
+                            "validation_loss": valid_loss, "seconds": seconds})
+            log(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
+                f"{valid_loss:.5f}  {seconds:.2f}s")
+            if not np.isfinite(train_loss):
+                raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}; "
+                                 "lower TrainSettings.learning_rate")
+            if valid_loss < best_loss - settings.min_delta:
+                best_loss, best_epoch, stale = valid_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= settings.patience:
+                    log(f"early stop after epoch {epoch}: no improvement for {stale} epochs")
+                    break
+        assert best_state is not None, "validation loss was never finite"
+        model.load_state_dict(best_state)
+        model.eval()
+        predicted, probability = _predict(model, v_static, v_sequence)
+    finally:
+        torch.set_num_threads(previous_threads)
+    log(f"restored epoch {best_epoch} weights, validation_loss {best_loss:.5f}")
+
+    validation = pa.table({
+        ID_COLUMN: table.column(ID_COLUMN).take(pa.array(valid_idx)),
+        CUTOFF_COLUMN: table.column(CUTOFF_COLUMN).take(pa.array(valid_idx)),
+        "label": pa.array(y_all[valid_idx], pa.float64()),
+        "predicted": pa.array(predicted, pa.float64()),
+        "probability": pa.array(probability, pa.float64()),
+    })
+    return TrainResult(
+        model=model, spec=spec, settings=settings, normalisation=normalisation,
+        validation=validation, validation_loss=best_loss, best_epoch=best_epoch,
+        epochs_run=epoch, history=history, train_rows=len(train_idx),
+        train_rows_available=available, training_cutoffs=all_cutoffs,
+        validation_split=split_kind, validation_cutoff=validation_cutoff,
+        validation_static=v_static_np, validation_sequence=v_sequence_np,
+        seconds=time.perf_counter() - started)
