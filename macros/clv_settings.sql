@@ -3,11 +3,17 @@
     Returns a dict of clean values; an invalid var stops compilation with an error naming it.
 -#}
 {% macro clv_settings() %}
+    {% set horizon_days = clv_validate_int('clv_horizon_days', var('clv_horizon_days', 365), 1, 3650) %}
+    {#- Default spacing: a quarter of the horizon (at least a week), so short histories still
+        yield several cutoffs and long ones cover the seasons. -#}
+    {% set spacing = var('clv_cutoff_spacing_days', '') %}
+    {% set spacing = [7, ((horizon_days / 4) | round | int)] | max
+                     if (spacing | string | trim) == '' else spacing %}
     {% set settings = {
         'as_of_date': clv_validate_date('clv_as_of_date', var('clv_as_of_date', '')),
-        'horizon_days': clv_validate_int('clv_horizon_days', var('clv_horizon_days', 365), 1, 3650),
-        'training_cutoffs': clv_validate_int('clv_training_cutoffs', var('clv_training_cutoffs', 4), 1, 52),
-        'cutoff_spacing_days': clv_validate_int('clv_cutoff_spacing_days', var('clv_cutoff_spacing_days', 91), 1, 3650),
+        'horizon_days': horizon_days,
+        'training_cutoffs': clv_validate_int('clv_training_cutoffs', var('clv_training_cutoffs', 8), 1, 52),
+        'cutoff_spacing_days': clv_validate_int('clv_cutoff_spacing_days', spacing, 1, 3650),
         'period_days': clv_validate_int('clv_period_days', var('clv_period_days', 30), 1, 366),
         'sequence_periods': clv_validate_int('clv_sequence_periods', var('clv_sequence_periods', 12), 1, 104),
         'retrain': clv_validate_choice('clv_retrain', var('clv_retrain', 'auto'), ['always', 'never', 'auto']),

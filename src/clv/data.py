@@ -144,39 +144,52 @@ def iter_batches(data: TabularInput | Iterable[pa.RecordBatch]) -> Iterable[pa.R
         yield from data.to_batches()
     elif isinstance(data, pa.RecordBatch):
         yield data
-    elif hasattr(data, "iloc") or hasattr(data, "arrow"):
+    elif hasattr(data, "iloc"):  # pandas DataFrame
         yield from as_table(data).to_batches()
+    elif hasattr(data, "arrow"):  # DuckDB relation: .arrow() gives a reader (or a table)
+        yield from iter_batches(data.arrow())
     else:
         for item in data:
             yield from iter_batches(item)
 
 
-def _column_as_float(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    column = column.cast(pa.float64(), safe=False) if column.type != pa.float64() else column
-    return np.asarray(pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False))
+def _column_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric column as a numpy array with nulls as 0 (zero-copy when it has no nulls)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if column.null_count:
+        column = pc.fill_null(column.cast(pa.float64(), safe=False), 0.0)
+    elif pa.types.is_decimal(column.type) or pa.types.is_boolean(column.type):
+        column = column.cast(pa.float64(), safe=False)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _columns_first(data: pa.Table | pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
+    """float32 [len(columns), rows]; nulls and non-finite values become 0."""
+    missing = [c for c in columns if c not in data.schema.names]
+    if missing:
+        raise ValueError(f"missing feature columns: {missing}")
+    out = np.empty((len(columns), data.num_rows), dtype=np.float32)
+    for j, name in enumerate(columns):
+        out[j] = _column_values(data.column(name))  # numpy converts to float32 here
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
 
 
 def feature_matrix(data: pa.Table | pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
     """Columns as a float32 [rows, len(columns)] matrix; nulls and non-finite values become 0."""
-    missing = [c for c in columns if c not in data.schema.names]
-    if missing:
-        raise ValueError(f"missing feature columns: {missing}")
-    out = np.empty((data.num_rows, len(columns)), dtype=np.float32)
-    for j, name in enumerate(columns):
-        out[:, j] = _column_as_float(data.column(name))
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    return out
+    return _columns_first(data, columns).T
 
 
 def model_inputs(data: pa.Table | pa.RecordBatch, spec: FeatureSpec) -> tuple[np.ndarray,
                                                                              np.ndarray]:
     """The network inputs: ``static`` float32 [rows, n_static] and ``sequence`` float32
     [rows, n_periods, n_channels], periods oldest first."""
-    matrix = feature_matrix(data, spec.features)
+    matrix = _columns_first(data, spec.features)
     n_static, n_periods = len(spec.static), spec.n_periods
-    static = np.ascontiguousarray(matrix[:, :n_static])
-    by_lag = matrix[:, n_static:].reshape(data.num_rows, len(spec.channels), n_periods)
-    sequence = np.ascontiguousarray(by_lag[:, :, ::-1].transpose(0, 2, 1))
+    static = np.ascontiguousarray(matrix[:n_static].T)
+    by_lag = matrix[n_static:].reshape(len(spec.channels), n_periods, data.num_rows)
+    sequence = np.ascontiguousarray(by_lag[:, ::-1, :].transpose(2, 1, 0))
     return static, sequence
 
 
@@ -184,7 +197,7 @@ def labels(data: pa.Table | pa.RecordBatch) -> np.ndarray:
     """``label_revenue`` as float64; nulls read as 0 and negative spend floored at 0."""
     if LABEL_COLUMN not in data.schema.names:
         raise ValueError(f"the training examples have no {LABEL_COLUMN} column")
-    values = _column_as_float(data.column(LABEL_COLUMN))
+    values = _column_values(data.column(LABEL_COLUMN)).astype(np.float64)
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
     return np.maximum(values, 0.0)
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
 import clv
-import onnx
 from clv.artifacts import (
     METADATA_FORMAT,
     ModelArtifact,

@@ -8,10 +8,10 @@ the signed log1p values), so the exported ONNX graph takes the raw columns:
         -> Conv1d(kernel 3, same length) -> ReLU -> GRU -> last hidden state --------------+
     concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, predicted_clv, mu, sigma
 
-The GRU's weights live in ``nn.GRU`` (PyTorch gate order r, z, n); the recurrence is written out
-step by step with the same equations. Exported to ONNX this becomes plain MatMul/Sigmoid/Tanh
-nodes, which onnxruntime runs several times faster on CPU than its fused GRU kernel for these
-small hidden sizes.
+The GRU's weights live in an ``nn.GRU(batch_first=True)`` (PyTorch gate order r, z, n), and the
+recurrence is written out step by step with the same equations, time-major. Exported to ONNX it
+becomes plain Gemm/Sigmoid/Tanh nodes, which onnxruntime runs faster on CPU than its fused GRU
+kernel at these small hidden sizes, and which parallelise well across concurrent batches.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ def signed_log1p(x: Tensor) -> Tensor:
 
 
 class ClvNetwork(nn.Module):
+    """Inputs ``static`` [B, n_static] and ``sequence`` [B, n_periods, n_channels] (raw values,
+    periods oldest first); ``forward`` returns purchase_probability, predicted_clv, mu, sigma,
+    each [B]; ``logits`` returns the [B, 3] ZILN logits used by the loss."""
+
     def __init__(self, n_static: int, n_periods: int, n_channels: int, conv_channels: int = 8,
                  gru_hidden: int = 12, mlp_hidden: Sequence[int] = (64, 32)) -> None:
         super().__init__()

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import torch
 
 from clv import hybrid, metrics
 from clv.artifacts import ModelArtifact, find_artifact, list_artifacts
@@ -110,8 +112,9 @@ def _expected(features: list[str], run: RunSettings) -> dict[str, Any]:
 def _fingerprint(relation: Any, features: list[str], run: RunSettings,
                  settings: TrainSettings) -> str:
     """Hash of the settings and a digest of the training data: equal means "same model"."""
+    # Order-independent and exact (a float sum would depend on the scan order).
     digest = relation.aggregate(
-        f"count(*) as n, sum({LABEL_COLUMN}) as labels, "
+        f"count(*) as n, "
         f"bit_xor(hash(customer_id, {CUTOFF_COLUMN}, {LABEL_COLUMN}, revenue_total, t_days)) as h"
     ).fetchall()[0]
     payload = {
@@ -194,12 +197,50 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def calibrate_mean(result, bounds: tuple[float, float] = (0.1, 10.0)) -> float:
+    """Scale the network's spend so its validation total matches the actual total.
+
+    The ZILN mean p * exp(mu + sigma^2 / 2) is sensitive to sigma and to the drift between the
+    training cutoffs and the latest one; a single factor fitted on the held-out latest cutoff
+    removes that bias. It is applied as a shift of mu (the output bias), so expected value and
+    quantiles stay one consistent distribution inside the ONNX graph. Returns the factor.
+    """
+    validation = result.validation
+    actual = float(pc.sum(validation.column("label")).as_py() or 0.0)
+    predicted = float(pc.sum(validation.column("predicted")).as_py() or 0.0)
+    if actual <= 0 or predicted <= 0:
+        return 1.0
+    scale = float(np.clip(actual / predicted, *bounds))
+    last = result.model.head[-1]
+    with torch.no_grad():
+        last.bias[1] += float(np.log(scale))
+    scaled = pc.multiply(validation.column("predicted"), scale)
+    result.validation = validation.set_column(
+        validation.schema.get_field_index("predicted"), "predicted", scaled)
+    return scale
+
+
+def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6):
+    """Float columns rounded to ``decimals`` places.
+
+    The warehouse sums money in parallel, so the last bits of a total can differ between two
+    builds of the same data; rounding makes training and scoring inputs, and therefore the
+    model and its predictions, identical from run to run.
+    """
+    for index, field in enumerate(data.schema):
+        if pa.types.is_floating(field.type):
+            data = data.set_column(index, field.name, pc.round(data.column(index), decimals))
+    return data
+
+
 def _train(relation: Any, run: RunSettings, settings: TrainSettings,
            fingerprint: str) -> ModelArtifact:
-    table = as_table(relation)
+    table = stable_floats(as_table(relation))
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
     result = train(table, settings, log=dbt_log)
+    scale = calibrate_mean(result)
+    dbt_log(f"calibration: predicted_clv scaled by {scale:.3f} to match the validation total")
     artifact = export_model(result, run.model_dir, {
         "fingerprint": fingerprint,
         "horizon_days": run.horizon_days,
@@ -212,6 +253,7 @@ def _train(relation: Any, run: RunSettings, settings: TrainSettings,
         f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
     return update_metadata(artifact, _json_safe({
         "period_days": run.period_days,
+        "calibration_scale": scale,
         "btyd_fits": {cutoff: fit.to_dict() for cutoff, fit in fits.items()},
         "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
         "evaluation": evaluation,
@@ -304,7 +346,7 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
          for name, kind in zip(relation.columns, relation.types, strict=True)]))
     model = load_verified(run.model_dir, version, _expected(schema_features, run))
     # BTYD at the as-of date: fitted on the four summary columns of every customer.
-    summary = as_table(relation.select(", ".join(hybrid.BTYD_INPUTS)))
+    summary = stable_floats(as_table(relation.select(", ".join(hybrid.BTYD_INPUTS))))
     if summary.num_rows == 0:
         raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
                          "on or before the as-of date; check clv_data_quality and clv_as_of_date")
@@ -316,6 +358,7 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
 
     def with_btyd() -> Iterator[pa.RecordBatch]:
         for batch in relation.arrow(batch_rows):
+            batch = stable_floats(batch)
             yield hybrid.with_btyd_features(batch, hybrid.predict(batch, run.horizon_days, fit))
 
     scores = score_batches(model, with_btyd())

@@ -1,0 +1,196 @@
+"""ONNX export: parity with PyTorch, metadata, checksums, atomic writes and artifact lookup."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import clv.export as export_module
+from clv.artifacts import atomic_write_bytes, find_artifact, latest_artifact, list_artifacts
+from clv.config import ExportSettings, TrainSettings
+from clv.data import synthetic_examples
+from clv.export import ExportParityError, export_model, export_onnx_bytes, update_metadata
+from clv.train import train
+
+RUN_INFO = {"fingerprint": "fp-123", "horizon_days": 365, "as_of_date": "2025-01-01",
+            "period_days": 30}
+
+
+@pytest.fixture(scope="module")
+def result():
+    table = synthetic_examples(n_customers=400, n_cutoffs=3, seed=21)
+    return train(table, TrainSettings(max_epochs=3, num_threads=1), log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def artifact(result, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("models")
+    return export_model(result, model_dir, RUN_INFO, log=lambda _: None)
+
+
+def random_rows(n: int, n_static: int, n_periods: int, n_channels: int, seed: int):
+    rng = np.random.default_rng(seed)
+    static = rng.gamma(0.5, 300.0, (n, n_static)) * np.where(rng.random((n, n_static)) < 0.1,
+                                                             -1, 1)
+    static[rng.random((n, n_static)) < 0.2] = 0.0
+    sequence = rng.poisson(0.8, (n, n_periods, n_channels)) * rng.gamma(1.0, 40.0, (n, 1, 1))
+    return static.astype(np.float32), sequence.astype(np.float32)
+
+
+def test_dynamo_exporter_chosen_and_graph_valid(artifact, result):
+    meta = artifact.metadata
+    assert meta["exporter"] == "dynamo" and meta["exporter_failures"] == {}
+    model = onnx.load(artifact.onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
+    assert [i.name for i in model.graph.input] == ["static", "sequence"]
+    assert [o.name for o in model.graph.output] == ["purchase_probability", "predicted_clv",
+                                                    "mu", "sigma"]
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in model.graph.input]
+    assert isinstance(dims[0][0], str) and dims[0][1:] == [len(result.spec.static)]
+    assert dims[1][1:] == [result.spec.n_periods, len(result.spec.channels)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000])
+def test_onnx_parity_on_random_rows(artifact, result, n):
+    spec = result.spec
+    static, sequence = random_rows(n, len(spec.static), spec.n_periods, len(spec.channels), n)
+    session = ort.InferenceSession(str(artifact.onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"static": static, "sequence": sequence})
+    with torch.no_grad():
+        expected = result.model(torch.from_numpy(static), torch.from_numpy(sequence))
+    for out, ref in zip(got, expected, strict=True):
+        assert out.shape == (n,)
+        np.testing.assert_allclose(out, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_metadata_contents(artifact, result):
+    meta = json.loads(artifact.metadata_path.read_text())
+    version = meta["model_version"]
+    assert re.fullmatch(r"\d{8}T\d{6}Z_[0-9a-f]{10}", version)
+    assert artifact.onnx_path.name == f"clv_model_{version}.onnx" == meta["onnx_file"]
+    assert artifact.metadata_path.name == f"clv_model_{version}.json"
+    assert meta["sha256"] == hashlib.sha256(artifact.onnx_path.read_bytes()).hexdigest()
+    assert version.endswith(meta["sha256"][:10])
+    assert meta["features"] == result.features
+    assert meta["static_features"] + [c for ch in meta["sequence_features"] for c in ch] == \
+        meta["features"]
+    assert meta["channels"] == ["orders", "revenue", "active_days"]
+    assert meta["n_periods"] == 12
+    assert meta["sequence_features"][0][0] == "seq_orders_lag_01"
+    assert meta["horizon_days"] == 365 and meta["as_of_date"] == "2025-01-01"
+    assert meta["fingerprint"] == "fp-123" and meta["run_info"] == {"period_days": 30}
+    assert meta["training_cutoffs"] == result.training_cutoffs
+    assert meta["training_rows"] == result.train_rows
+    assert TrainSettings.from_dict(meta["hyperparameters"]) == result.settings
+    assert ExportSettings.from_dict(meta["export_settings"]) == ExportSettings()
+    assert "inside the graph" in meta["normalisation"]
+    assert meta["validation_loss"] == pytest.approx(result.validation_loss)
+    assert meta["validation_metrics"] == {}
+    assert meta["parity"]["max_rel_diff"] < 1e-4 and meta["parity"]["rows"] > 1
+    assert meta["inputs"] == {"static": ["batch", len(result.spec.static)],
+                              "sequence": ["batch", 12, 3]}
+
+
+def test_write_leaves_only_final_files(artifact):
+    assert sorted(p.name for p in artifact.onnx_path.parent.iterdir()) == sorted(
+        [artifact.onnx_path.name, artifact.metadata_path.name])
+
+
+def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"new content")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+
+
+def test_update_metadata_merges_and_protects(artifact, tmp_path):
+    model_dir = tmp_path / "copy"
+    shutil.copytree(artifact.onnx_path.parent, model_dir)
+    copy = latest_artifact(model_dir)
+    updated = update_metadata(copy, {"validation_metrics": {"gini": 0.61}})
+    updated = update_metadata(updated, {"validation_metrics": {"mae": 12.5}, "note": "ok"})
+    assert updated.metadata["validation_metrics"] == {"gini": 0.61, "mae": 12.5}
+    assert json.loads(copy.metadata_path.read_text())["note"] == "ok"
+    with pytest.raises(ValueError, match="sha256"):
+        update_metadata(updated, {"sha256": "0" * 64})
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(
+        [copy.onnx_path.name, copy.metadata_path.name])
+
+
+def clone_artifact(source, model_dir: Path, version: str, **changes) -> None:
+    """Copy an artifact under another version with edited metadata (no re-export)."""
+    meta = {**source.metadata, "model_version": version,
+            "onnx_file": f"clv_model_{version}.onnx", **changes}
+    shutil.copy(source.onnx_path, model_dir / meta["onnx_file"])
+    (model_dir / f"clv_model_{version}.json").write_text(json.dumps(meta))
+
+
+def test_latest_and_find_artifact(artifact, tmp_path):
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    assert latest_artifact(model_dir) is None and find_artifact(model_dir, "fp-123") is None
+    clone_artifact(artifact, model_dir, "20200101T000000Z_aaaaaaaaaa",
+                   created_at="2020-01-01T00:00:00+00:00", fingerprint="old")
+    clone_artifact(artifact, model_dir, "20300101T000000Z_bbbbbbbbbb",
+                   created_at="2030-01-01T00:00:00+00:00", fingerprint="new")
+    clone_artifact(artifact, model_dir, "20250101T000000Z_cccccccccc",
+                   created_at="2025-01-01T00:00:00+00:00", fingerprint="old")
+    clone_artifact(artifact, model_dir, "20400101T000000Z_dddddddddd",
+                   created_at="2040-01-01T00:00:00+00:00", fingerprint="gone")
+    (model_dir / "clv_model_20400101T000000Z_dddddddddd.onnx").unlink()  # incomplete artifact
+    assert [a.version[:8] for a in list_artifacts(model_dir)] == ["20200101", "20250101",
+                                                                  "20300101"]
+    assert latest_artifact(model_dir).version == "20300101T000000Z_bbbbbbbbbb"
+    assert find_artifact(model_dir, "old").version == "20250101T000000Z_cccccccccc"
+    assert find_artifact(model_dir, "gone") is None
+    assert find_artifact(model_dir, "unknown") is None
+
+
+def test_torchscript_exporter_also_matches(result):
+    spec = result.spec
+    static, sequence = random_rows(64, len(spec.static), spec.n_periods, len(spec.channels), 5)
+    data = export_onnx_bytes(result.model, "torchscript", 18)
+    onnx.checker.check_model(onnx.load_from_string(data))
+    got = ort.InferenceSession(data).run(None, {"static": static, "sequence": sequence})
+    with torch.no_grad():
+        expected = result.model(torch.from_numpy(static), torch.from_numpy(sequence))
+    for out, ref in zip(got, expected, strict=True):
+        np.testing.assert_allclose(out, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_falls_back_to_torchscript_when_dynamo_fails(result, tmp_path, monkeypatch):
+    real = export_module.export_onnx_bytes
+
+    def dynamo_breaks(model, exporter, opset):
+        if exporter == "dynamo":
+            raise RuntimeError("unsupported operator")
+        return real(model, exporter, opset)
+
+    monkeypatch.setattr(export_module, "export_onnx_bytes", dynamo_breaks)
+    artifact = export_model(result, tmp_path, {"fingerprint": "x"}, log=lambda _: None)
+    assert artifact.metadata["exporter"] == "torchscript"
+    assert "unsupported operator" in artifact.metadata["exporter_failures"]["dynamo"]
+
+
+def test_parity_failure_raises_and_writes_nothing(result, tmp_path):
+    strict = ExportSettings(exporter="torchscript", parity_rtol=0.0, parity_atol=0.0)
+    with pytest.raises(ExportParityError, match="no exporter produced a model matching"):
+        export_model(result, tmp_path, {}, strict, log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,124 @@
+"""End to end: dbt build trains, exports, scores and evaluates; re-runs reuse the saved model."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pytest
+
+from clv import hybrid
+from clv.data import FeatureSpec, model_inputs
+from clv.generate import GeneratorSettings, generate
+
+SEGMENTS = {"high_value", "new", "at_risk", "dormant", "active"}
+PREDICTION_COLUMNS = [
+    "customer_id", "as_of_date", "horizon_days", "predicted_clv", "purchase_probability",
+    "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90", "value_decile", "segment",
+    "model_version", "scored_at",
+]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from conftest import DbtProject
+
+    workdir = tmp_path_factory.mktemp("pipeline")
+    data = generate(GeneratorSettings(
+        n_customers=600, start_date=date(2021, 1, 1), end_date=date(2023, 12, 31), seed=3,
+    ))
+    path = workdir / "transactions.csv"
+    data.transactions.to_csv(path, index=False)
+    vars_ = {
+        "clv_transactions": str(path), "clv_horizon_days": 180,
+        "clv_model_dir": str(workdir / "models"),
+    }
+    project = DbtProject(workdir)
+    project.vars = vars_
+    project.build(vars=vars_, select=None)
+    return project
+
+
+def _predictions(project) -> pa.Table:
+    return project.query("select * from clv_predictions order by customer_id")
+
+
+@pytest.mark.slow
+def test_build_writes_predictions_for_every_scored_customer(project):
+    predictions = _predictions(project)
+    examples = project.query("select customer_id from clv_scoring_examples order by customer_id")
+    assert list(predictions.columns) == PREDICTION_COLUMNS
+    assert list(predictions.customer_id) == list(examples.customer_id)
+    assert predictions.predicted_clv.between(0, 1e7).all()
+    assert predictions.purchase_probability.between(0, 1).all()
+    assert (predictions.predicted_clv_p10 <= predictions.predicted_clv_p50).all()
+    assert (predictions.predicted_clv_p50 <= predictions.predicted_clv_p90).all()
+    assert set(predictions.value_decile) == set(range(1, 11))
+    assert set(predictions.segment) <= SEGMENTS
+    top = predictions[predictions.value_decile == 1].predicted_clv.min()
+    assert top >= predictions[predictions.value_decile == 2].predicted_clv.max()
+
+
+@pytest.mark.slow
+def test_every_run_is_evaluated_against_the_baselines(project):
+    registry = project.query("select * from clv_model_registry")
+    assert len(registry) == 1 and registry.is_current.all()
+    evaluation = project.query("select * from clv_model_evaluation")
+    assert set(evaluation.predictor) == {
+        "network", "bgnbd_gamma_gamma", "naive_last_horizon", "naive_average_rate"}
+    assert evaluation.normalized_gini.between(-1, 1).all()
+    calibration = project.query("select * from clv_decile_calibration")
+    assert len(calibration) == 4 * 10
+
+
+@pytest.mark.slow
+def test_onnx_file_reproduces_predictions_in_plain_onnxruntime(project):
+    registry = project.query("select onnx_path from clv_model_registry where is_current")
+    onnx_path = Path(registry.onnx_path[0])
+    metadata = json.loads(onnx_path.with_suffix(".json").read_text())
+    examples = pa.Table.from_pandas(
+        project.query("select * from clv_scoring_examples order by customer_id"),
+        preserve_index=False)
+    btyd = hybrid.predict(examples, metadata["horizon_days"])
+    examples = hybrid.with_btyd_features(examples, btyd)
+    static, sequence = model_inputs(examples, FeatureSpec.from_dict(metadata))
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    _, predicted_clv, _, _ = session.run(None, {"static": static, "sequence": sequence})
+    expected = _predictions(project).predicted_clv.to_numpy()
+    np.testing.assert_allclose(predicted_clv, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_rerun_reuses_the_model_and_never_rescoring_is_identical(project):
+    before = _predictions(project)
+    project.build(vars=project.vars, select=None)  # auto: same settings and data, no training
+    project.build(vars={**project.vars, "clv_retrain": "never"}, select=None)
+    registry = project.query("select model_version from clv_model_registry")
+    assert len(registry) == 1
+    after = _predictions(project)
+    assert list(after.model_version.unique()) == list(before.model_version.unique())
+    np.testing.assert_array_equal(after.predicted_clv.to_numpy(), before.predicted_clv.to_numpy())
+
+
+@pytest.mark.slow
+def test_retraining_with_the_same_seed_gives_identical_predictions(project):
+    before = _predictions(project)
+    project.build(vars={**project.vars, "clv_retrain": "always"}, select=None)
+    assert len(project.query("select * from clv_model_registry")) == 2
+    after = _predictions(project)
+    assert after.model_version[0] != before.model_version[0]
+    np.testing.assert_array_equal(after.predicted_clv.to_numpy(), before.predicted_clv.to_numpy())
+
+
+@pytest.mark.slow
+def test_never_without_a_saved_model_is_a_clear_error(dbt_project, tmp_path, project):
+    vars_ = {**project.vars, "clv_model_dir": str(tmp_path / "empty"), "clv_retrain": "never"}
+    result = dbt_project.build(vars=vars_, select=None, expect_success=False)
+    assert not result.success
+    messages = " ".join(str(r.message) for r in result.result)
+    assert "clv_retrain is 'never'" in messages

@@ -1,0 +1,205 @@
+"""Scoring: streaming equals one-shot, verification refuses mismatched or damaged models, and the
+ONNX file works in plain onnxruntime without this package.
+
+The artifact here comes from the TorchScript exporter to keep the suite fast; test_export checks
+the dynamo graph (the default) against PyTorch, and scoring only sees the ONNX interface.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pyarrow as pa
+import pytest
+import torch
+
+from clv.config import ExportSettings, TrainSettings
+from clv.data import feature_spec, synthetic_examples
+from clv.export import export_model
+from clv.loss import ziln_quantiles
+from clv.score import (
+    ModelMismatchError,
+    load_verified,
+    output_schema,
+    score_batches,
+    score_table,
+    ziln_quantiles_numpy,
+)
+from clv.train import train
+
+HORIZON = 365
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    table = synthetic_examples(n_customers=400, n_cutoffs=2, seed=31)
+    result = train(table, TrainSettings(max_epochs=3, num_threads=1), log=lambda _: None)
+    directory = tmp_path_factory.mktemp("models")
+    export_model(result, directory, {"fingerprint": "fp", "horizon_days": HORIZON},
+                 ExportSettings(exporter="torchscript"), log=lambda _: None)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def scoring() -> pa.Table:
+    return synthetic_examples(n_customers=5000, n_cutoffs=1, seed=32, with_labels=False)
+
+
+@pytest.fixture(scope="module")
+def expected(scoring) -> dict:
+    spec = feature_spec(scoring.schema)
+    return {"features": list(spec.features), "horizon_days": HORIZON,
+            "n_periods": spec.n_periods, "channels": list(spec.channels)}
+
+
+@pytest.fixture()
+def damaged_dir(model_dir, tmp_path) -> Path:
+    target = tmp_path / "models"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def test_streaming_equals_one_shot(model_dir, scoring, expected):
+    model = load_verified(model_dir, expected=expected)
+    reader = score_batches(model, scoring.to_reader(max_chunksize=700), batch_size=1024)
+    assert isinstance(reader, pa.RecordBatchReader)
+    assert reader.schema == output_schema()
+    batches = list(reader)
+    assert len(batches) == 5 and max(b.num_rows for b in batches) == 1024
+    streamed = pa.Table.from_batches(batches, schema=output_schema())
+    one_shot = score_table(model, scoring, batch_size=10_000)
+    assert streamed.column("customer_id").equals(scoring.column("customer_id"))
+    assert streamed.column("customer_id").equals(one_shot.column("customer_id"))
+    for name in ["purchase_probability", "predicted_clv", "predicted_clv_p10",
+                 "predicted_clv_p50", "predicted_clv_p90"]:
+        np.testing.assert_allclose(streamed.column(name).to_numpy(),
+                                   one_shot.column(name).to_numpy(), rtol=1e-6, atol=1e-9)
+    assert set(streamed.column("model_version").to_pylist()) == {model.version}
+    assert streamed.schema.names == ["customer_id", "purchase_probability", "predicted_clv",
+                                     "predicted_clv_p10", "predicted_clv_p50",
+                                     "predicted_clv_p90", "model_version"]
+
+
+def test_reads_input_lazily(model_dir, scoring):
+    model = load_verified(model_dir)
+    pulled = []
+
+    def source():
+        for batch in scoring.to_batches(max_chunksize=100):
+            pulled.append(batch.num_rows)
+            yield batch
+
+    reader = score_batches(model, source(), batch_size=200)
+    first = reader.read_next_batch()
+    assert first.num_rows == 200
+    assert sum(pulled) <= 200 * (model.workers + 2)  # a few batches, not the whole input
+    rest = sum(b.num_rows for b in reader)
+    assert first.num_rows + rest == scoring.num_rows == sum(pulled)
+
+
+def test_quantiles_and_probabilities_are_consistent(model_dir, scoring):
+    out = score_table(load_verified(model_dir), scoring)
+    p10, p50, p90 = (out.column(f"predicted_clv_p{q}").to_numpy() for q in (10, 50, 90))
+    assert np.all(p10 <= p50) and np.all(p50 <= p90) and np.all(p10 >= 0)
+    p = out.column("purchase_probability").to_numpy()
+    assert np.all((p > 0) & (p < 1))
+    assert np.all(p90[p < 0.1] == 0)  # most of the mass at zero: the 90th percentile is 0
+
+
+def test_numpy_quantiles_match_torch():
+    rng = np.random.default_rng(0)
+    logits = np.stack([rng.normal(0, 2, 200), rng.normal(3, 1, 200), rng.normal(0, 1, 200)], 1)
+    reference = ziln_quantiles(torch.from_numpy(logits), [0.1, 0.5, 0.9]).numpy()
+    p = 1 / (1 + np.exp(-logits[:, 0]))
+    sigma = np.maximum(np.logaddexp(0, logits[:, 2]), 1e-3)
+    for j, q in enumerate([0.1, 0.5, 0.9]):
+        np.testing.assert_allclose(ziln_quantiles_numpy(p, logits[:, 1], sigma, q),
+                                   reference[:, j], rtol=1e-10, atol=1e-12)
+
+
+def test_plain_onnxruntime_reproduces_predictions(model_dir, scoring):
+    """Only the metadata JSON, numpy and onnxruntime: no clv code builds the inputs."""
+    meta_path = sorted(model_dir.glob("clv_model_*.json"))[-1]
+    meta = json.loads(meta_path.read_text())
+    frame = scoring.slice(0, 300).to_pandas()
+    static = frame[meta["static_features"]].fillna(0).to_numpy(np.float32)
+    per_channel = [frame[list(reversed(cols))].fillna(0).to_numpy(np.float32)  # oldest first
+                   for cols in meta["sequence_features"]]
+    sequence = np.stack(per_channel, axis=2)
+    session = ort.InferenceSession(str(model_dir / meta["onnx_file"]),
+                                   providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()],
+                       session.run(None, {"static": static, "sequence": sequence}), strict=True))
+    ours = score_table(load_verified(model_dir), scoring.slice(0, 300))
+    np.testing.assert_allclose(outputs["predicted_clv"], ours.column("predicted_clv").to_numpy(),
+                               rtol=1e-6)
+    p, mu, sigma = outputs["purchase_probability"], outputs["mu"], outputs["sigma"]
+    np.testing.assert_allclose(outputs["predicted_clv"], p * np.exp(mu + sigma**2 / 2), rtol=1e-5)
+
+
+def test_pandas_input_and_integer_ids(model_dir, scoring):
+    frame = scoring.slice(0, 50).to_pandas()
+    frame["customer_id"] = np.arange(50)
+    out = score_table(load_verified(model_dir), frame)
+    assert out.column("customer_id").to_pylist() == [str(i) for i in range(50)]
+    assert isinstance(frame, pd.DataFrame) and out.num_rows == 50
+
+
+def test_flipped_byte_is_refused(damaged_dir):
+    onnx_file = next(damaged_dir.glob("*.onnx"))
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(ModelMismatchError, match="sha256 mismatch: file was modified or truncated"):
+        load_verified(damaged_dir)
+
+
+def test_truncated_file_is_refused(damaged_dir):
+    onnx_file = next(damaged_dir.glob("*.onnx"))
+    onnx_file.write_bytes(onnx_file.read_bytes()[:1000])
+    with pytest.raises(ModelMismatchError, match="sha256 mismatch"):
+        load_verified(damaged_dir)
+
+
+def test_missing_onnx_file_is_refused(damaged_dir):
+    onnx_file = next(damaged_dir.glob("*.onnx"))
+    version = onnx_file.stem.removeprefix("clv_model_")
+    onnx_file.unlink()
+    with pytest.raises(ModelMismatchError, match="ONNX file .* is missing"):
+        load_verified(damaged_dir, version=version)
+    with pytest.raises(ModelMismatchError, match="no model artifact"):
+        load_verified(damaged_dir)  # latest: nothing complete left
+    with pytest.raises(ModelMismatchError, match="no metadata file"):
+        load_verified(damaged_dir, version="19990101T000000Z_0000000000")
+
+
+def test_feature_list_mismatch_names_columns(model_dir, expected):
+    changed = dict(expected)
+    changed["features"] = [f for f in expected["features"] if f != "noise"] + ["loyalty_points"]
+    with pytest.raises(ModelMismatchError) as info:
+        load_verified(model_dir, expected=changed)
+    assert "feature list differs: missing ['noise'], unexpected ['loyalty_points']" in str(
+        info.value)
+    reordered = dict(expected, features=list(reversed(expected["features"])))
+    with pytest.raises(ModelMismatchError, match="feature order differs: position 0"):
+        load_verified(model_dir, expected=reordered)
+
+
+def test_horizon_and_shape_mismatch_are_named(model_dir, expected):
+    with pytest.raises(ModelMismatchError, match="horizon_days: model 365, run 91"):
+        load_verified(model_dir, expected=dict(expected, horizon_days=91))
+    with pytest.raises(ModelMismatchError) as info:
+        load_verified(model_dir, expected=dict(expected, n_periods=6,
+                                               channels=["orders", "revenue"]))
+    assert "n_periods: model 12, run 6" in str(info.value)
+    assert "channels: model ['orders', 'revenue', 'active_days'], run ['orders', 'revenue']" in \
+        str(info.value)
+
+
+def test_scoring_data_missing_a_feature_column(model_dir, scoring):
+    model = load_verified(model_dir)
+    with pytest.raises(ModelMismatchError, match=r"lacks feature columns .*'seq_revenue_lag_03'"):
+        score_table(model, scoring.drop_columns(["seq_revenue_lag_03"]))

@@ -1,0 +1,131 @@
+"""Training on synthetic examples with a known signal: skill, determinism, clear errors.
+
+``synthetic_examples`` draws each customer's latent order rate and order value; the history
+columns are Poisson orders and their revenue, and the label is the revenue of fresh orders from
+the same rate and value. A model that reads the history must beat a constant prediction.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import torch
+
+from clv.config import TrainSettings
+from clv.data import feature_spec, synthetic_examples
+from clv.train import train
+
+FAST = TrainSettings(max_epochs=25, patience=4, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def examples() -> pa.Table:
+    return synthetic_examples(n_customers=2000, n_cutoffs=3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def trained(examples):
+    lines: list[str] = []
+    result = train(examples, FAST, log=lines.append)
+    return result, lines
+
+
+def test_beats_constant_predictor(examples, trained):
+    result, _ = trained
+    v = result.validation
+    y = v.column("label").to_numpy()
+    predicted = v.column("predicted").to_numpy()
+    latest = pc.max(examples.column("cutoff_date"))
+    train_labels = examples.filter(pc.less(examples.column("cutoff_date"), latest))
+    constant = float(np.mean(train_labels.column("label_revenue").to_numpy()))
+    mse_model = np.mean((y - predicted) ** 2)
+    mse_constant = np.mean((y - constant) ** 2)
+    assert mse_model < 0.7 * mse_constant
+    assert np.corrcoef(y, predicted)[0, 1] > 0.6
+    probability = v.column("probability").to_numpy()
+    assert np.mean(probability[y > 0]) > np.mean(probability[y == 0]) + 0.2
+
+
+def test_result_contents(examples, trained):
+    result, lines = trained
+    assert result.validation_split == "latest_cutoff"
+    assert result.validation_cutoff == "2024-07-01"
+    assert result.training_cutoffs == ["2024-01-01", "2024-04-01", "2024-07-01"]
+    assert result.validation.column_names == ["customer_id", "cutoff_date", "label", "predicted",
+                                              "probability"]
+    assert result.validation_rows == 2000 and result.train_rows == 4000
+    assert result.features == list(feature_spec(examples.schema).features)
+    assert result.features[:3] == ["days_since_signup", "frequency", "monetary_value"]
+    assert "noise" in result.features and "country" not in result.features
+    assert not any(f.startswith("label_") for f in result.features)
+    assert result.validation_loss == min(h["validation_loss"] for h in result.history)
+    assert not result.model.training
+    epoch_lines = [line for line in lines if line.startswith("epoch")]
+    assert len(epoch_lines) == result.epochs_run == len(result.history)
+    assert all("train_loss" in line and "validation_loss" in line and line.endswith("s")
+               for line in epoch_lines)
+    assert set(result.normalisation) == {"static_mean", "static_std", "sequence_mean",
+                                         "sequence_std"}
+
+
+def test_same_seed_bit_identical_regardless_of_row_and_column_order():
+    table = synthetic_examples(n_customers=300, n_cutoffs=2, seed=5)
+    settings = TrainSettings(max_epochs=3, patience=10, num_threads=1)
+    first = train(table, settings, log=lambda _: None)
+    rng = np.random.default_rng(0)
+    shuffled = table.take(pa.array(rng.permutation(table.num_rows)))
+    shuffled = shuffled.select(list(reversed(shuffled.column_names)))
+    second = train(shuffled.to_reader(max_chunksize=97), settings, log=lambda _: None)
+    assert first.validation.equals(second.validation)
+    for (name, a), (_, b) in zip(first.model.state_dict().items(),
+                                 second.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    other = train(table, TrainSettings(max_epochs=3, patience=10, num_threads=1, seed=7),
+                  log=lambda _: None)
+    assert not first.validation.equals(other.validation)
+
+
+def test_single_cutoff_holds_out_customers():
+    table = synthetic_examples(n_customers=400, n_cutoffs=1, seed=6)
+    result = train(table, TrainSettings(max_epochs=2, num_threads=1), log=lambda _: None)
+    assert result.validation_split == "customer_holdout"
+    assert result.validation_cutoff is None
+    assert result.validation_rows == 80 and result.train_rows == 320
+
+
+def test_subsamples_above_max_train_rows():
+    table = synthetic_examples(n_customers=500, n_cutoffs=2, seed=7)
+    lines: list[str] = []
+    result = train(table, TrainSettings(max_epochs=1, max_train_rows=200, num_threads=1),
+                   log=lines.append)
+    assert result.train_rows == 200 and result.train_rows_available == 500
+    assert any(line.startswith("subsampled 200 of 500") for line in lines)
+
+
+def test_no_rows_is_a_clear_error():
+    empty = synthetic_examples(n_customers=10, n_cutoffs=1).slice(0, 0)
+    with pytest.raises(ValueError, match="no rows") as info:
+        train(empty, log=lambda _: None)
+    assert "clv_as_of_date" in str(info.value)
+
+
+def test_no_positive_labels_is_a_clear_error():
+    table = synthetic_examples(n_customers=100, n_cutoffs=2, seed=8)
+    zero = pa.array(np.zeros(table.num_rows))
+    table = table.set_column(table.column_names.index("label_revenue"), "label_revenue", zero)
+    with pytest.raises(ValueError, match="no positive label_revenue") as info:
+        train(table, log=lambda _: None)
+    assert "clv_horizon_days" in str(info.value)
+
+
+def test_too_few_rows_is_a_clear_error():
+    table = synthetic_examples(n_customers=6, n_cutoffs=2, seed=9)
+    with pytest.raises(ValueError, match="only 12 rows") as info:
+        train(table, log=lambda _: None)
+    assert "clv_training_cutoffs" in str(info.value)
+
+
+def test_duplicate_customer_cutoff_rows_are_rejected():
+    table = synthetic_examples(n_customers=30, n_cutoffs=1, seed=10)
+    with pytest.raises(ValueError, match="duplicate"):
+        train(pa.concat_tables([table, table.slice(0, 1)]), log=lambda _: None)
