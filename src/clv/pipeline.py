@@ -24,7 +24,7 @@ from clv import hybrid, metrics
 from clv.artifacts import ModelArtifact, find_artifact, list_artifacts
 from clv.baselines import naive_average_rate, naive_last_period
 from clv.config import CUTOFF_COLUMN, LABEL_COLUMN, TrainSettings
-from clv.data import as_table, feature_spec
+from clv.data import as_table, feature_spec, sorted_examples
 from clv.export import export_model, update_metadata
 from clv.score import ModelMismatchError, load_verified, score_batches
 from clv.train import train
@@ -115,7 +115,8 @@ def _fingerprint(relation: Any, features: list[str], run: RunSettings,
     # Order-independent and exact (a float sum would depend on the scan order).
     digest = relation.aggregate(
         f"count(*) as n, "
-        f"bit_xor(hash(customer_id, {CUTOFF_COLUMN}, {LABEL_COLUMN}, revenue_total, t_days)) as h"
+        f"bit_xor(hash(customer_id, {CUTOFF_COLUMN}, round({LABEL_COLUMN}, 6), "
+        f"round(revenue_total, 6), t_days)) as h"
     ).fetchall()[0]
     payload = {
         "data": [str(value) for value in digest],
@@ -235,7 +236,8 @@ def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6):
 
 def _train(relation: Any, run: RunSettings, settings: TrainSettings,
            fingerprint: str) -> ModelArtifact:
-    table = stable_floats(as_table(relation))
+    # A fixed row order: the BTYD fits and the training batches must not depend on the scan.
+    table = sorted_examples(stable_floats(as_table(relation)))
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
     result = train(table, settings, log=dbt_log)
@@ -346,7 +348,8 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
          for name, kind in zip(relation.columns, relation.types, strict=True)]))
     model = load_verified(run.model_dir, version, _expected(schema_features, run))
     # BTYD at the as-of date: fitted on the four summary columns of every customer.
-    summary = stable_floats(as_table(relation.select(", ".join(hybrid.BTYD_INPUTS))))
+    summary = stable_floats(as_table(
+        relation.order("customer_id").select(", ".join(hybrid.BTYD_INPUTS))))
     if summary.num_rows == 0:
         raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
                          "on or before the as-of date; check clv_data_quality and clv_as_of_date")
