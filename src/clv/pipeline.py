@@ -23,6 +23,7 @@ import torch
 from clv import hybrid, metrics
 from clv.artifacts import ModelArtifact, find_artifact, list_artifacts
 from clv.baselines import naive_average_rate, naive_last_period
+from clv.calibration import CalibratedNetwork, fit_knots
 from clv.config import CUTOFF_COLUMN, LABEL_COLUMN, TrainSettings
 from clv.data import as_table, feature_spec, sorted_examples
 from clv.export import export_model, update_metadata
@@ -198,27 +199,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def calibrate_mean(result, bounds: tuple[float, float] = (0.1, 10.0)) -> float:
-    """Scale the network's spend so its validation total matches the actual total.
-
-    The ZILN mean p * exp(mu + sigma^2 / 2) is sensitive to sigma and to the drift between the
-    training cutoffs and the latest one; a single factor fitted on the held-out latest cutoff
-    removes that bias. It is applied as a shift of mu (the output bias), so expected value and
-    quantiles stay one consistent distribution inside the ONNX graph. Returns the factor.
-    """
+def calibrate(result) -> dict[str, list[float]]:
+    """Wrap the trained network in a monotone spend calibration fitted on the validation rows
+    (see :mod:`clv.calibration`); updates ``result`` in place and returns the knots."""
     validation = result.validation
-    actual = float(pc.sum(validation.column("label")).as_py() or 0.0)
-    predicted = float(pc.sum(validation.column("predicted")).as_py() or 0.0)
-    if actual <= 0 or predicted <= 0:
-        return 1.0
-    scale = float(np.clip(actual / predicted, *bounds))
-    last = result.model.head[-1]
+    predicted = validation.column("predicted").to_numpy()
+    knots_x, knots_y = fit_knots(predicted, validation.column("label").to_numpy())
+    model = CalibratedNetwork(result.model, knots_x, knots_y).eval()
     with torch.no_grad():
-        last.bias[1] += float(np.log(scale))
-    scaled = pc.multiply(validation.column("predicted"), scale)
+        log_spend = torch.log(torch.as_tensor(predicted, dtype=torch.float32).clamp_min(1e-12))
+        calibrated = torch.exp(model.log_spend_map(log_spend)).double().numpy()
+    result.model = model
     result.validation = validation.set_column(
-        validation.schema.get_field_index("predicted"), "predicted", scaled)
-    return scale
+        validation.schema.get_field_index("predicted"), "predicted", pa.array(calibrated))
+    return {"log_predicted": knots_x.tolist(), "log_calibrated": knots_y.tolist()}
 
 
 def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6):
@@ -241,8 +235,8 @@ def _train(relation: Any, run: RunSettings, settings: TrainSettings,
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
     result = train(table, settings, log=dbt_log)
-    scale = calibrate_mean(result)
-    dbt_log(f"calibration: predicted_clv scaled by {scale:.3f} to match the validation total")
+    knots = calibrate(result)
+    dbt_log(f"calibration: {len(knots['log_predicted'])} knots fitted on the validation cutoff")
     artifact = export_model(result, run.model_dir, {
         "fingerprint": fingerprint,
         "horizon_days": run.horizon_days,
@@ -255,7 +249,7 @@ def _train(relation: Any, run: RunSettings, settings: TrainSettings,
         f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
     return update_metadata(artifact, _json_safe({
         "period_days": run.period_days,
-        "calibration_scale": scale,
+        "spend_calibration_knots": knots,
         "btyd_fits": {cutoff: fit.to_dict() for cutoff, fit in fits.items()},
         "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
         "evaluation": evaluation,
@@ -360,7 +354,8 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
     scored_at = pa.scalar(datetime.now(UTC).replace(tzinfo=None), pa.timestamp("us"))
 
     def with_btyd() -> Iterator[pa.RecordBatch]:
-        for batch in relation.arrow(batch_rows):
+        # A fixed order makes every batch, and so every float32 result, the same run to run.
+        for batch in relation.order("customer_id").arrow(batch_rows):
             batch = stable_floats(batch)
             yield hybrid.with_btyd_features(batch, hybrid.predict(batch, run.horizon_days, fit))
 
