@@ -1,0 +1,42 @@
+"""An ageing, closed cohort: no new customers, so the as-of date sees older customers than the
+training cutoffs did. Predictions must stay calibrated in aggregate on the real holdout."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from clv.generate import GeneratorSettings, generate
+
+AS_OF = "2023-06-30"
+HORIZON = 180
+
+
+@pytest.mark.slow
+def test_closed_cohort_predictions_stay_calibrated(dbt_project, write_csv, tmp_path):
+    data = generate(GeneratorSettings(
+        n_customers=1500, start_date=date(2021, 1, 1), end_date=date(2023, 12, 31), seed=17,
+        closed_cohort=True, bad_rows=False, with_events=False,
+    ))
+    dbt_project.build(select=None, vars={
+        "clv_transactions": write_csv(data.transactions), "clv_as_of_date": AS_OF,
+        "clv_horizon_days": HORIZON, "clv_model_dir": str(tmp_path / "models"),
+    })
+    totals = dbt_project.query(f"""
+        with actual as (
+            select customer_id, greatest(sum(amount), 0) as actual
+            from int_clv__transactions_classified
+            where exclusion_reason = 'after_as_of_date'
+              and transacted_date <= date '{AS_OF}' + {HORIZON}
+            group by customer_id
+        )
+        select sum(p.predicted_clv) as predicted, sum(coalesce(a.actual, 0)) as actual,
+               min(s.t_days) as youngest_days
+        from clv_predictions p
+        join clv_scoring_examples s using (customer_id)
+        left join actual a using (customer_id)
+    """)
+    assert totals.youngest_days[0] > 365, "a closed cohort: everyone is old at the as-of date"
+    aggregate_error = totals.predicted[0] / totals.actual[0] - 1
+    assert abs(aggregate_error) < 0.25, f"aggregate error {aggregate_error:+.1%}"
