@@ -55,8 +55,8 @@ def generated(name: str, closed_cohort: bool, customers: int) -> DataSet:
     return DataSet(name, path, "2023-12-31", 365, {}, truth)
 
 
-def retail() -> DataSet:
-    return DataSet("retail", RETAIL_FILE, "2011-06-09", 91, {
+def retail(path: Path = RETAIL_FILE) -> DataSet:
+    return DataSet("retail", path, "2011-06-09", 91, {
         "clv_columns": {
             "customer_id": "nullif(CustomerID, '(blank)')",
             "transacted_at": "InvoiceDate",
@@ -144,18 +144,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["generated", "closed_cohort", "retail"])
     parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--retail-file", type=Path, default=RETAIL_FILE,
+                        help="the Online Retail invoices CSV (default: the shared data folder)")
     args = parser.parse_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     makers = {
         "generated": lambda: generated("generated", False, args.customers),
         "closed_cohort": lambda: generated("closed_cohort", True, args.customers),
-        "retail": retail,
+        "retail": lambda: retail(args.retail_file),
     }
     for name, make in makers.items():
         if args.only and name != args.only:
             continue
-        if name == "retail" and not RETAIL_FILE.exists():
-            print(f"\n### retail: skipped, {RETAIL_FILE.name} not found")
+        if name == "retail" and not args.retail_file.exists():
+            print(f"\n### retail: skipped, {args.retail_file} not found")
             continue
         data = make()
         print_table(data, evaluate(data, build(data)))
