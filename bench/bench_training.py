@@ -1,0 +1,153 @@
+"""Training benchmark: wall time to a converged, exported model on the dbt example table.
+
+    python bench/bench_training.py --customers 1000000 --runs 3
+
+Generates transactions with the project's generator, builds ``clv_training_examples`` with the
+project's dbt feature models (``dbt run --select +clv_training_examples``, timed once, into a
+DuckDB file under bench/out), then times the pipeline's training path in a fresh process per
+run: ``clv.pipeline.train_or_reuse`` with ``clv_retrain = always`` on that relation, which reads
+the examples, fingerprints them, fits BG/NBD + Gamma-Gamma per cutoff, trains with the default
+``TrainSettings()`` (early stopping), calibrates, exports to ONNX with the parity check and
+evaluates the baselines. Prints rows available and used, epochs, the time of each step and the
+peak memory; medians over ``--runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench_features import generate, row_count
+from common import OUT_DIR, PYTHON, dbt_command, measure
+
+AS_OF = "2023-12-31"
+TARGET_SECONDS = 300
+# Pipeline functions timed as steps of the training path, by name in clv.pipeline.
+STEPS = ("_fingerprint", "as_table", "sorted_examples", "stable_floats", "train", "calibrate",
+         "export_model", "_evaluate")
+
+
+def child(database: str, model_dir: str, report: str) -> None:
+    """One training run in this process; writes step timings and model facts to ``report``."""
+    import duckdb
+
+    from clv import hybrid, pipeline
+
+    seconds: dict[str, float] = {}
+    facts: dict[str, Any] = {}
+
+    def timed(name: str, function: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                value = function(*args, **kwargs)
+            finally:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+            if name == "train":
+                facts["epoch_seconds"] = [round(h["seconds"], 2) for h in value.history]
+            return value
+        return wrapper
+
+    for name in STEPS:
+        if hasattr(pipeline, name):
+            setattr(pipeline, name, timed(name, getattr(pipeline, name)))
+    hybrid.add_features_per_cutoff = timed("btyd_fits_per_cutoff",
+                                           hybrid.add_features_per_cutoff)
+
+    connection = duckdb.connect(database, read_only=True)
+    relation = connection.table("clv_training_examples")
+    run = pipeline.RunSettings.from_config({
+        "clv_model_dir": model_dir, "clv_retrain": "always", "clv_horizon_days": 365,
+        "clv_period_days": 30, "clv_sequence_periods": 12, "clv_seed": 42})
+    started = time.perf_counter()
+    registry = pipeline.train_or_reuse(relation, run)
+    total = time.perf_counter() - started
+    current = registry[registry["is_current"]].iloc[0]
+    metadata = json.loads(Path(current["onnx_path"]).with_suffix(".json").read_text())
+    Path(report).write_text(json.dumps({
+        "total_seconds": total, "step_seconds": seconds, **facts,
+        **{key: metadata.get(key) for key in (
+            "training_rows", "training_rows_available", "validation_rows", "epochs_run",
+            "best_epoch", "train_seconds", "validation_cutoff", "training_cutoffs", "exporter")},
+        "max_epochs": metadata["hyperparameters"]["max_epochs"],
+        "patience": metadata["hyperparameters"]["patience"],
+        "normalized_gini": (metadata.get("validation_metrics") or {}).get("normalized_gini"),
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reuse-examples", action="store_true",
+                        help="keep an example table built by an earlier run of this benchmark")
+    args = parser.parse_args()
+
+    path = generate(args.customers)
+    database = OUT_DIR / f"bench_training_{args.customers}.duckdb"
+    build = None
+    if not (args.reuse_examples and database.exists()):
+        database.unlink(missing_ok=True)
+        vars_ = {"clv_transactions": path, "clv_as_of_date": AS_OF}
+        build = measure(
+            dbt_command("run", "--select", "+clv_training_examples", "--vars", json.dumps(vars_),
+                        "--target-path", str(OUT_DIR / "target"),
+                        "--log-path", str(OUT_DIR / "logs")),
+            env={"CLV_DUCKDB_PATH": str(database)})
+
+    runs, reports = [], []
+    for _ in range(args.runs):
+        model_dir = Path(tempfile.mkdtemp(prefix="clv-bench-training-", dir=OUT_DIR))
+        report = model_dir / "report.json"
+        try:
+            runs.append(measure([PYTHON, __file__, "--child", str(database), str(model_dir),
+                                 str(report)]))
+            reports.append(json.loads(report.read_text()))
+        finally:
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+    def med(values):
+        return statistics.median(values)
+
+    first = reports[0]
+    wall = med([r.seconds for r in runs])
+    print(f"\n{row_count(path):,} transaction rows, {args.customers:,} customers; training: "
+          f"median of {args.runs} runs, each in a fresh process\n")
+    if build is not None:
+        print(f"dbt run --select +clv_training_examples: {build.seconds:.1f} s, peak "
+              f"{build.peak_mb:,.0f} MB (one run)")
+    print(f"training cutoffs {', '.join(first['training_cutoffs'])}; validation cutoff "
+          f"{first['validation_cutoff']}")
+    print(f"rows: {first['training_rows_available']:,} training rows available, "
+          f"{first['training_rows']:,} used (TrainSettings.max_train_rows: uniform sample without "
+          f"replacement, numpy default_rng(seed)), {first['validation_rows']:,} validation rows")
+    print(f"epochs run {[r['epochs_run'] for r in reports]} (best {first['best_epoch']}, "
+          f"max_epochs {first['max_epochs']}, patience {first['patience']}); seconds per epoch "
+          f"(first run) {first.get('epoch_seconds')}; exporter {first['exporter']}; network "
+          f"normalized gini {first['normalized_gini']:.3f}\n")
+    print("| step | median s |")
+    print("|---|---|")
+    steps = sorted({name for r in reports for name in r["step_seconds"]},
+                   key=lambda n: -med([r["step_seconds"].get(n, 0.0) for r in reports]))
+    for name in steps:
+        print(f"| {name} | {med([r['step_seconds'].get(name, 0.0) for r in reports]):.1f} |")
+    print(f"| train_or_reuse (in process) | {med([r['total_seconds'] for r in reports]):.1f} |")
+    print(f"| process wall (imports included) | {wall:.1f} |")
+    print(f"\npeak memory of the training process: {med([r.peak_mb for r in runs]):,.0f} MB")
+    print(f"wall time to a converged model: {wall:.1f} s "
+          f"({'meets' if wall < TARGET_SECONDS else 'misses'} the {TARGET_SECONDS} s target)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(*sys.argv[2:])
+    else:
+        main()
