@@ -6,8 +6,11 @@ so the files under ``python_models/`` stay one call long.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,10 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
 from clv import hybrid, metrics
-from clv.artifacts import ModelArtifact, find_artifact, list_artifacts
+from clv.artifacts import PREFIX, ModelArtifact, find_artifact, list_artifacts
 from clv.baselines import naive_average_rate, naive_last_period
 from clv.calibration import CalibratedNetwork, fit_knots
 from clv.config import CUTOFF_COLUMN, LABEL_COLUMN, TrainSettings
@@ -140,10 +144,38 @@ def _reusable(artifact: ModelArtifact | None, run: RunSettings, features: list[s
     return True
 
 
+def _broken_artifacts(model_dir: Path) -> list[str]:
+    """What is wrong with each model in ``model_dir`` that cannot even be listed: a metadata
+    file that does not parse, or one half of the ONNX + metadata pair missing."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    problems = []
+    for path in sorted(model_dir.glob(f"{PREFIX}*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            problems.append(f"metadata {path.name} is unreadable ({error})")
+            continue
+        if not path.with_suffix(".onnx").is_file():
+            problems.append(f"ONNX file {path.with_suffix('.onnx').name} is missing next to "
+                            f"{path.name}")
+    for path in sorted(model_dir.glob(f"{PREFIX}*.onnx")):
+        if not path.with_suffix(".json").is_file():
+            problems.append(f"metadata {path.with_suffix('.json').name} is missing next to "
+                            f"{path.name}")
+    return problems
+
+
 def _newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
     """For clv_retrain = never: the newest saved model that fits this run, or a clear error."""
     artifacts = list_artifacts(run.model_dir)
+    broken = _broken_artifacts(run.model_dir)
     if not artifacts:
+        if broken:
+            raise ModelMismatchError(
+                f"clv_retrain is 'never' but {run.model_dir} holds no usable model: "
+                + "; ".join(broken[:3]) + "; set clv_retrain to 'auto' to train a new one")
         raise ModelMismatchError(
             f"clv_retrain is 'never' but {run.model_dir} holds no model; run once with "
             "clv_retrain 'auto' or 'always' to train one")
@@ -153,10 +185,11 @@ def _newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
             load_verified(run.model_dir, artifact.version, _expected(features, run))
             return artifact
         except ModelMismatchError as error:
+            dbt_log(f"saved model {artifact.version} cannot be used: {error}")
             problems.append(str(error))
     raise ModelMismatchError(
         "clv_retrain is 'never' but no saved model fits this run (set clv_retrain to 'auto' to "
-        "train one): " + " | ".join(problems[:3]))
+        "train one): " + " | ".join((problems + broken)[:3]))
 
 
 def _evaluate(result, table: pa.Table, run: RunSettings) -> tuple[list[dict], list[dict]]:
@@ -228,10 +261,57 @@ def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6):
     return data
 
 
+def _has_repeat_buyer(data: pa.Table) -> pa.ChunkedArray:
+    """Per row: a customer Gamma-Gamma can be fitted on (a repeat purchase day with spend)."""
+    return pc.and_(pc.greater(data.column("frequency"), 0),
+                   pc.greater(data.column("monetary_value"), 0))
+
+
+def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSettings) -> pa.Table:
+    """The training examples a model can be fitted on, or a ValueError that says why there are
+    none and which var to change.
+
+    Training cutoffs at which no customer has bought twice yet are dropped (with a log line):
+    BG/NBD + Gamma-Gamma, whose outputs are network inputs, cannot be fitted there. That only
+    happens to the earliest cutoffs, close to the first transaction.
+    """
+    if table.num_rows == 0:
+        raise ValueError(
+            "clv_training_examples is empty: every training cutoff (clv_as_of_date - "
+            "clv_horizon_days - k * clv_cutoff_spacing_days) falls before the first usable "
+            "transaction, so the history is shorter than the horizon of "
+            f"{run.horizon_days} days (clv_horizon_days). Lower clv_horizon_days, set a later "
+            "clv_as_of_date or load more history; to score with a model trained earlier, set "
+            "clv_retrain to 'never'")
+    customers = len(pc.unique(table.column("customer_id")))
+    cutoffs = sorted(str(c) for c in pc.unique(table.column(CUTOFF_COLUMN)).to_pylist())
+    if table.num_rows < settings.min_rows:
+        raise ValueError(
+            f"clv_training_examples has only {table.num_rows} rows ({customers} customer(s) at "
+            f"{len(cutoffs)} training cutoffs), fewer than the {settings.min_rows} training "
+            "needs: point clv_transactions at the transactions of more customers, load a longer "
+            "history, or raise clv_training_cutoffs")
+    fittable_cutoffs = pc.unique(table.filter(_has_repeat_buyer(table)).column(CUTOFF_COLUMN))
+    fittable = {str(c) for c in fittable_cutoffs.to_pylist()}
+    if not fittable:
+        raise ValueError(
+            f"no customer among the {customers} in clv_training_examples bought on two "
+            "different days before any training cutoff: with single purchases only, neither "
+            "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. Load a longer "
+            "history (clv_transactions) or set a later clv_as_of_date")
+    dropped = [c for c in cutoffs if c not in fittable]
+    if dropped:
+        dbt_log(f"training cutoffs {', '.join(dropped)} dropped: no customer had bought on two "
+                "different days by then, so BG/NBD + Gamma-Gamma cannot be fitted there")
+        table = table.filter(pc.is_in(table.column(CUTOFF_COLUMN), value_set=fittable_cutoffs))
+    return table
+
+
 def _train(relation: Any, run: RunSettings, settings: TrainSettings,
            fingerprint: str) -> ModelArtifact:
     # A fixed row order: the BTYD fits and the training batches must not depend on the scan.
     table = sorted_examples(stable_floats(as_table(relation)))
+    table = trainable_examples(table, run, settings)
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
     result = train(table, settings, log=dbt_log)
@@ -347,6 +427,11 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
     if summary.num_rows == 0:
         raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
                          "on or before the as-of date; check clv_data_quality and clv_as_of_date")
+    if not pc.any(_has_repeat_buyer(summary)).as_py():
+        raise ValueError("no customer in clv_scoring_examples bought on two different days on or "
+                         "before the as-of date, so BG/NBD + Gamma-Gamma (model inputs) cannot be "
+                         "fitted: load a longer history (clv_transactions) or set a later "
+                         "clv_as_of_date")
     fitted = hybrid.predict(summary, run.horizon_days)
     fit = hybrid.BTYDFit(fitted.bgnbd, fitted.gamma_gamma)
     del summary, fitted
@@ -402,3 +487,83 @@ def calibration_table(registry: pd.DataFrame) -> pd.DataFrame:
     columns = ["model_version", "is_current", "validation_cutoff", "predictor", "decile",
                "customers", "mean_predicted", "mean_actual"]
     return pd.DataFrame(_metadata_rows(registry, "calibration")).reindex(columns=columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parquet export
+
+
+EXPORT_SUFFIX = ".parquet"
+
+
+def export_path(value: Any) -> Path:
+    """The validated clv_export_path var: a ``.parquet`` file path, relative to the directory
+    dbt runs in unless absolute."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        raise ValueError("Invalid value for var 'clv_export_path': must not be empty")
+    path = Path(text)
+    if path.suffix.lower() != EXPORT_SUFFIX:
+        raise ValueError(f"Invalid value for var 'clv_export_path': expected a file name ending "
+                         f"in {EXPORT_SUFFIX}, got {text!r}")
+    if path.is_dir():
+        raise ValueError(f"Invalid value for var 'clv_export_path': {text!r} is a directory")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ValueError(f"Invalid value for var 'clv_export_path': {str(path.parent)!r} is not "
+                         "a directory")
+    return path
+
+
+def _record_batches(relation: Any, batch_rows: int) -> pa.RecordBatchReader:
+    """The relation as a stream of record batches (newer DuckDB releases call it
+    to_arrow_reader, older ones fetch_record_batch)."""
+    if isinstance(relation, pa.RecordBatchReader):
+        return relation
+    if hasattr(relation, "to_arrow_reader"):
+        return relation.to_arrow_reader(batch_rows)
+    return relation.fetch_record_batch(batch_rows)
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def export_parquet(relation: Any, path: Path, batch_rows: int = 100_000) -> pd.DataFrame:
+    """Write ``relation`` to ``path`` as Parquet so that a reader only ever sees the previous
+    complete file or the new complete file; return one row: path, rows, written_at.
+
+    The rows stream into a temporary file in the same directory (bounded memory), which is
+    flushed to disk and then renamed over ``path``: a rename within one file system is atomic.
+    A failure at any point leaves the previous file untouched and removes the temporary one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden name nobody else uses; created like any new file (permissions from the umask,
+    # unlike mkstemp's owner-only ones), so other users' readers can open the result.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    rows = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            batches = _record_batches(relation, batch_rows)
+            with pq.ParquetWriter(handle, batches.schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_directory(path.parent)
+    written_at = datetime.now(UTC).replace(tzinfo=None)
+    dbt_log(f"exported {rows:,} rows to {path}")
+    return pd.DataFrame({"path": [str(path.resolve())], "rows": [rows],
+                         "written_at": [pd.Timestamp(written_at)]})
