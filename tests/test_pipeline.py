@@ -19,7 +19,7 @@ SEGMENTS = {"high_value", "new", "at_risk", "dormant", "active"}
 PREDICTION_COLUMNS = [
     "customer_id", "as_of_date", "horizon_days", "predicted_clv", "purchase_probability",
     "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90", "value_decile", "segment",
-    "model_version", "scored_at",
+    "btyd_expected_spend", "model_version", "scored_at",
 ]
 
 
@@ -89,8 +89,27 @@ def test_onnx_file_reproduces_predictions_in_plain_onnxruntime(project):
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     _, predicted_clv, _, _ = session.run(None, {"static": static, "sequence": sequence})
-    expected = _predictions(project).predicted_clv.to_numpy()
-    np.testing.assert_allclose(predicted_clv, expected, rtol=1e-5, atol=1e-4)
+    scores = project.query("select * from int_clv__scores order by customer_id")
+    np.testing.assert_allclose(predicted_clv, scores.predicted_clv, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(btyd.expected_spend, scores.btyd_expected_spend, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_predictions_total_is_btyd_total_times_the_level_correction(project):
+    scores = project.query("select * from int_clv__scores order by customer_id")
+    predictions = _predictions(project)
+    correction = project.query(
+        "select btyd_level_correction from clv_model_registry where is_current"
+    ).btyd_level_correction[0]
+    assert 0.5 <= correction <= 2.0
+    factor = correction * scores.btyd_expected_spend.sum() / scores.predicted_clv.sum()
+    np.testing.assert_allclose(predictions.predicted_clv, scores.predicted_clv * factor,
+                               rtol=1e-7)
+    np.testing.assert_allclose(predictions.predicted_clv_p90, scores.predicted_clv_p90 * factor,
+                               rtol=1e-7)
+    np.testing.assert_allclose(predictions.predicted_clv.sum(),
+                               correction * predictions.btyd_expected_spend.sum(), rtol=1e-7)
+    np.testing.assert_array_equal(predictions.purchase_probability, scores.purchase_probability)
 
 
 @pytest.mark.slow

@@ -68,6 +68,9 @@ class TrainSettings(_Settings):
     min_delta: float = 1e-4  # smallest validation-loss decrease that counts as an improvement
     # data
     max_train_rows: int = 200_000  # uniform deterministic subsample above this many training rows
+    # validation rows (the latest cutoff) kept for early stopping, calibration and evaluation;
+    # above this many, a uniform deterministic sample of customers is kept
+    max_validation_rows: int = 200_000
     validation_fraction: float = 0.2  # share of customers held out when only one cutoff exists
     min_rows: int = 20  # fewer example rows than this (overall or for training) is an error
     # torch threads while training; 0 = every core. One thread is as fast for this small network
@@ -76,7 +79,8 @@ class TrainSettings(_Settings):
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        positive = ("conv_channels", "gru_hidden", "batch_size", "max_epochs", "max_train_rows")
+        positive = ("conv_channels", "gru_hidden", "batch_size", "max_epochs", "max_train_rows",
+                    "max_validation_rows")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainSettings.{name} must be >= 1, got {getattr(self, name)}")

@@ -28,7 +28,7 @@ from clv import hybrid, metrics
 from clv.artifacts import PREFIX, ModelArtifact, find_artifact, list_artifacts
 from clv.baselines import naive_average_rate, naive_last_period
 from clv.calibration import CalibratedNetwork, fit_knots
-from clv.config import CUTOFF_COLUMN, LABEL_COLUMN, TrainSettings
+from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, TrainSettings
 from clv.data import as_table, feature_spec, sorted_examples
 from clv.export import export_model, update_metadata
 from clv.score import ModelMismatchError, load_verified, score_batches
@@ -232,6 +232,27 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+# Bounds of the BG/NBD level correction: a validation window that far off says more about that
+# window (a tiny or freak one) than about BG/NBD's bias.
+LEVEL_CORRECTION_BOUNDS = (0.5, 2.0)
+
+
+def btyd_level_correction(evaluation: list[dict]) -> float:
+    """Actual over BG/NBD + Gamma-Gamma expected spend, summed over the validation cutoff.
+
+    clv_predictions scales the network's predictions so that their total is BG/NBD's total at
+    the as-of date times this factor: BG/NBD carries the spend level across the ageing of the
+    customer base between the validation cutoff and the as-of date (it models each customer's
+    dropout), this factor carries over the bias BG/NBD showed on the last fully observed window,
+    and the network decides who gets how much of it.
+    """
+    row = next((r for r in evaluation if r["predictor"] == "bgnbd_gamma_gamma"), None)
+    if row is None or not row["predicted_total"] > 0 or not row["actual_total"] > 0:
+        return 1.0
+    low, high = LEVEL_CORRECTION_BOUNDS
+    return float(np.clip(row["actual_total"] / row["predicted_total"], low, high))
+
+
 def calibrate(result) -> dict[str, list[float]]:
     """Wrap the trained network in a monotone spend calibration fitted on the validation rows
     (see :mod:`clv.calibration`); updates ``result`` in place and returns the knots."""
@@ -307,10 +328,68 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     return table
 
 
+# Warehouse-side sampling keeps the rows whose hash of (customer_id, cutoff_date) falls in the
+# lowest buckets: uniform, independent of the scan order, and the same rows on every run.
+_SAMPLE_BUCKETS = 1_000_000
+# Training cutoffs are sampled slightly above max_train_rows; train() then trims them exactly.
+_OVERSAMPLE = 1.05
+
+
+def _sample_condition(counts: Mapping[Any, int], settings: TrainSettings) -> str | None:
+    """SQL filter for the example rows training reads, or None to read every row.
+
+    With several cutoffs the latest one is the validation set (at most max_validation_rows rows)
+    and the others the training set (at most max_train_rows, with a little margin). With a
+    single cutoff train() holds out customers itself, so the cap is the sum of the two.
+    """
+    def threshold(wanted: float, available: int) -> int:
+        return min(_SAMPLE_BUCKETS, int(np.ceil(_SAMPLE_BUCKETS * wanted / max(available, 1))))
+
+    bucket = f"hash(customer_id, {CUTOFF_COLUMN}) % {_SAMPLE_BUCKETS}"
+    if len(counts) <= 1:
+        total = sum(counts.values())
+        limit = threshold(_OVERSAMPLE * (settings.max_train_rows + settings.max_validation_rows),
+                          total)
+        return None if limit >= _SAMPLE_BUCKETS else f"{bucket} < {limit}"
+    latest = max(counts)
+    train_limit = threshold(_OVERSAMPLE * settings.max_train_rows,
+                            sum(n for cutoff, n in counts.items() if cutoff != latest))
+    valid_limit = threshold(settings.max_validation_rows, counts[latest])
+    if train_limit >= _SAMPLE_BUCKETS and valid_limit >= _SAMPLE_BUCKETS:
+        return None
+    return (f"{bucket} < case when {CUTOFF_COLUMN} = date '{latest.isoformat()}' "
+            f"then {valid_limit} else {train_limit} end")
+
+
+def read_examples(relation: Any, settings: TrainSettings) -> pa.Table:
+    """The training examples as training reads them: only the id, cutoff, label and feature
+    columns, sampled in the warehouse when there are more rows than training uses, float
+    columns rounded, rows in a fixed order.
+
+    Memory therefore depends on ``max_train_rows`` and ``max_validation_rows``, not on the
+    number of customers; below those caps every row is read.
+    """
+    schema = pa.schema([pa.field(name, _arrow_type(kind))
+                        for name, kind in zip(relation.columns, relation.types, strict=True)])
+    features = [name for name in _feature_list(schema) if name in schema.names]
+    columns = [ID_COLUMN, CUTOFF_COLUMN, *([LABEL_COLUMN] if LABEL_COLUMN in schema.names
+                                          else []), *features]
+    counts = dict(relation.aggregate(f"{CUTOFF_COLUMN}, count(*)", CUTOFF_COLUMN).fetchall())
+    counts = {cutoff: n for cutoff, n in counts.items() if cutoff is not None}
+    selected = relation.select(", ".join(f'"{name}"' for name in columns))
+    condition = _sample_condition(counts, settings)
+    if condition is not None:
+        selected = selected.filter(condition)
+        dbt_log(f"reading a uniform sample of the {sum(counts.values()):,} example rows "
+                f"(max_train_rows {settings.max_train_rows:,}, max_validation_rows "
+                f"{settings.max_validation_rows:,})")
+    # A fixed row order: the BTYD fits and the training batches must not depend on the scan.
+    return sorted_examples(stable_floats(as_table(selected)))
+
+
 def _train(relation: Any, run: RunSettings, settings: TrainSettings,
            fingerprint: str) -> ModelArtifact:
-    # A fixed row order: the BTYD fits and the training batches must not depend on the scan.
-    table = sorted_examples(stable_floats(as_table(relation)))
+    table = read_examples(relation, settings)
     table = trainable_examples(table, run, settings)
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
@@ -330,6 +409,7 @@ def _train(relation: Any, run: RunSettings, settings: TrainSettings,
     return update_metadata(artifact, _json_safe({
         "period_days": run.period_days,
         "spend_calibration_knots": knots,
+        "btyd_level_correction": btyd_level_correction(evaluation),
         "btyd_fits": {cutoff: fit.to_dict() for cutoff, fit in fits.items()},
         "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
         "evaluation": evaluation,
@@ -390,6 +470,7 @@ def registry_frame(model_dir: Path, current_version: str | None) -> pd.DataFrame
             "normalized_gini": metrics_.get("normalized_gini"),
             "aggregate_error": metrics_.get("aggregate_error"),
             "decile_mape": metrics_.get("decile_mape"),
+            "btyd_level_correction": meta.get("btyd_level_correction"),
             "settings": json.dumps(meta.get("hyperparameters"), sort_keys=True),
             "feature_count": len(meta.get("features") or []),
             "onnx_path": str(Path(model_dir) / artifact.onnx_path.name),
@@ -398,8 +479,9 @@ def registry_frame(model_dir: Path, current_version: str | None) -> pd.DataFrame
     columns = ["model_version", "created_at", "is_current", "horizon_days", "period_days",
                "sequence_periods", "training_cutoffs", "validation_cutoff", "training_rows",
                "validation_rows", "validation_loss", "normalized_gini", "aggregate_error",
-               "decile_mape", "settings", "feature_count", "onnx_path", "sha256"]
-    return pd.DataFrame(rows, columns=columns)
+               "decile_mape", "btyd_level_correction", "settings", "feature_count", "onnx_path",
+               "sha256"]
+    return pd.DataFrame(rows, columns=columns).astype({"btyd_level_correction": float})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,8 +504,9 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
          for name, kind in zip(relation.columns, relation.types, strict=True)]))
     model = load_verified(run.model_dir, version, _expected(schema_features, run))
     # BTYD at the as-of date: fitted on the four summary columns of every customer.
-    summary = stable_floats(as_table(
-        relation.order("customer_id").select(", ".join(hybrid.BTYD_INPUTS))))
+    # clv_scoring_examples is stored in customer_id order, and DuckDB scans a table in the
+    # order it was written, so the reads below need no sort (which would hold the whole table).
+    summary = stable_floats(as_table(relation.select(", ".join(hybrid.BTYD_INPUTS))))
     if summary.num_rows == 0:
         raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
                          "on or before the as-of date; check clv_data_quality and clv_as_of_date")
@@ -440,11 +523,11 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
 
     def with_btyd() -> Iterator[pa.RecordBatch]:
         # A fixed order makes every batch, and so every float32 result, the same run to run.
-        for batch in relation.order("customer_id").arrow(batch_rows):
+        for batch in relation.arrow(batch_rows):
             batch = stable_floats(batch)
             yield hybrid.with_btyd_features(batch, hybrid.predict(batch, run.horizon_days, fit))
 
-    scores = score_batches(model, with_btyd())
+    scores = score_batches(model, with_btyd(), passthrough=("btyd_expected_spend",))
     schema = scores.schema.append(pa.field("scored_at", pa.timestamp("us")))
 
     def stamped() -> Iterator[pa.RecordBatch]:

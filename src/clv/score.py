@@ -58,12 +58,15 @@ def quantile_column(q: float) -> str:
     return f"predicted_clv_p{round(q * 100):02d}"
 
 
-def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pa.Schema:
+def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES,
+                  passthrough: Sequence[str] = ()) -> pa.Schema:
+    """The scores' columns; ``passthrough`` input columns follow as float64."""
     return pa.schema([pa.field(ID_COLUMN, pa.string()),
                       pa.field("purchase_probability", pa.float64()),
                       pa.field("predicted_clv", pa.float64())]
                      + [pa.field(quantile_column(q), pa.float64()) for q in quantiles]
-                     + [pa.field("model_version", pa.string())])
+                     + [pa.field("model_version", pa.string())]
+                     + [pa.field(name, pa.float64()) for name in passthrough])
 
 
 def _describe_feature_difference(model: list[str], run: list[str]) -> str:
@@ -211,12 +214,17 @@ def _score_chunk(model: LoadedModel, chunk: pa.Table, quantiles: Sequence[float]
     columns = [ids, pa.array(p), pa.array(expected_value)]
     columns += [pa.array(ziln_quantiles_numpy(p, mu, sigma, q)) for q in quantiles]
     columns.append(version.slice(0, chunk.num_rows))
+    for name in schema.names[len(columns):]:
+        if name not in chunk.schema.names:
+            raise ModelMismatchError(f"scoring data has no {name} column to pass through")
+        columns.append(pc.cast(chunk.column(name), pa.float64()).combine_chunks())
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
                   batch_size: int = DEFAULT_BATCH_SIZE,
-                  quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pa.RecordBatchReader:
+                  quantiles: Sequence[float] = DEFAULT_QUANTILES,
+                  passthrough: Sequence[str] = ()) -> pa.RecordBatchReader:
     """Stream predictions for ``clv_scoring_examples`` batches.
 
     Args:
@@ -225,14 +233,15 @@ def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.Rec
             ``customer_id`` and every model feature column; read lazily.
         batch_size: rows per onnxruntime call; ``model.workers`` calls run concurrently.
         quantiles: levels reported as ``predicted_clv_pNN``.
+        passthrough: input columns copied to the output unchanged (as float64).
     Returns:
         RecordBatchReader with customer_id, purchase_probability, predicted_clv, the quantile
-        columns (float64) and model_version, rows in input order. At most ``model.workers + 1``
-        batches are held at a time.
+        columns (float64), model_version and the ``passthrough`` columns, rows in input order.
+        At most ``model.workers + 1`` batches are held at a time.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    schema = output_schema(quantiles)
+    schema = output_schema(quantiles, passthrough)
     version = pa.array([model.version] * batch_size, pa.string())
 
     def generate() -> Iterator[pa.RecordBatch]:
