@@ -13,9 +13,10 @@ import torch
 
 from clv.config import TrainSettings
 from clv.data import feature_spec, synthetic_examples
-from clv.train import train
+from clv.network import ClvNetwork, EnsembleNetwork
+from clv.train import ENSEMBLE_BELOW_ROWS, ensemble_members, train
 
-FAST = TrainSettings(max_epochs=25, patience=4, num_threads=1)
+FAST = TrainSettings(max_epochs=25, patience=4, num_threads=1, ensemble_size=1)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,9 @@ def test_result_contents(examples, trained):
     assert result.features[:3] == ["days_since_signup", "frequency", "monetary_value"]
     assert "noise" in result.features and "country" not in result.features
     assert not any(f.startswith("label_") for f in result.features)
-    assert result.validation_loss == min(h["validation_loss"] for h in result.history)
-    assert not result.model.training
+    assert result.validation_loss == pytest.approx(
+        min(h["validation_loss"] for h in result.history), rel=1e-6)
+    assert isinstance(result.model, ClvNetwork) and not result.model.training
     epoch_lines = [line for line in lines if line.startswith("epoch")]
     assert len(epoch_lines) == result.epochs_run == len(result.history)
     assert all("train_loss" in line and "validation_loss" in line and line.endswith("s")
@@ -129,3 +131,36 @@ def test_duplicate_customer_cutoff_rows_are_rejected():
     table = synthetic_examples(n_customers=30, n_cutoffs=1, seed=10)
     with pytest.raises(ValueError, match="duplicate"):
         train(pa.concat_tables([table, table.slice(0, 1)]), log=lambda _: None)
+
+
+def test_small_data_trains_an_ensemble_that_averages_logits():
+    table = synthetic_examples(n_customers=600, n_cutoffs=3, seed=2)
+    lines: list[str] = []
+    result = train(table, TrainSettings(max_epochs=4, patience=10, num_threads=1),
+                   log=lines.append)
+    assert isinstance(result.model, EnsembleNetwork) and len(result.model.members) == 3
+    assert [line for line in lines if line.startswith("network ")] == [
+        "network 1 of 3 (seed 42)", "network 2 of 3 (seed 43)", "network 3 of 3 (seed 44)"]
+    assert {row["member"] for row in result.history} == {0, 1, 2}
+    static = torch.randn(5, result.model.n_static)
+    sequence = torch.rand(5, result.model.n_periods, result.model.n_channels)
+    with torch.no_grad():
+        members = torch.stack([m.logits(static, sequence) for m in result.model.members])
+        assert not torch.allclose(members[0], members[1]), "members start from other seeds"
+        torch.testing.assert_close(result.model.logits(static, sequence), members.mean(0))
+        p, value, mu, sigma = result.model(static, sequence)
+    torch.testing.assert_close(value, p * torch.exp(mu + sigma**2 / 2))
+    # member 0 is exactly the single network the same seed trains
+    single = train(table, TrainSettings(max_epochs=4, patience=10, num_threads=1,
+                                        ensemble_size=1), log=lambda _: None)
+    for name, tensor in single.model.state_dict().items():
+        torch.testing.assert_close(result.model.members[0].state_dict()[name], tensor,
+                                   rtol=0, atol=0)
+
+
+def test_ensemble_size_is_automatic_unless_set():
+    assert ensemble_members(ENSEMBLE_BELOW_ROWS - 1, TrainSettings()) == 3
+    assert ensemble_members(ENSEMBLE_BELOW_ROWS, TrainSettings()) == 1
+    assert ensemble_members(10, TrainSettings(ensemble_size=2)) == 2
+    with pytest.raises(ValueError, match="ensemble_size"):
+        TrainSettings(ensemble_size=-1)

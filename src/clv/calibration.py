@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from clv.network import ClvNetwork
+from clv.network import ClvNetwork, EnsembleNetwork
 
 _STRICT = 1e-3  # each calibrated decile mean exceeds the one below by at least this factor
 
@@ -64,14 +64,16 @@ def fit_knots(predicted: np.ndarray, actual: np.ndarray,
 
 
 class CalibratedNetwork(nn.Module):
-    """A trained :class:`ClvNetwork` whose expected spend passes through a monotone map.
+    """A trained :class:`ClvNetwork` (or ensemble) whose expected spend passes through a
+    monotone map.
 
     h(x) is linear between the knots (x_k, y_k) with slope 1 outside them, x = log(spend):
         h(x) = y_0 + (x - x_0) + sum_k (slope_k - slope_{k-1}) * relu(x - x_k)
     and the outputs become spend' = exp(h(log spend)), mu' = mu + h(log spend) - log spend.
     """
 
-    def __init__(self, base: ClvNetwork, knots_x: np.ndarray, knots_y: np.ndarray) -> None:
+    def __init__(self, base: ClvNetwork | EnsembleNetwork, knots_x: np.ndarray,
+                 knots_y: np.ndarray) -> None:
         super().__init__()
         self.base = base
         self.n_static, self.n_periods, self.n_channels = (base.n_static, base.n_periods,

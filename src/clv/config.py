@@ -58,6 +58,9 @@ class TrainSettings(_Settings):
     conv_channels: int = 8  # Conv1d output channels over the period axis (kernel 3, same length)
     gru_hidden: int = 12  # GRU hidden size; its last state summarises the sequence
     mlp_hidden: tuple[int, ...] = (64, 32)  # hidden layers of the head over [static, GRU state]
+    # networks trained from seeds seed, seed + 1, ... and averaged; 0 = automatic: 3 below
+    # 100,000 training rows (where one network depends visibly on its seed), 1 above
+    ensemble_size: int = 0
     # optimisation
     batch_size: int = 1024  # rows per Adam step
     learning_rate: float = 3e-3  # Adam step size
@@ -86,6 +89,8 @@ class TrainSettings(_Settings):
                 raise ValueError(f"TrainSettings.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError("TrainSettings.validation_fraction must be in (0, 1)")
+        if self.ensemble_size < 0:
+            raise ValueError("TrainSettings.ensemble_size must be >= 0 (0 = automatic)")
         if any(h < 1 for h in self.mlp_hidden):
             raise ValueError("TrainSettings.mlp_hidden sizes must be >= 1")
 

@@ -24,9 +24,11 @@ import torch
 from clv.config import CUTOFF_COLUMN, ID_COLUMN, TrainSettings, available_cores, set_seed
 from clv.data import FeatureSpec, as_table, feature_spec, labels, model_inputs, sorted_examples
 from clv.loss import ziln_loss
-from clv.network import ClvNetwork, init_output_bias
+from clv.network import ClvNetwork, EnsembleNetwork, init_output_bias
 
 _EVAL_CHUNK = 16_384
+# Below this many training rows the automatic ensemble trains three networks instead of one.
+ENSEMBLE_BELOW_ROWS = 100_000
 _CUTOFF_HINT = ("set clv_as_of_date later than the first orders, or lower clv_horizon_days, "
                 "clv_training_cutoffs or clv_cutoff_spacing_days so every training cutoff plus its "
                 "horizon fits before clv_as_of_date")
@@ -34,15 +36,15 @@ _CUTOFF_HINT = ("set clv_as_of_date later than the first orders, or lower clv_ho
 
 @dataclass
 class TrainResult:
-    model: ClvNetwork  # trained network in eval() mode, best validation weights
+    model: ClvNetwork | EnsembleNetwork  # in eval() mode, best validation weights
     spec: FeatureSpec  # feature columns and their order
     settings: TrainSettings
     normalisation: dict[str, list[float]]  # the standardisation buffers inside the network
     validation: pa.Table  # customer_id, cutoff_date, label, predicted, probability
     validation_loss: float  # best mean ZILN loss on the validation rows
-    best_epoch: int
-    epochs_run: int
-    history: list[dict[str, float]]  # per epoch: epoch, train_loss, validation_loss, seconds
+    best_epoch: int  # of the first network
+    epochs_run: int  # of the first network
+    history: list[dict[str, float]]  # per network and epoch: member, epoch, losses, seconds
     train_rows: int  # rows used for fitting (after subsampling)
     train_rows_available: int  # training rows before subsampling
     training_cutoffs: list[str]  # ISO dates of every cutoff in the examples
@@ -111,6 +113,82 @@ def _predict(model: ClvNetwork, static: torch.Tensor,
     return np.concatenate(value), np.concatenate(prob)
 
 
+@dataclass
+class _MemberFit:
+    model: ClvNetwork
+    normalisation: dict[str, list[float]]
+    best_loss: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, float]]
+
+
+def ensemble_members(train_rows: int, settings: TrainSettings) -> int:
+    """How many networks to train: ``settings.ensemble_size``, or with 0 (automatic) three
+    below ``ENSEMBLE_BELOW_ROWS`` training rows, where one network's result depends visibly on
+    its random seed, and one above, where it does not and scoring stays fastest."""
+    if settings.ensemble_size > 0:
+        return settings.ensemble_size
+    return 3 if train_rows < ENSEMBLE_BELOW_ROWS else 1
+
+
+def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: np.ndarray,
+                sequence: np.ndarray, labels_: np.ndarray,
+                train_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                valid_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                log: Callable[[str], None]) -> _MemberFit:
+    """Train one network from seed ``seed``: Adam, early stopping on the validation loss; the
+    weights of the best epoch are restored."""
+    x_static, x_sequence, y_train = train_data
+    v_static, v_sequence, y_valid = valid_data
+    torch.manual_seed(seed)
+    model = build_network(spec, settings)
+    normalisation = model.set_normalisation(static, sequence)
+    init_output_bias(model, labels_)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
+                                 weight_decay=settings.weight_decay)
+    shuffle = torch.Generator().manual_seed(seed)
+    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    history: list[dict[str, float]] = []
+    model.train()
+    epoch = 0
+    for epoch in range(1, settings.max_epochs + 1):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(len(y_train), generator=shuffle)
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            rows = order[start:start + settings.batch_size]
+            loss = ziln_loss(model.logits(x_static[rows], x_sequence[rows]), y_train[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
+            optimizer.step()
+            total += float(loss.detach()) * len(rows)
+        train_loss = total / len(order)
+        valid_loss = _mean_loss(model, v_static, v_sequence, y_valid)
+        seconds = time.perf_counter() - epoch_start
+        history.append({"epoch": epoch, "train_loss": train_loss,
+                        "validation_loss": valid_loss, "seconds": seconds})
+        log(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
+            f"{valid_loss:.5f}  {seconds:.2f}s")
+        if not np.isfinite(train_loss):
+            raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}; "
+                             "lower TrainSettings.learning_rate")
+        if valid_loss < best_loss - settings.min_delta:
+            best_loss, best_epoch, stale = valid_loss, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                log(f"early stop after epoch {epoch}: no improvement for {stale} epochs")
+                break
+    assert best_state is not None, "validation loss was never finite"
+    model.load_state_dict(best_state)
+    model.eval()
+    return _MemberFit(model, normalisation, best_loss, best_epoch, epoch, history)
+
+
 def train(examples, settings: TrainSettings | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
     """Fit the network on ``clv_training_examples`` (pyarrow Table/RecordBatchReader, pandas
@@ -161,61 +239,33 @@ def train(examples, settings: TrainSettings | None = None,
     v_static, v_sequence = torch.from_numpy(v_static_np), torch.from_numpy(v_sequence_np)
     y_valid = torch.from_numpy(y_all[valid_idx].astype(np.float32))
 
+    members = ensemble_members(len(train_idx), settings)
+    log(f"training {members} network(s) on {len(train_idx)} rows ({split_kind} validation: "
+        f"{len(valid_idx)} rows), {len(spec.static)} static features, {spec.n_periods} periods x "
+        f"{len(spec.channels)} channels")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.num_threads or available_cores())
     try:
         set_seed(settings.seed)
-        model = build_network(spec, settings)
-        normalisation = model.set_normalisation(static_all[train_idx], sequence_all[train_idx])
-        init_output_bias(model, y_all[train_idx])
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
-                                     weight_decay=settings.weight_decay)
-        shuffle = torch.Generator().manual_seed(settings.seed)
-        log(f"training on {len(train_idx)} rows ({split_kind} validation: {len(valid_idx)} rows), "
-            f"{len(spec.static)} static features, {spec.n_periods} periods x "
-            f"{len(spec.channels)} channels")
-        best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
-        history: list[dict[str, float]] = []
-        model.train()
-        epoch = 0
-        for epoch in range(1, settings.max_epochs + 1):
-            epoch_start = time.perf_counter()
-            order = torch.randperm(len(train_idx), generator=shuffle)
-            total = 0.0
-            for start in range(0, len(order), settings.batch_size):
-                rows = order[start:start + settings.batch_size]
-                loss = ziln_loss(model.logits(x_static[rows], x_sequence[rows]), y_train[rows])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if settings.grad_clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
-                optimizer.step()
-                total += float(loss.detach()) * len(rows)
-            train_loss = total / len(order)
-            valid_loss = _mean_loss(model, v_static, v_sequence, y_valid)
-            seconds = time.perf_counter() - epoch_start
-            history.append({"epoch": epoch, "train_loss": train_loss,
-                            "validation_loss": valid_loss, "seconds": seconds})
-            log(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
-                f"{valid_loss:.5f}  {seconds:.2f}s")
-            if not np.isfinite(train_loss):
-                raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}; "
-                                 "lower TrainSettings.learning_rate")
-            if valid_loss < best_loss - settings.min_delta:
-                best_loss, best_epoch, stale = valid_loss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= settings.patience:
-                    log(f"early stop after epoch {epoch}: no improvement for {stale} epochs")
-                    break
-        assert best_state is not None, "validation loss was never finite"
-        model.load_state_dict(best_state)
+        fits = []
+        for member in range(members):
+            if members > 1:
+                log(f"network {member + 1} of {members} (seed {settings.seed + member})")
+            fits.append(_fit_member(spec, settings, settings.seed + member, static_all[train_idx],
+                                    sequence_all[train_idx], y_all[train_idx],
+                                    (x_static, x_sequence, y_train),
+                                    (v_static, v_sequence, y_valid), log))
+        model = fits[0].model if members == 1 else EnsembleNetwork([f.model for f in fits])
         model.eval()
+        best_loss = _mean_loss(model, v_static, v_sequence, y_valid)
         predicted, probability = _predict(model, v_static, v_sequence)
     finally:
         torch.set_num_threads(previous_threads)
-    log(f"restored epoch {best_epoch} weights, validation_loss {best_loss:.5f}")
+    best_epoch, epoch = fits[0].best_epoch, fits[0].epochs_run
+    history = [dict(row, member=index) for index, fit in enumerate(fits) for row in fit.history]
+    normalisation = fits[0].normalisation
+    log(f"validation_loss {best_loss:.5f} ({members} network(s), best epochs "
+        f"{', '.join(str(f.best_epoch) for f in fits)})")
 
     validation = pa.table({
         ID_COLUMN: table.column(ID_COLUMN).take(pa.array(valid_idx)),
