@@ -11,7 +11,9 @@ run_results.json.
 Scoring memory: after each build, `dbt run --select int_clv__scores` scores every customer again
 with the saved model (streamed in batches); its peak memory should barely depend on the number of
 customers. `dbt run --select clv_cutoffs` (a one-row table) is the baseline for what a dbt process
-needs by itself.
+needs by itself. With `--scoring-scale 10`, a copy of the largest database gets its
+clv_scoring_examples repeated 10 times under new customer ids (10 million rows from 1 million)
+and the scoring step runs on that too, without generating and building ten times the data.
 """
 
 from __future__ import annotations
@@ -43,6 +45,24 @@ def slowest_nodes(tag: str, count: int = 6) -> list[tuple[str, float]]:
     return sorted(times, key=lambda item: -item[1])[:count]
 
 
+def scaled_scoring_database(database, factor: int):
+    """A copy of ``database`` whose clv_scoring_examples holds every row ``factor`` times
+    (customer ids suffixed -0, -1, ...), stored in customer_id order like the original."""
+    target = OUT_DIR / f"{database.stem}_scoring_x{factor}.duckdb"
+    target.unlink(missing_ok=True)
+    shutil.copyfile(database, target)
+    with duckdb.connect(str(target)) as connection:
+        connection.execute(f"""
+            create or replace table clv_scoring_examples as
+            select examples.* replace (examples.customer_id || '-' || copies.k as customer_id)
+            from clv_scoring_examples as examples
+            cross join range({factor}) as copies(k)
+            order by customer_id
+        """)
+        rows = connection.sql("select count(*) from clv_scoring_examples").fetchall()[0][0]
+    return target, rows
+
+
 def median(values) -> float:
     return statistics.median(values)
 
@@ -52,6 +72,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=1, help="dbt builds per size")
     parser.add_argument("--scoring-runs", type=int, default=3)
+    parser.add_argument("--scoring-scale", type=int, default=0,
+                        help="also score the largest size's customers this many times over")
     args = parser.parse_args()
 
     rows: list[tuple] = []
@@ -74,6 +96,17 @@ def main() -> None:
         with duckdb.connect(str(database), read_only=True) as connection:
             predicted = connection.sql("select count(*) from clv_predictions").fetchall()[0][0]
         rows.append((customers, row_count(path), predicted, builds, nodes, scoring, baseline))
+    scaled = None
+    if args.scoring_scale > 1:
+        customers = args.customers[-1]
+        vars_ = {"clv_transactions": generate(customers), "clv_as_of_date": AS_OF,
+                 "clv_model_dir": str(OUT_DIR / f"bench_end_to_end_{customers}_onnx")}
+        database, scored = scaled_scoring_database(
+            OUT_DIR / f"bench_end_to_end_{customers}.duckdb", args.scoring_scale)
+        runs = [run_dbt(["run", "--select", "int_clv__scores"], vars_, database,
+                        f"score_x{args.scoring_scale}") for _ in range(args.scoring_runs)]
+        scaled = (scored, runs)
+        database.unlink()
 
     print(f"\ndbt build from raw transactions to clv_predictions, clv_as_of_date {AS_OF}, fresh "
           f"DuckDB file and model directory; median of {args.runs} build(s), "
@@ -98,6 +131,11 @@ def main() -> None:
           f"({'meets' if wall < TARGET_SECONDS else 'misses'} the {TARGET_SECONDS} s target), "
           f"peak {peak:,.0f} MB ({'meets' if peak < TARGET_MB else 'misses'} the "
           f"{TARGET_MB:,} MB target)")
+    if scaled is not None:
+        scored, runs = scaled
+        print(f"\nscoring step on {scored:,} customers (clv_scoring_examples of the largest size "
+              f"repeated {args.scoring_scale} times): {median([r.seconds for r in runs]):.1f} s, "
+              f"peak {median([r.peak_mb for r in runs]):,.0f} MB")
     if len(rows) > 1:
         small, large = rows[0], rows[-1]
         ratio = (median([s.peak_mb for s in large[5]]) / median([s.peak_mb for s in small[5]]))

@@ -67,3 +67,23 @@ def test_level_correction_is_bgnbd_bias_on_validation_and_bounded():
     assert btyd_level_correction(rows(1000.0, 100.0)) == 2.0
     assert btyd_level_correction(rows(1.0, 100.0)) == 0.5
     assert btyd_level_correction(rows(10.0, 0.0)) == 1.0
+
+
+def test_scoring_fits_btyd_on_a_repeatable_sample_of_large_tables(monkeypatch):
+    from clv import pipeline
+
+    connection = duckdb.connect()
+    connection.execute("""
+        create table scoring as
+        select 'c' || lpad(i::varchar, 6, '0') as customer_id, i % 4 as frequency,
+               i % 50 as recency_days, 100 + i % 300 as t_days, 10.0 + i % 7 as monetary_value
+        from range(16000) as numbers(i)
+        order by customer_id
+    """)
+    relation = connection.table("scoring")
+    assert pipeline._btyd_fit_rows(relation).num_rows == 16000
+    monkeypatch.setattr(pipeline, "BTYD_FIT_ROWS", 2000)
+    sample = pipeline._btyd_fit_rows(relation)
+    assert 1700 <= sample.num_rows <= 2300
+    assert sample.column_names == ["frequency", "recency_days", "t_days", "monetary_value"]
+    assert pipeline._btyd_fit_rows(relation).equals(sample)

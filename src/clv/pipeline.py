@@ -495,6 +495,26 @@ def _current_version(registry: pd.DataFrame) -> str:
     return str(current.iloc[0])
 
 
+# BG/NBD + Gamma-Gamma at the as-of date is fitted on at most this many customers: above it, a
+# uniform sample (by a hash of customer_id, the same on every run) estimates the four population
+# parameters as well, and scoring memory no longer grows with the number of customers.
+BTYD_FIT_ROWS = 200_000
+
+
+def _btyd_fit_rows(relation: Any) -> pa.Table:
+    """The four BTYD summary columns of the customers BG/NBD + Gamma-Gamma is fitted on.
+
+    clv_scoring_examples is stored in customer_id order and DuckDB scans a table in the order
+    it was written, so this read, like the scoring read, needs no sort (a sort would hold the
+    whole table in memory) and returns the same rows in the same order on every run.
+    """
+    total = relation.aggregate("count(*)").fetchall()[0][0]
+    if total > BTYD_FIT_ROWS:
+        limit = int(np.ceil(_SAMPLE_BUCKETS * BTYD_FIT_ROWS / total))
+        relation = relation.filter(f"hash(customer_id) % {_SAMPLE_BUCKETS} < {limit}")
+    return stable_floats(as_table(relation.select(", ".join(hybrid.BTYD_INPUTS))))
+
+
 def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
           batch_rows: int = 100_000) -> pa.RecordBatchReader:
     """Stream the scoring examples through the current model; memory stays bounded."""
@@ -503,10 +523,7 @@ def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
         [pa.field(name, _arrow_type(kind))
          for name, kind in zip(relation.columns, relation.types, strict=True)]))
     model = load_verified(run.model_dir, version, _expected(schema_features, run))
-    # BTYD at the as-of date: fitted on the four summary columns of every customer.
-    # clv_scoring_examples is stored in customer_id order, and DuckDB scans a table in the
-    # order it was written, so the reads below need no sort (which would hold the whole table).
-    summary = stable_floats(as_table(relation.select(", ".join(hybrid.BTYD_INPUTS))))
+    summary = _btyd_fit_rows(relation)
     if summary.num_rows == 0:
         raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
                          "on or before the as-of date; check clv_data_quality and clv_as_of_date")
