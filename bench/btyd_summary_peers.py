@@ -2,10 +2,15 @@
 
     python bench/btyd_summary_peers.py lifetimes PATH AS_OF
     python bench/btyd_summary_peers.py duckdb PATH AS_OF
+    python bench/btyd_summary_peers.py ours DATABASE AS_OF CUSTOMER_DAYS_SQL
 
-Reads the generated transactions (all-text columns), keeps usable purchases on or before
-AS_OF, and computes frequency, recency, T and monetary value per customer; prints the seconds
-the summary itself took.
+`lifetimes` and `duckdb` read the generated transactions (all-text columns), parse them and
+keep usable purchases on or before AS_OF before the clock starts; the clock then times
+frequency, recency, T and monetary value per customer. `ours` times this project's own SQL
+from the raw text: the compiled `int_clv__customer_days` (parsing, data-quality checks,
+duplicates, daily sums) over the views of a database that `dbt run` built, then the four
+columns exactly as `clv_customer_features` computes them, at the one cutoff AS_OF. Each prints
+the seconds its summary took.
 """
 
 from __future__ import annotations
@@ -65,7 +70,45 @@ def duckdb_summary(path: str, as_of: str) -> float:
     return seconds
 
 
+def project_summary(database: str, as_of: str, customer_days_sql: str) -> float:
+    """This project's SQL, from raw text to the four BTYD columns at one cutoff."""
+    connection = duckdb.connect(database, read_only=True)
+    customer_days = open(customer_days_sql).read()
+    started = time.perf_counter()
+    summary = connection.sql(f"""
+        with customer_days as ({customer_days}),
+        aggregated as (
+            select
+                customer_id,
+                min(activity_date) as first_activity_date,
+                min(case when is_purchase_day then activity_date end) as first_purchase_date,
+                max(case when is_purchase_day then activity_date end) as last_purchase_date,
+                count(case when is_purchase_day then 1 end) as purchase_days,
+                sum(case when is_purchase_day and not is_first_purchase_day
+                         then gross_revenue else 0 end) as repeat_gross_revenue
+            from customer_days
+            where activity_date <= date '{as_of}'
+            group by customer_id
+        )
+        select
+            customer_id,
+            greatest(purchase_days - 1, 0) as frequency,
+            coalesce(date_diff('day', first_purchase_date, last_purchase_date), 0) as recency_days,
+            date_diff('day', coalesce(first_purchase_date, first_activity_date), date '{as_of}')
+                as t_days,
+            case when purchase_days > 1 then repeat_gross_revenue / (purchase_days - 1) else 0 end
+                as monetary_value
+        from aggregated
+    """).arrow().read_all()
+    seconds = time.perf_counter() - started
+    print(f"customers={summary.num_rows}")
+    return seconds
+
+
 if __name__ == "__main__":
     kind, path, as_of = sys.argv[1:4]
-    run = {"lifetimes": lifetimes_summary, "duckdb": duckdb_summary}[kind]
-    print(f"summary_seconds={run(path, as_of):.3f}")
+    if kind == "ours":
+        print(f"summary_seconds={project_summary(path, as_of, sys.argv[4]):.3f}")
+    else:
+        run = {"lifetimes": lifetimes_summary, "duckdb": duckdb_summary}[kind]
+        print(f"summary_seconds={run(path, as_of):.3f}")

@@ -40,6 +40,9 @@ GOOD_ROWS = [
     ("g2", "G", "2023-03-10 12:00:00", "12.5"),
     ("h1", "H", "2023-03-05 12:00:00", "-20"),  # only a refund
     ("i1", " I ", "2023-05-01 12:00:00", "8"),  # id with spaces around it
+    ("k1", "K", "2023-06-01 10:00:00", "0.1"),  # refunds cancel the purchases: the net sum
+    ("k2", "K", "2023-06-02 10:00:00", "0.2"),  # is 0 only up to float noise
+    ("k3", "K", "2023-06-03 10:00:00", "-0.3"),
 ]
 BAD_ROWS = [
     ("x1", "", "2023-03-01 10:00:00", "10"),  # missing_customer_id
@@ -144,3 +147,15 @@ def test_period_spine_is_complete(built):
     merged = counts.merge(sequences, on=["customer_id", "cutoff_date"])
     lag_columns = [f"seq_revenue_lag_{lag:02d}" for lag in range(1, 7)]
     assert merged[lag_columns].sum(axis=1).to_numpy() == pytest.approx(merged.revenue.to_numpy())
+
+
+@pytest.mark.slow
+def test_a_net_revenue_of_float_noise_gives_no_huge_ratio(built):
+    features = built.query("""
+        select customer_id, revenue_last_365d, revenue_ratio_90d_365d, orders_ratio_90d_365d
+        from clv_customer_features where cutoff_date = date '2023-06-30'
+    """).set_index("customer_id")
+    assert features.loc["K", "revenue_last_365d"] == pytest.approx(0, abs=1e-9)
+    assert features.loc["K", "revenue_ratio_90d_365d"] == 0
+    assert features.revenue_ratio_90d_365d.abs().max() < 10
+    assert features.orders_ratio_90d_365d.between(0, 1).all()

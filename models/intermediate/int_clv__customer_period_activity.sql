@@ -1,4 +1,4 @@
-{%- set settings = clv_settings() -%}
+{{ config(materialized='view') }}
 {#-
     Sparse: one row per customer per cutoff per period with activity, for the last
     clv_sequence_periods periods of clv_period_days days before each cutoff.
@@ -21,18 +21,7 @@ cutoffs as (
 
 history as (
 
-    select
-        customer_days.customer_id,
-        cutoffs.cutoff_date,
-        customer_days.orders,
-        customer_days.net_revenue,
-        customer_days.is_purchase_day,
-        {{ clv_days_between('customer_days.activity_date', 'cutoffs.cutoff_date') }} as days_before_cutoff
-
-    from customer_days
-    inner join cutoffs
-        on customer_days.activity_date <= cutoffs.cutoff_date
-        and customer_days.activity_date > {{ clv_add_days('cutoffs.cutoff_date', -settings.period_days * settings.sequence_periods) }}
+    {{ clv_sequence_window_days('customer_days', 'cutoffs') }}
 
 ),
 
@@ -41,13 +30,13 @@ final as (
     select
         customer_id,
         cutoff_date,
-        cast(floor(days_before_cutoff / {{ settings.period_days }}) as integer) + 1 as period_lag,
+        period_lag,
         cast(sum(orders) as bigint) as orders,
         sum(net_revenue) as revenue,
         count(case when is_purchase_day then 1 end) as active_days
 
     from history
-    group by customer_id, cutoff_date, cast(floor(days_before_cutoff / {{ settings.period_days }}) as integer) + 1
+    group by customer_id, cutoff_date, period_lag
 
 )
 

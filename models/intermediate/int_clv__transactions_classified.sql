@@ -1,7 +1,11 @@
+{{ config(materialized='view') }}
+
 {#-
     One row per source row, with the reason it cannot be used (null when usable).
     Reasons, first match wins: missing_customer_id, invalid_timestamp, invalid_amount,
     duplicate_transaction (a later copy of a usable row's transaction_id), after_as_of_date.
+    Copies are ranked only among the few rows whose transaction_id repeats, so the ranking
+    sorts those rows instead of every source row.
 -#}
 
 with
@@ -24,16 +28,61 @@ as_of as (
 
 ),
 
-ranked as (
+repeated_transaction_ids as (
+
+    select transaction_id
+
+    from checked_transactions
+    where row_problem is null
+        and transaction_id is not null
+    group by transaction_id
+    having count(*) > 1
+
+),
+
+flagged as (
+
+    select
+        checked_transactions.*,
+        checked_transactions.row_problem is null
+            and repeated_transaction_ids.transaction_id is not null as has_repeated_id
+
+    from checked_transactions
+    left join repeated_transaction_ids
+        on checked_transactions.transaction_id = repeated_transaction_ids.transaction_id
+
+),
+
+repeated_copies_ranked as (
 
     select
         *,
         row_number() over (
-            partition by case when row_problem is null then transaction_id end
+            partition by transaction_id
             order by transacted_at, customer_id, amount
         ) as transaction_copy_number
 
-    from checked_transactions
+    from flagged
+    where has_repeated_id
+
+),
+
+single_copies as (
+
+    select
+        *,
+        1 as transaction_copy_number
+
+    from flagged
+    where not has_repeated_id
+
+),
+
+ranked as (
+
+    select * from repeated_copies_ranked
+    union all
+    select * from single_copies
 
 ),
 
@@ -50,8 +99,7 @@ classified as (
         ranked.amount_text,
         case
             when ranked.row_problem is not null then ranked.row_problem
-            when ranked.transaction_id is not null and ranked.transaction_copy_number > 1
-                then 'duplicate_transaction'
+            when ranked.transaction_copy_number > 1 then 'duplicate_transaction'
             when as_of.as_of_date is null or cast(ranked.transacted_at as date) > as_of.as_of_date
                 then 'after_as_of_date'
         end as exclusion_reason

@@ -193,8 +193,11 @@ final as (
             cast(btyd_summary.orders_last_90d as double precision)
             / nullif(btyd_summary.orders_last_365d, 0), 0
         ) as orders_ratio_90d_365d,
+        -- net revenue: when refunds cancel the purchases, the 365-day sum is 0 up to float
+        -- noise (1e-14), which must not become a ratio of 1e25
         coalesce(
-            btyd_summary.revenue_last_90d / nullif(btyd_summary.revenue_last_365d, 0), 0
+            btyd_summary.revenue_last_90d / nullif(round(btyd_summary.revenue_last_365d, 6), 0),
+            0
         ) as revenue_ratio_90d_365d,
         coalesce(categories.distinct_categories, 0) as distinct_categories,
         case

@@ -2,6 +2,9 @@
 {#-
     One row per customer per cutoff: the last clv_sequence_periods periods of activity as
     fixed-length, zero-padded columns seq_<channel>_lag_<NN> (lag 01 ends on the cutoff day).
+    Pivoted straight from the customer-days in the sequence window (one aggregation, no
+    intermediate per-period table); the sums are the ones int_clv__customer_period_activity
+    computes per period.
 -#}
 
 with
@@ -12,9 +15,29 @@ customer_features as (
 
 ),
 
-period_activity as (
+customer_days as (
 
-    select * from {{ ref('int_clv__customer_period_activity') }}
+    select * from {{ ref('int_clv__customer_days') }}
+
+),
+
+cutoffs as (
+
+    select * from {{ ref('clv_cutoffs') }}
+
+),
+
+history as (
+
+    select
+        customer_id,
+        cutoff_date,
+        orders,
+        net_revenue as revenue,
+        case when is_purchase_day then 1 else 0 end as active_days,
+        period_lag
+
+    from ({{ clv_sequence_window_days('customer_days', 'cutoffs') }}) as window_days
 
 ),
 
@@ -31,7 +54,7 @@ pivoted as (
         {%- endfor %}
         {%- endfor %}
 
-    from period_activity
+    from history
     group by customer_id, cutoff_date
 
 ),
