@@ -22,10 +22,11 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 
 import duckdb
 from bench_features import generate, row_count
-from common import OUT_DIR, Measurement, dbt_command, measure
+from common import OUT_DIR, PYTHON, Measurement, dbt_command, measure
 
 AS_OF = "2023-12-31"
 TARGET_SECONDS = 600
@@ -45,22 +46,34 @@ def slowest_nodes(tag: str, count: int = 6) -> list[tuple[str, float]]:
     return sorted(times, key=lambda item: -item[1])[:count]
 
 
+SCALE_SQL = """
+    create or replace table clv_scoring_examples as
+    select examples.* replace (examples.customer_id || '-' || copies.k as customer_id)
+    from clv_scoring_examples as examples
+    cross join range({factor}) as copies(k)
+    order by customer_id
+"""
+
+
 def scaled_scoring_database(database, factor: int):
     """A copy of ``database`` whose clv_scoring_examples holds every row ``factor`` times
-    (customer ids suffixed -0, -1, ...), stored in customer_id order like the original."""
+    (customer ids suffixed -0, -1, ...), stored in customer_id order like the original.
+
+    Built in a child process: a process started from this one counts this one's resident
+    memory at the moment it starts in its own peak, so the gigabytes of this build must never
+    live here.
+    """
     target = OUT_DIR / f"{database.stem}_scoring_x{factor}.duckdb"
     target.unlink(missing_ok=True)
     shutil.copyfile(database, target)
-    with duckdb.connect(str(target)) as connection:
-        connection.execute(f"""
-            create or replace table clv_scoring_examples as
-            select examples.* replace (examples.customer_id || '-' || copies.k as customer_id)
-            from clv_scoring_examples as examples
-            cross join range({factor}) as copies(k)
-            order by customer_id
-        """)
-        rows = connection.sql("select count(*) from clv_scoring_examples").fetchall()[0][0]
-    return target, rows
+    script = ("import duckdb, sys\n"
+              "with duckdb.connect(sys.argv[1]) as connection:\n"
+              "    connection.execute(sys.argv[2])\n"
+              "    print(connection.sql('select count(*) from clv_scoring_examples')"
+              ".fetchall()[0][0])\n")
+    result = subprocess.run([PYTHON, "-c", script, str(target), SCALE_SQL.format(factor=factor)],
+                            check=True, capture_output=True, text=True)
+    return target, int(result.stdout.strip())
 
 
 def median(values) -> float:

@@ -3,20 +3,23 @@
     python bench/btyd_summary_peers.py lifetimes PATH AS_OF
     python bench/btyd_summary_peers.py duckdb PATH AS_OF
     python bench/btyd_summary_peers.py ours DATABASE AS_OF CUSTOMER_DAYS_SQL
+    python bench/btyd_summary_peers.py ours_parsed DATABASE AS_OF CUSTOMER_DAYS_SQL
 
 `lifetimes` and `duckdb` read the generated transactions (all-text columns), parse them and
 keep usable purchases on or before AS_OF before the clock starts; the clock then times
 frequency, recency, T and monetary value per customer. `ours` times this project's own SQL
 from the raw text: the compiled `int_clv__customer_days` (parsing, data-quality checks,
 duplicates, daily sums) over the views of a database that `dbt run` built, then the four
-columns exactly as `clv_customer_features` computes them, at the one cutoff AS_OF. Each prints
-the seconds its summary took.
+columns exactly as `clv_customer_features` computes them, at the one cutoff AS_OF.
+`ours_parsed` does the same from the parsed, classified rows, copied into memory before the clock
+starts, like the other peers' input. Each prints the seconds its summary took.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import duckdb
 
@@ -70,10 +73,24 @@ def duckdb_summary(path: str, as_of: str) -> float:
     return seconds
 
 
-def project_summary(database: str, as_of: str, customer_days_sql: str) -> float:
-    """This project's SQL, from raw text to the four BTYD columns at one cutoff."""
-    connection = duckdb.connect(database, read_only=True)
-    customer_days = open(customer_days_sql).read()
+def project_summary(database: str, as_of: str, customer_days_sql: str,
+                    from_parsed: bool = False) -> float:
+    """This project's SQL for the four BTYD columns at one cutoff: from the raw text, or with
+    ``from_parsed`` from the parsed, classified rows held in memory before the clock starts
+    (where the lifetimes and DuckDB peers start theirs)."""
+    customer_days = Path(customer_days_sql).read_text()
+    if from_parsed:
+        connection = duckdb.connect()
+        catalog = Path(database).stem
+        connection.execute(f"attach '{database}' as \"{catalog}\" (read_only)")
+        connection.execute(f"""
+            create table parsed as
+            select * from "{catalog}"."main"."int_clv__transactions_classified"
+        """)
+        customer_days = customer_days.replace(
+            f'"{catalog}"."main"."int_clv__transactions_classified"', "parsed")
+    else:
+        connection = duckdb.connect(database, read_only=True)
     started = time.perf_counter()
     summary = connection.sql(f"""
         with customer_days as ({customer_days}),
@@ -107,8 +124,9 @@ def project_summary(database: str, as_of: str, customer_days_sql: str) -> float:
 
 if __name__ == "__main__":
     kind, path, as_of = sys.argv[1:4]
-    if kind == "ours":
-        print(f"summary_seconds={project_summary(path, as_of, sys.argv[4]):.3f}")
+    if kind in ("ours", "ours_parsed"):
+        seconds = project_summary(path, as_of, sys.argv[4], from_parsed=kind == "ours_parsed")
+        print(f"summary_seconds={seconds:.3f}")
     else:
         run = {"lifetimes": lifetimes_summary, "duckdb": duckdb_summary}[kind]
         print(f"summary_seconds={run(path, as_of):.3f}")

@@ -8,6 +8,11 @@ weights and predictions on the same machine and thread count.
 Above ``max_train_rows`` training rows a uniform random subsample is taken (not stratified on
 the label): it keeps the share of zero-spend customers, so the purchase probability stays
 calibrated without re-weighting.
+
+Below ``ENSEMBLE_BELOW_ROWS`` training rows (unless ``TrainSettings.ensemble_size`` says
+otherwise) three networks are trained from seeds seed, seed + 1, seed + 2 and averaged in logit
+space (:class:`clv.network.EnsembleNetwork`); the first is exactly the network a single run
+would train.
 """
 
 from __future__ import annotations
