@@ -68,6 +68,7 @@ def scaled_scoring_database(database, factor: int):
     shutil.copyfile(database, target)
     script = ("import duckdb, sys\n"
               "with duckdb.connect(sys.argv[1]) as connection:\n"
+              "    connection.execute('set enable_progress_bar = false')\n"
               "    connection.execute(sys.argv[2])\n"
               "    print(connection.sql('select count(*) from clv_scoring_examples')"
               ".fetchall()[0][0])\n")
