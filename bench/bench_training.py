@@ -126,9 +126,18 @@ def main() -> None:
               f"{build.peak_mb:,.0f} MB (one run)")
     print(f"training cutoffs {', '.join(first['training_cutoffs'])}; validation cutoff "
           f"{first['validation_cutoff']}")
-    print(f"rows: {first['training_rows_available']:,} training rows available, "
-          f"{first['training_rows']:,} used (TrainSettings.max_train_rows: uniform sample without "
-          f"replacement, numpy default_rng(seed)), {first['validation_rows']:,} validation rows")
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as connection:
+        total, before_latest = connection.sql(
+            "select count(*), count(*) filter (where cutoff_date < "
+            "(select max(cutoff_date) from clv_training_examples)) from clv_training_examples"
+        ).fetchall()[0]
+    print(f"rows: clv_training_examples holds {total:,} rows, {before_latest:,} of them before the "
+          f"validation cutoff; DuckDB returns a hash sample of (customer_id, cutoff_date) of "
+          f"{first['training_rows_available']:,} training and {first['validation_rows']:,} "
+          f"validation rows (TrainSettings.max_train_rows plus 5%, max_validation_rows), and "
+          f"training uses {first['training_rows']:,} (a seeded uniform trim)")
     print(f"epochs run {[r['epochs_run'] for r in reports]} (best {first['best_epoch']}, "
           f"max_epochs {first['max_epochs']}, patience {first['patience']}); seconds per epoch "
           f"(first run) {first.get('epoch_seconds')}; exporter {first['exporter']}; network "
