@@ -142,10 +142,8 @@ class EnsembleNetwork(nn.Module):
         """[B, 3]: the members' mean ZILN logits."""
         return torch.stack([member.logits(static, sequence) for member in self.members]).mean(0)
 
-    def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Returns purchase_probability, predicted_clv, mu, sigma, each [B]."""
-        p, mu, sigma = ziln_parameters(self.logits(static, sequence))
-        return p, ziln_mean(p, mu, sigma), mu, sigma
+    # The same outputs as one network, computed from the averaged logits.
+    forward = ClvNetwork.forward
 
 
 def init_output_bias(model: ClvNetwork, labels: np.ndarray) -> None:
