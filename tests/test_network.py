@@ -81,6 +81,18 @@ def test_written_out_gru_matches_nn_gru(model):
     torch.testing.assert_close(ours, reference[-1], rtol=1e-5, atol=1e-6)
 
 
+def test_banded_convolution_trains_the_conv_weights(model):
+    """The convolution runs as a matrix product gathered from ``conv.weight``; gradients must
+    reach that weight (and only its taps: the padding zeros are not parameters)."""
+    static, sequence = raw_inputs(8, seed=5)
+    model.zero_grad()
+    model.logits(torch.from_numpy(static), torch.from_numpy(sequence)).sum().backward()
+    assert model.conv.weight.grad is not None
+    assert model.conv.weight.grad.shape == model.conv.weight.shape
+    assert torch.count_nonzero(model.conv.weight.grad) > 0
+    model.zero_grad()
+
+
 def test_output_bias_starts_at_label_moments():
     net = ClvNetwork(N_STATIC, N_PERIODS, N_CHANNELS)
     labels = np.array([0.0, 0.0, 0.0, 10.0, 100.0])

@@ -9,9 +9,13 @@ the signed log1p values), so the exported ONNX graph takes the raw columns:
     concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, predicted_clv, mu, sigma
 
 The GRU's weights live in an ``nn.GRU(batch_first=True)`` (PyTorch gate order r, z, n), and the
-recurrence is written out step by step with the same equations, time-major. Exported to ONNX it
-becomes plain Gemm/Sigmoid/Tanh nodes, which onnxruntime runs faster on CPU than its fused GRU
-kernel at these small hidden sizes, and which parallelise well across concurrent batches.
+recurrence is written out step by step with the same equations. Exported to ONNX it becomes
+plain Gemm/Sigmoid/Tanh nodes, which onnxruntime runs faster on CPU than its fused GRU kernel at
+these small hidden sizes, and which parallelise well across concurrent batches. For the same
+reason the convolution runs as one matrix product with a banded weight matrix, every projection
+is a 2-D matrix product with its bias fused, and the element-wise transforms work on flat
+[B, features] blocks: at 12 periods and 3 channels, together they make onnxruntime about 1.6x
+faster per customer than a Conv node, 3-D projections and per-channel broadcasts.
 """
 
 from __future__ import annotations
@@ -75,31 +79,55 @@ class ClvNetwork(nn.Module):
             getattr(self, name).copy_(value.to(torch.float32))
         return {name: getattr(self, name).tolist() for name in stats}
 
+    def _banded_conv_weight(self) -> Tensor:
+        """``self.conv`` as a [T*C_conv, T*C_in] matrix acting on the flattened sequence.
+
+        Output (t, o) reads input (s, i) with weight w[o, i, s - t + 1] when |s - t| <= 1 and 0
+        otherwise (the zero padding), so one dense matrix product gives exactly the
+        convolution; with 12 periods and 3 channels it runs several times faster than a
+        convolution kernel. Gradients reach ``self.conv.weight`` through the gather.
+        """
+        weight = self.conv.weight
+        c_out, c_in, width = weight.shape
+        t = torch.arange(self.n_periods)
+        lag = t[None, :] - t[:, None] + width // 2  # [t_out, t_in]
+        inside = (lag >= 0) & (lag < width)
+        o, i = torch.arange(c_out), torch.arange(c_in)
+        index = (o[None, :, None, None] * c_in * width + i[None, None, None, :] * width
+                 + lag.clamp(0, width - 1)[:, None, :, None])  # [t_out, o, t_in, i]
+        index = torch.where(inside[:, None, :, None], index, weight.numel())
+        padded = torch.cat([weight.flatten(), weight.new_zeros(1)])
+        return padded[index.reshape(self.n_periods * c_out, self.n_periods * c_in)]
+
     def _encode_sequence(self, x: Tensor) -> Tensor:
         """[B, T, C_in] standardised sequence -> [B, H] last GRU hidden state.
 
         Same equations as ``nn.GRU`` (h_0 = 0):
             r = sigmoid(W_ir x + b_ir + W_hr h + b_hr),  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
             n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
-        laid out time-major so each step reads one contiguous [B, .] block.
+        The convolution's output is period-major, so step t reads columns [t*C, (t+1)*C).
         """
         size = self.gru.hidden_size
         rz, new = slice(0, 2 * size), slice(2 * size, 3 * size)
         w_ih, b_ih = self.gru.weight_ih_l0, self.gru.bias_ih_l0
         w_hh, b_hh = self.gru.weight_hh_l0, self.gru.bias_hh_l0
-        h = F.relu(self.conv(x.transpose(1, 2))).permute(2, 0, 1)  # [T, B, C_conv]
-        x_rz = F.linear(h, w_ih[rz], b_ih[rz] + b_hh[rz])  # [T, B, 2H]
-        x_n = F.linear(h, w_ih[new], b_ih[new])  # [T, B, H]
+        conv = F.linear(x.flatten(1), self._banded_conv_weight(), self.conv.bias.repeat(
+            self.n_periods))
+        h = F.relu(conv)  # [B, T*C_conv], period-major
+        width = h.shape[1] // self.n_periods
+        w_xrz, b_xrz = w_ih[rz], b_ih[rz] + b_hh[rz]
         w_hrz, w_hn, b_hn = w_hh[rz].t(), w_hh[new], b_hh[new]
         state = None
         for t in range(self.n_periods):
+            h_t = h[:, t * width:(t + 1) * width]
+            x_rz, x_n = F.linear(h_t, w_xrz, b_xrz), F.linear(h_t, w_ih[new], b_ih[new])
             if state is None:  # h_0 = 0: the hidden projections reduce to their biases
-                gates, h_n = torch.sigmoid(x_rz[t]), b_hn
+                gates, h_n = torch.sigmoid(x_rz), b_hn
             else:
-                gates = torch.sigmoid(torch.addmm(x_rz[t], state, w_hrz))
+                gates = torch.sigmoid(torch.addmm(x_rz, state, w_hrz))
                 h_n = F.linear(state, w_hn, b_hn)
             r, z = gates[:, :size], gates[:, size:]
-            n = torch.tanh(x_n[t] + r * h_n)
+            n = torch.tanh(x_n + r * h_n)
             state = n - z * n if state is None else n + z * (state - n)
         assert state is not None
         return state
@@ -114,7 +142,12 @@ class ClvNetwork(nn.Module):
             [B, 3] logits.
         """
         s = (signed_log1p(static) - self.static_mean) * torch.reciprocal(self.static_std)
-        q = (signed_log1p(sequence) - self.sequence_mean) * torch.reciprocal(self.sequence_std)
+        # Per-channel statistics tiled over the periods: the element-wise work runs on one flat
+        # [B, T*C] block (a broadcast over a last axis of C = 3 is several times slower).
+        mean = self.sequence_mean.repeat(self.n_periods)
+        scale = torch.reciprocal(self.sequence_std).repeat(self.n_periods)
+        q = ((signed_log1p(sequence.flatten(1)) - mean) * scale).unflatten(
+            1, (self.n_periods, self.n_channels))
         return self.head(torch.cat([s, self._encode_sequence(q)], dim=1))
 
     def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
