@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from clv.config import ExportSettings, TrainSettings
-from clv.data import feature_spec, synthetic_examples
+from clv.data import feature_spec, model_inputs, synthetic_examples
 from clv.export import export_model
 from clv.loss import ziln_quantiles
 from clv.score import (
@@ -60,6 +60,31 @@ def damaged_dir(model_dir, tmp_path) -> Path:
     target = tmp_path / "models"
     shutil.copytree(model_dir, target)
     return target
+
+
+def test_model_inputs_layout_and_invalid_values(scoring):
+    """Static columns in spec order; the sequence oldest period first, channels in spec order;
+    nulls, NaN and infinities read as 0; decimal and integer columns convert."""
+    spec = feature_spec(scoring.schema)
+    table = scoring.slice(0, 6)
+    first = spec.static[0]
+    values = pa.array([None, float("nan"), float("inf"), -float("inf"), 2.5, -1.0])
+    table = table.set_column(table.schema.get_field_index(first), first, values)
+    static, sequence = model_inputs(table, spec)
+    assert static.dtype == sequence.dtype == np.float32
+    assert static.shape == (6, len(spec.static))
+    assert sequence.shape == (6, spec.n_periods, len(spec.channels))
+    np.testing.assert_array_equal(static[:, 0], [0, 0, 0, 0, 2.5, -1.0])
+    for j, name in enumerate(spec.static[1:], start=1):
+        np.testing.assert_array_equal(static[:, j], np.nan_to_num(
+            table.column(name).to_numpy(zero_copy_only=False).astype(np.float32)))
+    for c, lags in enumerate(spec.sequence):
+        for lag, name in enumerate(lags, start=1):
+            np.testing.assert_array_equal(sequence[:, spec.n_periods - lag, c],
+                                          table.column(name).to_numpy().astype(np.float32))
+    typed = table.set_column(table.schema.get_field_index(first), first,
+                             pa.array([1, 2, 3, 4, 5, 6], pa.decimal128(10, 2)))
+    np.testing.assert_array_equal(model_inputs(typed, spec)[0][:, 0], [1, 2, 3, 4, 5, 6])
 
 
 def test_streaming_equals_one_shot(model_dir, scoring, expected):

@@ -164,32 +164,30 @@ def _column_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _columns_first(data: pa.Table | pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
-    """float32 [len(columns), rows]; nulls and non-finite values become 0."""
-    missing = [c for c in columns if c not in data.schema.names]
-    if missing:
-        raise ValueError(f"missing feature columns: {missing}")
-    out = np.empty((len(columns), data.num_rows), dtype=np.float32)
-    for j, name in enumerate(columns):
-        out[j] = _column_values(data.column(name))  # numpy converts to float32 here
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    return out
-
-
-def feature_matrix(data: pa.Table | pa.RecordBatch, columns: Sequence[str]) -> np.ndarray:
-    """Columns as a float32 [rows, len(columns)] matrix; nulls and non-finite values become 0."""
-    return _columns_first(data, columns).T
-
-
 def model_inputs(data: pa.Table | pa.RecordBatch, spec: FeatureSpec) -> tuple[np.ndarray,
                                                                              np.ndarray]:
     """The network inputs: ``static`` float32 [rows, n_static] and ``sequence`` float32
-    [rows, n_periods, n_channels], periods oldest first."""
-    matrix = _columns_first(data, spec.features)
-    n_static, n_periods = len(spec.static), spec.n_periods
-    static = np.ascontiguousarray(matrix[:n_static].T)
-    by_lag = matrix[n_static:].reshape(len(spec.channels), n_periods, data.num_rows)
-    sequence = np.ascontiguousarray(by_lag[:, ::-1, :].transpose(2, 1, 0))
+    [rows, n_periods, n_channels], periods oldest first; nulls and non-finite values become 0.
+
+    Each column is converted straight into its place in the two arrays: one pass over the data,
+    with no intermediate matrix and no transpose (this runs once per scoring batch).
+    """
+    names = set(data.schema.names)
+    missing = [c for c in spec.features if c not in names]
+    if missing:
+        raise ValueError(f"missing feature columns: {missing}")
+    rows, periods = data.num_rows, spec.n_periods
+    static = np.empty((rows, len(spec.static)), dtype=np.float32)
+    sequence = np.empty((rows, periods, len(spec.channels)), dtype=np.float32)
+    for j, name in enumerate(spec.static):
+        static[:, j] = _column_values(data.column(name))  # numpy converts to float32 here
+    for c, lags in enumerate(spec.sequence):
+        for lag, name in enumerate(lags):  # lag 1 is the latest period
+            sequence[:, periods - 1 - lag, c] = _column_values(data.column(name))
+    for array in (static, sequence):
+        invalid = ~np.isfinite(array)
+        if invalid.any():
+            array[invalid] = 0.0
     return static, sequence
 
 
