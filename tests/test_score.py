@@ -7,6 +7,8 @@ the dynamo graph (the default) against PyTorch, and scoring only sees the ONNX i
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +230,13 @@ def test_scoring_data_missing_a_feature_column(model_dir, scoring):
     model = load_verified(model_dir)
     with pytest.raises(ModelMismatchError, match=r"lacks feature columns .*'seq_revenue_lag_03'"):
         score_table(model, scoring.drop_columns(["seq_revenue_lag_03"]))
+
+
+def test_scoring_does_not_load_pytorch():
+    """The scoring model's dbt process imports clv.pipeline and clv.score only; PyTorch (about
+    300 MB) must stay out of it."""
+    code = ("import sys, clv.pipeline, clv.score; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])")
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True)
+    assert result.stdout.strip() == "[]"

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-import torch
 
 # Column names shared by the dbt example tables and the Python package.
 ID_COLUMN = "customer_id"
@@ -130,6 +129,8 @@ def available_cores() -> int:
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch, and make torch use deterministic kernels only."""
+    import torch  # here, not at the top: scoring imports this module and never needs PyTorch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
