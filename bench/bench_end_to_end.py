@@ -11,9 +11,14 @@ run_results.json.
 Scoring memory: after each build, `dbt run --select int_clv__scores` scores every customer again
 with the saved model (streamed in batches); its peak memory should barely depend on the number of
 customers. `dbt run --select clv_cutoffs` (a one-row table) is the baseline for what a dbt process
-needs by itself. With `--scoring-scale 10`, a copy of the largest database gets its
-clv_scoring_examples repeated 10 times under new customer ids (10 million rows from 1 million)
-and the scoring step runs on that too, without generating and building ten times the data.
+needs by itself. With `--scoring-memory-limit 1GB`, every scoring step also runs with DuckDB's
+memory limit (`CLV_DUCKDB_MEMORY_LIMIT`) at that value: DuckDB keeps the table blocks a scan has
+read cached up to its limit (80% of the machine by default), which is the part of a scoring
+step's memory that grows with the table.
+
+With `--scoring-scale 10`, a copy of the largest database gets its clv_scoring_examples repeated
+10 times under new customer ids (10 million rows from 1 million) and the scoring step runs on
+that too, without generating and building ten times the data.
 """
 
 from __future__ import annotations
@@ -33,11 +38,26 @@ TARGET_SECONDS = 600
 TARGET_MB = 8 * 1024
 
 
-def run_dbt(args: list[str], vars_: dict, database, tag: str) -> Measurement:
+def run_dbt(args: list[str], vars_: dict, database, tag: str,
+            memory_limit: str | None = None) -> Measurement:
     target = OUT_DIR / f"target_{tag}"
     command = dbt_command(*args, "--vars", json.dumps(vars_), "--target-path", str(target),
                           "--log-path", str(OUT_DIR / "logs"))
-    return measure(command, env={"CLV_DUCKDB_PATH": str(database)})
+    env = {"CLV_DUCKDB_PATH": str(database)}
+    if memory_limit:
+        env["CLV_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    return measure(command, env=env)
+
+
+def scoring_runs(vars_: dict, database, tag: str, runs: int,
+                 memory_limit: str | None) -> tuple[list[Measurement], list[Measurement]]:
+    """The scoring step ``runs`` times with DuckDB's default memory limit, and as often with
+    ``memory_limit`` (none when it is None)."""
+    score = ["run", "--select", "int_clv__scores"]
+    default = [run_dbt(score, vars_, database, tag) for _ in range(runs)]
+    bounded = [run_dbt(score, vars_, database, tag, memory_limit)
+               for _ in range(runs if memory_limit else 0)]
+    return default, bounded
 
 
 def slowest_nodes(tag: str, count: int = 6) -> list[tuple[str, float]]:
@@ -88,6 +108,8 @@ def main() -> None:
     parser.add_argument("--scoring-runs", type=int, default=3)
     parser.add_argument("--scoring-scale", type=int, default=0,
                         help="also score the largest size's customers this many times over")
+    parser.add_argument("--scoring-memory-limit", default=None,
+                        help="also run each scoring step with this DuckDB memory limit, e.g. 1GB")
     args = parser.parse_args()
 
     rows: list[tuple] = []
@@ -103,8 +125,8 @@ def main() -> None:
             shutil.rmtree(model_dir, ignore_errors=True)
             builds.append(run_dbt(["build"], vars_, database, f"e2e_{customers}"))
         nodes = slowest_nodes(f"e2e_{customers}")
-        scoring = [run_dbt(["run", "--select", "int_clv__scores"], vars_, database,
-                           f"score_{customers}") for _ in range(args.scoring_runs)]
+        scoring = scoring_runs(vars_, database, f"score_{customers}", args.scoring_runs,
+                               args.scoring_memory_limit)
         baseline = [run_dbt(["run", "--select", "clv_cutoffs"], vars_, database,
                             f"base_{customers}") for _ in range(args.scoring_runs)]
         with duckdb.connect(str(database), read_only=True) as connection:
@@ -117,24 +139,19 @@ def main() -> None:
                  "clv_model_dir": str(OUT_DIR / f"bench_end_to_end_{customers}_onnx")}
         database, scored = scaled_scoring_database(
             OUT_DIR / f"bench_end_to_end_{customers}.duckdb", args.scoring_scale)
-        runs = [run_dbt(["run", "--select", "int_clv__scores"], vars_, database,
-                        f"score_x{args.scoring_scale}") for _ in range(args.scoring_runs)]
-        scaled = (scored, runs)
+        scaled = (scored, scoring_runs(vars_, database, f"score_x{args.scoring_scale}",
+                                       args.scoring_runs, args.scoring_memory_limit))
         database.unlink()
 
     print(f"\ndbt build from raw transactions to clv_predictions, clv_as_of_date {AS_OF}, fresh "
           f"DuckDB file and model directory; median of {args.runs} build(s), "
           f"{args.scoring_runs} scoring runs\n")
-    print("| customers | transactions | predictions | build wall s | build peak MB | "
-          "scoring step wall s | scoring step peak MB | dbt baseline peak MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for customers, transactions, predicted, builds, _, scoring, baseline in rows:
+    print("| customers | transactions | predictions | build wall s | build peak MB |")
+    print("|---|---|---|---|---|")
+    for customers, transactions, predicted, builds, _, _, _ in rows:
         print(f"| {customers:,} | {transactions:,} | {predicted:,} "
               f"| {median([b.seconds for b in builds]):.1f} "
-              f"| {median([b.peak_mb for b in builds]):,.0f} "
-              f"| {median([s.seconds for s in scoring]):.1f} "
-              f"| {median([s.peak_mb for s in scoring]):,.0f} "
-              f"| {median([b.peak_mb for b in baseline]):,.0f} |")
+              f"| {median([b.peak_mb for b in builds]):,.0f} |")
     for customers, _, _, _, nodes, _, _ in rows:
         print(f"\nslowest nodes at {customers:,} customers (last build): "
               + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in nodes))
@@ -145,16 +162,37 @@ def main() -> None:
           f"({'meets' if wall < TARGET_SECONDS else 'misses'} the {TARGET_SECONDS} s target), "
           f"peak {peak:,.0f} MB ({'meets' if peak < TARGET_MB else 'misses'} the "
           f"{TARGET_MB:,} MB target)")
+
+    # The scoring step alone, by number of customers scored.
+    steps = [(predicted, scoring, median([b.peak_mb for b in baseline]))
+             for _, _, predicted, _, _, scoring, baseline in rows]
     if scaled is not None:
-        scored, runs = scaled
-        print(f"\nscoring step on {scored:,} customers (clv_scoring_examples of the largest size "
-              f"repeated {args.scoring_scale} times): {median([r.seconds for r in runs]):.1f} s, "
-              f"peak {median([r.peak_mb for r in runs]):,.0f} MB")
-    if len(rows) > 1:
-        small, large = rows[0], rows[-1]
-        ratio = (median([s.peak_mb for s in large[5]]) / median([s.peak_mb for s in small[5]]))
-        print(f"scoring step peak memory at {large[2]:,} vs {small[2]:,} customers: "
-              f"{ratio:.2f}x for {large[2] / small[2]:.0f}x the customers")
+        steps.append((scaled[0], scaled[1], None))
+    limit = args.scoring_memory_limit
+    note = "" if scaled is None else (f"; the last row is the largest size repeated "
+                                      f"{args.scoring_scale} times")
+    print(f"\nscoring step (`dbt run --select int_clv__scores`), median of {args.scoring_runs} "
+          f"runs{note}\n")
+    print("| customers scored | wall s | customers/s | peak MB | "
+          + (f"peak MB, DuckDB limit {limit} | " if limit else "") + "dbt baseline peak MB |")
+    print("|---|---|---|---|" + ("---|" if limit else "") + "---|")
+    for scored, (default, bounded), baseline_mb in steps:
+        seconds = median([r.seconds for r in default])
+        print(f"| {scored:,} | {seconds:.1f} | {scored / seconds:,.0f} "
+              f"| {median([r.peak_mb for r in default]):,.0f} "
+              + (f"| {median([r.peak_mb for r in bounded]):,.0f} " if limit else "")
+              + f"| {'' if baseline_mb is None else f'{baseline_mb:,.0f}'} |")
+    if len(steps) > 1:
+        (small, (small_runs, small_bounded), _), (large, (large_runs, large_bounded), _) = (
+            steps[0], steps[-1])
+        ratio = (median([r.peak_mb for r in large_runs]) / median([r.peak_mb for r in small_runs]))
+        line = (f"\nscoring step peak memory at {large:,} vs {small:,} customers: {ratio:.2f}x "
+                f"for {large / small:.0f}x the customers")
+        if limit:
+            bounded = (median([r.peak_mb for r in large_bounded])
+                       / median([r.peak_mb for r in small_bounded]))
+            line += f"; {bounded:.2f}x with DuckDB's memory limit at {limit}"
+        print(line)
 
 
 if __name__ == "__main__":
