@@ -233,6 +233,9 @@ def main() -> None:
     print("multiply-adds per customer: " + ", ".join(f"{k} {v:,}" for k, v in macs.items())
           + f"; total {total_macs:,} MACs = {flops:,} FLOPs (+ about {elementwise:,} "
           "element-wise ops)")
+    banded = base.n_periods ** 2 * base.conv.out_channels * base.conv.in_channels
+    print(f"(the graph runs the convolution as a banded matrix product, {banded:,} multiply-adds "
+          f"instead of {macs['conv1d']:,}; the limit below counts the network's {total_macs:,})")
     print(f"peak float32 matmul (torch.mm 2048^2): {peak_one:.1f} GFLOP/s on 1 core, "
           f"{peak_all:.1f} GFLOP/s on {cores} cores -> arithmetic limit "
           f"{limit / 1e6:,.1f} M customers/s on {cores} cores")
