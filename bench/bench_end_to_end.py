@@ -13,8 +13,8 @@ with the saved model (streamed in batches); its peak memory should barely depend
 customers. `dbt run --select clv_cutoffs` (a one-row table) is the baseline for what a dbt process
 needs by itself. With `--scoring-memory-limit 1GB`, every scoring step also runs with DuckDB's
 memory limit (`CLV_DUCKDB_MEMORY_LIMIT`) at that value: DuckDB keeps the table blocks a scan has
-read cached up to its limit (80% of the machine by default), which is the part of a scoring
-step's memory that grows with the table.
+read cached up to its limit (80% of the machine by default), and bounding it shows how much of
+a scoring step's growth with the table is that cache.
 
 With `--scoring-scale 10`, a copy of the largest database gets its clv_scoring_examples repeated
 10 times under new customer ids (10 million rows from 1 million) and the scoring step runs on

@@ -31,7 +31,6 @@ from common import OUT_DIR, PYTHON, dbt_command, measure
 
 AS_OF = "2023-12-31"
 TARGET_SECONDS = 300
-# Pipeline functions timed as steps of the training path, by name in clv.pipeline.
 # Timed steps: (module, function). pipeline imports train and export_model when it trains, so
 # they are timed where they are defined.
 STEPS = (("clv.pipeline", "_fingerprint"), ("clv.pipeline", "as_table"),
