@@ -50,6 +50,8 @@ class ClvNetwork(nn.Module):
         self.register_buffer("sequence_std", torch.ones(n_channels))
         self.conv = nn.Conv1d(n_channels, conv_channels, kernel_size=3, padding=1)
         self.gru = nn.GRU(conv_channels, gru_hidden, batch_first=True)
+        # Derived from the shapes alone: not saved with the weights.
+        self.register_buffer("conv_index", self._banded_conv_index(), persistent=False)
         layers: list[nn.Module] = []
         width = n_static + gru_hidden
         for hidden in mlp_hidden:
@@ -79,6 +81,19 @@ class ClvNetwork(nn.Module):
             getattr(self, name).copy_(value.to(torch.float32))
         return {name: getattr(self, name).tolist() for name in stats}
 
+    def _banded_conv_index(self) -> Tensor:
+        """Where each entry of :meth:`_banded_conv_weight` comes from in the flattened
+        ``conv.weight``, or ``weight.numel()`` for the padding zeros; [T*C_conv, T*C_in]."""
+        c_out, c_in, width = self.conv.weight.shape
+        t = torch.arange(self.n_periods)
+        lag = t[None, :] - t[:, None] + width // 2  # [t_out, t_in]
+        inside = (lag >= 0) & (lag < width)
+        o, i = torch.arange(c_out), torch.arange(c_in)
+        index = (o[None, :, None, None] * c_in * width + i[None, None, None, :] * width
+                 + lag.clamp(0, width - 1)[:, None, :, None])  # [t_out, o, t_in, i]
+        index = torch.where(inside[:, None, :, None], index, c_out * c_in * width)
+        return index.reshape(self.n_periods * c_out, self.n_periods * c_in)
+
     def _banded_conv_weight(self) -> Tensor:
         """``self.conv`` as a [T*C_conv, T*C_in] matrix acting on the flattened sequence.
 
@@ -86,19 +101,11 @@ class ClvNetwork(nn.Module):
         exists (|s - t| <= 1 for kernel k = 3) and 0 otherwise (the zero padding), so one dense
         matrix product gives exactly the convolution; with 12 periods and 3 channels
         onnxruntime runs it about 1.7x faster than its Conv kernel. Gradients reach
-        ``self.conv.weight`` through the gather.
+        ``self.conv.weight`` through the gather; the index is built once, in ``__init__``.
         """
         weight = self.conv.weight
-        c_out, c_in, width = weight.shape
-        t = torch.arange(self.n_periods)
-        lag = t[None, :] - t[:, None] + width // 2  # [t_out, t_in]
-        inside = (lag >= 0) & (lag < width)
-        o, i = torch.arange(c_out), torch.arange(c_in)
-        index = (o[None, :, None, None] * c_in * width + i[None, None, None, :] * width
-                 + lag.clamp(0, width - 1)[:, None, :, None])  # [t_out, o, t_in, i]
-        index = torch.where(inside[:, None, :, None], index, weight.numel())
         padded = torch.cat([weight.flatten(), weight.new_zeros(1)])
-        return padded[index.reshape(self.n_periods * c_out, self.n_periods * c_in)]
+        return padded[self.conv_index]
 
     def _encode_sequence(self, x: Tensor) -> Tensor:
         """[B, T, C_in] standardised sequence -> [B, H] last GRU hidden state.
