@@ -32,7 +32,7 @@ from history_reference import history_posterior_spend
 
 from clv import metrics
 from clv.baselines import btyd_expected_spend, naive_average_rate, naive_last_period
-from clv.generate import GeneratorSettings, generate, oracle, write_frame
+from clv.synthetic import GeneratorSettings, generate, oracle, write_frame
 
 RETAIL_FILE = PROJECT_DIR.parent / "shared" / "data" / "online_retail_invoices.csv"
 METRICS = ("normalized_gini", "spearman", "aggregate_error", "decile_mape", "top_decile_capture")

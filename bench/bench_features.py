@@ -43,7 +43,7 @@ def generate(customers: int) -> str:
     path = OUT_DIR / f"transactions_{customers}.parquet"
     if not path.exists():
         OUT_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run([PYTHON, "-m", "clv.generate", "--customers", str(customers),
+        subprocess.run([PYTHON, "-m", "clv.synthetic.cli", "--customers", str(customers),
                         "--no-events", "--out", str(path)], check=True)
     return str(path)
 

@@ -2,8 +2,9 @@
 
     python bench/history_reference.py      # metrics on the two generated sets of bench_accuracy
 
-:func:`clv.generate.oracle` knows each customer's latent parameters (purchase rate, dropout rate,
-death time, order value level, refund share); no model that sees only transactions can reach it.
+:func:`clv.synthetic.oracle.oracle` knows each customer's latent parameters (purchase rate,
+dropout rate, death time, order value level, refund share); no model that sees only transactions
+can reach it.
 :func:`history_posterior_spend` is the honest ceiling instead: the posterior expected net spend in
 ``(as_of, as_of + horizon]`` given each customer's usable transactions up to the end of the as-of
 day, under the generator's true population distributions (``GeneratorSettings``). Its ranking
@@ -54,18 +55,19 @@ from numpy.typing import NDArray
 from scipy.special import gammaln, roots_genlaguerre
 
 from clv import metrics
-from clv.generate import (  # the oracle's private helpers: the horizon term matches it exactly
+from clv.synthetic import (
     SECONDS_PER_DAY,
     SECONDS_PER_HOUR,
     GeneratedData,
     GeneratorSettings,
-    _discounted_seasonality,
-    _intraday_discount,
     daily_seasonality,
     generate,
     hour_profile,
     oracle,
 )
+
+# the oracle's private helpers: the horizon term matches it exactly
+from clv.synthetic.oracle import _discounted_seasonality, _intraday_discount
 
 HOURS_PER_DAY = 24
 CHUNK_CUSTOMERS = 2_000  # customers per vectorised block (bounds the death-time grid's memory)

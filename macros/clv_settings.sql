@@ -1,6 +1,7 @@
 {#-
-    Reads and validates every clv_* var before any SQL runs.
+    Reads and validates every clv_* var before any SQL runs: the one place vars are checked.
     Returns a dict of clean values; an invalid var stops compilation with an error naming it.
+    The one-row model clv_run_settings carries the values the Python steps need.
 -#}
 {% macro clv_settings() %}
     {% set horizon_days = clv_validate_int('clv_horizon_days', var('clv_horizon_days', 365), 1, 3650) %}
@@ -9,6 +10,7 @@
     {% set spacing = var('clv_cutoff_spacing_days', '') %}
     {% set spacing = [7, ((horizon_days / 4) | round | int)] | max
                      if (spacing | string | trim) == '' else spacing %}
+    {% set extra_features = clv_validate_names('clv_extra_features', var('clv_extra_features', [])) %}
     {% set settings = {
         'as_of_date': clv_validate_date('clv_as_of_date', var('clv_as_of_date', '')),
         'horizon_days': horizon_days,
@@ -20,10 +22,49 @@
         'model_dir': clv_validate_path('clv_model_dir', var('clv_model_dir', 'onnx')),
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
+        'export_path': clv_validate_export_path('clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')),
         'windows': [7, 30, 90, 180, 365],
         'channels': ['orders', 'revenue', 'active_days'],
+        'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
+                              'duplicate_transaction', 'after_as_of_date'],
+        'extra_features': extra_features,
     } %}
+    {% do settings.update({'feature_groups': clv_feature_groups(settings)}) %}
+    {% set static_features = [] %}
+    {% for group in settings.feature_groups.values() %}
+        {% do static_features.extend(group) %}
+    {% endfor %}
+    {% do settings.update({'static_features': static_features | sort}) %}
     {{ return(settings) }}
+{% endmacro %}
+
+
+{#-
+    The static features the network reads, by group: every numeric column of the example
+    tables that is a model input is declared here (the Python side adds the BTYD outputs and
+    the activity sequence). A numeric column that is not declared stops training with an error,
+    so no column becomes a model input by accident. Users add their own on purpose through
+    clv_extra_features: numeric columns of clv_customers.
+-#}
+{% macro clv_feature_groups(settings) %}
+    {% set windows = [] %}
+    {% for window in settings.windows %}
+        {% do windows.extend(['orders_last_' ~ window ~ 'd', 'revenue_last_' ~ window ~ 'd', 'active_days_last_' ~ window ~ 'd']) %}
+    {% endfor %}
+    {{ return({
+        'recency_frequency': ['frequency', 'recency_days', 't_days', 'purchase_days', 'orders_total',
+                              'days_since_last_purchase', 'interpurchase_days_mean',
+                              'interpurchase_days_stddev', 'interpurchase_days_max'],
+        'monetary': ['monetary_value', 'revenue_total', 'gross_revenue_total', 'first_order_value',
+                     'last_order_value', 'avg_order_value', 'revenue_last_horizon'],
+        'trailing_windows': windows,
+        'trends': ['orders_ratio_90d_365d', 'revenue_ratio_90d_365d'],
+        'refunds': ['refunds_total', 'refund_amount_total'],
+        'categories': ['distinct_categories'],
+        'attributes': ['days_since_signup'] + settings.extra_features,
+        'events': ['events_total', 'events_last_30d', 'events_last_90d',
+                   'add_to_cart_events_last_30d', 'add_to_cart_events_last_90d'],
+    }) }}
 {% endmacro %}
 
 
@@ -89,6 +130,38 @@
     {% set text = clv_validate_text(var_name, value) | trim %}
     {% if text == '' %}
         {{ clv_fail(var_name, "must not be empty") }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{% macro clv_validate_names(var_name, value) %}
+    {% if value is none or (value is string and value | trim == '') %}
+        {{ return([]) }}
+    {% endif %}
+    {% set names = [value] if value is string else value %}
+    {% if names is mapping or names is not iterable %}
+        {{ clv_fail(var_name, "expected a list of column names, got " ~ (value | string)) }}
+    {% endif %}
+    {% set clean = [] %}
+    {% for name in names %}
+        {% set text = name | string | trim | lower %}
+        {% if not modules.re.fullmatch('[a-z_][a-z0-9_]*', text) %}
+            {{ clv_fail(var_name, "'" ~ text ~ "' is not a plain column name") }}
+        {% endif %}
+        {% if text in ['customer_id', 'signup_date', 'country', 'age_band'] or text.startswith('seq_') or text.startswith('label_') %}
+            {{ clv_fail(var_name, "'" ~ text ~ "' is a reserved column name") }}
+        {% endif %}
+        {% do clean.append(text) %}
+    {% endfor %}
+    {{ return(clean) }}
+{% endmacro %}
+
+
+{% macro clv_validate_export_path(var_name, value) %}
+    {% set text = clv_validate_path(var_name, value) %}
+    {% if not text.lower().endswith('.parquet') %}
+        {{ clv_fail(var_name, "expected a file name ending in .parquet, got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

@@ -1,9 +1,10 @@
 """Predicted against actual mean spend per prediction decile, per model and baseline."""
 
-from clv import pipeline
+from clv.pipeline import evaluation
+from clv.warehouse import connect
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    registry = dbt.ref("clv_model_registry").df()
-    return pipeline.calibration_table(registry)
+    registry = connect(session).read(dbt.ref("clv_model_registry")).to_pandas()
+    return evaluation.calibration_table(registry)

@@ -1,9 +1,10 @@
 """Validation metrics of every model beside the BTYD and naive baselines, from its metadata."""
 
-from clv import pipeline
+from clv.pipeline import evaluation
+from clv.warehouse import connect
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    registry = dbt.ref("clv_model_registry").df()
-    return pipeline.evaluation_table(registry)
+    registry = connect(session).read(dbt.ref("clv_model_registry")).to_pandas()
+    return evaluation.evaluation_table(registry)

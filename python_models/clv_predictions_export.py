@@ -1,12 +1,13 @@
 """Writes clv_predictions to a Parquet file (clv_export_path), replaced atomically, so that BI
-tools and other processes can read the predictions without opening the DuckDB file."""
+tools and other processes can read the predictions without opening the database."""
 
-from clv import pipeline
+from clv.pipeline import handoff
+from clv.pipeline.settings import RunSettings
+from clv.warehouse import connect
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    predictions = dbt.ref("clv_predictions")
-    # dbt passes a config value to a Python model only where the model reads it literally.
-    path = pipeline.export_path(dbt.config.get("clv_export_path"))
-    return pipeline.export_parquet(predictions.order("customer_id"), path)
+    warehouse = connect(session)
+    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    return handoff.export_predictions(warehouse, dbt.ref("clv_predictions"), run.export_path)

@@ -1,19 +1,14 @@
-"""Scores clv_scoring_examples with the current ONNX model in onnxruntime, streamed in batches."""
+"""Scoring step: every customer at the as-of date through the current model, at the spend
+level (clv.level), streamed in batches."""
 
-from clv import pipeline
+from clv.pipeline import scoring
+from clv.pipeline.settings import RunSettings
+from clv.warehouse import connect
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    registry = dbt.ref("clv_model_registry").df()
-    scoring = dbt.ref("clv_scoring_examples")
-    run = pipeline.RunSettings.from_config({
-        # dbt passes a config value to a Python model only where the model reads it literally.
-        "clv_model_dir": dbt.config.get("clv_model_dir"),
-        "clv_retrain": dbt.config.get("clv_retrain"),
-        "clv_horizon_days": dbt.config.get("clv_horizon_days"),
-        "clv_period_days": dbt.config.get("clv_period_days"),
-        "clv_sequence_periods": dbt.config.get("clv_sequence_periods"),
-        "clv_seed": dbt.config.get("clv_seed"),
-    })
-    return pipeline.score(scoring, registry, run)
+    warehouse = connect(session)
+    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    registry = warehouse.read(dbt.ref("clv_model_registry")).to_pandas()
+    return scoring.score(warehouse, dbt.ref("clv_scoring_examples"), registry, run)

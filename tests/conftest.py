@@ -15,9 +15,7 @@ from dbt.cli.main import dbtRunner
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Everything that does not need the network: the SQL layer up to the example tables.
-FEATURE_MODELS = (
-    "+clv_training_examples +clv_scoring_examples +clv_data_quality +clv_customer_periods"
-)
+FEATURE_MODELS = "+clv_training_examples +clv_scoring_examples +clv_data_quality"
 
 
 class DbtProject:

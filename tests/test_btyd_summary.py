@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
-from clv.generate import GeneratorSettings, generate
+from clv.synthetic import GeneratorSettings, generate
 
 AS_OF = "2023-06-30"
 

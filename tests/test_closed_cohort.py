@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from clv.generate import GeneratorSettings, generate
+from clv.synthetic import GeneratorSettings, generate
 
 AS_OF = "2023-06-30"
 HORIZON = 180

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from clv import pipeline
-from clv.generate import GeneratorSettings, generate
+from clv.synthetic import GeneratorSettings, generate
 
 VARS = {"clv_as_of_date": "2023-06-30", "clv_horizon_days": 60, "clv_training_cutoffs": 3}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from clv.generate import GeneratorSettings, generate
+from clv.synthetic import GeneratorSettings, generate
 
 VARS = {
     "clv_as_of_date": "2023-12-31",

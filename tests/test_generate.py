@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clv.generate import (
+from clv.synthetic import (
     BAD_ROW_KINDS,
     CUSTOMER_COLUMNS,
     EVENT_COLUMNS,
@@ -23,15 +23,14 @@ from clv.generate import (
     TRANSACTION_COLUMNS,
     GeneratedData,
     GeneratorSettings,
-    _hours_at,
-    _time_scale,
     daily_seasonality,
     format_cents,
     generate,
-    main,
     month_profile,
     oracle,
 )
+from clv.synthetic.cli import main
+from clv.synthetic.simulate import _hours_at, _time_scale
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -341,7 +340,7 @@ def test_cli_rejects_bad_options(tmp_path: Path) -> None:
 
 def test_module_entry_point_prints_help() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "clv.generate", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "clv.synthetic.cli", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
     assert re.search(r"--closed-cohort", result.stdout)

@@ -12,8 +12,9 @@ import pyarrow as pa
 import pytest
 
 from clv import hybrid
+from clv.pipeline import scoring
 from clv.data import FeatureSpec, model_inputs
-from clv.generate import GeneratorSettings, generate
+from clv.synthetic import GeneratorSettings, generate
 
 SEGMENTS = {"high_value", "new", "at_risk", "dormant", "active"}
 PREDICTION_COLUMNS = [
@@ -75,38 +76,67 @@ def test_every_run_is_evaluated_against_the_baselines(project):
     assert len(calibration) == 4 * 10
 
 
+def _scoring_run(project) -> Path:
+    version = project.query(
+        "select model_version from clv_model_registry where is_current").model_version[0]
+    runs = sorted((Path(project.vars["clv_model_dir"]) / "runs").glob(f"clv_run_*_{version}.json"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
 @pytest.mark.slow
-def test_onnx_file_reproduces_predictions_in_plain_onnxruntime(project):
+def test_onnx_file_reproduces_network_scores_in_plain_onnxruntime(project):
     registry = project.query("select onnx_path from clv_model_registry where is_current")
     onnx_path = Path(registry.onnx_path[0])
     metadata = json.loads(onnx_path.with_suffix(".json").read_text())
+    run = json.loads(_scoring_run(project).read_text())
     examples = pa.Table.from_pandas(
         project.query("select * from clv_scoring_examples order by customer_id"),
         preserve_index=False)
-    btyd = hybrid.predict(examples, metadata["horizon_days"])
+    btyd = hybrid.predict(examples, metadata["horizon_days"],
+                          hybrid.BTYDFit.from_dict(run["btyd_fit"]))
     examples = hybrid.with_btyd_features(examples, btyd)
     static, sequence = model_inputs(examples, FeatureSpec.from_dict(metadata))
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    _, predicted_clv, _, _ = session.run(None, {"static": static, "sequence": sequence})
+    _, network_clv, _, _ = session.run(None, {"static": static, "sequence": sequence})
     scores = project.query("select * from int_clv__scores order by customer_id")
-    np.testing.assert_allclose(predicted_clv, scores.predicted_clv, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(network_clv, scores.network_clv, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(btyd.expected_spend, scores.btyd_expected_spend, rtol=1e-6)
 
 
 @pytest.mark.slow
-def test_predictions_total_is_btyd_total_times_the_level_correction(project):
+@pytest.mark.parametrize("subset", [1, 50, None])
+def test_scoring_outside_dbt_reproduces_clv_predictions_exactly(project, subset):
+    """The README's recipe: any subset of customers, scored from the saved scoring run, gets
+    exactly the predicted_clv of clv_predictions (BTYD fit and spend level are saved, not
+    refitted on the subset)."""
+    examples = project.query("select * from clv_scoring_examples")
+    if subset is not None:
+        examples = examples.sample(n=subset, random_state=subset)
+    predicted = scoring.predict(pa.Table.from_pandas(examples, preserve_index=False),
+                                _scoring_run(project)).to_pandas().set_index("customer_id")
+    expected = _predictions(project).set_index("customer_id").loc[predicted.index]
+    for column in ("predicted_clv", "predicted_clv_p10", "predicted_clv_p50",
+                   "predicted_clv_p90", "purchase_probability", "btyd_expected_spend"):
+        np.testing.assert_array_equal(predicted[column].to_numpy(), expected[column].to_numpy(),
+                                      err_msg=column)
+
+
+@pytest.mark.slow
+def test_predicted_clv_is_network_clv_at_the_saved_spend_level(project):
     scores = project.query("select * from int_clv__scores order by customer_id")
     predictions = _predictions(project)
+    run = json.loads(_scoring_run(project).read_text())
     correction = project.query(
         "select btyd_level_correction from clv_model_registry where is_current"
     ).btyd_level_correction[0]
     assert 0.5 <= correction <= 2.0
-    factor = correction * scores.btyd_expected_spend.sum() / scores.predicted_clv.sum()
-    np.testing.assert_allclose(predictions.predicted_clv, scores.predicted_clv * factor,
-                               rtol=1e-7)
-    np.testing.assert_allclose(predictions.predicted_clv_p90, scores.predicted_clv_p90 * factor,
-                               rtol=1e-7)
+    assert run["level"]["btyd_level_correction"] == correction
+    factor = correction * scores.btyd_expected_spend.sum() / scores.network_clv.sum()
+    assert run["level"]["spend_factor"] == pytest.approx(factor, rel=1e-9)
+    np.testing.assert_array_equal(predictions.predicted_clv, scores.predicted_clv)
+    np.testing.assert_allclose(predictions.predicted_clv, scores.network_clv * factor, rtol=1e-9)
     np.testing.assert_allclose(predictions.predicted_clv.sum(),
                                correction * predictions.btyd_expected_spend.sum(), rtol=1e-7)
     np.testing.assert_array_equal(predictions.purchase_probability, scores.purchase_probability)

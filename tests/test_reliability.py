@@ -24,8 +24,8 @@ from reference import customer_features
 
 from clv import pipeline
 from clv.artifacts import sha256_file
-from clv.generate import GeneratorSettings, generate
 from clv.score import load_verified
+from clv.synthetic import GeneratorSettings, generate
 
 AS_OF = date(2023, 6, 30)
 HORIZON_DAYS = 60

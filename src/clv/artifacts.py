@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -88,6 +89,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def _json_default(value: Any) -> Any:
     """numpy scalars as numbers, anything else (dates, paths) as its string form."""
     return value.item() if hasattr(value, "item") else str(value)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -95,7 +95,7 @@ class CalibratedNetwork(nn.Module):
         return self.y0 + (x - self.x0) + bends.sum(dim=1)
 
     def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Returns purchase_probability, predicted_clv, mu, sigma, each [B]."""
+        """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
         p, spend, mu, sigma = self.base(static, sequence)
         log_spend = torch.log(spend.clamp_min(1e-12))
         shift = self.log_spend_map(log_spend) - log_spend

@@ -22,12 +22,10 @@ LABEL_PREFIX = "label_"
 SEQUENCE_PREFIX = "seq_"
 # Columns that are never features even when numeric.
 NON_FEATURE_COLUMNS = frozenset({ID_COLUMN, CUTOFF_COLUMN, "as_of_date", "horizon_days"})
-# Preferred order of sequence channels; channels not listed here follow in alphabetical order.
-CHANNELS = ("orders", "revenue", "active_days")
 
 # ONNX graph interface.
 INPUT_NAMES = ("static", "sequence")
-OUTPUT_NAMES = ("purchase_probability", "predicted_clv", "mu", "sigma")
+OUTPUT_NAMES = ("purchase_probability", "network_clv", "mu", "sigma")
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ class ScoreSettings(_Settings):
     """onnxruntime scoring settings for :mod:`clv.score`."""
 
     batch_size: int = 16_384  # rows per onnxruntime call; input batches are re-chunked to this
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # reported as predicted_clv_p10/_p50/_p90
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # network_clv_p10/_p50/_p90 before the level
     num_threads: int = 0  # batches scored concurrently; 0 = every core this process may use
 
 

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clv.config import (
-    CHANNELS,
     CUTOFF_COLUMN,
     ID_COLUMN,
     LABEL_COLUMN,
@@ -76,18 +75,30 @@ def _is_numeric(dtype: pa.DataType) -> bool:
             or pa.types.is_decimal(dtype) or pa.types.is_boolean(dtype))
 
 
-def feature_spec(schema: pa.Schema, channel_order: Sequence[str] = CHANNELS) -> FeatureSpec:
-    """Derive the feature columns from a table schema (training or scoring table alike).
+def feature_spec(schema: pa.Schema, static_features: Sequence[str],
+                 channel_order: Sequence[str] = ()) -> FeatureSpec:
+    """The feature columns of an example table (training or scoring table alike).
 
-    Static features are numeric columns other than the id, cutoff, ``as_of_date``,
-    ``horizon_days``, ``label_*`` and ``seq_*`` columns. Sequence columns are
-    ``seq_<channel>_lag_<NN>``; every channel must have the same lags 1..N.
+    Static features are declared, not discovered: ``static_features`` names them (the SQL
+    layer's list from ``clv_run_settings`` plus the BTYD columns the Python side adds), and the
+    network reads them sorted by name. A numeric column that is neither declared, nor a
+    sequence column ``seq_<channel>_lag_<NN>``, a ``label_*`` column or one of the key columns
+    is an error, so a new column can never silently become a model input. Every channel must
+    have the same lags 1..N; channels follow ``channel_order``, unlisted ones alphabetically.
     """
-    static: list[str] = []
+    declared = set(static_features)
+    names = set(schema.names)
+    missing = sorted(declared - names)
+    if missing:
+        raise ValueError(f"the example table lacks declared feature columns {missing}")
+    undeclared: list[str] = []
     lags: dict[str, dict[int, str]] = {}
     for field in schema:
         name = field.name
-        if name in NON_FEATURE_COLUMNS or name.startswith(LABEL_PREFIX):
+        if name in NON_FEATURE_COLUMNS or name.startswith(LABEL_PREFIX) or name in declared:
+            if name in declared and not _is_numeric(field.type):
+                raise ValueError(f"declared feature column {name} must be numeric, "
+                                 f"got {field.type}")
             continue
         if name.startswith(SEQUENCE_PREFIX):
             match = SEQUENCE_PATTERN.match(name)
@@ -101,9 +112,14 @@ def feature_spec(schema: pa.Schema, channel_order: Sequence[str] = CHANNELS) -> 
                                  "same channel and lag")
             lags[channel][lag] = name
         elif _is_numeric(field.type):
-            static.append(name)
-    if not static:
-        raise ValueError("the example table has no static numeric feature columns")
+            undeclared.append(name)
+    if undeclared:
+        raise ValueError(f"the example table has numeric columns that are not declared "
+                         f"features: {undeclared}. A model input must be declared on purpose: "
+                         "add the column to the var clv_extra_features (see the README), or "
+                         "drop it from the example tables")
+    if not declared:
+        raise ValueError("no static feature columns are declared")
     if not lags:
         raise ValueError("the example table has no sequence columns named seq_<channel>_lag_<NN>; "
                          "check the dbt var clv_sequence_periods")
@@ -111,12 +127,12 @@ def feature_spec(schema: pa.Schema, channel_order: Sequence[str] = CHANNELS) -> 
     channels = tuple(known + sorted(c for c in lags if c not in known))
     n_periods = max(max(by_lag) for by_lag in lags.values())
     for channel in channels:
-        missing = sorted(set(range(1, n_periods + 1)) - set(lags[channel]))
-        if missing:
-            raise ValueError(f"sequence channel {channel!r} lacks lags {missing} "
+        missing_lags = sorted(set(range(1, n_periods + 1)) - set(lags[channel]))
+        if missing_lags:
+            raise ValueError(f"sequence channel {channel!r} lacks lags {missing_lags} "
                              f"(other channels go up to lag {n_periods})")
     sequence = tuple(tuple(lags[c][lag] for lag in range(1, n_periods + 1)) for c in channels)
-    return FeatureSpec(static=tuple(sorted(static)), channels=channels, sequence=sequence)
+    return FeatureSpec(static=tuple(sorted(declared)), channels=channels, sequence=sequence)
 
 
 def as_table(data: TabularInput) -> pa.Table:
@@ -223,6 +239,11 @@ def sorted_examples(table: pa.Table) -> pa.Table:
     return table
 
 
+# The static feature columns of :func:`synthetic_examples`.
+SYNTHETIC_STATIC_FEATURES = ("days_since_signup", "frequency", "monetary_value", "noise",
+                             "orders_last_30d", "recency_days", "revenue_last_365d")
+
+
 def synthetic_examples(n_customers: int = 1000, n_cutoffs: int = 3, n_periods: int = 12,
                        period_days: int = 30, horizon_periods: int = 12, seed: int = 0,
                        with_labels: bool = True) -> pa.Table:
@@ -270,3 +291,16 @@ def synthetic_examples(n_customers: int = 1000, n_cutoffs: int = 3, n_periods: i
         tables.append(pa.table({k: v if isinstance(v, pa.Array) else pa.array(v)
                                 for k, v in columns.items()}))
     return pa.concat_tables(tables)
+
+
+def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6) -> pa.Table | pa.RecordBatch:
+    """Float columns rounded to ``decimals`` places.
+
+    The warehouse sums money in parallel, so the last bits of a total can differ between two
+    builds of the same data; rounding makes training and scoring inputs, and therefore the
+    model and its predictions, identical from run to run.
+    """
+    for index, field in enumerate(data.schema):
+        if pa.types.is_floating(field.type):
+            data = data.set_column(index, field.name, pc.round(data.column(index), decimals))
+    return data

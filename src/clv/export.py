@@ -3,7 +3,7 @@
 The dynamo exporter (``torch.onnx.export(..., dynamo=True)``) is tried first; the TorchScript
 exporter is the fallback when dynamo raises or its graph fails the parity check. Either way the
 graph has inputs ``static`` [batch, n_static] and ``sequence`` [batch, n_periods, n_channels]
-(float32, raw feature values) and outputs ``purchase_probability``, ``predicted_clv``, ``mu`` and
+(float32, raw feature values) and outputs ``purchase_probability``, ``network_clv``, ``mu`` and
 ``sigma`` ([batch] each), with a dynamic batch axis.
 """
 

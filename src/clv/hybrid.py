@@ -2,8 +2,11 @@
 
 The BTYD models are fitted on the customers of one cutoff (in days) and their per-customer
 outputs become static features, so the network starts from BG/NBD's calibrated expectation of
-future purchases and learns where to depart from it. The fitted parameters are saved with the
-model so scoring can refit at the as-of date the same way.
+future purchases and learns where to depart from it. Fitting and predicting are separate steps:
+:func:`fit` estimates the population parameters on the customers of one cutoff, and
+:func:`predict` applies saved parameters to any rows, so scoring a subset of customers gives
+the same values as scoring all of them. The fits per training cutoff are saved with the model;
+the fit at the as-of date is saved with each scoring run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ class BTYDFit:
     def to_dict(self) -> dict[str, Any]:
         return {"bgnbd": asdict(self.bgnbd), "gamma_gamma": asdict(self.gamma_gamma)}
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BTYDFit:
+        def params(saved: dict[str, Any]) -> dict[str, Any]:  # JSON keeps an unknown as null
+            return {key: float("nan") if value is None else value for key, value in saved.items()}
+
+        return cls(BGNBDParams(**params(values["bgnbd"])),
+                   GammaGammaParams(**params(values["gamma_gamma"])))
+
 
 def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
     missing = [name for name in BTYD_INPUTS if name not in data.schema.names]
@@ -48,15 +59,18 @@ def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
     ]
 
 
-def predict(data: pa.Table | pa.RecordBatch, horizon_days: int,
-            fit: BTYDFit | None = None) -> BTYDPrediction:
-    """BTYD predictions for every row; fits the models on these rows when ``fit`` is None."""
+def fit(data: pa.Table | pa.RecordBatch, horizon_days: int) -> BTYDFit:
+    """Fit BG/NBD and Gamma-Gamma on every row of ``data`` (the customers of one cutoff)."""
     frequency, recency, t_days, monetary = _inputs(data)
-    return btyd_expected_spend(
-        frequency, recency, t_days, monetary, horizon_days,
-        bgnbd=None if fit is None else fit.bgnbd,
-        gamma_gamma=None if fit is None else fit.gamma_gamma,
-    )
+    fitted = btyd_expected_spend(frequency, recency, t_days, monetary, horizon_days)
+    return BTYDFit(fitted.bgnbd, fitted.gamma_gamma)
+
+
+def predict(data: pa.Table | pa.RecordBatch, horizon_days: int, fit: BTYDFit) -> BTYDPrediction:
+    """BTYD predictions for every row of ``data`` from the fitted parameters ``fit``."""
+    frequency, recency, t_days, monetary = _inputs(data)
+    return btyd_expected_spend(frequency, recency, t_days, monetary, horizon_days,
+                               bgnbd=fit.bgnbd, gamma_gamma=fit.gamma_gamma)
 
 
 def with_btyd_features(data: pa.Table | pa.RecordBatch,
@@ -85,7 +99,6 @@ def add_features_per_cutoff(
     cutoffs = table.column(cutoff_column).unique().to_pylist()
     for cutoff in sorted(cutoffs):
         part = table.filter(pc.equal(table.column(cutoff_column), cutoff))
-        prediction = predict(part, horizon_days)
-        fits[str(cutoff)] = BTYDFit(prediction.bgnbd, prediction.gamma_gamma)
-        parts.append(with_btyd_features(part, prediction))
+        fits[str(cutoff)] = fit(part, horizon_days)
+        parts.append(with_btyd_features(part, predict(part, horizon_days, fits[str(cutoff)])))
     return pa.concat_tables(parts), fits

@@ -6,7 +6,7 @@ the signed log1p values), so the exported ONNX graph takes the raw columns:
     static   [B, n_static]             -> sign(x) log1p|x| -> standardise ----------------+
     sequence [B, n_periods, n_channels] -> sign(x) log1p|x| -> standardise per channel     |
         -> Conv1d(kernel 3, same length) -> ReLU -> GRU -> last hidden state --------------+
-    concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, predicted_clv, mu, sigma
+    concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, network_clv, mu, sigma
 
 The GRU's weights live in an ``nn.GRU(batch_first=True)`` (PyTorch gate order r, z, n), and the
 recurrence is written out step by step with the same equations. Exported to ONNX it becomes
@@ -37,7 +37,7 @@ def signed_log1p(x: Tensor) -> Tensor:
 
 class ClvNetwork(nn.Module):
     """Inputs ``static`` [B, n_static] and ``sequence`` [B, n_periods, n_channels] (raw values,
-    periods oldest first); ``forward`` returns purchase_probability, predicted_clv, mu, sigma,
+    periods oldest first); ``forward`` returns purchase_probability, network_clv, mu, sigma,
     each [B]; ``logits`` returns the [B, 3] ZILN logits used by the loss."""
 
     def __init__(self, n_static: int, n_periods: int, n_channels: int, conv_channels: int = 8,
@@ -159,7 +159,7 @@ class ClvNetwork(nn.Module):
         return self.head(torch.cat([s, self._encode_sequence(q)], dim=1))
 
     def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Returns purchase_probability, predicted_clv, mu, sigma, each [B]."""
+        """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
         p, mu, sigma = ziln_parameters(self.logits(static, sequence))
         return p, ziln_mean(p, mu, sigma), mu, sigma
 

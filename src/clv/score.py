@@ -54,8 +54,9 @@ class LoadedModel:
         return self.artifact.metadata
 
 
-def quantile_column(q: float) -> str:
-    return f"predicted_clv_p{round(q * 100):02d}"
+def quantile_column(q: float, name: str = "network_clv") -> str:
+    """``<name>_pNN``: the column of quantile ``q`` of ``name``."""
+    return f"{name}_p{round(q * 100):02d}"
 
 
 def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES,
@@ -63,7 +64,7 @@ def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES,
     """The scores' columns; ``passthrough`` input columns follow as float64."""
     return pa.schema([pa.field(ID_COLUMN, pa.string()),
                       pa.field("purchase_probability", pa.float64()),
-                      pa.field("predicted_clv", pa.float64())]
+                      pa.field("network_clv", pa.float64())]
                      + [pa.field(quantile_column(q), pa.float64()) for q in quantiles]
                      + [pa.field("model_version", pa.string())]
                      + [pa.field(name, pa.float64()) for name in passthrough])
@@ -232,10 +233,10 @@ def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.Rec
         batches: RecordBatchReader, Table, DataFrame or any iterable of RecordBatches with
             ``customer_id`` and every model feature column; read lazily.
         batch_size: rows per onnxruntime call; ``model.workers`` calls run concurrently.
-        quantiles: levels reported as ``predicted_clv_pNN``.
+        quantiles: levels reported as ``network_clv_pNN``.
         passthrough: input columns copied to the output unchanged (as float64).
     Returns:
-        RecordBatchReader with customer_id, purchase_probability, predicted_clv, the quantile
+        RecordBatchReader with customer_id, purchase_probability, network_clv, the quantile
         columns (float64), model_version and the ``passthrough`` columns, rows in input order.
         At most ``model.workers + 1`` batches are held at a time.
     """

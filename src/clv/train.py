@@ -18,7 +18,7 @@ would train.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,10 +194,13 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
     return _MemberFit(model, normalisation, best_loss, best_epoch, epoch, history)
 
 
-def train(examples, settings: TrainSettings | None = None,
-          log: Callable[[str], None] = print) -> TrainResult:
+def train(examples, static_features: Sequence[str], settings: TrainSettings | None = None,
+          log: Callable[[str], None] = print, channels: Sequence[str] = ()) -> TrainResult:
     """Fit the network on ``clv_training_examples`` (pyarrow Table/RecordBatchReader, pandas
     DataFrame or DuckDB relation) and return the best-validation model with its predictions.
+
+    ``static_features`` declares the static inputs and ``channels`` orders the sequence
+    channels (see :func:`clv.data.feature_spec`).
 
     Raises:
         ValueError: no rows, too few rows, or no positive label among the training rows; the
@@ -212,7 +215,7 @@ def train(examples, settings: TrainSettings | None = None,
     if table.num_rows < settings.min_rows:
         raise ValueError(f"clv_training_examples has only {table.num_rows} rows, fewer than "
                          f"min_rows={settings.min_rows}; {_CUTOFF_HINT}, or load more history")
-    spec = feature_spec(table.schema)
+    spec = feature_spec(table.schema, static_features, channels)
     table = sorted_examples(table)
     all_cutoffs = sorted(str(d) for d in pc.unique(table.column(CUTOFF_COLUMN)).to_pylist())
     is_validation, split_kind, validation_cutoff = _split(table, settings)

@@ -26,7 +26,7 @@ customer_days as (
 
 cutoffs as (
 
-    select * from {{ ref('clv_cutoffs') }}
+    select * from {{ ref('int_clv__cutoffs') }}
 
 ),
 

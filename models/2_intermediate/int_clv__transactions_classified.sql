@@ -18,7 +18,7 @@ checked_transactions as (
 
 cutoffs as (
 
-    select * from {{ ref('clv_cutoffs') }}
+    select * from {{ ref('int_clv__cutoffs') }}
 
 ),
 

@@ -21,7 +21,7 @@ customer_sequences as (
 
 cutoffs as (
 
-    select * from {{ ref('clv_cutoffs') }}
+    select * from {{ ref('int_clv__cutoffs') }}
 
 ),
 

@@ -1,3 +1,4 @@
+{%- set settings = clv_settings() -%}
 {#- One row per exclusion reason, always all five, so a zero is a checked zero. -#}
 
 with
@@ -10,7 +11,7 @@ classified_transactions as (
 
 reasons as (
 
-    {% for reason in ['missing_customer_id', 'invalid_timestamp', 'invalid_amount', 'duplicate_transaction', 'after_as_of_date'] -%}
+    {% for reason in settings.exclusion_reasons -%}
     select '{{ reason }}' as reason, {{ loop.index }} as reason_order
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

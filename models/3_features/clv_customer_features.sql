@@ -15,7 +15,7 @@ customer_days as (
 
 cutoffs as (
 
-    select * from {{ ref('clv_cutoffs') }}
+    select * from {{ ref('int_clv__cutoffs') }}
 
 ),
 
@@ -132,6 +132,9 @@ customer_attributes as (
         min(signup_date) as signup_date,
         max(country) as country,
         max(age_band) as age_band
+        {%- for name in settings.extra_features %},
+        max({{ name }}) as {{ name }}
+        {%- endfor %}
 
     from customers
     where customer_id is not null
@@ -209,6 +212,9 @@ final as (
         coalesce(event_counts.events_last_90d, 0) as events_last_90d,
         coalesce(event_counts.add_to_cart_events_last_30d, 0) as add_to_cart_events_last_30d,
         coalesce(event_counts.add_to_cart_events_last_90d, 0) as add_to_cart_events_last_90d,
+        {%- for name in settings.extra_features %}
+        customer_attributes.{{ name }},
+        {%- endfor %}
         btyd_summary.first_purchase_date,
         btyd_summary.last_purchase_date
 

@@ -1,5 +1,9 @@
 {#- Optional customer attributes; an empty, typed relation when none are configured. -#}
 {%- set source_relation = clv_optional_source('clv_customers', 'clv_sample_customers') -%}
+{%- set extra_features = clv_settings().extra_features -%}
+{%- if extra_features and source_relation is none -%}
+    {{ clv_fail('clv_extra_features', "names columns of clv_customers, but clv_customers is not set") }}
+{%- endif -%}
 
 with
 
@@ -17,6 +21,9 @@ renamed as (
         cast({{ clv_parse_timestamp('signup_date') }} as date) as signup_date,
         cast(country as {{ dbt.type_string() }}) as country,
         cast(age_band as {{ dbt.type_string() }}) as age_band
+        {%- for name in extra_features %},
+        {{ clv_to_number(name) }} as {{ name }}
+        {%- endfor %}
 
     from source
 

@@ -1,4 +1,4 @@
-"""Synthetic e-commerce transactions with known ground truth, and an oracle for future spend.
+"""Simulation of synthetic e-commerce transactions with known ground truth.
 
 Every customer follows a heterogeneous Pareto/NBD-like process:
 
@@ -13,55 +13,36 @@ Every customer follows a heterogeneous Pareto/NBD-like process:
 * a customer-specific share of orders (about 5 % on average) is refunded, fully or in part,
   1-30 days after the order, as a separate negative row.
 
-The latent per-customer parameters are returned alongside the data, and :func:`oracle` turns
-them into the true expected net spend over a future horizon. Optionally, a known number of bad
-rows of five kinds is mixed into the transactions, which are therefore all strings.
+The latent per-customer parameters are returned alongside the data, and
+:func:`clv.synthetic.oracle.oracle` turns them into the true expected net spend over a future
+horizon. Optionally, a known number of bad rows of five kinds is mixed into the transactions,
+which are therefore all strings; the string columns are rendered here as well.
 
 All randomness derives from ``GeneratorSettings.seed``: equal settings give identical frames.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-SECONDS_PER_HOUR = 3_600
-SECONDS_PER_DAY = 86_400
-HOURS_PER_DAY = 24
-
-BAD_ROW_KINDS: tuple[str, ...] = (
-    "missing_customer_id",
-    "invalid_timestamp",
-    "invalid_amount",
-    "duplicate_transaction",
-    "after_as_of_date",
-)
-TRANSACTION_COLUMNS: tuple[str, ...] = (
-    "transaction_id",
-    "customer_id",
-    "transacted_at",
-    "amount",
-    "product_category",
-)
-CUSTOMER_COLUMNS: tuple[str, ...] = ("customer_id", "signup_date", "country", "age_band")
-EVENT_COLUMNS: tuple[str, ...] = ("customer_id", "event_at", "event_type")
-EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "wishlist")
-ORACLE_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "expected_spend",
-    "expected_orders",
-    "is_alive_at_as_of",
+from clv.synthetic.settings import (
+    BAD_ROW_KINDS,
+    EVENT_TYPES,
+    HOURS_PER_DAY,
+    SECONDS_PER_DAY,
+    SECONDS_PER_HOUR,
+    GeneratedData,
+    GeneratorSettings,
+    _period_days_array,
+    daily_seasonality,
+    hour_profile,
 )
 
 # Replacement values used for the bad-row kinds that corrupt one field (cycled in row order).
@@ -80,122 +61,9 @@ _MAX_LIFETIME_DAYS = 36_525.0  # lifetimes are capped at 100 years to keep times
 _CUSTOMER_ID_WIDTH = 7  # digits after the 'C' prefix (widened automatically when needed)
 _TRANSACTION_ID_WIDTH = 9  # digits after the 'T' prefix (widened automatically when needed)
 _FUTURE_YEAR = 2099  # rows of kind after_as_of_date carry a clock-error date in this year
-_FILE_SUFFIXES = (".csv", ".parquet", ".pq")  # formats write_frame understands
 _STREAM_ACQUISITION = 0  # seed-sequence keys of the independent random streams
 _STREAM_CUSTOMERS = 1
 _STREAM_BAD_ROWS = 2
-
-
-@dataclass(frozen=True)
-class GeneratorSettings:
-    """Everything that determines a generated data set (equal settings give equal data)."""
-
-    # --- population and period -------------------------------------------------------------
-    n_customers: int = 10_000  # number of customers simulated
-    start_date: date = date(2021, 1, 1)  # first day of the period
-    end_date: date = date(2023, 12, 31)  # last day of the period, inclusive
-    seed: int = 42  # root of all random streams
-    closed_cohort: bool = False  # True: everyone is acquired in the first closed_cohort_days
-    closed_cohort_days: int = 60  # length of the acquisition window of a closed cohort
-    acquisition_growth: float = 1.0  # open cohort: acquisitions/day at the end are (1 + g)x start
-    bad_rows: bool = True  # mix known bad rows into the transactions
-    bad_row_fraction: float = 0.005  # bad rows as a share of valid transaction rows (all kinds)
-    with_events: bool = True  # also simulate browsing events
-
-    # --- purchase frequency and lifetime (Pareto/NBD) ---------------------------------------
-    purchase_shape: float = 0.75  # r of lambda ~ Gamma(r, rate=alpha); small r = heterogeneous
-    purchase_rate: float = 36.0  # alpha in days; mean base rate r / alpha ~ 0.021 per day
-    dropout_shape: float = 0.6  # s of mu ~ Gamma(s, rate=beta)
-    dropout_rate: float = 450.0  # beta in days; mean dropout rate s / beta = 1 / 750 per day
-
-    # --- order values -------------------------------------------------------------------------
-    order_value_median: float = 55.0  # median over customers of the mean order value
-    order_value_customer_sigma: float = 0.6  # log-sd of the customer mean order value
-    order_value_order_sigma: float = 0.45  # log-sd of single orders around the customer mean
-
-    # --- refunds ------------------------------------------------------------------------------
-    refund_probability: float = 0.05  # mean share of orders that get refunded
-    refund_concentration: float = 10.0  # a + b of the Beta distribution of customer refund shares
-    full_refund_share: float = 0.7  # share of refunds that return the whole order value
-    partial_refund_range: tuple[float, float] = (0.1, 0.9)  # uniform fraction of partial refunds
-    refund_delay_days: tuple[float, float] = (1.0, 30.0)  # uniform delay of a refund after order
-
-    # --- product categories -------------------------------------------------------------------
-    categories: tuple[str, ...] = (
-        "electronics",
-        "fashion",
-        "home",
-        "beauty",
-        "sports",
-        "books",
-        "toys",
-        "grocery",
-    )
-    category_popularity: tuple[float, ...] = (0.16, 0.22, 0.14, 0.12, 0.10, 0.10, 0.07, 0.09)
-    category_concentration: float = 3.0  # Dirichlet total of customer preferences; small = loyal
-
-    # --- customer attributes ------------------------------------------------------------------
-    countries: tuple[str, ...] = ("DE", "FR", "NL", "GB", "US")
-    country_weights: tuple[float, ...] = (0.30, 0.20, 0.10, 0.20, 0.20)
-    country_order_value_factors: tuple[float, ...] = (1.0, 0.95, 1.0, 1.1, 1.25)
-    age_bands: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-    age_band_weights: tuple[float, ...] = (0.12, 0.27, 0.24, 0.18, 0.12, 0.07)
-    age_band_rate_factors: tuple[float, ...] = (0.8, 1.1, 1.15, 1.0, 0.9, 0.8)
-    signup_same_day_share: float = 0.6  # share of customers signing up on the acquisition day
-    signup_max_lead_days: int = 60  # others sign up 1..this many days earlier (not before start)
-
-    # --- seasonality (multiplicative, each profile normalised to mean 1) -----------------------
-    month_factors: tuple[float, ...] = (
-        0.95, 0.90, 0.95, 0.95, 0.95, 0.85, 0.80, 0.85, 0.95, 1.05, 1.45, 1.62,
-    )  # January .. December, weighted by days per month when normalised
-    weekday_effect: bool = True  # apply weekday_factors (otherwise all weekdays are equal)
-    weekday_factors: tuple[float, ...] = (0.95, 0.95, 0.95, 1.0, 1.0, 1.05, 1.1)  # Mon .. Sun
-    hour_factors: tuple[float, ...] = (
-        0.30, 0.20, 0.15, 0.10, 0.10, 0.15, 0.35, 0.60, 0.90, 1.10, 1.20, 1.30,
-        1.40, 1.40, 1.30, 1.25, 1.30, 1.40, 1.55, 1.75, 1.85, 1.60, 1.10, 0.60,
-    )  # hour of day 0 .. 23
-
-    # --- browsing events ----------------------------------------------------------------------
-    pre_purchase_events_per_order: float = 1.2  # Poisson mean of events shortly before an order
-    pre_purchase_mean_hours: float = 20.0  # mean lead time of those events before the order
-    browse_events_per_order: float = 1.2  # events without purchase, relative to the purchase rate
-    pre_purchase_event_weights: tuple[float, ...] = (0.65, 0.30, 0.05)  # over EVENT_TYPES
-    browse_event_weights: tuple[float, ...] = (0.80, 0.05, 0.15)  # over EVENT_TYPES
-
-    def __post_init__(self) -> None:
-        _validate_settings(self)
-
-    @property
-    def period_days(self) -> int:
-        """Number of days in the period, both ends included."""
-        return (self.end_date - self.start_date).days + 1
-
-    @property
-    def mean_refund_fraction_if_refunded(self) -> float:
-        """Expected refunded fraction of an order's value, given that it is refunded."""
-        low, high = self.partial_refund_range
-        return self.full_refund_share + (1.0 - self.full_refund_share) * (low + high) / 2.0
-
-
-@dataclass(frozen=True, eq=False)
-class GeneratedData:
-    """Output of :func:`generate`.
-
-    transactions: all columns strings (``TRANSACTION_COLUMNS``), bad rows included; valid rows
-        are ordered by time, each bad row directly follows the row it was derived from.
-    customers: customer_id, signup_date (datetime64 at midnight), country, age_band.
-    events: customer_id, event_at (datetime64[s]), event_type; empty when events are disabled.
-    bad_row_counts: number of injected rows per kind in ``BAD_ROW_KINDS``.
-    latent: one row per customer with the true parameters (see :func:`generate`).
-    settings: the settings that produced the data.
-    """
-
-    transactions: pd.DataFrame
-    customers: pd.DataFrame
-    events: pd.DataFrame
-    bad_row_counts: dict[str, int]
-    latent: pd.DataFrame
-    settings: GeneratorSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,69 +101,8 @@ class _TransactionRows:
 
 
 # --------------------------------------------------------------------------------------------
-# settings helpers
+# helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _validate_settings(settings: GeneratorSettings) -> None:
-    """Raise ValueError for settings that cannot produce a data set."""
-    checks: list[tuple[bool, str]] = [
-        (settings.n_customers >= 1, "n_customers must be at least 1"),
-        (settings.end_date >= settings.start_date, "end_date must not be before start_date"),
-        (settings.closed_cohort_days >= 1, "closed_cohort_days must be at least 1"),
-        (settings.acquisition_growth > -1.0, "acquisition_growth must exceed -1"),
-        (0.0 <= settings.bad_row_fraction < 1.0, "bad_row_fraction must be in [0, 1)"),
-        (min(settings.purchase_shape, settings.purchase_rate) > 0, "purchase Gamma must be > 0"),
-        (min(settings.dropout_shape, settings.dropout_rate) > 0, "dropout Gamma must be > 0"),
-        (settings.order_value_median > 0, "order_value_median must be positive"),
-        (0.0 < settings.refund_probability < 1.0, "refund_probability must be in (0, 1)"),
-        (settings.refund_concentration > 0, "refund_concentration must be positive"),
-        (0.0 <= settings.full_refund_share <= 1.0, "full_refund_share must be in [0, 1]"),
-        (
-            0.0 < settings.partial_refund_range[0] <= settings.partial_refund_range[1] <= 1.0,
-            "partial_refund_range must be an increasing pair in (0, 1]",
-        ),
-        (
-            0.0 < settings.refund_delay_days[0] <= settings.refund_delay_days[1],
-            "refund_delay_days must be an increasing positive pair",
-        ),
-        (len(settings.categories) >= 1, "at least one category is needed"),
-        (
-            len(settings.category_popularity) == len(settings.categories),
-            "category_popularity must match categories",
-        ),
-        (
-            len(settings.country_weights) == len(settings.countries)
-            == len(settings.country_order_value_factors),
-            "country weights and factors must match countries",
-        ),
-        (
-            len(settings.age_band_weights) == len(settings.age_bands)
-            == len(settings.age_band_rate_factors),
-            "age band weights and factors must match age_bands",
-        ),
-        (0.0 <= settings.signup_same_day_share <= 1.0, "signup_same_day_share must be in [0, 1]"),
-        (settings.signup_max_lead_days >= 1, "signup_max_lead_days must be at least 1"),
-        (
-            min(settings.pre_purchase_events_per_order, settings.browse_events_per_order) >= 0,
-            "event rates must not be negative",
-        ),
-        (len(settings.month_factors) == 12, "month_factors needs 12 values"),
-        (len(settings.weekday_factors) == 7, "weekday_factors needs 7 values"),
-        (len(settings.hour_factors) == HOURS_PER_DAY, "hour_factors needs 24 values"),
-        (
-            min(settings.month_factors + settings.weekday_factors + settings.hour_factors) > 0,
-            "seasonality factors must be positive",
-        ),
-        (
-            len(settings.pre_purchase_event_weights) == len(EVENT_TYPES)
-            and len(settings.browse_event_weights) == len(EVENT_TYPES),
-            "event weights need one value per event type",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
 
 
 def _normalised(weights: Sequence[float]) -> NDArray[np.float64]:
@@ -304,43 +111,9 @@ def _normalised(weights: Sequence[float]) -> NDArray[np.float64]:
     return array / array.sum()
 
 
-def month_profile(settings: GeneratorSettings) -> NDArray[np.float64]:
-    """Month factors (January first) scaled so that their day-weighted mean over a year is 1."""
-    days_in_month = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.float64)
-    raw = np.asarray(settings.month_factors, dtype=np.float64)
-    return raw / (np.sum(raw * days_in_month) / days_in_month.sum())
-
-
-def weekday_profile(settings: GeneratorSettings) -> NDArray[np.float64]:
-    """Weekday factors (Monday first) with mean 1; all ones without a weekday effect."""
-    if not settings.weekday_effect:
-        return np.ones(7)
-    raw = np.asarray(settings.weekday_factors, dtype=np.float64)
-    return raw / raw.mean()
-
-
-def hour_profile(settings: GeneratorSettings) -> NDArray[np.float64]:
-    """Hour-of-day factors (midnight first) with mean 1."""
-    raw = np.asarray(settings.hour_factors, dtype=np.float64)
-    return raw / raw.mean()
-
-
-def daily_seasonality(days: NDArray[np.datetime64], settings: GeneratorSettings) -> NDArray:
-    """Multiplicative purchase intensity of each calendar day (month x weekday factor)."""
-    day_numbers = days.astype("datetime64[D]").astype(np.int64)
-    months = days.astype("datetime64[M]").astype(np.int64) % 12
-    weekdays = (day_numbers + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
-    return month_profile(settings)[months] * weekday_profile(settings)[weekdays]
-
-
 def _day_number(day: date) -> int:
     """Days since 1970-01-01."""
     return (day - date(1970, 1, 1)).days
-
-
-def _period_days_array(first: date, n_days: int) -> NDArray[np.datetime64]:
-    """Consecutive calendar days starting at ``first``."""
-    return np.datetime64(first, "D") + np.arange(n_days)
 
 
 def _hourly_intensity(settings: GeneratorSettings) -> NDArray[np.float64]:
@@ -962,206 +735,3 @@ def generate(settings: GeneratorSettings | None = None) -> GeneratedData:
         latent=latent,
         settings=settings,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# oracle
-# --------------------------------------------------------------------------------------------
-
-
-def _as_date(value: date | str | pd.Timestamp) -> date:
-    """A calendar date from a date, an ISO string or a timestamp."""
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if isinstance(value, str):
-        return date.fromisoformat(value)
-    return value
-
-
-def _intraday_discount(dropout_rate: NDArray[np.float64], settings: GeneratorSettings) -> NDArray:
-    """Integral over one day of hour factor x survival exp(-mu x), x in days (1 when mu = 0)."""
-    hours = hour_profile(settings)
-    per_hour = -np.expm1(-dropout_rate / HOURS_PER_DAY) / dropout_rate
-    total = np.zeros_like(dropout_rate)
-    for hour, factor in enumerate(hours):
-        total += factor * np.exp(-dropout_rate * hour / HOURS_PER_DAY)
-    return total * per_hour
-
-
-def _discounted_seasonality(
-    seasonality: NDArray[np.float64], dropout_rate: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Sum over days k of seasonality[k] * exp(-mu k), per customer (Horner's scheme)."""
-    decay = np.exp(-dropout_rate)
-    total = np.zeros_like(dropout_rate)
-    for value in seasonality[::-1]:
-        total = total * decay + value
-    return total
-
-
-def oracle(
-    data: GeneratedData | pd.DataFrame,
-    as_of_date: date | str,
-    horizon_days: int,
-    settings: GeneratorSettings | None = None,
-) -> pd.DataFrame:
-    """True expected net spend per customer in the days (as_of_date, as_of_date + horizon_days].
-
-    ``data`` is a :class:`GeneratedData` or its latent frame; with a bare latent frame the
-    seasonality comes from ``settings`` (default settings when omitted). The state at as-of is
-    taken at the end of the as-of day. Only customers acquired on or before that day are listed.
-
-    The oracle knows whether each customer is alive at as-of (dead customers get 0) and, for
-    living ones, integrates purchase rate x seasonality x survival exp(-mu t) over the window;
-    it never looks at realised purchases. Net spend is the expected order value minus the
-    expected refunds of those orders (refunds are attributed to their order, even when the
-    refund would be dated after the window).
-    """
-    if horizon_days < 1:
-        raise ValueError("horizon_days must be at least 1")
-    if isinstance(data, GeneratedData):
-        latent, settings = data.latent, settings or data.settings
-    else:
-        latent, settings = data, settings or GeneratorSettings()
-    cutoff_day = _as_date(as_of_date) + timedelta(days=1)
-    cutoff = np.datetime64(cutoff_day, "s")
-    latent = latent.loc[latent["acquired_at"].to_numpy() < cutoff]
-    alive = latent["death_at"].to_numpy() > cutoff
-    dropout = latent["dropout_rate_per_day"].to_numpy(dtype=np.float64)
-    seasonality = daily_seasonality(_period_days_array(cutoff_day, horizon_days), settings)
-    expected_orders = np.where(
-        alive,
-        latent["purchase_rate_per_day"].to_numpy(dtype=np.float64)
-        * _discounted_seasonality(seasonality, dropout)
-        * _intraday_discount(dropout, settings),
-        0.0,
-    )
-    frame = latent[["customer_id"]].reset_index(drop=True)
-    net_value = latent["mean_net_order_value"].to_numpy(dtype=np.float64)
-    frame["expected_spend"] = expected_orders * net_value
-    frame["expected_orders"] = expected_orders
-    frame["is_alive_at_as_of"] = alive
-    return frame
-
-
-# --------------------------------------------------------------------------------------------
-# files and command line
-# --------------------------------------------------------------------------------------------
-
-
-def _csv_field(text: str) -> str:
-    """A CSV field, quoted only when it contains a delimiter, quote or line break."""
-    if any(char in text for char in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _write_csv(table: pa.Table, path: Path) -> None:
-    """CSV with a plain header; values are quoted only if some value requires it."""
-    header = (",".join(_csv_field(name) for name in table.column_names) + "\n").encode()
-    for style in ("none", "needed"):
-        try:
-            with path.open("wb") as sink:
-                sink.write(header)
-                options = pa_csv.WriteOptions(include_header=False, quoting_style=style)
-                pa_csv.write_csv(table, sink, options)
-            return
-        except pa.ArrowInvalid:
-            if style == "needed":
-                raise
-
-
-def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a frame as CSV or Parquet, chosen by the file extension.
-
-    String columns stay strings in Parquet; datetime columns whose name ends in '_date' are
-    written as dates. CSV values are unquoted whenever that is unambiguous.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _FILE_SUFFIXES:
-        raise ValueError(f"unsupported file extension {path.suffix!r}: use .csv or .parquet")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    for index, name in enumerate(table.column_names):
-        if name.endswith("_date") and pa.types.is_timestamp(table.schema.field(name).type):
-            table = table.set_column(index, name, table.column(name).cast(pa.date32()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        _write_csv(table, path)
-    else:
-        pq.write_table(table, path)
-
-
-def _parser() -> argparse.ArgumentParser:
-    """Command-line options of ``clv-generate``."""
-    defaults = GeneratorSettings()
-    parser = argparse.ArgumentParser(
-        prog="clv-generate",
-        description="Generate synthetic e-commerce transactions with known ground truth.",
-    )
-    add = parser.add_argument
-    add("--customers", type=int, default=defaults.n_customers, help="number of customers")
-    add("--seed", type=int, default=defaults.seed, help="random seed")
-    add("--start", type=date.fromisoformat, default=defaults.start_date, help="first day")
-    add("--end", type=date.fromisoformat, default=defaults.end_date, help="last day (inclusive)")
-    add("--closed-cohort", action="store_true", help="acquire everyone in the first 60 days")
-    add("--no-bad-rows", action="store_true", help="omit the injected bad rows")
-    add("--no-events", action="store_true", help="omit browsing events")
-    add("--out", type=Path, required=True, help="transactions file (.csv or .parquet)")
-    add("--customers-out", type=Path, help="customers file (.csv or .parquet)")
-    add("--events-out", type=Path, help="events file (.csv or .parquet)")
-    add("--oracle-out", type=Path, help="true expected spend per customer (.csv or .parquet)")
-    add("--as-of", type=date.fromisoformat, help="as-of date of the oracle (default: --end)")
-    add("--horizon-days", type=int, default=365, help="oracle horizon in days (default: 365)")
-    return parser
-
-
-def _settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
-    """Generator settings for parsed command-line options (ValueError when invalid)."""
-    if args.no_events and args.events_out is not None:
-        raise ValueError("--events-out cannot be combined with --no-events")
-    if args.horizon_days < 1:
-        raise ValueError("--horizon-days must be at least 1")
-    outputs = (args.out, args.customers_out, args.events_out, args.oracle_out)
-    for path in (path for path in outputs if path is not None):
-        if path.suffix.lower() not in _FILE_SUFFIXES:
-            raise ValueError(f"unsupported file extension in {path}: use .csv or .parquet")
-    return GeneratorSettings(
-        n_customers=args.customers,
-        start_date=args.start,
-        end_date=args.end,
-        seed=args.seed,
-        closed_cohort=args.closed_cohort,
-        bad_rows=not args.no_bad_rows,
-        with_events=not args.no_events,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``clv-generate``; returns the process exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        settings = _settings_from_args(args)
-    except ValueError as error:
-        parser.error(str(error))
-    started = time.perf_counter()
-    data = generate(settings)
-    write_frame(data.transactions, args.out)
-    if args.customers_out is not None:
-        write_frame(data.customers, args.customers_out)
-    if args.events_out is not None:
-        write_frame(data.events, args.events_out)
-    if args.oracle_out is not None:
-        as_of = args.as_of or settings.end_date
-        write_frame(oracle(data, as_of, args.horizon_days), args.oracle_out)
-    print(
-        f"clv-generate: {len(data.transactions):,} transaction rows "
-        f"({sum(data.bad_row_counts.values()):,} bad), {settings.n_customers:,} customers, "
-        f"{len(data.events):,} events in {time.perf_counter() - started:.1f} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,27 @@
+{%- set settings = clv_settings() -%}
+{#-
+    One row: the run's settings after validation (macros/clv_settings.sql), read by every
+    Python model, so vars are checked in one place and the Python steps never re-read them.
+-#}
+
+with
+
+final as (
+
+    select
+        {{ "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date else 'cast(null as date)' }} as as_of_date,
+        {{ settings.horizon_days }} as horizon_days,
+        {{ settings.training_cutoffs }} as training_cutoffs,
+        {{ settings.cutoff_spacing_days }} as cutoff_spacing_days,
+        {{ settings.period_days }} as period_days,
+        {{ settings.sequence_periods }} as sequence_periods,
+        '{{ settings.retrain }}' as retrain,
+        '{{ settings.model_dir }}' as model_dir,
+        {{ settings.seed }} as seed,
+        '{{ settings.export_path }}' as export_path,
+        '{{ settings.static_features | join(",") }}' as static_features,
+        '{{ settings.channels | join(",") }}' as channels
+
+)
+
+select * from final

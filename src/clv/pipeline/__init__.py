@@ -1,0 +1,13 @@
+"""The pipeline steps the dbt Python models call, one module per job.
+
+- :mod:`~clv.pipeline.settings`: the run's settings, read from the ``clv_run_settings`` row;
+- :mod:`~clv.pipeline.registry`: saved models, which one a run uses, the registry table;
+- :mod:`~clv.pipeline.training`: read the training sample, train or reuse, evaluate;
+- :mod:`~clv.pipeline.scoring`: score every customer and apply the spend level
+  (:mod:`clv.level`); also scores outside dbt from a saved scoring run;
+- :mod:`~clv.pipeline.evaluation`: the evaluation and decile-calibration tables;
+- :mod:`~clv.pipeline.handoff`: the Parquet copy of the predictions for BI tools.
+
+Each step reads the warehouse only through :class:`clv.warehouse.Warehouse`, so the files
+under ``python_models/`` stay one call long and no step knows the engine.
+"""

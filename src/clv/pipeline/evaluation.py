@@ -1,0 +1,42 @@
+"""The evaluation tables: each saved model's validation results, read from its metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+EVALUATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor",
+                      "customers", "actual_total", "predicted_total", "normalized_gini",
+                      "spearman", "aggregate_error", "decile_mape", "top_decile_capture", "mae",
+                      "rmse", "auc"]
+CALIBRATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor", "decile",
+                       "customers", "mean_predicted", "mean_actual"]
+
+
+def _metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
+    rows = []
+    for record in registry.to_dict("records"):
+        path = Path(record["onnx_path"]).with_suffix(".json")
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for row in meta.get(key) or []:
+            rows.append({"model_version": record["model_version"],
+                         "is_current": bool(record["is_current"]),
+                         "validation_cutoff": meta.get("validation_cutoff"), **row})
+    return rows
+
+
+def evaluation_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """One row per model per predictor: validation metrics from each model's metadata."""
+    return pd.DataFrame(_metadata_rows(registry, "evaluation")).reindex(
+        columns=EVALUATION_COLUMNS)
+
+
+def calibration_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """One row per model per predictor per decile: mean predicted vs mean actual."""
+    return pd.DataFrame(_metadata_rows(registry, "calibration")).reindex(
+        columns=CALIBRATION_COLUMNS)

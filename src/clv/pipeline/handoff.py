@@ -1,0 +1,83 @@
+"""The Parquet copy of clv_predictions that BI tools and other processes read.
+
+DuckDB lets one process at a time open a database file for writing, so readers that must not
+block ``dbt build`` read this file instead. It is replaced atomically after every build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clv.config import ID_COLUMN
+from clv.pipeline.log import dbt_log
+from clv.warehouse import Warehouse
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def checked_path(path: Path) -> Path:
+    """``path`` (clv_export_path, validated by the settings macro) after the checks only the
+    file system can answer."""
+    if path.is_dir():
+        raise ValueError(f"Invalid value for var 'clv_export_path': {str(path)!r} is a directory")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ValueError(f"Invalid value for var 'clv_export_path': {str(path.parent)!r} is not "
+                         "a directory")
+    return path
+
+
+def write_parquet(batches: pa.RecordBatchReader, path: Path) -> pd.DataFrame:
+    """Write ``batches`` to ``path`` as Parquet so that a reader only ever sees the previous
+    complete file or the new complete file; return one row: path, rows, written_at.
+
+    The rows stream into a temporary file in the same directory (bounded memory), which is
+    flushed to disk and then renamed over ``path``: a rename within one file system is atomic.
+    A failure at any point leaves the previous file untouched and removes the temporary one.
+    """
+    path = checked_path(Path(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden name nobody else uses; created like any new file (permissions from the umask,
+    # unlike mkstemp's owner-only ones), so other users' readers can open the result.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    rows = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            with pq.ParquetWriter(handle, batches.schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_directory(path.parent)
+    written_at = datetime.now(UTC).replace(tzinfo=None)
+    dbt_log(f"exported {rows:,} rows to {path}")
+    return pd.DataFrame({"path": [str(path.resolve())], "rows": [rows],
+                         "written_at": [pd.Timestamp(written_at)]})
+
+
+def export_predictions(warehouse: Warehouse, predictions: Any, path: Path,
+                       batch_rows: int = 100_000) -> pd.DataFrame:
+    """clv_predictions, in customer_id order, to the Parquet file ``path``."""
+    return write_parquet(warehouse.batches(predictions, batch_rows, order_by=[ID_COLUMN]), path)

@@ -1,0 +1,237 @@
+"""The scoring step: every customer at the as-of date through the current model, at the
+spend level of :mod:`clv.level`.
+
+1. BG/NBD + Gamma-Gamma is fitted at the as-of date (on at most :data:`BTYD_FIT_ROWS`
+   customers, a uniform md5 sample above that); its outputs are network inputs.
+2. The scoring examples stream through onnxruntime in batches (memory stays bounded); the
+   network's outputs go to a temporary Arrow file while their totals are added up.
+3. The spend level is computed from those totals and saved, with the BTYD fit, as the
+   *scoring run*: ``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.json``.
+4. The temporary file streams out with ``predicted_clv = network_clv * spend_factor``.
+
+:func:`predict` repeats steps 1-4 for any set of customers from a saved scoring run, so
+predictions outside dbt equal ``clv_predictions`` exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clv import hybrid, level
+from clv.artifacts import atomic_write_json, json_safe
+from clv.config import CUTOFF_COLUMN, ID_COLUMN
+from clv.data import iter_batches, stable_floats
+from clv.pipeline.log import dbt_log
+from clv.pipeline.registry import current_version, expected_metadata, model_features
+from clv.pipeline.settings import RunSettings
+from clv.score import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_QUANTILES,
+    LoadedModel,
+    load_verified,
+    quantile_column,
+    score_batches,
+)
+from clv.warehouse import SAMPLE_BUCKETS, Warehouse
+
+# BG/NBD + Gamma-Gamma at the as-of date is fitted on at most this many customers: above it, a
+# uniform sample (by md5 of customer_id, the same on every run) estimates the four population
+# parameters as well, and scoring memory no longer grows with the number of customers.
+BTYD_FIT_ROWS = 200_000
+RUNS_DIR = "runs"
+
+SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
+                 *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
+                 "btyd_expected_spend", "model_version", "scored_at")
+
+
+@dataclass(frozen=True)
+class ScoringRun:
+    """Everything a prediction depends on besides the model file and the customer's row."""
+
+    model_version: str
+    as_of_date: str  # ISO date of the scoring examples
+    horizon_days: int
+    customers: int  # customers scored
+    btyd_fit: hybrid.BTYDFit  # BG/NBD + Gamma-Gamma at the as-of date
+    btyd_fit_customers: int  # customers the fit was estimated on
+    level: level.SpendLevel
+    scored_at: str  # UTC, ISO format
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_version": self.model_version, "as_of_date": self.as_of_date,
+                "horizon_days": self.horizon_days, "customers": self.customers,
+                "btyd_fit": self.btyd_fit.to_dict(),
+                "btyd_fit_customers": self.btyd_fit_customers,
+                "level": self.level.to_dict(), "scored_at": self.scored_at}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ScoringRun:
+        return cls(model_version=values["model_version"], as_of_date=values["as_of_date"],
+                   horizon_days=int(values["horizon_days"]), customers=int(values["customers"]),
+                   btyd_fit=hybrid.BTYDFit.from_dict(values["btyd_fit"]),
+                   btyd_fit_customers=int(values["btyd_fit_customers"]),
+                   level=level.SpendLevel.from_dict(values["level"]),
+                   scored_at=values["scored_at"])
+
+    def save(self, model_dir: Path) -> Path:
+        path = run_path(model_dir, self.model_version, self.as_of_date)
+        atomic_write_json(path, json_safe(self.to_dict()))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ScoringRun:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def run_path(model_dir: Path, model_version: str, as_of_date: str) -> Path:
+    """Where the scoring run of ``model_version`` at ``as_of_date`` is saved."""
+    return Path(model_dir) / RUNS_DIR / f"clv_run_{as_of_date}_{model_version}.json"
+
+
+def fit_btyd(warehouse: Warehouse, examples: Any, customers: int,
+             horizon_days: int) -> tuple[hybrid.BTYDFit, int]:
+    """BG/NBD + Gamma-Gamma fitted on the scoring examples (a uniform sample above
+    BTYD_FIT_ROWS customers), and how many customers it was fitted on."""
+    limit = None
+    if customers > BTYD_FIT_ROWS:
+        limit = math.ceil(SAMPLE_BUCKETS * BTYD_FIT_ROWS / customers)
+    summary = warehouse.sample(examples, [ID_COLUMN, *hybrid.BTYD_INPUTS], key=[ID_COLUMN],
+                               limits=limit)
+    summary = stable_floats(summary.sort_by(ID_COLUMN))
+    if summary.num_rows == 0:
+        raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "
+                         "on or before the as-of date; check clv_data_quality and clv_as_of_date")
+    repeat = pc.and_(pc.greater(summary.column("frequency"), 0),
+                     pc.greater(summary.column("monetary_value"), 0))
+    if not pc.any(repeat).as_py():
+        raise ValueError("no customer in clv_scoring_examples bought on two different days on or "
+                         "before the as-of date, so BG/NBD + Gamma-Gamma (model inputs) cannot be "
+                         "fitted: load a longer history (clv_transactions) or set a later "
+                         "clv_as_of_date")
+    return hybrid.fit(summary, horizon_days), summary.num_rows
+
+
+def _with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
+               horizon_days: int) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        batch = stable_floats(batch)
+        yield hybrid.with_btyd_features(batch, hybrid.predict(batch, horizon_days, fit))
+
+
+def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
+                    fit: hybrid.BTYDFit, horizon_days: int,
+                    batch_rows: int) -> pa.RecordBatchReader:
+    """customer_id, purchase_probability, network_clv, its quantiles, model_version and
+    btyd_expected_spend, in input order."""
+    return score_batches(model, _with_btyd(batches, fit, horizon_days), batch_size=batch_rows,
+                         passthrough=("btyd_expected_spend",))
+
+
+def _score_schema() -> pa.Schema:
+    strings = {"customer_id", "model_version"}
+    return pa.schema([pa.field(name, pa.string() if name in strings else
+                               pa.timestamp("us") if name == "scored_at" else pa.float64())
+                      for name in SCORE_COLUMNS])
+
+
+def _leveled(batch: pa.RecordBatch, spend: level.SpendLevel, scored_at: pa.Scalar,
+             schema: pa.Schema) -> pa.RecordBatch:
+    """One batch of network scores with the spend level applied (see :mod:`clv.level`)."""
+    network = batch.column("network_clv").to_numpy(zero_copy_only=False)
+    columns = {
+        "customer_id": batch.column("customer_id"),
+        "purchase_probability": batch.column("purchase_probability"),
+        "network_clv": batch.column("network_clv"),
+        "predicted_clv": pa.array(level.apply(network, spend)),
+        "btyd_expected_spend": batch.column("btyd_expected_spend"),
+        "model_version": batch.column("model_version"),
+        "scored_at": pa.repeat(scored_at, batch.num_rows),
+    }
+    for q in DEFAULT_QUANTILES:
+        values = batch.column(quantile_column(q)).to_numpy(zero_copy_only=False)
+        columns[quantile_column(q, "predicted_clv")] = pa.array(level.apply(values, spend))
+    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunSettings,
+          batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+    """Stream ``clv_scoring_examples`` through the current model at the spend level; memory
+    stays bounded (a few batches of ``batch_rows`` rows, the onnxruntime batch size)."""
+    version = current_version(registry)
+    features = model_features(warehouse.schema(examples), run)
+    model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    extent = warehouse.query(examples, f'select max("{CUTOFF_COLUMN}") as as_of_date, '
+                                       "count(*) as customers from {relation}").to_pylist()[0]
+    customers = int(extent["customers"])
+    fit, fit_customers = fit_btyd(warehouse, examples, customers, run.horizon_days)
+    dbt_log(f"scoring {customers:,} customers with model {version}")
+    scored_at = _now()
+    batches = warehouse.stored_order_batches(examples, batch_rows, order_by=[ID_COLUMN])
+    network = _network_scores(model, batches, fit, run.horizon_days, batch_rows)
+
+    # Pass 1: network scores to an anonymous temporary file (deleted when closed, whatever
+    # happens), with the totals the spend level needs.
+    spool = tempfile.TemporaryFile(prefix="clv_scores_")
+    totals = level.LevelAccumulator()
+    with pa.ipc.new_stream(spool, network.schema) as writer:
+        for batch in network:
+            totals.add(batch.column("btyd_expected_spend").to_numpy(zero_copy_only=False),
+                       batch.column("network_clv").to_numpy(zero_copy_only=False))
+            writer.write_batch(batch)
+    spend = totals.level(model.metadata.get("btyd_level_correction") or 1.0)
+    record = ScoringRun(model_version=version, as_of_date=str(extent["as_of_date"]),
+                        horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
+                        btyd_fit_customers=fit_customers, level=spend,
+                        scored_at=scored_at.isoformat())
+    path = record.save(run.model_dir)
+    dbt_log(f"spend level: factor {spend.spend_factor:.6f} (BG/NBD total "
+            f"{spend.btyd_total:,.2f} x correction {spend.btyd_level_correction:.4f} / "
+            f"network total {spend.network_total:,.2f}); scoring run saved as {path}")
+
+    # Pass 2: the spooled scores at the spend level.
+    schema = _score_schema()
+    stamp = pa.scalar(scored_at, pa.timestamp("us"))
+
+    def leveled() -> Iterator[pa.RecordBatch]:
+        try:
+            spool.seek(0)
+            for batch in pa.ipc.open_stream(spool):
+                yield _leveled(batch, spend, stamp, schema)
+        finally:
+            spool.close()
+
+    return pa.RecordBatchReader.from_batches(schema, leveled())
+
+
+def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None = None,
+            batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.Table:
+    """Predictions for any set of rows of ``clv_scoring_examples`` (a pyarrow Table or
+    RecordBatchReader, a pandas DataFrame, ...) from a saved scoring run: equal to the
+    ``clv_predictions`` columns of those customers. ``model_dir`` defaults to the directory
+    that holds the run's ``runs/`` folder."""
+    path = Path(scoring_run)
+    record = ScoringRun.load(path)
+    model = load_verified(Path(model_dir) if model_dir else path.parent.parent,
+                         record.model_version)
+    network = _network_scores(model, iter_batches(examples), record.btyd_fit,
+                              record.horizon_days, batch_rows)
+    schema = _score_schema()
+    stamp = pa.scalar(_now(), pa.timestamp("us"))
+    batches = [_leveled(batch, record.level, stamp, schema) for batch in network]
+    return pa.Table.from_batches(batches, schema=schema)

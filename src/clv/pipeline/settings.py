@@ -1,0 +1,65 @@
+"""The run's settings as the Python steps see them.
+
+The dbt vars are validated once, in ``macros/clv_settings.sql``; the one-row model
+``clv_run_settings`` carries the validated values, and every Python model reads that row. This
+module only converts its types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from clv.hybrid import BTYD_FEATURES
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    return tuple(item.strip() for item in str(value or "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the training, scoring and export steps need to know about this run."""
+
+    model_dir: Path  # clv_model_dir: where models and scoring runs are saved
+    retrain: str  # clv_retrain: always | never | auto
+    horizon_days: int  # clv_horizon_days
+    period_days: int  # clv_period_days
+    sequence_periods: int  # clv_sequence_periods
+    seed: int  # clv_seed
+    static_features: tuple[str, ...]  # the SQL layer's declared static features
+    channels: tuple[str, ...]  # sequence channels, in network order
+    export_path: Path = Path("exports/clv_predictions.parquet")  # clv_export_path
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunSettings:
+        """From the one row of ``clv_run_settings`` (already validated by the macro)."""
+        return cls(
+            model_dir=Path(str(row["model_dir"])),
+            retrain=str(row["retrain"]),
+            horizon_days=int(row["horizon_days"]),
+            period_days=int(row["period_days"]),
+            sequence_periods=int(row["sequence_periods"]),
+            seed=int(row["seed"]),
+            static_features=_names(row["static_features"]),
+            channels=_names(row["channels"]),
+            export_path=Path(str(row["export_path"])),
+        )
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> RunSettings:
+        if table.num_rows != 1:
+            raise ValueError(f"clv_run_settings must hold one row, found {table.num_rows}")
+        return cls.from_row(table.to_pylist()[0])
+
+    @property
+    def model_static_features(self) -> tuple[str, ...]:
+        """The network's static inputs: the declared SQL features and the BTYD outputs."""
+        return self.static_features + tuple(f for f in BTYD_FEATURES
+                                            if f not in self.static_features)

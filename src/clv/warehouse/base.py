@@ -1,0 +1,135 @@
+"""What every warehouse implementation provides, and the SQL they share.
+
+Deterministic sampling and content digests use md5 of the key as text, which DuckDB,
+PostgreSQL, Spark, Snowflake and BigQuery all compute identically: the same rows are sampled
+and the same digest is computed whichever engine holds the data. A row's *bucket* is the first
+32 bits of that md5 modulo :data:`SAMPLE_BUCKETS`; :func:`bucket_of` is the same rule in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+SAMPLE_BUCKETS = 1_000_000
+KEY_SEPARATOR = "|"
+
+
+def bucket_of(*key: object) -> int:
+    """The sample bucket of a key, as the warehouse computes it (for tests and tools)."""
+    text = KEY_SEPARATOR.join(str(part) for part in key)
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16) % SAMPLE_BUCKETS
+
+
+def quote(name: str) -> str:
+    """A column name as a quoted SQL identifier."""
+    if '"' in name:
+        raise ValueError(f"column name {name!r} contains a double quote")
+    return f'"{name}"'
+
+
+class Warehouse(ABC):
+    """The operations the pipeline steps need from the engine that holds the tables."""
+
+    # -- engine-specific pieces -------------------------------------------------------------
+
+    @abstractmethod
+    def schema(self, relation: Any) -> pa.Schema:
+        """The relation's columns as Arrow fields (numeric, text, date and boolean types)."""
+
+    @abstractmethod
+    def query(self, relation: Any, sql: str) -> pa.Table:
+        """Run ``sql``, in which ``{relation}`` stands for the relation, and return the result."""
+
+    @abstractmethod
+    def stream(self, relation: Any, sql: str, batch_rows: int) -> pa.RecordBatchReader:
+        """Like :meth:`query`, but streamed in batches of at most ``batch_rows`` rows."""
+
+    @abstractmethod
+    def md5_int(self, text_sql: str) -> str:
+        """SQL for the first 32 bits of md5(``text_sql``) as a non-negative integer."""
+
+    @abstractmethod
+    def as_text(self, sql: str) -> str:
+        """SQL casting an expression to text."""
+
+    @abstractmethod
+    def write_table(self, name: str, data: pa.RecordBatchReader | pa.Table) -> int:
+        """Create or replace table ``name`` from ``data`` (streamed); return the row count."""
+
+    # -- shared SQL ---------------------------------------------------------------------------
+
+    def key_sql(self, columns: Sequence[str]) -> str:
+        """SQL for the text key ``col1|col2|...`` that :func:`bucket_of` mirrors."""
+        parts = [self.as_text(quote(column)) for column in columns]
+        return f" || '{KEY_SEPARATOR}' || ".join(parts)
+
+    def bucket_sql(self, columns: Sequence[str]) -> str:
+        """SQL for a row's sample bucket, 0 .. SAMPLE_BUCKETS - 1, from its key columns."""
+        return f"({self.md5_int(self.key_sql(columns))} % {SAMPLE_BUCKETS})"
+
+    def row_count(self, relation: Any) -> int:
+        return int(self.query(relation, "select count(*) as n from {relation}").column(0)[0]
+                   .as_py())
+
+    def counts_by(self, relation: Any, column: str) -> dict[Any, int]:
+        """Rows per value of ``column`` (nulls left out)."""
+        table = self.query(relation, f"select {quote(column)} as value, count(*) as n "
+                                     f"from {{relation}} where {quote(column)} is not null "
+                                     f"group by {quote(column)}")
+        return dict(zip(table.column("value").to_pylist(), table.column("n").to_pylist(),
+                        strict=True))
+
+    def digest(self, relation: Any, expressions: Sequence[str]) -> tuple[int, int]:
+        """(rows, sum of md5 buckets of each row's ``expressions`` joined as text): equal for
+        equal content whatever the scan order, the same on every engine."""
+        parts = " || '|' || ".join(self.as_text(expression) for expression in expressions)
+        table = self.query(relation, f"select count(*) as n, "
+                                     f"coalesce(sum({self.md5_int(parts)}), 0) as h "
+                                     f"from {{relation}}")
+        return int(table.column("n")[0].as_py()), int(table.column("h")[0].as_py())
+
+    def sample(self, relation: Any, columns: Sequence[str], key: Sequence[str],
+               limits: Mapping[str, int] | int | None, group: str | None = None) -> pa.Table:
+        """The ``columns`` of the rows whose bucket of ``key`` is below a limit.
+
+        ``limits`` is one limit for every row, or (with ``group``) one per value of ``group``
+        as text, with key ``""`` for the other values; None reads every row. A limit of
+        :data:`SAMPLE_BUCKETS` keeps every row.
+        """
+        select = ", ".join(quote(column) for column in columns)
+        sql = f"select {select} from {{relation}}"
+        if isinstance(limits, int):
+            sql += f" where {self.bucket_sql(key)} < {int(limits)}"
+        elif limits:
+            default = int(limits.get("", SAMPLE_BUCKETS))
+            cases = " ".join(f"when {self.as_text(quote(group))} = '{value}' then {int(limit)}"
+                             for value, limit in limits.items() if value != "")
+            bound = f"case {cases} else {default} end" if cases else str(default)
+            sql += f" where {self.bucket_sql(key)} < {bound}"
+        return self.query(relation, sql)
+
+    def read(self, relation: Any, columns: Sequence[str] | None = None) -> pa.Table:
+        """The whole relation (or ``columns`` of it); for small tables only."""
+        select = "*" if columns is None else ", ".join(quote(c) for c in columns)
+        return self.query(relation, f"select {select} from {{relation}}")
+
+    def batches(self, relation: Any, batch_rows: int, columns: Sequence[str] | None = None,
+                order_by: Sequence[str] = ()) -> pa.RecordBatchReader:
+        """The relation streamed in batches, ordered by ``order_by`` when given."""
+        select = "*" if columns is None else ", ".join(quote(c) for c in columns)
+        sql = f"select {select} from {{relation}}"
+        if order_by:
+            sql += " order by " + ", ".join(quote(c) for c in order_by)
+        return self.stream(relation, sql, batch_rows)
+
+    def stored_order_batches(self, relation: Any, batch_rows: int,
+                             columns: Sequence[str] | None = None,
+                             order_by: Sequence[str] = ()) -> pa.RecordBatchReader:
+        """Batches in the order the relation was written, where the engine keeps it (no sort,
+        so memory stays flat); elsewhere ordered by ``order_by``."""
+        return self.batches(relation, batch_rows, columns, order_by)

@@ -1,0 +1,97 @@
+"""DuckDB, the embedded default: dbt-duckdb runs Python models in its own process and hands
+them a DuckDB connection and DuckDB relations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from clv.warehouse.base import Warehouse, quote
+
+_RELATION = "clv_relation"  # the name a relation takes inside a query
+
+_ARROW_TYPES = {
+    "BIGINT": pa.int64(), "INTEGER": pa.int64(), "SMALLINT": pa.int64(),
+    "TINYINT": pa.int64(), "HUGEINT": pa.int64(), "UBIGINT": pa.int64(),
+    "UINTEGER": pa.int64(), "USMALLINT": pa.int64(), "UTINYINT": pa.int64(),
+    "DOUBLE": pa.float64(), "FLOAT": pa.float64(), "REAL": pa.float64(),
+    "BOOLEAN": pa.bool_(), "DATE": pa.date32(),
+}
+
+
+def _arrow_type(duckdb_type: Any) -> pa.DataType:
+    name = str(duckdb_type).upper()
+    if name.startswith("DECIMAL"):
+        return pa.float64()
+    if name.startswith("TIMESTAMP"):
+        return pa.timestamp("us")
+    return _ARROW_TYPES.get(name, pa.string())
+
+
+def _reader(relation: duckdb.DuckDBPyRelation, batch_rows: int) -> pa.RecordBatchReader:
+    # newer DuckDB releases call it to_arrow_reader, older ones fetch_record_batch
+    if hasattr(relation, "to_arrow_reader"):
+        return relation.to_arrow_reader(batch_rows)
+    return relation.fetch_record_batch(batch_rows)
+
+
+def _unwrap(session: Any) -> Any:
+    """The DuckDB connection inside dbt-duckdb's cursor wrapper (or ``session`` itself)."""
+    return getattr(session, "_cursor", session)
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB connection; relations are DuckDB relations (``dbt.ref()`` in dbt-duckdb) or
+    table names."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = _unwrap(connection)
+
+    @staticmethod
+    def accepts(session: object) -> bool:
+        return isinstance(_unwrap(session), duckdb.DuckDBPyConnection)
+
+    def _relation(self, relation: Any) -> duckdb.DuckDBPyRelation:
+        if isinstance(relation, str):
+            return self.connection.table(relation)
+        return relation
+
+    def _bound(self, relation: Any, sql: str) -> duckdb.DuckDBPyRelation:
+        return self._relation(relation).query(_RELATION, sql.replace("{relation}", _RELATION))
+
+    def schema(self, relation: Any) -> pa.Schema:
+        relation = self._relation(relation)
+        return pa.schema([pa.field(name, _arrow_type(kind))
+                          for name, kind in zip(relation.columns, relation.types, strict=True)])
+
+    def query(self, relation: Any, sql: str) -> pa.Table:
+        return _reader(self._bound(relation, sql), 1_000_000).read_all()
+
+    def stream(self, relation: Any, sql: str, batch_rows: int) -> pa.RecordBatchReader:
+        return _reader(self._bound(relation, sql), batch_rows)
+
+    def md5_int(self, text_sql: str) -> str:
+        return f"cast('0x' || left(md5({text_sql}), 8) as ubigint)"
+
+    def as_text(self, sql: str) -> str:
+        return f"cast({sql} as varchar)"
+
+    def stored_order_batches(self, relation: Any, batch_rows: int, columns=None,
+                             order_by=()) -> pa.RecordBatchReader:
+        # DuckDB scans a table in the order it was written (insertion order is preserved), so
+        # a table written sorted streams sorted without a sort that would hold it in memory.
+        return self.batches(relation, batch_rows, columns)
+
+    def write_table(self, name: str, data: pa.RecordBatchReader | pa.Table) -> int:
+        if isinstance(data, pa.Table):
+            data = pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
+        target = ".".join(quote(part) for part in name.split("."))
+        self.connection.register("clv_incoming", data)
+        try:
+            self.connection.execute(f"create or replace table {target} as "
+                                    f"select * from clv_incoming")
+        finally:
+            self.connection.unregister("clv_incoming")
+        return int(self.connection.execute(f"select count(*) from {target}").fetchall()[0][0])

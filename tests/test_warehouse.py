@@ -1,0 +1,106 @@
+"""The warehouse boundary on DuckDB: schema, counts, md5 sampling, digests, batches, writes."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from clv.warehouse import SAMPLE_BUCKETS, DuckDBWarehouse, bucket_of, connect
+
+
+@pytest.fixture
+def warehouse() -> DuckDBWarehouse:
+    connection = duckdb.connect()
+    connection.execute("""
+        create table examples as
+        select 'c' || lpad(cast(i as varchar), 5, '0') as customer_id,
+               date '2024-01-01' + cast(i % 3 as integer) * 30 as cutoff_date,
+               i * 1.25 as revenue_total, cast(i as bigint) as t_days, i % 2 = 0 as is_even
+        from range(3000) as r(i)
+        order by customer_id
+    """)
+    return DuckDBWarehouse(connection)
+
+
+def test_connect_picks_duckdb_and_refuses_other_sessions():
+    assert isinstance(connect(duckdb.connect()), DuckDBWarehouse)
+    with pytest.raises(TypeError, match="no warehouse implementation"):
+        connect(object())
+
+
+def test_schema_maps_engine_types_to_arrow(warehouse):
+    schema = warehouse.schema("examples")
+    assert schema.field("customer_id").type == pa.string()
+    assert schema.field("cutoff_date").type == pa.date32()
+    assert schema.field("revenue_total").type == pa.float64()
+    assert schema.field("t_days").type == pa.int64()
+    assert schema.field("is_even").type == pa.bool_()
+
+
+def test_counts(warehouse):
+    assert warehouse.row_count("examples") == 3000
+    assert warehouse.counts_by("examples", "cutoff_date") == {
+        date(2024, 1, 1): 1000, date(2024, 1, 31): 1000, date(2024, 3, 1): 1000}
+
+
+def test_bucket_is_md5_of_the_key_text_in_sql_and_python(warehouse):
+    table = warehouse.query("examples", "select customer_id, cutoff_date, "
+                            f"{warehouse.bucket_sql(['customer_id', 'cutoff_date'])} as bucket "
+                            "from {relation} limit 50")
+    for row in table.to_pylist():
+        text = f"{row['customer_id']}|{row['cutoff_date'].isoformat()}"
+        expected = int(hashlib.md5(text.encode()).hexdigest()[:8], 16) % SAMPLE_BUCKETS
+        assert row["bucket"] == expected == bucket_of(row["customer_id"], row["cutoff_date"])
+
+
+def test_sample_keeps_exactly_the_rows_below_each_limit(warehouse):
+    limits = {"2024-01-01": 100_000, "": 500_000}
+    sample = warehouse.sample("examples", ["customer_id", "cutoff_date"],
+                              key=["customer_id", "cutoff_date"], limits=limits,
+                              group="cutoff_date")
+    everything = warehouse.read("examples", ["customer_id", "cutoff_date"]).to_pylist()
+    expected = {(r["customer_id"], r["cutoff_date"]) for r in everything
+                if bucket_of(r["customer_id"], r["cutoff_date"])
+                < (100_000 if r["cutoff_date"] == date(2024, 1, 1) else 500_000)}
+    got = {(r["customer_id"], r["cutoff_date"]) for r in sample.to_pylist()}
+    assert got == expected
+    assert 50 < sum(1 for _, d in got if d == date(2024, 1, 1)) < 160  # about 10%
+    single = warehouse.sample("examples", ["customer_id"], key=["customer_id"], limits=250_000)
+    assert single.num_rows == sum(1 for r in everything if bucket_of(r["customer_id"]) < 250_000)
+    assert warehouse.sample("examples", ["customer_id"], key=["customer_id"],
+                            limits=None).num_rows == 3000
+
+
+def test_digest_depends_on_content_not_order(warehouse):
+    columns = ['"customer_id"', '"cutoff_date"', '"t_days"']
+    first = warehouse.digest("examples", columns)
+    warehouse.connection.execute("create table shuffled as select * from examples "
+                                 "order by md5(customer_id)")
+    assert warehouse.digest("shuffled", columns) == first
+    warehouse.connection.execute("update shuffled set t_days = t_days + 1 where customer_id = "
+                                 "'c00007'")
+    changed = warehouse.digest("shuffled", columns)
+    assert changed[0] == first[0] and changed[1] != first[1]
+
+
+def test_batches_stream_in_bounded_pieces_and_in_order(warehouse):
+    reader = warehouse.batches("examples", 128, columns=["customer_id"], order_by=["customer_id"])
+    sizes, ids = [], []
+    for batch in reader:
+        sizes.append(batch.num_rows)
+        ids += batch.column(0).to_pylist()
+    assert max(sizes) <= 128 and sum(sizes) == 3000
+    assert ids == sorted(ids)
+    stored = warehouse.stored_order_batches("examples", 500, columns=["customer_id"])
+    assert pa.Table.from_batches(list(stored)).column(0).to_pylist() == ids
+
+
+def test_write_table_streams_a_reader_into_a_table(warehouse):
+    data = pa.table({"customer_id": ["a", "b", "c"], "value": [1.0, 2.0, 3.0]})
+    assert warehouse.write_table("written", data.to_reader(max_chunksize=1)) == 3
+    assert warehouse.read("written").equals(data)
+    assert warehouse.write_table("written", data.slice(0, 1)) == 1  # replaced
