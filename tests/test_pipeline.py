@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from clv import hybrid
-from clv.pipeline import scoring
 from clv.data import FeatureSpec, model_inputs
+from clv.pipeline import scoring
 from clv.synthetic import GeneratorSettings, generate
 
 SEGMENTS = {"high_value", "new", "at_risk", "dormant", "active"}

@@ -26,6 +26,12 @@ BAD_VARS = [
     ({"clv_columns": "customer_id"}, "clv_columns"),
     ({"clv_timestamp_format": "%Y'); drop table x; --"}, "clv_timestamp_format"),
     ({"clv_model_dir": ""}, "clv_model_dir"),
+    ({"clv_export_path": ""}, "clv_export_path"),
+    ({"clv_export_path": "exports/predictions.csv"}, "clv_export_path"),
+    ({"clv_extra_features": ["loyalty score"]}, "clv_extra_features"),
+    ({"clv_extra_features": ["x; drop table y"]}, "clv_extra_features"),
+    ({"clv_extra_features": ["seq_orders_lag_01"]}, "clv_extra_features"),
+    ({"clv_extra_features": {"a": 1}}, "clv_extra_features"),
 ]
 
 

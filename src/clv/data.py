@@ -28,7 +28,7 @@ from clv.config import (
 
 SEQUENCE_PATTERN = re.compile(r"^seq_(?P<channel>.+?)_lag_(?P<lag>[0-9]+)$")
 
-TabularInput = Any  # pa.Table | pa.RecordBatchReader | pa.RecordBatch | pandas.DataFrame | relation
+TabularInput = Any  # pa.Table | pa.RecordBatchReader | pa.RecordBatch | pandas.DataFrame
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,8 @@ def feature_spec(schema: pa.Schema, static_features: Sequence[str],
 
 
 def as_table(data: TabularInput) -> pa.Table:
-    """Read a pyarrow Table / RecordBatchReader / RecordBatch, pandas DataFrame or DuckDB
-    relation (anything with ``.arrow()``) fully into a pyarrow Table."""
+    """Read a pyarrow Table / RecordBatchReader / RecordBatch or pandas DataFrame fully into a
+    pyarrow Table (warehouse relations are read through :mod:`clv.warehouse`)."""
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatchReader):
@@ -146,9 +146,7 @@ def as_table(data: TabularInput) -> pa.Table:
         return pa.Table.from_batches([data])
     if hasattr(data, "to_numpy") and hasattr(data, "columns") and hasattr(data, "iloc"):
         return pa.Table.from_pandas(data, preserve_index=False)
-    if hasattr(data, "arrow"):
-        return as_table(data.arrow())
-    raise TypeError(f"expected a pyarrow Table/RecordBatchReader, pandas DataFrame or relation, "
+    raise TypeError(f"expected a pyarrow Table/RecordBatchReader or pandas DataFrame, "
                     f"got {type(data).__name__}")
 
 
@@ -162,8 +160,6 @@ def iter_batches(data: TabularInput | Iterable[pa.RecordBatch]) -> Iterable[pa.R
         yield data
     elif hasattr(data, "iloc"):  # pandas DataFrame
         yield from as_table(data).to_batches()
-    elif hasattr(data, "arrow"):  # DuckDB relation: .arrow() gives a reader (or a table)
-        yield from iter_batches(data.arrow())
     else:
         for item in data:
             yield from iter_batches(item)

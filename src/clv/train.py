@@ -196,8 +196,8 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
 
 def train(examples, static_features: Sequence[str], settings: TrainSettings | None = None,
           log: Callable[[str], None] = print, channels: Sequence[str] = ()) -> TrainResult:
-    """Fit the network on ``clv_training_examples`` (pyarrow Table/RecordBatchReader, pandas
-    DataFrame or DuckDB relation) and return the best-validation model with its predictions.
+    """Fit the network on ``clv_training_examples`` (pyarrow Table/RecordBatchReader or pandas
+    DataFrame) and return the best-validation model with its predictions.
 
     ``static_features`` declares the static inputs and ``channels`` orders the sequence
     channels (see :func:`clv.data.feature_spec`).

@@ -187,7 +187,7 @@ def calibrate(result) -> dict[str, list[float]]:
     from clv.calibration import CalibratedNetwork, fit_knots
 
     validation = result.validation
-    predicted = validation.column("predicted").to_numpy()
+    predicted = validation.column("predicted").to_numpy(zero_copy_only=False).copy()
     knots_x, knots_y = fit_knots(predicted, validation.column("label").to_numpy())
     model = CalibratedNetwork(result.model, knots_x, knots_y).eval()
     with torch.no_grad():
