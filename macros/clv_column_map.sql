@@ -6,7 +6,8 @@
 {% macro clv_column_map(source_sql) %}
     {% set given = var('clv_columns', {}) or {} %}
     {% if given is not mapping %}
-        {{ clv_fail('clv_columns', "expected a mapping such as {customer_id: CustomerID, amount: 'Quantity * UnitPrice'}") }}
+        {{ clv_fail('clv_columns',
+                    "expected a mapping such as {customer_id: CustomerID, amount: 'Quantity * UnitPrice'}") }}
     {% endif %}
     {% set required = ['customer_id', 'transacted_at', 'amount'] %}
     {% set optional = ['transaction_id', 'product_category'] %}
@@ -21,7 +22,8 @@
         {% if key in given %}
             {% set expression = given[key] | string | trim %}
             {% if expression == '' or ';' in expression or '--' in expression or '/*' in expression %}
-                {{ clv_fail('clv_columns', "the expression for '" ~ key ~ "' must be non-empty and contain no ';' or SQL comments") }}
+                {{ clv_fail('clv_columns', "the expression for '" ~ key
+                                           ~ "' must be non-empty and contain no ';' or SQL comments") }}
             {% endif %}
         {% elif key in required or key in source_columns %}
             {% set expression = key %}

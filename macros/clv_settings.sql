@@ -22,7 +22,9 @@
         'model_dir': clv_validate_path('clv_model_dir', var('clv_model_dir', 'onnx')),
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
-        'export_path': clv_validate_export_path('clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')),
+        'export_path': clv_validate_export_path(
+            'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
+        ),
         'windows': [7, 30, 90, 180, 365],
         'channels': ['orders', 'revenue', 'active_days'],
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
@@ -49,7 +51,8 @@
 {% macro clv_feature_groups(settings) %}
     {% set windows = [] %}
     {% for window in settings.windows %}
-        {% do windows.extend(['orders_last_' ~ window ~ 'd', 'revenue_last_' ~ window ~ 'd', 'active_days_last_' ~ window ~ 'd']) %}
+        {% do windows.extend(['orders_last_' ~ window ~ 'd', 'revenue_last_' ~ window ~ 'd',
+                              'active_days_last_' ~ window ~ 'd']) %}
     {% endfor %}
     {{ return({
         'recency_frequency': ['frequency', 'recency_days', 't_days', 'purchase_days', 'orders_total',
@@ -149,7 +152,8 @@
         {% if not modules.re.fullmatch('[a-z_][a-z0-9_]*', text) %}
             {{ clv_fail(var_name, "'" ~ text ~ "' is not a plain column name") }}
         {% endif %}
-        {% if text in ['customer_id', 'signup_date', 'country', 'age_band'] or text.startswith('seq_') or text.startswith('label_') %}
+        {% if text in ['customer_id', 'signup_date', 'country', 'age_band']
+              or text.startswith('seq_') or text.startswith('label_') %}
             {{ clv_fail(var_name, "'" ~ text ~ "' is a reserved column name") }}
         {% endif %}
         {% do clean.append(text) %}

@@ -20,14 +20,16 @@
         {{ return(adapter.dispatch('clv_read_file', 'clv')(value)) }}
     {% endif %}
     {% if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*){0,2}', value) %}
-        {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.parquet file path, got '" ~ value ~ "'") }}
+        {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.parquet file path, got '"
+                              ~ value ~ "'") }}
     {% endif %}
     {{ return(value) }}
 {% endmacro %}
 
 
 {% macro default__clv_read_file(path) %}
-    {{ exceptions.raise_compiler_error("Reading files directly is supported on DuckDB only; load '" ~ path ~ "' into a table and point the var at it.") }}
+    {{ exceptions.raise_compiler_error("Reading files directly is supported on DuckDB only; load '" ~ path
+                                       ~ "' into a table and point the var at it.") }}
 {% endmacro %}
 
 
@@ -35,6 +37,7 @@
     {% if modules.re.search('\\.parquet$', path, modules.re.IGNORECASE) %}
         {{ return("read_parquet('" ~ path ~ "')") }}
     {% endif %}
-    {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type instead of failing the read. -#}
+    {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type
+        instead of failing the read. -#}
     {{ return("read_csv('" ~ path ~ "', header = true, sample_size = -1)") }}
 {% endmacro %}

@@ -9,7 +9,8 @@ with
 final as (
 
     select
-        {{ "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date else 'cast(null as date)' }} as as_of_date,
+        {{ "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date else 'cast(null as date)' }}
+            as as_of_date,
         {{ settings.horizon_days }} as horizon_days,
         {{ settings.training_cutoffs }} as training_cutoffs,
         {{ settings.cutoff_spacing_days }} as cutoff_spacing_days,

@@ -22,8 +22,7 @@ renamed as (
         cast(country as {{ dbt.type_string() }}) as country,
         cast(age_band as {{ dbt.type_string() }}) as age_band
         {%- for name in extra_features %},
-        {{ clv_to_number(name) }} as {{ name }}
-        {%- endfor %}
+        {{ clv_to_number(name) }} as {{ name }}{% endfor %}
 
     from source
 

@@ -27,7 +27,10 @@ as_of as (
 
 offsets as (
 
-    select 0 as cutoff_index, 'scoring' as cutoff_role, 0 as days_before_as_of
+    select
+        0 as cutoff_index,
+        'scoring' as cutoff_role,
+        0 as days_before_as_of
     {%- for k in range(settings.training_cutoffs) %}
     union all
     select

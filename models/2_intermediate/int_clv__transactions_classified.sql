@@ -44,8 +44,10 @@ flagged as (
 
     select
         checked_transactions.*,
-        checked_transactions.row_problem is null
-            and repeated_transaction_ids.transaction_id is not null as has_repeated_id
+        (
+            checked_transactions.row_problem is null
+            and repeated_transaction_ids.transaction_id is not null
+        ) as has_repeated_id
 
     from checked_transactions
     left join repeated_transaction_ids

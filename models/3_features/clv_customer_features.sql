@@ -62,8 +62,10 @@ aggregated as (
         sum(case when is_purchase_day and not is_first_purchase_day then gross_revenue else 0 end)
             as repeat_gross_revenue,
         sum(case when is_first_purchase_day then gross_revenue else 0 end) as first_order_value,
-        {{ clv_arg_max('case when is_purchase_day then gross_revenue end', 'case when is_purchase_day then activity_date end') }}
-            as last_order_value,
+        {{ clv_arg_max(
+            'case when is_purchase_day then gross_revenue end',
+            'case when is_purchase_day then activity_date end'
+        ) }} as last_order_value,
         cast(sum(orders) as bigint) as orders_total,
         sum(net_revenue) as revenue_total,
         sum(gross_revenue) as gross_revenue_total,
@@ -108,11 +110,19 @@ event_counts as (
         cutoffs.cutoff_date,
         count(*) as events_total,
         {%- for window in [30, 90] %}
-        count(case when {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} < {{ window }} then 1 end)
-            as events_last_{{ window }}d,
-        count(case when events.event_type = 'add_to_cart'
-                  and {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} < {{ window }} then 1 end)
-            as add_to_cart_events_last_{{ window }}d,
+        count(
+            case
+                when {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} < {{ window }}
+                    then 1
+            end
+        ) as events_last_{{ window }}d,
+        count(
+            case
+                when events.event_type = 'add_to_cart'
+                    and {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} < {{ window }}
+                    then 1
+            end
+        ) as add_to_cart_events_last_{{ window }}d,
         {%- endfor %}
         max(cast(events.event_at as date)) as last_event_date
 
@@ -133,8 +143,7 @@ customer_attributes as (
         max(country) as country,
         max(age_band) as age_band
         {%- for name in settings.extra_features %},
-        max({{ name }}) as {{ name }}
-        {%- endfor %}
+        max({{ name }}) as {{ name }}{% endfor %}
 
     from customers
     where customer_id is not null
@@ -145,7 +154,7 @@ customer_attributes as (
 btyd_summary as (
 
     select
-        aggregated.*,
+        *,
         greatest(purchase_days - 1, 0) as frequency,
         coalesce({{ clv_days_between('first_purchase_date', 'last_purchase_date') }}, 0) as recency_days,
         {{ clv_days_between('coalesce(first_purchase_date, first_activity_date)', 'cutoff_date') }} as t_days,

@@ -35,10 +35,9 @@ final as (
 
     select
         customer_features.*,
-        scoring_cutoff.cutoff_role,
-        {%- for column in clv_sequence_columns() %}
-        customer_sequences.{{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        scoring_cutoff.cutoff_role
+        {%- for column in clv_sequence_columns() %},
+        customer_sequences.{{ column }}{% endfor %}
 
     from customer_features
     inner join scoring_cutoff

@@ -12,7 +12,9 @@ classified_transactions as (
 reasons as (
 
     {% for reason in settings.exclusion_reasons -%}
-    select '{{ reason }}' as reason, {{ loop.index }} as reason_order
+    select
+        '{{ reason }}' as reason,
+        {{ loop.index }} as reason_order
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 
@@ -58,4 +60,9 @@ final as (
 
 )
 
-select reason, rows, source_rows, example_value from final
+select
+    reason,
+    rows,
+    source_rows,
+    example_value
+from final
