@@ -10,11 +10,11 @@ run_results.json.
 
 Scoring memory: after each build, `dbt run --select int_clv__scores` scores every customer again
 with the saved model (streamed in batches); its peak memory should barely depend on the number of
-customers. `dbt run --select clv_cutoffs` (a one-row table) is the baseline for what a dbt process
-needs by itself. With `--scoring-memory-limit 1GB`, every scoring step also runs with DuckDB's
-memory limit (`CLV_DUCKDB_MEMORY_LIMIT`) at that value: DuckDB keeps the table blocks a scan has
-read cached up to its limit (80% of the machine by default), and bounding it shows how much of
-a scoring step's growth with the table is that cache.
+customers. `dbt run --select int_clv__cutoffs` (a table of a few rows) is the baseline for what a
+dbt process needs by itself. With `--scoring-memory-limit 1GB`, every scoring step also runs
+with DuckDB's memory limit (`CLV_DUCKDB_MEMORY_LIMIT`) at that value: DuckDB keeps the table
+blocks a scan has read cached up to its limit (80% of the machine by default), and bounding it
+shows how much of a scoring step's growth with the table is that cache.
 
 With `--scoring-scale 10`, a copy of the largest database gets its clv_scoring_examples repeated
 10 times under new customer ids (10 million rows from 1 million) and the scoring step runs on
@@ -127,7 +127,7 @@ def main() -> None:
         nodes = slowest_nodes(f"e2e_{customers}")
         scoring = scoring_runs(vars_, database, f"score_{customers}", args.scoring_runs,
                                args.scoring_memory_limit)
-        baseline = [run_dbt(["run", "--select", "clv_cutoffs"], vars_, database,
+        baseline = [run_dbt(["run", "--select", "int_clv__cutoffs"], vars_, database,
                             f"base_{customers}") for _ in range(args.scoring_runs)]
         with duckdb.connect(str(database), read_only=True) as connection:
             predicted = connection.sql("select count(*) from clv_predictions").fetchall()[0][0]

@@ -74,7 +74,7 @@ def cutoff_count(database: Path) -> int:
     import duckdb
 
     with duckdb.connect(str(database), read_only=True) as connection:
-        return connection.execute("select count(*) from clv_cutoffs").fetchall()[0][0]
+        return connection.execute("select count(*) from int_clv__cutoffs").fetchall()[0][0]
 
 
 def main() -> None:
@@ -91,7 +91,7 @@ def main() -> None:
     dbt = dbt_command("run", "--select", *FEATURE_SELECTION, "--vars", json.dumps(vars_),
                       "--target-path", str(target), "--log-path", str(OUT_DIR / "logs"))
     compiled = target / "compiled" / "clv" / "models"
-    customer_days_sql = compiled / "intermediate" / "int_clv__customer_days.sql"
+    customer_days_sql = compiled / "2_intermediate" / "int_clv__customer_days.sql"
 
     ours, node_seconds, lifetimes_runs, duckdb_runs, project_runs, parsed_runs = (
         [], [], [], [], [], [])

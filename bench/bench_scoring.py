@@ -35,28 +35,37 @@ import torch
 
 from clv.calibration import CalibratedNetwork
 from clv.config import INPUT_NAMES, OUTPUT_NAMES, TrainSettings, available_cores
-from clv.data import model_inputs, synthetic_examples
+from clv.data import SYNTHETIC_STATIC_FEATURES, model_inputs, synthetic_examples
 from clv.export import export_model
 from clv.network import ClvNetwork
-from clv.pipeline import calibrate
+from clv.pipeline.training import calibrate
 from clv.score import load_verified, make_session, score_batches
 from clv.train import train
 
-# Static columns of clv_training_examples on generated data (numeric columns other than the
-# id, cutoff, labels and sequence) plus the four BTYD outputs the pipeline adds.
+# Static features of a real run: the declared SQL features of clv_run_settings (42 with the
+# default vars) plus the four BTYD outputs the pipeline adds.
 DEFAULT_STATIC = 46
+# The sequence channels in the order clv_run_settings declares them.
+CHANNELS = ("orders", "revenue", "active_days")
+
+
+def extra_columns(static_width: int) -> tuple[str, ...]:
+    """Names of the noise columns that widen ``synthetic_examples`` to ``static_width``."""
+    return tuple(f"extra_{k:02d}"
+                 for k in range(max(0, static_width - len(SYNTHETIC_STATIC_FEATURES))))
+
+
+def static_features(static_width: int) -> tuple[str, ...]:
+    """The declared static features of :func:`synthetic_table`."""
+    return SYNTHETIC_STATIC_FEATURES + extra_columns(static_width)
 
 
 def synthetic_table(customers: int, cutoffs: int, static_width: int, seed: int) -> pa.Table:
     """``synthetic_examples`` with extra noise columns up to ``static_width`` static features."""
     table = synthetic_examples(n_customers=customers, n_cutoffs=cutoffs, seed=seed)
     rng = np.random.default_rng(seed + 1)
-    present = sum(1 for name in table.schema.names
-                  if not name.startswith(("seq_", "label_")) and name not in
-                  ("customer_id", "cutoff_date", "country"))
-    for k in range(max(0, static_width - present)):
-        table = table.append_column(f"extra_{k:02d}",
-                                    pa.array(rng.lognormal(1.0, 1.0, table.num_rows)))
+    for name in extra_columns(static_width):
+        table = table.append_column(name, pa.array(rng.lognormal(1.0, 1.0, table.num_rows)))
     return table
 
 
@@ -142,7 +151,8 @@ def main() -> None:
     defaults = TrainSettings()
     assert (settings.conv_channels, settings.gru_hidden, settings.mlp_hidden) == (
         defaults.conv_channels, defaults.gru_hidden, defaults.mlp_hidden)
-    result = train(examples, settings, log=lambda _: None)
+    result = train(examples, static_features(args.static), settings, log=lambda _: None,
+                   channels=CHANNELS)
     knots = len(calibrate(result)["log_predicted"])
     with tempfile.TemporaryDirectory(prefix="clv-bench-scoring-") as model_dir:
         export_model(result, Path(model_dir), log=lambda _: None)

@@ -2,14 +2,17 @@
 
     python bench/bench_training.py --customers 1000000 --runs 3
 
-Generates transactions with the project's generator, builds ``clv_training_examples`` with the
-project's dbt feature models (``dbt run --select +clv_training_examples``, timed once, into a
-DuckDB file under bench/out), then times the pipeline's training path in a fresh process per
-run: ``clv.pipeline.train_or_reuse`` with ``clv_retrain = always`` on that relation, which reads
-the examples, fingerprints them, fits BG/NBD + Gamma-Gamma per cutoff, trains with the default
-``TrainSettings()`` (early stopping), calibrates, exports to ONNX with the parity check and
-evaluates the baselines. Prints rows available and used, epochs, the time of each step and the
-peak memory; medians over ``--runs``.
+Generates transactions with the project's generator, builds ``clv_training_examples`` and
+``clv_run_settings`` with the project's dbt models (``dbt run --select +clv_training_examples
+clv_run_settings``, timed once, into a DuckDB file under bench/out), then times the pipeline's
+training path in a fresh process per run: ``clv.pipeline.training.train_or_reuse`` with the
+run's settings from ``clv_run_settings`` and ``clv_retrain = always``, through
+``clv.warehouse.DuckDBWarehouse`` as the dbt model calls it. It reads the examples (an md5
+bucket sample in the warehouse above the row caps), fingerprints them, fits BG/NBD +
+Gamma-Gamma per cutoff, trains with the default ``TrainSettings()`` (early stopping),
+calibrates, exports to ONNX with the parity check and evaluates the baselines. Prints rows
+available and used, epochs, the time of each step and the peak memory; medians over
+``--runs``.
 """
 
 from __future__ import annotations
@@ -26,24 +29,49 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from bench_features import generate, row_count
 from common import OUT_DIR, PYTHON, dbt_command, measure
 
 AS_OF = "2023-12-31"
 TARGET_SECONDS = 300
-# Timed steps: (module, function). pipeline imports train and export_model when it trains, so
-# they are timed where they are defined.
-STEPS = (("clv.pipeline", "_fingerprint"), ("clv.pipeline", "as_table"),
-         ("clv.pipeline", "sorted_examples"), ("clv.pipeline", "stable_floats"),
-         ("clv.train", "train"), ("clv.pipeline", "calibrate"), ("clv.export", "export_model"),
-         ("clv.pipeline", "_evaluate"))
+EXAMPLES, SETTINGS = "clv_training_examples", "clv_run_settings"
+# Timed steps: (module, attribute, label), each patched where the training step looks it up when
+# it runs. clv.pipeline.training imports train and export_model when it trains, so they are
+# timed where they are defined; the warehouse sample is a method of the Warehouse base class.
+# A step that no longer exists, or that the run never calls, stops the benchmark.
+STEPS = (("clv.pipeline.training", "fingerprint", "fingerprint"),
+         ("clv.warehouse.base", "Warehouse.sample", "warehouse_sample"),
+         ("clv.pipeline.training", "sorted_examples", "sorted_examples"),
+         ("clv.pipeline.training", "stable_floats", "stable_floats"),
+         ("clv.hybrid", "add_features_per_cutoff", "btyd_fits_per_cutoff"),
+         ("clv.train", "train", "train"),
+         ("clv.pipeline.training", "calibrate", "calibrate"),
+         ("clv.export", "export_model", "export_model"),
+         ("clv.pipeline.training", "evaluate", "evaluate"))
+
+
+def patch_steps(timed: Callable[[str, Callable], Callable]) -> None:
+    """Replace every step in STEPS by ``timed(label, original)``; fail loudly when one is gone."""
+    for module_name, attribute, label in STEPS:
+        owner: Any = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name, None)
+        if not callable(original):
+            raise SystemExit(f"bench_training: timed step {module_name}.{attribute} does not "
+                             "exist any more; update STEPS")
+        setattr(owner, name, timed(label, original))
 
 
 def child(database: str, model_dir: str, report: str) -> None:
     """One training run in this process; writes step timings and model facts to ``report``."""
-    import duckdb
+    import dataclasses
 
-    from clv import hybrid, pipeline
+    from clv.pipeline import training
+    from clv.pipeline.settings import RunSettings
+    from clv.warehouse import DuckDBWarehouse
 
     seconds: dict[str, float] = {}
     facts: dict[str, Any] = {}
@@ -60,20 +88,19 @@ def child(database: str, model_dir: str, report: str) -> None:
             return value
         return wrapper
 
-    for module_name, name in STEPS:
-        module = importlib.import_module(module_name)
-        setattr(module, name, timed(name, getattr(module, name)))
-    hybrid.add_features_per_cutoff = timed("btyd_fits_per_cutoff",
-                                           hybrid.add_features_per_cutoff)
+    patch_steps(timed)
 
     connection = duckdb.connect(database, read_only=True)
-    relation = connection.table("clv_training_examples")
-    run = pipeline.RunSettings.from_config({
-        "clv_model_dir": model_dir, "clv_retrain": "always", "clv_horizon_days": 365,
-        "clv_period_days": 30, "clv_sequence_periods": 12, "clv_seed": 42})
+    warehouse = DuckDBWarehouse(connection)
+    run = dataclasses.replace(RunSettings.from_table(warehouse.read(SETTINGS)),
+                              model_dir=Path(model_dir), retrain="always")
     started = time.perf_counter()
-    registry = pipeline.train_or_reuse(relation, run)
+    registry = training.train_or_reuse(warehouse, connection.table(EXAMPLES), run)
     total = time.perf_counter() - started
+    missed = [label for _, _, label in STEPS if label not in seconds]
+    if missed:
+        raise SystemExit(f"bench_training: timed steps never called: {', '.join(missed)}; the "
+                         "training step no longer looks them up where STEPS patches them")
     current = registry[registry["is_current"]].iloc[0]
     metadata = json.loads(Path(current["onnx_path"]).with_suffix(".json").read_text())
     Path(report).write_text(json.dumps({
@@ -87,6 +114,16 @@ def child(database: str, model_dir: str, report: str) -> None:
     }))
 
 
+def has_relations(database: Path, *names: str) -> bool:
+    """Whether ``database`` exists and holds every relation in ``names``."""
+    if not database.exists():
+        return False
+    with duckdb.connect(str(database), read_only=True) as connection:
+        present = {row[0] for row in connection.execute(
+            "select table_name from information_schema.tables").fetchall()}
+    return set(names) <= present
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -98,11 +135,11 @@ def main() -> None:
     path = generate(args.customers)
     database = OUT_DIR / f"bench_training_{args.customers}.duckdb"
     build = None
-    if not (args.reuse_examples and database.exists()):
+    if not (args.reuse_examples and has_relations(database, EXAMPLES, SETTINGS)):
         database.unlink(missing_ok=True)
         vars_ = {"clv_transactions": path, "clv_as_of_date": AS_OF}
         build = measure(
-            dbt_command("run", "--select", "+clv_training_examples", "--vars", json.dumps(vars_),
+            dbt_command("run", "--select", f"+{EXAMPLES}", SETTINGS, "--vars", json.dumps(vars_),
                         "--target-path", str(OUT_DIR / "target"),
                         "--log-path", str(OUT_DIR / "logs")),
             env={"CLV_DUCKDB_PATH": str(database)})
@@ -126,19 +163,18 @@ def main() -> None:
     print(f"\n{row_count(path):,} transaction rows, {args.customers:,} customers; training: "
           f"median of {args.runs} runs, each in a fresh process\n")
     if build is not None:
-        print(f"dbt run --select +clv_training_examples: {build.seconds:.1f} s, peak "
+        print(f"dbt run --select +{EXAMPLES} {SETTINGS}: {build.seconds:.1f} s, peak "
               f"{build.peak_mb:,.0f} MB (one run)")
     print(f"training cutoffs {', '.join(first['training_cutoffs'])}; validation cutoff "
           f"{first['validation_cutoff']}")
-    import duckdb
-
     with duckdb.connect(str(database), read_only=True) as connection:
         total, before_latest = connection.sql(
             "select count(*), count(*) filter (where cutoff_date < "
             "(select max(cutoff_date) from clv_training_examples)) from clv_training_examples"
         ).fetchall()[0]
     print(f"rows: clv_training_examples holds {total:,} rows, {before_latest:,} of them before the "
-          f"validation cutoff; DuckDB returns a hash sample of (customer_id, cutoff_date) of "
+          f"validation cutoff; the warehouse returns an md5 bucket sample of (customer_id, "
+          f"cutoff_date) of "
           f"{first['training_rows_available']:,} training and {first['validation_rows']:,} "
           f"validation rows (TrainSettings.max_train_rows plus 5%, max_validation_rows), and "
           f"training uses {first['training_rows']:,} (a seeded uniform trim)")

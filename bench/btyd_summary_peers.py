@@ -17,7 +17,7 @@ starts, like the other peers' input. Each prints the seconds its summary took.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -122,11 +122,24 @@ def project_summary(database: str, as_of: str, customer_days_sql: str,
     return seconds
 
 
-if __name__ == "__main__":
-    kind, path, as_of = sys.argv[1:4]
-    if kind in ("ours", "ours_parsed"):
-        seconds = project_summary(path, as_of, sys.argv[4], from_parsed=kind == "ours_parsed")
-        print(f"summary_seconds={seconds:.3f}")
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["lifetimes", "duckdb", "ours", "ours_parsed"])
+    parser.add_argument("path", help="transactions file (lifetimes, duckdb) or DuckDB database")
+    parser.add_argument("as_of", help="the cutoff, YYYY-MM-DD")
+    parser.add_argument("customer_days_sql", nargs="?",
+                        help="compiled int_clv__customer_days.sql (ours, ours_parsed)")
+    args = parser.parse_args()
+    if args.kind in ("ours", "ours_parsed"):
+        if args.customer_days_sql is None:
+            parser.error(f"{args.kind} needs CUSTOMER_DAYS_SQL")
+        seconds = project_summary(args.path, args.as_of, args.customer_days_sql,
+                                  from_parsed=args.kind == "ours_parsed")
     else:
-        run = {"lifetimes": lifetimes_summary, "duckdb": duckdb_summary}[kind]
-        print(f"summary_seconds={run(path, as_of):.3f}")
+        run = {"lifetimes": lifetimes_summary, "duckdb": duckdb_summary}[args.kind]
+        seconds = run(args.path, args.as_of)
+    print(f"summary_seconds={seconds:.3f}")
+
+
+if __name__ == "__main__":
+    main()

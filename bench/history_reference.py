@@ -46,6 +46,7 @@ benchmarks give the project only the transactions.
 
 from __future__ import annotations
 
+import argparse
 import time
 from datetime import date, timedelta
 
@@ -406,6 +407,7 @@ def _report(name: str, closed_cohort: bool) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     for name, closed_cohort in (("generated", False), ("closed_cohort", True)):
         _report(name, closed_cohort)
 

@@ -22,8 +22,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dbt.exceptions import CompilationError
 
-from clv import pipeline
+from clv.pipeline import handoff
 from clv.synthetic import GeneratorSettings, generate
 
 VARS = {"clv_as_of_date": "2023-06-30", "clv_horizon_days": 60, "clv_training_cutoffs": 3}
@@ -104,6 +105,15 @@ def _slow_batches(batches: pa.RecordBatchReader, pause: float,
     return pa.RecordBatchReader.from_batches(batches.schema, generate_())
 
 
+def _small_batches(batches: pa.RecordBatchReader, rows: int) -> pa.RecordBatchReader:
+    """The same rows in batches of at most ``rows`` rows."""
+    def generate_():
+        for batch in batches:
+            for start in range(0, batch.num_rows, rows):
+                yield batch.slice(start, rows)
+    return pa.RecordBatchReader.from_batches(batches.schema, generate_())
+
+
 def _table(rows: int, offset: int = 0) -> pa.Table:
     return pa.table({"customer_id": [f"C{i:05d}" for i in range(offset, offset + rows)],
                      "predicted_clv": [float(i) for i in range(rows)]})
@@ -146,36 +156,56 @@ def test_export_holds_exactly_clv_predictions(built):
     assert [p.name for p in built.export.parent.iterdir()] == [built.export.name], "no temp file"
 
 
+# The var itself is validated by the clv_validate_export_path macro (macros/clv_settings.sql)
+# when dbt parses the project, before any SQL runs; the file system checks stay in Python.
+@pytest.mark.slow
 @pytest.mark.parametrize("value, problem", [
     ("", "must not be empty"),
     ("   ", "must not be empty"),
     ("exports/predictions.csv", "ending in .parquet"),
     ("exports/predictions", "ending in .parquet"),
 ])
-def test_export_path_is_validated(value, problem):
-    with pytest.raises(ValueError, match=rf"var 'clv_export_path'.*{problem}"):
-        pipeline.export_path(value)
+def test_export_path_is_validated(dbt_project, value, problem):
+    with pytest.raises(CompilationError, match=rf"var 'clv_export_path'.*{problem}"):
+        dbt_project.run("parse", vars={"clv_export_path": value})
+    assert not dbt_project.database.exists(), "no SQL may run for an invalid var"
+
+
+@pytest.mark.slow
+def test_export_path_reaches_the_python_steps_trimmed(dbt_project):
+    dbt_project.build(vars={"clv_export_path": " exports/p.parquet "},
+                      select="clv_run_settings")
+    settings = dbt_project.query("select export_path from clv_run_settings")
+    assert settings.export_path.tolist() == ["exports/p.parquet"]
 
 
 def test_export_path_must_not_be_a_directory(tmp_path):
     (tmp_path / "taken.parquet").mkdir()
     with pytest.raises(ValueError, match="clv_export_path.*is a directory"):
-        pipeline.export_path(str(tmp_path / "taken.parquet"))
-    assert pipeline.export_path(" exports/p.parquet ") == Path("exports/p.parquet")
+        handoff.checked_path(tmp_path / "taken.parquet")
+    # the writer checks before it writes anything
+    with pytest.raises(ValueError, match="clv_export_path.*is a directory"):
+        handoff.write_parquet(_table(3).to_reader(), tmp_path / "taken.parquet")
+    (tmp_path / "file").touch()
+    with pytest.raises(ValueError, match="clv_export_path.*'.*file' is not a directory"):
+        handoff.checked_path(tmp_path / "file" / "p.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken.parquet"]
+    assert list((tmp_path / "taken.parquet").iterdir()) == []
+    assert handoff.checked_path(Path("exports/p.parquet")) == Path("exports/p.parquet")
 
 
 def test_writer_replaces_the_file_in_one_step(tmp_path):
     """Deterministic: between the batches of a write, the target is still the old complete
     file; afterwards it is the new one, and no temporary file is left."""
     target = tmp_path / "out" / "predictions.parquet"
-    pipeline.export_parquet(_table(10).to_reader(), target)
+    handoff.write_parquet(_table(10).to_reader(), target)
     checks = []
 
     def old_file_is_intact():
         checks.append(pq.read_table(target).num_rows)
 
     new = _slow_batches(_table(300).to_reader(max_chunksize=30), 0.0, old_file_is_intact)
-    summary = pipeline.export_parquet(new, target)
+    summary = handoff.write_parquet(new, target)
     assert checks == [10] * 10
     assert summary.rows.tolist() == [300] and pq.read_table(target).equals(_table(300))
     assert [p.name for p in target.parent.iterdir()] == [target.name]
@@ -186,28 +216,28 @@ def test_writer_replaces_the_file_in_one_step(tmp_path):
 
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "predictions.parquet"
-    pipeline.export_parquet(_table(10).to_reader(), target)
+    handoff.write_parquet(_table(10).to_reader(), target)
 
     def failing():
         yield _table(30).to_batches()[0]
         raise RuntimeError("disk full")
     with pytest.raises(RuntimeError, match="disk full"):
-        pipeline.export_parquet(pa.RecordBatchReader.from_batches(_table(1).schema, failing()),
-                                target)
+        handoff.write_parquet(pa.RecordBatchReader.from_batches(_table(1).schema, failing()),
+                              target)
     assert pq.read_table(target).equals(_table(10))
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def test_reader_process_sees_partial_files_only_from_a_direct_write(tmp_path):
     """The reader below can catch a partial file: it does when the file is written in place,
-    and does not when export_parquet writes it."""
+    and does not when write_parquet writes it."""
     target = tmp_path / "predictions.parquet"
-    pipeline.export_parquet(_table(10).to_reader(), target)
+    handoff.write_parquet(_table(10).to_reader(), target)
 
     reader = Reader(target, tmp_path)
     for _ in range(3):
-        pipeline.export_parquet(_slow_batches(_table(300).to_reader(max_chunksize=30), 0.01),
-                                target)
+        handoff.write_parquet(_slow_batches(_table(300).to_reader(max_chunksize=30), 0.01),
+                              target)
     atomic = reader.stop()
     assert atomic["errors"] == [] and set(atomic["rows"]) == {10, 300}, atomic
 
@@ -223,19 +253,22 @@ def test_reader_process_sees_partial_files_only_from_a_direct_write(tmp_path):
 @pytest.mark.slow
 def test_reader_never_sees_a_partial_file_while_dbt_rebuilds(built, monkeypatch):
     expected_rows = len(built.query("select customer_id from clv_predictions"))
-    original = pipeline._record_batches
+    original = handoff.write_parquet
+    writes = []
 
-    def slowly(relation, batch_rows):
+    def slowly(batches, path, *args, **kwargs):
         # write in small batches with pauses, so each write takes a while
-        return _slow_batches(original(relation, 20), 0.02)
+        writes.append(path)
+        return original(_slow_batches(_small_batches(batches, 20), 0.02), path, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "_record_batches", slowly)
+    monkeypatch.setattr(handoff, "write_parquet", slowly)
     reader = Reader(built.export, built.workdir)
     try:
         for _ in range(2):
             built.build(vars=built.vars, select="int_clv__scores+")
     finally:
         seen = reader.stop()
+    assert len(writes) == 2, "each build must have written through the slowed writer"
     assert seen["errors"] == [], seen["errors"][:3]
     assert seen["rows"] == [expected_rows]
     assert len(seen["stamps"]) >= 2, "the reader must have read across a replacement"
@@ -243,17 +276,17 @@ def test_reader_never_sees_a_partial_file_while_dbt_rebuilds(built, monkeypatch)
 
 @pytest.mark.slow
 def test_second_process_gets_the_lock_error_while_dbt_runs(built, monkeypatch):
-    original = pipeline.export_parquet
+    original = handoff.write_parquet
     outcomes = []
 
-    def probe_then_export(relation, path, *args, **kwargs):
+    def probe_then_export(batches, path, *args, **kwargs):
         # runs inside the dbt run, while dbt holds the database file
         probe = subprocess.run([sys.executable, "-c", PROBE, str(built.database),
                                 str(built.export)], capture_output=True, text=True, timeout=60)
         outcomes.append(json.loads(probe.stdout))
-        return original(relation, path, *args, **kwargs)
+        return original(batches, path, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "export_parquet", probe_then_export)
+    monkeypatch.setattr(handoff, "write_parquet", probe_then_export)
     built.build(vars=built.vars, select="clv_predictions_export")
     [outcome] = outcomes
     assert "Could not set lock on file" in outcome["read_write"], outcome
@@ -263,11 +296,14 @@ def test_second_process_gets_the_lock_error_while_dbt_runs(built, monkeypatch):
 
 @pytest.mark.slow
 def test_export_path_error_reaches_the_user(built):
+    """A bad var stops the build when dbt parses the project (the settings macro validates it),
+    with dbt's error naming the var; nothing is written and the previous export stays."""
+    before = pq.read_table(built.export)
     vars_ = {**built.vars, "clv_export_path": str(built.workdir / "predictions.csv")}
-    result = built.run("build", vars=vars_, select="clv_predictions_export")
-    messages = " ".join(str(r.message) for r in result.result if str(r.status) == "error")
-    assert "Invalid value for var 'clv_export_path'" in messages
+    with pytest.raises(CompilationError, match="Invalid value for var 'clv_export_path'"):
+        built.run("build", vars=vars_, select="clv_predictions_export")
     assert not (built.workdir / "predictions.csv").exists()
+    assert pq.read_table(built.export).equals(before)
 
 
 @pytest.mark.slow

@@ -16,10 +16,11 @@ import torch
 import clv.export as export_module
 from clv.artifacts import atomic_write_bytes, find_artifact, latest_artifact, list_artifacts
 from clv.config import ExportSettings, TrainSettings
-from clv.data import synthetic_examples
+from clv.data import SYNTHETIC_STATIC_FEATURES, synthetic_examples
 from clv.export import ExportParityError, export_model, export_onnx_bytes, update_metadata
 from clv.train import train
 
+CHANNELS = ("orders", "revenue", "active_days")  # the network order clv_run_settings declares
 RUN_INFO = {"fingerprint": "fp-123", "horizon_days": 365, "as_of_date": "2025-01-01",
             "period_days": 30}
 
@@ -27,7 +28,8 @@ RUN_INFO = {"fingerprint": "fp-123", "horizon_days": 365, "as_of_date": "2025-01
 @pytest.fixture(scope="module")
 def result():
     table = synthetic_examples(n_customers=400, n_cutoffs=3, seed=21)
-    return train(table, TrainSettings(max_epochs=3, num_threads=1), log=lambda _: None)
+    return train(table, SYNTHETIC_STATIC_FEATURES, TrainSettings(max_epochs=3, num_threads=1),
+                 log=lambda _: None, channels=CHANNELS)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_dynamo_exporter_chosen_and_graph_valid(artifact, result):
     onnx.checker.check_model(model, full_check=True)
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
     assert [i.name for i in model.graph.input] == ["static", "sequence"]
-    assert [o.name for o in model.graph.output] == ["purchase_probability", "predicted_clv",
+    assert [o.name for o in model.graph.output] == ["purchase_probability", "network_clv",
                                                     "mu", "sigma"]
     dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
             for i in model.graph.input]
@@ -84,6 +86,7 @@ def test_metadata_contents(artifact, result):
     assert meta["features"] == result.features
     assert meta["static_features"] + [c for ch in meta["sequence_features"] for c in ch] == \
         meta["features"]
+    assert meta["static_features"] == sorted(SYNTHETIC_STATIC_FEATURES)
     assert meta["channels"] == ["orders", "revenue", "active_days"]
     assert meta["n_periods"] == 12
     assert meta["sequence_features"][0][0] == "seq_orders_lag_01"

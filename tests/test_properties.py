@@ -39,7 +39,7 @@ VARS = {
     "clv_sequence_periods": SEQUENCE_PERIODS,
 }
 # The as-of date and the training cutoffs as_of - 30 - k * 20 (those before the first usable
-# transaction are dropped by the project; the test reads the survivors from clv_cutoffs).
+# transaction are dropped by the project; the test reads the survivors from int_clv__cutoffs).
 CUTOFFS = [AS_OF - timedelta(days=days) for days in (0, 30, 50, 70)]
 FIRST_DAY = AS_OF - timedelta(days=160)
 LAST_DAY = AS_OF + timedelta(days=5)  # rows after the as-of date are excluded, not used
@@ -112,7 +112,7 @@ def _run(project, raw) -> tuple[pd.DataFrame, list[date]]:
         "select * from clv_customer_features inner join clv_customer_sequences "
         "using (customer_id, cutoff_date)")
     features["cutoff_date"] = pd.to_datetime(features["cutoff_date"]).dt.date
-    cutoffs = project.query("select cutoff_date from clv_cutoffs")
+    cutoffs = project.query("select cutoff_date from int_clv__cutoffs")
     return (features.set_index(["customer_id", "cutoff_date"]).sort_index(),
             sorted(pd.to_datetime(cutoffs.cutoff_date).dt.date))
 

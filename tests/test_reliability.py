@@ -2,8 +2,9 @@
 
 One project is built once on generated customers plus hand-made awkward ones; the artifact and
 failure tests damage a copy of its model directory and rebuild only what is downstream of
-clv_model_registry. The degenerate data sets share a second project whose vars never change
-(one CSV path, rewritten per case), so dbt re-uses its parse between cases.
+clv_model_registry (and clv_run_settings, which carries the vars to the Python steps). The
+degenerate data sets share a second project whose vars never change (one CSV path, rewritten
+per case), so dbt re-uses its parse between cases.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 from reference import customer_features
 
-from clv import pipeline
 from clv.artifacts import sha256_file
+from clv.pipeline import scoring
 from clv.score import load_verified
 from clv.synthetic import GeneratorSettings, generate
 
@@ -85,6 +86,9 @@ NUMERIC_COLUMNS = ["predicted_clv", "purchase_probability", "predicted_clv_p10",
 # Everything the predictions and their export need; a plain `dbt build` would also reload the
 # sample seeds each time, which these tests do not read.
 PIPELINE = "+clv_predictions_export"
+# What a changed clv_model_dir or clv_retrain rebuilds: the Python steps read the vars from the
+# one-row model clv_run_settings, so it is rebuilt with them.
+FROM_REGISTRY = "clv_run_settings clv_model_registry+"
 LIBRARY_FRAMES = ("torch/", "pyarrow/", "onnxruntime/", "duckdb/", "clv/btyd.py", "clv/hybrid.py",
                   "clv/baselines.py")
 
@@ -171,7 +175,7 @@ def test_awkward_rows_are_all_usable(built):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", AWKWARD_CASES)
 def test_awkward_customers_get_reference_features_and_finite_predictions(built, case):
-    cutoffs = pd.to_datetime(built.query("select cutoff_date from clv_cutoffs").cutoff_date)
+    cutoffs = pd.to_datetime(built.query("select cutoff_date from int_clv__cutoffs").cutoff_date)
     features = built.query("select * from clv_customer_features")
     features["cutoff_date"] = pd.to_datetime(features["cutoff_date"]).dt.date
     features = features.set_index(["customer_id", "cutoff_date"])
@@ -245,8 +249,8 @@ def _degenerate_rows(case: str) -> list[tuple[str, str, str]]:
 
 # case -> (the node that must fail, texts its message must contain)
 DEGENERATE = {
-    "empty_source": ("clv_has_rows_clv_cutoffs", ["No_usable_transactions"]),
-    "no_usable_rows": ("clv_has_rows_clv_cutoffs", ["No_usable_transactions"]),
+    "empty_source": ("clv_has_rows_int_clv__cutoffs", ["No_usable_transactions"]),
+    "no_usable_rows": ("clv_has_rows_int_clv__cutoffs", ["No_usable_transactions"]),
     "one_customer": ("clv_model_registry", ["only 3 rows (1 customer(s)", "clv_transactions"]),
     "single_purchases": ("clv_model_registry", ["bought on two different days",
                                                 "clv_transactions"]),
@@ -366,7 +370,7 @@ def test_never_refuses_a_damaged_or_mismatched_model(built, damage):
     before = _predictions(built)
     model_dir = _damaged_copy(built, damage)
     vars_ = {**built.vars, "clv_model_dir": str(model_dir), "clv_retrain": "never"}
-    result = built.build(vars=vars_, select="clv_model_registry+", expect_success=False)
+    result = built.build(vars=vars_, select=FROM_REGISTRY, expect_success=False)
     assert not result.success
     failures = _failures(result)
     assert list(failures) == ["clv_model_registry"], failures
@@ -383,7 +387,7 @@ def test_auto_retrains_over_a_damaged_model(built):
     model_dir = _damaged_copy(built, "truncated_onnx")
     damaged_version = next(model_dir.glob("*.json")).stem.removeprefix("clv_model_")
     vars_ = {**built.vars, "clv_model_dir": str(model_dir), "clv_retrain": "auto"}
-    built.build(vars=vars_, select="clv_model_registry+")
+    built.build(vars=vars_, select=FROM_REGISTRY)
     registry = built.query("select model_version, is_current from clv_model_registry")
     current = registry.loc[registry.is_current, "model_version"].tolist()
     assert len(current) == 1 and current[0] != damaged_version
@@ -404,10 +408,14 @@ def test_failed_run_keeps_previous_predictions_model_and_export(built, monkeypat
     previous_sha = sha256_file(model_dir / f"clv_model_{previous}.onnx")
     before = _predictions(built)
     export_before = pq.read_table(built.export)
+    runs_before = {p.name: p.read_bytes() for p in (model_dir / "runs").glob("*.json")}
+    assert runs_before, "the built model directory holds the last scoring run"
 
-    original = pipeline.score_batches
+    original = scoring.score_batches
+    calls = []
 
     def fail_after_first_batch(*args, **kwargs):
+        calls.append(args)
         scores = original(*args, **kwargs)
 
         def batches():
@@ -416,11 +424,12 @@ def test_failed_run_keeps_previous_predictions_model_and_export(built, monkeypat
                 raise RuntimeError("injected failure while scoring")
         return pa.RecordBatchReader.from_batches(scores.schema, batches())
 
-    monkeypatch.setattr(pipeline, "score_batches", fail_after_first_batch)
+    monkeypatch.setattr(scoring, "score_batches", fail_after_first_batch)
     vars_ = {**built.vars, "clv_model_dir": str(model_dir), "clv_retrain": "always"}
-    result = built.build(vars=vars_, select="clv_model_registry+", expect_success=False)
+    result = built.build(vars=vars_, select=FROM_REGISTRY, expect_success=False)
 
     failures = _failures(result)
+    assert len(calls) == 1, "the build must score through the patched function"
     assert list(failures) == ["int_clv__scores"], failures
     assert "injected failure while scoring" in failures["int_clv__scores"]
     assert len(list(model_dir.glob("*.onnx"))) == 2, "the failed run did train a new model"
@@ -429,3 +438,5 @@ def test_failed_run_keeps_previous_predictions_model_and_export(built, monkeypat
     assert sha256_file(model_dir / f"clv_model_{previous}.onnx") == previous_sha
     load_verified(model_dir, previous)
     assert pq.read_table(built.export).equals(export_before)
+    # and no scoring run (BTYD fit and spend level) is saved for the scores that failed
+    assert {p.name: p.read_bytes() for p in (model_dir / "runs").glob("*.json")} == runs_before

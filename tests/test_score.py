@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from clv.config import ExportSettings, TrainSettings
-from clv.data import feature_spec, model_inputs, synthetic_examples
+from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, model_inputs, synthetic_examples
 from clv.export import export_model
 from clv.loss import ziln_quantiles
 from clv.score import (
@@ -33,12 +33,17 @@ from clv.score import (
 from clv.train import train
 
 HORIZON = 365
+STATIC = SYNTHETIC_STATIC_FEATURES
+CHANNELS = ("orders", "revenue", "active_days")  # the network order clv_run_settings declares
+NETWORK_COLUMNS = ["purchase_probability", "network_clv", "network_clv_p10", "network_clv_p50",
+                   "network_clv_p90"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     table = synthetic_examples(n_customers=400, n_cutoffs=2, seed=31)
-    result = train(table, TrainSettings(max_epochs=3, num_threads=1), log=lambda _: None)
+    result = train(table, STATIC, TrainSettings(max_epochs=3, num_threads=1), log=lambda _: None,
+                   channels=CHANNELS)
     directory = tmp_path_factory.mktemp("models")
     export_model(result, directory, {"fingerprint": "fp", "horizon_days": HORIZON},
                  ExportSettings(exporter="torchscript"), log=lambda _: None)
@@ -52,7 +57,7 @@ def scoring() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def expected(scoring) -> dict:
-    spec = feature_spec(scoring.schema)
+    spec = feature_spec(scoring.schema, STATIC, CHANNELS)
     return {"features": list(spec.features), "horizon_days": HORIZON,
             "n_periods": spec.n_periods, "channels": list(spec.channels)}
 
@@ -67,7 +72,7 @@ def damaged_dir(model_dir, tmp_path) -> Path:
 def test_model_inputs_layout_and_invalid_values(scoring):
     """Static columns in spec order; the sequence oldest period first, channels in spec order;
     nulls, NaN and infinities read as 0; decimal and integer columns convert."""
-    spec = feature_spec(scoring.schema)
+    spec = feature_spec(scoring.schema, STATIC, CHANNELS)
     table = scoring.slice(0, 6)
     first = spec.static[0]
     values = pa.array([None, float("nan"), float("inf"), -float("inf"), 2.5, -1.0])
@@ -100,14 +105,12 @@ def test_streaming_equals_one_shot(model_dir, scoring, expected):
     one_shot = score_table(model, scoring, batch_size=10_000)
     assert streamed.column("customer_id").equals(scoring.column("customer_id"))
     assert streamed.column("customer_id").equals(one_shot.column("customer_id"))
-    for name in ["purchase_probability", "predicted_clv", "predicted_clv_p10",
-                 "predicted_clv_p50", "predicted_clv_p90"]:
+    for name in NETWORK_COLUMNS:
         np.testing.assert_allclose(streamed.column(name).to_numpy(),
                                    one_shot.column(name).to_numpy(), rtol=1e-6, atol=1e-9)
     assert set(streamed.column("model_version").to_pylist()) == {model.version}
-    assert streamed.schema.names == ["customer_id", "purchase_probability", "predicted_clv",
-                                     "predicted_clv_p10", "predicted_clv_p50",
-                                     "predicted_clv_p90", "model_version"]
+    # the network's own values: predicted_clv is only the value at the spend level (clv.level)
+    assert streamed.schema.names == ["customer_id", *NETWORK_COLUMNS, "model_version"]
 
 
 def test_reads_input_lazily(model_dir, scoring):
@@ -129,7 +132,7 @@ def test_reads_input_lazily(model_dir, scoring):
 
 def test_quantiles_and_probabilities_are_consistent(model_dir, scoring):
     out = score_table(load_verified(model_dir), scoring)
-    p10, p50, p90 = (out.column(f"predicted_clv_p{q}").to_numpy() for q in (10, 50, 90))
+    p10, p50, p90 = (out.column(f"network_clv_p{q}").to_numpy() for q in (10, 50, 90))
     assert np.all(p10 <= p50) and np.all(p50 <= p90) and np.all(p10 >= 0)
     p = out.column("purchase_probability").to_numpy()
     assert np.all((p > 0) & (p < 1))
@@ -161,10 +164,11 @@ def test_plain_onnxruntime_reproduces_predictions(model_dir, scoring):
     outputs = dict(zip([o.name for o in session.get_outputs()],
                        session.run(None, {"static": static, "sequence": sequence}), strict=True))
     ours = score_table(load_verified(model_dir), scoring.slice(0, 300))
-    np.testing.assert_allclose(outputs["predicted_clv"], ours.column("predicted_clv").to_numpy(),
+    assert list(outputs) == ["purchase_probability", "network_clv", "mu", "sigma"]
+    np.testing.assert_allclose(outputs["network_clv"], ours.column("network_clv").to_numpy(),
                                rtol=1e-6)
     p, mu, sigma = outputs["purchase_probability"], outputs["mu"], outputs["sigma"]
-    np.testing.assert_allclose(outputs["predicted_clv"], p * np.exp(mu + sigma**2 / 2), rtol=1e-5)
+    np.testing.assert_allclose(outputs["network_clv"], p * np.exp(mu + sigma**2 / 2), rtol=1e-5)
 
 
 def test_pandas_input_and_integer_ids(model_dir, scoring):
@@ -233,9 +237,11 @@ def test_scoring_data_missing_a_feature_column(model_dir, scoring):
 
 
 def test_scoring_does_not_load_pytorch():
-    """The scoring model's dbt process imports clv.pipeline and clv.score only; PyTorch (about
-    300 MB) must stay out of it."""
-    code = ("import sys, clv.pipeline, clv.score; "
+    """The scoring model's dbt process imports the clv.pipeline steps, clv.warehouse and
+    clv.score only; PyTorch (about 300 MB) must stay out of it."""
+    code = ("import sys, clv.pipeline, clv.score, clv.warehouse, clv.level; "
+            "import clv.pipeline.evaluation, clv.pipeline.handoff, clv.pipeline.registry, "
+            "clv.pipeline.scoring, clv.pipeline.settings, clv.pipeline.training; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True)

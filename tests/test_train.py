@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from clv.config import TrainSettings
-from clv.data import feature_spec, synthetic_examples
+from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, synthetic_examples
 from clv.network import ClvNetwork, EnsembleNetwork
 from clv.train import ENSEMBLE_BELOW_ROWS, ensemble_members, train
 
 FAST = TrainSettings(max_epochs=25, patience=4, num_threads=1, ensemble_size=1)
+STATIC = SYNTHETIC_STATIC_FEATURES
+CHANNELS = ("orders", "revenue", "active_days")  # the network order clv_run_settings declares
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def examples() -> pa.Table:
 @pytest.fixture(scope="module")
 def trained(examples):
     lines: list[str] = []
-    result = train(examples, FAST, log=lines.append)
+    result = train(examples, STATIC, FAST, log=lines.append, channels=CHANNELS)
     return result, lines
 
 
@@ -55,8 +57,10 @@ def test_result_contents(examples, trained):
     assert result.validation.column_names == ["customer_id", "cutoff_date", "label", "predicted",
                                               "probability"]
     assert result.validation_rows == 2000 and result.train_rows == 4000
-    assert result.features == list(feature_spec(examples.schema).features)
+    assert result.features == list(feature_spec(examples.schema, STATIC, CHANNELS).features)
     assert result.features[:3] == ["days_since_signup", "frequency", "monetary_value"]
+    assert result.spec.static == tuple(sorted(STATIC))
+    assert result.spec.channels == CHANNELS
     assert "noise" in result.features and "country" not in result.features
     assert not any(f.startswith("label_") for f in result.features)
     assert result.validation_loss == pytest.approx(
@@ -70,26 +74,67 @@ def test_result_contents(examples, trained):
                                          "sequence_std"}
 
 
+def test_static_features_are_declared_not_discovered():
+    """Only declared columns are static inputs, sorted by name; text, key, label and sequence
+    columns need no declaration; channels follow the given order, others alphabetically."""
+    table = synthetic_examples(n_customers=20, n_cutoffs=1, seed=12)
+    spec = feature_spec(table.schema, list(reversed(STATIC)), CHANNELS)
+    assert spec.static == tuple(sorted(STATIC))
+    assert spec.channels == CHANNELS and spec.n_periods == 12
+    assert spec.sequence[0][0] == "seq_orders_lag_01"
+    assert "country" not in spec.features and "label_orders" not in spec.features
+    assert feature_spec(table.schema, STATIC).channels == ("active_days", "orders", "revenue")
+    assert feature_spec(table.schema, STATIC, ["revenue"]).channels == (
+        "revenue", "active_days", "orders")
+
+
+def test_undeclared_numeric_column_is_a_clear_error():
+    table = synthetic_examples(n_customers=40, n_cutoffs=2, seed=13)
+    table = table.append_column("loyalty_points", pa.array(np.arange(table.num_rows)))
+    with pytest.raises(ValueError, match=r"numeric columns that are not declared features: "
+                                         r"\['loyalty_points'\]") as info:
+        feature_spec(table.schema, STATIC, CHANNELS)
+    assert "clv_extra_features" in str(info.value)
+    # training refuses it too: a new column never becomes a model input by accident
+    with pytest.raises(ValueError, match=r"not declared features: \['loyalty_points'\]"):
+        train(table, STATIC, TrainSettings(max_epochs=1), log=lambda _: None)
+    # declared on purpose, it is an input
+    spec = feature_spec(table.schema, (*STATIC, "loyalty_points"), CHANNELS)
+    assert "loyalty_points" in spec.static
+
+
+def test_missing_declared_column_is_a_clear_error():
+    table = synthetic_examples(n_customers=40, n_cutoffs=2, seed=14)
+    with pytest.raises(ValueError, match=r"lacks declared feature columns \['loyalty_points'\]"):
+        feature_spec(table.schema, (*STATIC, "loyalty_points"), CHANNELS)
+    with pytest.raises(ValueError, match=r"lacks declared feature columns \['noise'\]"):
+        train(table.drop_columns(["noise"]), STATIC, TrainSettings(max_epochs=1),
+              log=lambda _: None)
+    with pytest.raises(ValueError, match="declared feature column country must be numeric"):
+        feature_spec(table.schema, (*STATIC, "country"), CHANNELS)
+
+
 def test_same_seed_bit_identical_regardless_of_row_and_column_order():
     table = synthetic_examples(n_customers=300, n_cutoffs=2, seed=5)
     settings = TrainSettings(max_epochs=3, patience=10, num_threads=1)
-    first = train(table, settings, log=lambda _: None)
+    first = train(table, STATIC, settings, log=lambda _: None, channels=CHANNELS)
     rng = np.random.default_rng(0)
     shuffled = table.take(pa.array(rng.permutation(table.num_rows)))
     shuffled = shuffled.select(list(reversed(shuffled.column_names)))
-    second = train(shuffled.to_reader(max_chunksize=97), settings, log=lambda _: None)
+    second = train(shuffled.to_reader(max_chunksize=97), STATIC, settings, log=lambda _: None,
+                   channels=CHANNELS)
     assert first.validation.equals(second.validation)
     for (name, a), (_, b) in zip(first.model.state_dict().items(),
                                  second.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
-    other = train(table, TrainSettings(max_epochs=3, patience=10, num_threads=1, seed=7),
-                  log=lambda _: None)
+    other = train(table, STATIC, TrainSettings(max_epochs=3, patience=10, num_threads=1, seed=7),
+                  log=lambda _: None, channels=CHANNELS)
     assert not first.validation.equals(other.validation)
 
 
 def test_single_cutoff_holds_out_customers():
     table = synthetic_examples(n_customers=400, n_cutoffs=1, seed=6)
-    result = train(table, TrainSettings(max_epochs=2, num_threads=1), log=lambda _: None)
+    result = train(table, STATIC, TrainSettings(max_epochs=2, num_threads=1), log=lambda _: None)
     assert result.validation_split == "customer_holdout"
     assert result.validation_cutoff is None
     assert result.validation_rows == 80 and result.train_rows == 320
@@ -98,7 +143,7 @@ def test_single_cutoff_holds_out_customers():
 def test_subsamples_above_max_train_rows():
     table = synthetic_examples(n_customers=500, n_cutoffs=2, seed=7)
     lines: list[str] = []
-    result = train(table, TrainSettings(max_epochs=1, max_train_rows=200, num_threads=1),
+    result = train(table, STATIC, TrainSettings(max_epochs=1, max_train_rows=200, num_threads=1),
                    log=lines.append)
     assert result.train_rows == 200 and result.train_rows_available == 500
     assert any(line.startswith("subsampled 200 of 500") for line in lines)
@@ -107,7 +152,7 @@ def test_subsamples_above_max_train_rows():
 def test_no_rows_is_a_clear_error():
     empty = synthetic_examples(n_customers=10, n_cutoffs=1).slice(0, 0)
     with pytest.raises(ValueError, match="no rows") as info:
-        train(empty, log=lambda _: None)
+        train(empty, STATIC, log=lambda _: None)
     assert "clv_as_of_date" in str(info.value)
 
 
@@ -116,27 +161,27 @@ def test_no_positive_labels_is_a_clear_error():
     zero = pa.array(np.zeros(table.num_rows))
     table = table.set_column(table.column_names.index("label_revenue"), "label_revenue", zero)
     with pytest.raises(ValueError, match="no positive label_revenue") as info:
-        train(table, log=lambda _: None)
+        train(table, STATIC, log=lambda _: None)
     assert "clv_horizon_days" in str(info.value)
 
 
 def test_too_few_rows_is_a_clear_error():
     table = synthetic_examples(n_customers=6, n_cutoffs=2, seed=9)
     with pytest.raises(ValueError, match="only 12 rows") as info:
-        train(table, log=lambda _: None)
+        train(table, STATIC, log=lambda _: None)
     assert "clv_training_cutoffs" in str(info.value)
 
 
 def test_duplicate_customer_cutoff_rows_are_rejected():
     table = synthetic_examples(n_customers=30, n_cutoffs=1, seed=10)
     with pytest.raises(ValueError, match="duplicate"):
-        train(pa.concat_tables([table, table.slice(0, 1)]), log=lambda _: None)
+        train(pa.concat_tables([table, table.slice(0, 1)]), STATIC, log=lambda _: None)
 
 
 def test_small_data_trains_an_ensemble_that_averages_logits():
     table = synthetic_examples(n_customers=600, n_cutoffs=3, seed=2)
     lines: list[str] = []
-    result = train(table, TrainSettings(max_epochs=4, patience=10, num_threads=1),
+    result = train(table, STATIC, TrainSettings(max_epochs=4, patience=10, num_threads=1),
                    log=lines.append)
     assert isinstance(result.model, EnsembleNetwork) and len(result.model.members) == 3
     assert [line for line in lines if line.startswith("network ")] == [
@@ -151,8 +196,8 @@ def test_small_data_trains_an_ensemble_that_averages_logits():
         p, value, mu, sigma = result.model(static, sequence)
     torch.testing.assert_close(value, p * torch.exp(mu + sigma**2 / 2))
     # member 0 is exactly the single network the same seed trains
-    single = train(table, TrainSettings(max_epochs=4, patience=10, num_threads=1,
-                                        ensemble_size=1), log=lambda _: None)
+    single = train(table, STATIC, TrainSettings(max_epochs=4, patience=10, num_threads=1,
+                                                ensemble_size=1), log=lambda _: None)
     for name, tensor in single.model.state_dict().items():
         torch.testing.assert_close(result.model.members[0].state_dict()[name], tensor,
                                    rtol=0, atol=0)
