@@ -74,7 +74,7 @@ def network_macs(net: ClvNetwork, knots: int) -> dict[str, int]:
     periods = net.n_periods
     conv = net.conv
     hidden = net.gru.hidden_size
-    macs = {
+    return {
         "conv1d": periods * conv.out_channels * conv.in_channels * conv.kernel_size[0],
         # input projections at every step; hidden projections from step 2 (h_0 = 0)
         "gru": periods * 3 * hidden * net.gru.input_size + (periods - 1) * 3 * hidden * hidden,
@@ -82,7 +82,6 @@ def network_macs(net: ClvNetwork, knots: int) -> dict[str, int]:
                    if isinstance(layer, torch.nn.Linear)),
         "calibration": knots,  # one relu(x - x_k) * slope_k per knot
     }
-    return macs
 
 
 def elementwise_ops(net: ClvNetwork, knots: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from datetime import date, timedelta
+from itertools import pairwise
 
 WINDOWS = (7, 30, 90, 180, 365)
 
@@ -39,7 +40,7 @@ def customer_features(transactions, customer_id, cutoff: date,
     purchase_days = [day for day, entry in days.items() if entry["orders"] > 0]
     first_activity = min(days)
     first_purchase = purchase_days[0] if purchase_days else None
-    gaps = [(b - a).days for a, b in zip(purchase_days, purchase_days[1:], strict=False)]
+    gaps = [(b - a).days for a, b in pairwise(purchase_days)]
     features = {
         "frequency": max(len(purchase_days) - 1, 0),
         "recency_days": (purchase_days[-1] - purchase_days[0]).days if purchase_days else 0,

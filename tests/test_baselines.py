@@ -151,5 +151,5 @@ def test_naive_average_rate() -> None:
     out = naive_average_rate([100.0, 50.0, -20.0, 30.0], [200.0, 0.0, 10.0, 0.5], 90.0)
     # 100 / 200 * 90; 50 / max(0, 1) * 90; negative floored; 30 / max(0.5, 1) * 90
     np.testing.assert_allclose(out, [45.0, 4500.0, 0.0, 2700.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="revenue_total and t_days must have the same length"):
         naive_average_rate([1.0, 2.0], [1.0], 30.0)

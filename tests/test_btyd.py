@@ -254,19 +254,19 @@ def test_fit_on_messy_daily_data() -> None:
 
 
 def test_input_validation() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="recency must not exceed T"):
         fit_bgnbd([1.0], [5.0], [4.0])  # recency > T
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="frequency must contain non-negative integers"):
         fit_bgnbd([-1.0], [0.0], [4.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="frequency must contain non-negative integers"):
         fit_bgnbd([1.5], [1.0], [4.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="frequency, recency and T must have the same length"):
         fit_bgnbd([1.0, 2.0], [1.0], [4.0, 5.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="recency contains non-finite values"):
         fit_bgnbd([1.0], [np.nan], [4.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one customer is required"):
         fit_bgnbd([], [], [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="weights must be non-negative with a positive sum"):
         fit_bgnbd([1.0, 0.0], [1.0, 0.0], [4.0, 5.0], weights=[0.0, 0.0])
 
 
@@ -398,5 +398,5 @@ def test_gamma_gamma_edge_cases() -> None:
     assert np.isnan(heavy_tail.population_mean)
     out = gamma_gamma_expected_spend(heavy_tail, [0.0, 1.0], [0.0, 30.0])
     assert np.isnan(out[0]) and out[1] == pytest.approx(2.0 * 40.0 / 1.8)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs at least one customer with frequency > 0"):
         fit_gamma_gamma([0.0, 0.0], [10.0, 20.0])

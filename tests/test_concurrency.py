@@ -159,7 +159,7 @@ def test_export_holds_exactly_clv_predictions(built):
 # The var itself is validated by the clv_validate_export_path macro (macros/clv_settings.sql)
 # when dbt parses the project, before any SQL runs; the file system checks stay in Python.
 @pytest.mark.slow
-@pytest.mark.parametrize("value, problem", [
+@pytest.mark.parametrize(("value", "problem"), [
     ("", "must not be empty"),
     ("   ", "must not be empty"),
     ("exports/predictions.csv", "ending in .parquet"),
@@ -181,13 +181,13 @@ def test_export_path_reaches_the_python_steps_trimmed(dbt_project):
 
 def test_export_path_must_not_be_a_directory(tmp_path):
     (tmp_path / "taken.parquet").mkdir()
-    with pytest.raises(ValueError, match="clv_export_path.*is a directory"):
+    with pytest.raises(ValueError, match=r"clv_export_path.*is a directory"):
         handoff.checked_path(tmp_path / "taken.parquet")
     # the writer checks before it writes anything
-    with pytest.raises(ValueError, match="clv_export_path.*is a directory"):
+    with pytest.raises(ValueError, match=r"clv_export_path.*is a directory"):
         handoff.write_parquet(_table(3).to_reader(), tmp_path / "taken.parquet")
     (tmp_path / "file").touch()
-    with pytest.raises(ValueError, match="clv_export_path.*'.*file' is not a directory"):
+    with pytest.raises(ValueError, match=r"clv_export_path.*'.*file' is not a directory"):
         handoff.checked_path(tmp_path / "file" / "p.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken.parquet"]
     assert list((tmp_path / "taken.parquet").iterdir()) == []
@@ -282,7 +282,8 @@ def test_second_process_gets_the_lock_error_while_dbt_runs(built, monkeypatch):
     def probe_then_export(batches, path, *args, **kwargs):
         # runs inside the dbt run, while dbt holds the database file
         probe = subprocess.run([sys.executable, "-c", PROBE, str(built.database),
-                                str(built.export)], capture_output=True, text=True, timeout=60)
+                                str(built.export)], capture_output=True, text=True, timeout=60,
+                               check=True)
         outcomes.append(json.loads(probe.stdout))
         return original(batches, path, *args, **kwargs)
 
@@ -312,8 +313,9 @@ def test_a_process_holding_the_database_blocks_dbt(built, tmp_path):
 
     project = DbtProject(tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "print('holding', flush=True); sys.stdin.read()", str(project.database)],
+        [sys.executable, "-c", ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                                "print('holding', flush=True); sys.stdin.read()"),
+         str(project.database)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"

@@ -125,8 +125,8 @@ def test_sequences_and_labels_match_reference(built):
     examples = built.query("select * from clv_training_examples")
     examples["cutoff_date"] = pd.to_datetime(examples["cutoff_date"]).dt.date
     assert len(examples) > 0
-    for row in examples.itertuples(index=False):
-        row = row._asdict()
+    for record in examples.itertuples(index=False):
+        row = record._asdict()
         sequence = customer_sequence(usable, row["customer_id"], row["cutoff_date"], 10, 6)
         for column, value in sequence.items():
             assert row[column] == pytest.approx(value, abs=1e-9), (row["customer_id"], column)

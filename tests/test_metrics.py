@@ -44,8 +44,8 @@ def brute_force_gini(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     ideal = gini(np.sort(y_true)[::-1])
     results = []
     for perm in itertools.permutations(range(n)):
-        perm = np.array(perm)
-        order = perm[np.argsort(-y_pred[perm], kind="stable")]
+        index = np.array(perm)
+        order = index[np.argsort(-y_pred[index], kind="stable")]
         results.append(gini(y_true[order]))
     return float(np.mean(results) / ideal)
 
@@ -224,9 +224,9 @@ def test_evaluate_returns_all_metrics() -> None:
 
 
 def test_input_validation() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="length mismatch: 2 actual values, 1 predictions"):
         mae([1.0, 2.0], [1.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="metrics need at least one customer"):
         rmse([], [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="inputs contain non-finite values"):
         normalized_gini([1.0, np.nan], [1.0, 2.0])

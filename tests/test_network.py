@@ -19,7 +19,7 @@ def raw_inputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return static.astype(np.float32), sequence.astype(np.float32)
 
 
-@pytest.fixture()
+@pytest.fixture
 def model() -> ClvNetwork:
     torch.manual_seed(0)
     net = ClvNetwork(N_STATIC, N_PERIODS, N_CHANNELS, conv_channels=4, gru_hidden=5,

@@ -19,6 +19,7 @@ path stay the same, so dbt re-uses its parse), hence the small number of example
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 
 import pandas as pd
 import pytest
@@ -120,7 +121,7 @@ def _run(project, raw) -> tuple[pd.DataFrame, list[date]]:
 def _check_windows(features: pd.DataFrame) -> None:
     for kind in ("orders", "active_days"):
         columns = [f"{kind}_last_{window}d" for window in WINDOWS]
-        for shorter, longer in zip(columns, columns[1:], strict=False):
+        for shorter, longer in pairwise(columns):
             assert (features[shorter] <= features[longer]).all(), (shorter, longer)
     assert (features.orders_last_365d <= features.orders_total).all()
     assert (features.active_days_last_365d <= features.purchase_days).all()

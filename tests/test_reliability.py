@@ -239,7 +239,7 @@ def _degenerate_rows(case: str) -> list[tuple[str, str, str]]:
         # repeat buyers early on, then nobody buys again until the as-of date
         rows = [(f"C{c}", str(day + pd.Timedelta(days=c + 20 * k)), "10")
                 for c in range(60) for k in range(4)]
-        return rows + [("late", "2023-06-30", "10")]
+        return [*rows, ("late", "2023-06-30", "10")]
     if case == "history_shorter_than_horizon":
         start = pd.Timestamp("2023-05-01")
         return [(f"C{c}", str(start + pd.Timedelta(days=(7 * c + 11 * k) % 45)), "10")

@@ -62,7 +62,7 @@ def expected(scoring) -> dict:
             "n_periods": spec.n_periods, "channels": list(spec.channels)}
 
 
-@pytest.fixture()
+@pytest.fixture
 def damaged_dir(model_dir, tmp_path) -> Path:
     target = tmp_path / "models"
     shutil.copytree(model_dir, target)
@@ -199,7 +199,7 @@ def test_missing_onnx_file_is_refused(damaged_dir):
     onnx_file = next(damaged_dir.glob("*.onnx"))
     version = onnx_file.stem.removeprefix("clv_model_")
     onnx_file.unlink()
-    with pytest.raises(ModelMismatchError, match="ONNX file .* is missing"):
+    with pytest.raises(ModelMismatchError, match=r"ONNX file .* is missing"):
         load_verified(damaged_dir, version=version)
     with pytest.raises(ModelMismatchError, match="no model artifact"):
         load_verified(damaged_dir)  # latest: nothing complete left

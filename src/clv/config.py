@@ -130,6 +130,7 @@ def set_seed(seed: int) -> None:
     import torch  # here, not at the top: scoring imports this module and never needs PyTorch
 
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    # the legacy global generator on purpose: libraries below us may draw from it
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)

@@ -41,8 +41,8 @@ from clv.config import INPUT_NAMES, OUTPUT_NAMES, ExportSettings
 from clv.network import ClvNetwork
 from clv.train import TrainResult
 
-__all__ = ["ExportParityError", "export_model", "export_onnx_bytes", "find_artifact",
-           "latest_artifact", "ModelArtifact", "update_metadata"]
+__all__ = ["ExportParityError", "ModelArtifact", "export_model", "export_onnx_bytes",
+           "find_artifact", "latest_artifact", "update_metadata"]
 
 SEQUENCE_LAYOUT = ("sequence[b, t, c] = seq_<channels[c]>_lag_<n_periods - t>: periods oldest "
                    "first, channels in metadata order")
@@ -118,7 +118,7 @@ def _parity_inputs(result: TrainResult, rows: int, seed: int) -> tuple[np.ndarra
     mixed_sequence = np.stack([rng.permutation(col) for col in flat.T], axis=1)
     static = np.concatenate([static, mixed_static, np.zeros((1, static.shape[1]))])
     sequence = np.concatenate([sequence, mixed_sequence.reshape(sequence.shape),
-                               np.zeros((1,) + sequence.shape[1:])])
+                               np.zeros((1, *sequence.shape[1:]))])
     return static.astype(np.float32), sequence.astype(np.float32)
 
 
@@ -148,7 +148,7 @@ def check_parity(model: ClvNetwork, onnx_bytes: bytes, static: np.ndarray, seque
             worst_abs = max(worst_abs, float(diff.max(initial=0.0)))
             rel = diff / np.maximum(np.abs(reference), 1e-12)
             worst_rel = max(worst_rel, float(rel[np.abs(reference) > atol].max(initial=0.0)))
-    return {"rows": int(len(static)), "max_abs_diff": worst_abs, "max_rel_diff": worst_rel}
+    return {"rows": len(static), "max_abs_diff": worst_abs, "max_rel_diff": worst_rel}
 
 
 def export_model(result: TrainResult, model_dir: Path, run_info: dict[str, Any] | None = None,

@@ -84,17 +84,16 @@ def _mismatches(metadata: dict[str, Any], expected: dict[str, Any]) -> list[str]
     problems = []
     for key, want in expected.items():
         if key == "features":
-            have, want = list(metadata.get("features") or []), list(want)
-            if have != want:
-                problems.append(_describe_feature_difference(have, want))
+            have, wanted = list(metadata.get("features") or []), list(want)
+            if have != wanted:
+                problems.append(_describe_feature_difference(have, wanted))
         elif key not in metadata:
             problems.append(f"{key}: missing from the model metadata, run {want!r}")
         else:
             have = metadata[key]
-            if isinstance(want, tuple):
-                want = list(want)
-            if have != want and str(have) != str(want):
-                problems.append(f"{key}: model {have!r}, run {want!r}")
+            wanted = list(want) if isinstance(want, tuple) else want
+            if have != wanted and str(have) != str(wanted):
+                problems.append(f"{key}: model {have!r}, run {wanted!r}")
     return problems
 
 

@@ -23,10 +23,10 @@ def _metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
             meta = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        for row in meta.get(key) or []:
-            rows.append({"model_version": record["model_version"],
-                         "is_current": bool(record["is_current"]),
-                         "validation_cutoff": meta.get("validation_cutoff"), **row})
+        rows.extend({"model_version": record["model_version"],
+                     "is_current": bool(record["is_current"]),
+                     "validation_cutoff": meta.get("validation_cutoff"), **row}
+                    for row in meta.get(key) or [])
     return rows
 
 

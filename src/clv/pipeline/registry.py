@@ -71,10 +71,9 @@ def broken_artifacts(model_dir: Path) -> list[str]:
         if not path.with_suffix(".onnx").is_file():
             problems.append(f"ONNX file {path.with_suffix('.onnx').name} is missing next to "
                             f"{path.name}")
-    for path in sorted(model_dir.glob(f"{PREFIX}*.onnx")):
-        if not path.with_suffix(".json").is_file():
-            problems.append(f"metadata {path.with_suffix('.json').name} is missing next to "
-                            f"{path.name}")
+    problems.extend(f"metadata {path.with_suffix('.json').name} is missing next to {path.name}"
+                    for path in sorted(model_dir.glob(f"{PREFIX}*.onnx"))
+                    if not path.with_suffix(".json").is_file())
     return problems
 
 

@@ -126,8 +126,8 @@ def fit_btyd(warehouse: Warehouse, examples: Any, customers: int,
 def _with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
                horizon_days: int) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        batch = stable_floats(batch)
-        yield hybrid.with_btyd_features(batch, hybrid.predict(batch, horizon_days, fit))
+        stable = stable_floats(batch)
+        yield hybrid.with_btyd_features(stable, hybrid.predict(stable, horizon_days, fit))
 
 
 def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
@@ -186,8 +186,9 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     network = _network_scores(model, batches, fit, run.horizon_days, batch_rows)
 
     # Pass 1: network scores to an anonymous temporary file (deleted when closed, whatever
-    # happens), with the totals the spend level needs.
-    spool = tempfile.TemporaryFile(prefix="clv_scores_")
+    # happens), with the totals the spend level needs. No `with`: the file must outlive this
+    # function, and leveled() below, which streams it after we return, closes it.
+    spool = tempfile.TemporaryFile(prefix="clv_scores_")  # noqa: SIM115 closed by leveled()
     totals = level.LevelAccumulator()
     with pa.ipc.new_stream(spool, network.schema) as writer:
         for batch in network:

@@ -412,9 +412,9 @@ def _time_order(seconds: NDArray[np.int64]) -> NDArray[np.int64]:
 def bad_row_plan(n_valid_rows: int, settings: GeneratorSettings) -> dict[str, int]:
     """Number of bad rows per kind: the fraction split evenly, at least one of each kind."""
     if not settings.bad_rows or n_valid_rows == 0:
-        return {kind: 0 for kind in BAD_ROW_KINDS}
+        return dict.fromkeys(BAD_ROW_KINDS, 0)
     per_kind = max(1, round(settings.bad_row_fraction * n_valid_rows / len(BAD_ROW_KINDS)))
-    return {kind: per_kind for kind in BAD_ROW_KINDS}
+    return dict.fromkeys(BAD_ROW_KINDS, per_kind)
 
 
 def _kind_code(kind: str) -> int:
