@@ -21,6 +21,7 @@
         'retrain': clv_validate_choice('clv_retrain', var('clv_retrain', 'auto'), ['always', 'never', 'auto']),
         'model_dir': clv_validate_path('clv_model_dir', var('clv_model_dir', 'onnx')),
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
+        'ensemble_size': clv_validate_int('clv_ensemble_size', var('clv_ensemble_size', 0), 0, 10),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')

@@ -26,6 +26,7 @@ BAD_VARS = [
     ({"clv_columns": "customer_id"}, "clv_columns"),
     ({"clv_timestamp_format": "%Y'); drop table x; --"}, "clv_timestamp_format"),
     ({"clv_model_dir": ""}, "clv_model_dir"),
+    ({"clv_ensemble_size": 11}, "clv_ensemble_size"),
     ({"clv_export_path": ""}, "clv_export_path"),
     ({"clv_export_path": "exports/predictions.csv"}, "clv_export_path"),
     ({"clv_extra_features": ["loyalty score"]}, "clv_extra_features"),

@@ -19,6 +19,7 @@ final as (
         '{{ settings.retrain }}' as retrain,
         '{{ settings.model_dir }}' as model_dir,
         {{ settings.seed }} as seed,
+        {{ settings.ensemble_size }} as ensemble_size,
         '{{ settings.export_path }}' as export_path,
         '{{ settings.static_features | join(",") }}' as static_features,
         '{{ settings.channels | join(",") }}' as channels

@@ -36,6 +36,7 @@ class RunSettings:
     static_features: tuple[str, ...]  # the SQL layer's declared static features
     channels: tuple[str, ...]  # sequence channels, in network order
     export_path: Path = Path("exports/clv_predictions.parquet")  # clv_export_path
+    ensemble_size: int = 0  # clv_ensemble_size: networks averaged; 0 = automatic
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSettings:
@@ -50,6 +51,7 @@ class RunSettings:
             static_features=_names(row["static_features"]),
             channels=_names(row["channels"]),
             export_path=Path(str(row["export_path"])),
+            ensemble_size=int(row["ensemble_size"]),
         )
 
     @classmethod

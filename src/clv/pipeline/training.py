@@ -236,7 +236,7 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
 def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,
                    settings: TrainSettings | None = None) -> pd.DataFrame:
     """Train when clv_retrain asks for it; return the registry of every saved model."""
-    settings = settings or TrainSettings(seed=run.seed)
+    settings = settings or TrainSettings(seed=run.seed, ensemble_size=run.ensemble_size)
     features = model_features(warehouse.schema(examples), run)
     if run.retrain == "never":
         current = newest_compatible(run, features)
