@@ -37,6 +37,9 @@ def project(tmp_path_factory):
     vars_ = {
         "clv_transactions": str(path), "clv_horizon_days": 180,
         "clv_model_dir": str(workdir / "models"),
+        # One network: the ensemble's own path is built end to end by test_closed_cohort and
+        # exported by test_export; here the pipeline's steps are under test.
+        "clv_ensemble_size": 1,
     }
     project = DbtProject(workdir)
     project.vars = vars_
