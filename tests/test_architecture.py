@@ -1,0 +1,74 @@
+"""The shape of the code: one boundary to the warehouse, thin Python models, layers that only
+look upstream. Cheap checks that keep the architecture from eroding."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src" / "clv"
+MODEL_LAYERS = ("1_staging", "2_intermediate", "3_features", "4_marts")
+# python_models/ run between the features and the marts (training, scoring, evaluation), except
+# the Parquet hand-off, which copies a mart and so comes last.
+HANDOFF = {"clv_predictions_export"}
+REF = re.compile(r"""ref\(\s*['"]([A-Za-z0-9_]+)['"]\s*\)""")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_warehouse_package_talks_to_the_engine():
+    offenders = [str(path.relative_to(ROOT)) for path in
+                 [*PACKAGE.rglob("*.py"), *(ROOT / "python_models").glob("*.py")]
+                 if "duckdb" in _imports(path) and "warehouse" not in path.parts]
+    assert offenders == []
+
+
+def test_python_models_are_one_call_into_the_pipeline():
+    for path in (ROOT / "python_models").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        model = next(node for node in tree.body
+                     if isinstance(node, ast.FunctionDef) and node.name == "model")
+        assert len(model.body) <= 5, f"{path.name}: keep the work in clv.pipeline"
+        assert all(name in {"clv"} for name in _imports(path)), path.name
+
+
+def _layer_of_models() -> dict[str, int]:
+    layers = {}
+    for index, layer in enumerate(MODEL_LAYERS):
+        for path in (ROOT / "models" / layer).glob("*.sql"):
+            layers[path.stem] = index
+    for path in (ROOT / "python_models").glob("*.py"):
+        layers[path.stem] = len(MODEL_LAYERS) - 0.5 if path.stem in HANDOFF else 2.5
+    return layers
+
+
+def test_models_only_ref_their_own_or_earlier_layers():
+    layers = _layer_of_models()
+    backwards = []
+    for name, layer in layers.items():
+        folder = "python_models" if layer % 1 else f"models/{MODEL_LAYERS[int(layer)]}"
+        suffix = ".py" if layer % 1 else ".sql"
+        text = (ROOT / folder / f"{name}{suffix}").read_text(encoding="utf-8")
+        backwards += [f"{name} refs {ref}" for ref in REF.findall(text)
+                      if ref in layers and layers[ref] > layer]
+    assert backwards == []
+    assert layers, "no models found"
+
+
+def test_predicted_clv_is_computed_only_by_the_spend_level():
+    """`predicted_clv` is assigned from network_clv in clv.level/clv.pipeline.scoring only; the
+    marts select it, never compute it."""
+    for path in (ROOT / "models").rglob("*.sql"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\*\s*[\w.]*\s+as\s+predicted_clv", text), path.name
+        assert "spend_factor" not in text, path.name
