@@ -22,6 +22,7 @@
         'model_dir': clv_validate_path('clv_model_dir', var('clv_model_dir', 'onnx')),
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
         'ensemble_size': clv_validate_int('clv_ensemble_size', var('clv_ensemble_size', 0), 0, 10),
+        'explanations': clv_validate_bool('clv_explanations', var('clv_explanations', true)),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
@@ -47,7 +48,9 @@
     tables that is a model input is declared here (the Python side adds the BTYD outputs and
     the activity sequence). A numeric column that is not declared stops training with an error,
     so no column becomes a model input by accident. Users add their own on purpose through
-    clv_extra_features: numeric columns of clv_customers.
+    clv_extra_features: numeric columns of clv_customers. The groups are also the units of
+    clv_feature_importance and clv_prediction_explanations (with the Python side's btyd and
+    activity_sequence groups); clv_run_settings carries them to Python as JSON, in this order.
 -#}
 {% macro clv_feature_groups(settings) %}
     {% set windows = [] %}
@@ -90,6 +93,18 @@
         {{ clv_fail(var_name, number ~ " is out of range; allowed " ~ minimum ~ " to " ~ maximum) }}
     {% endif %}
     {{ return(number) }}
+{% endmacro %}
+
+
+{% macro clv_validate_bool(var_name, value) %}
+    {% if value is boolean %}
+        {{ return(value) }}
+    {% endif %}
+    {% set text = (value if value is not none else '') | string | trim | lower %}
+    {% if text not in ['true', 'false'] %}
+        {{ clv_fail(var_name, "expected true or false, got '" ~ text ~ "'") }}
+    {% endif %}
+    {{ return(text == 'true') }}
 {% endmacro %}
 
 

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import spearmanr
+from scipy.stats import lognorm, spearmanr
+from sklearn.metrics import (
+    brier_score_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    roc_auc_score,
+)
 
 from clv.metrics import (
     aggregate_error,
     auc,
+    brier_score,
     decile_calibration,
     decile_mape,
     evaluate,
+    gain_curve,
+    interval_coverage,
     mae,
     normalized_gini,
     rmse,
     spearman,
     top_decile_capture,
 )
+from clv.score import ziln_quantiles_numpy
 
 RNG = np.random.default_rng(0)
 Y_TRUE = RNG.gamma(0.5, 100.0, 2000) * (RNG.random(2000) < 0.4)
@@ -196,6 +208,166 @@ def test_top_decile_capture_hand_case() -> None:
     assert top_decile_capture(y, y) == pytest.approx(101.0 / 119.0)
     assert top_decile_capture(y, -y) == pytest.approx(2.0 / 119.0)
     assert np.isnan(top_decile_capture(np.zeros(5), np.arange(5.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# against scikit-learn
+# ---------------------------------------------------------------------------------------------
+
+
+def test_error_metrics_match_sklearn() -> None:
+    assert mae(Y_TRUE, Y_PRED) == pytest.approx(mean_absolute_error(Y_TRUE, Y_PRED), rel=1e-12)
+    assert rmse(Y_TRUE, Y_PRED) == pytest.approx(
+        math.sqrt(mean_squared_error(Y_TRUE, Y_PRED)), rel=1e-12)
+
+
+def test_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(5)
+    score = np.round(Y_PRED / 50.0) + rng.integers(0, 2, Y_PRED.size)  # many ties
+    assert auc(Y_TRUE > 0, score) == pytest.approx(roc_auc_score(Y_TRUE > 0, score), rel=1e-12)
+    assert auc(Y_TRUE, Y_PRED) == pytest.approx(roc_auc_score(Y_TRUE > 0, Y_PRED), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Brier score and interval coverage
+# ---------------------------------------------------------------------------------------------
+
+
+def test_brier_score_matches_sklearn() -> None:
+    rng = np.random.default_rng(7)
+    probability = np.clip(0.3 + 0.5 * (Y_TRUE > 0) + rng.normal(0.0, 0.2, Y_TRUE.size), 0, 1)
+    assert brier_score(Y_TRUE, probability) == pytest.approx(
+        brier_score_loss(Y_TRUE > 0, probability), rel=1e-12)
+    assert brier_score(Y_TRUE > 0, probability) == brier_score(Y_TRUE, probability)
+
+
+def test_brier_score_hand_cases() -> None:
+    y = np.array([0.0, 3.0, 0.0, 1.0])
+    assert brier_score(y, [0.0, 1.0, 0.0, 1.0]) == 0.0
+    assert brier_score(y, [1.0, 0.0, 1.0, 0.0]) == 1.0
+    # (0.1^2 + 0.2^2 + 0.3^2 + 0.6^2) / 4
+    assert brier_score(y, [0.1, 0.8, 0.3, 0.4]) == pytest.approx(0.125)
+    assert brier_score(y, np.full(4, 0.5)) == pytest.approx(0.25)  # base rate r: r (1 - r)
+    with pytest.raises(ValueError, match=r"probabilities must lie in \[0, 1\]"):
+        brier_score(y, [0.1, 1.2, 0.3, 0.4])
+
+
+def test_interval_coverage_counts_closed_intervals() -> None:
+    y = np.array([0.0, 5.0, 10.0, 12.0, 3.0])
+    lower = np.array([0.0, 5.0, 1.0, 0.0, 4.0])
+    upper = np.array([0.0, 8.0, 10.0, 11.0, 9.0])
+    # Inside: 0 in [0, 0], 5 in [5, 8], 10 in [1, 10]; outside: 12 > 11, 3 < 4.
+    assert interval_coverage(y, lower, upper) == pytest.approx(3 / 5)
+    rng = np.random.default_rng(3)
+    lo = rng.random(500)
+    hi = lo + rng.random(500)
+    values = rng.random(500) * 2
+    inside = sum(1 for v, a, b in zip(values, lo, hi, strict=True) if a <= v <= b)
+    assert interval_coverage(values, lo, hi) == pytest.approx(inside / 500)
+    with pytest.raises(ValueError, match="lower bound exceeds its upper bound"):
+        interval_coverage(y, upper, lower)
+
+
+def test_ziln_p10_p90_interval_coverage_matches_the_distribution() -> None:
+    """Values drawn from each customer's ZILN: the observed coverage of the p10-p90 interval
+    (clv.score quantiles) agrees with the exact probability from scipy's lognormal, which is
+    0.8 or more (the closed interval holds the point mass at zero when p10 is 0)."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    p = rng.uniform(0.05, 0.99, n)
+    mu = rng.normal(3.0, 0.7, n)
+    sigma = rng.uniform(0.3, 1.5, n)
+    y = np.where(rng.random(n) < p, rng.lognormal(mu, sigma), 0.0)
+    p10, p90 = (ziln_quantiles_numpy(p, mu, sigma, q) for q in (0.1, 0.9))
+    exact = []
+    for pi, mi, si, lo, hi in zip(p, mu, sigma, p10, p90, strict=True):
+        dist = lognorm(s=si, scale=math.exp(mi))
+        upper_mass = (1 - pi) + pi * dist.cdf(hi) if hi > 0 else 1 - pi
+        below_lower = (1 - pi) + pi * dist.cdf(lo) if lo > 0 else 0.0  # P(Y < lo), continuous
+        exact.append(upper_mass - below_lower)
+    expected = float(np.mean(exact))
+    assert expected >= 0.8 - 1e-9
+    standard_error = math.sqrt(expected * (1 - expected) / n)
+    assert abs(interval_coverage(y, p10, p90) - expected) < 4 * standard_error
+
+
+# ---------------------------------------------------------------------------------------------
+# gain curve
+# ---------------------------------------------------------------------------------------------
+
+
+def reference_gain_curve(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    """Plain pandas and a loop, for predictions without ties."""
+    frame = pd.DataFrame({"actual": y_true, "predicted": y_pred})
+    by_prediction = frame.sort_values("predicted", ascending=False)["actual"].tolist()
+    by_actual = sorted(y_true.tolist(), reverse=True)
+    rows = []
+    for x in range(1, 101):
+        k = math.ceil(x * len(y_true) / 100)
+        rows.append({"percent": x, "customers": k,
+                     "captured_share": sum(by_prediction[:k]) / sum(by_actual),
+                     "oracle_share": sum(by_actual[:k]) / sum(by_actual)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("n", [7, 100, 2000])
+def test_gain_curve_matches_a_plain_recomputation(n: int) -> None:
+    y, pred = Y_TRUE[:n], Y_PRED[:n]
+    assert np.unique(pred).size == n  # no ties here
+    curve = gain_curve(y, pred)
+    reference = reference_gain_curve(y, pred)
+    assert list(curve.columns) == ["percent", "customers", "captured_share", "oracle_share"]
+    assert curve["percent"].tolist() == list(range(1, 101))
+    assert curve["customers"].tolist() == reference["customers"].tolist()
+    np.testing.assert_allclose(curve["captured_share"], reference["captured_share"], rtol=1e-12)
+    np.testing.assert_allclose(curve["oracle_share"], reference["oracle_share"], rtol=1e-12)
+
+
+def test_gain_curve_ties_are_averaged_over_orderings() -> None:
+    y = np.array([5.0, 0.0, 2.0, 0.0, 1.0, 4.0])
+    pred = np.array([1.0, 1.0, 0.5, 2.0, 0.5, 1.0])
+    n = y.size
+    counts = [math.ceil(x * n / 100) for x in range(1, 101)]
+    expected = np.zeros(100)
+    orderings = list(itertools.permutations(range(n)))
+    for perm in orderings:
+        index = np.array(perm)
+        ranked = y[index[np.argsort(-pred[index], kind="stable")]]
+        expected += np.array([ranked[:k].sum() for k in counts]) / y.sum()
+    expected /= len(orderings)
+    np.testing.assert_allclose(gain_curve(y, pred)["captured_share"], expected, rtol=1e-12)
+    # A constant prediction captures, in expectation, the customers' share of the total.
+    flat = gain_curve(y, np.zeros(n))
+    np.testing.assert_allclose(flat["captured_share"], flat["customers"] / n, rtol=1e-12)
+
+
+def test_gain_curve_shape_and_relations() -> None:
+    curve = gain_curve(Y_TRUE, Y_PRED)
+    captured, oracle = curve["captured_share"].to_numpy(), curve["oracle_share"].to_numpy()
+    assert np.all(np.diff(captured) >= 0) and np.all(np.diff(oracle) >= 0)
+    assert captured[-1] == 1.0 and oracle[-1] == 1.0
+    assert np.all(captured <= oracle + 1e-12)
+    assert captured[9] == pytest.approx(top_decile_capture(Y_TRUE, Y_PRED), rel=1e-12)
+    assert gain_curve(np.arange(23.0), -np.arange(23.0))["captured_share"][9] == pytest.approx(
+        top_decile_capture(np.arange(23.0), -np.arange(23.0)))
+    perfect = gain_curve(Y_TRUE, Y_TRUE)
+    np.testing.assert_allclose(perfect["captured_share"], perfect["oracle_share"], rtol=1e-12)
+    # With 100 customers each percent is one customer: the curve's area is the Gini.
+    y, pred = Y_TRUE[:100], Y_PRED[:100]
+    hundred = gain_curve(y, pred)
+    area = hundred["captured_share"].mean() - 101 / 200
+    ideal = hundred["oracle_share"].mean() - 101 / 200
+    assert area / ideal == pytest.approx(normalized_gini(y, pred), rel=1e-9)
+
+
+def test_gain_curve_small_and_degenerate_inputs() -> None:
+    curve = gain_curve([3.0, 1.0, 0.0], [1.0, 2.0, 3.0])
+    # ceil(3 x / 100): one customer up to 33 %, two up to 66 %, then all three.
+    assert curve["customers"].tolist() == [1] * 33 + [2] * 33 + [3] * 34
+    assert curve["captured_share"].iloc[0] == 0.0 and curve["captured_share"].iloc[40] == 0.25
+    assert curve["oracle_share"].iloc[0] == 0.75
+    zero = gain_curve(np.zeros(5), np.arange(5.0))
+    assert zero["captured_share"].isna().all() and zero["oracle_share"].isna().all()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -237,11 +237,12 @@ def test_scoring_data_missing_a_feature_column(model_dir, scoring):
 
 
 def test_scoring_does_not_load_pytorch():
-    """The scoring model's dbt process imports the clv.pipeline steps, clv.warehouse and
-    clv.score only; PyTorch (about 300 MB) must stay out of it."""
-    code = ("import sys, clv.pipeline, clv.score, clv.warehouse, clv.level; "
+    """The scoring and explanation models' dbt processes import the clv.pipeline steps,
+    clv.warehouse, clv.score and clv.explain only; PyTorch (about 300 MB) must stay out."""
+    code = ("import sys, clv.pipeline, clv.score, clv.warehouse, clv.level, clv.explain; "
             "import clv.pipeline.evaluation, clv.pipeline.handoff, clv.pipeline.registry, "
-            "clv.pipeline.scoring, clv.pipeline.settings, clv.pipeline.training; "
+            "clv.pipeline.scoring, clv.pipeline.settings, clv.pipeline.training, "
+            "clv.pipeline.explanations; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True)

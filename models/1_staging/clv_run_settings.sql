@@ -22,7 +22,11 @@ final as (
         {{ settings.ensemble_size }} as ensemble_size,
         '{{ settings.export_path }}' as export_path,
         '{{ settings.static_features | join(",") }}' as static_features,
-        '{{ settings.channels | join(",") }}' as channels
+        '{{ settings.channels | join(",") }}' as channels,
+        {{ 'true' if settings.explanations else 'false' }} as explanations,
+        -- {"group": ["column", ...], ...} in declared order: the units of feature importance
+        -- and of the prediction explanations
+        '{{ tojson(settings.feature_groups) }}' as feature_groups
 
 )
 

@@ -1,4 +1,11 @@
 {%- set settings = clv_settings() -%}
+{#-
+    One row per cutoff: the scoring cutoff (the as-of date) and the training cutoffs
+    as_of - horizon - k * spacing. With clv_retrain = never a saved model scores, nothing is
+    trained, and only the scoring cutoff is built: a daily re-score computes the features of
+    one date, not of every training cutoff again.
+-#}
+{%- set training_cutoffs = 0 if settings.retrain == 'never' else settings.training_cutoffs -%}
 
 with
 
@@ -31,11 +38,11 @@ offsets as (
         0 as cutoff_index,
         'scoring' as cutoff_role,
         0 as days_before_as_of
-    {%- for k in range(settings.training_cutoffs) %}
+    {%- for k in range(training_cutoffs) %}
     union all
     select
         {{ k + 1 }} as cutoff_index,
-        '{{ "validation" if k == 0 and settings.training_cutoffs > 1 else "training" }}' as cutoff_role,
+        '{{ "validation" if k == 0 and training_cutoffs > 1 else "training" }}' as cutoff_role,
         {{ settings.horizon_days + k * settings.cutoff_spacing_days }} as days_before_as_of
     {%- endfor %}
 
@@ -65,7 +72,8 @@ final as (
         cutoff_role,
         as_of_date,
         horizon_days,
-        {{ clv_add_days('cutoff_date', 'horizon_days') }} as label_end_date
+        {{ clv_add_days('cutoff_date', 'horizon_days') }} as label_end_date,
+        first_transaction_date
 
     from cutoffs
     -- a cutoff before the first transaction has no customers to learn from

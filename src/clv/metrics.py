@@ -13,6 +13,9 @@ prediction has a normalized Gini of 0, and results never depend on the input row
 Deciles: customers are sorted by decreasing prediction and cut into 10 consecutive groups whose
 sizes differ by at most one (the first ``n % 10`` groups get one extra customer); decile 1 holds the
 highest predictions.
+
+Gain curve: the top ``x`` percent are the first ``ceil(x n / 100)`` customers by decreasing
+prediction, so the curve at 10 % counts decile 1 and equals :func:`top_decile_capture`.
 """
 
 from __future__ import annotations
@@ -207,6 +210,79 @@ def auc(y_binary: ArrayLike, score: ArrayLike) -> float:
     ranks = rankdata(s)
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+def brier_score(y_binary: ArrayLike, probability: ArrayLike) -> float:
+    """Mean squared difference between a probability and the event it predicts.
+
+    Args:
+        y_binary: shape ``(n,)``, read as ``y_binary > 0`` (booleans work): the event happened.
+        probability: shape ``(n,)``, the predicted probability of the event, in ``[0, 1]``.
+
+    Returns:
+        ``mean((probability - (y_binary > 0)) ** 2)``: 0 for certain and right, 1 for certain
+        and wrong; a constant prediction of the base rate ``r`` scores ``r (1 - r)``.
+    """
+    y, p = _pair(y_binary, probability)
+    if np.any((p < 0.0) | (p > 1.0)):
+        raise ValueError("probabilities must lie in [0, 1]")
+    return float(np.mean((p - (y > 0)) ** 2))
+
+
+def interval_coverage(y_true: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:
+    """Share of customers whose actual value lies in the closed interval ``[lower, upper]``.
+
+    Args:
+        y_true: shape ``(n,)``, the actual values.
+        lower, upper: shape ``(n,)``, each customer's interval bounds, ``lower <= upper``.
+
+    Returns:
+        A share in ``[0, 1]``. For the 10 % and 90 % quantiles of a continuous predictive
+        distribution a calibrated model covers 0.8; with a point mass (the zero of a
+        zero-inflated distribution) inside the closed interval, at least 0.8.
+    """
+    t, lo = _pair(y_true, lower)
+    _, hi = _pair(y_true, upper)
+    if np.any(lo > hi):
+        raise ValueError("an interval's lower bound exceeds its upper bound")
+    return float(np.mean((lo <= t) & (t <= hi)))
+
+
+def gain_curve(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
+    """Cumulative share of the actual total held by the top x % of customers, x = 1..100.
+
+    Customers are ranked by decreasing prediction; the top ``x`` % are the first
+    ``ceil(x n / 100)`` of them (at least one customer per row; with fewer than 100 customers
+    neighbouring rows repeat a count). Ties are averaged as in the other ranking metrics: a
+    block of tied predictions straddling the cut contributes its mean actual value per customer
+    taken, the expectation over every order of the tied customers. The oracle ranks by the
+    actual values themselves (a perfect prediction), so it bounds the curve from above.
+
+    Returns:
+        DataFrame with 100 rows and columns ``percent`` (1..100), ``customers`` (the number in
+        the top ``percent`` %), ``captured_share`` (their share of the actual total, by
+        prediction) and ``oracle_share`` (the largest share any ``customers`` customers hold).
+        With non-negative actual values both shares are non-decreasing and end at 1; nan if
+        the actual total is 0.
+    """
+    t, p = _pair(y_true, y_pred)
+    percent = np.arange(1, 101)
+    customers = -(-percent * t.size // 100)  # ceil in integers
+    total = t.sum()
+    if total == 0:
+        captured = oracle = np.full(percent.size, np.nan)
+    else:
+        # Each curve over its own final sum: it ends at exactly 1 and never exceeds it.
+        by_prediction = np.cumsum(_sorted_by_prediction(t, p)[0])
+        by_actual = np.cumsum(np.sort(t)[::-1])
+        captured = by_prediction[customers - 1] / by_prediction[-1]
+        oracle = by_actual[customers - 1] / by_actual[-1]
+    return pd.DataFrame({
+        "percent": percent.astype(np.int64),
+        "customers": customers.astype(np.int64),
+        "captured_share": captured,
+        "oracle_share": oracle,
+    })
 
 
 def evaluate(

@@ -14,11 +14,11 @@ almost linearly, so scoring keeps one batch in flight per core.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -32,6 +32,8 @@ from clv.data import FeatureSpec, iter_batches, model_inputs
 
 DEFAULT_BATCH_SIZE = ScoreSettings().batch_size
 DEFAULT_QUANTILES = ScoreSettings().quantiles
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ModelMismatchError(ValueError):
@@ -179,7 +181,28 @@ def ziln_quantiles_numpy(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
     return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
 
 
-def _rechunk(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
+def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``function`` of each item, in input order, with up to ``workers`` calls running at once
+    in threads (onnxruntime, numpy and pyarrow release the GIL). Lazy: an item is read when a
+    call is free, so at most ``workers`` items and ``workers + 1`` results are held at a time."""
+    if workers <= 1:
+        yield from (function(item) for item in items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="clv-score") as pool:
+        in_flight: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                in_flight.append(pool.submit(function, item))
+                if len(in_flight) >= workers:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        finally:
+            for future in in_flight:
+                future.cancel()
+
+
+def rechunk(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
     """Regroup a stream of batches into tables of exactly ``size`` rows (the last may be
     shorter), holding at most one chunk's worth of rows."""
     pending: list[pa.RecordBatch] = []
@@ -244,27 +267,11 @@ def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.Rec
     schema = output_schema(quantiles, passthrough)
     version = pa.array([model.version] * batch_size, pa.string())
 
-    def generate() -> Iterator[pa.RecordBatch]:
-        chunks = _rechunk(iter_batches(batches), batch_size)
-        if model.workers <= 1:
-            for chunk in chunks:
-                yield _score_chunk(model, chunk, quantiles, schema, version)
-            return
-        with ThreadPoolExecutor(model.workers, thread_name_prefix="clv-score") as pool:
-            in_flight: deque[Future[pa.RecordBatch]] = deque()
-            try:
-                for chunk in chunks:
-                    in_flight.append(pool.submit(_score_chunk, model, chunk, quantiles, schema,
-                                                 version))
-                    if len(in_flight) >= model.workers:
-                        yield in_flight.popleft().result()
-                while in_flight:
-                    yield in_flight.popleft().result()
-            finally:
-                for future in in_flight:
-                    future.cancel()
+    def score(chunk: pa.Table) -> pa.RecordBatch:
+        return _score_chunk(model, chunk, quantiles, schema, version)
 
-    return pa.RecordBatchReader.from_batches(schema, generate())
+    chunks = rechunk(iter_batches(batches), batch_size)
+    return pa.RecordBatchReader.from_batches(schema, ordered_map(score, chunks, model.workers))
 
 
 def score_table(model: LoadedModel, data: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> pa.Table:

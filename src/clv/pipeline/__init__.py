@@ -6,6 +6,8 @@
 - :mod:`~clv.pipeline.scoring`: score every customer and apply the spend level
   (:mod:`clv.level`); also scores outside dbt from a saved scoring run;
 - :mod:`~clv.pipeline.evaluation`: the evaluation and decile-calibration tables;
+- :mod:`~clv.pipeline.explanations`: feature importance and the reference customer at
+  training, per-customer explanations after scoring (the method is :mod:`clv.explain`);
 - :mod:`~clv.pipeline.handoff`: the Parquet copy of the predictions for BI tools.
 
 Each step reads the warehouse only through :class:`clv.warehouse.Warehouse`, so the files

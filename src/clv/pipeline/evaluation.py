@@ -1,4 +1,8 @@
-"""The evaluation tables: each saved model's validation results, read from its metadata."""
+"""The evaluation tables: each saved model's validation results, read from its metadata.
+
+Metadata written before a metric existed lacks its key: the column is null for that model (and
+a model without gain curves has no rows in the gain curve table).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,13 @@ import pandas as pd
 EVALUATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor",
                       "customers", "actual_total", "predicted_total", "normalized_gini",
                       "spearman", "aggregate_error", "decile_mape", "top_decile_capture", "mae",
-                      "rmse", "auc"]
+                      "rmse", "auc", "brier_score", "p10_p90_coverage"]
 CALIBRATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor", "decile",
                        "customers", "mean_predicted", "mean_actual"]
+GAIN_CURVE_COLUMNS = {"model_version": "string", "is_current": "bool",
+                      "validation_cutoff": "string", "predictor": "string", "percent": "int64",
+                      "customers": "int64", "captured_share": "float64",
+                      "oracle_share": "float64"}
 
 
 def _metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
@@ -40,3 +48,15 @@ def calibration_table(registry: pd.DataFrame) -> pd.DataFrame:
     """One row per model per predictor per decile: mean predicted vs mean actual."""
     return pd.DataFrame(_metadata_rows(registry, "calibration")).reindex(
         columns=CALIBRATION_COLUMNS)
+
+
+def gain_curve_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """One row per model per predictor per percent (1..100): the share of the actual spend held
+    by the top percent of validation customers by prediction, and by a perfect ranking."""
+    rows = [{"predictor": row["predictor"], "model_version": row["model_version"],
+             "is_current": row["is_current"], "validation_cutoff": row["validation_cutoff"],
+             **point}
+            for row in _metadata_rows(registry, "evaluation")
+            for point in row.get("gain_curve") or []]
+    return pd.DataFrame(rows).reindex(columns=list(GAIN_CURVE_COLUMNS)).astype(
+        GAIN_CURVE_COLUMNS)

@@ -123,8 +123,11 @@ def fit_btyd(warehouse: Warehouse, examples: Any, customers: int,
     return hybrid.fit(summary, horizon_days), summary.num_rows
 
 
-def _with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
-               horizon_days: int) -> Iterator[pa.RecordBatch]:
+def with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
+              horizon_days: int) -> Iterator[pa.RecordBatch]:
+    """Scoring example batches as the network reads them: floats rounded
+    (:func:`clv.data.stable_floats`) and the BTYD outputs of ``fit`` appended; the explanations
+    step reads the same inputs."""
     for batch in batches:
         stable = stable_floats(batch)
         yield hybrid.with_btyd_features(stable, hybrid.predict(stable, horizon_days, fit))
@@ -135,7 +138,7 @@ def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
                     batch_rows: int) -> pa.RecordBatchReader:
     """customer_id, purchase_probability, network_clv, its quantiles, model_version and
     btyd_expected_spend, in input order."""
-    return score_batches(model, _with_btyd(batches, fit, horizon_days), batch_size=batch_rows,
+    return score_batches(model, with_btyd(batches, fit, horizon_days), batch_size=batch_rows,
                          passthrough=("btyd_expected_spend",))
 
 

@@ -7,8 +7,9 @@ module only converts its types.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(item) for item in value)
     return tuple(item.strip() for item in str(value or "").split(",") if item.strip())
+
+
+def _groups(value: Any) -> dict[str, tuple[str, ...]]:
+    """The ``feature_groups`` JSON text (group -> columns, in declared order) as a dict."""
+    return {str(name): _names(columns) for name, columns in json.loads(value or "{}").items()}
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,10 @@ class RunSettings:
     channels: tuple[str, ...]  # sequence channels, in network order
     export_path: Path = Path("exports/clv_predictions.parquet")  # clv_export_path
     ensemble_size: int = 0  # clv_ensemble_size: networks averaged; 0 = automatic
+    explanations: bool = True  # clv_explanations: fill clv_prediction_explanations
+    # clv_feature_groups() in macros/clv_settings.sql: static feature group -> its columns,
+    # in declared order (the units of feature importance and of the explanations)
+    feature_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSettings:
@@ -52,6 +62,8 @@ class RunSettings:
             channels=_names(row["channels"]),
             export_path=Path(str(row["export_path"])),
             ensemble_size=int(row["ensemble_size"]),
+            explanations=bool(row["explanations"]),
+            feature_groups=_groups(row["feature_groups"]),
         )
 
     @classmethod

@@ -153,27 +153,56 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
 
 
 def evaluate(result, table: pa.Table, run: RunSettings) -> tuple[list[dict], list[dict]]:
-    """Validation metrics and decile calibration for the network and the baselines."""
+    """Validation metrics and decile calibration for the network and the baselines.
+
+    The network is evaluated at its own level (network_clv after the spend calibration, before
+    clv.level), with its purchase probability and the p10-p90 interval of its calibrated ZILN
+    distribution; the baselines have neither, so their ``brier_score`` and
+    ``p10_p90_coverage`` are None. Each evaluation row carries its predictor's gain curve
+    (:func:`clv.metrics.gain_curve`, 100 rows) under ``gain_curve``.
+    """
+    import torch  # training only: scoring never loads PyTorch
+
+    from clv.score import ziln_quantiles_numpy
+
     validation = result.validation.to_pandas()
     keys = table.select(["customer_id", CUTOFF_COLUMN, "revenue_last_horizon", "revenue_total",
                          "t_days", "btyd_expected_spend"]).to_pandas()
     merged = validation.merge(keys, on=["customer_id", CUTOFF_COLUMN], how="left")
     actual = merged["label"].to_numpy(dtype=float)
+    # The calibrated network's distribution on the validation rows (same order), in chunks.
+    chunks = max(1, -(-len(actual) // 16_384))
+    with torch.no_grad():
+        outputs = [result.model(torch.as_tensor(static, dtype=torch.float32),
+                                torch.as_tensor(sequence, dtype=torch.float32))
+                   for static, sequence in zip(np.array_split(result.validation_static, chunks),
+                                               np.array_split(result.validation_sequence, chunks),
+                                               strict=True)]
+    p, _, mu, sigma = (torch.cat(parts).double().numpy() for parts in zip(*outputs, strict=True))
+    interval = (ziln_quantiles_numpy(p, mu, sigma, 0.1), ziln_quantiles_numpy(p, mu, sigma, 0.9))
     predictions = {
-        "network": (merged["predicted"].to_numpy(float), merged["probability"].to_numpy(float)),
+        "network": (merged["predicted"].to_numpy(float), merged["probability"].to_numpy(float),
+                    interval),
         # P(alive) is not P(buy in the horizon): the AUC of BTYD ranks by expected spend.
-        "bgnbd_gamma_gamma": (merged["btyd_expected_spend"].to_numpy(float), None),
-        "naive_last_horizon": (naive_last_period(merged["revenue_last_horizon"]), None),
+        "bgnbd_gamma_gamma": (merged["btyd_expected_spend"].to_numpy(float), None, None),
+        "naive_last_horizon": (naive_last_period(merged["revenue_last_horizon"]), None, None),
         "naive_average_rate": (
             naive_average_rate(merged["revenue_total"], merged["t_days"], run.horizon_days),
-            None),
+            None, None),
     }
     evaluation, calibration = [], []
-    for predictor, (predicted, probability) in predictions.items():
+    for predictor, (predicted, probability, bounds) in predictions.items():
         scores = metrics.evaluate(actual, predicted, probability)
-        evaluation.append({"predictor": predictor, "customers": len(actual),
-                           "actual_total": float(actual.sum()),
-                           "predicted_total": float(np.sum(predicted)), **scores})
+        evaluation.append({
+            "predictor": predictor, "customers": len(actual),
+            "actual_total": float(actual.sum()), "predicted_total": float(np.sum(predicted)),
+            **scores,
+            "brier_score": (None if probability is None
+                            else metrics.brier_score(actual, probability)),
+            "p10_p90_coverage": (None if bounds is None
+                                 else metrics.interval_coverage(actual, *bounds)),
+            "gain_curve": metrics.gain_curve(actual, predicted).to_dict("records"),
+        })
         deciles = metrics.decile_calibration(actual, predicted)
         calibration += [{"predictor": predictor, **row} for row in deciles.to_dict("records")]
     return evaluation, calibration
@@ -202,6 +231,7 @@ def calibrate(result) -> dict[str, list[float]]:
 def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: TrainSettings,
            fingerprint_: str) -> ModelArtifact:
     from clv.export import export_model, update_metadata
+    from clv.pipeline.explanations import training_metadata
     from clv.train import train
 
     table = read_examples(warehouse, examples, run, settings)
@@ -222,6 +252,8 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     dbt_log("validation: " + ", ".join(
         f"{row['predictor']} gini {row['normalized_gini']:.3f} "
         f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
+    # The reference customer and the importance of each feature group (clv.explain).
+    explained = training_metadata(artifact, result, table, run, settings.seed)
     return update_metadata(artifact, json_safe({
         "period_days": run.period_days,
         "spend_calibration_knots": knots,
@@ -230,6 +262,7 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
         "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
         "evaluation": evaluation,
         "calibration": calibration,
+        **explained,
     }))
 
 

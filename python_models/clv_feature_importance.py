@@ -1,0 +1,11 @@
+"""How much each model relies on each feature group: permutation importance on the validation
+cutoff, computed at training time and read from the model's metadata."""
+
+from clv.pipeline import explanations
+from clv.warehouse import connect
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    registry = connect(session).read(dbt.ref("clv_model_registry")).to_pandas()
+    return explanations.feature_importance_table(registry)

@@ -1,0 +1,339 @@
+"""Which inputs a model relies on, and why a customer's prediction differs from a typical
+customer's: both by *feature group*, the units people reason in ("recency and frequency",
+"the activity sequence") rather than the 80-odd columns of the network's input.
+
+**Groups** (:func:`feature_groups`): the static groups declared in ``clv_feature_groups()``
+(macros/clv_settings.sql, carried to Python by ``clv_run_settings``), then ``btyd`` (the BTYD
+outputs, :data:`clv.hybrid.BTYD_FEATURES`), then ``activity_sequence`` (the whole sequence
+input). Together they partition the network's inputs.
+
+**Permutation importance** (:func:`permutation_importance`, once per training, on the
+validation cutoff): one group's columns are shuffled jointly across the validation rows (one
+row permutation for all of them, so the group keeps its own joint distribution and loses only
+its link to the rest of the row and to the label), the network scores the shuffled rows, and
+the drop in normalized Gini and the change in aggregate error against the label are reported,
+averaged over a few permutations seeded from the run seed.
+
+**Explanations** (:func:`contributions`, :func:`explain_batches`, at scoring): a customer's
+network output f(x) is compared with f(r) for the *reference customer* r, the per-column median
+of the training examples in the network's input layout (:class:`Reference`, saved with the
+model). The groups are switched from r's values to x's one at a time, in the group order and
+again in the reverse order; a group's contribution is the mean over the two walks of the change
+in f when it is switched (a two-permutation Shapley estimate: exact when the network is additive
+over groups, and the order's effect halved otherwise). Each walk telescopes, so the
+contributions add up to f(x) - f(r) up to float64 rounding (about 1e-12 of f). A group whose
+inputs equal r's changes no input row, hence no output: its contribution is exactly 0, because
+every state of a customer is evaluated at the same row offset (:data:`ALIGN_ROWS`).
+
+Cost: a customer takes 2m - 1 network rows, m being the number of groups whose inputs differ
+from r's within its chunk (at most 10 with the default groups: 19 rows, against 1 for scoring).
+Everything here runs the exported ONNX graph in onnxruntime, never PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clv import metrics
+from clv.config import ID_COLUMN, INPUT_NAMES, OUTPUT_NAMES
+from clv.data import FeatureSpec, iter_batches, model_inputs
+from clv.hybrid import BTYD_FEATURES
+from clv.score import DEFAULT_BATCH_SIZE, LoadedModel, ModelMismatchError, ordered_map, rechunk
+
+BTYD_GROUP = "btyd"
+SEQUENCE_GROUP = "activity_sequence"
+TOP_DRIVERS = 3  # groups reported per customer
+IMPORTANCE_REPEATS = 3  # permutations averaged per group
+# onnxruntime's float32 kernels may round a row's output differently with the row's offset in
+# the batch (observed: with its parity). Blocks of states start at multiples of this many rows,
+# so a customer's row has the same offset in every state, and in scoring's batches.
+ALIGN_ROWS = 16
+
+# network_clv of each row (float64) for static [rows, n_static] and sequence inputs.
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+EXPLANATION_SCHEMA = pa.schema(
+    [pa.field(ID_COLUMN, pa.string()),
+     pa.field("reference_clv", pa.float64()),
+     pa.field("predicted_clv", pa.float64())]
+    + [field for rank in range(1, TOP_DRIVERS + 1)
+       for field in (pa.field(f"driver_{rank}_group", pa.string()),
+                     pa.field(f"driver_{rank}_contribution", pa.float64()))]
+    + [pa.field("contribution_total", pa.float64()),
+       pa.field("model_version", pa.string())])
+
+
+@dataclass(frozen=True)
+class InputGroup:
+    """One feature group's place in the network's inputs."""
+
+    name: str
+    columns: tuple[str, ...]  # its input columns in this model; empty when it has none
+    static: tuple[int, ...]  # positions of its columns in the static input
+    sequence: bool  # True for the whole sequence input
+
+    @property
+    def size(self) -> int:
+        return len(self.columns)
+
+
+def feature_groups(spec: FeatureSpec,
+                   declared: Mapping[str, Sequence[str]]) -> list[InputGroup]:
+    """The model's inputs by group, in a fixed order: the ``declared`` static groups
+    (``RunSettings.feature_groups``) in their order, ``btyd``, ``activity_sequence``.
+
+    A declared group whose columns are not model inputs is kept with no columns (it is reported
+    with null importance). A column declared twice belongs to its first group, so the groups
+    partition the inputs, which the contributions need to add up; a static input that no group
+    declares is an error.
+    """
+    position = {name: index for index, name in enumerate(spec.static)}
+    claimed: set[str] = set()
+    groups = []
+    for name, columns in [*declared.items(), (BTYD_GROUP, BTYD_FEATURES)]:
+        own = tuple(dict.fromkeys(c for c in columns if c in position and c not in claimed))
+        claimed.update(own)
+        groups.append(InputGroup(name, own, tuple(position[c] for c in own), sequence=False))
+    groups.append(InputGroup(SEQUENCE_GROUP, spec.sequence_columns, (), sequence=True))
+    unclaimed = [name for name in spec.static if name not in claimed]
+    if unclaimed:
+        raise ValueError(f"model inputs {unclaimed} belong to no feature group: declare them in "
+                         "clv_feature_groups() (macros/clv_settings.sql)")
+    return groups
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference customer in the network's input layout (float32): per-column medians of
+    the training examples, nulls read as 0 like every input (:func:`clv.data.model_inputs`)."""
+
+    static: np.ndarray  # [n_static]
+    sequence: np.ndarray  # [n_periods, n_channels], periods oldest first
+    rows: int  # example rows the medians were taken over
+
+    @classmethod
+    def median_of(cls, static: np.ndarray, sequence: np.ndarray) -> Reference:
+        return cls(np.median(static, axis=0).astype(np.float32),
+                   np.median(sequence, axis=0).astype(np.float32), len(static))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "per-column median of the training examples", "rows": self.rows,
+                "static": self.static.tolist(), "sequence": self.sequence.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], spec: FeatureSpec) -> Reference:
+        """From model metadata; ModelMismatchError when its shape is not the model's."""
+        reference = cls(np.asarray(values["static"], dtype=np.float32),
+                        np.asarray(values["sequence"], dtype=np.float32), int(values["rows"]))
+        shapes = (reference.static.shape, reference.sequence.shape)
+        expected = ((len(spec.static),), (spec.n_periods, len(spec.channels)))
+        if shapes != expected:
+            raise ModelMismatchError(f"reference_inputs have shapes {shapes}, the model's inputs "
+                                     f"{expected}")
+        return reference
+
+
+def session_predict(session: ort.InferenceSession) -> Predict:
+    """``network_clv`` (float64) of every row, from one onnxruntime call."""
+    def predict(static: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+        outputs = session.run([OUTPUT_NAMES[1]], {INPUT_NAMES[0]: static,
+                                                  INPUT_NAMES[1]: sequence})
+        return outputs[0].astype(np.float64)
+    return predict
+
+
+def parallel_predict(model: LoadedModel, chunk_rows: int = DEFAULT_BATCH_SIZE) -> Predict:
+    """``network_clv`` of every row in chunks of ``chunk_rows``, ``model.workers`` at a time:
+    for arrays already in memory (the validation rows of permutation importance)."""
+    one = session_predict(model.session)
+
+    def predict(static: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+        starts = range(0, len(static), chunk_rows)
+        with ThreadPoolExecutor(model.workers, thread_name_prefix="clv-explain") as pool:
+            parts = pool.map(lambda s: one(static[s:s + chunk_rows], sequence[s:s + chunk_rows]),
+                             starts)
+            return np.concatenate(list(parts))
+    return predict
+
+
+def _shuffled(static: np.ndarray, sequence: np.ndarray, group: InputGroup,
+              order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs with ``group``'s columns taken from the rows ``order`` (one permutation)."""
+    if group.sequence:
+        return static, sequence[order]
+    columns = list(group.static)
+    shuffled = static.copy()
+    shuffled[:, columns] = static[np.ix_(order, columns)]
+    return shuffled, sequence
+
+
+def permutation_importance(predict: Predict, static: np.ndarray, sequence: np.ndarray,
+                           label: np.ndarray, groups: Sequence[InputGroup], seed: int,
+                           repeats: int = IMPORTANCE_REPEATS) -> list[dict[str, Any]]:
+    """One row per group: normalized Gini and aggregate error of ``predict`` against ``label``
+    on the given rows, and after shuffling the group (``repeats`` permutations from
+    ``numpy.random.default_rng([seed, group position])``, averaged). ``gini_drop`` > 0 means
+    the model ranks worse without the group; ``gini_drop_std`` is its spread over the
+    permutations. A group without columns gets null importance and ``repeats`` 0."""
+    baseline = predict(static, sequence)
+    base = {"baseline_gini": metrics.normalized_gini(label, baseline),
+            "baseline_aggregate_error": metrics.aggregate_error(label, baseline)}
+    rows = []
+    for index, group in enumerate(groups):
+        rng = np.random.default_rng([seed, index])
+        ginis, errors = [], []
+        for _ in range(repeats if group.size else 0):
+            predicted = predict(*_shuffled(static, sequence, group, rng.permutation(len(label))))
+            ginis.append(metrics.normalized_gini(label, predicted))
+            errors.append(metrics.aggregate_error(label, predicted))
+        drops = base["baseline_gini"] - np.asarray(ginis)
+        rows.append({
+            "feature_group": group.name, "columns": group.size, "repeats": len(ginis), **base,
+            "permuted_gini": float(np.mean(ginis)) if ginis else None,
+            "gini_drop": float(np.mean(drops)) if ginis else None,
+            "gini_drop_std": float(np.std(drops)) if ginis else None,
+            "permuted_aggregate_error": float(np.mean(errors)) if errors else None,
+            "aggregate_error_change": (float(np.mean(errors) - base["baseline_aggregate_error"])
+                                       if errors else None),
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Network outputs (network_clv units) for a set of customers."""
+
+    reference: np.ndarray  # [rows] f(reference), the same value on every row
+    prediction: np.ndarray  # [rows] f(customer)
+    by_group: np.ndarray  # [rows, groups]; sums to prediction - reference across groups
+
+
+def _differs(group: InputGroup, static: np.ndarray, sequence: np.ndarray,
+             reference: Reference) -> bool:
+    """Whether any of the customers has an input of ``group`` unlike the reference's."""
+    if group.sequence:
+        return bool(np.any(sequence != reference.sequence))
+    columns = list(group.static)
+    return bool(columns) and bool(np.any(static[:, columns] != reference.static[columns]))
+
+
+def _aligned(rows: int) -> int:
+    """``rows`` rounded up to a multiple of :data:`ALIGN_ROWS`."""
+    return -(-rows // ALIGN_ROWS) * ALIGN_ROWS
+
+
+def _states(static: np.ndarray, sequence: np.ndarray, reference: Reference,
+            switched: Sequence[Sequence[InputGroup]]) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs in blocks of ``_aligned(rows)`` rows: per entry of ``switched``, the
+    reference with those groups' inputs replaced by each customer's; then the customers; then
+    one reference row. Rows past ``rows`` in a block repeat the reference."""
+    rows, stride = len(static), _aligned(len(static))
+    total = (len(switched) + 1) * stride + 1
+    stacked_static = np.empty((total, *static.shape[1:]), np.float32)
+    stacked_sequence = np.empty((total, *sequence.shape[1:]), np.float32)
+    stacked_static[:], stacked_sequence[:] = reference.static, reference.sequence
+    for block, groups in enumerate(switched):
+        part = slice(block * stride, block * stride + rows)
+        columns = [index for group in groups for index in group.static]
+        stacked_static[part, columns] = static[:, columns]
+        if any(group.sequence for group in groups):
+            stacked_sequence[part] = sequence
+    customers = slice(len(switched) * stride, len(switched) * stride + rows)
+    stacked_static[customers], stacked_sequence[customers] = static, sequence
+    return stacked_static, stacked_sequence
+
+
+def contributions(predict: Predict, static: np.ndarray, sequence: np.ndarray,
+                  reference: Reference, groups: Sequence[InputGroup]) -> Contributions:
+    """Each group's contribution to f(x) - f(reference) for every customer (see the module
+    docstring), from one ``predict`` call over about (2m - 1) * rows + 1 input rows, m being the
+    number of groups in which some customer differs from the reference (the others contribute
+    exactly 0 and leave every step of the walks unchanged, so they are not evaluated).
+
+    Every block of that call starts at a multiple of :data:`ALIGN_ROWS` rows, so a customer's
+    row sits at the same offset in each: equal inputs give equal outputs, and a customer's
+    prediction equals scoring's when the customer's offset in ``static`` is its offset in the
+    scoring batch modulo ALIGN_ROWS.
+    """
+    rows, stride = len(static), _aligned(len(static))
+    active = [k for k, group in enumerate(groups) if _differs(group, static, sequence, reference)]
+    m = len(active)
+    # The inner states of the two walks: the first j active groups switched, the last j.
+    switched = ([[groups[k] for k in active[:j]] for j in range(1, m)]
+                + [[groups[k] for k in active[m - j:]] for j in range(1, m)])
+    values = predict(*_states(static, sequence, reference, switched))
+    blocks = len(switched)
+    f_reference, f_customer = values[-1], values[blocks * stride:blocks * stride + rows]
+    steps = values[:blocks * stride].reshape(blocks, stride)[:, :rows]
+    start = np.full((1, rows), f_reference)
+    by_group = np.zeros((rows, len(groups)))
+    if m:
+        forward_walk = np.diff(np.vstack([start, steps[:m - 1], f_customer[None]]), axis=0)
+        backward_walk = np.diff(np.vstack([start, steps[m - 1:], f_customer[None]]), axis=0)
+        by_group[:, active] = 0.5 * (forward_walk + backward_walk[::-1]).T
+    return Contributions(np.full(rows, f_reference), f_customer, by_group)
+
+
+def _drivers(ids: pa.ChunkedArray | pa.Array, result: Contributions,
+             groups: Sequence[InputGroup], spend_factor: float,
+             version: str) -> pa.RecordBatch:
+    """One explanation row per customer, in currency: the TOP_DRIVERS groups by absolute
+    contribution (ties in group order); ranks whose contribution is 0 are null."""
+    by_group = result.by_group * spend_factor
+    names = np.array([group.name for group in groups], dtype=object)
+    ranked = np.argsort(-np.abs(by_group), axis=1, kind="stable")
+    ids = ids if ids.type == pa.string() else pc.cast(ids, pa.string())
+    columns: list[Any] = [ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids,
+                          pa.array(result.reference * spend_factor),
+                          pa.array(result.prediction * spend_factor)]
+    for rank in range(TOP_DRIVERS):
+        pick = ranked[:, rank] if rank < len(groups) else np.zeros(len(by_group), dtype=int)
+        value = np.take_along_axis(by_group, pick[:, None], axis=1)[:, 0]
+        missing = (value == 0) | (rank >= len(groups))
+        columns += [pa.array(names[pick], pa.string(), mask=missing),
+                    pa.array(value, pa.float64(), mask=missing)]
+    columns += [pa.array(by_group.sum(axis=1)), pa.array([version] * len(by_group), pa.string())]
+    return pa.RecordBatch.from_arrays(columns, schema=EXPLANATION_SCHEMA)
+
+
+def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
+                    groups: Sequence[InputGroup], reference: Reference, spend_factor: float,
+                    batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+    """Stream one explanation row per input row, in input order (:data:`EXPLANATION_SCHEMA`).
+
+    Args:
+        model: from :func:`clv.score.load_verified`.
+        batches: scoring examples with every model input, the BTYD outputs included
+            (:func:`clv.pipeline.scoring.with_btyd`); read lazily.
+        groups: from :func:`feature_groups`.
+        reference: the model's :class:`Reference`.
+        spend_factor: the scoring run's factor (:mod:`clv.level`): values are in the units of
+            ``predicted_clv``.
+        batch_rows: customers per chunk, as in scoring (also about the input rows of each
+            onnxruntime call); ``model.workers`` chunks are explained concurrently, so memory
+            stays bounded.
+    """
+    predict = session_predict(model.session)
+    # Customers per onnxruntime call: about batch_rows input rows, a multiple of ALIGN_ROWS.
+    per_call = max(ALIGN_ROWS, batch_rows // (2 * len(groups)) // ALIGN_ROWS * ALIGN_ROWS)
+
+    def explain(chunk: pa.Table) -> pa.RecordBatch:
+        static, sequence = model_inputs(chunk, model.spec)
+        parts = [contributions(predict, static[s:s + per_call], sequence[s:s + per_call],
+                               reference, groups) for s in range(0, chunk.num_rows, per_call)]
+        merged = Contributions(*(np.concatenate([getattr(p, name) for p in parts])
+                                 for name in ("reference", "prediction", "by_group")))
+        return _drivers(chunk.column(ID_COLUMN), merged, groups, spend_factor, model.version)
+
+    # Chunks of batch_rows rows as in scoring: a customer's offsets agree with scoring's.
+    chunks = rechunk(iter_batches(batches), batch_rows)
+    return pa.RecordBatchReader.from_batches(EXPLANATION_SCHEMA,
+                                             ordered_map(explain, chunks, model.workers))

@@ -1,0 +1,174 @@
+"""``clv-backfill``: score a range of past as-of dates with a saved model, so that
+``clv_predictions_history`` starts with history on day one.
+
+Each as-of date is one ``dbt build`` with ``clv_as_of_date`` set to it and ``clv_retrain:
+never``: only that date's features are computed (no training cutoffs), the saved model scores,
+and the history table takes the date's rows. Every step reads only transactions on or before
+its as-of date, as any build does. Re-running a backfill replaces the same rows: the history
+never holds duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+EVERY = {"day": 1, "week": 7}
+
+
+class BackfillError(ValueError):
+    """A backfill range or setting that cannot work; the message names the option."""
+
+
+def _date(option: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BackfillError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _months_back(day: date, months: int, day_of_month: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day_of_month, last))
+
+
+def as_of_dates(start: date, end: date, every: str) -> list[date]:
+    """The as-of dates from ``end`` back to ``start`` (both included when they fall on the
+    step), oldest first. ``every`` is ``day``, ``week``, ``month`` or ``<N>d``; a monthly step
+    keeps ``end``'s day of the month (the month's last day when it is shorter)."""
+    if start > end:
+        raise BackfillError(f"--start {start} is after --end {end}")
+    dates = []
+    if every == "month":
+        k = 0
+        while (day := _months_back(end, k, end.day)) >= start:
+            dates.append(day)
+            k += 1
+    else:
+        step = EVERY.get(every)
+        if step is None:
+            text = every[:-1] if every.endswith("d") else ""
+            if not text.isdigit() or int(text) < 1:
+                raise BackfillError(f"--every: expected day, week, month or a number of days "
+                                    f"like 14d, got {every!r}")
+            step = int(text)
+        day = end
+        while day >= start:
+            dates.append(day)
+            day -= timedelta(days=step)
+    return sorted(dates)
+
+
+def _invoke(args: list[str]) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(args)
+    if result.exception is not None:
+        raise BackfillError(f"dbt {args[0]} failed: {result.exception}")
+    if not result.success:
+        failures = [f"{r.node.name}: {r.message}" for r in (result.result or [])
+                    if str(r.status) in ("error", "fail", "runtime error")]
+        raise BackfillError(f"dbt {args[0]} failed: " + "; ".join(failures or ["see the dbt log"]))
+    return result
+
+
+def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
+    result = _invoke(["show", "--inline", sql, "--vars", json.dumps(run_vars, default=str),
+                      "--quiet", *common])
+    table = result.result.results[0].agate_table
+    return dict(zip(table.column_names, table.rows[0], strict=True))
+
+
+def _history_check(start: date, common: list[str], run_vars: dict[str, Any]) -> None:
+    """Stop before the first build when ``start`` has no or too little history."""
+    _invoke(["build", "--select", "+int_clv__cutoffs", "clv_run_settings",
+             "--indirect-selection", "cautious", "--vars", json.dumps(run_vars, default=str),
+             "--quiet", *common])
+    facts = _show("select min(cutoffs.first_transaction_date) as first_date, "
+                  "min(settings.period_days * settings.sequence_periods) as window_days "
+                  "from {{ ref('int_clv__cutoffs') }} as cutoffs "
+                  "cross join {{ ref('clv_run_settings') }} as settings", common, run_vars)
+    first, window = facts["first_date"], int(facts["window_days"])
+    first = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
+    if start < first:
+        raise BackfillError(f"--start {start} is before the first usable transaction ({first}): "
+                            "there is nothing to score")
+    if (start - first).days + 1 < window:
+        earliest = first + timedelta(days=window - 1)
+        raise BackfillError(
+            f"--start {start} has {(start - first).days + 1} days of history, shorter than the "
+            f"sequence window of {window} days (clv_period_days x clv_sequence_periods): start "
+            f"on or after {earliest}")
+
+
+def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
+             common: Sequence[str] = (), today: date | None = None) -> list[date]:
+    """Build clv_predictions_history for every as-of date of the range; returns the dates."""
+    today = today or date.today()
+    if end > today:
+        raise BackfillError(f"--end {end} is after today ({today}): the as-of date must have "
+                            "happened")
+    dates = as_of_dates(start, end, every)
+    run_vars = {**run_vars, "clv_retrain": "never"}
+    common = list(common)
+    _history_check(dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()})
+    for index, day in enumerate(dates, 1):
+        began = time.perf_counter()
+        # the inputs were loaded by the check above: no seeds again, and only what the
+        # history needs (the evaluation tables and the Parquet hand-off stay as they are)
+        day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
+        _invoke(["build", "--select", "+clv_predictions_history", "--exclude-resource-type",
+                 "seed", "unit_test", "--indirect-selection", "cautious", "--vars", day_vars,
+                 "--quiet", *common])
+        print(f"clv-backfill: {index}/{len(dates)} as of {day} scored "
+              f"({time.perf_counter() - began:.1f} s)", flush=True)
+    return dates
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clv-backfill",
+        description="Score past as-of dates with the saved model into clv_predictions_history "
+                    "(one dbt build per date, clv_retrain: never).")
+    parser.add_argument("--start", required=True, help="first as-of date, YYYY-MM-DD")
+    parser.add_argument("--end", required=True, help="last as-of date, YYYY-MM-DD")
+    parser.add_argument("--every", default="month", help="day, week, month (default) or Nd")
+    parser.add_argument("--vars", default="{}", help="the same dbt vars as your builds (YAML or "
+                                                     "JSON mapping)")
+    parser.add_argument("--project-dir", default=".", help="the dbt project (default: .)")
+    parser.add_argument("--profiles-dir", default=None, help="where profiles.yml is")
+    parser.add_argument("--target", default=None, help="dbt target")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        import yaml
+
+        run_vars = yaml.safe_load(args.vars) or {}
+        if not isinstance(run_vars, dict):
+            raise BackfillError(f"--vars: expected a mapping, got {args.vars!r}")
+        common = ["--project-dir", args.project_dir]
+        if args.profiles_dir:
+            common += ["--profiles-dir", args.profiles_dir]
+        if args.target:
+            common += ["--target", args.target]
+        dates = backfill(_date("--start", args.start), _date("--end", args.end), args.every,
+                         run_vars, common)
+    except (BackfillError, yaml.YAMLError) as error:
+        print(f"clv-backfill: {error}", file=sys.stderr)
+        return 2
+    print(f"clv-backfill: {len(dates)} as-of dates in clv_predictions_history")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The explanation steps (the method is :mod:`clv.explain`).
+
+- At training, :func:`training_metadata` adds two keys to the new model's metadata: the
+  reference customer (``reference_inputs``) and the permutation importance of each feature group
+  on the validation cutoff (``feature_importance``), both from the exported ONNX graph.
+- :func:`feature_importance_table` lists the importance of every saved model.
+- After scoring, :func:`explain` streams every scoring customer's three largest group
+  contributions, in the units of ``predicted_clv`` (the scoring run's spend factor), unless the
+  var ``clv_explanations`` is false.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+
+from clv.artifacts import ModelArtifact
+from clv.config import CUTOFF_COLUMN, ID_COLUMN
+from clv.data import model_inputs
+from clv.explain import (
+    EXPLANATION_SCHEMA,
+    Reference,
+    explain_batches,
+    feature_groups,
+    parallel_predict,
+    permutation_importance,
+)
+from clv.pipeline.evaluation import _metadata_rows
+from clv.pipeline.log import dbt_log
+from clv.pipeline.registry import current_version, expected_metadata, model_features
+from clv.pipeline.scoring import ScoringRun, run_path, with_btyd
+from clv.pipeline.settings import RunSettings
+from clv.score import DEFAULT_BATCH_SIZE, load_verified
+from clv.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the training result; importing clv.train would load PyTorch
+    from clv.train import TrainResult
+
+IMPORTANCE_COLUMNS = {"model_version": "string", "is_current": "bool",
+                      "validation_cutoff": "string", "feature_group": "string",
+                      "columns": "int64", "repeats": "int64", "baseline_gini": "float64",
+                      "permuted_gini": "float64", "gini_drop": "float64",
+                      "gini_drop_std": "float64", "baseline_aggregate_error": "float64",
+                      "permuted_aggregate_error": "float64", "aggregate_error_change": "float64"}
+
+
+def training_metadata(artifact: ModelArtifact, result: TrainResult, examples: pa.Table,
+                      run: RunSettings, seed: int) -> dict[str, Any]:
+    """``reference_inputs`` and ``feature_importance`` for the model just exported.
+
+    The reference is the per-column median of ``examples`` (the training sample, BTYD outputs
+    included); the importance shuffles each group of ``run.feature_groups`` on the validation
+    rows and scores them with the exported graph, as scoring will.
+    """
+    model = load_verified(artifact.onnx_path.parent, artifact.version)
+    groups = feature_groups(model.spec, run.feature_groups)
+    reference = Reference.median_of(*model_inputs(examples, model.spec))
+    label = result.validation.column("label").to_numpy()
+    importance = permutation_importance(
+        parallel_predict(model), result.validation_static, result.validation_sequence,
+        label, groups, seed)
+    dbt_log("feature importance (normalized Gini drop with the group shuffled, validation "
+            "cutoff): " + ", ".join(f"{row['feature_group']} {row['gini_drop']:+.3f}"
+                                    for row in importance if row["gini_drop"] is not None))
+    return {"reference_inputs": reference.to_dict(), "feature_importance": importance}
+
+
+def feature_importance_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """One row per model per feature group, from each model's metadata (none for models saved
+    before feature importance existed)."""
+    return pd.DataFrame(_metadata_rows(registry, "feature_importance")).reindex(
+        columns=list(IMPORTANCE_COLUMNS)).astype(IMPORTANCE_COLUMNS)
+
+
+def _empty(reason: str) -> pa.RecordBatchReader:
+    dbt_log(f"clv_prediction_explanations is left empty: {reason}")
+    return pa.RecordBatchReader.from_batches(EXPLANATION_SCHEMA, [])
+
+
+def _scoring_run(warehouse: Warehouse, examples: Any, scores: Any, model_dir: Path,
+                version: str) -> ScoringRun:
+    """The saved scoring run that produced ``scores`` (int_clv__scores): its BTYD fit and spend
+    factor are the ones behind ``predicted_clv``. An error when it is missing or was
+    overwritten by a later scoring (another project with the same clv_model_dir)."""
+    as_of = warehouse.query(examples, f'select max("{CUTOFF_COLUMN}") as as_of_date '
+                                      "from {relation}").column(0)[0].as_py()
+    path = run_path(model_dir, version, str(as_of))
+    if not path.is_file():
+        raise FileNotFoundError(f"no scoring run {path}: build int_clv__scores first")
+    record = ScoringRun.load(path)
+    scored_at = warehouse.query(scores, "select max(scored_at) from {relation}").column(0)[0]
+    if scored_at.as_py() is None or scored_at.as_py().isoformat() != record.scored_at:
+        raise ValueError(f"the scoring run {path} (scored at {record.scored_at}) did not write "
+                         f"int_clv__scores (scored at {scored_at.as_py()}): rebuild "
+                         "int_clv__scores, then clv_prediction_explanations")
+    return record
+
+
+def explain(warehouse: Warehouse, examples: Any, scores: Any, registry: pd.DataFrame,
+            run: RunSettings, batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+    """Stream one explanation row per customer of ``clv_scoring_examples``
+    (:data:`clv.explain.EXPLANATION_SCHEMA`) with the current model, the inputs and spend
+    factor of the scoring run behind ``scores``; empty, with a log line, when
+    ``clv_explanations`` is false or the model predates explanations."""
+    if not run.explanations:
+        return _empty("the var clv_explanations is false")
+    version = current_version(registry)
+    features = model_features(warehouse.schema(examples), run)
+    model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    if "reference_inputs" not in model.metadata:
+        return _empty(f"model {version} was saved before explanations existed (its metadata "
+                      "has no reference_inputs); run once with clv_retrain 'always' to retrain")
+    record = _scoring_run(warehouse, examples, scores, run.model_dir, version)
+    groups = feature_groups(model.spec, run.feature_groups)
+    reference = Reference.from_dict(model.metadata["reference_inputs"], model.spec)
+    dbt_log(f"explaining {record.customers:,} predictions of model {version} by "
+            f"{len(groups)} feature groups against the reference customer")
+    batches = warehouse.stored_order_batches(examples, batch_rows, order_by=[ID_COLUMN])
+    return explain_batches(model, with_btyd(batches, record.btyd_fit, run.horizon_days),
+                                  groups, reference, record.level.spend_factor, batch_rows)

@@ -1,0 +1,378 @@
+"""Feature-group explanations (clv.explain): contributions that add up, groups that equal the
+reference contribute nothing, a hand-built graph whose one group gets everything, permutation
+importance that tells noise from signal; then the two dbt tables.
+
+Tolerance of the additivity checks: the contributions are differences of the same float32
+network outputs, taken in float64, so they add up to f(x) - f(reference) to float64 rounding;
+the tests allow 1e-9 of the prediction scale max(1, |f(x)|, |f(reference)|), far below the
+float32 resolution of the network itself (about 1e-7 relative).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import pyarrow as pa
+import pytest
+from onnx import TensorProto, helper
+
+from clv.artifacts import ModelArtifact
+from clv.config import ExportSettings, TrainSettings
+from clv.data import SYNTHETIC_STATIC_FEATURES, FeatureSpec, model_inputs, synthetic_examples
+from clv.explain import (
+    EXPLANATION_SCHEMA,
+    Reference,
+    contributions,
+    explain_batches,
+    feature_groups,
+    parallel_predict,
+    permutation_importance,
+    session_predict,
+)
+from clv.export import export_model
+from clv.pipeline.explanations import IMPORTANCE_COLUMNS, feature_importance_table
+from clv.pipeline.settings import RunSettings
+from clv.pipeline.training import calibrate
+from clv.score import LoadedModel, ModelMismatchError, load_verified, make_session, score_table
+from clv.train import train
+
+CHANNELS = ("orders", "revenue", "active_days")
+# The synthetic examples' static features, grouped as clv_feature_groups() would declare them.
+DECLARED = {"history": ("frequency", "monetary_value", "orders_last_30d", "recency_days",
+                        "revenue_last_365d"),
+            "noise": ("noise",),
+            "attributes": ("days_since_signup",)}
+SPEND_FACTOR = 2.5
+ADDITIVITY = 1e-9  # of the prediction scale, see the module docstring
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A calibrated network on synthetic examples, exported as the pipeline does."""
+    table = synthetic_examples(n_customers=1500, n_cutoffs=2, seed=31)
+    result = train(table, SYNTHETIC_STATIC_FEATURES,
+                   TrainSettings(max_epochs=4, num_threads=1, ensemble_size=1),
+                   log=lambda _: None, channels=CHANNELS)
+    calibrate(result)
+    directory = tmp_path_factory.mktemp("models")
+    export_model(result, directory, {"fingerprint": "fp", "horizon_days": 365},
+                 ExportSettings(exporter="torchscript"), log=lambda _: None)
+    model = load_verified(directory)
+    reference = Reference.median_of(*model_inputs(table, model.spec))
+    return model, result, reference
+
+
+@pytest.fixture(scope="module")
+def scoring() -> pa.Table:
+    return synthetic_examples(n_customers=2000, n_cutoffs=1, seed=32, with_labels=False)
+
+
+def _scale(*values: np.ndarray) -> np.ndarray:
+    return np.maximum.reduce([np.ones_like(values[0]), *(np.abs(v) for v in values)])
+
+
+def test_groups_partition_the_inputs_in_a_fixed_order(trained):
+    model, _, _ = trained
+    groups = feature_groups(model.spec, DECLARED)
+    assert [g.name for g in groups] == ["history", "noise", "attributes", "btyd",
+                                        "activity_sequence"]
+    positions = sorted(i for g in groups for i in g.static)
+    assert positions == list(range(len(model.spec.static)))
+    assert groups[3].size == 0  # no BTYD inputs in this model
+    assert groups[4].sequence and groups[4].columns == model.spec.sequence_columns
+    twice = feature_groups(model.spec, {**DECLARED, "again": ("noise", "frequency")})
+    assert [g.columns for g in twice if g.name == "again"] == [()]
+    with pytest.raises(ValueError, match=r"\['noise'\] belong to no feature group"):
+        feature_groups(model.spec, {k: v for k, v in DECLARED.items() if k != "noise"})
+
+
+def test_contributions_add_up_to_the_prediction_minus_the_reference(trained, scoring):
+    model, _, reference = trained
+    groups = feature_groups(model.spec, DECLARED)
+    static, sequence = model_inputs(scoring, model.spec)
+    result = contributions(session_predict(model.session), static, sequence, reference, groups)
+    gap = result.by_group.sum(axis=1) - (result.prediction - result.reference)
+    assert np.all(np.abs(gap) <= ADDITIVITY * _scale(result.prediction, result.reference))
+    assert np.all(result.by_group[:, 3] == 0)  # btyd: no inputs
+    # The streamed table: in currency, predicted_clv as scoring computes it, same additivity.
+    table = explain_batches(model, scoring.to_batches(max_chunksize=700), groups, reference,
+                            SPEND_FACTOR, batch_rows=1024).read_all()
+    assert table.schema == EXPLANATION_SCHEMA
+    assert table.column("customer_id").equals(scoring.column("customer_id"))
+    frame = table.to_pandas()
+    scored = score_table(model, scoring).column("network_clv").to_numpy() * SPEND_FACTOR
+    np.testing.assert_array_equal(frame.predicted_clv, scored)  # same row offsets as scoring
+    gap = frame.contribution_total - (frame.predicted_clv - frame.reference_clv)
+    assert np.all(np.abs(gap) <= ADDITIVITY * _scale(frame.predicted_clv, frame.reference_clv))
+    assert frame.reference_clv.nunique() == 1
+
+
+def _walks_by_hand(session, static, sequence, reference, groups) -> np.ndarray:
+    """The definition, one customer at a time: walk every group forward and backward."""
+    predict = session_predict(session)
+    names = [g.name for g in groups]
+    result = np.zeros((len(static), len(groups)))
+    for row in range(len(static)):
+        for order in (names, names[::-1]):
+            inputs = [(reference.static.copy(), reference.sequence.copy())]
+            for name in order:
+                group = groups[names.index(name)]
+                s, q = (a.copy() for a in inputs[-1])
+                s[list(group.static)] = static[row, list(group.static)]
+                if group.sequence:
+                    q = sequence[row].copy()
+                inputs.append((s, q))
+            values = predict(np.stack([s for s, _ in inputs]), np.stack([q for _, q in inputs]))
+            for step, name in enumerate(order):
+                result[row, names.index(name)] += 0.5 * (values[step + 1] - values[step])
+    return result
+
+
+def test_contributions_match_a_plain_recomputation(trained, scoring):
+    model, _, reference = trained
+    groups = feature_groups(model.spec, DECLARED)
+    static, sequence = model_inputs(scoring.slice(0, 25), model.spec)
+    ours = contributions(session_predict(model.session), static, sequence, reference, groups)
+    expected = _walks_by_hand(model.session, static, sequence, reference, groups)
+    np.testing.assert_allclose(ours.by_group, expected, rtol=1e-5,
+                               atol=1e-6 * float(np.abs(expected).max()))
+
+
+def test_a_group_equal_to_the_reference_contributes_nothing(trained, scoring):
+    model, _, reference = trained
+    groups = feature_groups(model.spec, DECLARED)
+    # An odd number of customers: each block of states would start at an odd row offset if
+    # contributions() did not align them, and onnxruntime rounds some rows differently there.
+    static, sequence = model_inputs(scoring.slice(0, 401), model.spec)
+    noise = model.spec.static.index("noise")
+    static[::2, noise] = reference.static[noise]  # every other customer: noise as the reference
+    sequence[::2] = reference.sequence  # and the whole activity sequence
+    static[1] = reference.static  # one customer is the reference in every input
+    sequence[1] = reference.sequence
+    result = contributions(session_predict(model.session), static, sequence, reference, groups)
+    names = [g.name for g in groups]
+    assert np.all(result.by_group[::2, names.index("noise")] == 0)
+    assert np.all(result.by_group[::2, names.index("activity_sequence")] == 0)
+    assert np.all(result.by_group[1] == 0) and result.prediction[1] == result.reference[1]
+    assert np.any(result.by_group[1::2, names.index("noise")] != 0)
+
+
+def _hand_built_model(weights: list[float]) -> LoadedModel:
+    """network_clv = exp(static @ weights) over four static inputs (groups a: a1, a2 and b:
+    b1, b2); the sequence input [batch, 2, 1] is read by no node."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["static", "weights"], ["linear"]),
+         helper.make_node("Squeeze", ["linear", "axis"], ["flat"]),
+         helper.make_node("Exp", ["flat"], ["network_clv"])],
+        "hand_built",
+        [helper.make_tensor_value_info("static", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("sequence", TensorProto.FLOAT, ["batch", 2, 1])],
+        [helper.make_tensor_value_info("network_clv", TensorProto.FLOAT, ["batch"])],
+        initializer=[helper.make_tensor("weights", TensorProto.FLOAT, [4, 1], weights),
+                     helper.make_tensor("axis", TensorProto.INT64, [1], [1])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(proto)
+    spec = FeatureSpec(static=("a1", "a2", "b1", "b2"), channels=("orders",),
+                       sequence=(("seq_orders_lag_01", "seq_orders_lag_02"),))
+    artifact = ModelArtifact("hand_built", Path("hand.onnx"), Path("hand.json"), {})
+    return LoadedModel(artifact, make_session(proto.SerializeToString()), spec, workers=1)
+
+
+def _hand_table(rows: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    columns = {"customer_id": [f"c{i}" for i in range(rows)]}
+    columns |= {name: rng.normal(0, 1, rows) for name in ("a1", "a2", "b1", "b2")}
+    columns |= {f"seq_orders_lag_0{lag}": rng.poisson(2, rows).astype(float) for lag in (1, 2)}
+    return pa.table(columns)
+
+
+HAND_REFERENCE = Reference(np.zeros(4, np.float32), np.zeros((2, 1), np.float32), rows=1)
+
+
+def test_only_the_group_that_matters_gets_the_contribution():
+    model = _hand_built_model([0.3, -0.2, 0.0, 0.0])
+    groups = feature_groups(model.spec, {"a": ("a1", "a2"), "b": ("b1", "b2")})
+    table = _hand_table(300, seed=1)
+    static, sequence = model_inputs(table, model.spec)
+    result = contributions(session_predict(model.session), static, sequence, HAND_REFERENCE,
+                           groups)
+    f = np.exp(static.astype(np.float64) @ [0.3, -0.2, 0.0, 0.0])
+    np.testing.assert_allclose(result.by_group[:, 0], f - 1.0, rtol=1e-6, atol=1e-7)
+    assert np.all(result.by_group[:, 1:] == 0)
+    explained = explain_batches(model, table, groups, HAND_REFERENCE, 10.0).read_all()
+    assert set(explained.column("driver_1_group").to_pylist()) == {"a"}
+    assert explained.column("driver_2_group").null_count == explained.num_rows
+    assert explained.column("driver_3_contribution").null_count == explained.num_rows
+
+
+def test_with_two_groups_that_interact_the_estimate_is_the_shapley_value():
+    """f = exp(wa.a + wb.b) is not additive in a and b; the sequence is a null player, so the
+    forward and reverse walks are the two orders of a and b: the exact Shapley value."""
+    weights = [0.3, -0.2, 0.1, 0.05]
+    model = _hand_built_model(weights)
+    groups = feature_groups(model.spec, {"a": ("a1", "a2"), "b": ("b1", "b2")})
+    static, sequence = model_inputs(_hand_table(300, seed=2), model.spec)
+    result = contributions(session_predict(model.session), static, sequence, HAND_REFERENCE,
+                           groups)
+    x = static.astype(np.float64)
+    a, b = x[:, :2] @ weights[:2], x[:, 2:] @ weights[2:]
+    shapley_a = 0.5 * ((np.exp(a) - 1) + (np.exp(a + b) - np.exp(b)))
+    shapley_b = 0.5 * ((np.exp(b) - 1) + (np.exp(a + b) - np.exp(a)))
+    np.testing.assert_allclose(result.by_group[:, 0], shapley_a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.by_group[:, 1], shapley_b, rtol=1e-5, atol=1e-6)
+    assert np.all(result.by_group[:, 2:] == 0)
+
+
+def test_permutation_importance_separates_noise_from_signal(trained):
+    model, result, _ = trained
+    groups = feature_groups(model.spec, DECLARED)
+    label = result.validation.column("label").to_numpy()
+    arguments = (parallel_predict(model), result.validation_static, result.validation_sequence,
+                 label, groups)
+    rows = {row["feature_group"]: row for row in permutation_importance(*arguments, seed=7)}
+    assert abs(rows["noise"]["gini_drop"]) < 0.02  # a column of pure noise
+    assert rows["history"]["gini_drop"] > 0.2  # frequency, spend and recency
+    assert rows["noise"]["repeats"] == 3 and rows["history"]["columns"] == 5
+    assert rows["btyd"]["columns"] == 0 and rows["btyd"]["gini_drop"] is None
+    assert len({row["baseline_gini"] for row in rows.values()}) == 1
+    assert permutation_importance(*arguments, seed=7) == list(rows.values())  # seeded
+
+
+def test_reference_round_trip_and_shape_check(trained):
+    model, _, reference = trained
+    saved = json.loads(json.dumps(reference.to_dict()))
+    again = Reference.from_dict(saved, model.spec)
+    np.testing.assert_array_equal(again.static, reference.static)
+    np.testing.assert_array_equal(again.sequence, reference.sequence)
+    shorter = FeatureSpec(model.spec.static[1:], model.spec.channels, model.spec.sequence)
+    with pytest.raises(ModelMismatchError, match="reference_inputs have shapes"):
+        Reference.from_dict(saved, shorter)
+    static = np.arange(12, dtype=np.float32).reshape(4, 3)
+    sequence = np.arange(24, dtype=np.float32).reshape(4, 3, 2)
+    median = Reference.median_of(static, sequence)
+    np.testing.assert_array_equal(median.static, [4.5, 5.5, 6.5])
+    assert median.sequence.shape == (3, 2) and median.sequence[0, 0] == 9.0
+
+
+def test_explanations_read_their_input_lazily(trained, scoring):
+    model, _, reference = trained
+    groups = feature_groups(model.spec, DECLARED)
+    pulled = []
+
+    def source():
+        for batch in scoring.to_batches(max_chunksize=100):
+            pulled.append(batch.num_rows)
+            yield batch
+
+    reader = explain_batches(model, source(), groups, reference, 1.0, batch_rows=200)
+    first = reader.read_next_batch()
+    assert first.num_rows == 200
+    assert sum(pulled) <= 200 * (model.workers + 2)  # a few chunks, not the whole input
+    assert first.num_rows + sum(b.num_rows for b in reader) == scoring.num_rows
+
+
+def test_run_settings_carry_the_groups_and_the_opt_out():
+    row = {"model_dir": "onnx", "retrain": "auto", "horizon_days": 365, "period_days": 30,
+           "sequence_periods": 12, "seed": 42, "static_features": "a,b,c",
+           "channels": "orders", "export_path": "x.parquet", "ensemble_size": 1,
+           "explanations": False, "feature_groups": '{"second": ["b", "c"], "first": ["a"]}'}
+    run = RunSettings.from_row(row)
+    assert run.explanations is False
+    assert list(run.feature_groups.items()) == [("second", ("b", "c")), ("first", ("a",))]
+
+
+def test_feature_importance_table_reads_each_models_metadata(tmp_path):
+    rows = [{"feature_group": "monetary", "columns": 7, "repeats": 3, "baseline_gini": 0.6,
+             "gini_drop": 0.1}]
+    for version, meta in (("new", {"validation_cutoff": "2024-01-01",
+                                   "feature_importance": rows}),
+                          ("old", {"validation_cutoff": "2023-01-01"})):
+        (tmp_path / f"clv_model_{version}.json").write_text(json.dumps(meta))
+    registry = pd.DataFrame({"model_version": ["old", "new"], "is_current": [False, True],
+                             "onnx_path": [str(tmp_path / f"clv_model_{v}.onnx")
+                                           for v in ("old", "new")]})
+    table = feature_importance_table(registry)
+    assert list(table.columns) == list(IMPORTANCE_COLUMNS) and len(table) == 1
+    row = table.iloc[0]
+    assert (row.model_version, row.is_current, row.validation_cutoff, row.feature_group,
+            row.columns, row.gini_drop) == ("new", True, "2024-01-01", "monetary", 7, 0.1)
+    assert pd.isna(row.permuted_gini)  # a key the metadata lacks
+    empty = feature_importance_table(registry.iloc[:1])
+    assert empty.empty and str(empty.dtypes["gini_drop"]) == "float64"
+
+
+# --- the dbt tables -------------------------------------------------------------------------
+
+GROUPS = ["recency_frequency", "monetary", "trailing_windows", "trends", "refunds",
+          "categories", "attributes", "events", "btyd", "activity_sequence"]
+MODELS = "+clv_prediction_explanations +clv_feature_importance"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from conftest import DbtProject
+
+    from clv.synthetic import GeneratorSettings, generate
+
+    workdir = tmp_path_factory.mktemp("explain")
+    data = generate(GeneratorSettings(n_customers=400, start_date=date(2021, 1, 1),
+                                      end_date=date(2023, 12, 31), seed=8))
+    path = workdir / "transactions.csv"
+    data.transactions.to_csv(path, index=False)
+    project = DbtProject(workdir)
+    project.vars = {"clv_transactions": str(path), "clv_horizon_days": 180,
+                    "clv_model_dir": str(workdir / "models"), "clv_ensemble_size": 1}
+    project.build(vars=project.vars, select=MODELS)
+    return project
+
+
+@pytest.mark.slow
+def test_feature_importance_has_one_row_per_model_and_group(project):
+    settings = project.query("select feature_groups from clv_run_settings")
+    assert list(json.loads(settings.feature_groups[0])) == GROUPS[:-2]
+    importance = project.query("select * from clv_feature_importance")
+    assert list(importance.feature_group) == GROUPS
+    assert not importance.duplicated(["model_version", "feature_group"]).any()
+    by_group = importance.set_index("feature_group")
+    assert by_group.loc["btyd", "columns"] == 4
+    assert by_group.loc["activity_sequence", "columns"] == 12 * 3
+    assert by_group.gini_drop.notna().all() and (by_group.repeats == 3).all()
+
+
+@pytest.mark.slow
+def test_explanations_have_one_row_per_scored_customer(project):
+    explained = project.query("select * from clv_prediction_explanations order by customer_id")
+    assert list(explained.columns) == EXPLANATION_SCHEMA.names
+    assert explained.customer_id.is_unique
+    scores = project.query("select customer_id, predicted_clv from int_clv__scores "
+                           "order by customer_id")
+    assert list(explained.customer_id) == list(scores.customer_id)
+    np.testing.assert_array_equal(explained.predicted_clv, scores.predicted_clv)
+    gap = explained.contribution_total - (explained.predicted_clv - explained.reference_clv)
+    scale = _scale(explained.predicted_clv.to_numpy(), explained.reference_clv.to_numpy())
+    assert np.all(np.abs(gap) <= ADDITIVITY * scale)
+    assert set(explained.driver_1_group) <= set(GROUPS)
+    sizes = explained[[f"driver_{k}_contribution" for k in (1, 2, 3)]].abs().fillna(0)
+    assert (sizes.diff(axis=1).iloc[:, 1:] <= 0).all().all()  # ranked by absolute value
+
+
+@pytest.mark.slow
+def test_opting_out_leaves_an_empty_table_with_the_same_columns(project):
+    """Last in this module: it rebuilds the shared table with clv_explanations false."""
+    project.build(vars={**project.vars, "clv_explanations": False},
+                  select="clv_run_settings clv_prediction_explanations")
+    empty = project.query("select * from clv_prediction_explanations")
+    assert empty.empty and list(empty.columns) == EXPLANATION_SCHEMA.names
+
+
+@pytest.mark.slow
+def test_clv_explanations_must_be_true_or_false(dbt_project):
+    from dbt.exceptions import CompilationError
+
+    with pytest.raises(CompilationError, match="Invalid value for var 'clv_explanations'"):
+        dbt_project.run("parse", vars={"clv_explanations": "sometimes"})

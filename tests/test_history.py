@@ -1,0 +1,153 @@
+"""Dynamic CLV: the prediction history, the changes between the two latest as-of dates,
+cheap daily re-scores with a saved model, and the backfill command."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from clv.pipeline import backfill
+from clv.synthetic import GeneratorSettings, generate
+
+FIRST_AS_OF, SECOND_AS_OF = "2023-10-31", "2023-11-30"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from conftest import DbtProject
+
+    workdir = tmp_path_factory.mktemp("history")
+    data = generate(GeneratorSettings(n_customers=400, start_date=date(2021, 1, 1),
+                                      end_date=date(2023, 12, 31), seed=8, bad_rows=False))
+    data.transactions.to_csv(workdir / "transactions.csv", index=False)
+    project = DbtProject(workdir)
+    project.vars = {"clv_transactions": str(workdir / "transactions.csv"),
+                    "clv_horizon_days": 180, "clv_model_dir": str(workdir / "models"),
+                    "clv_ensemble_size": 1, "clv_export_path": str(workdir / "p.parquet")}
+    project.build(vars={**project.vars, "clv_as_of_date": FIRST_AS_OF}, select=None)
+    return project
+
+
+def _history(project):
+    return project.query("select as_of_date, model_version, count(*) as customers "
+                         "from clv_predictions_history group by all order by all")
+
+
+@pytest.mark.slow
+def test_a_rebuild_at_the_same_date_replaces_its_rows(project):
+    before = _history(project)
+    assert len(before) == 1
+    project.build(vars={**project.vars, "clv_as_of_date": FIRST_AS_OF}, select=None)
+    assert _history(project).equals(before)
+
+
+@pytest.mark.slow
+def test_a_daily_rescore_builds_only_the_scoring_cutoff_and_appends(project):
+    vars_ = {**project.vars, "clv_as_of_date": SECOND_AS_OF, "clv_retrain": "never"}
+    project.build(vars=vars_, select=None)
+    cutoffs = project.query("select cutoff_role from int_clv__cutoffs")
+    assert list(cutoffs.cutoff_role) == ["scoring"]
+    assert project.query("select count(*) as n from clv_training_examples").n[0] == 0
+    history = _history(project)
+    assert [str(d)[:10] for d in history.as_of_date] == [FIRST_AS_OF, SECOND_AS_OF]
+    assert history.model_version.nunique() == 1
+    predictions = project.query("select count(*) as n from clv_predictions").n[0]
+    assert history.customers.iloc[-1] == predictions
+    grain = project.query("select customer_id, as_of_date, model_version, count(*) as n "
+                          "from clv_predictions_history group by all having count(*) > 1")
+    assert grain.empty
+
+
+@pytest.mark.slow
+def test_changes_compare_the_two_latest_dates(project):
+    changes = project.query("select * from clv_prediction_changes")
+    both = project.query("""
+        select count(*) as n from (
+            select customer_id from clv_predictions_history
+            group by customer_id having count(distinct as_of_date) = 2)""").n[0]
+    assert len(changes) == both > 0
+    assert {str(d)[:10] for d in changes.as_of_date} == {SECOND_AS_OF}
+    assert {str(d)[:10] for d in changes.previous_as_of_date} == {FIRST_AS_OF}
+    assert (changes.predicted_clv_change
+            == changes.predicted_clv - changes.previous_predicted_clv).all()
+    dropped = changes.value_decile - changes.previous_value_decile >= 2
+    assert (changes.is_dropping_two_deciles == dropped).all()
+    left = (changes.previous_segment == "high_value") & (changes.segment != "high_value")
+    assert (changes.is_leaving_high_value == left).all()
+    assert (changes.needs_attention == (dropped | left | changes.is_becoming_at_risk)).all()
+
+
+@pytest.mark.slow
+def test_a_new_model_version_keeps_the_old_rows_readable(project):
+    vars_ = {**project.vars, "clv_as_of_date": SECOND_AS_OF, "clv_retrain": "always",
+             "clv_seed": 7}
+    project.build(vars=vars_, select=None)
+    history = _history(project)
+    assert len(history) == 3 and history.model_version.nunique() == 2
+    changes = project.query("select distinct model_version from clv_prediction_changes")
+    newest = project.query("select model_version from clv_model_registry where is_current")
+    assert list(changes.model_version) == list(newest.model_version)
+
+
+def _common(project) -> list[str]:
+    from conftest import PROJECT_DIR
+
+    return ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+            "--target-path", str(project.workdir / "target"),
+            "--log-path", str(project.workdir / "logs")]
+
+
+@pytest.mark.slow
+def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
+    dates = backfill.backfill(date(2022, 12, 30), date(2023, 11, 30), "month", project.vars,
+                              _common(project))
+    assert len(dates) == 12 and dates[0] == date(2022, 12, 30)
+    history = project.query("select distinct as_of_date from clv_predictions_history")
+    assert {str(d)[:10] for d in history.as_of_date} >= {d.isoformat() for d in dates}
+    rows = project.query("select count(*) as n from clv_predictions_history").n[0]
+    backfill.backfill(date(2023, 10, 31), date(2023, 11, 30), "month", project.vars,
+                      _common(project))
+    assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("start", "end", "problem"), [
+    ("2020-06-30", "2021-06-30", "before the first usable transaction"),
+    ("2021-03-31", "2021-06-30", "shorter than the sequence window"),
+])
+def test_backfill_refuses_dates_without_enough_history(project, monkeypatch, start, end,
+                                                       problem):
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
+    rows = project.query("select count(*) as n from clv_predictions_history").n[0]
+    with pytest.raises(backfill.BackfillError, match=rf"--start .*{problem}"):
+        backfill.backfill(date.fromisoformat(start), date.fromisoformat(end), "month",
+                          project.vars, _common(project))
+    assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
+
+
+def test_backfill_dates_and_option_errors():
+    assert backfill.as_of_dates(date(2023, 1, 15), date(2023, 4, 30), "month") == [
+        date(2023, 1, 30), date(2023, 2, 28), date(2023, 3, 30), date(2023, 4, 30)]
+    monthly = backfill.as_of_dates(date(2022, 12, 31), date(2023, 12, 31), "month")
+    assert len(monthly) == 13
+    assert monthly[1] == date(2023, 1, 31) and monthly[2] == date(2023, 2, 28)
+    assert backfill.as_of_dates(date(2023, 1, 1), date(2023, 1, 15), "week") == [
+        date(2023, 1, 1), date(2023, 1, 8), date(2023, 1, 15)]
+    assert backfill.as_of_dates(date(2023, 1, 1), date(2023, 1, 3), "day") == [
+        date(2023, 1, 1), date(2023, 1, 2), date(2023, 1, 3)]
+    assert len(backfill.as_of_dates(date(2023, 1, 1), date(2023, 1, 29), "14d")) == 3
+    with pytest.raises(backfill.BackfillError, match=r"--start .* is after --end"):
+        backfill.as_of_dates(date(2023, 2, 1), date(2023, 1, 1), "month")
+    with pytest.raises(backfill.BackfillError, match="--every"):
+        backfill.as_of_dates(date(2023, 1, 1), date(2023, 2, 1), "fortnight")
+    with pytest.raises(backfill.BackfillError, match=r"--end .* is after today"):
+        backfill.backfill(date(2023, 1, 1), date(2099, 1, 1), "month", {},
+                          today=date(2026, 1, 1))
+
+
+def test_backfill_command_reports_option_errors_in_one_line(capsys):
+    assert backfill.main(["--start", "2023-02-30", "--end", "2023-03-31"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "clv-backfill: --start: expected a date as YYYY-MM-DD, got '2023-02-30'")
