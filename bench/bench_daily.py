@@ -1,0 +1,80 @@
+"""Daily re-score benchmark: a full build against the next day's build with the saved model.
+
+    python bench/bench_daily.py --customers 1000000 --runs 3
+
+Generates transactions with the project's generator, runs a full `dbt build` (features for the
+as-of date and every training cutoff, training, export, scoring, history) into a fresh DuckDB
+file and model directory at as-of 2023-12-30, then re-scores the next day (as-of 2023-12-31)
+with `clv_retrain: never`: only that date's features are computed and the saved model scores.
+The re-score runs `--runs` times (the history replaces the same rows each time), with the
+explanations on (the default) and off (`clv_explanations: false`). Prints wall time, peak
+memory and the re-score's share of the full build, and the slowest nodes of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+
+from bench_features import generate, row_count
+from common import OUT_DIR, Measurement, dbt_command, measure
+
+FULL_AS_OF, NEXT_AS_OF = "2023-12-30", "2023-12-31"
+TARGET_SHARE = 0.15
+
+
+def run_dbt(vars_: dict, database, tag: str) -> Measurement:
+    command = dbt_command("build", "--vars", json.dumps(vars_), "--target-path",
+                          str(OUT_DIR / f"target_{tag}"), "--log-path", str(OUT_DIR / "logs"))
+    return measure(command, env={"CLV_DUCKDB_PATH": str(database)})
+
+
+def slowest_nodes(tag: str, count: int = 6) -> str:
+    results = json.loads((OUT_DIR / f"target_{tag}" / "run_results.json").read_text())["results"]
+    times = sorted(((r["unique_id"].split(".")[-1], r["execution_time"]) for r in results),
+                   key=lambda item: -item[1])[:count]
+    return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3, help="re-scores per variant")
+    args = parser.parse_args()
+
+    path = generate(args.customers)
+    database = OUT_DIR / f"bench_daily_{args.customers}.duckdb"
+    model_dir = OUT_DIR / f"bench_daily_{args.customers}_onnx"
+    database.unlink(missing_ok=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    base = {"clv_transactions": path, "clv_model_dir": str(model_dir),
+            "clv_export_path": str(OUT_DIR / "bench_daily_predictions.parquet")}
+    full = run_dbt({**base, "clv_as_of_date": FULL_AS_OF}, database, "daily_full")
+    daily = {"clv_retrain": "never", "clv_as_of_date": NEXT_AS_OF}
+    variants = {
+        "re-score, explanations on": [run_dbt({**base, **daily}, database, "daily_on")
+                                      for _ in range(args.runs)],
+        "re-score, explanations off": [
+            run_dbt({**base, **daily, "clv_explanations": False}, database, "daily_off")
+            for _ in range(args.runs)],
+    }
+    print(f"\n{args.customers:,} customers, {row_count(path):,} transactions; full build at "
+          f"{FULL_AS_OF}, re-score at {NEXT_AS_OF} with clv_retrain: never (median of "
+          f"{args.runs})\n")
+    print("| build | wall s | peak MB | share of the full build |")
+    print("|---|---|---|---|")
+    print(f"| full build (fresh model) | {full.seconds:.1f} | {full.peak_mb:,.0f} | 100% |")
+    for name, runs in variants.items():
+        seconds = statistics.median(r.seconds for r in runs)
+        peak = statistics.median(r.peak_mb for r in runs)
+        share = seconds / full.seconds
+        print(f"| {name} | {seconds:.1f} | {peak:,.0f} | {share:.1%} "
+              f"({'meets' if share <= TARGET_SHARE else 'misses'} {TARGET_SHARE:.0%}) |")
+    for tag in ("daily_full", "daily_on", "daily_off"):
+        print(f"\nslowest nodes, {tag}: {slowest_nodes(tag)}")
+
+
+if __name__ == "__main__":
+    main()
