@@ -1,18 +1,26 @@
+{#-
+    One row per customer per as-of date per model version: every clv_predictions ever built.
+    A build appends its run; a rebuild at the same as-of date with the same model first deletes
+    that run's rows (the pre-hook, in the same transaction as the insert), so the table never
+    holds a duplicate. clv_predictions holds one as-of date and one model version, so the two
+    semi-joins select exactly that run (dbt's delete+insert on a two-column key would join every
+    old row of the run with every new one instead). New columns are added, never dropped: a
+    history written by an older version stays readable.
+-#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['as_of_date', 'model_version'],
-        on_schema_change='append_new_columns'
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="""
+            {% if is_incremental() %}
+            delete from {{ this }}
+            where as_of_date in (select distinct as_of_date from {{ ref('clv_predictions') }})
+                and model_version in (select distinct model_version from {{ ref('clv_predictions') }})
+            {% endif %}
+        """
     )
 }}
-{#-
-    One row per customer per as-of date per model version: every clv_predictions ever built.
-    A build appends its as-of date; a rebuild at the same as-of date with the same model
-    replaces that run's rows (delete+insert on as_of_date and model_version), so the table
-    never holds a duplicate. New columns are added, never dropped: a history written by an
-    older version stays readable.
--#}
 
 with
 
