@@ -123,7 +123,7 @@ SCORING_SQL = """
 def _fit(table: pa.Table) -> dict:
     """BG/NBD + Gamma-Gamma on ``table`` as the scoring step fits it: rows in customer_id order,
     floats rounded; as a comparable dict (an unknown log-likelihood is NaN)."""
-    return json_safe(hybrid.fit(stable_floats(table.sort_by(ID_COLUMN)), HORIZON).to_dict())
+    return json_safe(hybrid.fit(stable_floats(table.sort_by(ID_COLUMN))).to_dict())
 
 
 def test_scoring_fits_btyd_on_a_repeatable_sample_of_large_tables(monkeypatch):
@@ -133,12 +133,12 @@ def test_scoring_fits_btyd_on_a_repeatable_sample_of_large_tables(monkeypatch):
     relation = connection.table("scoring")
     full = warehouse.read(relation, [ID_COLUMN, *hybrid.BTYD_INPUTS])
 
-    fit, rows = scoring.fit_btyd(warehouse, relation, 16000, HORIZON)
+    fit, rows = scoring.fit_btyd(warehouse, relation, 16000)
     assert rows == 16000
     assert json_safe(fit.to_dict()) == _fit(full)
 
     monkeypatch.setattr(scoring, "BTYD_FIT_ROWS", 2000)
-    sample_fit, sample_rows = scoring.fit_btyd(warehouse, relation, 16000, HORIZON)
+    sample_fit, sample_rows = scoring.fit_btyd(warehouse, relation, 16000)
     assert 1700 <= sample_rows <= 2300
     # the customers whose md5 bucket of customer_id is below the limit, and only their
     # BTYD summary columns
@@ -148,10 +148,10 @@ def test_scoring_fits_btyd_on_a_repeatable_sample_of_large_tables(monkeypatch):
     assert sample_rows == expected.num_rows
     assert json_safe(sample_fit.to_dict()) == _fit(expected) != json_safe(fit.to_dict())
     # repeatable, and independent of the order the table was written in
-    again = scoring.fit_btyd(warehouse, relation, 16000, HORIZON)
+    again = scoring.fit_btyd(warehouse, relation, 16000)
     assert again[1] == sample_rows and json_safe(again[0].to_dict()) == _fit(expected)
     connection.execute(SCORING_SQL.format(name="scoring_reversed", order="customer_id desc"))
     reversed_fit, reversed_rows = scoring.fit_btyd(
-        warehouse, connection.table("scoring_reversed"), 16000, HORIZON)
+        warehouse, connection.table("scoring_reversed"), 16000)
     assert reversed_rows == sample_rows
     assert json_safe(reversed_fit.to_dict()) == _fit(expected)

@@ -50,25 +50,29 @@ dates_ranked as (
 
 ),
 
-current_predictions as (
+two_latest_runs as (
 
-    select history.*
+    select
+        history.*,
+        dates_ranked.date_rank
+
     from history
     inner join dates_ranked
         on history.as_of_date = dates_ranked.as_of_date
         and history.model_version = dates_ranked.model_version
-    where dates_ranked.date_rank = 1
+    where dates_ranked.date_rank <= 2
+
+),
+
+current_predictions as (
+
+    select * from two_latest_runs where date_rank = 1
 
 ),
 
 previous_predictions as (
 
-    select history.*
-    from history
-    inner join dates_ranked
-        on history.as_of_date = dates_ranked.as_of_date
-        and history.model_version = dates_ranked.model_version
-    where dates_ranked.date_rank = 2
+    select * from two_latest_runs where date_rank = 2
 
 ),
 

@@ -73,6 +73,16 @@ def _column(name: str, values: ArrayLike) -> FloatArray:
     return arr
 
 
+def fit_bgnbd_days(frequency: ArrayLike, recency_days: ArrayLike,
+                   t_days: ArrayLike) -> BGNBDParams:
+    """BG/NBD fitted in weeks (where its optimiser is well conditioned), ``alpha`` returned in
+    days."""
+    x = _column("frequency", frequency)
+    fitted = fit_bgnbd(x, _column("recency_days", recency_days) / DAYS_PER_WEEK,
+                       _column("t_days", t_days) / DAYS_PER_WEEK)
+    return fitted.rescale_time(DAYS_PER_WEEK)
+
+
 def btyd_expected_spend(
     frequency: ArrayLike,
     recency_days: ArrayLike,
@@ -107,8 +117,7 @@ def btyd_expected_spend(
         raise ValueError("horizon_days must be non-negative")
 
     if bgnbd is None:
-        fitted = fit_bgnbd(x, recency / DAYS_PER_WEEK, age / DAYS_PER_WEEK)
-        bgnbd = fitted.rescale_time(DAYS_PER_WEEK)
+        bgnbd = fit_bgnbd_days(x, recency, age)
     if gamma_gamma is None:
         gamma_gamma = fit_gamma_gamma(x, money)
 

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv.baselines import BTYDPrediction, btyd_expected_spend
-from clv.btyd import BGNBDParams, GammaGammaParams
+from clv.baselines import BTYDPrediction, btyd_expected_spend, fit_bgnbd_days
+from clv.btyd import BGNBDParams, GammaGammaParams, fit_gamma_gamma
 
 BTYD_INPUTS = ("frequency", "recency_days", "t_days", "monetary_value")
 BTYD_FEATURES = (
@@ -59,11 +59,11 @@ def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
     ]
 
 
-def fit(data: pa.Table | pa.RecordBatch, horizon_days: int) -> BTYDFit:
+def fit(data: pa.Table | pa.RecordBatch) -> BTYDFit:
     """Fit BG/NBD and Gamma-Gamma on every row of ``data`` (the customers of one cutoff)."""
     frequency, recency, t_days, monetary = _inputs(data)
-    fitted = btyd_expected_spend(frequency, recency, t_days, monetary, horizon_days)
-    return BTYDFit(fitted.bgnbd, fitted.gamma_gamma)
+    return BTYDFit(fit_bgnbd_days(frequency, recency, t_days),
+                   fit_gamma_gamma(frequency, monetary))
 
 
 def predict(data: pa.Table | pa.RecordBatch, horizon_days: int, fit: BTYDFit) -> BTYDPrediction:
@@ -99,6 +99,6 @@ def add_features_per_cutoff(
     cutoffs = table.column(cutoff_column).unique().to_pylist()
     for cutoff in sorted(cutoffs):
         part = table.filter(pc.equal(table.column(cutoff_column), cutoff))
-        fits[str(cutoff)] = fit(part, horizon_days)
+        fits[str(cutoff)] = fit(part)
         parts.append(with_btyd_features(part, predict(part, horizon_days, fits[str(cutoff)])))
     return pa.concat_tables(parts), fits

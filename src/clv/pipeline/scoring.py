@@ -100,8 +100,7 @@ def run_path(model_dir: Path, model_version: str, as_of_date: str) -> Path:
     return Path(model_dir) / RUNS_DIR / f"clv_run_{as_of_date}_{model_version}.json"
 
 
-def fit_btyd(warehouse: Warehouse, examples: Any, customers: int,
-             horizon_days: int) -> tuple[hybrid.BTYDFit, int]:
+def fit_btyd(warehouse: Warehouse, examples: Any, customers: int) -> tuple[hybrid.BTYDFit, int]:
     """BG/NBD + Gamma-Gamma fitted on the scoring examples (a uniform sample above
     BTYD_FIT_ROWS customers), and how many customers it was fitted on."""
     limit = None
@@ -120,7 +119,7 @@ def fit_btyd(warehouse: Warehouse, examples: Any, customers: int,
                          "before the as-of date, so BG/NBD + Gamma-Gamma (model inputs) cannot be "
                          "fitted: load a longer history (clv_transactions) or set a later "
                          "clv_as_of_date")
-    return hybrid.fit(summary, horizon_days), summary.num_rows
+    return hybrid.fit(summary), summary.num_rows
 
 
 def with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
@@ -182,7 +181,7 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     extent = warehouse.query(examples, f'select max("{CUTOFF_COLUMN}") as as_of_date, '
                                        "count(*) as customers from {relation}").to_pylist()[0]
     customers = int(extent["customers"])
-    fit, fit_customers = fit_btyd(warehouse, examples, customers, run.horizon_days)
+    fit, fit_customers = fit_btyd(warehouse, examples, customers)
     dbt_log(f"scoring {customers:,} customers with model {version}")
     scored_at = _now()
     batches = warehouse.stored_order_batches(examples, batch_rows, order_by=[ID_COLUMN])
