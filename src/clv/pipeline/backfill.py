@@ -81,13 +81,14 @@ def _invoke(args: list[str]) -> Any:
 
 def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
     result = _invoke(["show", "--inline", sql, "--vars", json.dumps(run_vars, default=str),
-                      "--quiet", *common])
+                      "--log-level", "none", *common])
     table = result.result.results[0].agate_table
     return dict(zip(table.column_names, table.rows[0], strict=True))
 
 
-def _history_check(start: date, common: list[str], run_vars: dict[str, Any]) -> None:
-    """Stop before the first build when ``start`` has no or too little history."""
+def _history_check(start: date, first_as_of: date, common: list[str],
+                   run_vars: dict[str, Any]) -> None:
+    """Stop before the first build when the first as-of date has no or too little history."""
     _invoke(["build", "--select", "+int_clv__cutoffs", "clv_run_settings",
              "--indirect-selection", "cautious", "--vars", json.dumps(run_vars, default=str),
              "--quiet", *common])
@@ -97,13 +98,15 @@ def _history_check(start: date, common: list[str], run_vars: dict[str, Any]) -> 
                   "cross join {{ ref('clv_run_settings') }} as settings", common, run_vars)
     first, window = facts["first_date"], int(facts["window_days"])
     first = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
-    if start < first:
-        raise BackfillError(f"--start {start} is before the first usable transaction ({first}): "
+    label = f"--start {start}" + ("" if first_as_of == start else
+                                  f" (first as-of date {first_as_of})")
+    if first_as_of < first:
+        raise BackfillError(f"{label} is before the first usable transaction ({first}): "
                             "there is nothing to score")
-    if (start - first).days + 1 < window:
+    if (first_as_of - first).days + 1 < window:
         earliest = first + timedelta(days=window - 1)
         raise BackfillError(
-            f"--start {start} has {(start - first).days + 1} days of history, shorter than the "
+            f"{label} has {(first_as_of - first).days + 1} days of history, shorter than the "
             f"sequence window of {window} days (clv_period_days x clv_sequence_periods): start "
             f"on or after {earliest}")
 
@@ -118,7 +121,7 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     dates = as_of_dates(start, end, every)
     run_vars = {**run_vars, "clv_retrain": "never"}
     common = list(common)
-    _history_check(dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()})
+    _history_check(start, dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()})
     for index, day in enumerate(dates, 1):
         began = time.perf_counter()
         # the inputs were loaded by the check above: no seeds again, and only what the
