@@ -41,7 +41,8 @@ def btyd_level_correction(evaluation: Iterable[Mapping[str, Any]]) -> float:
 
 def micro_units(values: np.ndarray) -> int:
     """Exact sum of ``values`` rounded to micro-units (halves away from zero, as a SQL cast to
-    ``decimal(38, 6)`` rounds), as an integer count of micro-units."""
+    ``decimal(38, 6)`` rounds; NaN as 0), as an integer count of micro-units: the same whatever
+    the order the values are added in, so an engine can add them up in SQL."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
     rounded = np.sign(values) * np.floor(np.abs(values) * _MICRO + 0.5)
     return int(rounded.astype(np.int64).sum(dtype=np.int64))
@@ -83,9 +84,14 @@ class LevelAccumulator:
         self.network_micro += micro_units(network_clv)
 
     def level(self, btyd_level_correction: float) -> SpendLevel:
-        return SpendLevel(btyd_total=self.btyd_micro / _MICRO,
-                          network_total=self.network_micro / _MICRO,
-                          btyd_level_correction=float(btyd_level_correction))
+        return from_micro_totals(self.btyd_micro, self.network_micro, btyd_level_correction)
+
+
+def from_micro_totals(btyd_micro: int, network_micro: int,
+                      btyd_level_correction: float) -> SpendLevel:
+    """The spend level from the two sums in micro-units (:func:`micro_units`)."""
+    return SpendLevel(btyd_total=btyd_micro / _MICRO, network_total=network_micro / _MICRO,
+                      btyd_level_correction=float(btyd_level_correction))
 
 
 def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:

@@ -46,14 +46,26 @@ class LoadedModel:
     session: ort.InferenceSession  # thread-safe; run concurrently by score_batches
     spec: FeatureSpec
     workers: int  # batches scored concurrently
+    graph: bytes | None = None  # the ONNX bytes the session was made from
 
     @property
     def version(self) -> str:
         return self.artifact.version
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled (to run on a distributed engine's executors) as the graph's bytes; each
+        # unpickled copy scores one batch at a time, as an executor task gets one core.
+        graph = self.graph if self.graph is not None else self.artifact.onnx_path.read_bytes()
+        return _unpickle_model, (self.artifact, graph, self.spec)
+
     @property
     def metadata(self) -> dict[str, Any]:
         return self.artifact.metadata
+
+
+def _unpickle_model(artifact: ModelArtifact, model_bytes: bytes, spec: FeatureSpec) -> LoadedModel:
+    return LoadedModel(artifact=artifact, session=make_session(model_bytes), spec=spec, workers=1,
+                       graph=model_bytes)
 
 
 def quantile_column(q: float, name: str = "network_clv") -> str:
@@ -169,7 +181,7 @@ def load_verified(model_dir: str | Path, version: str | None = None,
         raise ModelMismatchError(f"model {artifact.version} graph disagrees with its metadata: "
                                  + "; ".join(problems))
     return LoadedModel(artifact=artifact, session=session, spec=spec,
-                       workers=num_threads or available_cores())
+                       workers=num_threads or available_cores(), graph=onnx_bytes)
 
 
 def ziln_quantiles_numpy(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray,

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +24,20 @@ from clv.config import CUTOFF_COLUMN, ID_COLUMN
 from clv.data import model_inputs
 from clv.explain import (
     EXPLANATION_SCHEMA,
+    InputGroup,
     Reference,
     explain_batches,
     feature_groups,
     parallel_predict,
     permutation_importance,
 )
+from clv.hybrid import BTYDFit
 from clv.pipeline.evaluation import _metadata_rows
 from clv.pipeline.log import dbt_log
 from clv.pipeline.registry import current_version, expected_metadata, model_features
 from clv.pipeline.scoring import ScoringRun, run_path, with_btyd
 from clv.pipeline.settings import RunSettings
-from clv.score import DEFAULT_BATCH_SIZE, load_verified
+from clv.score import DEFAULT_BATCH_SIZE, LoadedModel, load_verified
 from clv.warehouse import Warehouse
 
 if TYPE_CHECKING:  # the training result; importing clv.train would load PyTorch
@@ -75,6 +79,26 @@ def feature_importance_table(registry: pd.DataFrame) -> pd.DataFrame:
         columns=list(IMPORTANCE_COLUMNS)).astype(IMPORTANCE_COLUMNS)
 
 
+@dataclass(frozen=True)
+class Explained:
+    """Batch function (picklable, for :meth:`Warehouse.map_batches`): scoring example batches
+    to explanation rows."""
+
+    model: LoadedModel
+    btyd_fit: BTYDFit
+    horizon_days: int
+    groups: tuple[InputGroup, ...]
+    reference: Reference
+    spend_factor: float
+    batch_rows: int
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from explain_batches(self.model, with_btyd(batches, self.btyd_fit,
+                                                         self.horizon_days),
+                                   self.groups, self.reference, self.spend_factor,
+                                   self.batch_rows)
+
+
 def _empty(reason: str) -> pa.RecordBatchReader:
     dbt_log(f"clv_prediction_explanations is left empty: {reason}")
     return pa.RecordBatchReader.from_batches(EXPLANATION_SCHEMA, [])
@@ -100,7 +124,7 @@ def _scoring_run(warehouse: Warehouse, examples: Any, scores: Any, model_dir: Pa
 
 
 def explain(warehouse: Warehouse, examples: Any, scores: Any, registry: pd.DataFrame,
-            run: RunSettings, batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+            run: RunSettings, batch_rows: int = DEFAULT_BATCH_SIZE) -> Any:
     """Stream one explanation row per customer of ``clv_scoring_examples``
     (:data:`clv.explain.EXPLANATION_SCHEMA`) with the current model, the inputs and spend
     factor of the scoring run behind ``scores``; empty, with a log line, when
@@ -118,6 +142,7 @@ def explain(warehouse: Warehouse, examples: Any, scores: Any, registry: pd.DataF
     reference = Reference.from_dict(model.metadata["reference_inputs"], model.spec)
     dbt_log(f"explaining {record.customers:,} predictions of model {version} by "
             f"{len(groups)} feature groups against the reference customer")
-    batches = warehouse.stored_order_batches(examples, batch_rows, order_by=[ID_COLUMN])
-    return explain_batches(model, with_btyd(batches, record.btyd_fit, run.horizon_days),
-                                  groups, reference, record.level.spend_factor, batch_rows)
+    explained = Explained(model, record.btyd_fit, run.horizon_days, tuple(groups), reference,
+                          record.level.spend_factor, batch_rows)
+    return warehouse.map_batches(examples, explained, EXPLANATION_SCHEMA, batch_rows,
+                                 order_by=[ID_COLUMN])

@@ -3,11 +3,13 @@ spend level of :mod:`clv.level`.
 
 1. BG/NBD + Gamma-Gamma is fitted at the as-of date (on at most :data:`BTYD_FIT_ROWS`
    customers, a uniform md5 sample above that); its outputs are network inputs.
-2. The scoring examples stream through onnxruntime in batches (memory stays bounded); the
-   network's outputs go to a temporary Arrow file while their totals are added up.
+2. The scoring examples go through onnxruntime in batches (:meth:`Warehouse.map_batches`:
+   streamed through this process with bounded memory on DuckDB and PostgreSQL, on the
+   executors on Spark); the network's outputs are kept (a temporary Arrow file, or Spark's
+   cache) while their totals are added up.
 3. The spend level is computed from those totals and saved, with the BTYD fit, as the
    *scoring run*: ``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.json``.
-4. The temporary file streams out with ``predicted_clv = network_clv * spend_factor``.
+4. The kept scores are read again with ``predicted_clv = network_clv * spend_factor``.
 
 :func:`predict` repeats steps 1-4 for any set of customers from a saved scoring run, so
 predictions outside dbt equal ``clv_predictions`` exactly.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from clv.score import (
     DEFAULT_QUANTILES,
     LoadedModel,
     load_verified,
+    output_schema,
     quantile_column,
     score_batches,
 )
@@ -141,6 +143,25 @@ def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
                          passthrough=("btyd_expected_spend",))
 
 
+@dataclass(frozen=True)
+class NetworkScores:
+    """Batch function of pass 1 (picklable, for :meth:`Warehouse.map_batches`): scoring
+    example batches to network scores."""
+
+    model: LoadedModel
+    fit: hybrid.BTYDFit
+    horizon_days: int
+    batch_rows: int
+
+    @property
+    def schema(self) -> pa.Schema:
+        return output_schema(DEFAULT_QUANTILES, ("btyd_expected_spend",))
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from _network_scores(self.model, batches, self.fit, self.horizon_days,
+                                   self.batch_rows)
+
+
 def _score_schema() -> pa.Schema:
     strings = {"customer_id", "model_version"}
     return pa.schema([pa.field(name, pa.string() if name in strings else
@@ -148,23 +169,37 @@ def _score_schema() -> pa.Schema:
                       for name in SCORE_COLUMNS])
 
 
-def _leveled(batch: pa.RecordBatch, spend: level.SpendLevel, scored_at: pa.Scalar,
-             schema: pa.Schema) -> pa.RecordBatch:
-    """One batch of network scores with the spend level applied (see :mod:`clv.level`)."""
-    network = batch.column("network_clv").to_numpy(zero_copy_only=False)
-    columns = {
-        "customer_id": batch.column("customer_id"),
-        "purchase_probability": batch.column("purchase_probability"),
-        "network_clv": batch.column("network_clv"),
-        "predicted_clv": pa.array(level.apply(network, spend)),
-        "btyd_expected_spend": batch.column("btyd_expected_spend"),
-        "model_version": batch.column("model_version"),
-        "scored_at": pa.repeat(scored_at, batch.num_rows),
-    }
-    for q in DEFAULT_QUANTILES:
-        values = batch.column(quantile_column(q)).to_numpy(zero_copy_only=False)
-        columns[quantile_column(q, "predicted_clv")] = pa.array(level.apply(values, spend))
-    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
+@dataclass(frozen=True)
+class Leveled:
+    """Batch function of pass 2 (picklable): network scores at the spend level, stamped with
+    the scoring time (see :mod:`clv.level`)."""
+
+    spend: level.SpendLevel
+    scored_at: datetime
+
+    def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        schema = _score_schema()
+        network = batch.column("network_clv").to_numpy(zero_copy_only=False)
+        columns = {
+            "customer_id": batch.column("customer_id"),
+            "purchase_probability": batch.column("purchase_probability"),
+            "network_clv": batch.column("network_clv"),
+            "predicted_clv": pa.array(level.apply(network, self.spend)),
+            "btyd_expected_spend": batch.column("btyd_expected_spend"),
+            "model_version": batch.column("model_version"),
+            "scored_at": pa.repeat(pa.scalar(self.scored_at, pa.timestamp("us")),
+                                   batch.num_rows),
+        }
+        for q in DEFAULT_QUANTILES:
+            values = batch.column(quantile_column(q)).to_numpy(zero_copy_only=False)
+            columns[quantile_column(q, "predicted_clv")] = pa.array(
+                level.apply(values, self.spend))
+        return pa.RecordBatch.from_arrays([columns[name] for name in schema.names],
+                                          schema=schema)
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield self.batch(batch)
 
 
 def _now() -> datetime:
@@ -172,9 +207,10 @@ def _now() -> datetime:
 
 
 def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunSettings,
-          batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
-    """Stream ``clv_scoring_examples`` through the current model at the spend level; memory
-    stays bounded (a few batches of ``batch_rows`` rows, the onnxruntime batch size)."""
+          batch_rows: int = DEFAULT_BATCH_SIZE) -> Any:
+    """Every customer of ``clv_scoring_examples`` through the current model at the spend
+    level: a stream with bounded memory (a few batches of ``batch_rows`` rows) on a local
+    engine, a lazy DataFrame computed on the executors on a distributed one."""
     version = current_version(registry)
     features = model_features(warehouse.schema(examples), run)
     model = load_verified(run.model_dir, version, expected_metadata(features, run))
@@ -184,42 +220,30 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     fit, fit_customers = fit_btyd(warehouse, examples, customers)
     dbt_log(f"scoring {customers:,} customers with model {version}")
     scored_at = _now()
-    batches = warehouse.stored_order_batches(examples, batch_rows, order_by=[ID_COLUMN])
-    network = _network_scores(model, batches, fit, run.horizon_days, batch_rows)
 
-    # Pass 1: network scores to an anonymous temporary file (deleted when closed, whatever
-    # happens), with the totals the spend level needs. No `with`: the file must outlive this
-    # function, and leveled() below, which streams it after we return, closes it.
-    spool = tempfile.TemporaryFile(prefix="clv_scores_")  # noqa: SIM115 closed by leveled()
-    totals = level.LevelAccumulator()
-    with pa.ipc.new_stream(spool, network.schema) as writer:
-        for batch in network:
-            totals.add(batch.column("btyd_expected_spend").to_numpy(zero_copy_only=False),
-                       batch.column("network_clv").to_numpy(zero_copy_only=False))
-            writer.write_batch(batch)
-    spend = totals.level(model.metadata.get("btyd_level_correction") or 1.0)
-    record = ScoringRun(model_version=version, as_of_date=str(extent["as_of_date"]),
-                        horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
-                        btyd_fit_customers=fit_customers, level=spend,
-                        scored_at=scored_at.isoformat())
-    path = record.save(run.model_dir)
+    # Pass 1: network scores, kept (a temporary file, or the engine's cache) while the totals
+    # the spend level needs are added up.
+    network = NetworkScores(model, fit, run.horizon_days, batch_rows)
+    scores = warehouse.map_batches(examples, network, network.schema, batch_rows,
+                                   order_by=[ID_COLUMN])
+    kept, totals = warehouse.totals(scores, ["btyd_expected_spend", "network_clv"])
+    try:
+        spend = level.from_micro_totals(totals["btyd_expected_spend"], totals["network_clv"],
+                                        model.metadata.get("btyd_level_correction") or 1.0)
+        record = ScoringRun(model_version=version, as_of_date=str(extent["as_of_date"]),
+                            horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
+                            btyd_fit_customers=fit_customers, level=spend,
+                            scored_at=scored_at.isoformat())
+        path = record.save(run.model_dir)
+    except BaseException:
+        warehouse.release(kept)
+        raise
     dbt_log(f"spend level: factor {spend.spend_factor:.6f} (BG/NBD total "
             f"{spend.btyd_total:,.2f} x correction {spend.btyd_level_correction:.4f} / "
             f"network total {spend.network_total:,.2f}); scoring run saved as {path}")
 
-    # Pass 2: the spooled scores at the spend level.
-    schema = _score_schema()
-    stamp = pa.scalar(scored_at, pa.timestamp("us"))
-
-    def leveled() -> Iterator[pa.RecordBatch]:
-        try:
-            spool.seek(0)
-            for batch in pa.ipc.open_stream(spool):
-                yield _leveled(batch, spend, stamp, schema)
-        finally:
-            spool.close()
-
-    return pa.RecordBatchReader.from_batches(schema, leveled())
+    # Pass 2: the kept scores at the spend level (the kept data is freed once read).
+    return warehouse.map_batches(kept, Leveled(spend, scored_at), _score_schema(), batch_rows)
 
 
 def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None = None,
@@ -234,7 +258,6 @@ def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None
                          record.model_version)
     network = _network_scores(model, iter_batches(examples), record.btyd_fit,
                               record.horizon_days, batch_rows)
-    schema = _score_schema()
-    stamp = pa.scalar(_now(), pa.timestamp("us"))
-    batches = [_leveled(batch, record.level, stamp, schema) for batch in network]
-    return pa.Table.from_batches(batches, schema=schema)
+    leveled = Leveled(record.level, _now())
+    return pa.Table.from_batches([leveled.batch(batch) for batch in network],
+                                 schema=_score_schema())

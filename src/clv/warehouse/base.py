@@ -9,11 +9,14 @@ and the same digest is computed whichever engine holds the data. A row's *bucket
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+
+from clv.level import micro_units
 
 SAMPLE_BUCKETS = 1_000_000
 KEY_SEPARATOR = "|"
@@ -32,8 +35,46 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 
+BatchFunction = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+
+
+class Spool:
+    """Batches kept in an anonymous temporary file (deleted when closed, whatever happens)
+    with the micro-unit totals of some columns, for a second pass over them."""
+
+    def __init__(self, batches: pa.RecordBatchReader, columns: Sequence[str]) -> None:
+        self.schema = batches.schema
+        self.totals = dict.fromkeys(columns, 0)
+        self._file = tempfile.TemporaryFile(prefix="clv_spool_")  # noqa: SIM115 see close()
+        try:
+            with pa.ipc.new_stream(self._file, batches.schema) as writer:
+                for batch in batches:
+                    for name in columns:
+                        self.totals[name] += micro_units(
+                            batch.column(name).to_numpy(zero_copy_only=False))
+                    writer.write_batch(batch)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The kept batches, once; the file is closed after the last one."""
+        try:
+            self._file.seek(0)
+            yield from pa.ipc.open_stream(self._file)
+        finally:
+            self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class Warehouse(ABC):
     """The operations the pipeline steps need from the engine that holds the tables."""
+
+    # True where per-customer work runs on the engine's executors (map_batches returns the
+    # engine's own lazy result instead of a stream through this process).
+    distributed = False
 
     # -- engine-specific pieces -------------------------------------------------------------
 
@@ -133,3 +174,41 @@ class Warehouse(ABC):
         """Batches in the order the relation was written, where the engine keeps it (no sort,
         so memory stays flat); elsewhere ordered by ``order_by``."""
         return self.batches(relation, batch_rows, columns, order_by)
+
+    # -- what clv build needs where dbt runs no Python models --------------------------------
+
+    @property
+    def session_object(self) -> Any:
+        """The connection a Python model receives as ``session``."""
+        raise NotImplementedError(f"{type(self).__name__} is used inside dbt only")
+
+    def relation(self, name: str) -> Any:
+        """What ``dbt.ref()`` returns for table ``name`` (``schema.table``) on this engine."""
+        return name
+
+    def close(self) -> None:  # noqa: B027 most warehouses open nothing of their own
+        """Release the connection this object opened (none by default)."""
+
+    # -- per-customer work ----------------------------------------------------------------------
+
+    def map_batches(self, relation: Any, function: BatchFunction, schema: pa.Schema,
+                    batch_rows: int, order_by: Sequence[str] = ()) -> Any:
+        """``function`` applied to the relation's batches (or a :class:`Spool`'s); here it
+        streams through this process, in stored order. ``function`` must be picklable and
+        depend only on its input: a distributed engine runs it on its executors, once per
+        partition."""
+        if isinstance(relation, Spool):
+            source = relation.batches()
+        else:
+            source = iter(self.stored_order_batches(relation, batch_rows, order_by=order_by))
+        return pa.RecordBatchReader.from_batches(schema, function(source))
+
+    def totals(self, result: Any, columns: Sequence[str]) -> tuple[Any, dict[str, int]]:
+        """Keep a :meth:`map_batches` result for a second pass and add up ``columns`` in
+        micro-units (:func:`clv.level.micro_units`); returns (the kept result, totals)."""
+        spool = Spool(result, columns)
+        return spool, spool.totals
+
+    def release(self, kept: Any) -> None:
+        """Free what :meth:`totals` kept."""
+        kept.close()

@@ -1,0 +1,328 @@
+"""``clv build``: the whole DAG on any supported target, in one command.
+
+Where dbt runs Python models (DuckDB; Databricks, Snowflake and BigQuery in the cloud) this is
+``dbt build``. Where it does not (PostgreSQL; Spark through dbt-spark's ``session`` method), it
+runs the same DAG in stages, in dependency order:
+
+1. the dbt SQL models and their tests upstream of the Python models (``dbt build``);
+2. the Python models (training, scoring, evaluation, explanations), each called exactly as dbt
+   would call it, with a ``dbt`` object whose ``ref()`` returns the relation and the engine's
+   connection as ``session``; the result is written to the model's relation through
+   :class:`clv.warehouse.Warehouse`; then their dbt tests;
+3. the SQL models downstream of them, and so on until every model is built.
+
+The vars, the retrain policy and the artifacts are those of ``dbt build``: the Python steps
+read the settings from ``clv_run_settings``, which the first stage builds with the given vars.
+On Spark the process creates the SparkSession first, so dbt-spark's session and the Python
+steps share it (and its executors run the scoring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# dbt adapters that run the project's Python models themselves.
+PYTHON_ADAPTERS = {"duckdb", "databricks", "snowflake", "bigquery"}
+# Adapters for which clv build runs the Python models, and what to install for each.
+STAGED_ADAPTERS = {"postgres": "dbt-postgres", "spark": "dbt-spark[session] and pyspark"}
+EXTRAS = {"postgres": "postgres", "spark": "spark"}
+
+
+class BuildError(RuntimeError):
+    """A build that cannot start or did not finish; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """A model of the project, as the manifest describes it."""
+
+    unique_id: str
+    name: str
+    language: str
+    schema: str
+    alias: str
+    path: Path
+    parents: tuple[str, ...]
+
+    @property
+    def relation(self) -> str:
+        return f"{self.schema}.{self.alias}"
+
+
+def stages(nodes: Sequence[Node]) -> list[tuple[str, list[Node]]]:
+    """The models in dependency order, grouped into alternating runs of SQL and Python models:
+    each group needs only models of earlier groups and of its own, listed before them (dbt
+    orders a SQL group itself)."""
+    known = {node.unique_id for node in nodes}
+    done: set[str] = set()
+    remaining = list(nodes)
+    result: list[tuple[str, list[Node]]] = []
+    while remaining:
+        progress = False
+        for language in ("sql", "python"):
+            group: list[Node] = []
+            grew = True
+            while grew:  # a model may wait on models of the same group
+                grew = False
+                for node in remaining:
+                    if node.language != language or node in group:
+                        continue
+                    waiting = {p for p in node.parents if p in known and p not in done}
+                    if not waiting - {n.unique_id for n in group}:
+                        group.append(node)
+                        grew = True
+            if group:
+                result.append((language, group))
+                done |= {node.unique_id for node in group}
+                remaining = [node for node in remaining if node not in group]
+                progress = True
+        if not progress:
+            raise BuildError("the model graph has a cycle: "
+                             + ", ".join(sorted(node.name for node in remaining)))
+    return result
+
+
+class _Dbt:
+    """The ``dbt`` object a Python model receives: ``ref()``, ``config()``, ``this``."""
+
+    def __init__(self, node: Node, relations: dict[str, Any], run_vars: dict[str, Any]) -> None:
+        self._relations = relations
+        self.this = node.relation
+        self._vars = run_vars
+        self.config = _Config()
+
+    def ref(self, name: str, *_: Any, **__: Any) -> Any:
+        if name not in self._relations:
+            raise BuildError(f"ref('{name}') is not a model of this project")
+        return self._relations[name]()
+
+
+class _Config:
+    def __call__(self, *_: Any, **__: Any) -> None:
+        return None
+
+    def get(self, _key: str, default: Any = None) -> Any:
+        return default
+
+
+def _load_model_function(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"clv_python_model_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise BuildError(f"cannot load the Python model {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model
+
+
+class Runner:
+    """Runs dbt commands in this process, stopping at the first failure with one line."""
+
+    def __init__(self, common: Sequence[str], run_vars: dict[str, Any]) -> None:
+        from dbt.cli.main import dbtRunner
+
+        self._dbt = dbtRunner()
+        self.common = list(common)
+        self.vars = run_vars
+
+    def invoke(self, command: Sequence[str], quiet: bool = False) -> Any:
+        args = [*command, *self.common]
+        if self.vars:
+            args += ["--vars", json.dumps(self.vars, default=str)]
+        if quiet:
+            args += ["--quiet"]
+        result = self._dbt.invoke(args)
+        if result.exception is not None:
+            raise BuildError(f"dbt {command[0]} failed: {_first_line(result.exception)}")
+        if not result.success:
+            failed = [r.node.name for r in (result.result or [])
+                      if str(r.status) in ("error", "fail", "runtime error")]
+            raise BuildError(f"dbt {command[0]} failed"
+                             + (f" at {', '.join(failed)}" if failed else "")
+                             + " (details above)")
+        return result
+
+
+def _first_line(error: BaseException | str) -> str:
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # dbt wraps messages as "Runtime Error\n  <message>": skip the generic headers
+    useful = [line for line in lines if line not in {"Runtime Error", "Compilation Error",
+                                                     "Database Error", "Parsing Error"}]
+    return (useful or lines or [type(error).__name__])[0]
+
+
+def _profile(project_dir: Path, profiles_dir: Path | None, target: str | None,
+             run_vars: dict[str, Any]) -> Any:
+    """The rendered profile (adapter type and credentials) of ``target``."""
+    from dbt.config.runtime import load_profile
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
+    set_invocation_context(os.environ)
+    profiles = profiles_dir or (project_dir if (project_dir / "profiles.yml").is_file()
+                                else Path.home() / ".dbt")
+    set_from_args(argparse.Namespace(PROFILES_DIR=str(profiles)), None)
+    try:
+        return load_profile(str(project_dir), run_vars, None, target)
+    except Exception as error:  # noqa: BLE001 dbt raises several kinds; all end the build
+        message = _first_line(error)
+        if "Could not find adapter type" in str(error):
+            kind = str(error).rsplit("Could not find adapter type", 1)[1].strip(" !\n")
+            raise BuildError(_install_hint(kind)) from None
+        if "does not have a target named" in message:
+            names = [line.strip(" -") for line in str(error).splitlines()
+                     if line.strip().startswith("- ")]
+            raise BuildError(f"no target {target!r} in profiles.yml; its targets are: "
+                             f"{', '.join(names)}") from None
+        raise BuildError(message) from None
+
+
+def _install_hint(kind: str) -> str:
+    if kind in EXTRAS:
+        return (f"the {kind} target needs {STAGED_ADAPTERS[kind]}: "
+                f"pip install -e '.[{EXTRAS[kind]}]'")
+    supported = ", ".join(["duckdb", *STAGED_ADAPTERS])
+    return f"targets of type {kind!r} are not supported; supported: {supported}"
+
+
+def _open_warehouse(credentials: Any) -> Any:
+    """The warehouse for a staged target, checked to be reachable."""
+    kind = credentials.type
+    if kind == "postgres":
+        from clv.warehouse.postgres import PostgresWarehouse
+
+        if importlib.util.find_spec("psycopg2") is None:
+            raise BuildError(_install_hint("postgres"))
+        try:
+            return PostgresWarehouse.open(credentials)
+        except ConnectionError as error:
+            raise BuildError(str(error)) from None
+    if kind == "spark":
+        from clv.warehouse.spark import SparkWarehouse
+
+        if str(getattr(credentials, "method", "")).rsplit(".", 1)[-1].lower() != "session":
+            raise BuildError("clv build runs Spark targets with method: session (a Spark "
+                             "session in this process); on Databricks use the dbt-databricks "
+                             "adapter, where dbt build runs the Python models itself")
+        if importlib.util.find_spec("pyspark") is None:
+            raise BuildError(_install_hint("spark"))
+        return SparkWarehouse.start(credentials.server_side_parameters, credentials.schema)
+    raise BuildError(_install_hint(kind))
+
+
+def _model_path(project_dir: Path, node: Any) -> Path:
+    """The model's file: in the project, or in an installed package (dbt_packages/)."""
+    own = project_dir / node.original_file_path
+    return own if own.is_file() else (project_dir / "dbt_packages" / node.package_name
+                                      / node.original_file_path)
+
+
+def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
+    nodes = []
+    for node in manifest.nodes.values():
+        if str(node.resource_type) not in {"model", "NodeType.Model"}:
+            continue
+        nodes.append(Node(unique_id=node.unique_id, name=node.name,
+                          language=str(node.language).rsplit(".", 1)[-1].lower(),
+                          schema=node.schema, alias=node.alias or node.name,
+                          path=_model_path(project_dir, node),
+                          parents=tuple(p for p in node.depends_on.nodes
+                                        if p.startswith("model."))))
+    return nodes
+
+
+def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
+                     run_vars: dict[str, Any]) -> int:
+    """Call the Python model of ``node`` as dbt would and write its result; returns rows."""
+    function = _load_model_function(node.path)
+    result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
+    return warehouse.write_table(node.relation, result)
+
+
+def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
+          profiles_dir: Path | None, dbt_args: Sequence[str] = ()) -> None:
+    """Build every model of the project on ``target`` (see the module docstring)."""
+    profile = _profile(project_dir, profiles_dir, target, run_vars)
+    kind = profile.credentials.type
+    common = ["--project-dir", str(project_dir), *dbt_args]
+    if profiles_dir:
+        common += ["--profiles-dir", str(profiles_dir)]
+    if target:
+        common += ["--target", target]
+    if kind in PYTHON_ADAPTERS:
+        Runner(common, run_vars).invoke(["build"])
+        return
+    if kind not in STAGED_ADAPTERS:
+        raise BuildError(_install_hint(kind))
+
+    warehouse = _open_warehouse(profile.credentials)
+    try:
+        runner = Runner(common, run_vars)
+        manifest = runner.invoke(["parse"], quiet=True).result
+        nodes = _nodes(manifest, project_dir)
+        relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
+                     for node in nodes}
+        plan = stages(nodes)
+        first = True
+        for language, group in plan:
+            names = [node.name for node in group]
+            if language == "sql":
+                # seeds and tests ride along with the first stage; later stages select their
+                # models and the tests whose parents are all built by then
+                select = ["--select", *names] + (["resource_type:seed"] if first else [])
+                runner.invoke(["build", *select, "--indirect-selection", "buildable"])
+            else:
+                for node in group:
+                    began = time.perf_counter()
+                    rows = run_python_model(node, warehouse, relations, run_vars)
+                    print(f"clv build: {node.name}: {rows:,} rows "
+                          f"({time.perf_counter() - began:.1f} s)", flush=True)
+                runner.invoke(["test", "--select", *names, "--indirect-selection",
+                               "buildable"])
+            first = False
+    finally:
+        warehouse.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clv build",
+        description="Build every model of the project on a dbt target: dbt build where dbt runs "
+                    "the Python models (DuckDB), otherwise the same DAG in stages (PostgreSQL, "
+                    "Spark). Other options are passed to dbt.")
+    parser.add_argument("--target", default=None, help="dbt target (default: the profile's)")
+    parser.add_argument("--vars", default="{}", help="dbt vars (YAML or JSON mapping)")
+    parser.add_argument("--project-dir", default=".", help="the dbt project (default: .)")
+    parser.add_argument("--profiles-dir", default=None,
+                        help="where profiles.yml is (default: the project, else ~/.dbt)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, dbt_args = _parser().parse_known_args(argv)
+    began = time.perf_counter()
+    try:
+        import yaml
+
+        run_vars = yaml.safe_load(args.vars) or {}
+        if not isinstance(run_vars, dict):
+            raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
+        build(args.target, run_vars, Path(args.project_dir).resolve(),
+              Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args)
+    except BuildError as error:
+        print(f"clv build: {error}", file=sys.stderr)
+        return 1
+    except yaml.YAMLError as error:
+        print(f"clv build: --vars is not YAML: {_first_line(error)}", file=sys.stderr)
+        return 2
+    print(f"clv build: done in {time.perf_counter() - began:.1f} s", flush=True)
+    return 0

@@ -1,0 +1,211 @@
+"""Apache Spark: relations are table names or pyspark DataFrames (what ``dbt.ref()`` returns in
+a Python model on Databricks); the session is a SparkSession.
+
+Per-customer work is distributed: :meth:`SparkWarehouse.map_batches` runs a batch function
+on the executors with ``mapInArrow`` (the function and the model it closes over are shipped
+once per task), and its result is a DataFrame that Spark writes itself, so no customer row is
+collected to the driver. Only bounded results (a sample, counts, totals) come back as Arrow.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from clv.warehouse.base import BatchFunction, Warehouse
+
+# Rows per Arrow batch that Spark hands a mapInArrow function.
+_ARROW_BATCH_ROWS = 10_000
+
+
+def _is_dataframe(value: object) -> bool:
+    return type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pyspark")
+
+
+def _quote(name: str) -> str:
+    if "`" in name:
+        raise ValueError(f"name {name!r} contains a backquote")
+    return f"`{name}`"
+
+
+def _arrow(schema: Any) -> pa.Schema:
+    """A Spark schema as Arrow fields (numeric, text, date, timestamp and boolean types)."""
+    fields = []
+    for field in schema.fields:
+        kind = field.dataType.typeName()
+        if kind in {"long", "integer", "short", "byte"}:
+            arrow = pa.int64()
+        elif kind in {"double", "float", "decimal"}:
+            arrow = pa.float64()
+        elif kind == "boolean":
+            arrow = pa.bool_()
+        elif kind == "date":
+            arrow = pa.date32()
+        elif kind in {"timestamp", "timestamp_ntz"}:
+            arrow = pa.timestamp("us")
+        else:
+            arrow = pa.string()
+        fields.append(pa.field(field.name, arrow))
+    return pa.schema(fields)
+
+
+def spark_schema(schema: pa.Schema) -> Any:
+    """An Arrow schema as a Spark StructType."""
+    from pyspark.sql import types as t
+
+    def kind(arrow: pa.DataType) -> Any:
+        if pa.types.is_boolean(arrow):
+            return t.BooleanType()
+        if pa.types.is_integer(arrow):
+            return t.LongType()
+        if pa.types.is_floating(arrow) or pa.types.is_decimal(arrow):
+            return t.DoubleType()
+        if pa.types.is_date(arrow):
+            return t.DateType()
+        if pa.types.is_timestamp(arrow):
+            return t.TimestampType() if arrow.tz else t.TimestampNTZType()
+        return t.StringType()
+
+    return t.StructType([t.StructField(field.name, kind(field.type), nullable=True)
+                         for field in schema])
+
+
+class SparkWarehouse(Warehouse):
+    """A SparkSession (local, or a cluster's)."""
+
+    distributed = True
+
+    def __init__(self, session: Any, database: str | None = None) -> None:
+        self.session = session
+        self.database = database
+        session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(_ARROW_BATCH_ROWS))
+
+    @staticmethod
+    def accepts(session: object) -> bool:
+        return type(session).__name__ == "SparkSession"
+
+    @classmethod
+    def start(cls, settings: dict[str, str], database: str | None) -> SparkWarehouse:
+        """The SparkSession of a dbt-spark ``session`` profile (its server_side_parameters),
+        created before dbt runs so that dbt-spark and the Python steps share it. Python workers
+        run this interpreter, which has the package installed."""
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        from pyspark.sql import SparkSession
+
+        builder = SparkSession.builder.enableHiveSupport()
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        return cls(session, database)
+
+    @property
+    def session_object(self) -> Any:
+        return self.session
+
+    def relation(self, name: str) -> Any:
+        return self._frame(name)
+
+    def _frame(self, relation: Any) -> Any:
+        if _is_dataframe(relation):
+            return relation
+        name = str(relation).replace("`", "").replace('"', "")
+        if "." not in name and self.database:
+            name = f"{self.database}.{name}"
+        return self.session.table(".".join(_quote(part) for part in name.split(".")))
+
+    def _sql(self, relation: Any, sql: str) -> Any:
+        view = f"clv_relation_{secrets.token_hex(4)}"
+        self._frame(relation).createOrReplaceTempView(view)
+        # Double-quoted identifiers are ANSI; Spark quotes with backquotes.
+        return self.session.sql(sql.replace("{relation}", view).replace('"', "`"))
+
+    def schema(self, relation: Any) -> pa.Schema:
+        return _arrow(self._frame(relation).schema)
+
+    def _to_arrow(self, frame: Any) -> pa.Table:
+        table = frame.toArrow()
+        target = _arrow(frame.schema)
+        return table.cast(target) if table.schema != target else table
+
+    def query(self, relation: Any, sql: str) -> pa.Table:
+        return self._to_arrow(self._sql(relation, sql))
+
+    def stream(self, relation: Any, sql: str, batch_rows: int) -> pa.RecordBatchReader:
+        """The rows through the driver one partition at a time (for small results and the
+        Parquet hand-off; per-customer work uses :meth:`map_batches`)."""
+        frame = self._sql(relation, sql)
+        schema = _arrow(frame.schema)
+        names = schema.names
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            rows: list[Any] = []
+            for row in frame.toLocalIterator(prefetchPartitions=False):
+                rows.append(row)
+                if len(rows) >= batch_rows:
+                    yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True))
+                                                      for r in rows], schema=schema)
+                    rows = []
+            if rows:
+                yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True))
+                                                  for r in rows], schema=schema)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def md5_int(self, text_sql: str) -> str:
+        return f"cast(conv(substr(md5({text_sql}), 1, 8), 16, 10) as bigint)"
+
+    def as_text(self, sql: str) -> str:
+        return f"cast({sql} as string)"
+
+    def map_batches(self, relation: Any, function: BatchFunction, schema: pa.Schema,
+                    batch_rows: int, order_by: Sequence[str] = ()) -> Any:
+        """``function`` over each partition's batches, on the executors: a lazy DataFrame."""
+        del batch_rows, order_by  # Spark sizes the batches; rows carry their own keys
+        return self._frame(relation).mapInArrow(function, spark_schema(schema))
+
+    def totals(self, result: Any, columns: Sequence[str]) -> tuple[Any, dict[str, int]]:
+        """The result persisted (memory, spilling to disk) and the columns' exact sums in
+        micro-units, rounded per value as :func:`clv.level.micro_units` rounds."""
+        from pyspark.sql import functions as F
+
+        def micro(name: str) -> Any:
+            value = F.nanvl(F.col(name), F.lit(0.0))
+            rounded = F.signum(value) * F.floor(F.abs(value) * F.lit(1_000_000.0) + F.lit(0.5))
+            return F.coalesce(F.sum(rounded.cast("bigint")), F.lit(0)).alias(name)
+
+        kept = result.persist()
+        row = kept.agg(*[micro(name) for name in columns]).collect()[0]
+        return kept, {name: int(row[name]) for name in columns}
+
+    def release(self, kept: Any) -> None:
+        kept.unpersist()
+
+    def write_table(self, name: str, data: Any) -> int:
+        """Replace table ``name``: written under a new name first, then swapped in, so a
+        failure leaves the old table."""
+        if _is_dataframe(data):
+            frame = data
+        else:
+            if isinstance(data, pa.RecordBatchReader):
+                data = data.read_all()
+            if not isinstance(data, pa.Table):
+                data = pa.Table.from_pandas(data, preserve_index=False)
+            frame = self.session.createDataFrame(data.to_pandas(), schema=spark_schema(
+                data.schema)) if data.num_rows == 0 else self.session.createDataFrame(data)
+        name = name.replace("`", "").replace('"', "")
+        if "." not in name and self.database:
+            name = f"{self.database}.{name}"
+        database, _, table = name.rpartition(".")
+        prefix = f"{_quote(database)}." if database else ""
+        staged = f"{prefix}{_quote(f'{table}__clv_{secrets.token_hex(4)}')}"
+        frame.write.format("parquet").mode("error").saveAsTable(staged)
+        self.session.sql(f"drop table if exists {prefix}{_quote(table)}")
+        self.session.sql(f"alter table {staged} rename to {prefix}{_quote(table)}")
+        return self.session.table(f"{prefix}{_quote(table)}").count()

@@ -1,0 +1,164 @@
+"""Helpers for the cross-engine tests: reaching PostgreSQL and Spark, building the project there
+with ``clv build``, and comparing tables across engines.
+
+Locally an engine that is not there skips its tests; with ``CLV_TEST_ENGINES=required`` (set
+by .ci/run) it fails them, so CI cannot pass without running them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def unavailable(reason: str) -> None:
+    """Skip (locally) or fail (CI) a test whose engine is not there."""
+    if os.environ.get("CLV_TEST_ENGINES") == "required":
+        pytest.fail(f"{reason} (CLV_TEST_ENGINES=required)")
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def postgres_settings() -> dict[str, str]:
+    """libpq variables for the test server (the environment's, else a local default)."""
+    return {"PGHOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PGPORT": os.environ.get("PGPORT", "5432"),
+            "PGUSER": os.environ.get("PGUSER", "clv"),
+            "PGPASSWORD": os.environ.get("PGPASSWORD", "clv"),
+            "PGDATABASE": os.environ.get("PGDATABASE", "clv")}
+
+
+def postgres_connection() -> Any:
+    if importlib.util.find_spec("psycopg2") is None:
+        unavailable("dbt-postgres (psycopg2) is not installed: pip install -e '.[postgres]'")
+    import psycopg2
+
+    settings = postgres_settings()
+    try:
+        return psycopg2.connect(host=settings["PGHOST"], port=settings["PGPORT"],
+                                user=settings["PGUSER"], password=settings["PGPASSWORD"],
+                                dbname=settings["PGDATABASE"], connect_timeout=5)
+    except psycopg2.OperationalError as error:
+        unavailable(f"no PostgreSQL server for the tests: {str(error).strip()}")
+        raise
+
+
+def drop_postgres_schemas(prefix: str) -> None:
+    """Drop the schemas the tests made (nothing when there is no server)."""
+    if importlib.util.find_spec("psycopg2") is None:
+        return
+    import psycopg2
+
+    settings = postgres_settings()
+    try:
+        connection = psycopg2.connect(host=settings["PGHOST"], port=settings["PGPORT"],
+                                      user=settings["PGUSER"], password=settings["PGPASSWORD"],
+                                      dbname=settings["PGDATABASE"], connect_timeout=5)
+    except psycopg2.OperationalError:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select nspname from pg_namespace where nspname like %s",
+                           (prefix + "%",))
+            for (name,) in cursor.fetchall():
+                cursor.execute(f'drop schema "{name}" cascade')
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def spark_available() -> None:
+    if importlib.util.find_spec("pyspark") is None:
+        unavailable("pyspark is not installed: pip install -e '.[spark]'")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        unavailable("Spark needs a Java runtime (java on PATH or JAVA_HOME)")
+
+
+def schema_name(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(3)}"
+
+
+def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[str, str]) -> None:
+    """``clv build --target <target>`` on this project, in this process; fails the test with
+    clv's own message when the build fails."""
+    import json
+
+    from clv import build
+
+    args = ["--target", target, "--project-dir", str(PROJECT_DIR), "--profiles-dir",
+            str(PROJECT_DIR), "--vars", json.dumps(run_vars), "--target-path",
+            str(workdir / "target"), "--log-path", str(workdir / "logs"), "--quiet"]
+    with environment(**env):
+        code = build.main(args)
+    assert code == 0, f"clv build --target {target} failed (see the output above)"
+
+
+def _normalized(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        dated = values.dtype == object and values.map(lambda v: hasattr(v, "isoformat")).any()
+        if pd.api.types.is_datetime64_any_dtype(values) or dated:
+            out[column] = values.map(lambda v: None if v is None or v is pd.NaT
+                                     else pd.Timestamp(v).isoformat())
+    return out
+
+
+def assert_same_table(reference: pa.Table, other: pa.Table, name: str, rtol: float = 1e-9,
+                      atol: float = 1e-12) -> None:
+    """``other`` holds the rows of ``reference``: text, dates and integers equal, floats within
+    ``rtol`` relative (``atol`` near zero), whatever the row order."""
+    left, right = reference.to_pandas(), other.to_pandas()
+    assert sorted(left.columns) == sorted(right.columns), f"{name}: columns differ"
+    assert len(left) == len(right), f"{name}: {len(right)} rows, DuckDB has {len(left)}"
+    right = right[list(left.columns)]
+    floats = [c for c in left.columns
+              if pa.types.is_floating(reference.schema.field(c).type)]
+    keys = [c for c in left.columns if c not in floats]
+    left, right = _normalized(left), _normalized(right)
+    left = left.sort_values(keys, na_position="first").reset_index(drop=True)
+    right = right.sort_values(keys, na_position="first").reset_index(drop=True)
+    for column in keys:
+        a = left[column].astype(object).where(left[column].notna(), None)
+        b = right[column].astype(object).where(right[column].notna(), None)
+        if pd.api.types.is_numeric_dtype(left[column]):
+            a = a.map(lambda v: None if v is None else int(v))
+            b = b.map(lambda v: None if v is None else int(v))
+        else:
+            a, b = a.map(lambda v: None if v is None else str(v)), \
+                b.map(lambda v: None if v is None else str(v))
+        differs = (a != b).to_numpy()
+        assert not differs.any(), (f"{name}.{column}: {differs.sum()} rows differ, first: "
+                                   f"{a[differs].iloc[0]!r} vs {b[differs].iloc[0]!r}")
+    for column in floats:
+        a = left[column].astype(float).to_numpy()
+        b = right[column].astype(float).to_numpy()
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, equal_nan=True,
+                                   err_msg=f"{name}.{column}")
