@@ -6,6 +6,7 @@ the dynamo graph (the default) against PyTorch, and scoring only sees the ONNX i
 """
 
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -247,3 +248,14 @@ def test_scoring_does_not_load_pytorch():
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_pickled_model_scores_the_same(model_dir, scoring):
+    """What a distributed engine ships to its executors: the graph's bytes, one batch at a
+    time on the other side."""
+    model = load_verified(model_dir)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.version == model.version and copy.workers == 1
+    np.testing.assert_array_equal(
+        score_table(copy, scoring).column("network_clv").to_numpy(),
+        score_table(model, scoring).column("network_clv").to_numpy())

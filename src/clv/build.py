@@ -160,7 +160,7 @@ def _first_line(error: BaseException | str) -> str:
     return (useful or lines or [type(error).__name__])[0]
 
 
-def _profile(project_dir: Path, profiles_dir: Path | None, target: str | None,
+def profile_of(project_dir: Path, profiles_dir: Path | None, target: str | None,
              run_vars: dict[str, Any]) -> Any:
     """The rendered profile (adapter type and credentials) of ``target``."""
     from dbt.config.runtime import load_profile
@@ -175,6 +175,8 @@ def _profile(project_dir: Path, profiles_dir: Path | None, target: str | None,
         return load_profile(str(project_dir), run_vars, None, target)
     except Exception as error:  # noqa: BLE001 dbt raises several kinds; all end the build
         message = _first_line(error)
+        if "dbt-spark[session]" in str(error):  # dbt-spark's check that pyspark is there
+            raise BuildError(_install_hint("spark")) from None
         if "Could not find adapter type" in str(error):
             kind = str(error).rsplit("Could not find adapter type", 1)[1].strip(" !\n")
             raise BuildError(_install_hint(kind)) from None
@@ -248,10 +250,28 @@ def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
     return warehouse.write_table(node.relation, result)
 
 
+def _ancestors(nodes: Sequence[Node], names: Sequence[str]) -> list[Node]:
+    """``names`` and every model upstream of them (dbt's ``+name``)."""
+    by_id = {node.unique_id: node for node in nodes}
+    wanted = [node.unique_id for node in nodes if node.name in set(names)]
+    missing = set(names) - {by_id[uid].name for uid in wanted}
+    if missing:
+        raise BuildError(f"no model named {', '.join(sorted(missing))} in the project")
+    keep: set[str] = set()
+    while wanted:
+        uid = wanted.pop()
+        if uid not in keep and uid in by_id:
+            keep.add(uid)
+            wanted.extend(by_id[uid].parents)
+    return [node for node in nodes if node.unique_id in keep]
+
+
 def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
-          profiles_dir: Path | None, dbt_args: Sequence[str] = ()) -> None:
-    """Build every model of the project on ``target`` (see the module docstring)."""
-    profile = _profile(project_dir, profiles_dir, target, run_vars)
+          profiles_dir: Path | None, dbt_args: Sequence[str] = (),
+          models: Sequence[str] | None = None) -> None:
+    """Build every model of the project on ``target`` (see the module docstring), or only
+    ``models`` and what they need."""
+    profile = profile_of(project_dir, profiles_dir, target, run_vars)
     kind = profile.credentials.type
     common = ["--project-dir", str(project_dir), *dbt_args]
     if profiles_dir:
@@ -259,7 +279,9 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     if target:
         common += ["--target", target]
     if kind in PYTHON_ADAPTERS:
-        Runner(common, run_vars).invoke(["build"])
+        select = (["--select", *[f"+{name}" for name in models], "--indirect-selection",
+                   "cautious"] if models else [])
+        Runner(common, run_vars).invoke(["build", *select])
         return
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
@@ -269,15 +291,16 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         runner = Runner(common, run_vars)
         manifest = runner.invoke(["parse"], quiet=True).result
         nodes = _nodes(manifest, project_dir)
+        if models:
+            nodes = _ancestors(nodes, models)
         relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
                      for node in nodes}
-        plan = stages(nodes)
         first = True
-        for language, group in plan:
+        for language, group in stages(nodes):
             names = [node.name for node in group]
             if language == "sql":
-                # seeds and tests ride along with the first stage; later stages select their
-                # models and the tests whose parents are all built by then
+                # seeds ride along with the first stage; every stage runs the tests whose
+                # parents are all built by then
                 select = ["--select", *names] + (["resource_type:seed"] if first else [])
                 runner.invoke(["build", *select, "--indirect-selection", "buildable"])
             else:
@@ -291,6 +314,22 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
             first = False
     finally:
         warehouse.close()
+
+
+def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None) -> None:
+    """:func:`build` from command-line style arguments (those of ``clv build``; the others go
+    to dbt). Raises BuildError."""
+    import yaml
+
+    args, dbt_args = _parser().parse_known_args(argv)
+    try:
+        run_vars = yaml.safe_load(args.vars) or {}
+    except yaml.YAMLError as error:
+        raise BuildError(f"--vars is not YAML: {_first_line(error)}") from None
+    if not isinstance(run_vars, dict):
+        raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
+    build(args.target, run_vars, Path(args.project_dir).resolve(),
+          Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -308,21 +347,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, dbt_args = _parser().parse_known_args(argv)
     began = time.perf_counter()
     try:
-        import yaml
-
-        run_vars = yaml.safe_load(args.vars) or {}
-        if not isinstance(run_vars, dict):
-            raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
-        build(args.target, run_vars, Path(args.project_dir).resolve(),
-              Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args)
+        build_with_args(sys.argv[1:] if argv is None else argv)
     except BuildError as error:
         print(f"clv build: {error}", file=sys.stderr)
         return 1
-    except yaml.YAMLError as error:
-        print(f"clv build: --vars is not YAML: {_first_line(error)}", file=sys.stderr)
-        return 2
     print(f"clv build: done in {time.perf_counter() - began:.1f} s", flush=True)
     return 0

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from clv import build
+
 EVERY = {"day": 1, "week": 7}
 
 
@@ -126,10 +128,14 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
         began = time.perf_counter()
         # the inputs were loaded by the check above: no seeds again, and only what the
         # history needs (the evaluation tables and the Parquet hand-off stay as they are)
+        # (on PostgreSQL and Spark through clv build, which runs the Python steps there)
         day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
-        _invoke(["build", "--select", "+clv_predictions_history", "--exclude-resource-type",
-                 "seed", "unit_test", "--indirect-selection", "cautious", "--vars", day_vars,
-                 "--quiet", *common])
+        try:
+            build.build_with_args([*common, "--vars", day_vars, "--exclude-resource-type",
+                                   "seed", "unit_test", "--quiet"],
+                                  models=["clv_predictions_history"])
+        except build.BuildError as error:
+            raise BackfillError(f"as of {day}: {error}") from None
         print(f"clv-backfill: {index}/{len(dates)} as of {day} scored "
               f"({time.perf_counter() - began:.1f} s)", flush=True)
     return dates

@@ -1,0 +1,116 @@
+"""clv build: stage planning, and one clear line for every set-up mistake (fast; no engine)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from clv import build, cli
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _node(name: str, language: str, *parents: str) -> build.Node:
+    return build.Node(f"model.clv.{name}", name, language, "s", name, Path(f"{name}.py"),
+                      tuple(f"model.clv.{p}" for p in parents))
+
+
+def test_stages_alternate_sql_and_python_in_dependency_order():
+    nodes = [
+        _node("export", "python", "predictions"),
+        _node("predictions", "sql", "scores", "features"),
+        _node("scores", "python", "registry", "features"),
+        _node("registry", "python", "examples"),
+        _node("examples", "sql", "features"),
+        _node("features", "sql", "staging"),
+        _node("staging", "sql"),
+        _node("history", "sql", "predictions"),
+    ]
+    plan = [(language, [node.name for node in group]) for language, group in build.stages(nodes)]
+    assert [language for language, _ in plan] == ["sql", "python", "sql", "python"]
+    assert set(plan[0][1]) == {"staging", "features", "examples"}
+    assert plan[1][1] == ["registry", "scores"]  # parents first within a group
+    assert set(plan[2][1]) == {"predictions", "history"}
+    assert plan[3][1] == ["export"]
+
+
+def test_stages_refuse_a_cycle():
+    with pytest.raises(build.BuildError, match="cycle: a, b"):
+        build.stages([_node("a", "python", "b"), _node("b", "python", "a")])
+
+
+def test_ancestors_keep_what_a_model_needs():
+    nodes = [_node("a", "sql"), _node("b", "python", "a"), _node("c", "sql", "b"),
+             _node("d", "sql", "a")]
+    assert [n.name for n in build._ancestors(nodes, ["c"])] == ["a", "b", "c"]
+    with pytest.raises(build.BuildError, match="no model named zzz"):
+        build._ancestors(nodes, ["zzz"])
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_unknown_target_names_the_targets(capsys):
+    code = build.main(["--target", "nope", "--project-dir", str(PROJECT_DIR),
+                       "--profiles-dir", str(PROJECT_DIR)])
+    assert code == 1
+    assert _one_error_line(capsys) == ("clv build: no target 'nope' in profiles.yml; its "
+                                       "targets are: duckdb, postgres, spark")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_postgres_is_one_line_with_the_variables_to_set(capsys, monkeypatch):
+    pytest.importorskip("psycopg2")
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(_free_port()))  # nothing listens there
+    code = build.main(["--target", "postgres", "--project-dir", str(PROJECT_DIR),
+                       "--profiles-dir", str(PROJECT_DIR)])
+    assert code == 1
+    line = _one_error_line(capsys)
+    assert line.startswith("clv build: cannot connect to PostgreSQL at 127.0.0.1:")
+    assert "refused" in line.lower() and line.endswith("PGPASSWORD and PGDATABASE")
+
+
+def test_missing_driver_says_what_to_install(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if pyspark were not installed
+    monkeypatch.setattr(build.importlib.util, "find_spec",
+                        lambda name: None if name == "pyspark" else object())
+    code = build.main(["--target", "spark", "--project-dir", str(PROJECT_DIR),
+                       "--profiles-dir", str(PROJECT_DIR)])
+    assert code == 1
+    assert _one_error_line(capsys) == ("clv build: the spark target needs dbt-spark[session] "
+                                       "and pyspark: pip install -e '.[spark]'")
+
+
+def test_unsupported_adapter_type(tmp_path, capsys):
+    (tmp_path / "profiles.yml").write_text(
+        "clv:\n  target: other\n  outputs:\n    other:\n      type: duckdb\n"
+        "      path: ':memory:'\n", encoding="utf-8")
+    assert build._install_hint("sqlserver").startswith(
+        "targets of type 'sqlserver' are not supported")
+    assert build._install_hint("postgres") == ("the postgres target needs dbt-postgres: "
+                                               "pip install -e '.[postgres]'")
+
+
+def test_bad_vars_are_one_line(capsys):
+    assert build.main(["--vars", "[1, 2]", "--project-dir", str(PROJECT_DIR)]) == 1
+    assert "--vars: expected a mapping" in _one_error_line(capsys)
+
+
+def test_cli_lists_commands(capsys):
+    assert cli.main([]) == 2
+    assert "build" in capsys.readouterr().out
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
