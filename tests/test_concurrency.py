@@ -326,3 +326,17 @@ def test_a_process_holding_the_database_blocks_dbt(built, tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
+
+
+def test_model_files_are_readable_like_any_new_file(tmp_path):
+    """Model files and scoring runs (atomic writes) get the umask's permissions, so a BI or
+    scoring account can read them, not mkstemp's owner-only mode."""
+    from clv.artifacts import atomic_write_bytes, atomic_write_json
+
+    atomic_write_bytes(tmp_path / "model.onnx", b"graph")
+    atomic_write_json(tmp_path / "model.json", {"a": 1})
+    (tmp_path / "plain").touch()
+    plain = (tmp_path / "plain").stat().st_mode & 0o777
+    assert (tmp_path / "model.onnx").stat().st_mode & 0o777 == plain
+    assert (tmp_path / "model.json").stat().st_mode & 0o777 == plain
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx", "plain"]

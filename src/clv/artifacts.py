@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,11 +63,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def new_temporary_file(path: Path) -> tuple[int, Path]:
+    """A new hidden file next to ``path`` (open file descriptor, name) for an atomic replace.
+
+    Created like any new file, so its permissions come from the process's umask (unlike
+    ``tempfile.mkstemp``'s owner-only ones): a BI or scoring account can read the result.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = new_temporary_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

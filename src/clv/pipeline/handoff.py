@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clv.artifacts import new_temporary_file
 from clv.config import ID_COLUMN
 from clv.pipeline.log import dbt_log
 from clv.warehouse import Warehouse
@@ -52,10 +52,7 @@ def write_parquet(batches: pa.RecordBatchReader, path: Path) -> pd.DataFrame:
     """
     path = checked_path(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden name nobody else uses; created like any new file (permissions from the umask,
-    # unlike mkstemp's owner-only ones), so other users' readers can open the result.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd, tmp = new_temporary_file(path)  # readable by other accounts, as the umask allows
     rows = 0
     try:
         with os.fdopen(fd, "wb") as handle:
