@@ -1,7 +1,8 @@
 {#-
     The relation a clv_* input var points at, as SQL that can follow `from`.
     - empty: the shipped sample seed (`default_seed`), or none when there is no default;
-    - a path or glob ending in .csv / .parquet (optionally compressed): read as a file (DuckDB);
+    - a path or glob ending in .csv / .parquet (optionally compressed): read as a file (DuckDB;
+      on Spark Parquet only: a file, a directory or a glob ending in .parquet);
     - otherwise a relation name: `table`, `schema.table` or `database.schema.table`.
     Anything else is rejected before SQL runs.
 -#}
@@ -40,4 +41,16 @@
     {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type
         instead of failing the read. -#}
     {{ return("read_csv('" ~ path ~ "', header = true, sample_size = -1)") }}
+{% endmacro %}
+
+
+{% macro spark__clv_read_file(path) %}
+    {% if '`' in path %}
+        {{ exceptions.raise_compiler_error("A file path must not contain backticks on Spark: '" ~ path ~ "'") }}
+    {% endif %}
+    {% if modules.re.search('\\.parquet$', path, modules.re.IGNORECASE) %}
+        {{ return("parquet.`" ~ path ~ "`") }}
+    {% endif %}
+    {{ exceptions.raise_compiler_error("On Spark only Parquet files are read directly (DuckDB reads CSV too); load '"
+                                       ~ path ~ "' into a table and point the var at it.") }}
 {% endmacro %}

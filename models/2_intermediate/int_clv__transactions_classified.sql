@@ -61,7 +61,7 @@ repeated_copies_ranked as (
         *,
         row_number() over (
             partition by transaction_id
-            order by transacted_at, customer_id, amount
+            order by transacted_at, {{ clv_collate_binary('customer_id') }}, amount
         ) as transaction_copy_number
 
     from flagged

@@ -80,8 +80,9 @@ aggregated as (
         {%- endfor %}
         sum(case when days_before_cutoff < {{ settings.horizon_days }} then net_revenue else 0 end)
             as revenue_last_horizon,
-        avg(days_since_previous_purchase) as interpurchase_days_mean,
-        stddev_samp(days_since_previous_purchase) as interpurchase_days_stddev,
+        -- PostgreSQL averages integers as numeric
+        cast(avg(days_since_previous_purchase) as {{ clv_type_double() }}) as interpurchase_days_mean,
+        cast(stddev_samp(days_since_previous_purchase) as {{ clv_type_double() }}) as interpurchase_days_stddev,
         max(days_since_previous_purchase) as interpurchase_days_max
 
     from history
@@ -140,8 +141,8 @@ customer_attributes as (
     select
         customer_id,
         min(signup_date) as signup_date,
-        max(country) as country,
-        max(age_band) as age_band
+        max({{ clv_collate_binary('country') }}) as country,
+        max({{ clv_collate_binary('age_band') }}) as age_band
         {%- for name in settings.extra_features %},
         max({{ name }}) as {{ name }}{% endfor %}
 
@@ -202,13 +203,13 @@ final as (
         coalesce(btyd_summary.interpurchase_days_stddev, 0) as interpurchase_days_stddev,
         coalesce(btyd_summary.interpurchase_days_max, 0) as interpurchase_days_max,
         coalesce(
-            cast(btyd_summary.orders_last_90d as double precision)
+            cast(btyd_summary.orders_last_90d as {{ clv_type_double() }})
             / nullif(btyd_summary.orders_last_365d, 0), 0
         ) as orders_ratio_90d_365d,
         -- net revenue: when refunds cancel the purchases, the 365-day sum is 0 up to float
         -- noise (1e-14), which must not become a ratio of 1e25
         coalesce(
-            btyd_summary.revenue_last_90d / nullif(round(btyd_summary.revenue_last_365d, 6), 0),
+            btyd_summary.revenue_last_90d / nullif({{ clv_round('btyd_summary.revenue_last_365d', 6) }}, 0),
             0
         ) as revenue_ratio_90d_365d,
         coalesce(categories.distinct_categories, 0) as distinct_categories,

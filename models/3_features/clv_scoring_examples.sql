@@ -49,4 +49,4 @@ final as (
 )
 
 select * from final
-order by customer_id
+order by {{ clv_collate_binary('customer_id') }}

@@ -65,7 +65,7 @@ first_day_categories_ranked as (
         *,
         row_number() over (
             partition by customer_id
-            order by category_spend desc, product_category asc
+            order by category_spend desc, {{ clv_collate_binary('product_category') }} asc
         ) as category_rank
 
     from first_day_category_spend
@@ -111,7 +111,7 @@ final as (
         category_means.product_category,
         overall.as_of_date,
         category_means.customers,
-        cast(category_means.customers as double precision) / overall.all_customers as share_of_customers,
+        cast(category_means.customers as {{ clv_type_double() }}) / overall.all_customers as share_of_customers,
         category_means.mean_predicted_clv,
         overall.overall_mean_predicted_clv,
         category_means.mean_predicted_clv

@@ -25,14 +25,14 @@ excluded as (
     select
         exclusion_reason as reason,
         count(*) as excluded_rows,
-        min(
-            case exclusion_reason
+        min({{ clv_collate_binary(
+            "case exclusion_reason
                 when 'invalid_timestamp' then coalesce(transacted_at_text, '<null>')
                 when 'invalid_amount' then coalesce(amount_text, '<null>')
                 when 'after_as_of_date' then transacted_at_text
                 else coalesce(transaction_id, transacted_at_text, '<null>')
-            end
-        ) as example_value
+            end"
+        ) }}) as example_value
 
     from classified_transactions
     where exclusion_reason is not null

@@ -31,8 +31,9 @@ latest_run_per_date as (
     select
         as_of_date,
         model_version,
-        row_number() over (partition by as_of_date order by scored_at desc, model_version desc)
-            as run_rank
+        row_number() over (
+            partition by as_of_date order by scored_at desc, {{ clv_collate_binary('model_version') }} desc
+        ) as run_rank
 
     from runs
 

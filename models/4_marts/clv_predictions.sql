@@ -43,7 +43,9 @@ ranked as (
         scores.*,
         scoring_examples.frequency,
         scoring_examples.t_days,
-        ntile(10) over (order by scores.predicted_clv desc, scores.customer_id asc) as value_decile
+        ntile(10) over (
+            order by scores.predicted_clv desc, {{ clv_collate_binary('scores.customer_id') }} asc
+        ) as value_decile
 
     from scores
     inner join scoring_examples

@@ -6,12 +6,28 @@
     semi-joins select exactly that run (dbt's delete+insert on a two-column key would join every
     old row of the run with every new one instead). New columns are added, never dropped: a
     history written by an older version stays readable.
+    Spark cannot delete from a Parquet table: there the table is partitioned by as-of date and
+    model version, and a build overwrites the partition of its run (dynamic insert_overwrite),
+    which replaces a rebuilt run the same way. Spark keeps partition columns last.
 -#}
 {{
     config(
         materialized='incremental',
+        on_schema_change='append_new_columns'
+    )
+}}
+{%- if target.type == 'spark' %}
+{{
+    config(
+        incremental_strategy='insert_overwrite',
+        file_format='parquet',
+        partition_by=['as_of_date', 'model_version']
+    )
+}}
+{%- else %}
+{{
+    config(
         incremental_strategy='append',
-        on_schema_change='append_new_columns',
         pre_hook="""
             {% if is_incremental() %}
             delete from {{ this }}
@@ -21,6 +37,7 @@
         """
     )
 }}
+{%- endif %}
 
 with
 

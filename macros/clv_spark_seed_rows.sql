@@ -1,0 +1,38 @@
+{#-
+    dbt-spark's load_csv_rows for the root project on Spark: the inserts of a seed, with each
+    value written as an escaped SQL literal. dbt-spark's session cursor formats bindings itself
+    and turns an empty cell into the text 'None' (and does not escape quotes), so the sample's
+    missing customer ids and amounts would be read as text instead of null and be counted
+    differently in clv_data_quality. Otherwise the same as dbt-spark's macro.
+-#}
+{% macro spark__load_csv_rows(model, agate_table) %}
+    {% set batch_size = get_batch_size() %}
+    {% set column_override = model['config'].get('column_types', {}) %}
+    {% set statements = [] %}
+    {% for chunk in agate_table.rows | batch(batch_size) %}
+        {% set sql %}
+            insert into {{ this.render() }} values
+            {% for row in chunk -%}
+                ({%- for col_name in agate_table.column_names -%}
+                    {%- set inferred_type = adapter.convert_type(agate_table, loop.index0) -%}
+                    {%- set type = column_override.get(col_name, inferred_type) -%}
+                    {%- set value = row[loop.index0] -%}
+                    cast({{ 'null' if value is none else clv_spark_string_literal(value | string) }} as {{ type }})
+                    {%- if not loop.last %}, {% endif -%}
+                {%- endfor -%})
+                {%- if not loop.last %},{% endif %}
+            {% endfor %}
+        {% endset %}
+        {% do adapter.add_query(sql, abridge_sql_log=True) %}
+        {% if loop.index0 == 0 %}
+            {% do statements.append(sql) %}
+        {% endif %}
+    {% endfor %}
+    {{ return(statements[0]) }}
+{% endmacro %}
+
+
+{#- A Spark SQL string literal: backslashes and quotes escaped with a backslash. -#}
+{% macro clv_spark_string_literal(text) %}
+    {{ return("'" ~ text.replace('\\', '\\\\').replace("'", "\\'") ~ "'") }}
+{% endmacro %}

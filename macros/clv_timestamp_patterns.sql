@@ -1,0 +1,113 @@
+{#-
+    The text forms of a timestamp that clv_parse_timestamp reads without a format, as a regular
+    expression for engines without DuckDB's try_cast: ISO dates and date-times as DuckDB reads
+    them (date separator - or /, T or a space before the time, optional seconds, fraction and
+    zone suffix, which is ignored), on whitespace-trimmed text. Spark alone would also take
+    '2024' or '2024-01'; PostgreSQL would take 'today' or 'Jan 5 2024'.
+-#}
+{% macro clv_iso_timestamp_regex() %}
+    {{ return('^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}'
+              ~ '([ T][0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2}([.][0-9]+)?)? *(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$') }}
+{% endmacro %}
+
+
+{#-
+    A strptime format (var clv_timestamp_format, as DuckDB's try_strptime reads it) translated
+    for the engines without strptime. Returns a dict:
+      postgres: the to_timestamp template ('%m/%d/%Y %H:%M' -> 'MM/DD/YYYY HH24:MI');
+      spark: the datetime pattern ('%m/%d/%Y %H:%M' -> 'M/d/yyyy H:m': one letter reads one or
+             two digits, as strptime does, where 'MM' would reject '1/2/2024'; two letters
+             where two numbers touch, as in '%Y%m%d' -> 'yyyyMMdd');
+      regex: a pattern the trimmed text must match first. It makes every engine as strict as
+             strptime: to_timestamp ignores trailing text and matches any separator.
+    Literal letters are quoted for each engine. A directive outside the supported list stops
+    compilation with an error naming it.
+-#}
+{% macro clv_timestamp_format_patterns(format) %}
+    {#- directive: [postgres, spark, spark when next to a number, regex, regex when next to a number] -#}
+    {% set numeric = {
+        'Y': ['YYYY', 'yyyy', 'yyyy', '[0-9]{4}', '[0-9]{4}'],
+        'm': ['MM', 'M', 'MM', '[0-9]{1,2}', '[0-9]{2}'],
+        'd': ['DD', 'd', 'dd', '[0-9]{1,2}', '[0-9]{2}'],
+        'H': ['HH24', 'H', 'HH', '[0-9]{1,2}', '[0-9]{2}'],
+        'I': ['HH12', 'h', 'hh', '[0-9]{1,2}', '[0-9]{2}'],
+        'M': ['MI', 'm', 'mm', '[0-9]{1,2}', '[0-9]{2}'],
+        'S': ['SS', 's', 'ss', '[0-9]{1,2}', '[0-9]{2}'],
+        'f': ['US', 'SSSSSS', 'SSSSSS', '[0-9]{1,6}', '[0-9]{6}'],
+    } %}
+    {% set textual = {
+        'p': ['AM', 'a', '[AaPp][Mm]'],
+        'b': ['Mon', 'MMM', '[A-Za-z]{3}'],
+        'B': ['Month', 'MMMM', '[A-Za-z]+'],
+    } %}
+    {% set supported = '%Y %m %d %H %I %M %S %f %p %b %B %% (and %-m, %-d, %-H, %-I, %-M, %-S)' %}
+    {#- Pass 1: the format as tokens, a directive letter or a literal character. -#}
+    {% set tokens = [] %}
+    {% set state = namespace(percent=false, dash=false) %}
+    {% for char in format %}
+        {% if state.percent and char == '-' and not state.dash %}
+            {% set state.dash = true %}
+        {% elif state.percent %}
+            {% if char == '%' and not state.dash %}
+                {% do tokens.append({'literal': '%'}) %}
+            {% elif char in numeric and (not state.dash or char in 'mdHIMS') %}
+                {% do tokens.append({'directive': char}) %}
+            {% elif char in textual and not state.dash %}
+                {% do tokens.append({'directive': char}) %}
+            {% else %}
+                {{ clv_fail('clv_timestamp_format', "the directive %" ~ ('-' if state.dash else '') ~ char
+                                                    ~ " is not supported on " ~ target.type ~ "; supported: "
+                                                    ~ supported) }}
+            {% endif %}
+            {% set state.percent = false %}
+            {% set state.dash = false %}
+        {% elif char == '%' %}
+            {% set state.percent = true %}
+        {% elif char in '"[]^\\' %}
+            {{ clv_fail('clv_timestamp_format', "the character " ~ char ~ " is not supported on " ~ target.type) }}
+        {% else %}
+            {% do tokens.append({'literal': char}) %}
+        {% endif %}
+    {% endfor %}
+    {% if state.percent %}
+        {{ clv_fail('clv_timestamp_format', "ends with an incomplete directive") }}
+    {% endif %}
+    {#- Pass 2: each engine's pattern; literal letters and digits go in quotes. -#}
+    {% set out = namespace(postgres='', spark='', regex='^', postgres_quoted=false, spark_quoted=false) %}
+    {% for token in tokens %}
+        {% set previous = tokens[loop.index0 - 1] if not loop.first else {} %}
+        {% set following = tokens[loop.index0 + 1] if not loop.last else {} %}
+        {% set quote_postgres = 'literal' in token and token.literal.isalnum() %}
+        {% set quote_spark = 'literal' in token and token.literal not in ' -/:.,' %}
+        {% if out.postgres_quoted != quote_postgres %}
+            {% set out.postgres = out.postgres ~ '"' %}
+            {% set out.postgres_quoted = quote_postgres %}
+        {% endif %}
+        {% if out.spark_quoted != quote_spark %}
+            {% set out.spark = out.spark ~ "\\'" %}
+            {% set out.spark_quoted = quote_spark %}
+        {% endif %}
+        {% if 'literal' in token %}
+            {% set out.postgres = out.postgres ~ token.literal %}
+            {% set out.spark = out.spark ~ token.literal %}
+            {% set out.regex = out.regex ~ (' +' if token.literal == ' ' else token.literal if token.literal.isalnum()
+                                            else '[' ~ token.literal ~ ']') %}
+        {% elif token.directive in numeric %}
+            {% set pattern = numeric[token.directive] %}
+            {% set touching = previous.get('directive') in numeric or following.get('directive') in numeric %}
+            {% set out.postgres = out.postgres ~ pattern[0] %}
+            {% set out.spark = out.spark ~ (pattern[2] if touching else pattern[1]) %}
+            {% set out.regex = out.regex ~ (pattern[4] if touching else pattern[3]) %}
+        {% else %}
+            {% set pattern = textual[token.directive] %}
+            {% set out.postgres = out.postgres ~ pattern[0] %}
+            {% set out.spark = out.spark ~ pattern[1] %}
+            {% set out.regex = out.regex ~ pattern[2] %}
+        {% endif %}
+    {% endfor %}
+    {{ return({
+        'postgres': out.postgres ~ ('"' if out.postgres_quoted else ''),
+        'spark': out.spark ~ ("\\'" if out.spark_quoted else ''),
+        'regex': out.regex ~ '$',
+    }) }}
+{% endmacro %}
