@@ -146,17 +146,18 @@ def assert_same_table(reference: pa.Table, other: pa.Table, name: str, rtol: flo
     left = left.sort_values(keys, na_position="first").reset_index(drop=True)
     right = right.sort_values(keys, na_position="first").reset_index(drop=True)
     for column in keys:
-        a = left[column].astype(object).where(left[column].notna(), None)
-        b = right[column].astype(object).where(right[column].notna(), None)
-        if pd.api.types.is_numeric_dtype(left[column]):
-            a = a.map(lambda v: None if v is None else int(v))
-            b = b.map(lambda v: None if v is None else int(v))
-        else:
-            a, b = a.map(lambda v: None if v is None else str(v)), \
-                b.map(lambda v: None if v is None else str(v))
-        differs = (a != b).to_numpy()
-        assert not differs.any(), (f"{name}.{column}: {differs.sum()} rows differ, first: "
-                                   f"{a[differs].iloc[0]!r} vs {b[differs].iloc[0]!r}")
+        numeric = pd.api.types.is_numeric_dtype(left[column])
+
+        def value(v: Any, numeric: bool = numeric) -> Any:
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
+                return None
+            return int(v) if numeric else str(v)
+
+        a = [value(v) for v in left[column].tolist()]
+        b = [value(v) for v in right[column].tolist()]
+        differs = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+        assert not differs, (f"{name}.{column}: {len(differs)} rows differ, first: "
+                             f"{differs[0][0]!r} vs {differs[0][1]!r}")
     for column in floats:
         a = left[column].astype(float).to_numpy()
         b = right[column].astype(float).to_numpy()

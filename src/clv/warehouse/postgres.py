@@ -142,8 +142,10 @@ class PostgresWarehouse(Warehouse):
     def _types(self, sql: str) -> list[tuple[str, pa.DataType]]:
         with self.connection.cursor() as cursor:
             cursor.execute(f"select * from ({sql}) as clv_query limit 0")
-            return [(column.name, _ARROW_TYPES.get(column.type_code, pa.string()))
-                    for column in cursor.description]
+            fields = [(column.name, _ARROW_TYPES.get(column.type_code, pa.string()))
+                      for column in cursor.description]
+        self.connection.commit()  # a read holds no lock once it is done
+        return fields
 
     def schema(self, relation: Any) -> pa.Schema:
         fields = self._types(f"select * from {self._name(relation)}")
@@ -156,6 +158,7 @@ class PostgresWarehouse(Warehouse):
             with self.connection.cursor() as cursor:
                 cursor.copy_expert(f"copy ({sql}) to stdout with (format csv, header true)",
                                    spool, size=_COPY_BLOCK)
+            self.connection.commit()
             spool.seek(0)
             schema = pa.schema([pa.field(name, kind) for name, kind in fields])
             if not fields:

@@ -67,8 +67,8 @@ def spark_schema(schema: pa.Schema) -> Any:
             return t.DoubleType()
         if pa.types.is_date(arrow):
             return t.DateType()
-        if pa.types.is_timestamp(arrow):
-            return t.TimestampType() if arrow.tz else t.TimestampNTZType()
+        if pa.types.is_timestamp(arrow):  # as dbt-spark's own tables hold them (UTC session)
+            return t.TimestampType()
         return t.StringType()
 
     return t.StructType([t.StructField(field.name, kind(field.type), nullable=True)
@@ -197,8 +197,7 @@ class SparkWarehouse(Warehouse):
                 data = data.read_all()
             if not isinstance(data, pa.Table):
                 data = pa.Table.from_pandas(data, preserve_index=False)
-            frame = self.session.createDataFrame(data.to_pandas(), schema=spark_schema(
-                data.schema)) if data.num_rows == 0 else self.session.createDataFrame(data)
+            frame = self.session.createDataFrame(data, schema=spark_schema(data.schema))
         name = name.replace("`", "").replace('"', "")
         if "." not in name and self.database:
             name = f"{self.database}.{name}"
