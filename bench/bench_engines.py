@@ -30,7 +30,7 @@ from typing import Any
 
 from common import OUT_DIR, PROJECT_DIR, PYTHON, dbt_command, measure
 
-FEATURES = ["+clv_training_examples", "+clv_scoring_examples"]
+FEATURES = ["+clv_training_examples", "+clv_scoring_examples", "clv_run_settings"]
 SCHEMA = "clv_bench"
 
 
@@ -94,6 +94,8 @@ def score_on(warehouse: Any, schema: str, model_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=110_000)
+    parser.add_argument("--engines", nargs="+", default=["postgres", "spark"],
+                        help="engines compared with DuckDB (default: postgres spark)")
     args = parser.parse_args()
     source = generate(args.customers)
     import duckdb
@@ -118,6 +120,8 @@ def main() -> None:
         # PostgreSQL: the Parquet file through COPY into a table, then the same steps.
         env = {"CLV_SCHEMA": SCHEMA}
         try:
+            if "postgres" not in args.engines:
+                raise LookupError("not asked for (--engines)")
             import psycopg2
 
             from clv.warehouse import PostgresWarehouse
@@ -128,11 +132,13 @@ def main() -> None:
                 cursor.execute(f"create schema {SCHEMA}")
             connection.commit()
             warehouse = PostgresWarehouse(connection, SCHEMA)
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             began = time.perf_counter()
-            warehouse.write_table(f"{SCHEMA}.bench_transactions",
-                                  pq.ParquetFile(source).iter_batches(100_000))
+            parquet = pq.ParquetFile(source)
+            warehouse.write_table(f"{SCHEMA}.bench_transactions", pa.RecordBatchReader.from_batches(
+                parquet.schema_arrow, parquet.iter_batches(100_000)))
             load = time.perf_counter() - began
             pg = feature_layer("postgres", f"{SCHEMA}.bench_transactions", workdir, env)
             pg_scores = score_on(warehouse, SCHEMA, model_dir)
@@ -151,6 +157,8 @@ def main() -> None:
         spark_dir = workdir / "spark"
         env = {"CLV_SCHEMA": SCHEMA, "CLV_SPARK_DIR": str(spark_dir)}
         try:
+            if "spark" not in args.engines:
+                raise LookupError("not asked for (--engines)")
             spark = feature_layer("spark", str(source), workdir, env)
             os.environ.update(env)
             from clv.build import profile_of  # the profile's Spark settings, as clv build uses
