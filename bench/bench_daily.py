@@ -18,8 +18,8 @@ import json
 import shutil
 import statistics
 
-from bench_features import generate, row_count
-from common import OUT_DIR, Measurement, dbt_command, measure
+from bench_features import row_count
+from common import OUT_DIR, Measurement, dbt_command, generate, measure
 
 FULL_AS_OF, NEXT_AS_OF = "2023-12-30", "2023-12-31"
 TARGET_SHARE = 0.15

@@ -22,25 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import OUT_DIR, PROJECT_DIR, PYTHON, dbt_command, measure
+from common import PROJECT_DIR, dbt_command, generate, measure
 
 FEATURES = ["+clv_training_examples", "+clv_scoring_examples", "clv_run_settings"]
 SCHEMA = "clv_bench"
-
-
-def generate(customers: int) -> Path:
-    path = OUT_DIR / f"engines_{customers}.parquet"
-    if not path.exists():
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run([PYTHON, "-m", "clv.synthetic.cli", "--customers", str(customers),
-                        "--no-events", "--out", str(path)], check=True)
-    return path
 
 
 def feature_layer(target: str, source: str, workdir: Path, env: dict[str, str]) -> dict:
@@ -101,13 +91,13 @@ def main() -> None:
     import duckdb
 
     transactions = duckdb.sql(f"select count(*) from '{source}'").fetchall()[0][0]
-    print(f"{args.customers:,} customers, {transactions:,} transactions ({source.name})")
+    print(f"{args.customers:,} customers, {transactions:,} transactions ({Path(source).name})")
     rows: list[tuple[str, str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="clv_bench_engines_") as tmp:
         workdir = Path(tmp)
         duck_env = {"CLV_DUCKDB_PATH": str(workdir / "clv.duckdb")}
-        duck = feature_layer("duckdb", str(source), workdir, duck_env)
-        model_dir = train_on_duckdb(str(source), workdir, duck_env)
+        duck = feature_layer("duckdb", source, workdir, duck_env)
+        model_dir = train_on_duckdb(source, workdir, duck_env)
         from clv.warehouse import DuckDBWarehouse
 
         connection = duckdb.connect(str(workdir / "clv.duckdb"))
@@ -159,7 +149,7 @@ def main() -> None:
         try:
             if "spark" not in args.engines:
                 raise LookupError("not asked for (--engines)")
-            spark = feature_layer("spark", str(source), workdir, env)
+            spark = feature_layer("spark", source, workdir, env)
             os.environ.update(env)
             from clv.build import profile_of  # the profile's Spark settings, as clv build uses
 

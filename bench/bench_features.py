@@ -30,6 +30,7 @@ from common import (
     PROJECT_DIR,
     PYTHON,
     dbt_command,
+    generate,
     measure,
     median_peak_mb,
     median_seconds,
@@ -37,15 +38,6 @@ from common import (
 
 AS_OF = "2023-12-31"
 FEATURE_SELECTION = ["+clv_training_examples", "+clv_scoring_examples", "+clv_data_quality"]
-
-
-def generate(customers: int) -> str:
-    path = OUT_DIR / f"transactions_{customers}.parquet"
-    if not path.exists():
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run([PYTHON, "-m", "clv.synthetic.cli", "--customers", str(customers),
-                        "--no-events", "--out", str(path)], check=True)
-    return str(path)
 
 
 def row_count(path: str) -> int:

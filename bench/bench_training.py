@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from bench_features import generate, row_count
-from common import OUT_DIR, PYTHON, dbt_command, measure
+from bench_features import row_count
+from common import OUT_DIR, PYTHON, dbt_command, generate, measure
 
 AS_OF = "2023-12-31"
 TARGET_SECONDS = 300

@@ -61,3 +61,14 @@ def median_peak_mb(results: list[Measurement]) -> float:
 
 def dbt_command(*args: str) -> list[str]:
     return [DBT, *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+
+
+def generate(customers: int) -> str:
+    """Path of the generator's transactions for `customers` customers (no events), cached in
+    bench/out."""
+    path = OUT_DIR / f"transactions_{customers}.parquet"
+    if not path.exists():
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run([PYTHON, "-m", "clv.synthetic.cli", "--customers", str(customers),
+                        "--no-events", "--out", str(path)], check=True)
+    return str(path)
