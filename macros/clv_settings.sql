@@ -23,6 +23,7 @@
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
         'ensemble_size': clv_validate_int('clv_ensemble_size', var('clv_ensemble_size', 0), 0, 10),
         'explanations': clv_validate_bool('clv_explanations', var('clv_explanations', true)),
+        'scoring_engine': clv_scoring_engine(),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
@@ -184,4 +185,21 @@
         {{ clv_fail(var_name, "expected a file name ending in .parquet, got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
+{% endmacro %}
+
+
+{#-
+    clv_scoring_engine: onnxruntime (default: the network in onnxruntime, next to the warehouse;
+    on Spark on its executors) or sql (the model compiled into one query the warehouse runs:
+    src/clv/sql_scoring). Spark cannot plan the compiled query (its optimiser runs out of memory
+    on a query of this size).
+-#}
+{% macro clv_scoring_engine() %}
+    {% set engine = clv_validate_choice('clv_scoring_engine', var('clv_scoring_engine', 'onnxruntime'),
+                                        ['onnxruntime', 'sql']) %}
+    {% if engine == 'sql' and target.type == 'spark' %}
+        {{ clv_fail('clv_scoring_engine', "'sql' is not available on Spark, whose optimiser cannot plan "
+                    ~ "a query of the compiled network's size: use onnxruntime (it runs on the executors)") }}
+    {% endif %}
+    {{ return(engine) }}
 {% endmacro %}

@@ -105,9 +105,10 @@ def schema_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(3)}"
 
 
-def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[str, str]) -> None:
-    """``clv build --target <target>`` on this project, in this process; fails the test with
-    clv's own message when the build fails."""
+def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[str, str],
+              models: list[str] | None = None) -> None:
+    """``clv build --target <target>`` on this project (only ``models`` and what they need,
+    when given), in this process; fails the test with clv's own message when it fails."""
     import json
 
     from clv import build
@@ -116,6 +117,9 @@ def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[st
             str(PROJECT_DIR), "--vars", json.dumps(run_vars), "--target-path",
             str(workdir / "target"), "--log-path", str(workdir / "logs"), "--quiet"]
     with environment(**env):
+        if models:
+            build.build_with_args(args, models=models)
+            return
         code = build.main(args)
     assert code == 0, f"clv build --target {target} failed (see the output above)"
 

@@ -4,8 +4,9 @@ The shipped sample is built with ``clv build`` on each engine, every model and d
 included. Each engine's feature and example tables must equal DuckDB's (integers and text
 exactly, floats within 1e-9 relative); scoring with DuckDB's saved model (which each engine
 reuses, since its training data has the same digest) must give predictions within 1e-5
-relative; and a network trained from each engine's tables must reach DuckDB's validation Gini
-within 0.005. The same comparisons run on a generated data set of 50,000 customers.
+relative, and so must PostgreSQL's scores from the compiled query (clv_scoring_engine: sql,
+with the tolerances of tests/parity.py); and a network trained from each engine's tables must
+reach DuckDB's validation Gini within 0.005.
 
 Run them alone with ``pytest -m engines``. Without a PostgreSQL server or a Java runtime they
 skip, unless CLV_TEST_ENGINES=required (CI), where they fail.
@@ -30,6 +31,7 @@ from engines import (
     schema_name,
     spark_available,
 )
+from parity import assert_scores_match
 
 pytestmark = [pytest.mark.slow, pytest.mark.engines]
 
@@ -149,6 +151,35 @@ def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_
         assert len(columns) > 3, table
         assert_same_table(theirs.select(columns), sample_engine.table(table).select(columns),
                           f"{sample_engine.engine}: {table}", rtol=1e-5, atol=1e-9)
+
+
+def test_postgres_scores_in_sql_as_duckdb_in_onnxruntime(sample_duckdb: Built,
+                                                          tmp_path: Path):
+    """clv_scoring_engine: sql on PostgreSQL: the compiled query runs in the server, is kept
+    under runs/ with its sha256, and the predictions equal DuckDB's onnxruntime ones."""
+    postgres_connection().close()  # skips (or fails in CI) when there is no server
+    model_dir = tmp_path / "onnx"
+    shutil.copytree(sample_duckdb.model_dir, model_dir)
+    schema = schema_name("clv_test_sql")
+    clv_build("postgres", {**SAMPLE_VARS, "clv_model_dir": str(model_dir),
+                           "clv_scoring_engine": "sql"},
+              tmp_path, {"CLV_SCHEMA": schema, **postgres_settings()},
+              models=["clv_predictions"])
+    from clv.artifacts import sha256_file
+    from clv.pipeline.scoring import ScoringRun
+    from clv.warehouse import PostgresWarehouse
+
+    [path] = (model_dir / "runs").glob("clv_run_*.json")
+    record = ScoringRun.load(path)
+    assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".postgres.sql")
+    assert sha256_file(model_dir / "runs" / record.scoring_sql) == record.scoring_sql_sha256
+    warehouse = PostgresWarehouse(postgres_connection(), schema)
+    for table in ("int_clv__scores", "clv_predictions"):
+        theirs = sample_duckdb.warehouse.read(table)
+        columns = ["customer_id", "model_version",
+                   *(c for c in PREDICTION_COLUMNS if c in theirs.schema.names)]
+        assert_scores_match(warehouse.read(f"{schema}.{table}").select(columns).to_pandas(),
+                            theirs.select(columns).to_pandas(), f"postgres (sql): {table}")
 
 
 def test_every_mart_is_built(sample_duckdb: Built, sample_engine: Built):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -180,3 +181,37 @@ def test_never_without_a_saved_model_is_a_clear_error(dbt_project, tmp_path, pro
     assert not result.success
     messages = " ".join(str(r.message) for r in result.result)
     assert "clv_retrain is 'never'" in messages
+
+
+@pytest.mark.slow
+def test_sql_scoring_engine_predicts_what_onnxruntime_predicts(project, tmp_path):
+    """clv_scoring_engine: sql on a copy of the built project: the compiled query runs in
+    DuckDB, is kept under runs/ with its sha256 in the scoring run, and clv_predictions equals
+    the onnxruntime build's (tests/parity.py)."""
+    from conftest import DbtProject
+    from parity import assert_scores_match
+
+    from clv.artifacts import sha256_file
+
+    copy = DbtProject(tmp_path)
+    project.query("checkpoint")  # everything in the file, nothing left in its WAL
+    shutil.copyfile(project.database, copy.database)
+    model_dir = tmp_path / "models"
+    shutil.copytree(project.vars["clv_model_dir"], model_dir)
+    run_vars = {**project.vars, "clv_model_dir": str(model_dir), "clv_scoring_engine": "sql"}
+    copy.build(vars=run_vars, select="clv_run_settings int_clv__scores+")
+
+    expected = _predictions(project)
+    got = copy.query("select * from clv_predictions order by customer_id")
+    assert list(got.columns) == PREDICTION_COLUMNS
+    assert_scores_match(got, expected, "clv_predictions (sql)")
+    assert (got.value_decile == expected.value_decile).mean() > 0.99
+    version = expected.model_version[0]
+    as_of = str(expected.as_of_date[0])[:10]
+    record = scoring.ScoringRun.load(scoring.run_path(model_dir, version, as_of))
+    assert record.scoring_engine == "sql"
+    query = model_dir / "runs" / record.scoring_sql
+    assert query.name.endswith(".duckdb.sql")
+    assert sha256_file(query) == record.scoring_sql_sha256
+    assert str(tmp_path) not in query.read_text()  # no path of this machine in the query
+    assert (got.scored_at.astype(str) == record.scored_at.replace("T", " ")).all()

@@ -24,6 +24,7 @@ final as (
         '{{ settings.static_features | join(",") }}' as static_features,
         '{{ settings.channels | join(",") }}' as channels,
         {{ 'true' if settings.explanations else 'false' }} as explanations,
+        '{{ settings.scoring_engine }}' as scoring_engine,
         -- {"group": ["column", ...], ...} in declared order: the units of feature importance
         -- and of the prediction explanations
         '{{ tojson(settings.feature_groups) }}' as feature_groups

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clv import hybrid, level
-from clv.artifacts import atomic_write_json, json_safe
+from clv.artifacts import atomic_write_bytes, atomic_write_json, json_safe, sha256_bytes
 from clv.config import CUTOFF_COLUMN, ID_COLUMN
 from clv.data import iter_batches, stable_floats
 from clv.pipeline.log import dbt_log
@@ -52,6 +52,8 @@ from clv.warehouse import SAMPLE_BUCKETS, Warehouse
 # parameters as well, and scoring memory no longer grows with the number of customers.
 BTYD_FIT_ROWS = 200_000
 RUNS_DIR = "runs"
+# The name the compiled scoring query reads the scoring examples by (clv.sql_scoring).
+EXAMPLES_TABLE = "clv_scoring_examples"
 
 SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
                  *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
@@ -70,13 +72,19 @@ class ScoringRun:
     btyd_fit_customers: int  # customers the fit was estimated on
     level: level.SpendLevel
     scored_at: str  # UTC, ISO format
+    scoring_engine: str = "onnxruntime"  # clv_scoring_engine: onnxruntime | sql
+    # With the sql engine: the query the warehouse ran (a file name under runs/) and its sha256
+    scoring_sql: str | None = None
+    scoring_sql_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_version": self.model_version, "as_of_date": self.as_of_date,
                 "horizon_days": self.horizon_days, "customers": self.customers,
                 "btyd_fit": self.btyd_fit.to_dict(),
                 "btyd_fit_customers": self.btyd_fit_customers,
-                "level": self.level.to_dict(), "scored_at": self.scored_at}
+                "level": self.level.to_dict(), "scored_at": self.scored_at,
+                "scoring_engine": self.scoring_engine, "scoring_sql": self.scoring_sql,
+                "scoring_sql_sha256": self.scoring_sql_sha256}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ScoringRun:
@@ -85,7 +93,10 @@ class ScoringRun:
                    btyd_fit=hybrid.BTYDFit.from_dict(values["btyd_fit"]),
                    btyd_fit_customers=int(values["btyd_fit_customers"]),
                    level=level.SpendLevel.from_dict(values["level"]),
-                   scored_at=values["scored_at"])
+                   scored_at=values["scored_at"],
+                   scoring_engine=values.get("scoring_engine", "onnxruntime"),
+                   scoring_sql=values.get("scoring_sql"),
+                   scoring_sql_sha256=values.get("scoring_sql_sha256"))
 
     def save(self, model_dir: Path) -> Path:
         path = run_path(model_dir, self.model_version, self.as_of_date)
@@ -218,6 +229,12 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
                                        "count(*) as customers from {relation}").to_pylist()[0]
     customers = int(extent["customers"])
     fit, fit_customers = fit_btyd(warehouse, examples, customers)
+    as_of_date = str(extent["as_of_date"])
+    if run.scoring_engine == "sql":
+        in_sql = _score_in_sql(warehouse, examples, run, model, version, as_of_date, customers,
+                               fit, fit_customers)
+        if in_sql is not None:
+            return in_sql
     dbt_log(f"scoring {customers:,} customers with model {version}")
     scored_at = _now()
 
@@ -230,7 +247,7 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     try:
         spend = level.from_micro_totals(totals["btyd_expected_spend"], totals["network_clv"],
                                         model.metadata.get("btyd_level_correction") or 1.0)
-        record = ScoringRun(model_version=version, as_of_date=str(extent["as_of_date"]),
+        record = ScoringRun(model_version=version, as_of_date=as_of_date,
                             horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                             btyd_fit_customers=fit_customers, level=spend,
                             scored_at=scored_at.isoformat())
@@ -244,6 +261,54 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
 
     # Pass 2: the kept scores at the spend level (the kept data is freed once read).
     return warehouse.map_batches(kept, Leveled(spend, scored_at), _score_schema(), batch_rows)
+
+
+def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: LoadedModel,
+                  version: str, as_of_date: str, customers: int, fit: hybrid.BTYDFit,
+                  fit_customers: int) -> Any | None:
+    """The scoring step as one query the warehouse runs (:mod:`clv.sql_scoring`): compiled
+    from the model file and the BTYD fit, kept under ``runs/`` with its sha256 in the scoring
+    run, and run into a temporary table from which the spend level's totals are read. None
+    when the fit is outside what the query evaluates."""
+    from clv.sql_scoring import query as compiled  # it builds on this module
+
+    if warehouse.scoring_dialect is None:
+        raise ValueError(f"clv_scoring_engine 'sql' is not available on {type(warehouse).__name__}"
+                         "; set clv_scoring_engine to onnxruntime")
+    dialect = warehouse.scoring_dialect
+    floats = [f.name for f in warehouse.schema(examples) if pa.types.is_floating(f.type)]
+    correction = model.metadata.get("btyd_level_correction") or 1.0
+    try:
+        text = compiled.compile_scoring_sql(run.model_dir, version, EXAMPLES_TABLE, dialect,
+                                            btyd_fit=fit, horizon_days=run.horizon_days,
+                                            btyd_level_correction=correction,
+                                            float_columns=floats)
+    except compiled.OutsideSqlRange as reason:
+        # A BG/NBD fit whose hypergeometric series SQL does not evaluate: this run is scored
+        # by onnxruntime instead, and its scoring run says so.
+        dbt_log(f"clv_scoring_engine 'sql': {reason}; this run is scored by onnxruntime")
+        return None
+    path = run_path(run.model_dir, version, as_of_date).with_suffix(f".{dialect}.sql")
+    data = text.encode("utf-8")
+    atomic_write_bytes(path, data)
+    dbt_log(f"scoring {customers:,} customers with model {version} in SQL ({len(data):,} "
+            f"bytes, {path})")
+    result = warehouse.compute(examples, EXAMPLES_TABLE, text)
+    totals = warehouse.query(result, (
+        f"select {compiled.micro_total_sql('btyd_expected_spend', dialect)} as btyd, "
+        f"{compiled.micro_total_sql('network_clv', dialect)} as network, "
+        "max(scored_at) as scored_at from {relation}")).to_pylist()[0]
+    spend = level.from_micro_totals(int(totals["btyd"] or 0), int(totals["network"] or 0),
+                                    correction)
+    record = ScoringRun(model_version=version, as_of_date=as_of_date,
+                        horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
+                        btyd_fit_customers=fit_customers, level=spend,
+                        scored_at=(totals["scored_at"] or _now()).isoformat(),
+                        scoring_engine="sql", scoring_sql=path.name,
+                        scoring_sql_sha256=sha256_bytes(data))
+    saved = record.save(run.model_dir)
+    dbt_log(f"spend level: factor {spend.spend_factor:.6f}; scoring run saved as {saved}")
+    return result
 
 
 def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None = None,

@@ -44,6 +44,7 @@ class RunSettings:
     export_path: Path = Path("exports/clv_predictions.parquet")  # clv_export_path
     ensemble_size: int = 0  # clv_ensemble_size: networks averaged; 0 = automatic
     explanations: bool = True  # clv_explanations: fill clv_prediction_explanations
+    scoring_engine: str = "onnxruntime"  # clv_scoring_engine: onnxruntime | sql
     # clv_feature_groups() in macros/clv_settings.sql: static feature group -> its columns,
     # in declared order (the units of feature importance and of the explanations)
     feature_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -63,6 +64,7 @@ class RunSettings:
             export_path=Path(str(row["export_path"])),
             ensemble_size=int(row["ensemble_size"]),
             explanations=bool(row["explanations"]),
+            scoring_engine=str(row.get("scoring_engine") or "onnxruntime"),
             feature_groups=_groups(row["feature_groups"]),
         )
 

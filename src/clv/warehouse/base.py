@@ -75,6 +75,9 @@ class Warehouse(ABC):
     # True where per-customer work runs on the engine's executors (map_batches returns the
     # engine's own lazy result instead of a stream through this process).
     distributed = False
+    # The SQL dialect of clv.sql_scoring this engine runs the compiled scoring query in (None:
+    # not supported).
+    scoring_dialect: str | None = None
 
     # -- engine-specific pieces -------------------------------------------------------------
 
@@ -208,6 +211,11 @@ class Warehouse(ABC):
         micro-units (:func:`clv.level.micro_units`); returns (the kept result, totals)."""
         spool = Spool(result, columns)
         return spool, spool.totals
+
+    def compute(self, relation: Any, name: str, sql: str) -> Any:
+        """Run ``sql``, which reads the relation as table ``name``, in the engine into a
+        temporary table (dropped with the session); return a relation of that table."""
+        raise NotImplementedError(f"{type(self).__name__} does not run generated SQL")
 
     def release(self, kept: Any) -> None:
         """Free what :meth:`totals` kept."""

@@ -3,6 +3,7 @@ them a DuckDB connection and DuckDB relations."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import duckdb
@@ -46,6 +47,8 @@ class DuckDBWarehouse(Warehouse):
     """A DuckDB connection; relations are DuckDB relations (``dbt.ref()`` in dbt-duckdb) or
     table names."""
 
+    scoring_dialect = "duckdb"
+
     def __init__(self, connection: Any) -> None:
         self.connection = _unwrap(connection)
 
@@ -83,6 +86,16 @@ class DuckDBWarehouse(Warehouse):
         # DuckDB scans a table in the order it was written (insertion order is preserved), so
         # a table written sorted streams sorted without a sort that would hold it in memory.
         return self.batches(relation, batch_rows, columns)
+
+    def compute(self, relation: Any, name: str, sql: str) -> Any:
+        temporary = f"clv_computed_{secrets.token_hex(4)}"
+        self._relation(relation).query(name, sql).create_view(f"{temporary}_query")
+        try:
+            self.connection.execute(f"create temporary table {temporary} as "
+                                    f"select * from {temporary}_query")
+        finally:
+            self.connection.execute(f"drop view if exists {temporary}_query")
+        return self.connection.table(temporary)
 
     def write_table(self, name: str, data: pa.RecordBatchReader | pa.Table) -> int:
         if isinstance(data, pa.Table):

@@ -14,7 +14,7 @@ import contextlib
 import io
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -88,6 +88,8 @@ class _CsvStream(io.RawIOBase):
 
 class PostgresWarehouse(Warehouse):
     """A psycopg2 connection; relations are (schema-qualified) table names."""
+
+    scoring_dialect = "postgres"
 
     def __init__(self, connection: Any, schema: str | None = None) -> None:
         self.connection = connection
@@ -199,26 +201,62 @@ class PostgresWarehouse(Warehouse):
     def as_text(self, sql: str) -> str:
         return f"cast({sql} as text)"
 
+    def compute(self, relation: Any, name: str, sql: str) -> Any:
+        temporary = f"clv_computed_{secrets.token_hex(4)}"
+        try:
+            with self.connection.cursor() as cursor:
+                # The query's CTEs are plain selects of thousands of columns: the JIT compiler
+                # would spend minutes on them for nothing.
+                cursor.execute("set local jit = off")
+                cursor.execute(f"create temporary table {temporary} as "
+                               f"with {quote(name)} as (select * from {self._name(relation)}) "
+                               f"select * from ({sql}) as clv_computed")
+            self.connection.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.connection.rollback()
+            raise
+        return f"pg_temp.{temporary}"
+
     def write_table(self, name: str, data: Any) -> int:
         """Replace table ``name`` in one transaction: readers see the old or the new table,
-        and a failure (or a lost connection) leaves the old one."""
+        and a failure (or a lost connection) leaves the old one. ``data`` is a stream, a table
+        or DataFrame, or the name of a relation to copy (a :meth:`compute` result)."""
+        if isinstance(data, str):
+            source = self._name(data)
+
+            def fill(cursor: Any, staged: str) -> int:
+                cursor.execute(f"create table {staged} as select * from {source}")
+                return int(cursor.rowcount)
+
+            return self._replace(name, fill)
         if not isinstance(data, pa.RecordBatchReader | pa.Table):
             data = pa.Table.from_pandas(data, preserve_index=False)
         batches = iter(data.to_batches() if isinstance(data, pa.Table) else data)
+        columns = ", ".join(f"{quote(field.name)} {_pg_type(field.type)}"
+                            for field in data.schema)
+
+        def copy_in(cursor: Any, staged: str) -> int:
+            stream = _CsvStream(batches)
+            cursor.execute(f"create table {staged} ({columns})")
+            cursor.copy_expert(f"copy {staged} from stdin with (format csv)", stream,
+                               size=_COPY_BLOCK)
+            return stream.rows
+
+        return self._replace(name, copy_in)
+
+    def _replace(self, name: str, fill: Callable[[Any, str], int]) -> int:
+        """``fill(cursor, staged)`` creates and fills a new table under a staged name and
+        returns its rows; then, in the same transaction, it takes the place of ``name`` (the
+        old table is locked only for the swap)."""
         target = self._name(name)
         schema_name, _, table = name.rpartition(".")
         schema_name = schema_name or self.default_schema
         staged = f"{table}__clv_{secrets.token_hex(4)}"
         staged_name = f"{quote(schema_name)}.{quote(staged)}" if schema_name else quote(staged)
-        columns = ", ".join(f"{quote(field.name)} {_pg_type(field.type)}"
-                            for field in data.schema)
-        stream = _CsvStream(batches)
         try:
             with self.connection.cursor() as cursor:
-                # The rows go to a new table first; the old one is locked only for the swap.
-                cursor.execute(f"create table {staged_name} ({columns})")
-                cursor.copy_expert(f"copy {staged_name} from stdin with (format csv)", stream,
-                                   size=_COPY_BLOCK)
+                rows = fill(cursor, staged_name)
                 cursor.execute(f"drop table if exists {target}")
                 cursor.execute(f"alter table {staged_name} rename to {quote(table)}")
             self.connection.commit()
@@ -226,4 +264,4 @@ class PostgresWarehouse(Warehouse):
             with contextlib.suppress(Exception):
                 self.connection.rollback()
             raise
-        return stream.rows
+        return rows

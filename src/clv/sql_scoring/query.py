@@ -1,0 +1,367 @@
+"""The whole prediction as one SQL query: ``int_clv__scores`` without Python at scoring time.
+
+:func:`compile_scoring_sql` reads a saved model (ONNX file checked against its sha256) and the
+BTYD fit of a scoring run, and returns a ``select`` over a relation of ``clv_scoring_examples``
+rows whose columns are those of ``int_clv__scores`` (:data:`clv.pipeline.scoring.SCORE_COLUMNS`),
+computed as :func:`clv.pipeline.scoring.predict` computes them:
+
+1. inputs as the scoring step reads them: float columns rounded to 6 decimals half to even
+   (:func:`clv.data.stable_floats`, pyarrow's rounding), the BTYD summary with nulls and NaN
+   as 0 (``nan_to_num``), network inputs as float32 with nulls and non-finite values as 0
+   (:func:`clv.data.model_inputs`);
+2. BG/NBD + Gamma-Gamma from the saved fit (:mod:`clv.sql_scoring.btyd`), appended as inputs;
+3. the network, compiled from the ONNX graph (:mod:`clv.sql_scoring.graph`);
+4. the ZILN quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when ``q <= 1 - p``);
+5. the spend level of :mod:`clv.level`: both totals over every row of the relation, each value
+   rounded to micro-units as :func:`clv.level.micro_units` rounds it and summed exactly as
+   decimals (an aggregate over the materialised scores, or a window where the engine has no
+   materialised CTEs), and ``predicted_clv = network_clv * spend_factor``.
+
+:func:`write_scoring_sql` writes the query next to the ONNX file as
+``clv_model_<version>.<dialect>.sql`` and returns its sha256. ``python -m clv.sql_scoring``
+does the same from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from clv.artifacts import atomic_write_bytes, load_artifact, sha256_bytes
+from clv.config import ID_COLUMN, OUTPUT_NAMES
+from clv.data import FeatureSpec
+from clv.hybrid import BTYD_FEATURES, BTYD_INPUTS, BTYDFit
+from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, run_path
+from clv.score import DEFAULT_QUANTILES, quantile_column
+from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
+from clv.sql_scoring.dialects import Dialect, dialect, literal
+from clv.sql_scoring.graph import compile_graph
+from clv.sql_scoring.nodes import EXP_BOUND, Layer, identifier
+from clv.sql_scoring.special import OutsideSqlRange, ndtri_layers
+
+# Decimal places of clv.data.stable_floats; 2**52 / 10**6: above it x * 10**6 is an integer.
+_DECIMALS = 6
+_ALWAYS_INTEGRAL = 4503599627370496.0
+# float32: the largest finite value, the value from which numpy rounds to infinity, and the
+# value at or below which it rounds to 0 (half the smallest subnormal).
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_OVERFLOW = 3.4028235677973366e38
+_FLOAT32_UNDERFLOW = 7.006492321624085e-46
+# The BTYD summary is clamped here: far beyond real data, and products stay finite.
+_BTYD_BOUND = 1e100
+# clv.level.micro_units: values rounded to 1e-6; beyond this a micro-unit count overflows int64.
+_MICRO = 1e6
+_MICRO_BOUND = 9.2e12
+
+
+def stable_float(raw: str, scaled: str) -> str:
+    """pyarrow's ``round(raw, 6)`` (half to even), given ``scaled = raw * 1e6``: unchanged when
+    the scaled value is whole (or non-finite), the even neighbour on an exact tie."""
+    return (f"case when {scaled} is null or not (abs({scaled}) < {literal(_ALWAYS_INTEGRAL)}) "
+            f"or {scaled} = floor({scaled}) then {raw}\n"
+            f"            when {scaled} - floor({scaled}) = 5.0e-1 "
+            f"then 2.0e0 * floor({scaled} * 5.0e-1 + 5.0e-1) / {literal(_MICRO)}\n"
+            f"            else round({scaled}) / {literal(_MICRO)} end")
+
+
+def float32_input(value: str, sql: Dialect) -> str:
+    """``value`` as onnxruntime reads it: float32, with nulls and non-finite values as 0."""
+    return (f"case when {value} is null or not (abs({value}) < {literal(_FLOAT32_OVERFLOW)}) "
+            f"or abs({value}) <= {literal(_FLOAT32_UNDERFLOW)} then 0.0e0\n"
+            f"            when {value} > {literal(_FLOAT32_MAX)} then {literal(_FLOAT32_MAX)}\n"
+            f"            when {value} < {literal(-_FLOAT32_MAX)} then {literal(-_FLOAT32_MAX)}\n"
+            f"            else cast(cast({value} as {sql.real}) as {sql.double}) end")
+
+
+def _nan_to_num(value: str, sql: Dialect, low: float) -> str:
+    """numpy's ``nan_to_num``: null and NaN as 0; clamped to [low, 1e100]."""
+    return (f"case when {value} is null or {sql.is_nan(value)} then 0.0e0 "
+            f"when {value} > {literal(_BTYD_BOUND)} then {literal(_BTYD_BOUND)} "
+            f"when {value} < {literal(low)} then {literal(low)} else {value} end")
+
+
+def _micro_units(value: str, sql: Dialect) -> str:
+    """``value`` in whole micro-units, rounded half away from zero (NaN as 0)."""
+    return (f"cast(case when abs({value}) <= {literal(_MICRO_BOUND)} then "
+            f"(case when {value} < 0.0e0 then -1.0e0 else 1.0e0 end) * "
+            f"floor(abs({value}) * {literal(_MICRO)} + 5.0e-1) else 0.0e0 end as {sql.decimal})")
+
+
+def micro_total_sql(column: str, dialect_name: str) -> str:
+    """SQL adding up ``column`` exactly in micro-units, as :func:`clv.level.micro_units` does."""
+    return f"sum({_micro_units(column, dialect(dialect_name))})"
+
+
+__all__ = ["OutsideSqlRange", "compile_scoring_sql", "micro_total_sql", "sql_path",
+           "write_scoring_sql"]
+
+
+class _Query:
+    """CTEs in order, each a select over the previous one."""
+
+    def __init__(self, sql: Dialect) -> None:
+        self.sql = sql
+        self.ctes: list[tuple[str, str]] = []
+        self.materialized: set[str] = set()
+
+    @property
+    def last(self) -> str:
+        return self.ctes[-1][0]
+
+    def add(self, name: str, columns: Sequence[str], source: str | None = None,
+            materialized: bool = False) -> None:
+        """``name`` as ``select <columns> from <source>`` (default: the previous CTE)."""
+        listed = ",\n        ".join(columns)
+        self.ctes.append((name, f"    select\n        {listed}\n    from {source or self.last}"))
+        if materialized:
+            self.materialized.add(name)
+
+    def add_layers(self, name: str, layers: Sequence[Layer]) -> None:
+        """One CTE per layer, ``<name>_<n>``, each adding its columns to the previous one."""
+        width = len(str(len(layers)))
+        for number, layer in enumerate(layers, start=1):
+            columns = ["*", *(f"{expression} as {column}" for column, expression in layer)]
+            self.add(f"{name}_{number:0{width}d}", columns)
+            self.ctes[-1] = (self.ctes[-1][0], self.ctes[-1][1] + self.sql.layer_fence)
+
+    def text(self) -> str:
+        ctes = ",\n\n".join(
+            f"{name} as {'materialized ' if name in self.materialized else ''}(\n{body}\n)"
+            for name, body in self.ctes)
+        return f"with\n\n{ctes}\n\nselect * from {self.last}\n"
+
+
+def _names(columns: Iterable[str], prefix: str) -> dict[str, str]:
+    """A distinct SQL identifier ``<prefix>_<column>`` for each source column."""
+    names: dict[str, str] = {}
+    for column in columns:
+        base = f"{prefix}_{identifier(column)}"
+        name, suffix = base, 1
+        while name in names.values():
+            suffix += 1
+            name = f"{base}_{suffix}"
+        names[column] = name
+    return names
+
+
+def _read_examples(query: _Query, spec: FeatureSpec, relation_sql: str,
+                   float_columns: Iterable[str] | None) -> dict[str, str]:
+    """CTEs reading the source columns as scoring does (rounded, then the BTYD summary as
+    ``btyd_frequency``, ``btyd_recency``, ``btyd_age``, ``btyd_monetary``); returns the
+    column holding each source column's stable value."""
+    sql = query.sql
+    source = [c for c in spec.features if c not in BTYD_FEATURES]
+    source += [c for c in BTYD_INPUTS if c not in source]
+    rounded = [c for c in source if float_columns is None or c in set(float_columns)]
+    raw, scaled, stable = (_names(source, prefix) for prefix in ("raw", "scaled", "stable"))
+    query.ctes.append(("scoring_examples", f"    select * from {relation_sql}"))
+    query.add("raw_values", [f"cast({sql.quote(ID_COLUMN)} as {sql.text}) as customer_id",
+                             *(f"cast({sql.quote(c)} as {sql.double}) as {raw[c]}"
+                               for c in source)])
+    if rounded:
+        query.add_layers("scaled_values", [[
+            (scaled[c], f"case when abs({raw[c]}) < 1.0e300 then {raw[c]} * {literal(_MICRO)} end")
+            for c in rounded]])
+    query.add("stable_values", ["customer_id", *(
+        f"{stable_float(raw[c], scaled[c]) if c in rounded else raw[c]} as {stable[c]}"
+        for c in source)])
+    # The BTYD summary as clv.btyd reads it: finite, frequency and ages >= 0, recency <= T.
+    frequency, recency, age, monetary = (stable[c] for c in BTYD_INPUTS)
+    query.add("btyd_summary", ["*",
+                               f"{_nan_to_num(frequency, sql, 0.0)} as btyd_frequency",
+                               f"{_nan_to_num(age, sql, 0.0)} as btyd_age",
+                               f"{_nan_to_num(monetary, sql, -_BTYD_BOUND)} as btyd_monetary",
+                               f"{_nan_to_num(recency, sql, 0.0)} as btyd_recency_unclamped"])
+    query.add_layers("btyd_inputs", [[("btyd_recency",
+                                       "least(btyd_recency_unclamped, btyd_age)")]])
+    return stable
+
+
+def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
+             stable: dict[str, str]) -> None:
+    """CTEs computing the network's outputs from float32 inputs (BTYD outputs included),
+    ending in ``network_outputs``: customer_id, btyd_expected_spend, purchase_probability,
+    network_clv, mu, sigma."""
+    inputs = _names(spec.features, "input")
+    query.add_layers("network_inputs", [[
+        (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql))
+        for c in spec.features]])
+    periods = spec.n_periods
+    sequence = np.empty((periods, len(spec.channels)), dtype=object)
+    for channel, lags in enumerate(spec.sequence):
+        for lag, column in enumerate(lags):  # lag 1 is the latest period, the last step
+            sequence[periods - 1 - lag, channel] = inputs[column]
+    graph = compile_graph(
+        model, {"static": [inputs[c] for c in spec.static], "sequence": sequence},
+        {name: f"network_{name}" for name in OUTPUT_NAMES}, prefix="net",
+        dot_products=query.sql.dot_products)
+    query.add_layers("network", graph.layers)
+    query.add("network_outputs", ["customer_id", "btyd_expected_spend", *(
+        f"{graph.outputs[name][0]} as {name}" for name in OUTPUT_NAMES)])
+
+
+def _quantiles(query: _Query) -> None:
+    """CTEs adding the ZILN quantiles (:func:`clv.score.ziln_quantiles_numpy`: 0 unless
+    q > 1 - p) as ``network_clv_pNN``, ending in the materialised ``network_scores``."""
+    positive = {q: f"{literal(q)} > 1.0e0 - purchase_probability" for q in DEFAULT_QUANTILES}
+    levels = {q: f"level_p{round(q * 100):02d}" for q in DEFAULT_QUANTILES}
+    query.add_layers("quantile_levels", [[
+        (levels[q], (f"case when {positive[q]} then ({literal(q - 1.0)} + purchase_probability)"
+                     " / purchase_probability else 5.0e-1 end")) for q in DEFAULT_QUANTILES]])
+    normal = {q: f"normal_p{round(q * 100):02d}" for q in DEFAULT_QUANTILES}
+    query.add_layers("normal_quantiles",
+                     ndtri_layers({normal[q]: levels[q] for q in DEFAULT_QUANTILES}))
+    query.add("network_scores", ["*", *(
+        f"case when {positive[q]} then exp(least(greatest(mu + sigma * {normal[q]}, "
+        f"{literal(-EXP_BOUND)}), {literal(EXP_BOUND)})) else 0.0e0 end as {quantile_column(q)}"
+        for q in DEFAULT_QUANTILES)], materialized=query.sql.materialized)
+
+
+def _spend_level(query: _Query, btyd_level_correction: float) -> None:
+    """CTEs adding ``spend_factor`` (:mod:`clv.level`): exact sums of micro-units over every
+    scored row."""
+    sql = query.sql
+    totals = {"btyd_micro_total": f"sum({_micro_units('btyd_expected_spend', sql)})",
+              "network_micro_total": f"sum({_micro_units('network_clv', sql)})"}
+    if sql.materialized:
+        scores = query.last
+        query.add("spend_totals", [f"{total} as {name}" for name, total in totals.items()])
+        query.add("scores_with_totals", [f"{scores}.*", *(f"spend_totals.{name}"
+                                                           for name in totals)],
+                  source=f"{scores}\n    cross join spend_totals")
+    else:
+        query.add_layers("scores_with_totals", [[(name, f"{total} over ()")
+                                                 for name, total in totals.items()]])
+    btyd_total = f"cast(btyd_micro_total as {sql.double}) / {literal(_MICRO)}"
+    network_total = f"cast(network_micro_total as {sql.double}) / {literal(_MICRO)}"
+    factor = (f"case when network_micro_total > 0 then {btyd_total} * "
+              f"{literal(btyd_level_correction)} / ({network_total}) else 1.0e0 end")
+    query.add_layers("spend_level", [[("spend_factor", factor)]])
+
+
+def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relation_sql: str,
+                  sql: Dialect, btyd_fit: BTYDFit, horizon_days: int,
+                  btyd_level_correction: float, scored_at: datetime | None = None,
+                  float_columns: Iterable[str] | None = None) -> str:
+    """The scoring query for a loaded model (see :func:`compile_scoring_sql`)."""
+    query = _Query(sql)
+    stable = _read_examples(query, spec, relation_sql, float_columns)
+    repeat_mean = ("coalesce(avg(case when btyd_frequency > 0.0e0 and btyd_monetary > 0.0e0 "
+                   "then btyd_monetary end) over (), 0.0e0)")
+    query.add_layers("btyd", btyd_layers(
+        btyd_fit, horizon_days,
+        BTYDColumns("btyd_frequency", "btyd_recency", "btyd_age", "btyd_monetary"),
+        repeat_mean))
+    _network(query, model, spec, stable)
+    _quantiles(query)
+    _spend_level(query, btyd_level_correction)
+    values = {
+        "customer_id": "customer_id",
+        "purchase_probability": "purchase_probability",
+        "network_clv": "network_clv",
+        "predicted_clv": "network_clv * spend_factor",
+        **{quantile_column(q, "predicted_clv"): f"{quantile_column(q)} * spend_factor"
+           for q in DEFAULT_QUANTILES},
+        "btyd_expected_spend": "btyd_expected_spend",
+        "model_version": f"cast({sql.string(version)} as {sql.text})",
+        "scored_at": sql.timestamp(scored_at) if scored_at else sql.utc_now,
+    }
+    query.add("final", [f"{values[name]} as {name}" for name in SCORE_COLUMNS])
+    return query.text()
+
+
+def _load_model(model_dir: Path, version: str) -> tuple[onnx.ModelProto, dict]:
+    artifact = load_artifact(model_dir, version)
+    data = artifact.onnx_path.read_bytes()
+    if sha256_bytes(data) != artifact.metadata.get("sha256"):
+        raise ValueError(f"{artifact.onnx_path.name} does not match the sha256 in "
+                         f"{artifact.metadata_path.name}: modified or truncated")
+    return onnx.load_from_string(data), artifact.metadata
+
+
+def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
+                        dialect_name: str = "duckdb", *, btyd_fit: BTYDFit | None = None,
+                        horizon_days: int | None = None,
+                        btyd_level_correction: float | None = None,
+                        as_of_date: str | None = None, scored_at: datetime | None = None,
+                        float_columns: Iterable[str] | None = None) -> str:
+    """The SQL computing ``int_clv__scores`` for the rows of ``relation_sql``.
+
+    Args:
+        model_dir: directory of ``clv_model_<version>.onnx`` and its metadata.
+        version: the model version.
+        relation_sql: what follows ``from``: a table name or a parenthesised query of
+            ``clv_scoring_examples`` rows (every customer the spend level sums over).
+        dialect_name: ``duckdb``, ``postgres`` or ``spark``.
+        btyd_fit: BG/NBD + Gamma-Gamma at the as-of date; default the fit saved in the scoring
+            run of ``as_of_date`` (``<model_dir>/runs/clv_run_<as_of_date>_<version>.json``).
+        horizon_days: default the scoring run's, else the model's.
+        btyd_level_correction: default the model's (1.0 when it has none), as scoring uses.
+        as_of_date: ISO date of the scoring run to read the fit from.
+        scored_at: the ``scored_at`` value; default the engine's clock (UTC) at run time.
+        float_columns: the source columns of a floating type, which scoring rounds to 6
+            decimals; default every column (the same for integers and decimals of up to 6
+            places).
+    """
+    model_dir = Path(model_dir)
+    model, metadata = _load_model(model_dir, version)
+    if btyd_fit is None:
+        if as_of_date is None:
+            raise ValueError("give btyd_fit, or as_of_date to read it from the scoring run")
+        run = ScoringRun.load(run_path(model_dir, version, as_of_date))
+        btyd_fit = run.btyd_fit
+        horizon_days = run.horizon_days if horizon_days is None else horizon_days
+    if horizon_days is None:
+        horizon_days = int(metadata["horizon_days"])
+    if btyd_level_correction is None:
+        btyd_level_correction = float(metadata.get("btyd_level_correction") or 1.0)
+    return scoring_query(model, FeatureSpec.from_dict(metadata), version, relation_sql,
+                         dialect(dialect_name), btyd_fit, horizon_days, btyd_level_correction,
+                         scored_at, float_columns)
+
+
+def sql_path(model_dir: str | Path, version: str, dialect_name: str) -> Path:
+    """Where the compiled query of ``version`` for ``dialect_name`` is written."""
+    return Path(model_dir) / f"clv_model_{version}.{dialect_name}.sql"
+
+
+def write_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
+                      dialect_name: str = "duckdb", *, btyd_fit: BTYDFit | None = None,
+                      horizon_days: int | None = None,
+                      btyd_level_correction: float | None = None,
+                      as_of_date: str | None = None,
+                      float_columns: Iterable[str] | None = None) -> tuple[Path, str]:
+    """Compile (arguments as :func:`compile_scoring_sql`; ``scored_at`` is the engine's clock)
+    and write the query next to the ONNX file, atomically; returns its path and sha256."""
+    text = compile_scoring_sql(model_dir, version, relation_sql, dialect_name,
+                               btyd_fit=btyd_fit, horizon_days=horizon_days,
+                               btyd_level_correction=btyd_level_correction,
+                               as_of_date=as_of_date, float_columns=float_columns)
+    data = text.encode("utf-8")
+    path = sql_path(model_dir, version, dialect_name)
+    atomic_write_bytes(path, data)
+    return path, sha256_bytes(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m clv.sql_scoring",
+        description="Write the scoring query of a saved model next to its ONNX file.")
+    parser.add_argument("--model-dir", required=True, type=Path)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--as-of-date", required=True,
+                        help="ISO date of the scoring run whose BTYD fit the query uses")
+    parser.add_argument("--relation", required=True,
+                        help="the relation of clv_scoring_examples rows (SQL after 'from')")
+    parser.add_argument("--dialect", default="duckdb", choices=["duckdb", "postgres", "spark"])
+    args = parser.parse_args(argv)
+    path, digest = write_scoring_sql(args.model_dir, args.version, args.relation, args.dialect,
+                                     as_of_date=args.as_of_date)
+    print(json.dumps({"path": str(path), "sha256": digest}))
+    return 0
