@@ -25,8 +25,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class Node:
     alias: str
     path: Path
     parents: tuple[str, ...]
+    # the node's resolved config (vars rendered): what ``dbt.config.get()`` reads
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def relation(self) -> str:
@@ -98,7 +100,7 @@ class _Dbt:
         self._relations = relations
         self.this = node.relation
         self._vars = run_vars
-        self.config = _Config()
+        self.config = _Config(node.config)
 
     def ref(self, name: str, *_: Any, **__: Any) -> Any:
         if name not in self._relations:
@@ -107,11 +109,18 @@ class _Dbt:
 
 
 class _Config:
+    """``dbt.config``: calls are no-ops (the manifest already holds the config), ``get``
+    reads the node's resolved config."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
     def __call__(self, *_: Any, **__: Any) -> None:
         return None
 
-    def get(self, _key: str, default: Any = None) -> Any:
-        return default
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._values.get(key)
+        return default if value is None else value
 
 
 def _load_model_function(path: Path) -> Any:
@@ -238,7 +247,8 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
                           schema=node.schema, alias=node.alias or node.name,
                           path=_model_path(project_dir, node),
                           parents=tuple(p for p in node.depends_on.nodes
-                                        if p.startswith("model."))))
+                                        if p.startswith("model.")),
+                          config=node.config.to_dict(omit_none=True)))
     return nodes
 
 

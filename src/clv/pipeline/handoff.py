@@ -31,13 +31,13 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def checked_path(path: Path) -> Path:
-    """``path`` (clv_export_path, validated by the settings macro) after the checks only the
-    file system can answer."""
+def checked_path(path: Path, var: str = "clv_export_path") -> Path:
+    """``path`` (the value of ``var``, a file to write) after the checks only the file system
+    can answer."""
     if path.is_dir():
-        raise ValueError(f"Invalid value for var 'clv_export_path': {str(path)!r} is a directory")
+        raise ValueError(f"Invalid value for var '{var}': {str(path)!r} is a directory")
     if path.parent.exists() and not path.parent.is_dir():
-        raise ValueError(f"Invalid value for var 'clv_export_path': {str(path.parent)!r} is not "
+        raise ValueError(f"Invalid value for var '{var}': {str(path.parent)!r} is not "
                          "a directory")
     return path
 

@@ -142,12 +142,22 @@ class PostgresWarehouse(Warehouse):
                 + sql.replace("{relation}", _RELATION))
 
     def _types(self, sql: str) -> list[tuple[str, pa.DataType]]:
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"select * from ({sql}) as clv_query limit 0")
-            fields = [(column.name, _ARROW_TYPES.get(column.type_code, pa.string()))
-                      for column in cursor.description]
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"select * from ({sql}) as clv_query limit 0")
+                fields = [(column.name, _ARROW_TYPES.get(column.type_code, pa.string()))
+                          for column in cursor.description]
+        except BaseException:
+            self._end_failed_transaction()
+            raise
         self.connection.commit()  # a read holds no lock once it is done
         return fields
+
+    def _end_failed_transaction(self) -> None:
+        """Roll back after a failed statement, so the connection takes the next one (a
+        failed read, such as a missing table, must not poison later reads)."""
+        with contextlib.suppress(Exception):
+            self.connection.rollback()
 
     def schema(self, relation: Any) -> pa.Schema:
         fields = self._types(f"select * from {self._name(relation)}")
@@ -157,9 +167,13 @@ class PostgresWarehouse(Warehouse):
         fields = self._types(sql)
         spool = tempfile.TemporaryFile(prefix="clv_pg_")  # noqa: SIM115 closed by the reader
         try:
-            with self.connection.cursor() as cursor:
-                cursor.copy_expert(f"copy ({sql}) to stdout with (format csv, header true)",
-                                   spool, size=_COPY_BLOCK)
+            try:
+                with self.connection.cursor() as cursor:
+                    cursor.copy_expert(f"copy ({sql}) to stdout with (format csv, header true)",
+                                       spool, size=_COPY_BLOCK)
+            except BaseException:
+                self._end_failed_transaction()
+                raise
             self.connection.commit()
             spool.seek(0)
             schema = pa.schema([pa.field(name, kind) for name, kind in fields])
@@ -213,8 +227,7 @@ class PostgresWarehouse(Warehouse):
                                f"select * from ({sql}) as clv_computed")
             self.connection.commit()
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.connection.rollback()
+            self._end_failed_transaction()
             raise
         return f"pg_temp.{temporary}"
 
@@ -261,7 +274,6 @@ class PostgresWarehouse(Warehouse):
                 cursor.execute(f"alter table {staged_name} rename to {quote(table)}")
             self.connection.commit()
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.connection.rollback()
+            self._end_failed_transaction()
             raise
         return rows

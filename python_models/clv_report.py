@@ -1,0 +1,23 @@
+"""Writes the HTML report of this build to clv_report_path: the model against the baselines,
+the predictions, their history and the data quality, as one self-contained file."""
+
+from clv import report
+from clv.warehouse import connect
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    # the tables the report reads, opened only when read, so that one that is missing becomes a
+    # note in the report instead of a failed build; dbt finds these refs (the build order) in
+    # the dict literal, not inside a lambda passed to a call
+    tables = {
+        "clv_predictions": lambda: dbt.ref("clv_predictions"),
+        "clv_gain_curve": lambda: dbt.ref("clv_gain_curve"),
+        "clv_decile_calibration": lambda: dbt.ref("clv_decile_calibration"),
+        "clv_feature_importance": lambda: dbt.ref("clv_feature_importance"),
+        "clv_predictions_history": lambda: dbt.ref("clv_predictions_history"),
+        "clv_data_quality": lambda: dbt.ref("clv_data_quality"),
+    }
+    # clv_report_path, passed in the model's meta (_report.yml): a Python model has no var()
+    path = dbt.config.get("meta", {}).get("clv_report_path", report.DEFAULT_PATH)
+    return report.write_report(connect(session), tables, path)

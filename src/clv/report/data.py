@@ -1,0 +1,185 @@
+"""What the report shows, read from the warehouse as small pandas DataFrames.
+
+The tables with a row per customer (``clv_predictions``, ``clv_predictions_history``) are
+aggregated in the warehouse, so the report reads a few hundred rows whatever the number of
+customers; the evaluation tables are small and are read whole. A table that cannot be read
+(not built yet, say) or that has no rows for the scored model becomes a note in the report, not
+a failed build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from clv.pipeline.log import dbt_log
+from clv.report.svg import log_edges
+from clv.warehouse import Warehouse
+
+# The tables the report reads; the dbt model refs each of them, so it is built after them.
+TABLES = ("clv_predictions", "clv_gain_curve", "clv_decile_calibration",
+          "clv_feature_importance", "clv_predictions_history", "clv_data_quality")
+BINS_PER_DECADE = 3  # the histogram's bins: equal widths on a log axis, three per tenfold
+MAX_DECADES = 6  # ... spanning at most this many decades below the largest value
+
+
+@dataclass
+class ReportData:
+    """Everything the page is drawn from. A frame that could not be read is None and its
+    table's reason is in ``problems``."""
+
+    summary: dict[str, Any] = field(default_factory=dict)  # as_of_date, model_version, ...
+    gain_curve: pd.DataFrame | None = None  # predictor, percent, captured_share, oracle_share
+    calibration: pd.DataFrame | None = None  # predictor, decile, mean_predicted, mean_actual
+    value_bins: pd.DataFrame | None = None  # lower, upper, customers, predicted_value
+    segments: pd.DataFrame | None = None  # segment, customers, predicted_value, ...
+    importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
+    history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
+    data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value
+    problems: dict[str, str] = field(default_factory=dict)  # table -> why it is not shown
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+class _Reader:
+    """Opens each table once, lazily, and turns a failure into a recorded problem."""
+
+    def __init__(self, warehouse: Warehouse, tables: Mapping[str, Callable[[], Any]],
+                 problems: dict[str, str]) -> None:
+        self.warehouse = warehouse
+        self.tables = tables
+        self.problems = problems
+        self._relations: dict[str, Any] = {}
+
+    def query(self, table: str, sql: str) -> pd.DataFrame | None:
+        if table in self.problems:
+            return None
+        if table not in self.tables:
+            self.problems[table] = f"{table} is not among the tables the report was given"
+            return None
+        try:
+            if table not in self._relations:
+                self._relations[table] = self.tables[table]()
+            return self.warehouse.query(self._relations[table], sql).to_pandas()
+        except Exception as error:  # noqa: BLE001 any engine's error: the report notes it
+            self.problems[table] = f"{table} could not be read: {_first_line(error)}"
+            dbt_log(f"report: {self.problems[table]}")
+            return None
+
+
+def _for_model(frame: pd.DataFrame | None, version: str | None) -> pd.DataFrame | None:
+    """The rows of the scored model (``version``: none when it has none); when the scored
+    model is not known, those of the current model, else of the newest. None stays None."""
+    if frame is None or frame.empty:
+        return frame
+    if version is not None:
+        return frame[frame["model_version"] == version]
+    current = frame[frame["is_current"].fillna(False).astype(bool)]
+    chosen = current if not current.empty else frame
+    return chosen[chosen["model_version"] == chosen["model_version"].max()]
+
+
+def _summary(reader: _Reader) -> dict[str, Any]:
+    frame = reader.query("clv_predictions", """
+        select
+            count(*) as customers,
+            count(predicted_clv) as valued_customers,
+            sum(predicted_clv) as predicted_value,
+            min(as_of_date) as as_of_date,
+            max(model_version) as model_version,
+            max(horizon_days) as horizon_days,
+            min(case when predicted_clv > 0 then predicted_clv end) as min_positive,
+            max(predicted_clv) as max_value,
+            count(case when predicted_clv <= 0 then 1 end) as non_positive
+        from {relation}""")
+    if frame is None or frame.empty:
+        return {}
+    row = frame.iloc[0].to_dict()
+    # the aggregates of no rows are null (NaN, NaT or NA by type): None for the page
+    return {key: (None if not isinstance(value, str) and pd.isna(value) else value)
+            for key, value in row.items()}
+
+
+def bin_sql(edges: list[float]) -> str:
+    """SQL numbering the bins of ``edges`` by ``predicted_clv`` (0 for values below the second
+    edge, the last bin for the rest): comparisons with literal edges, identical on every
+    engine."""
+    cases = " ".join(f"when predicted_clv < {edge!r} then {index}"
+                     for index, edge in enumerate(edges[1:-1]))
+    return f"case {cases} else {len(edges) - 2} end"
+
+
+def _value_bins(reader: _Reader, summary: dict[str, Any]) -> pd.DataFrame | None:
+    low, high = summary.get("min_positive"), summary.get("max_value")
+    if low is None or high is None or not high > 0:
+        return pd.DataFrame(columns=["lower", "upper", "customers", "predicted_value"])
+    edges = log_edges(float(low), float(high), BINS_PER_DECADE, MAX_DECADES)
+    counted = reader.query("clv_predictions", f"""
+        select value_bin, count(*) as customers, sum(predicted_clv) as predicted_value
+        from (
+            select {bin_sql(edges)} as value_bin, predicted_clv
+            from {{relation}}
+            where predicted_clv > 0
+        ) as binned
+        group by value_bin""")
+    if counted is None:
+        return None
+    bins = pd.DataFrame({"value_bin": range(len(edges) - 1), "lower": edges[:-1],
+                         "upper": edges[1:]})
+    bins = bins.merge(counted, on="value_bin", how="left").fillna({"customers": 0,
+                                                             "predicted_value": 0.0})
+    return bins.drop(columns="value_bin").astype({"customers": "int64"})
+
+
+def read_report_data(warehouse: Warehouse,
+                     tables: Mapping[str, Callable[[], Any]]) -> ReportData:
+    """The report's data from ``tables`` (name -> a function returning the relation, as a
+    dbt Python model's ``dbt.ref``), aggregated in the warehouse where a table is large."""
+    data = ReportData()
+    reader = _Reader(warehouse, tables, data.problems)
+    data.summary = _summary(reader)
+    version = data.summary.get("model_version")
+    data.value_bins = _value_bins(reader, data.summary)
+    data.segments = reader.query("clv_predictions", """
+        select
+            segment,
+            count(*) as customers,
+            sum(predicted_clv) as predicted_value,
+            avg(purchase_probability) as mean_probability
+        from {relation}
+        group by segment""")
+    data.gain_curve = _for_model(reader.query("clv_gain_curve", "select * from {relation}"),
+                                 version)
+    data.calibration = _for_model(reader.query("clv_decile_calibration",
+                                               "select * from {relation}"), version)
+    data.importance = _for_model(reader.query("clv_feature_importance",
+                                              "select * from {relation}"), version)
+    history = reader.query("clv_predictions_history", """
+        select
+            as_of_date,
+            model_version,
+            segment,
+            count(*) as customers,
+            sum(predicted_clv) as predicted_value
+        from {relation}
+        group by as_of_date, model_version, segment""")
+    data.history = latest_run_per_date(history)
+    data.data_quality = reader.query("clv_data_quality", "select * from {relation}")
+    return data
+
+
+def latest_run_per_date(history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Per as-of date, the rows of the newest model version scored at it (versions begin with
+    their UTC creation time, so the largest is the newest)."""
+    if history is None or history.empty:
+        return history
+    history = history.assign(as_of_date=pd.to_datetime(history["as_of_date"]))
+    newest = history.groupby("as_of_date")["model_version"].transform("max")
+    return (history[history["model_version"] == newest]
+            .sort_values(["as_of_date", "segment"]).reset_index(drop=True))

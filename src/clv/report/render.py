@@ -1,0 +1,401 @@
+"""The report page: HTML with inline SVG charts, from :class:`clv.report.data.ReportData`.
+
+One self-contained file: the styles are inline, the charts are SVG drawn by
+:mod:`clv.report.svg`, there is no script and nothing is loaded from elsewhere. A chart whose
+data is missing or empty is replaced by a note that says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from html import escape
+
+import pandas as pd
+
+from clv import __version__
+from clv.report import svg
+from clv.report.data import TABLES, ReportData
+
+PREDICTORS = {  # predictor -> (legend name, colour), in legend order
+    "network": ("model (network)", svg.PALETTE[0]),
+    "bgnbd_gamma_gamma": ("BG/NBD + Gamma-Gamma", svg.PALETTE[1]),
+    "naive_last_horizon": ("naive: last horizon's spend", svg.PALETTE[2]),
+    "naive_average_rate": ("naive: average spend rate", svg.PALETTE[3]),
+}
+PERFECT = ("perfect ranking", "#444444")
+RANDOM = ("random order", "#aaaaaa")
+MONEY = "currency units"  # the unit of every amount: that of the transactions' amounts
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart (``svg``) or, when there is nothing to draw, a note saying why."""
+
+    key: str  # data-chart attribute: a stable name for tests and styling
+    title: str
+    caption: str
+    svg: str | None = None
+    note: str | None = None
+
+    def html(self) -> str:
+        head = (f"<figcaption><h3>{escape(self.title)}</h3>"
+                + (f"<p>{escape(self.caption)}</p>" if self.caption else "") + "</figcaption>")
+        if self.svg is not None:
+            return f'<figure class="chart" data-chart="{self.key}">{head}{self.svg}</figure>'
+        return (f'<figure class="chart empty" data-chart="{self.key}" data-note="true">'
+                f'{head}<p class="note">{escape(self.note or "Nothing to show.")}</p></figure>')
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    charts: int  # charts drawn
+    notes: int  # charts replaced by a note
+
+
+def _note(data: ReportData, table: str, empty: str) -> str:
+    """Why a chart from ``table`` is not drawn: the read problem, else ``empty``."""
+    return data.problems.get(table, empty)
+
+
+def _horizon(data: ReportData) -> str:
+    days = data.summary.get("horizon_days")
+    return f"the next {int(days)} days" if svg.finite(days) else "the horizon"
+
+
+def _model_label(data: ReportData) -> str:
+    version = data.summary.get("model_version")
+    return f"model {version}" if version else "the scored model"
+
+
+def _validation(frame: pd.DataFrame) -> str:
+    cutoffs = [str(c) for c in frame.get("validation_cutoff", pd.Series(dtype=str)).dropna()]
+    return f"the validation cutoff {cutoffs[0]}" if cutoffs else "the validation cutoff"
+
+
+# -- the charts -------------------------------------------------------------------------------
+
+
+def gain_curve_figure(data: ReportData) -> Figure:
+    title = "Gain curve: who holds the spend"
+    frame = data.gain_curve
+    if frame is None or frame.empty:
+        return Figure("gain_curve", title, "", note=_note(
+            data, "clv_gain_curve", f"clv_gain_curve has no rows for {_model_label(data)} "
+            "(models saved before gain curves were computed have none)."))
+    frame = frame.sort_values("percent")
+    lines = []
+    names = list(PREDICTORS) + sorted(set(frame["predictor"]) - set(PREDICTORS))
+    for index, predictor in enumerate(names):
+        rows = frame[frame["predictor"] == predictor]
+        if rows.empty:
+            continue
+        name, color = PREDICTORS.get(predictor, (predictor, svg.PALETTE[4 + index % 4]))
+        points = [(0.0, 0.0), *zip(rows["percent"], rows["captured_share"] * 100, strict=True)]
+        lines.append(svg.Line(name, points, color))
+    best = frame.groupby("percent")["oracle_share"].max()
+    lines.append(svg.Line(PERFECT[0], [(0.0, 0.0), *zip(best.index, best * 100, strict=True)],
+                          PERFECT[1], dashed=True))
+    lines.append(svg.Line(RANDOM[0], [(0.0, 0.0), (100.0, 100.0)], RANDOM[1], dashed=True))
+    chart = svg.line_chart(
+        lines, title=title, x_label="top % of customers, ranked by each predictor",
+        y_label="share of actual spend held (%)", x_domain=(0, 100), y_domain=(0, 100),
+        x_ticks=[0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
+    caption = (f"Customers at {_validation(frame)}, ranked by each predictor: the share of their "
+               f"actual spend over {_horizon(data)} held by the top x %. Higher is better; the "
+               "dashed line is the best any ranking can do.")
+    return Figure("gain_curve", title, caption, svg=chart)
+
+
+def calibration_figure(data: ReportData) -> Figure:
+    title = "Predicted against actual, by decile"
+    frame = data.calibration
+    rows = None if frame is None else frame[frame["predictor"] == "network"]
+    if rows is None or rows.empty:
+        return Figure("decile_calibration", title, "", note=_note(
+            data, "clv_decile_calibration",
+            f"clv_decile_calibration has no rows for {_model_label(data)}."))
+    rows = rows.sort_values("decile")
+    chart = svg.bar_chart(
+        [str(int(d)) for d in rows["decile"]],
+        [svg.Bars("mean predicted", list(rows["mean_predicted"]), svg.PALETTE[0]),
+         svg.Bars("mean actual", list(rows["mean_actual"]), "#999999")],
+        title=title, value_label=f"spend per customer ({MONEY})",
+        category_label="decile of the model's prediction (1 = highest)")
+    caption = (f"Customers at {_validation(rows)} in ten equal groups by the model's prediction: "
+               f"mean predicted and mean actual spend over {_horizon(data)}.")
+    return Figure("decile_calibration", title, caption, svg=chart)
+
+
+def distribution_figure(data: ReportData) -> Figure:
+    title = "Distribution of predicted value"
+    bins = data.value_bins
+    if bins is None or bins.empty or int(bins["customers"].sum()) == 0:
+        return Figure("value_distribution", title, "", note=_note(
+            data, "clv_predictions", "No customer has a positive predicted value."))
+    edges = [*bins["lower"], float(bins["upper"].iloc[-1])]
+    chart = svg.histogram(edges, list(bins["customers"]), title=title, log_x=True,
+                          x_label=f"predicted value over {_horizon(data)} ({MONEY}, log scale)",
+                          y_label="customers")
+    caption = ("Customers by predicted value, in bins of equal width on the log axis (three "
+               "per tenfold: 10 to 21.5, 21.5 to 46.4, 46.4 to 100, ...), so that every "
+               "order of magnitude is visible.")
+    below = int(data.summary.get("non_positive") or 0)
+    if below:
+        caption += (f" Not shown: the customers predicted at 0 or less "
+                    f"({svg.format_number(below, 0)}).")
+    first = float(bins["lower"].iloc[0])
+    low = data.summary.get("min_positive")
+    if svg.finite(low) and float(low) < first:
+        caption += (f" The first bar also holds the customers below "
+                    f"{svg.format_significant(first)}.")
+    return Figure("value_distribution", title, caption, svg=chart)
+
+
+def _segments(data: ReportData) -> pd.DataFrame | None:
+    frame = data.segments
+    if frame is None or frame.empty:
+        return None
+    frame = frame.assign(segment=frame["segment"].fillna("(none)").astype(str))
+    return frame.sort_values(["predicted_value", "segment"], ascending=[False, True])
+
+
+def segment_figure(data: ReportData) -> Figure:
+    title = "Segments: customers and predicted value"
+    frame = _segments(data)
+    customers = 0 if frame is None else frame["customers"].sum()
+    if frame is None or not customers:
+        return Figure("segments", title, "", note=_note(data, "clv_predictions",
+                                                        "clv_predictions has no rows."))
+    value = frame["predicted_value"].sum()
+    shares = [svg.Bars("share of customers", list(frame["customers"] / customers * 100),
+                       svg.PALETTE[0]),
+              svg.Bars("share of predicted value",
+                       list(frame["predicted_value"] / value * 100 if value else
+                            [float("nan")] * len(frame)), svg.PALETTE[1])]
+    chart = svg.bar_chart(list(frame["segment"]), shares, title=title,
+                          value_label="share of all scored customers or of their value (%)",
+                          horizontal=True, show_values=True,
+                          value_format=lambda v: f"{svg.format_number(v, 0)}%")
+    caption = (f"Each segment's share of the {svg.format_number(customers, 0)} scored customers "
+               f"and of their {svg.format_number(value, 0)} predicted value over "
+               f"{_horizon(data)}; the table below has the counts and amounts.")
+    return Figure("segments", title, caption, svg=chart)
+
+
+def segment_table(data: ReportData) -> str:
+    frame = _segments(data)
+    if frame is None:
+        return ""
+    customers, value = frame["customers"].sum(), frame["predicted_value"].sum()
+    rows = "".join(
+        f"<tr><td>{escape(row.segment)}</td>"
+        f"<td>{svg.format_number(row.customers, 0)}</td>"
+        f"<td>{svg.format_percent(row.customers / customers, 1) if customers else ''}</td>"
+        f"<td>{svg.format_number(row.predicted_value, 0)}</td>"
+        f"<td>{svg.format_percent(row.predicted_value / value, 1) if value else ''}</td>"
+        f"<td>{svg.format_number(row.predicted_value / row.customers)}</td>"
+        f"<td>{svg.format_percent(row.mean_probability, 1)}</td></tr>"
+        for row in frame.itertuples())
+    return ('<table class="figures"><thead><tr><th>segment</th><th>customers</th>'
+            f"<th>share</th><th>predicted value ({MONEY})</th><th>share</th>"
+            "<th>mean per customer</th><th>mean purchase probability</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
+def importance_figure(data: ReportData) -> Figure:
+    title = "What the model relies on"
+    frame = data.importance
+    used = None if frame is None else frame[frame["gini_drop"].notna()]
+    if used is None or used.empty:
+        return Figure("feature_importance", title, "", note=_note(
+            data, "clv_feature_importance",
+            f"clv_feature_importance has no rows for {_model_label(data)} (models saved "
+            "before feature importance was computed have none)."))
+    used = used.sort_values(["gini_drop", "feature_group"], ascending=[False, True])
+    chart = svg.bar_chart(
+        list(used["feature_group"]),
+        [svg.Bars("drop in normalized Gini", list(used["gini_drop"]), svg.PALETTE[0],
+                  errors=list(used["gini_drop_std"].fillna(0.0)))],
+        title=title, value_label="drop in normalized Gini when the group is shuffled",
+        horizontal=True)
+    caption = (f"Feature groups by permutation importance at {_validation(used)}: how much "
+               "worse the model ranks customers without the group's information (whiskers: "
+               "one standard deviation over the repeats; about 0 means unused).")
+    unused = sorted(set(frame["feature_group"]) - set(used["feature_group"]))
+    if unused:
+        caption += f" Groups without inputs in this run: {', '.join(unused)}."
+    return Figure("feature_importance", title, caption, svg=chart)
+
+
+def _dates(values: Sequence[date]) -> list[float]:
+    return [float(value.toordinal()) for value in values]
+
+
+def _date_label(ordinal: float) -> str:
+    return date.fromordinal(round(ordinal)).isoformat()
+
+
+def _date_ticks(ordinals: Sequence[float], count: int = 6) -> list[float]:
+    if len(ordinals) <= count:
+        return list(ordinals)
+    step = (len(ordinals) - 1) / (count - 1)
+    return [ordinals[round(index * step)] for index in range(count)]
+
+
+def history_figures(data: ReportData) -> list[Figure]:
+    titles = ("Total predicted value over time", "Segment sizes over time")
+    frame = data.history
+    dates = [] if frame is None else sorted(set(frame["as_of_date"].dt.date))
+    if len(dates) < 2:
+        note = _note(data, "clv_predictions_history",
+                     "The history shows once predictions exist for two as-of dates"
+                     + (f"; so far only {dates[0].isoformat()}." if dates else "."))
+        return [Figure("history_value", titles[0], "", note=note),
+                Figure("history_segments", titles[1], "", note=note)]
+    ordinals = _dates(dates)
+    ticks = _date_ticks(ordinals)
+    markers = len(dates) <= 40
+    totals = frame.groupby("as_of_date")[["predicted_value", "customers"]].sum().sort_index()
+    value = svg.line_chart(
+        [svg.Line("total predicted value", list(zip(ordinals, totals["predicted_value"],
+                                                    strict=True)), svg.PALETTE[1],
+                  markers=markers)],
+        title=titles[0], x_label="as-of date",
+        y_label=f"total predicted value ({MONEY})", x_format=_date_label, x_ticks=ticks,
+        y_domain=(0, float(totals["predicted_value"].max())))
+    sizes = frame.pivot_table(index="as_of_date", columns="segment", values="customers",
+                              aggfunc="sum").reindex(pd.to_datetime(dates)).fillna(0)
+    lines = [svg.Line(str(segment), list(zip(ordinals, sizes[segment], strict=True)),
+                      svg.PALETTE[index % len(svg.PALETTE)], markers=markers)
+             for index, segment in enumerate(sorted(sizes.columns, key=str))]
+    segments = svg.line_chart(lines, title=titles[1], x_label="as-of date", y_label="customers",
+                              x_format=_date_label, x_ticks=ticks,
+                              y_domain=(0, float(sizes.to_numpy().max())))
+    caption = ("At each as-of date in clv_predictions_history, the run of the newest model "
+               "scored at it.")
+    return [Figure("history_value", titles[0],
+                   f"The sum of every scored customer's predicted value over {_horizon(data)}. "
+                   + caption, svg=value),
+            Figure("history_segments", titles[1], "Customers in each segment. " + caption,
+                   svg=segments)]
+
+
+def data_quality_figure(data: ReportData) -> Figure:
+    title = "Rows excluded before modelling"
+    frame = data.data_quality
+    if frame is None or frame.empty:
+        return Figure("data_quality", title, "", note=_note(
+            data, "clv_data_quality", "clv_data_quality has no rows."))
+    source = int(frame["source_rows"].max()) if frame["source_rows"].notna().any() else 0
+    excluded = int(frame["rows"].sum())
+    chart = svg.bar_chart(
+        list(frame["reason"].astype(str)),
+        [svg.Bars("excluded rows", list(frame["rows"]), svg.PALETTE[5])],
+        title=title, value_label="rows excluded", horizontal=True, show_values=True,
+        value_format=lambda v: svg.format_number(v, 0))
+    share = f" ({svg.format_percent(excluded / source, 1)})" if source else ""
+    caption = (f"{svg.format_number(excluded, 0)} of {svg.format_number(source, 0)} source "
+               f"rows{share} were excluded, counted by reason in clv_data_quality; refunds "
+               "(negative amounts) are kept.")
+    return Figure("data_quality", title, caption, svg=chart)
+
+
+def data_quality_table(data: ReportData) -> str:
+    frame = data.data_quality
+    if frame is None or frame.empty:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(row.reason))}</td><td>{svg.format_number(row.rows, 0)}</td>"
+        f"<td class=\"text\">{escape('' if pd.isna(row.example_value) else str(row.example_value))}"
+        "</td></tr>"
+        for row in frame.itertuples())
+    return ('<table class="figures"><thead><tr><th>reason</th><th>rows</th>'
+            f'<th class="text">example value</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+STYLE = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f5f6f8; color: #222; font: 15px/1.45 system-ui, -apple-system,
+  'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif; }
+header { background: #fff; border-bottom: 1px solid #dcdcdc; padding: 20px 32px 16px; }
+header h1 { margin: 0 0 14px; font-size: 24px; font-weight: 650; }
+dl.facts { display: flex; flex-wrap: wrap; gap: 10px 36px; margin: 0; }
+dl.facts dt { font-size: 12px; color: #666; letter-spacing: .03em; text-transform: uppercase; }
+dl.facts dd { margin: 0; font-size: 18px; font-weight: 600; font-variant-numeric: tabular-nums; }
+dl.facts dd.small { font-size: 14px; font-weight: 500; padding-top: 3px; }
+main { max-width: 1320px; margin: 0 auto; padding: 4px 24px 24px; }
+section h2 { font-size: 19px; margin: 26px 0 10px; }
+.grid { display: grid; grid-template-columns: minmax(0, 1fr); gap: 18px; }
+@media (min-width: 960px) { .grid { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+figure.chart { margin: 0; background: #fff; border: 1px solid #e0e0e0; border-radius: 6px;
+  padding: 14px 16px 10px; min-width: 0; }
+figcaption h3 { margin: 0 0 2px; font-size: 15px; }
+figcaption p { margin: 0 0 8px; font-size: 13px; color: #555; max-width: 95ch; }
+figure.chart svg { display: block; width: 100%; height: auto; }
+p.note { margin: 8px 0; padding: 28px 20px; background: #fafafa; border: 1px dashed #c8c8c8;
+  border-radius: 4px; color: #555; text-align: center; }
+table.figures { border-collapse: collapse; margin: 14px 0 0; font-size: 13px;
+  font-variant-numeric: tabular-nums; background: #fff; }
+table.figures th, table.figures td { padding: 5px 12px; border-bottom: 1px solid #e6e6e6;
+  text-align: right; }
+table.figures th { color: #555; font-weight: 600; }
+table.figures th:first-child, table.figures td:first-child, table.figures .text {
+  text-align: left; }
+footer { max-width: 1320px; margin: 0 auto; padding: 4px 24px 28px; color: #777;
+  font-size: 12px; }
+"""
+
+
+def _facts(data: ReportData, written_at: datetime) -> str:
+    summary = data.summary
+    as_of = summary.get("as_of_date")
+    facts = [
+        ("As of", str(as_of)[:10] if as_of is not None else "\u2013", ""),
+        ("Horizon", f"{int(summary['horizon_days'])} days"
+         if svg.finite(summary.get("horizon_days")) else "\u2013", ""),
+        ("Customers scored", svg.format_number(summary.get("customers") or 0, 0), ""),
+        (f"Total predicted value ({MONEY})",
+         svg.format_number(summary.get("predicted_value"), 0), ""),
+        ("Model version", str(summary.get("model_version") or "\u2013"), "small"),
+        ("Written (UTC)", f"{written_at:%Y-%m-%d %H:%M}", "small"),
+    ]
+    return "".join(f"<div><dt>{escape(name)}</dt><dd class=\"{kind}\">{escape(value)}</dd></div>"
+                   for name, value, kind in facts)
+
+
+def _section(key: str, title: str, figures: Sequence[Figure], after: str = "") -> str:
+    return (f'<section id="{key}"><h2>{escape(title)}</h2><div class="grid">'
+            + "".join(figure.html() for figure in figures) + f"</div>{after}</section>")
+
+
+def render_report(data: ReportData, written_at: datetime) -> Rendered:
+    """The page for ``data``, and how many charts it drew and replaced by notes."""
+    model = [gain_curve_figure(data), calibration_figure(data)]
+    predictions = [distribution_figure(data), segment_figure(data)]
+    inputs = [importance_figure(data), data_quality_figure(data)]
+    history = history_figures(data)
+    figures = model + predictions + inputs + history
+    as_of = data.summary.get("as_of_date")
+    heading = "Customer lifetime value" + (f", as of {str(as_of)[:10]}" if as_of else "")
+    body = "".join([
+        _section("model", "Is the model worth using?", model),
+        _section("predictions", "The predictions", predictions, segment_table(data)),
+        _section("inputs", "What the model reads", inputs, data_quality_table(data)),
+        _section("history", "Across as-of dates", history),
+    ])
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(heading)}</title><style>{STYLE}</style></head><body>"
+        f'<header><h1>{escape(heading)}</h1><dl class="facts">{_facts(data, written_at)}</dl>'
+        f"</header><main>{body}</main>"
+        f"<footer>Written by dbt-clv {escape(__version__)} from {', '.join(TABLES)}. Amounts "
+        "are in the unit of the transactions' amounts.</footer></body></html>\n")
+    drawn = sum(figure.svg is not None for figure in figures)
+    return Rendered(page, drawn, len(figures) - drawn)

@@ -1,0 +1,512 @@
+"""The HTML report: the SVG chart primitives against hand-computed positions, the page from
+hand-made tables, and (slow) the report of a real build opened in headless Chromium, where every
+chart must draw and the page must log no script error.
+
+No fixture of tests/conftest.py builds the whole project once per session, so the slow tests
+share one module-scoped build (a small generated data set, two as-of dates so that the history
+charts draw; the second date re-scores with the saved model).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from datetime import date, datetime
+from html.parser import HTMLParser
+from itertools import pairwise
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv.report import DEFAULT_PATH, screenshot, svg, write_report
+from clv.report.data import TABLES, ReportData, bin_sql, latest_run_per_date, read_report_data
+from clv.report.render import render_report
+from clv.report.write import report_path
+from clv.warehouse import DuckDBWarehouse
+
+CHARTS = ("gain_curve", "decile_calibration", "value_distribution", "segments",
+          "feature_importance", "data_quality", "history_value", "history_segments")
+FIRST_AS_OF, SECOND_AS_OF = "2023-10-31", "2023-11-30"
+
+
+def _marks(chart: str) -> list[ET.Element]:
+    return [e for e in ET.fromstring(chart).iter() if "mark" in e.get("class", "").split()]
+
+
+def _numbers(element: ET.Element, *names: str) -> list[float]:
+    return [float(element.get(name)) for name in names]
+
+
+# -- numbers, ticks and scales ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 87), (-3.2, 7.9), (0.0012, 0.0049), (5, 5),
+                                           (0, 0), (-4, -4), (1e6, 3.4e6), (12.5, 12.75)])
+def test_nice_ticks_cover_the_range_in_round_equal_steps(low, high):
+    ticks = svg.nice_ticks(low, high)
+    steps = np.diff(ticks)
+    assert ticks[0] <= low and ticks[-1] >= high and 3 <= len(ticks) <= 12
+    assert np.allclose(steps, steps[0], rtol=1e-9) and steps[0] > 0
+    mantissa = steps[0] / 10 ** math.floor(math.log10(steps[0]))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5))
+    if low != high:
+        assert ticks[-1] - ticks[0] < 3 * (high - low)  # the range is not lost in padding
+
+
+@pytest.mark.parametrize(("low", "high", "ticks"), [
+    (0, 2, [0, 1, 2]), (0, 12, [0, 5, 10, 15]), (0, 0, [-1, 0, 1]), (0, 140, [0, 50, 100, 150]),
+])
+def test_integer_ticks_are_whole_numbers(low, high, ticks):
+    assert svg.nice_ticks(low, high, integer=True) == ticks
+
+
+def test_count_axes_tick_whole_numbers_and_all_zero_bars_get_a_unit_range():
+    def labels(chart: str) -> list[str]:
+        return [t.text for t in ET.fromstring(chart).iter("text")]
+
+    counts = svg.bar_chart(["a", "b"], [svg.Bars("n", [2, 1])], title="t", value_label="v")
+    assert {"0", "1", "2"} <= set(labels(counts)) and "0.5" not in labels(counts)
+    zeros = svg.bar_chart(["a"], [svg.Bars("n", [0])], title="t", value_label="v",
+                          horizontal=True)
+    assert "-1" not in labels(zeros) and {"0", "1"} <= set(labels(zeros))
+
+
+def test_nice_ticks_of_bad_bounds_fall_back_to_the_unit_interval():
+    assert svg.nice_ticks(math.nan, 3) == svg.nice_ticks(0, 1)
+    assert svg.nice_ticks(0, math.inf) == svg.nice_ticks(0, 1)
+    assert svg.nice_ticks(10, 0) == svg.nice_ticks(0, 10)
+
+
+def test_linear_scale_maps_ends_and_inverts_for_a_y_axis():
+    y = svg.LinearScale((0, 200), (300, 20))
+    assert (y(0), y(200), y(50)) == (300, 20, 230)
+    assert y(-100) == 440  # below the domain: below the axis, not clipped
+    assert svg.LinearScale((5, 5), (0, 100))(7) == 50
+
+
+def test_log_scale_gives_equal_ratios_equal_lengths():
+    x = svg.LogScale((1, 1000), (0, 300))
+    assert [round(x(v), 9) for v in (1, 10, 100, 1000)] == [0, 100, 200, 300]
+    assert math.isclose(x(20) - x(2), x(500) - x(50))
+    with pytest.raises(ValueError, match="log scale"):
+        x(0)
+    with pytest.raises(ValueError, match="positive domain"):
+        svg.LogScale((0, 10), (0, 1))
+
+
+@pytest.mark.parametrize(("value", "decimals", "text"), [
+    (1234567.891, None, "1,234,568"), (12.345, None, "12.3"), (0.5, None, "0.50"),
+    (-2500, None, "-2,500"), (-0.0001, 2, "0.00"), (0.25, 2, "0.25"), (0, None, "0"),
+    (math.nan, None, "\u2013"), (None, 0, "\u2013"), (math.inf, 0, "\u2013"),
+])
+def test_format_number_uses_thousands_separators(value, decimals, text):
+    assert svg.format_number(value, decimals) == text
+
+
+def test_log_edges_are_equal_on_a_log_axis_and_hit_powers_of_ten():
+    edges = svg.log_edges(3.7, 4321)
+    assert edges[0] <= 3.7 < edges[1] and edges[-2] <= 4321 < edges[-1]
+    assert np.allclose(np.diff(np.log10(edges)), 1 / 3)
+    assert {10.0, 100.0, 1000.0} <= set(edges)  # exactly, not 99.99999999999997
+    assert svg.log_edges(1000, 1000)[:1] == [1000.0]
+    assert svg.log_edges(0.02, 0.3, per_decade=1) == [0.01, 0.1, 1.0]
+    capped = svg.log_edges(1e-9, 999, max_decades=3)
+    assert capped[0] <= 0.999 < capped[1] and capped[-1] == 1000
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        svg.log_edges(0, 10)
+
+
+@pytest.mark.parametrize(("low", "high", "ticks"), [
+    (0.2, 10_000, [1, 10, 100, 1000, 10_000]), (3, 70, [5, 10, 20, 50]), (21.5, 46.4, []),
+])
+def test_log_ticks_are_round_values_inside_the_range(low, high, ticks):
+    assert svg.log_ticks(low, high) == ticks
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.021544, "0.0215"), (2.1544, "2.15"),
+                                             (215.44, "215"), (2154.4, "2,154"), (0, "0")])
+def test_format_significant_keeps_three_digits(value, text):
+    assert svg.format_significant(value) == text
+
+
+def test_format_exact_shows_the_decimals_a_round_value_has():
+    assert [svg.format_exact(v) for v in (0.5, 2, 1000, 0.001, -2.5)] == [
+        "0.5", "2", "1,000", "0.001", "-2.5"]
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+
+def test_line_chart_breaks_at_nan_and_marks_a_lone_point():
+    points = [(0, 1), (1, 2), (2, math.nan), (3, 4), (4, 5), (5, math.nan), (6, 7)]
+    chart = svg.line_chart([svg.Line("a", points)], title="t", x_label="x", y_label="y")
+    marks = _marks(chart)
+    assert [m.tag for m in marks] == ["path", "path", "circle"]
+    assert [m.get("d").count("L") for m in marks[:2]] == [1, 1]
+
+
+def test_line_chart_puts_larger_values_higher():
+    chart = svg.line_chart([svg.Line("a", [(0, 10), (1, -5)], markers=True)], title="t",
+                           x_label="x", y_label="y")
+    first, second = (c for c in _marks(chart) if c.tag == "circle")
+    assert float(first.get("cy")) < float(second.get("cy"))
+    assert float(first.get("cx")) < float(second.get("cx"))
+
+
+@pytest.mark.parametrize("chart", [
+    lambda: svg.line_chart([], title="t", x_label="x", y_label="y"),
+    lambda: svg.line_chart([svg.Line("a", [(0, math.nan), (math.inf, 1)])], title="t",
+                           x_label="x", y_label="y"),
+    lambda: svg.bar_chart(["a", "b"], [svg.Bars("v", [math.nan, None])], title="t",
+                          value_label="v"),
+    lambda: svg.bar_chart([], [], title="t", value_label="v", horizontal=True),
+    lambda: svg.histogram([], [], title="t", x_label="x", y_label="y"),
+    lambda: svg.histogram([1, 2], [math.nan], title="t", x_label="x", y_label="y"),
+], ids=["line-empty", "line-nan", "bars-nan", "bars-empty", "histogram-empty",
+        "histogram-nan"])
+def test_a_chart_without_finite_values_says_so(chart):
+    drawn = chart()
+    assert _marks(drawn) == [] and "No data" in drawn
+
+
+def test_vertical_bars_extend_below_zero_for_negative_values():
+    chart = svg.bar_chart(["up", "down", "none"], [svg.Bars("v", [3, -2, math.nan])],
+                          title="t", value_label="v")
+    up, down = _marks(chart)  # the NaN draws nothing
+    up_y, up_h = _numbers(up, "y", "height")
+    down_y, down_h = _numbers(down, "y", "height")
+    assert math.isclose(up_y + up_h, down_y, abs_tol=0.1)  # both start at the zero line
+    assert math.isclose(up_h / down_h, 3 / 2, rel_tol=0.01)
+
+
+def test_horizontal_bars_extend_left_of_zero_with_whiskers():
+    chart = svg.bar_chart(["a", "b"], [svg.Bars("v", [0.1, -0.05], errors=[0.02, 0.01])],
+                          title="t", value_label="v", horizontal=True)
+    right, left = _marks(chart)
+    right_x, right_w = _numbers(right, "x", "width")
+    left_x, left_w = _numbers(left, "x", "width")
+    assert math.isclose(left_x + left_w, right_x, abs_tol=0.1)
+    assert math.isclose(right_w / left_w, 2, rel_tol=0.01)
+    assert len(ET.fromstring(chart).findall("line")) >= 6  # two whiskers of three strokes
+
+
+def test_grouped_bars_sit_side_by_side_in_each_category():
+    chart = svg.bar_chart(["1", "2"], [svg.Bars("p", [4, 2]), svg.Bars("a", [3, 1], "#999")],
+                          title="t", value_label="v")
+    xs = [float(m.get("x")) for m in _marks(chart)]  # p1, a1, p2, a2
+    assert xs[0] < xs[1] < xs[2] < xs[3]
+
+
+def test_histogram_bars_span_their_edges_on_a_log_axis():
+    chart = svg.histogram([1, 10, 100, 1000], [5, 0, 3], title="t", x_label="x",
+                          y_label="y", log_x=True)
+    bars = _marks(chart)
+    widths = [float(b.get("width")) for b in bars]
+    heights = [float(b.get("height")) for b in bars]
+    assert len(bars) == 3 and np.allclose(widths, widths[0])
+    assert heights[1] == 0 and math.isclose(heights[0] / heights[2], 5 / 3, rel_tol=0.01)
+    assert all(float(a.get("x")) < float(b.get("x")) for a, b in pairwise(bars))
+
+
+@pytest.mark.parametrize(("edges", "counts", "log_x", "message"), [
+    ([1, 2, 3], [1], False, "3 edges need 2 counts"), ([0, 1, 2], [1, 1], True, "positive"),
+    ([2, 1], [1], False, "increasing"),
+])
+def test_histogram_rejects_inconsistent_bins(edges, counts, log_x, message):
+    with pytest.raises(ValueError, match=message):
+        svg.histogram(edges, counts, title="t", x_label="x", y_label="y", log_x=log_x)
+
+
+def test_bar_chart_rejects_a_series_of_the_wrong_length():
+    with pytest.raises(ValueError, match="2 values for 3 categories"):
+        svg.bar_chart(["a", "b", "c"], [svg.Bars("v", [1, 2])], title="t", value_label="v")
+
+
+def test_chart_text_is_escaped():
+    chart = svg.bar_chart(["<b>&"], [svg.Bars("x<y", [1])], title="a & b", value_label="<v>")
+    root = ET.fromstring(chart)  # well-formed: nothing leaked as markup
+    assert root.find("title").text == "a & b"
+    assert "<b>" not in chart
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+
+class _Page(HTMLParser):
+    """The figures of a rendered page (data-chart, is it a note), and every tag used."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.figures: dict[str, bool] = {}
+        self.tags: set[str] = set()
+        self.facts: list[str] = []
+        self._in_dd = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        attributes = dict(attrs)
+        if tag == "figure" and "data-chart" in attributes:
+            self.figures[attributes["data-chart"]] = attributes.get("data-note") == "true"
+        self._in_dd = tag == "dd"
+
+    def handle_data(self, data):
+        if self._in_dd:
+            self.facts.append(data)
+            self._in_dd = False
+
+
+def _self_contained(html: str) -> None:
+    page = _Page(html)
+    assert not page.tags & {"script", "link", "img", "iframe", "object", "embed"}
+    assert not re.search(r"https?:|url\(|@import|src=", html)
+
+
+def test_a_report_of_nothing_is_all_notes():
+    rendered = render_report(ReportData(), datetime(2024, 1, 2, 3, 4))
+    page = _Page(rendered.html)
+    assert (rendered.charts, rendered.notes) == (0, len(CHARTS))
+    assert page.figures == dict.fromkeys(CHARTS, True)
+    _self_contained(rendered.html)
+
+
+def _hand_made(connection: duckdb.DuckDBPyConnection) -> None:
+    """clv_predictions with six customers, an empty clv_gain_curve, clv_data_quality; the
+    other tables the report reads are missing."""
+    connection.execute("""
+        create table clv_predictions as select * from (values
+            ('a', date '2024-03-31', 365, 1200.0, 0.9, 'high_value', 'v2'),
+            ('b', date '2024-03-31', 365, 45.5, 0.6, 'active', 'v2'),
+            ('c', date '2024-03-31', 365, 8.0, 0.3, 'at_risk', 'v2'),
+            ('d', date '2024-03-31', 365, 0.0, 0.05, 'dormant', 'v2'),
+            ('e', date '2024-03-31', 365, 19.99, 0.2, 'dormant', 'v2'),
+            ('f', date '2024-03-31', 365, 20.0, 0.4, 'new', 'v2')
+        ) as t(customer_id, as_of_date, horizon_days, predicted_clv, purchase_probability,
+               segment, model_version)""")
+    connection.execute("""
+        create table clv_gain_curve (model_version varchar, is_current boolean,
+            validation_cutoff varchar, predictor varchar, percent bigint, customers bigint,
+            captured_share double, oracle_share double)""")
+    connection.execute("""
+        create table clv_data_quality as select * from (values
+            ('missing_customer_id', 2, 100, 'T1'), ('invalid_amount', 0, 100, null)
+        ) as t(reason, rows, source_rows, example_value)""")
+
+
+def test_missing_and_empty_tables_become_notes_not_errors():
+    connection = duckdb.connect()
+    _hand_made(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert set(data.problems) == {"clv_decile_calibration", "clv_feature_importance",
+                                  "clv_predictions_history"}
+    assert all("could not be read" in reason for reason in data.problems.values())
+    rendered = render_report(data, datetime(2024, 4, 1))
+    figures = _Page(rendered.html).figures
+    assert {key for key, note in figures.items() if not note} == {
+        "value_distribution", "segments", "data_quality"}
+    assert "clv_gain_curve has no rows for model v2" in rendered.html
+    assert "clv_feature_importance could not be read" in rendered.html
+    assert (rendered.charts, rendered.notes) == (3, 5)
+
+
+def test_an_empty_predictions_table_gives_notes_and_an_empty_header():
+    connection = duckdb.connect()
+    _hand_made(connection)
+    connection.execute("delete from clv_predictions")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert data.summary["customers"] == 0 and data.summary["as_of_date"] is None
+    rendered = render_report(data, datetime(2024, 4, 1))
+    page = _Page(rendered.html)
+    assert page.facts[:4] == ["\u2013", "\u2013", "0", "\u2013"]
+    assert {key for key, note in page.figures.items() if not note} == {"data_quality"}
+    assert "No customer has a positive predicted value." in rendered.html
+
+
+def test_summary_segments_and_bins_of_hand_made_predictions():
+    connection = duckdb.connect()
+    _hand_made(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    summary = data.summary
+    assert (summary["customers"], summary["non_positive"], summary["model_version"]) == (6, 1,
+                                                                                          "v2")
+    assert math.isclose(summary["predicted_value"], 1293.49)
+    segments = data.segments.set_index("segment")
+    assert segments.loc["dormant", "customers"] == 2
+    assert math.isclose(segments.loc["dormant", "predicted_value"], 19.99)
+    bins = data.value_bins
+    assert np.allclose(bins["lower"], 10 ** (np.arange(2, 10) / 3))  # 4.64, 10, ..., 1,000
+    # 8 in [4.64, 10); 19.99 and 20 in [10, 21.5); 45.5 in [21.5, 46.4); 1,200; 0 not shown
+    assert list(bins["customers"]) == [1, 2, 1, 0, 0, 0, 0, 1]
+    html = render_report(data, datetime(2024, 4, 1)).html
+    assert "Not shown: the customers predicted at 0 or less (1)." in html
+
+
+def test_bin_sql_puts_values_in_the_bins_numpy_does():
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.lognormal(3, 2, 2000), [0.001, 10.0, 100.0, 1000.0, 1e5]])
+    edges = svg.log_edges(values.min(), values.max(), max_decades=4)
+    connection = duckdb.connect()
+    connection.register("values_table", pd.DataFrame({"predicted_clv": values}))
+    got = connection.sql(f"select {bin_sql(edges)} as value_bin from values_table").df()
+    # numpy: bin i holds [edge_i, edge_i+1); what falls below the first edge joins the first
+    expected = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    assert list(got["value_bin"]) == list(expected)
+
+
+def test_history_keeps_the_newest_model_at_each_date():
+    history = pd.DataFrame({
+        "as_of_date": [date(2024, 1, 31)] * 3 + [date(2024, 2, 29)],
+        "model_version": ["20240101_a", "20240201_b", "20240201_b", "20240101_a"],
+        "segment": ["new", "new", "active", "new"],
+        "customers": [5, 7, 3, 9], "predicted_value": [1.0, 2.0, 3.0, 4.0],
+    })
+    kept = latest_run_per_date(history)
+    assert list(kept["customers"]) == [3, 7, 9]
+    assert set(kept["model_version"]) == {"20240201_b", "20240101_a"}
+
+
+def test_write_report_replaces_the_file_and_describes_it(tmp_path):
+    connection = duckdb.connect()
+    _hand_made(connection)
+    tables = {n: (lambda n=n: n) for n in TABLES}
+    path = tmp_path / "out" / "report.html"
+    path.parent.mkdir()
+    path.write_text("old")
+    row = write_report(DuckDBWarehouse(connection), tables, str(path))
+    assert len(row) == 1 and row.loc[0, "path"] == str(path.resolve())
+    assert row.loc[0, "bytes"] == path.stat().st_size > 1000
+    assert (row.loc[0, "charts"], row.loc[0, "notes"]) == (3, 5)
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temporary left
+    _self_contained(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("value", ["", "  ", None])
+def test_an_empty_report_path_writes_nothing(tmp_path, value, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    row = write_report(DuckDBWarehouse(duckdb.connect()), {}, value)
+    assert row.loc[0, "path"] is pd.NA and row.loc[0, "bytes"] == 0
+    assert pd.isna(row.loc[0, "written_at"]) and list(tmp_path.iterdir()) == []
+
+
+def test_a_report_path_that_cannot_be_a_file_names_the_var(tmp_path):
+    with pytest.raises(ValueError, match=r"var 'clv_report_path'.*is a directory"):
+        report_path(str(tmp_path))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"var 'clv_report_path'.*not a directory"):
+        report_path(str(tmp_path / "file" / "report.html"))
+    with pytest.raises(ValueError, match="var 'clv_report_path'"):
+        report_path(42)
+    assert report_path(DEFAULT_PATH) == Path("reports/clv_report.html")
+
+
+# -- a real build, in Chromium ----------------------------------------------------------------
+
+
+def _needed(available: bool, reason: str) -> None:
+    """Skip without ``available``, except in CI (CI=true), where the test fails instead."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI installs it: .ci/run)")
+    pytest.skip(reason)
+
+
+def test_the_browser_check_sees_notes_and_script_errors(tmp_path):
+    """The Chromium checks below are not vacuous: on a report with missing tables they find
+    the notes, and a script error on the page is reported."""
+    _needed(screenshot.find_browser() is not None, "Chromium is not installed")
+    connection = duckdb.connect()
+    _hand_made(connection)
+    path = tmp_path / "report.html"
+    write_report(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES}, str(path))
+    drawn = {c.key: c.marks for c in screenshot.layout(path).charts if not c.is_note}
+    # 8 bins from 4.64 to 2,154 (empty ones drawn flat), 5 segments x 2 shares, 2 reasons
+    assert drawn == {"value_distribution": 8, "segments": 10, "data_quality": 2}
+    broken = tmp_path / "broken.html"
+    broken.write_text(path.read_text().replace("</body>", "<script>noSuchFunction()</script>"
+                                                          "</body>"))
+    console = screenshot.layout(broken).console
+    assert len(console) == 1 and "noSuchFunction" in console[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from conftest import DbtProject
+
+    from clv.synthetic import GeneratorSettings, generate
+
+    workdir = tmp_path_factory.mktemp("report")
+    data = generate(GeneratorSettings(n_customers=400, start_date=date(2021, 1, 1),
+                                      end_date=date(2023, 12, 31), seed=11))
+    data.transactions.to_csv(workdir / "transactions.csv", index=False)
+    project = DbtProject(workdir)
+    project.report = workdir / "reports" / "clv_report.html"
+    project.vars = {"clv_transactions": str(workdir / "transactions.csv"),
+                    "clv_horizon_days": 180, "clv_model_dir": str(workdir / "models"),
+                    "clv_ensemble_size": 1, "clv_explanations": False,
+                    "clv_report_path": str(project.report)}
+    project.build(vars={**project.vars, "clv_as_of_date": FIRST_AS_OF}, select="+clv_report")
+    project.build(vars={**project.vars, "clv_as_of_date": SECOND_AS_OF, "clv_retrain": "never"},
+                  select="+clv_report")
+    return project
+
+
+@pytest.mark.slow
+def test_the_build_writes_the_report_and_describes_it(built):
+    row = built.query("select * from clv_report")
+    assert len(row) == 1
+    assert row.loc[0, "path"] == str(built.report.resolve())
+    assert row.loc[0, "bytes"] == built.report.stat().st_size
+    assert (row.loc[0, "charts"], row.loc[0, "notes"]) == (len(CHARTS), 0)
+    html = built.report.read_text(encoding="utf-8")
+    _self_contained(html)
+    assert _Page(html).figures == dict.fromkeys(CHARTS, False)
+
+
+@pytest.mark.slow
+def test_the_header_and_the_histogram_agree_with_the_tables(built):
+    predictions = built.query("select * from clv_predictions")
+    facts = _Page(built.report.read_text(encoding="utf-8")).facts
+    assert facts[0] == SECOND_AS_OF
+    assert facts[2] == f"{len(predictions):,}"
+    assert facts[3] == f"{predictions.predicted_clv.sum():,.0f}"
+    assert facts[4] == predictions.model_version.iloc[0]
+    with duckdb.connect(str(built.database)) as connection:
+        bins = read_report_data(DuckDBWarehouse(connection),
+                                {n: (lambda n=n: n) for n in TABLES}).value_bins
+    values = predictions.predicted_clv[predictions.predicted_clv > 0].to_numpy()
+    edges = [*bins["lower"], bins["upper"].iloc[-1]]
+    assert edges[0] <= values.min() and edges[-1] > values.max()
+    counts, _ = np.histogram(values, bins=edges)  # numpy's last bin is closed: no value on it
+    assert list(bins["customers"]) == list(counts)
+
+
+@pytest.mark.slow
+def test_every_chart_draws_in_headless_chromium(built, tmp_path):
+    _needed(screenshot.find_browser() is not None, "Chromium is not installed")
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    _needed(Image is not None, "Pillow is not installed (pip install -e '.[dev]')")
+    png = tmp_path / "report.png"
+    layout, console = screenshot.screenshot(built.report, png)
+    assert layout.console == [] and console == [], "the page logged messages (script errors?)"
+    assert [chart.key for chart in layout.charts] == list(CHARTS)
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+    assert pixels.shape[:2] == (layout.page_height, screenshot.WIDTH)
+    for chart in layout.charts:
+        left, top, width, height = chart.box
+        assert not chart.is_note and chart.marks > 0, chart
+        assert width > 400 and height > 150, chart  # readable at laptop size
+        region = pixels[top:top + height, left:left + width]
+        # axes and text are grey; the data are drawn in colour (a two-point line covers
+        # about 0.6 % of its chart, a histogram a quarter)
+        inked = (region.min(axis=2) < 200).mean()  # share of clearly non-white pixels
+        coloured = (np.ptp(region, axis=2) > 60).mean()  # share of saturated pixels
+        assert inked > 0.01 and coloured > 0.002, (chart.key, inked, coloured)
