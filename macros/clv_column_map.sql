@@ -1,9 +1,12 @@
 {#-
-    The user's column (or SQL expression) for each input-contract name, from var `clv_columns`.
-    Required names not given default to the contract name itself. Optional names not given
-    are used when the source has a column of that name, and are null otherwise.
+    The user's column (or SQL expression) for each input-contract name, from var `clv_columns`,
+    checked against the source's columns (`source_columns`, from clv_source_schema) before any
+    SQL reads the source. Required names not given default to the contract name itself.
+    Optional names not given are used when the source has a column of that name, and are null
+    otherwise. A mapped column the source lacks stops compilation with one line naming
+    clv_columns, the missing column and the columns the source has.
 -#}
-{% macro clv_column_map(source_sql) %}
+{% macro clv_column_map(source_columns) %}
     {% set given = var('clv_columns', {}) or {} %}
     {% if given is not mapping %}
         {{ clv_fail('clv_columns',
@@ -16,7 +19,7 @@
             {{ clv_fail('clv_columns', "unknown key '" ~ key ~ "'; allowed: " ~ ((required + optional) | join(', '))) }}
         {% endif %}
     {% endfor %}
-    {% set source_columns = clv_source_column_names(source_sql) %}
+    {% set names = source_columns | map(attribute='name') | map('lower') | list %}
     {% set columns = {} %}
     {% for key in required + optional %}
         {% if key in given %}
@@ -25,12 +28,95 @@
                 {{ clv_fail('clv_columns', "the expression for '" ~ key
                                            ~ "' must be non-empty and contain no ';' or SQL comments") }}
             {% endif %}
-        {% elif key in required or key in source_columns %}
+        {% elif key in required or key in names %}
             {% set expression = key %}
         {% else %}
             {% set expression = none %}
         {% endif %}
+        {% if expression is not none and source_columns %}
+            {{ clv_check_referenced_columns(key, expression, key in given, source_columns) }}
+        {% endif %}
         {% do columns.update({key: expression}) %}
     {% endfor %}
     {{ return(columns) }}
+{% endmacro %}
+
+
+{#- Stops with one line when `expression` (mapped to contract name `key`) names a column the
+    source does not have. -#}
+{% macro clv_check_referenced_columns(key, expression, is_given, source_columns) %}
+    {% set names = source_columns | map(attribute='name') | list %}
+    {% set lowered = names | map('lower') | list %}
+    {% set missing = [] %}
+    {% for name in clv_expression_column_names(expression) %}
+        {% if name | lower not in lowered and name not in missing %}
+            {% do missing.append(name) %}
+        {% endif %}
+    {% endfor %}
+    {% if not missing %}
+        {{ return('') }}
+    {% endif %}
+    {#- A spelling that differs only in case, underscores or spaces is likely the one meant. -#}
+    {% set hints = [] %}
+    {% for name in missing %}
+        {% set wanted = modules.re.sub('[_ ]', '', name | lower) %}
+        {% for candidate in names %}
+            {% if modules.re.sub('[_ ]', '', candidate | lower) == wanted %}
+                {% do hints.append(candidate) %}
+            {% endif %}
+        {% endfor %}
+    {% endfor %}
+    {% set quoted = "'" ~ (missing | join("', '")) ~ "'" %}
+    {% if is_given %}
+        {% set problem = key ~ " maps to " ~ quoted ~ ", which clv_transactions ("
+                         ~ clv_input_label('clv_transactions') ~ ") does not have" %}
+    {% else %}
+        {% set problem = "clv_transactions (" ~ clv_input_label('clv_transactions') ~ ") has no column "
+                         ~ quoted ~ " and clv_columns does not map " ~ key %}
+    {% endif %}
+    {{ clv_fail('clv_columns', problem
+                               ~ (" (did you mean '" ~ (hints | join("', '")) ~ "'?)" if hints else "")
+                               ~ "; its columns are: " ~ (names | join(', '))) }}
+{% endmacro %}
+
+
+{#-
+    The column names a column-map expression reads: a plain name, or the names in an
+    expression such as `Quantity * UnitPrice` or `cast(amount_cents as double) / 100`. String
+    literals, function names (followed by a parenthesis), type names after `as` or `::`,
+    qualified names and SQL keywords are not column names. Quoted names ("..." or `...`)
+    count as written.
+-#}
+{% macro clv_expression_column_names(expression) %}
+    {% set re = modules.re %}
+    {% set text = re.sub("'([^']|'')*'", ' ', expression) %}
+    {% set names = re.findall('"([^"]+)"|`([^`]+)`', text) | map('join', '') | list %}
+    {% set text = re.sub('"[^"]*"|`[^`]*`', ' ', text) %}
+    {% set text = re.sub('(?i)(::|\\bas\\b)\\s*[a-z_][a-z0-9_]*(\\s+precision)?(\\s*[(][0-9 ,]*[)])?', ' ', text) %}
+    {% set keywords = clv_sql_keywords() %}
+    {% for name in re.findall('(?<![A-Za-z0-9_$.])([A-Za-z_][A-Za-z0-9_$]*)(?![A-Za-z0-9_$])(?!\\s*[(.])', text) %}
+        {% if name | lower not in keywords %}
+            {% do names.append(name) %}
+        {% endif %}
+    {% endfor %}
+    {{ return(names) }}
+{% endmacro %}
+
+
+{#- Words of SQL expressions that are not column names: operators, literals, date parts, types. -#}
+{% macro clv_sql_keywords() %}
+    {{ return((
+        'and or not is null true false case when then else end in between like ilike similar glob escape '
+        ~ 'distinct from as cast try_cast interval at time zone with without over partition by order '
+        ~ 'asc desc nulls first last filter where within group rows range preceding following '
+        ~ 'unbounded current row exists any all some collate both leading trailing for '
+        ~ 'current_date current_time current_timestamp localtime localtimestamp '
+        ~ 'epoch millennium century decade year years quarter month months week weeks day days dow '
+        ~ 'doy isodow isoyear hour hours minute minutes second seconds millisecond milliseconds '
+        ~ 'microsecond microseconds date timestamp timestamptz timestamp_ntz timestamp_ltz '
+        ~ 'varchar text string char character varying double precision float float4 float8 real '
+        ~ 'decimal numeric int int2 int4 int8 integer bigint smallint tinyint hugeint uinteger '
+        ~ 'ubigint usmallint utinyint uhugeint long short byte boolean bool '
+        ~ 'rlike regexp div mod xor unknown array map struct e'
+    ).split()) }}
 {% endmacro %}

@@ -10,6 +10,10 @@
     {{ return('trim(' ~ expression ~ ')') }}
 {% endmacro %}
 
+{% macro duckdb__clv_trim_whitespace(expression) %}
+    {{ return('trim(' ~ expression ~ ", ' ' || chr(9) || chr(10) || chr(13))") }}
+{% endmacro %}
+
 {% macro postgres__clv_trim_whitespace(expression) %}
     {{ return('btrim(' ~ expression ~ ", ' ' || chr(9) || chr(10) || chr(13))") }}
 {% endmacro %}

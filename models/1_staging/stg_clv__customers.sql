@@ -4,6 +4,9 @@
 {%- if extra_features and source_relation is none -%}
     {{ clv_fail('clv_extra_features', "names columns of clv_customers, but clv_customers is not set") }}
 {%- endif -%}
+{%- set source_types = clv_input_columns(
+    'clv_customers', source_relation, ['customer_id', 'signup_date', 'country', 'age_band'], extra_features
+) if source_relation is not none else {} -%}
 
 with
 
@@ -17,7 +20,7 @@ source as (
 renamed as (
 
     select
-        nullif(trim(cast(customer_id as {{ dbt.type_string() }})), '') as customer_id,
+        {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
         cast({{ clv_parse_timestamp('signup_date') }} as date) as signup_date,
         cast(country as {{ dbt.type_string() }}) as country,
         cast(age_band as {{ dbt.type_string() }}) as age_band

@@ -1,5 +1,8 @@
 {#- Optional browsing events; an empty, typed relation when none are configured. -#}
 {%- set source_relation = clv_optional_source('clv_events', 'clv_sample_events') -%}
+{%- set source_types = clv_input_columns(
+    'clv_events', source_relation, ['customer_id', 'event_at', 'event_type']
+) if source_relation is not none else {} -%}
 
 with
 
@@ -13,7 +16,7 @@ source as (
 renamed as (
 
     select
-        nullif(trim(cast(customer_id as {{ dbt.type_string() }})), '') as customer_id,
+        {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
         {{ clv_parse_timestamp('event_at') }} as event_at,
         lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type
 

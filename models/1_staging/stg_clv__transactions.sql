@@ -1,12 +1,18 @@
 {%- set settings = clv_settings() -%}
-{%- set source_relation = clv_source('clv_transactions', 'clv_sample_transactions') -%}
-{%- set columns = clv_column_map(source_relation) -%}
+{#-
+    The source is resolved and its columns checked against clv_columns before this view reads
+    it (clv_transactions_source); ids keep the user's spelling (clv_id_text, clv_customer_id).
+    A header-only source gives an empty relation with the same columns.
+-#}
+{%- set source = clv_transactions_source() -%}
+{%- set columns = source.columns -%}
 
 with
 
+{% if source.has_rows -%}
 source as (
 
-    select * from {{ source_relation }}
+    select * from {{ source.relation }}
 
 ),
 
@@ -14,11 +20,11 @@ renamed as (
 
     select
         {% if columns.transaction_id -%}
-        nullif(trim(cast({{ columns.transaction_id }} as {{ dbt.type_string() }})), '') as transaction_id,
+        nullif({{ clv_id_text(columns.transaction_id, source.data_types.transaction_id) }}, '') as transaction_id,
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as transaction_id,
         {%- endif %}
-        nullif(trim(cast({{ columns.customer_id }} as {{ dbt.type_string() }})), '') as customer_id,
+        {{ clv_customer_id(columns.customer_id, source.data_types.customer_id) }} as customer_id,
         {% if columns.product_category -%}
         nullif(trim(cast({{ columns.product_category }} as {{ dbt.type_string() }})), '') as product_category,
         {%- else -%}
@@ -32,5 +38,20 @@ renamed as (
     from source
 
 )
+{%- else -%}
+renamed as (
+
+    select
+        cast(null as {{ dbt.type_string() }}) as transaction_id,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_string() }}) as product_category,
+        cast(null as {{ dbt.type_timestamp() }}) as transacted_at,
+        cast(null as {{ clv_type_double() }}) as amount,
+        cast(null as {{ dbt.type_string() }}) as transacted_at_text,
+        cast(null as {{ dbt.type_string() }}) as amount_text
+    where 1 = 0
+
+)
+{%- endif %}
 
 select * from renamed

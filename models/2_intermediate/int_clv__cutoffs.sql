@@ -3,32 +3,20 @@
     One row per cutoff: the scoring cutoff (the as-of date) and the training cutoffs
     as_of - horizon - k * spacing. With clv_retrain = never a saved model scores, nothing is
     trained, and only the scoring cutoff is built: a daily re-score computes the features of
-    one date, not of every training cutoff again.
+    one date, not of every training cutoff again. No cutoff means no usable transaction: the
+    post-hook then stops the build with one line saying why, pointing to clv_data_quality,
+    which does not depend on this model and is built anyway.
 -#}
-{%- set training_cutoffs = 0 if settings.retrain == 'never' else settings.training_cutoffs -%}
+{{ config(post_hook="{{ clv_require_usable_transactions(this) }}") }}
+{%- set training_cutoffs = 0 if settings.retrain == 'never' else settings.training_cutoffs %}
+
+-- depends_on: {{ ref('int_clv__transactions_checked') }} (whose rows the post-hook counts)
 
 with
 
-checked_transactions as (
-
-    select * from {{ ref('int_clv__transactions_checked') }}
-
-),
-
 as_of as (
 
-    select
-        {% if settings.as_of_date -%}
-        cast('{{ settings.as_of_date }}' as date) as as_of_date,
-        {%- else -%}
-        -- the last usable day that is not in the future (a far-future row is a clock error)
-        max(case when cast(transacted_at as date) <= current_date then cast(transacted_at as date) end)
-            as as_of_date,
-        {%- endif %}
-        min(cast(transacted_at as date)) as first_transaction_date
-
-    from checked_transactions
-    where row_problem is null
+    select * from {{ ref('int_clv__as_of_date') }}
 
 ),
 

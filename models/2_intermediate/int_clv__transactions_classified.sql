@@ -3,9 +3,13 @@
 {#-
     One row per source row, with the reason it cannot be used (null when usable).
     Reasons, first match wins: missing_customer_id, invalid_timestamp, invalid_amount,
-    duplicate_transaction (a later copy of a usable row's transaction_id), after_as_of_date.
-    Copies are ranked only among the few rows whose transaction_id repeats, so the ranking
-    sorts those rows instead of every source row.
+    duplicate_transaction, after_as_of_date. A duplicate is a later copy of a usable row that
+    is identical in every mapped column (transaction id, customer, timestamp, amount, category):
+    order lines that share a transaction id but differ in any of them are parts of one order
+    and all count. Copies are ranked only among the few rows whose transaction_id repeats, so
+    the ranking sorts those rows instead of every source row. The as-of date comes from
+    int_clv__as_of_date, not from the cutoffs, so clv_data_quality builds even when no cutoff
+    can (no usable row).
 -#}
 
 with
@@ -16,15 +20,9 @@ checked_transactions as (
 
 ),
 
-cutoffs as (
-
-    select * from {{ ref('int_clv__cutoffs') }}
-
-),
-
 as_of as (
 
-    select max(as_of_date) as as_of_date from cutoffs
+    select as_of_date from {{ ref('int_clv__as_of_date') }}
 
 ),
 
@@ -60,8 +58,8 @@ repeated_copies_ranked as (
     select
         *,
         row_number() over (
-            partition by transaction_id
-            order by transacted_at, {{ clv_collate_binary('customer_id') }}, amount
+            partition by transaction_id, customer_id, transacted_at, amount, product_category
+            order by {{ clv_collate_binary('transacted_at_text') }}, {{ clv_collate_binary('amount_text') }}
         ) as transaction_copy_number
 
     from flagged

@@ -1,0 +1,124 @@
+{#-
+    Input resolution and checks that run when staging compiles, before any SQL reads an input:
+    column names and types come from the warehouse's description of the source (no row read),
+    so a misspelled column or a missing one stops the build with one line naming the var to
+    change, instead of an engine's binder error.
+-#}
+
+
+{#- How an input var is quoted in messages: its value, or the sample seed when it is empty. -#}
+{% macro clv_input_label(var_name) %}
+    {% set value = (var(var_name, '') or '') | string | trim %}
+    {{ return("'" ~ value ~ "'" if value else 'the sample seed') }}
+{% endmacro %}
+
+
+{#-
+    The transactions input (var clv_transactions), resolved and checked. Returns a dict:
+      relation: SQL that can follow `from` (clv_source);
+      columns: contract name -> the user's column or expression, none for an optional column
+        the source lacks (clv_column_map, which checks the names against the source);
+      data_types: the type of the customer_id and transaction_id columns or expressions, as
+        the engine names it, for clv_id_text;
+      has_rows: false when the source has no rows and only text columns, as a header-only
+        CSV reads. Expressions such as `Quantity * UnitPrice` cannot bind to text columns, so
+        staging then renders an empty relation: clv_data_quality still builds, and
+        int_clv__cutoffs stops with one line saying the source is empty. Other sources are not
+        probed (true).
+-#}
+{% macro clv_transactions_source() %}
+    {% set relation = clv_source('clv_transactions', 'clv_sample_transactions') %}
+    {% set schema = clv_source_schema(relation) %}
+    {% set columns = clv_column_map(schema) %}
+    {{ return({
+        'relation': relation,
+        'columns': columns,
+        'data_types': clv_expression_types(relation, schema, columns, ['customer_id', 'transaction_id']),
+        'has_rows': not clv_is_empty_text_source(relation, schema),
+    }) }}
+{% endmacro %}
+
+
+{#-
+    The type of each of `keys`' columns or expressions in `columns`: a plain column's from
+    `schema`, an expression's from the warehouse's description of a query selecting it.
+-#}
+{% macro clv_expression_types(relation, schema, columns, keys) %}
+    {% set types = {} %}
+    {% set by_name = {} %}
+    {% for column in schema %}
+        {% do by_name.update({column.name | lower: column.data_type}) %}
+    {% endfor %}
+    {% set computed = [] %}
+    {% for key in keys %}
+        {% set expression = columns[key] %}
+        {% set plain = modules.re.fullmatch('"?([A-Za-z_][A-Za-z0-9_$]*)"?', expression or '') %}
+        {% if expression is none %}
+            {% do types.update({key: none}) %}
+        {% elif plain and plain.group(1) | lower in by_name %}
+            {% do types.update({key: by_name[plain.group(1) | lower]}) %}
+        {% else %}
+            {% do computed.append(key) %}
+        {% endif %}
+    {% endfor %}
+    {% if computed and execute %}
+        {% set selected = [] %}
+        {% for key in computed %}
+            {% do selected.append(columns[key] ~ ' as ' ~ key) %}
+        {% endfor %}
+        {% for column in get_column_schema_from_query('select ' ~ (selected | join(', ')) ~ ' from ' ~ relation) %}
+            {% do types.update({column.name | lower: column.dtype}) %}
+        {% endfor %}
+    {% endif %}
+    {{ return(types) }}
+{% endmacro %}
+
+
+{#-
+    True when the source has only text columns and no row (a header-only CSV reads as text
+    columns). Other sources are not probed: their expressions bind whatever their row count,
+    and int_clv__cutoffs reports an empty one.
+-#}
+{% macro clv_is_empty_text_source(relation, schema) %}
+    {% if not execute or not schema %}
+        {{ return(false) }}
+    {% endif %}
+    {% for column in schema %}
+        {% if clv_data_type_kind(column.data_type) != 'text' %}
+            {{ return(false) }}
+        {% endif %}
+    {% endfor %}
+    {% set probe = run_query('select 1 as has_row from ' ~ relation ~ ' limit 1') %}
+    {{ return(probe.rows | length == 0) }}
+{% endmacro %}
+
+
+{#-
+    The columns of an optional input (clv_customers, clv_events) as lower-case name -> type,
+    after checking that it has every name in `required` (and `extra`, the columns var
+    clv_extra_features adds): a missing one stops compilation with one line naming the var,
+    the column and the columns the source has.
+-#}
+{% macro clv_input_columns(var_name, relation, required, extra=[]) %}
+    {% set schema = clv_source_schema(relation) %}
+    {% set types = {} %}
+    {% for column in schema %}
+        {% do types.update({column.name | lower: column.data_type}) %}
+    {% endfor %}
+    {% if not schema %}
+        {{ return(types) }}
+    {% endif %}
+    {% set names = schema | map(attribute='name') | join(', ') %}
+    {% for name in required + extra %}
+        {% if name not in types %}
+            {% if name in extra %}
+                {{ clv_fail('clv_extra_features', "names '" ~ name ~ "', which " ~ var_name ~ " ("
+                                                  ~ clv_input_label(var_name) ~ ") does not have; its columns are: "
+                                                  ~ names) }}
+            {% endif %}
+            {{ clv_fail(var_name, clv_input_label(var_name) ~ " has no column '" ~ name ~ "' (expected "
+                                  ~ (required | join(', ')) ~ "); its columns are: " ~ names) }}
+        {% endif %}
+    {% endfor %}
+    {{ return(types) }}
+{% endmacro %}

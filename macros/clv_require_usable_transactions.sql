@@ -1,0 +1,63 @@
+{#-
+    Post-hook of int_clv__cutoffs: no cutoff means that no transaction is usable (none at all,
+    or every row excluded). Stops the build with one line that says which, names the vars to
+    check and points to clv_data_quality, which is built from the same rows whatever happens
+    here. Renders no SQL; the row counts behind the message are read only when it fails.
+-#}
+{% macro clv_require_usable_transactions(cutoffs) %}
+    {% if not execute %}
+        {{ return('') }}
+    {% endif %}
+    {% if run_query('select 1 as has_cutoff from ' ~ cutoffs ~ ' limit 1').rows | length > 0 %}
+        {{ return('') }}
+    {% endif %}
+    {% set settings = clv_settings() %}
+    {% set as_of = "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date else 'current_date' %}
+    {% set reasons = ['missing_customer_id', 'invalid_timestamp', 'invalid_amount'] %}
+    {% set counts_sql %}
+        select
+            count(*) as source_rows,
+            {% for reason in reasons -%}
+            sum(case when row_problem = '{{ reason }}' then 1 else 0 end) as {{ reason }},
+            {% endfor -%}
+            sum(case when row_problem is null and cast(transacted_at as date) > {{ as_of }} then 1 else 0 end)
+                as after_as_of_date
+        from {{ ref('int_clv__transactions_checked') }}
+    {% endset %}
+    {% set counts = run_query(counts_sql).rows[0] %}
+    {% set source = "clv_transactions (" ~ clv_input_label('clv_transactions') ~ ")" %}
+    {% if (counts['source_rows'] | int) == 0 %}
+        {{ exceptions.raise_compiler_error(
+            "No usable transactions: " ~ source ~ " has no rows; point clv_transactions at a table or file"
+            ~ " with transactions (clv_data_quality shows 0 source rows)."
+        ) }}
+    {% endif %}
+    {#- reason -> (the clv_columns key behind it, the other var that decides it) -#}
+    {% set causes = {
+        'missing_customer_id': ('customer_id', 'clv_missing_customer_ids'),
+        'invalid_timestamp': ('transacted_at', 'clv_timestamp_format'),
+        'invalid_amount': ('amount', none),
+        'after_as_of_date': (none, 'clv_as_of_date (' ~ settings.as_of_date ~ ' is before every usable row)'
+                                   if settings.as_of_date else 'clv_as_of_date (every usable row is after today)'),
+    } %}
+    {% set found = [] %}
+    {% set keys = [] %}
+    {% set others = [] %}
+    {% for reason in reasons + ['after_as_of_date'] %}
+        {% if (counts[reason] | int) > 0 %}
+            {% do found.append(reason ~ ' ' ~ (counts[reason] | int)) %}
+            {% if causes[reason][0] %}
+                {% do keys.append(causes[reason][0]) %}
+            {% endif %}
+            {% if causes[reason][1] %}
+                {% do others.append(causes[reason][1]) %}
+            {% endif %}
+        {% endif %}
+    {% endfor %}
+    {% set checks = (['clv_columns (' ~ (keys | join(', ')) ~ ')'] if keys else []) + others %}
+    {{ exceptions.raise_compiler_error(
+        "No usable transactions: all " ~ (counts['source_rows'] | int) ~ " rows of " ~ source
+        ~ " are excluded (" ~ (found | join(', ')) ~ "); see clv_data_quality for an example of each, and check "
+        ~ (checks | join(', ')) ~ "."
+    ) }}
+{% endmacro %}

@@ -1,0 +1,38 @@
+{#-
+    The columns of a relation or file read (SQL that can follow `from`), looked up in the
+    warehouse at run time without reading a row: a list of {'name': ..., 'data_type': ...} in
+    the source's order, names spelled as the source spells them, types as the engine names them
+    (DuckDB's DOUBLE, PostgreSQL's FLOAT, Spark's double). Empty while dbt parses the project.
+-#}
+{% macro clv_source_schema(source_sql) %}
+    {% if not execute %}
+        {{ return([]) }}
+    {% endif %}
+    {% set columns = [] %}
+    {% for column in get_column_schema_from_query('select * from ' ~ source_sql) %}
+        {% do columns.append({'name': column.name, 'data_type': column.dtype}) %}
+    {% endfor %}
+    {{ return(columns) }}
+{% endmacro %}
+
+
+{#-
+    The kind of a column type as an engine names it: 'text', 'integer', 'float', 'decimal' or
+    'other'. Covers DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER,
+    LONGINTEGER, FLOAT, DECIMAL) and Spark's (string, bigint, double, decimal(10,2)).
+-#}
+{% macro clv_data_type_kind(data_type) %}
+    {% set name = (data_type or '') | string | trim | lower %}
+    {% set patterns = [
+        ('text', '(varchar|nvarchar|text|string|bpchar|char|character( varying)?)( ?[(].*[)])?'),
+        ('integer', 'u?(tiny|small|big|huge)?int(eger)?|int[248]|longinteger|long|short|byte'),
+        ('float', 'double( precision)?|float[48]?|real'),
+        ('decimal', '(decimal|numeric)( ?[(].*[)])?'),
+    ] %}
+    {% for kind, pattern in patterns %}
+        {% if modules.re.fullmatch(pattern, name) %}
+            {{ return(kind) }}
+        {% endif %}
+    {% endfor %}
+    {{ return('other') }}
+{% endmacro %}

@@ -1,0 +1,41 @@
+{%- set settings = clv_settings() -%}
+{#-
+    One row: the as-of date and the first usable day. The as-of date is clv_as_of_date, or the
+    last usable day that is not in the future (a far-future row is a clock error). Computed once
+    for int_clv__cutoffs and int_clv__transactions_classified, so clv_data_quality does not
+    wait for the cutoffs and the readers of the classified rows do not scan the source twice.
+    Both dates are null when no row is usable.
+-#}
+
+with
+
+checked_transactions as (
+
+    select * from {{ ref('int_clv__transactions_checked') }}
+
+),
+
+usable_dates as (
+
+    select cast(transacted_at as date) as transacted_date
+
+    from checked_transactions
+    where row_problem is null
+
+),
+
+final as (
+
+    select
+        {% if settings.as_of_date -%}
+        cast('{{ settings.as_of_date }}' as date) as as_of_date,
+        {%- else -%}
+        max(case when transacted_date <= current_date then transacted_date end) as as_of_date,
+        {%- endif %}
+        min(transacted_date) as first_transaction_date
+
+    from usable_dates
+
+)
+
+select * from final

@@ -1,0 +1,220 @@
+"""Input shapes of real exports: ids a file reader types as floats, text ids, a misspelled
+column in clv_columns, a header-only file.
+
+The files have the shape of the public "Online Retail" invoices (InvoiceNo, InvoiceDate as
+M/D/YYYY H:MM, CustomerID, Quantity, UnitPrice; amount = Quantity * UnitPrice) and are
+generated here. That file's id column has blanks, so pandas reads it as float64 and writes
+17850 back as 17850.0; DuckDB then types the column as DOUBLE.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+RETAIL_COLUMNS = {"customer_id": "CustomerID", "transacted_at": "InvoiceDate",
+                  "amount": "Quantity * UnitPrice", "transaction_id": "InvoiceNo"}
+VARS = {
+    "clv_columns": RETAIL_COLUMNS,
+    "clv_timestamp_format": "%m/%d/%Y %H:%M",
+    "clv_as_of_date": "2011-06-30",
+    "clv_horizon_days": 60,
+    "clv_training_cutoffs": 2,
+}
+# (InvoiceNo, InvoiceDate, CustomerID or None for a blank cell, Quantity, UnitPrice)
+INVOICES = [
+    ("536365", "12/1/2010 8:26", 17850, 40, 3.91),
+    ("536366", "12/1/2010 8:28", 17850, 12, 1.85),
+    ("536367", "12/1/2010 8:34", 13047, 83, 4.8533),
+    ("536368", "12/1/2010 8:35", None, 15, 4.775),
+    ("C536379", "12/1/2010 9:41", 14527, -1, 27.5),
+    ("536380", "12/1/2010 9:45", 14527, 24, 1.25),
+    ("540001", "1/4/2011 10:00", 13047, 10, 2.5),
+    ("540002", "1/4/2011 10:05", None, 3, 9.95),
+    ("545000", "2/28/2011 15:15", 17850, 6, 4.25),
+    ("550000", "4/14/2011 12:00", 14527, 12, 0.85),
+    ("552000", "5/6/2011 16:20", 13047, 2, 12.75),
+]
+CUSTOMERS = {"17850", "13047", "14527"}
+
+
+def _failures(result) -> dict[str, str]:
+    return {r.node.name: str(r.message) for r in result.result
+            if str(r.status) in ("error", "fail", "runtime error")}
+
+
+def _message_line(message: str, start: str) -> str:
+    """The one line of a dbt error message that starts with `start`."""
+    lines = [line.strip() for line in message.splitlines() if line.strip().startswith(start)]
+    assert len(lines) == 1, message
+    return lines[0]
+
+
+def _retail_frame(invoices=INVOICES) -> pd.DataFrame:
+    return pd.DataFrame(invoices, columns=["InvoiceNo", "InvoiceDate", "CustomerID", "Quantity",
+                                           "UnitPrice"])
+
+
+def _expected_net_spend(invoices, as_of: str) -> dict[str, float]:
+    """Net spend per customer id, as written, on or before the as-of date (plain Python)."""
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    spend: dict[str, float] = {}
+    for _, at, customer, quantity, price in invoices:
+        if customer is not None and pd.Timestamp(at) < end:
+            spend[str(customer)] = spend.get(str(customer), 0.0) + quantity * price
+    return spend
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from conftest import DbtProject
+
+    return DbtProject(tmp_path_factory.mktemp("input_shapes"))
+
+
+@pytest.mark.slow
+def test_float_typed_ids_come_out_as_written(project):
+    """The public file's shape after a pandas round trip: 17850.0 and blank cells in a DOUBLE
+    column give the customer 17850 and missing ids; attributes keyed the same way join."""
+    frame = _retail_frame()
+    assert frame.CustomerID.dtype == "float64"  # the blanks make pandas read a float column
+    transactions = project.workdir / "online_retail.csv"
+    frame.to_csv(transactions, index=False)
+    assert "17850.0" in transactions.read_text()
+    customers = project.workdir / "customers.csv"
+    pd.DataFrame({"customer_id": [17850, None, 13047], "signup_date": ["2010-11-01"] * 3,
+                  "country": ["United Kingdom", "France", "Norway"],
+                  "age_band": ["35-44"] * 3}).to_csv(customers, index=False)
+    with duckdb.connect() as connection:
+        types = dict(connection.sql(
+            "select column_name, column_type from (describe select * from "
+            f"read_csv('{transactions}', header = true, sample_size = -1))").fetchall())
+    assert types["CustomerID"] == "DOUBLE"
+
+    project.build(vars={**VARS, "clv_transactions": str(transactions),
+                        "clv_customers": str(customers)})
+
+    staged = project.query("select distinct customer_id from stg_clv__transactions")
+    assert set(staged.customer_id.dropna()) == CUSTOMERS
+    features = project.query(
+        "select customer_id, revenue_total, country from clv_customer_features "
+        "where cutoff_date = date '2011-06-30'").set_index("customer_id")
+    assert set(features.index) == CUSTOMERS
+    expected = _expected_net_spend(INVOICES, "2011-06-30")
+    for customer in CUSTOMERS:
+        assert features.loc[customer, "revenue_total"] == pytest.approx(expected[customer],
+                                                                        rel=1e-9)
+    assert features.loc["17850", "country"] == "United Kingdom"
+    assert features.loc["13047", "country"] == "Norway"
+    quality = project.query("select reason, rows from clv_data_quality")
+    assert dict(zip(quality.reason, quality.rows, strict=True))["missing_customer_id"] == 2
+    assert quality.rows.sum() == 2
+
+
+@pytest.mark.slow
+def test_decimal_and_double_ids_in_parquet(project):
+    """Typed sources: a decimal customer id and a double invoice number lose only the zero
+    fraction; a fraction that is not zero is kept, so no two ids merge."""
+    invoices = [(float(number.lstrip("C")), at, customer, quantity, price)
+                for number, at, customer, quantity, price in INVOICES]
+    table = pa.table({
+        "InvoiceNo": pa.array([row[0] for row in invoices], pa.float64()),
+        "InvoiceDate": [row[1] for row in invoices],
+        "CustomerID": pa.array([None if row[2] is None else Decimal(f"{row[2]}.00")
+                                for row in invoices], pa.decimal128(9, 2)),
+        "Quantity": [row[3] for row in invoices],
+        "UnitPrice": [row[4] for row in invoices],
+    })
+    extra = pa.table({"InvoiceNo": pa.array([560000.5], pa.float64()),
+                      "InvoiceDate": ["6/1/2011 9:00"],
+                      "CustomerID": pa.array([Decimal("17850.50")], pa.decimal128(9, 2)),
+                      "Quantity": [1], "UnitPrice": [10.0]})
+    path = project.workdir / "online_retail.parquet"
+    pq.write_table(pa.concat_tables([table, extra]), path)
+
+    project.build(vars={**VARS, "clv_transactions": str(path)},
+                  select="+int_clv__transactions_classified")
+
+    staged = project.query("select transaction_id, customer_id from stg_clv__transactions")
+    assert set(staged.customer_id.dropna()) == CUSTOMERS | {"17850.50"}
+    assert "536365" in set(staged.transaction_id) and "560000.5" in set(staged.transaction_id)
+    assert not any(value.endswith(".0") for value in staged.transaction_id)
+
+
+@pytest.mark.slow
+def test_text_ids_keep_their_spelling(project):
+    """A text id column (as the published file, with its `(blank)` cells): leading zeros and
+    every other character stay, surrounding spaces go, sentinels are missing ids."""
+    ids = ["00123", " 17850 ", "(blank)", "A-17", "17850", " 0013047", "", "NULL", "00123"]
+    frame = pd.DataFrame({
+        "InvoiceNo": [f"6{i:05d}" for i in range(len(ids))],
+        "InvoiceDate": [f"1/{i + 2}/2011 10:00" for i in range(len(ids))],
+        "CustomerID": ids, "Quantity": 2, "UnitPrice": 5.0,
+    })
+    path = project.workdir / "text_ids.csv"
+    frame.to_csv(path, index=False)
+
+    project.build(vars={**VARS, "clv_transactions": str(path)},
+                  select="+int_clv__transactions_classified")
+
+    staged = project.query("select customer_id from stg_clv__transactions")
+    assert sorted(staged.customer_id.dropna()) == ["00123", "00123", "0013047", "17850", "17850",
+                                                   "A-17"]
+    assert staged.customer_id.isna().sum() == 3
+
+
+# contract name -> (what clv_columns maps it to, names the error must quote)
+MISSPELLED = {
+    "plain_column": ({**RETAIL_COLUMNS, "customer_id": "CustomerId_"},
+                     ["customer_id maps to 'CustomerId_'", "did you mean 'CustomerID'"]),
+    "in_an_expression": ({**RETAIL_COLUMNS, "amount": "Quantiy * UnitPrice"},
+                         ["amount maps to 'Quantiy'"]),
+    "required_not_mapped": (
+        {key: value for key, value in RETAIL_COLUMNS.items() if key != "amount"},
+        ["has no column 'amount' and clv_columns does not map amount"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", MISSPELLED)
+def test_a_misspelled_column_is_one_line_naming_clv_columns(project, case):
+    path = project.workdir / "online_retail.csv"
+    _retail_frame().to_csv(path, index=False)
+    columns, expected = MISSPELLED[case]
+
+    result = project.build(vars={**VARS, "clv_transactions": str(path), "clv_columns": columns},
+                           expect_success=False)
+
+    failures = _failures(result)
+    assert list(failures) == ["stg_clv__transactions"], failures
+    line = _message_line(failures["stg_clv__transactions"], "Invalid value for var 'clv_columns'")
+    source_columns = "its columns are: InvoiceNo, InvoiceDate, CustomerID, Quantity, UnitPrice"
+    for text in [*expected, source_columns]:
+        assert text in line, (text, line)
+    assert "Binder Error" not in failures["stg_clv__transactions"]
+
+
+@pytest.mark.slow
+def test_header_only_file_builds_clv_data_quality_and_stops_with_one_line(project):
+    """A header-only CSV reads as text columns, to which `Quantity * UnitPrice` cannot bind:
+    staging gives an empty relation, clv_data_quality shows 0 source rows, and the build stops
+    at the cutoffs with one line."""
+    path = project.workdir / "header_only.csv"
+    path.write_text("InvoiceNo,InvoiceDate,CustomerID,Quantity,UnitPrice\n")
+
+    result = project.build(vars={**VARS, "clv_transactions": str(path)},
+                           expect_success=False)
+
+    failures = _failures(result)
+    assert list(failures) == ["int_clv__cutoffs"], failures
+    line = _message_line(failures["int_clv__cutoffs"], "No usable transactions")
+    assert re.search(r"clv_transactions \('.*header_only\.csv'\) has no rows", line), line
+    assert "clv_data_quality" in line
+    quality = project.query("select reason, rows, source_rows from clv_data_quality")
+    assert len(quality) == 5 and quality.rows.sum() == 0 and (quality.source_rows == 0).all()
