@@ -10,5 +10,6 @@ def model(dbt, session):
     dbt.config(materialized="table")
     warehouse = connect(session)
     run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
-    registry = warehouse.read(dbt.ref("clv_model_registry")).to_pandas()
+    # the training step's own table: its is_current is the model this run scores with
+    registry = warehouse.read(dbt.ref("int_clv__model_registry")).to_pandas()
     return scoring.score(warehouse, dbt.ref("clv_scoring_examples"), registry, run)

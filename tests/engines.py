@@ -71,7 +71,8 @@ def postgres_connection() -> Any:
 
 
 def drop_postgres_schemas(prefix: str) -> None:
-    """Drop the schemas the tests made (nothing when there is no server)."""
+    """Drop the schemas this process made with :func:`schema_name` whose names start with
+    ``prefix`` (nothing when there is no server); another test process's are left alone."""
     if importlib.util.find_spec("psycopg2") is None:
         return
     import psycopg2
@@ -85,10 +86,9 @@ def drop_postgres_schemas(prefix: str) -> None:
         return
     try:
         with connection.cursor() as cursor:
-            cursor.execute("select nspname from pg_namespace where nspname like %s",
-                           (prefix + "%",))
-            for (name,) in cursor.fetchall():
-                cursor.execute(f'drop schema "{name}" cascade')
+            for name in sorted(n for n in _SCHEMAS if n.startswith(prefix)):
+                cursor.execute(f'drop schema if exists "{name}" cascade')
+                _SCHEMAS.discard(name)
         connection.commit()
     finally:
         connection.close()
@@ -101,8 +101,14 @@ def spark_available() -> None:
         unavailable("Spark needs a Java runtime (java on PATH or JAVA_HOME)")
 
 
+_SCHEMAS: set[str] = set()  # the schemas schema_name() handed out in this process
+
+
 def schema_name(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(3)}"
+    """A new schema name (``<prefix>_<random>``), remembered for drop_postgres_schemas."""
+    name = f"{prefix}_{secrets.token_hex(3)}"
+    _SCHEMAS.add(name)
+    return name
 
 
 def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[str, str],

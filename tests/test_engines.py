@@ -1,12 +1,12 @@
 """The same package on PostgreSQL and Spark gives DuckDB's answers.
 
-The shipped sample is built with ``clv build`` on each engine, every model and dbt test
-included. Each engine's feature and example tables must equal DuckDB's (integers and text
-exactly, floats within 1e-9 relative); scoring with DuckDB's saved model (which each engine
-reuses, since its training data has the same digest) must give predictions within 1e-5
-relative, and so must PostgreSQL's scores from the compiled query (clv_scoring_engine: sql,
-with the tolerances of tests/parity.py); and a network trained from each engine's tables must
-reach DuckDB's validation Gini within 0.005.
+The shipped sample, and a generated data set of 50,000 customers, are built with ``clv build``
+on each engine, every model and dbt test included. Each engine's feature and example tables
+must equal DuckDB's (integers and text exactly, floats within 1e-9 relative); scoring with
+DuckDB's saved model (which each engine reuses, since its training data has the same digest)
+must give predictions within 1e-5 relative, and so must PostgreSQL's scores from the compiled
+query (clv_scoring_engine: sql, with the tolerances of tests/parity.py); and a network trained
+from each engine's tables must reach DuckDB's validation Gini within 0.005.
 
 Run them alone with ``pytest -m engines``. Without a PostgreSQL server or a Java runtime they
 skip, unless CLV_TEST_ENGINES=required (CI), where they fail.
@@ -15,7 +15,10 @@ skip, unless CLV_TEST_ENGINES=required (CI), where they fail.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,11 @@ PREDICTION_COLUMNS = ("purchase_probability", "network_clv", "predicted_clv",
                       "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90",
                       "btyd_expected_spend")
 SAMPLE_VARS = {"clv_ensemble_size": 1}
+GENERATED_CUSTOMERS = 50_000
+# Three training cutoffs and no explanations keep the generated builds short; every feature
+# and example table is still built for every cutoff.
+GENERATED_VARS = {"clv_ensemble_size": 1, "clv_training_cutoffs": 3, "clv_explanations": False,
+                  "clv_as_of_date": "2023-12-31"}
 SPARK_PREFIX = "clv_test"
 
 
@@ -133,24 +141,91 @@ def sample_engine(request: pytest.FixtureRequest, sample_duckdb: Built, spark_di
                          SAMPLE_VARS, sample_duckdb, spark_dir)
 
 
+@pytest.fixture(scope="module")
+def generated_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generator's transactions (bad rows included) as a Parquet file."""
+    path = tmp_path_factory.mktemp("generated") / "transactions.parquet"
+    subprocess.run([sys.executable, "-m", "clv.synthetic.cli", "--customers",
+                    str(GENERATED_CUSTOMERS), "--no-events", "--out", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def generated_duckdb(generated_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _duckdb_build(tmp_path_factory.mktemp("duckdb_generated"),
+                         {**GENERATED_VARS, "clv_transactions": str(generated_file)})
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def generated_engine(request: pytest.FixtureRequest, generated_file: Path,
+                     generated_duckdb: Built, spark_dir: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The generated data on each engine: on Spark read from the Parquet file, on PostgreSQL
+    from a table it was copied into."""
+    source = str(generated_file)
+    if request.param == "postgres":
+        import pyarrow.parquet as pq
+
+        from clv.warehouse import PostgresWarehouse
+
+        connection = postgres_connection()
+        schema = schema_name("clv_test_input")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'create schema "{schema}"')
+            connection.commit()
+            rows = pq.ParquetFile(generated_file).iter_batches(100_000)
+            first = next(rows)
+            PostgresWarehouse(connection, schema).write_table(
+                f"{schema}.transactions",
+                pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], rows)))
+        finally:
+            connection.close()
+        source = f"{schema}.transactions"
+    return _engine_build(request.param, tmp_path_factory.mktemp(f"{request.param}_generated"),
+                         {**GENERATED_VARS, "clv_transactions": source}, generated_duckdb,
+                         spark_dir)
+
+
+@pytest.mark.parametrize("table", FEATURE_TABLES)
+def test_generated_feature_tables_equal_duckdb(generated_duckdb: Built, generated_engine: Built,
+                                               table: str):
+    assert_same_table(generated_duckdb.warehouse.read(table), generated_engine.table(table),
+                      f"{generated_engine.engine} (generated): {table}")
+
+
+def test_generated_predictions_equal_duckdb(generated_duckdb: Built, generated_engine: Built):
+    _assert_same_predictions(generated_duckdb, generated_engine)
+
+
+def test_generated_training_on_engine_tables_matches_duckdb_gini(
+        generated_duckdb: Built, generated_engine: Built, tmp_path: Path):
+    _assert_same_gini(generated_duckdb, generated_engine, tmp_path)
+
+
 @pytest.mark.parametrize("table", FEATURE_TABLES)
 def test_feature_tables_equal_duckdb(sample_duckdb: Built, sample_engine: Built, table: str):
     assert_same_table(sample_duckdb.warehouse.read(table), sample_engine.table(table),
                       f"{sample_engine.engine}: {table}")
 
 
-def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_engine: Built):
-    registry = sample_engine.table("clv_model_registry").to_pandas()
-    reference = sample_duckdb.warehouse.read("clv_model_registry").to_pandas()
+def _assert_same_predictions(duck: Built, engine: Built) -> None:
+    """The engine reused DuckDB's model and predicts what DuckDB predicts."""
+    registry = engine.table("clv_model_registry").to_pandas()
+    reference = duck.warehouse.read("clv_model_registry").to_pandas()
     assert set(registry.loc[registry.is_current, "model_version"]) == \
         set(reference.loc[reference.is_current, "model_version"]), \
         "the engine retrained instead of reusing DuckDB's model: the data digests differ"
     for table in ("int_clv__scores", "clv_predictions"):
-        theirs = sample_duckdb.warehouse.read(table)
+        theirs = duck.warehouse.read(table)
         columns = ["customer_id", *(c for c in PREDICTION_COLUMNS if c in theirs.schema.names)]
         assert len(columns) > 3, table
-        assert_same_table(theirs.select(columns), sample_engine.table(table).select(columns),
-                          f"{sample_engine.engine}: {table}", rtol=1e-5, atol=1e-9)
+        assert_same_table(theirs.select(columns), engine.table(table).select(columns),
+                          f"{engine.engine}: {table}", rtol=1e-5, atol=1e-9)
+
+
+def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_engine: Built):
+    _assert_same_predictions(sample_duckdb, sample_engine)
 
 
 def test_postgres_scores_in_sql_as_duckdb_in_onnxruntime(sample_duckdb: Built,
@@ -191,6 +266,11 @@ def test_every_mart_is_built(sample_duckdb: Built, sample_engine: Built):
 
 def test_training_on_engine_tables_matches_duckdb_gini(sample_duckdb: Built,
                                                        sample_engine: Built, tmp_path: Path):
+    _assert_same_gini(sample_duckdb, sample_engine, tmp_path)
+
+
+def _assert_same_gini(duck: Built, built: Built, tmp_path: Path) -> None:
+    """A network trained from the engine's tables reaches DuckDB's validation Gini."""
     from clv.pipeline.settings import RunSettings
     from clv.pipeline.training import train_or_reuse
 
@@ -201,6 +281,7 @@ def test_training_on_engine_tables_matches_duckdb_gini(sample_duckdb: Built,
             f"{schema}.clv_training_examples"), run)
         return float(registry.loc[registry.is_current, "normalized_gini"].iloc[0])
 
-    engine = network_gini(sample_engine.warehouse, sample_engine.schema, tmp_path)
-    duck = sample_duckdb.warehouse.read("clv_model_registry").to_pandas()
-    assert abs(engine - float(duck.loc[duck.is_current, "normalized_gini"].iloc[0])) <= 0.005
+    engine = network_gini(built.warehouse, built.schema, tmp_path)
+    reference = duck.warehouse.read("clv_model_registry").to_pandas()
+    assert abs(engine - float(reference.loc[reference.is_current, "normalized_gini"].iloc[0])) \
+        <= 0.005, built.engine

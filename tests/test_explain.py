@@ -365,7 +365,7 @@ def test_explanations_have_one_row_per_scored_customer(project):
 def test_opting_out_leaves_an_empty_table_with_the_same_columns(project):
     """Last in this module: it rebuilds the shared table with clv_explanations false."""
     project.build(vars={**project.vars, "clv_explanations": False},
-                  select="clv_run_settings clv_prediction_explanations")
+                  select="clv_run_settings int_clv__prediction_explanations+")
     empty = project.query("select * from clv_prediction_explanations")
     assert empty.empty and list(empty.columns) == EXPLANATION_SCHEMA.names
 

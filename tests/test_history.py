@@ -75,7 +75,12 @@ def test_changes_compare_the_two_latest_dates(project):
     assert (changes.is_dropping_two_deciles == dropped).all()
     left = (changes.previous_segment == "high_value") & (changes.segment != "high_value")
     assert (changes.is_leaving_high_value == left).all()
-    assert (changes.needs_attention == (dropped | left | changes.is_becoming_at_risk)).all()
+    at_risk = (changes.previous_segment.isin(["high_value", "new", "active"])
+               & (changes.segment == "at_risk"))
+    assert (changes.is_becoming_at_risk == at_risk).all()
+    dormant = (changes.previous_segment != "dormant") & (changes.segment == "dormant")
+    assert (changes.is_becoming_dormant == dormant).all()
+    assert (changes.needs_attention == (dropped | left | at_risk | dormant)).all()
 
 
 @pytest.mark.slow

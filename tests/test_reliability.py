@@ -2,9 +2,9 @@
 
 One project is built once on generated customers plus hand-made awkward ones; the artifact and
 failure tests damage a copy of its model directory and rebuild only what is downstream of
-clv_model_registry (and clv_run_settings, which carries the vars to the Python steps). The
-degenerate data sets share a second project whose vars never change (one CSV path, rewritten
-per case), so dbt re-uses its parse between cases.
+int_clv__model_registry, the training step (and clv_run_settings, which carries the vars to
+the Python steps). The degenerate data sets share a second project whose vars never change
+(one CSV path, rewritten per case), so dbt re-uses its parse between cases.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ NUMERIC_COLUMNS = ["predicted_clv", "purchase_probability", "predicted_clv_p10",
 PIPELINE = "+clv_predictions_export"
 # What a changed clv_model_dir or clv_retrain rebuilds: the Python steps read the vars from the
 # one-row model clv_run_settings, so it is rebuilt with them.
-FROM_REGISTRY = "clv_run_settings clv_model_registry+"
+FROM_REGISTRY = "clv_run_settings int_clv__model_registry+"
 LIBRARY_FRAMES = ("torch/", "pyarrow/", "onnxruntime/", "duckdb/", "clv/btyd.py", "clv/hybrid.py",
                   "clv/baselines.py")
 
@@ -256,12 +256,13 @@ DEGENERATE = {
                                           "clv_data_quality"]),
     "no_usable_rows": ("int_clv__cutoffs", ["No usable transactions", "are excluded",
                                             "clv_data_quality"]),
-    "one_customer": ("clv_model_registry", ["only 3 rows (1 customer(s)", "clv_transactions"]),
-    "single_purchases": ("clv_model_registry", ["bought on two different days",
-                                                "clv_transactions"]),
-    "no_positive_labels": ("clv_model_registry", ["no positive label_revenue",
-                                                  "clv_horizon_days"]),
-    "history_shorter_than_horizon": ("clv_model_registry", [
+    "one_customer": ("int_clv__model_registry", ["only 3 rows (1 customer(s)",
+                                                 "clv_transactions"]),
+    "single_purchases": ("int_clv__model_registry", ["bought on two different days",
+                                                     "clv_transactions"]),
+    "no_positive_labels": ("int_clv__model_registry", ["no positive label_revenue",
+                                                       "clv_horizon_days"]),
+    "history_shorter_than_horizon": ("int_clv__model_registry", [
         "clv_training_examples is empty", "clv_horizon_days", "clv_as_of_date",
         "clv_retrain to 'never'"]),
 }
@@ -295,8 +296,8 @@ def test_degenerate_data_stops_with_a_clear_error(degenerate, case):
     node, expected = DEGENERATE[case]
     failures = _failures(result)
     assert [name for name in failures if name.startswith(node)] and len(failures) == 1, failures
-    name, message = next(iter(failures.items()))
-    if node == "clv_model_registry":
+    message = next(iter(failures.values()))
+    if node == "int_clv__model_registry":
         _assert_clear_python_error(message, *expected)
     else:
         # the SQL layer stops with one line naming the problem, the vars and clv_data_quality
@@ -379,8 +380,8 @@ def test_never_refuses_a_damaged_or_mismatched_model(built, damage):
     result = built.build(vars=vars_, select=FROM_REGISTRY, expect_success=False)
     assert not result.success
     failures = _failures(result)
-    assert list(failures) == ["clv_model_registry"], failures
-    _assert_clear_python_error(failures["clv_model_registry"], "clv_retrain is 'never'",
+    assert list(failures) == ["int_clv__model_registry"], failures
+    _assert_clear_python_error(failures["int_clv__model_registry"], "clv_retrain is 'never'",
                                DAMAGE[damage][1], "clv_retrain to 'auto'")
     assert _status(result, "int_clv__scores") == "skipped"
     pd.testing.assert_frame_equal(_predictions(built), before)

@@ -3,7 +3,8 @@
     clv_predictions_history: how the customer's predicted value, purchase probability, decile and
     segment moved, with flags for the moves a marketer acts on. At each as-of date the latest
     scoring run counts (the newest scored_at, whatever the model version). The churn
-    early-warning list: `where needs_attention`.
+    early-warning list: `where needs_attention`. A customer falls to at_risk only from a segment
+    likely to buy (high_value, new, active); dormant -> at_risk is a recovery, not flagged.
 -#}
 
 with
@@ -65,47 +66,64 @@ two_latest_runs as (
 
 ),
 
-current_predictions as (
+paired as (
 
-    select * from two_latest_runs where date_rank = 1
+    -- Each customer's row at the latest date beside their row at the date before (lag over
+    -- the customer's at most two rows). A window, not a join of the two dates: PostgreSQL
+    -- cannot estimate the rows of the two CTE halves and joined them by a nested loop that
+    -- scanned every row of one per row of the other.
+    select
+        customer_id,
+        date_rank,
+        as_of_date,
+        predicted_clv,
+        purchase_probability,
+        value_decile,
+        segment,
+        model_version,
+        lag(as_of_date) over (partition by customer_id order by date_rank desc) as previous_as_of_date,
+        lag(predicted_clv) over (partition by customer_id order by date_rank desc) as previous_predicted_clv,
+        lag(purchase_probability) over (
+            partition by customer_id order by date_rank desc
+        ) as previous_purchase_probability,
+        lag(value_decile) over (partition by customer_id order by date_rank desc) as previous_value_decile,
+        lag(segment) over (partition by customer_id order by date_rank desc) as previous_segment,
+        lag(model_version) over (partition by customer_id order by date_rank desc) as previous_model_version
+
+    from two_latest_runs
 
 ),
 
-previous_predictions as (
+in_both_runs as (
 
-    select * from two_latest_runs where date_rank = 2
+    select * from paired where date_rank = 1 and previous_as_of_date is not null
 
 ),
 
 compared as (
 
     select
-        current_predictions.customer_id,
-        previous_predictions.as_of_date as previous_as_of_date,
-        current_predictions.as_of_date,
-        previous_predictions.predicted_clv as previous_predicted_clv,
-        current_predictions.predicted_clv,
-        current_predictions.predicted_clv - previous_predictions.predicted_clv as predicted_clv_change,
-        previous_predictions.purchase_probability as previous_purchase_probability,
-        current_predictions.purchase_probability,
-        current_predictions.purchase_probability - previous_predictions.purchase_probability
-            as purchase_probability_change,
-        previous_predictions.value_decile as previous_value_decile,
-        current_predictions.value_decile,
-        previous_predictions.segment as previous_segment,
-        current_predictions.segment,
-        current_predictions.value_decile - previous_predictions.value_decile >= 2
-            as is_dropping_two_deciles,
-        previous_predictions.segment = 'high_value' and current_predictions.segment != 'high_value'
-            as is_leaving_high_value,
-        previous_predictions.segment != 'at_risk' and current_predictions.segment = 'at_risk'
-            as is_becoming_at_risk,
-        previous_predictions.model_version as previous_model_version,
-        current_predictions.model_version
+        customer_id,
+        previous_as_of_date,
+        as_of_date,
+        previous_predicted_clv,
+        predicted_clv,
+        predicted_clv - previous_predicted_clv as predicted_clv_change,
+        previous_purchase_probability,
+        purchase_probability,
+        purchase_probability - previous_purchase_probability as purchase_probability_change,
+        previous_value_decile,
+        value_decile,
+        previous_segment,
+        segment,
+        value_decile - previous_value_decile >= 2 as is_dropping_two_deciles,
+        previous_segment = 'high_value' and segment != 'high_value' as is_leaving_high_value,
+        previous_segment in ('high_value', 'new', 'active') and segment = 'at_risk' as is_becoming_at_risk,
+        previous_segment != 'dormant' and segment = 'dormant' as is_becoming_dormant,
+        previous_model_version,
+        model_version
 
-    from current_predictions
-    inner join previous_predictions
-        on current_predictions.customer_id = previous_predictions.customer_id
+    from in_both_runs
 
 ),
 
@@ -113,7 +131,8 @@ final as (
 
     select
         *,
-        is_dropping_two_deciles or is_leaving_high_value or is_becoming_at_risk as needs_attention
+        is_dropping_two_deciles or is_leaving_high_value or is_becoming_at_risk or is_becoming_dormant
+            as needs_attention
 
     from compared
 

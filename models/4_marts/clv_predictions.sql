@@ -1,14 +1,16 @@
 {#-
     One row per customer with a usable transaction on or before the as-of date: the scores
     (predicted_clv at the spend level, applied once in the scoring step, see clv.level), the
-    value decile and the segment. This model only ranks, segments and joins.
+    value decile and the segment. This model only ranks, segments and joins; the casts give
+    every column its contract type on every engine and change no value.
 
-    Segments, first match wins:
+    Segments, first match wins (the rules, and what each is for, are documented in
+    _marts__models.yml and the README):
       high_value  value_decile 1 or 2 (the 20% with the highest predicted CLV)
       new         first purchase less than 90 days before the as-of date
-      at_risk     a repeat buyer (frequency >= 1) with purchase_probability < 0.5
+      active      purchase_probability >= 0.5
+      at_risk     purchase_probability >= 0.2 (and under 0.5)
       dormant     purchase_probability < 0.2
-      active      everyone else
 -#}
 
 with
@@ -41,7 +43,6 @@ ranked as (
 
     select
         scores.*,
-        scoring_examples.frequency,
         scoring_examples.t_days,
         ntile(10) over (
             order by scores.predicted_clv desc, {{ clv_collate_binary('scores.customer_id') }} asc
@@ -60,9 +61,9 @@ segmented as (
         case
             when value_decile <= 2 then 'high_value'
             when t_days < 90 then 'new'
-            when frequency >= 1 and purchase_probability < 0.5 then 'at_risk'
+            when purchase_probability >= 0.5 then 'active'
+            when purchase_probability >= 0.2 then 'at_risk'
             when purchase_probability < 0.2 then 'dormant'
-            else 'active'
         end as segment
 
     from ranked
@@ -72,19 +73,19 @@ segmented as (
 final as (
 
     select
-        segmented.customer_id,
-        scoring_cutoff.as_of_date,
-        scoring_cutoff.horizon_days,
-        segmented.predicted_clv,
-        segmented.purchase_probability,
-        segmented.predicted_clv_p10,
-        segmented.predicted_clv_p50,
-        segmented.predicted_clv_p90,
-        segmented.value_decile,
-        segmented.segment,
-        segmented.btyd_expected_spend,
-        segmented.model_version,
-        segmented.scored_at
+        cast(segmented.customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(scoring_cutoff.as_of_date as date) as as_of_date,
+        cast(scoring_cutoff.horizon_days as integer) as horizon_days,
+        cast(segmented.predicted_clv as {{ clv_type_double() }}) as predicted_clv,
+        cast(segmented.purchase_probability as {{ clv_type_double() }}) as purchase_probability,
+        cast(segmented.predicted_clv_p10 as {{ clv_type_double() }}) as predicted_clv_p10,
+        cast(segmented.predicted_clv_p50 as {{ clv_type_double() }}) as predicted_clv_p50,
+        cast(segmented.predicted_clv_p90 as {{ clv_type_double() }}) as predicted_clv_p90,
+        cast(segmented.value_decile as bigint) as value_decile,
+        cast(segmented.segment as {{ dbt.type_string() }}) as segment,
+        cast(segmented.btyd_expected_spend as {{ clv_type_double() }}) as btyd_expected_spend,
+        cast(segmented.model_version as {{ dbt.type_string() }}) as model_version,
+        cast(segmented.scored_at as timestamp) as scored_at
 
     from segmented
     cross join scoring_cutoff

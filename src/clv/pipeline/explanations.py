@@ -119,7 +119,7 @@ def _scoring_run(warehouse: Warehouse, examples: Any, scores: Any, model_dir: Pa
     if scored_at.as_py() is None or scored_at.as_py().isoformat() != record.scored_at:
         raise ValueError(f"the scoring run {path} (scored at {record.scored_at}) did not write "
                          f"int_clv__scores (scored at {scored_at.as_py()}): rebuild "
-                         "int_clv__scores, then clv_prediction_explanations")
+                         "int_clv__scores, then int_clv__prediction_explanations")
     return record
 
 

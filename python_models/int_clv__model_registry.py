@@ -1,4 +1,5 @@
-"""Training step: trains (or reuses) the CLV network and lists every saved model."""
+"""Training step: trains (or reuses) the CLV network and lists every saved model (published,
+with its contract, as clv_model_registry)."""
 
 from clv.pipeline import training
 from clv.pipeline.settings import RunSettings

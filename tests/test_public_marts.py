@@ -1,0 +1,127 @@
+"""End to end on the shipped sample: the public marts as built, against their docs and
+contracts (`dbt docs generate`'s catalog), and the segments and their summary recomputed in
+pandas from the rules as the README states them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from dbt.cli.main import dbtRunner
+
+SEGMENTS = ["high_value", "new", "active", "at_risk", "dormant"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from conftest import PROJECT_DIR, DbtProject
+
+    workdir = tmp_path_factory.mktemp("public_marts")
+    project = DbtProject(workdir)
+    project.vars = {"clv_model_dir": str(workdir / "models"), "clv_ensemble_size": 1,
+                    "clv_export_path": str(workdir / "exports" / "clv_predictions.parquet")}
+    project.build(vars=project.vars, select=None)
+    previous = os.environ.get("CLV_DUCKDB_PATH")
+    os.environ["CLV_DUCKDB_PATH"] = str(project.database)
+    try:
+        result = dbtRunner().invoke([
+            "docs", "generate", "--project-dir", str(PROJECT_DIR),
+            "--profiles-dir", str(PROJECT_DIR), "--target-path", str(workdir / "target"),
+            "--log-path", str(workdir / "logs"), "--vars", json.dumps(project.vars), "--quiet"])
+    finally:
+        if previous is None:
+            os.environ.pop("CLV_DUCKDB_PATH", None)
+        else:
+            os.environ["CLV_DUCKDB_PATH"] = previous
+    assert result.success, result.exception
+    project.manifest = json.loads((workdir / "target" / "manifest.json").read_text())
+    project.catalog = json.loads((workdir / "target" / "catalog.json").read_text())
+    return project
+
+
+def _models(manifest: dict) -> dict[str, dict]:
+    return {node["unique_id"]: node for node in manifest["nodes"].values()
+            if node["resource_type"] == "model" and node["package_name"] == "clv"}
+
+
+@pytest.mark.slow
+def test_catalog_shows_every_public_column_described_and_no_documented_column_is_missing(
+        project):
+    assert project.catalog["errors"] is None
+    for unique_id, node in _models(project.manifest).items():
+        built = {name.lower() for name in project.catalog["nodes"][unique_id]["columns"]}
+        documented = set(node["columns"])
+        assert documented <= built, f"{node['name']}: documented but not built"
+        if node["access"] == "public":
+            assert built == documented, f"{node['name']}: built but not documented"
+
+
+@pytest.mark.slow
+def test_public_columns_have_their_contract_types(project):
+    aliases = {"varchar": "VARCHAR", "double precision": "DOUBLE", "bigint": "BIGINT",
+               "integer": "INTEGER", "date": "DATE", "timestamp": "TIMESTAMP",
+               "timestamp with time zone": "TIMESTAMP WITH TIME ZONE", "boolean": "BOOLEAN"}
+    for unique_id, node in _models(project.manifest).items():
+        if not node["config"]["contract"]["enforced"]:
+            continue
+        built = project.catalog["nodes"][unique_id]["columns"]
+        for name, spec in node["columns"].items():
+            assert built[name]["type"] == aliases[spec["data_type"]], (node["name"], name)
+
+
+def _segment(row: pd.Series) -> str:
+    """The README's rules, in their order."""
+    if row.value_decile <= 2:
+        return "high_value"
+    if row.t_days < 90:
+        return "new"
+    if row.purchase_probability >= 0.5:
+        return "active"
+    if row.purchase_probability >= 0.2:
+        return "at_risk"
+    return "dormant"
+
+
+@pytest.mark.slow
+def test_every_customer_is_in_the_segment_its_rules_give(project):
+    predictions = project.query("""
+        select predictions.*, examples.t_days
+        from clv_predictions as predictions
+        inner join clv_scoring_examples as examples using (customer_id)""")
+    assert len(predictions) == len(project.query("select customer_id from clv_predictions"))
+    expected = predictions.apply(_segment, axis=1)
+    assert (predictions.segment == expected).all()
+    counts = predictions.segment.value_counts()
+    assert set(counts.index) == set(SEGMENTS)  # the sample fills every segment
+    assert counts["high_value"] == int(np.ceil(len(predictions) * 0.2))
+
+
+@pytest.mark.slow
+def test_segment_summary_matches_a_pandas_recomputation(project):
+    predictions = project.query("select * from clv_predictions")
+    summary = project.query("select * from clv_segment_summary order by segment_order")
+    assert list(summary.segment) == SEGMENTS
+    assert list(summary.segment_order) == [1, 2, 3, 4, 5]
+    groups = predictions.groupby("segment").agg(
+        customers=("customer_id", "size"), total=("predicted_clv", "sum"),
+        p10=("predicted_clv_p10", "sum"), p90=("predicted_clv_p90", "sum"),
+        mean=("predicted_clv", "mean"), probability=("purchase_probability", "mean"),
+    ).reindex(SEGMENTS)
+    assert summary.customers.tolist() == groups.customers.tolist()
+    np.testing.assert_allclose(summary.share_of_customers, groups.customers / len(predictions),
+                               rtol=1e-12)
+    np.testing.assert_allclose(summary.total_predicted_clv, groups.total, rtol=1e-9)
+    np.testing.assert_allclose(summary.share_of_predicted_clv,
+                               groups.total / predictions.predicted_clv.sum(), rtol=1e-9)
+    np.testing.assert_allclose(summary.total_predicted_clv_p10, groups.p10, rtol=1e-9)
+    np.testing.assert_allclose(summary.total_predicted_clv_p90, groups.p90, rtol=1e-9)
+    np.testing.assert_allclose(summary.mean_predicted_clv, groups["mean"], rtol=1e-9)
+    np.testing.assert_allclose(summary.mean_purchase_probability, groups.probability,
+                               rtol=1e-9)
+    assert (summary.total_predicted_clv_p10 <= summary.total_predicted_clv_p90).all()
+    run = predictions[["as_of_date", "horizon_days", "model_version"]].drop_duplicates()
+    assert len(run) == 1
+    assert (summary[run.columns].drop_duplicates().to_numpy() == run.to_numpy()).all()
