@@ -317,7 +317,7 @@ def test_short_history_scores_with_a_saved_model_when_retrain_is_never(degenerat
     predictions = degenerate.query("select * from clv_predictions")
     assert len(predictions) == 50
     assert np.isfinite(predictions[NUMERIC_COLUMNS].to_numpy(float)).all()
-    saved = built.query("select model_version from clv_model_registry")
+    saved = built.query("select model_version from int_clv__model_registry")
     assert set(predictions.model_version) == set(saved.model_version)
 
 
