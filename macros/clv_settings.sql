@@ -20,6 +20,7 @@
         'sequence_periods': clv_validate_int('clv_sequence_periods', var('clv_sequence_periods', 12), 1, 104),
         'retrain': clv_validate_choice('clv_retrain', var('clv_retrain', 'auto'), ['always', 'never', 'auto']),
         'model_dir': clv_validate_path('clv_model_dir', var('clv_model_dir', 'onnx')),
+        'keep_models': clv_validate_int('clv_keep_models', var('clv_keep_models', 5), 1, 1000),
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
         'ensemble_size': clv_validate_int('clv_ensemble_size', var('clv_ensemble_size', 0), 0, 10),
         'explanations': clv_validate_bool('clv_explanations', var('clv_explanations', true)),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,38 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Everything that does not need the network: the SQL layer up to the example tables.
 FEATURE_MODELS = "+clv_training_examples +clv_scoring_examples +clv_data_quality"
+
+
+@contextlib.contextmanager
+def duckdb_path(database: Path) -> Iterator[None]:
+    """Point the profile's DuckDB target (env CLV_DUCKDB_PATH) at ``database`` meanwhile."""
+    previous = os.environ.get("CLV_DUCKDB_PATH")
+    os.environ["CLV_DUCKDB_PATH"] = str(database)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CLV_DUCKDB_PATH", None)
+        else:
+            os.environ["CLV_DUCKDB_PATH"] = previous
+
+
+def failing_after_first_batch(score_batches: Callable, calls: list | None = None) -> Callable:
+    """A stand-in for ``clv.pipeline.scoring.score_batches`` whose stream raises after its first
+    batch (the calls' arguments are appended to ``calls``)."""
+    import pyarrow as pa
+
+    def fail(*args, **kwargs):
+        if calls is not None:
+            calls.append(args)
+        scores = score_batches(*args, **kwargs)
+
+        def batches():
+            for batch in scores:
+                yield batch
+                raise RuntimeError("injected failure while scoring")
+        return pa.RecordBatchReader.from_batches(scores.schema, batches())
+    return fail
 
 
 class DbtProject:
@@ -40,15 +73,8 @@ class DbtProject:
         if select:
             args += ["--select", *select.split()]
         args += extra or []
-        previous = os.environ.get("CLV_DUCKDB_PATH")
-        os.environ["CLV_DUCKDB_PATH"] = str(self.database)
-        try:
+        with duckdb_path(self.database):
             result = dbtRunner().invoke(args)
-        finally:
-            if previous is None:
-                os.environ.pop("CLV_DUCKDB_PATH", None)
-            else:
-                os.environ["CLV_DUCKDB_PATH"] = previous
         if result.exception is not None:
             raise result.exception
         return result

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from reference import customer_features
@@ -310,12 +309,18 @@ def test_degenerate_data_stops_with_a_clear_error(degenerate, case):
 
 @pytest.mark.slow
 def test_short_history_scores_with_a_saved_model_when_retrain_is_never(degenerate, built):
-    """The fallback the error above names: score with a model trained on a longer history."""
-    _write_degenerate(degenerate, "history_shorter_than_horizon")
-    vars_ = {**degenerate.vars, "clv_retrain": "never", "clv_model_dir": str(built.base_models)}
+    """The fallback the error above names: score an as-of date too early to train on with a
+    model this data's longer history trained (a saved model of other data is refused)."""
+    early = date(2022, 2, 15)  # six weeks after the first transaction, less than the horizon
+    vars_ = {**built.vars, "clv_as_of_date": early.isoformat(), "clv_retrain": "never",
+             "clv_export_path": str(degenerate.workdir / "exports" / "early.parquet")}
     degenerate.build(vars=vars_, select=PIPELINE)
     predictions = degenerate.query("select * from clv_predictions")
-    assert len(predictions) == 50
+    first_days = pd.read_csv(built.vars["clv_transactions"], dtype=str)
+    first_days["day"] = pd.to_datetime(first_days.transacted_at, errors="coerce").dt.date
+    expected = {c.strip() for c in first_days.loc[first_days.day <= early, "customer_id"]
+                .dropna() if c.strip()}
+    assert len(predictions) == len(expected) > 0
     assert np.isfinite(predictions[NUMERIC_COLUMNS].to_numpy(float)).all()
     saved = built.query("select model_version from int_clv__model_registry")
     assert set(predictions.model_version) == set(saved.model_version)
@@ -418,20 +423,11 @@ def test_failed_run_keeps_previous_predictions_model_and_export(built, monkeypat
     runs_before = {p.name: p.read_bytes() for p in (model_dir / "runs").glob("*.json")}
     assert runs_before, "the built model directory holds the last scoring run"
 
-    original = scoring.score_batches
+    from conftest import failing_after_first_batch
+
     calls = []
-
-    def fail_after_first_batch(*args, **kwargs):
-        calls.append(args)
-        scores = original(*args, **kwargs)
-
-        def batches():
-            for batch in scores:
-                yield batch
-                raise RuntimeError("injected failure while scoring")
-        return pa.RecordBatchReader.from_batches(scores.schema, batches())
-
-    monkeypatch.setattr(scoring, "score_batches", fail_after_first_batch)
+    monkeypatch.setattr(scoring, "score_batches",
+                        failing_after_first_batch(scoring.score_batches, calls))
     vars_ = {**built.vars, "clv_model_dir": str(model_dir), "clv_retrain": "always"}
     result = built.build(vars=vars_, select=FROM_REGISTRY, expect_success=False)
 

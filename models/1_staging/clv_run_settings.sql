@@ -18,6 +18,7 @@ final as (
         {{ settings.sequence_periods }} as sequence_periods,
         '{{ settings.retrain }}' as retrain,
         '{{ settings.model_dir }}' as model_dir,
+        {{ settings.keep_models }} as keep_models,
         {{ settings.seed }} as seed,
         {{ settings.ensemble_size }} as ensemble_size,
         '{{ settings.export_path }}' as export_path,

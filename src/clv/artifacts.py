@@ -3,23 +3,57 @@
 The version is ``<UTC timestamp>_<first 10 hex of the ONNX sha256>``. Files are written
 atomically (temporary file in the same directory, fsync, rename), the ONNX file first and the
 metadata last, so a metadata file only ever describes a complete ONNX file. Nothing is pickled.
+
+A build that trains, reuses or deletes models holds the directory's lock (:func:`locked`), so
+two builds that share a model directory take turns instead of racing. A process killed while
+writing leaves at most a hidden temporary file or an ONNX file without metadata, which no
+reader lists; :func:`remove_leftovers` deletes them once they are old enough.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+# True where locked() really excludes other processes (POSIX).
+LOCKS = fcntl is not None
+
 PREFIX = "clv_model_"
 METADATA_FORMAT = 1
+# The scoring runs of each model (clv.pipeline.scoring.RUNS_DIR):
+# runs/clv_run_<as-of date>_<version>.json, and .<dialect>.sql with the SQL scoring engine.
+RUNS_DIR = "runs"
+LOCK_FILE = ".clv_model_dir.lock"
+# How long a build waits for another build that holds the model directory's lock.
+LOCK_TIMEOUT_SECONDS = 3600.0
+# A temporary file or an ONNX file without metadata older than this was left by a process that
+# died while writing (a write takes seconds); younger ones may still be being written.
+LEFTOVER_SECONDS = 600.0
+# errno values that mean "the disk (or a quota, or a file size limit) is full".
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# The same, as libraries that report them without an errno (pyarrow) word them.
+_FULL_TEXT = ("No space left", "File too large", "Disk quota exceeded")
+
+
+class ModelDirBusyError(RuntimeError):
+    """Another build has held the model directory's lock for longer than the wait allows."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +108,23 @@ def new_temporary_file(path: Path) -> tuple[int, Path]:
     return fd, tmp
 
 
+def write_failed(path: Path, error: OSError) -> OSError:
+    """``error`` (raised while writing ``path``) with a message that names the file and, for a
+    full disk, quota or file size limit, says so; the same errno, so callers can tell."""
+    reason = error.strerror or str(error)
+    if error.errno in _FULL or any(sign in reason for sign in _FULL_TEXT):
+        message = (f"cannot write {path}: {reason} (the disk, a quota or the file size limit is "
+                   "full); the previous file is unchanged: free space and run again")
+    else:
+        message = f"cannot write {path}: {reason}; the previous file is unchanged"
+    return OSError(message) if error.errno is None else OSError(error.errno, message)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
+    """Write ``data`` to ``path`` so readers see either the old file or the complete new one.
+
+    On failure (a full disk included) the temporary file is removed, ``path`` is unchanged and
+    the OSError names the file (:func:`write_failed`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temporary_file(path)
@@ -85,9 +134,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise write_failed(path, error) from error
         raise
     with contextlib.suppress(OSError):  # persist the rename itself where directories fsync
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -176,3 +227,156 @@ def load_artifact(model_dir: Path, version: str | None = None) -> ModelArtifact:
         raise FileNotFoundError(f"no metadata file {path.name} in {model_dir}")
     return ModelArtifact(version=version, onnx_path=onnx_path(model_dir, version),
                          metadata_path=path, metadata=read_metadata(path))
+
+
+def touch(artifact: ModelArtifact) -> None:
+    """Mark ``artifact`` as used now (its metadata file's modification time), which
+    :func:`clv.pipeline.registry.retention` ranks models by."""
+    with contextlib.suppress(OSError):
+        os.utime(artifact.metadata_path)
+
+
+def last_used(artifact: ModelArtifact) -> float:
+    """When ``artifact`` was last trained, reused or scored with (see :func:`touch`)."""
+    try:
+        return artifact.metadata_path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def run_files(model_dir: Path, version: str) -> list[Path]:
+    """The scoring runs of ``version`` under ``runs/`` (JSON, and SQL with the SQL engine)."""
+    runs = Path(model_dir) / RUNS_DIR
+    if not runs.is_dir():
+        return []
+    return sorted(p for p in runs.glob(f"clv_run_*_{version}.*")
+                  if p.name.endswith((".json", ".sql")))
+
+
+def remove_artifact(model_dir: Path, version: str) -> list[str]:
+    """Delete model ``version``: its metadata first (no reader trusts the rest once it is
+    gone), then the ONNX file and any other file of the version, then its scoring runs.
+    Returns the names deleted."""
+    model_dir = Path(model_dir)
+    first = metadata_path(model_dir, version)
+    files = [first, *(p for p in sorted(model_dir.glob(f"{PREFIX}{version}.*")) if p != first),
+             *run_files(model_dir, version)]
+    removed = []
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
+def remove_leftovers(model_dir: Path, older_than: float = LEFTOVER_SECONDS,
+                     interrupted_at: float | None = None) -> list[str]:
+    """Delete what a process killed while writing left behind: hidden temporary files (of
+    models, metadata and scoring runs), ONNX files whose metadata was never written, and scoring
+    runs of models that no longer exist. None of them is ever read.
+
+    A file goes once it is older than ``older_than`` seconds (a younger one may be another
+    process's write in progress). A model file written since ``interrupted_at`` (the start of a
+    training step that died, as the step's journal says; models are written only under the
+    directory's lock) goes whatever its age. Returns the names deleted."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    runs = model_dir / RUNS_DIR
+    now = time.time()
+
+    def modified(path: Path) -> float | None:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return None
+
+    def stale(path: Path, since: float | None) -> bool:
+        stamp = modified(path)
+        return stamp is not None and (now - stamp > older_than
+                                      or (since is not None and stamp >= since))
+
+    model_files = [*model_dir.glob(f".{PREFIX}*.tmp"),
+                   *(p for p in model_dir.glob(f"{PREFIX}*.onnx")
+                     if not p.with_suffix(".json").exists())]
+    models = {p.name.removeprefix(PREFIX).removesuffix(".json")
+              for p in model_dir.glob(f"{PREFIX}*.json")}
+    # clv_run_<as-of date>_<version>.json: the version is what follows the date
+    run_files_ = [*runs.glob(".clv_run_*.tmp"),
+                  *(path for path in runs.glob("clv_run_*")
+                    if path.name.endswith((".json", ".sql"))
+                    and "_".join(path.name.split(".")[0].split("_")[3:]) not in models)]
+    doomed = ([p for p in model_files if stale(p, interrupted_at)]
+              + [p for p in run_files_ if stale(p, None)])
+    removed = []
+    for path in sorted(set(doomed)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path.name)
+    return removed
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock, as the holder wrote it into the lock file."""
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return "another build"
+    if not holder:
+        return "another build"
+    return (f"another build (process {holder.get('pid')} on {holder.get('host')}, since "
+            f"{holder.get('since')})")
+
+
+@contextlib.contextmanager
+def locked(model_dir: Path, timeout: float | None = None,
+           log: Callable[[str], None] = print, poll: float = 0.5) -> Iterator[None]:
+    """Hold ``model_dir``'s lock (an exclusive ``flock`` on :data:`LOCK_FILE`) for the block.
+
+    A build that finds the lock held waits, logging once who holds it, and stops with
+    :class:`ModelDirBusyError` after ``timeout`` seconds (default
+    :data:`LOCK_TIMEOUT_SECONDS`). The operating system releases the lock of a process that
+    dies, so a killed build never blocks the next one. Without ``fcntl`` (Windows) the block
+    runs unlocked.
+    """
+    timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    path = model_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        started = time.monotonic()
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    log(f"waiting for {model_dir}: {_holder(path)} is training or reusing a "
+                        "model there")
+                    waiting = True
+                if time.monotonic() - started > timeout:
+                    raise ModelDirBusyError(
+                        f"clv_model_dir {model_dir} has been in use by {_holder(path)} for more "
+                        f"than {timeout:.0f} s; two builds that share a model directory take "
+                        "turns. Wait for it to finish (or stop it), then run again") from None
+                time.sleep(poll)
+        if waiting:
+            log(f"{model_dir} is free after {time.monotonic() - started:.1f} s of waiting")
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "since": datetime.now(UTC).isoformat(timespec="seconds")}
+        with contextlib.suppress(OSError):  # who holds it is for messages only
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,13 +1,15 @@
 """The Parquet copy of clv_predictions that BI tools and other processes read.
 
 DuckDB lets one process at a time open a database file for writing, so readers that must not
-block ``dbt build`` read this file instead. It is replaced atomically after every build.
+block ``dbt build`` read this file instead. It is replaced atomically after every build; a
+build killed while writing leaves only a hidden temporary file, which a later export deletes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clv.artifacts import new_temporary_file
+from clv.artifacts import LEFTOVER_SECONDS, new_temporary_file, write_failed
 from clv.config import ID_COLUMN
 from clv.pipeline.log import dbt_log
 from clv.warehouse import Warehouse
@@ -42,16 +44,33 @@ def checked_path(path: Path, var: str = "clv_export_path") -> Path:
     return path
 
 
+def remove_leftovers(path: Path, older_than: float = LEFTOVER_SECONDS) -> list[str]:
+    """Delete the temporary files of ``path`` that killed writes left (older than
+    ``older_than`` seconds: a younger one may be another build's write in progress)."""
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                removed.append(tmp.name)
+    return removed
+
+
 def write_parquet(batches: pa.RecordBatchReader, path: Path) -> pd.DataFrame:
     """Write ``batches`` to ``path`` as Parquet so that a reader only ever sees the previous
     complete file or the new complete file; return one row: path, rows, written_at.
 
     The rows stream into a temporary file in the same directory (bounded memory), which is
     flushed to disk and then renamed over ``path``: a rename within one file system is atomic.
-    A failure at any point leaves the previous file untouched and removes the temporary one.
+    A failure at any point leaves the previous file untouched and removes the temporary one;
+    a full disk (or quota, or file size limit) is reported as such, naming the file.
     """
     path = checked_path(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    for name in remove_leftovers(path):
+        dbt_log(f"removed {name}, left by an export that was interrupted")
     fd, tmp = new_temporary_file(path)  # readable by other accounts, as the umask allows
     rows = 0
     try:
@@ -63,9 +82,11 @@ def write_parquet(batches: pa.RecordBatchReader, path: Path) -> pd.DataFrame:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(error, OSError):
+            raise write_failed(path, error) from error
         raise
     _fsync_directory(path.parent)
     written_at = datetime.now(UTC).replace(tzinfo=None)

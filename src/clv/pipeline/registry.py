@@ -1,24 +1,52 @@
-"""Saved models: which one a run may use, and the registry table that lists them.
+"""Saved models: which one a run may use, the registry table that lists them, and how many
+the model directory keeps.
 
 A model fits a run when its file is intact (sha256) and its features, horizon and sequence
 shape equal the run's (:func:`clv.score.load_verified` checks both).
+
+A model *belongs* to this warehouse when it was trained on this warehouse's data and fits its
+settings. Several warehouses may share one model directory (the default ``onnx/``); each lists,
+reuses, scores with and prunes only its own models. The data is recognised by its
+:func:`data_signature`, a sample of its customers that the training step writes into the
+model's metadata last, once everything else is saved: a model without it (its training was
+interrupted, or it predates signatures) is never reused or scored with by a warehouse.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from clv import artifacts
 from clv.artifacts import PREFIX, ModelArtifact, list_artifacts
 from clv.data import feature_spec
 from clv.hybrid import BTYD_FEATURES
 from clv.pipeline.log import dbt_log
 from clv.pipeline.settings import RunSettings
 from clv.score import ModelMismatchError, load_verified
+
+# data_signature: the customers with the smallest md5 of (customer_id, first purchase date).
+SIGNATURE_SIZE = 1024
+# Two signatures are the same data when at least this share of the customers both samples can
+# hold is in both (1.0 for the same data on any later or earlier as-of date, about 0 for
+# another data set).
+SAME_DATA_OVERLAP = 0.5
+SIGNATURE_KEY = "data_signature"
+# Present while a training step runs (see train_and_list).
+JOURNAL = ".clv_training_step.json"
+# The tables whose model versions the model directory must keep (read as the previous build
+# left them: they are built after this step).
+PUBLISHED_TABLES = ("clv_predictions", "clv_predictions_history")
 
 REGISTRY_COLUMNS = ["model_version", "created_at", "is_current", "horizon_days", "period_days",
                     "sequence_periods", "training_cutoffs", "validation_cutoff", "training_rows",
@@ -44,8 +72,89 @@ def expected_metadata(features: list[str], run: RunSettings) -> dict[str, Any]:
     }
 
 
+def data_signature(warehouse: Any, customer_days: Any) -> tuple[int, ...]:
+    """A sample of the warehouse's customers that identifies its data: the
+    :data:`SIGNATURE_SIZE` smallest md5 buckets (first 32 bits) of ``customer_id|first purchase
+    date``, from ``int_clv__customer_days``, ascending.
+
+    It does not change when days are added or the as-of date moves (a customer's first purchase
+    stays where it was), and it is the same on every engine (md5 of the same text).
+    """
+    key = warehouse.md5_int(warehouse.key_sql(["customer_id", "activity_date"]))
+    table = warehouse.query(customer_days, (
+        f"select distinct {key} as h from {{relation}} where is_first_purchase_day "
+        f"order by h limit {SIGNATURE_SIZE}"))
+    return tuple(sorted(int(h) for h in table.column("h").to_pylist()))
+
+
+def signature_overlap(first: Sequence[int], second: Sequence[int],
+                      size: int = SIGNATURE_SIZE) -> float:
+    """The share of the smaller data set's customers found in the other, estimated from two
+    signatures (bottom-k samples of the same hash).
+
+    A full sample (``size`` values) covers the hashes up to its largest; a shorter one is every
+    customer. Below the smaller of the two bounds both samples hold every customer of their
+    data, so the share is exact there: 1.0 when one data set holds the other (the same data at
+    another as-of date), about 0 for unrelated ones.
+    """
+    if not first or not second:
+        return 0.0
+
+    def bound(values: Sequence[int]) -> float:
+        return max(values) if len(values) >= size else math.inf
+
+    limit = min(bound(first), bound(second))
+    left = {value for value in first if value <= limit}
+    right = {value for value in second if value <= limit}
+    smaller = min(len(left), len(right))
+    return len(left & right) / smaller if smaller else 0.0
+
+
+def is_finished(artifact: ModelArtifact) -> bool:
+    """True once the training step that made ``artifact`` finished: it writes the data
+    signature last."""
+    signature = artifact.metadata.get(SIGNATURE_KEY)
+    return isinstance(signature, list) and bool(signature)
+
+
+def data_problem(artifact: ModelArtifact, run: RunSettings) -> str | None:
+    """Why ``artifact`` is not a model of this warehouse's data (None when it is)."""
+    if not is_finished(artifact):
+        return ("it has no data signature: its training step never finished, or it was "
+                "trained before models recorded their data")
+    signature = artifact.metadata[SIGNATURE_KEY]
+    overlap = signature_overlap(signature, run.data_signature)
+    if overlap < SAME_DATA_OVERLAP:
+        return f"it was trained on other data ({overlap:.0%} of the customers match)"
+    return None
+
+
+def settings_problem(artifact: ModelArtifact, run: RunSettings,
+                     features: list[str]) -> str | None:
+    """Which of this run's settings ``artifact`` does not fit (None when it fits)."""
+    meta = artifact.metadata
+    problems = [f"{key}: model {meta.get(key)}, run {value}"
+                for key, value in expected_metadata(features, run).items()
+                if key != "features" and meta.get(key) != value]
+    if meta.get("features") != features:
+        problems.insert(0, "feature list differs")
+    return "; ".join(problems) or None
+
+
+def belongs(artifact: ModelArtifact, run: RunSettings, features: list[str]) -> bool:
+    """A finished model of this warehouse's data that fits this run's settings. Without a
+    data signature in ``run`` (a caller outside the training step) every model is this data's."""
+    if run.data_signature and data_problem(artifact, run) is not None:
+        return False
+    return settings_problem(artifact, run, features) is None
+
+
 def reusable(artifact: ModelArtifact | None, run: RunSettings, features: list[str]) -> bool:
     if artifact is None:
+        return False
+    if run.data_signature and not is_finished(artifact):
+        dbt_log(f"saved model {artifact.version} cannot be reused, retraining: its training "
+                "step never finished (no data signature)")
         return False
     try:
         load_verified(run.model_dir, artifact.version, expected_metadata(features, run))
@@ -78,10 +187,22 @@ def broken_artifacts(model_dir: Path) -> list[str]:
 
 
 def newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
-    """For clv_retrain = never: the newest saved model that fits this run, or a clear error."""
-    artifacts = list_artifacts(run.model_dir)
+    """For clv_retrain = never: the newest saved model of this warehouse's data that fits this
+    run, or a clear error. Models of other data (and unfinished ones) are never used."""
+    saved = list_artifacts(run.model_dir)
     broken = broken_artifacts(run.model_dir)
-    if not artifacts:
+    if run.data_signature:
+        others = {a.version: problem for a in saved
+                  if (problem := data_problem(a, run)) is not None}
+        saved = [a for a in saved if a.version not in others]
+        if others and not saved:
+            raise ModelMismatchError(
+                f"clv_retrain is 'never' but none of the {len(others)} saved model(s) in "
+                f"{run.model_dir} was trained on this warehouse's data ("
+                + "; ".join(f"{version}: {problem}" for version, problem
+                            in list(others.items())[-3:])
+                + "); set clv_retrain to 'auto' to train one for this data")
+    if not saved:
         if broken:
             raise ModelMismatchError(
                 f"clv_retrain is 'never' but {run.model_dir} holds no usable model: "
@@ -90,7 +211,7 @@ def newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
             f"clv_retrain is 'never' but {run.model_dir} holds no model; run once with "
             "clv_retrain 'auto' or 'always' to train one")
     problems = []
-    for artifact in reversed(artifacts):
+    for artifact in reversed(saved):
         try:
             load_verified(run.model_dir, artifact.version, expected_metadata(features, run))
             return artifact
@@ -110,10 +231,16 @@ def current_version(registry: pd.DataFrame) -> str:
     return str(current.iloc[0])
 
 
-def registry_frame(model_dir: Path, current: str | None) -> pd.DataFrame:
-    """One row per saved model, newest last; ``is_current`` marks the one this run uses."""
+def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None = None,
+                   features: list[str] | None = None) -> pd.DataFrame:
+    """One row per saved model, newest last; ``is_current`` marks the one this run uses.
+
+    With ``run`` and ``features``: the models of this warehouse (:func:`belongs`) only."""
     rows = []
     for artifact in list_artifacts(model_dir):
+        if (run is not None and features is not None and artifact.version != current
+                and not belongs(artifact, run, features)):
+            continue
         meta = artifact.metadata
         metrics_ = meta.get("validation_metrics") or {}
         rows.append({
@@ -138,3 +265,133 @@ def registry_frame(model_dir: Path, current: str | None) -> pd.DataFrame:
             "sha256": meta.get("sha256"),
         })
     return pd.DataFrame(rows, columns=REGISTRY_COLUMNS).astype({"btyd_level_correction": float})
+
+
+def _sibling(this: Any, name: str) -> str:
+    """Table ``name`` in the schema of ``this`` (a dbt Python model's ``dbt.this``: a relation
+    object in dbt, ``schema.table`` under clv build)."""
+    schema = getattr(this, "schema", None)
+    if schema is None:
+        schema = str(this).rsplit(".", 1)[0]
+    return f"{schema}.{name}"
+
+
+def published_versions(warehouse: Any, this: Any) -> set[str] | None:
+    """The model versions in clv_predictions and clv_predictions_history as the previous build
+    left them, or None when either cannot be read (on the first build, or after an error):
+    then nothing is pruned."""
+    versions: set[str] = set()
+    for name in PUBLISHED_TABLES:
+        try:
+            table = warehouse.query(_sibling(this, name),
+                                    "select distinct model_version from {relation}")
+        except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
+            dbt_log(f"old models are kept this time: {name} cannot be read "
+                    f"({str(error).splitlines()[0][:200]})")
+            return None
+        versions |= {str(v) for v in table.column("model_version").to_pylist() if v}
+    return versions
+
+
+def retention(models: Iterable[ModelArtifact], keep_versions: set[str],
+              keep_models: int) -> list[ModelArtifact]:
+    """Which of this warehouse's ``models`` to delete: all but the ``keep_models`` most
+    recently used (:func:`clv.artifacts.last_used`) and those in ``keep_versions`` (the model
+    this run uses and every model behind clv_predictions and its history)."""
+    ranked = sorted(models, key=lambda a: (artifacts.last_used(a),
+                                           str(a.metadata.get("created_at", "")), a.version),
+                    reverse=True)
+    recent = {a.version for a in ranked[:keep_models]}
+    return [a for a in ranked if a.version not in recent | keep_versions]
+
+
+def prune(run: RunSettings, features: list[str], keep_versions: set[str]) -> list[str]:
+    """Delete this warehouse's models beyond the retention (and their scoring runs); return the
+    versions deleted. Models of other data or settings are never touched, and without a data
+    signature (no customer has a purchase day) nothing is."""
+    if not run.data_signature:
+        return []
+    own = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features)]
+    removed = []
+    for artifact in retention(own, keep_versions, run.keep_models):
+        files = artifacts.remove_artifact(run.model_dir, artifact.version)
+        dbt_log(f"clv_keep_models {run.keep_models}: deleted model {artifact.version} "
+                f"({len(files)} files with its scoring runs)")
+        removed.append(artifact.version)
+    return removed
+
+
+def _sign(artifact: ModelArtifact, signature: tuple[int, ...]) -> None:
+    """Save ``signature`` in the metadata of the model this run trained: the last write of a
+    training step, so a model carries it only once everything else is saved."""
+    metadata = artifacts.read_metadata(artifact.metadata_path)
+    metadata[SIGNATURE_KEY] = list(signature)
+    artifacts.atomic_write_json(artifact.metadata_path, metadata)
+
+
+def remove_unfinished(model_dir: Path, since: float) -> list[str]:
+    """Delete the models a training step that started at ``since`` left without a data
+    signature (it died or failed before its last write); returns their versions."""
+    removed = []
+    for artifact in list_artifacts(model_dir):
+        if not is_finished(artifact) and artifacts.last_used(artifact) >= since:
+            artifacts.remove_artifact(model_dir, artifact.version)
+            removed.append(artifact.version)
+    return removed
+
+
+def train_and_list(warehouse: Any, examples: Any, customer_days: Any, run: RunSettings,
+                   this: Any = None) -> pd.DataFrame:
+    """The training step: under the model directory's lock, remove what interrupted writes
+    left, train or reuse a model of this warehouse's data (:func:`clv.pipeline.training.
+    train_or_reuse`), record the data it belongs to, delete models beyond ``clv_keep_models``,
+    and return this warehouse's models with the one this run uses marked ``is_current``.
+
+    A journal file marks a step in progress; one found at the start belongs to a step that
+    died, and the files written since it started (models without a signature, temporary files)
+    are deleted. A step that fails deletes its own unfinished model before it stops."""
+    from clv.pipeline import training  # it builds on this module
+
+    with artifacts.locked(run.model_dir, log=dbt_log):
+        journal = Path(run.model_dir) / JOURNAL
+        # a journal left under a real lock is a dead step's (a live one would hold the lock)
+        died = journal.stat().st_mtime - 1 if journal.exists() and artifacts.LOCKS else None
+        leftovers = artifacts.remove_leftovers(run.model_dir, interrupted_at=died)
+        if died is not None:
+            leftovers += remove_unfinished(run.model_dir, died)
+        if leftovers:
+            dbt_log(f"removed {len(leftovers)} file(s) or model(s) left by an interrupted "
+                    "build: " + ", ".join(leftovers[:5]))
+        artifacts.atomic_write_json(journal, {"pid": os.getpid(), "started": time.time()})
+        started = journal.stat().st_mtime - 1
+        try:
+            frame = _train_and_list(training, warehouse, examples, customer_days, run, this)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                for version in remove_unfinished(run.model_dir, started):
+                    dbt_log(f"deleted model {version}: the training step failed before it "
+                            "was finished")
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                journal.unlink()
+        return frame
+
+
+def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days: Any,
+                    run: RunSettings, this: Any) -> pd.DataFrame:
+    run = dataclasses.replace(run, data_signature=data_signature(warehouse, customer_days))
+    features = model_features(warehouse.schema(examples), run)
+    others = [a for a in list_artifacts(run.model_dir) if not belongs(a, run, features)]
+    if others:
+        dbt_log(f"{len(others)} saved model(s) in {run.model_dir} belong to other data or "
+                "settings: not listed, reused, scored or deleted by this warehouse")
+    current = current_version(training.train_or_reuse(warehouse, examples, run))
+    artifact = artifacts.load_artifact(run.model_dir, current)
+    if not is_finished(artifact):
+        _sign(artifact, run.data_signature)
+    artifacts.touch(artifact)
+    published = published_versions(warehouse, this) if this is not None else None
+    if published is not None:
+        prune(run, features, published | {current})
+    return registry_frame(run.model_dir, current, run, features)

@@ -48,6 +48,10 @@ class RunSettings:
     # clv_feature_groups() in macros/clv_settings.sql: static feature group -> its columns,
     # in declared order (the units of feature importance and of the explanations)
     feature_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    keep_models: int = 5  # clv_keep_models: the most recently used models kept per data set
+    # Not a var: the training step's sample of this warehouse's customers (see
+    # clv.pipeline.registry.data_signature), which tells this data's models from others'
+    data_signature: tuple[int, ...] = ()
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSettings:
@@ -66,6 +70,7 @@ class RunSettings:
             explanations=bool(row["explanations"]),
             scoring_engine=str(row.get("scoring_engine") or "onnxruntime"),
             feature_groups=_groups(row["feature_groups"]),
+            keep_models=int(row.get("keep_models") or 5),
         )
 
     @classmethod

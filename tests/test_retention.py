@@ -1,0 +1,208 @@
+"""Retention of the model directory: clv_keep_models.
+
+The training step keeps this warehouse's ``clv_keep_models`` most recently used models, the
+model it uses and every model behind ``clv_predictions`` and ``clv_predictions_history`` (so
+each stored prediction can be reproduced with its scoring run); it deletes this data's other
+models with their scoring runs, and never touches models of other data or settings. Files that
+interrupted writes left behind are deleted once they are old enough to be nobody's write in
+progress.
+
+The rules are checked on hand-made model directories (expected files listed by hand), and once
+end to end through dbt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from dbt.exceptions import CompilationError
+from production import FAST_VARS, ParsedProject, transactions
+
+from clv import artifacts
+from clv.pipeline import registry
+from clv.pipeline.settings import RunSettings
+
+FEATURES = ["frequency", "recency_days"]
+OURS = [1, 2, 3, 4, 5]
+
+
+def _run(model_dir: Path, keep: int) -> RunSettings:
+    return RunSettings(model_dir=model_dir, retrain="auto", horizon_days=60, period_days=30,
+                       sequence_periods=12, seed=42, static_features=(), channels=(),
+                       keep_models=keep, data_signature=tuple(OURS))
+
+
+def _model(model_dir: Path, version: str, used: float, signature=OURS, horizon=60,
+           runs=("2023-06-30",)) -> None:
+    """A model's files as the training step leaves them (the ONNX content is not read here),
+    last used ``used`` seconds ago, with a scoring run per date in ``runs``."""
+    metadata = {"model_version": version, "created_at": f"2023-01-01T00:00:{version[-2:]}",
+                "features": FEATURES, "horizon_days": horizon, "n_periods": 12,
+                "period_days": 30, "sha256": "0" * 64}
+    if signature is not None:
+        metadata["data_signature"] = list(signature)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / f"clv_model_{version}.onnx").write_bytes(b"onnx")
+    meta = model_dir / f"clv_model_{version}.json"
+    meta.write_text(json.dumps(metadata))
+    (model_dir / "runs").mkdir(exist_ok=True)
+    for day in runs:
+        (model_dir / "runs" / f"clv_run_{day}_{version}.json").write_text("{}")
+        (model_dir / "runs" / f"clv_run_{day}_{version}.duckdb.sql").write_text("select 1")
+    stamp = time.time() - used
+    os.utime(meta, (stamp, stamp))
+
+
+def _files(model_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file())
+
+
+def _versions(model_dir: Path) -> set[str]:
+    return {p.stem.removeprefix("clv_model_") for p in model_dir.glob("clv_model_*.json")}
+
+
+def test_keeps_the_most_recently_used_and_every_model_behind_the_history(tmp_path):
+    for age, version in enumerate(["t_06", "t_05", "t_04", "t_03", "t_02", "t_01"]):
+        _model(tmp_path, version, used=100 * age)  # t_06 used last, t_01 first
+    removed = registry.prune(_run(tmp_path, keep=2), FEATURES, keep_versions={"t_01", "t_03"})
+    assert sorted(removed) == ["t_02", "t_04"]
+    assert _versions(tmp_path) == {"t_06", "t_05", "t_03", "t_01"}
+    # a pruned model goes with its scoring runs; kept ones keep theirs
+    assert _files(tmp_path) == sorted(
+        [f"clv_model_{v}.{ext}" for v in ("t_01", "t_03", "t_05", "t_06")
+         for ext in ("json", "onnx")]
+        + [f"runs/clv_run_2023-06-30_{v}.{ext}" for v in ("t_01", "t_03", "t_05", "t_06")
+           for ext in ("json", "duckdb.sql")])
+
+
+def test_using_an_old_model_again_keeps_it(tmp_path):
+    for age, version in enumerate(["t_03", "t_02", "t_01"]):
+        _model(tmp_path, version, used=100 * age)
+    artifacts.touch(artifacts.load_artifact(tmp_path, "t_01"))  # reused by this run
+    registry.prune(_run(tmp_path, keep=2), FEATURES, keep_versions=set())
+    assert _versions(tmp_path) == {"t_03", "t_01"}
+
+
+def test_models_of_other_data_or_settings_and_unfinished_ones_are_left_alone(tmp_path):
+    _model(tmp_path, "t_09", used=0)
+    _model(tmp_path, "t_08", used=10)
+    _model(tmp_path, "o_07", used=900, signature=[10, 11, 12, 13, 14])  # other data
+    _model(tmp_path, "o_06", used=900, horizon=365)  # other settings
+    _model(tmp_path, "o_05", used=900, signature=None)  # interrupted, or from before signatures
+    assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions=set()) == ["t_08"]
+    assert _versions(tmp_path) == {"t_09", "o_07", "o_06", "o_05"}
+
+
+def test_leftovers_of_interrupted_writes_are_removed_once_old(tmp_path):
+    _model(tmp_path, "t_01", used=0)
+    old, young = time.time() - 2 * artifacts.LEFTOVER_SECONDS, time.time()
+    leftovers = {
+        ".clv_model_t_02.onnx.0123456789abcdef.tmp": old,  # killed while writing a model
+        "clv_model_t_02.onnx": old,  # killed between the ONNX file and its metadata
+        "runs/.clv_run_2023-06-30_t_01.json.0123456789abcdef.tmp": old,
+        "runs/clv_run_2023-05-31_t_00.json": old,  # a run of a model deleted by hand
+        ".clv_model_t_03.onnx.fedcba9876543210.tmp": young,  # maybe another build's write
+        "clv_model_t_03.onnx": young,
+    }
+    for name, stamp in leftovers.items():
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (stamp, stamp))
+    removed = artifacts.remove_leftovers(tmp_path)
+    assert sorted(removed) == sorted(Path(n).name for n, s in leftovers.items() if s == old)
+    assert _files(tmp_path) == sorted([
+        "clv_model_t_01.json", "clv_model_t_01.onnx", "runs/clv_run_2023-06-30_t_01.json",
+        "runs/clv_run_2023-06-30_t_01.duckdb.sql", ".clv_model_t_03.onnx.fedcba9876543210.tmp",
+        "clv_model_t_03.onnx"])
+
+
+def test_what_a_dead_training_step_wrote_goes_at_once(tmp_path):
+    """The step's journal says when it started; everything it wrote since, whatever its age,
+    is deleted by the next step (models are written only under the directory's lock)."""
+    started = time.time() - 60
+    _model(tmp_path, "t_01", used=3600)  # finished earlier
+    _model(tmp_path, "o_02", used=3600, signature=None)  # from before signatures: left alone
+    _model(tmp_path, "u_03", used=30, signature=None, runs=())  # the dead step's, unsigned
+    for name in (".clv_model_u_04.onnx.0123456789abcdef.tmp", "clv_model_u_04.onnx"):
+        (tmp_path / name).write_bytes(b"x")  # killed while exporting
+    removed = artifacts.remove_leftovers(tmp_path, interrupted_at=started)
+    assert sorted(removed) == [".clv_model_u_04.onnx.0123456789abcdef.tmp",
+                               "clv_model_u_04.onnx"]
+    assert registry.remove_unfinished(tmp_path, started) == ["u_03"]
+    assert _versions(tmp_path) == {"t_01", "o_02"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", [0, "three", 1.5])
+def test_keep_models_is_validated_before_sql_runs(dbt_project, value):
+    with pytest.raises(CompilationError, match="Invalid value for var 'clv_keep_models'"):
+        dbt_project.run("parse", vars={"clv_keep_models": value})
+    assert not dbt_project.database.exists()
+
+
+@pytest.mark.slow
+def test_keep_models_reaches_the_python_steps(dbt_project):
+    dbt_project.build(vars={"clv_keep_models": 2}, select="clv_run_settings")
+    settings = dbt_project.query("select keep_models from clv_run_settings")
+    assert settings.keep_models.tolist() == [2]
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+
+
+def _clone(model_dir: Path, source: str, version: str) -> None:
+    """A copy of model ``source`` under another version (the same, intact ONNX bytes)."""
+    metadata = json.loads((model_dir / f"clv_model_{source}.json").read_text())
+    metadata.update(model_version=version, onnx_file=f"clv_model_{version}.onnx")
+    shutil.copy(model_dir / f"clv_model_{source}.onnx", model_dir / f"clv_model_{version}.onnx")
+    (model_dir / f"clv_model_{version}.json").write_text(json.dumps(metadata))
+
+
+@pytest.mark.slow
+def test_builds_prune_old_models_and_keep_those_behind_the_history(tmp_path):
+    project = ParsedProject(tmp_path)
+    transactions().to_csv(tmp_path / "transactions.csv", index=False)
+    model_dir = tmp_path / "onnx"
+    vars_ = {**FAST_VARS, "clv_as_of_date": "2023-06-30",
+             "clv_transactions": str(tmp_path / "transactions.csv"),
+             "clv_model_dir": str(model_dir), "clv_keep_models": 1,
+             "clv_export_path": str(tmp_path / "p.parquet")}
+    args = ["--select", "+clv_model_registry", "+clv_predictions_history",
+            "--exclude-resource-type", "test", "unit_test"]
+    project.build(vars_, args)
+    [current] = _versions(model_dir)
+    # older models of this data: two never scored, one behind history rows (with its run)
+    for version in ("20200101T000000Z_0000000001", "20200101T000000Z_0000000002",
+                    "20200101T000000Z_0000000003"):
+        _clone(model_dir, current, version)
+        os.utime(model_dir / f"clv_model_{version}.json", (1e9, 1e9))
+    behind_history = "20200101T000000Z_0000000003"
+    shutil.copy(model_dir / "runs" / f"clv_run_2023-06-30_{current}.json",
+                model_dir / "runs" / f"clv_run_2023-05-31_{behind_history}.json")
+    project.query(f"""
+        insert into clv_predictions_history
+        select * replace (date '2023-05-31' as as_of_date, '{behind_history}' as model_version)
+        from clv_predictions""")
+    # a model of other data in the same directory
+    _clone(model_dir, current, "20200101T000000Z_00000000ff")
+    foreign = model_dir / "clv_model_20200101T000000Z_00000000ff.json"
+    foreign.write_text(json.dumps({**json.loads(foreign.read_text()), "data_signature": [1]}))
+
+    project.build(vars_, args)
+    assert _versions(model_dir) == {current, behind_history, "20200101T000000Z_00000000ff"}
+    assert sorted(p.name for p in (model_dir / "runs").iterdir()) == sorted([
+        f"clv_run_2023-06-30_{current}.json", f"clv_run_2023-05-31_{behind_history}.json"])
+    assert set(project.query("select model_version from clv_model_registry").model_version) == {
+        current, behind_history}
+
+    # once the history no longer holds its rows, the model goes with its scoring run
+    project.query(f"delete from clv_predictions_history where model_version = '{behind_history}'")
+    project.build(vars_, args)
+    assert _versions(model_dir) == {current, "20200101T000000Z_00000000ff"}
+    assert [p.name for p in (model_dir / "runs").iterdir()] == [
+        f"clv_run_2023-06-30_{current}.json"]
