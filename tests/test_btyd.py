@@ -10,16 +10,22 @@ import pytest
 from scipy.optimize import check_grad
 
 from clv.btyd import (
+    BETA_PRIOR_SD,
+    DEGENERATE_BETA_BELOW,
+    MAXIMUM_LIKELIHOOD,
+    REGULARIZED,
     BGNBDParams,
     GammaGammaParams,
     _bgnbd_objective,
     _expected_purchases_quadrature,
     _FrequencyIndex,
     _gg_objective,
+    bgnbd_degeneracy,
     bgnbd_expected_purchases,
     bgnbd_log_likelihood,
     bgnbd_probability_alive,
     fit_bgnbd,
+    fit_bgnbd_checked,
     fit_gamma_gamma,
     gamma_gamma_expected_spend,
     gamma_gamma_log_likelihood,
@@ -226,6 +232,82 @@ def test_objective_gradient_is_exact() -> None:
 
             scale = np.linalg.norm(grad(log_params)) + 1.0
             assert check_grad(fun, grad, log_params, epsilon=1e-7) < 1e-5 * scale
+
+
+def test_beta_prior_gradient_is_exact() -> None:
+    fx = _FrequencyIndex.of(X)
+    w = np.arange(1.0, X.size + 1.0)
+    for log_params in (np.log([0.5, 0.3, 1e-4, 3e-3]), np.log([2.0, 0.05, 0.4, 8.0])):
+
+        def fun(lp: np.ndarray) -> float:
+            return _bgnbd_objective(lp, fx, TX / 10.0, T / 10.0, w, 0.0, 10.0, 0.05)[0]
+
+        def grad(lp: np.ndarray) -> np.ndarray:
+            return _bgnbd_objective(lp, fx, TX / 10.0, T / 10.0, w, 0.0, 10.0, 0.05)[1]
+
+        scale = np.linalg.norm(grad(log_params)) + 1.0
+        assert check_grad(fun, grad, log_params, epsilon=1e-7) < 1e-5 * scale
+
+
+def test_degenerate_fits_are_recognised() -> None:
+    assert bgnbd_degeneracy(TRUE_BGNBD) is None
+    # the fit the issue reports at an early cutoff: "converged", and meaningless
+    early = BGNBDParams(r=0.58, alpha=37.1, a=1.7e-8, b=3.7e-7, converged=True)
+    reason = bgnbd_degeneracy(early)
+    assert reason is not None and "a = 1.7e-08" in reason
+    no_dropout = BGNBDParams(r=0.62, alpha=48.4, a=6e-5, b=6793.0)
+    assert "dropout distribution" in bgnbd_degeneracy(no_dropout)
+    assert "bounds" in bgnbd_degeneracy(BGNBDParams(r=0.6, alpha=30.0, a=0.3, b=np.exp(18.0)))
+    assert "converge" in bgnbd_degeneracy(BGNBDParams(0.6, 30.0, 0.3, 5.0, converged=False))
+    assert "finite" in bgnbd_degeneracy(BGNBDParams(0.6, float("nan"), 0.3, 5.0))
+
+
+def _short_history_sample() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three to ten weeks of history and hardly any dropout: the likelihood rises towards
+    a -> 0, as at a data set's earliest cutoffs."""
+    n = 3000
+    t_obs = np.random.default_rng(5).uniform(3.0, 10.0, n)
+    return simulate_bgnbd(n, BGNBDParams(r=0.6, alpha=5.0, a=0.05, b=20.0), t_obs, seed=6)
+
+
+def test_short_history_fit_is_regularized_and_keeps_the_predictions() -> None:
+    x, tx, t_obs = _short_history_sample()
+    plain = fit_bgnbd(x, tx, t_obs)
+    assert bgnbd_degeneracy(plain) is not None, "the sample should produce a degenerate fit"
+    checked = fit_bgnbd_checked(x, tx, t_obs)
+    assert checked.status == REGULARIZED and checked.reason == bgnbd_degeneracy(plain)
+    fitted = checked.params
+    assert bgnbd_degeneracy(fitted) is None
+    assert min(fitted.a, fitted.b) >= DEGENERATE_BETA_BELOW
+    # what the data determine barely moves: the likelihood and the next ten weeks' purchases
+    ll_plain = bgnbd_log_likelihood(plain, x, tx, t_obs).sum()
+    ll_fitted = bgnbd_log_likelihood(fitted, x, tx, t_obs).sum()
+    assert ll_fitted >= ll_plain - 2.0
+    ahead = [bgnbd_expected_purchases(p, 10.0, x, tx, t_obs).sum() for p in (plain, fitted)]
+    assert ahead[1] == pytest.approx(ahead[0], rel=0.05)
+
+
+def test_regularized_fit_is_the_posterior_mode() -> None:
+    x, tx, t_obs = _short_history_sample()
+    fitted = fit_bgnbd(x, tx, t_obs, beta_prior_sd=BETA_PRIOR_SD)
+
+    def log_posterior(params: BGNBDParams) -> float:  # independent: public likelihood + prior
+        prior = -(np.log(params.a) ** 2 + np.log(params.b) ** 2) / (2 * BETA_PRIOR_SD**2)
+        return float(bgnbd_log_likelihood(params, x, tx, t_obs).sum() + prior)
+
+    best = log_posterior(fitted)
+    for name in ("r", "alpha", "a", "b"):
+        for factor in (0.98, 1.02):
+            moved = BGNBDParams(**{k: getattr(fitted, k) * (factor if k == name else 1.0)
+                                   for k in ("r", "alpha", "a", "b")})
+            assert log_posterior(moved) <= best + 1e-6
+
+
+def test_checked_fit_keeps_a_usable_maximum_likelihood_fit(
+        bgnbd_sample, bgnbd_fit: BGNBDParams) -> None:
+    checked = fit_bgnbd_checked(*bgnbd_sample)
+    assert checked.status == MAXIMUM_LIKELIHOOD and checked.reason is None
+    assert checked.params == bgnbd_fit
 
 
 def test_fit_never_raises_on_degenerate_data() -> None:

@@ -1,13 +1,32 @@
-"""The monotone spend calibration: decile means matched, order kept, consistent outputs."""
+"""The calibration rules (clv.calibration): spend map, purchase-probability map and quantile
+scale, each against an independent recomputation, and the wrapper that puts them in the graph."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import pytest
 import torch
+from scipy.optimize import minimize
+from scipy.special import expit
+from scipy.stats import lognorm
 
-from clv.calibration import CalibratedNetwork, _pool_adjacent_violators, fit_knots
+from clv.calibration import (
+    PROBABILITY_SLOPE_BOUNDS,
+    CalibratedNetwork,
+    Calibration,
+    _pool_adjacent_violators,
+    apply,
+    fit,
+    fit_knots,
+    fit_probability_map,
+    fit_sigma_scale,
+    tail_shares,
+)
 from clv.loss import ziln_mean
+from clv.metrics import expected_calibration_error
 from clv.network import ClvNetwork
+from clv.sql_scoring.graph import check_operators
 
 
 def test_pool_adjacent_violators_matches_brute_force_on_small_cases():
@@ -39,3 +58,117 @@ def test_calibrated_network_keeps_order_and_a_consistent_distribution():
     torch.testing.assert_close(calibrated, ziln_mean(p, mu, sigma), rtol=1e-4, atol=1e-6)
     knot = model.log_spend_map(torch.log(torch.tensor([10.0])))
     torch.testing.assert_close(knot, torch.log(torch.tensor([8.0])))
+
+
+def test_probability_map_is_the_maximum_likelihood_recalibration():
+    rng = np.random.default_rng(1)
+    logit = rng.normal(0.0, 1.5, 20_000)
+    bought = rng.uniform(size=logit.size) < expit(0.7 * logit - 0.4)
+    slope, intercept = fit_probability_map(logit, bought)
+
+    def log_loss(theta: np.ndarray) -> float:  # independent: scipy on the Bernoulli loss
+        z = theta[0] * logit + theta[1]
+        return float(np.mean(np.logaddexp(0.0, z) - bought * z))
+
+    reference = minimize(log_loss, [1.0, 0.0], method="Nelder-Mead",
+                         options={"xatol": 1e-9, "fatol": 1e-12}).x
+    np.testing.assert_allclose([slope, intercept], reference, atol=1e-4)
+    assert abs(slope - 0.7) < 0.05 and abs(intercept + 0.4) < 0.05
+
+
+def test_probability_map_identity_without_both_outcomes_and_bounded_slope():
+    assert fit_probability_map(np.linspace(-2, 2, 50), np.ones(50)) == (1.0, 0.0)
+    rng = np.random.default_rng(2)
+    logit = rng.normal(0.0, 0.01, 5000)  # nearly constant logits: any slope fits
+    slope, intercept = fit_probability_map(logit, rng.uniform(size=5000) < 0.3)
+    low, high = PROBABILITY_SLOPE_BOUNDS
+    assert low <= slope <= high
+    assert expit(slope * logit + intercept).mean() == pytest.approx(0.3, abs=0.02)
+
+
+def _ziln_sample(rng, n: int, sigma: float):
+    """Customers with known ZILN distributions and one draw of actual spend each."""
+    p = rng.uniform(0.05, 0.97, n)
+    mean = rng.lognormal(3.0, 1.0, n)
+    mu = np.log(mean / p) - 0.5 * sigma**2
+    actual = np.where(rng.uniform(size=n) < p, np.exp(mu + sigma * rng.normal(size=n)), 0.0)
+    return p, mean, actual
+
+
+def _tails_by_scipy(actual, p, mean, sigma):
+    """Share above p90 and share below p10 (where p10 > 0), quantiles from scipy's lognormal."""
+    mu = np.log(mean / p) - 0.5 * sigma**2
+    q90 = np.where(p > 0.1, lognorm.ppf(np.clip((p - 0.1) / p, 1e-12, 1), s=sigma,
+                                        scale=np.exp(mu)), 0.0)
+    q10 = np.where(p > 0.9, lognorm.ppf(np.clip((p - 0.9) / p, 1e-12, 1), s=sigma,
+                                        scale=np.exp(mu)), 0.0)
+    positive = q10 > 0
+    return np.mean(actual > q90), np.mean(actual[positive] < q10[positive])
+
+
+def test_sigma_scale_restores_honest_tails():
+    rng = np.random.default_rng(3)
+    p, mean, actual = _ziln_sample(rng, 40_000, sigma=1.2)
+    too_narrow = np.full(p.size, 0.6)
+    scale = fit_sigma_scale(actual, p, mean, too_narrow)
+    assert scale == pytest.approx(2.0, rel=0.08)
+    above, below = _tails_by_scipy(actual, p, mean, too_narrow * scale)
+    # a calibrated ZILN: customers whose p90 is 0 exceed it with their probability p < 0.1
+    expected_above = np.mean(np.where(p > 0.1, 0.1, p))
+    assert above == pytest.approx(expected_above, abs=0.01)
+    assert below == pytest.approx(0.1, abs=0.02)
+    shares = tail_shares(actual, p, mean, too_narrow * scale)
+    assert shares[0] == pytest.approx(above) and shares[1] == pytest.approx(below)
+    # honest sigma already: the scale stays near 1
+    assert fit_sigma_scale(actual, p, mean, np.full(p.size, 1.2)) == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize("rate_factor", [1.0, 2.3, 0.6])
+def test_calibrated_network_applies_the_same_maps_as_numpy(rate_factor):
+    torch.manual_seed(1)
+    base = ClvNetwork(n_static=3, n_periods=4, n_channels=2).eval()
+    fitted = Calibration((0.0, 2.0, 4.0), (-0.5, 2.2, 4.5), probability_slope=0.8,
+                         probability_intercept=-0.3, sigma_scale=1.4,
+                         purchase_rate_factor=rate_factor)
+    model = CalibratedNetwork.from_calibration(base, fitted).eval()
+    static, sequence = torch.randn(512, 3) * 3, torch.randn(512, 4, 2)
+    static[:8] = torch.tensor([-40.0, 40.0, 0.0])  # extreme rows: tiny and certain purchases
+    with torch.no_grad():
+        logits = base.logits(static, sequence)
+        _, spend, _, sigma = base(static, sequence)
+        outputs = [o.double().numpy() for o in model(static, sequence)]
+    expected = apply(fitted, spend.double().numpy(), logits[:, 0].double().numpy(),
+                     sigma.double().numpy())
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
+    p, calibrated, mu, scaled = outputs
+    np.testing.assert_allclose(p * np.exp(mu + scaled**2 / 2), calibrated, rtol=2e-4)
+    # a purchase rate scaled by the factor: P(buy) = 1 - (1 - p)^factor of the Platt p
+    platt = expit(0.8 * logits[:, 0].double().numpy() - 0.3)
+    np.testing.assert_allclose(p, 1 - (1 - platt) ** rate_factor, rtol=2e-4, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("rate_factor", [1.0, 1.8])
+def test_calibrated_graph_uses_only_operators_the_sql_compiler_knows(tmp_path, rate_factor):
+    base = ClvNetwork(n_static=3, n_periods=4, n_channels=2).eval()
+    model = CalibratedNetwork.from_calibration(
+        base, Calibration((0.0, 2.0), (0.1, 2.5), 1.1, 0.2, 0.9, rate_factor)).eval()
+    path = tmp_path / "calibrated.onnx"
+    torch.onnx.export(model, (torch.randn(2, 3), torch.randn(2, 4, 2)), str(path),
+                      input_names=["static", "sequence"], opset_version=18, dynamo=False,
+                      dynamic_axes={"static": {0: "batch"}, "sequence": {0: "batch"}})
+    check_operators(onnx.load(str(path)))
+
+
+def test_fit_calibrates_spend_probability_and_quantiles_together():
+    rng = np.random.default_rng(4)
+    p, mean, actual = _ziln_sample(rng, 30_000, sigma=1.0)
+    # the network: spend 1.6x too high, logits too confident, sigma too wide
+    logit = 1.5 * np.log(p / (1 - p)) + 0.3
+    fitted = fit(1.6 * mean, logit, np.full(p.size, 1.6), actual)
+    calibrated_p, calibrated_mean, _, sigma = apply(fitted, 1.6 * mean, logit,
+                                                    np.full(p.size, 1.6))
+    assert calibrated_mean.sum() == pytest.approx(actual.sum(), rel=0.03)
+    assert expected_calibration_error(actual, calibrated_p) < 0.01
+    assert sigma[0] == pytest.approx(1.0, rel=0.1)

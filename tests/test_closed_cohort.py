@@ -1,9 +1,12 @@
 """An ageing, closed cohort: no new customers, so the as-of date sees older customers than the
-training cutoffs did. Predictions must stay calibrated in aggregate on the real holdout."""
+training cutoffs did. Predictions must stay calibrated in aggregate on the real holdout, and the
+model metadata must say how the level was estimated."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -39,4 +42,16 @@ def test_closed_cohort_predictions_stay_calibrated(dbt_project, write_csv, tmp_p
     """)
     assert totals.youngest_days[0] > 365, "a closed cohort: everyone is old at the as-of date"
     aggregate_error = totals.predicted[0] / totals.actual[0] - 1
-    assert abs(aggregate_error) < 0.25, f"aggregate error {aggregate_error:+.1%}"
+    assert abs(aggregate_error) < 0.15, f"aggregate error {aggregate_error:+.1%}"
+
+    metadata = json.loads(next(Path(tmp_path / "models").glob("clv_model_*.json")).read_text())
+    spend_level = metadata["spend_level"]
+    # 2.5 years of history and a 180-day horizon: the level is carried from a year back
+    assert spend_level["seasonal"] and spend_level["lag_days"] == 365
+    assert len(spend_level["windows"]) == len(metadata["training_cutoffs"])
+    assert metadata["btyd_level_correction"] == spend_level["btyd_level_correction"]
+    assert all(fit["status"] in ("maximum_likelihood", "regularized", "fallback")
+               for fit in metadata["btyd_fits"].values())
+    network = next(row for row in metadata["evaluation"] if row["predictor"] == "network")
+    assert 0 <= network["p90_exceedance"] <= 1 and 0 <= network["purchase_probability_ece"] <= 1
+    assert metadata["distribution_calibration"]["reported"]["fitted_on"] == "training cutoffs"

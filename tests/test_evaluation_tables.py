@@ -33,7 +33,8 @@ def _registry(tmp_path, metadata: dict[str, dict]) -> pd.DataFrame:
 def test_old_metadata_gives_nulls_and_new_metadata_gives_values(tmp_path):
     curve = gain_curve([3.0, 0.0, 1.0, 6.0], [2.0, 0.0, 1.0, 3.0]).to_dict("records")
     new_rows = [
-        {**OLD_ROW, "brier_score": 0.18, "p10_p90_coverage": 0.83, "gain_curve": curve},
+        {**OLD_ROW, "brier_score": 0.18, "p10_p90_coverage": 0.83, "p90_exceedance": 0.09,
+         "p10_shortfall": 0.12, "purchase_probability_ece": 0.015, "gain_curve": curve},
         {**OLD_ROW, "predictor": "naive_last_horizon", "brier_score": None,
          "p10_p90_coverage": None, "gain_curve": curve},
     ]
@@ -45,9 +46,12 @@ def test_old_metadata_gives_nulls_and_new_metadata_gives_values(tmp_path):
     assert list(evaluation.columns) == EVALUATION_COLUMNS
     old = evaluation[evaluation.model_version == "old"].iloc[0]
     assert np.isnan(old.brier_score) and np.isnan(old.p10_p90_coverage) and old.mae == 1.0
+    assert old[["p90_exceedance", "p10_shortfall", "purchase_probability_ece"]].isna().all()
     network = evaluation[(evaluation.model_version == "new")
                          & (evaluation.predictor == "network")].iloc[0]
     assert network.brier_score == 0.18 and network.p10_p90_coverage == 0.83
+    assert (network.p90_exceedance, network.p10_shortfall,
+            network.purchase_probability_ece) == (0.09, 0.12, 0.015)
     assert evaluation[evaluation.predictor == "naive_last_horizon"].brier_score.isna().all()
 
     gains = gain_curve_table(registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from clv.synthetic import (
     EVENT_COLUMNS,
     EVENT_TYPES,
     ORACLE_COLUMNS,
+    PEAK_SEASON_MONTH_FACTORS,
     TRANSACTION_COLUMNS,
     GeneratedData,
     GeneratorSettings,
@@ -212,6 +214,30 @@ def test_seasonality_is_normalised_with_a_year_end_peak() -> None:
     assert daily_seasonality(year, settings).mean() == pytest.approx(1.0)
 
 
+def test_seasonal_peak_case_has_a_strong_year_end_peak() -> None:
+    settings = GeneratorSettings.seasonal_peak(n_customers=2000, seed=5, with_events=False,
+                                               bad_rows=False)
+    assert settings.month_factors == PEAK_SEASON_MONTH_FACTORS and settings.n_customers == 2000
+    days_in_month = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    profile = month_profile(settings)
+    assert np.average(profile, weights=days_in_month) == pytest.approx(1.0)
+    # October-December against July-September: stronger than the default profile's peak
+    def peak(values: np.ndarray) -> float:
+        return float(np.average(values[9:], weights=days_in_month[9:])
+                     / np.average(values[6:9], weights=days_in_month[6:9]))
+
+    assert peak(profile) > 2.2 > 1.7 > peak(month_profile(GeneratorSettings()))
+    # and the orders follow it: in 2022 the last quarter holds over twice the third's orders,
+    # clearly more than with the default profile
+    def quarter_ratio(data: GeneratedData) -> float:
+        stamps = pd.to_datetime(data.transactions.transacted_at)
+        orders = stamps[(pd.to_numeric(data.transactions.amount) > 0) & (stamps.dt.year == 2022)]
+        return float((orders.dt.quarter == 4).sum() / (orders.dt.quarter == 3).sum())
+
+    default = dataclasses.replace(settings, month_factors=GeneratorSettings().month_factors)
+    assert quarter_ratio(generate(settings)) > max(2.0, 1.3 * quarter_ratio(generate(default)))
+
+
 def test_time_scale_inverse_matches_interpolation() -> None:
     scale = _time_scale(GeneratorSettings(end_date=date(2021, 6, 30)))
     values = np.random.default_rng(0).random(5_000) * scale.knots[-1]
@@ -324,6 +350,16 @@ def test_cli_writes_csv_and_parquet(tmp_path: Path, capsys: pytest.CaptureFixtur
             )
         ).transactions
     )
+
+
+def test_cli_seasonal_peak_flag(tmp_path: Path) -> None:
+    common = ["--customers", "120", "--seed", "4", "--end", "2022-12-31", "--no-events"]
+    assert main([*common, "--seasonal-peak", "--out", str(tmp_path / "peak.csv")]) == 0
+    expected = generate(GeneratorSettings.seasonal_peak(
+        n_customers=120, seed=4, end_date=date(2022, 12, 31), with_events=False))
+    pd.testing.assert_frame_equal(read_strings(tmp_path / "peak.csv"),
+                                  expected.transactions.fillna("").astype(object),
+                                  check_dtype=False)
 
 
 def test_cli_rejects_bad_options(tmp_path: Path) -> None:

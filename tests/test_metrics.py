@@ -25,10 +25,13 @@ from clv.metrics import (
     decile_calibration,
     decile_mape,
     evaluate,
+    expected_calibration_error,
     gain_curve,
     interval_coverage,
     mae,
     normalized_gini,
+    quantile_exceedance,
+    quantile_shortfall,
     rmse,
     spearman,
     top_decile_capture,
@@ -266,6 +269,46 @@ def test_interval_coverage_counts_closed_intervals() -> None:
     assert interval_coverage(values, lo, hi) == pytest.approx(inside / 500)
     with pytest.raises(ValueError, match="lower bound exceeds its upper bound"):
         interval_coverage(y, upper, lower)
+
+
+def test_expected_calibration_error_matches_a_plain_recomputation() -> None:
+    rng = np.random.default_rng(12)
+    probability = rng.uniform(0.0, 1.0, 1003)
+    bought = rng.uniform(size=1003) < probability ** 1.5
+    # by hand: sort by probability, ten groups (the first three one customer larger)
+    order = sorted(range(1003), key=lambda i: -probability[i])
+    sizes = [101] * 3 + [100] * 7
+    total, start = 0.0, 0
+    for size in sizes:
+        group = order[start:start + size]
+        total += size / 1003 * abs(np.mean(probability[group]) - np.mean(bought[group]))
+        start += size
+    assert expected_calibration_error(bought, probability) == pytest.approx(total, rel=1e-12)
+    # the observed rate as the probability: no error; certain and wrong: 1
+    assert expected_calibration_error([1, 0, 1, 0], [0.5] * 4, bins=1) == 0.0
+    assert expected_calibration_error([1, 1, 0, 0], [0.0, 0.0, 1.0, 1.0]) == 1.0
+    with pytest.raises(ValueError, match="probabilities"):
+        expected_calibration_error([1, 0], [0.5, 1.5])
+
+
+def test_expected_calibration_error_averages_ties_over_orderings() -> None:
+    bought = np.array([1, 0, 0, 1, 1, 0, 0, 0, 1, 1] * 3)
+    tied = np.full(30, 0.5)
+    assert expected_calibration_error(bought, tied) == pytest.approx(0.0)
+    shuffled = np.random.default_rng(1).permutation(30)
+    values = np.linspace(0, 1, 30).round(1)
+    assert expected_calibration_error(bought, values) == pytest.approx(
+        expected_calibration_error(bought[shuffled], values[shuffled]))
+
+
+def test_quantile_exceedance_and_shortfall_hand_case() -> None:
+    actual = np.array([0.0, 5.0, 12.0, 0.0, 30.0])
+    p90 = np.array([0.0, 10.0, 10.0, 4.0, 20.0])
+    assert quantile_exceedance(actual, p90) == pytest.approx(2 / 5)
+    p10 = np.array([0.0, 6.0, 1.0, 0.0, 0.0])
+    # among the two customers with p10 > 0 one falls below
+    assert quantile_shortfall(actual, p10) == pytest.approx(1 / 2)
+    assert np.isnan(quantile_shortfall(actual, np.zeros(5)))
 
 
 def test_ziln_p10_p90_interval_coverage_matches_the_distribution() -> None:

@@ -234,12 +234,15 @@ def _bgnbd_objective(
     w: FloatArray,
     penalizer: float,
     time_scale: float,
+    beta_prior: float = 0.0,
 ) -> tuple[float, FloatArray]:
     """Mean weighted negative log-likelihood (+ penalty) and its gradient in log-parameters.
 
     ``log_params`` (shape ``(4,)``) are the logs of ``(r, alpha, a, b)`` with ``alpha`` in the
     internal time unit; ``tx``, ``T`` and ``w`` have shape ``(m,)``. The penalty
-    ``penalizer * (r^2 + alpha^2 + a^2 + b^2)`` uses ``alpha`` in the caller's time unit.
+    ``penalizer * (r^2 + alpha^2 + a^2 + b^2)`` uses ``alpha`` in the caller's time unit;
+    ``beta_prior * ((log a)^2 + (log b)^2)`` is a normal prior on the logs of the dropout
+    Beta's parameters, centred on ``a = b = 1`` (unit free, so no time scale enters).
     """
     with np.errstate(all="ignore"):
         r, alpha, a, b = np.exp(log_params)
@@ -269,6 +272,9 @@ def _bgnbd_objective(
             caller = np.array([r, alpha * time_scale, a, b])
             value += penalizer * float(np.sum(caller**2))
             grad = grad + 2.0 * penalizer * caller**2
+        if beta_prior > 0:
+            value += beta_prior * float(log_params[2] ** 2 + log_params[3] ** 2)
+            grad = grad + 2.0 * beta_prior * np.array([0.0, 0.0, log_params[2], log_params[3]])
     if not (np.isfinite(value) and np.all(np.isfinite(grad))):
         return 1e20, np.zeros(4)
     return value, grad
@@ -341,8 +347,10 @@ def fit_bgnbd(
     T: ArrayLike,
     weights: ArrayLike | None = None,
     penalizer: float = 0.0,
+    beta_prior_sd: float | None = None,
+    beta_prior_strength: float = 1.0,
 ) -> BGNBDParams:
-    """Maximum-likelihood fit of the BG/NBD model.
+    """Maximum-likelihood (or, with ``beta_prior_sd``, maximum a posteriori) fit of BG/NBD.
 
     Args:
         frequency: repeat purchases per customer, shape ``(n,)``, non-negative integers.
@@ -353,6 +361,11 @@ def fit_bgnbd(
             identical customers).
         penalizer: L2 penalty on ``(r, alpha, a, b)`` (``alpha`` in the caller's time unit) added to
             the mean negative log-likelihood.
+        beta_prior_sd: when given, ``log a`` and ``log b`` get independent normal priors with
+            mean 0 (``a = b = 1``) and this standard deviation, so a likelihood that is flat
+            towards ``a, b -> 0`` (too little history to see dropout) stops at finite values.
+        beta_prior_strength: how many customers the prior counts as (1: a proper prior, whose
+            pull fades as data grow; the total weight: as strong as the data).
 
     Returns:
         Parameters in the caller's time unit. Optimisation problems never raise: the best point
@@ -362,6 +375,8 @@ def fit_bgnbd(
     w = _check_weights(weights, x.size)
     if penalizer < 0:
         raise ValueError("penalizer must be non-negative")
+    if beta_prior_sd is not None and not (beta_prior_sd > 0 and beta_prior_strength > 0):
+        raise ValueError("beta_prior_sd and beta_prior_strength must be positive")
     tx = np.where(x > 0, tx, 0.0)  # recency carries no information for one-time buyers
 
     mean_t = float(_dot(w, big_t) / w.sum())
@@ -373,8 +388,12 @@ def fit_bgnbd(
 
     fx = _FrequencyIndex.of(ux)
 
+    # The prior's log-density over the total weight: the objective is a mean over customers.
+    beta_prior = (0.0 if beta_prior_sd is None
+                  else beta_prior_strength / (2.0 * beta_prior_sd**2 * float(uw.sum())))
+
     def objective(lp: FloatArray) -> tuple[float, FloatArray]:
-        return _bgnbd_objective(lp, fx, utx, ut, uw, penalizer, time_scale)
+        return _bgnbd_objective(lp, fx, utx, ut, uw, penalizer, time_scale, beta_prior)
 
     starts = [
         np.log([1.0, 1.0 / rate, 1.0, 1.0]),
@@ -383,7 +402,8 @@ def fit_bgnbd(
     ]
     best, best_val, ok = _minimise_multistart(objective, starts, 4)
     r, alpha, a, b = np.exp(best)
-    penalty = penalizer * (r**2 + (alpha * time_scale) ** 2 + a**2 + b**2)
+    penalty = penalizer * (r**2 + (alpha * time_scale) ** 2 + a**2 + b**2) + beta_prior * float(
+        best[2] ** 2 + best[3] ** 2)
     # Total log-likelihood in the caller's unit: rescaling time by s shifts it by -sum(w x) log s.
     ll_total = (-(best_val - penalty) * uw.sum()) - float(_dot(uw, ux)) * np.log(time_scale)
     return BGNBDParams(
@@ -394,6 +414,86 @@ def fit_bgnbd(
         converged=ok,
         log_likelihood=float(ll_total),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Degenerate BG/NBD fits
+# --------------------------------------------------------------------------------------------
+
+# A dropout Beta parameter below this puts nearly all of the distribution's mass at p = 0 or
+# p = 1 (customers never drop out, or drop out at their first repeat purchase): the signature of
+# a likelihood that keeps rising towards the boundary because the history is too short to show
+# dropout (typical at early cutoffs). Fitted values on real data sets are 0.1 to 5.
+DEGENERATE_BETA_BELOW = 0.01
+# The refit's prior: log a, log b ~ Normal(0, sd^2), i.e. a and b within about e^(+-2 sd) of 1.
+BETA_PRIOR_SD = 1.5
+# Status of a checked fit (BGNBDFitCheck.status).
+MAXIMUM_LIKELIHOOD, REGULARIZED, FALLBACK = "maximum_likelihood", "regularized", "fallback"
+
+
+def bgnbd_degeneracy(params: BGNBDParams) -> str | None:
+    """Why a BG/NBD fit is degenerate, or None when it is usable.
+
+    Degenerate: a parameter that is not finite or sits at the optimiser's bounds, a dropout
+    Beta parameter below :data:`DEGENERATE_BETA_BELOW`, or an optimiser that did not converge.
+    """
+    values = {"r": params.r, "alpha": params.alpha, "a": params.a, "b": params.b}
+    bad = [name for name, value in values.items() if not (np.isfinite(value) and value > 0)]
+    if bad:
+        return f"{', '.join(bad)} not a positive finite number"
+    edge = np.exp(_LOG_BOUND - 1.0)
+    at_bounds = [f"{name} = {value:.3g}" for name, value in values.items()
+                 if name != "alpha" and not 1.0 / edge < value < edge]
+    if at_bounds:
+        return f"{', '.join(at_bounds)} at the optimiser's bounds"
+    tiny = [f"{name} = {values[name]:.3g}" for name in ("a", "b")
+            if values[name] < DEGENERATE_BETA_BELOW]
+    if tiny:
+        return (f"{' and '.join(tiny)}: the dropout distribution piles up at 0 and 1 (too "
+                "little history to estimate dropout)")
+    if not params.converged:
+        return "the optimiser did not converge"
+    return None
+
+
+@dataclass(frozen=True)
+class BGNBDFitCheck:
+    """A BG/NBD fit with how it was obtained.
+
+    Attributes:
+        params: the parameters to use.
+        status: ``maximum_likelihood`` (the plain fit was usable), ``regularized`` (it was
+            degenerate; refitted with a weak prior on the dropout Beta) or ``fallback`` (the
+            weak prior was not enough; refitted with a prior as strong as the data).
+        reason: why the maximum-likelihood fit was not used (None when it was).
+    """
+
+    params: BGNBDParams
+    status: str = MAXIMUM_LIKELIHOOD
+    reason: str | None = None
+
+
+def fit_bgnbd_checked(
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+) -> BGNBDFitCheck:
+    """:func:`fit_bgnbd`, with a degenerate fit (:func:`bgnbd_degeneracy`) replaced.
+
+    The replacement is a maximum a posteriori fit with ``log a, log b ~ N(0, BETA_PRIOR_SD^2)``
+    counting as one customer: where the data say something about dropout it barely moves the
+    fit, where they do not it keeps ``a`` and ``b`` finite. If that is still degenerate, the
+    same prior counts as much as all the customers together (the fallback).
+    """
+    fitted = fit_bgnbd(frequency, recency, T, weights)
+    reason = bgnbd_degeneracy(fitted)
+    if reason is None:
+        return BGNBDFitCheck(fitted)
+    regularized = fit_bgnbd(frequency, recency, T, weights, beta_prior_sd=BETA_PRIOR_SD)
+    if bgnbd_degeneracy(regularized) is None:
+        return BGNBDFitCheck(regularized, REGULARIZED, reason)
+    total = float(np.sum(_check_weights(weights, np.size(np.asarray(frequency)))))
+    strong = fit_bgnbd(frequency, recency, T, weights, beta_prior_sd=BETA_PRIOR_SD,
+                       beta_prior_strength=max(total, 1.0))
+    return BGNBDFitCheck(strong, FALLBACK, reason)
 
 
 # --------------------------------------------------------------------------------------------

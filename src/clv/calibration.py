@@ -1,22 +1,70 @@
-"""Monotone calibration of the network's expected spend, fitted on the validation cutoff.
+"""Calibration of the network's distribution: every rule that fits it, and the wrapper that puts
+it inside the exported graph.
 
-The ZILN mean p * exp(mu + sigma^2 / 2) ranks customers well but its scale drifts: sigma
-inflates it, and customers at the latest cutoff are older than at earlier ones. A piecewise-
-linear map in log space, fitted so each prediction decile's mean matches its actual mean on the
-held-out cutoff, fixes the scale without changing the order. It is applied as a per-customer
-shift of mu inside the network, so expected value and quantiles stay one distribution and the
-exported ONNX graph still takes raw features only.
+The zero-inflated lognormal (ZILN) gives each customer a purchase probability ``p``, an expected
+spend ``p * exp(mu + sigma^2 / 2)`` and quantiles. Each is a claim that can be checked on a
+window whose outcome is known, and each is fitted by one rule here (tested in
+``tests/test_calibration.py``):
+
+1. **Spend** (:func:`fit_knots`). The ZILN mean ranks well but its scale drifts (sigma inflates
+   it; customers at the latest cutoff are older than at earlier ones). A piecewise-linear map in
+   log space, monotone, fitted so each prediction decile's mean matches its actual mean.
+2. **Purchase probability** (:func:`fit_probability_map`). Logistic recalibration of the
+   purchase logit, ``logit p' = slope * logit p + intercept`` (Platt scaling), fitted by maximum
+   likelihood: two numbers, so it cannot overfit a window, and monotone, so the order of
+   customers (and the AUC) stays.
+3. **Season** (``purchase_rate_factor``, from :func:`clv.level.revenue_seasonal_factor`). When
+   the level is scaled for a season the calibration window did not see, the purchase rate is
+   scaled with it: for purchases arriving at a rate, ``P(buy) = 1 - (1 - p)^factor``.
+4. **Quantiles** (:func:`fit_sigma_scale`). One factor on the lognormal's sigma, chosen on a grid
+   so that the share of customers above their p90 and the share below their p10 (among those
+   whose p10 is above 0) come closest to 10%, each counted over the customers it is measured
+   on. The expected spend is held fixed (mu moves with sigma), so the quantiles change, not the
+   spend.
+
+:class:`CalibratedNetwork` applies them all as operations on the network's outputs inside the
+ONNX graph: the exported model still takes raw features only, and purchase probability,
+expected value and quantiles remain one distribution. Where the rules are fitted (which window)
+is the training step's choice (:mod:`clv.pipeline.training`).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.special import expit, ndtri
 from torch import Tensor, nn
 
+from clv.loss import ziln_mean, ziln_parameters
 from clv.network import ClvNetwork, EnsembleNetwork
 
 _STRICT = 1e-3  # each calibrated decile mean exceeds the one below by at least this factor
+# Purchase-probability map: slope bounds (a slope outside says the window is degenerate) and
+# the logit range the fit reads (probabilities of 1e-6 and 1 - 1e-6).
+PROBABILITY_SLOPE_BOUNDS = (0.25, 4.0)
+_LOGIT_LIMIT = 13.8
+# Quantile map: candidate sigma factors (log-spaced) and the nominal tail share of p10 and p90.
+SIGMA_SCALES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 97))
+TAIL_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Everything :class:`CalibratedNetwork` applies, as saved in the model metadata."""
+
+    knots_x: tuple[float, ...]  # log predicted mean per prediction bin
+    knots_y: tuple[float, ...]  # log calibrated mean per prediction bin
+    probability_slope: float = 1.0
+    probability_intercept: float = 0.0
+    sigma_scale: float = 1.0
+    purchase_rate_factor: float = 1.0
+
+    def to_dict(self) -> dict[str, object]:
+        values = asdict(self)
+        return {**values, "knots_x": list(self.knots_x), "knots_y": list(self.knots_y)}
 
 
 def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -35,10 +83,11 @@ def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndar
 
 def fit_knots(predicted: np.ndarray, actual: np.ndarray,
               bins: int = 10, min_rows_per_bin: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Knots (log predicted mean, log calibrated mean) per prediction bin, both [K] increasing.
+    """Rule 1: knots (log predicted mean, log calibrated mean) per prediction bin, both [K]
+    increasing.
 
     Args:
-        predicted: [N] network expected spend (> 0) on the validation rows.
+        predicted: [N] network expected spend (> 0) on the calibration rows.
         actual: [N] realised spend (>= 0) on the same rows.
     """
     predicted = np.asarray(predicted, dtype=np.float64)
@@ -63,18 +112,142 @@ def fit_knots(predicted: np.ndarray, actual: np.ndarray,
     return np.log(np.maximum(mean_predicted, 1e-12)), np.log(calibrated)
 
 
-class CalibratedNetwork(nn.Module):
-    """A trained :class:`ClvNetwork` (or ensemble) whose expected spend passes through a
-    monotone map.
+def log_spend_map(log_spend: np.ndarray, knots_x: np.ndarray, knots_y: np.ndarray) -> np.ndarray:
+    """Rule 1 applied in numpy, as :meth:`CalibratedNetwork.log_spend_map` applies it: linear
+    between the knots, slope 1 outside them; [N] in, [N] out."""
+    x = np.asarray(knots_x, dtype=np.float64)
+    y = np.asarray(knots_y, dtype=np.float64)
+    slopes = np.concatenate([[1.0], np.diff(y) / np.diff(x), [1.0]])
+    bends = np.maximum(np.asarray(log_spend, dtype=np.float64)[:, None] - x[None, :], 0.0)
+    return y[0] + (log_spend - x[0]) + bends @ np.diff(slopes)
 
-    h(x) is linear between the knots (x_k, y_k) with slope 1 outside them, x = log(spend):
-        h(x) = y_0 + (x - x_0) + sum_k (slope_k - slope_{k-1}) * relu(x - x_k)
-    and the outputs become spend' = exp(h(log spend)), mu' = mu + h(log spend) - log spend.
+
+def fit_probability_map(logit: np.ndarray, bought: np.ndarray) -> tuple[float, float]:
+    """Rule 2: ``(slope, intercept)`` of ``logit p' = slope * logit p + intercept`` maximising
+    the Bernoulli likelihood of ``bought`` (Newton's method; [N] arrays). The slope stays within
+    :data:`PROBABILITY_SLOPE_BOUNDS`; without both outcomes the map is the identity."""
+    z = np.clip(np.asarray(logit, dtype=np.float64), -_LOGIT_LIMIT, _LOGIT_LIMIT)
+    y = (np.asarray(bought, dtype=np.float64) > 0).astype(np.float64)
+    if z.size == 0 or y.min() == y.max():
+        return 1.0, 0.0
+    design = np.stack([z, np.ones_like(z)], axis=1)
+    theta = np.array([1.0, 0.0])
+    for _ in range(50):
+        q = expit(design @ theta)
+        gradient = design.T @ (y - q)
+        hessian = design.T @ (design * (q * (1.0 - q))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        theta = theta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    slope = float(np.clip(theta[0], *PROBABILITY_SLOPE_BOUNDS))
+    if slope != theta[0]:  # refit the intercept alone at the bounded slope
+        offset, intercept = slope * z, 0.0
+        for _ in range(50):
+            q = expit(offset + intercept)
+            step = np.sum(y - q) / max(float(np.sum(q * (1.0 - q))), 1e-12)
+            intercept += step
+            if abs(step) < 1e-10:
+                break
+        return slope, float(intercept)
+    return slope, float(theta[1])
+
+
+def ziln_quantile(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile of the ZILN distribution (0 when ``q <= 1 - p``); [N] arrays."""
+    positive = q > 1.0 - p
+    level = np.where(positive, (q - 1.0 + p) / np.where(positive, p, 1.0), 0.5)
+    return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
+
+
+def tail_shares(actual: np.ndarray, p: np.ndarray, mean: np.ndarray,
+                sigma: np.ndarray) -> tuple[float, float, int]:
+    """Share of customers above their p90, share below their p10 among those whose p10 is
+    above 0, and how many those are, for the ZILN with probability ``p``, expected value
+    ``mean`` and log spread ``sigma`` ([N] arrays)."""
+    mu = np.log(np.maximum(mean, 1e-300) / np.maximum(p, 1e-300)) - 0.5 * sigma * sigma
+    above = float(np.mean(actual > ziln_quantile(p, mu, sigma, 1.0 - TAIL_SHARE)))
+    p10 = ziln_quantile(p, mu, sigma, TAIL_SHARE)
+    positive = p10 > 0
+    below = float(np.mean(actual[positive] < p10[positive])) if positive.any() else float("nan")
+    return above, below, int(positive.sum())
+
+
+def fit_sigma_scale(actual: np.ndarray, p: np.ndarray, mean: np.ndarray,
+                    sigma: np.ndarray) -> float:
+    """Rule 3: the factor on sigma (from :data:`SIGMA_SCALES`) minimising
+    ``N * (share above p90 - 0.1)^2 + N10 * (share below p10 - 0.1)^2``, N10 the customers whose
+    p10 is above 0, with the expected value ``mean`` held fixed; the factor nearest 1 on ties."""
+    actual = np.asarray(actual, dtype=np.float64)
+    best, best_loss = 1.0, float("inf")
+    for scale in sorted(SIGMA_SCALES, key=lambda s: abs(np.log(s))):
+        above, below, count = tail_shares(actual, p, mean, sigma * scale)
+        loss = actual.size * (above - TAIL_SHARE) ** 2
+        if count:
+            loss += count * (below - TAIL_SHARE) ** 2
+        if loss < best_loss - 1e-12:
+            best, best_loss = float(scale), loss
+    return best
+
+
+def apply(calibration: Calibration, spend: np.ndarray, logit: np.ndarray,
+          sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The calibrated ``(p, expected spend, mu, sigma)`` from the network's uncalibrated
+    expected spend, purchase logit and sigma ([N] each), in float64: what
+    :class:`CalibratedNetwork` computes inside the graph."""
+    z = calibration.probability_slope * np.asarray(logit, dtype=np.float64) + (
+        calibration.probability_intercept)
+    if calibration.purchase_rate_factor == 1.0:
+        p, log_p = expit(z), z - np.logaddexp(0.0, z)
+    else:  # 1 - (1 - p)^factor, with log(1 - p) = -softplus(z)
+        rate = np.maximum(calibration.purchase_rate_factor * np.logaddexp(0.0, z), 1e-30)
+        p = -np.expm1(-rate)
+        log_p = np.log(p)
+    log_spend = log_spend_map(np.log(np.maximum(np.asarray(spend, dtype=np.float64), 1e-12)),
+                              np.asarray(calibration.knots_x), np.asarray(calibration.knots_y))
+    scaled = np.asarray(sigma, dtype=np.float64) * calibration.sigma_scale
+    mu = log_spend - log_p - 0.5 * scaled * scaled
+    return p, np.exp(log_spend), mu, scaled
+
+
+def fit(predicted: np.ndarray, logit: np.ndarray, sigma: np.ndarray,
+        actual: np.ndarray, purchase_rate_factor: float = 1.0) -> Calibration:
+    """Rules 1, 2 and 4 fitted on one set of rows: the network's expected spend, purchase logit
+    and sigma ([N] each, before calibration) against the actual spend ([N]); rule 3's factor,
+    estimated elsewhere, is carried into the result (the quantile scale is fitted without it:
+    the rows it is fitted on are in the calibration window's season)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    knots_x, knots_y = fit_knots(predicted, actual)
+    slope, intercept = fit_probability_map(logit, actual > 0)
+    without_scale = Calibration(tuple(map(float, knots_x)), tuple(map(float, knots_y)), slope,
+                                intercept)
+    p, mean, _, _ = apply(without_scale, predicted, logit, sigma)
+    scale = fit_sigma_scale(actual, p, mean, np.asarray(sigma, dtype=np.float64))
+    return Calibration(without_scale.knots_x, without_scale.knots_y, slope, intercept, scale,
+                       float(purchase_rate_factor))
+
+
+class CalibratedNetwork(nn.Module):
+    """A trained :class:`ClvNetwork` (or ensemble) whose outputs pass through the three maps.
+
+    With ``l0`` the purchase logit and ``spend`` the ZILN mean of the base network:
+        p'     = sigmoid(slope * l0 + intercept), then 1 - (1 - p')^rate_factor when the
+                 purchase rate factor is not 1
+        spend' = exp(h(log spend)),  h linear between the knots (x_k, y_k), slope 1 outside:
+                 h(x) = y_0 + (x - x_0) + sum_k (slope_k - slope_{k-1}) * relu(x - x_k)
+        sigma' = sigma_scale * sigma
+        mu'    = log spend' - log p' - sigma'^2 / 2
+    so ``p' * exp(mu' + sigma'^2 / 2) = spend'``: one distribution. The defaults of the last
+    three arguments leave the probability and sigma as the base network's.
     """
 
     def __init__(self, base: ClvNetwork | EnsembleNetwork, knots_x: np.ndarray,
-                 knots_y: np.ndarray) -> None:
+                 knots_y: np.ndarray, probability_slope: float = 1.0,
+                 probability_intercept: float = 0.0, sigma_scale: float = 1.0,
+                 purchase_rate_factor: float = 1.0) -> None:
         super().__init__()
+        # A plain number, not a buffer: with 1 the graph has no operations for it at all.
+        self.purchase_rate_factor = float(purchase_rate_factor)
         self.base = base
         self.n_static, self.n_periods, self.n_channels = (base.n_static, base.n_periods,
                                                           base.n_channels)
@@ -85,6 +258,16 @@ class CalibratedNetwork(nn.Module):
         self.register_buffer("y0", torch.tensor(float(y[0])))
         self.register_buffer("knots", torch.tensor(x, dtype=torch.float32))
         self.register_buffer("slope_changes", torch.tensor(np.diff(slopes), dtype=torch.float32))
+        self.register_buffer("probability_slope", torch.tensor(float(probability_slope)))
+        self.register_buffer("probability_intercept", torch.tensor(float(probability_intercept)))
+        self.register_buffer("sigma_scale", torch.tensor(float(sigma_scale)))
+
+    @classmethod
+    def from_calibration(cls, base: ClvNetwork | EnsembleNetwork,
+                         calibration: Calibration) -> CalibratedNetwork:
+        return cls(base, np.asarray(calibration.knots_x), np.asarray(calibration.knots_y),
+                   calibration.probability_slope, calibration.probability_intercept,
+                   calibration.sigma_scale, calibration.purchase_rate_factor)
 
     def logits(self, static: Tensor, sequence: Tensor) -> Tensor:
         return self.base.logits(static, sequence)
@@ -96,7 +279,22 @@ class CalibratedNetwork(nn.Module):
 
     def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
-        p, spend, mu, sigma = self.base(static, sequence)
-        log_spend = torch.log(spend.clamp_min(1e-12))
-        shift = self.log_spend_map(log_spend) - log_spend
-        return p, spend * torch.exp(shift), mu + shift, sigma
+        logits = self.base.logits(static, sequence)
+        p, mu, sigma = ziln_parameters(logits)
+        log_spend = torch.log(ziln_mean(p, mu, sigma).clamp_min(1e-12))
+        calibrated = self.log_spend_map(log_spend)
+        purchase_logit = logits[:, 0] * self.probability_slope + self.probability_intercept
+        if self.purchase_rate_factor == 1.0:
+            probability = torch.sigmoid(purchase_logit)
+            # log sigmoid(z) = z - softplus(z): finite for any logit (and no Neg in the graph)
+            log_probability = purchase_logit - F.softplus(purchase_logit)
+        else:
+            # 1 - (1 - p)^factor = 1 - exp(-rate), rate = factor * softplus(z); below 1e-3 the
+            # series rate - rate^2 / 2 keeps float32 digits that 1 - exp(-rate) would lose.
+            rate = (F.softplus(purchase_logit) * self.purchase_rate_factor).clamp_min(1e-30)
+            small = rate * (1.0 - 0.5 * rate)
+            probability = torch.where(rate > 1e-3, 1.0 - torch.exp(rate * -1.0), small)
+            log_probability = torch.log(probability)
+        scaled = sigma * self.sigma_scale
+        mu_calibrated = calibrated - log_probability - 0.5 * scaled * scaled
+        return probability, torch.exp(calibrated), mu_calibrated, scaled

@@ -7,6 +7,10 @@ future purchases and learns where to depart from it. Fitting and predicting are 
 :func:`predict` applies saved parameters to any rows, so scoring a subset of customers gives
 the same values as scoring all of them. The fits per training cutoff are saved with the model;
 the fit at the as-of date is saved with each scoring run.
+
+A degenerate BG/NBD fit (typical at early cutoffs, whose history is too short to show dropout:
+``a`` and ``b`` racing towards 0) is replaced by a regularized one (:func:`clv.btyd.
+fit_bgnbd_checked`); the fit's ``status`` and ``reason`` say so in the metadata.
 """
 
 from __future__ import annotations
@@ -18,8 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv.baselines import BTYDPrediction, btyd_expected_spend, fit_bgnbd_days
-from clv.btyd import BGNBDParams, GammaGammaParams, fit_gamma_gamma
+from clv.baselines import DAYS_PER_WEEK, BTYDPrediction, btyd_expected_spend
+from clv.btyd import (
+    MAXIMUM_LIKELIHOOD,
+    BGNBDParams,
+    GammaGammaParams,
+    fit_bgnbd_checked,
+    fit_gamma_gamma,
+)
 
 BTYD_INPUTS = ("frequency", "recency_days", "t_days", "monetary_value")
 BTYD_FEATURES = (
@@ -32,13 +42,18 @@ BTYD_FEATURES = (
 
 @dataclass(frozen=True)
 class BTYDFit:
-    """Fitted BG/NBD (alpha in days) and Gamma-Gamma parameters for one cutoff."""
+    """Fitted BG/NBD (alpha in days) and Gamma-Gamma parameters for one cutoff, and how the
+    BG/NBD fit was obtained (``status``: maximum_likelihood, regularized or fallback;
+    ``reason``: why the maximum-likelihood fit was degenerate)."""
 
     bgnbd: BGNBDParams
     gamma_gamma: GammaGammaParams
+    status: str = MAXIMUM_LIKELIHOOD
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bgnbd": asdict(self.bgnbd), "gamma_gamma": asdict(self.gamma_gamma)}
+        return {"bgnbd": asdict(self.bgnbd), "gamma_gamma": asdict(self.gamma_gamma),
+                "status": self.status, "reason": self.reason}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BTYDFit:
@@ -46,7 +61,9 @@ class BTYDFit:
             return {key: float("nan") if value is None else value for key, value in saved.items()}
 
         return cls(BGNBDParams(**params(values["bgnbd"])),
-                   GammaGammaParams(**params(values["gamma_gamma"])))
+                   GammaGammaParams(**params(values["gamma_gamma"])),
+                   status=values.get("status") or MAXIMUM_LIKELIHOOD,
+                   reason=values.get("reason"))
 
 
 def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
@@ -60,10 +77,14 @@ def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
 
 
 def fit(data: pa.Table | pa.RecordBatch) -> BTYDFit:
-    """Fit BG/NBD and Gamma-Gamma on every row of ``data`` (the customers of one cutoff)."""
+    """Fit BG/NBD and Gamma-Gamma on every row of ``data`` (the customers of one cutoff).
+
+    BG/NBD is fitted in weeks (where its optimiser is well conditioned; ``alpha`` is returned in
+    days) and checked for degeneracy (:func:`clv.btyd.fit_bgnbd_checked`)."""
     frequency, recency, t_days, monetary = _inputs(data)
-    return BTYDFit(fit_bgnbd_days(frequency, recency, t_days),
-                   fit_gamma_gamma(frequency, monetary))
+    checked = fit_bgnbd_checked(frequency, recency / DAYS_PER_WEEK, t_days / DAYS_PER_WEEK)
+    return BTYDFit(checked.params.rescale_time(DAYS_PER_WEEK),
+                   fit_gamma_gamma(frequency, monetary), checked.status, checked.reason)
 
 
 def predict(data: pa.Table | pa.RecordBatch, horizon_days: int, fit: BTYDFit) -> BTYDPrediction:

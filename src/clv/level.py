@@ -1,42 +1,468 @@
-"""The spend level: the one step that turns the network's output into ``predicted_clv``.
+"""The spend level: every rule that decides the customers' total, and the one step that turns
+the network's output into ``predicted_clv``.
 
-The network (with its calibration, inside the ONNX graph) decides how spend is shared between
-customers: its expected spend per customer is ``network_clv``. The total comes from BG/NBD +
-Gamma-Gamma fitted at the as-of date, times the model's ``btyd_level_correction`` (BG/NBD's
-actual over predicted spend on the validation cutoff, bounded to
-:data:`LEVEL_CORRECTION_BOUNDS`). So for every customer, with sums over every scored customer:
+The network (with its calibration, inside the ONNX graph, :mod:`clv.calibration`) decides how
+spend is shared between customers: its expected spend per customer is ``network_clv``. The
+total is decided here, by two coefficients estimated when the model is trained
+(:func:`estimate_level`) and applied at every scoring run, with sums over every scored customer:
 
-    spend_factor  = sum(btyd_expected_spend) * btyd_level_correction / sum(network_clv)
+    spend_factor  = btyd_level_correction * sum(btyd_expected_spend) / sum(network_clv)
+                    + network_level_weight
     predicted_clv = network_clv * spend_factor      (and the same factor on each quantile)
 
-BG/NBD follows how the customer base has aged since the validation cutoff (each customer's
-dropout), which a model trained on earlier cutoffs cannot see; the correction carries over
-BG/NBD's own bias on the last fully observed window. Sums are exact over values rounded to
-micro-units, so they do not depend on the order customers are scored in.
+so the total is ``btyd_level_correction * (BG/NBD's total) + network_level_weight * (the
+network's own total)``. The rules behind the two coefficients, each of them tested in
+``tests/test_level_rules.py``:
+
+1. **Windows.** Every training cutoff's label window is fully observed by the as-of date. On
+   each, BG/NBD + Gamma-Gamma (fitted at that cutoff) and the network (before calibration; on
+   the training cutoffs it has seen the labels, on the validation cutoff it has not) have a log
+   ratio ``log(actual total / predicted total)``: their bias on that window.
+2. **Source.** A bias is carried forward from the window one *lag* before the date predicted:
+   the horizon (the latest window fully observed at the as-of date is the validation window),
+   or a year when the history holds at least two full years and a window lies a year before
+   the as-of date (:func:`seasonal_reference`): the same window of the previous year, which
+   carries the season's effect on the total (a peak inside the horizon, and the season of the
+   purchases just before the cutoff that BG/NBD reads as a rate).
+3. **Backtests and shrinkage.** Each window with a source of its own (one lag earlier) is a
+   backtest: how much of the source's bias recurred. The carried share ``lambda`` is the
+   least-squares fit of ``target bias = lambda * source bias`` over the backtests, weighted by
+   how mature the windows are (history at the cutoff over the horizon), with a ridge of
+   :data:`SHRINK_RIDGE` towards a prior: 1 for a source from the same season (a seasonal bias
+   recurs), 0 otherwise (no correction). So a bias that has been stable across windows is
+   carried, an unstable one is shrunk away, and with no backtest the prior decides. The
+   correction is ``exp(lambda * source bias)``, within :data:`LEVEL_CORRECTION_BOUNDS`.
+4. **Combination.** BG/NBD is the default: it follows how the customer base has aged since the
+   last window (each customer's dropout), which a network trained on earlier cutoffs can only
+   extrapolate. The network's corrected total gets the share ``evidence / (evidence +
+   NETWORK_EVIDENCE_PRIOR)`` of its inverse-error weight against BG/NBD's (backtest mean
+   squared errors after shrinkage): nothing without backtests, up to its inverse-error share
+   with many.
+
+5. **Season without a window a year back** (:func:`revenue_seasonal_factor`). When the history
+   holds two full years but no training cutoff lies a year back (the default cutoffs of a short
+   horizon reach only about eight spacings back), the season is read from revenue instead: the
+   examples' activity sequences hold every customer's revenue per period for a year before each
+   cutoff, so last year's revenue in the as-of window and in the window before it (the one the
+   level is carried from) are known. Their ratio, less the business's growth over that time
+   (from the trailing-year revenue at two cutoffs, which holds every season once), is the
+   seasonal factor, within :data:`SEASONAL_FACTOR_BOUNDS`; it multiplies the total, and the
+   purchase rate behind the purchase probability (:mod:`clv.calibration`).
+
+Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
+windows, a correction has to have held in earlier windows to be applied, and the network's
+level, which can drift far when the as-of population differs from the training cutoffs' (a
+short history), only counts as far as backtests show it held. The estimate and everything
+behind it are saved in the model metadata (``spend_level``).
+
+Sums are exact over values rounded to micro-units, so they do not depend on the order customers
+are scored in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 
-# Bounds of the BG/NBD level correction: a validation window that far off says more about that
-# window (a tiny or freak one) than about BG/NBD's bias.
+# Bounds of a correction factor: a window that far off says more about that window (a tiny or
+# freak one) than about a predictor's bias.
 LEVEL_CORRECTION_BOUNDS = (0.5, 2.0)
+# Ridge of the carried share lambda, in squared log ratios: a source bias of 0.1 (10%) seen in
+# one fully mature backtest counts as much as the prior.
+SHRINK_RIDGE = 0.01
+# Backtests (in fully mature window pairs) the network's share is shrunk with towards 0.
+NETWORK_EVIDENCE_PRIOR = 1.0
+# Seasonality: the history must hold two full years, so the window a year back is not the
+# data's first months (whose customers are all new).
+SEASONAL_MIN_HISTORY_DAYS = 730
+YEAR_DAYS = 365
+# A seasonal factor from revenue beyond these says more about the data than about a season.
+SEASONAL_FACTOR_BOUNDS = (0.25, 4.0)
+# Backtest errors below this (a 1% bias) are not told apart: keeps inverse-error weights finite.
+_MSE_FLOOR = 1e-4
 _MICRO = 1_000_000
 
 
+# --------------------------------------------------------------------------------------------
+# Rules: windows, source, backtests, combination
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """Totals on one fully observed window (a training cutoff and the horizon after it)."""
+
+    cutoff: date
+    customers: int
+    history_days: int  # days from the first transaction to the cutoff
+    actual_total: float  # the customers' actual spend in the window
+    btyd_total: float  # BG/NBD + Gamma-Gamma fitted at the cutoff
+    network_total: float  # the network before calibration
+
+    def maturity(self, horizon_days: int) -> float:
+        """How far the history at the cutoff spans the horizon predicted, from 0 to 1."""
+        return float(min(1.0, max(self.history_days, 0) / max(horizon_days, 1)))
+
+    def log_ratio(self, predictor: str) -> float | None:
+        """``log(actual / predicted)`` of ``btyd`` or ``network``; None when undefined."""
+        predicted = self.btyd_total if predictor == "btyd" else self.network_total
+        if not (self.actual_total > 0 and predicted > 0):
+            return None
+        return math.log(self.actual_total / predicted)
+
+
+@dataclass(frozen=True)
+class SeasonalReference:
+    """How far back a window's bias is carried from, and why."""
+
+    lag_days: int  # the source lies this many days before the date predicted
+    same_season: bool  # the source is a whole number of years back
+    seasonal: bool  # the seasonal rule (a year back) is in use
+    reason: str  # what was decided, in words (saved in the model metadata)
+
+
+def spacing_days(windows: Sequence[Window], horizon_days: int) -> float:
+    """Median days between consecutive cutoffs (an eighth of the horizon with one window)."""
+    ordinals = sorted(w.cutoff.toordinal() for w in windows)
+    if len(ordinals) < 2:
+        return max(horizon_days / 8.0, 1.0)
+    return float(np.median(np.diff(ordinals)))
+
+
+def _tolerance(windows: Sequence[Window], horizon_days: int) -> float:
+    """How near a cutoff must lie to the date it stands for: half the cutoff spacing."""
+    return max(spacing_days(windows, horizon_days) / 2.0, 3.0)
+
+
+def source_window(windows: Sequence[Window], target: date, lag_days: int,
+                  horizon_days: int) -> Window | None:
+    """The window closest to ``target - lag_days`` (within half a cutoff spacing) whose label
+    window has ended by ``target`` (within the same tolerance); None if there is none."""
+    tolerance = _tolerance(windows, horizon_days)
+    wanted = target.toordinal() - lag_days
+    candidates = [w for w in windows
+                  if abs(w.cutoff.toordinal() - wanted) <= tolerance
+                  and w.cutoff.toordinal() + horizon_days <= target.toordinal() + tolerance
+                  and w.cutoff < target]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda w: (abs(w.cutoff.toordinal() - wanted), w.cutoff))
+
+
+def seasonal_reference(windows: Sequence[Window], horizon_days: int, as_of: date,
+                       history_days: int) -> SeasonalReference:
+    """Whether the level is carried from the same window of the previous year (and why not).
+
+    A horizon of a year or more holds every season: the lag is the horizon, itself a whole
+    number of years when it is 365 days. A shorter horizon uses the window a year back when the
+    history at the as-of date holds :data:`SEASONAL_MIN_HISTORY_DAYS` and a training cutoff lies
+    a year before the as-of date; otherwise the lag is the horizon (the latest window) and the
+    reason says what is missing.
+    """
+    def whole_years(days: int) -> bool:
+        return days >= YEAR_DAYS and abs(days - YEAR_DAYS * round(days / YEAR_DAYS)) <= (
+            _tolerance(windows, horizon_days))
+
+    if horizon_days >= YEAR_DAYS:
+        return SeasonalReference(horizon_days, whole_years(horizon_days), False,
+                                 f"horizon of {horizon_days} days holds every season: the level "
+                                 f"is carried from the window {horizon_days} days earlier")
+    if history_days < SEASONAL_MIN_HISTORY_DAYS:
+        return SeasonalReference(
+            horizon_days, False, False,
+            f"history of {history_days} days at the as-of date, under the "
+            f"{SEASONAL_MIN_HISTORY_DAYS} (two full years) seasonality needs: no seasonal "
+            "adjustment; the level is carried from the latest window")
+    if source_window(windows, as_of, YEAR_DAYS, horizon_days) is None:
+        spacing = spacing_days(windows, horizon_days)
+        needed = math.ceil((YEAR_DAYS - horizon_days - _tolerance(windows, horizon_days))
+                           / max(spacing, 1.0)) + 1
+        return SeasonalReference(
+            horizon_days, False, False,
+            f"no training cutoff lies a year before the as-of date (the earliest is "
+            f"{(as_of - min(w.cutoff for w in windows)).days} days before it): no seasonal "
+            f"adjustment; with a cutoff spacing of {spacing:.0f} days, clv_training_cutoffs of "
+            f"at least {needed} would reach it")
+    return SeasonalReference(YEAR_DAYS, True, True,
+                             "seasonal: the level is carried from the same window of the "
+                             "previous year")
+
+
+@dataclass(frozen=True)
+class RevenuePeriods:
+    """Revenue of every customer per period before one cutoff, summed (a cutoff's activity
+    sequence): ``revenue[j - 1]`` is the revenue in ``(cutoff - j * period_days,
+    cutoff - (j - 1) * period_days]``."""
+
+    cutoff: date
+    period_days: int
+    revenue: tuple[float, ...]
+
+    def covers(self, start: date, end: date) -> bool:
+        first = self.cutoff - timedelta(days=self.period_days * len(self.revenue))
+        return first <= start and end <= self.cutoff
+
+    def between(self, start: date, end: date) -> float:
+        """Revenue in ``(start, end]``, a period's revenue spread evenly over its days."""
+        total = 0.0
+        for j, value in enumerate(self.revenue, start=1):
+            period_end = self.cutoff - timedelta(days=(j - 1) * self.period_days)
+            period_start = period_end - timedelta(days=self.period_days)
+            overlap = (min(period_end, end) - max(period_start, start)).days
+            if overlap > 0:
+                total += value * overlap / self.period_days
+        return total
+
+
+@dataclass(frozen=True)
+class SeasonalFactor:
+    """The seasonal factor from revenue (rule 5) and what it was computed from."""
+
+    factor: float  # 1.0 when not applied
+    applied: bool
+    reason: str
+    last_year_window: float | None = None  # revenue in the as-of window a year back
+    last_year_source: float | None = None  # revenue in the source window a year back
+    growth_per_year: float | None = None  # trend removed, as a yearly factor
+
+
+def revenue_seasonal_factor(periods: Sequence[RevenuePeriods], horizon_days: int, as_of: date,
+                            history_days: int, reference: SeasonalReference,
+                            growth_per_day: float | None) -> SeasonalFactor:
+    """Rule 5: last year's revenue in the as-of window over that in the window before it,
+    less the trend, for a short horizon whose level is carried from the latest window."""
+    if reference.seasonal or horizon_days >= YEAR_DAYS:
+        return SeasonalFactor(1.0, False, "not needed: " + reference.reason)
+    if history_days < SEASONAL_MIN_HISTORY_DAYS:
+        return SeasonalFactor(1.0, False,
+                              f"history of {history_days} days at the as-of date, under the "
+                              f"{SEASONAL_MIN_HISTORY_DAYS} (two full years) seasonality needs: "
+                              "no seasonal adjustment; the level is carried from the latest "
+                              "window")
+    window_end = as_of - timedelta(days=YEAR_DAYS)
+    window = (window_end, window_end + timedelta(days=horizon_days))
+    source = (window_end - timedelta(days=horizon_days), window_end)
+    covering = [p for p in periods if p.covers(source[0], window[1])]
+    if not covering or growth_per_day is None:
+        return SeasonalFactor(1.0, False, reference.reason + "; the activity sequences do not "
+                              "reach back a year and a horizon to read the season from revenue")
+    chosen = max(covering, key=lambda p: p.cutoff)
+    in_window, in_source = chosen.between(*window), chosen.between(*source)
+    if not (in_window > 0 and in_source > 0):
+        return SeasonalFactor(1.0, False, reference.reason + "; no revenue a year back")
+    trend = math.exp(growth_per_day * horizon_days)
+    low, high = SEASONAL_FACTOR_BOUNDS
+    factor = float(np.clip(in_window / in_source / trend, low, high))
+    return SeasonalFactor(
+        factor, True,
+        f"seasonal from revenue: no training cutoff lies a year before the as-of date, so the "
+        f"season is last year's revenue in the as-of window over the window before it "
+        f"({in_window:,.0f} / {in_source:,.0f}, less growth of "
+        f"{math.exp(growth_per_day * YEAR_DAYS) - 1:+.1%} a year): factor {factor:.3f}",
+        in_window, in_source, math.exp(growth_per_day * YEAR_DAYS))
+
+
+def growth_per_day(trailing_year: Sequence[tuple[date, float]]) -> float | None:
+    """Daily log growth of revenue from ``(cutoff, revenue in the year before it)`` pairs
+    (each a full year, so free of season): between the earliest and the latest cutoff."""
+    usable = sorted((c, r) for c, r in trailing_year if r > 0)
+    if len(usable) < 2 or usable[-1][0] == usable[0][0]:
+        return None
+    (first, first_revenue), (last, last_revenue) = usable[0], usable[-1]
+    return math.log(last_revenue / first_revenue) / (last - first).days
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """One predictor's backtests and the correction carried to the as-of date."""
+
+    predictor: str  # btyd | network
+    pairs: list[dict[str, Any]]  # target, source, target/source log ratio, weight
+    carried_share: float  # lambda: the share of a source's bias that recurs
+    mean_squared_error: float  # of the target biases after shrinkage (inf without backtests)
+    evidence: float  # summed pair weights
+    source: str | None  # cutoff (ISO) the as-of date's correction is carried from
+    source_log_ratio: float  # that window's bias (0 without a source)
+    correction: float  # exp(lambda * source bias), within LEVEL_CORRECTION_BOUNDS
+
+
+def carried_share(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray,
+                  prior: float) -> float:
+    """lambda in [0, 1]: weighted least squares of ``targets ~ lambda * sources`` with a ridge
+    of :data:`SHRINK_RIDGE` towards ``prior`` (all arrays [P] log ratios; P may be 0)."""
+    numerator = float(np.sum(weights * targets * sources)) + SHRINK_RIDGE * prior
+    denominator = float(np.sum(weights * sources * sources)) + SHRINK_RIDGE
+    return float(np.clip(numerator / denominator, 0.0, 1.0))
+
+
+def bounded(factor: float) -> float:
+    """``factor`` within :data:`LEVEL_CORRECTION_BOUNDS` (1.0 when not finite)."""
+    low, high = LEVEL_CORRECTION_BOUNDS
+    return float(np.clip(factor, low, high)) if math.isfinite(factor) else 1.0
+
+
+def backtest(windows: Sequence[Window], predictor: str, horizon_days: int, as_of: date,
+             reference: SeasonalReference) -> Backtest:
+    """Backtests of carrying ``predictor``'s bias one lag forward, and its correction."""
+    pairs = []
+    for target in windows:
+        source = source_window(windows, target.cutoff, reference.lag_days, horizon_days)
+        if source is None or source is target:
+            continue
+        t, s = target.log_ratio(predictor), source.log_ratio(predictor)
+        if t is None or s is None:
+            continue
+        weight = min(target.maturity(horizon_days), source.maturity(horizon_days))
+        pairs.append({"target": target.cutoff.isoformat(), "source": source.cutoff.isoformat(),
+                      "target_log_ratio": t, "source_log_ratio": s, "weight": weight})
+    t = np.array([p["target_log_ratio"] for p in pairs], dtype=np.float64)
+    s = np.array([p["source_log_ratio"] for p in pairs], dtype=np.float64)
+    w = np.array([p["weight"] for p in pairs], dtype=np.float64)
+    share = carried_share(t, s, w, 1.0 if reference.same_season else 0.0)
+    evidence = float(w.sum())
+    mse = (float(np.sum(w * (t - share * s) ** 2) / evidence) if evidence > 0
+           else float("inf"))
+    source = source_window(windows, as_of, reference.lag_days, horizon_days)
+    bias = source.log_ratio(predictor) if source is not None else None
+    return Backtest(predictor=predictor, pairs=pairs, carried_share=share,
+                    mean_squared_error=mse, evidence=evidence,
+                    source=source.cutoff.isoformat() if source is not None else None,
+                    source_log_ratio=bias or 0.0,
+                    correction=bounded(math.exp(share * (bias or 0.0))))
+
+
+def network_share(btyd: Backtest, network: Backtest) -> float:
+    """The network's share of the total: its inverse-error weight against BG/NBD's, shrunk
+    towards 0 by ``evidence / (evidence + NETWORK_EVIDENCE_PRIOR)``; 0 without backtests."""
+    if not (network.evidence > 0 and math.isfinite(network.mean_squared_error)):
+        return 0.0
+    inverse_network = 1.0 / max(network.mean_squared_error, _MSE_FLOOR)
+    inverse_btyd = (1.0 / max(btyd.mean_squared_error, _MSE_FLOOR)
+                    if math.isfinite(btyd.mean_squared_error) else 0.0)
+    trust = network.evidence / (network.evidence + NETWORK_EVIDENCE_PRIOR)
+    return float(trust * inverse_network / (inverse_network + inverse_btyd))
+
+
+@dataclass(frozen=True)
+class LevelEstimate:
+    """The two coefficients of the spend factor and everything they were estimated from."""
+
+    btyd_level_correction: float  # coefficient of BG/NBD's total
+    network_level_weight: float  # coefficient of the network's own total (network_clv)
+    network_share: float  # of the total, before the corrections
+    btyd: Backtest
+    network: Backtest
+    calibration_scale: float  # calibrated over raw network total on the calibration window
+    reference: SeasonalReference
+    windows: list[Window] = field(default_factory=list)
+    seasonal_factor: SeasonalFactor = field(
+        default_factory=lambda: SeasonalFactor(1.0, False, "not computed"))
+
+    @property
+    def reason(self) -> str:
+        """What was decided about the season, in words."""
+        return (self.seasonal_factor.reason if self.seasonal_factor.applied
+                else self.reference.reason)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The estimate as saved in the model metadata (``spend_level``)."""
+        return {
+            "btyd_level_correction": self.btyd_level_correction,
+            "network_level_weight": self.network_level_weight,
+            "network_share": self.network_share,
+            "calibration_scale": self.calibration_scale,
+            "seasonal": self.reference.seasonal or self.seasonal_factor.applied,
+            "lag_days": self.reference.lag_days,
+            "seasonal_factor": self.seasonal_factor.factor,
+            "reason": self.reason,
+            "seasonal_from_revenue": asdict(self.seasonal_factor),
+            "btyd": asdict(self.btyd),
+            "network": asdict(self.network),
+            "windows": [{**asdict(w), "cutoff": w.cutoff.isoformat()} for w in self.windows],
+        }
+
+
+def _history_days(windows: Sequence[Window], as_of: date) -> int:
+    """Days of history at the as-of date, from the windows' own histories."""
+    return max((w.history_days + (as_of - w.cutoff).days for w in windows), default=0)
+
+
+def reference_for(windows: Iterable[Window], horizon_days: int,
+                  as_of: date) -> tuple[SeasonalReference, int]:
+    """Rule 2's decision for these windows, and the history (days) at the as-of date."""
+    ordered = sorted((w for w in windows if w.customers > 0), key=lambda w: w.cutoff)
+    history = _history_days(ordered, as_of)
+    return seasonal_reference(ordered, horizon_days, as_of, history), history
+
+
+def level_source(windows: Iterable[Window], horizon_days: int, as_of: date) -> Window | None:
+    """The window the as-of date's level is carried from (rule 2): the same window of the
+    previous year in seasonal mode, else the window one horizon back (the validation window).
+    The network's calibration is fitted on the same window, so that the season it carries is
+    the one the level is corrected for."""
+    ordered = sorted((w for w in windows if w.customers > 0), key=lambda w: w.cutoff)
+    reference = seasonal_reference(ordered, horizon_days, as_of, _history_days(ordered, as_of))
+    return source_window(ordered, as_of, reference.lag_days, horizon_days)
+
+
+def estimate_level(windows: Iterable[Window], horizon_days: int, as_of: date,
+                   calibration_scale: float = 1.0,
+                   seasonal_factor: SeasonalFactor | None = None) -> LevelEstimate:
+    """The spend level's coefficients from the fully observed windows (rules 1-4 above).
+
+    Args:
+        windows: every training cutoff's window, validation cutoff included.
+        horizon_days: the horizon predicted.
+        as_of: the date predicted from (the validation cutoff plus the horizon).
+        calibration_scale: the calibrated network's total over its raw total on the window
+            the calibration was fitted on (:func:`level_source`): the network's correction is
+            relative to its raw total, ``network_clv`` is calibrated.
+        seasonal_factor: rule 5's factor (:func:`revenue_seasonal_factor`), which multiplies
+            both coefficients; none by default.
+    """
+    windows = sorted((w for w in windows if w.customers > 0), key=lambda w: w.cutoff)
+    reference = seasonal_reference(windows, horizon_days, as_of,
+                                   _history_days(windows, as_of))
+    btyd = backtest(windows, "btyd", horizon_days, as_of, reference)
+    network = backtest(windows, "network", horizon_days, as_of, reference)
+    share = network_share(btyd, network)
+    scale = calibration_scale if calibration_scale > 0 and math.isfinite(calibration_scale) \
+        else 1.0
+    season = seasonal_factor or SeasonalFactor(1.0, False, reference.reason)
+    return LevelEstimate(
+        btyd_level_correction=(1.0 - share) * btyd.correction * season.factor,
+        network_level_weight=share * network.correction / scale * season.factor,
+        network_share=share, btyd=btyd, network=network, calibration_scale=scale,
+        reference=reference, windows=list(windows), seasonal_factor=season)
+
+
+def level_coefficients(metadata: Mapping[str, Any]) -> tuple[float, float]:
+    """``(btyd_level_correction, network_level_weight)`` of a saved model; a model saved
+    before the network's weight existed has none (0), one without a correction 1.0."""
+    correction = metadata.get("btyd_level_correction")
+    weight = metadata.get("network_level_weight")
+    return (float(correction) if correction is not None else 1.0,
+            float(weight) if weight is not None else 0.0)
+
+
 def btyd_level_correction(evaluation: Iterable[Mapping[str, Any]]) -> float:
-    """Actual over BG/NBD + Gamma-Gamma expected spend, summed over the validation cutoff,
-    from the validation rows of ``evaluation`` (one row per predictor); 1.0 without them."""
+    """One window's correction: actual over BG/NBD + Gamma-Gamma expected spend, summed over
+    the validation rows of ``evaluation`` (one row per predictor), within
+    :data:`LEVEL_CORRECTION_BOUNDS`; 1.0 without them."""
     row = next((r for r in evaluation if r["predictor"] == "bgnbd_gamma_gamma"), None)
     if row is None or not row["predicted_total"] > 0 or not row["actual_total"] > 0:
         return 1.0
-    low, high = LEVEL_CORRECTION_BOUNDS
-    return float(np.clip(row["actual_total"] / row["predicted_total"], low, high))
+    return bounded(row["actual_total"] / row["predicted_total"])
+
+
+# --------------------------------------------------------------------------------------------
+# Applying the level at a scoring run
+# --------------------------------------------------------------------------------------------
 
 
 def micro_units(values: np.ndarray) -> int:
@@ -54,13 +480,15 @@ class SpendLevel:
 
     btyd_total: float  # sum of btyd_expected_spend at the as-of date
     network_total: float  # sum of network_clv
-    btyd_level_correction: float  # the model's correction from its validation cutoff
+    btyd_level_correction: float  # the model's coefficient of BG/NBD's total
+    network_level_weight: float = 0.0  # the model's coefficient of the network's own total
 
     @property
     def spend_factor(self) -> float:
         if not self.network_total > 0:
             return 1.0
-        return self.btyd_total * self.btyd_level_correction / self.network_total
+        return (self.btyd_total * self.btyd_level_correction / self.network_total
+                + self.network_level_weight)
 
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "spend_factor": self.spend_factor}
@@ -69,7 +497,8 @@ class SpendLevel:
     def from_dict(cls, values: Mapping[str, Any]) -> SpendLevel:
         return cls(btyd_total=float(values["btyd_total"]),
                    network_total=float(values["network_total"]),
-                   btyd_level_correction=float(values["btyd_level_correction"]))
+                   btyd_level_correction=float(values["btyd_level_correction"]),
+                   network_level_weight=float(values.get("network_level_weight") or 0.0))
 
 
 class LevelAccumulator:
@@ -83,15 +512,18 @@ class LevelAccumulator:
         self.btyd_micro += micro_units(btyd_expected_spend)
         self.network_micro += micro_units(network_clv)
 
-    def level(self, btyd_level_correction: float) -> SpendLevel:
-        return from_micro_totals(self.btyd_micro, self.network_micro, btyd_level_correction)
+    def level(self, btyd_level_correction: float,
+              network_level_weight: float = 0.0) -> SpendLevel:
+        return from_micro_totals(self.btyd_micro, self.network_micro, btyd_level_correction,
+                                 network_level_weight)
 
 
-def from_micro_totals(btyd_micro: int, network_micro: int,
-                      btyd_level_correction: float) -> SpendLevel:
+def from_micro_totals(btyd_micro: int, network_micro: int, btyd_level_correction: float,
+                      network_level_weight: float = 0.0) -> SpendLevel:
     """The spend level from the two sums in micro-units (:func:`micro_units`)."""
     return SpendLevel(btyd_total=btyd_micro / _MICRO, network_total=network_micro / _MICRO,
-                      btyd_level_correction=float(btyd_level_correction))
+                      btyd_level_correction=float(btyd_level_correction),
+                      network_level_weight=float(network_level_weight))
 
 
 def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:

@@ -248,6 +248,59 @@ def interval_coverage(y_true: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> 
     return float(np.mean((lo <= t) & (t <= hi)))
 
 
+def expected_calibration_error(y_binary: ArrayLike, probability: ArrayLike,
+                               bins: int = N_DECILES) -> float:
+    """How far predicted probabilities are from observed rates, over probability deciles.
+
+    Customers are sorted by probability and cut into ``bins`` groups whose sizes differ by at
+    most one (as the prediction deciles); the error is
+    ``sum over groups of (group size / n) * |mean probability - share with y_binary > 0|``.
+    Customers with tied probabilities are exchangeable: their outcomes are averaged within the
+    tie before the groups are cut, as in the ranking metrics, so the result does not depend on
+    the row order.
+
+    Args:
+        y_binary: shape ``(n,)``, read as ``y_binary > 0``: the event happened.
+        probability: shape ``(n,)``, its predicted probability, in ``[0, 1]``.
+
+    Returns:
+        0 when every group's mean probability equals its observed rate; at most 1.
+    """
+    y, p = _pair(y_binary, probability)
+    if np.any((p < 0.0) | (p > 1.0)):
+        raise ValueError("probabilities must lie in [0, 1]")
+    outcome_sorted, probability_sorted = _sorted_by_prediction((y > 0).astype(np.float64), p)
+    bins = max(1, min(int(bins), y.size))
+    sizes = np.full(bins, y.size // bins)
+    sizes[: y.size % bins] += 1
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    gaps = np.abs(np.add.reduceat(probability_sorted, starts)
+                  - np.add.reduceat(outcome_sorted, starts))
+    return float(gaps.sum() / y.size)
+
+
+def quantile_exceedance(y_true: ArrayLike, quantile: ArrayLike) -> float:
+    """Share of customers whose actual value exceeds their predicted quantile.
+
+    For a calibrated upper quantile q (such as p90) about ``1 - q`` of the customers; with a
+    point mass at zero, a customer whose q-quantile is 0 exceeds it with the probability of any
+    spend, below ``1 - q``, so the share is at most about ``1 - q``.
+    """
+    t, q = _pair(y_true, quantile)
+    return float(np.mean(t > q))
+
+
+def quantile_shortfall(y_true: ArrayLike, quantile: ArrayLike) -> float:
+    """Share of customers whose actual value falls below their predicted quantile, among those
+    whose quantile is above 0 (below a quantile of 0 nobody can fall); nan if there are none.
+    For a calibrated lower quantile q (such as p10) about ``q``."""
+    t, q = _pair(y_true, quantile)
+    positive = q > 0
+    if not np.any(positive):
+        return float("nan")
+    return float(np.mean(t[positive] < q[positive]))
+
+
 def gain_curve(y_true: ArrayLike, y_pred: ArrayLike) -> pd.DataFrame:
     """Cumulative share of the actual total held by the top x % of customers, x = 1..100.
 

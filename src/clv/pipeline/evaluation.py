@@ -14,7 +14,8 @@ import pandas as pd
 EVALUATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor",
                       "customers", "actual_total", "predicted_total", "normalized_gini",
                       "spearman", "aggregate_error", "decile_mape", "top_decile_capture", "mae",
-                      "rmse", "auc", "brier_score", "p10_p90_coverage"]
+                      "rmse", "auc", "brier_score", "p10_p90_coverage", "p90_exceedance",
+                      "p10_shortfall", "purchase_probability_ece"]
 CALIBRATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor", "decile",
                        "customers", "mean_predicted", "mean_actual"]
 GAIN_CURVE_COLUMNS = {"model_version": "string", "is_current": "bool",

@@ -246,7 +246,7 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     kept, totals = warehouse.totals(scores, ["btyd_expected_spend", "network_clv"])
     try:
         spend = level.from_micro_totals(totals["btyd_expected_spend"], totals["network_clv"],
-                                        model.metadata.get("btyd_level_correction") or 1.0)
+                                        *level.level_coefficients(model.metadata))
         record = ScoringRun(model_version=version, as_of_date=as_of_date,
                             horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                             btyd_fit_customers=fit_customers, level=spend,
@@ -257,7 +257,8 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
         raise
     dbt_log(f"spend level: factor {spend.spend_factor:.6f} (BG/NBD total "
             f"{spend.btyd_total:,.2f} x correction {spend.btyd_level_correction:.4f} / "
-            f"network total {spend.network_total:,.2f}); scoring run saved as {path}")
+            f"network total {spend.network_total:,.2f} + network weight "
+            f"{spend.network_level_weight:.4f}); scoring run saved as {path}")
 
     # Pass 2: the kept scores at the spend level (the kept data is freed once read).
     return warehouse.map_batches(kept, Leveled(spend, scored_at), _score_schema(), batch_rows)
@@ -277,11 +278,12 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
                          "; set clv_scoring_engine to onnxruntime")
     dialect = warehouse.scoring_dialect
     floats = [f.name for f in warehouse.schema(examples) if pa.types.is_floating(f.type)]
-    correction = model.metadata.get("btyd_level_correction") or 1.0
+    correction, weight = level.level_coefficients(model.metadata)
     try:
         text = compiled.compile_scoring_sql(run.model_dir, version, EXAMPLES_TABLE, dialect,
                                             btyd_fit=fit, horizon_days=run.horizon_days,
                                             btyd_level_correction=correction,
+                                            network_level_weight=weight,
                                             float_columns=floats)
     except compiled.OutsideSqlRange as reason:
         # A BG/NBD fit whose hypergeometric series SQL does not evaluate: this run is scored
@@ -299,7 +301,7 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "
         "max(scored_at) as scored_at from {relation}")).to_pylist()[0]
     spend = level.from_micro_totals(int(totals["btyd"] or 0), int(totals["network"] or 0),
-                                    correction)
+                                    correction, weight)
     record = ScoringRun(model_version=version, as_of_date=as_of_date,
                         horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                         btyd_fit_customers=fit_customers, level=spend,

@@ -1,5 +1,12 @@
 """The training step: read the examples training needs, train or reuse a model, evaluate it.
 
+After training, the network's uncalibrated outputs on every example row feed three things: the
+evaluation on the validation cutoff (with a calibration fitted on the training cutoffs, so no
+reported figure was fitted to the labels it is measured on), the calibration of the model that
+scores (:mod:`clv.calibration`, fitted on the window the level is carried from) and the spend
+level's coefficients (:mod:`clv.level`, from every fully observed window). All of it is saved in
+the model metadata.
+
 Training reads a bounded sample (:func:`read_examples`), so its memory does not grow with the
 number of customers. ``clv_retrain: auto`` reuses a saved model whose fingerprint (settings
 plus a digest of the training examples) equals this run's. PyTorch and the exporter are
@@ -11,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -152,84 +161,224 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     return table
 
 
-def evaluate(result, table: pa.Table, run: RunSettings) -> tuple[list[dict], list[dict]]:
-    """Validation metrics and decile calibration for the network and the baselines.
+@dataclass
+class RawOutputs:
+    """The trained network's outputs before calibration on rows of the example table, [N]
+    each: expected spend, purchase logit and sigma (and the actual spend in the horizon)."""
 
-    The network is evaluated at its own level (network_clv after the spend calibration, before
-    clv.level), with its purchase probability and the p10-p90 interval of its calibrated ZILN
-    distribution; the baselines have neither, so their ``brier_score`` and
-    ``p10_p90_coverage`` are None. Each evaluation row carries its predictor's gain curve
-    (:func:`clv.metrics.gain_curve`, 100 rows) under ``gain_curve``.
-    """
+    spend: np.ndarray
+    logit: np.ndarray
+    sigma: np.ndarray
+    actual: np.ndarray
+
+    def take(self, mask: np.ndarray) -> RawOutputs:
+        return RawOutputs(self.spend[mask], self.logit[mask], self.sigma[mask], self.actual[mask])
+
+
+def raw_outputs(model, table: pa.Table, spec) -> RawOutputs:
+    """``model``'s uncalibrated outputs on every row of ``table``, in the table's row order,
+    computed a cutoff at a time (so the inputs of only one cutoff are in memory)."""
     import torch  # training only: scoring never loads PyTorch
 
-    from clv.score import ziln_quantiles_numpy
+    from clv.data import labels, model_inputs
+    from clv.loss import ziln_mean, ziln_parameters
 
-    validation = result.validation.to_pandas()
-    keys = table.select(["customer_id", CUTOFF_COLUMN, "revenue_last_horizon", "revenue_total",
-                         "t_days", "btyd_expected_spend"]).to_pandas()
-    merged = validation.merge(keys, on=["customer_id", CUTOFF_COLUMN], how="left")
-    actual = merged["label"].to_numpy(dtype=float)
-    # The calibrated network's distribution on the validation rows (same order), in chunks.
-    chunks = max(1, -(-len(actual) // 16_384))
-    with torch.no_grad():
-        outputs = [result.model(torch.as_tensor(static, dtype=torch.float32),
-                                torch.as_tensor(sequence, dtype=torch.float32))
-                   for static, sequence in zip(np.array_split(result.validation_static, chunks),
-                                               np.array_split(result.validation_sequence, chunks),
-                                               strict=True)]
-    p, _, mu, sigma = (torch.cat(parts).double().numpy() for parts in zip(*outputs, strict=True))
-    interval = (ziln_quantiles_numpy(p, mu, sigma, 0.1), ziln_quantiles_numpy(p, mu, sigma, 0.9))
+    spend, logit, sigma = (np.empty(table.num_rows) for _ in range(3))
+    cutoffs = table.column(CUTOFF_COLUMN)
+    for cutoff in pc.unique(cutoffs).to_pylist():
+        rows = np.asarray(pc.equal(cutoffs, cutoff).to_numpy(zero_copy_only=False), dtype=bool)
+        static, sequence = model_inputs(table.filter(pa.array(rows)), spec)
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(static), 16_384):
+                logits = model.logits(torch.from_numpy(static[start:start + 16_384]),
+                                      torch.from_numpy(sequence[start:start + 16_384]))
+                p, mu, scale = ziln_parameters(logits)
+                chunks.append(torch.stack([ziln_mean(p, mu, scale), logits[:, 0], scale], 1))
+        values = torch.cat(chunks).double().numpy()
+        spend[rows], logit[rows], sigma[rows] = values[:, 0], values[:, 1], values[:, 2]
+    return RawOutputs(spend, logit, sigma, labels(table).astype(np.float64))
+
+
+def validation_mask(table: pa.Table, result) -> np.ndarray:
+    """Rows of ``table`` that are the validation rows of ``result`` (the latest cutoff, or the
+    held-out customers of a single cutoff)."""
+    if result.validation_split == "latest_cutoff":
+        cutoffs = pc.cast(table.column(CUTOFF_COLUMN), pa.string())
+        return np.asarray(pc.equal(cutoffs, str(result.validation_cutoff)).to_numpy(
+            zero_copy_only=False), dtype=bool)
+    held = pc.unique(result.validation.column(ID_COLUMN).cast(pa.string()))
+    ids = table.column(ID_COLUMN).cast(pa.string())
+    return np.asarray(pc.is_in(ids, value_set=held).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def evaluate(outputs: RawOutputs, calibration, table: pa.Table, mask: np.ndarray,
+             run: RunSettings) -> tuple[list[dict], list[dict]]:
+    """Validation metrics and decile calibration for the network and the baselines, on the
+    rows ``mask`` of ``table`` (the validation cutoff).
+
+    The network is evaluated at its own level (before clv.level) with ``calibration``, which
+    the caller fitted on other rows, so no metric reads a prediction fitted to its own label:
+    expected spend, purchase probability (AUC, Brier score, expected calibration error) and the
+    quantiles of the calibrated ZILN distribution (p10-p90 coverage, the share above p90, the
+    share below p10 of those whose p10 is above 0). The baselines have no probability and no
+    quantiles: those metrics are None for them. Each evaluation row carries its predictor's
+    gain curve (:func:`clv.metrics.gain_curve`, 100 rows) under ``gain_curve``.
+    """
+    from clv.calibration import apply, ziln_quantile
+
+    rows = outputs.take(mask)
+    actual = rows.actual
+    p, predicted, mu, sigma = apply(calibration, rows.spend, rows.logit, rows.sigma)
+    keys = table.filter(pa.array(mask)).select(["revenue_last_horizon", "revenue_total",
+                                                "t_days", "btyd_expected_spend"])
+
+    def column(name: str) -> np.ndarray:
+        return keys.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    p10, p90 = ziln_quantile(p, mu, sigma, 0.1), ziln_quantile(p, mu, sigma, 0.9)
     predictions = {
-        "network": (merged["predicted"].to_numpy(float), merged["probability"].to_numpy(float),
-                    interval),
+        "network": (predicted, p, (p10, p90)),
         # P(alive) is not P(buy in the horizon): the AUC of BTYD ranks by expected spend.
-        "bgnbd_gamma_gamma": (merged["btyd_expected_spend"].to_numpy(float), None, None),
-        "naive_last_horizon": (naive_last_period(merged["revenue_last_horizon"]), None, None),
+        "bgnbd_gamma_gamma": (column("btyd_expected_spend"), None, None),
+        "naive_last_horizon": (naive_last_period(column("revenue_last_horizon")), None, None),
         "naive_average_rate": (
-            naive_average_rate(merged["revenue_total"], merged["t_days"], run.horizon_days),
+            naive_average_rate(column("revenue_total"), column("t_days"), run.horizon_days),
             None, None),
     }
-    evaluation, calibration = [], []
-    for predictor, (predicted, probability, bounds) in predictions.items():
-        scores = metrics.evaluate(actual, predicted, probability)
+    evaluation, calibration_rows = [], []
+    for predictor, (values, probability, bounds) in predictions.items():
+        scores = metrics.evaluate(actual, values, probability)
         evaluation.append({
             "predictor": predictor, "customers": len(actual),
-            "actual_total": float(actual.sum()), "predicted_total": float(np.sum(predicted)),
+            "actual_total": float(actual.sum()), "predicted_total": float(np.sum(values)),
             **scores,
             "brier_score": (None if probability is None
                             else metrics.brier_score(actual, probability)),
             "p10_p90_coverage": (None if bounds is None
                                  else metrics.interval_coverage(actual, *bounds)),
-            "gain_curve": metrics.gain_curve(actual, predicted).to_dict("records"),
+            "p90_exceedance": (None if bounds is None
+                               else metrics.quantile_exceedance(actual, bounds[1])),
+            "p10_shortfall": (None if bounds is None
+                              else metrics.quantile_shortfall(actual, bounds[0])),
+            "purchase_probability_ece": (
+                None if probability is None
+                else metrics.expected_calibration_error(actual, probability)),
+            "gain_curve": metrics.gain_curve(actual, values).to_dict("records"),
         })
-        deciles = metrics.decile_calibration(actual, predicted)
-        calibration += [{"predictor": predictor, **row} for row in deciles.to_dict("records")]
-    return evaluation, calibration
+        deciles = metrics.decile_calibration(actual, values)
+        calibration_rows += [{"predictor": predictor, **row}
+                             for row in deciles.to_dict("records")]
+    return evaluation, calibration_rows
 
 
-def calibrate(result) -> dict[str, list[float]]:
-    """Wrap the trained network in a monotone spend calibration fitted on the validation rows
-    (see :mod:`clv.calibration`); updates ``result`` in place and returns the knots."""
+def calibrate(result, outputs: RawOutputs | None = None, purchase_rate_factor: float = 1.0):
+    """Wrap the trained network in the calibration of :mod:`clv.calibration`, fitted on
+    ``outputs`` (default: the validation rows of ``result``) with the seasonal
+    ``purchase_rate_factor``; updates ``result`` in place (model, and the validation rows'
+    predicted spend and probability) and returns the :class:`clv.calibration.Calibration`."""
     import torch
 
-    from clv.calibration import CalibratedNetwork, fit_knots
+    from clv import calibration as calibration_rules
+    from clv.calibration import CalibratedNetwork
 
-    validation = result.validation
-    predicted = validation.column("predicted").to_numpy(zero_copy_only=False).copy()
-    knots_x, knots_y = fit_knots(predicted, validation.column("label").to_numpy())
-    model = CalibratedNetwork(result.model, knots_x, knots_y).eval()
+    if outputs is None:
+        static = torch.as_tensor(result.validation_static, dtype=torch.float32)
+        sequence = torch.as_tensor(result.validation_sequence, dtype=torch.float32)
+        from clv.loss import ziln_mean, ziln_parameters
+
+        with torch.no_grad():
+            logits = result.model.logits(static, sequence)
+            p, mu, sigma = ziln_parameters(logits)
+            outputs = RawOutputs(ziln_mean(p, mu, sigma).double().numpy(),
+                                 logits[:, 0].double().numpy(), sigma.double().numpy(),
+                                 result.validation.column("label").to_numpy().astype(float))
+    fitted = calibration_rules.fit(outputs.spend, outputs.logit, outputs.sigma, outputs.actual,
+                                   purchase_rate_factor)
+    result.model = CalibratedNetwork.from_calibration(result.model, fitted).eval()
     with torch.no_grad():
-        log_spend = torch.log(torch.as_tensor(predicted, dtype=torch.float32).clamp_min(1e-12))
-        calibrated = torch.exp(model.log_spend_map(log_spend)).double().numpy()
-    result.model = model
-    result.validation = validation.set_column(
-        validation.schema.get_field_index("predicted"), "predicted", pa.array(calibrated))
-    return {"log_predicted": knots_x.tolist(), "log_calibrated": knots_y.tolist()}
+        probability, spend, _, _ = result.model(
+            torch.as_tensor(result.validation_static, dtype=torch.float32),
+            torch.as_tensor(result.validation_sequence, dtype=torch.float32))
+    validation = result.validation
+    for name, values in (("predicted", spend), ("probability", probability)):
+        validation = validation.set_column(validation.schema.get_field_index(name), name,
+                                           pa.array(values.double().numpy()))
+    result.validation = validation
+    return fitted
+
+
+def calibration_rows(table: pa.Table, validation: np.ndarray,
+                     source: level.Window | None) -> np.ndarray:
+    """Rows the scoring model's calibration is fitted on: those of the window the level is
+    carried from (:func:`clv.level.level_source`), which is the validation cutoff unless the
+    level is seasonal (then the same window a year back); the validation rows without one."""
+    if source is None:
+        return validation
+    in_source = np.array([str(c)[:10] == source.cutoff.isoformat()
+                          for c in table.column(CUTOFF_COLUMN).to_pylist()], dtype=bool)
+    return validation if (in_source & validation).any() else in_source
+
+
+def level_windows(table: pa.Table, outputs: RawOutputs) -> list[level.Window]:
+    """One :class:`clv.level.Window` per cutoff of ``table``: actual, BG/NBD and raw network
+    totals over its rows (the label window is fully observed for every training cutoff)."""
+    windows = []
+    cutoffs = table.column(CUTOFF_COLUMN)
+    t_days = table.column("t_days").to_numpy(zero_copy_only=False).astype(np.float64)
+    btyd = table.column("btyd_expected_spend").to_numpy(zero_copy_only=False).astype(np.float64)
+    for cutoff in sorted(pc.unique(cutoffs).to_pylist()):
+        rows = np.asarray(pc.equal(cutoffs, cutoff).to_numpy(zero_copy_only=False), dtype=bool)
+        windows.append(level.Window(
+            cutoff=_as_date(cutoff),
+            customers=int(rows.sum()), history_days=int(np.nanmax(t_days[rows])),
+            actual_total=float(outputs.actual[rows].sum()), btyd_total=float(btyd[rows].sum()),
+            network_total=float(outputs.spend[rows].sum())))
+    return windows
+
+
+def revenue_periods(table: pa.Table, run: RunSettings) -> list[level.RevenuePeriods]:
+    """Per cutoff, every customer's revenue per sequence period summed (the activity sequence's
+    revenue channel); empty without that channel. Rows are a uniform sample of each cutoff's
+    customers at most, so ratios within one cutoff are exact in expectation."""
+    names = [f"seq_revenue_lag_{lag:02d}" for lag in range(1, run.sequence_periods + 1)]
+    if not all(name in table.schema.names for name in names):
+        return []
+    cutoffs = table.column(CUTOFF_COLUMN)
+    periods = []
+    for cutoff in sorted(pc.unique(cutoffs).to_pylist()):
+        rows = table.filter(pc.equal(cutoffs, cutoff))
+        periods.append(level.RevenuePeriods(
+            _as_date(cutoff), run.period_days,
+            tuple(float(pc.sum(rows.column(name)).as_py() or 0.0) for name in names)))
+    return periods
+
+
+def trailing_year_revenue(table: pa.Table, validation: np.ndarray) -> list[tuple[date, float]]:
+    """Per training cutoff (the validation cutoff's rows may be sampled at another rate), the
+    revenue of the year before it, summed over the customers."""
+    if "revenue_last_365d" not in table.schema.names:
+        return []
+    training = table.filter(pa.array(~validation))
+    cutoffs = training.column(CUTOFF_COLUMN)
+    return [(_as_date(cutoff), float(pc.sum(training.filter(pc.equal(cutoffs, cutoff)).column(
+        "revenue_last_365d")).as_py() or 0.0)) for cutoff in pc.unique(cutoffs).to_pylist()]
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _log_btyd_fits(fits: Mapping[str, hybrid.BTYDFit]) -> None:
+    for cutoff, fit in fits.items():
+        if fit.status != "maximum_likelihood":
+            dbt_log(f"BG/NBD at cutoff {cutoff}: {fit.status} ({fit.reason}); a = "
+                    f"{fit.bgnbd.a:.4g}, b = {fit.bgnbd.b:.4g}")
 
 
 def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: TrainSettings,
            fingerprint_: str) -> ModelArtifact:
+    from clv import calibration as calibration_rules
     from clv.export import export_model, update_metadata
     from clv.pipeline.explanations import training_metadata
     from clv.train import train
@@ -238,32 +387,71 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     table = trainable_examples(table, run, settings)
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
+    _log_btyd_fits(fits)
     result = train(table, run.model_static_features, settings, log=dbt_log,
                    channels=run.channels)
-    knots = calibrate(result)
-    dbt_log(f"calibration: {len(knots['log_predicted'])} knots fitted on the validation cutoff")
+    outputs = raw_outputs(result.model, table, result.spec)
+    validation = validation_mask(table, result)
+    # The reported metrics read the validation rows, so the calibration they are computed with
+    # is fitted on the other rows (the training cutoffs). The model that scores is calibrated
+    # on the window its level is carried from: the validation cutoff, the latest fully
+    # observed window, or in seasonal mode the same window a year back.
+    reported = calibration_rules.fit(*_calibration_inputs(outputs.take(~validation)))
+    evaluation, calibration = evaluate(outputs, reported, table, validation, run)
+    network = next(row for row in evaluation if row["predictor"] == "network")
+    dbt_log("validation: " + ", ".join(
+        f"{row['predictor']} gini {row['normalized_gini']:.3f} "
+        f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
+    windows = level_windows(table, outputs)
+    # The latest cutoff's label window ends on the as-of date the model is trained for.
+    as_of = windows[-1].cutoff + timedelta(days=run.horizon_days)
+    rows = calibration_rows(table, validation, level.level_source(windows, run.horizon_days,
+                                                                  as_of))
+    reference, history = level.reference_for(windows, run.horizon_days, as_of)
+    season = level.revenue_seasonal_factor(
+        revenue_periods(table, run), run.horizon_days, as_of, history, reference,
+        level.growth_per_day(trailing_year_revenue(table, validation)))
+    production = calibrate(result, outputs.take(rows), season.factor)
+    where = "the validation cutoff" if rows is validation else "the same window a year back"
+    dbt_log(f"calibration on {where}: {len(production.knots_x)} spend knots, "
+            f"purchase logit x {production.probability_slope:.3f} "
+            f"{production.probability_intercept:+.3f}, sigma x {production.sigma_scale:.3f}, "
+            f"purchase rate x {production.purchase_rate_factor:.3f}")
+    calibrated = calibration_rules.apply(production, *_calibration_inputs(
+        outputs.take(rows))[:3])[1]
+    scale = float(calibrated.sum() / max(outputs.spend[rows].sum(), 1e-12))
+    estimate = level.estimate_level(windows, run.horizon_days, as_of, calibration_scale=scale,
+                                    seasonal_factor=season)
+    dbt_log(f"spend level: BG/NBD x {estimate.btyd_level_correction:.4f} + network x "
+            f"{estimate.network_level_weight:.4f} (network share {estimate.network_share:.2f}); "
+            f"{estimate.reason}")
     artifact = export_model(result, run.model_dir, {
         "fingerprint": fingerprint_,
         "horizon_days": run.horizon_days,
         "period_days": run.period_days,
     }, log=dbt_log)
-    evaluation, calibration = evaluate(result, table, run)
-    network = next(row for row in evaluation if row["predictor"] == "network")
-    dbt_log("validation: " + ", ".join(
-        f"{row['predictor']} gini {row['normalized_gini']:.3f} "
-        f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
     # The reference customer and the importance of each feature group (clv.explain).
     explained = training_metadata(artifact, result, table, run, settings.seed)
     return update_metadata(artifact, json_safe({
         "period_days": run.period_days,
-        "spend_calibration_knots": knots,
-        "btyd_level_correction": level.btyd_level_correction(evaluation),
+        "spend_calibration_knots": {"log_predicted": list(production.knots_x),
+                                    "log_calibrated": list(production.knots_y)},
+        "distribution_calibration": {
+            "production": {**production.to_dict(), "fitted_on": where},
+            "reported": {**reported.to_dict(), "fitted_on": "training cutoffs"}},
+        "btyd_level_correction": estimate.btyd_level_correction,
+        "network_level_weight": estimate.network_level_weight,
+        "spend_level": estimate.to_metadata(),
         "btyd_fits": {cutoff: fit.to_dict() for cutoff, fit in fits.items()},
         "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
         "evaluation": evaluation,
         "calibration": calibration,
         **explained,
     }))
+
+
+def _calibration_inputs(outputs: RawOutputs) -> tuple[np.ndarray, ...]:
+    return outputs.spend, outputs.logit, outputs.sigma, outputs.actual
 
 
 def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,

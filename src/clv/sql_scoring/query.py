@@ -37,6 +37,7 @@ from clv.artifacts import atomic_write_bytes, load_artifact, sha256_bytes
 from clv.config import ID_COLUMN, OUTPUT_NAMES
 from clv.data import FeatureSpec
 from clv.hybrid import BTYD_FEATURES, BTYD_INPUTS, BTYDFit
+from clv.level import level_coefficients
 from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, run_path
 from clv.score import DEFAULT_QUANTILES, quantile_column
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
@@ -223,9 +224,11 @@ def _quantiles(query: _Query) -> None:
         for q in DEFAULT_QUANTILES)], materialized=query.sql.materialized)
 
 
-def _spend_level(query: _Query, btyd_level_correction: float) -> None:
-    """CTEs adding ``spend_factor`` (:mod:`clv.level`): exact sums of micro-units over every
-    scored row."""
+def _spend_level(query: _Query, btyd_level_correction: float,
+                 network_level_weight: float = 0.0) -> None:
+    """CTEs adding ``spend_factor`` (:mod:`clv.level`: the correction times BG/NBD's total over
+    the network's, plus the network's weight): exact sums of micro-units over every scored
+    row."""
     sql = query.sql
     totals = {"btyd_micro_total": f"sum({_micro_units('btyd_expected_spend', sql)})",
               "network_micro_total": f"sum({_micro_units('network_clv', sql)})"}
@@ -240,15 +243,17 @@ def _spend_level(query: _Query, btyd_level_correction: float) -> None:
                                                  for name, total in totals.items()]])
     btyd_total = f"cast(btyd_micro_total as {sql.double}) / {literal(_MICRO)}"
     network_total = f"cast(network_micro_total as {sql.double}) / {literal(_MICRO)}"
+    weight = f" + {literal(network_level_weight)}" if network_level_weight else ""
     factor = (f"case when network_micro_total > 0 then {btyd_total} * "
-              f"{literal(btyd_level_correction)} / ({network_total}) else 1.0e0 end")
+              f"{literal(btyd_level_correction)} / ({network_total}){weight} else 1.0e0 end")
     query.add_layers("spend_level", [[("spend_factor", factor)]])
 
 
 def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relation_sql: str,
                   sql: Dialect, btyd_fit: BTYDFit, horizon_days: int,
                   btyd_level_correction: float, scored_at: datetime | None = None,
-                  float_columns: Iterable[str] | None = None) -> str:
+                  float_columns: Iterable[str] | None = None,
+                  network_level_weight: float = 0.0) -> str:
     """The scoring query for a loaded model (see :func:`compile_scoring_sql`)."""
     query = _Query(sql)
     stable = _read_examples(query, spec, relation_sql, float_columns)
@@ -260,7 +265,7 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
         repeat_mean))
     _network(query, model, spec, stable)
     _quantiles(query)
-    _spend_level(query, btyd_level_correction)
+    _spend_level(query, btyd_level_correction, network_level_weight)
     values = {
         "customer_id": "customer_id",
         "purchase_probability": "purchase_probability",
@@ -290,7 +295,8 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                         horizon_days: int | None = None,
                         btyd_level_correction: float | None = None,
                         as_of_date: str | None = None, scored_at: datetime | None = None,
-                        float_columns: Iterable[str] | None = None) -> str:
+                        float_columns: Iterable[str] | None = None,
+                        network_level_weight: float | None = None) -> str:
     """The SQL computing ``int_clv__scores`` for the rows of ``relation_sql``.
 
     Args:
@@ -308,6 +314,7 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         float_columns: the source columns of a floating type, which scoring rounds to 6
             decimals; default every column (the same for integers and decimals of up to 6
             places).
+        network_level_weight: default the model's (0 when it has none), as scoring uses.
     """
     model_dir = Path(model_dir)
     model, metadata = _load_model(model_dir, version)
@@ -319,11 +326,14 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         horizon_days = run.horizon_days if horizon_days is None else horizon_days
     if horizon_days is None:
         horizon_days = int(metadata["horizon_days"])
+    saved_correction, saved_weight = level_coefficients(metadata)
     if btyd_level_correction is None:
-        btyd_level_correction = float(metadata.get("btyd_level_correction") or 1.0)
+        btyd_level_correction = saved_correction
+    if network_level_weight is None:
+        network_level_weight = saved_weight
     return scoring_query(model, FeatureSpec.from_dict(metadata), version, relation_sql,
                          dialect(dialect_name), btyd_fit, horizon_days, btyd_level_correction,
-                         scored_at, float_columns)
+                         scored_at, float_columns, network_level_weight)
 
 
 def sql_path(model_dir: str | Path, version: str, dialect_name: str) -> Path:
@@ -336,13 +346,15 @@ def write_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                       horizon_days: int | None = None,
                       btyd_level_correction: float | None = None,
                       as_of_date: str | None = None,
-                      float_columns: Iterable[str] | None = None) -> tuple[Path, str]:
+                      float_columns: Iterable[str] | None = None,
+                      network_level_weight: float | None = None) -> tuple[Path, str]:
     """Compile (arguments as :func:`compile_scoring_sql`; ``scored_at`` is the engine's clock)
     and write the query next to the ONNX file, atomically; returns its path and sha256."""
     text = compile_scoring_sql(model_dir, version, relation_sql, dialect_name,
                                btyd_fit=btyd_fit, horizon_days=horizon_days,
                                btyd_level_correction=btyd_level_correction,
-                               as_of_date=as_of_date, float_columns=float_columns)
+                               as_of_date=as_of_date, float_columns=float_columns,
+                               network_level_weight=network_level_weight)
     data = text.encode("utf-8")
     path = sql_path(model_dir, version, dialect_name)
     atomic_write_bytes(path, data)

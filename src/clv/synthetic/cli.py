@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--start", type=date.fromisoformat, default=defaults.start_date, help="first day")
     add("--end", type=date.fromisoformat, default=defaults.end_date, help="last day (inclusive)")
     add("--closed-cohort", action="store_true", help="acquire everyone in the first 60 days")
+    add("--seasonal-peak", action="store_true",
+        help="a strong yearly peak in November and December (GeneratorSettings.seasonal_peak)")
     add("--no-bad-rows", action="store_true", help="omit the injected bad rows")
     add("--no-events", action="store_true", help="omit browsing events")
     add("--out", type=Path, required=True, help="transactions file (.csv or .parquet)")
@@ -48,7 +50,8 @@ def _settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
     for path in (path for path in outputs if path is not None):
         if path.suffix.lower() not in _FILE_SUFFIXES:
             raise ValueError(f"unsupported file extension in {path}: use .csv or .parquet")
-    return GeneratorSettings(
+    make = GeneratorSettings.seasonal_peak if args.seasonal_peak else GeneratorSettings
+    return make(
         n_customers=args.customers,
         start_date=args.start,
         end_date=args.end,

@@ -1,0 +1,254 @@
+"""The rules behind the spend level (clv.level): windows, sources, backtests, shrinkage, the
+network's share and the seasonal reference, each against a plain recomputation on hand-made
+windows."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from clv import level
+from clv.level import Window
+
+AS_OF = date(2023, 12, 31)
+
+
+def _windows(horizon: int, spacing: int, count: int, btyd_ratios, network_ratios,
+             first: date = date(2021, 1, 1), as_of: date = AS_OF) -> list[Window]:
+    """Windows as_of - horizon - k * spacing (k = 0 the latest) with actual/predicted ratios
+    given latest first; 1000 customers and an actual total of 1000 each."""
+    windows = []
+    for k in range(count):
+        cutoff = as_of - timedelta(days=horizon + k * spacing)
+        windows.append(Window(cutoff=cutoff, customers=1000,
+                              history_days=(cutoff - first).days, actual_total=1000.0,
+                              btyd_total=1000.0 / btyd_ratios[k],
+                              network_total=1000.0 / network_ratios[k]))
+    return windows
+
+
+def _ridge_share(targets, sources, weights, prior) -> float:
+    """lambda by numerical minimisation of the ridge objective, clipped to [0, 1]."""
+    def objective(share: float) -> float:
+        residual = np.asarray(targets) - share * np.asarray(sources)
+        return float(np.sum(np.asarray(weights) * residual**2)
+                     + level.SHRINK_RIDGE * (share - prior) ** 2)
+
+    return float(np.clip(minimize_scalar(objective, bounds=(-5, 5), method="bounded",
+                                         options={"xatol": 1e-10}).x, 0.0, 1.0))
+
+
+def test_carried_share_is_the_ridge_least_squares_fit():
+    rng = np.random.default_rng(0)
+    for prior in (0.0, 1.0):
+        sources = rng.normal(0, 0.3, 6)
+        targets = 0.6 * sources + rng.normal(0, 0.05, 6)
+        weights = rng.uniform(0.2, 1.0, 6)
+        assert level.carried_share(targets, sources, weights, prior) == pytest.approx(
+            _ridge_share(targets, sources, weights, prior), abs=1e-6)
+    # no backtest: the prior decides
+    empty = np.array([])
+    assert level.carried_share(empty, empty, empty, 0.0) == 0.0
+    assert level.carried_share(empty, empty, empty, 1.0) == 1.0
+    # a bias that flips sign from window to window is not carried
+    flips = np.array([0.3, -0.3, 0.3, -0.3])
+    assert level.carried_share(flips, -flips, np.ones(4), 0.0) == 0.0
+
+
+def test_source_is_the_window_one_lag_back_and_fully_observed():
+    windows = _windows(91, 23, 8, [1.0] * 8, [1.0] * 8, first=date(2023, 1, 1))
+    latest = windows[0]
+    assert level.source_window(windows, AS_OF, 91, 91) is latest
+    # for the latest window itself: the cutoff 91 days earlier is k = 4 (92 days): closest
+    assert level.source_window(windows, latest.cutoff, 91, 91) is windows[4]
+    # nothing within half a spacing of a year back
+    assert level.source_window(windows, AS_OF, 365, 91) is None
+    # a window whose label window has not ended by the target date is never a source
+    assert level.source_window(windows, windows[1].cutoff, 0, 91) is None
+
+
+def test_stable_bias_is_carried_and_unstable_bias_is_shrunk_away():
+    horizon, spacing = 365, 91
+    stable = _windows(horizon, spacing, 8, [0.8] * 8, [1.0] * 8)
+    estimate = level.estimate_level(stable, horizon, AS_OF)
+    pairs = estimate.btyd.pairs
+    assert len(pairs) == 4 and all(p["source_log_ratio"] == pytest.approx(math.log(0.8))
+                                   for p in pairs)
+    # the same recomputed by hand: maturity = history / horizon, pair weight = the smaller
+    weights = [min(1.0, (date.fromisoformat(p["source"]) - date(2021, 1, 1)).days / horizon)
+               for p in pairs]
+    share = _ridge_share([math.log(0.8)] * 4, [math.log(0.8)] * 4, weights, 1.0)
+    assert estimate.btyd.carried_share == pytest.approx(share, abs=1e-6)
+    assert estimate.btyd.correction == pytest.approx(0.8 ** share)
+    unstable = _windows(horizon, spacing, 8, [0.7, 1.3, 1.3, 1.3, 1.3, 0.7, 0.7, 0.7],
+                        [1.0] * 8)
+    flipped = level.estimate_level(unstable, horizon, AS_OF)
+    assert flipped.btyd.carried_share < 0.1
+    assert abs(math.log(flipped.btyd.correction)) < 0.05
+
+
+def test_network_share_grows_with_evidence_and_accuracy():
+    def backtest(mse: float, evidence: float) -> level.Backtest:
+        return level.Backtest("x", [], 1.0, mse, evidence, None, 0.0, 1.0)
+
+    assert level.network_share(backtest(0.01, 3.0), backtest(float("inf"), 0.0)) == 0.0
+    assert level.network_share(backtest(0.01, 3.0), backtest(0.01, 3.0)) == pytest.approx(
+        3 / 4 * 0.5)
+    assert level.network_share(backtest(0.04, 3.0), backtest(0.01, 3.0)) == pytest.approx(
+        3 / 4 * 0.8)
+    # BG/NBD without a usable backtest error: the network's share is its trust alone
+    assert level.network_share(backtest(float("inf"), 0.0), backtest(0.01, 1.0)) == 0.5
+
+
+def test_estimate_combines_the_two_totals_as_the_spend_factor_applies_them():
+    # BG/NBD 25% too high on every window, the network right on every window
+    windows = _windows(365, 91, 8, [0.8] * 8, [1.0] * 8)
+    estimate = level.estimate_level(windows, 365, AS_OF, calibration_scale=1.25)
+    share = estimate.network_share
+    assert 0 < share < 1
+    assert estimate.btyd_level_correction == pytest.approx(
+        (1 - share) * estimate.btyd.correction)
+    # network_clv is the calibrated network (1.25 x raw): its coefficient undoes that
+    assert estimate.network_level_weight == pytest.approx(
+        share * estimate.network.correction / 1.25)
+    btyd_total, raw_network_total = 5000.0, 4000.0
+    spend = level.SpendLevel(btyd_total, 1.25 * raw_network_total,
+                             estimate.btyd_level_correction, estimate.network_level_weight)
+    total = spend.spend_factor * 1.25 * raw_network_total
+    assert total == pytest.approx((1 - share) * estimate.btyd.correction * btyd_total
+                                  + share * estimate.network.correction * raw_network_total)
+    saved = estimate.to_metadata()
+    assert saved["btyd_level_correction"] == estimate.btyd_level_correction
+    assert len(saved["windows"]) == 8 and saved["reason"]
+
+
+def test_no_backtest_means_btyd_alone_and_no_correction_across_seasons():
+    # four windows 23 days apart over a short history: none has a window a horizon before it
+    windows = _windows(91, 23, 4, [1.14] * 4, [0.7] * 4, first=date(2023, 5, 1))
+    estimate = level.estimate_level(windows, 91, AS_OF)
+    assert estimate.network_share == 0.0 and estimate.network_level_weight == 0.0
+    assert estimate.btyd.pairs == [] and estimate.btyd_level_correction == 1.0
+    assert not estimate.reference.seasonal and "two full years" in estimate.reference.reason
+
+
+def test_seasonal_reference_needs_two_years_and_a_window_a_year_back():
+    short = _windows(91, 23, 8, [1.0] * 8, [1.0] * 8, first=date(2022, 6, 1))
+    reference = level.seasonal_reference(short, 91, AS_OF, (AS_OF - date(2022, 6, 1)).days)
+    assert not reference.seasonal and reference.lag_days == 91
+    long_but_near = _windows(91, 23, 8, [1.0] * 8, [1.0] * 8)
+    reference = level.seasonal_reference(long_but_near, 91, AS_OF, 1095)
+    assert not reference.seasonal
+    assert "clv_training_cutoffs of at least 13" in reference.reason
+    reaching = _windows(91, 23, 13, [1.0] * 13, [1.0] * 13)
+    reference = level.seasonal_reference(reaching, 91, AS_OF, 1095)
+    assert reference.seasonal and reference.same_season and reference.lag_days == 365
+    yearly = level.seasonal_reference(_windows(365, 91, 8, [1.0] * 8, [1.0] * 8), 365, AS_OF,
+                                      1095)
+    assert yearly.lag_days == 365 and yearly.same_season and not yearly.seasonal
+
+
+def test_seasonal_level_is_carried_from_the_same_window_a_year_back():
+    # the window a year back (k = 12) saw actual spend 1.9x BG/NBD's; the latest ones 0.75x
+    ratios = [0.75] * 12 + [1.9]
+    windows = _windows(91, 23, 13, ratios, [1.0] * 13)
+    source = level.level_source(windows, 91, AS_OF)
+    assert source is windows[12]
+    estimate = level.estimate_level(windows, 91, AS_OF)
+    assert estimate.reference.seasonal and estimate.btyd.source == windows[12].cutoff.isoformat()
+    # no backtest a year back exists with 13 cutoffs: the seasonal prior carries it all
+    assert estimate.btyd.carried_share == 1.0
+    assert estimate.btyd.correction == pytest.approx(1.9)
+
+
+def test_corrections_are_bounded():
+    windows = _windows(365, 91, 8, [5.0] * 8, [1.0] * 8)
+    assert level.estimate_level(windows, 365, AS_OF).btyd.correction <= (
+        level.LEVEL_CORRECTION_BOUNDS[1])
+    assert level.bounded(0.1) == level.LEVEL_CORRECTION_BOUNDS[0]
+    assert level.bounded(float("nan")) == 1.0
+
+
+def test_coefficients_of_old_and_new_models():
+    assert level.level_coefficients({}) == (1.0, 0.0)
+    assert level.level_coefficients({"btyd_level_correction": 0.9}) == (0.9, 0.0)
+    assert level.level_coefficients({"btyd_level_correction": 0.4,
+                                     "network_level_weight": 0.5}) == (0.4, 0.5)
+
+
+def _monthly_revenue(cutoff: date, periods: int, intensity, growth_per_year: float
+                     ) -> level.RevenuePeriods:
+    """30-day periods before ``cutoff`` with revenue = intensity(day of year at the period's
+    middle) x exp(growth x years since the cutoff)."""
+    values = []
+    for j in range(1, periods + 1):
+        middle = cutoff - timedelta(days=30 * j - 15)
+        years = (middle - cutoff).days / 365
+        values.append(1000.0 * intensity(middle) * math.exp(growth_per_year * years))
+    return level.RevenuePeriods(cutoff, 30, tuple(values))
+
+
+def test_revenue_periods_spread_a_period_evenly_over_its_days():
+    periods = level.RevenuePeriods(date(2023, 6, 30), 30, (300.0, 600.0, 900.0))
+    # the last 30 days hold 300; 15 days straddling the first two periods hold 150 + 300
+    assert periods.between(date(2023, 5, 31), date(2023, 6, 30)) == pytest.approx(300.0)
+    assert periods.between(date(2023, 5, 16), date(2023, 6, 15)) == pytest.approx(450.0)
+    assert periods.covers(date(2023, 4, 1), date(2023, 6, 30))
+    assert not periods.covers(date(2023, 3, 31), date(2023, 6, 30))
+
+
+def test_growth_per_day_from_trailing_years():
+    growth = level.growth_per_day([(date(2023, 1, 1), 1000.0), (date(2023, 7, 2), 1200.0),
+                                   (date(2023, 4, 2), 0.0)])
+    assert growth == pytest.approx(math.log(1.2) / 182)
+    assert level.growth_per_day([(date(2023, 1, 1), 1000.0)]) is None
+
+
+def test_seasonal_factor_from_revenue_removes_growth():
+    def intensity(day: date) -> float:  # a smooth yearly wave peaking on the 1st of December
+        return 1.0 + 0.6 * math.cos(2 * math.pi * ((day - date(2000, 12, 1)).days % 365) / 365)
+
+    as_of, horizon = date(2023, 9, 30), 91
+    growth = 0.4  # a year
+    periods = [_monthly_revenue(as_of - timedelta(days=horizon + 23 * k), 12, intensity, growth)
+               for k in range(8)]
+    windows = _windows(horizon, 23, 8, [1.0] * 8, [1.0] * 8, as_of=as_of)
+    reference, history = level.reference_for(windows, horizon, as_of)
+    assert not reference.seasonal and history >= level.SEASONAL_MIN_HISTORY_DAYS
+    factor = level.revenue_seasonal_factor(periods, horizon, as_of, history, reference,
+                                           growth / 365)
+    assert factor.applied and "seasonal from revenue" in factor.reason
+    # last year's October-December over July-September, day by day, once growth is removed
+    def days(start: date) -> list[date]:
+        return [start + timedelta(days=d) for d in range(1, horizon + 1)]
+
+    expected = (sum(map(intensity, days(date(2022, 9, 30))))
+                / sum(map(intensity, days(date(2022, 7, 1)))))
+    assert expected > 1.5
+    assert factor.factor == pytest.approx(expected, rel=0.03)
+    estimate = level.estimate_level(windows, horizon, as_of, seasonal_factor=factor)
+    plain = level.estimate_level(windows, horizon, as_of)
+    assert estimate.btyd_level_correction == pytest.approx(
+        plain.btyd_level_correction * factor.factor)
+    assert estimate.to_metadata()["seasonal"] and estimate.reason == factor.reason
+
+
+def test_seasonal_factor_from_revenue_only_when_it_applies():
+    as_of, horizon = date(2023, 9, 30), 91
+    periods = [_monthly_revenue(as_of - timedelta(days=horizon + 23 * k), 12, lambda d: 1.0,
+                                0.0) for k in range(8)]
+    windows = _windows(horizon, 23, 8, [1.0] * 8, [1.0] * 8, as_of=as_of)
+    reference, _ = level.reference_for(windows, horizon, as_of)
+    short = level.revenue_seasonal_factor(periods, horizon, as_of, 500, reference, 0.0)
+    assert not short.applied and short.factor == 1.0 and "two full years" in short.reason
+    # sequences of four periods do not reach a year back
+    brief = [level.RevenuePeriods(p.cutoff, 30, p.revenue[:4]) for p in periods]
+    missing = level.revenue_seasonal_factor(brief, horizon, as_of, 1000, reference, 0.0)
+    assert not missing.applied and "do not reach back" in missing.reason
+    yearly = level.revenue_seasonal_factor(periods, 365, as_of, 1000, reference, 0.0)
+    assert not yearly.applied
+    flat = level.revenue_seasonal_factor(periods, horizon, as_of, 1000, reference, 0.0)
+    assert flat.applied and flat.factor == pytest.approx(1.0)
