@@ -34,6 +34,7 @@
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
                               'duplicate_transaction', 'after_as_of_date'],
         'extra_features': extra_features,
+        'load_sample': clv_load_sample(),
         'missing_customer_ids': clv_validate_missing_customer_ids(
             'clv_missing_customer_ids', var('clv_missing_customer_ids', clv_default_missing_customer_ids())
         ),

@@ -1,9 +1,15 @@
 {#-
     The relation a clv_* input var points at, as SQL that can follow `from`.
-    - empty: the shipped sample seed (`default_seed`), or none when there is no default;
+    - empty: the shipped sample seed (`default_seed`) while clv_load_sample() allows it (when
+      it does not, a run stops with one line saying to set clv_transactions), or none when
+      there is no default;
     - a path or glob ending in .csv / .parquet (optionally compressed): read as a file (DuckDB;
       on Spark Parquet only: a file, a directory or a glob ending in .parquet);
-    - otherwise a relation name: `table`, `schema.table` or `database.schema.table`.
+    - otherwise a relation name: `table`, `schema.table` or `database.schema.table`, each part
+      plain or quoted ("..." or `...`), as `{{ ref('shop', 'orders') }}` (name the project: a
+      bare ref from this package to the root project's model makes dbt warn) or
+      `{{ source('shop', 'orders') }}` in the var renders. The var is rendered in the model's
+      context, so such a ref is also an edge of the DAG: dbt builds the input first.
     Anything else is rejected before SQL runs.
 -#}
 {% macro clv_source(var_name, default_seed=none) %}
@@ -12,7 +18,19 @@
         {% if default_seed is none %}
             {{ return(none) }}
         {% endif %}
-        {{ return(ref(default_seed)) }}
+        {% if clv_load_sample() %}
+            {{ return(ref(default_seed)) }}
+        {% endif %}
+        {#- The seed is disabled (seeds/_seeds.yml): no ref to it; parsing goes on, so the
+            root project's own models still build, and this model stops when it runs. -#}
+        {% if execute %}
+            {{ clv_fail('clv_transactions', "empty, and clv's sample seeds are not built here (clv_load_sample "
+                        ~ "is '" ~ (var('clv_load_sample', 'auto') | string | lower) ~ "'; auto builds them only "
+                        ~ "when clv is the root project): point clv_transactions at your transactions (a "
+                        ~ "relation, a file or \"{{ ref('your_project', 'your_model') }}\"), or set "
+                        ~ "clv_load_sample: true to build on the sample") }}
+        {% endif %}
+        {{ return(default_seed) }}
     {% endif %}
     {% if modules.re.search('\\.(csv|tsv|parquet)(\\.gz|\\.zst)?$', value, modules.re.IGNORECASE) %}
         {% if "'" in value or ';' in value %}
@@ -20,7 +38,8 @@
         {% endif %}
         {{ return(adapter.dispatch('clv_read_file', 'clv')(value)) }}
     {% endif %}
-    {% if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*){0,2}', value) %}
+    {% set part = '([A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`)' %}
+    {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
         {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.parquet file path, got '"
                               ~ value ~ "'") }}
     {% endif %}

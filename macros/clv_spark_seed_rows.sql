@@ -4,6 +4,13 @@
     and turns an empty cell into the text 'None' (and does not escape quotes), so the sample's
     missing customer ids and amounts would be read as text instead of null and be counted
     differently in clv_data_quality. Otherwise the same as dbt-spark's macro.
+    dbt dispatches load_csv_rows to the root project's macros first, then dbt's: this one
+    applies while clv is the root project. A project that installs clv and builds seeds on
+    Spark (its own, or clv's sample with clv_load_sample: true) opts in with
+        dispatch:
+          - macro_namespace: dbt
+            search_order: ['<its project name>', 'clv', 'dbt']
+    in its dbt_project.yml; the seeds of every project then load through it.
 -#}
 {% macro spark__load_csv_rows(model, agate_table) %}
     {% set batch_size = get_batch_size() %}

@@ -1,8 +1,10 @@
-"""The project installed as a dbt package in another project (integration_tests/)."""
+"""The project installed as a dbt package in another project (integration_tests/): built on
+that project's own data (a ref in var clv_transactions), its outputs for hand-made customers
+equal the expected values the integration project's dbt tests compare them with, and none of
+the package's sample seeds is built into that project's warehouse."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -11,27 +13,99 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+INTEGRATION_PROJECT = "clv_integration_tests"
+# The integration project's tests: actual against expected (seeds/_seeds.yml) and the rules
+# every prediction follows (tests/*.sql).
+EXPECTED_TESTS = {
+    "expected_data_quality_match_clv_data_quality",
+    "expected_customer_features_match_clv_customer_features",
+    "expected_segments_match_clv_predictions",
+    "assert_each_customer_predicted_once",
+    "assert_segments_follow_the_rules",
+}
+SAMPLE_SEEDS = {"clv_sample_transactions", "clv_sample_customers", "clv_sample_events"}
+GUEST_SEEDS = {"generated_transactions", "known_transactions", "expected_data_quality",
+               "expected_customer_features", "expected_segments"}
+# seeds/generated_transactions.csv has 300 customers, known_transactions.csv 12 with a usable row.
+SCORED_CUSTOMERS = 312
 
 
-@pytest.mark.slow
-def test_builds_as_a_dependency_of_another_project(tmp_path, monkeypatch):
+def _invoke(args: list[str]):
+    result = dbtRunner().invoke(args)
+    if result.exception is not None:
+        raise result.exception
+    return result
+
+
+def _failures(database: Path, results) -> dict[str, object]:
+    """Each node that failed, with dbt's message; a failed test of the integration project
+    with the rows its query returns (key, missing side, differing columns)."""
+    failed = [r for r in results if r.status in ("error", "fail")]
+    if not failed:
+        return {}
+    with duckdb.connect(str(database)) as connection:
+        return {r.node.name: connection.sql(r.node.compiled_code).fetchall()
+                if r.status == "fail" and r.node.package_name == INTEGRATION_PROJECT
+                else r.message for r in failed}
+
+
+def _guest_project(tmp_path: Path, monkeypatch) -> tuple[Path, list[str]]:
+    """A copy of integration_tests/ with this checkout installed (dbt deps) and a database in
+    tmp_path; returns the database and the arguments every dbt command needs."""
     root = tmp_path / "root_project"
-    shutil.copytree(PROJECT_DIR / "integration_tests", root)
+    shutil.copytree(PROJECT_DIR / "integration_tests", root,
+                    ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb"))
     # The copy sits elsewhere, so point its local package at this checkout.
     (root / "packages.yml").write_text(f"packages:\n  - local: {PROJECT_DIR}\n")
     database = tmp_path / "root.duckdb"
     monkeypatch.setenv("CLV_DUCKDB_PATH", str(database))
-    monkeypatch.chdir(root)  # clv_model_dir (default onnx) is relative to where dbt runs
+    monkeypatch.chdir(root)  # clv's output paths (export, report) are relative to where dbt runs
     common = ["--project-dir", str(root), "--profiles-dir", str(root), "--quiet"]
-    # One network: this proves the package installs and builds, not the model's accuracy.
-    build_vars = "{clv_model_dir: " + str(tmp_path / "m") + ", clv_ensemble_size: 1}"
-    for args in (["deps"], ["build", "--vars", build_vars]):
-        result = dbtRunner().invoke(args + common)
-        if result.exception is not None:
-            raise result.exception
-        assert result.success, args
+    _invoke(["deps", *common])
+    return database, common
+
+
+@pytest.mark.slow
+def test_builds_as_a_dependency_with_the_expected_outputs(tmp_path, monkeypatch):
+    database, common = _guest_project(tmp_path, monkeypatch)
+    build = _invoke(["build", "--vars", f"{{clv_model_dir: {tmp_path / 'm'}}}", *common])
+
+    results = build.result.results
+    assert _failures(database, results) == {}
+    ran = {r.node.name for r in results
+           if r.node.resource_type == "test" and r.node.package_name == INTEGRATION_PROJECT}
+    assert ran == EXPECTED_TESTS
+    assert build.success
+    seeds = {r.node.name for r in results if r.node.resource_type == "seed"}
+    assert seeds == GUEST_SEEDS
     with duckdb.connect(str(database)) as connection:
-        segments = connection.sql("select sum(customers) from customer_value_summary").fetchall()
-        predictions = connection.sql("select count(*) from clv_predictions").fetchall()
-    assert segments[0][0] == predictions[0][0] > 1000
-    assert os.path.isdir(tmp_path / "m")
+        sample_tables = connection.sql(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_name like 'clv_sample%'").fetchall()
+        summarized = connection.sql("select sum(customers) from customer_value_summary").fetchall()
+        predicted = connection.sql("select count(*) from clv_predictions").fetchall()
+    assert sample_tables == []
+    assert summarized[0][0] == predicted[0][0] == SCORED_CUSTOMERS
+
+
+@pytest.mark.slow
+def test_a_guest_without_transactions_is_told_to_set_them(tmp_path, monkeypatch):
+    _, common = _guest_project(tmp_path, monkeypatch)
+    run = _invoke(["run", "--select", "stg_clv__transactions",
+                   "--vars", "{clv_transactions: ''}", *common])
+    assert not run.success
+    [result] = [r for r in run.result.results if r.node.name == "stg_clv__transactions"]
+    assert "point clv_transactions at your transactions" in result.message
+    assert "clv_load_sample: true" in result.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("vars", "enabled"), [
+    ({}, True),  # the root project on its sample
+    ({"clv_transactions": "analytics.orders"}, False),  # the root project on the user's data
+    ({"clv_transactions": "analytics.orders", "clv_load_sample": True}, True),
+    ({"clv_load_sample": False}, False),
+], ids=["sample", "user_data", "user_data_and_load_sample", "load_sample_false"])
+def test_sample_seeds_are_built_only_for_the_sample(dbt_project, vars, enabled):
+    listed = dbt_project.run("ls", vars=vars, extra=["--resource-type", "seed", "--output", "name"])
+    assert set(listed.result) == (SAMPLE_SEEDS if enabled else set())

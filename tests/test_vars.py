@@ -20,6 +20,8 @@ BAD_VARS = [
     ({"clv_retrain": "sometimes"}, "clv_retrain"),
     ({"clv_transactions": "main.tx; drop table clv_predictions"}, "clv_transactions"),
     ({"clv_transactions": "/data/x.csv'); drop table y; --.csv"}, "clv_transactions"),
+    ({"clv_transactions": '"main"."tx"; drop table y'}, "clv_transactions"),
+    ({"clv_load_sample": "sometimes"}, "clv_load_sample"),
     ({"clv_columns": {"amount": "1; drop table x"}}, "clv_columns"),
     ({"clv_columns": {"amount": "price -- comment"}}, "clv_columns"),
     ({"clv_columns": {"spend": "price"}}, "clv_columns"),
