@@ -29,6 +29,9 @@
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
         ),
+        'bi_database_path': clv_validate_bi_database_path(
+            'clv_bi_database_path', var('clv_bi_database_path', '')
+        ),
         'windows': [7, 30, 90, 180, 365],
         'channels': ['orders', 'revenue', 'active_days'],
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
@@ -188,6 +191,16 @@
     {% set text = clv_validate_path(var_name, value) %}
     {% if not text.lower().endswith('.parquet') %}
         {{ clv_fail(var_name, "expected a file name ending in .parquet, got '" ~ text ~ "'") }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{#- Empty (the default) means no BI database copy; otherwise a file name ending in .duckdb. -#}
+{% macro clv_validate_bi_database_path(var_name, value) %}
+    {% set text = clv_validate_text(var_name, value) | trim %}
+    {% if text != '' and not text.lower().endswith('.duckdb') %}
+        {{ clv_fail(var_name, "expected empty (no copy) or a file name ending in .duckdb, got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "clv"
 MODEL_LAYERS = ("1_staging", "2_intermediate", "3_features", "4_marts")
 # python_models/ run between the features and the marts (training, scoring, evaluation), except
-# the hand-offs (the Parquet copy and the report), which read marts and so come last.
-HANDOFF = {"clv_predictions_export", "clv_report"}
+# the hand-offs (the Parquet copy, the BI database copy and the report), which read marts and so
+# come last.
+HANDOFF = {"clv_predictions_export", "clv_bi_database", "clv_report"}
 REF = re.compile(r"""ref\(\s*['"]([A-Za-z0-9_]+)['"]\s*\)""")
 
 

@@ -63,6 +63,7 @@ class Built:
     warehouse: Any
     schema: str
     model_dir: Path
+    bi_database: Path  # the BI database copy (clv_bi_database_path)
 
     def table(self, name: str) -> pa.Table:
         return self.warehouse.read(f"{self.schema}.{name}")
@@ -82,9 +83,11 @@ class _DuckDBReader:
 def _duckdb_build(workdir: Path, run_vars: dict[str, Any]) -> Built:
     model_dir = workdir / "onnx"
     clv_build("duckdb", {**run_vars, "clv_model_dir": str(model_dir),
-                         "clv_export_path": str(workdir / "export.parquet")},
+                         "clv_export_path": str(workdir / "export.parquet"),
+                         "clv_bi_database_path": str(workdir / "bi.duckdb")},
               workdir, {"CLV_DUCKDB_PATH": str(workdir / "clv.duckdb")})
-    return Built("duckdb", _DuckDBReader(workdir / "clv.duckdb"), "main", model_dir)
+    return Built("duckdb", _DuckDBReader(workdir / "clv.duckdb"), "main", model_dir,
+                 workdir / "bi.duckdb")
 
 
 def _engine_build(engine: str, workdir: Path, run_vars: dict[str, Any], reference: Built,
@@ -102,7 +105,8 @@ def _engine_build(engine: str, workdir: Path, run_vars: dict[str, Any], referenc
         spark_available()
         env["CLV_SPARK_DIR"] = str(spark_dir)
     clv_build(engine, {**run_vars, "clv_model_dir": str(model_dir),
-                       "clv_export_path": str(workdir / "export.parquet")}, workdir, env)
+                       "clv_export_path": str(workdir / "export.parquet"),
+                       "clv_bi_database_path": str(workdir / "bi.duckdb")}, workdir, env)
     if engine == "postgres":
         from clv.warehouse import PostgresWarehouse
 
@@ -113,7 +117,7 @@ def _engine_build(engine: str, workdir: Path, run_vars: dict[str, Any], referenc
         from clv.warehouse import SparkWarehouse
 
         warehouse = SparkWarehouse(SparkSession.builder.getOrCreate(), schema)
-    return Built(engine, warehouse, schema, model_dir)
+    return Built(engine, warehouse, schema, model_dir, workdir / "bi.duckdb")
 
 
 @pytest.fixture(scope="session")
@@ -262,6 +266,35 @@ def test_every_mart_is_built(sample_duckdb: Built, sample_engine: Built):
                   "clv_model_evaluation", "clv_prediction_explanations"):
         assert sample_engine.table(table).num_rows == \
             sample_duckdb.warehouse.read(table).num_rows, table
+
+
+def test_bi_database_copy_holds_the_engine_tables(sample_duckdb: Built, sample_engine: Built):
+    """clv build runs the BI database copy on the engine: the same public tables as DuckDB's
+    copy, each with the engine's rows, dates as DATE (integers arrive as bigint)."""
+    def tables(path: Path) -> dict[str, dict[str, str]]:
+        with duckdb.connect(str(path), read_only=True) as copy:
+            rows = copy.execute("select table_name, column_name, data_type "
+                                "from information_schema.columns").fetchall()
+        found: dict[str, dict[str, str]] = {}
+        for table, column, kind in rows:
+            found.setdefault(table, {})[column] = kind
+        return found
+
+    theirs, ours = tables(sample_duckdb.bi_database), tables(sample_engine.bi_database)
+    assert set(ours) == set(theirs) and len(ours) >= 12
+    for table, columns in ours.items():
+        assert list(columns) == list(theirs[table]), table
+        dates = {c for c, kind in theirs[table].items() if kind == "DATE"}
+        assert {c for c, kind in columns.items() if kind == "DATE"} == dates, table
+        with duckdb.connect(str(sample_engine.bi_database), read_only=True) as copy:
+            copied = copy.sql(f"select * from {table}").to_arrow_table()
+        engine_table = sample_engine.table(table)
+        assert copied.num_rows == engine_table.num_rows, table
+        if table == "clv_predictions":
+            assert_same_table(engine_table.select(["customer_id", "as_of_date",
+                                                   "predicted_clv"]),
+                              copied.select(["customer_id", "as_of_date", "predicted_clv"]),
+                              f"{sample_engine.engine}: the copy of {table}")
 
 
 def test_training_on_engine_tables_matches_duckdb_gini(sample_duckdb: Built,

@@ -22,6 +22,7 @@ final as (
         {{ settings.seed }} as seed,
         {{ settings.ensemble_size }} as ensemble_size,
         '{{ settings.export_path }}' as export_path,
+        '{{ settings.bi_database_path }}' as bi_database_path,
         '{{ settings.static_features | join(",") }}' as static_features,
         '{{ settings.channels | join(",") }}' as channels,
         {{ 'true' if settings.explanations else 'false' }} as explanations,

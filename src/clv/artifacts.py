@@ -97,13 +97,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def temporary_path(path: Path) -> Path:
+    """A new hidden name next to ``path`` (``.<name>.<random>.tmp``) to write to and then rename
+    over ``path``; for writers that must create the file themselves (a DuckDB database)."""
+    return path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+
+
 def new_temporary_file(path: Path) -> tuple[int, Path]:
     """A new hidden file next to ``path`` (open file descriptor, name) for an atomic replace.
 
     Created like any new file, so its permissions come from the process's umask (unlike
     ``tempfile.mkstemp``'s owner-only ones): a BI or scoring account can read the result.
     """
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    tmp = temporary_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     return fd, tmp
 

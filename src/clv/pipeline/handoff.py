@@ -1,8 +1,12 @@
-"""The Parquet copy of clv_predictions that BI tools and other processes read.
+"""The files BI tools and other processes read instead of the warehouse: the Parquet copy of
+clv_predictions (:func:`export_predictions`) and, when ``clv_bi_database_path`` is set, a DuckDB
+database holding a copy of every public table (:func:`copy_to_database`).
 
 DuckDB lets one process at a time open a database file for writing, so readers that must not
-block ``dbt build`` read this file instead. It is replaced atomically after every build; a
-build killed while writing leaves only a hidden temporary file, which a later export deletes.
+block ``dbt build`` read these files instead. Each is written to a hidden temporary file in the
+same directory and renamed over the previous one after every build, so a reader sees the
+previous complete file or the new one; a build killed while writing leaves only the hidden
+temporary file, which a later write deletes.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clv.artifacts import LEFTOVER_SECONDS, new_temporary_file, write_failed
+from clv.artifacts import LEFTOVER_SECONDS, new_temporary_file, temporary_path, write_failed
 from clv.config import ID_COLUMN
 from clv.pipeline.log import dbt_log
 from clv.warehouse import Warehouse
+from clv.warehouse.duckdb import write_database_file
+
+# Windows refuses to rename over a file that another process has open (DuckDB opens database
+# files there without FILE_SHARE_DELETE), so a BI tool's open connection blocks the replacement:
+# it is retried this long, then the step fails and the previous file stays. POSIX systems
+# replace an open file at once (its readers keep the old one), so there is nothing to wait for.
+REPLACE_WAIT_SECONDS = 10.0 if os.name == "nt" else 0.0
+# The columns of clv_bi_database: one row per table copied.
+BI_DATABASE_SCHEMA = pa.schema([("table_name", pa.string()), ("rows", pa.int64()),
+                                ("path", pa.string()), ("written_at", pa.timestamp("us"))])
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -50,7 +65,9 @@ def remove_leftovers(path: Path, older_than: float = LEFTOVER_SECONDS) -> list[s
     if not path.parent.is_dir():
         return []
     removed = []
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+    # the temporary files, and the write-ahead log DuckDB keeps beside a database being written
+    for tmp in [*path.parent.glob(f".{path.name}.*.tmp"),
+                *path.parent.glob(f".{path.name}.*.tmp.wal")]:
         with contextlib.suppress(OSError):
             if time.time() - tmp.stat().st_mtime > older_than:
                 tmp.unlink()
@@ -99,3 +116,92 @@ def export_predictions(warehouse: Warehouse, predictions: Any, path: Path,
                        batch_rows: int = 100_000) -> pd.DataFrame:
     """clv_predictions, in customer_id order, to the Parquet file ``path``."""
     return write_parquet(warehouse.batches(predictions, batch_rows, order_by=[ID_COLUMN]), path)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace(tmp: Path, path: Path, wait: float) -> None:
+    """Rename ``tmp`` over ``path``, retrying for ``wait`` seconds while the system refuses
+    because a reader has ``path`` open (Windows); then raise an OSError that says so."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError as error:
+            if time.monotonic() >= deadline:
+                raise PermissionError(
+                    error.errno, f"cannot replace {path}: {error.strerror or error}. Either the "
+                    "directory is not writable, or (on Windows, which cannot rename over an "
+                    "open file) a BI tool or notebook has it open: close that connection, or let "
+                    "the tool open one per query, then build again; the previous file is "
+                    "unchanged") from error
+            time.sleep(0.5)
+
+
+def _public_tables(warehouse: Warehouse, tables: Mapping[str, Callable[[], Any]],
+                   batch_rows: int) -> Iterator[tuple[str, pa.RecordBatchReader]]:
+    """(name, batches) of each table, opened one at a time as the writer reaches it."""
+    for name, relation in tables.items():
+        try:
+            batches = warehouse.batches(relation(), batch_rows)
+        except Exception as error:
+            reason = next((line for line in str(error).splitlines() if line.strip()),
+                          type(error).__name__)
+            raise RuntimeError(f"cannot read the public table {name} for the BI database copy "
+                               f"({reason.strip()}): build it first (a full `dbt build` builds "
+                               "every public table); the previous copy is unchanged") from error
+        yield name, batches
+
+
+def copy_to_database(warehouse: Warehouse, tables: Mapping[str, Callable[[], Any]],
+                     path: Path | None, batch_rows: int = 100_000) -> pa.Table:
+    """Copy ``tables`` (name -> a function returning the relation) into a new DuckDB database
+    file that then replaces ``path``; return one row per table: table_name, rows, path,
+    written_at (no rows when ``path`` is None: the copy is off).
+
+    Every table streams from the warehouse through :meth:`Warehouse.batches` (any engine;
+    bounded memory) into a hidden temporary file in the same directory, which is checkpointed,
+    flushed to disk and renamed over ``path`` in one step. A reader that opened the previous
+    file keeps reading it; a failure at any point (a table that cannot be read, a full disk, a
+    rename refused) leaves the previous file untouched and removes the temporary one.
+    """
+    if path is None:
+        dbt_log("clv_bi_database_path is empty: no BI database copy written")
+        return BI_DATABASE_SCHEMA.empty_table()
+    path = checked_path(Path(path), "clv_bi_database_path")
+    if path.resolve() in {Path(file).resolve() for file in warehouse.database_files()}:
+        raise ValueError(f"Invalid value for var 'clv_bi_database_path': {str(path)!r} is the "
+                         "warehouse's own database file; name another file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name in remove_leftovers(path):
+        dbt_log(f"removed {name}, left by a BI database copy that was interrupted")
+    tmp = temporary_path(path)
+    try:
+        rows = write_database_file(tmp, _public_tables(warehouse, tables, batch_rows))
+        _fsync_file(tmp)
+        _replace(tmp, path, REPLACE_WAIT_SECONDS)
+    except BaseException as error:
+        _remove(tmp, tmp.with_name(tmp.name + ".wal"))
+        if isinstance(error, OSError) and not isinstance(error, PermissionError):
+            raise write_failed(path, error) from error
+        raise
+    _fsync_directory(path.parent)
+    written_at = datetime.now(UTC).replace(tzinfo=None)
+    dbt_log(f"copied {len(rows)} public tables ({sum(rows.values()):,} rows) to {path}")
+    resolved = str(path.resolve())
+    return pa.table({"table_name": list(rows), "rows": list(rows.values()),
+                     "path": [resolved] * len(rows), "written_at": [written_at] * len(rows)},
+                    schema=BI_DATABASE_SCHEMA)

@@ -42,6 +42,7 @@ class RunSettings:
     static_features: tuple[str, ...]  # the SQL layer's declared static features
     channels: tuple[str, ...]  # sequence channels, in network order
     export_path: Path = Path("exports/clv_predictions.parquet")  # clv_export_path
+    bi_database_path: Path | None = None  # clv_bi_database_path; None: no BI database copy
     ensemble_size: int = 0  # clv_ensemble_size: networks averaged; 0 = automatic
     explanations: bool = True  # clv_explanations: fill clv_prediction_explanations
     scoring_engine: str = "onnxruntime"  # clv_scoring_engine: onnxruntime | sql
@@ -66,6 +67,8 @@ class RunSettings:
             static_features=_names(row["static_features"]),
             channels=_names(row["channels"]),
             export_path=Path(str(row["export_path"])),
+            bi_database_path=(Path(str(row["bi_database_path"]))
+                              if row.get("bi_database_path") else None),
             ensemble_size=int(row["ensemble_size"]),
             explanations=bool(row["explanations"]),
             scoring_engine=str(row.get("scoring_engine") or "onnxruntime"),

@@ -192,6 +192,11 @@ class Warehouse(ABC):
     def close(self) -> None:  # noqa: B027 most warehouses open nothing of their own
         """Release the connection this object opened (none by default)."""
 
+    def database_files(self) -> list[str]:
+        """The local files that hold this warehouse's tables (DuckDB's database files; none
+        for a server), which no hand-off may overwrite."""
+        return []
+
     # -- per-customer work ----------------------------------------------------------------------
 
     def map_batches(self, relation: Any, function: BatchFunction, schema: pa.Schema,

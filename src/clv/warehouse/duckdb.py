@@ -1,9 +1,12 @@
 """DuckDB, the embedded default: dbt-duckdb runs Python models in its own process and hands
-them a DuckDB connection and DuckDB relations."""
+them a DuckDB connection and DuckDB relations. Also the writer of DuckDB database files
+(:func:`write_database_file`), which the BI hand-off uses whatever the warehouse engine is."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -12,6 +15,13 @@ import pyarrow as pa
 from clv.warehouse.base import Warehouse, quote
 
 _RELATION = "clv_relation"  # the name a relation takes inside a query
+# The storage format of the database files write_database_file creates: DuckDB 2.0 writes its
+# newest format by default, which DuckDB 1.x (inside the BI tools' drivers) cannot open; this one
+# every DuckDB from 1.0 (and 0.10) on reads.
+DATABASE_FILE_STORAGE = "v1.0.0"
+# What the writer of a database file may use: it holds one batch per table being copied plus
+# DuckDB's buffers, not the tables.
+DATABASE_FILE_MEMORY = "128MB"
 
 _ARROW_TYPES = {
     "BIGINT": pa.int64(), "INTEGER": pa.int64(), "SMALLINT": pa.int64(),
@@ -81,6 +91,10 @@ class DuckDBWarehouse(Warehouse):
     def as_text(self, sql: str) -> str:
         return f"cast({sql} as varchar)"
 
+    def database_files(self) -> list[str]:
+        return [path for (path,) in self.connection.execute(
+            "select path from duckdb_databases() where path is not null").fetchall()]
+
     def stored_order_batches(self, relation: Any, batch_rows: int, columns=None,
                              order_by=()) -> pa.RecordBatchReader:
         # DuckDB scans a table in the order it was written (insertion order is preserved), so
@@ -108,3 +122,38 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.connection.unregister("clv_incoming")
         return int(self.connection.execute(f"select count(*) from {target}").fetchall()[0][0])
+
+
+def write_database_file(path: Path,
+                        tables: Iterable[tuple[str, pa.RecordBatchReader]]) -> dict[str, int]:
+    """Create the DuckDB database file ``path`` (which must not exist) holding one table per
+    (name, batches) pair, each streamed in (bounded memory; column types as the Arrow types
+    say: DATE stays DATE, INTEGER stays INTEGER); return the rows of each table.
+
+    The file is checkpointed and closed before this returns, so it is complete on its own (no
+    write-ahead log beside it) and can be renamed. A failed write (DuckDB's I/O and fatal
+    errors) is raised as an OSError whose message is DuckDB's ("Could not write file ...: No
+    space left on device").
+    """
+    rows: dict[str, int] = {}
+    config = {"storage_compatibility_version": DATABASE_FILE_STORAGE,
+              "memory_limit": DATABASE_FILE_MEMORY}
+    try:
+        connection = duckdb.connect(str(path), config=config)
+        try:
+            for name, batches in tables:
+                connection.register("clv_incoming", batches)
+                try:
+                    connection.execute(f"create table {quote(name)} as "
+                                       f"select * from clv_incoming")
+                finally:
+                    connection.unregister("clv_incoming")
+                rows[name] = int(connection.execute(
+                    f"select count(*) from {quote(name)}").fetchall()[0][0])
+            connection.execute("checkpoint")
+        finally:
+            connection.close()
+    except (duckdb.IOException, duckdb.FatalException) as error:
+        # a write that fails at a checkpoint is fatal to this new database only
+        raise OSError(str(error)) from error
+    return rows
