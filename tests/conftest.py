@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -96,6 +97,24 @@ class DbtProject:
         # (default) configuration.
         with duckdb.connect(str(self.database)) as connection:
             return connection.sql(sql).df()
+
+
+def small_shop(workdir: Path, run_vars: dict) -> DbtProject:
+    """A project on 200 generated customers (2022-01-01 to 2023-06-30, no events or bad rows)
+    in ``workdir``, its model directory and Parquet export there too: ``project.vars``."""
+    from clv.synthetic import GeneratorSettings, generate
+
+    data = generate(GeneratorSettings(n_customers=200, start_date=date(2022, 1, 1),
+                                      end_date=date(2023, 6, 30), seed=8, with_events=False,
+                                      bad_rows=False))
+    path = workdir / "transactions.csv"
+    data.transactions.to_csv(path, index=False)
+    project = DbtProject(workdir)
+    project.export = workdir / "exports" / "clv_predictions.parquet"
+    project.vars = {**run_vars, "clv_transactions": str(path),
+                    "clv_model_dir": str(workdir / "models"),
+                    "clv_export_path": str(project.export)}
+    return project
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -29,7 +28,6 @@ from dbt.exceptions import CompilationError
 from sqlalchemy.pool import NullPool
 
 from clv.pipeline import handoff
-from clv.synthetic import GeneratorSettings, generate
 from clv.warehouse import DuckDBWarehouse, PostgresWarehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -475,20 +473,12 @@ class SqlAlchemyReader:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Every public table built once on 200 generated customers, with the copy on."""
-    from conftest import DbtProject
+    from conftest import small_shop
 
     workdir = tmp_path_factory.mktemp("bi_handoff")
-    data = generate(GeneratorSettings(n_customers=200, start_date=date(2022, 1, 1),
-                                      end_date=date(2023, 6, 30), seed=8, with_events=False,
-                                      bad_rows=False))
-    path = workdir / "transactions.csv"
-    data.transactions.to_csv(path, index=False)
-    project = DbtProject(workdir)
+    project = small_shop(workdir, VARS)
     project.copy = workdir / "exports" / "clv_bi.duckdb"
-    project.vars = {**VARS, "clv_transactions": str(path),
-                    "clv_model_dir": str(workdir / "models"),
-                    "clv_export_path": str(workdir / "exports" / "clv_predictions.parquet"),
-                    "clv_bi_database_path": str(project.copy)}
+    project.vars["clv_bi_database_path"] = str(project.copy)
     project.build(vars=project.vars, select="+clv_bi_database")
     project.manifest = json.loads((workdir / "target" / "manifest.json").read_text())
     return project

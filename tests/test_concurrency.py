@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -25,7 +24,6 @@ import pytest
 from dbt.exceptions import CompilationError
 
 from clv.pipeline import handoff
-from clv.synthetic import GeneratorSettings, generate
 
 # One network: these tests prove the hand-off, not the model (three times faster to train).
 VARS = {"clv_as_of_date": "2023-06-30", "clv_horizon_days": 60, "clv_training_cutoffs": 3,
@@ -123,19 +121,9 @@ def _table(rows: int, offset: int = 0) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from conftest import DbtProject
+    from conftest import small_shop
 
-    workdir = tmp_path_factory.mktemp("concurrency")
-    data = generate(GeneratorSettings(n_customers=200, start_date=date(2022, 1, 1),
-                                      end_date=date(2023, 6, 30), seed=8, with_events=False,
-                                      bad_rows=False))
-    path = workdir / "transactions.csv"
-    data.transactions.to_csv(path, index=False)
-    project = DbtProject(workdir)
-    project.export = workdir / "exports" / "clv_predictions.parquet"
-    project.vars = {**VARS, "clv_transactions": str(path),
-                    "clv_model_dir": str(workdir / "models"),
-                    "clv_export_path": str(project.export)}
+    project = small_shop(tmp_path_factory.mktemp("concurrency"), VARS)
     project.build(vars=project.vars, select="+clv_predictions_export")
     return project
 
