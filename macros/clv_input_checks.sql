@@ -18,8 +18,8 @@
       relation: SQL that can follow `from` (clv_source);
       columns: contract name -> the user's column or expression, none for an optional column
         the source lacks (clv_column_map, which checks the names against the source);
-      data_types: the type of the customer_id and transaction_id columns or expressions, as
-        the engine names it, for clv_id_text;
+      data_types: the type of the customer_id, transaction_id and transacted_at columns or
+        expressions, as the engine names it, for clv_id_text and clv_parse_timestamp;
       has_rows: false when the source has no rows and only text columns, as a header-only
         CSV reads. Expressions such as `Quantity * UnitPrice` cannot bind to text columns, so
         staging then renders an empty relation: clv_data_quality still builds, and
@@ -33,7 +33,8 @@
     {{ return({
         'relation': relation,
         'columns': columns,
-        'data_types': clv_expression_types(relation, schema, columns, ['customer_id', 'transaction_id']),
+        'data_types': clv_expression_types(relation, schema, columns,
+                                           ['customer_id', 'transaction_id', 'transacted_at']),
         'has_rows': not clv_is_empty_text_source(relation, schema),
     }) }}
 {% endmacro %}

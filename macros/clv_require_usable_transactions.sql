@@ -12,7 +12,8 @@
         {{ return('') }}
     {% endif %}
     {% set settings = clv_settings() %}
-    {% set as_of = "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date else 'current_date' %}
+    {% set as_of = "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date
+                    else clv_current_date(settings.time_zone) %}
     {% set reasons = ['missing_customer_id', 'invalid_timestamp', 'invalid_amount'] %}
     {% set counts_sql %}
         select

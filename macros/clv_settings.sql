@@ -26,6 +26,7 @@
         'explanations': clv_validate_bool('clv_explanations', var('clv_explanations', true)),
         'scoring_engine': clv_scoring_engine(),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
+        'time_zone': clv_validate_time_zone('clv_time_zone', var('clv_time_zone', 'UTC')),
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
         ),
@@ -149,6 +150,28 @@
     {% set text = (value or '') | string %}
     {% if "'" in text or ';' in text or '--' in text or '/*' in text %}
         {{ clv_fail(var_name, "must not contain quotes, ';' or SQL comments") }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{#-
+    A time zone name from the IANA database (pytz's list, which dbt ships), spelled as listed:
+    every engine knows these names, and Spark's are case-sensitive. Empty means UTC. Fixed
+    offsets such as +05:00 are not zones (they know no daylight saving) and are refused.
+-#}
+{% macro clv_validate_time_zone(var_name, value) %}
+    {% set text = clv_validate_text(var_name, value) | trim %}
+    {% if text == '' %}
+        {{ return('UTC') }}
+    {% endif %}
+    {% if text not in modules.pytz.all_timezones_set %}
+        {% set spelled = [] %}
+        {% for name in modules.pytz.all_timezones if name | lower == text | lower %}
+            {% do spelled.append(name) %}
+        {% endfor %}
+        {{ clv_fail(var_name, "'" ~ text ~ "' is not a time zone name; expected an IANA name such as UTC or"
+                              ~ " America/New_York" ~ (" (did you mean '" ~ spelled[0] ~ "'?)" if spelled else '')) }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

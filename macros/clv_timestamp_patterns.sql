@@ -2,12 +2,33 @@
     The text forms of a timestamp that clv_parse_timestamp reads without a format, as a regular
     expression for engines without DuckDB's try_cast: ISO dates and date-times as DuckDB reads
     them (date separator - or /, T or a space before the time, optional seconds, fraction and
-    zone suffix, which is ignored), on whitespace-trimmed text. Spark alone would also take
-    '2024' or '2024-01'; PostgreSQL would take 'today' or 'Jan 5 2024'.
+    UTC offset), on whitespace-trimmed text. Spark alone would also take '2024' or '2024-01';
+    PostgreSQL would take 'today' or 'Jan 5 2024'.
 -#}
 {% macro clv_iso_timestamp_regex() %}
     {{ return('^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}'
-              ~ '([ T][0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2}([.][0-9]+)?)? *(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$') }}
+              ~ '([ T][0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2}([.][0-9]+)?)? *(' ~ clv_utc_offset_regex() ~ ')?)?$') }}
+{% endmacro %}
+
+
+{#-
+    A UTC offset as a timestamp's text may end with: Z, or a sign and hours with optional
+    minutes (+02, +0200, +02:00). Hours stop at 15 (PostgreSQL's limit): a larger offset makes
+    the text invalid on every engine.
+-#}
+{% macro clv_utc_offset_regex() %}
+    {{ return('Z|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?') }}
+{% endmacro %}
+
+
+{#-
+    Matches a date-time whose text ends with an offset (clv_utc_offset_regex) after its time,
+    on trimmed text; a date alone (2024-03-10) never does. `valid` false matches any two-digit
+    hours and minutes, so an offset out of range can be told from none.
+-#}
+{% macro clv_timestamp_offset_regex(valid=true) %}
+    {{ return(':[0-9]{1,2}([.][0-9]+)? *('
+              ~ (clv_utc_offset_regex() if valid else 'Z|[+-][0-9]{2}(:?[0-9]{2})?') ~ ')$') }}
 {% endmacro %}
 
 
@@ -57,7 +78,9 @@
             {% else %}
                 {{ clv_fail('clv_timestamp_format', "the directive %" ~ ('-' if state.dash else '') ~ char
                                                     ~ " is not supported on " ~ target.type ~ "; supported: "
-                                                    ~ supported) }}
+                                                    ~ supported ~ (" (text with a UTC offset is read without a format,"
+                                                    ~ " as ISO text such as 2024-03-10T23:30:00-05:00)"
+                                                    if char in 'zZ' else '')) }}
             {% endif %}
             {% set state.percent = false %}
             {% set state.dash = false %}

@@ -32,6 +32,20 @@
     end
     $clv$;
 
+    -- text with a UTC offset (clv_parse_timestamp): the offset fixes the instant, whatever the
+    -- session's time zone
+    create or replace function {{ schema }}.clv_try_cast_timestamptz(value text)
+    returns timestamptz
+    language plpgsql
+    stable
+    as $clv$
+    begin
+        return cast(value as timestamptz);
+    exception when data_exception then
+        return null;
+    end
+    $clv$;
+
     -- to_timestamp returns a timestamp with time zone read in the session's time zone: read
     -- in UTC, its UTC wall clock is the text's own (no daylight-saving gap moves it)
     create or replace function {{ schema }}.clv_try_to_timestamp(value text, template text)

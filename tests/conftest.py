@@ -130,3 +130,10 @@ def write_csv(tmp_path: Path) -> Callable[[pd.DataFrame, str], str]:
         return str(path)
 
     return write
+
+
+@pytest.fixture(scope="session")
+def spark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Spark warehouse and metastore for the whole session (one SparkSession per
+    process), shared by the cross-engine tests."""
+    return tmp_path_factory.mktemp("spark")

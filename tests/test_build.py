@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -48,6 +49,22 @@ def test_ancestors_keep_what_a_model_needs():
     assert [n.name for n in build._ancestors(nodes, ["c"])] == ["a", "b", "c"]
     with pytest.raises(build.BuildError, match="no model named zzz"):
         build._ancestors(nodes, ["zzz"])
+
+
+def test_named_models_load_only_the_seeds_they_read():
+    def manifest_node(name: str, *parents: str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, depends_on=SimpleNamespace(nodes=list(parents)))
+
+    manifest = SimpleNamespace(nodes={
+        "model.clv.a": manifest_node("a", "seed.clv.sample"),
+        "model.clv.b": manifest_node("b", "model.clv.a"),
+        "model.clv.c": manifest_node("c", "seed.clv.other"),
+        "seed.clv.sample": manifest_node("sample"),
+        "seed.clv.other": manifest_node("other"),
+    })
+    nodes = [_node("a", "sql"), _node("b", "sql", "a"), _node("c", "sql")]
+    assert build._seeds_read(manifest, build._ancestors(nodes, ["b"])) == ["sample"]
+    assert build._seeds_read(manifest, [nodes[1]]) == []
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -120,13 +120,6 @@ def _engine_build(engine: str, workdir: Path, run_vars: dict[str, Any], referenc
     return Built(engine, warehouse, schema, model_dir, workdir / "bi.duckdb")
 
 
-@pytest.fixture(scope="session")
-def spark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Spark warehouse and metastore for the whole session (one SparkSession per
-    process)."""
-    return tmp_path_factory.mktemp("spark")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _drop_test_schemas():
     yield

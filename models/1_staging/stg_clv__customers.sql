@@ -1,6 +1,7 @@
 {#- Optional customer attributes; an empty, typed relation when none are configured. -#}
 {%- set source_relation = clv_optional_source('clv_customers', 'clv_sample_customers') -%}
-{%- set extra_features = clv_settings().extra_features -%}
+{%- set settings = clv_settings() -%}
+{%- set extra_features = settings.extra_features -%}
 {%- if extra_features and source_relation is none -%}
     {{ clv_fail('clv_extra_features', "names columns of clv_customers, but clv_customers is not set") }}
 {%- endif -%}
@@ -21,7 +22,8 @@ renamed as (
 
     select
         {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
-        cast({{ clv_parse_timestamp('signup_date') }} as date) as signup_date,
+        cast({{ clv_parse_timestamp('signup_date', time_zone=settings.time_zone,
+                                    data_type=source_types.signup_date) }} as date) as signup_date,
         cast(country as {{ dbt.type_string() }}) as country,
         cast(age_band as {{ dbt.type_string() }}) as age_band
         {%- for name in extra_features %},

@@ -30,7 +30,8 @@ renamed as (
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as product_category,
         {%- endif %}
-        {{ clv_parse_timestamp(columns.transacted_at, settings.timestamp_format) }} as transacted_at,
+        {{ clv_parse_timestamp(columns.transacted_at, settings.timestamp_format, settings.time_zone,
+                               source.data_types.transacted_at) }} as transacted_at,
         {{ clv_to_number(columns.amount) }} as amount,
         cast({{ columns.transacted_at }} as {{ dbt.type_string() }}) as transacted_at_text,
         cast({{ columns.amount }} as {{ dbt.type_string() }}) as amount_text

@@ -30,7 +30,8 @@ final as (
         {% if settings.as_of_date -%}
         cast('{{ settings.as_of_date }}' as date) as as_of_date,
         {%- else -%}
-        max(case when transacted_date <= current_date then transacted_date end) as as_of_date,
+        max(case when transacted_date <= {{ clv_current_date(settings.time_zone) }} then transacted_date end)
+            as as_of_date,
         {%- endif %}
         min(transacted_date) as first_transaction_date
 

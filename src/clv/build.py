@@ -276,6 +276,13 @@ def _ancestors(nodes: Sequence[Node], names: Sequence[str]) -> list[Node]:
     return [node for node in nodes if node.unique_id in keep]
 
 
+def _seeds_read(manifest: Any, nodes: Sequence[Node]) -> list[str]:
+    """The names of the seeds that ``nodes`` read."""
+    return sorted({manifest.nodes[parent].name for node in nodes
+                   for parent in manifest.nodes[node.unique_id].depends_on.nodes
+                   if parent.startswith("seed.")})
+
+
 def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
           profiles_dir: Path | None, dbt_args: Sequence[str] = (),
           models: Sequence[str] | None = None) -> None:
@@ -301,8 +308,11 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         runner = Runner(common, run_vars)
         manifest = runner.invoke(["parse"], quiet=True).result
         nodes = _nodes(manifest, project_dir)
+        # with models named, only they, what they need and the seeds it reads
+        seeds = ["resource_type:seed"]
         if models:
             nodes = _ancestors(nodes, models)
+            seeds = _seeds_read(manifest, nodes)
         relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
                      for node in nodes}
         first = True
@@ -311,7 +321,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
             if language == "sql":
                 # seeds ride along with the first stage; every stage runs the tests whose
                 # parents are all built by then
-                select = ["--select", *names] + (["resource_type:seed"] if first else [])
+                select = ["--select", *names] + (seeds if first else [])
                 runner.invoke(["build", *select, "--indirect-selection", "buildable"])
             else:
                 for node in group:

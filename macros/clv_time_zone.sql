@@ -1,0 +1,49 @@
+{#-
+    The business's local time of an instant (a timestamp with time zone; on Spark the
+    timestamp type) in `time_zone` (var clv_time_zone, validated by clv_settings), daylight
+    saving included: a timestamp without zone on DuckDB and PostgreSQL, timestamp_ntz on Spark.
+    The result does not depend on the session's time zone.
+-#}
+{% macro clv_to_time_zone(expression, time_zone) %}
+    {{ return(adapter.dispatch('clv_to_time_zone', 'clv')(expression, time_zone)) }}
+{% endmacro %}
+
+{% macro default__clv_to_time_zone(expression, time_zone) %}
+    {{ return('(' ~ expression ~ ") at time zone '" ~ time_zone ~ "'") }}
+{% endmacro %}
+
+{% macro duckdb__clv_to_time_zone(expression, time_zone) %}
+    {{ return("timezone('" ~ time_zone ~ "', " ~ expression ~ ')') }}
+{% endmacro %}
+
+{#- The instant's UTC wall clock as timestamp_ntz (from its microseconds, which a cast would
+    render in the session's zone), then converted from UTC. -#}
+{% macro spark__clv_to_time_zone(expression, time_zone) %}
+    {{ return("convert_timezone('UTC', '" ~ time_zone ~ "', timestampadd(microsecond, unix_micros("
+              ~ expression ~ "), timestamp_ntz '1970-01-01 00:00:00'))") }}
+{% endmacro %}
+
+
+{#-
+    True when a column type, as the engine names it (clv_source_schema), holds instants rather
+    than wall-clock times: DuckDB's TIMESTAMP WITH TIME ZONE, PostgreSQL's timestamptz (its
+    driver reports DATETIMETZ), Spark's timestamp (timestamp_ntz is a wall-clock time).
+-#}
+{% macro clv_is_instant_type(data_type) %}
+    {{ return(adapter.dispatch('clv_is_instant_type', 'clv')(data_type)) }}
+{% endmacro %}
+
+{% macro default__clv_is_instant_type(data_type) %}
+    {{ return((data_type or '') | string | trim | lower
+              in ['timestamp with time zone', 'timestamptz', 'datetimetz', 'timestamp_tz']) }}
+{% endmacro %}
+
+{% macro spark__clv_is_instant_type(data_type) %}
+    {{ return((data_type or '') | string | trim | lower in ['timestamp', 'timestamp_ltz']) }}
+{% endmacro %}
+
+
+{#- Today in `time_zone`, as a date. -#}
+{% macro clv_current_date(time_zone) %}
+    {{ return('cast(' ~ clv_to_time_zone('current_timestamp', time_zone) ~ ' as date)') }}
+{% endmacro %}
