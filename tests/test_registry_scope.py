@@ -120,6 +120,18 @@ def _registry(project):
                          "order by created_at")
 
 
+def test_the_registry_says_how_the_btyd_fits_went():
+    from clv.pipeline.registry import btyd_fit_note
+
+    fine = {"status": "maximum_likelihood", "reason": None}
+    assert btyd_fit_note(None) is None
+    assert btyd_fit_note({"2023-01-01": fine, "2023-02-01": fine}) == (
+        "maximum likelihood at all 2 cutoffs")
+    degenerate = {"status": "regularized", "reason": "a = 1.7e-08: too little history"}
+    assert btyd_fit_note({"2023-02-01": fine, "2023-01-01": degenerate}) == (
+        "2023-01-01: regularized (a = 1.7e-08: too little history)")
+
+
 @pytest.mark.slow
 def test_each_warehouse_lists_only_the_models_of_its_data(shop):
     _, shared, projects = shop

@@ -32,7 +32,10 @@ final as (
         cast(rmse as {{ clv_type_double() }}) as rmse,
         cast(auc as {{ clv_type_double() }}) as auc,
         cast(brier_score as {{ clv_type_double() }}) as brier_score,
-        cast(p10_p90_coverage as {{ clv_type_double() }}) as p10_p90_coverage
+        cast(p10_p90_coverage as {{ clv_type_double() }}) as p10_p90_coverage,
+        cast(p90_exceedance as {{ clv_type_double() }}) as p90_exceedance,
+        cast(p10_shortfall as {{ clv_type_double() }}) as p10_shortfall,
+        cast(purchase_probability_ece as {{ clv_type_double() }}) as purchase_probability_ece
 
     from evaluation
 

@@ -48,6 +48,10 @@ final as (
         cast(registry.aggregate_error as {{ clv_type_double() }}) as aggregate_error,
         cast(registry.decile_mape as {{ clv_type_double() }}) as decile_mape,
         cast(registry.btyd_level_correction as {{ clv_type_double() }}) as btyd_level_correction,
+        cast(registry.network_level_weight as {{ clv_type_double() }}) as network_level_weight,
+        cast(registry.is_seasonal_level as boolean) as is_seasonal_level,
+        cast(registry.level_note as {{ dbt.type_string() }}) as level_note,
+        cast(registry.btyd_fit_note as {{ dbt.type_string() }}) as btyd_fit_note,
         cast(registry.settings as {{ dbt.type_string() }}) as settings,  -- noqa: RF04
         cast(registry.feature_count as bigint) as feature_count,
         cast(registry.onnx_path as {{ dbt.type_string() }}) as onnx_path,

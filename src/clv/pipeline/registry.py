@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,9 @@ PUBLISHED_TABLES = ("clv_predictions", "clv_predictions_history")
 REGISTRY_COLUMNS = ["model_version", "created_at", "is_current", "horizon_days", "period_days",
                     "sequence_periods", "training_cutoffs", "validation_cutoff", "training_rows",
                     "validation_rows", "validation_loss", "normalized_gini", "aggregate_error",
-                    "decile_mape", "btyd_level_correction", "settings", "feature_count",
-                    "onnx_path", "sha256"]
+                    "decile_mape", "btyd_level_correction", "network_level_weight",
+                    "is_seasonal_level", "level_note", "btyd_fit_note", "settings",
+                    "feature_count", "onnx_path", "sha256"]
 
 
 def model_features(schema: pa.Schema, run: RunSettings) -> list[str]:
@@ -259,12 +260,31 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "aggregate_error": metrics_.get("aggregate_error"),
             "decile_mape": metrics_.get("decile_mape"),
             "btyd_level_correction": meta.get("btyd_level_correction"),
+            "network_level_weight": meta.get("network_level_weight"),
+            "is_seasonal_level": (meta.get("spend_level") or {}).get("seasonal"),
+            "level_note": (meta.get("spend_level") or {}).get("reason"),
+            "btyd_fit_note": btyd_fit_note(meta.get("btyd_fits")),
             "settings": json.dumps(meta.get("hyperparameters"), sort_keys=True),
             "feature_count": len(meta.get("features") or []),
             "onnx_path": str(Path(model_dir) / artifact.onnx_path.name),
             "sha256": meta.get("sha256"),
         })
-    return pd.DataFrame(rows, columns=REGISTRY_COLUMNS).astype({"btyd_level_correction": float})
+    return pd.DataFrame(rows, columns=REGISTRY_COLUMNS).astype(
+        {"btyd_level_correction": float, "network_level_weight": float})
+
+
+def btyd_fit_note(fits: Mapping[str, Any] | None) -> str | None:
+    """How the BG/NBD fits at a model's cutoffs went, in words: maximum likelihood everywhere,
+    or the cutoffs whose fit was degenerate and what was done (``clv.btyd``); None for a model
+    saved before fits were checked."""
+    if not fits:
+        return None
+    checked = {cutoff: fit for cutoff, fit in sorted(fits.items())
+               if (fit.get("status") or "maximum_likelihood") != "maximum_likelihood"}
+    if not checked:
+        return f"maximum likelihood at all {len(fits)} cutoffs"
+    return "; ".join(f"{cutoff}: {fit['status']} ({fit.get('reason') or 'degenerate'})"
+                     for cutoff, fit in checked.items())
 
 
 def _sibling(this: Any, name: str) -> str:
