@@ -51,7 +51,8 @@ def _new_model_file(build: Build) -> bool:
 # In build order. Each returns True once the build is inside (or just past) the step.
 KILL_POINTS = {
     "feature_tables": lambda b: b.said("START sql table model main.clv_customer_features"),
-    "training": lambda b: b.said("train_loss"),
+    # the console's line as the networks start (their epochs are in the dbt log only)
+    "training": lambda b: b.said("network(s) on"),
     "export": _new_model_file,
     "scoring": lambda b: b.said("START python table model main.int_clv__scores"),
     "parquet_export": lambda b: b.said("START python table model main.clv_predictions_export"),

@@ -47,9 +47,15 @@ def random_rows(n: int, n_static: int, n_periods: int, n_channels: int, seed: in
     return static.astype(np.float32), sequence.astype(np.float32)
 
 
-def test_dynamo_exporter_chosen_and_graph_valid(artifact, result):
+@pytest.fixture(scope="module")
+def dynamo_onnx(result) -> bytes:
+    return export_onnx_bytes(result.model, "dynamo", 18)
+
+
+def test_torchscript_exporter_chosen_and_graph_valid(artifact, result):
     meta = artifact.metadata
-    assert meta["exporter"] == "dynamo" and meta["exporter_failures"] == {}
+    assert meta["exporter"] == "torchscript" and meta["exporter_failures"] == {}
+    assert meta["export_seconds"] > 0
     model = onnx.load(artifact.onnx_path)
     onnx.checker.check_model(model, full_check=True)
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
@@ -166,30 +172,33 @@ def test_latest_and_find_artifact(artifact, tmp_path):
     assert find_artifact(model_dir, "unknown") is None
 
 
-def test_torchscript_exporter_also_matches(result):
+def test_dynamo_exporter_writes_the_same_computation(artifact, result, dynamo_onnx):
+    """The dynamo graph (the fallback) matches PyTorch, and onnxruntime computes the same
+    outputs from it as from the TorchScript graph (the default) to float32 rounding."""
     spec = result.spec
-    static, sequence = random_rows(64, len(spec.static), spec.n_periods, len(spec.channels), 5)
-    data = export_onnx_bytes(result.model, "torchscript", 18)
-    onnx.checker.check_model(onnx.load_from_string(data))
-    got = ort.InferenceSession(data).run(None, {"static": static, "sequence": sequence})
+    static, sequence = random_rows(1000, len(spec.static), spec.n_periods, len(spec.channels), 5)
+    onnx.checker.check_model(onnx.load_from_string(dynamo_onnx))
+    inputs = {"static": static, "sequence": sequence}
+    got = ort.InferenceSession(dynamo_onnx).run(None, inputs)
+    default = ort.InferenceSession(str(artifact.onnx_path)).run(None, inputs)
     with torch.no_grad():
         expected = result.model(torch.from_numpy(static), torch.from_numpy(sequence))
-    for out, ref in zip(got, expected, strict=True):
+    for out, same, ref in zip(got, default, expected, strict=True):
         np.testing.assert_allclose(out, ref.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(out, same, rtol=1e-6, atol=1e-7)
 
 
-def test_falls_back_to_torchscript_when_dynamo_fails(result, tmp_path, monkeypatch):
-    real = export_module.export_onnx_bytes
+def test_falls_back_to_dynamo_when_torchscript_fails(result, tmp_path, monkeypatch,
+                                                     dynamo_onnx):
+    def torchscript_breaks(model, exporter, opset):
+        if exporter == "torchscript":
+            raise RuntimeError("the TorchScript exporter was removed")
+        return dynamo_onnx  # what export_onnx_bytes(model, "dynamo", opset) returns
 
-    def dynamo_breaks(model, exporter, opset):
-        if exporter == "dynamo":
-            raise RuntimeError("unsupported operator")
-        return real(model, exporter, opset)
-
-    monkeypatch.setattr(export_module, "export_onnx_bytes", dynamo_breaks)
+    monkeypatch.setattr(export_module, "export_onnx_bytes", torchscript_breaks)
     artifact = export_model(result, tmp_path, {"fingerprint": "x"}, log=lambda _: None)
-    assert artifact.metadata["exporter"] == "torchscript"
-    assert "unsupported operator" in artifact.metadata["exporter_failures"]["dynamo"]
+    assert artifact.metadata["exporter"] == "dynamo"
+    assert "removed" in artifact.metadata["exporter_failures"]["torchscript"]
 
 
 def test_parity_failure_raises_and_writes_nothing(result, tmp_path):

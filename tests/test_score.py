@@ -1,8 +1,8 @@
 """Scoring: streaming equals one-shot, verification refuses mismatched or damaged models, and the
 ONNX file works in plain onnxruntime without this package.
 
-The artifact here comes from the TorchScript exporter to keep the suite fast; test_export checks
-the dynamo graph (the default) against PyTorch, and scoring only sees the ONNX interface.
+The artifact here comes from the TorchScript exporter (the default); test_export checks that the
+dynamo graph (the fallback) computes the same, and scoring only sees the ONNX interface.
 """
 
 import json

@@ -182,9 +182,9 @@ def test_small_data_trains_an_ensemble_that_averages_logits():
     table = synthetic_examples(n_customers=600, n_cutoffs=3, seed=2)
     lines: list[str] = []
     result = train(table, STATIC, TrainSettings(max_epochs=4, patience=10, num_threads=1),
-                   log=lines.append)
+                   log=lines.append, detail=lambda _: None)
     assert isinstance(result.model, EnsembleNetwork) and len(result.model.members) == 3
-    assert [line for line in lines if line.startswith("network ")] == [
+    assert [line.split(": ")[0] for line in lines if line.startswith("network ")] == [
         "network 1 of 3 (seed 42)", "network 2 of 3 (seed 43)", "network 3 of 3 (seed 44)"]
     assert {row["member"] for row in result.history} == {0, 1, 2}
     static = torch.randn(5, result.model.n_static)
@@ -201,6 +201,29 @@ def test_small_data_trains_an_ensemble_that_averages_logits():
     for name, tensor in single.model.state_dict().items():
         torch.testing.assert_close(result.model.members[0].state_dict()[name], tensor,
                                    rtol=0, atol=0)
+
+
+def test_epochs_are_detail_and_each_network_is_one_line():
+    table = synthetic_examples(n_customers=300, n_cutoffs=2, seed=5)
+    lines: list[str] = []
+    details: list[str] = []
+    result = train(table, STATIC, TrainSettings(max_epochs=3, patience=10, num_threads=1,
+                                                ensemble_size=2),
+                   log=lines.append, detail=details.append)
+    epochs = [line for line in details if line.startswith("epoch ")]
+    assert len(epochs) == 6 and all("train_loss" in e and "validation_loss" in e for e in epochs)
+    assert [line for line in details if line.startswith("network ")] == [
+        "network 1 of 2 (seed 42)", "network 2 of 2 (seed 43)"]
+    assert not [line for line in lines if "train_loss" in line]
+    summaries = [line for line in lines if line.startswith("network ")]
+    assert len(summaries) == 2
+    for member, summary in enumerate(summaries):
+        prefix = f"network {member + 1} of 2 (seed {42 + member}): 3 epochs, best epoch "
+        assert summary.startswith(prefix)
+        best = int(summary[len(prefix):].split()[0])
+        loss = next(h["validation_loss"] for h in result.history
+                    if h["member"] == member and h["epoch"] == best)
+        assert f"with validation_loss {loss:.5f}, " in summary
 
 
 def test_ensemble_size_is_automatic_unless_set():

@@ -97,7 +97,9 @@ class ExportSettings(_Settings):
     """How :func:`clv.export.export_model` writes and checks the ONNX graph."""
 
     opset: int = 18  # ONNX opset; 18 is read by every onnxruntime release of the last years
-    exporter: str = "auto"  # "auto" tries dynamo then TorchScript; or "dynamo" / "torchscript"
+    # "auto" tries TorchScript (10-20x faster here, clv.export) then dynamo; or "dynamo" /
+    # "torchscript"
+    exporter: str = "auto"
     parity_rtol: float = 1e-4  # onnxruntime vs PyTorch relative tolerance on every output
     parity_atol: float = 1e-5  # absolute tolerance added to the relative one (values near 0)
     parity_rows: int = 2048  # held-out rows compared (plus synthetic rows and a batch of one)

@@ -141,9 +141,9 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
                 sequence: np.ndarray, labels_: np.ndarray,
                 train_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                 valid_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                log: Callable[[str], None]) -> _MemberFit:
+                detail: Callable[[str], None]) -> _MemberFit:
     """Train one network from seed ``seed``: Adam, early stopping on the validation loss; the
-    weights of the best epoch are restored."""
+    weights of the best epoch are restored. Every epoch's losses go to ``detail``."""
     x_static, x_sequence, y_train = train_data
     v_static, v_sequence, y_valid = valid_data
     torch.manual_seed(seed)
@@ -175,8 +175,8 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, "train_loss": train_loss,
                         "validation_loss": valid_loss, "seconds": seconds})
-        log(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
-            f"{valid_loss:.5f}  {seconds:.2f}s")
+        detail(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
+               f"{valid_loss:.5f}  {seconds:.2f}s")
         if not np.isfinite(train_loss):
             raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}; "
                              "lower TrainSettings.learning_rate")
@@ -186,7 +186,7 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
         else:
             stale += 1
             if stale >= settings.patience:
-                log(f"early stop after epoch {epoch}: no improvement for {stale} epochs")
+                detail(f"early stop after epoch {epoch}: no improvement for {stale} epochs")
                 break
     assert best_state is not None, "validation loss was never finite"
     model.load_state_dict(best_state)
@@ -195,18 +195,22 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
 
 
 def train(examples, static_features: Sequence[str], settings: TrainSettings | None = None,
-          log: Callable[[str], None] = print, channels: Sequence[str] = ()) -> TrainResult:
+          log: Callable[[str], None] = print, channels: Sequence[str] = (),
+          detail: Callable[[str], None] | None = None) -> TrainResult:
     """Fit the network on ``clv_training_examples`` (pyarrow Table/RecordBatchReader or pandas
     DataFrame) and return the best-validation model with its predictions.
 
     ``static_features`` declares the static inputs and ``channels`` orders the sequence
-    channels (see :func:`clv.data.feature_spec`).
+    channels (see :func:`clv.data.feature_spec`). ``log`` gets a few lines per training (the
+    split, one line per network, the result); ``detail`` (default: ``log``) gets every epoch's
+    train and validation loss.
 
     Raises:
         ValueError: no rows, too few rows, or no positive label among the training rows; the
             message names the dbt vars that control the example table.
     """
     settings = settings or TrainSettings()
+    detail = detail or log
     started = time.perf_counter()
     table = as_table(examples)
     if table.num_rows == 0:
@@ -248,21 +252,27 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
     y_valid = torch.from_numpy(y_all[valid_idx].astype(np.float32))
 
     members = ensemble_members(len(train_idx), settings)
-    log(f"training {members} network(s) on {len(train_idx)} rows ({split_kind} validation: "
-        f"{len(valid_idx)} rows), {len(spec.static)} static features, {spec.n_periods} periods x "
-        f"{len(spec.channels)} channels")
+    log(f"training {members} network(s) on {len(train_idx):,} rows ({split_kind} validation: "
+        f"{len(valid_idx):,} rows), {len(spec.static)} static features, {spec.n_periods} periods "
+        f"x {len(spec.channels)} channels")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.num_threads or available_cores())
     try:
         set_seed(settings.seed)
         fits = []
         for member in range(members):
-            if members > 1:
-                log(f"network {member + 1} of {members} (seed {settings.seed + member})")
-            fits.append(_fit_member(spec, settings, settings.seed + member, static_all[train_idx],
-                                    sequence_all[train_idx], y_all[train_idx],
-                                    (x_static, x_sequence, y_train),
-                                    (v_static, v_sequence, y_valid), log))
+            name = (f"network {member + 1} of {members}" if members > 1 else "network") + (
+                f" (seed {settings.seed + member})")
+            detail(name)
+            member_start = time.perf_counter()
+            fit = _fit_member(spec, settings, settings.seed + member, static_all[train_idx],
+                              sequence_all[train_idx], y_all[train_idx],
+                              (x_static, x_sequence, y_train), (v_static, v_sequence, y_valid),
+                              detail)
+            stopped = " (early stop)" if fit.epochs_run < settings.max_epochs else ""
+            log(f"{name}: {fit.epochs_run} epochs{stopped}, best epoch {fit.best_epoch} with "
+                f"validation_loss {fit.best_loss:.5f}, {time.perf_counter() - member_start:.1f} s")
+            fits.append(fit)
         model = fits[0].model if members == 1 else EnsembleNetwork([f.model for f in fits])
         model.eval()
         best_loss = _mean_loss(model, v_static, v_sequence, y_valid)

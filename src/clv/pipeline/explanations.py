@@ -33,7 +33,7 @@ from clv.explain import (
 )
 from clv.hybrid import BTYDFit
 from clv.pipeline.evaluation import _metadata_rows
-from clv.pipeline.log import dbt_log
+from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import current_version, expected_metadata, model_features
 from clv.pipeline.scoring import ScoringRun, run_path, with_btyd
 from clv.pipeline.settings import RunSettings
@@ -144,5 +144,9 @@ def explain(warehouse: Warehouse, examples: Any, scores: Any, registry: pd.DataF
             f"{len(groups)} feature groups against the reference customer")
     explained = Explained(model, record.btyd_fit, run.horizon_days, tuple(groups), reference,
                           record.level.spend_factor, batch_rows)
-    return warehouse.map_batches(examples, explained, EXPLANATION_SCHEMA, batch_rows,
+    rows = warehouse.map_batches(examples, explained, EXPLANATION_SCHEMA, batch_rows,
                                  order_by=[ID_COLUMN])
+    if warehouse.distributed:  # computed on the executors when the table is written
+        return rows
+    return pa.RecordBatchReader.from_batches(
+        EXPLANATION_SCHEMA, logged_batches(rows, record.customers, "explained"))

@@ -31,7 +31,7 @@ from clv import artifacts
 from clv.artifacts import PREFIX, ModelArtifact, list_artifacts
 from clv.data import feature_spec
 from clv.hybrid import BTYD_FEATURES
-from clv.pipeline.log import dbt_log
+from clv.pipeline.log import dbt_debug, dbt_log
 from clv.pipeline.settings import RunSettings
 from clv.score import ModelMismatchError, load_verified
 
@@ -299,15 +299,15 @@ def _sibling(this: Any, name: str) -> str:
 def published_versions(warehouse: Any, this: Any) -> set[str] | None:
     """The model versions in clv_predictions and clv_predictions_history as the previous build
     left them, or None when either cannot be read (on the first build, or after an error):
-    then nothing is pruned."""
+    then nothing is pruned. Why is a line in the dbt log."""
     versions: set[str] = set()
     for name in PUBLISHED_TABLES:
         try:
             table = warehouse.query(_sibling(this, name),
                                     "select distinct model_version from {relation}")
         except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
-            dbt_log(f"old models are kept this time: {name} cannot be read "
-                    f"({str(error).splitlines()[0][:200]})")
+            dbt_debug(f"old models are kept this time: {name} cannot be read "
+                      f"({str(error).splitlines()[0][:200]})")
             return None
         versions |= {str(v) for v in table.column("model_version").to_pylist() if v}
     return versions
@@ -325,15 +325,21 @@ def retention(models: Iterable[ModelArtifact], keep_versions: set[str],
     return [a for a in ranked if a.version not in recent | keep_versions]
 
 
-def prune(run: RunSettings, features: list[str], keep_versions: set[str]) -> list[str]:
-    """Delete this warehouse's models beyond the retention (and their scoring runs); return the
-    versions deleted. Models of other data or settings are never touched, and without a data
-    signature (no customer has a purchase day) nothing is."""
+def beyond_retention(run: RunSettings, features: list[str],
+                     keep_versions: set[str]) -> list[ModelArtifact]:
+    """This warehouse's models that :func:`prune` deletes; none without a data signature (no
+    customer has a purchase day). Models of other data or settings are never among them."""
     if not run.data_signature:
         return []
     own = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features)]
+    return retention(own, keep_versions, run.keep_models)
+
+
+def prune(run: RunSettings, features: list[str], keep_versions: set[str]) -> list[str]:
+    """Delete this warehouse's models beyond the retention (and their scoring runs); return the
+    versions deleted."""
     removed = []
-    for artifact in retention(own, keep_versions, run.keep_models):
+    for artifact in beyond_retention(run, features, keep_versions):
         files = artifacts.remove_artifact(run.model_dir, artifact.version)
         dbt_log(f"clv_keep_models {run.keep_models}: deleted model {artifact.version} "
                 f"({len(files)} files with its scoring runs)")
@@ -414,4 +420,8 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
     published = published_versions(warehouse, this) if this is not None else None
     if published is not None:
         prune(run, features, published | {current})
+    elif this is not None and (kept := beyond_retention(run, features, {current})):
+        # On a first build there is nothing to delete yet, so nothing to say.
+        dbt_log(f"clv_keep_models {run.keep_models}: {len(kept)} older model(s) kept this time, "
+                f"as {' or '.join(PUBLISHED_TABLES)} cannot be read (see the dbt log)")
     return registry_frame(run.model_dir, current, run, features)

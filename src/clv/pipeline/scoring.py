@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from clv import hybrid, level
 from clv.artifacts import atomic_write_bytes, atomic_write_json, json_safe, sha256_bytes
 from clv.config import CUTOFF_COLUMN, ID_COLUMN
 from clv.data import iter_batches, stable_floats
-from clv.pipeline.log import dbt_log
+from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import current_version, expected_metadata, model_features
 from clv.pipeline.settings import RunSettings
 from clv.score import (
@@ -239,11 +240,19 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     scored_at = _now()
 
     # Pass 1: network scores, kept (a temporary file, or the engine's cache) while the totals
-    # the spend level needs are added up.
+    # the spend level needs are added up. Where they stream through this process, each batch
+    # is a line in the dbt log.
     network = NetworkScores(model, fit, run.horizon_days, batch_rows)
     scores = warehouse.map_batches(examples, network, network.schema, batch_rows,
                                    order_by=[ID_COLUMN])
+    if not warehouse.distributed:
+        scores = pa.RecordBatchReader.from_batches(
+            scores.schema, logged_batches(scores, customers, "scored"))
+    started = time.perf_counter()
     kept, totals = warehouse.totals(scores, ["btyd_expected_spend", "network_clv"])
+    if warehouse.distributed:
+        dbt_log(f"scored {customers:,} customers on the executors in "
+                f"{time.perf_counter() - started:.1f} s")
     try:
         spend = level.from_micro_totals(totals["btyd_expected_spend"], totals["network_clv"],
                                         *level.level_coefficients(model.metadata))
@@ -295,7 +304,9 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
     atomic_write_bytes(path, data)
     dbt_log(f"scoring {customers:,} customers with model {version} in SQL ({len(data):,} "
             f"bytes, {path})")
+    started = time.perf_counter()
     result = warehouse.compute(examples, EXAMPLES_TABLE, text)
+    dbt_log(f"scored {customers:,} customers in SQL in {time.perf_counter() - started:.1f} s")
     totals = warehouse.query(result, (
         f"select {compiled.micro_total_sql('btyd_expected_spend', dialect)} as btyd, "
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "

@@ -32,7 +32,7 @@ from clv.artifacts import ModelArtifact, find_artifact, json_safe
 from clv.baselines import naive_average_rate, naive_last_period
 from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, TrainSettings
 from clv.data import sorted_examples, stable_floats
-from clv.pipeline.log import dbt_log
+from clv.pipeline.log import dbt_debug, dbt_log
 from clv.pipeline.registry import (
     model_features,
     newest_compatible,
@@ -389,7 +389,7 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
     _log_btyd_fits(fits)
     result = train(table, run.model_static_features, settings, log=dbt_log,
-                   channels=run.channels)
+                   channels=run.channels, detail=dbt_debug)
     outputs = raw_outputs(result.model, table, result.spec)
     validation = validation_mask(table, result)
     # The reported metrics read the validation rows, so the calibration they are computed with
