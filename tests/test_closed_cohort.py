@@ -25,6 +25,8 @@ def test_closed_cohort_predictions_stay_calibrated(dbt_project, write_csv, tmp_p
     dbt_project.build(select=None, vars={
         "clv_transactions": write_csv(data.transactions), "clv_as_of_date": AS_OF,
         "clv_horizon_days": HORIZON, "clv_model_dir": str(tmp_path / "models"),
+        "clv_export_path": str(tmp_path / "exports" / "clv_predictions.parquet"),
+        "clv_report_path": str(tmp_path / "reports" / "clv_report.html"),
     })
     totals = dbt_project.query(f"""
         with actual as (

@@ -38,6 +38,8 @@ def project(tmp_path_factory):
     vars_ = {
         "clv_transactions": str(path), "clv_horizon_days": 180,
         "clv_model_dir": str(workdir / "models"),
+        "clv_export_path": str(workdir / "exports" / "clv_predictions.parquet"),
+        "clv_report_path": str(workdir / "reports" / "clv_report.html"),
         # One network: the ensemble's own path is built end to end by test_closed_cohort and
         # exported by test_export; here the pipeline's steps are under test.
         "clv_ensemble_size": 1,
