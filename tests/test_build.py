@@ -133,6 +133,7 @@ def test_cli_lists_commands(capsys):
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_models_read_their_resolved_config(tmp_path):
     """dbt.config.get() in a Python model run by clv build sees the node's config as dbt
     resolved it, vars included (the report's path reaches clv_report this way)."""

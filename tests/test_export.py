@@ -172,6 +172,7 @@ def test_latest_and_find_artifact(artifact, tmp_path):
     assert find_artifact(model_dir, "unknown") is None
 
 
+@pytest.mark.slow  # the dynamo exporter takes 20 s or more
 def test_dynamo_exporter_writes_the_same_computation(artifact, result, dynamo_onnx):
     """The dynamo graph (the fallback) matches PyTorch, and onnxruntime computes the same
     outputs from it as from the TorchScript graph (the default) to float32 rounding."""
@@ -188,6 +189,7 @@ def test_dynamo_exporter_writes_the_same_computation(artifact, result, dynamo_on
         np.testing.assert_allclose(out, same, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # the dynamo exporter takes 20 s or more
 def test_falls_back_to_dynamo_when_torchscript_fails(result, tmp_path, monkeypatch,
                                                      dynamo_onnx):
     def torchscript_breaks(model, exporter, opset):

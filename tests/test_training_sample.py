@@ -126,6 +126,7 @@ def _fit(table: pa.Table) -> dict:
     return json_safe(hybrid.fit(stable_floats(table.sort_by(ID_COLUMN))).to_dict())
 
 
+@pytest.mark.slow
 def test_scoring_fits_btyd_on_a_repeatable_sample_of_large_tables(monkeypatch):
     connection = duckdb.connect()
     connection.execute(SCORING_SQL.format(name="scoring", order="customer_id"))
