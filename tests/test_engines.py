@@ -276,7 +276,11 @@ def test_bi_database_copy_holds_the_engine_tables(sample_duckdb: Built, sample_e
     theirs, ours = tables(sample_duckdb.bi_database), tables(sample_engine.bi_database)
     assert set(ours) == set(theirs) and len(ours) >= 12
     for table, columns in ours.items():
-        assert list(columns) == list(theirs[table]), table
+        if sample_engine.engine == "spark" and table == "clv_predictions_history":
+            # Spark writes a partitioned table's partition columns last
+            assert sorted(columns) == sorted(theirs[table]), table
+        else:
+            assert list(columns) == list(theirs[table]), table
         dates = {c for c, kind in theirs[table].items() if kind == "DATE"}
         assert {c for c, kind in columns.items() if kind == "DATE"} == dates, table
         with duckdb.connect(str(sample_engine.bi_database), read_only=True) as copy:
