@@ -34,6 +34,15 @@ from dbt.cli.main import cli
 cli()
 """
 
+# Run first in a process: from now on no file may grow past CLV_TEST_FILE_LIMIT bytes (a full
+# disk, as the writer sees it).
+FILE_LIMIT = """
+import os, resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE,
+                   (int(os.environ["CLV_TEST_FILE_LIMIT"]), resource.RLIM_INFINITY))
+"""
+
 # Small and fast: one network, no explanations (the model is not under test here).
 FAST_VARS = {"clv_horizon_days": 60, "clv_training_cutoffs": 3, "clv_ensemble_size": 1,
              "clv_explanations": False}

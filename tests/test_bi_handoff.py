@@ -25,6 +25,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy
 from dbt.exceptions import CompilationError
+from production import FILE_LIMIT as LIMIT
 from sqlalchemy.pool import NullPool
 
 from clv.pipeline import handoff
@@ -79,14 +80,6 @@ while not stop.exists():
 print(json.dumps(seen), flush=True)
 """
 
-# Run first in a process: from now on no file may grow past CLV_TEST_FILE_LIMIT bytes (a full
-# disk, as the writer sees it; tests/test_disk_full.py).
-LIMIT = """
-import os, resource, signal
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE,
-                   (int(os.environ["CLV_TEST_FILE_LIMIT"]), resource.RLIM_INFINITY))
-"""
 COPY_UNDER_LIMIT = """
 import json, sys
 from pathlib import Path

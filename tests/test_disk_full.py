@@ -20,6 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from production import (
+    FILE_LIMIT as LIMIT,
+)
+from production import (
     Build,
     normalized,
     public_models,
@@ -27,14 +30,6 @@ from production import (
     transactions,
     write_transactions,
 )
-
-# Run first in a process: from now on no file may grow past CLV_TEST_FILE_LIMIT bytes.
-LIMIT = """
-import os, resource, signal
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE,
-                   (int(os.environ["CLV_TEST_FILE_LIMIT"]), resource.RLIM_INFINITY))
-"""
 
 WRITERS = """
 import json, sys
