@@ -111,6 +111,12 @@ def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
     assert len(dates) == 12 and dates[0] == date(2022, 12, 30)
     history = project.query("select distinct as_of_date from clv_predictions_history")
     assert {str(d)[:10] for d in history.as_of_date} >= {d.isoformat() for d in dates}
+    # the early-warning list compares the two latest as-of dates of the filled history
+    changes = project.query("select distinct previous_as_of_date, as_of_date "
+                            "from clv_prediction_changes")
+    assert len(changes) == 1
+    latest = sorted({str(d)[:10] for d in history.as_of_date})[-2:]
+    assert [str(changes.previous_as_of_date[0])[:10], str(changes.as_of_date[0])[:10]] == latest
     rows = project.query("select count(*) as n from clv_predictions_history").n[0]
     backfill.backfill(date(2023, 10, 31), date(2023, 11, 30), "month", project.vars,
                       _common(project))

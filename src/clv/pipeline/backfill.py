@@ -129,12 +129,16 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
         # the inputs were loaded by the check above: no seeds again, and only what the
         # history needs (the evaluation tables and the Parquet hand-off stay as they are),
         # and clv_model_registry, whose is_current follows the model of clv_predictions
-        # (on PostgreSQL and Spark through clv build, which runs the Python steps there)
+        # (on PostgreSQL and Spark through clv build, which runs the Python steps there);
+        # after the last date, clv_prediction_changes compares the two latest as-of dates
+        models = ["clv_predictions_history", "clv_model_registry"]
+        if index == len(dates):
+            models.append("clv_prediction_changes")
         day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
         try:
             build.build_with_args([*common, "--vars", day_vars, "--exclude-resource-type",
                                    "seed", "unit_test", "--quiet"],
-                                  models=["clv_predictions_history", "clv_model_registry"])
+                                  models=models)
         except build.BuildError as error:
             raise BackfillError(f"as of {day}: {error}") from None
         print(f"clv-backfill: {index}/{len(dates)} as of {day} scored "
