@@ -17,7 +17,8 @@ from dbt.cli.main import dbtRunner
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Everything that does not need the network: the SQL layer up to the example tables.
-FEATURE_MODELS = "+clv_training_examples +clv_scoring_examples +clv_data_quality"
+FEATURE_MODELS = ("+clv_training_examples +clv_scoring_examples clv_customer_features "
+                  "clv_customer_sequences +clv_data_quality")
 
 
 @contextlib.contextmanager

@@ -50,7 +50,7 @@ def _new_model_file(build: Build) -> bool:
 
 # In build order. Each returns True once the build is inside (or just past) the step.
 KILL_POINTS = {
-    "feature_tables": lambda b: b.said("START sql table model main.clv_customer_features"),
+    "feature_tables": lambda b: b.said("START sql table model main.clv_training_examples"),
     # the console's line as the networks start (their epochs are in the dbt log only)
     "training": lambda b: b.said("network(s) on"),
     "export": _new_model_file,

@@ -243,6 +243,22 @@ def test_permutation_importance_separates_noise_from_signal(trained):
     assert permutation_importance(*arguments, seed=7) == list(rows.values())  # seeded
 
 
+def test_permutation_importance_reads_a_uniform_sample_of_many_rows(trained):
+    model, result, _ = trained
+    groups = feature_groups(model.spec, DECLARED)
+    static, sequence = result.validation_static, result.validation_sequence
+    label = result.validation.column("label").to_numpy()
+    predict = parallel_predict(model)
+    sampled = permutation_importance(predict, static, sequence, label, groups, seed=7,
+                                     max_rows=len(label) // 2)
+    rows = np.sort(np.random.default_rng(7).choice(len(label), len(label) // 2, replace=False))
+    direct = permutation_importance(predict, static[rows], sequence[rows], label[rows], groups,
+                                    seed=7)
+    assert sampled == direct
+    whole = permutation_importance(predict, static, sequence, label, groups, seed=7)
+    assert sampled[0]["baseline_gini"] != whole[0]["baseline_gini"]
+
+
 def test_reference_round_trip_and_shape_check(trained):
     model, _, reference = trained
     saved = json.loads(json.dumps(reference.to_dict()))

@@ -44,7 +44,7 @@ VARS = {
 CUTOFFS = [AS_OF - timedelta(days=days) for days in (0, 30, 50, 70)]
 FIRST_DAY = AS_OF - timedelta(days=160)
 LAST_DAY = AS_OF + timedelta(days=5)  # rows after the as-of date are excluded, not used
-MODELS = "+clv_customer_sequences"
+MODELS = "+clv_customer_sequences clv_customer_features"
 TWIN_SUFFIX = "~twin"
 
 BASE_IDS = ("A", "B", "C", "D")

@@ -1,50 +1,27 @@
 {#-
     One row per customer with a usable transaction on or before the as-of date: the features and
-    sequence the model scores. Stored in customer_id order: the scoring model reads the table in
-    that order without sorting it again, which keeps scoring memory flat and its batches, and so
-    every float result, the same from run to run.
+    sequence the model scores (cutoff_index 0 of int_clv__cutoffs). Stored in customer_id order:
+    the scoring model reads the table in that order without sorting it again, which keeps
+    scoring memory flat and its batches, and so every float result, the same from run to run.
 -#}
 
 with
 
-customer_features as (
-
-    select * from {{ ref('clv_customer_features') }}
-
-),
-
-customer_sequences as (
-
-    select * from {{ ref('clv_customer_sequences') }}
-
-),
-
-cutoffs as (
-
-    select * from {{ ref('int_clv__cutoffs') }}
-
-),
-
 scoring_cutoff as (
 
-    select * from cutoffs where cutoff_role = 'scoring'
+    select * from {{ ref('int_clv__cutoffs') }} where cutoff_role = 'scoring'
 
 ),
 
 final as (
 
     select
-        customer_features.*,
+        features.*,
         scoring_cutoff.cutoff_role
-        {%- for column in clv_sequence_columns() %},
-        customer_sequences.{{ column }}{% endfor %}
 
-    from customer_features
+    from ({{ clv_customer_features_at(0, with_sequence=true) }}) as features
     inner join scoring_cutoff
-        on customer_features.cutoff_date = scoring_cutoff.cutoff_date
-    inner join customer_sequences
-        on customer_features.customer_id = customer_sequences.customer_id
-        and customer_features.cutoff_date = customer_sequences.cutoff_date
+        on features.cutoff_date = scoring_cutoff.cutoff_date
 
 )
 

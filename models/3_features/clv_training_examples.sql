@@ -1,77 +1,58 @@
+{%- set settings = clv_settings() -%}
 {#-
     One row per customer per training cutoff: the features and sequence as of the cutoff and
     the label, the customer's net spend in (cutoff, cutoff + horizon], floored at 0.
     The latest training cutoff (cutoff_role = 'validation') is held out for validation.
+
+    Built one cutoff at a time (a UNION ALL of one query per cutoff, each with its own label
+    join), so no step holds more than one cutoff's customers; with clv_retrain = never,
+    int_clv__cutoffs has no training cutoff and every part is empty.
 -#}
 
 with
 
-customer_features as (
-
-    select * from {{ ref('clv_customer_features') }}
-
-),
-
-customer_sequences as (
-
-    select * from {{ ref('clv_customer_sequences') }}
-
-),
-
-customer_days as (
+label_days as (
 
     select * from {{ ref('int_clv__customer_days') }}
 
 ),
 
-cutoffs as (
-
-    select * from {{ ref('int_clv__cutoffs') }}
-
-),
-
 training_cutoffs as (
 
-    select * from cutoffs where cutoff_role in ('training', 'validation')
-
-),
-
-labels as (
-
-    select
-        customer_days.customer_id,
-        training_cutoffs.cutoff_date,
-        sum(customer_days.net_revenue) as net_revenue,
-        cast(sum(customer_days.orders) as bigint) as orders
-
-    from customer_days
-    inner join training_cutoffs
-        on customer_days.activity_date > training_cutoffs.cutoff_date
-        and customer_days.activity_date <= training_cutoffs.label_end_date
-    group by customer_days.customer_id, training_cutoffs.cutoff_date
+    select * from {{ ref('int_clv__cutoffs') }} where cutoff_role in ('training', 'validation')
 
 ),
 
 final as (
 
+    {% for cutoff_index in range(1, settings.training_cutoffs + 1) %}
+    {{- 'union all' if not loop.first }}
     select
-        customer_features.*,
+        features.*,
         training_cutoffs.cutoff_role,
-        {%- for column in clv_sequence_columns() %}
-        customer_sequences.{{ column }},
-        {%- endfor %}
         greatest(coalesce(labels.net_revenue, 0), 0) as label_revenue,
         coalesce(labels.orders, 0) as label_orders
 
-    from customer_features
+    from ({{ clv_customer_features_at(cutoff_index, with_sequence=true) }}) as features
     inner join training_cutoffs
-        on customer_features.cutoff_date = training_cutoffs.cutoff_date
-    inner join customer_sequences
-        on customer_features.customer_id = customer_sequences.customer_id
-        and customer_features.cutoff_date = customer_sequences.cutoff_date
-    left join labels
-        on customer_features.customer_id = labels.customer_id
-        and customer_features.cutoff_date = labels.cutoff_date
+        on features.cutoff_date = training_cutoffs.cutoff_date
+    left join (
+
+        select
+            label_days.customer_id,
+            sum(label_days.net_revenue) as net_revenue,
+            cast(sum(label_days.orders) as bigint) as orders
+
+        from label_days
+        inner join training_cutoffs
+            on label_days.activity_date > training_cutoffs.cutoff_date
+            and label_days.activity_date <= training_cutoffs.label_end_date
+        where training_cutoffs.cutoff_index = {{ cutoff_index }}
+        group by label_days.customer_id
+
+    ) as labels
+        on features.customer_id = labels.customer_id
+    {% endfor %}
 
 )
 
