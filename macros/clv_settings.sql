@@ -43,6 +43,8 @@
             'clv_missing_customer_ids', var('clv_missing_customer_ids', clv_default_missing_customer_ids())
         ),
     } %}
+    {#- cutoff_index of each training cutoff in int_clv__cutoffs (0 is the as-of date) -#}
+    {% do settings.update({'training_cutoff_indexes': range(1, settings.training_cutoffs + 1) | list}) %}
     {% do settings.update({'feature_groups': clv_feature_groups(settings)}) %}
     {% set static_features = [] %}
     {% for group in settings.feature_groups.values() %}

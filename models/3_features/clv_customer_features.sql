@@ -12,11 +12,11 @@
 {%- set not_features = clv_sequence_columns() + ['cutoff_role', 'label_revenue', 'label_orders'] -%}
 {%- set columns = [] -%}
 {%- if execute -%}
-    {%- for column in adapter.get_columns_in_relation(ref('clv_scoring_examples')) -%}
-        {%- if column.name | lower not in not_features -%}
-            {%- do columns.append(column.name) -%}
-        {%- endif -%}
-    {%- endfor -%}
+{%- for column in adapter.get_columns_in_relation(ref('clv_scoring_examples')) -%}
+{%- if column.name | lower not in not_features -%}
+{%- do columns.append(column.name) -%}
+{%- endif -%}
+{%- endfor -%}
 {%- endif -%}
 {%- set selected = columns | join(', ') if columns else '*' %}
 

@@ -25,7 +25,7 @@ training_cutoffs as (
 
 final as (
 
-    {% for cutoff_index in range(1, settings.training_cutoffs + 1) %}
+    {% for cutoff_index in settings.training_cutoff_indexes %}
     {{- 'union all' if not loop.first }}
     select
         features.*,
@@ -36,7 +36,9 @@ final as (
     from ({{ clv_customer_features_at(cutoff_index, with_sequence=true) }}) as features
     inner join training_cutoffs
         on features.cutoff_date = training_cutoffs.cutoff_date
-    left join (
+    -- the labels of this cutoff only, inside its part of the union (a CTE would hold every
+    -- cutoff's labels at once)
+    left join (  -- noqa: ST05
 
         select
             label_days.customer_id,
@@ -44,10 +46,10 @@ final as (
             cast(sum(label_days.orders) as bigint) as orders
 
         from label_days
-        inner join training_cutoffs
-            on label_days.activity_date > training_cutoffs.cutoff_date
-            and label_days.activity_date <= training_cutoffs.label_end_date
-        where training_cutoffs.cutoff_index = {{ cutoff_index }}
+        inner join training_cutoffs as label_cutoff
+            on label_days.activity_date > label_cutoff.cutoff_date
+            and label_days.activity_date <= label_cutoff.label_end_date
+        where label_cutoff.cutoff_index = {{ cutoff_index }}
         group by label_days.customer_id
 
     ) as labels
