@@ -161,7 +161,7 @@ def built(tmp_path_factory):
                     "clv_export_path": str(project.export)}
     project.awkward = [(str(customer).strip(), datetime.fromisoformat(at).date(), float(amount))
                        for customer, at, amount in awkward]
-    project.build(vars=project.vars, select=f"{PIPELINE} clv_data_quality")
+    project.build(vars=project.vars, select=f"{PIPELINE} clv_data_quality clv_customer_features")
     return project
 
 
