@@ -1,4 +1,8 @@
-{{ config(materialized='view') }}
+{#-
+    A table: the source is parsed here once (its timestamps and amounts are text in most
+    exports, and parsing them is the costliest step per row); the as-of date, the
+    classification and its readers read this table instead of parsing the source again.
+-#}
 
 with
 

@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 {#-
     One row per source row, with the reason it cannot be used (null when usable).
     Reasons, first match wins: missing_customer_id, invalid_timestamp, invalid_amount,
