@@ -47,3 +47,37 @@
 {% macro clv_current_date(time_zone) %}
     {{ return('cast(' ~ clv_to_time_zone('current_timestamp', time_zone) ~ ' as date)') }}
 {% endmacro %}
+
+
+{#-
+    SQL for the on-run-start hook: stops the run with one line naming the var when the engine
+    does not know clv_time_zone. Names are checked against pytz's list when the vars are read
+    (clv_validate_time_zone), which every engine's zone data covers, except a Java runtime's
+    older data on Spark (for example America/Coyhaique, named in 2025) and the pytz aliases
+    Java leaves out (ROC): Spark itself would stop at the first SQL that converts a time, with
+    an error about a timezone and not the var. Nothing on DuckDB and PostgreSQL.
+-#}
+{% macro clv_check_time_zone() %}
+    {{ return(adapter.dispatch('clv_check_time_zone', 'clv')()) }}
+{% endmacro %}
+
+{% macro default__clv_check_time_zone() %}
+    {{ return('') }}
+{% endmacro %}
+
+{% macro spark__clv_check_time_zone() %}
+    {% if execute %}
+        {% set zone = clv_validate_time_zone('clv_time_zone', var('clv_time_zone', 'UTC')) %}
+        {#- ZoneId.getAvailableZoneIds() rendered as text: [Zone/A, Zone/B, ...] -#}
+        {% set known = run_query(
+            "select array_contains(split(translate(reflect('java.time.ZoneId', 'getAvailableZoneIds'), "
+            ~ "'[] ', ''), ','), '" ~ zone ~ "')"
+        ).columns[0].values()[0] %}
+        {% if not known %}
+            {{ clv_fail('clv_time_zone', "'" ~ zone ~ "' is not in the time zone data of Spark's Java runtime"
+                        ~ " (older than the name, or an alias Java leaves out): use another name of that"
+                        ~ " zone, or run Spark on a Java runtime with newer time zone data") }}
+        {% endif %}
+    {% endif %}
+    {{ return('') }}
+{% endmacro %}

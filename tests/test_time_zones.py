@@ -432,3 +432,33 @@ def test_spark_answers_do_not_depend_on_the_session_time_zone(spark_built):
             assert spark_built.staged(compiled=True) == _expected_staged(), zone
     finally:
         session.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_spark_refuses_a_zone_its_java_runtime_lacks_naming_the_var(spark_built, spark_dir,
+                                                                   tmp_path, capfd):
+    """A name in pytz's list (so valid when the vars are read) that the Java runtime's zone data
+    lacks stops the Spark build before any model, with one line that names the var instead of
+    Spark's INVALID_TIMEZONE at the first conversion."""
+    import pytz
+    from pyspark.sql import SparkSession
+
+    from clv.build import BuildError
+
+    java_zones = set(SparkSession.builder.getOrCreate()._jvm.java.time.ZoneId
+                     .getAvailableZoneIds())
+    missing = sorted(set(pytz.all_timezones) - java_zones)
+    if not missing:
+        pytest.skip("this Java runtime knows every name pytz lists")
+    schema = schema_name("clv_tz_bad")
+    with pytest.raises(BuildError) as raised:
+        clv_build("spark", {**RUN_VARS, "clv_time_zone": missing[0], **_write_inputs(tmp_path)},
+                  tmp_path, {"CLV_SCHEMA": schema, "CLV_SPARK_DIR": str(spark_dir)},
+                  models=ENGINE_MODELS)
+    text = str(raised.value) + capfd.readouterr().out
+    line = _message_line(text, "Invalid value for var 'clv_time_zone'")
+    assert f"'{missing[0]}' is not in the time zone data of Spark's Java runtime" in line
+    assert "INVALID_TIMEZONE" not in text
+    assert not SparkSession.builder.getOrCreate().catalog.tableExists(
+        f"{schema}.int_clv__transactions_checked")
