@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -123,19 +124,48 @@ class _Query:
         if materialized:
             self.materialized.add(name)
 
-    def add_layers(self, name: str, layers: Sequence[Layer]) -> None:
-        """One CTE per layer, ``<name>_<n>``, each adding its columns to the previous one."""
+    def add_layers(self, name: str, layers: Sequence[Layer],
+                   carried: Sequence[str] | None = None, keep: Sequence[str] = ()) -> None:
+        """One CTE per layer, ``<name>_<n>``, each adding its columns to the previous one.
+
+        With ``carried`` (the columns of the CTE before the first layer that the layers may
+        read), every CTE after the first passes on only the columns a later layer reads, and
+        ``keep`` (those read after the last layer), instead of all of them: the hidden units of
+        a network's layers would otherwise add up past PostgreSQL's 1,664 columns per select
+        (a three-network ensemble does)."""
         width = len(str(len(layers)))
+        later_reads = _reads_after(layers)
+        available = list(carried or ())
         for number, layer in enumerate(layers, start=1):
-            columns = ["*", *(f"{expression} as {column}" for column, expression in layer)]
+            passed = ["*"]
+            if carried is not None and number > 1:
+                wanted = later_reads[number - 1] | set(keep)
+                passed = [column for column in available if column in wanted]
+            columns = [*passed, *(f"{expression} as {column}" for column, expression in layer)]
             self.add(f"{name}_{number:0{width}d}", columns)
             self.ctes[-1] = (self.ctes[-1][0], self.ctes[-1][1] + self.sql.layer_fence)
+            available = [*(passed if number > 1 else available), *(c for c, _ in layer)]
 
     def text(self) -> str:
         ctes = ",\n\n".join(
             f"{name} as {'materialized ' if name in self.materialized else ''}(\n{body}\n)"
             for name, body in self.ctes)
         return f"with\n\n{ctes}\n\nselect * from {self.last}\n"
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _reads_after(layers: Sequence[Layer]) -> list[set[str]]:
+    """Per layer, the identifiers that layer and the later ones read (a superset of the
+    columns they read: function names and keywords are never columns)."""
+    reads: list[set[str]] = []
+    seen: set[str] = set()
+    for layer in reversed(layers):
+        for _, expression in layer:
+            seen |= set(_IDENTIFIER.findall(expression))
+        reads.append(set(seen))
+    return reads[::-1]
 
 
 def _names(columns: Iterable[str], prefix: str) -> dict[str, str]:
@@ -202,9 +232,12 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
         model, {"static": [inputs[c] for c in spec.static], "sequence": sequence},
         {name: f"network_{name}" for name in OUTPUT_NAMES}, prefix="net",
         dot_products=query.sql.dot_products)
-    query.add_layers("network", graph.layers)
+    outputs = [graph.outputs[name][0] for name in OUTPUT_NAMES]
+    query.add_layers("network", graph.layers,
+                     carried=["customer_id", "btyd_expected_spend", *inputs.values()],
+                     keep=["customer_id", "btyd_expected_spend", *outputs])
     query.add("network_outputs", ["customer_id", "btyd_expected_spend", *(
-        f"{graph.outputs[name][0]} as {name}" for name in OUTPUT_NAMES)])
+        f"{column} as {name}" for column, name in zip(outputs, OUTPUT_NAMES, strict=True))])
 
 
 def _quantiles(query: _Query) -> None:
