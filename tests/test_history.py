@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow.parquet as pq
 import pytest
 
 from clv.pipeline import backfill
@@ -117,6 +118,12 @@ def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
     assert len(changes) == 1
     latest = sorted({str(d)[:10] for d in history.as_of_date})[-2:]
     assert [str(changes.previous_as_of_date[0])[:10], str(changes.as_of_date[0])[:10]] == latest
+    # every public table read from clv_predictions is left at the last as-of date with it
+    for table in ("clv_predictions", "clv_segment_summary"):
+        built = project.query(f"select distinct as_of_date from {table}")
+        assert [str(d)[:10] for d in built.as_of_date] == ["2023-11-30"], table
+    exported = pq.read_table(project.vars["clv_export_path"], columns=["as_of_date"]).column(0).unique()
+    assert [str(d)[:10] for d in exported.to_pylist()] == ["2023-11-30"]
     rows = project.query("select count(*) as n from clv_predictions_history").n[0]
     backfill.backfill(date(2023, 10, 31), date(2023, 11, 30), "month", project.vars,
                       _common(project))

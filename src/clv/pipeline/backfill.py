@@ -126,14 +126,14 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     _history_check(start, dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()})
     for index, day in enumerate(dates, 1):
         began = time.perf_counter()
-        # the inputs were loaded by the check above: no seeds again, and only what the
-        # history needs (the evaluation tables and the Parquet hand-off stay as they are),
-        # and clv_model_registry, whose is_current follows the model of clv_predictions
-        # (on PostgreSQL and Spark through clv build, which runs the Python steps there);
-        # after the last date, clv_prediction_changes compares the two latest as-of dates
-        models = ["clv_predictions_history", "clv_model_registry"]
-        if index == len(dates):
-            models.append("clv_prediction_changes")
+        # the inputs were loaded by the check above: no seeds again. Before the last date,
+        # only what the history needs, and clv_model_registry, whose is_current follows the
+        # model of clv_predictions (on PostgreSQL and Spark through clv build, which runs the
+        # Python steps there). The last date builds everything, so every table read from
+        # clv_predictions (the movements between the two latest as-of dates, the segment
+        # summary, the explanations, the Parquet hand-off, the report) agrees with it.
+        models = (["clv_predictions_history", "clv_model_registry"] if index < len(dates)
+                  else None)
         day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
         try:
             build.build_with_args([*common, "--vars", day_vars, "--exclude-resource-type",
