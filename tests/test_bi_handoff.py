@@ -314,6 +314,7 @@ def test_a_full_disk_fails_the_copy_clearly_and_keeps_the_previous_file(tmp_path
     assert _only(tmp_path) == ["clv_bi.duckdb"], "no temporary file or log left"
 
 
+@pytest.mark.slow  # the retries wait out their back-off: about 2 s each
 @pytest.mark.parametrize("refusals", [3, 1_000])
 def test_a_refused_rename_is_retried_then_reported(tmp_path, monkeypatch, refusals):
     """Windows refuses to rename over a file a reader has open: the copy retries for

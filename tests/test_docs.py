@@ -13,6 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+# Every test reads the parsed project (a dbt parse, about 9 s): CI runs them, not the fast set.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 # The tables users query, each with an enforced contract.
 PUBLIC_MARTS = {

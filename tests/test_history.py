@@ -122,7 +122,8 @@ def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
     for table in ("clv_predictions", "clv_segment_summary"):
         built = project.query(f"select distinct as_of_date from {table}")
         assert [str(d)[:10] for d in built.as_of_date] == ["2023-11-30"], table
-    exported = pq.read_table(project.vars["clv_export_path"], columns=["as_of_date"]).column(0).unique()
+    exported = pq.read_table(project.vars["clv_export_path"], columns=["as_of_date"])
+    exported = exported.column(0).unique()
     assert [str(d)[:10] for d in exported.to_pylist()] == ["2023-11-30"]
     rows = project.query("select count(*) as n from clv_predictions_history").n[0]
     backfill.backfill(date(2023, 10, 31), date(2023, 11, 30), "month", project.vars,

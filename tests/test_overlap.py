@@ -40,6 +40,7 @@ def _holder(model_dir, seconds: float) -> subprocess.Popen:
     return process
 
 
+@pytest.mark.slow  # waits on a real lock held by another process for about 2 s
 def test_a_second_build_waits_for_the_lock_and_then_proceeds(tmp_path):
     holder = _holder(tmp_path, 2.0)
     said = []
