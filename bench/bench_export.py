@@ -46,7 +46,7 @@ def sample_model():
         warehouse = DuckDBWarehouse(connection)
         run = RunSettings.from_table(warehouse.read(SETTINGS))
         settings = TrainSettings(seed=run.seed, ensemble_size=run.ensemble_size)
-        table = training.read_examples(warehouse, connection.table(EXAMPLES), run, settings)
+        table = training.read_examples(warehouse, connection.table(EXAMPLES), run)
     table = training.trainable_examples(table, run, settings)
     table, _ = hybrid.add_features_per_cutoff(table, run.horizon_days)
     result = train(table, run.model_static_features, settings, log=lambda _: None,

@@ -23,6 +23,10 @@
         'keep_models': clv_validate_int('clv_keep_models', var('clv_keep_models', 5), 1, 1000),
         'seed': clv_validate_int('clv_seed', var('clv_seed', 42), 0, 2147483647),
         'ensemble_size': clv_validate_int('clv_ensemble_size', var('clv_ensemble_size', 0), 0, 10),
+        'max_train_rows': clv_validate_int('clv_max_train_rows', var('clv_max_train_rows', 200000), 100, 100000000),
+        'max_validation_rows': clv_validate_int(
+            'clv_max_validation_rows', var('clv_max_validation_rows', 200000), 100, 100000000
+        ),
         'explanations': clv_validate_bool('clv_explanations', var('clv_explanations', true)),
         'scoring_engine': clv_scoring_engine(),
         'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),

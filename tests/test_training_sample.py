@@ -1,6 +1,7 @@
-"""Training reads a uniform, repeatable sample of the example table from the warehouse, so its
-memory depends on the sample caps rather than on the number of customers. The sample is the
-md5 bucket rule of :mod:`clv.warehouse` (``bucket_of`` in Python), the same on every engine."""
+"""Training reads a uniform, repeatable sample of the examples, so its memory depends on the
+sample caps rather than on the number of customers: the example table itself holds only that
+sample (int_clv__training_sample), by the md5 bucket rule of :mod:`clv.warehouse` (``bucket_of``
+in Python), the same on every engine."""
 
 from __future__ import annotations
 
@@ -8,19 +9,20 @@ import math
 from pathlib import Path
 
 import duckdb
-import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from conftest import DbtProject
 
 from clv import hybrid
 from clv.artifacts import json_safe
-from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, TrainSettings
+from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN
 from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, stable_floats, synthetic_examples
 from clv.level import LEVEL_CORRECTION_BOUNDS, btyd_level_correction
 from clv.pipeline import scoring
 from clv.pipeline.settings import RunSettings
-from clv.pipeline.training import read_examples, sample_limits
+from clv.pipeline.training import read_examples
 from clv.warehouse import SAMPLE_BUCKETS, DuckDBWarehouse, bucket_of
 
 CHANNELS = ("orders", "revenue", "active_days")
@@ -55,9 +57,9 @@ def _keys(table: pa.Table) -> set:
                    strict=True))
 
 
-def test_below_the_caps_every_row_is_read(examples):
+def test_training_reads_every_row_of_the_examples_and_only_its_inputs(examples):
     warehouse, relation, table = examples
-    read = read_examples(warehouse, relation, RUN, TrainSettings())
+    read = read_examples(warehouse, relation, RUN)
     assert read.num_rows == table.num_rows
     assert read.column_names[:3] == ["customer_id", CUTOFF_COLUMN, LABEL_COLUMN]
     # only what training uses: no string columns, every feature column
@@ -66,36 +68,58 @@ def test_below_the_caps_every_row_is_read(examples):
         read.column_names)
 
 
-def test_above_the_caps_a_repeatable_uniform_sample_is_read(examples):
-    warehouse, relation, table = examples
-    settings = TrainSettings(max_train_rows=3000, max_validation_rows=1000)
-    first = read_examples(warehouse, relation, RUN, settings)
-    counts = _per_cutoff(first)
-    latest = max(counts)
-    train_rows = sum(n for cutoff, n in counts.items() if cutoff != latest)
-    # 12,000 training rows sampled to ~3,000 * 1.05 and 4,000 validation rows to ~1,000
-    assert 2800 <= train_rows <= 3500
-    assert 850 <= counts[latest] <= 1150
-    # every training cutoff is sampled at about the same rate
-    assert all(900 <= n <= 1200 for cutoff, n in counts.items() if cutoff != latest)
-    # uniform: the sample's mean label is close to the full table's
-    full_mean = np.mean(table.column(LABEL_COLUMN).to_numpy())
-    assert np.mean(first.column(LABEL_COLUMN).to_numpy()) == pytest.approx(full_mean, rel=0.15)
-    again = read_examples(warehouse, relation, RUN, settings)
-    assert again.equals(first)
+def _limit(wanted: int, available: int) -> int:
+    """The documented rule of int_clv__training_sample: ceil(1e6 * wanted / available), capped."""
+    return min(SAMPLE_BUCKETS, math.ceil(SAMPLE_BUCKETS * wanted / max(available, 1)))
 
+
+def _examples(project: DbtProject) -> pd.DataFrame:
+    rows = project.query("select * from clv_training_examples order by customer_id, cutoff_date")
+    rows["cutoff_date"] = rows["cutoff_date"].dt.date  # bucket_of reads its ISO text
+    return rows
+
+
+CAPS = {"clv_max_train_rows": 1000, "clv_max_validation_rows": 500}
+
+
+@pytest.mark.slow
+def test_above_the_caps_the_examples_hold_a_uniform_md5_sample_of_unchanged_rows(tmp_path):
+    full_project, capped_project = DbtProject(tmp_path / "full"), DbtProject(tmp_path / "capped")
+    full_project.build()
+    capped_project.build(vars=CAPS)
+    full, capped = _examples(full_project), _examples(capped_project)
+
+    counts = full.groupby("cutoff_date").size()
+    validation = counts.index.max()
+    assert counts.sum() - counts[validation] > 1050 and counts[validation] > 500  # caps bind
+    limits = {cutoff: _limit(500, n) if cutoff == validation
+              else _limit(1050, counts.sum() - counts[validation])
+              for cutoff, n in counts.items()}
+    keep = [bucket_of(customer, cutoff) < limits[cutoff]
+            for customer, cutoff in zip(full["customer_id"], full["cutoff_date"], strict=True)]
+    expected = full[keep].reset_index(drop=True)
     # exactly the rows whose md5 bucket of (customer_id, cutoff_date) is below their cutoff's
-    # limit, as bucket_of computes it in Python
-    limits = sample_limits(_per_cutoff(table), settings)
-    assert limits is not None and set(limits) == {latest.isoformat(), ""}
-    expected = {(customer, cutoff) for customer, cutoff in _keys(table)
-                if bucket_of(customer, cutoff) < limits.get(cutoff.isoformat(), limits[""])}
-    assert _keys(first) == expected
+    # limit, as bucket_of computes it in Python, each row as the full table has it
+    pd.testing.assert_frame_equal(capped, expected)
+    sampled = capped.groupby("cutoff_date").size()
+    assert 400 <= sampled[validation] <= 600
+    assert 900 <= sampled.sum() - sampled[validation] <= 1200
+    # uniform: the sample's mean label is close to the full table's
+    assert capped["label_revenue"].mean() == pytest.approx(full["label_revenue"].mean(), rel=0.2)
 
-    # the same rows whatever order the table was written in
-    shuffled = table.take(pa.array(np.random.default_rng(3).permutation(table.num_rows)))
-    other = _stored(warehouse.connection, "examples_shuffled", shuffled)
-    assert read_examples(warehouse, other, RUN, settings).equals(first)
+    # with a single training cutoff (training holds out customers itself) one limit covers
+    # both caps
+    single = DbtProject(tmp_path / "single")
+    single.build(vars={**CAPS, "clv_training_cutoffs": 1})
+    rows = _examples(single)
+    starts = single.query("select customer_id, min(activity_date) as first_day "
+                          "from int_clv__customer_days group by customer_id")
+    cutoff = rows["cutoff_date"].iloc[0]
+    eligible = starts[starts["first_day"].dt.date <= cutoff]["customer_id"]
+    limit = _limit(1575, len(eligible))
+    assert limit < SAMPLE_BUCKETS
+    assert sorted(rows["customer_id"]) == sorted(c for c in eligible
+                                                 if bucket_of(c, cutoff) < limit)
 
 
 def test_level_correction_is_bgnbd_bias_on_validation_and_bounded():

@@ -6,12 +6,15 @@
     clv_period_days days, lag 01 ending on the cutoff day, zero where the customer had no
     activity), summed in the same aggregation.
 
+    With ``sampled``, only the customers int_clv__training_sample keeps at this cutoff (the
+    training examples: the rows training reads); otherwise every customer.
+
     A query (a WITH ... SELECT) to use as a subquery. The feature models build one cutoff at a
     time (a UNION ALL of one such query per cutoff), so each aggregation holds one cutoff's
     customers: the memory and the work grow with the customers, not with customers x cutoffs
     at once.
 -#}
-{% macro clv_customer_features_at(cutoff_index, with_sequence=false) %}
+{% macro clv_customer_features_at(cutoff_index, with_sequence=false, sampled=false) %}
 {%- set settings = clv_settings() -%}
 {%- set sequence_values = {
     'orders': 'orders',
@@ -49,6 +52,14 @@ events as (
     select * from {{ ref('stg_clv__events') }}
 
 ),
+{%- if sampled %}
+
+sampled_customers as (
+
+    select customer_id from {{ ref('int_clv__training_sample') }} where cutoff_index = {{ cutoff_index }}
+
+),
+{%- endif %}
 
 history as (
 
@@ -60,6 +71,10 @@ history as (
     from customer_days
     inner join cutoffs
         on customer_days.activity_date <= cutoffs.cutoff_date
+    {%- if sampled %}
+    inner join sampled_customers
+        on customer_days.customer_id = sampled_customers.customer_id
+    {%- endif %}
 
 ),
 
@@ -127,6 +142,10 @@ categories as (
     from category_first_dates
     inner join cutoffs
         on category_first_dates.first_purchase_date <= cutoffs.cutoff_date
+    {%- if sampled %}
+    inner join sampled_customers
+        on category_first_dates.customer_id = sampled_customers.customer_id
+    {%- endif %}
     group by category_first_dates.customer_id, cutoffs.cutoff_date
 
 ),
@@ -157,6 +176,10 @@ event_counts as (
     from events
     inner join cutoffs
         on cast(events.event_at as date) <= cutoffs.cutoff_date
+    {%- if sampled %}
+    inner join sampled_customers
+        on events.customer_id = sampled_customers.customer_id
+    {%- endif %}
     where events.customer_id is not null
     group by events.customer_id, cutoffs.cutoff_date
 

@@ -21,6 +21,8 @@ final as (
         {{ settings.keep_models }} as keep_models,
         {{ settings.seed }} as seed,
         {{ settings.ensemble_size }} as ensemble_size,
+        {{ settings.max_train_rows }} as max_train_rows,
+        {{ settings.max_validation_rows }} as max_validation_rows,
         '{{ settings.export_path }}' as export_path,
         '{{ settings.bi_database_path }}' as bi_database_path,
         '{{ settings.static_features | join(",") }}' as static_features,

@@ -3,6 +3,8 @@
     One row per customer per training cutoff: the features and sequence as of the cutoff and
     the label, the customer's net spend in (cutoff, cutoff + horizon], floored at 0.
     The latest training cutoff (cutoff_role = 'validation') is held out for validation.
+    Above the rows training reads (clv_max_train_rows, clv_max_validation_rows), a uniform
+    sample of the customers of each cutoff: those of int_clv__training_sample.
 
     Built one cutoff at a time (a UNION ALL of one query per cutoff, each with its own label
     join), so no step holds more than one cutoff's customers; with clv_retrain = never,
@@ -23,6 +25,12 @@ training_cutoffs as (
 
 ),
 
+training_sample as (
+
+    select * from {{ ref('int_clv__training_sample') }}
+
+),
+
 final as (
 
     {% for cutoff_index in settings.training_cutoff_indexes %}
@@ -33,7 +41,7 @@ final as (
         greatest(coalesce(labels.net_revenue, 0), 0) as label_revenue,
         coalesce(labels.orders, 0) as label_orders
 
-    from ({{ clv_customer_features_at(cutoff_index, with_sequence=true) }}) as features
+    from ({{ clv_customer_features_at(cutoff_index, with_sequence=true, sampled=true) }}) as features
     inner join training_cutoffs
         on features.cutoff_date = training_cutoffs.cutoff_date
     -- the labels of this cutoff only, inside its part of the union (a CTE would hold every
@@ -49,6 +57,9 @@ final as (
         inner join training_cutoffs as label_cutoff
             on label_days.activity_date > label_cutoff.cutoff_date
             and label_days.activity_date <= label_cutoff.label_end_date
+        inner join training_sample
+            on label_days.customer_id = training_sample.customer_id
+            and label_cutoff.cutoff_index = training_sample.cutoff_index
         where label_cutoff.cutoff_index = {{ cutoff_index }}
         group by label_days.customer_id
 

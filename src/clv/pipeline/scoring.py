@@ -121,7 +121,7 @@ def fit_btyd(warehouse: Warehouse, examples: Any, customers: int) -> tuple[hybri
     if customers > BTYD_FIT_ROWS:
         limit = math.ceil(SAMPLE_BUCKETS * BTYD_FIT_ROWS / customers)
     summary = warehouse.sample(examples, [ID_COLUMN, *hybrid.BTYD_INPUTS], key=[ID_COLUMN],
-                               limits=limit)
+                               limit=limit)
     summary = stable_floats(summary.sort_by(ID_COLUMN))
     if summary.num_rows == 0:
         raise ValueError("clv_scoring_examples is empty: no customer has a usable transaction "

@@ -7,8 +7,9 @@ scores (:mod:`clv.calibration`, fitted on the window the level is carried from) 
 level's coefficients (:mod:`clv.level`, from every fully observed window). All of it is saved in
 the model metadata.
 
-Training reads a bounded sample (:func:`read_examples`), so its memory does not grow with the
-number of customers. ``clv_retrain: auto`` reuses a saved model whose fingerprint (settings
+Training reads a bounded sample (:func:`read_examples`: the example table holds only the rows
+training uses), so its memory does not grow with the number of customers.
+``clv_retrain: auto`` reuses a saved model whose fingerprint (settings
 plus a digest of the training examples) equals this run's. PyTorch and the exporter are
 imported inside the training functions only: scoring never loads them.
 """
@@ -40,10 +41,7 @@ from clv.pipeline.registry import (
     reusable,
 )
 from clv.pipeline.settings import RunSettings
-from clv.warehouse import SAMPLE_BUCKETS, Warehouse
-
-# Training cutoffs are sampled slightly above max_train_rows; train() then trims them exactly.
-_OVERSAMPLE = 1.05
+from clv.warehouse import Warehouse
 
 
 def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: RunSettings,
@@ -64,53 +62,20 @@ def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: R
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def sample_limits(counts: Mapping[Any, int], settings: TrainSettings) -> dict[str, int] | None:
-    """Bucket limits per cutoff (ISO date; ``""`` for the others) for the rows training reads,
-    or None to read every row.
-
-    With several cutoffs the latest one is the validation set (at most max_validation_rows rows)
-    and the others the training set (at most max_train_rows, with a little margin). With a
-    single cutoff train() holds out customers itself, so the cap is the sum of the two.
-    """
-    def threshold(wanted: float, available: int) -> int:
-        return min(SAMPLE_BUCKETS, int(np.ceil(SAMPLE_BUCKETS * wanted / max(available, 1))))
-
-    if len(counts) <= 1:
-        limit = threshold(_OVERSAMPLE * (settings.max_train_rows + settings.max_validation_rows),
-                          sum(counts.values()))
-        return None if limit >= SAMPLE_BUCKETS else {"": limit}
-    latest = max(counts)
-    train_limit = threshold(_OVERSAMPLE * settings.max_train_rows,
-                            sum(n for cutoff, n in counts.items() if cutoff != latest))
-    valid_limit = threshold(settings.max_validation_rows, counts[latest])
-    if train_limit >= SAMPLE_BUCKETS and valid_limit >= SAMPLE_BUCKETS:
-        return None
-    return {latest.isoformat(): valid_limit, "": train_limit}
-
-
-def read_examples(warehouse: Warehouse, examples: Any, run: RunSettings,
-                  settings: TrainSettings) -> pa.Table:
+def read_examples(warehouse: Warehouse, examples: Any, run: RunSettings) -> pa.Table:
     """The training examples as training reads them: only the id, cutoff, label and feature
-    columns, sampled in the warehouse when there are more rows than training uses, float
-    columns rounded, rows in a fixed order.
+    columns, float columns rounded, rows in a fixed order.
 
-    Memory therefore depends on ``max_train_rows`` and ``max_validation_rows``, not on the
-    number of customers; below those caps every row is read. The sample keeps the rows whose
-    md5 bucket of (customer_id, cutoff_date) is lowest: uniform, independent of the scan order,
-    the same rows on every run and every engine.
+    Every row is read: the dbt model holds only the rows training uses, a uniform sample of the
+    customers above ``clv_max_train_rows`` and ``clv_max_validation_rows``
+    (models/2_intermediate/int_clv__training_sample.sql), so memory depends on those caps, not
+    on the number of customers.
     """
     schema = warehouse.schema(examples)
     features = [name for name in model_features(schema, run) if name in schema.names]
     columns = [ID_COLUMN, CUTOFF_COLUMN, *([LABEL_COLUMN] if LABEL_COLUMN in schema.names
                                           else []), *features]
-    counts = warehouse.counts_by(examples, CUTOFF_COLUMN)
-    limits = sample_limits(counts, settings)
-    if limits is not None:
-        dbt_log(f"reading a uniform sample of the {sum(counts.values()):,} example rows "
-                f"(max_train_rows {settings.max_train_rows:,}, max_validation_rows "
-                f"{settings.max_validation_rows:,})")
-    table = warehouse.sample(examples, columns, key=[ID_COLUMN, CUTOFF_COLUMN], limits=limits,
-                             group=CUTOFF_COLUMN)
+    table = warehouse.read(examples, columns)
     # A fixed row order: the BTYD fits and the training batches must not depend on the scan.
     return sorted_examples(stable_floats(table))
 
@@ -383,7 +348,7 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     from clv.pipeline.explanations import training_metadata
     from clv.train import train
 
-    table = read_examples(warehouse, examples, run, settings)
+    table = read_examples(warehouse, examples, run)
     table = trainable_examples(table, run, settings)
     dbt_log(f"training on {table.num_rows:,} example rows")
     table, fits = hybrid.add_features_per_cutoff(table, run.horizon_days)
@@ -457,7 +422,9 @@ def _calibration_inputs(outputs: RawOutputs) -> tuple[np.ndarray, ...]:
 def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,
                    settings: TrainSettings | None = None) -> pd.DataFrame:
     """Train when clv_retrain asks for it; return the registry of every saved model."""
-    settings = settings or TrainSettings(seed=run.seed, ensemble_size=run.ensemble_size)
+    settings = settings or TrainSettings(seed=run.seed, ensemble_size=run.ensemble_size,
+                                         max_train_rows=run.max_train_rows,
+                                         max_validation_rows=run.max_validation_rows)
     features = model_features(warehouse.schema(examples), run)
     if run.retrain == "never":
         current = newest_compatible(run, features)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -120,14 +120,6 @@ class Warehouse(ABC):
         return int(self.query(relation, "select count(*) as n from {relation}").column(0)[0]
                    .as_py())
 
-    def counts_by(self, relation: Any, column: str) -> dict[Any, int]:
-        """Rows per value of ``column`` (nulls left out)."""
-        table = self.query(relation, f"select {quote(column)} as value, count(*) as n "
-                                     f"from {{relation}} where {quote(column)} is not null "
-                                     f"group by {quote(column)}")
-        return dict(zip(table.column("value").to_pylist(), table.column("n").to_pylist(),
-                        strict=True))
-
     def digest(self, relation: Any, expressions: Sequence[str]) -> tuple[int, int]:
         """(rows, sum of md5 buckets of each row's ``expressions`` joined as text): equal for
         equal content whatever the scan order, the same on every engine."""
@@ -138,23 +130,13 @@ class Warehouse(ABC):
         return int(table.column("n")[0].as_py()), int(table.column("h")[0].as_py())
 
     def sample(self, relation: Any, columns: Sequence[str], key: Sequence[str],
-               limits: Mapping[str, int] | int | None, group: str | None = None) -> pa.Table:
-        """The ``columns`` of the rows whose bucket of ``key`` is below a limit.
-
-        ``limits`` is one limit for every row, or (with ``group``) one per value of ``group``
-        as text, with key ``""`` for the other values; None reads every row. A limit of
-        :data:`SAMPLE_BUCKETS` keeps every row.
-        """
+               limit: int | None) -> pa.Table:
+        """The ``columns`` of the rows whose bucket of ``key`` is below ``limit``; None (or
+        :data:`SAMPLE_BUCKETS`) keeps every row."""
         select = ", ".join(quote(column) for column in columns)
         sql = f"select {select} from {{relation}}"
-        if isinstance(limits, int):
-            sql += f" where {self.bucket_sql(key)} < {int(limits)}"
-        elif limits:
-            default = int(limits.get("", SAMPLE_BUCKETS))
-            cases = " ".join(f"when {self.as_text(quote(group))} = '{value}' then {int(limit)}"
-                             for value, limit in limits.items() if value != "")
-            bound = f"case {cases} else {default} end" if cases else str(default)
-            sql += f" where {self.bucket_sql(key)} < {bound}"
+        if limit is not None:
+            sql += f" where {self.bucket_sql(key)} < {int(limit)}"
         return self.query(relation, sql)
 
     def read(self, relation: Any, columns: Sequence[str] | None = None) -> pa.Table:
