@@ -8,7 +8,8 @@ widened with noise columns to the 46 static inputs of a default run, one network
 exported), and splits the static inputs into groups of the default sizes: the eight declared
 groups of ``clv_feature_groups()`` (9, 7, 15, 2, 2, 1, 1 and 5 columns) and four columns in the
 place of ``btyd``, plus ``activity_sequence``: ten groups. Every group differs from the
-reference for nearly every customer here, so each customer costs the full 19 network rows; on
+reference for nearly every customer here, so each customer takes the full 19 states (19 rows of
+the network's head, and one of its sequence encoder: ``clv.explain``); on
 real data a group that is constant in a whole chunk (no events, no customer attributes) is
 skipped, and explanations get cheaper.
 
@@ -121,8 +122,8 @@ def main() -> None:
     active = sum(1 for g in groups if g.size)
     score_rate, explain_rate = args.customers / score_s, args.customers / explain_s
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{args.customers:,} customers, {active} feature groups ({2 * active - 1} network "
-          f"rows per explained customer), batch {args.batch_rows:,}, {model.workers} batches in "
+    print(f"\n{args.customers:,} customers, {active} feature groups ({2 * active - 1} states "
+          f"per explained customer), batch {args.batch_rows:,}, {model.workers} batches in "
           f"flight on {available_cores()} cores, median of {args.runs} pass(es)\n")
     print("| path | seconds | customers/s |")
     print("|---|---|---|")

@@ -1,6 +1,8 @@
 """Feature-group explanations (clv.explain): contributions that add up, groups that equal the
-reference contribute nothing, a hand-built graph whose one group gets everything, permutation
-importance that tells noise from signal; then the two dbt tables.
+reference contribute nothing, a hand-built graph whose one group gets everything, the graph split
+into sequence encoder and head that computes exactly what the whole graph does (and the whole
+graph where it cannot be split), permutation importance that tells noise from signal; then the
+two dbt tables.
 
 Tolerance of the additivity checks: the contributions are differences of the same float32
 network outputs, taken in float64, so they add up to f(x) - f(reference) to float64 rounding;
@@ -19,22 +21,31 @@ import onnx
 import pandas as pd
 import pyarrow as pa
 import pytest
-from onnx import TensorProto, helper
+import torch
+from onnx import TensorProto, helper, numpy_helper
 
+import clv.explain as explain_module
 from clv.artifacts import ModelArtifact
+from clv.calibration import CalibratedNetwork
 from clv.config import ExportSettings, TrainSettings
 from clv.data import SYNTHETIC_STATIC_FEATURES, FeatureSpec, model_inputs, synthetic_examples
 from clv.explain import (
     EXPLANATION_SCHEMA,
     Reference,
+    UnsplittableGraphError,
     contributions,
     explain_batches,
+    explanation_stages,
     feature_groups,
     parallel_predict,
     permutation_importance,
     session_predict,
+    split_graph,
+    split_stages,
+    whole_graph,
 )
-from clv.export import export_model
+from clv.export import export_model, export_onnx_bytes
+from clv.network import ClvNetwork, EnsembleNetwork
 from clv.pipeline.explanations import IMPORTANCE_COLUMNS, feature_importance_table
 from clv.pipeline.settings import RunSettings
 from clv.pipeline.training import calibrate
@@ -95,7 +106,10 @@ def test_contributions_add_up_to_the_prediction_minus_the_reference(trained, sco
     model, _, reference = trained
     groups = feature_groups(model.spec, DECLARED)
     static, sequence = model_inputs(scoring, model.spec)
-    result = contributions(session_predict(model.session), static, sequence, reference, groups)
+    messages = []
+    stages = explanation_stages(model, reference, log=messages.append)
+    assert stages.split and messages == []
+    result = contributions(stages, static, sequence, reference, groups)
     gap = result.by_group.sum(axis=1) - (result.prediction - result.reference)
     assert np.all(np.abs(gap) <= ADDITIVITY * _scale(result.prediction, result.reference))
     assert np.all(result.by_group[:, 3] == 0)  # btyd: no inputs
@@ -137,7 +151,8 @@ def test_contributions_match_a_plain_recomputation(trained, scoring):
     model, _, reference = trained
     groups = feature_groups(model.spec, DECLARED)
     static, sequence = model_inputs(scoring.slice(0, 25), model.spec)
-    ours = contributions(session_predict(model.session), static, sequence, reference, groups)
+    ours = contributions(explanation_stages(model, reference), static, sequence, reference,
+                         groups)
     expected = _walks_by_hand(model.session, static, sequence, reference, groups)
     np.testing.assert_allclose(ours.by_group, expected, rtol=1e-5,
                                atol=1e-6 * float(np.abs(expected).max()))
@@ -154,7 +169,8 @@ def test_a_group_equal_to_the_reference_contributes_nothing(trained, scoring):
     sequence[::2] = reference.sequence  # and the whole activity sequence
     static[1] = reference.static  # one customer is the reference in every input
     sequence[1] = reference.sequence
-    result = contributions(session_predict(model.session), static, sequence, reference, groups)
+    result = contributions(explanation_stages(model, reference), static, sequence, reference,
+                           groups)
     names = [g.name for g in groups]
     assert np.all(result.by_group[::2, names.index("noise")] == 0)
     assert np.all(result.by_group[::2, names.index("activity_sequence")] == 0)
@@ -162,25 +178,41 @@ def test_a_group_equal_to_the_reference_contributes_nothing(trained, scoring):
     assert np.any(result.by_group[1::2, names.index("noise")] != 0)
 
 
-def _hand_built_model(weights: list[float]) -> LoadedModel:
-    """network_clv = exp(static @ weights) over four static inputs (groups a: a1, a2 and b:
-    b1, b2); the sequence input [batch, 2, 1] is read by no node."""
+def _hand_built_model(weights: list[float], sequence_weight: float | None = None) -> LoadedModel:
+    """network_clv = exp(l), l = static @ weights over four static inputs (groups a: a1, a2 and
+    b: b1, b2); the sequence input [batch, 2, 1] is read by no node. With ``sequence_weight``
+    w, network_clv = exp(l + w * sum(l * sequence)): the sequence input itself is multiplied by
+    l, so nothing computed from the sequence alone feeds the static path (no cut)."""
+    nodes = [helper.make_node("MatMul", ["static", "weights"], ["linear"]),
+             helper.make_node("Squeeze", ["linear", "axis"], ["flat"])]
+    constants = [helper.make_tensor("weights", TensorProto.FLOAT, [4, 1], weights),
+                 helper.make_tensor("axis", TensorProto.INT64, [1], [1])]
+    if sequence_weight is None:
+        nodes.append(helper.make_node("Exp", ["flat"], ["network_clv"]))
+    else:
+        constants += [helper.make_tensor("last", TensorProto.INT64, [1], [2]),
+                      helper.make_tensor("periods", TensorProto.INT64, [2], [1, 2]),
+                      helper.make_tensor("sequence_weight", TensorProto.FLOAT, [],
+                                         [sequence_weight])]
+        nodes += [helper.make_node("Unsqueeze", ["linear", "last"], ["factor"]),
+                  helper.make_node("Mul", ["sequence", "factor"], ["scaled"]),
+                  helper.make_node("ReduceSum", ["scaled", "periods"], ["total"], keepdims=0),
+                  helper.make_node("Mul", ["total", "sequence_weight"], ["term"]),
+                  helper.make_node("Add", ["flat", "term"], ["exponent"]),
+                  helper.make_node("Exp", ["exponent"], ["network_clv"])]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["static", "weights"], ["linear"]),
-         helper.make_node("Squeeze", ["linear", "axis"], ["flat"]),
-         helper.make_node("Exp", ["flat"], ["network_clv"])],
-        "hand_built",
+        nodes, "hand_built",
         [helper.make_tensor_value_info("static", TensorProto.FLOAT, ["batch", 4]),
          helper.make_tensor_value_info("sequence", TensorProto.FLOAT, ["batch", 2, 1])],
         [helper.make_tensor_value_info("network_clv", TensorProto.FLOAT, ["batch"])],
-        initializer=[helper.make_tensor("weights", TensorProto.FLOAT, [4, 1], weights),
-                     helper.make_tensor("axis", TensorProto.INT64, [1], [1])])
+        initializer=constants)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.checker.check_model(proto)
     spec = FeatureSpec(static=("a1", "a2", "b1", "b2"), channels=("orders",),
                        sequence=(("seq_orders_lag_01", "seq_orders_lag_02"),))
     artifact = ModelArtifact("hand_built", Path("hand.onnx"), Path("hand.json"), {})
-    return LoadedModel(artifact, make_session(proto.SerializeToString()), spec, workers=1)
+    graph_bytes = proto.SerializeToString()
+    return LoadedModel(artifact, make_session(graph_bytes), spec, workers=1, graph=graph_bytes)
 
 
 def _hand_table(rows: int, seed: int) -> pa.Table:
@@ -199,7 +231,7 @@ def test_only_the_group_that_matters_gets_the_contribution():
     groups = feature_groups(model.spec, {"a": ("a1", "a2"), "b": ("b1", "b2")})
     table = _hand_table(300, seed=1)
     static, sequence = model_inputs(table, model.spec)
-    result = contributions(session_predict(model.session), static, sequence, HAND_REFERENCE,
+    result = contributions(whole_graph(model.session), static, sequence, HAND_REFERENCE,
                            groups)
     f = np.exp(static.astype(np.float64) @ [0.3, -0.2, 0.0, 0.0])
     np.testing.assert_allclose(result.by_group[:, 0], f - 1.0, rtol=1e-6, atol=1e-7)
@@ -217,7 +249,7 @@ def test_with_two_groups_that_interact_the_estimate_is_the_shapley_value():
     model = _hand_built_model(weights)
     groups = feature_groups(model.spec, {"a": ("a1", "a2"), "b": ("b1", "b2")})
     static, sequence = model_inputs(_hand_table(300, seed=2), model.spec)
-    result = contributions(session_predict(model.session), static, sequence, HAND_REFERENCE,
+    result = contributions(whole_graph(model.session), static, sequence, HAND_REFERENCE,
                            groups)
     x = static.astype(np.float64)
     a, b = x[:, :2] @ weights[:2], x[:, 2:] @ weights[2:]
@@ -226,6 +258,110 @@ def test_with_two_groups_that_interact_the_estimate_is_the_shapley_value():
     np.testing.assert_allclose(result.by_group[:, 0], shapley_a, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.by_group[:, 1], shapley_b, rtol=1e-5, atol=1e-6)
     assert np.all(result.by_group[:, 2:] == 0)
+
+
+# --- the graph split into sequence encoder and head ---------------------------------------------
+
+N_PERIODS = 12
+
+
+def _random_inputs(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw inputs shaped as the synthetic examples': heavy tails, some negative, many zeros."""
+    rng = np.random.default_rng(seed)
+    shape = (rows, len(SYNTHETIC_STATIC_FEATURES))
+    static = rng.gamma(0.5, 300.0, shape) * np.where(rng.random(shape) < 0.1, -1, 1)
+    static[rng.random(shape) < 0.2] = 0.0
+    sequence = (rng.poisson(0.8, (rows, N_PERIODS, len(CHANNELS)))
+                * rng.gamma(1.0, 40.0, (rows, 1, 1)))
+    return static.astype(np.float32), sequence.astype(np.float32)
+
+
+def _network(seed: int) -> ClvNetwork:
+    """An untrained network of the synthetic examples' shape, standardised on random inputs."""
+    torch.manual_seed(seed)
+    network = ClvNetwork(len(SYNTHETIC_STATIC_FEATURES), N_PERIODS, len(CHANNELS))
+    network.set_normalisation(*_random_inputs(500, seed))
+    return network.eval()
+
+
+@pytest.mark.parametrize(("exporter", "members"), [
+    ("torchscript", 1), ("torchscript", 3),
+    # the dynamo exporter takes 10 s or more
+    pytest.param("dynamo", 1, marks=pytest.mark.slow),
+    pytest.param("dynamo", 3, marks=pytest.mark.slow)])
+def test_encoder_and_head_compute_exactly_what_the_whole_graph_does(trained, exporter, members):
+    """A calibrated network or ensemble (with a purchase-rate factor), from either exporter: the
+    cut is each member's last GRU state, every GRU step is in the encoder, and encoder then head
+    give the whole graph's network_clv bit for bit, hence the same explanations."""
+    base = (_network(0) if members == 1
+            else EnsembleNetwork([_network(seed) for seed in range(members)]))
+    network = CalibratedNetwork(base, np.log([1.0, 10.0, 100.0]), np.log([0.5, 8.0, 150.0]),
+                                probability_slope=1.2, probability_intercept=-0.1,
+                                sigma_scale=0.9, purchase_rate_factor=1.3).eval()
+    graph = export_onnx_bytes(network, exporter, 18)
+    split = split_graph(onnx.load_from_string(graph))
+    assert len(split.encoded) == members and split.shapes == ((12,),) * members  # gru_hidden
+    assert [n.op_type for n in split.encoder.graph.node].count("Tanh") == N_PERIODS * members
+    assert "Tanh" not in {n.op_type for n in split.head.graph.node}
+    stages, whole = split_stages(split), whole_graph(make_session(graph))
+    static, sequence = _random_inputs(1001, seed=1)
+    np.testing.assert_array_equal(stages.head(static, stages.encode(sequence)),
+                                  whole.head(static, sequence))
+
+    reference = Reference.median_of(static, sequence)
+    static[::2, 3] = reference.static[3]
+    sequence[1::3] = reference.sequence
+    groups = feature_groups(trained[0].spec, DECLARED)  # the same inputs as these networks'
+    ours, expected = (contributions(s, static, sequence, reference, groups)
+                      for s in (stages, whole))
+    for name in ("reference", "prediction", "by_group"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(expected, name))
+
+
+def test_a_graph_without_a_cut_is_explained_whole():
+    """Two hand-built graphs cannot be split: one whose output does not read the sequence, one
+    whose node multiplies the sequence input itself by the static path. Both are run whole for
+    every state, with a log line, and explained correctly."""
+    weights = [0.3, -0.2, 0.1, 0.05]
+    for model, reason in ((_hand_built_model(weights), "does not depend on both inputs"),
+                          (_hand_built_model(weights, sequence_weight=0.1),
+                           "read 'sequence' itself")):
+        assert model.graph is not None
+        with pytest.raises(UnsplittableGraphError, match=reason):
+            split_graph(onnx.load_from_string(model.graph))
+        messages = []
+        stages = explanation_stages(model, HAND_REFERENCE, log=messages.append)
+        assert not stages.split and len(messages) == 1 and reason in messages[0]
+    groups = feature_groups(model.spec, {"a": ("a1", "a2"), "b": ("b1", "b2")})
+    static, sequence = model_inputs(_hand_table(300, seed=3), model.spec)
+    result = contributions(stages, static, sequence, HAND_REFERENCE, groups)
+    linear = static.astype(np.float64) @ weights
+    expected = np.exp(linear * (1 + 0.1 * sequence.sum(axis=(1, 2))))
+    np.testing.assert_allclose(result.prediction, expected, rtol=1e-5)
+    gap = result.by_group.sum(axis=1) - (result.prediction - result.reference)
+    assert np.all(np.abs(gap) <= ADDITIVITY * _scale(result.prediction, result.reference))
+    # The sequence moves f only once the static inputs are switched: in the forward walk.
+    np.testing.assert_allclose(result.by_group[:, 3], 0.5 * (expected - np.exp(linear)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_split_that_does_not_reproduce_the_graph_is_not_used(trained, monkeypatch):
+    """Were encoder and head to compute anything but the whole graph (here one head weight is
+    0.1% off), explanations run the whole graph."""
+    model, _, reference = trained
+
+    def altered(proto: onnx.ModelProto):
+        split = split_graph(proto)
+        weight = next(t for t in split.head.graph.initializer
+                      if t.data_type == TensorProto.FLOAT and np.prod(t.dims) > 1)
+        weight.CopyFrom(numpy_helper.from_array(
+            numpy_helper.to_array(weight) * np.float32(1.001), weight.name))
+        return split
+
+    monkeypatch.setattr(explain_module, "split_graph", altered)
+    messages = []
+    assert not explanation_stages(model, reference, log=messages.append).split
+    assert len(messages) == 1 and "do not reproduce the whole graph" in messages[0]
 
 
 def test_permutation_importance_separates_noise_from_signal(trained):

@@ -27,7 +27,24 @@ every state of a customer is evaluated at the same row offset (:data:`ALIGN_ROWS
 
 Cost: a customer takes 2m - 1 network rows, m being the number of groups whose inputs differ
 from r's within its chunk (at most 10 with the default groups: 19 rows, against 1 for scoring).
-Everything here runs the exported ONNX graph in onnxruntime, never PyTorch.
+But ``activity_sequence`` is the last group, so every inner state of the forward walk reads r's
+sequence and every inner state of the backward walk the customer's own: only two sequences occur
+per customer. The graph is therefore cut, in memory, where its sequence path meets the static
+inputs (:func:`split_graph`): the *encoder* (the convolution and the unrolled GRU, most of the
+graph's work) runs once per customer (and once for r per call), and only the *head* (the static
+transforms, the MLP and the ZILN outputs) runs the 2m - 1 rows. At the default shape a head row
+costs about a quarter to a third of a whole one (most of it the static inputs' transforms), and
+a customer with all ten groups active takes 5 to 6 times a scoring row instead of 16 to 19,
+about 3x less (``bench/bench_explanations.py``).
+
+The cut changes no value: encoder and head are the graph's own nodes, and onnxruntime computes
+each row of them bit for bit as the whole graph does (checked at load, :func:`explanation_stages`;
+a graph that cannot be cut, or whose parts do not reproduce it, is run whole for every state, as
+before, and a log line says so). So what held exactly still does: the contributions add up to
+f(x) - f(r) up to float64 rounding, a group equal to the reference contributes exactly 0, and
+``predicted_clv`` is scoring's ``network_clv`` (the same offsets, :func:`contributions`).
+Everything here runs the exported ONNX graph in onnxruntime, never PyTorch; the artifact file,
+its hash and its metadata are not changed.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,7 +64,14 @@ from clv import metrics
 from clv.config import ID_COLUMN, INPUT_NAMES, OUTPUT_NAMES
 from clv.data import FeatureSpec, iter_batches, model_inputs
 from clv.hybrid import BTYD_FEATURES
-from clv.score import DEFAULT_BATCH_SIZE, LoadedModel, ModelMismatchError, ordered_map, rechunk
+from clv.score import (
+    DEFAULT_BATCH_SIZE,
+    LoadedModel,
+    ModelMismatchError,
+    make_session,
+    ordered_map,
+    rechunk,
+)
 
 BTYD_GROUP = "btyd"
 SEQUENCE_GROUP = "activity_sequence"
@@ -63,6 +88,8 @@ ALIGN_ROWS = 16
 
 # network_clv of each row (float64) for static [rows, n_static] and sequence inputs.
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# What the graph reads of each row's sequence [rows, ...] (float32), from sequence inputs.
+Encode = Callable[[np.ndarray], np.ndarray]
 
 EXPLANATION_SCHEMA = pa.schema(
     [pa.field(ID_COLUMN, pa.string()),
@@ -217,6 +244,144 @@ def permutation_importance(predict: Predict, static: np.ndarray, sequence: np.nd
     return rows
 
 
+class UnsplittableGraphError(ValueError):
+    """The graph has no cut between its sequence path and the rest; the message says why."""
+
+
+@dataclass(frozen=True)
+class GraphSplit:
+    """An exported graph in two parts: ``encoder`` maps the ``sequence`` input to the tensors
+    ``encoded`` (one per ensemble member: the last GRU state), which are all the rest of the
+    graph reads of the sequence; ``head`` maps the ``static`` input and those tensors to
+    ``network_clv``."""
+
+    encoder: onnx.ModelProto
+    head: onnx.ModelProto
+    encoded: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]  # each encoded tensor's shape after the batch axis
+
+
+def split_graph(proto: onnx.ModelProto) -> GraphSplit:
+    """Cut ``proto`` (the exported graph, any exporter, calibrated or not) where its sequence
+    path meets the static input, in memory.
+
+    Every node is labelled with the graph inputs it depends on (the nodes are in topological
+    order, as ONNX requires). The cut is the set of tensors computed from ``sequence`` alone
+    that nodes depending on ``static`` read: the encoder is everything ``network_clv`` needs
+    from ``sequence`` up to them, the head everything from ``static`` and them on.
+
+    Raises:
+        UnsplittableGraphError: ``network_clv`` does not depend on both inputs, a node reading
+            the static input reads ``sequence`` itself, the graph has sub-graphs (control
+            flow), or a cut tensor is not float32 [batch, fixed sizes...].
+    """
+    static, sequence = INPUT_NAMES
+    graph = proto.graph
+    if [i.name for i in graph.input] != list(INPUT_NAMES):
+        raise UnsplittableGraphError(f"graph inputs {[i.name for i in graph.input]}, expected "
+                                     f"{list(INPUT_NAMES)}")
+    if any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+           for node in graph.node for attribute in node.attribute):
+        raise UnsplittableGraphError("the graph has control-flow sub-graphs")
+    depends: dict[str, frozenset[str]] = {name: frozenset({name}) for name in INPUT_NAMES}
+    readers: list[tuple[onnx.NodeProto, frozenset[str]]] = []
+    for node in graph.node:
+        inputs = frozenset().union(*(depends.get(name, frozenset()) for name in node.input))
+        depends.update(dict.fromkeys(node.output, inputs))
+        readers.append((node, inputs))
+    if depends.get(OUTPUT_NAMES[1]) != frozenset(INPUT_NAMES):
+        raise UnsplittableGraphError(f"{OUTPUT_NAMES[1]} does not depend on both inputs")
+    encoded = tuple(dict.fromkeys(
+        name for node, inputs in readers if static in inputs for name in node.input
+        if depends.get(name) == {sequence}))
+    if sequence in encoded:
+        raise UnsplittableGraphError(f"nodes that read {static!r} read {sequence!r} itself")
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    types = {info.name: info.type.tensor_type for info in inferred.graph.value_info}
+    shapes = []
+    for name in encoded:
+        tensor = types.get(name)
+        dims = list(tensor.shape.dim) if tensor is not None else []
+        if (tensor is None or tensor.elem_type != onnx.TensorProto.FLOAT or not dims
+                or dims[0].HasField("dim_value") or any(d.dim_value < 1 for d in dims[1:])):
+            raise UnsplittableGraphError(f"cut tensor {name!r} is not float32 [batch, fixed "
+                                         "sizes...]")
+        shapes.append(tuple(d.dim_value for d in dims[1:]))
+    extractor = onnx.utils.Extractor(inferred)
+    parts = (extractor.extract_model([sequence], list(encoded)),
+             extractor.extract_model([static, *encoded], [OUTPUT_NAMES[1]]))
+    for part in parts:
+        onnx.checker.check_model(part)
+    return GraphSplit(*parts, encoded, tuple(shapes))
+
+
+@dataclass(frozen=True)
+class Stages:
+    """``network_clv`` in two stages: ``encode`` (sequence inputs to what the graph reads of
+    them), then ``head`` (static inputs and the encoded rows to ``network_clv``, float64).
+
+    From :func:`split_graph` (``split``), the encoder is the graph's sequence path, run once
+    per distinct sequence. Otherwise (:func:`whole_graph`) ``encode`` returns the sequence
+    inputs and ``head`` is the whole graph.
+    """
+
+    encode: Encode
+    head: Predict
+    split: bool
+
+
+def whole_graph(session: ort.InferenceSession) -> Stages:
+    """The whole graph as the head, the sequence inputs passed through."""
+    return Stages(np.asarray, session_predict(session), split=False)
+
+
+def split_stages(split: GraphSplit) -> Stages:
+    """onnxruntime sessions of ``split``'s encoder and head (made as scoring makes its own);
+    the encoded tensors travel as one [rows, width] array, side by side."""
+    encoder = make_session(split.encoder.SerializeToString())
+    head = make_session(split.head.SerializeToString())
+    bounds = np.cumsum([int(np.prod(shape)) for shape in split.shapes])[:-1]
+
+    def encode(sequence: np.ndarray) -> np.ndarray:
+        outputs = encoder.run(list(split.encoded), {INPUT_NAMES[1]: sequence})
+        return np.concatenate([output.reshape(len(sequence), -1) for output in outputs], axis=1)
+
+    def predict(static: np.ndarray, encoded: np.ndarray) -> np.ndarray:
+        feeds = {name: np.ascontiguousarray(part).reshape(len(static), *shape)
+                 for name, part, shape in zip(split.encoded, np.split(encoded, bounds, axis=1),
+                                              split.shapes, strict=True)}
+        outputs = head.run([OUTPUT_NAMES[1]], {INPUT_NAMES[0]: static, **feeds})
+        return outputs[0].astype(np.float64)
+    return Stages(encode, predict, split=True)
+
+
+def explanation_stages(model: LoadedModel, reference: Reference,
+                       log: Callable[[str], None] = print) -> Stages:
+    """The model's graph split into encoder and head (:func:`split_graph`, in memory: the
+    artifact is not changed), provided the two reproduce the whole graph's ``network_clv`` bit
+    for bit on :data:`ALIGN_ROWS` rows (the reference and seeded random rows, in one batch);
+    else the whole graph, with a ``log`` line saying why."""
+    whole = whole_graph(model.session)
+    try:
+        graph = model.graph if model.graph is not None else model.artifact.onnx_path.read_bytes()
+        stages = split_stages(split_graph(onnx.load_from_string(graph)))
+        rng = np.random.default_rng(0)
+        rows = ALIGN_ROWS - 1
+        static = np.vstack([reference.static, rng.normal(0, 100, (rows, *reference.static.shape))])
+        sequence = np.vstack([reference.sequence[None],
+                              rng.poisson(2.0, (rows, *reference.sequence.shape))])
+        static, sequence = static.astype(np.float32), sequence.astype(np.float32)
+        if not np.array_equal(stages.head(static, stages.encode(sequence)),
+                              whole.head(static, sequence)):
+            raise UnsplittableGraphError("encoder and head do not reproduce the whole graph")
+    except Exception as error:  # noqa: BLE001 - any failure leaves the whole graph in use
+        log(f"explanations run the whole graph of model {model.version} for every state, its "
+            f"sequence encoder included (slower): it cannot be split ({type(error).__name__}: "
+            f"{error})")
+        return whole
+    return stages
+
+
 @dataclass(frozen=True)
 class Contributions:
     """Network outputs (network_clv units) for a set of customers."""
@@ -240,38 +405,45 @@ def _aligned(rows: int) -> int:
     return -(-rows // ALIGN_ROWS) * ALIGN_ROWS
 
 
-def _states(static: np.ndarray, sequence: np.ndarray, reference: Reference,
+def _states(static: np.ndarray, encoded: np.ndarray, reference_static: np.ndarray,
+            reference_encoded: np.ndarray,
             switched: Sequence[Sequence[InputGroup]]) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs in blocks of ``_aligned(rows)`` rows: per entry of ``switched``, the
+    """Head inputs in blocks of ``_aligned(rows)`` rows: per entry of ``switched``, the
     reference with those groups' inputs replaced by each customer's; then the customers; then
-    one reference row. Rows past ``rows`` in a block repeat the reference."""
+    one reference row. Rows past ``rows`` in a block repeat the reference. ``encoded`` and
+    ``reference_encoded`` are the customers' and the reference's sequences as the head reads
+    them (:attr:`Stages.encode`)."""
     rows, stride = len(static), _aligned(len(static))
     total = (len(switched) + 1) * stride + 1
     stacked_static = np.empty((total, *static.shape[1:]), np.float32)
-    stacked_sequence = np.empty((total, *sequence.shape[1:]), np.float32)
-    stacked_static[:], stacked_sequence[:] = reference.static, reference.sequence
+    stacked_encoded = np.empty((total, *encoded.shape[1:]), np.float32)
+    stacked_static[:], stacked_encoded[:] = reference_static, reference_encoded
     for block, groups in enumerate(switched):
         part = slice(block * stride, block * stride + rows)
         columns = [index for group in groups for index in group.static]
         stacked_static[part, columns] = static[:, columns]
         if any(group.sequence for group in groups):
-            stacked_sequence[part] = sequence
+            stacked_encoded[part] = encoded
     customers = slice(len(switched) * stride, len(switched) * stride + rows)
-    stacked_static[customers], stacked_sequence[customers] = static, sequence
-    return stacked_static, stacked_sequence
+    stacked_static[customers], stacked_encoded[customers] = static, encoded
+    return stacked_static, stacked_encoded
 
 
-def contributions(predict: Predict, static: np.ndarray, sequence: np.ndarray,
+def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
                   reference: Reference, groups: Sequence[InputGroup]) -> Contributions:
     """Each group's contribution to f(x) - f(reference) for every customer (see the module
-    docstring), from one ``predict`` call over about (2m - 1) * rows + 1 input rows, m being the
-    number of groups in which some customer differs from the reference (the others contribute
-    exactly 0 and leave every step of the walks unchanged, so they are not evaluated).
+    docstring), from one ``stages.encode`` call over the customers' sequences and the
+    reference's (``_aligned(rows + 1)`` rows) and one ``stages.head`` call over about
+    (2m - 1) * rows + 1 rows, m being the number of groups in which some customer differs from
+    the reference (the others contribute exactly 0 and leave every step of the walks unchanged,
+    so they are not evaluated).
 
-    Every block of that call starts at a multiple of :data:`ALIGN_ROWS` rows, so a customer's
-    row sits at the same offset in each: equal inputs give equal outputs, and a customer's
-    prediction equals scoring's when the customer's offset in ``static`` is its offset in the
-    scoring batch modulo ALIGN_ROWS.
+    Every block of the head call starts at a multiple of :data:`ALIGN_ROWS` rows, so a
+    customer's row sits at the same offset in each, as in the encoder call: equal inputs give
+    equal outputs, and a customer's prediction equals scoring's when the customer's offset in
+    ``static`` is its offset in the scoring batch modulo ALIGN_ROWS. The encoder call is padded
+    with the reference to a multiple of ALIGN_ROWS rows, so no row of it is a batch's remainder
+    (which onnxruntime may round differently).
     """
     rows, stride = len(static), _aligned(len(static))
     active = [k for k, group in enumerate(groups) if _differs(group, static, sequence, reference)]
@@ -279,7 +451,11 @@ def contributions(predict: Predict, static: np.ndarray, sequence: np.ndarray,
     # The inner states of the two walks: the first j active groups switched, the last j.
     switched = ([[groups[k] for k in active[:j]] for j in range(1, m)]
                 + [[groups[k] for k in active[m - j:]] for j in range(1, m)])
-    values = predict(*_states(static, sequence, reference, switched))
+    sequences = np.empty((_aligned(rows + 1), *sequence.shape[1:]), np.float32)
+    sequences[:rows], sequences[rows:] = sequence, reference.sequence
+    encoded = stages.encode(sequences)
+    values = stages.head(*_states(static, encoded[:rows], reference.static, encoded[rows],
+                                  switched))
     blocks = len(switched)
     f_reference, f_customer = values[-1], values[blocks * stride:blocks * stride + rows]
     steps = values[:blocks * stride].reshape(blocks, stride)[:, :rows]
@@ -316,7 +492,8 @@ def _drivers(ids: pa.ChunkedArray | pa.Array, result: Contributions,
 
 def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
                     groups: Sequence[InputGroup], reference: Reference, spend_factor: float,
-                    batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.RecordBatchReader:
+                    batch_rows: int = DEFAULT_BATCH_SIZE,
+                    log: Callable[[str], None] = print) -> pa.RecordBatchReader:
     """Stream one explanation row per input row, in input order (:data:`EXPLANATION_SCHEMA`).
 
     Args:
@@ -327,17 +504,17 @@ def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.R
         reference: the model's :class:`Reference`.
         spend_factor: the scoring run's factor (:mod:`clv.level`): values are in the units of
             ``predicted_clv``.
-        batch_rows: customers per chunk, as in scoring (also about the input rows of each
-            onnxruntime call); ``model.workers`` chunks are explained concurrently, so memory
-            stays bounded.
+        batch_rows: customers per chunk, as in scoring (also about the rows of each head
+            call); ``model.workers`` chunks are explained concurrently, so memory stays bounded.
+        log: where :func:`explanation_stages` says so when the graph is run whole.
     """
-    predict = session_predict(model.session)
-    # Customers per onnxruntime call: about batch_rows input rows, a multiple of ALIGN_ROWS.
+    stages = explanation_stages(model, reference, log)
+    # Customers per contributions() call: about batch_rows head rows, a multiple of ALIGN_ROWS.
     per_call = max(ALIGN_ROWS, batch_rows // (2 * len(groups)) // ALIGN_ROWS * ALIGN_ROWS)
 
     def explain(chunk: pa.Table) -> pa.RecordBatch:
         static, sequence = model_inputs(chunk, model.spec)
-        parts = [contributions(predict, static[s:s + per_call], sequence[s:s + per_call],
+        parts = [contributions(stages, static[s:s + per_call], sequence[s:s + per_call],
                                reference, groups) for s in range(0, chunk.num_rows, per_call)]
         merged = Contributions(*(np.concatenate([getattr(p, name) for p in parts])
                                  for name in ("reference", "prediction", "by_group")))

@@ -96,7 +96,7 @@ class Explained:
         yield from explain_batches(self.model, with_btyd(batches, self.btyd_fit,
                                                          self.horizon_days),
                                    self.groups, self.reference, self.spend_factor,
-                                   self.batch_rows)
+                                   self.batch_rows, log=dbt_log)
 
 
 def _empty(reason: str) -> pa.RecordBatchReader:
