@@ -14,6 +14,7 @@ skip, unless CLV_TEST_ENGINES=required (CI), where they fail.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import shutil
@@ -39,7 +40,7 @@ from parity import assert_scores_match
 pytestmark = [pytest.mark.slow, pytest.mark.engines]
 
 ENGINES = ("postgres", "spark")
-FEATURE_TABLES = ("int_clv__cutoffs", "int_clv__customer_days",
+FEATURE_TABLES = ("int_clv__cutoffs", "int_clv__customer_days", "int_clv__training_sample",
                   "int_clv__customer_category_first_dates", "clv_customer_features",
                   "clv_customer_sequences", "clv_training_examples", "clv_scoring_examples",
                   "clv_data_quality")
@@ -49,9 +50,11 @@ PREDICTION_COLUMNS = ("purchase_probability", "network_clv", "predicted_clv",
 SAMPLE_VARS = {"clv_ensemble_size": 1}
 GENERATED_CUSTOMERS = 50_000
 # Three training cutoffs and no explanations keep the generated builds short; every feature
-# and example table is still built for every cutoff.
+# and example table is still built for every cutoff. Caps below the data's rows make every
+# engine sample the training examples (by md5: the same rows on each).
 GENERATED_VARS = {"clv_ensemble_size": 1, "clv_training_cutoffs": 3, "clv_explanations": False,
-                  "clv_as_of_date": "2023-12-31"}
+                  "clv_as_of_date": "2023-12-31", "clv_max_train_rows": 40_000,
+                  "clv_max_validation_rows": 20_000}
 SPARK_PREFIX = "clv_test"
 
 
@@ -182,6 +185,15 @@ def generated_engine(request: pytest.FixtureRequest, generated_file: Path,
     return _engine_build(request.param, tmp_path_factory.mktemp(f"{request.param}_generated"),
                          {**GENERATED_VARS, "clv_transactions": source}, generated_duckdb,
                          spark_dir)
+
+
+def test_generated_training_examples_are_a_sample(generated_duckdb: Built):
+    """The caps bind on the generated data, so the equal tables above include the sample."""
+    cutoffs = generated_duckdb.warehouse.read("clv_training_examples")
+    counts = collections.Counter(cutoffs.column("cutoff_date").to_pylist())
+    validation = counts.pop(max(counts))
+    assert 18_000 <= validation <= 22_000
+    assert 38_000 <= sum(counts.values()) <= 46_000
 
 
 @pytest.mark.parametrize("table", FEATURE_TABLES)
