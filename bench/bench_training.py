@@ -8,7 +8,7 @@ clv_run_settings``, timed once, into a DuckDB file under bench/out), then times 
 training path in a fresh process per run: ``clv.pipeline.training.train_or_reuse`` with the
 run's settings from ``clv_run_settings`` and ``clv_retrain = always``, through
 ``clv.warehouse.DuckDBWarehouse`` as the dbt model calls it. It reads the examples (an md5
-bucket sample in the warehouse above the row caps), fingerprints them, fits BG/NBD +
+bucket sample that the dbt model holds above the row caps), fingerprints them, fits BG/NBD +
 Gamma-Gamma per cutoff, trains with the default ``TrainSettings()`` (early stopping),
 calibrates, exports to ONNX with the parity check and evaluates the baselines. Prints rows
 available and used, epochs, the time of each step and the peak memory; medians over
@@ -38,10 +38,10 @@ TARGET_SECONDS = 300
 EXAMPLES, SETTINGS = "clv_training_examples", "clv_run_settings"
 # Timed steps: (module, attribute, label), each patched where the training step looks it up when
 # it runs. clv.pipeline.training imports train and export_model when it trains, so they are
-# timed where they are defined; the warehouse sample is a method of the Warehouse base class.
+# timed where they are defined; the warehouse read is a method of the Warehouse base class.
 # A step that no longer exists, or that the run never calls, stops the benchmark.
 STEPS = (("clv.pipeline.training", "fingerprint", "fingerprint"),
-         ("clv.warehouse.base", "Warehouse.sample", "warehouse_sample"),
+         ("clv.warehouse.base", "Warehouse.read", "warehouse_read"),
          ("clv.pipeline.training", "sorted_examples", "sorted_examples"),
          ("clv.pipeline.training", "stable_floats", "stable_floats"),
          ("clv.hybrid", "add_features_per_cutoff", "btyd_fits_per_cutoff"),
@@ -173,11 +173,11 @@ def main() -> None:
             "(select max(cutoff_date) from clv_training_examples)) from clv_training_examples"
         ).fetchall()[0]
     print(f"rows: clv_training_examples holds {total:,} rows, {before_latest:,} of them before the "
-          f"validation cutoff; the warehouse returns an md5 bucket sample of (customer_id, "
-          f"cutoff_date) of "
-          f"{first['training_rows_available']:,} training and {first['validation_rows']:,} "
-          f"validation rows (TrainSettings.max_train_rows plus 5%, max_validation_rows), and "
-          f"training uses {first['training_rows']:,} (a seeded uniform trim)")
+          f"validation cutoff: an md5 bucket sample of (customer_id, cutoff_date) "
+          f"(int_clv__training_sample) of {first['training_rows_available']:,} training and "
+          f"{first['validation_rows']:,} validation rows (clv_max_train_rows plus 5%, "
+          f"clv_max_validation_rows), of which training uses {first['training_rows']:,} (a "
+          f"seeded uniform trim)")
     print(f"epochs run {[r['epochs_run'] for r in reports]} (best {first['best_epoch']}, "
           f"max_epochs {first['max_epochs']}, patience {first['patience']}); seconds per epoch "
           f"(first run) {first.get('epoch_seconds')}; exporter {first['exporter']}; network "

@@ -37,7 +37,7 @@ from clv.explain import (
     explain_batches,
     explanation_stages,
     feature_groups,
-    parallel_predict,
+    parallel_stages,
     permutation_importance,
     session_predict,
     split_graph,
@@ -365,11 +365,13 @@ def test_a_split_that_does_not_reproduce_the_graph_is_not_used(trained, monkeypa
 
 
 def test_permutation_importance_separates_noise_from_signal(trained):
-    model, result, _ = trained
+    model, result, reference = trained
     groups = feature_groups(model.spec, DECLARED)
     label = result.validation.column("label").to_numpy()
-    arguments = (parallel_predict(model), result.validation_static, result.validation_sequence,
-                 label, groups)
+    stages = explanation_stages(model, reference)
+    assert stages.split
+    arguments = (parallel_stages(stages, model.workers, chunk_rows=256),
+                 result.validation_static, result.validation_sequence, label, groups)
     rows = {row["feature_group"]: row for row in permutation_importance(*arguments, seed=7)}
     assert abs(rows["noise"]["gini_drop"]) < 0.02  # a column of pure noise
     assert rows["history"]["gini_drop"] > 0.2  # frequency, spend and recency
@@ -377,14 +379,19 @@ def test_permutation_importance_separates_noise_from_signal(trained):
     assert rows["btyd"]["columns"] == 0 and rows["btyd"]["gini_drop"] is None
     assert len({row["baseline_gini"] for row in rows.values()}) == 1
     assert permutation_importance(*arguments, seed=7) == list(rows.values())  # seeded
+    # the sequences encoded once and the head run per permutation: exactly what running the
+    # whole graph for every permutation gives
+    whole = (parallel_stages(whole_graph(model.session), model.workers, chunk_rows=256),
+             *arguments[1:])
+    assert permutation_importance(*whole, seed=7) == list(rows.values())
 
 
 def test_permutation_importance_reads_a_uniform_sample_of_many_rows(trained):
-    model, result, _ = trained
+    model, result, reference = trained
     groups = feature_groups(model.spec, DECLARED)
     static, sequence = result.validation_static, result.validation_sequence
     label = result.validation.column("label").to_numpy()
-    predict = parallel_predict(model)
+    predict = parallel_stages(explanation_stages(model, reference), model.workers)
     sampled = permutation_importance(predict, static, sequence, label, groups, seed=7,
                                      max_rows=len(label) // 2)
     rows = np.sort(np.random.default_rng(7).choice(len(label), len(label) // 2, replace=False))

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
+import clv.train as train_module
 from clv.config import TrainSettings
 from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, synthetic_examples
 from clv.network import ClvNetwork, EnsembleNetwork
@@ -130,6 +131,26 @@ def test_same_seed_bit_identical_regardless_of_row_and_column_order():
     other = train(table, STATIC, TrainSettings(max_epochs=3, patience=10, num_threads=1, seed=7),
                   log=lambda _: None, channels=CHANNELS)
     assert not first.validation.equals(other.validation)
+
+
+@pytest.mark.parametrize("patience", [2, 40])  # early stop, and every epoch run
+def test_validation_on_a_second_core_changes_nothing_but_the_wall_time(monkeypatch, patience):
+    table = synthetic_examples(n_customers=600, n_cutoffs=3, seed=6)
+    settings = TrainSettings(max_epochs=8, patience=patience, num_threads=1, ensemble_size=1,
+                             learning_rate=0.03)
+    results = {}
+    for overlapped in (False, True):
+        monkeypatch.setattr(train_module, "overlaps_validation", lambda _, on=overlapped: on)
+        results[overlapped] = train(table, STATIC, settings, log=lambda _: None,
+                                    channels=CHANNELS)
+    sequential, overlapped = results[False], results[True]
+    assert sequential.epochs_run == overlapped.epochs_run
+    assert (sequential.epochs_run < 8) == (patience == 2)  # the stop is exercised
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in sequential.history] == \
+        [{k: v for k, v in row.items() if k != "seconds"} for row in overlapped.history]
+    for (name, a), (_, b) in zip(sequential.model.state_dict().items(),
+                                 overlapped.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_single_cutoff_holds_out_customers():

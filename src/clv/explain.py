@@ -12,7 +12,8 @@ validation cutoff): one group's columns are shuffled jointly across the validati
 row permutation for all of them, so the group keeps its own joint distribution and loses only
 its link to the rest of the row and to the label), the network scores the shuffled rows, and
 the drop in normalized Gini and the change in aggregate error against the label are reported,
-averaged over a few permutations seeded from the run seed.
+averaged over a few permutations seeded from the run seed. With the graph split as below, the
+sequences are encoded once and only the head runs for a static group's permutations.
 
 **Explanations** (:func:`contributions`, :func:`explain_batches`, at scoring): a customer's
 network output f(x) is compared with f(r) for the *reference customer* r, the per-column median
@@ -181,46 +182,25 @@ def session_predict(session: ort.InferenceSession) -> Predict:
     return predict
 
 
-def parallel_predict(model: LoadedModel, chunk_rows: int = DEFAULT_BATCH_SIZE) -> Predict:
-    """``network_clv`` of every row in chunks of ``chunk_rows``, ``model.workers`` at a time:
-    for arrays already in memory (the validation rows of permutation importance)."""
-    one = session_predict(model.session)
-
-    def predict(static: np.ndarray, sequence: np.ndarray) -> np.ndarray:
-        starts = range(0, len(static), chunk_rows)
-        with ThreadPoolExecutor(model.workers, thread_name_prefix="clv-explain") as pool:
-            parts = pool.map(lambda s: one(static[s:s + chunk_rows], sequence[s:s + chunk_rows]),
-                             starts)
-            return np.concatenate(list(parts))
-    return predict
-
-
-def _shuffled(static: np.ndarray, sequence: np.ndarray, group: InputGroup,
-              order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The inputs with ``group``'s columns taken from the rows ``order`` (one permutation)."""
-    if group.sequence:
-        return static, sequence[order]
-    columns = list(group.static)
-    shuffled = static.copy()
-    shuffled[:, columns] = static[np.ix_(order, columns)]
-    return shuffled, sequence
-
-
-def permutation_importance(predict: Predict, static: np.ndarray, sequence: np.ndarray,
+def permutation_importance(stages: Stages, static: np.ndarray, sequence: np.ndarray,
                            label: np.ndarray, groups: Sequence[InputGroup], seed: int,
                            repeats: int = IMPORTANCE_REPEATS,
                            max_rows: int = IMPORTANCE_MAX_ROWS) -> list[dict[str, Any]]:
-    """One row per group: normalized Gini and aggregate error of ``predict`` against ``label``
-    on the given rows (a uniform sample of ``max_rows`` of them, drawn with
-    ``numpy.random.default_rng(seed)``, when there are more), and after shuffling the group
-    (``repeats`` permutations from ``numpy.random.default_rng([seed, group position])``,
-    averaged). ``gini_drop`` > 0 means the model ranks worse without the group;
-    ``gini_drop_std`` is its spread over the permutations. A group without columns gets null
-    importance and ``repeats`` 0."""
+    """One row per group: normalized Gini and aggregate error of the network (``stages``, see
+    :func:`parallel_stages`) against ``label`` on the given rows (a uniform sample of
+    ``max_rows`` of them, drawn with ``numpy.random.default_rng(seed)``, when there are more),
+    and after shuffling the group (``repeats`` permutations from
+    ``numpy.random.default_rng([seed, group position])``, averaged). ``gini_drop`` > 0 means the
+    model ranks worse without the group; ``gini_drop_std`` is its spread over the permutations.
+    A group without columns gets null importance and ``repeats`` 0.
+
+    The sequences are encoded once; a static group's permutations run the head only, the
+    sequence group's encode the permuted sequences again."""
     if len(label) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(len(label), max_rows, replace=False))
         static, sequence, label = static[rows], sequence[rows], label[rows]
-    baseline = predict(static, sequence)
+    encoded = stages.encode(sequence)
+    baseline = stages.head(static, encoded)
     base = {"baseline_gini": metrics.normalized_gini(label, baseline),
             "baseline_aggregate_error": metrics.aggregate_error(label, baseline)}
     rows = []
@@ -228,7 +208,14 @@ def permutation_importance(predict: Predict, static: np.ndarray, sequence: np.nd
         rng = np.random.default_rng([seed, index])
         ginis, errors = [], []
         for _ in range(repeats if group.size else 0):
-            predicted = predict(*_shuffled(static, sequence, group, rng.permutation(len(label))))
+            # one permutation of the rows for all of the group's columns
+            order = rng.permutation(len(label))
+            if group.sequence:
+                predicted = stages.head(static, stages.encode(sequence[order]))
+            else:
+                shuffled = static.copy()
+                shuffled[:, list(group.static)] = static[np.ix_(order, list(group.static))]
+                predicted = stages.head(shuffled, encoded)
             ginis.append(metrics.normalized_gini(label, predicted))
             errors.append(metrics.aggregate_error(label, predicted))
         drops = base["baseline_gini"] - np.asarray(ginis)
@@ -380,6 +367,20 @@ def explanation_stages(model: LoadedModel, reference: Reference,
             f"{error})")
         return whole
     return stages
+
+
+def parallel_stages(stages: Stages, workers: int, chunk_rows: int = DEFAULT_BATCH_SIZE) -> Stages:
+    """``stages`` over arrays already in memory (the validation rows of permutation
+    importance): each call in chunks of ``chunk_rows`` rows, ``workers`` at a time. A row sits
+    at the same offset of its chunk in every call, as it would in one whole-graph call."""
+    def chunked(function: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        def run(*arrays: np.ndarray) -> np.ndarray:
+            starts = range(0, len(arrays[0]), chunk_rows)
+            with ThreadPoolExecutor(workers, thread_name_prefix="clv-explain") as pool:
+                return np.concatenate(list(pool.map(
+                    lambda s: function(*(array[s:s + chunk_rows] for array in arrays)), starts)))
+        return run
+    return Stages(chunked(stages.encode), chunked(stages.head), stages.split)
 
 
 @dataclass(frozen=True)

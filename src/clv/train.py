@@ -17,9 +17,12 @@ would train.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -137,15 +140,44 @@ def ensemble_members(train_rows: int, settings: TrainSettings) -> int:
     return 3 if train_rows < ENSEMBLE_BELOW_ROWS else 1
 
 
+def _train_epoch(model: ClvNetwork, optimizer: torch.optim.Optimizer, order: torch.Tensor,
+                 train_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 settings: TrainSettings) -> float:
+    """One pass of Adam over the training rows in ``order``; returns the mean training loss."""
+    x_static, x_sequence, y_train = train_data
+    total = 0.0
+    for start in range(0, len(order), settings.batch_size):
+        rows = order[start:start + settings.batch_size]
+        loss = ziln_loss(model.logits(x_static[rows], x_sequence[rows]), y_train[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
+        optimizer.step()
+        total += float(loss.detach()) * len(rows)
+    return total / len(order)
+
+
+def overlaps_validation(settings: TrainSettings) -> bool:
+    """Whether an epoch's validation loss is computed on a second core while the next epoch
+    trains: with one torch thread (the default) and a second core to run it on. Each thread's
+    kernels then run on that thread alone, so every figure is what the sequential loop gives."""
+    return settings.num_threads == 1 and available_cores() > 1
+
+
 def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: np.ndarray,
                 sequence: np.ndarray, labels_: np.ndarray,
                 train_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                 valid_data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                 detail: Callable[[str], None]) -> _MemberFit:
     """Train one network from seed ``seed``: Adam, early stopping on the validation loss; the
-    weights of the best epoch are restored. Every epoch's losses go to ``detail``."""
-    x_static, x_sequence, y_train = train_data
-    v_static, v_sequence, y_valid = valid_data
+    weights of the best epoch are restored. Every epoch's losses go to ``detail``.
+
+    With :func:`overlaps_validation`, epoch k's validation loss is computed on a copy of its
+    weights in a second thread while epoch k + 1 trains; the decision to stop after epoch k is
+    taken when both are done, and a stop discards epoch k + 1. The epochs, losses and weights
+    are those of the sequential loop: only the wall time differs.
+    """
     torch.manual_seed(seed)
     model = build_network(spec, settings)
     normalisation = model.set_normalisation(static, sequence)
@@ -153,26 +185,12 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
                                  weight_decay=settings.weight_decay)
     shuffle = torch.Generator().manual_seed(seed)
-    best_loss, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    best: dict[str, Any] = {"loss": float("inf"), "epoch": 0, "state": None, "stale": 0}
     history: list[dict[str, float]] = []
-    model.train()
-    epoch = 0
-    for epoch in range(1, settings.max_epochs + 1):
-        epoch_start = time.perf_counter()
-        order = torch.randperm(len(y_train), generator=shuffle)
-        total = 0.0
-        for start in range(0, len(order), settings.batch_size):
-            rows = order[start:start + settings.batch_size]
-            loss = ziln_loss(model.logits(x_static[rows], x_sequence[rows]), y_train[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
-            optimizer.step()
-            total += float(loss.detach()) * len(rows)
-        train_loss = total / len(order)
-        valid_loss = _mean_loss(model, v_static, v_sequence, y_valid)
-        seconds = time.perf_counter() - epoch_start
+
+    def stops(epoch: int, train_loss: float, valid_loss: float, state: dict[str, torch.Tensor],
+              seconds: float) -> bool:
+        """Record epoch ``epoch`` (``state``: its weights); True when training stops there."""
         history.append({"epoch": epoch, "train_loss": train_loss,
                         "validation_loss": valid_loss, "seconds": seconds})
         detail(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
@@ -180,18 +198,50 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
         if not np.isfinite(train_loss):
             raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}; "
                              "lower TrainSettings.learning_rate")
-        if valid_loss < best_loss - settings.min_delta:
-            best_loss, best_epoch, stale = valid_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= settings.patience:
-                detail(f"early stop after epoch {epoch}: no improvement for {stale} epochs")
-                break
-    assert best_state is not None, "validation loss was never finite"
-    model.load_state_dict(best_state)
+        if valid_loss < best["loss"] - settings.min_delta:
+            best.update(loss=valid_loss, epoch=epoch, state=state, stale=0)
+            return False
+        best["stale"] += 1
+        if best["stale"] >= settings.patience:
+            detail(f"early stop after epoch {epoch}: no improvement for {best['stale']} epochs")
+            return True
+        return False
+
+    def weights() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    model.train()
+    pending = None  # (epoch, train loss, seconds, weights, validation loss future)
+    with ThreadPoolExecutor(1, thread_name_prefix="clv-validation") as pool:
+        for epoch in range(1, settings.max_epochs + 1):
+            started = time.perf_counter()
+            order = torch.randperm(len(train_data[2]), generator=shuffle)
+            train_loss = _train_epoch(model, optimizer, order, train_data, settings)
+            if not overlaps_validation(settings):
+                valid_loss = _mean_loss(model, *valid_data)
+                if stops(epoch, train_loss, valid_loss, weights(),
+                         time.perf_counter() - started):
+                    break
+                continue
+            trained = time.perf_counter() - started
+            if pending is not None:
+                *previous, future = pending
+                waited = time.perf_counter()
+                valid_loss = future.result()
+                previous[2] += time.perf_counter() - waited
+                if stops(previous[0], previous[1], valid_loss, previous[3], previous[2]):
+                    pending = None
+                    break
+            snapshot = copy.deepcopy(model)
+            pending = (epoch, train_loss, trained, snapshot.state_dict(),
+                       pool.submit(_mean_loss, snapshot, *valid_data))
+        if pending is not None:
+            *last, future = pending
+            stops(last[0], last[1], future.result(), last[3], last[2])
+    assert best["state"] is not None, "validation loss was never finite"
+    model.load_state_dict(best["state"])
     model.eval()
-    return _MemberFit(model, normalisation, best_loss, best_epoch, epoch, history)
+    return _MemberFit(model, normalisation, best["loss"], best["epoch"], len(history), history)
 
 
 def train(examples, static_features: Sequence[str], settings: TrainSettings | None = None,

@@ -27,8 +27,9 @@ from clv.explain import (
     InputGroup,
     Reference,
     explain_batches,
+    explanation_stages,
     feature_groups,
-    parallel_predict,
+    parallel_stages,
     permutation_importance,
 )
 from clv.hybrid import BTYDFit
@@ -63,9 +64,9 @@ def training_metadata(artifact: ModelArtifact, result: TrainResult, examples: pa
     groups = feature_groups(model.spec, run.feature_groups)
     reference = Reference.median_of(*model_inputs(examples, model.spec))
     label = result.validation.column("label").to_numpy()
-    importance = permutation_importance(
-        parallel_predict(model), result.validation_static, result.validation_sequence,
-        label, groups, seed)
+    stages = parallel_stages(explanation_stages(model, reference, log=dbt_log), model.workers)
+    importance = permutation_importance(stages, result.validation_static,
+                                        result.validation_sequence, label, groups, seed)
     dbt_log("feature importance (normalized Gini drop with the group shuffled, validation "
             "cutoff): " + ", ".join(f"{row['feature_group']} {row['gini_drop']:+.3f}"
                                     for row in importance if row["gini_drop"] is not None))
