@@ -42,6 +42,7 @@ from clv.explain import (
     session_predict,
     split_graph,
     split_stages,
+    split_static_transform,
     whole_graph,
 )
 from clv.export import export_model, export_onnx_bytes
@@ -108,7 +109,7 @@ def test_contributions_add_up_to_the_prediction_minus_the_reference(trained, sco
     static, sequence = model_inputs(scoring, model.spec)
     messages = []
     stages = explanation_stages(model, reference, log=messages.append)
-    assert stages.split and messages == []
+    assert stages.split and stages.prepare is not np.asarray and messages == []
     result = contributions(stages, static, sequence, reference, groups)
     gap = result.by_group.sum(axis=1) - (result.prediction - result.reference)
     assert np.all(np.abs(gap) <= ADDITIVITY * _scale(result.prediction, result.reference))
@@ -292,7 +293,8 @@ def _network(seed: int) -> ClvNetwork:
 def test_encoder_and_head_compute_exactly_what_the_whole_graph_does(trained, exporter, members):
     """A calibrated network or ensemble (with a purchase-rate factor), from either exporter: the
     cut is each member's last GRU state, every GRU step is in the encoder, and encoder then head
-    give the whole graph's network_clv bit for bit, hence the same explanations."""
+    give the whole graph's network_clv bit for bit, hence the same explanations; so do the
+    encoder, each member's static standardisation and the rest of the head."""
     base = (_network(0) if members == 1
             else EnsembleNetwork([_network(seed) for seed in range(members)]))
     network = CalibratedNetwork(base, np.log([1.0, 10.0, 100.0]), np.log([0.5, 8.0, 150.0]),
@@ -303,19 +305,29 @@ def test_encoder_and_head_compute_exactly_what_the_whole_graph_does(trained, exp
     assert len(split.encoded) == members and split.shapes == ((12,),) * members  # gru_hidden
     assert [n.op_type for n in split.encoder.graph.node].count("Tanh") == N_PERIODS * members
     assert "Tanh" not in {n.op_type for n in split.head.graph.node}
-    stages, whole = split_stages(split), whole_graph(make_session(graph))
+    static_split = split_static_transform(split)
+    assert len(static_split.transformed) == members
+    def logs(part):  # the standardisation's signed log1p (the members share it) is cut off
+        return [n.op_type for n in part.graph.node].count("Log")
+    assert logs(static_split.transform) == 1
+    assert logs(static_split.tail) == logs(split.head) - 1
+    whole = whole_graph(make_session(graph))
+    stages = (split_stages(split), split_stages(split, static_split))
+    assert stages[1].copies == members
     static, sequence = _random_inputs(1001, seed=1)
-    np.testing.assert_array_equal(stages.head(static, stages.encode(sequence)),
-                                  whole.head(static, sequence))
+    for staged in stages:
+        np.testing.assert_array_equal(staged.predict(static, sequence),
+                                      whole.predict(static, sequence))
 
     reference = Reference.median_of(static, sequence)
     static[::2, 3] = reference.static[3]
     sequence[1::3] = reference.sequence
     groups = feature_groups(trained[0].spec, DECLARED)  # the same inputs as these networks'
-    ours, expected = (contributions(s, static, sequence, reference, groups)
-                      for s in (stages, whole))
-    for name in ("reference", "prediction", "by_group"):
-        np.testing.assert_array_equal(getattr(ours, name), getattr(expected, name))
+    expected = contributions(whole, static, sequence, reference, groups)
+    for staged in stages:
+        ours = contributions(staged, static, sequence, reference, groups)
+        for name in ("reference", "prediction", "by_group"):
+            np.testing.assert_array_equal(getattr(ours, name), getattr(expected, name))
 
 
 def test_a_graph_without_a_cut_is_explained_whole():
@@ -345,6 +357,14 @@ def test_a_graph_without_a_cut_is_explained_whole():
                                rtol=1e-5, atol=1e-6)
 
 
+def _scale_a_weight(part: onnx.ModelProto) -> None:
+    """Make ``part`` compute something else: its first float weight matrix 0.1% off."""
+    weight = next(t for t in part.graph.initializer
+                  if t.data_type == TensorProto.FLOAT and np.prod(t.dims) > 1)
+    weight.CopyFrom(numpy_helper.from_array(
+        numpy_helper.to_array(weight) * np.float32(1.001), weight.name))
+
+
 def test_a_split_that_does_not_reproduce_the_graph_is_not_used(trained, monkeypatch):
     """Were encoder and head to compute anything but the whole graph (here one head weight is
     0.1% off), explanations run the whole graph."""
@@ -352,16 +372,31 @@ def test_a_split_that_does_not_reproduce_the_graph_is_not_used(trained, monkeypa
 
     def altered(proto: onnx.ModelProto):
         split = split_graph(proto)
-        weight = next(t for t in split.head.graph.initializer
-                      if t.data_type == TensorProto.FLOAT and np.prod(t.dims) > 1)
-        weight.CopyFrom(numpy_helper.from_array(
-            numpy_helper.to_array(weight) * np.float32(1.001), weight.name))
+        _scale_a_weight(split.head)
         return split
 
     monkeypatch.setattr(explain_module, "split_graph", altered)
     messages = []
     assert not explanation_stages(model, reference, log=messages.append).split
     assert len(messages) == 1 and "do not reproduce the whole graph" in messages[0]
+
+
+def test_a_static_transform_that_does_not_reproduce_the_head_is_not_used(trained,
+                                                                         monkeypatch):
+    """Were the static transform and the rest of the head to compute anything but the head
+    (here one tail weight is 0.1% off), explanations run encoder and head, as one split."""
+    model, _, reference = trained
+
+    def altered(split):
+        static_split = split_static_transform(split)
+        _scale_a_weight(static_split.tail)
+        return static_split
+
+    monkeypatch.setattr(explain_module, "split_static_transform", altered)
+    messages = []
+    stages = explanation_stages(model, reference, log=messages.append)
+    assert stages.split and stages.prepare is np.asarray and stages.copies == 1
+    assert len(messages) == 1 and "transform and tail do not reproduce" in messages[0]
 
 
 def test_permutation_importance_separates_noise_from_signal(trained):

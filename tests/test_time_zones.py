@@ -262,7 +262,8 @@ class _Built:
             relation = f"{{schema}}.{model}"
             if compiled:
                 assert self.workdir is not None
-                [path] = (self.workdir / "target" / "compiled").rglob(f"{model}.sql")
+                # the model's own SQL, not a unit test's fixture of the same name
+                [path] = (self.workdir / "target" / "compiled").rglob(f"1_staging/{model}.sql")
                 relation = f"({path.read_text()}) as {model}"
             rows = self.rows(f"select {key}, {value} from {relation}")
             staged[name] = {k: _local_text(v) if name != "customers" else str(v) for k, v in rows}

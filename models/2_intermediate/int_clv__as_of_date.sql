@@ -3,8 +3,8 @@
     One row: the as-of date and the first usable day. The as-of date is clv_as_of_date, or the
     last usable day that is not in the future (a far-future row is a clock error). Computed once
     for int_clv__cutoffs and int_clv__transactions_classified, so clv_data_quality does not
-    wait for the cutoffs and the readers of the classified rows do not scan the source twice.
-    Both dates are null when no row is usable.
+    wait for the cutoffs. A duplicate is a copy of a usable row, so excluding it moves neither
+    date. Both dates are null when no row is usable.
 -#}
 
 with

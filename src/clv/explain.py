@@ -32,16 +32,19 @@ But ``activity_sequence`` is the last group, so every inner state of the forward
 sequence and every inner state of the backward walk the customer's own: only two sequences occur
 per customer. The graph is therefore cut, in memory, where its sequence path meets the static
 inputs (:func:`split_graph`): the *encoder* (the convolution and the unrolled GRU, most of the
-graph's work) runs once per customer (and once for r per call), and only the *head* (the static
-transforms, the MLP and the ZILN outputs) runs the 2m - 1 rows. At the default shape a head row
-costs about a quarter to a third of a whole one (most of it the static inputs' transforms), and
-a customer with all ten groups active takes 5 to 6 times a scoring row instead of 16 to 19,
-about 3x less (``bench/bench_explanations.py``).
+graph's work) runs once per customer (and once for r per call), and only the *head* runs the
+2m - 1 rows. The head is cut once more (:func:`split_static_transform`), after each member's
+standardisation of the static inputs (signed log1p, centring, scaling: column by column), which
+was most of a head row's cost: the customers' and r's static inputs are standardised once, the
+states are assembled from standardised columns, and the 2m - 1 rows run the MLP and the ZILN
+outputs alone. A customer with all ten groups active takes about 3.5 times a scoring row
+instead of 16 to 19 (``bench/bench_explanations.py``).
 
-The cut changes no value: encoder and head are the graph's own nodes, and onnxruntime computes
-each row of them bit for bit as the whole graph does (checked at load, :func:`explanation_stages`;
-a graph that cannot be cut, or whose parts do not reproduce it, is run whole for every state, as
-before, and a log line says so). So what held exactly still does: the contributions add up to
+The cuts change no value: encoder, transform and head are the graph's own nodes, and
+onnxruntime computes each row of them bit for bit as the whole graph does (checked at load,
+:func:`explanation_stages`, with the transform checked to read each column alone; a graph that
+cannot be cut, or whose parts do not reproduce it, is run with fewer cuts or whole for every
+state, and a log line says so). So what held exactly still does: the contributions add up to
 f(x) - f(r) up to float64 rounding, a group equal to the reference contributes exactly 0, and
 ``predicted_clv`` is scoring's ``network_clv`` (the same offsets, :func:`contributions`).
 Everything here runs the exported ONNX graph in onnxruntime, never PyTorch; the artifact file,
@@ -199,8 +202,8 @@ def permutation_importance(stages: Stages, static: np.ndarray, sequence: np.ndar
     if len(label) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(len(label), max_rows, replace=False))
         static, sequence, label = static[rows], sequence[rows], label[rows]
-    encoded = stages.encode(sequence)
-    baseline = stages.head(static, encoded)
+    encoded, prepared = stages.encode(sequence), stages.prepare(static)
+    baseline = stages.head(prepared, encoded)
     base = {"baseline_gini": metrics.normalized_gini(label, baseline),
             "baseline_aggregate_error": metrics.aggregate_error(label, baseline)}
     rows = []
@@ -211,10 +214,11 @@ def permutation_importance(stages: Stages, static: np.ndarray, sequence: np.ndar
             # one permutation of the rows for all of the group's columns
             order = rng.permutation(len(label))
             if group.sequence:
-                predicted = stages.head(static, stages.encode(sequence[order]))
+                predicted = stages.head(prepared, stages.encode(sequence[order]))
             else:
-                shuffled = static.copy()
-                shuffled[:, list(group.static)] = static[np.ix_(order, list(group.static))]
+                columns = stages.columns(group.static, static.shape[1])
+                shuffled = prepared.copy()
+                shuffled[:, columns] = prepared[np.ix_(order, columns)]
                 predicted = stages.head(shuffled, encoded)
             ginis.append(metrics.normalized_gini(label, predicted))
             errors.append(metrics.aggregate_error(label, predicted))
@@ -248,6 +252,18 @@ class GraphSplit:
     shapes: tuple[tuple[int, ...], ...]  # each encoded tensor's shape after the batch axis
 
 
+@dataclass(frozen=True)
+class StaticSplit:
+    """A head (:attr:`GraphSplit.head`) in two parts: ``transform`` maps the ``static`` input
+    to the tensors ``transformed`` (one per ensemble member, each [batch, n_static]: the
+    standardised inputs), which are all the rest of the head reads of it; ``tail`` maps them
+    and the encoded tensors to ``network_clv``."""
+
+    transform: onnx.ModelProto
+    tail: onnx.ModelProto
+    transformed: tuple[str, ...]
+
+
 def split_graph(proto: onnx.ModelProto) -> GraphSplit:
     """Cut ``proto`` (the exported graph, any exporter, calibrated or not) where its sequence
     path meets the static input, in memory.
@@ -270,12 +286,7 @@ def split_graph(proto: onnx.ModelProto) -> GraphSplit:
     if any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
            for node in graph.node for attribute in node.attribute):
         raise UnsplittableGraphError("the graph has control-flow sub-graphs")
-    depends: dict[str, frozenset[str]] = {name: frozenset({name}) for name in INPUT_NAMES}
-    readers: list[tuple[onnx.NodeProto, frozenset[str]]] = []
-    for node in graph.node:
-        inputs = frozenset().union(*(depends.get(name, frozenset()) for name in node.input))
-        depends.update(dict.fromkeys(node.output, inputs))
-        readers.append((node, inputs))
+    readers, depends = _dependencies(graph)
     if depends.get(OUTPUT_NAMES[1]) != frozenset(INPUT_NAMES):
         raise UnsplittableGraphError(f"{OUTPUT_NAMES[1]} does not depend on both inputs")
     encoded = tuple(dict.fromkeys(
@@ -302,71 +313,193 @@ def split_graph(proto: onnx.ModelProto) -> GraphSplit:
     return GraphSplit(*parts, encoded, tuple(shapes))
 
 
+def _dependencies(graph: onnx.GraphProto) -> tuple[list[tuple[onnx.NodeProto, frozenset[str]]],
+                                                     dict[str, frozenset[str]]]:
+    """Every node of ``graph`` (in topological order, as ONNX requires) with the graph inputs
+    it depends on, and the same for every tensor."""
+    depends: dict[str, frozenset[str]] = {i.name: frozenset({i.name}) for i in graph.input}
+    readers = []
+    for node in graph.node:
+        inputs = frozenset().union(*(depends.get(name, frozenset()) for name in node.input))
+        depends.update(dict.fromkeys(node.output, inputs))
+        readers.append((node, inputs))
+    return readers, depends
+
+
+def split_static_transform(split: GraphSplit) -> StaticSplit:
+    """Cut ``split.head`` where its static path meets the encoded sequence: the tensors
+    computed from ``static`` alone that nodes reading the encoded tensors read (each member's
+    standardised inputs, where the concatenation with its GRU state reads them).
+
+    Raises:
+        UnsplittableGraphError: no such tensor, or one that is not float32 [batch, n_static];
+            whether each column depends on its own input column alone is checked on values
+            (:func:`explanation_stages`).
+    """
+    static = INPUT_NAMES[0]
+    head = split.head
+    readers, depends = _dependencies(head.graph)
+    transformed = tuple(dict.fromkeys(
+        name for node, inputs in readers if inputs - {static}
+        for name in node.input if depends.get(name) == {static}))
+    if not transformed or static in transformed:
+        raise UnsplittableGraphError("the head reads the static input itself, not a transform "
+                                     "of it")
+    width = next(i for i in head.graph.input if i.name == static).type.tensor_type.shape.dim[1]
+    inferred = onnx.shape_inference.infer_shapes(head)
+    types = {info.name: info.type.tensor_type for info in inferred.graph.value_info}
+    for name in transformed:
+        tensor = types.get(name)
+        dims = list(tensor.shape.dim) if tensor is not None else []
+        if (tensor is None or tensor.elem_type != onnx.TensorProto.FLOAT or len(dims) != 2
+                or dims[0].HasField("dim_value") or dims[1].dim_value != width.dim_value):
+            raise UnsplittableGraphError(f"transformed tensor {name!r} is not float32 [batch, "
+                                         f"{width.dim_value}]")
+    extractor = onnx.utils.Extractor(inferred)
+    parts = (extractor.extract_model([static], list(transformed)),
+             extractor.extract_model([*transformed, *split.encoded], [OUTPUT_NAMES[1]]))
+    for part in parts:
+        onnx.checker.check_model(part)
+    return StaticSplit(*parts, transformed)
+
+
 @dataclass(frozen=True)
 class Stages:
-    """``network_clv`` in two stages: ``encode`` (sequence inputs to what the graph reads of
-    them), then ``head`` (static inputs and the encoded rows to ``network_clv``, float64).
+    """``network_clv`` in three stages: ``encode`` (sequence inputs to what the graph reads of
+    them), ``prepare`` (static inputs to what the graph reads of them: float32 [rows,
+    copies * n_static], column j of the static inputs at j, j + n_static, ...), then ``head``
+    (prepared static rows and encoded rows to ``network_clv``, float64).
 
     From :func:`split_graph` (``split``), the encoder is the graph's sequence path, run once
-    per distinct sequence. Otherwise (:func:`whole_graph`) ``encode`` returns the sequence
-    inputs and ``head`` is the whole graph.
+    per distinct sequence; with :func:`split_static_transform` as well, ``prepare`` is each
+    member's standardisation of the static inputs, run once per customer, and the head reads
+    the standardised columns (``copies`` = members). Otherwise ``prepare`` (and, for
+    :func:`whole_graph`, ``encode``) returns its input and ``head`` reads the rest.
     """
 
     encode: Encode
     head: Predict
     split: bool
+    prepare: Encode = np.asarray
+    copies: int = 1
+
+    def columns(self, static_columns: Sequence[int], n_static: int) -> list[int]:
+        """The prepared columns that hold ``static_columns`` of the static inputs."""
+        return [column + copy * n_static for copy in range(self.copies)
+                for column in static_columns]
+
+    def predict(self, static: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+        """``network_clv`` of raw inputs, through the three stages."""
+        return self.head(self.prepare(static), self.encode(sequence))
 
 
 def whole_graph(session: ort.InferenceSession) -> Stages:
-    """The whole graph as the head, the sequence inputs passed through."""
+    """The whole graph as the head, the inputs passed through."""
     return Stages(np.asarray, session_predict(session), split=False)
 
 
-def split_stages(split: GraphSplit) -> Stages:
-    """onnxruntime sessions of ``split``'s encoder and head (made as scoring makes its own);
-    the encoded tensors travel as one [rows, width] array, side by side."""
+def _encoded_feeds(names: Sequence[str], shapes: Sequence[tuple[int, ...]],
+                   encoded: np.ndarray) -> dict[str, np.ndarray]:
+    """The encoded tensors, from one [rows, width] array holding them side by side."""
+    bounds = np.cumsum([int(np.prod(shape)) for shape in shapes])[:-1]
+    return {name: np.ascontiguousarray(part).reshape(len(encoded), *shape)
+            for name, part, shape in zip(names, np.split(encoded, bounds, axis=1), shapes,
+                                         strict=True)}
+
+
+def split_stages(split: GraphSplit, static_split: StaticSplit | None = None) -> Stages:
+    """onnxruntime sessions of ``split``'s encoder and head (made as scoring makes its own),
+    or of its encoder and ``static_split``'s transform and tail; the encoded (and
+    transformed) tensors travel as one [rows, width] array, side by side."""
     encoder = make_session(split.encoder.SerializeToString())
-    head = make_session(split.head.SerializeToString())
-    bounds = np.cumsum([int(np.prod(shape)) for shape in split.shapes])[:-1]
 
     def encode(sequence: np.ndarray) -> np.ndarray:
         outputs = encoder.run(list(split.encoded), {INPUT_NAMES[1]: sequence})
         return np.concatenate([output.reshape(len(sequence), -1) for output in outputs], axis=1)
 
-    def predict(static: np.ndarray, encoded: np.ndarray) -> np.ndarray:
-        feeds = {name: np.ascontiguousarray(part).reshape(len(static), *shape)
-                 for name, part, shape in zip(split.encoded, np.split(encoded, bounds, axis=1),
-                                              split.shapes, strict=True)}
-        outputs = head.run([OUTPUT_NAMES[1]], {INPUT_NAMES[0]: static, **feeds})
-        return outputs[0].astype(np.float64)
-    return Stages(encode, predict, split=True)
+    if static_split is None:
+        head = make_session(split.head.SerializeToString())
+
+        def predict(static: np.ndarray, encoded: np.ndarray) -> np.ndarray:
+            feeds = _encoded_feeds(split.encoded, split.shapes, encoded)
+            return head.run([OUTPUT_NAMES[1]], {INPUT_NAMES[0]: static, **feeds})[0].astype(
+                np.float64)
+        return Stages(encode, predict, split=True)
+
+    transform = make_session(static_split.transform.SerializeToString())
+    tail = make_session(static_split.tail.SerializeToString())
+    members = len(static_split.transformed)
+
+    def prepare(static: np.ndarray) -> np.ndarray:
+        return np.concatenate(transform.run(list(static_split.transformed),
+                                            {INPUT_NAMES[0]: static}), axis=1)
+
+    def predict_prepared(prepared: np.ndarray, encoded: np.ndarray) -> np.ndarray:
+        feeds = {name: np.ascontiguousarray(part)
+                 for name, part in zip(static_split.transformed,
+                                       np.split(prepared, members, axis=1), strict=True)}
+        feeds |= _encoded_feeds(split.encoded, split.shapes, encoded)
+        return tail.run([OUTPUT_NAMES[1]], feeds)[0].astype(np.float64)
+    return Stages(encode, predict_prepared, split=True, prepare=prepare, copies=members)
+
+
+def _check_rows(reference: Reference) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`ALIGN_ROWS` rows to check a split on: the reference and seeded random rows."""
+    rng = np.random.default_rng(0)
+    rows = ALIGN_ROWS - 1
+    static = np.vstack([reference.static, rng.normal(0, 100, (rows, *reference.static.shape))])
+    sequence = np.vstack([reference.sequence[None],
+                          rng.poisson(2.0, (rows, *reference.sequence.shape))])
+    return static.astype(np.float32), sequence.astype(np.float32)
+
+
+def _columnwise(stages: Stages, static: np.ndarray) -> bool:
+    """Whether each prepared column reads its own static column alone, on values: preparing
+    a mix of two row sets, column by column, gives the same mix of the prepared rows."""
+    rng = np.random.default_rng(1)
+    other = rng.normal(0, 100, static.shape).astype(np.float32)
+    prepared, prepared_other = stages.prepare(static), stages.prepare(other)
+    for _ in range(3):
+        mask = rng.random(static.shape) < 0.5
+        mixed = np.tile(mask, stages.copies)
+        if not np.array_equal(stages.prepare(np.where(mask, static, other)),
+                              np.where(mixed, prepared, prepared_other)):
+            return False
+    return True
 
 
 def explanation_stages(model: LoadedModel, reference: Reference,
                        log: Callable[[str], None] = print) -> Stages:
-    """The model's graph split into encoder and head (:func:`split_graph`, in memory: the
-    artifact is not changed), provided the two reproduce the whole graph's ``network_clv`` bit
-    for bit on :data:`ALIGN_ROWS` rows (the reference and seeded random rows, in one batch);
-    else the whole graph, with a ``log`` line saying why."""
+    """The model's graph split into encoder, static transform and head (:func:`split_graph`,
+    :func:`split_static_transform`, in memory: the artifact is not changed), provided the parts
+    reproduce the whole graph's ``network_clv`` bit for bit on :data:`ALIGN_ROWS` rows (the
+    reference and seeded random rows, in one batch) and the transform is column by column;
+    else encoder and head alone under the same check; else the whole graph, with a ``log``
+    line saying why."""
     whole = whole_graph(model.session)
+    static, sequence = _check_rows(reference)
+    expected = whole.predict(static, sequence)
     try:
         graph = model.graph if model.graph is not None else model.artifact.onnx_path.read_bytes()
-        stages = split_stages(split_graph(onnx.load_from_string(graph)))
-        rng = np.random.default_rng(0)
-        rows = ALIGN_ROWS - 1
-        static = np.vstack([reference.static, rng.normal(0, 100, (rows, *reference.static.shape))])
-        sequence = np.vstack([reference.sequence[None],
-                              rng.poisson(2.0, (rows, *reference.sequence.shape))])
-        static, sequence = static.astype(np.float32), sequence.astype(np.float32)
-        if not np.array_equal(stages.head(static, stages.encode(sequence)),
-                              whole.head(static, sequence)):
+        split = split_graph(onnx.load_from_string(graph))
+        stages = split_stages(split)
+        if not np.array_equal(stages.predict(static, sequence), expected):
             raise UnsplittableGraphError("encoder and head do not reproduce the whole graph")
     except Exception as error:  # noqa: BLE001 - any failure leaves the whole graph in use
         log(f"explanations run the whole graph of model {model.version} for every state, its "
             f"sequence encoder included (slower): it cannot be split ({type(error).__name__}: "
             f"{error})")
         return whole
-    return stages
+    try:
+        prepared = split_stages(split, split_static_transform(split))
+        if not (np.array_equal(prepared.predict(static, sequence), expected)
+                and _columnwise(prepared, static)):
+            raise UnsplittableGraphError("transform and tail do not reproduce the whole graph")
+    except Exception as error:  # noqa: BLE001 - any failure leaves encoder and head in use
+        log(f"explanations run the static inputs' transform of model {model.version} for every "
+            f"state (slower): it cannot be cut from the head ({type(error).__name__}: {error})")
+        return stages
+    return prepared
 
 
 def parallel_stages(stages: Stages, workers: int, chunk_rows: int = DEFAULT_BATCH_SIZE) -> Stages:
@@ -380,7 +513,8 @@ def parallel_stages(stages: Stages, workers: int, chunk_rows: int = DEFAULT_BATC
                 return np.concatenate(list(pool.map(
                     lambda s: function(*(array[s:s + chunk_rows] for array in arrays)), starts)))
         return run
-    return Stages(chunked(stages.encode), chunked(stages.head), stages.split)
+    return Stages(chunked(stages.encode), chunked(stages.head), stages.split,
+                  chunked(stages.prepare), stages.copies)
 
 
 @dataclass(frozen=True)
@@ -407,13 +541,14 @@ def _aligned(rows: int) -> int:
 
 
 def _states(static: np.ndarray, encoded: np.ndarray, reference_static: np.ndarray,
-            reference_encoded: np.ndarray,
-            switched: Sequence[Sequence[InputGroup]]) -> tuple[np.ndarray, np.ndarray]:
+            reference_encoded: np.ndarray, switched: Sequence[Sequence[InputGroup]],
+            columns: Callable[[Sequence[int]], list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Head inputs in blocks of ``_aligned(rows)`` rows: per entry of ``switched``, the
     reference with those groups' inputs replaced by each customer's; then the customers; then
-    one reference row. Rows past ``rows`` in a block repeat the reference. ``encoded`` and
-    ``reference_encoded`` are the customers' and the reference's sequences as the head reads
-    them (:attr:`Stages.encode`)."""
+    one reference row. Rows past ``rows`` in a block repeat the reference. ``static``,
+    ``encoded`` and the reference's are the inputs as the head reads them
+    (:attr:`Stages.prepare`, :attr:`Stages.encode`); ``columns`` maps a group's static columns
+    to the head's (:meth:`Stages.columns`)."""
     rows, stride = len(static), _aligned(len(static))
     total = (len(switched) + 1) * stride + 1
     stacked_static = np.empty((total, *static.shape[1:]), np.float32)
@@ -421,8 +556,8 @@ def _states(static: np.ndarray, encoded: np.ndarray, reference_static: np.ndarra
     stacked_static[:], stacked_encoded[:] = reference_static, reference_encoded
     for block, groups in enumerate(switched):
         part = slice(block * stride, block * stride + rows)
-        columns = [index for group in groups for index in group.static]
-        stacked_static[part, columns] = static[:, columns]
+        switched_columns = columns([index for group in groups for index in group.static])
+        stacked_static[part, switched_columns] = static[:, switched_columns]
         if any(group.sequence for group in groups):
             stacked_encoded[part] = encoded
     customers = slice(len(switched) * stride, len(switched) * stride + rows)
@@ -433,18 +568,18 @@ def _states(static: np.ndarray, encoded: np.ndarray, reference_static: np.ndarra
 def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
                   reference: Reference, groups: Sequence[InputGroup]) -> Contributions:
     """Each group's contribution to f(x) - f(reference) for every customer (see the module
-    docstring), from one ``stages.encode`` call over the customers' sequences and the
-    reference's (``_aligned(rows + 1)`` rows) and one ``stages.head`` call over about
-    (2m - 1) * rows + 1 rows, m being the number of groups in which some customer differs from
-    the reference (the others contribute exactly 0 and leave every step of the walks unchanged,
-    so they are not evaluated).
+    docstring), from one ``stages.encode`` and one ``stages.prepare`` call over the customers'
+    inputs and the reference's (``_aligned(rows + 1)`` rows each) and one ``stages.head`` call
+    over about (2m - 1) * rows + 1 rows, m being the number of groups in which some customer
+    differs from the reference (the others contribute exactly 0 and leave every step of the
+    walks unchanged, so they are not evaluated).
 
     Every block of the head call starts at a multiple of :data:`ALIGN_ROWS` rows, so a
-    customer's row sits at the same offset in each, as in the encoder call: equal inputs give
-    equal outputs, and a customer's prediction equals scoring's when the customer's offset in
-    ``static`` is its offset in the scoring batch modulo ALIGN_ROWS. The encoder call is padded
-    with the reference to a multiple of ALIGN_ROWS rows, so no row of it is a batch's remainder
-    (which onnxruntime may round differently).
+    customer's row sits at the same offset in each, as in the encoder and transform calls:
+    equal inputs give equal outputs, and a customer's prediction equals scoring's when the
+    customer's offset in ``static`` is its offset in the scoring batch modulo ALIGN_ROWS. The
+    encoder and transform calls are padded with the reference to a multiple of ALIGN_ROWS
+    rows, so no row of them is a batch's remainder (which onnxruntime may round differently).
     """
     rows, stride = len(static), _aligned(len(static))
     active = [k for k, group in enumerate(groups) if _differs(group, static, sequence, reference)]
@@ -452,11 +587,14 @@ def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
     # The inner states of the two walks: the first j active groups switched, the last j.
     switched = ([[groups[k] for k in active[:j]] for j in range(1, m)]
                 + [[groups[k] for k in active[m - j:]] for j in range(1, m)])
-    sequences = np.empty((_aligned(rows + 1), *sequence.shape[1:]), np.float32)
+    padded = _aligned(rows + 1)
+    sequences = np.empty((padded, *sequence.shape[1:]), np.float32)
     sequences[:rows], sequences[rows:] = sequence, reference.sequence
-    encoded = stages.encode(sequences)
-    values = stages.head(*_states(static, encoded[:rows], reference.static, encoded[rows],
-                                  switched))
+    statics = np.empty((padded, *static.shape[1:]), np.float32)
+    statics[:rows], statics[rows:] = static, reference.static
+    encoded, prepared = stages.encode(sequences), stages.prepare(statics)
+    values = stages.head(*_states(prepared[:rows], encoded[:rows], prepared[rows], encoded[rows],
+                                  switched, lambda c: stages.columns(c, static.shape[1])))
     blocks = len(switched)
     f_reference, f_customer = values[-1], values[blocks * stride:blocks * stride + rows]
     steps = values[:blocks * stride].reshape(blocks, stride)[:, :rows]
