@@ -5,6 +5,9 @@ columns are Poisson orders and their revenue, and the label is the revenue of fr
 the same rate and value. A model that reads the history must beat a constant prediction.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,6 +134,16 @@ def test_same_seed_bit_identical_regardless_of_row_and_column_order():
     other = train(table, STATIC, TrainSettings(max_epochs=3, patience=10, num_threads=1, seed=7),
                   log=lambda _: None, channels=CHANNELS)
     assert not first.validation.equals(other.validation)
+
+
+def test_training_runs_with_deterministic_kernels_only():
+    """set_seed switches torch to deterministic kernels (without importing torch._inductor,
+    which takes seconds); a fresh process, since the switch is process-wide."""
+    code = ("import sys, torch; from clv.config import set_seed; set_seed(1); "
+            "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "False"]
 
 
 @pytest.mark.parametrize("patience", [2, 40])  # early stop, and every epoch run

@@ -155,19 +155,33 @@ def fit_probability_map(logit: np.ndarray, bought: np.ndarray) -> tuple[float, f
 
 def ziln_quantile(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray, q: float) -> np.ndarray:
     """The q-quantile of the ZILN distribution (0 when ``q <= 1 - p``); [N] arrays."""
-    positive = q > 1.0 - p
-    level = np.where(positive, (q - 1.0 + p) / np.where(positive, p, 1.0), 0.5)
-    return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
+    return _TailLevel(p, q).quantile(mu, sigma)
 
 
-def tail_shares(actual: np.ndarray, p: np.ndarray, mean: np.ndarray,
-                sigma: np.ndarray) -> tuple[float, float, int]:
+class _TailLevel:
+    """The part of a ZILN q-quantile that depends on ``p`` alone (where it is positive, and
+    the standard normal quantile of the spend distribution's level there), so a search over
+    sigma computes the inverse normal CDF once."""
+
+    def __init__(self, p: np.ndarray, q: float) -> None:
+        self.positive = q > 1.0 - p
+        self.normal = ndtri(np.where(self.positive, (q - 1.0 + p) / np.where(self.positive, p, 1.0),
+                                     0.5))
+
+    def quantile(self, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return np.where(self.positive, np.exp(mu + sigma * self.normal), 0.0)
+
+
+def tail_shares(actual: np.ndarray, p: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
+                levels: tuple[_TailLevel, _TailLevel] | None = None) -> tuple[float, float, int]:
     """Share of customers above their p90, share below their p10 among those whose p10 is
     above 0, and how many those are, for the ZILN with probability ``p``, expected value
-    ``mean`` and log spread ``sigma`` ([N] arrays)."""
+    ``mean`` and log spread ``sigma`` ([N] arrays). ``levels``: the p90's and p10's
+    :class:`_TailLevel` of ``p``, when the caller holds them."""
+    high, low = levels or (_TailLevel(p, 1.0 - TAIL_SHARE), _TailLevel(p, TAIL_SHARE))
     mu = np.log(np.maximum(mean, 1e-300) / np.maximum(p, 1e-300)) - 0.5 * sigma * sigma
-    above = float(np.mean(actual > ziln_quantile(p, mu, sigma, 1.0 - TAIL_SHARE)))
-    p10 = ziln_quantile(p, mu, sigma, TAIL_SHARE)
+    above = float(np.mean(actual > high.quantile(mu, sigma)))
+    p10 = low.quantile(mu, sigma)
     positive = p10 > 0
     below = float(np.mean(actual[positive] < p10[positive])) if positive.any() else float("nan")
     return above, below, int(positive.sum())
@@ -179,9 +193,10 @@ def fit_sigma_scale(actual: np.ndarray, p: np.ndarray, mean: np.ndarray,
     ``N * (share above p90 - 0.1)^2 + N10 * (share below p10 - 0.1)^2``, N10 the customers whose
     p10 is above 0, with the expected value ``mean`` held fixed; the factor nearest 1 on ties."""
     actual = np.asarray(actual, dtype=np.float64)
+    levels = (_TailLevel(p, 1.0 - TAIL_SHARE), _TailLevel(p, TAIL_SHARE))
     best, best_loss = 1.0, float("inf")
     for scale in sorted(SIGMA_SCALES, key=lambda s: abs(np.log(s))):
-        above, below, count = tail_shares(actual, p, mean, sigma * scale)
+        above, below, count = tail_shares(actual, p, mean, sigma * scale, levels)
         loss = actual.size * (above - TAIL_SHARE) ** 2
         if count:
             loss += count * (below - TAIL_SHARE) ** 2

@@ -135,4 +135,10 @@ def set_seed(seed: int) -> None:
     # the legacy global generator on purpose: libraries below us may draw from it
     np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    # The switch itself: torch.use_deterministic_algorithms also sets the flag of
+    # torch._inductor, whose import takes about 2 s, and nothing here compiles with it.
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if switch is None:
+        torch.use_deterministic_algorithms(True)
+    else:
+        switch(True, warn_only=False)

@@ -31,7 +31,7 @@ import torch
 
 from clv.config import CUTOFF_COLUMN, ID_COLUMN, TrainSettings, available_cores, set_seed
 from clv.data import FeatureSpec, as_table, feature_spec, labels, model_inputs, sorted_examples
-from clv.loss import ziln_loss
+from clv.loss import ziln_loss, ziln_mean, ziln_parameters
 from clv.network import ClvNetwork, EnsembleNetwork, init_output_bias
 
 _EVAL_CHUNK = 16_384
@@ -96,29 +96,30 @@ def _split(table: pa.Table, settings: TrainSettings) -> tuple[np.ndarray, str, s
 def _mean_loss(model: ClvNetwork, static: torch.Tensor, sequence: torch.Tensor,
                y: torch.Tensor) -> float:
     """Mean ZILN loss over all rows, in eval mode without gradients."""
+    return _validation_outputs(model, static, sequence, y, predictions=False)[0]
+
+
+def _validation_outputs(model: ClvNetwork, static: torch.Tensor, sequence: torch.Tensor,
+                        y: torch.Tensor, predictions: bool = True
+                        ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """Mean ZILN loss over all rows and, with ``predictions``, each row's expected value and
+    purchase probability (float64), from one pass in eval mode without gradients; the model is
+    left in the mode it was in."""
+    training = model.training
     model.eval()
-    total = 0.0
+    total, value, prob = 0.0, [], []
     with torch.no_grad():
         for start in range(0, len(y), _EVAL_CHUNK):
             end = min(start + _EVAL_CHUNK, len(y))
             logits = model.logits(static[start:end], sequence[start:end])
             total += float(ziln_loss(logits, y[start:end])) * (end - start)
-    model.train()
-    return total / max(len(y), 1)
-
-
-def _predict(model: ClvNetwork, static: torch.Tensor,
-             sequence: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Expected value and purchase probability, float64, in eval mode without gradients."""
-    model.eval()
-    value, prob = [], []
-    with torch.no_grad():
-        for start in range(0, len(static), _EVAL_CHUNK):
-            p, ev, _, _ = model(static[start:start + _EVAL_CHUNK],
-                                sequence[start:start + _EVAL_CHUNK])
-            value.append(ev.double().numpy())
-            prob.append(p.double().numpy())
-    return np.concatenate(value), np.concatenate(prob)
+            if predictions:
+                p, mu, sigma = ziln_parameters(logits)
+                value.append(ziln_mean(p, mu, sigma).double().numpy())
+                prob.append(p.double().numpy())
+    model.train(training)
+    return (total / max(len(y), 1), np.concatenate(value) if predictions else None,
+            np.concatenate(prob) if predictions else None)
 
 
 @dataclass
@@ -325,8 +326,8 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
             fits.append(fit)
         model = fits[0].model if members == 1 else EnsembleNetwork([f.model for f in fits])
         model.eval()
-        best_loss = _mean_loss(model, v_static, v_sequence, y_valid)
-        predicted, probability = _predict(model, v_static, v_sequence)
+        best_loss, predicted, probability = _validation_outputs(model, v_static, v_sequence,
+                                                                y_valid)
     finally:
         torch.set_num_threads(previous_threads)
     best_epoch, epoch = fits[0].best_epoch, fits[0].epochs_run
