@@ -229,8 +229,10 @@ def _assert_same_predictions(duck: Built, engine: Built) -> None:
         theirs = duck.warehouse.read(table)
         columns = ["customer_id", *(c for c in PREDICTION_COLUMNS if c in theirs.schema.names)]
         assert len(columns) > 3, table
+        # float32 network outputs: a row may differ in the last bit of an intermediate near 1
+        # (seen once in 50,000 rows: 2**-24 in a purchase probability of 0.0046)
         assert_same_table(theirs.select(columns), engine.table(table).select(columns),
-                          f"{engine.engine}: {table}", rtol=1e-5, atol=1e-9)
+                          f"{engine.engine}: {table}", rtol=1e-5, atol=1e-6)
 
 
 def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_engine: Built):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from clv.config import TrainSettings
 from clv.hybrid import BTYD_FEATURES
 
 
@@ -44,9 +45,10 @@ class RunSettings:
     export_path: Path = Path("exports/clv_predictions.parquet")  # clv_export_path
     bi_database_path: Path | None = None  # clv_bi_database_path; None: no BI database copy
     ensemble_size: int = 0  # clv_ensemble_size: networks averaged; 0 = automatic
-    # clv_max_train_rows, clv_max_validation_rows: int_clv__training_sample's caps
-    max_train_rows: int = 200_000
-    max_validation_rows: int = 200_000
+    # clv_max_train_rows, clv_max_validation_rows: int_clv__training_sample's caps (the
+    # training's own defaults when a settings row predates them)
+    max_train_rows: int = TrainSettings.max_train_rows
+    max_validation_rows: int = TrainSettings.max_validation_rows
     explanations: bool = True  # clv_explanations: fill clv_prediction_explanations
     scoring_engine: str = "onnxruntime"  # clv_scoring_engine: onnxruntime | sql
     # clv_feature_groups() in macros/clv_settings.sql: static feature group -> its columns,
@@ -73,8 +75,8 @@ class RunSettings:
             bi_database_path=(Path(str(row["bi_database_path"]))
                               if row.get("bi_database_path") else None),
             ensemble_size=int(row["ensemble_size"]),
-            max_train_rows=int(row.get("max_train_rows") or 200_000),
-            max_validation_rows=int(row.get("max_validation_rows") or 200_000),
+            max_train_rows=int(row.get("max_train_rows") or cls.max_train_rows),
+            max_validation_rows=int(row.get("max_validation_rows") or cls.max_validation_rows),
             explanations=bool(row["explanations"]),
             scoring_engine=str(row.get("scoring_engine") or "onnxruntime"),
             feature_groups=_groups(row["feature_groups"]),
