@@ -479,27 +479,40 @@ def explanation_stages(model: LoadedModel, reference: Reference,
     whole = whole_graph(model.session)
     static, sequence = _check_rows(reference)
     expected = whole.predict(static, sequence)
+
+    def checked(stages: Stages, what: str) -> Stages:
+        if not np.array_equal(stages.predict(static, sequence), expected):
+            raise UnsplittableGraphError(f"{what} do not reproduce the whole graph")
+        return stages
+
     try:
         graph = model.graph if model.graph is not None else model.artifact.onnx_path.read_bytes()
         split = split_graph(onnx.load_from_string(graph))
-        stages = split_stages(split)
-        if not np.array_equal(stages.predict(static, sequence), expected):
-            raise UnsplittableGraphError("encoder and head do not reproduce the whole graph")
     except Exception as error:  # noqa: BLE001 - any failure leaves the whole graph in use
-        log(f"explanations run the whole graph of model {model.version} for every state, its "
-            f"sequence encoder included (slower): it cannot be split ({type(error).__name__}: "
-            f"{error})")
-        return whole
-    try:
-        prepared = split_stages(split, split_static_transform(split))
-        if not (np.array_equal(prepared.predict(static, sequence), expected)
-                and _columnwise(prepared, static)):
-            raise UnsplittableGraphError("transform and tail do not reproduce the whole graph")
+        return _whole(whole, model, error, log)
+    try:  # the usual case: three stages, no session made twice
+        prepared = checked(split_stages(split, split_static_transform(split)),
+                           "transform and tail")
+        if not _columnwise(prepared, static):
+            raise UnsplittableGraphError("the transform reads across columns")
+        return prepared
     except Exception as error:  # noqa: BLE001 - any failure leaves encoder and head in use
-        log(f"explanations run the static inputs' transform of model {model.version} for every "
-            f"state (slower): it cannot be cut from the head ({type(error).__name__}: {error})")
-        return stages
-    return prepared
+        cut = error
+    try:
+        stages = checked(split_stages(split), "encoder and head")
+    except Exception as error:  # noqa: BLE001
+        return _whole(whole, model, error, log)
+    log(f"explanations run the static inputs' transform of model {model.version} for every "
+        f"state (slower): it cannot be cut from the head ({type(cut).__name__}: {cut})")
+    return stages
+
+
+def _whole(whole: Stages, model: LoadedModel, error: Exception,
+           log: Callable[[str], None]) -> Stages:
+    log(f"explanations run the whole graph of model {model.version} for every state, its "
+        f"sequence encoder included (slower): it cannot be split ({type(error).__name__}: "
+        f"{error})")
+    return whole
 
 
 def parallel_stages(stages: Stages, workers: int, chunk_rows: int = DEFAULT_BATCH_SIZE) -> Stages:
