@@ -119,14 +119,14 @@ def cdnow_set() -> DataSet:
                    note="unseen real data, default settings")
 
 
-def build(data: DataSet, seed: int) -> tuple[Path, Path]:
+def build(data: DataSet, seed: int, extra_vars: dict | None = None) -> tuple[Path, Path]:
     database = OUT_DIR / f"{data.name}_{seed}.duckdb"
     model_dir = OUT_DIR / f"{data.name}_{seed}_onnx"
     database.unlink(missing_ok=True)
     shutil.rmtree(model_dir, ignore_errors=True)
     vars_ = {"clv_transactions": str(data.transactions), "clv_as_of_date": data.as_of,
              "clv_horizon_days": data.horizon_days, "clv_model_dir": str(model_dir),
-             "clv_seed": seed, **data.vars}
+             "clv_seed": seed, **data.vars, **(extra_vars or {})}
     command = dbt_command("build", "--vars", json.dumps(vars_),
                           "--target-path", str(OUT_DIR / "target"),
                           "--log-path", str(OUT_DIR / "logs"))
@@ -365,9 +365,12 @@ def main() -> None:
                         help="customers of the generated data sets")
     parser.add_argument("--retail-file", type=Path, default=RETAIL_FILE,
                         help="the Online Retail invoices CSV (default: the shared data folder)")
+    parser.add_argument("--vars", type=json.loads, default={},
+                        help="extra dbt vars for every build, as JSON (to try a setting)")
     args = parser.parse_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"bench_accuracy: seeds {' '.join(map(str, args.seeds))}")
+    print(f"bench_accuracy: seeds {' '.join(map(str, args.seeds))}"
+          + (f", extra vars {json.dumps(args.vars)}" if args.vars else ""))
     results: dict[str, dict[int, pd.DataFrame]] = {}
     record: dict[str, dict] = {}
     for name, make in makers.items():
@@ -379,7 +382,7 @@ def main() -> None:
         data = make(args)
         runs = {}
         for seed in args.seeds:
-            database, model_dir = build(data, seed)
+            database, model_dir = build(data, seed, args.vars)
             runs[seed] = evaluate(data, database)
             record.setdefault(name, {})[str(seed)] = {
                 "metrics": runs[seed].to_dict("records"), "level": spend_level(model_dir)}

@@ -25,14 +25,12 @@ as_of as (
 classified as (
 
     select
-        checked_transactions.transaction_id,
         checked_transactions.customer_id,
         checked_transactions.product_category,
         checked_transactions.transacted_at,
         cast(checked_transactions.transacted_at as date) as transacted_date,
         checked_transactions.amount,
-        checked_transactions.transacted_at_text,
-        checked_transactions.amount_text,
+        checked_transactions.problem_value,
         case
             when checked_transactions.row_problem is not null then checked_transactions.row_problem
             when as_of.as_of_date is null or cast(checked_transactions.transacted_at as date) > as_of.as_of_date

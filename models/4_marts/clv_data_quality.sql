@@ -1,5 +1,6 @@
 {%- set settings = clv_settings() -%}
-{#- One row per exclusion reason, always all five, so a zero is a checked zero. -#}
+{#- One row per exclusion reason, always all five, so a zero is a checked zero. The example is
+    the first problem_value in binary order, or for after_as_of_date the earliest timestamp. -#}
 
 with
 
@@ -27,10 +28,8 @@ excluded as (
         count(*) as excluded_rows,
         min({{ clv_collate_binary(
             "case exclusion_reason
-                when 'invalid_timestamp' then coalesce(transacted_at_text, '<null>')
-                when 'invalid_amount' then coalesce(amount_text, '<null>')
-                when 'after_as_of_date' then transacted_at_text
-                else coalesce(transaction_id, transacted_at_text, '<null>')
+                when 'after_as_of_date' then cast(transacted_at as " ~ dbt.type_string() ~ ")
+                else problem_value
             end"
         ) }}) as example_value
 
