@@ -8,7 +8,9 @@ file and model directory at as-of 2023-12-30, then re-scores the next day (as-of
 with `clv_retrain: never`: only that date's features are computed and the saved model scores.
 The re-score runs `--runs` times (the history replaces the same rows each time), with the
 explanations on (the default) and off (`clv_explanations: false`). Prints wall time, peak
-memory and the re-score's share of the full build, and the slowest nodes of each.
+memory and the re-score's share of the full build, and the slowest nodes of each. With
+`--backfill-months N`, then times `clv-backfill` over the N monthly as-of dates ending at the
+re-score's date, with the same saved model.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import argparse
 import json
 import shutil
 import statistics
+from datetime import date
+from pathlib import Path
 
 from bench_features import row_count
-from common import OUT_DIR, Measurement, dbt_command, generate, measure
+from common import DBT, OUT_DIR, PROJECT_DIR, Measurement, dbt_command, generate, measure
 
 FULL_AS_OF, NEXT_AS_OF = "2023-12-30", "2023-12-31"
 TARGET_SHARE = 0.15
@@ -42,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3, help="re-scores per variant")
+    parser.add_argument("--backfill-months", type=int, default=0,
+                        help="then time clv-backfill over this many monthly as-of dates")
     args = parser.parse_args()
 
     path = generate(args.customers)
@@ -74,6 +80,18 @@ def main() -> None:
               f"({'meets' if share <= TARGET_SHARE else 'misses'} {TARGET_SHARE:.0%}) |")
     for tag in ("daily_full", "daily_on", "daily_off"):
         print(f"\nslowest nodes, {tag}: {slowest_nodes(tag)}")
+    if args.backfill_months:
+        end = date.fromisoformat(NEXT_AS_OF)
+        year, month = divmod(end.year * 12 + end.month - args.backfill_months, 12)
+        start = date(year, month + 1, 1)  # the first of the earliest month
+        command = [str(Path(DBT).with_name("clv-backfill")), "--start", start.isoformat(),
+                   "--end", NEXT_AS_OF, "--every", "month", "--vars", json.dumps(base),
+                   "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+        backfill = measure(command, env={"CLV_DUCKDB_PATH": str(database)})
+        per_date = backfill.seconds / args.backfill_months
+        print(f"\nclv-backfill, {args.backfill_months} monthly as-of dates from {start} to "
+              f"{NEXT_AS_OF}: {backfill.seconds:.1f} s ({per_date:.1f} s per date), peak "
+              f"{backfill.peak_mb:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ cheap daily re-scores with a saved model, and the backfill command."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pyarrow.parquet as pq
@@ -125,6 +126,11 @@ def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
     exported = pq.read_table(project.vars["clv_export_path"], columns=["as_of_date"])
     exported = exported.column(0).unique()
     assert [str(d)[:10] for d in exported.to_pylist()] == ["2023-11-30"]
+    # the source was parsed once, before the first date: the last date's build did not
+    built = json.loads((project.workdir / "target" / "run_results.json").read_text())
+    names = {result["unique_id"] for result in built["results"]}
+    assert "model.clv.clv_predictions" in names
+    assert "model.clv.int_clv__transactions_checked" not in names
     rows = project.query("select count(*) as n from clv_predictions_history").n[0]
     backfill.backfill(date(2023, 10, 31), date(2023, 11, 30), "month", project.vars,
                       _common(project))

@@ -285,9 +285,9 @@ def _seeds_read(manifest: Any, nodes: Sequence[Node]) -> list[str]:
 
 def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
           profiles_dir: Path | None, dbt_args: Sequence[str] = (),
-          models: Sequence[str] | None = None) -> None:
+          models: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> None:
     """Build every model of the project on ``target`` (see the module docstring), or only
-    ``models`` and what they need."""
+    ``models`` and what they need; never the models named in ``exclude`` (already built)."""
     profile = profile_of(project_dir, profiles_dir, target, run_vars)
     kind = profile.credentials.type
     common = ["--project-dir", str(project_dir), *dbt_args]
@@ -298,7 +298,8 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     if kind in PYTHON_ADAPTERS:
         select = (["--select", *[f"+{name}" for name in models], "--indirect-selection",
                    "cautious"] if models else [])
-        Runner(common, run_vars).invoke(["build", *select])
+        Runner(common, run_vars).invoke(
+            ["build", *select, *(["--exclude", *exclude] if exclude else [])])
         return
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
@@ -313,6 +314,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         if models:
             nodes = _ancestors(nodes, models)
             seeds = _seeds_read(manifest, nodes)
+        nodes = [node for node in nodes if node.name not in exclude]
         relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
                      for node in nodes}
         first = True
@@ -336,7 +338,8 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         warehouse.close()
 
 
-def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None) -> None:
+def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
+                    exclude: Sequence[str] = ()) -> None:
     """:func:`build` from command-line style arguments (those of ``clv build``; the others go
     to dbt). Raises BuildError."""
     import yaml
@@ -349,7 +352,8 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None) ->
     if not isinstance(run_vars, dict):
         raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
     build(args.target, run_vars, Path(args.project_dir).resolve(),
-          Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models)
+          Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models,
+          exclude)
 
 
 def _parser() -> argparse.ArgumentParser:
