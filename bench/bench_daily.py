@@ -25,6 +25,8 @@ from pathlib import Path
 from bench_features import row_count
 from common import DBT, OUT_DIR, PROJECT_DIR, Measurement, dbt_command, generate, measure
 
+from clv.pipeline.backfill import months_back
+
 FULL_AS_OF, NEXT_AS_OF = "2023-12-30", "2023-12-31"
 TARGET_SHARE = 0.15
 
@@ -82,8 +84,7 @@ def main() -> None:
         print(f"\nslowest nodes, {tag}: {slowest_nodes(tag)}")
     if args.backfill_months:
         end = date.fromisoformat(NEXT_AS_OF)
-        year, month = divmod(end.year * 12 + end.month - args.backfill_months, 12)
-        start = date(year, month + 1, 1)  # the first of the earliest month
+        start = months_back(end, args.backfill_months - 1, end.day)  # the earliest as-of date
         command = [str(Path(DBT).with_name("clv-backfill")), "--start", start.isoformat(),
                    "--end", NEXT_AS_OF, "--every", "month", "--vars", json.dumps(base),
                    "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]

@@ -39,7 +39,9 @@ def _date(option: str, text: str) -> date:
         raise BackfillError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def _months_back(day: date, months: int, day_of_month: int) -> date:
+def months_back(day: date, months: int, day_of_month: int) -> date:
+    """The date ``months`` months before ``day``, on ``day_of_month`` (the month's last day when
+    it is shorter)."""
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
     last = calendar.monthrange(year, month + 1)[1]
     return date(year, month + 1, min(day_of_month, last))
@@ -54,7 +56,7 @@ def as_of_dates(start: date, end: date, every: str) -> list[date]:
     dates = []
     if every == "month":
         k = 0
-        while (day := _months_back(end, k, end.day)) >= start:
+        while (day := months_back(end, k, end.day)) >= start:
             dates.append(day)
             k += 1
     else:
