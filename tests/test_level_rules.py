@@ -252,3 +252,56 @@ def test_seasonal_factor_from_revenue_only_when_it_applies():
     assert not yearly.applied
     flat = level.revenue_seasonal_factor(periods, horizon, as_of, 1000, reference, 0.0)
     assert flat.applied and flat.factor == pytest.approx(1.0)
+
+
+# Rule 6: the distribution follows the level. Every check against plain numpy (log1p/expm1),
+# not the series and floors the rule evaluates.
+
+def _spend(factor: float, model_rate_factor: float | None = 1.0) -> level.SpendLevel:
+    """A spend level whose spend factor is ``factor`` (BG/NBD's total alone, no correction)."""
+    return level.SpendLevel(btyd_total=factor * 1000.0, network_total=1000.0,
+                            btyd_level_correction=1.0, model_rate_factor=model_rate_factor)
+
+
+P = np.array([0.0, 1e-12, 3e-7, 9.9e-5, 1e-4, 1.01e-4, 0.003, 0.2, 0.5, 0.9, 0.999999, 1.0])
+MU = np.linspace(-2.0, 4.0, P.size)
+SIGMA = np.linspace(0.3, 1.5, P.size)
+
+
+@pytest.mark.parametrize("factor", [0.3, 0.695, 1.4, 2.5])
+def test_the_purchase_rate_follows_the_spend_factor(factor):
+    leveled, mu = level.leveled_distribution(P, MU, _spend(factor))
+    expected = -np.expm1(factor * np.log1p(-np.minimum(P, 1.0 - 1e-16)))
+    expected[P == 1.0] = 1.0
+    np.testing.assert_allclose(leveled, expected, rtol=1e-12, atol=0.0)
+    # fewer buyers when the level is below 1, more above, and the order of customers kept
+    inside = (P > 0) & (P < 1)
+    assert np.all((leveled[inside] < P[inside]) if factor < 1 else (leveled[inside] > P[inside]))
+    assert np.all(np.diff(leveled) >= 0)
+    # the expected value is network_clv x spend factor: the level moves the location
+    network_clv = P * np.exp(MU + SIGMA ** 2 / 2)
+    positive = P > 0
+    np.testing.assert_allclose(leveled[positive] * np.exp(mu[positive] + SIGMA[positive] ** 2 / 2),
+                               factor * network_clv[positive], rtol=1e-12)
+
+
+def test_what_the_model_already_holds_is_not_applied_twice():
+    # a model whose probability holds a season of 2.3 (rule 5), at a spend factor of 2.3
+    leveled, mu = level.leveled_distribution(P, MU, _spend(2.3, model_rate_factor=2.3))
+    np.testing.assert_array_equal(leveled, P)
+    np.testing.assert_allclose(mu, MU + math.log(2.3), rtol=1e-13)
+    assert _spend(2.3, 2.0).purchase_rate_factor == pytest.approx(1.15)
+
+
+def test_a_run_saved_before_the_rule_keeps_the_network_probability():
+    old = level.SpendLevel.from_dict({"btyd_total": 700.0, "network_total": 1000.0,
+                                      "btyd_level_correction": 1.0})
+    assert old.model_rate_factor is None and old.purchase_rate_factor == 1.0
+    leveled, _ = level.leveled_distribution(P, MU, old)
+    np.testing.assert_array_equal(leveled, P)
+    new = _spend(0.7, 1.25)
+    assert level.SpendLevel.from_dict(new.to_dict()) == new
+    assert new.to_dict()["purchase_rate_factor"] == pytest.approx(0.7 / 1.25)
+    assert level.model_rate_factor({}) == 1.0
+    assert level.model_rate_factor({"distribution_calibration": {
+        "production": {"purchase_rate_factor": 2.5}}}) == 2.5

@@ -34,7 +34,7 @@ from clv.btyd import BGNBDParams, GammaGammaParams
 from clv.config import ExportSettings, TrainSettings
 from clv.data import SYNTHETIC_STATIC_FEATURES, model_inputs, stable_floats, synthetic_examples
 from clv.export import export_model, update_metadata
-from clv.level import LevelAccumulator, micro_units
+from clv.level import LevelAccumulator, micro_units, model_rate_factor
 from clv.pipeline.scoring import (
     SCORE_COLUMNS,
     ScoringRun,
@@ -445,7 +445,8 @@ def _save_scoring_run(directory: Path, version: str, examples: pa.Table) -> Path
     run = ScoringRun(model_version=version, as_of_date=AS_OF, horizon_days=HORIZON,
                      customers=examples.num_rows, btyd_fit=fit,
                      btyd_fit_customers=examples.num_rows,
-                     level=totals.level(model.metadata["btyd_level_correction"]),
+                     level=totals.level(model.metadata["btyd_level_correction"], 0.0,
+                                        model_rate_factor(model.metadata)),
                      scored_at=datetime(2024, 7, 1, 6).isoformat())
     return run.save(directory)
 
@@ -508,8 +509,9 @@ def test_sql_on_duckdb_equals_predict(scored):
 @pytest.mark.slow
 def test_sql_is_the_exact_math_of_the_graph(scored):
     """Against a float64 evaluation of the same ONNX graph (onnx's reference evaluator) on
-    the inputs scoring builds, with the quantiles and level computed in numpy: the SQL is the
-    graph's math, so the parity gaps above are onnxruntime's float32 arithmetic. (Not to the
+    the inputs scoring builds, with the level, the leveled distribution and its quantiles
+    computed in numpy: the SQL is the graph's math, so the parity gaps above are
+    onnxruntime's float32 arithmetic. (Not to the
     last bit: constants the graph computes, such as the TorchScript graph's reciprocal of the
     training spread, are folded in float32 as onnxruntime folds them, float64 here.)"""
     examples, run = scored["examples"].sort_by("customer_id"), scored["run"]
@@ -527,13 +529,19 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
         connection.register("scoring_examples", examples)
         frame = connection.sql(_compiled(scored, "duckdb", "scoring_examples")).df()
     frame = frame.sort_values("customer_id")
-    expected = {"purchase_probability": p, "network_clv": network,
+    # The distribution at the level: the purchase rate scaled by the spend factor (less the
+    # model's own rate factor), the location moved so the expected value is predicted_clv.
+    rate = factor / model_rate_factor(model.metadata)
+    leveled = -np.expm1(rate * np.log1p(-p))
+    mu = mu + np.log(factor * p / leveled)
+    expected = {"purchase_probability": leveled, "network_clv": network,
                 "predicted_clv": network * factor, "btyd_expected_spend": btyd}
     for q in DEFAULT_QUANTILES:
-        positive = q > 1 - p
-        level = np.where(positive, (q - 1 + p) / np.where(positive, p, 1.0), 0.5)
+        positive = q > 1 - leveled
+        level = np.where(positive, (q - 1 + leveled) / np.where(positive, leveled, 1.0), 0.5)
         expected[quantile_column(q, "predicted_clv")] = np.where(
-            positive, np.exp(mu + sigma * ndtri(level)), 0.0) * factor
+            positive, np.exp(mu + sigma * ndtri(level)), 0.0)
+    p = leveled
     for column, values in expected.items():
         error = relative(frame[column].to_numpy(float), values)
         if column.startswith("predicted_clv_p"):

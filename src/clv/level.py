@@ -8,10 +8,11 @@ total is decided here, by two coefficients estimated when the model is trained
 
     spend_factor  = btyd_level_correction * sum(btyd_expected_spend) / sum(network_clv)
                     + network_level_weight
-    predicted_clv = network_clv * spend_factor      (and the same factor on each quantile)
+    predicted_clv = network_clv * spend_factor
 
-so the total is ``btyd_level_correction * (BG/NBD's total) + network_level_weight * (the
-network's own total)``. The rules behind the two coefficients, each of them tested in
+and the purchase probability and the quantiles follow the same level (rule 6), so the total
+is ``btyd_level_correction * (BG/NBD's total) + network_level_weight * (the network's own
+total)``. The rules behind the two coefficients, each of them tested in
 ``tests/test_level_rules.py``:
 
 1. **Windows.** Every training cutoff's label window is fully observed by the as-of date. On
@@ -48,6 +49,16 @@ network's own total)``. The rules behind the two coefficients, each of them test
    (from the trailing-year revenue at two cutoffs, which holds every season once), is the
    seasonal factor, within :data:`SEASONAL_FACTOR_BOUNDS`; it multiplies the total, and the
    purchase rate behind the purchase probability (:mod:`clv.calibration`).
+6. **The distribution follows the level** (:func:`leveled_distribution`). A total the level
+   moves is a purchase rate it moves: the network's probability is calibrated on the window
+   the level is carried from, and a level that says the next window holds less (or more) spend
+   than the network expects says that fewer (or more) customers buy in it. The purchase rate
+   is scaled by the spend factor (less the season rule 5 has already put into the
+   probability): ``p' = 1 - (1 - p)^r``, as rule 3 of :mod:`clv.calibration` scales it for a
+   season; the ZILN's location moves so that the expected value is ``predicted_clv``, and the
+   quantiles are those of that distribution. Without it, a level well below 1 (a quiet season
+   after the calibration window) leaves the probabilities too high for the spend they come
+   with.
 
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
@@ -86,6 +97,11 @@ SEASONAL_FACTOR_BOUNDS = (0.25, 4.0)
 # Backtest errors below this (a 1% bias) are not told apart: keeps inverse-error weights finite.
 _MSE_FLOOR = 1e-4
 _MICRO = 1_000_000
+# Rule 6's arithmetic: series below this, logarithms floored at TINY, exponents within
+# EXP_LIMIT (PostgreSQL raises on an exp that underflows), as the compiled SQL does.
+SERIES_BELOW = 1e-4
+TINY = 1e-300
+EXP_LIMIT = 700.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,6 +466,14 @@ def level_coefficients(metadata: Mapping[str, Any]) -> tuple[float, float]:
             float(weight) if weight is not None else 0.0)
 
 
+def model_rate_factor(metadata: Mapping[str, Any]) -> float:
+    """The purchase-rate factor inside a saved model's probability (the production
+    calibration's ``purchase_rate_factor``; 1.0 when it has none)."""
+    production = (metadata.get("distribution_calibration") or {}).get("production") or {}
+    factor = production.get("purchase_rate_factor")
+    return float(factor) if factor is not None else 1.0
+
+
 def btyd_level_correction(evaluation: Iterable[Mapping[str, Any]]) -> float:
     """One window's correction: actual over BG/NBD + Gamma-Gamma expected spend, summed over
     the validation rows of ``evaluation`` (one row per predictor), within
@@ -482,6 +506,10 @@ class SpendLevel:
     network_total: float  # sum of network_clv
     btyd_level_correction: float  # the model's coefficient of BG/NBD's total
     network_level_weight: float = 0.0  # the model's coefficient of the network's own total
+    # The purchase-rate factor already inside the model's probability (the season read from
+    # revenue, clv.calibration rule 3); None for a run saved before the probability followed
+    # the level, which keeps the network's probability.
+    model_rate_factor: float | None = None
 
     @property
     def spend_factor(self) -> float:
@@ -490,15 +518,26 @@ class SpendLevel:
         return (self.btyd_total * self.btyd_level_correction / self.network_total
                 + self.network_level_weight)
 
-    def to_dict(self) -> dict[str, float]:
-        return {**asdict(self), "spend_factor": self.spend_factor}
+    @property
+    def purchase_rate_factor(self) -> float:
+        """The factor on the purchase rate behind ``purchase_probability`` (rule 6): the spend
+        factor, less what the model's probability already holds."""
+        if self.model_rate_factor is None or not self.model_rate_factor > 0:
+            return 1.0
+        return max(self.spend_factor, 0.0) / self.model_rate_factor
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {**asdict(self), "spend_factor": self.spend_factor,
+                "purchase_rate_factor": self.purchase_rate_factor}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SpendLevel:
+        rate = values.get("model_rate_factor")
         return cls(btyd_total=float(values["btyd_total"]),
                    network_total=float(values["network_total"]),
                    btyd_level_correction=float(values["btyd_level_correction"]),
-                   network_level_weight=float(values.get("network_level_weight") or 0.0))
+                   network_level_weight=float(values.get("network_level_weight") or 0.0),
+                   model_rate_factor=float(rate) if rate is not None else None)
 
 
 class LevelAccumulator:
@@ -512,20 +551,52 @@ class LevelAccumulator:
         self.btyd_micro += micro_units(btyd_expected_spend)
         self.network_micro += micro_units(network_clv)
 
-    def level(self, btyd_level_correction: float,
-              network_level_weight: float = 0.0) -> SpendLevel:
+    def level(self, btyd_level_correction: float, network_level_weight: float = 0.0,
+              model_rate_factor: float | None = None) -> SpendLevel:
         return from_micro_totals(self.btyd_micro, self.network_micro, btyd_level_correction,
-                                 network_level_weight)
+                                 network_level_weight, model_rate_factor)
 
 
 def from_micro_totals(btyd_micro: int, network_micro: int, btyd_level_correction: float,
-                      network_level_weight: float = 0.0) -> SpendLevel:
+                      network_level_weight: float = 0.0,
+                      model_rate_factor: float | None = None) -> SpendLevel:
     """The spend level from the two sums in micro-units (:func:`micro_units`)."""
     return SpendLevel(btyd_total=btyd_micro / _MICRO, network_total=network_micro / _MICRO,
                       btyd_level_correction=float(btyd_level_correction),
-                      network_level_weight=float(network_level_weight))
+                      network_level_weight=float(network_level_weight),
+                      model_rate_factor=(float(model_rate_factor)
+                                         if model_rate_factor is not None else None))
 
 
 def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:
-    """``network_values`` (network_clv or one of its quantiles) at the spend level."""
+    """``network_values`` (network_clv) at the spend level."""
     return np.asarray(network_values, dtype=np.float64) * level.spend_factor
+
+
+def leveled_distribution(p: np.ndarray, mu: np.ndarray,
+                         level: SpendLevel) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 6: the network's ZILN (purchase probability ``p``, log-scale location ``mu``; [N]
+    arrays, the spread sigma unchanged) at the spend level: ``(p', mu')`` with
+
+        p'  = 1 - (1 - p)^r,  r = level.purchase_rate_factor
+        mu' = mu + log(spend_factor) + log(p) - log(p')
+
+    so ``p' * exp(mu' + sigma^2 / 2) = spend_factor * network_clv``: the expected value is
+    ``predicted_clv``, and the quantiles are the leveled distribution's. Below
+    :data:`SERIES_BELOW` the logarithm and the exponential are short series (the compiled SQL
+    evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
+    p = np.asarray(p, dtype=np.float64)
+    mu = np.asarray(mu, dtype=np.float64)
+    rate_factor = level.purchase_rate_factor
+    if rate_factor == 1.0:
+        leveled = p
+    else:
+        # log(1 - p) and 1 - exp(-rate), each exact to float64 rounding at any size
+        log_keep = np.where(p > SERIES_BELOW, np.log(np.maximum(1.0 - p, TINY)),
+                            -(p + p * p / 2.0 + p * p * p / 3.0))
+        rate = rate_factor * -log_keep
+        leveled = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),
+                           rate * (1.0 - rate / 2.0 + rate * rate / 6.0))
+    shift = (math.log(max(level.spend_factor, TINY)) + np.log(np.maximum(p, TINY))
+             - np.log(np.maximum(leveled, TINY)))
+    return leveled, mu + shift

@@ -74,12 +74,15 @@ def quantile_column(q: float, name: str = "network_clv") -> str:
 
 
 def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES,
-                  passthrough: Sequence[str] = ()) -> pa.Schema:
-    """The scores' columns; ``passthrough`` input columns follow as float64."""
+                  passthrough: Sequence[str] = (), distribution: bool = False) -> pa.Schema:
+    """The scores' columns; with ``distribution``, the ZILN's ``mu`` and ``sigma`` follow the
+    quantiles; ``passthrough`` input columns come last, as float64."""
     return pa.schema([pa.field(ID_COLUMN, pa.string()),
                       pa.field("purchase_probability", pa.float64()),
                       pa.field("network_clv", pa.float64())]
                      + [pa.field(quantile_column(q), pa.float64()) for q in quantiles]
+                     + [pa.field(name, pa.float64())
+                        for name in (("mu", "sigma") if distribution else ())]
                      + [pa.field("model_version", pa.string())]
                      + [pa.field(name, pa.float64()) for name in passthrough])
 
@@ -234,7 +237,7 @@ def rechunk(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
 
 
 def _score_chunk(model: LoadedModel, chunk: pa.Table, quantiles: Sequence[float],
-                 schema: pa.Schema, version: pa.Array) -> pa.RecordBatch:
+                 schema: pa.Schema, version: pa.Array, distribution: bool) -> pa.RecordBatch:
     if ID_COLUMN not in chunk.schema.names:
         raise ModelMismatchError(f"scoring data has no {ID_COLUMN} column")
     missing = [c for c in model.spec.features if c not in chunk.schema.names]
@@ -248,6 +251,8 @@ def _score_chunk(model: LoadedModel, chunk: pa.Table, quantiles: Sequence[float]
     ids = (ids if ids.type == pa.string() else pc.cast(ids, pa.string())).combine_chunks()
     columns = [ids, pa.array(p), pa.array(expected_value)]
     columns += [pa.array(ziln_quantiles_numpy(p, mu, sigma, q)) for q in quantiles]
+    if distribution:
+        columns += [pa.array(mu), pa.array(sigma)]
     columns.append(version.slice(0, chunk.num_rows))
     for name in schema.names[len(columns):]:
         if name not in chunk.schema.names:
@@ -259,7 +264,8 @@ def _score_chunk(model: LoadedModel, chunk: pa.Table, quantiles: Sequence[float]
 def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
                   batch_size: int = DEFAULT_BATCH_SIZE,
                   quantiles: Sequence[float] = DEFAULT_QUANTILES,
-                  passthrough: Sequence[str] = ()) -> pa.RecordBatchReader:
+                  passthrough: Sequence[str] = (),
+                  distribution: bool = False) -> pa.RecordBatchReader:
     """Stream predictions for ``clv_scoring_examples`` batches.
 
     Args:
@@ -269,18 +275,21 @@ def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.Rec
         batch_size: rows per onnxruntime call; ``model.workers`` calls run concurrently.
         quantiles: levels reported as ``network_clv_pNN``.
         passthrough: input columns copied to the output unchanged (as float64).
+        distribution: also return the ZILN's ``mu`` and ``sigma`` (the scoring step levels
+            the whole distribution, :func:`clv.level.leveled_distribution`).
     Returns:
         RecordBatchReader with customer_id, purchase_probability, network_clv, the quantile
-        columns (float64), model_version and the ``passthrough`` columns, rows in input order.
+        columns (float64), ``mu`` and ``sigma`` with ``distribution``, model_version and the
+        ``passthrough`` columns, rows in input order.
         At most ``model.workers + 1`` batches are held at a time.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    schema = output_schema(quantiles, passthrough)
+    schema = output_schema(quantiles, passthrough, distribution)
     version = pa.array([model.version] * batch_size, pa.string())
 
     def score(chunk: pa.Table) -> pa.RecordBatch:
-        return _score_chunk(model, chunk, quantiles, schema, version)
+        return _score_chunk(model, chunk, quantiles, schema, version, distribution)
 
     chunks = rechunk(iter_batches(batches), batch_size)
     return pa.RecordBatchReader.from_batches(schema, ordered_map(score, chunks, model.workers))

@@ -9,7 +9,9 @@ spend level of :mod:`clv.level`.
    cache) while their totals are added up.
 3. The spend level is computed from those totals and saved, with the BTYD fit, as the
    *scoring run*: ``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.json``.
-4. The kept scores are read again with ``predicted_clv = network_clv * spend_factor``.
+4. The kept scores are read again at the spend level: ``predicted_clv = network_clv *
+   spend_factor``, with the purchase probability and the quantiles of the leveled
+   distribution (:func:`clv.level.leveled_distribution`).
 
 :func:`predict` repeats steps 1-4 for any set of customers from a saved scoring run, so
 predictions outside dbt equal ``clv_predictions`` exactly.
@@ -45,6 +47,7 @@ from clv.score import (
     output_schema,
     quantile_column,
     score_batches,
+    ziln_quantiles_numpy,
 )
 from clv.warehouse import SAMPLE_BUCKETS, Warehouse
 
@@ -149,10 +152,10 @@ def with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
 def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
                     fit: hybrid.BTYDFit, horizon_days: int,
                     batch_rows: int) -> pa.RecordBatchReader:
-    """customer_id, purchase_probability, network_clv, its quantiles, model_version and
-    btyd_expected_spend, in input order."""
+    """customer_id, purchase_probability, network_clv, the ZILN's mu and sigma, model_version
+    and btyd_expected_spend, in input order."""
     return score_batches(model, with_btyd(batches, fit, horizon_days), batch_size=batch_rows,
-                         passthrough=("btyd_expected_spend",))
+                         quantiles=(), passthrough=("btyd_expected_spend",), distribution=True)
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ class NetworkScores:
 
     @property
     def schema(self) -> pa.Schema:
-        return output_schema(DEFAULT_QUANTILES, ("btyd_expected_spend",))
+        return output_schema((), ("btyd_expected_spend",), distribution=True)
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from _network_scores(self.model, batches, self.fit, self.horizon_days,
@@ -183,8 +186,9 @@ def _score_schema() -> pa.Schema:
 
 @dataclass(frozen=True)
 class Leveled:
-    """Batch function of pass 2 (picklable): network scores at the spend level, stamped with
-    the scoring time (see :mod:`clv.level`)."""
+    """Batch function of pass 2 (picklable): network scores at the spend level (the expected
+    value, the purchase probability and the quantiles, :mod:`clv.level`), stamped with the
+    scoring time."""
 
     spend: level.SpendLevel
     scored_at: datetime
@@ -192,9 +196,12 @@ class Leveled:
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         schema = _score_schema()
         network = batch.column("network_clv").to_numpy(zero_copy_only=False)
+        p, mu, sigma = (batch.column(name).to_numpy(zero_copy_only=False)
+                        for name in ("purchase_probability", "mu", "sigma"))
+        p, mu = level.leveled_distribution(p, mu, self.spend)
         columns = {
             "customer_id": batch.column("customer_id"),
-            "purchase_probability": batch.column("purchase_probability"),
+            "purchase_probability": pa.array(p),
             "network_clv": batch.column("network_clv"),
             "predicted_clv": pa.array(level.apply(network, self.spend)),
             "btyd_expected_spend": batch.column("btyd_expected_spend"),
@@ -203,9 +210,8 @@ class Leveled:
                                    batch.num_rows),
         }
         for q in DEFAULT_QUANTILES:
-            values = batch.column(quantile_column(q)).to_numpy(zero_copy_only=False)
             columns[quantile_column(q, "predicted_clv")] = pa.array(
-                level.apply(values, self.spend))
+                ziln_quantiles_numpy(p, mu, sigma, q))
         return pa.RecordBatch.from_arrays([columns[name] for name in schema.names],
                                           schema=schema)
 
@@ -255,7 +261,8 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
                 f"{time.perf_counter() - started:.1f} s")
     try:
         spend = level.from_micro_totals(totals["btyd_expected_spend"], totals["network_clv"],
-                                        *level.level_coefficients(model.metadata))
+                                        *level.level_coefficients(model.metadata),
+                                        level.model_rate_factor(model.metadata))
         record = ScoringRun(model_version=version, as_of_date=as_of_date,
                             horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                             btyd_fit_customers=fit_customers, level=spend,
@@ -288,11 +295,13 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
     dialect = warehouse.scoring_dialect
     floats = [f.name for f in warehouse.schema(examples) if pa.types.is_floating(f.type)]
     correction, weight = level.level_coefficients(model.metadata)
+    rate_factor = level.model_rate_factor(model.metadata)
     try:
         text = compiled.compile_scoring_sql(run.model_dir, version, EXAMPLES_TABLE, dialect,
                                             btyd_fit=fit, horizon_days=run.horizon_days,
                                             btyd_level_correction=correction,
                                             network_level_weight=weight,
+                                            model_rate_factor=rate_factor,
                                             float_columns=floats)
     except compiled.OutsideSqlRange as reason:
         # A BG/NBD fit whose hypergeometric series SQL does not evaluate: this run is scored
@@ -312,7 +321,7 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "
         "max(scored_at) as scored_at from {relation}")).to_pylist()[0]
     spend = level.from_micro_totals(int(totals["btyd"] or 0), int(totals["network"] or 0),
-                                    correction, weight)
+                                    correction, weight, rate_factor)
     record = ScoringRun(model_version=version, as_of_date=as_of_date,
                         horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                         btyd_fit_customers=fit_customers, level=spend,

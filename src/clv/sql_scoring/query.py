@@ -11,11 +11,13 @@ computed as :func:`clv.pipeline.scoring.predict` computes them:
    (:func:`clv.data.model_inputs`);
 2. BG/NBD + Gamma-Gamma from the saved fit (:mod:`clv.sql_scoring.btyd`), appended as inputs;
 3. the network, compiled from the ONNX graph (:mod:`clv.sql_scoring.graph`);
-4. the ZILN quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when ``q <= 1 - p``);
-5. the spend level of :mod:`clv.level`: both totals over every row of the relation, each value
+4. the spend level of :mod:`clv.level`: both totals over every row of the relation, each value
    rounded to micro-units as :func:`clv.level.micro_units` rounds it and summed exactly as
    decimals (an aggregate over the materialised scores, or a window where the engine has no
-   materialised CTEs), and ``predicted_clv = network_clv * spend_factor``.
+   materialised CTEs), and ``predicted_clv = network_clv * spend_factor``;
+5. the distribution at that level (:func:`clv.level.leveled_distribution`, the same series and
+   bounds) and its quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when
+   ``q <= 1 - p``).
 
 :func:`write_scoring_sql` writes the query next to the ONNX file as
 ``clv_model_<version>.<dialect>.sql`` and returns its sha256. ``python -m clv.sql_scoring``
@@ -38,7 +40,8 @@ from clv.artifacts import atomic_write_bytes, load_artifact, sha256_bytes
 from clv.config import ID_COLUMN, OUTPUT_NAMES
 from clv.data import FeatureSpec
 from clv.hybrid import BTYD_FEATURES, BTYD_INPUTS, BTYDFit
-from clv.level import level_coefficients
+from clv.level import EXP_LIMIT, SERIES_BELOW, TINY, level_coefficients
+from clv.level import model_rate_factor as saved_rate_factor
 from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, run_path
 from clv.score import DEFAULT_QUANTILES, quantile_column
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
@@ -240,21 +243,44 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
         f"{column} as {name}" for column, name in zip(outputs, OUTPUT_NAMES, strict=True))])
 
 
-def _quantiles(query: _Query) -> None:
-    """CTEs adding the ZILN quantiles (:func:`clv.score.ziln_quantiles_numpy`: 0 unless
-    q > 1 - p) as ``network_clv_pNN``, ending in the materialised ``network_scores``."""
-    positive = {q: f"{literal(q)} > 1.0e0 - purchase_probability" for q in DEFAULT_QUANTILES}
+def _leveled_distribution(query: _Query, model_rate_factor: float) -> None:
+    """CTEs adding ``leveled_probability`` and ``leveled_mu``
+    (:func:`clv.level.leveled_distribution`, with the same series below ``SERIES_BELOW``)."""
+    p = "purchase_probability"
+    series, tiny = literal(SERIES_BELOW), literal(TINY)
+    rate_factor = f"greatest(spend_factor, 0.0e0) / {literal(model_rate_factor)}"
+    log_keep = (f"case when {p} > {series} then ln(greatest(1.0e0 - {p}, {tiny})) "
+                f"else -({p} + {p} * {p} / 2.0e0 + {p} * {p} * {p} / 3.0e0) end")
+    leveled = (f"case when rate_factor = 1.0e0 then {p} "
+               f"when purchase_rate > {series} then "
+               f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)})) "
+               "else purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
+               "+ purchase_rate * purchase_rate / 6.0e0) end")
+    shift = (f"ln(greatest(spend_factor, {tiny})) + ln(greatest({p}, {tiny})) "
+             f"- ln(greatest(leveled_probability, {tiny}))")
+    query.add_layers("leveled", [
+        [("rate_factor", rate_factor), ("log_keep", log_keep)],
+        [("purchase_rate", "rate_factor * -log_keep")],
+        [("leveled_probability", leveled)],
+        [("leveled_mu", f"mu + ({shift})")],
+    ])
+
+
+def _quantiles(query: _Query, probability: str, mu: str) -> None:
+    """CTEs adding the ZILN quantiles of ``probability`` and ``mu`` (and ``sigma``;
+    :func:`clv.score.ziln_quantiles_numpy`: 0 unless q > 1 - p) as ``predicted_clv_pNN``."""
+    positive = {q: f"{literal(q)} > 1.0e0 - {probability}" for q in DEFAULT_QUANTILES}
     levels = {q: f"level_p{round(q * 100):02d}" for q in DEFAULT_QUANTILES}
     query.add_layers("quantile_levels", [[
-        (levels[q], (f"case when {positive[q]} then ({literal(q - 1.0)} + purchase_probability)"
-                     " / purchase_probability else 5.0e-1 end")) for q in DEFAULT_QUANTILES]])
+        (levels[q], (f"case when {positive[q]} then ({literal(q - 1.0)} + {probability})"
+                     f" / {probability} else 5.0e-1 end")) for q in DEFAULT_QUANTILES]])
     normal = {q: f"normal_p{round(q * 100):02d}" for q in DEFAULT_QUANTILES}
     query.add_layers("normal_quantiles",
                      ndtri_layers({normal[q]: levels[q] for q in DEFAULT_QUANTILES}))
-    query.add("network_scores", ["*", *(
-        f"case when {positive[q]} then exp(least(greatest(mu + sigma * {normal[q]}, "
-        f"{literal(-EXP_BOUND)}), {literal(EXP_BOUND)})) else 0.0e0 end as {quantile_column(q)}"
-        for q in DEFAULT_QUANTILES)], materialized=query.sql.materialized)
+    query.add("leveled_scores", ["*", *(
+        f"case when {positive[q]} then exp(least(greatest({mu} + sigma * {normal[q]}, "
+        f"{literal(-EXP_BOUND)}), {literal(EXP_BOUND)})) else 0.0e0 end as "
+        f"{quantile_column(q, 'predicted_clv')}" for q in DEFAULT_QUANTILES)])
 
 
 def _spend_level(query: _Query, btyd_level_correction: float,
@@ -286,7 +312,7 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
                   sql: Dialect, btyd_fit: BTYDFit, horizon_days: int,
                   btyd_level_correction: float, scored_at: datetime | None = None,
                   float_columns: Iterable[str] | None = None,
-                  network_level_weight: float = 0.0) -> str:
+                  network_level_weight: float = 0.0, model_rate_factor: float = 1.0) -> str:
     """The scoring query for a loaded model (see :func:`compile_scoring_sql`)."""
     query = _Query(sql)
     stable = _read_examples(query, spec, relation_sql, float_columns)
@@ -297,15 +323,17 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
         BTYDColumns("btyd_frequency", "btyd_recency", "btyd_age", "btyd_monetary"),
         repeat_mean))
     _network(query, model, spec, stable)
-    _quantiles(query)
+    query.add("network_scores", ["*"], materialized=query.sql.materialized)
     _spend_level(query, btyd_level_correction, network_level_weight)
+    _leveled_distribution(query, model_rate_factor)
+    _quantiles(query, "leveled_probability", "leveled_mu")
     values = {
         "customer_id": "customer_id",
-        "purchase_probability": "purchase_probability",
+        "purchase_probability": "leveled_probability",
         "network_clv": "network_clv",
         "predicted_clv": "network_clv * spend_factor",
-        **{quantile_column(q, "predicted_clv"): f"{quantile_column(q)} * spend_factor"
-           for q in DEFAULT_QUANTILES},
+        **{name: name for name in (quantile_column(q, "predicted_clv")
+                                   for q in DEFAULT_QUANTILES)},
         "btyd_expected_spend": "btyd_expected_spend",
         "model_version": f"cast({sql.string(version)} as {sql.text})",
         "scored_at": sql.timestamp(scored_at) if scored_at else sql.utc_now,
@@ -329,7 +357,8 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                         btyd_level_correction: float | None = None,
                         as_of_date: str | None = None, scored_at: datetime | None = None,
                         float_columns: Iterable[str] | None = None,
-                        network_level_weight: float | None = None) -> str:
+                        network_level_weight: float | None = None,
+                        model_rate_factor: float | None = None) -> str:
     """The SQL computing ``int_clv__scores`` for the rows of ``relation_sql``.
 
     Args:
@@ -348,6 +377,8 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
             decimals; default every column (the same for integers and decimals of up to 6
             places).
         network_level_weight: default the model's (0 when it has none), as scoring uses.
+        model_rate_factor: the purchase-rate factor inside the model's probability; default
+            the model's (:func:`clv.level.model_rate_factor`), as scoring uses.
     """
     model_dir = Path(model_dir)
     model, metadata = _load_model(model_dir, version)
@@ -364,9 +395,11 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         btyd_level_correction = saved_correction
     if network_level_weight is None:
         network_level_weight = saved_weight
+    if model_rate_factor is None:
+        model_rate_factor = saved_rate_factor(metadata)
     return scoring_query(model, FeatureSpec.from_dict(metadata), version, relation_sql,
                          dialect(dialect_name), btyd_fit, horizon_days, btyd_level_correction,
-                         scored_at, float_columns, network_level_weight)
+                         scored_at, float_columns, network_level_weight, model_rate_factor)
 
 
 def sql_path(model_dir: str | Path, version: str, dialect_name: str) -> Path:
