@@ -7,9 +7,7 @@ as-of date and every training cutoff, training, export, scoring, history) into a
 file and model directory at as-of 2023-12-30, then re-scores the next day (as-of 2023-12-31)
 with `clv_retrain: never`: only that date's features are computed and the saved model scores.
 The re-score runs `--runs` times (the history replaces the same rows each time), with the
-explanations on (the default), off (`clv_explanations: false`), and off with dbt's unit tests
-left out (`--exclude-resource-type unit_test`: they test the SQL's logic on fixed inputs, which
-a scheduled production run need not repeat). Prints wall time, peak
+explanations on (the default) and off (`clv_explanations: false`). Prints wall time, peak
 memory and the re-score's share of the full build, and the slowest nodes of each. With
 `--backfill-months N`, then times `clv-backfill` over the N monthly as-of dates ending at the
 re-score's date, with the same saved model.
@@ -33,10 +31,9 @@ FULL_AS_OF, NEXT_AS_OF = "2023-12-30", "2023-12-31"
 TARGET_SHARE = 0.15
 
 
-def run_dbt(vars_: dict, database, tag: str, *options: str) -> Measurement:
+def run_dbt(vars_: dict, database, tag: str) -> Measurement:
     command = dbt_command("build", "--vars", json.dumps(vars_), "--target-path",
-                          str(OUT_DIR / f"target_{tag}"), "--log-path", str(OUT_DIR / "logs"),
-                          *options)
+                          str(OUT_DIR / f"target_{tag}"), "--log-path", str(OUT_DIR / "logs"))
     return measure(command, env={"CLV_DUCKDB_PATH": str(database)})
 
 
@@ -70,10 +67,6 @@ def main() -> None:
         "re-score, explanations off": [
             run_dbt({**base, **daily, "clv_explanations": False}, database, "daily_off")
             for _ in range(args.runs)],
-        "re-score, explanations off, unit tests excluded": [
-            run_dbt({**base, **daily, "clv_explanations": False}, database, "daily_lean",
-                    "--exclude-resource-type", "unit_test")
-            for _ in range(args.runs)],
     }
     print(f"\n{args.customers:,} customers, {row_count(path):,} transactions; full build at "
           f"{FULL_AS_OF}, re-score at {NEXT_AS_OF} with clv_retrain: never (median of "
@@ -87,7 +80,7 @@ def main() -> None:
         share = seconds / full.seconds
         print(f"| {name} | {seconds:.1f} | {peak:,.0f} | {share:.1%} "
               f"({'meets' if share <= TARGET_SHARE else 'misses'} {TARGET_SHARE:.0%}) |")
-    for tag in ("daily_full", "daily_on", "daily_off", "daily_lean"):
+    for tag in ("daily_full", "daily_on", "daily_off"):
         print(f"\nslowest nodes, {tag}: {slowest_nodes(tag)}")
     if args.backfill_months:
         end = date.fromisoformat(NEXT_AS_OF)
