@@ -305,3 +305,22 @@ def test_a_run_saved_before_the_rule_keeps_the_network_probability():
     assert level.model_rate_factor({}) == 1.0
     assert level.model_rate_factor({"distribution_calibration": {
         "production": {"purchase_rate_factor": 2.5}}}) == 2.5
+
+
+def test_customers_who_stopped_buying_do_not_follow_the_level():
+    alive = np.array([1.0, 0.5, 0.5, 0.2, 0.0, np.nan])
+    p = np.array([0.4, 0.4, 0.1, 0.3, 0.0, 0.4])  # 0.3 > 0.2: alive is floored at p
+    mu = np.zeros(6)
+    for factor in (0.6, 2.5):
+        leveled, _ = level.leveled_distribution(p, mu, _spend(factor), alive)
+        active = np.array([1.0, 0.5, 0.5, 0.3, 0.0, 1.0])
+        expected = np.zeros(6)
+        buying = active > 0
+        expected[buying] = active[buying] * -np.expm1(
+            factor * np.log1p(-p[buying] / active[buying]))
+        np.testing.assert_allclose(leveled, expected, rtol=1e-12, atol=1e-300)
+        # never above the share still active, and the same as without alive when all are
+        assert np.all(leveled <= active + 1e-15)
+        np.testing.assert_array_equal(
+            level.leveled_distribution(p[:1], mu[:1], _spend(factor), alive[:1])[0],
+            level.leveled_distribution(p[:1], mu[:1], _spend(factor))[0])

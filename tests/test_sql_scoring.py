@@ -529,10 +529,14 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
         connection.register("scoring_examples", examples)
         frame = connection.sql(_compiled(scored, "duckdb", "scoring_examples")).df()
     frame = frame.sort_values("customer_id")
-    # The distribution at the level: the purchase rate scaled by the spend factor (less the
-    # model's own rate factor), the location moved so the expected value is predicted_clv.
+    # The distribution at the level: the purchase rate of the customers still active scaled by
+    # the spend factor (less the model's own rate factor), the location moved so the expected
+    # value is predicted_clv.
     rate = factor / model_rate_factor(model.metadata)
-    leveled = -np.expm1(rate * np.log1p(-p))
+    alive = inputs.column("btyd_probability_alive").to_numpy()
+    active = np.clip(np.nan_to_num(alive, nan=1.0), p, 1.0)
+    with np.errstate(divide="ignore"):  # log1p(-1) = -inf where p is the whole active share
+        leveled = -active * np.expm1(rate * np.log1p(-p / active))
     mu = mu + np.log(factor * p / leveled)
     expected = {"purchase_probability": leveled, "network_clv": network,
                 "predicted_clv": network * factor, "btyd_expected_spend": btyd}

@@ -13,9 +13,11 @@ window whose outcome is known, and each is fitted by one rule here (tested in
    purchase logit, ``logit p' = slope * logit p + intercept`` (Platt scaling), fitted by maximum
    likelihood: two numbers, so it cannot overfit a window, and monotone, so the order of
    customers (and the AUC) stays.
-3. **Season** (``purchase_rate_factor``, from :func:`clv.level.revenue_seasonal_factor`). When
-   the level is scaled for a season the calibration window did not see, the purchase rate is
-   scaled with it: for purchases arriving at a rate, ``P(buy) = 1 - (1 - p)^factor``.
+3. **Purchase-rate factor** (``purchase_rate_factor``). The graph can scale the purchase rate
+   behind the probability, ``P(buy) = 1 - (1 - p)^factor``; models trained before the spend
+   level took the season into the probability at scoring (:func:`clv.level.
+   leveled_distribution`) hold the season read from revenue here. New models hold 1, and the
+   graph has no operation for it.
 4. **Quantiles** (:func:`fit_sigma_scale`). One factor on the lognormal's sigma, chosen on a grid
    so that the share of customers above their p90 and the share below their p10 (among those
    whose p10 is above 0) come closest to 10%, each counted over the customers it is measured
@@ -189,7 +191,7 @@ def tail_shares(actual: np.ndarray, p: np.ndarray, mean: np.ndarray, sigma: np.n
 
 def fit_sigma_scale(actual: np.ndarray, p: np.ndarray, mean: np.ndarray,
                     sigma: np.ndarray) -> float:
-    """Rule 3: the factor on sigma (from :data:`SIGMA_SCALES`) minimising
+    """Rule 4: the factor on sigma (from :data:`SIGMA_SCALES`) minimising
     ``N * (share above p90 - 0.1)^2 + N10 * (share below p10 - 0.1)^2``, N10 the customers whose
     p10 is above 0, with the expected value ``mean`` held fixed; the factor nearest 1 on ties."""
     actual = np.asarray(actual, dtype=np.float64)

@@ -47,18 +47,20 @@ total)``. The rules behind the two coefficients, each of them tested in
    cutoff, so last year's revenue in the as-of window and in the window before it (the one the
    level is carried from) are known. Their ratio, less the business's growth over that time
    (from the trailing-year revenue at two cutoffs, which holds every season once), is the
-   seasonal factor, within :data:`SEASONAL_FACTOR_BOUNDS`; it multiplies the total, and the
-   purchase rate behind the purchase probability (:mod:`clv.calibration`).
+   seasonal factor, within :data:`SEASONAL_FACTOR_BOUNDS`; it multiplies the total, and with
+   it the purchase rate behind the purchase probability (rule 6).
 6. **The distribution follows the level** (:func:`leveled_distribution`). A total the level
    moves is a purchase rate it moves: the network's probability is calibrated on the window
    the level is carried from, and a level that says the next window holds less (or more) spend
    than the network expects says that fewer (or more) customers buy in it. The purchase rate
-   is scaled by the spend factor (less the season rule 5 has already put into the
-   probability): ``p' = 1 - (1 - p)^r``, as rule 3 of :mod:`clv.calibration` scales it for a
-   season; the ZILN's location moves so that the expected value is ``predicted_clv``, and the
-   quantiles are those of that distribution. Without it, a level well below 1 (a quiet season
-   after the calibration window) leaves the probabilities too high for the spend they come
-   with.
+   is scaled by the spend factor, the season of rule 5 included, for the customers still
+   active: ``p' = a * (1 - (1 - p / a)^r)`` with ``a`` BG/NBD's probability that the customer
+   is alive (a customer who has stopped buying does not buy more in a busy season); the ZILN's
+   location moves so that the expected value is ``predicted_clv``, and the quantiles are those
+   of that distribution. (Models saved before this rule hold a season inside their
+   probability, :mod:`clv.calibration` rule 3; it is not applied twice.) Without it, a level
+   well below 1 (a quiet season after the calibration window) leaves the probabilities too
+   high for the spend they come with.
 
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
@@ -573,30 +575,37 @@ def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:
     return np.asarray(network_values, dtype=np.float64) * level.spend_factor
 
 
-def leveled_distribution(p: np.ndarray, mu: np.ndarray,
-                         level: SpendLevel) -> tuple[np.ndarray, np.ndarray]:
+def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
+                         alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rule 6: the network's ZILN (purchase probability ``p``, log-scale location ``mu``; [N]
     arrays, the spread sigma unchanged) at the spend level: ``(p', mu')`` with
 
-        p'  = 1 - (1 - p)^r,  r = level.purchase_rate_factor
+        a   = min(max(alive, p), 1)            the share of the customer still active
+        p'  = a * (1 - (1 - p / a)^r),  r = level.purchase_rate_factor
         mu' = mu + log(spend_factor) + log(p) - log(p')
 
     so ``p' * exp(mu' + sigma^2 / 2) = spend_factor * network_clv``: the expected value is
-    ``predicted_clv``, and the quantiles are the leveled distribution's. Below
-    :data:`SERIES_BELOW` the logarithm and the exponential are short series (the compiled SQL
-    evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
+    ``predicted_clv``, and the quantiles are the leveled distribution's. The rate of a customer
+    who has stopped buying does not move with the level: ``alive`` is BG/NBD's probability that
+    the customer is still active (``btyd_probability_alive``; 1 when not given or not finite),
+    floored at ``p``. Below :data:`SERIES_BELOW` the logarithm and the exponential are short
+    series (the compiled SQL evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
     p = np.asarray(p, dtype=np.float64)
     mu = np.asarray(mu, dtype=np.float64)
     rate_factor = level.purchase_rate_factor
     if rate_factor == 1.0:
         leveled = p
     else:
-        # log(1 - p) and 1 - exp(-rate), each exact to float64 rounding at any size
-        log_keep = np.where(p > SERIES_BELOW, np.log(np.maximum(1.0 - p, TINY)),
-                            -(p + p * p / 2.0 + p * p * p / 3.0))
+        active = np.ones_like(p) if alive is None else np.asarray(alive, dtype=np.float64)
+        active = np.minimum(np.maximum(np.where(np.isfinite(active), active, 1.0), p), 1.0)
+        q = p / np.maximum(active, TINY)
+        # log(1 - q) and 1 - exp(-rate), each exact to float64 rounding at any size
+        log_keep = np.where(q > SERIES_BELOW, np.log(np.maximum(1.0 - q, TINY)),
+                            -(q + q * q / 2.0 + q * q * q / 3.0))
         rate = rate_factor * -log_keep
-        leveled = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),
-                           rate * (1.0 - rate / 2.0 + rate * rate / 6.0))
+        bought = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),
+                          rate * (1.0 - rate / 2.0 + rate * rate / 6.0))
+        leveled = active * bought
     shift = (math.log(max(level.spend_factor, TINY)) + np.log(np.maximum(p, TINY))
              - np.log(np.maximum(leveled, TINY)))
     return leveled, mu + shift

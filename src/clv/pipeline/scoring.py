@@ -59,6 +59,9 @@ RUNS_DIR = "runs"
 # The name the compiled scoring query reads the scoring examples by (clv.sql_scoring).
 EXAMPLES_TABLE = "clv_scoring_examples"
 
+# BG/NBD outputs the network scores carry to the spend level: its expected spend (the level's
+# total) and its probability that the customer is alive (rule 6 of clv.level).
+KEPT_BTYD = ("btyd_expected_spend", "btyd_probability_alive")
 SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
                  *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
                  "btyd_expected_spend", "model_version", "scored_at")
@@ -152,10 +155,10 @@ def with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
 def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
                     fit: hybrid.BTYDFit, horizon_days: int,
                     batch_rows: int) -> pa.RecordBatchReader:
-    """customer_id, purchase_probability, network_clv, the ZILN's mu and sigma, model_version
-    and btyd_expected_spend, in input order."""
+    """customer_id, purchase_probability, network_clv, the ZILN's mu and sigma, model_version,
+    btyd_expected_spend and btyd_probability_alive, in input order."""
     return score_batches(model, with_btyd(batches, fit, horizon_days), batch_size=batch_rows,
-                         quantiles=(), passthrough=("btyd_expected_spend",), distribution=True)
+                         quantiles=(), passthrough=KEPT_BTYD, distribution=True)
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class NetworkScores:
 
     @property
     def schema(self) -> pa.Schema:
-        return output_schema((), ("btyd_expected_spend",), distribution=True)
+        return output_schema((), KEPT_BTYD, distribution=True)
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from _network_scores(self.model, batches, self.fit, self.horizon_days,
@@ -196,9 +199,9 @@ class Leveled:
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         schema = _score_schema()
         network = batch.column("network_clv").to_numpy(zero_copy_only=False)
-        p, mu, sigma = (batch.column(name).to_numpy(zero_copy_only=False)
-                        for name in ("purchase_probability", "mu", "sigma"))
-        p, mu = level.leveled_distribution(p, mu, self.spend)
+        p, mu, sigma, alive = (batch.column(name).to_numpy(zero_copy_only=False) for name in
+                               ("purchase_probability", "mu", "sigma", "btyd_probability_alive"))
+        p, mu = level.leveled_distribution(p, mu, self.spend, alive)
         columns = {
             "customer_id": batch.column("customer_id"),
             "purchase_probability": pa.array(p),

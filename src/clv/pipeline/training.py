@@ -376,12 +376,13 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     season = level.revenue_seasonal_factor(
         revenue_periods(table, run), run.horizon_days, as_of, history, reference,
         level.growth_per_day(trailing_year_revenue(table, validation)))
-    production = calibrate(result, outputs.take(rows), season.factor)
+    # The season multiplies the total (the level below) and, through it, the purchase rate at
+    # scoring (clv.level rule 6): the graph's probability is the calibration window's.
+    production = calibrate(result, outputs.take(rows))
     where = "the validation cutoff" if rows is validation else "the same window a year back"
     dbt_log(f"calibration on {where}: {len(production.knots_x)} spend knots, "
             f"purchase logit x {production.probability_slope:.3f} "
-            f"{production.probability_intercept:+.3f}, sigma x {production.sigma_scale:.3f}, "
-            f"purchase rate x {production.purchase_rate_factor:.3f}")
+            f"{production.probability_intercept:+.3f}, sigma x {production.sigma_scale:.3f}")
     calibrated = calibration_rules.apply(production, *_calibration_inputs(
         outputs.take(rows))[:3])[1]
     scale = float(calibrated.sum() / max(outputs.spend[rows].sum(), 1e-12))

@@ -220,8 +220,8 @@ def _read_examples(query: _Query, spec: FeatureSpec, relation_sql: str,
 def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
              stable: dict[str, str]) -> None:
     """CTEs computing the network's outputs from float32 inputs (BTYD outputs included),
-    ending in ``network_outputs``: customer_id, btyd_expected_spend, purchase_probability,
-    network_clv, mu, sigma."""
+    ending in ``network_outputs``: customer_id, btyd_expected_spend, btyd_probability_alive,
+    purchase_probability, network_clv, mu, sigma."""
     inputs = _names(spec.features, "input")
     query.add_layers("network_inputs", [[
         (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql))
@@ -236,32 +236,37 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
         {name: f"network_{name}" for name in OUTPUT_NAMES}, prefix="net",
         dot_products=query.sql.dot_products)
     outputs = [graph.outputs[name][0] for name in OUTPUT_NAMES]
-    query.add_layers("network", graph.layers,
-                     carried=["customer_id", "btyd_expected_spend", *inputs.values()],
-                     keep=["customer_id", "btyd_expected_spend", *outputs])
-    query.add("network_outputs", ["customer_id", "btyd_expected_spend", *(
+    kept = ["customer_id", "btyd_expected_spend", "btyd_probability_alive"]
+    query.add_layers("network", graph.layers, carried=[*kept, *inputs.values()],
+                     keep=[*kept, *outputs])
+    query.add("network_outputs", [*kept, *(
         f"{column} as {name}" for column, name in zip(outputs, OUTPUT_NAMES, strict=True))])
 
 
 def _leveled_distribution(query: _Query, model_rate_factor: float) -> None:
     """CTEs adding ``leveled_probability`` and ``leveled_mu``
     (:func:`clv.level.leveled_distribution`, with the same series below ``SERIES_BELOW``)."""
-    p = "purchase_probability"
+    p, alive = "purchase_probability", "btyd_probability_alive"
     series, tiny = literal(SERIES_BELOW), literal(TINY)
     rate_factor = f"greatest(spend_factor, 0.0e0) / {literal(model_rate_factor)}"
-    log_keep = (f"case when {p} > {series} then ln(greatest(1.0e0 - {p}, {tiny})) "
-                f"else -({p} + {p} * {p} / 2.0e0 + {p} * {p} * {p} / 3.0e0) end")
-    leveled = (f"case when rate_factor = 1.0e0 then {p} "
-               f"when purchase_rate > {series} then "
-               f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)})) "
-               "else purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
-               "+ purchase_rate * purchase_rate / 6.0e0) end")
+    active = (f"least(greatest(case when {alive} is null or {query.sql.is_nan(alive)} or "
+              f"abs({alive}) > 1.0e300 then 1.0e0 else {alive} end, {p}), 1.0e0)")
+    log_keep = ("case when active_buying > " + series + " then ln(greatest(1.0e0 - "
+                f"active_buying, {tiny})) else -(active_buying + active_buying * active_buying "
+                "/ 2.0e0 + active_buying * active_buying * active_buying / 3.0e0) end")
+    bought = (f"case when purchase_rate > {series} then "
+              f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)})) "
+              "else purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
+              "+ purchase_rate * purchase_rate / 6.0e0) end")
     shift = (f"ln(greatest(spend_factor, {tiny})) + ln(greatest({p}, {tiny})) "
              f"- ln(greatest(leveled_probability, {tiny}))")
     query.add_layers("leveled", [
-        [("rate_factor", rate_factor), ("log_keep", log_keep)],
+        [("rate_factor", rate_factor), ("active_share", active)],
+        [("active_buying", f"{p} / greatest(active_share, {tiny})")],
+        [("log_keep", log_keep)],
         [("purchase_rate", "rate_factor * -log_keep")],
-        [("leveled_probability", leveled)],
+        [("leveled_probability",
+          f"case when rate_factor = 1.0e0 then {p} else active_share * ({bought}) end")],
         [("leveled_mu", f"mu + ({shift})")],
     ])
 
