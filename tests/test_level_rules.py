@@ -324,3 +324,27 @@ def test_customers_who_stopped_buying_do_not_follow_the_level():
         np.testing.assert_array_equal(
             level.leveled_distribution(p[:1], mu[:1], _spend(factor), alive[:1])[0],
             level.leveled_distribution(p[:1], mu[:1], _spend(factor))[0])
+
+
+@pytest.mark.parametrize("factor", [0.6, 2.3])
+def test_the_rate_scales_over_btyd_posterior_of_each_rate(factor):
+    # q' = 1 - (1 + f ((1 - q)^(-1/k) - 1))^(-k): the chance of a purchase when each rate of a
+    # gamma posterior with shape k is multiplied by f
+    p = np.array([1e-9, 2e-5, 0.05, 0.3, 0.7, 0.95])
+    frequency = np.array([0.0, 1.0, 0.0, 3.0, 12.0, np.nan])
+    shape = 0.7
+    leveled, _ = level.leveled_distribution(p, np.zeros(6), _spend(factor), None, frequency,
+                                            shape)
+    k = shape + np.nan_to_num(frequency)
+    expected = 1.0 - (1.0 + factor * ((1.0 - p) ** (-1.0 / k) - 1.0)) ** (-k)
+    np.testing.assert_allclose(leveled[2:], expected[2:], rtol=1e-12)
+    # the same with log1p and expm1, which keep the digits of tiny probabilities
+    exact = -np.expm1(-k * np.log1p(factor * np.expm1(-np.log1p(-p) / k)))
+    np.testing.assert_allclose(leveled, exact, rtol=1e-12)
+    # between no change and a rate known exactly: uncertainty damps the factor's effect
+    poisson, _ = level.leveled_distribution(p, np.zeros(6), _spend(factor))
+    assert np.all(np.abs(leveled - p) <= np.abs(poisson - p) + 1e-15)
+    # a customer seen buying often has a rate known nearly exactly
+    many, _ = level.leveled_distribution(p[3:4], np.zeros(1), _spend(factor), None,
+                                         np.array([1e7]), shape)
+    np.testing.assert_allclose(many, poisson[3:4], rtol=1e-6)

@@ -535,8 +535,13 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
     rate = factor / model_rate_factor(model.metadata)
     alive = inputs.column("btyd_probability_alive").to_numpy()
     active = np.clip(np.nan_to_num(alive, nan=1.0), p, 1.0)
-    with np.errstate(divide="ignore"):  # log1p(-1) = -inf where p is the whole active share
-        leveled = -active * np.expm1(rate * np.log1p(-p / active))
+    # every rate of BG/NBD's gamma posterior (shape r + repeat purchases) times the factor
+    shape = run.btyd_fit.bgnbd.r + np.clip(np.nan_to_num(
+        inputs.column("frequency").to_numpy(zero_copy_only=False).astype(float)), 0.0, 1e100)
+    with np.errstate(divide="ignore", over="ignore"):  # where p is the whole active share
+        gap = -np.log1p(-p / active)
+        leveled = -active * np.expm1(-shape * np.log1p(rate * np.expm1(
+            np.minimum(gap / shape, 600.0))))
     mu = mu + np.log(factor * p / leveled)
     expected = {"purchase_probability": leveled, "network_clv": network,
                 "predicted_clv": network * factor, "btyd_expected_spend": btyd}

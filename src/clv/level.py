@@ -54,13 +54,14 @@ total)``. The rules behind the two coefficients, each of them tested in
    the level is carried from, and a level that says the next window holds less (or more) spend
    than the network expects says that fewer (or more) customers buy in it. The purchase rate
    is scaled by the spend factor, the season of rule 5 included, for the customers still
-   active: ``p' = a * (1 - (1 - p / a)^r)`` with ``a`` BG/NBD's probability that the customer
-   is alive (a customer who has stopped buying does not buy more in a busy season); the ZILN's
-   location moves so that the expected value is ``predicted_clv``, and the quantiles are those
-   of that distribution. (Models saved before this rule hold a season inside their
-   probability, :mod:`clv.calibration` rule 3; it is not applied twice.) Without it, a level
-   well below 1 (a quiet season after the calibration window) leaves the probabilities too
-   high for the spend they come with.
+   active (``a``, BG/NBD's probability that the customer is alive: a customer who has stopped
+   buying does not buy more in a busy season), over BG/NBD's gamma posterior of each active
+   customer's rate (shape ``k = r + x``): ``p' = a * (1 - (1 + f * ((1 - p / a)^(-1/k) -
+   1))^(-k))``. The ZILN's location moves so that the expected value is ``predicted_clv``, and
+   the quantiles are those of that distribution. (Models saved before this rule hold a season
+   inside their probability, :mod:`clv.calibration` rule 3; it is not applied twice.) Without
+   it, a level well below 1 (a quiet season after the calibration window) leaves the
+   probabilities too high for the spend they come with.
 
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
@@ -104,6 +105,7 @@ _MICRO = 1_000_000
 SERIES_BELOW = 1e-4
 TINY = 1e-300
 EXP_LIMIT = 700.0
+GROWTH_LIMIT = 600.0  # exp(600) times any spend factor stays finite
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,36 +578,63 @@ def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:
 
 
 def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
-                         alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         alive: np.ndarray | None = None, frequency: np.ndarray | None = None,
+                         shape: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rule 6: the network's ZILN (purchase probability ``p``, log-scale location ``mu``; [N]
     arrays, the spread sigma unchanged) at the spend level: ``(p', mu')`` with
 
-        a   = min(max(alive, p), 1)            the share of the customer still active
-        p'  = a * (1 - (1 - p / a)^r),  r = level.purchase_rate_factor
+        a   = min(max(alive, p), 1)       the share of the customer still active
+        q   = p / a                       the probability that an active customer buys
+        k   = shape + frequency           BG/NBD's gamma posterior of the customer's rate
+        q'  = 1 - (1 + r * ((1 - q)^(-1/k) - 1))^(-k),  r = level.purchase_rate_factor
+        p'  = a * q'
         mu' = mu + log(spend_factor) + log(p) - log(p')
 
     so ``p' * exp(mu' + sigma^2 / 2) = spend_factor * network_clv``: the expected value is
-    ``predicted_clv``, and the quantiles are the leveled distribution's. The rate of a customer
-    who has stopped buying does not move with the level: ``alive`` is BG/NBD's probability that
-    the customer is still active (``btyd_probability_alive``; 1 when not given or not finite),
-    floored at ``p``. Below :data:`SERIES_BELOW` the logarithm and the exponential are short
-    series (the compiled SQL evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
+    ``predicted_clv``, and the quantiles are the leveled distribution's. ``q'`` is the chance of
+    a purchase when every rate the gamma posterior allows is multiplied by ``r`` (a purchase
+    rate known exactly, ``k`` without bound, gives ``1 - (1 - q)^r``, the form used when
+    ``shape`` is None). ``alive`` is BG/NBD's probability that the customer is still active
+    (``btyd_probability_alive``; 1 when not given or not finite), ``frequency`` the repeat
+    purchases of the BTYD summary and ``shape`` the fit's ``r``. Below :data:`SERIES_BELOW`
+    logarithms and exponentials are short series, and exponents are bounded (the compiled SQL
+    evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
     p = np.asarray(p, dtype=np.float64)
     mu = np.asarray(mu, dtype=np.float64)
     rate_factor = level.purchase_rate_factor
     if rate_factor == 1.0:
         leveled = p
     else:
-        active = np.ones_like(p) if alive is None else np.asarray(alive, dtype=np.float64)
-        active = np.minimum(np.maximum(np.where(np.isfinite(active), active, 1.0), p), 1.0)
-        q = p / np.maximum(active, TINY)
-        # log(1 - q) and 1 - exp(-rate), each exact to float64 rounding at any size
-        log_keep = np.where(q > SERIES_BELOW, np.log(np.maximum(1.0 - q, TINY)),
-                            -(q + q * q / 2.0 + q * q * q / 3.0))
-        rate = rate_factor * -log_keep
-        bought = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),
-                          rate * (1.0 - rate / 2.0 + rate * rate / 6.0))
-        leveled = active * bought
+        # np.where computes both branches: the one not taken may overflow, harmlessly
+        with np.errstate(over="ignore", invalid="ignore"):
+            leveled = _leveled_probability(p, alive, frequency, shape, rate_factor)
     shift = (math.log(max(level.spend_factor, TINY)) + np.log(np.maximum(p, TINY))
              - np.log(np.maximum(leveled, TINY)))
     return leveled, mu + shift
+
+
+def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
+                         frequency: np.ndarray | None, shape: float | None,
+                         rate_factor: float) -> np.ndarray:
+    """``p'`` of :func:`leveled_distribution` for a purchase-rate factor other than 1."""
+    active = np.ones_like(p) if alive is None else np.asarray(alive, dtype=np.float64)
+    active = np.minimum(np.maximum(np.where(np.isfinite(active), active, 1.0), p), 1.0)
+    q = p / np.maximum(active, TINY)
+    # -log(1 - q), exact to float64 rounding at any size
+    gap = -np.where(q > SERIES_BELOW, np.log(np.maximum(1.0 - q, TINY)),
+                    -(q + q * q / 2.0 + q * q * q / 3.0))
+    if shape is None:
+        rate = rate_factor * gap
+    else:
+        repeat = np.zeros_like(p) if frequency is None else np.clip(
+            np.nan_to_num(np.asarray(frequency, dtype=np.float64), nan=0.0), 0.0, 1e100)
+        k = shape + repeat
+        e = gap / k
+        grown = np.where(e > SERIES_BELOW, np.exp(np.minimum(e, GROWTH_LIMIT)) - 1.0,
+                         e * (1.0 + e / 2.0 + e * e / 6.0))
+        g = rate_factor * grown
+        rate = k * np.where(g > SERIES_BELOW, np.log(1.0 + g),
+                            g * (1.0 - g / 2.0 + g * g / 3.0))
+    bought = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),
+                      rate * (1.0 - rate / 2.0 + rate * rate / 6.0))
+    return active * bought

@@ -59,9 +59,10 @@ RUNS_DIR = "runs"
 # The name the compiled scoring query reads the scoring examples by (clv.sql_scoring).
 EXAMPLES_TABLE = "clv_scoring_examples"
 
-# BG/NBD outputs the network scores carry to the spend level: its expected spend (the level's
-# total) and its probability that the customer is alive (rule 6 of clv.level).
-KEPT_BTYD = ("btyd_expected_spend", "btyd_probability_alive")
+# BG/NBD columns the network scores carry to the spend level: its expected spend (the level's
+# total), its probability that the customer is alive and the repeat purchases its posterior
+# rate rests on (rule 6 of clv.level).
+KEPT_BTYD = ("btyd_expected_spend", "btyd_probability_alive", "frequency")
 SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
                  *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
                  "btyd_expected_spend", "model_version", "scored_at")
@@ -195,13 +196,15 @@ class Leveled:
 
     spend: level.SpendLevel
     scored_at: datetime
+    rate_shape: float | None  # BG/NBD's r at the as-of date (clv.level rule 6)
 
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         schema = _score_schema()
         network = batch.column("network_clv").to_numpy(zero_copy_only=False)
-        p, mu, sigma, alive = (batch.column(name).to_numpy(zero_copy_only=False) for name in
-                               ("purchase_probability", "mu", "sigma", "btyd_probability_alive"))
-        p, mu = level.leveled_distribution(p, mu, self.spend, alive)
+        p, mu, sigma, alive, repeat = (
+            batch.column(name).to_numpy(zero_copy_only=False) for name in
+            ("purchase_probability", "mu", "sigma", "btyd_probability_alive", "frequency"))
+        p, mu = level.leveled_distribution(p, mu, self.spend, alive, repeat, self.rate_shape)
         columns = {
             "customer_id": batch.column("customer_id"),
             "purchase_probability": pa.array(p),
@@ -280,7 +283,8 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
             f"{spend.network_level_weight:.4f}); scoring run saved as {path}")
 
     # Pass 2: the kept scores at the spend level (the kept data is freed once read).
-    return warehouse.map_batches(kept, Leveled(spend, scored_at), _score_schema(), batch_rows)
+    return warehouse.map_batches(kept, Leveled(spend, scored_at, fit.bgnbd.r), _score_schema(),
+                                 batch_rows)
 
 
 def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: LoadedModel,
@@ -348,6 +352,6 @@ def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None
                          record.model_version)
     network = _network_scores(model, iter_batches(examples), record.btyd_fit,
                               record.horizon_days, batch_rows)
-    leveled = Leveled(record.level, _now())
+    leveled = Leveled(record.level, _now(), record.btyd_fit.bgnbd.r)
     return pa.Table.from_batches([leveled.batch(batch) for batch in network],
                                  schema=_score_schema())

@@ -40,7 +40,7 @@ from clv.artifacts import atomic_write_bytes, load_artifact, sha256_bytes
 from clv.config import ID_COLUMN, OUTPUT_NAMES
 from clv.data import FeatureSpec
 from clv.hybrid import BTYD_FEATURES, BTYD_INPUTS, BTYDFit
-from clv.level import EXP_LIMIT, SERIES_BELOW, TINY, level_coefficients
+from clv.level import EXP_LIMIT, GROWTH_LIMIT, SERIES_BELOW, TINY, level_coefficients
 from clv.level import model_rate_factor as saved_rate_factor
 from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, run_path
 from clv.score import DEFAULT_QUANTILES, quantile_column
@@ -221,7 +221,7 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
              stable: dict[str, str]) -> None:
     """CTEs computing the network's outputs from float32 inputs (BTYD outputs included),
     ending in ``network_outputs``: customer_id, btyd_expected_spend, btyd_probability_alive,
-    purchase_probability, network_clv, mu, sigma."""
+    btyd_frequency, purchase_probability, network_clv, mu, sigma."""
     inputs = _names(spec.features, "input")
     query.add_layers("network_inputs", [[
         (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql))
@@ -236,35 +236,49 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
         {name: f"network_{name}" for name in OUTPUT_NAMES}, prefix="net",
         dot_products=query.sql.dot_products)
     outputs = [graph.outputs[name][0] for name in OUTPUT_NAMES]
-    kept = ["customer_id", "btyd_expected_spend", "btyd_probability_alive"]
+    kept = ["customer_id", "btyd_expected_spend", "btyd_probability_alive", "btyd_frequency"]
     query.add_layers("network", graph.layers, carried=[*kept, *inputs.values()],
                      keep=[*kept, *outputs])
     query.add("network_outputs", [*kept, *(
         f"{column} as {name}" for column, name in zip(outputs, OUTPUT_NAMES, strict=True))])
 
 
-def _leveled_distribution(query: _Query, model_rate_factor: float) -> None:
+def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float) -> None:
     """CTEs adding ``leveled_probability`` and ``leveled_mu``
-    (:func:`clv.level.leveled_distribution`, with the same series below ``SERIES_BELOW``)."""
+    (:func:`clv.level.leveled_distribution` with BG/NBD's ``shape`` r, the same series below
+    ``SERIES_BELOW`` and the same bounds)."""
     p, alive = "purchase_probability", "btyd_probability_alive"
     series, tiny = literal(SERIES_BELOW), literal(TINY)
+
+    def below_series(x: str, above: str, series_sql: str) -> str:
+        return f"case when {x} > {series} then {above} else {series_sql} end"
+
     rate_factor = f"greatest(spend_factor, 0.0e0) / {literal(model_rate_factor)}"
     active = (f"least(greatest(case when {alive} is null or {query.sql.is_nan(alive)} or "
               f"abs({alive}) > 1.0e300 then 1.0e0 else {alive} end, {p}), 1.0e0)")
-    log_keep = ("case when active_buying > " + series + " then ln(greatest(1.0e0 - "
-                f"active_buying, {tiny})) else -(active_buying + active_buying * active_buying "
-                "/ 2.0e0 + active_buying * active_buying * active_buying / 3.0e0) end")
-    bought = (f"case when purchase_rate > {series} then "
-              f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)})) "
-              "else purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
-              "+ purchase_rate * purchase_rate / 6.0e0) end")
+    q = "active_buying"
+    gap = below_series(q, f"-ln(greatest(1.0e0 - {q}, {tiny}))",
+                       f"{q} + {q} * {q} / 2.0e0 + {q} * {q} * {q} / 3.0e0")
+    grown = below_series("gap_share", f"exp(least(gap_share, {literal(GROWTH_LIMIT)})) - 1.0e0",
+                         "gap_share * (1.0e0 + gap_share / 2.0e0 "
+                         "+ gap_share * gap_share / 6.0e0)")
+    log_growth = below_series("scaled_growth", "ln(1.0e0 + scaled_growth)",
+                              "scaled_growth * (1.0e0 - scaled_growth / 2.0e0 "
+                              "+ scaled_growth * scaled_growth / 3.0e0)")
+    bought = below_series("purchase_rate",
+                          f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)}))",
+                          "purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
+                          "+ purchase_rate * purchase_rate / 6.0e0)")
     shift = (f"ln(greatest(spend_factor, {tiny})) + ln(greatest({p}, {tiny})) "
              f"- ln(greatest(leveled_probability, {tiny}))")
     query.add_layers("leveled", [
-        [("rate_factor", rate_factor), ("active_share", active)],
+        [("rate_factor", rate_factor), ("active_share", active),
+         ("rate_shape", f"{literal(shape)} + btyd_frequency")],
         [("active_buying", f"{p} / greatest(active_share, {tiny})")],
-        [("log_keep", log_keep)],
-        [("purchase_rate", "rate_factor * -log_keep")],
+        [("purchase_gap", gap)],
+        [("gap_share", "purchase_gap / rate_shape")],
+        [("scaled_growth", f"rate_factor * ({grown})")],
+        [("purchase_rate", f"rate_shape * ({log_growth})")],
         [("leveled_probability",
           f"case when rate_factor = 1.0e0 then {p} else active_share * ({bought}) end")],
         [("leveled_mu", f"mu + ({shift})")],
@@ -330,7 +344,7 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
     _network(query, model, spec, stable)
     query.add("network_scores", ["*"], materialized=query.sql.materialized)
     _spend_level(query, btyd_level_correction, network_level_weight)
-    _leveled_distribution(query, model_rate_factor)
+    _leveled_distribution(query, model_rate_factor, btyd_fit.bgnbd.r)
     _quantiles(query, "leveled_probability", "leveled_mu")
     values = {
         "customer_id": "customer_id",
