@@ -156,8 +156,8 @@ def with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
 def _network_scores(model: LoadedModel, batches: Iterable[pa.RecordBatch],
                     fit: hybrid.BTYDFit, horizon_days: int,
                     batch_rows: int) -> pa.RecordBatchReader:
-    """customer_id, purchase_probability, network_clv, the ZILN's mu and sigma, model_version,
-    btyd_expected_spend and btyd_probability_alive, in input order."""
+    """customer_id, purchase_probability, network_clv, the ZILN's mu and sigma, model_version
+    and the :data:`KEPT_BTYD` columns, in input order."""
     return score_batches(model, with_btyd(batches, fit, horizon_days), batch_size=batch_rows,
                          quantiles=(), passthrough=KEPT_BTYD, distribution=True)
 
