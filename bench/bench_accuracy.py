@@ -186,6 +186,7 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
                 actual, frame.predicted_clv_p90.to_numpy(float))
             row["p10_shortfall"] = metrics.quantile_shortfall(
                 actual, frame.predicted_clv_p10.to_numpy(float))
+            row["p10_positive"] = int(np.sum(frame.predicted_clv_p10.to_numpy(float) > 0))
             row["purchase_probability_ece"] = metrics.expected_calibration_error(
                 actual, frame.purchase_probability.to_numpy(float))
             # Honest quantiles with these probabilities: a customer whose p90 is 0 (p < 0.1)
@@ -244,7 +245,8 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
           f"{_range([r['p90_exceedance'] for r in network], '{:.1%}')} (honest quantiles with "
           f"these purchase probabilities: at most "
           f"{_range([r['p90_exceedance_ceiling'] for r in network], '{:.1%}')}), below p10 (of "
-          f"those with p10 > 0) {_range([r['p10_shortfall'] for r in network], '{:.1%}')}, "
+          f"the {_range([r['p10_positive'] for r in network], '{:,.0f}')} with p10 > 0) "
+          f"{_range([r['p10_shortfall'] for r in network], '{:.1%}')}, "
           f"purchase probability calibration error "
           f"{_range([r['purchase_probability_ece'] for r in network], '{:.3f}')}")
     errors = np.median([r["decile_errors"] for r in network], axis=0)
