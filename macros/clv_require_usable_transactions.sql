@@ -14,7 +14,7 @@
     {% set settings = clv_settings() %}
     {% set as_of = "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date
                     else clv_current_date(settings.time_zone) %}
-    {% set reasons = ['missing_customer_id', 'invalid_timestamp', 'invalid_amount'] %}
+    {% set reasons = ['missing_customer_id', 'invalid_timestamp', 'invalid_amount', 'duplicate_transaction'] %}
     {% set counts_sql %}
         select
             count(*) as source_rows,
@@ -38,6 +38,7 @@
         'missing_customer_id': ('customer_id', 'clv_missing_customer_ids'),
         'invalid_timestamp': ('transacted_at', 'clv_timestamp_format'),
         'invalid_amount': ('amount', none),
+        'duplicate_transaction': (none, none),
         'after_as_of_date': (none, 'clv_as_of_date (' ~ settings.as_of_date ~ ' is before every usable row)'
                                    if settings.as_of_date else 'clv_as_of_date (every usable row is after today)'),
     } %}

@@ -11,8 +11,9 @@
     {% set spacing = [7, ((horizon_days / 4) | round | int)] | max
                      if (spacing | string | trim) == '' else spacing %}
     {% set extra_features = clv_validate_names('clv_extra_features', var('clv_extra_features', [])) %}
+    {% set time_zone = clv_validate_time_zone('clv_time_zone', var('clv_time_zone', 'UTC')) %}
     {% set settings = {
-        'as_of_date': clv_validate_date('clv_as_of_date', var('clv_as_of_date', '')),
+        'as_of_date': clv_validate_as_of_date('clv_as_of_date', var('clv_as_of_date', ''), time_zone),
         'horizon_days': horizon_days,
         'training_cutoffs': clv_validate_int('clv_training_cutoffs', var('clv_training_cutoffs', 8), 1, 52),
         'cutoff_spacing_days': clv_validate_int('clv_cutoff_spacing_days', spacing, 1, 3650),
@@ -29,8 +30,10 @@
         ),
         'explanations': clv_validate_bool('clv_explanations', var('clv_explanations', true)),
         'scoring_engine': clv_scoring_engine(),
-        'timestamp_format': clv_validate_text('clv_timestamp_format', var('clv_timestamp_format', '')),
-        'time_zone': clv_validate_time_zone('clv_time_zone', var('clv_time_zone', 'UTC')),
+        'timestamp_format': clv_validate_timestamp_format(
+            'clv_timestamp_format', var('clv_timestamp_format', '')
+        ),
+        'time_zone': time_zone,
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
         ),
@@ -143,6 +146,18 @@
 {% endmacro %}
 
 
+{#- A date (clv_validate_date) that has happened: not after today in `time_zone`. -#}
+{% macro clv_validate_as_of_date(var_name, value, time_zone) %}
+    {% set text = clv_validate_date(var_name, value) %}
+    {% set today = modules.datetime.datetime.now(modules.pytz.timezone(time_zone)).date().isoformat() %}
+    {% if text and text > today %}
+        {{ clv_fail(var_name, text ~ " is after today (" ~ today ~ " in " ~ time_zone ~ "): the as-of date must"
+                              ~ " have happened; leave it out to score as of the last valid transaction date") }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
 {% macro clv_validate_choice(var_name, value, choices) %}
     {% set text = value | string | trim %}
     {% if text not in choices %}
@@ -157,6 +172,39 @@
     {% if "'" in text or ';' in text or '--' in text or '/*' in text %}
         {{ clv_fail(var_name, "must not contain quotes, ';' or SQL comments") }}
     {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{#-
+    A strptime format for the transaction timestamps (empty: ISO text). Each engine checks the
+    directives it can read: DuckDB's try_strptime takes the list below; PostgreSQL and Spark
+    translate a smaller list (clv_timestamp_format_patterns), which stops on any other.
+-#}
+{% macro clv_validate_timestamp_format(var_name, value) %}
+    {% set text = clv_validate_text(var_name, value) %}
+    {{ return(adapter.dispatch('clv_validate_timestamp_format', 'clv')(var_name, text)) }}
+{% endmacro %}
+
+{% macro default__clv_validate_timestamp_format(var_name, text) %}
+    {% if text %}
+        {% do clv_timestamp_format_patterns(text) %}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+{% macro duckdb__clv_validate_timestamp_format(var_name, text) %}
+    {% set plain = 'aAbBcdfgGhHIjmMnpSTuUVwWxXyYzZ%' %}
+    {% set dashed = 'dHIjmMSy' %}
+    {% for directive in modules.re.findall('%(-?.?)', text) %}
+        {% set letter = directive[-1:] %}
+        {% if directive == '' or (directive | length == 2 and (letter not in dashed or letter == ''))
+              or (directive | length == 1 and letter not in plain) %}
+            {{ clv_fail(var_name, "the directive %" ~ directive ~ " is not one DuckDB's strptime reads; supported: "
+                                  ~ '%' ~ (plain | list | join(' %')) ~ " and %-" ~ (dashed | list | join(' %-'))
+                                  ~ " (for example '%d/%m/%Y %H:%M')") }}
+        {% endif %}
+    {% endfor %}
     {{ return(text) }}
 {% endmacro %}
 

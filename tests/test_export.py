@@ -1,5 +1,6 @@
 """ONNX export: parity with PyTorch, metadata, checksums, atomic writes and artifact lookup."""
 
+import copy
 import hashlib
 import json
 import os
@@ -15,9 +16,17 @@ import torch
 
 import clv.export as export_module
 from clv.artifacts import atomic_write_bytes, find_artifact, latest_artifact, list_artifacts
+from clv.calibration import CalibratedNetwork
 from clv.config import ExportSettings, TrainSettings
 from clv.data import SYNTHETIC_STATIC_FEATURES, synthetic_examples
-from clv.export import ExportParityError, export_model, export_onnx_bytes, update_metadata
+from clv.export import (
+    ExportParityError,
+    check_parity,
+    export_model,
+    export_onnx_bytes,
+    update_metadata,
+)
+from clv.network import ClvNetwork
 from clv.train import train
 
 CHANNELS = ("orders", "revenue", "active_days")  # the network order clv_run_settings declares
@@ -208,3 +217,34 @@ def test_parity_failure_raises_and_writes_nothing(result, tmp_path):
     with pytest.raises(ExportParityError, match="no exporter produced a model matching"):
         export_model(result, tmp_path, {}, strict, log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shift", [-30.0, -18.0, -12.0, 12.0])
+def test_parity_where_a_purchase_is_almost_certain_or_almost_impossible(result, shift):
+    """Customers whose purchase logit is far from 0 (long-gone one-time buyers on real data):
+    onnxruntime's float32 Sigmoid returns 0 below a logit of about -18 and is 0.5 % off at -12,
+    so the graph takes the probability and the spend in log space, and the export's parity
+    check holds there."""
+    base = copy.deepcopy(result.model)
+    for network in base.modules():
+        if isinstance(network, ClvNetwork):
+            with torch.no_grad():
+                network.head[-1].bias[0] += shift
+    calibrated = CalibratedNetwork(base, np.array([0.0, 1.0]), np.array([0.2, 1.0]),
+                                   probability_slope=1.1, probability_intercept=-0.3)
+    spec = result.spec
+    static, sequence = random_rows(256, len(spec.static), spec.n_periods, len(spec.channels), 3)
+    with torch.no_grad():
+        logit = base.logits(torch.from_numpy(static), torch.from_numpy(sequence))[:, 0]
+    assert (logit.max() < -10.0) if shift < 0 else (logit.min() > 5.0)
+    settings = ExportSettings()
+    parity = check_parity(calibrated, export_onnx_bytes(calibrated, "torchscript", 18), static,
+                          sequence, settings.parity_rtol, settings.parity_atol)
+    assert parity["max_rel_diff"] < settings.parity_rtol
+    with torch.no_grad():
+        probability, spend, mu, sigma = calibrated(torch.from_numpy(static),
+                                                   torch.from_numpy(sequence))
+    assert torch.all(probability > 0) and torch.all(spend > 0)
+    # one distribution: p * exp(mu + sigma^2 / 2) is the spend
+    np.testing.assert_allclose((probability * torch.exp(mu + 0.5 * sigma ** 2)).numpy(),
+                               spend.numpy(), rtol=1e-4)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from scipy.special import expit, ndtri
 from torch import Tensor, nn
 
-from clv.loss import ziln_mean, ziln_parameters
+from clv.loss import log_sigmoid, ziln_log_mean, ziln_parameters
 from clv.network import ClvNetwork, EnsembleNetwork
 
 _STRICT = 1e-3  # each calibrated decile mean exceeds the one below by at least this factor
@@ -248,8 +248,8 @@ class CalibratedNetwork(nn.Module):
     """A trained :class:`ClvNetwork` (or ensemble) whose outputs pass through the three maps.
 
     With ``l0`` the purchase logit and ``spend`` the ZILN mean of the base network:
-        p'     = sigmoid(slope * l0 + intercept), then 1 - (1 - p')^rate_factor when the
-                 purchase rate factor is not 1
+        p'     = sigmoid(slope * l0 + intercept) (as the exp of its log, see clv.loss), then
+                 1 - (1 - p')^rate_factor when the purchase rate factor is not 1
         spend' = exp(h(log spend)),  h linear between the knots (x_k, y_k), slope 1 outside:
                  h(x) = y_0 + (x - x_0) + sum_k (slope_k - slope_{k-1}) * relu(x - x_k)
         sigma' = sigma_scale * sigma
@@ -297,14 +297,13 @@ class CalibratedNetwork(nn.Module):
     def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
         logits = self.base.logits(static, sequence)
-        p, mu, sigma = ziln_parameters(logits)
-        log_spend = torch.log(ziln_mean(p, mu, sigma).clamp_min(1e-12))
-        calibrated = self.log_spend_map(log_spend)
+        _, _, sigma = ziln_parameters(logits)
+        # In log space throughout: no sigmoid in the graph (clv.loss), no floor on the spend.
+        calibrated = self.log_spend_map(ziln_log_mean(logits))
         purchase_logit = logits[:, 0] * self.probability_slope + self.probability_intercept
         if self.purchase_rate_factor == 1.0:
-            probability = torch.sigmoid(purchase_logit)
-            # log sigmoid(z) = z - softplus(z): finite for any logit (and no Neg in the graph)
-            log_probability = purchase_logit - F.softplus(purchase_logit)
+            log_probability = log_sigmoid(purchase_logit)
+            probability = torch.exp(log_probability)
         else:
             # 1 - (1 - p)^factor = 1 - exp(-rate), rate = factor * softplus(z); below 1e-3 the
             # series rate - rate^2 / 2 keeps float32 digits that 1 - exp(-rate) would lose.

@@ -8,6 +8,11 @@ horizon, and ``l1``, ``l2`` for the lognormal spend given a purchase:
 ``SIGMA_FLOOR`` is 1e-3: far below any realistic spread of log-spend (a sigma of 1e-3 means
 +-0.1 % around the median), yet it keeps ``1 / sigma`` and ``log sigma`` finite so a collapsed
 scale cannot produce an infinite likelihood.
+
+The probability is computed as ``exp(l0 - softplus(l0))`` (the log of the sigmoid, finite for any
+logit), not with a sigmoid: onnxruntime's float32 ``Sigmoid`` loses all precision below a
+logit of about -16 (and 0.5 % at -12), where ``Softplus`` and ``Exp`` keep it, so the exported
+graph agrees with PyTorch for customers who almost surely do not buy.
 """
 
 from __future__ import annotations
@@ -27,6 +32,19 @@ def _check_logits(logits: Tensor) -> None:
     assert logits.ndim == 2 and logits.shape[1] == 3, f"logits must be [B, 3], got {logits.shape}"
 
 
+def log_sigmoid(logit: Tensor) -> Tensor:
+    """log sigmoid(z) = z - softplus(z), elementwise: finite for every logit, and made of
+    operations onnxruntime computes to float32 precision (no Neg, no Sigmoid)."""
+    return logit - F.softplus(logit)
+
+
+def ziln_log_mean(logits: Tensor) -> Tensor:
+    """log of the expected value, log p + mu + sigma^2 / 2, for logits [B, 3]; returns [B].
+    Finite where the expected value under- or overflows float32."""
+    _, mu, sigma = ziln_parameters(logits)
+    return log_sigmoid(logits[:, 0]) + mu + 0.5 * sigma * sigma
+
+
 def ziln_parameters(logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Split ZILN logits into distribution parameters.
 
@@ -37,7 +55,7 @@ def ziln_parameters(logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         floored at ``SIGMA_FLOOR``.
     """
     _check_logits(logits)
-    p = torch.sigmoid(logits[:, 0])
+    p = torch.exp(log_sigmoid(logits[:, 0]))
     mu = logits[:, 1]
     sigma = F.softplus(logits[:, 2]).clamp_min(SIGMA_FLOOR)
     return p, mu, sigma
