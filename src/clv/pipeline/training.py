@@ -92,7 +92,10 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
 
     Training cutoffs at which no customer has bought twice yet are dropped (with a log line):
     BG/NBD + Gamma-Gamma, whose outputs are network inputs, cannot be fitted there. That only
-    happens to the earliest cutoffs, close to the first transaction.
+    happens to the earliest cutoffs, close to the first transaction. The latest training
+    cutoff must see at least one activity period of history: a network trained on customers
+    of a few days only extrapolates to the ones it scores (predictions many times their
+    spend on real data).
     """
     if table.num_rows == 0:
         raise ValueError(
@@ -123,6 +126,17 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
         dbt_log(f"training cutoffs {', '.join(dropped)} dropped: no customer had bought on two "
                 "different days by then, so BG/NBD + Gamma-Gamma cannot be fitted there")
         table = table.filter(pc.is_in(table.column(CUTOFF_COLUMN), value_set=fittable_cutoffs))
+    latest = max(fittable)
+    at_latest = table.filter(pc.equal(pc.cast(table.column(CUTOFF_COLUMN), pa.string()), latest))
+    history_days = pc.max(at_latest.column("t_days")).as_py() or 0
+    if history_days < run.period_days:
+        raise ValueError(
+            f"the latest training cutoff, {latest}, has {history_days} days of history before "
+            f"it, less than one activity period (clv_period_days, {run.period_days}): a network "
+            "that learns from customers that young cannot learn repeat buying for the older "
+            "customers it scores. Lower clv_horizon_days (the latest training cutoff lies "
+            "clv_horizon_days before clv_as_of_date), set a later clv_as_of_date or load a "
+            "longer history")
     return table
 
 

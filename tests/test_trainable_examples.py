@@ -1,0 +1,40 @@
+"""The training step's checks on the examples it is given: each says which var to change."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from clv.config import TrainSettings
+from clv.pipeline.settings import RunSettings
+from clv.pipeline.training import trainable_examples
+
+RUN = RunSettings(model_dir=Path("unused"), retrain="auto", horizon_days=365, period_days=30,
+                  sequence_periods=12, seed=42, static_features=("frequency",),
+                  channels=("orders",))
+
+
+def examples(history_days: dict[date, int], customers: int = 200) -> pa.Table:
+    """``customers`` per cutoff, the oldest ``history_days[cutoff]`` days old, every other one a
+    repeat buyer."""
+    rows = [(f"C{i}", cutoff, i % 2, 10.0 * (i % 2), history * i // (customers - 1))
+            for cutoff, history in history_days.items() for i in range(customers)]
+    names = ("customer_id", "cutoff_date", "frequency", "monetary_value", "t_days")
+    return pa.table({name: [row[k] for row in rows] for k, name in enumerate(names)})
+
+
+def test_a_latest_cutoff_with_a_period_of_history_trains():
+    table = examples({date(2011, 1, 1): 30, date(2010, 12, 1): 0})
+    assert trainable_examples(table, RUN, TrainSettings()).num_rows == table.num_rows
+
+
+def test_a_latest_cutoff_younger_than_one_period_stops_naming_the_horizon():
+    """One year of history and a horizon of a year leave a training cutoff eight days after
+    the first order: a network trained there scored real customers at many times their spend."""
+    table = examples({date(2010, 12, 9): 8})
+    with pytest.raises(ValueError, match=r"2010-12-09, has 8 days of history.*clv_period_days, "
+                                         r"30.*Lower clv_horizon_days"):
+        trainable_examples(table, RUN, TrainSettings())
