@@ -20,6 +20,8 @@
         the source lacks (clv_column_map, which checks the names against the source);
       data_types: the type of the customer_id, transaction_id and transacted_at columns or
         expressions, as the engine names it, for clv_id_text and clv_parse_timestamp;
+      amount, amount_text: the amount as SQL (clv_numeric_operands) and its raw text, the
+        example value of an invalid_amount row;
       has_rows: false when the source has no rows and only text columns, as a header-only
         CSV reads. Expressions such as `Quantity * UnitPrice` cannot bind to text columns, so
         staging then renders an empty relation: clv_data_quality still builds, and
@@ -30,9 +32,12 @@
     {% set relation = clv_source('clv_transactions', 'clv_sample_transactions') %}
     {% set schema = clv_source_schema(relation) %}
     {% set columns = clv_column_map(schema) %}
+    {% set amount = clv_numeric_operands(columns.amount, schema) %}
     {{ return({
         'relation': relation,
         'columns': columns,
+        'amount': amount.expression,
+        'amount_text': amount.text,
         'data_types': clv_expression_types(relation, schema, columns,
                                            ['customer_id', 'transaction_id', 'transacted_at']),
         'has_rows': not clv_is_empty_text_source(relation, schema),
@@ -122,4 +127,56 @@
         {% endif %}
     {% endfor %}
     {{ return(types) }}
+{% endmacro %}
+
+
+{#-
+    The amount expression with every text column of the source that is an operand of
+    arithmetic (next to *, /, + or -) read as a number first (clv_to_number), so that a cell
+    that is not a number makes its row an invalid_amount, counted in clv_data_quality, instead
+    of stopping the build: a CSV reader types a Quantity column with one 'n/a' as text, and
+    `Quantity * UnitPrice` would not bind. A column that is an argument of a function, as in
+    `replace(Amount, ',', '')`, is left as written, and so is an expression with a string
+    literal. Returns a dict:
+      expression: the amount as SQL;
+      text: the raw text of a row's amount: the column's, or for a rewritten expression each
+        text operand's, as `Quantity=n/a UnitPrice=2.5`.
+-#}
+{% macro clv_numeric_operands(expression, schema) %}
+    {% set re = modules.re %}
+    {% set text = dbt.type_string() %}
+    {% set plain = re.fullmatch('"?([A-Za-z_][A-Za-z0-9_$]*)"?', expression) %}
+    {% set types = {} %}
+    {% for column in schema %}
+        {% do types.update({column.name | lower: clv_data_type_kind(column.data_type)}) %}
+    {% endfor %}
+    {% set operands = [] %}
+    {% if not plain and "'" not in expression %}
+        {% for name in clv_expression_column_names(expression) %}
+            {% if types.get(name | lower) == 'text' and name not in operands %}
+                {% do operands.append(name) %}
+            {% endif %}
+        {% endfor %}
+    {% endif %}
+    {% set state = namespace(sql=expression, rewritten=[]) %}
+    {% for name in operands %}
+        {% set quoted = re.escape(name) %}
+        {% set edge = '(?<![A-Za-z0-9_$."])' ~ quoted ~ '(?![A-Za-z0-9_$."(])' %}
+        {% set number = (clv_to_number(name) | trim) | replace('\\', '\\\\') %}
+        {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number, state.sql) %}
+        {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number, before) %}
+        {% if after != state.sql %}
+            {% do state.rewritten.append(name) %}
+            {% set state.sql = after %}
+        {% endif %}
+    {% endfor %}
+    {% if not state.rewritten %}
+        {{ return({'expression': expression, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
+    {% endif %}
+    {% set parts = [] %}
+    {% for name in state.rewritten %}
+        {% do parts.append("'" ~ ('' if loop.first else ' ') ~ name ~ "='") %}
+        {% do parts.append("coalesce(cast(" ~ name ~ " as " ~ text ~ "), '<null>')") %}
+    {% endfor %}
+    {{ return({'expression': state.sql, 'text': dbt.concat(parts)}) }}
 {% endmacro %}

@@ -1,5 +1,5 @@
-"""Dynamic CLV: the prediction history, the changes between the two latest as-of dates,
-cheap daily re-scores with a saved model, and the backfill command."""
+"""Dynamic CLV: the prediction history, the changes from the as-of date before the predictions'
+own, cheap daily re-scores with a saved model, and the backfill command."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_a_daily_rescore_builds_only_the_scoring_cutoff_and_appends(project):
 
 
 @pytest.mark.slow
-def test_changes_compare_the_two_latest_dates(project):
+def test_changes_compare_the_predictions_date_with_the_one_before(project):
     changes = project.query("select * from clv_prediction_changes")
     both = project.query("""
         select count(*) as n from (
@@ -134,6 +134,17 @@ def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
     rows = project.query("select count(*) as n from clv_predictions_history").n[0]
     backfill.backfill(date(2023, 10, 31), date(2023, 11, 30), "month", project.vars,
                       _common(project))
+    assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
+    # a backfill that ends before the history's latest date leaves the movements with the
+    # predictions table: its as-of date against the one before it, not the two latest
+    backfill.backfill(date(2023, 8, 30), date(2023, 9, 30), "month", project.vars,
+                      _common(project))
+    changes = project.query("select distinct previous_as_of_date, as_of_date "
+                            "from clv_prediction_changes")
+    assert [(str(a)[:10], str(b)[:10]) for a, b in changes.itertuples(index=False)] == [
+        ("2023-08-30", "2023-09-30")]
+    built = project.query("select distinct as_of_date from clv_predictions")
+    assert [str(d)[:10] for d in built.as_of_date] == ["2023-09-30"]
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
 
 

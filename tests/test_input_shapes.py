@@ -218,3 +218,26 @@ def test_header_only_file_builds_clv_data_quality_and_stops_with_one_line(projec
     assert "clv_data_quality" in line
     quality = project.query("select reason, rows, source_rows from clv_data_quality")
     assert len(quality) == 5 and quality.rows.sum() == 0 and (quality.source_rows == 0).all()
+
+
+@pytest.mark.slow
+def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
+    """One `n/a` in Quantity makes a CSV reader type the column as text, to which
+    `Quantity * UnitPrice` would not bind: the operand is read as a number, and the rows whose
+    cell is not one are invalid_amount, counted with their raw text, not a failed build."""
+    frame = _retail_frame().astype({"Quantity": object})
+    frame.loc[[2, 6], "Quantity"] = ["n/a", "12 pcs"]
+    path = project.workdir / "text_quantity.csv"
+    frame.to_csv(path, index=False)
+
+    project.build(vars={**VARS, "clv_transactions": str(path)}, select="+clv_data_quality")
+
+    quality = project.query("select reason, rows, example_value from clv_data_quality "
+                            "where reason = 'invalid_amount'")
+    assert quality.rows[0] == 2 and quality.example_value[0] in {"Quantity=n/a",
+                                                                 "Quantity=12 pcs"}
+    staged = project.query("select customer_id, sum(amount) as spend from stg_clv__transactions "
+                           "where amount is not null and customer_id is not null group by 1")
+    usable = [row for i, row in enumerate(INVOICES) if i not in (2, 6)]
+    expected = _expected_net_spend(usable, "2099-01-01")
+    assert dict(zip(staged.customer_id, staged.spend, strict=True)) == pytest.approx(expected)

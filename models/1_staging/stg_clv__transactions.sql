@@ -32,9 +32,9 @@ renamed as (
         {%- endif %}
         {{ clv_parse_timestamp(columns.transacted_at, settings.timestamp_format, settings.time_zone,
                                source.data_types.transacted_at) }} as transacted_at,
-        {{ clv_to_number(columns.amount) }} as amount,
+        {{ clv_to_number(source.amount) }} as amount,
         cast({{ columns.transacted_at }} as {{ dbt.type_string() }}) as transacted_at_text,
-        cast({{ columns.amount }} as {{ dbt.type_string() }}) as amount_text
+        {{ source.amount_text }} as amount_text
 
     from source
 

@@ -1,6 +1,7 @@
 {#-
-    One row per customer present at both of the two latest as-of dates in
-    clv_predictions_history: how the customer's predicted value, purchase probability, decile and
+    One row per customer present at both the as-of date of clv_predictions and the latest
+    as-of date before it in clv_predictions_history (after a backfill of past dates, the
+    movements stay those of the predictions table): how the customer's predicted value, purchase probability, decile and
     segment moved, with flags for the moves a marketer acts on. At each as-of date the latest
     scoring run counts (the newest scored_at, whatever the model version). The churn
     early-warning list: `where needs_attention`. A customer falls to at_risk only from a segment
@@ -15,15 +16,23 @@ history as (
 
 ),
 
+current_predictions as (
+
+    select max(as_of_date) as as_of_date from {{ ref('clv_predictions') }}
+
+),
+
 runs as (
 
     select
-        as_of_date,
-        model_version,
-        max(scored_at) as scored_at
+        history.as_of_date,
+        history.model_version,
+        max(history.scored_at) as scored_at
 
     from history
-    group by as_of_date, model_version
+    inner join current_predictions
+        on history.as_of_date <= current_predictions.as_of_date
+    group by history.as_of_date, history.model_version
 
 ),
 

@@ -136,7 +136,7 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
         # Before the last date, only what the history needs, and clv_model_registry, whose
         # is_current follows the model of clv_predictions (on PostgreSQL and Spark through clv
         # build, which runs the Python steps there). The last date builds everything, so every
-        # table read from clv_predictions (the movements between the two latest as-of dates,
+        # table read from clv_predictions (the movements from the as-of date before it,
         # the segment summary, the explanations, the Parquet hand-off, the report) agrees
         # with it.
         models = (["clv_predictions_history", "clv_model_registry"] if index < len(dates)
@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BackfillError, yaml.YAMLError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2
-    print(f"clv-backfill: {len(dates)} as-of dates in clv_predictions_history")
+    print(f"clv-backfill: {len(dates)} as-of dates scored into clv_predictions_history, "
+          f"{dates[0]} to {dates[-1]}")
     return 0
 
 
