@@ -4,6 +4,7 @@
     The one-row model clv_run_settings carries the values the Python steps need.
 -#}
 {% macro clv_settings() %}
+    {% do clv_check_var_names() %}
     {% set horizon_days = clv_validate_int('clv_horizon_days', var('clv_horizon_days', 365), 1, 3650) %}
     {#- Default spacing: a quarter of the horizon (at least a week), so short histories still
         yield several cutoffs and long ones cover the seasons. -#}
@@ -91,6 +92,54 @@
         'events': ['events_total', 'events_last_30d', 'events_last_90d',
                    'add_to_cart_events_last_30d', 'add_to_cart_events_last_90d'],
     }) }}
+{% endmacro %}
+
+
+{#- Every var clv reads, as declared under `vars:` in dbt_project.yml. -#}
+{% macro clv_known_vars() %}
+    {{ return([
+        'clv_as_of_date', 'clv_bi_database_path', 'clv_columns', 'clv_customers', 'clv_cutoff_spacing_days',
+        'clv_ensemble_size', 'clv_events', 'clv_explanations', 'clv_export_path', 'clv_extra_features',
+        'clv_horizon_days', 'clv_keep_models', 'clv_load_sample', 'clv_max_train_rows',
+        'clv_max_validation_rows', 'clv_missing_customer_ids', 'clv_model_dir', 'clv_period_days',
+        'clv_report_path', 'clv_retrain', 'clv_scoring_engine', 'clv_seed', 'clv_sequence_periods',
+        'clv_time_zone', 'clv_timestamp_format', 'clv_training_cutoffs', 'clv_transactions',
+    ]) }}
+{% endmacro %}
+
+
+{#-
+    A clv_* var on the command line that clv does not read is a misspelling (clv_horizon_dayz):
+    without this check the build would run on the default and say nothing. Stops with one line
+    naming it and the known var it most likely meant (the longest common start).
+-#}
+{% macro clv_check_var_names() %}
+    {% set given = invocation_args_dict.get('vars') if invocation_args_dict is defined else none %}
+    {% if given is not mapping %}
+        {{ return('') }}
+    {% endif %}
+    {% set known = clv_known_vars() %}
+    {% for name in given if name is string and name.startswith('clv_') and name not in known %}
+        {% set best = namespace(name=none, length=0) %}
+        {% for candidate in known %}
+            {% set common = namespace(length=0, open=true) %}
+            {% for index in range([name | length, candidate | length] | min) %}
+                {% if common.open and name[index] == candidate[index] %}
+                    {% set common.length = index + 1 %}
+                {% else %}
+                    {% set common.open = false %}
+                {% endif %}
+            {% endfor %}
+            {% if common.length > best.length %}
+                {% set best.name, best.length = candidate, common.length %}
+            {% endif %}
+        {% endfor %}
+        {{ exceptions.raise_compiler_error(
+            "Unknown var '" ~ name ~ "': clv reads no var of that name"
+            ~ (" (did you mean '" ~ best.name ~ "'?)" if best.length >= 7 else '')
+            ~ "; its vars are: " ~ (known | join(', '))
+        ) }}
+    {% endfor %}
 {% endmacro %}
 
 

@@ -44,3 +44,25 @@ def test_bad_var_is_rejected_before_sql_runs(dbt_project, vars, name):
     with pytest.raises(CompilationError, match=f"Invalid value for var '{name}'"):
         dbt_project.run("parse", vars=vars)
     assert not dbt_project.database.exists(), "no SQL may run for an invalid var"
+
+
+@pytest.mark.slow
+def test_a_misspelled_var_is_rejected_naming_the_one_meant(dbt_project):
+    """A clv_* var clv does not read would leave the build on the default without a word."""
+    with pytest.raises(CompilationError, match=r"Unknown var 'clv_horizon_dayz'.*did you mean "
+                                               r"'clv_horizon_days'"):
+        dbt_project.run("parse", vars={"clv_horizon_dayz": 91})
+    assert not dbt_project.database.exists()
+
+
+def test_the_known_vars_are_the_declared_vars():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    declared = yaml.safe_load((root / "dbt_project.yml").read_text())["vars"]
+    macro = (root / "macros" / "clv_settings.sql").read_text()
+    body = re.search(r"macro clv_known_vars\(\) %\}(.*?)endmacro", macro, re.S).group(1)
+    assert re.findall(r"'(clv_[a-z_]+)'", body) == sorted(declared)

@@ -393,7 +393,9 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     # The season multiplies the total (the level below) and, through it, the purchase rate at
     # scoring (clv.level rule 6): the graph's probability is the calibration window's.
     production = calibrate(result, outputs.take(rows))
-    where = "the validation cutoff" if rows is validation else "the same window a year back"
+    where = ("the same window a year back" if rows is not validation
+             else "the validation cutoff" if result.validation_split == "latest_cutoff"
+             else "the held-out customers")
     dbt_log(f"calibration on {where}: {len(production.knots_x)} spend knots, "
             f"purchase logit x {production.probability_slope:.3f} "
             f"{production.probability_intercept:+.3f}, sigma x {production.sigma_scale:.3f}")
