@@ -56,15 +56,22 @@
     {% if not missing %}
         {{ return('') }}
     {% endif %}
-    {#- A spelling that differs only in case, underscores or spaces is likely the one meant. -#}
+    {#- A spelling that differs only in case, underscores or spaces is likely the one meant;
+        else one that shares a start of at least four characters and half the name. -#}
     {% set hints = [] %}
     {% for name in missing %}
         {% set wanted = modules.re.sub('[_ ]', '', name | lower) %}
+        {% set found = namespace(any=false) %}
         {% for candidate in names %}
             {% if modules.re.sub('[_ ]', '', candidate | lower) == wanted %}
                 {% do hints.append(candidate) %}
+                {% set found.any = true %}
             {% endif %}
         {% endfor %}
+        {% set meant = none if found.any else clv_closest_name(name, names, [4, (name | length + 1) // 2] | max) %}
+        {% if meant %}
+            {% do hints.append(meant) %}
+        {% endif %}
     {% endfor %}
     {% set quoted = "'" ~ (missing | join("', '")) ~ "'" %}
     {% if is_given %}

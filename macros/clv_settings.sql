@@ -120,26 +120,39 @@
     {% endif %}
     {% set known = clv_known_vars() %}
     {% for name in given if name is string and name.startswith('clv_') and name not in known %}
-        {% set best = namespace(name=none, length=0) %}
-        {% for candidate in known %}
-            {% set common = namespace(length=0, open=true) %}
-            {% for index in range([name | length, candidate | length] | min) %}
-                {% if common.open and name[index] == candidate[index] %}
-                    {% set common.length = index + 1 %}
-                {% else %}
-                    {% set common.open = false %}
-                {% endif %}
-            {% endfor %}
-            {% if common.length > best.length %}
-                {% set best.name, best.length = candidate, common.length %}
-            {% endif %}
-        {% endfor %}
+        {% set meant = clv_closest_name(name, known, 7) %}
         {{ exceptions.raise_compiler_error(
             "Unknown var '" ~ name ~ "': clv reads no var of that name"
-            ~ (" (did you mean '" ~ best.name ~ "'?)" if best.length >= 7 else '')
+            ~ (" (did you mean '" ~ meant ~ "'?)" if meant else '')
             ~ "; its vars are: " ~ (known | join(', '))
         ) }}
     {% endfor %}
+{% endmacro %}
+
+
+{#-
+    The candidate that shares the longest start with `name` (case-insensitive), if that start
+    is at least `min_length` characters; none otherwise. Finds the name meant behind a typo
+    near the end (clv_horizon_dayz, Quantiy).
+-#}
+{% macro clv_closest_name(name, candidates, min_length) %}
+    {% set wanted = name | lower %}
+    {% set best = namespace(name=none, length=0) %}
+    {% for candidate in candidates %}
+        {% set other = candidate | lower %}
+        {% set common = namespace(length=0, open=true) %}
+        {% for index in range([wanted | length, other | length] | min) %}
+            {% if common.open and wanted[index] == other[index] %}
+                {% set common.length = index + 1 %}
+            {% else %}
+                {% set common.open = false %}
+            {% endif %}
+        {% endfor %}
+        {% if common.length > best.length %}
+            {% set best.name, best.length = candidate, common.length %}
+        {% endif %}
+    {% endfor %}
+    {{ return(best.name if best.length >= min_length else none) }}
 {% endmacro %}
 
 
