@@ -135,48 +135,53 @@
     arithmetic (next to *, /, + or -) read as a number first (clv_to_number), so that a cell
     that is not a number makes its row an invalid_amount, counted in clv_data_quality, instead
     of stopping the build: a CSV reader types a Quantity column with one 'n/a' as text, and
-    `Quantity * UnitPrice` would not bind. A column that is an argument of a function, as in
+    `Quantity * UnitPrice` would not bind. A column written bare or in double quotes (or
+    backticks) is found; one that is an argument of a function, as in
     `replace(Amount, ',', '')`, is left as written, and so is an expression with a string
     literal. Returns a dict:
       expression: the amount as SQL;
       text: the raw text of a row's amount: the column's, or for a rewritten expression each
-        text operand's, as `Quantity=n/a UnitPrice=2.5`.
+        column it reads, as `Quantity=n/a UnitPrice=2.5`.
 -#}
 {% macro clv_numeric_operands(expression, schema) %}
     {% set re = modules.re %}
     {% set text = dbt.type_string() %}
     {% set plain = re.fullmatch('"?([A-Za-z_][A-Za-z0-9_$]*)"?', expression) %}
-    {% set types = {} %}
+    {% set columns = {} %}
     {% for column in schema %}
-        {% do types.update({column.name | lower: clv_data_type_kind(column.data_type)}) %}
+        {% do columns.update({column.name | lower: column}) %}
     {% endfor %}
-    {% set operands = [] %}
+    {% set referenced = [] %}
     {% if not plain and "'" not in expression %}
         {% for name in clv_expression_column_names(expression) %}
-            {% if types.get(name | lower) == 'text' and name not in operands %}
-                {% do operands.append(name) %}
+            {% if name | lower in columns and columns[name | lower] not in referenced %}
+                {% do referenced.append(columns[name | lower]) %}
             {% endif %}
         {% endfor %}
     {% endif %}
-    {% set state = namespace(sql=expression, rewritten=[]) %}
-    {% for name in operands %}
-        {% set quoted = re.escape(name) %}
-        {% set edge = '(?<![A-Za-z0-9_$."])' ~ quoted ~ '(?![A-Za-z0-9_$."(])' %}
-        {% set number = (clv_to_number(name) | trim) | replace('\\', '\\\\') %}
-        {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number, state.sql) %}
-        {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number, before) %}
-        {% if after != state.sql %}
-            {% do state.rewritten.append(name) %}
-            {% set state.sql = after %}
-        {% endif %}
+    {% set state = namespace(sql=expression, rewritten=false) %}
+    {% for column in referenced if clv_data_type_kind(column.data_type) == 'text' %}
+        {% set spelled = '(?i:' ~ re.escape(column.name) ~ ')' %}
+        {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
+            {% set edge = '(?<![A-Za-z0-9_$."`])(' ~ form ~ ')(?![A-Za-z0-9_$."`(])' %}
+            {#- the replacement: the engine's number cast of the column as written, a group of the
+                match (2 after an operator, 1 before one), with any other backslash escaped -#}
+            {% set number = (clv_to_number('@column@') | trim) | replace('\\', '\\\\') %}
+            {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
+            {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
+            {% if after != state.sql %}
+                {% set state.rewritten = true %}
+                {% set state.sql = after %}
+            {% endif %}
+        {% endfor %}
     {% endfor %}
     {% if not state.rewritten %}
         {{ return({'expression': expression, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
     {% endif %}
     {% set parts = [] %}
-    {% for name in state.rewritten %}
-        {% do parts.append("'" ~ ('' if loop.first else ' ') ~ name ~ "='") %}
-        {% do parts.append("coalesce(cast(" ~ name ~ " as " ~ text ~ "), '<null>')") %}
+    {% for column in referenced %}
+        {% do parts.append("'" ~ ('' if loop.first else ' ') ~ column.name ~ "='") %}
+        {% do parts.append("coalesce(cast(" ~ adapter.quote(column.name) ~ " as " ~ text ~ "), '<null>')") %}
     {% endfor %}
     {{ return({'expression': state.sql, 'text': dbt.concat(parts)}) }}
 {% endmacro %}

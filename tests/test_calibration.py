@@ -148,6 +148,31 @@ def test_calibrated_network_applies_the_same_maps_as_numpy(rate_factor):
     np.testing.assert_allclose(p, 1 - (1 - platt) ** rate_factor, rtol=2e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("shift", [-80.0, -150.0])
+def test_graph_and_numpy_floor_the_spend_and_the_probability_alike(shift):
+    """Customers who almost surely do not buy: a raw spend below the 1e-12 floor maps to the
+    lowest knot's calibrated mean, as fit_knots measured it, and the probability stops at
+    exp(-80), in the graph as in numpy (the reported metrics and the level read numpy)."""
+    torch.manual_seed(2)
+    base = ClvNetwork(n_static=3, n_periods=4, n_channels=2).eval()
+    with torch.no_grad():
+        base.head[-1].bias[0] += shift
+    fitted = Calibration((float(np.log(1e-12)), 0.0, 2.0), (-1.0, 0.5, 2.5))
+    model = CalibratedNetwork.from_calibration(base, fitted).eval()
+    static, sequence = torch.randn(64, 3), torch.randn(64, 4, 2)
+    with torch.no_grad():
+        logits = base.logits(static, sequence)
+        _, spend, _, sigma = base(static, sequence)
+        outputs = [o.double().numpy() for o in model(static, sequence)]
+    assert float(spend.max()) < 1e-12
+    expected = apply(fitted, spend.double().numpy(), logits[:, 0].double().numpy(),
+                     sigma.double().numpy())
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+    np.testing.assert_allclose(outputs[1], np.exp(-1.0), rtol=1e-5)
+    assert (outputs[0] >= np.exp(-80.0) * (1 - 1e-5)).all()
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("rate_factor", [1.0, 1.8])
 def test_calibrated_graph_uses_only_operators_the_sql_compiler_knows(tmp_path, rate_factor):

@@ -51,6 +51,11 @@ _LOGIT_LIMIT = 13.8
 # Quantile map: candidate sigma factors (log-spaced) and the nominal tail share of p10 and p90.
 SIGMA_SCALES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 97))
 TAIL_SHARE = 0.1
+# Floors in the graph: the raw spend's (the one fit_knots and apply use) and the calibrated
+# purchase probability's, exp(-80) = 1.8e-35 (a normal float32, which no engine flushes to 0).
+SPEND_FLOOR = 1e-12
+LOG_SPEND_FLOOR = float(np.log(SPEND_FLOOR))
+LOG_PROBABILITY_FLOOR = -80.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def fit_knots(predicted: np.ndarray, actual: np.ndarray,
     calibrated = np.maximum(_pool_adjacent_violators(mean_actual, weight), floor)
     for k in range(1, calibrated.size):
         calibrated[k] = max(calibrated[k], calibrated[k - 1] * (1 + _STRICT))
-    return np.log(np.maximum(mean_predicted, 1e-12)), np.log(calibrated)
+    return np.log(np.maximum(mean_predicted, SPEND_FLOOR)), np.log(calibrated)
 
 
 def log_spend_map(log_spend: np.ndarray, knots_x: np.ndarray, knots_y: np.ndarray) -> np.ndarray:
@@ -215,12 +220,13 @@ def apply(calibration: Calibration, spend: np.ndarray, logit: np.ndarray,
     z = calibration.probability_slope * np.asarray(logit, dtype=np.float64) + (
         calibration.probability_intercept)
     if calibration.purchase_rate_factor == 1.0:
-        p, log_p = expit(z), z - np.logaddexp(0.0, z)
+        log_p = np.maximum(z - np.logaddexp(0.0, z), LOG_PROBABILITY_FLOOR)
+        p = np.exp(log_p)
     else:  # 1 - (1 - p)^factor, with log(1 - p) = -softplus(z)
         rate = np.maximum(calibration.purchase_rate_factor * np.logaddexp(0.0, z), 1e-30)
         p = -np.expm1(-rate)
         log_p = np.log(p)
-    log_spend = log_spend_map(np.log(np.maximum(np.asarray(spend, dtype=np.float64), 1e-12)),
+    log_spend = log_spend_map(np.log(np.maximum(np.asarray(spend, dtype=np.float64), SPEND_FLOOR)),
                               np.asarray(calibration.knots_x), np.asarray(calibration.knots_y))
     scaled = np.asarray(sigma, dtype=np.float64) * calibration.sigma_scale
     mu = log_spend - log_p - 0.5 * scaled * scaled
@@ -298,11 +304,13 @@ class CalibratedNetwork(nn.Module):
         """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
         logits = self.base.logits(static, sequence)
         _, _, sigma = ziln_parameters(logits)
-        # In log space throughout: no sigmoid in the graph (clv.loss), no floor on the spend.
-        calibrated = self.log_spend_map(ziln_log_mean(logits))
+        # In log space (no sigmoid in the graph, see clv.loss), with the floor fit_knots and
+        # apply put on the raw spend, so the graph maps every spend as the calibration did.
+        calibrated = self.log_spend_map(ziln_log_mean(logits).clamp_min(LOG_SPEND_FLOOR))
         purchase_logit = logits[:, 0] * self.probability_slope + self.probability_intercept
         if self.purchase_rate_factor == 1.0:
-            log_probability = log_sigmoid(purchase_logit)
+            # At least exp(-80): the compiled SQL's series stay above PostgreSQL's underflow.
+            log_probability = log_sigmoid(purchase_logit).clamp_min(LOG_PROBABILITY_FLOOR)
             probability = torch.exp(log_probability)
         else:
             # 1 - (1 - p)^factor = 1 - exp(-rate), rate = factor * softplus(z); below 1e-3 the

@@ -18,8 +18,9 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clv import build
 
@@ -122,10 +123,15 @@ def _history_check(start: date, first_as_of: date, common: list[str],
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
              common: Sequence[str] = (), today: date | None = None) -> list[date]:
     """Build clv_predictions_history for every as-of date of the range; returns the dates."""
-    today = today or date.today()
+    zone = str(run_vars.get("clv_time_zone") or "UTC")
+    if today is None:
+        try:  # today where the business is, as the dbt side checks clv_as_of_date
+            today = datetime.now(ZoneInfo(zone)).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            today = date.today()  # an unknown zone: dbt names the var when it reads it
     if end > today:
-        raise BackfillError(f"--end {end} is after today ({today}): the as-of date must have "
-                            "happened")
+        raise BackfillError(f"--end {end} is after today ({today} in {zone}): the as-of date "
+                            "must have happened")
     dates = as_of_dates(start, end, every)
     run_vars = {**run_vars, "clv_retrain": "never"}
     common = list(common)
