@@ -35,10 +35,48 @@
         {% endif %}
         {% if expression is not none and source_columns %}
             {{ clv_check_referenced_columns(key, expression, key in given, source_columns) }}
+            {% set expression = clv_quote_source_columns(expression, source_columns) %}
         {% endif %}
         {% do columns.update({key: expression}) %}
     {% endfor %}
     {{ return(columns) }}
+{% endmacro %}
+
+
+{#-
+    `expression` with each source column it names bare spelled as the source spells it, where
+    the engine would not find it otherwise: PostgreSQL folds an unquoted name to lower case,
+    so a column with capitals (a CSV imported with its header: "CustomerID") is found only in
+    double quotes. String literals, quoted names and function names stay as written. Other
+    engines match names in any case: the expression is returned as it is.
+-#}
+{% macro clv_quote_source_columns(expression, source_columns) %}
+    {{ return(adapter.dispatch('clv_quote_source_columns', 'clv')(expression, source_columns)) }}
+{% endmacro %}
+
+{% macro default__clv_quote_source_columns(expression, source_columns) %}
+    {{ return(expression) }}
+{% endmacro %}
+
+{% macro postgres__clv_quote_source_columns(expression, source_columns) %}
+    {% set re = modules.re %}
+    {% set keywords = clv_sql_keywords() %}
+    {% set parts = re.split("('(?:[^']|'')*')", expression) %}
+    {% set quoted = [] %}
+    {% for part in parts %}
+        {% set state = namespace(text=part) %}
+        {% if loop.index0 % 2 == 0 %}
+            {#- a name that is also a SQL word (a column "Date") could be a type here: left bare -#}
+            {% for column in source_columns if column.name != column.name | lower
+                                               and column.name | lower not in keywords %}
+                {% set pattern = '(?<![A-Za-z0-9_$."])(?i:' ~ re.escape(column.name) ~ ')(?![A-Za-z0-9_$"(])' %}
+                {% set state.text = re.sub(pattern, adapter.quote(column.name) | replace('\\', '\\\\'),
+                                           state.text) %}
+            {% endfor %}
+        {% endif %}
+        {% do quoted.append(state.text) %}
+    {% endfor %}
+    {{ return(quoted | join('')) }}
 {% endmacro %}
 
 

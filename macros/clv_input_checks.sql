@@ -135,7 +135,8 @@
     arithmetic (next to *, /, + or -) read as a number first (clv_to_number), so that a cell
     that is not a number makes its row an invalid_amount, counted in clv_data_quality, instead
     of stopping the build: a CSV reader types a Quantity column with one 'n/a' as text, and
-    `Quantity * UnitPrice` would not bind. A column written bare or in double quotes (or
+    `Quantity * UnitPrice` would not bind. Integer operands become doubles, so `amount_cents /
+    100` keeps its cents on PostgreSQL too. A column written bare or in double quotes (or
     backticks) is found; one that is an argument of a function, as in
     `replace(Amount, ',', '')`, is left as written, and so is an expression with a string
     literal. Returns a dict:
@@ -160,13 +161,17 @@
         {% endfor %}
     {% endif %}
     {% set state = namespace(sql=expression, rewritten=false) %}
-    {% for column in referenced if clv_data_type_kind(column.data_type) == 'text' %}
+    {% for column in referenced if clv_data_type_kind(column.data_type) in ['text', 'integer'] %}
+        {#- text: parsed, a bad cell null; integer: a double, so that / divides as on DuckDB and
+            Spark (PostgreSQL's integer division would drop the cents of amount_cents / 100) -#}
+        {% set cast = clv_to_number('@column@') | trim if clv_data_type_kind(column.data_type) == 'text'
+                      else 'cast(@column@ as ' ~ clv_type_double() ~ ')' %}
         {% set spelled = '(?i:' ~ re.escape(column.name) ~ ')' %}
         {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
             {% set edge = '(?<![A-Za-z0-9_$."`])(' ~ form ~ ')(?![A-Za-z0-9_$."`(])' %}
             {#- the replacement: the engine's number cast of the column as written, a group of the
                 match (2 after an operator, 1 before one), with any other backslash escaped -#}
-            {% set number = (clv_to_number('@column@') | trim) | replace('\\', '\\\\') %}
+            {% set number = cast | replace('\\', '\\\\') %}
             {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
             {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
             {% if after != state.sql %}

@@ -96,7 +96,7 @@ def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, An
 
 
 def _history_check(start: date, first_as_of: date, common: list[str],
-                   run_vars: dict[str, Any]) -> None:
+                   run_vars: dict[str, Any], end: date | None = None) -> None:
     """Stop before the first build when the first as-of date has no or too little history."""
     _invoke(["build", "--select", "+int_clv__cutoffs", "clv_run_settings",
              "--indirect-selection", "cautious", "--vars", json.dumps(run_vars, default=str),
@@ -114,10 +114,13 @@ def _history_check(start: date, first_as_of: date, common: list[str],
                             "there is nothing to score")
     if (first_as_of - first).days + 1 < window:
         earliest = first + timedelta(days=window - 1)
+        days = (first_as_of - first).days + 1
+        fix = (f"start on or after {earliest}" if end is None or earliest <= end else
+               f"no date up to --end {end} has that much history: lower clv_sequence_periods "
+               f"or clv_period_days to a window of at most {days} days")
         raise BackfillError(
-            f"{label} has {(first_as_of - first).days + 1} days of history, shorter than the "
-            f"sequence window of {window} days (clv_period_days x clv_sequence_periods): start "
-            f"on or after {earliest}")
+            f"{label} has {days} days of history, shorter than the sequence window of {window} "
+            f"days (clv_period_days x clv_sequence_periods): {fix}")
 
 
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
@@ -135,7 +138,8 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     dates = as_of_dates(start, end, every)
     run_vars = {**run_vars, "clv_retrain": "never"}
     common = list(common)
-    _history_check(start, dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()})
+    _history_check(start, dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()},
+                   end)
     for index, day in enumerate(dates, 1):
         began = time.perf_counter()
         # the inputs were loaded and parsed by the check above: no seeds or parse again.

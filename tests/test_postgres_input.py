@@ -1,0 +1,86 @@
+"""A source table as a CSV import leaves it in PostgreSQL: column names with capitals (found
+only in double quotes there), every column text, an integer amount in cents. The column map
+quotes the names, a text operand's bad cell is a counted invalid_amount, and an integer
+division keeps its cents, as on DuckDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from engines import (
+    clv_build,
+    drop_postgres_schemas,
+    postgres_connection,
+    postgres_settings,
+    schema_name,
+)
+
+ROWS = [  # InvoiceNo, InvoiceDate, CustomerID, Quantity, UnitPrice, AmountCents
+    ("536365", "12/1/2010 8:26", "17850", "40", "3.91", 15640),
+    ("536366", "12/1/2010 8:28", "17850", "n/a", "1.85", 2220),
+    ("536367", "12/1/2010 8:34", "13047", "83", "4.85", 40255),
+    ("536368", "12/2/2010 9:35", "(blank)", "15", "4.75", 7125),
+    ("536369", "12/3/2010 10:00", "13047", "2", "0.99", 198),
+]
+COLUMNS = {"customer_id": "nullif(CustomerID, '(blank)')", "transacted_at": "InvoiceDate",
+           "amount": "Quantity * UnitPrice", "transaction_id": "InvoiceNo"}
+RUN_VARS = {"clv_timestamp_format": "%m/%d/%Y %H:%M", "clv_as_of_date": "2010-12-31"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_test_schemas():
+    yield
+    drop_postgres_schemas("clv_pgin_")
+
+
+@pytest.fixture(scope="module")
+def source() -> str:
+    from clv.warehouse import PostgresWarehouse
+
+    connection = postgres_connection()  # skips (or fails in CI) when there is no server
+    inputs = schema_name("clv_pgin_input")
+    names = ["InvoiceNo", "InvoiceDate", "CustomerID", "Quantity", "UnitPrice", "AmountCents"]
+    table = pa.table({name: [row[i] for row in ROWS] for i, name in enumerate(names)})
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create schema "{inputs}"')
+        connection.commit()
+        PostgresWarehouse(connection, inputs).write_table(f"{inputs}.retail", table)
+    finally:
+        connection.close()
+    return f"{inputs}.retail"
+
+
+def _staged(source: str, columns: dict, workdir: Path) -> tuple[list[tuple], list[tuple]]:
+    schema = schema_name("clv_pgin")
+    clv_build("postgres", {**RUN_VARS, "clv_transactions": source, "clv_columns": columns},
+              workdir, {"CLV_SCHEMA": schema, **postgres_settings()},
+              models=["clv_data_quality"])
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"select transaction_id, amount from {schema}.stg_clv__transactions "
+                           "order by transaction_id")
+            staged = cursor.fetchall()
+            cursor.execute(f"select reason, rows, example_value from {schema}.clv_data_quality "
+                           "where rows > 0 order by reason")
+            return staged, cursor.fetchall()
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_capitalised_text_columns_of_a_csv_import(source, tmp_path):
+    staged, quality = _staged(source, COLUMNS, tmp_path)
+    amounts = dict(staged)
+    assert amounts["536365"] == pytest.approx(40 * 3.91) and amounts["536366"] is None
+    assert quality == [("invalid_amount", 1, "Quantity=n/a UnitPrice=1.85"),
+                       ("missing_customer_id", 1, "536368")]
+
+
+@pytest.mark.slow
+def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path):
+    staged, _ = _staged(source, {**COLUMNS, "amount": "AmountCents / 100"}, tmp_path)
+    assert dict(staged)["536369"] == pytest.approx(1.98)
