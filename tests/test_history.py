@@ -151,10 +151,10 @@ def test_backfill_fills_twelve_monthly_dates_once(project, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize(("start", "end", "problem"), [
     ("2020-06-30", "2021-06-30", "before the first usable transaction"),
-    ("2021-03-31", "2022-06-30", "shorter than the sequence window .*start on or after "
-                                 "202[12]-[0-9-]+$"),
-    ("2021-03-31", "2021-06-30", "shorter than the sequence window .*no date up to --end "
-                                 "2021-06-30 .*lower clv_sequence_periods"),
+    ("2021-03-31", "2022-06-30", ("shorter than the sequence window .*start on or after "
+                                  "202[12]-[0-9-]+$")),
+    ("2021-03-31", "2021-06-30", ("shorter than the sequence window .*no date up to --end "
+                                  "2021-06-30 .*lower clv_sequence_periods")),
 ])
 def test_backfill_refuses_dates_without_enough_history(project, monkeypatch, start, end,
                                                        problem):
