@@ -125,3 +125,24 @@ def test_segment_summary_matches_a_pandas_recomputation(project):
     run = predictions[["as_of_date", "horizon_days", "model_version"]].drop_duplicates()
     assert len(run) == 1
     assert (summary[run.columns].drop_duplicates().to_numpy() == run.to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_a_customer_over_a_tenth_of_the_total_is_named_by_the_level_warning(dbt_project):
+    """clv_predictions_no_customer_sets_the_level (severity warn): the customers predicted to
+    hold more than a tenth of the total, the ones whose error would move every other
+    customer's value through the one spend factor."""
+    import duckdb
+
+    test = ("{{ test_clv_no_dominant_customer(model='predictions', column='predicted_clv', "
+            "share=0.1) }}")
+    result = dbt_project.run("compile", extra=["--inline", test])
+    sql = result.result.results[0].node.compiled_code
+    with duckdb.connect() as connection:
+        for shares, flagged in (([90.0, 5.0, 5.0], ["a"]), ([9.0] * 10 + [10.0], []),
+                                ([0.0, 0.0], [])):
+            values = [(chr(ord("a") + i), v) for i, v in enumerate(shares)]
+            connection.execute("create or replace table predictions (customer_id varchar, "
+                               "predicted_clv double)")
+            connection.executemany("insert into predictions values (?, ?)", values)
+            assert [row[0] for row in connection.sql(sql).fetchall()] == flagged, shares
