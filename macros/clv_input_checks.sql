@@ -131,15 +131,15 @@
 
 
 {#-
-    The amount expression with every text column of the source that is an operand of
-    arithmetic (next to *, /, + or -) read as a number first (clv_to_number), so that a cell
-    that is not a number makes its row an invalid_amount, counted in clv_data_quality, instead
-    of stopping the build: a CSV reader types a Quantity column with one 'n/a' as text, and
-    `Quantity * UnitPrice` would not bind. Integer operands become doubles, so `amount_cents /
-    100` keeps its cents on PostgreSQL too. A column written bare or in double quotes (or
-    backticks) is found; one that is an argument of a function, as in
-    `replace(Amount, ',', '')`, is left as written, and so is an expression with a string
-    literal. Returns a dict:
+    The amount expression with every text column of the source it reads taken as a number
+    first (clv_to_number), so that a cell that is not a number makes its row an invalid_amount,
+    counted in clv_data_quality, instead of stopping the build: a CSV reader types a Quantity
+    column with one 'n/a' as text, and `Quantity * UnitPrice` or `coalesce(Quantity, 0) *
+    UnitPrice` would not bind. A text column is read as a number wherever the expression names
+    it (bare, in double quotes or in backticks), unless the expression has a string literal:
+    `replace(Amount, ',', '')` works on the text and is left as written. Integer operands of
+    arithmetic become doubles, so `amount_cents / 100` keeps its cents on PostgreSQL too.
+    Returns a dict:
       expression: the amount as SQL;
       text: the raw text of a row's amount: the column's, or for a rewritten expression each
         column it reads, as `Quantity=n/a UnitPrice=2.5`.
@@ -172,8 +172,14 @@
             {#- the replacement: the engine's number cast of the column as written, a group of the
                 match (2 after an operator, 1 before one), with any other backslash escaped -#}
             {% set number = cast | replace('\\', '\\\\') %}
-            {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
-            {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
+            {% if clv_data_type_kind(column.data_type) == 'text' %}
+                {#- every reference: a text column in an expression without string literals is
+                    meant as a number wherever it stands, `coalesce(Quantity, 0)` as well -#}
+                {% set after = re.sub(edge, number | replace('@column@', '\\1'), state.sql) %}
+            {% else %}
+                {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
+                {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
+            {% endif %}
             {% if after != state.sql %}
                 {% set state.rewritten = true %}
                 {% set state.sql = after %}

@@ -241,3 +241,26 @@ def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
     usable = [row for i, row in enumerate(INVOICES) if i not in (2, 6)]
     expected = _expected_net_spend(usable, "2099-01-01")
     assert dict(zip(staged.customer_id, staged.spend, strict=True)) == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_a_text_column_inside_a_function_of_the_amount_is_read_as_a_number(project):
+    """`coalesce(Quantity, 0) * UnitPrice` over a text Quantity: the column is read as a number
+    inside the function too, so the expression binds, and the user's coalesce decides what a
+    cell that is not a number means (here a zero-amount row: activity, no spend)."""
+    frame = _retail_frame().astype({"Quantity": object})
+    frame.loc[[2, 6], "Quantity"] = ["n/a", "12 pcs"]
+    path = project.workdir / "text_quantity_coalesce.csv"
+    frame.to_csv(path, index=False)
+    columns = {**RETAIL_COLUMNS, "amount": "coalesce(Quantity, 0) * UnitPrice"}
+
+    project.build(vars={**VARS, "clv_columns": columns, "clv_transactions": str(path)},
+                  select="+clv_data_quality")
+
+    quality = project.query("select rows from clv_data_quality where reason = 'invalid_amount'")
+    assert quality.rows[0] == 0
+    staged = project.query("select customer_id, sum(amount) as spend from stg_clv__transactions "
+                           "where customer_id is not null group by 1")
+    usable = [row if i not in (2, 6) else (*row[:3], 0, row[4]) for i, row in enumerate(INVOICES)]
+    expected = _expected_net_spend(usable, "2099-01-01")
+    assert dict(zip(staged.customer_id, staged.spend, strict=True)) == pytest.approx(expected)
