@@ -28,6 +28,15 @@
                 {{ clv_fail('clv_columns', "the expression for '" ~ key
                                            ~ "' must be non-empty and contain no ';' or SQL comments") }}
             {% endif %}
+            {#- the name of a source column that is not a plain SQL name (a CSV header such as
+                "Customer ID") is that column, quoted as the engine quotes names -#}
+            {% set named = namespace(expression=expression) %}
+            {% if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*', expression) %}
+                {% for column in source_columns if column.name | lower == expression | lower %}
+                    {% set named.expression = adapter.quote(column.name) %}
+                {% endfor %}
+            {% endif %}
+            {% set expression = named.expression %}
         {% elif key in required or key in names %}
             {% set expression = key %}
         {% else %}

@@ -264,3 +264,23 @@ def test_a_text_column_inside_a_function_of_the_amount_is_read_as_a_number(proje
     usable = [row if i not in (2, 6) else (*row[:3], 0, row[4]) for i, row in enumerate(INVOICES)]
     expected = _expected_net_spend(usable, "2099-01-01")
     assert dict(zip(staged.customer_id, staged.spend, strict=True)) == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_a_column_name_with_a_space_maps_as_written(project):
+    """Online Retail II's header ("Customer ID", "Unit Price"): clv_columns names the columns as
+    the file spells them, without SQL quoting, in a plain mapping and inside an expression."""
+    frame = _retail_frame().rename(columns={"CustomerID": "Customer ID",
+                                            "UnitPrice": "Unit Price"})
+    path = project.workdir / "online_retail_ii.csv"
+    frame.to_csv(path, index=False)
+    columns = {**RETAIL_COLUMNS, "customer_id": "customer id",
+               "amount": 'Quantity * "Unit Price"'}
+
+    project.build(vars={**VARS, "clv_columns": columns, "clv_transactions": str(path)},
+                  select="+clv_data_quality")
+
+    staged = project.query("select customer_id, sum(amount) as spend from stg_clv__transactions "
+                           "where customer_id is not null group by 1")
+    expected = _expected_net_spend(INVOICES, "2099-01-01")
+    assert dict(zip(staged.customer_id, staged.spend, strict=True)) == pytest.approx(expected)

@@ -43,6 +43,9 @@ def source() -> str:
     inputs = schema_name("clv_pgin_input")
     names = ["InvoiceNo", "InvoiceDate", "CustomerID", "Quantity", "UnitPrice", "AmountCents"]
     table = pa.table({name: [row[i] for row in ROWS] for i, name in enumerate(names)})
+    # Online Retail II's spelling of two of them, names with a space
+    table = table.append_column("Customer ID", table["CustomerID"])
+    table = table.append_column("Unit Price", table["UnitPrice"])
     try:
         with connection.cursor() as cursor:
             cursor.execute(f'create schema "{inputs}"')
@@ -84,3 +87,15 @@ def test_capitalised_text_columns_of_a_csv_import(source, tmp_path):
 def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path):
     staged, _ = _staged(source, {**COLUMNS, "amount": "AmountCents / 100"}, tmp_path)
     assert dict(staged)["536369"] == pytest.approx(1.98)
+
+
+@pytest.mark.slow
+def test_names_with_a_space_and_a_text_column_inside_a_function(source, tmp_path):
+    """"Customer ID" maps as the header spells it; `coalesce(Quantity, 0)` reads the text
+    column as a number, so its n/a cell is the 0 the user's coalesce asks for."""
+    columns = {**COLUMNS, "customer_id": "Customer ID",
+               "amount": 'coalesce(Quantity, 0) * "Unit Price"'}
+    staged, quality = _staged(source, columns, tmp_path)
+    amounts = dict(staged)
+    assert amounts["536365"] == pytest.approx(40 * 3.91) and amounts["536366"] == 0
+    assert quality == [("missing_customer_id", 1, "536368")]
