@@ -37,11 +37,23 @@ def run_dbt(vars_: dict, database, tag: str) -> Measurement:
     return measure(command, env={"CLV_DUCKDB_PATH": str(database)})
 
 
+def _results(tag: str) -> list[dict]:
+    return json.loads((OUT_DIR / f"target_{tag}" / "run_results.json").read_text())["results"]
+
+
 def slowest_nodes(tag: str, count: int = 6) -> str:
-    results = json.loads((OUT_DIR / f"target_{tag}" / "run_results.json").read_text())["results"]
-    times = sorted(((r["unique_id"].split(".")[-1], r["execution_time"]) for r in results),
+    times = sorted(((r["unique_id"].split(".")[-1], r["execution_time"]) for r in _results(tag)),
                    key=lambda item: -item[1])[:count]
     return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times)
+
+
+def node_time_by_kind(tag: str) -> str:
+    """Summed node seconds per resource type (model, test, unit_test, ...) and their count."""
+    kinds: dict[str, list[float]] = {}
+    for result in _results(tag):
+        kinds.setdefault(result["unique_id"].split(".")[0], []).append(result["execution_time"])
+    return ", ".join(f"{kind} {sum(times):.1f} s ({len(times)})"
+                     for kind, times in sorted(kinds.items(), key=lambda item: -sum(item[1])))
 
 
 def main() -> None:
@@ -82,6 +94,7 @@ def main() -> None:
               f"({'meets' if share <= TARGET_SHARE else 'misses'} {TARGET_SHARE:.0%}) |")
     for tag in ("daily_full", "daily_on", "daily_off"):
         print(f"\nslowest nodes, {tag}: {slowest_nodes(tag)}")
+        print(f"node time by kind, {tag} (the last run; 2 threads): {node_time_by_kind(tag)}")
     if args.backfill_months:
         end = date.fromisoformat(NEXT_AS_OF)
         start = months_back(end, args.backfill_months - 1, end.day)  # the earliest as-of date
