@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from clv import level
@@ -71,21 +72,90 @@ def test_level_correction_is_bounded_actual_over_btyd(actual, predicted, expecte
     assert level.btyd_level_correction(evaluation[:1]) == 1.0
 
 
-@pytest.mark.parametrize(("correction", "weight"), [(0.8, 0.0), (0.35, 0.55)])
-def test_the_scoring_query_computes_the_same_spend_factor(correction, weight):
-    """clv.sql_scoring mirrors the factor in SQL: the same value from the same rows."""
-    from clv.sql_scoring.dialects import dialect
-    from clv.sql_scoring.query import _Query, _spend_level
+def _with_a_wholesaler(seed: int, customers: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Shoppers' values, and one customer whose network value is far above a tenth of the
+    total (BG/NBD's half of it)."""
+    rng = np.random.default_rng(seed)
+    btyd, network = rng.gamma(0.4, 300.0, customers), rng.gamma(0.4, 250.0, customers)
+    network[7] = 2.0 * network.sum()
+    btyd[7] = network[7] / 2.0
+    return btyd, network
 
-    rng = np.random.default_rng(4)
-    btyd, network = rng.gamma(0.4, 300.0, 3000), rng.gamma(0.4, 250.0, 3000)
+
+def test_a_customer_above_a_tenth_of_a_total_counts_as_a_tenth():
+    """Rule 7: 100 shoppers of 1.0 and one wholesaler, 1,000 by the network and 50 by BG/NBD:
+    each total counts the wholesaler at a tenth of it (110 and 15), so the factor is 115 / 210
+    instead of 150 / 1,100, and the shoppers' values move by the wholesaler's 10%, not by the
+    network's error on it."""
+    btyd, network = np.append(np.ones(100), 50.0), np.append(np.ones(100), 1000.0)
     totals = level.LevelAccumulator()
     totals.add(btyd, network)
-    expected = totals.level(correction, weight).spend_factor
-    query = _Query(dialect("duckdb"))
+    spend = totals.level(1.0)
+    assert (spend.btyd_total, spend.network_total) == (115.0, 210.0)
+    assert (spend.btyd_dominant, spend.network_dominant) == (1, 1)
+    assert spend.spend_factor == pytest.approx(115.0 / 210.0, rel=1e-15)
+    assert "1 of the network's, 1 of BG/NBD's" in spend.dominance_note()
+    assert level.SpendLevel.from_dict(spend.to_dict()) == spend
+    # no customer above a tenth: the plain totals, and no note
+    even = level.LevelAccumulator()
+    even.add(np.ones(100), np.full(100, 2.0))
+    assert even.level(1.0).spend_factor == 0.5 and even.level(1.0).dominance_note() == ""
+
+
+def test_capped_totals_do_not_depend_on_batching_or_order():
+    """The largest values are kept across batches: the wholesaler counts as a tenth wherever
+    its batch falls, and the spooled totals of a warehouse are the same."""
+    from clv.warehouse.duckdb import DuckDBWarehouse
+
+    btyd, network = _with_a_wholesaler(5)
+    whole = level.LevelAccumulator()
+    whole.add(btyd, network)
+    rng = np.random.default_rng(6)
+    pieces = level.LevelAccumulator()
+    for chunk in np.array_split(rng.permutation(len(btyd)), 9):
+        pieces.add(btyd[chunk], network[chunk])
+    assert whole.level(0.9) == pieces.level(0.9) and whole.level(0.9).network_dominant == 1
+    table = pa.table({"btyd_expected_spend": btyd, "network_clv": network})
+    with duckdb.connect() as connection:
+        spool, totals = DuckDBWarehouse(connection).totals(
+            pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=500)),
+            ["btyd_expected_spend", "network_clv"])
+        spool.close()
+    assert level.from_totals(totals["btyd_expected_spend"], totals["network_clv"], 0.9) == (
+        whole.level(0.9))
+
+
+@pytest.mark.parametrize(("correction", "weight", "wholesaler"),
+                         [(0.8, 0.0, False), (0.35, 0.55, False), (0.8, 0.0, True),
+                          (0.35, 0.55, True)])
+@pytest.mark.parametrize("dialect_name", ["duckdb", "spark"])
+def test_the_scoring_query_computes_the_same_spend_factor(correction, weight, wholesaler,
+                                                          dialect_name):
+    """clv.sql_scoring mirrors the factor in SQL: the same value from the same rows, with a
+    customer above a tenth of the totals as well (rule 7), in the query's form with a
+    materialized total (DuckDB's) and with window totals (Spark's, run here by DuckDB)."""
+    from clv.sql_scoring.dialects import dialect
+    from clv.sql_scoring.query import _Query, _spend_level, dominant_sql
+
+    if wholesaler:
+        btyd, network = _with_a_wholesaler(4)
+    else:
+        rng = np.random.default_rng(4)
+        btyd, network = rng.gamma(0.4, 300.0, 3000), rng.gamma(0.4, 250.0, 3000)
+    totals = level.LevelAccumulator()
+    totals.add(btyd, network)
+    expected = totals.level(correction, weight)
+    assert expected.network_dominant == int(wholesaler)
+    query = _Query(dialect(dialect_name))
     query.add("scores", ["btyd_expected_spend", "network_clv"], source="scored")
     _spend_level(query, correction, weight)
     with duckdb.connect() as connection:
         connection.register("scored", {"btyd_expected_spend": btyd, "network_clv": network})
         factors = connection.sql(query.text()).df().spend_factor.unique()
-    assert len(factors) == 1 and factors[0] == pytest.approx(expected, rel=1e-12)
+        # the query the SQL scoring step reads the totals' dominant part with
+        network_total = totals.network.result().total
+        counted = connection.sql(dominant_sql("network_clv", network_total, "duckdb").format(
+            relation="scored")).fetchall()[0]
+    assert len(factors) == 1 and factors[0] == expected.spend_factor
+    assert (int(counted[0] or 0), counted[1]) == (totals.network.result().dominant_sum,
+                                                  totals.network.result().dominant)

@@ -129,9 +129,9 @@ def test_segment_summary_matches_a_pandas_recomputation(project):
 
 @pytest.mark.slow
 def test_a_customer_over_a_tenth_of_the_total_is_named_by_the_level_warning(dbt_project):
-    """clv_predictions_no_customer_sets_the_level (severity warn): the customers predicted to
-    hold more than a tenth of the total, the ones whose error would move every other
-    customer's value through the one spend factor."""
+    """clv_predictions_no_customer_holds_a_tenth (severity warn): the customers predicted to
+    hold more than a tenth of the total, whose own value rests on the network alone (the spend
+    level counts each as a tenth of its totals, clv.level rule 7)."""
     import duckdb
 
     test = ("{{ test_clv_no_dominant_customer(model='predictions', column='predicted_clv', "

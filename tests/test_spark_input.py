@@ -1,7 +1,6 @@
-"""A Parquet export read on Spark with an export's column names and types: names that are not
-plain SQL names ("Customer ID", "Unit Price"), and a Quantity column of text. The column map
-quotes the names as Spark does (backticks), and a text column inside a function of the amount
-is read as a number, as on DuckDB and PostgreSQL."""
+"""Spark on its own: a Parquet export read with an export's column names and types (names that
+are not plain SQL names, "Customer ID" and "Unit Price", and a Quantity column of text), and the
+spend level's totals added up on the executors."""
 
 from __future__ import annotations
 
@@ -47,3 +46,31 @@ def test_names_with_a_space_and_a_text_column_inside_a_function(spark_dir: Path,
         f"select reason, rows, example_value from {schema}.clv_data_quality where rows > 0"
     ).collect()]
     assert quality == [("missing_customer_id", 1, "536368")]
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir: Path):
+    """The executors' exact totals and the customers above a tenth of them (clv.level rule 7)
+    are the ones the scoring step adds up in this process."""
+    spark_available()
+    import numpy as np
+    from pyspark.sql import SparkSession
+
+    from clv import level
+    from clv.warehouse import SparkWarehouse
+
+    rng = np.random.default_rng(8)
+    btyd, network = rng.gamma(0.4, 300.0, 2000), rng.gamma(0.4, 250.0, 2000)
+    network[3], btyd[3] = 2.0 * network.sum(), network.sum()
+    session = SparkSession.builder.getOrCreate()
+    frame = session.createDataFrame(
+        [(float(b), float(n)) for b, n in zip(btyd, network, strict=True)],
+        "btyd_expected_spend double, network_clv double").repartition(4)
+    kept, totals = SparkWarehouse(session).totals(frame, ["btyd_expected_spend", "network_clv"])
+    kept.unpersist()
+    reference = level.LevelAccumulator()
+    reference.add(btyd, network)
+    assert totals == {"btyd_expected_spend": reference.btyd.result(),
+                      "network_clv": reference.network.result()}
+    assert totals["network_clv"].dominant == 1

@@ -1,9 +1,10 @@
 {#-
     Returns the customers whose predicted value alone is more than `share` of the predicted
-    total. The spend level is one factor for every customer (clv.level): the network's share
-    of such a customer (a wholesaler among shoppers) weighs on the factor, so an error in it
-    moves every other customer's value. Configured with severity warn on clv_predictions: the
-    console then counts those customers, and the README says what to do.
+    total. Such a customer (a wholesaler among shoppers) counts as a tenth of the totals the
+    spend level reads (clv.level rule 7), so the others' values do not follow the network's
+    error on it, but its own prediction rests on the network alone. Configured with severity
+    warn on clv_predictions: the console then counts those customers, and the README says what
+    to do.
 -#}
 {% test clv_no_dominant_customer(model, column, share) %}
 

@@ -10,10 +10,10 @@ total is decided here, by two coefficients estimated when the model is trained
                     + network_level_weight
     predicted_clv = network_clv * spend_factor
 
-and the purchase probability and the quantiles follow the same level (rule 6), so the total
-is ``btyd_level_correction * (BG/NBD's total) + network_level_weight * (the network's own
-total)``. The rules behind the two coefficients, each of them tested in
-``tests/test_level_rules.py``:
+(the sums as rule 7 counts them), and the purchase probability and the quantiles follow the
+same level (rule 6), so the total is ``btyd_level_correction * (BG/NBD's total) +
+network_level_weight * (the network's own total)``. The rules behind the two coefficients,
+each of them tested in ``tests/test_level_rules.py``:
 
 1. **Windows.** Every training cutoff's label window is fully observed by the as-of date. On
    each, BG/NBD + Gamma-Gamma (fitted at that cutoff) and the network (before calibration; on
@@ -63,6 +63,14 @@ total)``. The rules behind the two coefficients, each of them tested in
    it, a level well below 1 (a quiet season after the calibration window) leaves the
    probabilities too high for the spend they come with.
 
+7. **No customer sets the level alone** (:class:`CappedTotal`, tested in
+   ``tests/test_level.py``). In the two totals the factor reads, a customer whose value is
+   more than a tenth of the total (:data:`DOMINANT_SHARE`) counts as a tenth of it: a
+   wholesaler among shoppers would otherwise carry the network's error on that one customer
+   into every other customer's value. Below that share nothing changes. The customer's own
+   prediction is still ``network_clv * spend_factor``; ``dbt build`` warns about such
+   customers (``clv_predictions_no_customer_holds_a_tenth``).
+
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
 level, which can drift far when the as-of population differs from the training cutoffs' (a
@@ -100,6 +108,8 @@ SEASONAL_FACTOR_BOUNDS = (0.25, 4.0)
 # Backtest errors below this (a 1% bias) are not told apart: keeps inverse-error weights finite.
 _MSE_FLOOR = 1e-4
 _MICRO = 1_000_000
+# Rule 7: a customer above 1/DOMINANT_SHARE of a total counts as that share of it.
+DOMINANT_SHARE = 10
 # Rule 6's arithmetic: series below this, logarithms floored at TINY, exponents within
 # EXP_LIMIT (PostgreSQL raises on an exp that underflows), as the compiled SQL does.
 SERIES_BELOW = 1e-4
@@ -497,23 +507,30 @@ def micro_units(values: np.ndarray) -> int:
     """Exact sum of ``values`` rounded to micro-units (halves away from zero, as a SQL cast to
     ``decimal(38, 6)`` rounds; NaN as 0), as an integer count of micro-units: the same whatever
     the order the values are added in, so an engine can add them up in SQL."""
+    return int(micro_values(values).sum(dtype=np.int64))
+
+
+def micro_values(values: np.ndarray) -> np.ndarray:
+    """Each of ``values`` in whole micro-units, rounded as :func:`micro_units` rounds."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
-    rounded = np.sign(values) * np.floor(np.abs(values) * _MICRO + 0.5)
-    return int(rounded.astype(np.int64).sum(dtype=np.int64))
+    return (np.sign(values) * np.floor(np.abs(values) * _MICRO + 0.5)).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class SpendLevel:
     """The totals behind one scoring run's spend factor (sums over every scored customer)."""
 
-    btyd_total: float  # sum of btyd_expected_spend at the as-of date
-    network_total: float  # sum of network_clv
+    btyd_total: float  # sum of btyd_expected_spend at the as-of date (rule 7 applied)
+    network_total: float  # sum of network_clv (rule 7 applied)
     btyd_level_correction: float  # the model's coefficient of BG/NBD's total
     network_level_weight: float = 0.0  # the model's coefficient of the network's own total
     # The purchase-rate factor already inside the model's probability (the season read from
     # revenue, clv.calibration rule 3); None for a run saved before the probability followed
     # the level, which keeps the network's probability.
     model_rate_factor: float | None = None
+    # Customers counted as a tenth of each total (rule 7); the totals above are after it.
+    btyd_dominant: int = 0
+    network_dominant: int = 0
 
     @property
     def spend_factor(self) -> float:
@@ -530,6 +547,13 @@ class SpendLevel:
             return 1.0
         return max(self.spend_factor, 0.0) / self.model_rate_factor
 
+    def dominance_note(self) -> str:
+        """``; ...`` naming the customers rule 7 counted as a tenth of a total; empty if none."""
+        if not (self.btyd_dominant or self.network_dominant):
+            return ""
+        return (f"; customers counted as a tenth of the total (each above it): "
+                f"{self.network_dominant} of the network's, {self.btyd_dominant} of BG/NBD's")
+
     def to_dict(self) -> dict[str, float | None]:
         return {**asdict(self), "spend_factor": self.spend_factor,
                 "purchase_rate_factor": self.purchase_rate_factor}
@@ -541,35 +565,74 @@ class SpendLevel:
                    network_total=float(values["network_total"]),
                    btyd_level_correction=float(values["btyd_level_correction"]),
                    network_level_weight=float(values.get("network_level_weight") or 0.0),
-                   model_rate_factor=float(rate) if rate is not None else None)
+                   model_rate_factor=float(rate) if rate is not None else None,
+                   btyd_dominant=int(values.get("btyd_dominant") or 0),
+                   network_dominant=int(values.get("network_dominant") or 0))
+
+
+@dataclass(frozen=True)
+class CappedTotal:
+    """One column's total as rule 7 reads it, from exact sums in micro-units: ``total`` over
+    every customer, and ``dominant`` customers, each above a tenth of it, whose values add up
+    to ``dominant_sum``."""
+
+    total: int
+    dominant_sum: int = 0
+    dominant: int = 0
+
+    @property
+    def capped(self) -> float:
+        """The total with each dominant customer counted as a tenth of it, in currency."""
+        tenths = DOMINANT_SHARE * (self.total - self.dominant_sum) + self.dominant * self.total
+        return tenths / (DOMINANT_SHARE * _MICRO)
+
+
+class MicroTotal:
+    """A column's exact sum in micro-units, added batch by batch, with its largest values: a
+    value above a tenth of a total of non-negative values is among its nine largest."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.largest = np.zeros(0, dtype=np.int64)
+
+    def add(self, values: np.ndarray) -> None:
+        micro = micro_values(values)
+        self.total += int(micro.sum(dtype=np.int64))
+        both = np.concatenate([self.largest, micro])
+        self.largest = np.sort(both)[::-1][:DOMINANT_SHARE]
+
+    def result(self) -> CappedTotal:
+        dominant = [int(v) for v in self.largest if DOMINANT_SHARE * int(v) > self.total]
+        return CappedTotal(self.total, sum(dominant), len(dominant))
 
 
 class LevelAccumulator:
     """Adds up the two totals batch by batch, exactly."""
 
     def __init__(self) -> None:
-        self.btyd_micro = 0
-        self.network_micro = 0
+        self.btyd = MicroTotal()
+        self.network = MicroTotal()
 
     def add(self, btyd_expected_spend: np.ndarray, network_clv: np.ndarray) -> None:
-        self.btyd_micro += micro_units(btyd_expected_spend)
-        self.network_micro += micro_units(network_clv)
+        self.btyd.add(btyd_expected_spend)
+        self.network.add(network_clv)
 
     def level(self, btyd_level_correction: float, network_level_weight: float = 0.0,
               model_rate_factor: float | None = None) -> SpendLevel:
-        return from_micro_totals(self.btyd_micro, self.network_micro, btyd_level_correction,
-                                 network_level_weight, model_rate_factor)
+        return from_totals(self.btyd.result(), self.network.result(), btyd_level_correction,
+                           network_level_weight, model_rate_factor)
 
 
-def from_micro_totals(btyd_micro: int, network_micro: int, btyd_level_correction: float,
-                      network_level_weight: float = 0.0,
-                      model_rate_factor: float | None = None) -> SpendLevel:
-    """The spend level from the two sums in micro-units (:func:`micro_units`)."""
-    return SpendLevel(btyd_total=btyd_micro / _MICRO, network_total=network_micro / _MICRO,
+def from_totals(btyd: CappedTotal, network: CappedTotal, btyd_level_correction: float,
+                network_level_weight: float = 0.0,
+                model_rate_factor: float | None = None) -> SpendLevel:
+    """The spend level from the two columns' totals (rule 7 applied)."""
+    return SpendLevel(btyd_total=btyd.capped, network_total=network.capped,
                       btyd_level_correction=float(btyd_level_correction),
                       network_level_weight=float(network_level_weight),
                       model_rate_factor=(float(model_rate_factor)
-                                         if model_rate_factor is not None else None))
+                                         if model_rate_factor is not None else None),
+                      btyd_dominant=btyd.dominant, network_dominant=network.dominant)
 
 
 def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:

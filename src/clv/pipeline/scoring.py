@@ -266,9 +266,9 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
         dbt_log(f"scored {customers:,} customers on the executors in "
                 f"{time.perf_counter() - started:.1f} s")
     try:
-        spend = level.from_micro_totals(totals["btyd_expected_spend"], totals["network_clv"],
-                                        *level.level_coefficients(model.metadata),
-                                        level.model_rate_factor(model.metadata))
+        spend = level.from_totals(totals["btyd_expected_spend"], totals["network_clv"],
+                                  *level.level_coefficients(model.metadata),
+                                  level.model_rate_factor(model.metadata))
         record = ScoringRun(model_version=version, as_of_date=as_of_date,
                             horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                             btyd_fit_customers=fit_customers, level=spend,
@@ -280,7 +280,8 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
     dbt_log(f"spend level: factor {spend.spend_factor:.6f} (BG/NBD total "
             f"{spend.btyd_total:,.2f} x correction {spend.btyd_level_correction:.4f} / "
             f"network total {spend.network_total:,.2f} + network weight "
-            f"{spend.network_level_weight:.4f}); scoring run saved as {path}")
+            f"{spend.network_level_weight:.4f}{spend.dominance_note()}); scoring run saved as "
+            f"{path}")
 
     # Pass 2: the kept scores at the spend level (the kept data is freed once read).
     return warehouse.map_batches(kept, Leveled(spend, scored_at, fit.bgnbd.r), _score_schema(),
@@ -327,8 +328,14 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
         f"select {compiled.micro_total_sql('btyd_expected_spend', dialect)} as btyd, "
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "
         "max(scored_at) as scored_at from {relation}")).to_pylist()[0]
-    spend = level.from_micro_totals(int(totals["btyd"] or 0), int(totals["network"] or 0),
-                                    correction, weight, rate_factor)
+    capped = {name: warehouse.query(result, compiled.dominant_sql(
+        column, int(totals[name] or 0), dialect)).to_pylist()[0]
+        for name, column in (("btyd", "btyd_expected_spend"), ("network", "network_clv"))}
+    spend = level.from_totals(*(level.CappedTotal(int(totals[name] or 0),
+                                                  int(capped[name]["dominant_sum"] or 0),
+                                                  int(capped[name]["dominant"] or 0))
+                                for name in ("btyd", "network")),
+                              correction, weight, rate_factor)
     record = ScoringRun(model_version=version, as_of_date=as_of_date,
                         horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                         btyd_fit_customers=fit_customers, level=spend,
@@ -336,7 +343,8 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
                         scoring_engine="sql", scoring_sql=path.name,
                         scoring_sql_sha256=sha256_bytes(data))
     saved = record.save(run.model_dir)
-    dbt_log(f"spend level: factor {spend.spend_factor:.6f}; scoring run saved as {saved}")
+    dbt_log(f"spend level: factor {spend.spend_factor:.6f}{spend.dominance_note()}; scoring run "
+            f"saved as {saved}")
     return result
 
 

@@ -40,7 +40,14 @@ from clv.artifacts import atomic_write_bytes, load_artifact, sha256_bytes
 from clv.config import ID_COLUMN, OUTPUT_NAMES
 from clv.data import FeatureSpec
 from clv.hybrid import BTYD_FEATURES, BTYD_INPUTS, BTYDFit
-from clv.level import EXP_LIMIT, GROWTH_LIMIT, SERIES_BELOW, TINY, level_coefficients
+from clv.level import (
+    DOMINANT_SHARE,
+    EXP_LIMIT,
+    GROWTH_LIMIT,
+    SERIES_BELOW,
+    TINY,
+    level_coefficients,
+)
 from clv.level import model_rate_factor as saved_rate_factor
 from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, run_path
 from clv.score import DEFAULT_QUANTILES, quantile_column
@@ -103,8 +110,22 @@ def micro_total_sql(column: str, dialect_name: str) -> str:
     return f"sum({_micro_units(column, dialect(dialect_name))})"
 
 
-__all__ = ["OutsideSqlRange", "compile_scoring_sql", "micro_total_sql", "sql_path",
-           "write_scoring_sql"]
+def _dominant(micro: str, total: str) -> str:
+    """SQL: a value (micro-units) above a tenth of ``total`` (:mod:`clv.level` rule 7)."""
+    return f"{micro} * {DOMINANT_SHARE} > {total}"
+
+
+def dominant_sql(column: str, total: int, dialect_name: str) -> str:
+    """A query over ``{relation}``: the sum (``dominant_sum``) and count (``dominant``) of the
+    values of ``column`` above a tenth of ``total`` micro-units (:mod:`clv.level` rule 7)."""
+    micro = _micro_units(column, dialect(dialect_name))
+    above = _dominant(micro, str(int(total)))
+    return (f"select sum(case when {above} then {micro} end) as dominant_sum, "
+            f"count(case when {above} then 1 end) as dominant from {{relation}}")
+
+
+__all__ = ["OutsideSqlRange", "compile_scoring_sql", "dominant_sql", "micro_total_sql",
+           "sql_path", "write_scoring_sql"]
 
 
 class _Query:
@@ -306,24 +327,36 @@ def _spend_level(query: _Query, btyd_level_correction: float,
                  network_level_weight: float = 0.0) -> None:
     """CTEs adding ``spend_factor`` (:mod:`clv.level`: the correction times BG/NBD's total over
     the network's, plus the network's weight): exact sums of micro-units over every scored
-    row."""
+    row, with each value above a tenth of its total counted as a tenth (rule 7)."""
     sql = query.sql
-    totals = {"btyd_micro_total": f"sum({_micro_units('btyd_expected_spend', sql)})",
-              "network_micro_total": f"sum({_micro_units('network_clv', sql)})"}
+    micro = {"btyd": _micro_units("btyd_expected_spend", sql),
+             "network": _micro_units("network_clv", sql)}
+    totals = {f"{name}_micro_total": f"sum({value})" for name, value in micro.items()}
+    dominant = {}
+    for name, value in micro.items():
+        above = _dominant(value, f"{name}_micro_total")
+        dominant[f"{name}_dominant_sum"] = f"sum(case when {above} then {value} else 0 end)"
+        dominant[f"{name}_dominant"] = f"sum(case when {above} then 1 else 0 end)"
     if sql.materialized:
         scores = query.last
         query.add("spend_totals", [f"{total} as {name}" for name, total in totals.items()])
-        query.add("scores_with_totals", [f"{scores}.*", *(f"spend_totals.{name}"
-                                                           for name in totals)],
-                  source=f"{scores}\n    cross join spend_totals")
+        query.add("spend_dominant", [*(f"spend_totals.{name}" for name in totals),
+                                     *(f"{value} as {name}" for name, value in dominant.items())],
+                  source=f"{scores}\n    cross join spend_totals\n    group by "
+                         + ", ".join(f"spend_totals.{name}" for name in totals))
+        query.add("scores_with_totals", [f"{scores}.*", *(f"spend_dominant.{name}"
+                                                           for name in [*totals, *dominant])],
+                  source=f"{scores}\n    cross join spend_dominant")
     else:
-        query.add_layers("scores_with_totals", [[(name, f"{total} over ()")
-                                                 for name, total in totals.items()]])
-    btyd_total = f"cast(btyd_micro_total as {sql.double}) / {literal(_MICRO)}"
-    network_total = f"cast(network_micro_total as {sql.double}) / {literal(_MICRO)}"
+        query.add_layers("scores_with_totals", [
+            [(name, f"{total} over ()") for name, total in totals.items()],
+            [(name, f"{value} over ()") for name, value in dominant.items()]])
+    capped = {name: (f"cast({DOMINANT_SHARE} * ({name}_micro_total - {name}_dominant_sum) + "
+                     f"{name}_dominant * {name}_micro_total as {sql.double}) / "
+                     f"{literal(DOMINANT_SHARE * _MICRO)}") for name in micro}
     weight = f" + {literal(network_level_weight)}" if network_level_weight else ""
-    factor = (f"case when network_micro_total > 0 then {btyd_total} * "
-              f"{literal(btyd_level_correction)} / ({network_total}){weight} else 1.0e0 end")
+    factor = (f"case when network_micro_total > 0 then {capped['btyd']} * "
+              f"{literal(btyd_level_correction)} / ({capped['network']}){weight} else 1.0e0 end")
     query.add_layers("spend_level", [[("spend_factor", factor)]])
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clv.level import micro_units
+from clv.level import CappedTotal, MicroTotal
 
 SAMPLE_BUCKETS = 1_000_000
 KEY_SEPARATOR = "|"
@@ -40,22 +40,23 @@ BatchFunction = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 class Spool:
     """Batches kept in an anonymous temporary file (deleted when closed, whatever happens)
-    with the micro-unit totals of some columns, for a second pass over them."""
+    with the micro-unit totals of some columns (:class:`clv.level.CappedTotal`), for a second
+    pass over them."""
 
     def __init__(self, batches: pa.RecordBatchReader, columns: Sequence[str]) -> None:
         self.schema = batches.schema
-        self.totals = dict.fromkeys(columns, 0)
+        adding = {name: MicroTotal() for name in columns}
         self._file = tempfile.TemporaryFile(prefix="clv_spool_")  # noqa: SIM115 see close()
         try:
             with pa.ipc.new_stream(self._file, batches.schema) as writer:
                 for batch in batches:
                     for name in columns:
-                        self.totals[name] += micro_units(
-                            batch.column(name).to_numpy(zero_copy_only=False))
+                        adding[name].add(batch.column(name).to_numpy(zero_copy_only=False))
                     writer.write_batch(batch)
         except BaseException:
             self._file.close()
             raise
+        self.totals = {name: total.result() for name, total in adding.items()}
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The kept batches, once; the file is closed after the last one."""
@@ -193,9 +194,10 @@ class Warehouse(ABC):
             source = iter(self.stored_order_batches(relation, batch_rows, order_by=order_by))
         return pa.RecordBatchReader.from_batches(schema, function(source))
 
-    def totals(self, result: Any, columns: Sequence[str]) -> tuple[Any, dict[str, int]]:
+    def totals(self, result: Any, columns: Sequence[str]) -> tuple[Any, dict[str, CappedTotal]]:
         """Keep a :meth:`map_batches` result for a second pass and add up ``columns`` in
-        micro-units (:func:`clv.level.micro_units`); returns (the kept result, totals)."""
+        micro-units, with the customers above a tenth of each total (:class:`clv.level.
+        CappedTotal`); returns (the kept result, totals)."""
         spool = Spool(result, columns)
         return spool, spool.totals
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from clv.level import DOMINANT_SHARE, CappedTotal
 from clv.warehouse.base import BatchFunction, Warehouse
 
 # Rows per Arrow batch that Spark hands a mapInArrow function.
@@ -170,19 +171,29 @@ class SparkWarehouse(Warehouse):
         del batch_rows, order_by  # Spark sizes the batches; rows carry their own keys
         return self._frame(relation).mapInArrow(function, spark_schema(schema))
 
-    def totals(self, result: Any, columns: Sequence[str]) -> tuple[Any, dict[str, int]]:
+    def totals(self, result: Any, columns: Sequence[str]) -> tuple[Any, dict[str, CappedTotal]]:
         """The result persisted (memory, spilling to disk) and the columns' exact sums in
-        micro-units, rounded per value as :func:`clv.level.micro_units` rounds."""
+        micro-units, rounded per value as :func:`clv.level.micro_units` rounds, with the
+        values above a tenth of each sum (:class:`clv.level.CappedTotal`): a second
+        aggregate over the persisted rows."""
         from pyspark.sql import functions as F
 
         def micro(name: str) -> Any:
             value = F.nanvl(F.col(name), F.lit(0.0))
             rounded = F.signum(value) * F.floor(F.abs(value) * F.lit(1_000_000.0) + F.lit(0.5))
-            return F.coalesce(F.sum(rounded.cast("bigint")), F.lit(0)).alias(name)
+            return rounded.cast("bigint")
 
         kept = result.persist()
-        row = kept.agg(*[micro(name) for name in columns]).collect()[0]
-        return kept, {name: int(row[name]) for name in columns}
+        row = kept.agg(*[F.coalesce(F.sum(micro(name)), F.lit(0)).alias(name)
+                         for name in columns]).collect()[0]
+        sums = {name: int(row[name]) for name in columns}
+        dominant = {name: micro(name) * F.lit(DOMINANT_SHARE) > F.lit(sums[name])
+                    for name in columns}
+        row = kept.agg(*[aggregate for name in columns for aggregate in (
+            F.coalesce(F.sum(F.when(dominant[name], micro(name))), F.lit(0)).alias(f"{name}_sum"),
+            F.count(F.when(dominant[name], F.lit(1))).alias(f"{name}_count"))]).collect()[0]
+        return kept, {name: CappedTotal(sums[name], int(row[f"{name}_sum"]),
+                                        int(row[f"{name}_count"])) for name in columns}
 
     def release(self, kept: Any) -> None:
         kept.unpersist()
