@@ -87,7 +87,9 @@ def drop_postgres_schemas(prefix: str) -> None:
     try:
         with connection.cursor() as cursor:
             for name in sorted(n for n in _SCHEMAS if n.startswith(prefix)):
-                cursor.execute(f'drop schema if exists "{name}" cascade')
+                # with the sample seeds' schema dbt derives from it (+schema: clv_sample)
+                for schema in (name, f"{name}_clv_sample"):
+                    cursor.execute(f'drop schema if exists "{schema}" cascade')
                 _SCHEMAS.discard(name)
         connection.commit()
     finally:

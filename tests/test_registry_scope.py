@@ -24,8 +24,10 @@ from clv.pipeline import registry, scoring
 from clv.warehouse.duckdb import DuckDBWarehouse
 
 AS_OF = "2023-06-30"
-# Everything the registry and the history need; the data tests are other files' business.
-ARGS = ["--select", "+clv_model_registry", "+clv_predictions_history",
+# Everything the registry, the history and the evaluation tables need; the data tests are
+# other files' business.
+ARGS = ["--select", "+clv_model_registry", "+clv_predictions_history", "+clv_model_evaluation",
+        "+clv_decile_calibration", "+clv_gain_curve", "+clv_feature_importance",
         "--exclude-resource-type", "test", "unit_test"]
 
 
@@ -196,10 +198,22 @@ def test_a_failed_scoring_leaves_is_current_on_the_model_behind_the_predictions(
     assert x.query("select * from clv_predictions order by customer_id").equals(before)
     current = x.query("select model_version from clv_model_registry where is_current")
     assert current.model_version.tolist() == [x.model]
+    assert _current_in_evaluation_marts(x) == {mart: [x.model] for mart in EVALUATION_MARTS}
 
     # the next complete build scores with the new model and marks it current
     x.build(x.vars, ARGS)
     scored = set(x.query("select model_version from clv_predictions").model_version)
     current = x.query("select model_version from clv_model_registry where is_current")
     assert scored == {trained} and current.model_version.tolist() == [trained]
+    assert _current_in_evaluation_marts(x) == {mart: [trained] for mart in EVALUATION_MARTS}
     assert set(_registry(x).model_version) == {x.model, trained}
+
+
+EVALUATION_MARTS = ("clv_model_evaluation", "clv_decile_calibration", "clv_gain_curve",
+                    "clv_feature_importance")
+
+
+def _current_in_evaluation_marts(project) -> dict[str, list[str]]:
+    """The model each public evaluation table marks current (is_current, from the registry)."""
+    return {mart: project.query(f"select distinct model_version from {mart} where is_current"
+                                ).model_version.tolist() for mart in EVALUATION_MARTS}
