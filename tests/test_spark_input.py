@@ -4,12 +4,15 @@ spend level's totals added up on the executors."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from engines import clv_build, schema_name, spark_available
+from engines import PROJECT_DIR, clv_build, environment, schema_name, spark_available
 
 ROWS = [  # InvoiceNo, InvoiceDate, Customer ID, Quantity, Unit Price
     ("536365", "12/1/2010 8:26", "17850", "40", 3.91),
@@ -23,21 +26,36 @@ RUN_VARS = {"clv_timestamp_format": "%m/%d/%Y %H:%M", "clv_as_of_date": "2010-12
             "clv_columns": COLUMNS}
 
 
-@pytest.mark.slow
-@pytest.mark.engines
-def test_names_with_a_space_and_a_text_column_inside_a_function(spark_dir: Path,
-                                                                tmp_path: Path):
+@dataclasses.dataclass
+class Retail:
+    schema: str
+    run_vars: dict[str, Any]
+    workdir: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def retail(spark_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Retail:
+    """The rows above as a Parquet export, built on Spark up to clv_data_quality."""
     spark_available()
+    workdir = tmp_path_factory.mktemp("spark_retail")
     names = ["InvoiceNo", "InvoiceDate", "Customer ID", "Quantity", "Unit Price"]
-    path = tmp_path / "retail.parquet"
+    path = workdir / "retail.parquet"
     pq.write_table(pa.table({name: [row[i] for row in ROWS] for i, name in enumerate(names)}),
                    path)
-    schema = schema_name("clv_spin")
-    clv_build("spark", {**RUN_VARS, "clv_transactions": str(path)}, tmp_path,
-              {"CLV_SCHEMA": schema, "CLV_SPARK_DIR": str(spark_dir)},
-              models=["clv_data_quality"])
+    built = Retail(schema_name("clv_spin"), {**RUN_VARS, "clv_transactions": str(path)},
+                   workdir, {"CLV_SCHEMA": "", "CLV_SPARK_DIR": str(spark_dir)})
+    built.env["CLV_SCHEMA"] = built.schema
+    clv_build("spark", built.run_vars, workdir, built.env, models=["clv_data_quality"])
+    return built
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_names_with_a_space_and_a_text_column_inside_a_function(retail: Retail):
     from pyspark.sql import SparkSession
 
+    schema = retail.schema
     session = SparkSession.builder.getOrCreate()
     staged = dict(session.sql(f"select transaction_id, amount from {schema}.stg_clv__transactions"
                               ).collect())
@@ -74,3 +92,40 @@ def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir
     assert totals == {"btyd_expected_spend": reference.btyd.result(),
                       "network_clv": reference.network.result()}
     assert totals["network_clv"].dominant == 1
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_a_failed_table_build_keeps_the_previous_table(retail: Retail):
+    """dbt-spark's own table materialization drops the table before its query runs; the
+    project's (clv_table) swaps the new table in only after the query has succeeded. The query
+    fails here because its parent view is gone."""
+    from dbt.cli.main import dbtRunner
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.getOrCreate()
+    schema = retail.schema
+
+    def rows() -> list[tuple]:
+        return sorted(tuple(r) for r in session.sql(f"select * from {schema}.clv_data_quality")
+                      .collect())
+
+    def tables() -> set[str]:
+        return {r.tableName for r in session.sql(f"show tables in {schema}").collect()}
+
+    before = rows()
+    session.sql(f"drop view {schema}.int_clv__transactions_classified")
+    args = ["run", "--target", "spark", "--select", "clv_data_quality", "--project-dir",
+            str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--vars",
+            json.dumps(retail.run_vars), "--target-path", str(retail.workdir / "target"),
+            "--log-path", str(retail.workdir / "logs"), "--quiet"]
+    with environment(**retail.env):
+        failed = dbtRunner().invoke(args)
+    assert not failed.success
+    assert rows() == before
+    assert "clv_data_quality__clv_staging" not in tables()
+
+    clv_build("spark", retail.run_vars, retail.workdir, retail.env, models=["clv_data_quality"])
+    assert rows() == before
+    assert {"clv_data_quality", "int_clv__transactions_classified"} <= tables()
+    assert not any(name.endswith("__clv_staging") for name in tables())

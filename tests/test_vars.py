@@ -1,4 +1,5 @@
-"""Every var is validated before any SQL runs, with an error that names the var."""
+"""Every var is validated before any SQL runs, with an error that names the var, reported in the
+model the var is about (clv_run_settings, or the staging model of the transactions)."""
 
 from __future__ import annotations
 
@@ -36,14 +37,20 @@ BAD_VARS = [
     ({"clv_extra_features": ["seq_orders_lag_01"]}, "clv_extra_features"),
     ({"clv_extra_features": {"a": 1}}, "clv_extra_features"),
 ]
+INPUT_VARS = {"clv_transactions", "clv_columns"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("vars", "name"), BAD_VARS, ids=[str(v) for v, _ in BAD_VARS])
 def test_bad_var_is_rejected_before_sql_runs(dbt_project, vars, name):
-    with pytest.raises(CompilationError, match=f"Invalid value for var '{name}'"):
+    with pytest.raises(CompilationError, match=f"Invalid value for var '{name}'") as raised:
         dbt_project.run("parse", vars=vars)
     assert not dbt_project.database.exists(), "no SQL may run for an invalid var"
+    # reported in the model the var is about, not in whichever model dbt parsed first: the
+    # input's vars in the staging model that reads the input, the others in the settings row
+    model = ("stg_clv__transactions (models/1_staging/stg_clv__transactions.sql)"
+             if name in INPUT_VARS else "clv_run_settings (models/clv_run_settings.sql)")
+    assert f"Error in model {model}" in str(raised.value)
 
 
 @pytest.mark.slow

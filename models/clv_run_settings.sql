@@ -1,7 +1,11 @@
+{{ config(materialized='view') }}
 {%- set settings = clv_settings() -%}
 {#-
     One row: the run's settings after validation (macros/clv_settings.sql), read by every
     Python model, so vars are checked in one place and the Python steps never re-read them.
+    It sits at the top of models/ so that dbt parses it before any other model: an invalid var
+    is then reported in this model ("Compilation Error in model clv_run_settings"), not in
+    whichever model dbt happened to parse first.
 -#}
 
 with
