@@ -160,6 +160,20 @@ def test_exposures_name_the_tables_they_read(manifest):
     assert "model.clv.clv_predictions_export" in parquet["depends_on"]["nodes"]
 
 
+@pytest.mark.slow
+def test_exposure_urls_follow_the_vars(tmp_path):
+    """The report and the Parquet copy are where the vars put them, not at the defaults."""
+    from conftest import DbtProject
+
+    project = DbtProject(tmp_path)
+    project.run("parse", vars={"clv_report_path": "out/value.html",
+                               "clv_export_path": "out/value.parquet"})
+    parsed = json.loads((project.workdir / "target" / "manifest.json").read_text())
+    urls = {node["name"]: node["url"] for node in parsed["exposures"].values()}
+    assert urls["clv_report"] == "out/value.html"
+    assert urls["clv_predictions_parquet"] == "out/value.parquet"
+
+
 def test_contract_types_follow_the_target(manifest):
     """The declared types render for the target parsed (DuckDB here): `varchar` and `double
     precision`, which Spark spells `string` and `double`."""
