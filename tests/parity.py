@@ -67,6 +67,8 @@ def assert_scores_match(got: pd.DataFrame, expected: pd.DataFrame, name: str,
         assert not outside.any(), (f"{name} {column}: {outside.sum()} rows, worst "
                                    f"{error[outside].max():.2e} relative")
     p = expected["purchase_probability"].to_numpy(float)
+    if "predicted_clv_variance" in expected:
+        worst["predicted_clv_variance"] = _assert_variances_match(got, expected, name)
     for q in DEFAULT_QUANTILES:
         column = quantile_column(q, "predicted_clv")
         a, b = got[column].to_numpy(float), expected[column].to_numpy(float)
@@ -81,3 +83,25 @@ def assert_scores_match(got: pd.DataFrame, expected: pd.DataFrame, name: str,
         worst[f"{column} (level > 0.01)"] = float(error[well_conditioned].max())
         assert ((error < RTOL) | small)[well_conditioned].all(), f"{name} {column}"
     return worst
+
+
+def _assert_variances_match(got: pd.DataFrame, expected: pd.DataFrame, name: str) -> float:
+    """The spend's variance, m^2 (exp(sigma^2) / p - 1), from the expected value m and the
+    probability p as matched above: twice m's relative difference, plus p's relative rounding
+    (P_ERROR, or the 1e-7 absolute bound of an unlikely buyer) times exp(sigma^2) / p over the
+    bracket, which is large where p is close to 1 and sigma small. Returns the largest relative
+    difference."""
+    a = got["predicted_clv_variance"].to_numpy(float)
+    b = expected["predicted_clv_variance"].to_numpy(float)
+    m = np.abs(expected["predicted_clv"].to_numpy(float))
+    p = expected["purchase_probability"].to_numpy(float)
+    bracket = b / np.maximum(m * m, 1e-300)  # exp(sigma^2) / p - 1
+    p_relative = np.maximum(P_ERROR, PROBABILITY_ATOL / np.maximum(p, 1e-300))
+    allowed = (2 * (RTOL + AMOUNT_ATOL / np.maximum(m, 1e-300))
+               + p_relative * (1 + bracket) / np.maximum(bracket, 1e-300))
+    error = relative(a, b)
+    small = np.sqrt(np.abs(a - b)) <= AMOUNT_ATOL
+    outside = ~((error <= allowed) | small)
+    assert not outside.any(), (f"{name} predicted_clv_variance: {outside.sum()} rows, worst "
+                               f"{error[outside].max():.2e} relative")
+    return float(error.max())

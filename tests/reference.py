@@ -1,10 +1,12 @@
 """Plain-Python reference for the feature SQL, written from the definitions, not from the SQL.
 
-Each function takes usable transactions as (customer_id, date, amount) tuples.
+Each feature function takes usable transactions as (customer_id, date, amount) tuples;
+:func:`segment_total_range` is clv_segment_summary's range of a segment's total.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from datetime import date, timedelta
@@ -102,3 +104,23 @@ def customer_label(transactions, customer_id, cutoff: date, horizon_days: int) -
         if customer == customer_id and cutoff < day <= end
     )
     return max(total, 0.0)
+
+
+Z90 = 1.2815515655446004  # the standard normal's 90th percentile
+
+
+def segment_total_range(values, variances, probabilities,
+                        level_log_sd: float | None) -> tuple[float, float]:
+    """(p10, p90) of a segment's total: a lognormal with the total's expected value and the
+    log-scale variance log(1 + sum of variances / total^2) + level_log_sd^2; p10 (p90) is 0
+    when the chance that nobody buys is at least 10% (90%)."""
+    total = float(sum(values))
+    if total <= 0:
+        return 0.0, 0.0
+    log_variance = math.log1p(float(sum(variances)) / total**2) + (level_log_sd or 0.0) ** 2
+    spread = math.sqrt(log_variance)
+    none_buys = math.exp(max(sum(math.log(max(1.0 - p, 1e-300)) for p in probabilities),
+                             -700.0))
+    p10 = 0.0 if none_buys >= 0.1 else total * math.exp(-log_variance / 2 - Z90 * spread)
+    p90 = 0.0 if none_buys >= 0.9 else total * math.exp(-log_variance / 2 + Z90 * spread)
+    return p10, p90

@@ -101,15 +101,26 @@ def test_every_customer_is_in_the_segment_its_rules_give(project):
 
 @pytest.mark.slow
 def test_segment_summary_matches_a_pandas_recomputation(project):
-    predictions = project.query("select * from clv_predictions")
+    from reference import segment_total_range
+
+    predictions = project.query("""
+        select p.*, s.predicted_clv_variance
+        from clv_predictions as p join int_clv__scores as s using (customer_id)""")
     summary = project.query("select * from clv_segment_summary order by segment_order")
     assert list(summary.segment) == SEGMENTS
     assert list(summary.segment_order) == [1, 2, 3, 4, 5]
+    level_log_sd = project.query("select level_log_sd from clv_model_registry "
+                                 "where is_current").level_log_sd[0]
+    assert level_log_sd > 0  # the sample's level has backtests
     groups = predictions.groupby("segment").agg(
         customers=("customer_id", "size"), total=("predicted_clv", "sum"),
-        p10=("predicted_clv_p10", "sum"), p90=("predicted_clv_p90", "sum"),
         mean=("predicted_clv", "mean"), probability=("purchase_probability", "mean"),
     ).reindex(SEGMENTS)
+    ranges = {segment: segment_total_range(rows.predicted_clv, rows.predicted_clv_variance,
+                                           rows.purchase_probability, level_log_sd)
+              for segment, rows in predictions.groupby("segment")}
+    groups["p10"] = [ranges[segment][0] for segment in SEGMENTS]
+    groups["p90"] = [ranges[segment][1] for segment in SEGMENTS]
     assert summary.customers.tolist() == groups.customers.tolist()
     np.testing.assert_allclose(summary.share_of_customers, groups.customers / len(predictions),
                                rtol=1e-12)
@@ -122,6 +133,7 @@ def test_segment_summary_matches_a_pandas_recomputation(project):
     np.testing.assert_allclose(summary.mean_purchase_probability, groups.probability,
                                rtol=1e-9)
     assert (summary.total_predicted_clv_p10 <= summary.total_predicted_clv_p90).all()
+    assert (summary.total_predicted_clv_p10 <= summary.total_predicted_clv).all()
     run = predictions[["as_of_date", "horizon_days", "model_version"]].drop_duplicates()
     assert len(run) == 1
     assert (summary[run.columns].drop_duplicates().to_numpy() == run.to_numpy()).all()

@@ -550,6 +550,9 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
         level = np.where(positive, (q - 1 + leveled) / np.where(positive, leveled, 1.0), 0.5)
         expected[quantile_column(q, "predicted_clv")] = np.where(
             positive, np.exp(mu + sigma * ndtri(level)), 0.0)
+    # the spend's variance, written out: E[X^2] - E[X]^2 of the leveled ZILN
+    second_moment = leveled * np.exp(2 * mu + 2 * sigma**2)
+    expected["predicted_clv_variance"] = second_moment - (network * factor) ** 2
     p = leveled
     for column, values in expected.items():
         error = relative(frame[column].to_numpy(float), values)

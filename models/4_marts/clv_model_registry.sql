@@ -49,6 +49,7 @@ final as (
         cast(registry.decile_mape as {{ clv_type_double() }}) as decile_mape,
         cast(registry.btyd_level_correction as {{ clv_type_double() }}) as btyd_level_correction,
         cast(registry.network_level_weight as {{ clv_type_double() }}) as network_level_weight,
+        cast(registry.level_log_sd as {{ clv_type_double() }}) as level_log_sd,
         cast(registry.is_seasonal_level as boolean) as is_seasonal_level,
         cast(registry.level_note as {{ dbt.type_string() }}) as level_note,
         cast(registry.btyd_fit_note as {{ dbt.type_string() }}) as btyd_fit_note,

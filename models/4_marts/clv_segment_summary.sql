@@ -4,11 +4,19 @@
     predicted value, the p10-p90 range of the total and the mean purchase probability. A segment
     without customers has 0 customers and totals and null means.
 
-    total_predicted_clv_p10 / _p90 are the sums of the customers' own 10th and 90th percentiles:
-    the segment's total if every customer spent at their own p10 (or p90). That is the total's
-    own 10th (90th) percentile only if the customers' spends moved perfectly together; customers
-    who buy independently make the total far less uncertain, so read the range as a wide
-    envelope around the total, not as an 80% interval for it.
+    The range of the total: each customer's spend is a ZILN (int_clv__scores carries its
+    variance, predicted_clv_variance), customers buy independently of each other, and the spend
+    level multiplies every value at once with the uncertainty its backtests showed
+    (level_log_sd of the model, clv.level rule 8). The total is read as a lognormal with the
+    total's expected value and a log-scale variance of
+
+        log(1 + sum of the customers' variances / total^2)   the customers' randomness
+      + level_log_sd^2                                        the level's
+
+    so p10 and p90 are total * exp(-s^2 / 2 -/+ 1.2816 s). When the chance that nobody in the
+    segment buys, the product of (1 - purchase_probability), is at least 10% (or 90%), p10 (or
+    p90) is 0, as it is for the total itself. tests/test_segment_range.py checks the coverage
+    on simulated segments.
 -#}
 
 with
@@ -16,6 +24,18 @@ with
 predictions as (
 
     select * from {{ ref('clv_predictions') }}
+
+),
+
+scores as (
+
+    select * from {{ ref('int_clv__scores') }}
+
+),
+
+model_registry as (
+
+    select * from {{ ref('int_clv__model_registry') }}
 
 ),
 
@@ -60,18 +80,64 @@ runs as (
 segment_totals as (
 
     select
-        segment,
-        as_of_date,
-        model_version,
+        predictions.segment,
+        predictions.as_of_date,
+        predictions.model_version,
         count(*) as customers,
-        sum(predicted_clv) as total_predicted_clv,
-        sum(predicted_clv_p10) as total_predicted_clv_p10,
-        sum(predicted_clv_p90) as total_predicted_clv_p90,
-        avg(predicted_clv) as mean_predicted_clv,
-        avg(purchase_probability) as mean_purchase_probability
+        sum(predictions.predicted_clv) as total_predicted_clv,
+        sum(coalesce(scores.predicted_clv_variance, 0)) as total_variance,
+        -- log of the chance that nobody in the segment buys
+        sum(ln(greatest(1 - predictions.purchase_probability, 1e-300))) as log_none_buys,
+        avg(predictions.predicted_clv) as mean_predicted_clv,
+        avg(predictions.purchase_probability) as mean_purchase_probability
 
     from predictions
-    group by segment, as_of_date, model_version
+    left join scores
+        on predictions.customer_id = scores.customer_id
+    group by predictions.segment, predictions.as_of_date, predictions.model_version
+
+),
+
+spreads as (
+
+    select
+        segment_totals.*,
+        case
+            when segment_totals.total_predicted_clv > 0
+                then ln(
+                    1 + segment_totals.total_variance
+                    / (segment_totals.total_predicted_clv * segment_totals.total_predicted_clv)
+                )
+            else 0
+        end
+        + coalesce(model_registry.level_log_sd * model_registry.level_log_sd, 0)
+            as log_variance,
+        exp(greatest(segment_totals.log_none_buys, -700)) as none_buys
+
+    from segment_totals
+    left join model_registry
+        on segment_totals.model_version = model_registry.model_version
+
+),
+
+ranges as (
+
+    select
+        *,
+        case
+            when total_predicted_clv <= 0 or none_buys >= 0.1 then 0
+            else total_predicted_clv * exp(
+                    greatest(-log_variance / 2 - 1.2815515655446004 * sqrt(log_variance), -700)
+                )
+        end as total_predicted_clv_p10,
+        case
+            when total_predicted_clv <= 0 or none_buys >= 0.9 then 0
+            else total_predicted_clv * exp(
+                    least(-log_variance / 2 + 1.2815515655446004 * sqrt(log_variance), 700)
+                )
+        end as total_predicted_clv_p90
+
+    from spreads
 
 ),
 
@@ -100,7 +166,7 @@ final as (
 
     from segments
     cross join runs
-    left join segment_totals
+    left join ranges as segment_totals
         on segments.segment = segment_totals.segment
         and runs.as_of_date = segment_totals.as_of_date
         and runs.model_version = segment_totals.model_version

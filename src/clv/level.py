@@ -71,6 +71,15 @@ each of them tested in ``tests/test_level_rules.py``:
    prediction is still ``network_clv * spend_factor``; ``dbt build`` warns about such
    customers (``clv_predictions_no_customer_holds_a_tenth``).
 
+8. **How sure the level is** (:func:`level_log_sd`). The backtests of rule 3 measure how far
+   a carried correction missed the next window: their mean squared error of ``log(actual
+   total / predicted total)`` after shrinkage. Weighted by the shares of rule 4, its square
+   root is the level's own uncertainty, a factor on every customer's value at once.
+   ``clv_segment_summary`` combines it with the customers' own randomness (the variance of
+   each customer's ZILN) into the p10-p90 range of a segment's total. With few backtests it
+   is a rough figure; without any it is unknown (None), and the range holds the customers'
+   randomness alone.
+
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
 level, which can drift far when the as-of population differs from the training cutoffs' (a
@@ -469,6 +478,25 @@ def estimate_level(windows: Iterable[Window], horizon_days: int, as_of: date,
         network_level_weight=share * network.correction / scale * season.factor,
         network_share=share, btyd=btyd, network=network, calibration_scale=scale,
         reference=reference, windows=list(windows), seasonal_factor=season)
+
+
+def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
+    """Rule 8: the standard deviation of ``log(actual total / predicted total)`` that a saved
+    model's level showed in its backtests, the mean squared errors of BG/NBD's and the
+    network's carried corrections weighted by their shares of the total (each at least
+    ``_MSE_FLOOR``); None when a predictor with a share has no backtest (or the model was
+    saved before they were kept)."""
+    spend = metadata.get("spend_level") or {}
+    share = float(spend.get("network_share") or 0.0)
+    variance = 0.0
+    for predictor, weight in (("btyd", 1.0 - share), ("network", share)):
+        if weight <= 0.0:
+            continue
+        error = (spend.get(predictor) or {}).get("mean_squared_error")
+        if error is None or not math.isfinite(float(error)):
+            return None
+        variance += weight * max(float(error), _MSE_FLOOR)
+    return math.sqrt(variance) if variance > 0.0 else None
 
 
 def level_coefficients(metadata: Mapping[str, Any]) -> tuple[float, float]:

@@ -196,6 +196,19 @@ def ziln_quantiles_numpy(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
     return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
 
 
+def ziln_variance_numpy(p: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Variance of a ZILN spend with purchase probability ``p``, expected value ``mean`` and
+    log-scale spread ``sigma`` (arrays [N] float64): a purchase with probability p, then a
+    lognormal amount, so E[X^2] = mean^2 exp(sigma^2) / p and
+
+        var = mean^2 (exp(sigma^2) / p - 1)
+
+    (0 where p is 0; exp's argument bounded at 700, as in the compiled SQL)."""
+    buys = p > 0.0
+    second = np.exp(np.minimum(sigma * sigma, 700.0)) / np.where(buys, p, 1.0)
+    return np.where(buys, mean * mean * np.maximum(second - 1.0, 0.0), 0.0)
+
+
 def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """``function`` of each item, in input order, with up to ``workers`` calls running at once
     in threads (onnxruntime, numpy and pyarrow release the GIL). Lazy: an item is read when a

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from clv import artifacts
+from clv import artifacts, level
 from clv.artifacts import PREFIX, ModelArtifact, list_artifacts
 from clv.data import feature_spec
 from clv.hybrid import BTYD_FEATURES
@@ -52,7 +52,8 @@ REGISTRY_COLUMNS = ["model_version", "created_at", "is_current", "horizon_days",
                     "sequence_periods", "training_cutoffs", "validation_cutoff", "training_rows",
                     "validation_rows", "validation_loss", "normalized_gini", "aggregate_error",
                     "decile_mape", "btyd_level_correction", "network_level_weight",
-                    "is_seasonal_level", "level_note", "btyd_fit_note", "settings",
+                    "level_log_sd", "is_seasonal_level", "level_note", "btyd_fit_note",
+                    "settings",
                     "feature_count", "onnx_path", "sha256"]
 
 
@@ -261,6 +262,7 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "decile_mape": metrics_.get("decile_mape"),
             "btyd_level_correction": meta.get("btyd_level_correction"),
             "network_level_weight": meta.get("network_level_weight"),
+            "level_log_sd": level.level_log_sd(meta),
             "is_seasonal_level": (meta.get("spend_level") or {}).get("seasonal"),
             "level_note": (meta.get("spend_level") or {}).get("reason"),
             "btyd_fit_note": btyd_fit_note(meta.get("btyd_fits")),
@@ -270,7 +272,7 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "sha256": meta.get("sha256"),
         })
     return pd.DataFrame(rows, columns=REGISTRY_COLUMNS).astype(
-        {"btyd_level_correction": float, "network_level_weight": float})
+        {"btyd_level_correction": float, "network_level_weight": float, "level_log_sd": float})
 
 
 def btyd_fit_note(fits: Mapping[str, Any] | None) -> str | None:

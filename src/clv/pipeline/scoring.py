@@ -48,6 +48,7 @@ from clv.score import (
     quantile_column,
     score_batches,
     ziln_quantiles_numpy,
+    ziln_variance_numpy,
 )
 from clv.warehouse import SAMPLE_BUCKETS, Warehouse
 
@@ -63,9 +64,12 @@ EXAMPLES_TABLE = "clv_scoring_examples"
 # total), its probability that the customer is alive and the repeat purchases its posterior
 # rate rests on (rule 6 of clv.level).
 KEPT_BTYD = ("btyd_expected_spend", "btyd_probability_alive", "frequency")
+# predicted_clv_variance: the variance of the customer's spend under the leveled ZILN
+# (clv.score.ziln_variance_numpy), which clv_segment_summary adds up into the range of a
+# segment's total.
 SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
                  *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
-                 "btyd_expected_spend", "model_version", "scored_at")
+                 "predicted_clv_variance", "btyd_expected_spend", "model_version", "scored_at")
 
 
 @dataclass(frozen=True)
@@ -205,11 +209,13 @@ class Leveled:
             batch.column(name).to_numpy(zero_copy_only=False) for name in
             ("purchase_probability", "mu", "sigma", "btyd_probability_alive", "frequency"))
         p, mu = level.leveled_distribution(p, mu, self.spend, alive, repeat, self.rate_shape)
+        predicted = level.apply(network, self.spend)
         columns = {
             "customer_id": batch.column("customer_id"),
             "purchase_probability": pa.array(p),
             "network_clv": batch.column("network_clv"),
-            "predicted_clv": pa.array(level.apply(network, self.spend)),
+            "predicted_clv": pa.array(predicted),
+            "predicted_clv_variance": pa.array(ziln_variance_numpy(p, predicted, sigma)),
             "btyd_expected_spend": batch.column("btyd_expected_spend"),
             "model_version": batch.column("model_version"),
             "scored_at": pa.repeat(pa.scalar(self.scored_at, pa.timestamp("us")),

@@ -16,8 +16,9 @@ computed as :func:`clv.pipeline.scoring.predict` computes them:
    decimals (an aggregate over the materialised scores, or a window where the engine has no
    materialised CTEs), and ``predicted_clv = network_clv * spend_factor``;
 5. the distribution at that level (:func:`clv.level.leveled_distribution`, the same series and
-   bounds) and its quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when
-   ``q <= 1 - p``).
+   bounds), its quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when
+   ``q <= 1 - p``) and its variance ``predicted_clv^2 (exp(sigma^2) / p - 1)``
+   (:func:`clv.score.ziln_variance_numpy`).
 
 :func:`write_scoring_sql` writes the query next to the ONNX file as
 ``clv_model_<version>.<dialect>.sql`` and returns its sha256. ``python -m clv.sql_scoring``
@@ -379,13 +380,21 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
     _spend_level(query, btyd_level_correction, network_level_weight)
     _leveled_distribution(query, model_rate_factor, btyd_fit.bgnbd.r)
     _quantiles(query, "leveled_probability", "leveled_mu")
+    # the spend's variance, clv.score.ziln_variance_numpy: mean^2 (exp(sigma^2) / p - 1)
+    second = (f"exp(least(sigma * sigma, {literal(EXP_BOUND)})) / "
+              f"greatest(leveled_probability, 1.0e-300) - 1.0e0")
+    variance = (f"case when leveled_probability > 0.0e0 then predicted_value * predicted_value "
+                f"* greatest({second}, 0.0e0) else 0.0e0 end")
+    query.add_layers("predicted", [[("predicted_value", "network_clv * spend_factor")],
+                                   [("predicted_variance", variance)]])
     values = {
         "customer_id": "customer_id",
         "purchase_probability": "leveled_probability",
         "network_clv": "network_clv",
-        "predicted_clv": "network_clv * spend_factor",
+        "predicted_clv": "predicted_value",
         **{name: name for name in (quantile_column(q, "predicted_clv")
                                    for q in DEFAULT_QUANTILES)},
+        "predicted_clv_variance": "predicted_variance",
         "btyd_expected_spend": "btyd_expected_spend",
         "model_version": f"cast({sql.string(version)} as {sql.text})",
         "scored_at": sql.timestamp(scored_at) if scored_at else sql.utc_now,
