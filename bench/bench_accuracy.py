@@ -16,7 +16,8 @@ from the project's own classified transactions, so parsing is the same for every
 Besides the ranking and level metrics, the network's quantiles and purchase probability are
 checked: the share of customers whose actual spend exceeds ``predicted_clv_p90`` (about 10%
 when the p90 is honest), the share below ``predicted_clv_p10`` among those whose p10 is above 0,
-and the expected calibration error of ``purchase_probability`` over probability deciles.
+and the expected calibration error of ``purchase_probability`` over probability deciles; and
+each segment's actual total against clv_segment_summary's p10-p90 range of it.
 
 Printed: per data set, every metric as the median over the seeds with its range (the baselines
 and references do not depend on the seed), then the targets, each marked met only when it holds
@@ -199,9 +200,27 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
             row["decile_mean_actual"] = deciles.mean_actual.tolist()
         rows.append(row)
     table = pd.DataFrame(rows)
+    table.attrs["segments"] = segment_ranges(database, frame)
     table.attrs["customers"] = len(frame)
     table.attrs["zero_share"] = float(np.mean(actual <= 0))
     return table
+
+
+def segment_ranges(database: Path, frame: pd.DataFrame) -> list[dict]:
+    """Each segment of clv_segment_summary: its total, p10-p90 range and the holdout's actual
+    spend of its customers."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        summary = connection.sql("select segment, customers, total_predicted_clv, "
+                                 "total_predicted_clv_p10, total_predicted_clv_p90 "
+                                 "from clv_segment_summary order by segment_order").df()
+        segments = connection.sql("select customer_id, segment from clv_predictions").df()
+    actual = frame[["customer_id", "actual"]].merge(segments, on="customer_id")
+    spent = actual.groupby("segment").actual.sum()
+    return [{"segment": row.segment, "customers": int(row.customers),
+             "predicted": float(row.total_predicted_clv),
+             "p10": float(row.total_predicted_clv_p10), "p90": float(row.total_predicted_clv_p90),
+             "actual": float(spent.get(row.segment, 0.0))}
+            for row in summary.itertuples() if row.customers > 0]
 
 
 def spend_level(model_dir: Path) -> dict:
@@ -249,6 +268,15 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
           f"{_range([r['p10_shortfall'] for r in network], '{:.1%}')}, "
           f"purchase probability calibration error "
           f"{_range([r['purchase_probability_ece'] for r in network], '{:.3f}')}")
+    ranges = [segment for table in runs.values() for segment in table.attrs["segments"]]
+    below = sum(r["actual"] < r["p10"] for r in ranges)
+    above = sum(r["actual"] > r["p90"] for r in ranges)
+    print(f"segment totals (clv_segment_summary, every seed): {len(ranges) - below - above} of "
+          f"{len(ranges)} inside their p10-p90 range, {below} below, {above} above; "
+          + "; ".join(f"{r['segment']} {r['actual'] / r['predicted'] - 1:+.0%} of predicted "
+                      f"(range {r['p10'] / r['predicted'] - 1:+.0%} to "
+                      f"{r['p90'] / r['predicted'] - 1:+.0%})"
+                      for r in next(iter(runs.values())).attrs["segments"]))
     errors = np.median([r["decile_errors"] for r in network], axis=0)
     means = np.median([r["decile_mean_actual"] for r in network], axis=0)
     print("network error per prediction decile (1 = highest; median over seeds): "
@@ -387,7 +415,8 @@ def main() -> None:
             database, model_dir = build(data, seed, args.vars)
             runs[seed] = evaluate(data, database)
             record.setdefault(name, {})[str(seed)] = {
-                "metrics": runs[seed].to_dict("records"), "level": spend_level(model_dir)}
+                "metrics": runs[seed].to_dict("records"), "level": spend_level(model_dir),
+                "segments": runs[seed].attrs["segments"]}
         results[name] = runs
         print_table(data, runs)
         levels = [record[name][str(s)]["level"] for s in args.seeds]

@@ -154,8 +154,12 @@ def test_the_scoring_query_computes_the_same_spend_factor(correction, weight, wh
         factors = connection.sql(query.text()).df().spend_factor.unique()
         # the query the SQL scoring step reads the totals' dominant part with
         network_total = totals.network.result().total
-        counted = connection.sql(dominant_sql("network_clv", network_total, "duckdb").format(
-            relation="scored")).fetchall()[0]
+        btyd_total = totals.btyd.result().total
+        counted = connection.sql(dominant_sql(
+            {"btyd_expected_spend": btyd_total, "network_clv": network_total}, "duckdb",
+        ).format(relation="scored")).fetchall()[0]
     assert len(factors) == 1 and factors[0] == expected.spend_factor
-    assert (int(counted[0] or 0), counted[1]) == (totals.network.result().dominant_sum,
+    assert (int(counted[0] or 0), counted[1]) == (totals.btyd.result().dominant_sum,
+                                                  totals.btyd.result().dominant)
+    assert (int(counted[2] or 0), counted[3]) == (totals.network.result().dominant_sum,
                                                   totals.network.result().dominant)

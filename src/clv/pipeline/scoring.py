@@ -334,13 +334,14 @@ def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: 
         f"select {compiled.micro_total_sql('btyd_expected_spend', dialect)} as btyd, "
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "
         "max(scored_at) as scored_at from {relation}")).to_pylist()[0]
-    capped = {name: warehouse.query(result, compiled.dominant_sql(
-        column, int(totals[name] or 0), dialect)).to_pylist()[0]
-        for name, column in (("btyd", "btyd_expected_spend"), ("network", "network_clv"))}
+    columns = {"btyd": "btyd_expected_spend", "network": "network_clv"}
+    capped = warehouse.query(result, compiled.dominant_sql(
+        {column: int(totals[name] or 0) for name, column in columns.items()},
+        dialect)).to_pylist()[0]
     spend = level.from_totals(*(level.CappedTotal(int(totals[name] or 0),
-                                                  int(capped[name]["dominant_sum"] or 0),
-                                                  int(capped[name]["dominant"] or 0))
-                                for name in ("btyd", "network")),
+                                                  int(capped[f"{column}_dominant_sum"] or 0),
+                                                  int(capped[f"{column}_dominant"] or 0))
+                                for name, column in columns.items()),
                               correction, weight, rate_factor)
     record = ScoringRun(model_version=version, as_of_date=as_of_date,
                         horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,

@@ -116,13 +116,18 @@ def _dominant(micro: str, total: str) -> str:
     return f"{micro} * {DOMINANT_SHARE} > {total}"
 
 
-def dominant_sql(column: str, total: int, dialect_name: str) -> str:
-    """A query over ``{relation}``: the sum (``dominant_sum``) and count (``dominant``) of the
-    values of ``column`` above a tenth of ``total`` micro-units (:mod:`clv.level` rule 7)."""
-    micro = _micro_units(column, dialect(dialect_name))
-    above = _dominant(micro, str(int(total)))
-    return (f"select sum(case when {above} then {micro} end) as dominant_sum, "
-            f"count(case when {above} then 1 end) as dominant from {{relation}}")
+def dominant_sql(totals: dict[str, int], dialect_name: str) -> str:
+    """One query over ``{relation}``: for each column of ``totals`` (column -> its total in
+    micro-units), the sum (``<column>_dominant_sum``) and count (``<column>_dominant``) of its
+    values above a tenth of that total (:mod:`clv.level` rule 7)."""
+    sql = dialect(dialect_name)
+    selected = []
+    for column, total in totals.items():
+        micro = _micro_units(column, sql)
+        above = _dominant(micro, str(int(total)))
+        selected += [f"sum(case when {above} then {micro} end) as {column}_dominant_sum",
+                     f"count(case when {above} then 1 end) as {column}_dominant"]
+    return f"select {', '.join(selected)} from {{relation}}"
 
 
 __all__ = ["OutsideSqlRange", "compile_scoring_sql", "dominant_sql", "micro_total_sql",

@@ -183,14 +183,15 @@ class SparkWarehouse(Warehouse):
             rounded = F.signum(value) * F.floor(F.abs(value) * F.lit(1_000_000.0) + F.lit(0.5))
             return rounded.cast("bigint")
 
+        units = {name: micro(name) for name in columns}
         kept = result.persist()
-        row = kept.agg(*[F.coalesce(F.sum(micro(name)), F.lit(0)).alias(name)
+        row = kept.agg(*[F.coalesce(F.sum(units[name]), F.lit(0)).alias(name)
                          for name in columns]).collect()[0]
         sums = {name: int(row[name]) for name in columns}
-        dominant = {name: micro(name) * F.lit(DOMINANT_SHARE) > F.lit(sums[name])
+        dominant = {name: units[name] * F.lit(DOMINANT_SHARE) > F.lit(sums[name])
                     for name in columns}
         row = kept.agg(*[aggregate for name in columns for aggregate in (
-            F.coalesce(F.sum(F.when(dominant[name], micro(name))), F.lit(0)).alias(f"{name}_sum"),
+            F.coalesce(F.sum(F.when(dominant[name], units[name])), F.lit(0)).alias(f"{name}_sum"),
             F.count(F.when(dominant[name], F.lit(1))).alias(f"{name}_count"))]).collect()[0]
         return kept, {name: CappedTotal(sums[name], int(row[f"{name}_sum"]),
                                         int(row[f"{name}_count"])) for name in columns}
