@@ -49,8 +49,8 @@ def assert_scores_match(got: pd.DataFrame, expected: pd.DataFrame, name: str,
     """``got`` (SQL) equals ``expected`` (onnxruntime) per customer_id within 1e-5 relative
     (or 1e-7 for probabilities, 1e-4 currency units for amounts); quantiles near their zero
     threshold within what the float32 probability explains, and within 1e-5 (or 1e-4 units)
-    wherever the quantile's normal level is above 0.01. Returns the largest relative
-    difference per column."""
+    wherever that explains less than a tenth of it. Returns the largest relative difference
+    per column."""
     got = got.set_index("customer_id").sort_index()
     expected = expected.set_index("customer_id").sort_index()
     assert list(got.index) == list(expected.index), f"{name}: customers differ"
@@ -78,9 +78,12 @@ def assert_scores_match(got: pd.DataFrame, expected: pd.DataFrame, name: str,
         assert ((error <= RTOL + quantile_allowance(p, q, P_ERROR)) | near_threshold
                 | small).all(), f"{name} {column}"
         assert ((a > 0) == (b > 0))[~near_threshold].all(), f"{name} {column} zeros"
-        well_conditioned = np.where(q > 1 - p, (q - 1 + p) / p, 0.5) > 0.01
+        # where float32's rounding of p cannot move the quantile by a tenth of RTOL (a normal
+        # level above 0.01 is not always enough: at 0.011 a quantile moves 34 sigma times p's
+        # relative error)
+        well_conditioned = quantile_allowance(p, q, P_ERROR) <= 0.1 * RTOL
         worst[column] = float(error.max())
-        worst[f"{column} (level > 0.01)"] = float(error[well_conditioned].max())
+        worst[f"{column} (well conditioned)"] = float(error[well_conditioned].max(initial=0.0))
         assert ((error < RTOL) | small)[well_conditioned].all(), f"{name} {column}"
     return worst
 

@@ -109,15 +109,19 @@ def customer_label(transactions, customer_id, cutoff: date, horizon_days: int) -
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 
 
-def segment_total_range(values, variances, probabilities,
-                        level_log_sd: float | None) -> tuple[float, float]:
+def segment_total_range(values, variances, probabilities, level_log_sd: float | None,
+                        decile_biases=None) -> tuple[float, float]:
     """(p10, p90) of a segment's total: a lognormal with the total's expected value and the
-    log-scale variance log(1 + sum of variances / total^2) + level_log_sd^2; p10 (p90) is 0
-    when the chance that nobody buys is at least 10% (90%)."""
+    log-scale variance log(1 + sum of variances / total^2) + level_log_sd^2 + the
+    value-weighted mean of the customers' squared decile biases (``decile_biases``, log
+    ratios; none: 0); p10 (p90) is 0 when the chance that nobody buys is at least 10% (90%)."""
     total = float(sum(values))
     if total <= 0:
         return 0.0, 0.0
-    log_variance = math.log1p(float(sum(variances)) / total**2) + (level_log_sd or 0.0) ** 2
+    biases = [0.0] * len(values) if decile_biases is None else list(decile_biases)
+    allocation = sum(v * b * b for v, b in zip(values, biases, strict=True)) / total
+    log_variance = (math.log1p(float(sum(variances)) / total**2) + (level_log_sd or 0.0) ** 2
+                    + allocation)
     spread = math.sqrt(log_variance)
     none_buys = math.exp(max(sum(math.log(max(1.0 - p, 1e-300)) for p in probabilities),
                              -700.0))

@@ -116,8 +116,21 @@ def test_segment_summary_matches_a_pandas_recomputation(project):
         customers=("customer_id", "size"), total=("predicted_clv", "sum"),
         mean=("predicted_clv", "mean"), probability=("purchase_probability", "mean"),
     ).reindex(SEGMENTS)
+    # the network's validation bias per value decile, beyond its overall bias, within -2..2
+    deciles = project.query("select decile, customers, mean_predicted, mean_actual from "
+                            "int_clv__decile_calibration where predictor = 'network' and "
+                            "model_version = (select model_version from clv_model_registry "
+                            "where is_current)")
+    overall = np.log((deciles.customers * deciles.mean_actual).sum()
+                     / (deciles.customers * deciles.mean_predicted).sum())
+    bias = dict(zip(deciles.decile, np.clip(np.log(np.maximum(deciles.mean_actual, 1e-300)
+                                                   / np.maximum(deciles.mean_predicted, 1e-300))
+                                            - overall, -2, 2), strict=True))
+    assert len(bias) == 10 and max(abs(b) for b in bias.values()) > 0
+    predictions["decile_bias"] = predictions.value_decile.map(bias)
     ranges = {segment: segment_total_range(rows.predicted_clv, rows.predicted_clv_variance,
-                                           rows.purchase_probability, level_log_sd)
+                                           rows.purchase_probability, level_log_sd,
+                                           rows.decile_bias)
               for segment, rows in predictions.groupby("segment")}
     groups["p10"] = [ranges[segment][0] for segment in SEGMENTS]
     groups["p90"] = [ranges[segment][1] for segment in SEGMENTS]

@@ -5,13 +5,16 @@
     without customers has 0 customers and totals and null means.
 
     The range of the total: each customer's spend is a ZILN (int_clv__scores carries its
-    variance, predicted_clv_variance), customers buy independently of each other, and the spend
+    variance, predicted_clv_variance), customers buy independently of each other, the spend
     level multiplies every value at once with the uncertainty its backtests showed
-    (level_log_sd of the model, clv.level rule 8). The total is read as a lognormal with the
-    total's expected value and a log-scale variance of
+    (level_log_sd of the model, clv.level rule 8), and the network shares the total out
+    between kinds of customers with the bias it showed per value decile on the validation
+    window (beyond its overall bias). The total is read as a lognormal with the total's
+    expected value and a log-scale variance of
 
         log(1 + sum of the customers' variances / total^2)   the customers' randomness
       + level_log_sd^2                                        the level's
+      + sum(predicted_clv * decile bias^2) / total            the sharing out's
 
     so p10 and p90 are total * exp(-s^2 / 2 -/+ 1.2816 s). When the chance that nobody in the
     segment buys, the product of (1 - purchase_probability), is at least 10% (or 90%), p10 (or
@@ -36,6 +39,49 @@ scores as (
 model_registry as (
 
     select * from {{ ref('int_clv__model_registry') }}
+
+),
+
+decile_calibration as (
+
+    select * from {{ ref('int_clv__decile_calibration') }}
+    where predictor = 'network'
+
+),
+
+-- the network's validation bias per value decile beyond its overall bias: how far it shares
+-- the total out wrongly between kinds of customers (log ratios, within -2 and 2)
+validation_totals as (
+
+    select
+        model_version,
+        ln(
+            greatest(sum(customers * mean_actual), 1e-300)
+            / greatest(sum(customers * mean_predicted), 1e-300)
+        ) as overall_log_ratio
+
+    from decile_calibration
+    group by model_version
+
+),
+
+decile_bias as (
+
+    select
+        decile_calibration.model_version,
+        decile_calibration.decile,
+        least(greatest(
+            ln(
+                greatest(decile_calibration.mean_actual, 1e-300)
+                / greatest(decile_calibration.mean_predicted, 1e-300)
+            )
+            - validation_totals.overall_log_ratio,
+            -2
+        ), 2) as log_bias
+
+    from decile_calibration
+    inner join validation_totals
+        on decile_calibration.model_version = validation_totals.model_version
 
 ),
 
@@ -86,6 +132,8 @@ segment_totals as (
         count(*) as customers,
         sum(predictions.predicted_clv) as total_predicted_clv,
         sum(coalesce(scores.predicted_clv_variance, 0)) as total_variance,
+        sum(predictions.predicted_clv * coalesce(decile_bias.log_bias * decile_bias.log_bias, 0))
+            as value_weighted_bias,
         -- log of the chance that nobody in the segment buys
         sum(ln(greatest(1 - predictions.purchase_probability, 1e-300))) as log_none_buys,
         avg(predictions.predicted_clv) as mean_predicted_clv,
@@ -94,6 +142,10 @@ segment_totals as (
     from predictions
     left join scores
         on predictions.customer_id = scores.customer_id
+    left join decile_bias
+        on
+        predictions.model_version = decile_bias.model_version
+        and predictions.value_decile = decile_bias.decile
     group by predictions.segment, predictions.as_of_date, predictions.model_version
 
 ),
@@ -111,7 +163,11 @@ spreads as (
             else 0
         end
         + coalesce(model_registry.level_log_sd * model_registry.level_log_sd, 0)
-            as log_variance,
+        + case
+            when segment_totals.total_predicted_clv > 0
+                then segment_totals.value_weighted_bias / segment_totals.total_predicted_clv
+            else 0
+        end as log_variance,
         exp(greatest(segment_totals.log_none_buys, -700)) as none_buys
 
     from segment_totals

@@ -76,9 +76,9 @@ each of them tested in ``tests/test_level_rules.py``:
    total / predicted total)`` after shrinkage. Weighted by the shares of rule 4, its square
    root is the level's own uncertainty, a factor on every customer's value at once.
    ``clv_segment_summary`` combines it with the customers' own randomness (the variance of
-   each customer's ZILN) into the p10-p90 range of a segment's total. With few backtests it
-   is a rough figure; without any it is unknown (None), and the range holds the customers'
-   randomness alone.
+   each customer's ZILN) and the network's bias per value decile on the validation window
+   into the p10-p90 range of a segment's total. With few backtests it is a rough figure;
+   without any, the one bias seen on the window the level is carried from stands in.
 
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
@@ -484,17 +484,22 @@ def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
     """Rule 8: the standard deviation of ``log(actual total / predicted total)`` that a saved
     model's level showed in its backtests, the mean squared errors of BG/NBD's and the
     network's carried corrections weighted by their shares of the total (each at least
-    ``_MSE_FLOOR``); None when a predictor with a share has no backtest (or the model was
-    saved before they were kept)."""
+    ``_MSE_FLOOR``). A predictor without backtests counts the square of the one bias it
+    showed, on the window the level is carried from; None when it has no such window either
+    (or the model was saved before backtests were kept)."""
     spend = metadata.get("spend_level") or {}
     share = float(spend.get("network_share") or 0.0)
     variance = 0.0
     for predictor, weight in (("btyd", 1.0 - share), ("network", share)):
         if weight <= 0.0:
             continue
-        error = (spend.get(predictor) or {}).get("mean_squared_error")
+        tested = spend.get(predictor) or {}
+        error = tested.get("mean_squared_error")
         if error is None or not math.isfinite(float(error)):
-            return None
+            # no backtest: the one bias seen, on the window the level is carried from
+            if tested.get("source") is None:
+                return None
+            error = float(tested.get("source_log_ratio") or 0.0) ** 2
         variance += weight * max(float(error), _MSE_FLOOR)
     return math.sqrt(variance) if variance > 0.0 else None
 
