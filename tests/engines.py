@@ -114,9 +114,10 @@ def schema_name(prefix: str) -> str:
 
 
 def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[str, str],
-              models: list[str] | None = None) -> None:
+              models: list[str] | None = None, tests: bool = True) -> None:
     """``clv build --target <target>`` on this project (only ``models`` and what they need,
-    when given), in this process; fails the test with clv's own message when it fails."""
+    when given; without dbt's data and unit tests with ``tests=False``), in this process;
+    fails the test with clv's own message when it fails."""
     import json
 
     from clv import build
@@ -125,8 +126,8 @@ def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[st
             str(PROJECT_DIR), "--vars", json.dumps(run_vars), "--target-path",
             str(workdir / "target"), "--log-path", str(workdir / "logs"), "--quiet"]
     with environment(**env):
-        if models:
-            build.build_with_args(args, models=models)
+        if models or not tests:
+            build.build_with_args(args, models=models, tests=tests)
             return
         code = build.main(args)
     assert code == 0, f"clv build --target {target} failed (see the output above)"

@@ -1,13 +1,14 @@
 """The same package on PostgreSQL and Spark gives DuckDB's answers.
 
 The shipped sample, and a generated data set of 50,000 customers, are built with ``clv build``
-on each engine, every model and dbt test included. Each engine's feature and example tables
-must equal DuckDB's (integers and text exactly, floats within 1e-9 relative); scoring with
-DuckDB's saved model (which each engine reuses, since its training data has the same digest)
-must give predictions within 1e-5 relative (PostgreSQL, which scores with the compiled query by
-default, within the tolerances of tests/parity.py; streamed through onnxruntime when asked,
-within 1e-5); and a network trained from each engine's tables must reach DuckDB's validation
-Gini within 0.005.
+on each engine: the sample with every dbt test, the generated data without them (the
+sample's builds run every test on every engine; these compare tables). Each engine's feature
+and example tables must equal DuckDB's (integers and text exactly, floats within 1e-9
+relative); scoring with DuckDB's saved model (which each engine reuses, since its training
+data has the same digest) must give predictions within 1e-5 relative (PostgreSQL, which scores
+with the compiled query by default, within the tolerances of tests/parity.py; streamed through
+onnxruntime when asked, within 1e-5); and a network trained from each engine's tables must
+reach DuckDB's validation Gini within 0.005.
 
 Run them alone with ``pytest -m engines``. Without a PostgreSQL server or a Java runtime they
 skip, unless CLV_TEST_ENGINES=required (CI), where they fail.
@@ -84,18 +85,18 @@ class _DuckDBReader:
             return connection.sql(f"select * from {name}").to_arrow_table()
 
 
-def _duckdb_build(workdir: Path, run_vars: dict[str, Any]) -> Built:
+def _duckdb_build(workdir: Path, run_vars: dict[str, Any], tests: bool = True) -> Built:
     model_dir = workdir / "onnx"
     clv_build("duckdb", {**run_vars, "clv_model_dir": str(model_dir),
                          "clv_export_path": str(workdir / "export.parquet"),
                          "clv_bi_database_path": str(workdir / "bi.duckdb")},
-              workdir, {"CLV_DUCKDB_PATH": str(workdir / "clv.duckdb")})
+              workdir, {"CLV_DUCKDB_PATH": str(workdir / "clv.duckdb")}, tests=tests)
     return Built("duckdb", _DuckDBReader(workdir / "clv.duckdb"), "main", model_dir,
                  workdir / "bi.duckdb")
 
 
 def _engine_build(engine: str, workdir: Path, run_vars: dict[str, Any], reference: Built,
-                  spark_dir: Path | None) -> Built:
+                  spark_dir: Path | None, tests: bool = True) -> Built:
     """Build on ``engine`` with a copy of DuckDB's model directory: the retrain policy
     (auto) must find DuckDB's model, so every prediction comes from the same saved model."""
     model_dir = workdir / "onnx"
@@ -110,7 +111,8 @@ def _engine_build(engine: str, workdir: Path, run_vars: dict[str, Any], referenc
         env["CLV_SPARK_DIR"] = str(spark_dir)
     clv_build(engine, {**run_vars, "clv_model_dir": str(model_dir),
                        "clv_export_path": str(workdir / "export.parquet"),
-                       "clv_bi_database_path": str(workdir / "bi.duckdb")}, workdir, env)
+                       "clv_bi_database_path": str(workdir / "bi.duckdb")}, workdir, env,
+              tests=tests)
     if engine == "postgres":
         from clv.warehouse import PostgresWarehouse
 
@@ -154,7 +156,8 @@ def generated_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def generated_duckdb(generated_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
     return _duckdb_build(tmp_path_factory.mktemp("duckdb_generated"),
-                         {**GENERATED_VARS, "clv_transactions": str(generated_file)})
+                         {**GENERATED_VARS, "clv_transactions": str(generated_file)},
+                         tests=False)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -185,7 +188,7 @@ def generated_engine(request: pytest.FixtureRequest, generated_file: Path,
         source = f"{schema}.transactions"
     return _engine_build(request.param, tmp_path_factory.mktemp(f"{request.param}_generated"),
                          {**GENERATED_VARS, "clv_transactions": source}, generated_duckdb,
-                         spark_dir)
+                         spark_dir, tests=False)
 
 
 def test_generated_training_examples_are_a_sample(generated_duckdb: Built):
@@ -243,51 +246,42 @@ def _assert_same_predictions(duck: Built, engine: Built) -> None:
                           f"{engine.engine}: {table}", rtol=1e-5, atol=1e-6)
 
 
-def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_engine: Built):
-    _assert_same_predictions(sample_duckdb, sample_engine)
+def _assert_postgres_scoring_paths(duck: Built, engine: Built, workdir: Path) -> None:
+    """PostgreSQL scored in the database (its default): the scoring run says so and keeps the
+    query with its sha256. Asked for onnxruntime, the same scoring step streams the rows out
+    and back by COPY and gives DuckDB's scores within 1e-5 relative."""
+    import dataclasses
 
-
-def test_postgres_scores_in_the_database_by_default(sample_duckdb: Built,
-                                                    sample_engine: Built):
-    """clv_scoring_engine left empty scores on PostgreSQL with the compiled query, in the
-    server; the query is kept under runs/ with its sha256 (the predictions equal DuckDB's
-    within tests/parity.py: test_reuses_duckdb_model_and_predicts_the_same)."""
-    if sample_engine.engine != "postgres":
-        pytest.skip("PostgreSQL's default")
     from clv.artifacts import sha256_file
-    from clv.pipeline.scoring import ScoringRun
+    from clv.pipeline import scoring
+    from clv.pipeline.registry import registry_frame
+    from clv.pipeline.settings import RunSettings
 
-    [path] = (sample_engine.model_dir / "runs").glob("clv_run_*.json")
-    record = ScoringRun.load(path)
+    [path] = (engine.model_dir / "runs").glob("clv_run_*.json")
+    record = scoring.ScoringRun.load(path)
     assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".postgres.sql")
-    assert sha256_file(sample_engine.model_dir / "runs" / record.scoring_sql) == \
+    assert sha256_file(engine.model_dir / "runs" / record.scoring_sql) == \
         record.scoring_sql_sha256
+    model_dir = workdir / "onnx"  # a copy: this scoring run must not replace the build's
+    shutil.copytree(engine.model_dir, model_dir)
+    run = dataclasses.replace(RunSettings.from_table(engine.table("clv_run_settings")),
+                              model_dir=model_dir, scoring_engine="onnxruntime")
+    scored = scoring.score(engine.warehouse,
+                           engine.warehouse.relation(f"{engine.schema}.clv_scoring_examples"),
+                           registry_frame(model_dir, record.model_version), run)
+    engine.warehouse.write_table(f"{engine.schema}.clv_test_streamed_scores", scored)
+    streamed = engine.table("clv_test_streamed_scores")
+    reference = duck.warehouse.read("int_clv__scores")
+    columns = ["customer_id", *(c for c in PREDICTION_COLUMNS if c in reference.schema.names)]
+    assert_same_table(reference.select(columns), streamed.select(columns),
+                      "postgres (onnxruntime): int_clv__scores", rtol=1e-5, atol=1e-6)
 
 
-def test_postgres_streams_through_onnxruntime_when_asked(sample_duckdb: Built,
-                                                         tmp_path: Path):
-    """clv_scoring_engine: onnxruntime on PostgreSQL: the rows go out and back by COPY and
-    the predictions equal DuckDB's as the other engines' do."""
-    postgres_connection().close()  # skips (or fails in CI) when there is no server
-    model_dir = tmp_path / "onnx"
-    shutil.copytree(sample_duckdb.model_dir, model_dir)
-    schema = schema_name("clv_test_ort")
-    clv_build("postgres", {**SAMPLE_VARS, "clv_model_dir": str(model_dir),
-                           "clv_scoring_engine": "onnxruntime"},
-              tmp_path, {"CLV_SCHEMA": schema, **postgres_settings()},
-              models=["clv_predictions"])
-    from clv.pipeline.scoring import ScoringRun
-    from clv.warehouse import PostgresWarehouse
-
-    [path] = (model_dir / "runs").glob("clv_run_*.json")
-    assert ScoringRun.load(path).scoring_engine == "onnxruntime"
-    warehouse = PostgresWarehouse(postgres_connection(), schema)
-    for table in ("int_clv__scores", "clv_predictions"):
-        theirs = sample_duckdb.warehouse.read(table)
-        columns = ["customer_id", *(c for c in PREDICTION_COLUMNS if c in theirs.schema.names)]
-        assert_same_table(theirs.select(columns),
-                          warehouse.read(f"{schema}.{table}").select(columns),
-                          f"postgres (onnxruntime): {table}", rtol=1e-5, atol=1e-6)
+def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_engine: Built,
+                                                   tmp_path: Path):
+    _assert_same_predictions(sample_duckdb, sample_engine)
+    if sample_engine.engine == "postgres":
+        _assert_postgres_scoring_paths(sample_duckdb, sample_engine, tmp_path)
 
 
 def test_every_mart_is_built(sample_duckdb: Built, sample_engine: Built):

@@ -361,7 +361,8 @@ def _postgres_built(workdir: Path) -> _Built:
     clv_build("postgres", {**RUN_VARS, "clv_transactions": f"{inputs}.transactions",
                            "clv_events": f"{inputs}.events",
                            "clv_customers": f"{inputs}.customers"},
-              workdir, {"CLV_SCHEMA": schema, **postgres_settings()}, models=ENGINE_MODELS)
+              workdir, {"CLV_SCHEMA": schema, **postgres_settings()}, models=ENGINE_MODELS,
+              tests=False)
 
     def rows(sql: str) -> list[tuple]:
         connection = postgres_connection()
@@ -383,7 +384,8 @@ def _spark_built(workdir: Path, spark_dir: Path) -> _Built:
     spark_available()
     schema = schema_name("clv_tz")
     clv_build("spark", {**RUN_VARS, **_write_inputs(workdir)}, workdir,
-              {"CLV_SCHEMA": schema, "CLV_SPARK_DIR": str(spark_dir)}, models=ENGINE_MODELS)
+              {"CLV_SCHEMA": schema, "CLV_SPARK_DIR": str(spark_dir)}, models=ENGINE_MODELS,
+              tests=False)
     from pyspark.sql import SparkSession
 
     from clv.warehouse import SparkWarehouse

@@ -285,9 +285,12 @@ def _seeds_read(manifest: Any, nodes: Sequence[Node]) -> list[str]:
 
 def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
           profiles_dir: Path | None, dbt_args: Sequence[str] = (),
-          models: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> None:
+          models: Sequence[str] | None = None, exclude: Sequence[str] = (),
+          tests: bool = True) -> None:
     """Build every model of the project on ``target`` (see the module docstring), or only
-    ``models`` and what they need; never the models named in ``exclude`` (already built)."""
+    ``models`` and what they need; never the models named in ``exclude`` (already built).
+    ``tests=False`` builds the models and seeds without dbt's data and unit tests."""
+    skip_tests = [] if tests else ["--exclude-resource-type", "test", "unit_test"]
     profile = profile_of(project_dir, profiles_dir, target, run_vars)
     kind = profile.credentials.type
     common = ["--project-dir", str(project_dir), *dbt_args]
@@ -299,7 +302,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         select = (["--select", *[f"+{name}" for name in models], "--indirect-selection",
                    "cautious"] if models else [])
         Runner(common, run_vars).invoke(
-            ["build", *select, *(["--exclude", *exclude] if exclude else [])])
+            ["build", *select, *(["--exclude", *exclude] if exclude else []), *skip_tests])
         return
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
@@ -324,22 +327,24 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
                 # seeds ride along with the first stage; every stage runs the tests whose
                 # parents are all built by then
                 select = ["--select", *names] + (seeds if first else [])
-                runner.invoke(["build", *select, "--indirect-selection", "buildable"])
+                runner.invoke(["build", *select, "--indirect-selection", "buildable",
+                               *skip_tests])
             else:
                 for node in group:
                     began = time.perf_counter()
                     rows = run_python_model(node, warehouse, relations, run_vars)
                     print(f"clv build: {node.name}: {rows:,} rows "
                           f"({time.perf_counter() - began:.1f} s)", flush=True)
-                runner.invoke(["test", "--select", *names, "--indirect-selection",
-                               "buildable"])
+                if tests:
+                    runner.invoke(["test", "--select", *names, "--indirect-selection",
+                                   "buildable"])
             first = False
     finally:
         warehouse.close()
 
 
 def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
-                    exclude: Sequence[str] = ()) -> None:
+                    exclude: Sequence[str] = (), tests: bool = True) -> None:
     """:func:`build` from command-line style arguments (those of ``clv build``; the others go
     to dbt). Raises BuildError."""
     import yaml
@@ -353,7 +358,7 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
         raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
     build(args.target, run_vars, Path(args.project_dir).resolve(),
           Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models,
-          exclude)
+          exclude, tests)
 
 
 def _parser() -> argparse.ArgumentParser:
