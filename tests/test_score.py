@@ -107,11 +107,24 @@ def test_streaming_equals_one_shot(model_dir, scoring, expected):
     assert streamed.column("customer_id").equals(scoring.column("customer_id"))
     assert streamed.column("customer_id").equals(one_shot.column("customer_id"))
     for name in NETWORK_COLUMNS:
-        np.testing.assert_allclose(streamed.column(name).to_numpy(),
-                                   one_shot.column(name).to_numpy(), rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(streamed.column(name).to_numpy(),
+                                      one_shot.column(name).to_numpy(), err_msg=name)
     assert set(streamed.column("model_version").to_pylist()) == {model.version}
     # the network's own values: predicted_clv is only the value at the spend level (clv.level)
     assert streamed.schema.names == ["customer_id", *NETWORK_COLUMNS, "model_version"]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 17, 250])
+def test_a_customer_scores_the_same_in_any_batch(model_dir, scoring, rows):
+    """Bit for bit: scored alone, in a short batch, or at another offset (score.ROW_BLOCK)."""
+    model = load_verified(model_dir)
+    whole = score_table(model, scoring)
+    picked = np.random.default_rng(rows).choice(scoring.num_rows, rows, replace=False)
+    for batch_size in (rows, 7):
+        subset = score_table(model, scoring.take(picked), batch_size=batch_size)
+        for name in NETWORK_COLUMNS:
+            np.testing.assert_array_equal(subset.column(name).to_numpy(),
+                                          whole.column(name).to_numpy()[picked], err_msg=name)
 
 
 def test_reads_input_lazily(model_dir, scoring):

@@ -296,9 +296,16 @@ class CalibratedNetwork(nn.Module):
         return self.base.logits(static, sequence)
 
     def log_spend_map(self, x: Tensor) -> Tensor:
-        """h(x) for x [B]; returns [B]."""
-        bends = torch.relu(x.unsqueeze(1) - self.knots) * self.slope_changes
-        return self.y0 + (x - self.x0) + bends.sum(dim=1)
+        """h(x) for x [B]; returns [B].
+
+        The bends are added one knot at a time, elementwise: a row's sum then rounds the same
+        wherever the row sits in its batch, where onnxruntime's ReduceSum over a row rounds
+        with the row's alignment in memory, so a customer scored in another batch would differ
+        in the last bit."""
+        total = self.y0 + (x - self.x0)
+        for k in range(self.knots.shape[0]):
+            total = total + torch.relu(x - self.knots[k]) * self.slope_changes[k]
+        return total
 
     def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Returns purchase_probability, network_clv, mu, sigma, each [B]."""

@@ -24,7 +24,7 @@ in f when it is switched (a two-permutation Shapley estimate: exact when the net
 over groups, and the order's effect halved otherwise). Each walk telescopes, so the
 contributions add up to f(x) - f(r) up to float64 rounding (about 1e-12 of f). A group whose
 inputs equal r's changes no input row, hence no output: its contribution is exactly 0, because
-every state of a customer is evaluated at the same row offset (:data:`ALIGN_ROWS`).
+every state of a customer is evaluated at the same row offset (:data:`ROW_BLOCK`).
 
 Cost: a customer takes 2m - 1 network rows, m being the number of groups whose inputs differ
 from r's within its chunk (at most 10 with the default groups: 19 rows, against 1 for scoring).
@@ -70,11 +70,13 @@ from clv.data import FeatureSpec, iter_batches, model_inputs
 from clv.hybrid import BTYD_FEATURES
 from clv.score import (
     DEFAULT_BATCH_SIZE,
+    ROW_BLOCK,
     LoadedModel,
     ModelMismatchError,
     make_session,
     ordered_map,
     rechunk,
+    run_rows,
 )
 
 BTYD_GROUP = "btyd"
@@ -85,10 +87,6 @@ IMPORTANCE_REPEATS = 3  # permutations averaged per group
 # drop of a group is stable to about 0.005 on this many rows, and the cost stays fixed
 # however many customers the warehouse holds.
 IMPORTANCE_MAX_ROWS = 50_000
-# onnxruntime's float32 kernels may round a row's output differently with the row's offset in
-# the batch (observed: with its parity). Blocks of states start at multiples of this many rows,
-# so a customer's row has the same offset in every state, and in scoring's batches.
-ALIGN_ROWS = 16
 
 # network_clv of each row (float64) for static [rows, n_static] and sequence inputs.
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -179,9 +177,7 @@ class Reference:
 def session_predict(session: ort.InferenceSession) -> Predict:
     """``network_clv`` (float64) of every row, from one onnxruntime call."""
     def predict(static: np.ndarray, sequence: np.ndarray) -> np.ndarray:
-        outputs = session.run([OUTPUT_NAMES[1]], {INPUT_NAMES[0]: static,
-                                                  INPUT_NAMES[1]: sequence})
-        return outputs[0].astype(np.float64)
+        return run_rows(session, OUTPUT_NAMES[1:2], static, sequence)[0].astype(np.float64)
     return predict
 
 
@@ -444,9 +440,9 @@ def split_stages(split: GraphSplit, static_split: StaticSplit | None = None) -> 
 
 
 def _check_rows(reference: Reference) -> tuple[np.ndarray, np.ndarray]:
-    """:data:`ALIGN_ROWS` rows to check a split on: the reference and seeded random rows."""
+    """:data:`ROW_BLOCK` rows to check a split on: the reference and seeded random rows."""
     rng = np.random.default_rng(0)
-    rows = ALIGN_ROWS - 1
+    rows = ROW_BLOCK - 1
     static = np.vstack([reference.static, rng.normal(0, 100, (rows, *reference.static.shape))])
     sequence = np.vstack([reference.sequence[None],
                           rng.poisson(2.0, (rows, *reference.sequence.shape))])
@@ -472,7 +468,7 @@ def explanation_stages(model: LoadedModel, reference: Reference,
                        log: Callable[[str], None] = print) -> Stages:
     """The model's graph split into encoder, static transform and head (:func:`split_graph`,
     :func:`split_static_transform`, in memory: the artifact is not changed), provided the parts
-    reproduce the whole graph's ``network_clv`` bit for bit on :data:`ALIGN_ROWS` rows (the
+    reproduce the whole graph's ``network_clv`` bit for bit on :data:`ROW_BLOCK` rows (the
     reference and seeded random rows, in one batch) and the transform is column by column;
     else encoder and head alone under the same check; else the whole graph, with a ``log``
     line saying why."""
@@ -549,8 +545,8 @@ def _differs(group: InputGroup, static: np.ndarray, sequence: np.ndarray,
 
 
 def _aligned(rows: int) -> int:
-    """``rows`` rounded up to a multiple of :data:`ALIGN_ROWS`."""
-    return -(-rows // ALIGN_ROWS) * ALIGN_ROWS
+    """``rows`` rounded up to a multiple of :data:`ROW_BLOCK`."""
+    return -(-rows // ROW_BLOCK) * ROW_BLOCK
 
 
 def _states(static: np.ndarray, encoded: np.ndarray, reference_static: np.ndarray,
@@ -587,11 +583,11 @@ def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
     differs from the reference (the others contribute exactly 0 and leave every step of the
     walks unchanged, so they are not evaluated).
 
-    Every block of the head call starts at a multiple of :data:`ALIGN_ROWS` rows, so a
+    Every block of the head call starts at a multiple of :data:`ROW_BLOCK` rows, so a
     customer's row sits at the same offset in each, as in the encoder and transform calls:
     equal inputs give equal outputs, and a customer's prediction equals scoring's when the
-    customer's offset in ``static`` is its offset in the scoring batch modulo ALIGN_ROWS. The
-    encoder and transform calls are padded with the reference to a multiple of ALIGN_ROWS
+    customer's offset in ``static`` is its offset in the scoring batch modulo ROW_BLOCK. The
+    encoder and transform calls are padded with the reference to a multiple of ROW_BLOCK
     rows, so no row of them is a batch's remainder (which onnxruntime may round differently).
     """
     rows, stride = len(static), _aligned(len(static))
@@ -661,8 +657,8 @@ def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.R
         log: where :func:`explanation_stages` says so when the graph is run whole.
     """
     stages = explanation_stages(model, reference, log)
-    # Customers per contributions() call: about batch_rows head rows, a multiple of ALIGN_ROWS.
-    per_call = max(ALIGN_ROWS, batch_rows // (2 * len(groups)) // ALIGN_ROWS * ALIGN_ROWS)
+    # Customers per contributions() call: about batch_rows head rows, a multiple of ROW_BLOCK.
+    per_call = max(ROW_BLOCK, batch_rows // (2 * len(groups)) // ROW_BLOCK * ROW_BLOCK)
 
     def explain(chunk: pa.Table) -> pa.RecordBatch:
         static, sequence = model_inputs(chunk, model.spec)
