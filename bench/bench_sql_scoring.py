@@ -20,7 +20,11 @@ With `--postgres` (a server from the standard PG* variables), the first whole co
 sample up to `--postgres-customers` are copied into a scratch schema and scored there both
 ways: the PostgreSQL query (`create table ... as`, JIT off as the scoring step sets it) against
 the onnxruntime path of the scoring step on PostgreSQL (streamed out with COPY, scored by
-predict, written back with COPY).
+predict, written back with COPY). With `--spark`, the first whole copies up to
+`--spark-customers` go into a local Spark session (the shipped profile's settings: local[2], a
+4 GB driver) and the scoring step (clv.pipeline.scoring.score) runs there both ways, each result
+written as a Parquet table: the query in stages (SparkWarehouse.compute) against onnxruntime on
+the executors (mapInArrow).
 Prints Markdown tables.
 """
 
@@ -81,6 +85,10 @@ def main() -> None:
                         help="also score on PostgreSQL (connection from PG* variables)")
     parser.add_argument("--postgres-customers", type=int, default=100_000,
                         help="customers scored on PostgreSQL (its SQL path is slower)")
+    parser.add_argument("--spark", action="store_true",
+                        help="also score in a local Spark session")
+    parser.add_argument("--spark-customers", type=int, default=30_000,
+                        help="customers scored on Spark")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="clv-bench-sql-") as tmp:
@@ -134,6 +142,10 @@ def main() -> None:
         if args.postgres:
             rows = sample_rows * max(1, min(copies, round(args.postgres_customers / sample_rows)))
             postgres = score_on_postgres(connection, rows, model_dir, version, as_of, run_file)
+        spark = None
+        if args.spark:
+            rows = sample_rows * max(1, min(copies, round(args.spark_customers / sample_rows)))
+            spark = score_on_spark(connection, rows, database, model_dir, version, workdir)
         connection.close()
 
     total_chars = len(sql)
@@ -171,6 +183,21 @@ def main() -> None:
         print(f"| SQL time / onnxruntime time | {postgres['sql'] / postgres['ort']:.1f}x |")
         print(f"| largest relative difference of predicted_clv, SQL vs onnxruntime | "
               f"{postgres['difference']:.1e} |")
+    if spark:
+        customers = spark["customers"]
+        print(f"\nSpark {spark['version']} (local[2]), the first {customers:,} of those "
+              "customers, the scoring step both ways:\n")
+        print("| measure | value |")
+        print("|---|---|")
+        print(f"| SQL size, whole query | {spark['chars'] / 1e6:.2f} MB, {spark['stages']} "
+              "stages |")
+        print(f"| SQL scoring on Spark, in stages | {spark['sql']:.1f} s "
+              f"({customers / spark['sql']:,.0f} customers/s) |")
+        print(f"| onnxruntime on the executors (mapInArrow) | {spark['ort']:.1f} s "
+              f"({customers / spark['ort']:,.0f} customers/s) |")
+        print(f"| SQL time / onnxruntime time | {spark['sql'] / spark['ort']:.1f}x |")
+        print(f"| largest relative difference of predicted_clv, SQL vs onnxruntime | "
+              f"{spark['difference']:.1e} |")
 
 
 def score_on_postgres(connection: duckdb.DuckDBPyConnection, rows: int, model_dir: Path,
@@ -220,6 +247,60 @@ def score_on_postgres(connection: duckdb.DuckDBPyConnection, rows: int, model_di
         server.close()
     return {"server": version_text, "customers": rows, "chars": len(sql),
             "sql": sql_seconds, "ort": ort_seconds, "difference": float(difference)}
+
+
+def score_on_spark(connection: duckdb.DuckDBPyConnection, rows: int, database: Path,
+                   model_dir: Path, version: str, workdir: Path) -> dict:
+    """The scoring step on a local Spark session over the first ``rows`` examples, with
+    clv_scoring_engine sql and then onnxruntime (each on a copy of the model directory, so
+    the sample's scoring run stays), each result written as a Parquet table."""
+    import dataclasses
+    import shutil
+
+    import pyspark
+
+    from clv.pipeline import scoring
+    from clv.pipeline.registry import registry_frame
+    from clv.pipeline.settings import RunSettings
+    from clv.warehouse import SparkWarehouse
+    from clv.warehouse.spark import with_stages
+
+    spark_dir = workdir / "spark"
+    warehouse = SparkWarehouse.start({
+        "spark.master": "local[2]", "spark.driver.memory": "4g",
+        "spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
+        "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:derby:;databaseName={spark_dir}/metastore_db;create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir}"}, None)
+    warehouse.write_table("examples", connection.cursor().sql(
+        f"select * from examples limit {rows}").to_arrow_table())
+    with duckdb.connect(str(database), read_only=True) as sample:
+        settings = RunSettings.from_table(sample.sql("select * from clv_run_settings")
+                                          .to_arrow_table())
+    results, timings = {}, {}
+    for engine in ("sql", "onnxruntime"):
+        copy = workdir / f"spark_models_{engine}"
+        shutil.copytree(model_dir, copy)
+        run = dataclasses.replace(settings, model_dir=copy, scoring_engine=engine)
+        started = time.perf_counter()
+        scored = scoring.score(warehouse, warehouse.relation("examples"),
+                               registry_frame(copy, version), run)
+        warehouse.write_table(f"scores_{engine}", scored)
+        timings[engine] = time.perf_counter() - started
+        results[engine] = warehouse.relation(f"scores_{engine}")
+    difference = warehouse.query(results["sql"].join(
+        results["onnxruntime"].withColumnRenamed("predicted_clv", "reference_clv")
+        .select("customer_id", "reference_clv"), "customer_id"), (
+        "select max(abs(predicted_clv - reference_clv) / greatest(abs(reference_clv), 1e-300)) "
+        "as d from {relation}")).column(0)[0].as_py()
+    [text] = (workdir / "spark_models_sql" / "runs").glob("*.spark.sql")
+    sql = text.read_text(encoding="utf-8")
+    warehouse.session.stop()
+    return {"version": pyspark.__version__, "customers": rows, "chars": len(sql),
+            "stages": len(with_stages(sql)[0]) + 1, "sql": timings["sql"],
+            "ort": timings["onnxruntime"], "difference": float(difference)}
 
 
 if __name__ == "__main__":

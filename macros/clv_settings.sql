@@ -349,18 +349,12 @@
     clv_scoring_engine: onnxruntime (the network in onnxruntime, next to the warehouse; on Spark
     on its executors) or sql (the model compiled into one query the warehouse runs:
     src/clv/sql_scoring). Empty, the default: sql on PostgreSQL, where scoring then stays inside
-    the database, onnxruntime on DuckDB and Spark. Spark cannot plan the compiled query (its
-    optimiser runs out of memory on a query of this size).
+    the database, onnxruntime on DuckDB and Spark (where sql runs the query in stages, slowly).
 -#}
 {% macro clv_scoring_engine() %}
     {% set value = var('clv_scoring_engine', '') or '' %}
     {% if (value | string | trim) == '' %}
         {{ return('sql' if target.type == 'postgres' else 'onnxruntime') }}
     {% endif %}
-    {% set engine = clv_validate_choice('clv_scoring_engine', value, ['onnxruntime', 'sql']) %}
-    {% if engine == 'sql' and target.type == 'spark' %}
-        {{ clv_fail('clv_scoring_engine', "'sql' is not available on Spark, whose optimiser cannot plan "
-                    ~ "a query of the compiled network's size: use onnxruntime (it runs on the executors)") }}
-    {% endif %}
-    {{ return(engine) }}
+    {{ return(clv_validate_choice('clv_scoring_engine', value, ['onnxruntime', 'sql'])) }}
 {% endmacro %}

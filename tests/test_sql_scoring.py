@@ -56,10 +56,11 @@ from clv.sql_scoring import (
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
 from clv.sql_scoring.dialects import DIALECTS, literal
 from clv.sql_scoring.nodes import Layer
-from clv.sql_scoring.query import float32_input, stable_float
+from clv.sql_scoring.query import _Query, float32_input, stable_float
 from clv.sql_scoring.special import hyp2f1_layers, hyp2f1_terms, ndtri_layers
 from clv.train import train
 from clv.warehouse import DuckDBWarehouse
+from clv.warehouse.spark import with_stages
 
 DUCKDB = DIALECTS["duckdb"]
 DOTS = DUCKDB.dot_products
@@ -363,6 +364,29 @@ def test_compiling_is_deterministic():
     texts = {repr(compile_graph(model, {"X": ["a", "b", "c", "d"]}, dot_products=DOTS))
              for _ in range(3)}
     assert len(texts) == 1
+
+
+def test_spark_reads_the_query_back_as_its_stages():
+    """SparkWarehouse.compute runs the compiled query one common table expression at a time:
+    read back from the text, the stages are the ones written, a multi-line expression
+    included, and the stages run one after another compute what the whole query computes."""
+    query = _Query(DIALECTS["spark"])
+    query.add("first", ["x + 1.0e0 as y"], source="source_rows")
+    query.add("second", ["*", "case\nwhen y > 2.0e0 then y\nelse 0.0e0\nend as z"])
+    query.add_layers("layer", [[("w", "z * 2.0e0")], [("v", "w + y")]])
+    stages, final = with_stages(query.text())
+    assert [name for name, _ in stages] == [name for name, _ in query.ctes]
+    assert [body for _, body in stages] == [body for _, body in query.ctes]
+    assert final == "select * from layer_2"
+    with duckdb.connect() as connection:
+        connection.execute("create table source_rows as select range::double as x "
+                           "from range(5)")
+        whole = connection.sql(query.text()).fetchall()
+        for name, body in stages:
+            connection.execute(f"create table {name} as {body}")
+        assert connection.sql(final).fetchall() == whole
+    with pytest.raises(ValueError, match="layout"):
+        with_stages("select 1")
 
 
 # -- the whole prediction (slow: trains and exports small models) ------------------------------

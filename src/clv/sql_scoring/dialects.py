@@ -7,9 +7,10 @@ every unit that reads it), materialised CTEs, and DuckDB's list functions for do
 The rest is common SQL: ``exp``, ``ln``, ``sqrt``, ``tanh``,
 ``floor``, ``abs``, ``greatest``/``least``, ``case`` and ``sum(...) over ()``.
 
-Spark is a dialect of the text only for now: the query is valid Spark SQL, but Catalyst does
-not plan a query of this size in practice (measured with Spark 4 on local[2]: 35 s to analyse
-the network alone, minutes to optimise, and its code generation ran out of a 6 GB heap).
+On Spark the query is valid Spark SQL, but Catalyst does not plan a query of this size whole
+(measured with Spark 4 on local[2]: 35 s to analyse the network alone, minutes to optimise, and
+its code generation ran out of a 6 GB heap): :meth:`clv.warehouse.SparkWarehouse.compute` runs
+it one common table expression at a time.
 
 Numeric literals are written in exponent form with the shortest digits that give the value back
 (``1.0000000149011612e-1`` for the float32 weight 0.1): DuckDB and Spark read that as a double,

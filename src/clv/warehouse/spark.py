@@ -10,6 +10,7 @@ collected to the driver. Only bounded results (a sample, counts, totals) come ba
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from collections.abc import Iterator, Sequence
@@ -76,10 +77,42 @@ def spark_schema(schema: pa.Schema) -> Any:
                          for field in schema])
 
 
+# A common table expression as clv.sql_scoring writes it: the name and ``as (`` alone on a
+# line at the margin, the body indented, ``)`` closing it at the margin.
+_CTE_START = re.compile(r"^(\w+) as (?:materialized )?\($")
+_CTE_END = re.compile(r"^\),?$")
+
+
+def with_stages(sql: str) -> tuple[list[tuple[str, str]], str]:
+    """A ``with a as (...), b as (...) select ...`` statement in the layout of
+    :mod:`clv.sql_scoring` as its common table expressions, ``(name, select)`` in order, and
+    the final select. Raises ValueError on any other layout."""
+    lines = sql.strip().splitlines()
+    if not lines or lines[0] != "with":
+        raise ValueError("not a statement in the layout of clv.sql_scoring: no leading 'with'")
+    stages: list[tuple[str, str]] = []
+    name: str | None = None
+    body: list[str] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if name is None:
+            start = _CTE_START.match(line)
+            if start:
+                name, body = start.group(1), []
+            elif line.strip():  # the final select
+                return stages, "\n".join(lines[number - 1:])
+        elif _CTE_END.match(line):
+            stages.append((name, "\n".join(body)))
+            name = None
+        else:
+            body.append(line)
+    raise ValueError("not a statement in the layout of clv.sql_scoring: no final select")
+
+
 class SparkWarehouse(Warehouse):
     """A SparkSession (local, or a cluster's)."""
 
     distributed = True
+    scoring_dialect = "spark"
 
     def __init__(self, session: Any, database: str | None = None) -> None:
         self.session = session
@@ -195,6 +228,25 @@ class SparkWarehouse(Warehouse):
             F.count(F.when(dominant[name], F.lit(1))).alias(f"{name}_count"))]).collect()[0]
         return kept, {name: CappedTotal(sums[name], int(row[f"{name}_sum"]),
                                         int(row[f"{name}_count"])) for name in columns}
+
+    def compute(self, relation: Any, name: str, sql: str) -> Any:
+        """Run ``sql`` (a statement in the layout of :mod:`clv.sql_scoring`, reading the
+        relation as ``name``) one common table expression at a time, each checkpointed on the
+        executors before the next is planned: Catalyst plans the compiled scoring query whole
+        only in minutes and then runs out of memory (its optimiser merges the layers back into
+        one expression per output), while a stage that starts from the previous stage's rows
+        holds one layer's expressions. The result is the last stage's rows, checkpointed."""
+        stages, final = with_stages(sql)
+        views = [name]
+        self._frame(relation).createOrReplaceTempView(name)
+        try:
+            for view, select in stages:
+                self.session.sql(select).localCheckpoint().createOrReplaceTempView(view)
+                views.append(view)
+            return self.session.sql(final).localCheckpoint()
+        finally:
+            for view in views:
+                self.session.catalog.dropTempView(view)
 
     def release(self, kept: Any) -> None:
         kept.unpersist()
