@@ -275,7 +275,7 @@ def score_on_spark(connection: duckdb.DuckDBPyConnection, rows: int, database: P
             f"jdbc:derby:;databaseName={spark_dir}/metastore_db;create=true",
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir}"}, None)
     warehouse.write_table("examples", connection.cursor().sql(
-        f"select * from examples limit {rows}").to_arrow_table())
+        f"select * exclude (copy) from examples limit {rows}").to_arrow_table())
     with duckdb.connect(str(database), read_only=True) as sample:
         settings = RunSettings.from_table(sample.sql("select * from clv_run_settings")
                                           .to_arrow_table())

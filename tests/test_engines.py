@@ -50,13 +50,13 @@ PREDICTION_COLUMNS = ("purchase_probability", "network_clv", "predicted_clv",
                       "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90",
                       "btyd_expected_spend")
 SAMPLE_VARS = {"clv_ensemble_size": 1}
-GENERATED_CUSTOMERS = 50_000
+GENERATED_CUSTOMERS = 25_000
 # Three training cutoffs and no explanations keep the generated builds short; every feature
 # and example table is still built for every cutoff. Caps below the data's rows make every
 # engine sample the training examples (by md5: the same rows on each).
 GENERATED_VARS = {"clv_ensemble_size": 1, "clv_training_cutoffs": 3, "clv_explanations": False,
-                  "clv_as_of_date": "2023-12-31", "clv_max_train_rows": 40_000,
-                  "clv_max_validation_rows": 20_000}
+                  "clv_as_of_date": "2023-12-31", "clv_max_train_rows": 16_000,
+                  "clv_max_validation_rows": 8_000}
 SPARK_PREFIX = "clv_test"
 
 
@@ -196,8 +196,8 @@ def test_generated_training_examples_are_a_sample(generated_duckdb: Built):
     cutoffs = generated_duckdb.warehouse.read("clv_training_examples")
     counts = collections.Counter(cutoffs.column("cutoff_date").to_pylist())
     validation = counts.pop(max(counts))
-    assert 18_000 <= validation <= 22_000
-    assert 38_000 <= sum(counts.values()) <= 46_000
+    assert 7_200 <= validation <= 8_800
+    assert 15_200 <= sum(counts.values()) <= 18_400
 
 
 @pytest.mark.parametrize("table", FEATURE_TABLES)
@@ -246,35 +246,63 @@ def _assert_same_predictions(duck: Built, engine: Built) -> None:
                           f"{engine.engine}: {table}", rtol=1e-5, atol=1e-6)
 
 
-def _assert_postgres_scoring_paths(duck: Built, engine: Built, workdir: Path) -> None:
-    """PostgreSQL scored in the database (its default): the scoring run says so and keeps the
-    query with its sha256. Asked for onnxruntime, the same scoring step streams the rows out
-    and back by COPY and gives DuckDB's scores within 1e-5 relative."""
+def _scoring_run(model_dir: Path) -> Any:
+    """The one scoring run in ``model_dir``, its query's sha256 checked when it ran in SQL."""
+    from clv.artifacts import sha256_file
+    from clv.pipeline import scoring
+
+    [path] = (model_dir / "runs").glob("clv_run_*.json")
+    record = scoring.ScoringRun.load(path)
+    if record.scoring_engine == "sql":
+        assert sha256_file(model_dir / "runs" / record.scoring_sql) == record.scoring_sql_sha256
+    return record
+
+
+def _score_again(engine: Built, workdir: Path, scoring_engine: str) -> tuple[Any, pa.Table]:
+    """The build's scoring step run again on the engine's tables with ``scoring_engine``, on
+    a copy of the model directory (the build's scoring run stays): its scoring run and its
+    scores."""
     import dataclasses
 
-    from clv.artifacts import sha256_file
     from clv.pipeline import scoring
     from clv.pipeline.registry import registry_frame
     from clv.pipeline.settings import RunSettings
 
-    [path] = (engine.model_dir / "runs").glob("clv_run_*.json")
-    record = scoring.ScoringRun.load(path)
-    assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".postgres.sql")
-    assert sha256_file(engine.model_dir / "runs" / record.scoring_sql) == \
-        record.scoring_sql_sha256
-    model_dir = workdir / "onnx"  # a copy: this scoring run must not replace the build's
+    model_dir = workdir / "onnx"
     shutil.copytree(engine.model_dir, model_dir)
     run = dataclasses.replace(RunSettings.from_table(engine.table("clv_run_settings")),
-                              model_dir=model_dir, scoring_engine="onnxruntime")
+                              model_dir=model_dir, scoring_engine=scoring_engine)
     scored = scoring.score(engine.warehouse,
                            engine.warehouse.relation(f"{engine.schema}.clv_scoring_examples"),
-                           registry_frame(model_dir, record.model_version), run)
-    engine.warehouse.write_table(f"{engine.schema}.clv_test_streamed_scores", scored)
-    streamed = engine.table("clv_test_streamed_scores")
+                           registry_frame(model_dir, _scoring_run(model_dir).model_version), run)
+    engine.warehouse.write_table(f"{engine.schema}.clv_test_{scoring_engine}_scores", scored)
+    return _scoring_run(model_dir), engine.table(f"clv_test_{scoring_engine}_scores")
+
+
+def _assert_postgres_scoring_paths(duck: Built, engine: Built, workdir: Path) -> None:
+    """PostgreSQL scored in the database (its default): the scoring run says so and keeps the
+    query with its sha256. Asked for onnxruntime, the same scoring step streams the rows out
+    and back by COPY and gives DuckDB's scores within 1e-5 relative."""
+    record = _scoring_run(engine.model_dir)
+    assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".postgres.sql")
+    _, streamed = _score_again(engine, workdir, "onnxruntime")
     reference = duck.warehouse.read("int_clv__scores")
     columns = ["customer_id", *(c for c in PREDICTION_COLUMNS if c in reference.schema.names)]
     assert_same_table(reference.select(columns), streamed.select(columns),
                       "postgres (onnxruntime): int_clv__scores", rtol=1e-5, atol=1e-6)
+
+
+def _assert_spark_scores_in_sql(duck: Built, engine: Built, workdir: Path) -> None:
+    """Spark scored on its executors (its default). Asked for sql, the same scoring step runs
+    the compiled query on Spark, one stage per layer, keeps it with its sha256 in the scoring
+    run, and gives DuckDB's scores within the bounds of tests/parity.py."""
+    assert _scoring_run(engine.model_dir).scoring_engine == "onnxruntime"
+    record, scores = _score_again(engine, workdir, "sql")
+    assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".spark.sql")
+    columns = ["customer_id", *PREDICTION_COLUMNS, "model_version"]
+    reference = duck.warehouse.read("int_clv__scores").select(columns).to_pandas()
+    assert_scores_match(scores.select(columns).to_pandas(), reference,
+                        "spark (sql): int_clv__scores")
 
 
 def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_engine: Built,
@@ -282,6 +310,8 @@ def test_reuses_duckdb_model_and_predicts_the_same(sample_duckdb: Built, sample_
     _assert_same_predictions(sample_duckdb, sample_engine)
     if sample_engine.engine == "postgres":
         _assert_postgres_scoring_paths(sample_duckdb, sample_engine, tmp_path)
+    else:
+        _assert_spark_scores_in_sql(sample_duckdb, sample_engine, tmp_path)
 
 
 def test_every_mart_is_built(sample_duckdb: Built, sample_engine: Built):
