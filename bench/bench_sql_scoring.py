@@ -21,10 +21,10 @@ sample up to `--postgres-customers` are copied into a scratch schema and scored 
 ways: the PostgreSQL query (`create table ... as`, JIT off as the scoring step sets it) against
 the onnxruntime path of the scoring step on PostgreSQL (streamed out with COPY, scored by
 predict, written back with COPY). With `--spark`, the first whole copies up to
-`--spark-customers` go into a local Spark session (the shipped profile's settings: local[2], a
-4 GB driver) and the scoring step (clv.pipeline.scoring.score) runs there both ways, each result
-written as a Parquet table: the query in stages (SparkWarehouse.compute) against onnxruntime on
-the executors (mapInArrow).
+`--spark-customers` go into a local Spark session (the shipped profile's `spark` target, as
+clv build starts it) and the scoring step (clv.pipeline.scoring.score) runs there both ways,
+each result written as a Parquet table: the query in stages (SparkWarehouse.compute) against
+onnxruntime on the executors (mapInArrow).
 Prints Markdown tables.
 """
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -43,7 +44,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-from common import dbt_command, measure
+from common import PROJECT_DIR, dbt_command, measure
 
 from clv.config import available_cores
 from clv.pipeline.scoring import predict
@@ -259,21 +260,16 @@ def score_on_spark(connection: duckdb.DuckDBPyConnection, rows: int, database: P
 
     import pyspark
 
+    from clv.build import profile_of
     from clv.pipeline import scoring
     from clv.pipeline.registry import registry_frame
     from clv.pipeline.settings import RunSettings
     from clv.warehouse import SparkWarehouse
     from clv.warehouse.spark import with_stages
 
-    spark_dir = workdir / "spark"
-    warehouse = SparkWarehouse.start({
-        "spark.master": "local[2]", "spark.driver.memory": "4g",
-        "spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC",
-        "spark.sql.warehouse.dir": str(spark_dir / "warehouse"),
-        "spark.hadoop.javax.jdo.option.ConnectionURL":
-            f"jdbc:derby:;databaseName={spark_dir}/metastore_db;create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={spark_dir}"}, None)
+    os.environ["CLV_SPARK_DIR"] = str(workdir / "spark")  # the profile's warehouse folder
+    profile = profile_of(PROJECT_DIR, PROJECT_DIR, "spark", {})  # as clv build starts Spark
+    warehouse = SparkWarehouse.start(profile.credentials.server_side_parameters, None)
     warehouse.write_table("examples", connection.cursor().sql(
         f"select * exclude (copy) from examples limit {rows}").to_arrow_table())
     with duckdb.connect(str(database), read_only=True) as sample:
