@@ -1,6 +1,6 @@
 """The same package on PostgreSQL and Spark gives DuckDB's answers.
 
-The shipped sample, and a generated data set of 50,000 customers, are built with ``clv build``
+The shipped sample, and a generated data set of 12,000 customers, are built with ``clv build``
 on each engine: the sample with every dbt test, the generated data without them (the
 sample's builds run every test on every engine; these compare tables). Each engine's feature
 and example tables must equal DuckDB's (integers and text exactly, floats within 1e-9
@@ -50,13 +50,13 @@ PREDICTION_COLUMNS = ("purchase_probability", "network_clv", "predicted_clv",
                       "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90",
                       "btyd_expected_spend")
 SAMPLE_VARS = {"clv_ensemble_size": 1}
-GENERATED_CUSTOMERS = 25_000
+GENERATED_CUSTOMERS = 12_000
 # Three training cutoffs and no explanations keep the generated builds short; every feature
 # and example table is still built for every cutoff. Caps below the data's rows make every
 # engine sample the training examples (by md5: the same rows on each).
 GENERATED_VARS = {"clv_ensemble_size": 1, "clv_training_cutoffs": 3, "clv_explanations": False,
-                  "clv_as_of_date": "2023-12-31", "clv_max_train_rows": 16_000,
-                  "clv_max_validation_rows": 8_000}
+                  "clv_as_of_date": "2023-12-31", "clv_max_train_rows": 8_000,
+                  "clv_max_validation_rows": 4_000}
 SPARK_PREFIX = "clv_test"
 
 
@@ -196,8 +196,8 @@ def test_generated_training_examples_are_a_sample(generated_duckdb: Built):
     cutoffs = generated_duckdb.warehouse.read("clv_training_examples")
     counts = collections.Counter(cutoffs.column("cutoff_date").to_pylist())
     validation = counts.pop(max(counts))
-    assert 7_200 <= validation <= 8_800
-    assert 15_200 <= sum(counts.values()) <= 18_400
+    assert 3_600 <= validation <= 4_400
+    assert 7_600 <= sum(counts.values()) <= 9_200
 
 
 @pytest.mark.parametrize("table", FEATURE_TABLES)
