@@ -49,7 +49,8 @@ FEATURE_TABLES = ("int_clv__cutoffs", "int_clv__customer_days", "int_clv__traini
 PREDICTION_COLUMNS = ("purchase_probability", "network_clv", "predicted_clv",
                       "predicted_clv_p10", "predicted_clv_p50", "predicted_clv_p90",
                       "btyd_expected_spend")
-SAMPLE_VARS = {"clv_ensemble_size": 1}
+# Three training cutoffs instead of eight: every table is still built for every cutoff.
+SAMPLE_VARS = {"clv_ensemble_size": 1, "clv_training_cutoffs": 3}
 GENERATED_CUSTOMERS = 12_000
 # Three training cutoffs and no explanations keep the generated builds short; every feature
 # and example table is still built for every cutoff. Caps below the data's rows make every

@@ -289,7 +289,7 @@ def _network(seed: int) -> ClvNetwork:
     ("torchscript", 1), ("torchscript", 3),
     # the dynamo exporter takes 10 s or more
     pytest.param("dynamo", 1, marks=pytest.mark.slow),
-    pytest.param("dynamo", 3, marks=pytest.mark.slow)])
+    pytest.param("dynamo", 2, marks=pytest.mark.slow)])
 def test_encoder_and_head_compute_exactly_what_the_whole_graph_does(trained, exporter, members):
     """A calibrated network or ensemble (with a purchase-rate factor), from either exporter: the
     cut is each member's last GRU state, every GRU step is in the encoder, and encoder then head
