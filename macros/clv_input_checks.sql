@@ -177,8 +177,8 @@
                     meant as a number wherever it stands, `coalesce(Quantity, 0)` as well -#}
                 {% set after = re.sub(edge, number | replace('@column@', '\\1'), state.sql) %}
             {% else %}
-                {% set before = re.sub('([*/+-]\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
-                {% set after = re.sub(edge ~ '(?=\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
+                {% set before = re.sub('([*/+-]\\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
+                {% set after = re.sub(edge ~ '(?=\\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
             {% endif %}
             {% if after != state.sql %}
                 {% set state.rewritten = true %}

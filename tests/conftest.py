@@ -13,8 +13,14 @@ import duckdb
 import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
+from dbt_common.tests import enable_test_caching
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# As dbt's own test fixtures do: a Jinja source is parsed once per process and reused by every
+# later dbt invocation, which each parse the whole project again (every test's vars and database
+# differ, so dbt's saved parse never applies).
+enable_test_caching()
 
 # Everything that does not need the network: the SQL layer up to the example tables.
 FEATURE_MODELS = ("+clv_training_examples +clv_scoring_examples clv_customer_features "
@@ -51,6 +57,19 @@ def failing_after_first_batch(score_batches: Callable, calls: list | None = None
                 raise RuntimeError("injected failure while scoring")
         return pa.RecordBatchReader.from_batches(scores.schema, batches())
     return fail
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the cross-engine builds first, then the other files with slow tests, then the
+    quick ones, each file's tests in their own order. ``--dist loadfile`` hands files to the
+    test processes in this order (``--no-loadscope-reorder`` in pyproject.toml), so the long
+    files start early and the quick ones even out the processes' ends."""
+    rank: dict[Path, int] = {}
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        own = 0 if "engines" in marks else 1 if "slow" in marks else 2
+        rank[item.path] = min(rank.get(item.path, 2), own)
+    items.sort(key=lambda item: rank[item.path])
 
 
 class DbtProject:

@@ -173,7 +173,7 @@ def test_graph_and_numpy_floor_the_spend_and_the_probability_alike(shift):
     assert (outputs[0] >= np.exp(-80.0) * (1 - 1e-5)).all()
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("rate_factor", [1.0, 1.8])
 def test_calibrated_graph_uses_only_operators_the_sql_compiler_knows(tmp_path, rate_factor):
     base = ClvNetwork(n_static=3, n_periods=4, n_channels=2).eval()
