@@ -8,8 +8,9 @@ predictions, evaluation tables) into a fresh DuckDB file with clv_as_of_date 202
 reports wall time and peak memory of the dbt process, plus the slowest nodes from dbt's
 run_results.json.
 
-Scoring memory: after each build, `dbt run --select int_clv__scores` scores every customer again
-with the saved model (streamed in batches); its peak memory should barely depend on the number of
+Scoring memory: after each build, `dbt run --select int_clv__scoring_plan+,+int_clv__scoring_run`
+(the scoring steps: plan, scores, scoring run) scores every customer again with the saved model
+(streamed in batches); its peak memory should barely depend on the number of
 customers. `dbt run --select int_clv__cutoffs` (a table of a few rows) is the baseline for what a
 dbt process needs by itself. With `--scoring-memory-limit 1GB`, every scoring step also runs
 with DuckDB's memory limit (`CLV_DUCKDB_MEMORY_LIMIT`) at that value: DuckDB keeps the table
@@ -49,11 +50,15 @@ def run_dbt(args: list[str], vars_: dict, database, tag: str,
     return measure(command, env=env)
 
 
+# The scoring steps of a build: the plan (BTYD fit), the scores, the scoring run.
+SCORING_STEPS = "int_clv__scoring_plan+,+int_clv__scoring_run"
+
+
 def scoring_runs(vars_: dict, database, tag: str, runs: int,
                  memory_limit: str | None) -> tuple[list[Measurement], list[Measurement]]:
     """The scoring step ``runs`` times with DuckDB's default memory limit, and as often with
     ``memory_limit`` (none when it is None)."""
-    score = ["run", "--select", "int_clv__scores"]
+    score = ["run", "--select", SCORING_STEPS]
     default = [run_dbt(score, vars_, database, tag) for _ in range(runs)]
     bounded = [run_dbt(score, vars_, database, tag, memory_limit)
                for _ in range(runs if memory_limit else 0)]
@@ -171,7 +176,7 @@ def main() -> None:
     limit = args.scoring_memory_limit
     note = "" if scaled is None else (f"; the last row is the largest size repeated "
                                       f"{args.scoring_scale} times")
-    print(f"\nscoring step (`dbt run --select int_clv__scores`), median of {args.scoring_runs} "
+    print(f"\nscoring step (`dbt run --select {SCORING_STEPS}`), median of {args.scoring_runs} "
           f"runs{note}\n")
     print("| customers scored | wall s | customers/s | peak MB | "
           + (f"peak MB, DuckDB limit {limit} | " if limit else "") + "dbt baseline peak MB |")

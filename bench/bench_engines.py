@@ -76,9 +76,9 @@ def score_on(warehouse: Any, schema: str, model_dir: Path) -> dict:
     version = list_artifacts(model_dir)[-1].version
     registry = registry_frame(model_dir, version)
     began = time.perf_counter()
-    result = scoring.score(warehouse, warehouse.relation(qualified), registry, run)
-    rows = warehouse.write_table(f"{schema}.clv_bench_scores" if schema else
-                                 "clv_bench_scores", result)
+    scores = f"{schema}.clv_bench_scores" if schema else "clv_bench_scores"
+    scoring.score_into(warehouse, warehouse.relation(qualified), registry, run, scores)
+    rows = warehouse.row_count(warehouse.relation(scores))
     seconds = time.perf_counter() - began
     return {"seconds": seconds, "customers": rows, "per_second": rows / seconds}
 

@@ -281,9 +281,8 @@ def score_on_spark(connection: duckdb.DuckDBPyConnection, rows: int, database: P
         shutil.copytree(model_dir, copy)
         run = dataclasses.replace(settings, model_dir=copy, scoring_engine=engine)
         started = time.perf_counter()
-        scored = scoring.score(warehouse, warehouse.relation("examples"),
-                               registry_frame(copy, version), run)
-        warehouse.write_table(f"scores_{engine}", scored)
+        scoring.score_into(warehouse, warehouse.relation("examples"),
+                           registry_frame(copy, version), run, f"scores_{engine}")
         timings[engine] = time.perf_counter() - started
         results[engine] = warehouse.relation(f"scores_{engine}")
     difference = warehouse.query(results["sql"].join(

@@ -358,3 +358,14 @@
     {% endif %}
     {{ return(clv_validate_choice('clv_scoring_engine', value, ['onnxruntime', 'sql'])) }}
 {% endmacro %}
+
+
+{#-
+    True when dbt runs the compiled scoring query as the SQL model int_clv__scores
+    (clv_scoring_engine sql on an engine that plans it whole: not Spark, where the Python
+    scoring step runs it in stages, see clv.warehouse.SparkWarehouse.compute). Decides at parse
+    time how int_clv__scores is materialized; what it runs comes from int_clv__scoring_plan.
+-#}
+{% macro clv_scores_in_sql_model() %}
+    {{ return(clv_scoring_engine() == 'sql' and target.type != 'spark') }}
+{% endmacro %}

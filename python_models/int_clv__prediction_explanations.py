@@ -1,6 +1,6 @@
 """Explanations step: for every scored customer, the three feature groups that move the
 prediction most away from the reference customer's, in currency (clv.explain); after scoring,
-whose saved run supplies the BTYD fit and the spend factor (published as
+whose run (int_clv__scoring_run) supplies the BTYD fit and the spend factor (published as
 clv_prediction_explanations)."""
 
 from clv.pipeline import explanations
@@ -14,4 +14,4 @@ def model(dbt, session):
     run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
     registry = warehouse.read(dbt.ref("int_clv__model_registry")).to_pandas()
     return explanations.explain(warehouse, dbt.ref("clv_scoring_examples"),
-                                dbt.ref("int_clv__scores"), registry, run)
+                                warehouse.read(dbt.ref("int_clv__scoring_run")), registry, run)

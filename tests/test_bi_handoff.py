@@ -549,7 +549,7 @@ def test_readers_during_a_rebuild_keep_a_complete_copy_and_never_block_it(built,
             .fetchall()
         reader = SqlAlchemyReader(built.copy, built.workdir)
         try:
-            result = built.run("build", vars=built.vars, select="int_clv__scores+",
+            result = built.run("build", vars=built.vars, select="int_clv__scoring_plan+",
                                extra=["--exclude", "clv_report"])
         finally:
             seen = reader.stop()

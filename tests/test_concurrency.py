@@ -256,7 +256,7 @@ def test_reader_never_sees_a_partial_file_while_dbt_rebuilds(built, monkeypatch)
     try:
         for _ in range(2):
             # scoring again, through to the export (the fixture built only what the export needs)
-            built.build(vars=built.vars, select="int_clv__scores+,+clv_predictions_export")
+            built.build(vars=built.vars, select="int_clv__scoring_plan+,+clv_predictions_export")
     finally:
         seen = reader.stop()
     assert len(writes) == 2, "each build must have written through the slowed writer"

@@ -54,7 +54,7 @@ KILL_POINTS = {
     # the console's line as the networks start (their epochs are in the dbt log only)
     "training": lambda b: b.said("network(s) on"),
     "export": _new_model_file,
-    "scoring": lambda b: b.said("START python table model main.int_clv__scores"),
+    "scoring": lambda b: b.said("START python table model main.int_clv__python_scores"),
     "parquet_export": lambda b: b.said("START python table model main.clv_predictions_export"),
     "history_append": lambda b: b.said(
         "START sql incremental model main.clv_predictions_history"),

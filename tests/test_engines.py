@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import json
 import shutil
 import subprocess
 import sys
@@ -273,11 +274,12 @@ def _score_again(engine: Built, workdir: Path, scoring_engine: str) -> tuple[Any
     shutil.copytree(engine.model_dir, model_dir)
     run = dataclasses.replace(RunSettings.from_table(engine.table("clv_run_settings")),
                               model_dir=model_dir, scoring_engine=scoring_engine)
-    scored = scoring.score(engine.warehouse,
-                           engine.warehouse.relation(f"{engine.schema}.clv_scoring_examples"),
-                           registry_frame(model_dir, _scoring_run(model_dir).model_version), run)
-    engine.warehouse.write_table(f"{engine.schema}.clv_test_{scoring_engine}_scores", scored)
-    return _scoring_run(model_dir), engine.table(f"clv_test_{scoring_engine}_scores")
+    record = scoring.score_into(
+        engine.warehouse, engine.warehouse.relation(f"{engine.schema}.clv_scoring_examples"),
+        registry_frame(model_dir, _scoring_run(model_dir).model_version), run,
+        f"{engine.schema}.clv_test_{scoring_engine}_scores")
+    assert json.dumps(record.to_dict()) == json.dumps(_scoring_run(model_dir).to_dict())
+    return record, engine.table(f"clv_test_{scoring_engine}_scores")
 
 
 def _assert_postgres_scoring_paths(duck: Built, engine: Built, workdir: Path) -> None:

@@ -91,6 +91,26 @@ def _scoring_run(project) -> Path:
 
 
 @pytest.mark.slow
+def test_scoring_plan_and_run_are_tables_of_the_build(project):
+    """onnxruntime scored (the default on DuckDB): the plan holds the BTYD fit and no query,
+    int_clv__scores passes int_clv__python_scores on, and int_clv__scoring_run holds the
+    saved scoring run."""
+    plan = scoring.ScoringPlan.from_table(pa.Table.from_pandas(
+        project.query("select * from int_clv__scoring_plan"), preserve_index=False))
+    saved = scoring.ScoringRun.load(_scoring_run(project))
+    assert (plan.scoring_engine, plan.scoring_sql, plan.in_sql_model) == \
+        ("onnxruntime", None, False)
+    assert (plan.model_version, plan.as_of_date) == (saved.model_version, saved.as_of_date)
+    assert json.dumps(plan.btyd_fit.to_dict()) == json.dumps(saved.btyd_fit.to_dict())
+    row = project.query("select * from int_clv__scoring_run")
+    record = scoring.ScoringRun.from_table(pa.Table.from_pandas(row, preserve_index=False))
+    assert json.dumps(record.to_dict()) == json.dumps(saved.to_dict())
+    assert Path(project.vars["clv_model_dir"], row.scoring_run_file[0]) == _scoring_run(project)
+    assert project.query("select count(*) as n from int_clv__python_scores").n[0] == \
+        plan.customers == len(_predictions(project))
+
+
+@pytest.mark.slow
 def test_onnx_file_reproduces_network_scores_in_plain_onnxruntime(project):
     registry = project.query("select onnx_path from clv_model_registry where is_current")
     onnx_path = Path(registry.onnx_path[0])
@@ -195,7 +215,7 @@ def test_sql_scoring_engine_predicts_what_onnxruntime_predicts(project, tmp_path
     model_dir = tmp_path / "models"
     shutil.copytree(project.vars["clv_model_dir"], model_dir)
     run_vars = {**project.vars, "clv_model_dir": str(model_dir), "clv_scoring_engine": "sql"}
-    copy.build(vars=run_vars, select="clv_run_settings int_clv__scores+")
+    copy.build(vars=run_vars, select="clv_run_settings int_clv__scoring_plan+")
 
     expected = _predictions(project)
     got = copy.query("select * from clv_predictions order by customer_id")
@@ -210,4 +230,12 @@ def test_sql_scoring_engine_predicts_what_onnxruntime_predicts(project, tmp_path
     assert query.name.endswith(".duckdb.sql")
     assert sha256_file(query) == record.scoring_sql_sha256
     assert str(tmp_path) not in query.read_text()  # no path of this machine in the query
+    # dbt ran the query as the SQL model int_clv__scores; the Python scoring step scored nobody
+    plan = copy.query("select scoring_sql, scoring_sql_sha256, in_sql_model "
+                      "from int_clv__scoring_plan")
+    assert plan.in_sql_model[0] and plan.scoring_sql[0] == query.read_text()
+    assert plan.scoring_sql_sha256[0] == record.scoring_sql_sha256
+    assert copy.query("select count(*) as n from int_clv__python_scores").n[0] == 0
+    assert copy.query("select table_type from information_schema.tables "
+                      "where table_name = 'int_clv__scores'").table_type[0] == "BASE TABLE"
     assert (got.scored_at.astype(str) == record.scored_at.replace("T", " ")).all()

@@ -189,7 +189,7 @@ def test_a_failed_scoring_leaves_is_current_on_the_model_behind_the_predictions(
     with monkeypatch.context() as patch:
         patch.setattr(scoring, "score_batches", failing_after_first_batch(scoring.score_batches))
         result = x.build({**x.vars, "clv_retrain": "always"}, ARGS, expect_success=False)
-    assert list(failures(result)) == ["int_clv__scores"], failures(result)
+    assert list(failures(result)) == ["int_clv__python_scores"], failures(result)
     trained = x.query("select model_version from int_clv__model_registry where is_current"
                       ).model_version[0]
     assert trained != x.model, "the failed build did train (and select) a new model"

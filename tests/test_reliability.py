@@ -388,7 +388,7 @@ def test_never_refuses_a_damaged_or_mismatched_model(built, damage):
     assert list(failures) == ["int_clv__model_registry"], failures
     _assert_clear_python_error(failures["int_clv__model_registry"], "clv_retrain is 'never'",
                                DAMAGE[damage][1], "clv_retrain to 'auto'")
-    assert _status(result, "int_clv__scores") == "skipped"
+    assert _status(result, "int_clv__python_scores") == "skipped"
     pd.testing.assert_frame_equal(_predictions(built), before)
 
 
@@ -433,8 +433,8 @@ def test_failed_run_keeps_previous_predictions_model_and_export(built, monkeypat
 
     failures = _failures(result)
     assert len(calls) == 1, "the build must score through the patched function"
-    assert list(failures) == ["int_clv__scores"], failures
-    assert "injected failure while scoring" in failures["int_clv__scores"]
+    assert list(failures) == ["int_clv__python_scores"], failures
+    assert "injected failure while scoring" in failures["int_clv__python_scores"]
     assert len(list(model_dir.glob("*.onnx"))) == 2, "the failed run did train a new model"
     # the previous predictions, model file and export are untouched and usable
     pd.testing.assert_frame_equal(_predictions(built), before)

@@ -37,11 +37,13 @@ from clv.export import export_model, update_metadata
 from clv.level import LevelAccumulator, micro_units, model_rate_factor
 from clv.pipeline.scoring import (
     SCORE_COLUMNS,
+    ScoringPlan,
     ScoringRun,
-    _score_in_sql,
     predict,
+    record,
     run_path,
     with_btyd,
+    with_query,
 )
 from clv.pipeline.settings import RunSettings
 from clv.pipeline.training import calibrate
@@ -707,8 +709,10 @@ def test_sql_on_postgres_equals_predict(scored):
 
 
 def _scoring_step_in_sql(scored: dict, fit: hybrid.BTYDFit) -> pd.DataFrame | None:
-    """The scoring step's SQL path (clv.pipeline.scoring) on DuckDB over the examples, with
-    ``fit`` as the BTYD fit at the as-of date; None when it falls back to onnxruntime."""
+    """The SQL scoring steps on DuckDB over the examples, with ``fit`` as the BTYD fit at the
+    as-of date: the plan's query run as the SQL model int_clv__scores runs it (read as
+    clv_scoring_examples, inside a subquery), then the scoring run saved from its totals; None
+    when the plan falls back to onnxruntime."""
     examples = scored["examples"]
     run = RunSettings(model_dir=scored["directory"], retrain="never", horizon_days=HORIZON,
                       period_days=30, sequence_periods=12, seed=0, static_features=(),
@@ -717,10 +721,20 @@ def _scoring_step_in_sql(scored: dict, fit: hybrid.BTYDFit) -> pd.DataFrame | No
     with duckdb.connect() as connection:
         connection.register("examples_arrow", examples)
         connection.execute("create table examples as select * from examples_arrow")
-        result = _score_in_sql(DuckDBWarehouse(connection), "examples", run, model,
-                               scored["version"], AS_OF, examples.num_rows, fit,
-                               examples.num_rows)
-        return None if result is None else result.df()
+        warehouse = DuckDBWarehouse(connection)
+        onnx_plan = ScoringPlan(model_version=scored["version"], as_of_date=AS_OF,
+                                horizon_days=HORIZON, customers=examples.num_rows,
+                                btyd_fit=fit, btyd_fit_customers=examples.num_rows,
+                                scoring_engine="onnxruntime")
+        plan = with_query(warehouse, "examples", onnx_plan, run, model)
+        if plan.scoring_sql is None:
+            assert plan.scoring_engine == "onnxruntime" and "onnxruntime" in plan.note
+            return None
+        assert plan.in_sql_model and plan.scoring_engine == "sql"
+        connection.execute("create table scores as with clv_scoring_examples as "
+                           f"(select * from examples) select * from ({plan.scoring_sql}) as q")
+        record(warehouse, "scores", plan, scored["directory"])
+        return connection.sql("select * from scores").df()
 
 
 @pytest.mark.slow

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
 from clv.artifacts import ModelArtifact
-from clv.config import CUTOFF_COLUMN, ID_COLUMN
+from clv.config import ID_COLUMN
 from clv.data import model_inputs
 from clv.explain import (
     EXPLANATION_SCHEMA,
@@ -36,7 +35,7 @@ from clv.hybrid import BTYDFit
 from clv.pipeline.evaluation import _metadata_rows
 from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import current_version, expected_metadata, model_features
-from clv.pipeline.scoring import ScoringRun, run_path, with_btyd
+from clv.pipeline.scoring import ScoringRun, with_btyd
 from clv.pipeline.settings import RunSettings
 from clv.score import DEFAULT_BATCH_SIZE, LoadedModel, load_verified
 from clv.warehouse import Warehouse
@@ -105,31 +104,12 @@ def _empty(reason: str) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(EXPLANATION_SCHEMA, [])
 
 
-def _scoring_run(warehouse: Warehouse, examples: Any, scores: Any, model_dir: Path,
-                version: str) -> ScoringRun:
-    """The saved scoring run that produced ``scores`` (int_clv__scores): its BTYD fit and spend
-    factor are the ones behind ``predicted_clv``. An error when it is missing or was
-    overwritten by a later scoring (another project with the same clv_model_dir)."""
-    as_of = warehouse.query(examples, f'select max("{CUTOFF_COLUMN}") as as_of_date '
-                                      "from {relation}").column(0)[0].as_py()
-    path = run_path(model_dir, version, str(as_of))
-    if not path.is_file():
-        raise FileNotFoundError(f"no scoring run {path}: build int_clv__scores first")
-    record = ScoringRun.load(path)
-    scored_at = warehouse.query(scores, "select max(scored_at) from {relation}").column(0)[0]
-    if scored_at.as_py() is None or scored_at.as_py().isoformat() != record.scored_at:
-        raise ValueError(f"the scoring run {path} (scored at {record.scored_at}) did not write "
-                         f"int_clv__scores (scored at {scored_at.as_py()}): rebuild "
-                         "int_clv__scores, then int_clv__prediction_explanations")
-    return record
-
-
-def explain(warehouse: Warehouse, examples: Any, scores: Any, registry: pd.DataFrame,
+def explain(warehouse: Warehouse, examples: Any, scoring_run: pa.Table, registry: pd.DataFrame,
             run: RunSettings, batch_rows: int = DEFAULT_BATCH_SIZE) -> Any:
     """Stream one explanation row per customer of ``clv_scoring_examples``
     (:data:`clv.explain.EXPLANATION_SCHEMA`) with the current model, the inputs and spend
-    factor of the scoring run behind ``scores``; empty, with a log line, when
-    ``clv_explanations`` is false or the model predates explanations."""
+    factor of the scoring run in ``scoring_run`` (the row of ``int_clv__scoring_run``); empty,
+    with a log line, when ``clv_explanations`` is false or the model predates explanations."""
     if not run.explanations:
         return _empty("the var clv_explanations is false")
     version = current_version(registry)
@@ -138,7 +118,11 @@ def explain(warehouse: Warehouse, examples: Any, scores: Any, registry: pd.DataF
     if "reference_inputs" not in model.metadata:
         return _empty(f"model {version} was saved before explanations existed (its metadata "
                       "has no reference_inputs); run once with clv_retrain 'always' to retrain")
-    record = _scoring_run(warehouse, examples, scores, run.model_dir, version)
+    record = ScoringRun.from_table(scoring_run)
+    if record.model_version != version:
+        raise ValueError(f"int_clv__scoring_run is of model {record.model_version}, the "
+                         f"registry's current model is {version}: rebuild int_clv__scores and "
+                         "what follows it")
     groups = feature_groups(model.spec, run.feature_groups)
     reference = Reference.from_dict(model.metadata["reference_inputs"], model.spec)
     dbt_log(f"explaining {record.customers:,} predictions of model {version} by "

@@ -1,24 +1,31 @@
-"""The scoring step: every customer at the as-of date through the current model, at the
-spend level of :mod:`clv.level`.
+"""The scoring steps: every customer at the as-of date through the current model, at the
+spend level of :mod:`clv.level`. Four dbt models, in order:
 
-1. BG/NBD + Gamma-Gamma is fitted at the as-of date (on at most :data:`BTYD_FIT_ROWS`
-   customers, a uniform md5 sample above that); its outputs are network inputs.
-2. The scoring examples go through onnxruntime in batches (:meth:`Warehouse.map_batches`:
-   streamed through this process with bounded memory on DuckDB and PostgreSQL, on the
-   executors on Spark); the network's outputs are kept (a temporary Arrow file, or Spark's
-   cache) while their totals are added up.
-3. The spend level is computed from those totals and saved, with the BTYD fit, as the
-   *scoring run*: ``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.json``.
-4. The kept scores are read again at the spend level: ``predicted_clv = network_clv *
-   spend_factor``, with the purchase probability and the quantiles of the leveled
-   distribution (:func:`clv.level.leveled_distribution`).
+1. ``int_clv__scoring_plan`` (:func:`plan`): the current model, checked against the run;
+   BG/NBD + Gamma-Gamma fitted at the as-of date (on at most :data:`BTYD_FIT_ROWS`
+   customers, a uniform md5 sample above that), whose outputs are network inputs; with
+   ``clv_scoring_engine: sql``, the whole prediction compiled into one query
+   (:mod:`clv.sql_scoring`), kept under ``runs/``.
+2. ``int_clv__python_scores`` (:func:`score`): with onnxruntime, the scoring examples through
+   the network in batches (:meth:`Warehouse.map_batches`: streamed through this process with
+   bounded memory on DuckDB and PostgreSQL, on the executors on Spark), kept while their
+   totals give the spend level, which is saved with the BTYD fit as the *scoring run*
+   (``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.json``); then read again at
+   that level: ``predicted_clv = network_clv * spend_factor``, with the purchase probability
+   and the quantiles of the leveled distribution (:func:`clv.level.leveled_distribution`). On
+   Spark with ``sql``, the plan's query in stages. Empty when step 3 runs the query.
+3. ``int_clv__scores`` (SQL): the plan's query, run by the warehouse as a dbt model, or the
+   rows of step 2.
+4. ``int_clv__scoring_run`` (:func:`record`): the scoring run as a table; for the query, the
+   spend level it applied is read back from its scores' totals and saved here.
 
-:func:`predict` repeats steps 1-4 for any set of customers from a saved scoring run, so
+:func:`predict` repeats the computation for any set of customers from a saved scoring run, so
 predictions outside dbt equal ``clv_predictions`` exactly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -109,6 +116,14 @@ class ScoringRun:
                    scoring_engine=values.get("scoring_engine", "onnxruntime"),
                    scoring_sql=values.get("scoring_sql"),
                    scoring_sql_sha256=values.get("scoring_sql_sha256"))
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> ScoringRun:
+        """The run of the one row of ``int_clv__scoring_run`` (:func:`run_table`)."""
+        if table.num_rows != 1:
+            raise ValueError(f"int_clv__scoring_run has {table.num_rows} rows, expected one: "
+                             "rebuild it")
+        return cls.from_dict(json.loads(table.column("scoring_run")[0].as_py()))
 
     def save(self, model_dir: Path) -> Path:
         path = run_path(model_dir, self.model_version, self.as_of_date)
@@ -236,11 +251,71 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunSettings,
-          batch_rows: int = DEFAULT_BATCH_SIZE) -> Any:
-    """Every customer of ``clv_scoring_examples`` through the current model at the spend
-    level: a stream with bounded memory (a few batches of ``batch_rows`` rows) on a local
-    engine, a lazy DataFrame computed on the executors on a distributed one."""
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What the scoring steps share, decided once per run (``int_clv__scoring_plan``): the
+    model, the as-of date, BG/NBD + Gamma-Gamma fitted there and, with
+    ``clv_scoring_engine: sql``, the compiled query and where it runs."""
+
+    model_version: str
+    as_of_date: str  # ISO date of the scoring examples
+    horizon_days: int
+    customers: int
+    btyd_fit: hybrid.BTYDFit
+    btyd_fit_customers: int
+    scoring_engine: str  # what computes the scores: onnxruntime | sql
+    # sql: the query (None with onnxruntime), the file under runs/ that keeps it, its sha256
+    scoring_sql: str | None = None
+    scoring_sql_file: str | None = None
+    scoring_sql_sha256: str | None = None
+    # True: dbt runs the query as the SQL model int_clv__scores; False: the Python scoring
+    # step does (onnxruntime, or the query in stages where the engine cannot plan it whole)
+    in_sql_model: bool = False
+    note: str | None = None  # why sql was asked for and onnxruntime scores, when it does
+
+    def to_table(self) -> pa.Table:
+        row = {"model_version": self.model_version, "as_of_date": self.as_of_date,
+               "horizon_days": self.horizon_days, "customers": self.customers,
+               "btyd_fit": json.dumps(json_safe(self.btyd_fit.to_dict()), sort_keys=True),
+               "btyd_fit_customers": self.btyd_fit_customers,
+               "scoring_engine": self.scoring_engine, "scoring_sql": self.scoring_sql,
+               "scoring_sql_file": self.scoring_sql_file,
+               "scoring_sql_sha256": self.scoring_sql_sha256,
+               "in_sql_model": self.in_sql_model, "note": self.note}
+        return pa.Table.from_pylist([row], schema=PLAN_SCHEMA)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> ScoringPlan:
+        rows = table.to_pylist()
+        if len(rows) != 1:
+            raise ValueError(f"int_clv__scoring_plan has {len(rows)} rows, expected one: "
+                             "rebuild it")
+        row = rows[0]
+        return cls(model_version=row["model_version"], as_of_date=str(row["as_of_date"]),
+                   horizon_days=int(row["horizon_days"]), customers=int(row["customers"]),
+                   btyd_fit=hybrid.BTYDFit.from_dict(json.loads(row["btyd_fit"])),
+                   btyd_fit_customers=int(row["btyd_fit_customers"]),
+                   scoring_engine=row["scoring_engine"], scoring_sql=row["scoring_sql"],
+                   scoring_sql_file=row["scoring_sql_file"],
+                   scoring_sql_sha256=row["scoring_sql_sha256"],
+                   in_sql_model=bool(row["in_sql_model"]), note=row["note"])
+
+
+PLAN_SCHEMA = pa.schema([
+    ("model_version", pa.string()), ("as_of_date", pa.string()), ("horizon_days", pa.int64()),
+    ("customers", pa.int64()), ("btyd_fit", pa.string()), ("btyd_fit_customers", pa.int64()),
+    ("scoring_engine", pa.string()), ("scoring_sql", pa.string()),
+    ("scoring_sql_file", pa.string()), ("scoring_sql_sha256", pa.string()),
+    ("in_sql_model", pa.bool_()), ("note", pa.string())])
+
+
+def plan(warehouse: Warehouse, examples: Any, registry: pd.DataFrame,
+         run: RunSettings) -> ScoringPlan:
+    """The scoring plan: the current model (checked against the run's features and settings),
+    BG/NBD + Gamma-Gamma at the as-of date and, with ``clv_scoring_engine: sql``, the query
+    compiled from both (:mod:`clv.sql_scoring`), written under ``runs/`` next to the scoring
+    run. A fit outside what the query evaluates is scored by onnxruntime, and the plan's note
+    says why."""
     version = current_version(registry)
     features = model_features(warehouse.schema(examples), run)
     model = load_verified(run.model_dir, version, expected_metadata(features, run))
@@ -248,19 +323,84 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
                                        "count(*) as customers from {relation}").to_pylist()[0]
     customers = int(extent["customers"])
     fit, fit_customers = fit_btyd(warehouse, examples, customers)
-    as_of_date = str(extent["as_of_date"])
-    if run.scoring_engine == "sql":
-        in_sql = _score_in_sql(warehouse, examples, run, model, version, as_of_date, customers,
-                               fit, fit_customers)
-        if in_sql is not None:
-            return in_sql
+    onnx_plan = ScoringPlan(model_version=version, as_of_date=str(extent["as_of_date"]),
+                            horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
+                            btyd_fit_customers=fit_customers, scoring_engine="onnxruntime")
+    if run.scoring_engine != "sql":
+        return onnx_plan
+    return with_query(warehouse, examples, onnx_plan, run, model)
+
+
+def with_query(warehouse: Warehouse, examples: Any, scoring: ScoringPlan, run: RunSettings,
+               model: LoadedModel) -> ScoringPlan:
+    """``scoring`` with the query compiled from ``model`` and its BTYD fit, written under
+    ``runs/``; unchanged but for its note when the fit is outside what the query evaluates."""
+    from clv.sql_scoring import query as compiled  # it builds on this module
+
+    dialect = warehouse.scoring_dialect
+    if dialect is None:
+        raise ValueError(f"clv_scoring_engine 'sql' is not available on {type(warehouse).__name__}"
+                         "; set clv_scoring_engine to onnxruntime")
+    floats = [f.name for f in warehouse.schema(examples) if pa.types.is_floating(f.type)]
+    version = scoring.model_version
+    correction, weight = level.level_coefficients(model.metadata)
+    try:
+        text = compiled.compile_scoring_sql(run.model_dir, version, EXAMPLES_TABLE, dialect,
+                                            btyd_fit=scoring.btyd_fit,
+                                            horizon_days=scoring.horizon_days,
+                                            btyd_level_correction=correction,
+                                            network_level_weight=weight,
+                                            model_rate_factor=level.model_rate_factor(
+                                                model.metadata),
+                                            float_columns=floats)
+    except compiled.OutsideSqlRange as reason:
+        # A BG/NBD fit whose hypergeometric series SQL does not evaluate: this run is scored
+        # by onnxruntime instead, and its plan and scoring run say so.
+        note = f"clv_scoring_engine 'sql': {reason}; this run is scored by onnxruntime"
+        dbt_log(note)
+        return dataclasses.replace(scoring, note=note)
+    path = run_path(run.model_dir, version, scoring.as_of_date).with_suffix(f".{dialect}.sql")
+    data = text.encode("utf-8")
+    atomic_write_bytes(path, data)
+    in_model = warehouse.plans_whole_scoring_query
+    dbt_log(f"compiled the scoring query of model {version} ({len(data):,} bytes, {path}); "
+            + ("int_clv__scores runs it" if in_model else
+               "the scoring step runs it in stages"))
+    return dataclasses.replace(scoring, scoring_engine="sql", scoring_sql=text,
+                               scoring_sql_file=path.name, scoring_sql_sha256=sha256_bytes(data),
+                               in_sql_model=in_model)
+
+
+def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunSettings,
+          scoring: ScoringPlan, batch_rows: int = DEFAULT_BATCH_SIZE) -> Any:
+    """The Python scoring step: every customer of ``clv_scoring_examples`` through the plan's
+    model at the spend level, with onnxruntime (a stream with bounded memory, a few batches of
+    ``batch_rows`` rows, on a local engine; a lazy DataFrame computed on the executors on a
+    distributed one), or with the plan's query in stages (:meth:`Warehouse.compute`) where the
+    engine cannot plan it whole. No rows when dbt runs the query as ``int_clv__scores``."""
+    if scoring.in_sql_model:
+        return pa.RecordBatchReader.from_batches(_score_schema(), [])
+    if scoring.scoring_sql is not None:
+        dbt_log(f"scoring {scoring.customers:,} customers with model {scoring.model_version} "
+                "in SQL, in stages")
+        started = time.perf_counter()
+        result = warehouse.compute(examples, EXAMPLES_TABLE, scoring.scoring_sql)
+        dbt_log(f"scored {scoring.customers:,} customers in SQL in "
+                f"{time.perf_counter() - started:.1f} s")
+        return result
+    version, customers, fit = scoring.model_version, scoring.customers, scoring.btyd_fit
+    features = model_features(warehouse.schema(examples), run)
+    model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    if version != current_version(registry):
+        raise ValueError(f"int_clv__scoring_plan is for model {version}, the registry's current "
+                         f"model is {current_version(registry)}: rebuild int_clv__scoring_plan")
     dbt_log(f"scoring {customers:,} customers with model {version}")
     scored_at = _now()
 
     # Pass 1: network scores, kept (a temporary file, or the engine's cache) while the totals
     # the spend level needs are added up. Where they stream through this process, each batch
     # is a line in the dbt log.
-    network = NetworkScores(model, fit, run.horizon_days, batch_rows)
+    network = NetworkScores(model, fit, scoring.horizon_days, batch_rows)
     scores = warehouse.map_batches(examples, network, network.schema, batch_rows,
                                    order_by=[ID_COLUMN])
     if not warehouse.distributed:
@@ -275,11 +415,7 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
         spend = level.from_totals(totals["btyd_expected_spend"], totals["network_clv"],
                                   *level.level_coefficients(model.metadata),
                                   level.model_rate_factor(model.metadata))
-        record = ScoringRun(model_version=version, as_of_date=as_of_date,
-                            horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
-                            btyd_fit_customers=fit_customers, level=spend,
-                            scored_at=scored_at.isoformat())
-        path = record.save(run.model_dir)
+        path = _save_run(scoring, spend, scored_at, run.model_dir)
     except BaseException:
         warehouse.release(kept)
         raise
@@ -294,65 +430,97 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
                                  batch_rows)
 
 
-def _score_in_sql(warehouse: Warehouse, examples: Any, run: RunSettings, model: LoadedModel,
-                  version: str, as_of_date: str, customers: int, fit: hybrid.BTYDFit,
-                  fit_customers: int) -> Any | None:
-    """The scoring step as one query the warehouse runs (:mod:`clv.sql_scoring`): compiled
-    from the model file and the BTYD fit, kept under ``runs/`` with its sha256 in the scoring
-    run, and run into a temporary table from which the spend level's totals are read. None
-    when the fit is outside what the query evaluates."""
-    from clv.sql_scoring import query as compiled  # it builds on this module
+def _save_run(scoring: ScoringPlan, spend: level.SpendLevel, scored_at: datetime,
+              model_dir: Path) -> Path:
+    record = ScoringRun(model_version=scoring.model_version, as_of_date=scoring.as_of_date,
+                        horizon_days=scoring.horizon_days, customers=scoring.customers,
+                        btyd_fit=scoring.btyd_fit,
+                        btyd_fit_customers=scoring.btyd_fit_customers, level=spend,
+                        scored_at=scored_at.isoformat(), scoring_engine=scoring.scoring_engine,
+                        scoring_sql=scoring.scoring_sql_file,
+                        scoring_sql_sha256=scoring.scoring_sql_sha256)
+    return record.save(model_dir)
 
-    if warehouse.scoring_dialect is None:
-        raise ValueError(f"clv_scoring_engine 'sql' is not available on {type(warehouse).__name__}"
-                         "; set clv_scoring_engine to onnxruntime")
-    dialect = warehouse.scoring_dialect
-    floats = [f.name for f in warehouse.schema(examples) if pa.types.is_floating(f.type)]
-    correction, weight = level.level_coefficients(model.metadata)
-    rate_factor = level.model_rate_factor(model.metadata)
-    try:
-        text = compiled.compile_scoring_sql(run.model_dir, version, EXAMPLES_TABLE, dialect,
-                                            btyd_fit=fit, horizon_days=run.horizon_days,
-                                            btyd_level_correction=correction,
-                                            network_level_weight=weight,
-                                            model_rate_factor=rate_factor,
-                                            float_columns=floats)
-    except compiled.OutsideSqlRange as reason:
-        # A BG/NBD fit whose hypergeometric series SQL does not evaluate: this run is scored
-        # by onnxruntime instead, and its scoring run says so.
-        dbt_log(f"clv_scoring_engine 'sql': {reason}; this run is scored by onnxruntime")
-        return None
-    path = run_path(run.model_dir, version, as_of_date).with_suffix(f".{dialect}.sql")
-    data = text.encode("utf-8")
-    atomic_write_bytes(path, data)
-    dbt_log(f"scoring {customers:,} customers with model {version} in SQL ({len(data):,} "
-            f"bytes, {path})")
-    started = time.perf_counter()
-    result = warehouse.compute(examples, EXAMPLES_TABLE, text)
-    dbt_log(f"scored {customers:,} customers in SQL in {time.perf_counter() - started:.1f} s")
-    totals = warehouse.query(result, (
+
+def _sql_spend_level(warehouse: Warehouse, scores: Any, model: LoadedModel
+                     ) -> tuple[level.SpendLevel, datetime | None]:
+    """The spend level the compiled query applied, from the totals of its scores (added up in
+    the warehouse exactly as the query adds them), and the query's scoring time."""
+    from clv.sql_scoring import query as compiled
+
+    dialect = warehouse.scoring_dialect or "duckdb"
+    totals = warehouse.query(scores, (
         f"select {compiled.micro_total_sql('btyd_expected_spend', dialect)} as btyd, "
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "
         "max(scored_at) as scored_at from {relation}")).to_pylist()[0]
     columns = {"btyd": "btyd_expected_spend", "network": "network_clv"}
-    capped = warehouse.query(result, compiled.dominant_sql(
+    capped = warehouse.query(scores, compiled.dominant_sql(
         {column: int(totals[name] or 0) for name, column in columns.items()},
         dialect)).to_pylist()[0]
     spend = level.from_totals(*(level.CappedTotal(int(totals[name] or 0),
                                                   int(capped[f"{column}_dominant_sum"] or 0),
                                                   int(capped[f"{column}_dominant"] or 0))
                                 for name, column in columns.items()),
-                              correction, weight, rate_factor)
-    record = ScoringRun(model_version=version, as_of_date=as_of_date,
-                        horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
-                        btyd_fit_customers=fit_customers, level=spend,
-                        scored_at=(totals["scored_at"] or _now()).isoformat(),
-                        scoring_engine="sql", scoring_sql=path.name,
-                        scoring_sql_sha256=sha256_bytes(data))
-    saved = record.save(run.model_dir)
-    dbt_log(f"spend level: factor {spend.spend_factor:.6f}{spend.dominance_note()}; scoring run "
-            f"saved as {saved}")
-    return result
+                              *level.level_coefficients(model.metadata),
+                              level.model_rate_factor(model.metadata))
+    return spend, totals["scored_at"]
+
+
+def record(warehouse: Warehouse, scores: Any, scoring: ScoringPlan,
+           model_dir: Path) -> ScoringRun:
+    """The scoring run behind ``scores`` (``int_clv__scores``), saved under ``runs/``: for
+    scores the compiled query computed, the spend level it applied is read back from their
+    totals and saved now; onnxruntime's was saved by the scoring step, and is checked to be
+    the run that wrote ``scores`` (not one overwritten since, by another project with the
+    same ``clv_model_dir``)."""
+    path = run_path(model_dir, scoring.model_version, scoring.as_of_date)
+    if scoring.scoring_sql is not None:
+        model = load_verified(model_dir, scoring.model_version)
+        spend, scored_at = _sql_spend_level(warehouse, scores, model)
+        path = _save_run(scoring, spend, scored_at or _now(), model_dir)
+        dbt_log(f"spend level: factor {spend.spend_factor:.6f}{spend.dominance_note()}; "
+                f"scoring run saved as {path}")
+        return ScoringRun.load(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no scoring run {path}: build int_clv__scores first")
+    saved = ScoringRun.load(path)
+    scored_at = warehouse.query(scores, "select max(scored_at) from {relation}").column(0)[0]
+    if scored_at.as_py() is None or scored_at.as_py().isoformat() != saved.scored_at:
+        raise ValueError(f"the scoring run {path} (scored at {saved.scored_at}) did not write "
+                         f"int_clv__scores (scored at {scored_at.as_py()}): rebuild "
+                         "int_clv__scores and what follows it")
+    return saved
+
+
+RUN_SCHEMA = pa.schema([
+    ("model_version", pa.string()), ("as_of_date", pa.string()),
+    ("scoring_engine", pa.string()), ("customers", pa.int64()),
+    ("spend_factor", pa.float64()), ("scored_at", pa.string()),
+    ("scoring_run_file", pa.string()), ("scoring_run", pa.string())])
+
+
+def run_table(saved: ScoringRun) -> pa.Table:
+    """``int_clv__scoring_run``: the scoring run as one row, its JSON in ``scoring_run``."""
+    row = {"model_version": saved.model_version, "as_of_date": saved.as_of_date,
+           "scoring_engine": saved.scoring_engine, "customers": saved.customers,
+           "spend_factor": saved.level.spend_factor, "scored_at": saved.scored_at,
+           "scoring_run_file": run_path(Path(), saved.model_version, saved.as_of_date).as_posix(),
+           "scoring_run": json.dumps(json_safe(saved.to_dict()), sort_keys=True)}
+    return pa.Table.from_pylist([row], schema=RUN_SCHEMA)
+
+
+def score_into(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunSettings,
+               table: str, batch_rows: int = DEFAULT_BATCH_SIZE) -> ScoringRun:
+    """The scoring steps of a build in one call, outside dbt (benchmarks, tests): the plan,
+    the Python scoring step written to ``table``, and its scoring run. The query that dbt runs
+    as ``int_clv__scores`` (``clv_scoring_engine: sql`` where the engine plans it whole) is
+    dbt's to run: that plan is refused here."""
+    scoring = plan(warehouse, examples, registry, run)
+    if scoring.in_sql_model:
+        raise ValueError("with clv_scoring_engine 'sql' on this engine, dbt runs the scoring "
+                         "query as int_clv__scores")
+    warehouse.write_table(table, score(warehouse, examples, registry, run, scoring, batch_rows))
+    return record(warehouse, warehouse.relation(table), scoring, run.model_dir)
 
 
 def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None = None,

@@ -79,6 +79,9 @@ class Warehouse(ABC):
     # The SQL dialect of clv.sql_scoring this engine runs the compiled scoring query in (None:
     # not supported).
     scoring_dialect: str | None = None
+    # True where the engine plans the compiled scoring query whole, so dbt runs it as the SQL
+    # model int_clv__scores; False where the Python scoring step runs it in stages (compute).
+    plans_whole_scoring_query = True
 
     # -- engine-specific pieces -------------------------------------------------------------
 
@@ -202,9 +205,10 @@ class Warehouse(ABC):
         return spool, spool.totals
 
     def compute(self, relation: Any, name: str, sql: str) -> Any:
-        """Run ``sql``, which reads the relation as table ``name``, in the engine into a
-        temporary table (dropped with the session); return a relation of that table."""
-        raise NotImplementedError(f"{type(self).__name__} does not run generated SQL")
+        """Run ``sql`` (a statement in the layout of :mod:`clv.sql_scoring`, reading the
+        relation as table ``name``) in stages; only for engines that do not plan it whole."""
+        raise NotImplementedError(f"{type(self).__name__} plans the scoring query whole: dbt "
+                                  "runs it as int_clv__scores")
 
     def release(self, kept: Any) -> None:
         """Free what :meth:`totals` kept."""

@@ -4,7 +4,6 @@ them a DuckDB connection and DuckDB relations. Also the writer of DuckDB databas
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -100,16 +99,6 @@ class DuckDBWarehouse(Warehouse):
         # DuckDB scans a table in the order it was written (insertion order is preserved), so
         # a table written sorted streams sorted without a sort that would hold it in memory.
         return self.batches(relation, batch_rows, columns)
-
-    def compute(self, relation: Any, name: str, sql: str) -> Any:
-        temporary = f"clv_computed_{secrets.token_hex(4)}"
-        self._relation(relation).query(name, sql).create_view(f"{temporary}_query")
-        try:
-            self.connection.execute(f"create temporary table {temporary} as "
-                                    f"select * from {temporary}_query")
-        finally:
-            self.connection.execute(f"drop view if exists {temporary}_query")
-        return self.connection.table(temporary)
 
     def write_table(self, name: str, data: pa.RecordBatchReader | pa.Table) -> int:
         if isinstance(data, pa.Table):

@@ -215,22 +215,6 @@ class PostgresWarehouse(Warehouse):
     def as_text(self, sql: str) -> str:
         return f"cast({sql} as text)"
 
-    def compute(self, relation: Any, name: str, sql: str) -> Any:
-        temporary = f"clv_computed_{secrets.token_hex(4)}"
-        try:
-            with self.connection.cursor() as cursor:
-                # The query's CTEs are plain selects of thousands of columns: the JIT compiler
-                # would spend minutes on them for nothing.
-                cursor.execute("set local jit = off")
-                cursor.execute(f"create temporary table {temporary} as "
-                               f"with {quote(name)} as (select * from {self._name(relation)}) "
-                               f"select * from ({sql}) as clv_computed")
-            self.connection.commit()
-        except BaseException:
-            self._end_failed_transaction()
-            raise
-        return f"pg_temp.{temporary}"
-
     def write_table(self, name: str, data: Any) -> int:
         """Replace table ``name`` in one transaction: readers see the old or the new table,
         and a failure (or a lost connection) leaves the old one. ``data`` is a stream, a table

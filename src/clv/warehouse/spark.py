@@ -121,6 +121,7 @@ class SparkWarehouse(Warehouse):
 
     distributed = True
     scoring_dialect = "spark"
+    plans_whole_scoring_query = False
 
     def __init__(self, session: Any, database: str | None = None) -> None:
         self.session = session

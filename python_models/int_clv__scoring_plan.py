@@ -1,5 +1,6 @@
-"""Scoring step: every customer at the as-of date through the current model, at the spend
-level (clv.level), streamed in batches."""
+"""Scoring plan: the current model, BG/NBD + Gamma-Gamma fitted at the as-of date and, with
+clv_scoring_engine: sql, the whole prediction compiled into one query (clv.sql_scoring) that
+int_clv__scores runs. One row."""
 
 from clv.pipeline import scoring
 from clv.pipeline.settings import RunSettings
@@ -12,4 +13,4 @@ def model(dbt, session):
     run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
     # the training step's own table: its is_current is the model this run scores with
     registry = warehouse.read(dbt.ref("int_clv__model_registry")).to_pandas()
-    return scoring.score(warehouse, dbt.ref("clv_scoring_examples"), registry, run)
+    return scoring.plan(warehouse, dbt.ref("clv_scoring_examples"), registry, run).to_table()
