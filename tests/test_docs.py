@@ -185,3 +185,21 @@ def test_contract_types_follow_the_target(manifest):
                                       "date", "timestamp", "timestamp with time zone",
                                       "boolean"}
     assert "{{" not in "".join(columns.data_type)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "sql"])
+def test_scores_compile_before_the_first_build(tmp_path, engine):
+    """dbt compile (as docs generate does) on a fresh database: int_clv__scores, which reads
+    the scoring plan's query at execution, compiles to the Python step's rows while there is
+    no plan table yet."""
+    from conftest import DbtProject
+
+    project = DbtProject(tmp_path)
+    result = project.run("compile", vars={"clv_scoring_engine": engine},
+                         select="int_clv__scores")
+    assert result.success
+    [compiled] = [r.node.compiled_code for r in result.result.results
+                  if r.node.name == "int_clv__scores"]
+    assert compiled.strip().endswith('"int_clv__python_scores"')
+    assert not project.database.exists() or "int_clv__scoring_plan" not in \
+        project.query("select table_name from information_schema.tables").table_name.tolist()
