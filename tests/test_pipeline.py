@@ -239,3 +239,38 @@ def test_sql_scoring_engine_predicts_what_onnxruntime_predicts(project, tmp_path
     assert copy.query("select table_type from information_schema.tables "
                       "where table_name = 'int_clv__scores'").table_type[0] == "BASE TABLE"
     assert (got.scored_at.astype(str) == record.scored_at.replace("T", " ")).all()
+
+
+@pytest.mark.slow
+def test_sql_engine_falls_back_to_onnxruntime_outside_the_query_range(project, tmp_path,
+                                                                       monkeypatch):
+    """clv_scoring_engine: sql with a BTYD fit the query does not evaluate: the plan says why,
+    the Python scoring step scores with onnxruntime, int_clv__scores passes its rows on, and
+    clv_predictions is the onnxruntime build's."""
+    from conftest import DbtProject
+
+    from clv.sql_scoring import query as compiled
+
+    def outside(*args, **kwargs):
+        raise compiled.OutsideSqlRange("a fit outside the series' range (injected)")
+
+    monkeypatch.setattr(compiled, "compile_scoring_sql", outside)
+    copy = DbtProject(tmp_path)
+    project.query("checkpoint")
+    shutil.copyfile(project.database, copy.database)
+    model_dir = tmp_path / "models"
+    shutil.copytree(project.vars["clv_model_dir"], model_dir)
+    run_vars = {**project.vars, "clv_model_dir": str(model_dir), "clv_scoring_engine": "sql"}
+    copy.build(vars=run_vars, select="clv_run_settings int_clv__scoring_plan+")
+
+    plan = copy.query("select scoring_engine, scoring_sql, in_sql_model, note "
+                      "from int_clv__scoring_plan")
+    assert plan.scoring_engine[0] == "onnxruntime" and not plan.in_sql_model[0]
+    assert plan.scoring_sql[0] is None and "(injected)" in plan.note[0]
+    expected = _predictions(project)
+    assert copy.query("select count(*) as n from int_clv__python_scores").n[0] == len(expected)
+    got = copy.query("select * from clv_predictions order by customer_id")
+    for column in ("predicted_clv", "purchase_probability", "predicted_clv_p90", "value_decile"):
+        np.testing.assert_array_equal(got[column], expected[column], err_msg=column)
+    assert copy.query("select scoring_engine from int_clv__scoring_run").scoring_engine[0] == \
+        "onnxruntime"
