@@ -135,12 +135,19 @@ def _load_model_function(path: Path) -> Any:
 class Runner:
     """Runs dbt commands in this process, stopping at the first failure with one line."""
 
-    def __init__(self, common: Sequence[str], run_vars: dict[str, Any]) -> None:
+    def __init__(self, common: Sequence[str], run_vars: dict[str, Any],
+                 manifest: Any = None) -> None:
         from dbt.cli.main import dbtRunner
 
-        self._dbt = dbtRunner()
+        self._dbt = dbtRunner(manifest=manifest)
         self.common = list(common)
         self.vars = run_vars
+
+    def use_manifest(self, manifest: Any) -> None:
+        """Run the next commands on ``manifest`` instead of parsing the project again."""
+        from dbt.cli.main import dbtRunner
+
+        self._dbt = dbtRunner(manifest=manifest)
 
     def invoke(self, command: Sequence[str], quiet: bool = False) -> Any:
         args = [*command, *self.common]
@@ -286,10 +293,14 @@ def _seeds_read(manifest: Any, nodes: Sequence[Node]) -> list[str]:
 def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
           profiles_dir: Path | None, dbt_args: Sequence[str] = (),
           models: Sequence[str] | None = None, exclude: Sequence[str] = (),
-          tests: bool = True) -> None:
+          tests: bool = True, manifest: Any = None) -> None:
     """Build every model of the project on ``target`` (see the module docstring), or only
     ``models`` and what they need; never the models named in ``exclude`` (already built).
-    ``tests=False`` builds the models and seeds without dbt's data and unit tests."""
+    ``tests=False`` builds the models and seeds without dbt's data and unit tests.
+    ``manifest``: the project as :func:`parse` returned it, for builds that differ from it
+    only in vars dbt reads when it compiles (``clv_as_of_date``, ``clv_retrain``), so dbt
+    does not parse the project again; by default dbt parses it (re-using its saved parse
+    when the vars have not changed)."""
     skip_tests = [] if tests else ["--exclude-resource-type", "test", "unit_test"]
     profile = profile_of(project_dir, profiles_dir, target, run_vars)
     kind = profile.credentials.type
@@ -301,7 +312,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     if kind in PYTHON_ADAPTERS:
         select = (["--select", *[f"+{name}" for name in models], "--indirect-selection",
                    "cautious"] if models else [])
-        Runner(common, run_vars).invoke(
+        Runner(common, run_vars, manifest).invoke(
             ["build", *select, *(["--exclude", *exclude] if exclude else []), *skip_tests])
         return
     if kind not in STAGED_ADAPTERS:
@@ -309,8 +320,10 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
 
     warehouse = _open_warehouse(profile.credentials)
     try:
-        runner = Runner(common, run_vars)
-        manifest = runner.invoke(["parse"], quiet=True).result
+        runner = Runner(common, run_vars, manifest)
+        if manifest is None:
+            manifest = runner.invoke(["parse"], quiet=True).result
+            runner.use_manifest(manifest)  # each stage reads it instead of dbt's saved parse
         nodes = _nodes(manifest, project_dir)
         # with models named, only they, what they need and the seeds it reads
         seeds = ["resource_type:seed"]
@@ -343,10 +356,8 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         warehouse.close()
 
 
-def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), tests: bool = True) -> None:
-    """:func:`build` from command-line style arguments (those of ``clv build``; the others go
-    to dbt). Raises BuildError."""
+def _arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str], dict[str, Any]]:
+    """``clv build``'s arguments, the others (dbt's) and the vars."""
     import yaml
 
     args, dbt_args = _parser().parse_known_args(argv)
@@ -356,9 +367,18 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
         raise BuildError(f"--vars is not YAML: {_first_line(error)}") from None
     if not isinstance(run_vars, dict):
         raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
+    return args, dbt_args, run_vars
+
+
+def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
+                    exclude: Sequence[str] = (), tests: bool = True,
+                    manifest: Any = None) -> None:
+    """:func:`build` from command-line style arguments (those of ``clv build``; the others go
+    to dbt). Raises BuildError."""
+    args, dbt_args, run_vars = _arguments(argv)
     build(args.target, run_vars, Path(args.project_dir).resolve(),
           Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models,
-          exclude, tests)
+          exclude, tests, manifest)
 
 
 def _parser() -> argparse.ArgumentParser:

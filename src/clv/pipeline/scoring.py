@@ -40,7 +40,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clv import hybrid, level
-from clv.artifacts import atomic_write_bytes, atomic_write_json, json_safe, sha256_bytes
+from clv.artifacts import (
+    atomic_write_bytes,
+    atomic_write_json,
+    json_safe,
+    load_artifact,
+    sha256_bytes,
+)
 from clv.config import CUTOFF_COLUMN, ID_COLUMN
 from clv.data import iter_batches, stable_floats
 from clv.pipeline.log import dbt_log, logged_batches
@@ -442,10 +448,11 @@ def _save_run(scoring: ScoringPlan, spend: level.SpendLevel, scored_at: datetime
     return record.save(model_dir)
 
 
-def _sql_spend_level(warehouse: Warehouse, scores: Any, model: LoadedModel
+def _sql_spend_level(warehouse: Warehouse, scores: Any, metadata: dict[str, Any]
                      ) -> tuple[level.SpendLevel, datetime | None]:
     """The spend level the compiled query applied, from the totals of its scores (added up in
-    the warehouse exactly as the query adds them), and the query's scoring time."""
+    the warehouse exactly as the query adds them) and the model's level coefficients
+    (``metadata``), and the query's scoring time."""
     from clv.sql_scoring import query as compiled
 
     dialect = warehouse.scoring_dialect or "duckdb"
@@ -461,8 +468,8 @@ def _sql_spend_level(warehouse: Warehouse, scores: Any, model: LoadedModel
                                                   int(capped[f"{column}_dominant_sum"] or 0),
                                                   int(capped[f"{column}_dominant"] or 0))
                                 for name, column in columns.items()),
-                              *level.level_coefficients(model.metadata),
-                              level.model_rate_factor(model.metadata))
+                              *level.level_coefficients(metadata),
+                              level.model_rate_factor(metadata))
     return spend, totals["scored_at"]
 
 
@@ -475,8 +482,9 @@ def record(warehouse: Warehouse, scores: Any, scoring: ScoringPlan,
     same ``clv_model_dir``)."""
     path = run_path(model_dir, scoring.model_version, scoring.as_of_date)
     if scoring.scoring_sql is not None:
-        model = load_verified(model_dir, scoring.model_version)
-        spend, scored_at = _sql_spend_level(warehouse, scores, model)
+        # the plan verified the model file; the level needs only its metadata
+        metadata = load_artifact(model_dir, scoring.model_version).metadata
+        spend, scored_at = _sql_spend_level(warehouse, scores, metadata)
         path = _save_run(scoring, spend, scored_at or _now(), model_dir)
         dbt_log(f"spend level: factor {spend.spend_factor:.6f}{spend.dominance_note()}; "
                 f"scoring run saved as {path}")
