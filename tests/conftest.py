@@ -59,7 +59,13 @@ def failing_after_first_batch(score_batches: Callable, calls: list | None = None
     return fail
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The files that start Spark. With ``--dist loadfile`` they run in one test process
+# (:func:`pytest_xdist_make_scheduler`): it starts the Java runtime once, and the later files'
+# Spark builds run on its warmed-up session instead of a second one.
+SPARK_FILES = ("tests/test_engines.py", "tests/test_spark_input.py", "tests/test_time_zones.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Files with the cross-engine builds first, then the other files with slow tests, then the
     quick ones, each file's tests in their own order. ``--dist loadfile`` hands files to the
     test processes in this order (``--no-loadscope-reorder`` in pyproject.toml), so the long
@@ -69,7 +75,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marks = {mark.name for mark in item.iter_markers()}
         own = 0 if "engines" in marks else 1 if "slow" in marks else 2
         rank[item.path] = min(rank.get(item.path, 2), own)
+        if "spark_dir" in getattr(item, "fixturenames", ()):
+            name = item.path.relative_to(config.rootpath).as_posix()
+            assert name in SPARK_FILES, f"{name} starts Spark: add it to SPARK_FILES"
     items.sort(key=lambda item: rank[item.path])
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with the files of SPARK_FILES as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "spark" if scope in SPARK_FILES else scope
+
+    return SparkTogether(config, log)
 
 
 class DbtProject:

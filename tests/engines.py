@@ -103,6 +103,18 @@ def spark_available() -> None:
         unavailable("Spark needs a Java runtime (java on PATH or JAVA_HOME)")
 
 
+def spark_session(spark_dir: Path) -> Any:
+    """This process's SparkSession; started, when no build has started it yet, with the
+    profile's spark target (warehouse and metastore under ``spark_dir``)."""
+    spark_available()
+    from clv.build import profile_of
+    from clv.warehouse import SparkWarehouse
+
+    with environment(CLV_SPARK_DIR=str(spark_dir)):
+        profile = profile_of(PROJECT_DIR, PROJECT_DIR, "spark", {})
+    return SparkWarehouse.start(profile.credentials.server_side_parameters, None).session
+
+
 _SCHEMAS: set[str] = set()  # the schemas schema_name() handed out in this process
 
 

@@ -12,7 +12,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from engines import PROJECT_DIR, clv_build, environment, schema_name, spark_available
+from engines import (
+    PROJECT_DIR,
+    clv_build,
+    environment,
+    schema_name,
+    spark_available,
+    spark_session,
+)
 
 ROWS = [  # InvoiceNo, InvoiceDate, Customer ID, Quantity, Unit Price
     ("536365", "12/1/2010 8:26", "17850", "40", 3.91),
@@ -71,9 +78,7 @@ def test_names_with_a_space_and_a_text_column_inside_a_function(retail: Retail):
 def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir: Path):
     """The executors' exact totals and the customers above a tenth of them (clv.level rule 7)
     are the ones the scoring step adds up in this process."""
-    spark_available()
     import numpy as np
-    from pyspark.sql import SparkSession
 
     from clv import level
     from clv.warehouse import SparkWarehouse
@@ -81,7 +86,7 @@ def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir
     rng = np.random.default_rng(8)
     btyd, network = rng.gamma(0.4, 300.0, 2000), rng.gamma(0.4, 250.0, 2000)
     network[3], btyd[3] = 2.0 * network.sum(), network.sum()
-    session = SparkSession.builder.getOrCreate()
+    session = spark_session(spark_dir)
     frame = session.createDataFrame(
         [(float(b), float(n)) for b, n in zip(btyd, network, strict=True)],
         "btyd_expected_spend double, network_clv double").repartition(4)
