@@ -133,29 +133,26 @@ def _load_model_function(path: Path) -> Any:
 
 
 class Runner:
-    """Runs dbt commands in this process, stopping at the first failure with one line."""
+    """Runs dbt commands in this process, stopping at the first failure with one line.
+
+    ``manifest``: the parsed project the commands run on; None lets dbt parse it (re-using its
+    saved parse when the vars have not changed). Assign it to run the next commands on it."""
 
     def __init__(self, common: Sequence[str], run_vars: dict[str, Any],
                  manifest: Any = None) -> None:
-        from dbt.cli.main import dbtRunner
-
-        self._dbt = dbtRunner(manifest=manifest)
         self.common = list(common)
         self.vars = run_vars
-
-    def use_manifest(self, manifest: Any) -> None:
-        """Run the next commands on ``manifest`` instead of parsing the project again."""
-        from dbt.cli.main import dbtRunner
-
-        self._dbt = dbtRunner(manifest=manifest)
+        self.manifest = manifest
 
     def invoke(self, command: Sequence[str], quiet: bool = False) -> Any:
+        from dbt.cli.main import dbtRunner
+
         args = [*command, *self.common]
         if self.vars:
             args += ["--vars", json.dumps(self.vars, default=str)]
         if quiet:
             args += ["--quiet"]
-        result = self._dbt.invoke(args)
+        result = dbtRunner(manifest=self.manifest).invoke(args)
         if result.exception is not None:
             raise BuildError(f"dbt {command[0]} failed: {_first_line(result.exception)}")
         if not result.success:
@@ -297,7 +294,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     """Build every model of the project on ``target`` (see the module docstring), or only
     ``models`` and what they need; never the models named in ``exclude`` (already built).
     ``tests=False`` builds the models and seeds without dbt's data and unit tests.
-    ``manifest``: the project as :func:`parse` returned it, for builds that differ from it
+    ``manifest``: the project as ``dbt parse`` returned it, for builds that differ from it
     only in vars dbt reads when it compiles (``clv_as_of_date``, ``clv_retrain``), so dbt
     does not parse the project again; by default dbt parses it (re-using its saved parse
     when the vars have not changed)."""
@@ -322,8 +319,8 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     try:
         runner = Runner(common, run_vars, manifest)
         if manifest is None:
-            manifest = runner.invoke(["parse"], quiet=True).result
-            runner.use_manifest(manifest)  # each stage reads it instead of dbt's saved parse
+            # each stage runs on this parse instead of reading dbt's saved one
+            manifest = runner.manifest = runner.invoke(["parse"], quiet=True).result
         nodes = _nodes(manifest, project_dir)
         # with models named, only they, what they need and the seeds it reads
         seeds = ["resource_type:seed"]
@@ -356,8 +353,11 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         warehouse.close()
 
 
-def _arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str], dict[str, Any]]:
-    """``clv build``'s arguments, the others (dbt's) and the vars."""
+def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
+                    exclude: Sequence[str] = (), tests: bool = True,
+                    manifest: Any = None) -> None:
+    """:func:`build` from command-line style arguments (those of ``clv build``; the others go
+    to dbt). Raises BuildError."""
     import yaml
 
     args, dbt_args = _parser().parse_known_args(argv)
@@ -367,15 +367,6 @@ def _arguments(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str], dict
         raise BuildError(f"--vars is not YAML: {_first_line(error)}") from None
     if not isinstance(run_vars, dict):
         raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
-    return args, dbt_args, run_vars
-
-
-def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
-                    exclude: Sequence[str] = (), tests: bool = True,
-                    manifest: Any = None) -> None:
-    """:func:`build` from command-line style arguments (those of ``clv build``; the others go
-    to dbt). Raises BuildError."""
-    args, dbt_args, run_vars = _arguments(argv)
     build(args.target, run_vars, Path(args.project_dir).resolve(),
           Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models,
           exclude, tests, manifest)
