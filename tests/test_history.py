@@ -4,6 +4,7 @@ own, cheap daily re-scores with a saved model, and the backfill command."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 
 import pyarrow.parquet as pq
@@ -83,6 +84,35 @@ def test_changes_compare_the_predictions_date_with_the_one_before(project):
     dormant = (changes.previous_segment != "dormant") & (changes.segment == "dormant")
     assert (changes.is_becoming_dormant == dormant).all()
     assert (changes.needs_attention == (dropped | left | at_risk | dormant)).all()
+
+
+def readme_sql_statements() -> list[str]:
+    """Every statement of the README's ```sql blocks (each ends with ; at the end of a line),
+    with its leading comments."""
+    from conftest import PROJECT_DIR
+
+    blocks = re.findall(r"^```sql\n(.*?)^```", (PROJECT_DIR / "README.md").read_text(),
+                        flags=re.MULTILINE | re.DOTALL)
+    return [statement.strip() for block in blocks
+            for statement in re.split(r";$", block, flags=re.MULTILINE) if statement.strip()]
+
+
+def test_the_readme_holds_sql_examples():
+    statements = readme_sql_statements()
+    assert len(statements) >= 8
+    assert any("from clv_prediction_changes" in s for s in statements)
+
+
+@pytest.mark.slow
+def test_the_readme_sql_examples_run_on_two_as_of_dates(project):
+    """The README's example queries, as printed, on a sample with a history of two dates: each
+    runs, and the list of movements and the explanations of high-value customers have rows."""
+    results = {statement: project.query(statement) for statement in readme_sql_statements()}
+    for statement, result in results.items():
+        if "from clv_prediction_changes" in statement or "explanations.driver_1_group" in statement:
+            assert not result.empty, statement
+            assert result.notna().all().all(), statement
+    assert sum(len(result) for result in results.values()) > 100
 
 
 @pytest.mark.slow
