@@ -47,7 +47,12 @@ from clv import metrics
 from clv.baselines import btyd_expected_spend, naive_average_rate, naive_last_period
 from clv.synthetic import GeneratorSettings, generate, oracle, write_frame
 
-RETAIL_FILE = PROJECT_DIR.parent / "shared" / "data" / "online_retail_invoices.csv"
+# The Online Retail invoices (not shipped): where the README's example saves them, else the data
+# folder beside the checkout.
+RETAIL_FILE = next((path for path in (PROJECT_DIR / "data" / "online_retail_invoices.csv",
+                                      PROJECT_DIR.parent / "shared" / "data" /
+                                      "online_retail_invoices.csv") if path.exists()),
+                   PROJECT_DIR / "data" / "online_retail_invoices.csv")
 METRICS = ("normalized_gini", "spearman", "aggregate_error", "decile_mape", "top_decile_capture")
 # The network's distribution: only clv_predictions has quantiles and a purchase probability.
 DISTRIBUTION = ("p90_exceedance", "p10_shortfall", "purchase_probability_ece")
@@ -394,7 +399,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000,
                         help="customers of the generated data sets")
     parser.add_argument("--retail-file", type=Path, default=RETAIL_FILE,
-                        help="the Online Retail invoices CSV (default: the shared data folder)")
+                        help="the Online Retail invoices CSV (default: data/ in the project, else "
+                             "../shared/data/ beside it)")
     parser.add_argument("--vars", type=json.loads, default={},
                         help="extra dbt vars for every build, as JSON (to try a setting)")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """One customer far above the rest: the spend level with and without rule 7 of clv.level.
 
-    python bench/bench_wholesaler.py
+    python bench/bench_wholesaler.py [--retail-file invoices.csv]
 
 Builds the public retail invoices (the accuracy benchmark's retail protocol: as-of 2011-06-09,
 91-day horizon) as they are, and with one generated wholesaler added (3,923 orders of 150
@@ -13,6 +13,7 @@ network.
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -68,11 +69,15 @@ def plain_factor(frame: pd.DataFrame, spend: dict) -> float:
 
 
 def main() -> None:
-    if not RETAIL_FILE.exists():
-        raise SystemExit(f"{RETAIL_FILE} not found")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--retail-file", type=Path, default=RETAIL_FILE,
+                        help="the Online Retail invoices CSV (as bench/bench_accuracy.py)")
+    source = parser.parse_args().retail_file
+    if not source.exists():
+        raise SystemExit(f"{source} not found")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    plain = retail(RETAIL_FILE, "retail_plain")
-    mixed = retail(with_wholesaler(RETAIL_FILE), "retail_wholesaler")
+    plain = retail(source, "retail_plain")
+    mixed = retail(with_wholesaler(source), "retail_wholesaler")
     actual = holdout_spend(mixed.transactions, mixed.as_of, mixed.horizon_days)
     base, _ = scores(*build(plain, 42))
     frame, spend = scores(*build(mixed, 42))

@@ -41,6 +41,9 @@
         'bi_database_path': clv_validate_bi_database_path(
             'clv_bi_database_path', var('clv_bi_database_path', '')
         ),
+        'report_path': clv_validate_report_path(
+            'clv_report_path', var('clv_report_path', 'reports/clv_report.html')
+        ),
         'windows': [7, 30, 90, 180, 365],
         'channels': ['orders', 'revenue', 'active_days'],
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
@@ -340,6 +343,16 @@
     {% set text = clv_validate_text(var_name, value) | trim %}
     {% if text != '' and not text.lower().endswith('.duckdb') %}
         {{ clv_fail(var_name, "expected empty (no copy) or a file name ending in .duckdb, got '" ~ text ~ "'") }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{#- Empty means no report; otherwise a file name ending in .html (the build's last step writes it). -#}
+{% macro clv_validate_report_path(var_name, value) %}
+    {% set text = clv_validate_text(var_name, value) | trim %}
+    {% if text != '' and not text.lower().endswith(('.html', '.htm')) %}
+        {{ clv_fail(var_name, "expected empty (no report) or a file name ending in .html, got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

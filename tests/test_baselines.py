@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from clv import hybrid
 from clv.baselines import (
     BTYDPrediction,
     btyd_expected_spend,
@@ -132,6 +136,28 @@ def test_btyd_handles_nonpositive_monetary_and_heavy_tails() -> None:
     assert np.all(np.isfinite(pred.expected_spend)) and np.all(pred.expected_spend >= 0)
     assert pred.expected_order_value[0] == pytest.approx(20.0)  # mean of positive repeat spends
     assert pred.expected_order_value[1] == pytest.approx(2.0 * 10.0 / (2.0 * 2.0 + 0.9 - 1.0))
+
+
+def test_a_saved_fit_gives_each_customer_one_value_in_any_subset() -> None:
+    """Without a Gamma-Gamma population mean (q <= 1), a one-time buyer's order value is the
+    fitted customers' repeat-buyer mean kept with the fit, not the mean of whichever rows are
+    scored together: a batch of one-time buyers, or a subset scored outside dbt, gets the
+    values the whole population gets."""
+    features, _ = simulate_customers(2_000, seed=5)
+    table = pa.Table.from_pandas(features[list(hybrid.BTYD_INPUTS)], preserve_index=False)
+    fitted = hybrid.fit(table)
+    repeat = (features.frequency > 0) & (features.monetary_value > 0)
+    assert fitted.repeat_order_value == pytest.approx(features.monetary_value[repeat].mean())
+    fit = dataclasses.replace(fitted, gamma_gamma=GammaGammaParams(p=2.0, q=0.9, v=10.0))
+    assert hybrid.BTYDFit.from_dict(fit.to_dict()) == fit
+    whole = hybrid.predict(table, int(HORIZON), fit)
+    one_time = np.flatnonzero(features.frequency.to_numpy() == 0)[:50]
+    mixed = np.r_[one_time, np.flatnonzero(repeat.to_numpy())[:3]]
+    for rows in (one_time, mixed):
+        part = hybrid.predict(table.take(rows), int(HORIZON), fit)
+        np.testing.assert_array_equal(part.expected_order_value, whole.expected_order_value[rows])
+        np.testing.assert_array_equal(part.expected_spend, whole.expected_spend[rows])
+    assert np.all(whole.expected_order_value[one_time] == fit.repeat_order_value)
 
 
 def test_btyd_zero_horizon() -> None:

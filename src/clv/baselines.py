@@ -83,6 +83,16 @@ def fit_bgnbd_days(frequency: ArrayLike, recency_days: ArrayLike,
     return fitted.rescale_time(DAYS_PER_WEEK)
 
 
+def repeat_buyers_order_value(frequency: ArrayLike, monetary_value: ArrayLike) -> float:
+    """Mean ``monetary_value`` of the repeat buyers (``frequency > 0`` and ``monetary_value >
+    0``), 0 without any: a one-time buyer's order value when Gamma-Gamma's population mean
+    ``p v / (q - 1)`` does not exist (``q <= 1``)."""
+    x = _column("frequency", frequency)
+    money = _column("monetary_value", monetary_value)
+    repeat = (x > 0) & (money > 0)
+    return float(money[repeat].mean()) if np.any(repeat) else 0.0
+
+
 def btyd_expected_spend(
     frequency: ArrayLike,
     recency_days: ArrayLike,
@@ -91,6 +101,7 @@ def btyd_expected_spend(
     horizon_days: float,
     bgnbd: BGNBDParams | None = None,
     gamma_gamma: GammaGammaParams | None = None,
+    repeat_order_value: float | None = None,
 ) -> BTYDPrediction:
     """Expected spend over the next ``horizon_days`` from the BG/NBD and Gamma-Gamma models.
 
@@ -101,11 +112,14 @@ def btyd_expected_spend(
             converted) when omitted.
         gamma_gamma: Gamma-Gamma parameters; fitted on the customers with ``frequency > 0`` and
             ``monetary_value > 0`` when omitted.
+        repeat_order_value: the order value of customers without repeat purchases when
+            Gamma-Gamma has no population mean (saved with the fit); computed from these
+            customers (:func:`repeat_buyers_order_value`) when omitted.
 
     Customers without repeat purchases get the population mean order value ``p v / (q - 1)``. If
-    that mean does not exist (``q <= 1``) the mean ``monetary_value`` of the repeat customers is
-    used instead. Non-positive monetary values of repeat customers are treated as 0, so their
-    order value is shrunk towards 0 rather than becoming negative.
+    that mean does not exist (``q <= 1``) ``repeat_order_value`` is used instead. Non-positive
+    monetary values of repeat customers are treated as 0, so their order value is shrunk towards
+    0 rather than becoming negative.
     """
     x = _column("frequency", frequency)
     recency = _column("recency_days", recency_days)
@@ -126,9 +140,9 @@ def btyd_expected_spend(
     order_value = gamma_gamma_expected_spend(gamma_gamma, x, np.maximum(money, 0.0))
     missing = ~np.isfinite(order_value)
     if np.any(missing):
-        repeat = (x > 0) & (money > 0)
-        fallback = float(money[repeat].mean()) if np.any(repeat) else 0.0
-        order_value = np.where(missing, fallback, order_value)
+        if repeat_order_value is None:
+            repeat_order_value = repeat_buyers_order_value(x, money)
+        order_value = np.where(missing, repeat_order_value, order_value)
     order_value = np.maximum(order_value, 0.0)
     return BTYDPrediction(
         expected_purchases=purchases,

@@ -68,8 +68,9 @@ class TrainSettings(_Settings):
     min_delta: float = 1e-4  # smallest validation-loss decrease that counts as an improvement
     # data
     max_train_rows: int = 200_000  # uniform deterministic subsample above this many training rows
-    # validation rows (the latest cutoff) kept for early stopping, calibration and evaluation;
-    # above this many, a uniform deterministic sample of customers is kept
+    # validation rows (the latest cutoff) for early stopping, calibration and evaluation: the
+    # cap int_clv__training_sample applies in the warehouse (a uniform deterministic sample of
+    # customers above it); train() itself uses every validation row it is given
     max_validation_rows: int = 200_000
     validation_fraction: float = 0.2  # share of customers held out when only one cutoff exists
     min_rows: int = 20  # fewer example rows than this (overall or for training) is an error

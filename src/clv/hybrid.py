@@ -22,7 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv.baselines import DAYS_PER_WEEK, BTYDPrediction, btyd_expected_spend
+from clv.baselines import (
+    DAYS_PER_WEEK,
+    BTYDPrediction,
+    btyd_expected_spend,
+    repeat_buyers_order_value,
+)
 from clv.btyd import (
     MAXIMUM_LIKELIHOOD,
     BGNBDParams,
@@ -42,18 +47,23 @@ BTYD_FEATURES = (
 
 @dataclass(frozen=True)
 class BTYDFit:
-    """Fitted BG/NBD (alpha in days) and Gamma-Gamma parameters for one cutoff, and how the
+    """Fitted BG/NBD (alpha in days) and Gamma-Gamma parameters for one cutoff, how the
     BG/NBD fit was obtained (``status``: maximum_likelihood, regularized or fallback;
-    ``reason``: why the maximum-likelihood fit was degenerate)."""
+    ``reason``: why the maximum-likelihood fit was degenerate), and the repeat buyers' mean
+    order value of the fitted customers (``repeat_order_value``: a one-time buyer's order value
+    when Gamma-Gamma has no population mean; None in fits saved before it was kept, which then
+    take the mean of the rows predicted)."""
 
     bgnbd: BGNBDParams
     gamma_gamma: GammaGammaParams
     status: str = MAXIMUM_LIKELIHOOD
     reason: str | None = None
+    repeat_order_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"bgnbd": asdict(self.bgnbd), "gamma_gamma": asdict(self.gamma_gamma),
-                "status": self.status, "reason": self.reason}
+                "status": self.status, "reason": self.reason,
+                "repeat_order_value": self.repeat_order_value}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BTYDFit:
@@ -63,7 +73,8 @@ class BTYDFit:
         return cls(BGNBDParams(**params(values["bgnbd"])),
                    GammaGammaParams(**params(values["gamma_gamma"])),
                    status=values.get("status") or MAXIMUM_LIKELIHOOD,
-                   reason=values.get("reason"))
+                   reason=values.get("reason"),
+                   repeat_order_value=values.get("repeat_order_value"))
 
 
 def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
@@ -84,14 +95,17 @@ def fit(data: pa.Table | pa.RecordBatch) -> BTYDFit:
     frequency, recency, t_days, monetary = _inputs(data)
     checked = fit_bgnbd_checked(frequency, recency / DAYS_PER_WEEK, t_days / DAYS_PER_WEEK)
     return BTYDFit(checked.params.rescale_time(DAYS_PER_WEEK),
-                   fit_gamma_gamma(frequency, monetary), checked.status, checked.reason)
+                   fit_gamma_gamma(frequency, monetary), checked.status, checked.reason,
+                   repeat_buyers_order_value(frequency, monetary))
 
 
 def predict(data: pa.Table | pa.RecordBatch, horizon_days: int, fit: BTYDFit) -> BTYDPrediction:
-    """BTYD predictions for every row of ``data`` from the fitted parameters ``fit``."""
+    """BTYD predictions for every row of ``data`` from the fitted parameters ``fit``: each row's
+    values depend on that row and ``fit`` only."""
     frequency, recency, t_days, monetary = _inputs(data)
     return btyd_expected_spend(frequency, recency, t_days, monetary, horizon_days,
-                               bgnbd=fit.bgnbd, gamma_gamma=fit.gamma_gamma)
+                               bgnbd=fit.bgnbd, gamma_gamma=fit.gamma_gamma,
+                               repeat_order_value=fit.repeat_order_value)
 
 
 def with_btyd_features(data: pa.Table | pa.RecordBatch,

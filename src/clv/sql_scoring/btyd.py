@@ -79,8 +79,9 @@ def btyd_layers(fit: BTYDFit, horizon_days: float, columns: BTYDColumns,
     """Layers adding ``btyd_expected_purchases``, ``btyd_probability_alive``,
     ``btyd_expected_order_value`` and ``btyd_expected_spend`` over ``columns``.
 
-    ``repeat_buyers_mean`` is the SQL of the mean monetary value of the repeat buyers (a window
-    over the scored rows), needed only when the Gamma-Gamma fit has ``q <= 1``.
+    ``repeat_buyers_mean`` is the SQL of the repeat buyers' mean monetary value (the fit's
+    ``repeat_order_value`` as a literal, or a window over the scored rows), needed only when the
+    Gamma-Gamma fit has ``q <= 1``.
     """
     bgnbd, gamma = fit.bgnbd, fit.gamma_gamma
     if not bgnbd.a + bgnbd.b > 1.0:

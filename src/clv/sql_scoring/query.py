@@ -374,7 +374,11 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
     """The scoring query for a loaded model (see :func:`compile_scoring_sql`)."""
     query = _Query(sql)
     stable = _read_examples(query, spec, relation_sql, float_columns)
-    repeat_mean = ("coalesce(avg(case when btyd_frequency > 0.0e0 and btyd_monetary > 0.0e0 "
+    # a one-time buyer's order value where Gamma-Gamma has none: the fit's own (the scored rows'
+    # mean for a fit saved before it kept one)
+    repeat_mean = (literal(btyd_fit.repeat_order_value)
+                   if btyd_fit.repeat_order_value is not None else
+                   "coalesce(avg(case when btyd_frequency > 0.0e0 and btyd_monetary > 0.0e0 "
                    "then btyd_monetary end) over (), 0.0e0)")
     query.add_layers("btyd", btyd_layers(
         btyd_fit, horizon_days,

@@ -9,6 +9,7 @@ collected to the driver. Only bounded results (a sample, counts, totals) come ba
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -261,8 +262,9 @@ class SparkWarehouse(Warehouse):
         kept.unpersist()
 
     def write_table(self, name: str, data: Any) -> int:
-        """Replace table ``name``: written under a new name first, then swapped in, so a
-        failure leaves the old table."""
+        """Replace table ``name``: written under a new name first, then swapped in (a drop and
+        a rename: two catalog statements, not one transaction), so a failure while writing
+        leaves the old table and no staged one."""
         if _is_dataframe(data):
             frame = data
         else:
@@ -277,7 +279,12 @@ class SparkWarehouse(Warehouse):
         database, _, table = name.rpartition(".")
         prefix = f"{_quote(database)}." if database else ""
         staged = f"{prefix}{_quote(f'{table}__clv_{secrets.token_hex(4)}')}"
-        frame.write.format("parquet").mode("error").saveAsTable(staged)
+        try:
+            frame.write.format("parquet").mode("error").saveAsTable(staged)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the write's own error is the one to report
+                self.session.sql(f"drop table if exists {staged}")
+            raise
         self.session.sql(f"drop table if exists {prefix}{_quote(table)}")
         self.session.sql(f"alter table {staged} rename to {prefix}{_quote(table)}")
         return self.session.table(f"{prefix}{_quote(table)}").count()
