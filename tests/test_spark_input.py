@@ -1,6 +1,7 @@
 """Spark on its own: a Parquet export read with an export's column names and types (names that
 are not plain SQL names, "Customer ID" and "Unit Price", and a Quantity column of text), and the
-spend level's totals added up on the executors."""
+spend level's totals added up on the executors, and what the scoring step keeps on the
+executors freed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from engines import (
@@ -97,6 +99,44 @@ def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir
     assert totals == {"btyd_expected_spend": reference.btyd.result(),
                       "network_clv": reference.network.result()}
     assert totals["network_clv"].dominant == 1
+
+
+def test_the_second_pass_frees_the_first_and_reads_leave_no_view(spark_dir: Path):
+    """The scores the first pass kept are unpersisted once the second pass is computed (the
+    result goes to whoever writes the table, so nothing after could free them), and the
+    temporary views that queries and streams read through are dropped once read."""
+    from pyspark import StorageLevel
+
+    from clv.warehouse import SparkWarehouse
+
+    session = spark_session(spark_dir)
+    warehouse = SparkWarehouse(session)
+
+    def doubled(batches):  # defined here: the executors unpickle it by value
+        for batch in batches:
+            yield pa.RecordBatch.from_arrays([pc.multiply(batch.column(0), 2.0)],
+                                             names=["network_clv"])
+
+    def views() -> set[str]:
+        return {table.name for table in session.catalog.listTables() if table.isTemporary}
+
+    before = views()
+    frame = session.createDataFrame([(float(v),) for v in range(100)],
+                                    "network_clv double").repartition(3)
+    kept, totals = warehouse.totals(frame, ["network_clv"])
+    assert totals["network_clv"].total == 4950 * 1_000_000
+    assert kept.storageLevel != StorageLevel.NONE
+    second = warehouse.map_batches(kept, doubled, pa.schema([("network_clv", pa.float64())]),
+                                   50)
+    result = warehouse.detach(second, kept)
+    assert kept.storageLevel == StorageLevel.NONE
+    assert sorted(row[0] for row in result.collect()) == [2.0 * v for v in range(100)]
+
+    counted = warehouse.query(frame, "select count(*) as n from {relation}")
+    assert counted.column("n")[0].as_py() == 100
+    streamed = warehouse.stream(frame, "select network_clv from {relation}", 30).read_all()
+    assert streamed.num_rows == 100
+    assert views() == before
 
 
 @pytest.mark.slow

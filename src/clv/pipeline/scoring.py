@@ -432,8 +432,8 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
             f"{path}")
 
     # Pass 2: the kept scores at the spend level (the kept data is freed once read).
-    return warehouse.map_batches(kept, Leveled(spend, scored_at, fit.bgnbd.r), _score_schema(),
-                                 batch_rows)
+    return warehouse.detach(warehouse.map_batches(kept, Leveled(spend, scored_at, fit.bgnbd.r),
+                                                  _score_schema(), batch_rows), kept)
 
 
 def _save_run(scoring: ScoringPlan, spend: level.SpendLevel, scored_at: datetime,

@@ -164,11 +164,16 @@ class SparkWarehouse(Warehouse):
             name = f"{self.database}.{name}"
         return self.session.table(".".join(_quote(part) for part in name.split(".")))
 
-    def _sql(self, relation: Any, sql: str) -> Any:
+    def _sql(self, relation: Any, sql: str) -> tuple[Any, str]:
+        """``sql`` over the relation as a DataFrame, and the temporary view it reads, which
+        the caller drops once the rows are read (:meth:`_drop_view`)."""
         view = f"clv_relation_{secrets.token_hex(4)}"
         self._frame(relation).createOrReplaceTempView(view)
         # Double-quoted identifiers are ANSI; Spark quotes with backquotes.
-        return self.session.sql(sql.replace("{relation}", view).replace('"', "`"))
+        return self.session.sql(sql.replace("{relation}", view).replace('"', "`")), view
+
+    def _drop_view(self, view: str) -> None:
+        self.session.catalog.dropTempView(view)
 
     def schema(self, relation: Any) -> pa.Schema:
         return _arrow(self._frame(relation).schema)
@@ -179,26 +184,33 @@ class SparkWarehouse(Warehouse):
         return table.cast(target) if table.schema != target else table
 
     def query(self, relation: Any, sql: str) -> pa.Table:
-        return self._to_arrow(self._sql(relation, sql))
+        frame, view = self._sql(relation, sql)
+        try:
+            return self._to_arrow(frame)
+        finally:
+            self._drop_view(view)
 
     def stream(self, relation: Any, sql: str, batch_rows: int) -> pa.RecordBatchReader:
         """The rows through the driver one partition at a time (for small results and the
         Parquet hand-off; per-customer work uses :meth:`map_batches`)."""
-        frame = self._sql(relation, sql)
+        frame, view = self._sql(relation, sql)
         schema = _arrow(frame.schema)
         names = schema.names
 
         def batches() -> Iterator[pa.RecordBatch]:
             rows: list[Any] = []
-            for row in frame.toLocalIterator(prefetchPartitions=False):
-                rows.append(row)
-                if len(rows) >= batch_rows:
+            try:
+                for row in frame.toLocalIterator(prefetchPartitions=False):
+                    rows.append(row)
+                    if len(rows) >= batch_rows:
+                        yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True))
+                                                          for r in rows], schema=schema)
+                        rows = []
+                if rows:
                     yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True))
                                                       for r in rows], schema=schema)
-                    rows = []
-            if rows:
-                yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True))
-                                                  for r in rows], schema=schema)
+            finally:
+                self._drop_view(view)
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -228,14 +240,19 @@ class SparkWarehouse(Warehouse):
 
         units = {name: micro(name) for name in columns}
         kept = result.persist()
-        row = kept.agg(*[F.coalesce(F.sum(units[name]), F.lit(0)).alias(name)
-                         for name in columns]).collect()[0]
-        sums = {name: int(row[name]) for name in columns}
-        dominant = {name: units[name] * F.lit(DOMINANT_SHARE) > F.lit(sums[name])
-                    for name in columns}
-        row = kept.agg(*[aggregate for name in columns for aggregate in (
-            F.coalesce(F.sum(F.when(dominant[name], units[name])), F.lit(0)).alias(f"{name}_sum"),
-            F.count(F.when(dominant[name], F.lit(1))).alias(f"{name}_count"))]).collect()[0]
+        try:
+            row = kept.agg(*[F.coalesce(F.sum(units[name]), F.lit(0)).alias(name)
+                             for name in columns]).collect()[0]
+            sums = {name: int(row[name]) for name in columns}
+            dominant = {name: units[name] * F.lit(DOMINANT_SHARE) > F.lit(sums[name])
+                        for name in columns}
+            row = kept.agg(*[aggregate for name in columns for aggregate in (
+                F.coalesce(F.sum(F.when(dominant[name], units[name])),
+                           F.lit(0)).alias(f"{name}_sum"),
+                F.count(F.when(dominant[name], F.lit(1))).alias(f"{name}_count"))]).collect()[0]
+        except BaseException:
+            self.release(kept)
+            raise
         return kept, {name: CappedTotal(sums[name], int(row[f"{name}_sum"]),
                                         int(row[f"{name}_count"])) for name in columns}
 
@@ -260,6 +277,17 @@ class SparkWarehouse(Warehouse):
 
     def release(self, kept: Any) -> None:
         kept.unpersist()
+
+    def detach(self, result: Any, kept: Any) -> Any:
+        """``result`` computed into the executors' storage (a local checkpoint, freed when the
+        result is no longer referenced), then ``kept`` unpersisted: the result is returned to
+        whoever writes the table (``clv build``, or dbt on Databricks), after which nothing of
+        this step could unpersist the kept scores, so a session that runs many builds (a
+        backfill) would keep every date's."""
+        try:
+            return result.localCheckpoint(eager=True)
+        finally:
+            self.release(kept)
 
     def write_table(self, name: str, data: Any) -> int:
         """Replace table ``name``: written under a new name first, then swapped in (a drop and
