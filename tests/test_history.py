@@ -63,6 +63,18 @@ def test_a_daily_rescore_builds_only_the_scoring_cutoff_and_appends(project):
 
 
 @pytest.mark.slow
+def test_a_full_refresh_keeps_the_history(project):
+    """dbt's --full-refresh rebuilds tables from scratch; the history holds runs that no
+    rebuild could reproduce (older models, older as-of dates), so it ignores the flag."""
+    before = _history(project)
+    vars_ = {**project.vars, "clv_as_of_date": SECOND_AS_OF, "clv_retrain": "never"}
+    result = project.run("build", vars=vars_, select="clv_predictions_history",
+                         extra=["--full-refresh"])
+    assert result.success
+    assert _history(project).equals(before)
+
+
+@pytest.mark.slow
 def test_changes_compare_the_predictions_date_with_the_one_before(project):
     changes = project.query("select * from clv_prediction_changes")
     both = project.query("""

@@ -5,7 +5,8 @@
     holds a duplicate. clv_predictions holds one as-of date and one model version, so the two
     semi-joins select exactly that run (dbt's delete+insert on a two-column key would join every
     old row of the run with every new one instead). New columns are added, never dropped: a
-    history written by an older version stays readable.
+    history written by an older version stays readable. A --full-refresh leaves it as it is
+    (full_refresh=false): it holds runs no rebuild could reproduce.
     Spark cannot delete from a Parquet table: there the table is partitioned by as-of date and
     model version, and a build overwrites the partition of its run (dynamic insert_overwrite),
     which replaces a rebuilt run the same way. Spark keeps partition columns last.
@@ -13,7 +14,8 @@
 {{
     config(
         materialized='incremental',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        full_refresh=false
     )
 }}
 {%- if target.type == 'spark' %}
