@@ -49,10 +49,9 @@ from clv.synthetic import GeneratorSettings, generate, oracle, write_frame
 
 # The Online Retail invoices (not shipped): where the README's example saves them, else the data
 # folder beside the checkout.
-RETAIL_FILE = next((path for path in (PROJECT_DIR / "data" / "online_retail_invoices.csv",
-                                      PROJECT_DIR.parent / "shared" / "data" /
-                                      "online_retail_invoices.csv") if path.exists()),
-                   PROJECT_DIR / "data" / "online_retail_invoices.csv")
+RETAIL_PLACES = [folder / "data" / "online_retail_invoices.csv"
+                 for folder in (PROJECT_DIR, PROJECT_DIR.parent / "shared")]
+RETAIL_FILE = next((path for path in RETAIL_PLACES if path.exists()), RETAIL_PLACES[0])
 METRICS = ("normalized_gini", "spearman", "aggregate_error", "decile_mape", "top_decile_capture")
 # The network's distribution: only clv_predictions has quantiles and a purchase probability.
 DISTRIBUTION = ("p90_exceedance", "p10_shortfall", "purchase_probability_ece")
