@@ -137,8 +137,9 @@
     column with one 'n/a' as text, and `Quantity * UnitPrice` or `coalesce(Quantity, 0) *
     UnitPrice` would not bind. A text column is read as a number wherever the expression names
     it (bare, in double quotes or in backticks), unless the expression has a string literal:
-    `replace(Amount, ',', '')` works on the text and is left as written. Integer operands of
-    arithmetic become doubles, so `amount_cents / 100` keeps its cents on PostgreSQL too.
+    `replace(Amount, ',', '')` works on the text and is left as written. An integer column
+    becomes a double wherever the expression names it, so `amount_cents / 100` and
+    `coalesce(amount_cents, 0) / 100` keep their cents on PostgreSQL too.
     Returns a dict:
       expression: the amount as SQL;
       text: the raw text of a row's amount: the column's, or for a rewritten expression each
@@ -162,24 +163,19 @@
     {% endif %}
     {% set state = namespace(sql=expression, rewritten=false) %}
     {% for column in referenced if clv_data_type_kind(column.data_type) in ['text', 'integer'] %}
-        {#- text: parsed, a bad cell null; integer: a double, so that / divides as on DuckDB and
-            Spark (PostgreSQL's integer division would drop the cents of amount_cents / 100) -#}
+        {#- every reference, wherever it stands: a text column parsed (a bad cell null), so that
+            `coalesce(Quantity, 0)` reads it as a number; an integer column a double, so that
+            `amount_cents / 100` and `coalesce(amount_cents, 0) / 100` divide as on DuckDB and
+            Spark (PostgreSQL's integer division would drop the cents) -#}
         {% set cast = clv_to_number('@column@') | trim if clv_data_type_kind(column.data_type) == 'text'
                       else 'cast(@column@ as ' ~ clv_type_double() ~ ')' %}
         {% set spelled = '(?i:' ~ re.escape(column.name) ~ ')' %}
         {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
             {% set edge = '(?<![A-Za-z0-9_$."`])(' ~ form ~ ')(?![A-Za-z0-9_$."`(])' %}
-            {#- the replacement: the engine's number cast of the column as written, a group of the
-                match (2 after an operator, 1 before one), with any other backslash escaped -#}
+            {#- the replacement: the engine's number cast of the column as written (the match's
+                group 1), with any other backslash escaped -#}
             {% set number = cast | replace('\\', '\\\\') %}
-            {% if clv_data_type_kind(column.data_type) == 'text' %}
-                {#- every reference: a text column in an expression without string literals is
-                    meant as a number wherever it stands, `coalesce(Quantity, 0)` as well -#}
-                {% set after = re.sub(edge, number | replace('@column@', '\\1'), state.sql) %}
-            {% else %}
-                {% set before = re.sub('([*/+-]\\s*)' ~ edge, '\\1' ~ number | replace('@column@', '\\2'), state.sql) %}
-                {% set after = re.sub(edge ~ '(?=\\s*[*/+-])', number | replace('@column@', '\\1'), before) %}
-            {% endif %}
+            {% set after = re.sub(edge, number | replace('@column@', '\\1'), state.sql) %}
             {% if after != state.sql %}
                 {% set state.rewritten = true %}
                 {% set state.sql = after %}

@@ -84,8 +84,11 @@ def test_capitalised_text_columns_of_a_csv_import(source, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path):
-    staged, _ = _staged(source, {**COLUMNS, "amount": "AmountCents / 100"}, tmp_path)
+@pytest.mark.parametrize("amount", ["AmountCents / 100", "coalesce(AmountCents, 0) / 100",
+                                    "abs(AmountCents) / 100"])
+def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path, amount):
+    """Wherever the integer column stands, inside a function as well as beside the operator."""
+    staged, _ = _staged(source, {**COLUMNS, "amount": amount}, tmp_path)
     assert dict(staged)["536369"] == pytest.approx(1.98)
 
 
