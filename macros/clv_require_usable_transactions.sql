@@ -12,8 +12,9 @@
         {{ return('') }}
     {% endif %}
     {% set settings = clv_settings() %}
+    {#- the default as-of date is yesterday: a row of today is after it -#}
     {% set as_of = "cast('" ~ settings.as_of_date ~ "' as date)" if settings.as_of_date
-                    else clv_current_date(settings.time_zone) %}
+                    else clv_add_days(clv_current_date(settings.time_zone), -1) %}
     {% set reasons = ['missing_customer_id', 'invalid_timestamp', 'invalid_amount', 'duplicate_transaction'] %}
     {% set counts_sql %}
         select
@@ -40,7 +41,7 @@
         'invalid_amount': ('amount', none),
         'duplicate_transaction': (none, none),
         'after_as_of_date': (none, 'clv_as_of_date (' ~ settings.as_of_date ~ ' is before every usable row)'
-                                   if settings.as_of_date else 'clv_as_of_date (every usable row is after today)'),
+                                   if settings.as_of_date else 'clv_as_of_date (every usable row is from today or later)'),
     } %}
     {% set found = [] %}
     {% set keys = [] %}

@@ -217,7 +217,7 @@
     {% set today = modules.datetime.datetime.now(modules.pytz.timezone(time_zone)).date().isoformat() %}
     {% if text and text > today %}
         {{ clv_fail(var_name, text ~ " is after today (" ~ today ~ " in " ~ time_zone ~ "): the as-of date must"
-                              ~ " have happened; leave it out to score as of the last valid transaction date") }}
+                              ~ " have happened; leave it out to score as of the last valid transaction date before today") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

@@ -4,6 +4,7 @@ lines, customer ids that mean "no customer", and sources without a usable row.""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,16 @@ NO_USABLE = {
         {"after_as_of_date": 2},
         ["all 2 rows of clv_transactions", "after_as_of_date 2",
          "clv_as_of_date (2023-12-31 is before every usable row)"],
+    ),
+    # today (UTC, the default clv_time_zone) is not over: the default as-of date is the last
+    # usable day before it, and there is none
+    "every_row_from_today": (
+        [("t1", "A", f"{datetime.now(UTC):%Y-%m-%d} 00:00:01", "5"),
+         ("t2", "B", f"{datetime.now(UTC) + timedelta(days=400):%Y-%m-%d}", "5")],
+        {"clv_as_of_date": ""},
+        {"after_as_of_date": 2},
+        ["all 2 rows of clv_transactions", "after_as_of_date 2",
+         "clv_as_of_date (every usable row is from today or later)"],
     ),
 }
 

@@ -1,7 +1,9 @@
 {%- set settings = clv_settings() -%}
 {#-
     One row: the as-of date and the first usable day. The as-of date is clv_as_of_date, or the
-    last usable day that is not in the future (a far-future row is a clock error). Computed once
+    last usable day before today in clv_time_zone: today is not over (a source loaded during
+    the day holds part of it, and a customer's day would count as inactive until its first
+    order), and a far-future row is a clock error. Computed once
     for int_clv__cutoffs and int_clv__transactions_classified, so clv_data_quality does not
     wait for the cutoffs. A duplicate is a copy of a usable row, so excluding it moves neither
     date. Both dates are null when no row is usable.
@@ -30,7 +32,7 @@ final as (
         {% if settings.as_of_date -%}
         cast('{{ settings.as_of_date }}' as date) as as_of_date,
         {%- else -%}
-        max(case when transacted_date <= {{ clv_current_date(settings.time_zone) }} then transacted_date end)
+        max(case when transacted_date < {{ clv_current_date(settings.time_zone) }} then transacted_date end)
             as as_of_date,
         {%- endif %}
         min(transacted_date) as first_transaction_date
