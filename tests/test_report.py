@@ -358,16 +358,21 @@ def test_bin_sql_puts_values_in_the_bins_numpy_does():
     assert list(got["value_bin"]) == list(expected)
 
 
-def test_history_keeps_the_newest_model_at_each_date():
+def test_history_keeps_the_latest_run_at_each_date():
+    """The run scored last wins, whatever its model's age (a backfill with an older model after
+    a newer one's build), as in clv_prediction_changes; a tie goes to the larger version."""
     history = pd.DataFrame({
-        "as_of_date": [date(2024, 1, 31)] * 3 + [date(2024, 2, 29)],
-        "model_version": ["20240101_a", "20240201_b", "20240201_b", "20240101_a"],
-        "segment": ["new", "new", "active", "new"],
-        "customers": [5, 7, 3, 9], "predicted_value": [1.0, 2.0, 3.0, 4.0],
+        "as_of_date": [date(2024, 1, 31)] * 3 + [date(2024, 2, 29)] * 3,
+        "model_version": ["20240101_a", "20240201_b", "20240201_b",
+                          "20240101_a", "20240201_b", "20240301_c"],
+        "segment": ["new", "new", "active", "new", "new", "new"],
+        "scored_at": pd.to_datetime(["2024-03-05", "2024-03-01", "2024-03-02",
+                                     "2024-03-01", "2024-03-09", "2024-03-09"]),
+        "customers": [5, 7, 3, 9, 11, 13], "predicted_value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
     })
     kept = latest_run_per_date(history)
-    assert list(kept["customers"]) == [3, 7, 9]
-    assert set(kept["model_version"]) == {"20240201_b", "20240101_a"}
+    assert list(kept["customers"]) == [5, 13]
+    assert list(kept["model_version"]) == ["20240101_a", "20240301_c"]
 
 
 def test_write_report_replaces_the_file_and_describes_it(tmp_path):

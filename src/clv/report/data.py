@@ -165,6 +165,7 @@ def read_report_data(warehouse: Warehouse,
             as_of_date,
             model_version,
             segment,
+            max(scored_at) as scored_at,
             count(*) as customers,
             sum(predicted_clv) as predicted_value
         from {relation}
@@ -175,11 +176,17 @@ def read_report_data(warehouse: Warehouse,
 
 
 def latest_run_per_date(history: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Per as-of date, the rows of the newest model version scored at it (versions begin with
-    their UTC creation time, so the largest is the newest)."""
+    """Per as-of date, the rows of its latest scoring run: the model version scored last at it
+    (newest ``scored_at``; on a tie the largest version), the rule of clv_prediction_changes, so
+    the report and the change list read the same run. A backfill with an older model after a
+    newer one's build thus shows the backfilled run."""
     if history is None or history.empty:
         return history
     history = history.assign(as_of_date=pd.to_datetime(history["as_of_date"]))
-    newest = history.groupby("as_of_date")["model_version"].transform("max")
-    return (history[history["model_version"] == newest]
+    runs = (history.groupby(["as_of_date", "model_version"], as_index=False)["scored_at"].max()
+            .sort_values(["as_of_date", "scored_at", "model_version"])
+            .drop_duplicates("as_of_date", keep="last"))
+    latest = history.set_index(["as_of_date", "model_version"]).index.isin(
+        runs.set_index(["as_of_date", "model_version"]).index)
+    return (history[latest]
             .sort_values(["as_of_date", "segment"]).reset_index(drop=True))

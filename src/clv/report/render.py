@@ -274,8 +274,8 @@ def history_figures(data: ReportData) -> list[Figure]:
     segments = svg.line_chart(lines, title=titles[1], x_label="as-of date", y_label="customers",
                               x_format=_date_label, x_ticks=ticks,
                               y_domain=(0, float(sizes.to_numpy().max())))
-    caption = ("At each as-of date in clv_predictions_history, the run of the newest model "
-               "scored at it.")
+    caption = ("At each as-of date in clv_predictions_history, its latest scoring run (as in "
+               "clv_prediction_changes).")
     return [Figure("history_value", titles[0],
                    f"The sum of every scored customer's predicted value over {_horizon(data)}. "
                    + caption, svg=value),
