@@ -166,6 +166,10 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
             left join actual a using (customer_id)
             order by p.customer_id
         """).df()
+        # the build's own evaluation, on the window a horizon before the as-of date
+        validation = dict(connection.sql(
+            "select predictor, normalized_gini from clv_model_evaluation where is_current"
+        ).fetchall())
     btyd = btyd_expected_spend(frame.frequency, frame.recency_days, frame.t_days,
                                frame.monetary_value, data.horizon_days)
     predictors = {
@@ -207,6 +211,7 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
     table.attrs["segments"] = segment_ranges(database, frame)
     table.attrs["customers"] = len(frame)
     table.attrs["zero_share"] = float(np.mean(actual <= 0))
+    table.attrs["validation_gini"] = validation
     return table
 
 
@@ -281,6 +286,13 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
                       f"(range {r['p10'] / r['predicted'] - 1:+.0%} to "
                       f"{r['p90'] / r['predicted'] - 1:+.0%})"
                       for r in next(iter(runs.values())).attrs["segments"]))
+    validation = [t.attrs["validation_gini"] for t in runs.values()]
+    holdout = [t.set_index("model").normalized_gini for t in runs.values()]
+    print("network lead over BG/NBD + Gamma-Gamma in norm. Gini: on the validation window "
+          "(clv_model_evaluation) "
+          + _range([v["network"] - v["bgnbd_gamma_gamma"] for v in validation], "{:+.3f}")
+          + ", on the holdout "
+          + _range([h[NETWORK] - h[BTYD] for h in holdout], "{:+.3f}"))
     errors = np.median([r["decile_errors"] for r in network], axis=0)
     means = np.median([r["decile_mean_actual"] for r in network], axis=0)
     print("network error per prediction decile (1 = highest; median over seeds): "
