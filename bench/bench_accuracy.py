@@ -149,7 +149,7 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
     with duckdb.connect(str(database), read_only=True) as connection:
         frame = connection.sql(f"""
             with actual as (
-                select customer_id, greatest(sum(amount), 0) as actual
+                select customer_id, greatest(round(sum(amount), 6), 0) as actual
                 from int_clv__transactions_classified
                 where (exclusion_reason is null or exclusion_reason = 'after_as_of_date')
                   and transacted_date > date '{data.as_of}'

@@ -1,4 +1,8 @@
-{#- The training labels add up to the net spend in each label window (before flooring at 0, per customer). -#}
+{#-
+    Each training label is its customer's net spend in the label window, rounded to 6 decimals
+    and floored at 0 (0 without a transaction in the window): compared row by row, so labels
+    moved between customers or cutoffs fail as well as a wrong total.
+-#}
 
 with
 
@@ -25,7 +29,7 @@ window_spend as (
     select
         cutoffs.cutoff_date,
         customer_days.customer_id,
-        greatest(sum(customer_days.net_revenue), 0) as spend
+        greatest({{ clv_round('sum(customer_days.net_revenue)', 6) }}, 0) as spend
 
     from customer_days
     inner join cutoffs
@@ -36,22 +40,23 @@ window_spend as (
 
 ),
 
-known_at_cutoff as (
-
-    select window_spend.*
-    from window_spend
-    inner join training_examples
-        on window_spend.customer_id = training_examples.customer_id
-        and window_spend.cutoff_date = training_examples.cutoff_date
-
-),
-
-totals as (
+mismatches as (
 
     select
-        (select coalesce(sum(label_revenue), 0) from training_examples) as label_total,
-        (select coalesce(sum(spend), 0) from known_at_cutoff) as spend_total
+        training_examples.customer_id,
+        training_examples.cutoff_date,
+        training_examples.label_revenue,
+        coalesce(window_spend.spend, 0) as spend
+
+    from training_examples
+    left join window_spend
+        on training_examples.customer_id = window_spend.customer_id
+        and training_examples.cutoff_date = window_spend.cutoff_date
+    where
+        training_examples.label_revenue is null
+        or abs(training_examples.label_revenue - coalesce(window_spend.spend, 0))
+        > 1e-6 * greatest(abs(coalesce(window_spend.spend, 0)), 1)
 
 )
 
-select * from totals where abs(label_total - spend_total) > 1e-6 * greatest(abs(spend_total), 1)
+select * from mismatches

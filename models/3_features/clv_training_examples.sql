@@ -1,7 +1,8 @@
 {%- set settings = clv_settings() -%}
 {#-
     One row per customer per training cutoff: the features and sequence as of the cutoff and
-    the label, the customer's net spend in (cutoff, cutoff + horizon], floored at 0.
+    the label, the customer's net spend in (cutoff, cutoff + horizon], rounded to 6 decimals and
+    floored at 0.
     The latest training cutoff (cutoff_role = 'validation') is held out for validation.
     Above the rows training reads (clv_max_train_rows, clv_max_validation_rows), a uniform
     sample of the customers of each cutoff: those of int_clv__training_sample.
@@ -38,7 +39,9 @@ final as (
     select
         features.*,
         training_cutoffs.cutoff_role,
-        greatest(coalesce(labels.net_revenue, 0), 0) as label_revenue,
+        -- rounded to 6 decimals: purchases and refunds that cancel leave a sum of doubles such
+        -- as 5.6e-17 (0.1 + 0.2 - 0.3), which would make a buyer whose log spend is -37
+        greatest(coalesce({{ clv_round('labels.net_revenue', 6) }}, 0), 0) as label_revenue,
         coalesce(labels.orders, 0) as label_orders
 
     from ({{ clv_customer_features_at(cutoff_index, with_sequence=true, sampled=true) }}) as features
