@@ -7,10 +7,12 @@ from decimal import Decimal
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from clv import level
+from clv.sql_scoring.query import micro_total_sql
 
 
 def test_micro_units_round_like_a_decimal_cast():
@@ -22,6 +24,22 @@ def test_micro_units_round_like_a_decimal_cast():
                           "(select unnest($values) as v)", params={"values": values.tolist()}
                           ).fetchall()[0][0]
     assert Decimal(level.micro_units(values)) / 1_000_000 == expected
+
+
+def test_micro_totals_do_not_overflow_and_skip_values_beyond_the_bound():
+    """A total past 2**63 micro-units (spend in a currency of small units) stays exact, and a
+    value that is not finite or beyond MICRO_BOUND counts as 0, as in the compiled SQL."""
+    big = np.full(3000, 9.1e12)
+    assert level.micro_units(big) == 3000 * 9_100_000_000_000_000_000
+    odd = np.array([np.inf, -np.inf, np.nan, 1e13, -9.3e12, 2.5, -1.25])
+    assert level.micro_units(odd) == 1_250_000
+    total = level.MicroTotal()
+    for part in np.array_split(np.concatenate([big, odd]), 7):
+        total.add(part)
+    assert total.result().total == level.micro_units(big) + 1_250_000
+    sql = micro_total_sql("v", "duckdb")
+    frame = pd.DataFrame({"v": np.concatenate([big, odd])})  # noqa: F841 (read by DuckDB)
+    assert int(duckdb.sql(f"select {sql} from frame").fetchall()[0][0]) == total.result().total
 
 
 def test_totals_do_not_depend_on_batching_or_order():

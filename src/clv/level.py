@@ -117,6 +117,10 @@ SEASONAL_FACTOR_BOUNDS = (0.25, 4.0)
 # Backtest errors below this (a 1% bias) are not told apart: keeps inverse-error weights finite.
 _MSE_FLOOR = 1e-4
 _MICRO = 1_000_000
+# A value beyond this (about 2**63 micro-units), or not finite, counts as 0 in a total: its
+# micro-units would overflow the 64-bit integers an engine rounds into. Real spend never comes
+# near it; the compiled SQL and Spark apply the same bound.
+MICRO_BOUND = 9.2e12
 # Rule 7: a customer above 1/DOMINANT_SHARE of a total counts as that share of it.
 DOMINANT_SHARE = 10
 # Rule 6's arithmetic: series below this, logarithms floored at TINY, exponents within
@@ -538,15 +542,28 @@ def btyd_level_correction(evaluation: Iterable[Mapping[str, Any]]) -> float:
 
 def micro_units(values: np.ndarray) -> int:
     """Exact sum of ``values`` rounded to micro-units (halves away from zero, as a SQL cast to
-    ``decimal(38, 6)`` rounds; NaN as 0), as an integer count of micro-units: the same whatever
-    the order the values are added in, so an engine can add them up in SQL."""
-    return int(micro_values(values).sum(dtype=np.int64))
+    ``decimal(38, 6)`` rounds; NaN, infinities and values beyond :data:`MICRO_BOUND` as 0), as
+    an integer count of micro-units: the same whatever the order the values are added in, so
+    an engine can add them up in SQL."""
+    return exact_sum(micro_values(values))
 
 
 def micro_values(values: np.ndarray) -> np.ndarray:
     """Each of ``values`` in whole micro-units, rounded as :func:`micro_units` rounds."""
-    values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        values = np.where(np.abs(values) <= MICRO_BOUND, values, 0.0)  # NaN compares False
     return (np.sign(values) * np.floor(np.abs(values) * _MICRO + 0.5)).astype(np.int64)
+
+
+def exact_sum(micro: np.ndarray) -> int:
+    """The sum of 64-bit integers as a Python integer, which does not overflow: a total of
+    a few million customers' micro-units can pass 2**63 (spend in a currency of small units),
+    so the high and low 32 bits are added apart, each within 64 bits."""
+    micro = np.asarray(micro, dtype=np.int64)
+    high = int(np.sum(micro >> 32, dtype=np.int64))  # |high| < 2**31 each
+    low = int(np.sum(micro & 0xFFFFFFFF, dtype=np.int64))  # < 2**32 each
+    return (high << 32) + low
 
 
 @dataclass(frozen=True)
@@ -630,7 +647,7 @@ class MicroTotal:
 
     def add(self, values: np.ndarray) -> None:
         micro = micro_values(values)
-        self.total += int(micro.sum(dtype=np.int64))
+        self.total += exact_sum(micro)
         both = np.concatenate([self.largest, micro])
         self.largest = np.sort(both)[::-1][:DOMINANT_SHARE]
 

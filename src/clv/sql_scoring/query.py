@@ -45,6 +45,7 @@ from clv.level import (
     DOMINANT_SHARE,
     EXP_LIMIT,
     GROWTH_LIMIT,
+    MICRO_BOUND,
     SERIES_BELOW,
     TINY,
     level_coefficients,
@@ -68,9 +69,8 @@ _FLOAT32_OVERFLOW = 3.4028235677973366e38
 _FLOAT32_UNDERFLOW = 7.006492321624085e-46
 # The BTYD summary is clamped here: far beyond real data, and products stay finite.
 _BTYD_BOUND = 1e100
-# clv.level.micro_units: values rounded to 1e-6; beyond this a micro-unit count overflows int64.
+# clv.level.micro_units: values rounded to 1e-6, 0 beyond clv.level.MICRO_BOUND.
 _MICRO = 1e6
-_MICRO_BOUND = 9.2e12
 
 
 def stable_float(raw: str, scaled: str) -> str:
@@ -101,7 +101,7 @@ def _nan_to_num(value: str, sql: Dialect, low: float) -> str:
 
 def _micro_units(value: str, sql: Dialect) -> str:
     """``value`` in whole micro-units, rounded half away from zero (NaN as 0)."""
-    return (f"cast(case when abs({value}) <= {literal(_MICRO_BOUND)} then "
+    return (f"cast(case when abs({value}) <= {literal(MICRO_BOUND)} then "
             f"(case when {value} < 0.0e0 then -1.0e0 else 1.0e0 end) * "
             f"floor(abs({value}) * {literal(_MICRO)} + 5.0e-1) else 0.0e0 end as {sql.decimal})")
 

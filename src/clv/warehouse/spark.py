@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from clv.level import DOMINANT_SHARE, CappedTotal
+from clv.level import DOMINANT_SHARE, MICRO_BOUND, CappedTotal
 from clv.warehouse.base import BatchFunction, Warehouse
 
 # Rows per Arrow batch that Spark hands a mapInArrow function.
@@ -234,9 +234,12 @@ class SparkWarehouse(Warehouse):
         from pyspark.sql import functions as F
 
         def micro(name: str) -> Any:
+            # NaN, infinities and values beyond MICRO_BOUND as 0; summed as decimal(38, 0),
+            # which does not overflow where bigint would wrap
             value = F.nanvl(F.col(name), F.lit(0.0))
+            value = F.when(F.abs(value) <= F.lit(MICRO_BOUND), value).otherwise(F.lit(0.0))
             rounded = F.signum(value) * F.floor(F.abs(value) * F.lit(1_000_000.0) + F.lit(0.5))
-            return rounded.cast("bigint")
+            return rounded.cast("decimal(38, 0)")
 
         units = {name: micro(name) for name in columns}
         kept = result.persist()
@@ -244,7 +247,8 @@ class SparkWarehouse(Warehouse):
             row = kept.agg(*[F.coalesce(F.sum(units[name]), F.lit(0)).alias(name)
                              for name in columns]).collect()[0]
             sums = {name: int(row[name]) for name in columns}
-            dominant = {name: units[name] * F.lit(DOMINANT_SHARE) > F.lit(sums[name])
+            dominant = {name: units[name] * F.lit(DOMINANT_SHARE)
+                        > F.lit(str(sums[name])).cast("decimal(38, 0)")
                         for name in columns}
             row = kept.agg(*[aggregate for name in columns for aggregate in (
                 F.coalesce(F.sum(F.when(dominant[name], units[name])),
