@@ -211,8 +211,13 @@ def test_backfill_refuses_dates_without_enough_history(project, monkeypatch, sta
 
 
 def test_backfill_dates_and_option_errors():
+    # from a month's last day, every month's last day; else the end's day, shortened to fit
     assert backfill.as_of_dates(date(2023, 1, 15), date(2023, 4, 30), "month") == [
-        date(2023, 1, 30), date(2023, 2, 28), date(2023, 3, 30), date(2023, 4, 30)]
+        date(2023, 1, 31), date(2023, 2, 28), date(2023, 3, 31), date(2023, 4, 30)]
+    assert backfill.as_of_dates(date(2023, 1, 15), date(2023, 4, 29), "month") == [
+        date(2023, 1, 29), date(2023, 2, 28), date(2023, 3, 29), date(2023, 4, 29)]
+    assert backfill.as_of_dates(date(2023, 11, 1), date(2024, 2, 29), "month") == [
+        date(2023, 11, 30), date(2023, 12, 31), date(2024, 1, 31), date(2024, 2, 29)]
     monthly = backfill.as_of_dates(date(2022, 12, 31), date(2023, 12, 31), "month")
     assert len(monthly) == 13
     assert monthly[1] == date(2023, 1, 31) and monthly[2] == date(2023, 2, 28)
@@ -223,8 +228,9 @@ def test_backfill_dates_and_option_errors():
     assert len(backfill.as_of_dates(date(2023, 1, 1), date(2023, 1, 29), "14d")) == 3
     with pytest.raises(backfill.BackfillError, match=r"--start .* is after --end"):
         backfill.as_of_dates(date(2023, 2, 1), date(2023, 1, 1), "month")
-    with pytest.raises(backfill.BackfillError, match="--every"):
-        backfill.as_of_dates(date(2023, 1, 1), date(2023, 2, 1), "fortnight")
+    for every in ["fortnight", "0d", "d", "\u00b2d", "\u0661\u0664d", " 14d", "-3d"]:
+        with pytest.raises(backfill.BackfillError, match="--every"):
+            backfill.as_of_dates(date(2023, 1, 1), date(2023, 2, 1), every)
     with pytest.raises(backfill.BackfillError, match=r"--end .* is after today"):
         backfill.backfill(date(2023, 1, 1), date(2099, 1, 1), "month", {},
                           today=date(2026, 1, 1))

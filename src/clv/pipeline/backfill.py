@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -51,23 +52,25 @@ def months_back(day: date, months: int, day_of_month: int) -> date:
 def as_of_dates(start: date, end: date, every: str) -> list[date]:
     """The as-of dates from ``end`` back to ``start`` (both included when they fall on the
     step), oldest first. ``every`` is ``day``, ``week``, ``month`` or ``<N>d``; a monthly step
-    keeps ``end``'s day of the month (the month's last day when it is shorter)."""
+    keeps ``end``'s day of the month (the month's last day when it is shorter), and from the
+    last day of a month takes the last day of every month."""
     if start > end:
         raise BackfillError(f"--start {start} is after --end {end}")
     dates = []
     if every == "month":
+        month_end = end.day == calendar.monthrange(end.year, end.month)[1]
+        day_of_month = 31 if month_end else end.day
         k = 0
-        while (day := months_back(end, k, end.day)) >= start:
+        while (day := months_back(end, k, day_of_month)) >= start:
             dates.append(day)
             k += 1
     else:
         step = EVERY.get(every)
         if step is None:
-            text = every[:-1] if every.endswith("d") else ""
-            if not text.isdigit() or int(text) < 1:
+            if not re.fullmatch(r"[1-9][0-9]*d", every):
                 raise BackfillError(f"--every: expected day, week, month or a number of days "
                                     f"like 14d, got {every!r}")
-            step = int(text)
+            step = int(every[:-1])
         day = end
         while day >= start:
             dates.append(day)
