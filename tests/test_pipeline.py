@@ -147,6 +147,7 @@ def test_scoring_outside_dbt_reproduces_clv_predictions(project, subset):
     for column in ("btyd_expected_spend", "predicted_clv", "predicted_clv_p10",
                    "predicted_clv_p50", "predicted_clv_p90", "purchase_probability"):
         np.testing.assert_array_equal(predicted[column], expected[column], err_msg=column)
+    assert (predicted["scored_at"] == expected["scored_at"]).all()
 
 
 @pytest.mark.slow

@@ -535,14 +535,17 @@ def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None
             batch_rows: int = DEFAULT_BATCH_SIZE) -> pa.Table:
     """Predictions for any set of rows of ``clv_scoring_examples`` (a pyarrow Table or
     RecordBatchReader, a pandas DataFrame, ...) from a saved scoring run: equal to the
-    ``clv_predictions`` columns of those customers. ``model_dir`` defaults to the directory
-    that holds the run's ``runs/`` folder."""
+    ``clv_predictions`` columns of those customers, ``scored_at`` the run's. The network runs
+    in onnxruntime: for a run scored by the compiled query (``clv_scoring_engine: sql``) the
+    values agree within its tolerance (1e-5 relative), not bit for bit. ``model_dir`` defaults
+    to the directory that holds the run's ``runs/`` folder."""
     path = Path(scoring_run)
     record = ScoringRun.load(path)
     model = load_verified(Path(model_dir) if model_dir else path.parent.parent,
                          record.model_version)
     network = _network_scores(model, iter_batches(examples), record.btyd_fit,
                               record.horizon_days, batch_rows)
-    leveled = Leveled(record.level, _now(), record.btyd_fit.bgnbd.r)
+    leveled = Leveled(record.level, datetime.fromisoformat(record.scored_at),
+                      record.btyd_fit.bgnbd.r)
     return pa.Table.from_batches([leveled.batch(batch) for batch in network],
                                  schema=_score_schema())
