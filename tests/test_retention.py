@@ -94,8 +94,13 @@ def test_models_of_other_data_or_settings_and_unfinished_ones_are_left_alone(tmp
     _model(tmp_path, "o_07", used=900, signature=[10, 11, 12, 13, 14])  # other data
     _model(tmp_path, "o_06", used=900, horizon=365)  # other settings
     _model(tmp_path, "o_05", used=900, signature=None)  # interrupted, or from before signatures
-    assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions=set()) == ["t_08"]
-    assert _versions(tmp_path) == {"t_09", "o_07", "o_06", "o_05"}
+    # trained on these customers and more: a larger warehouse's (this data is a copy of part
+    # of it) or this data's at a later as-of date; it matches this data, but is not its to delete
+    _model(tmp_path, "o_04", used=900, signature=[*OURS, 6, 7, 8])
+    _model(tmp_path, "t_03", used=900, signature=OURS[:3])  # this data at an earlier date
+    assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions=set()) == [
+        "t_08", "t_03"]
+    assert _versions(tmp_path) == {"t_09", "o_07", "o_06", "o_05", "o_04"}
 
 
 def test_leftovers_of_interrupted_writes_are_removed_once_old(tmp_path):

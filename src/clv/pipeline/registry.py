@@ -112,6 +112,18 @@ def signature_overlap(first: Sequence[int], second: Sequence[int],
     return len(left & right) / smaller if smaller else 0.0
 
 
+def holds_more(first: Sequence[int], second: Sequence[int],
+               size: int = SIGNATURE_SIZE) -> bool:
+    """Whether the data behind signature ``first`` holds customers that ``second``'s does not,
+    read where both samples are complete (below the smaller of their bounds, as
+    :func:`signature_overlap` reads them)."""
+    def bound(values: Sequence[int]) -> float:
+        return max(values) if len(values) >= size else math.inf
+
+    limit = min(bound(first), bound(second)) if first and second else math.inf
+    return bool({v for v in first if v <= limit} - {v for v in second if v <= limit})
+
+
 def is_finished(artifact: ModelArtifact) -> bool:
     """True once the training step that made ``artifact`` finished: it writes the data
     signature last."""
@@ -330,10 +342,14 @@ def retention(models: Iterable[ModelArtifact], keep_versions: set[str],
 def beyond_retention(run: RunSettings, features: list[str],
                      keep_versions: set[str]) -> list[ModelArtifact]:
     """This warehouse's models that :func:`prune` deletes; none without a data signature (no
-    customer has a purchase day). Models of other data or settings are never among them."""
+    customer has a purchase day). Models of other data or settings are never among them, nor
+    models trained on customers this data lacks: a larger warehouse's whose customers include
+    these (a development copy of part of production, sharing its directory), or this data's at
+    a later as-of date (a backfill); only models of this data as it is now, or was, go."""
     if not run.data_signature:
         return []
-    own = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features)]
+    own = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features)
+           and not holds_more(a.metadata[SIGNATURE_KEY], run.data_signature)]
     return retention(own, keep_versions, run.keep_models)
 
 
