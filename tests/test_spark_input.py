@@ -174,3 +174,36 @@ def test_a_failed_table_build_keeps_the_previous_table(retail: Retail):
     assert rows() == before
     assert {"clv_data_quality", "int_clv__transactions_classified"} <= tables()
     assert not any(name.endswith("__clv_staging") for name in tables())
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_a_location_root_stops_clv_table_with_the_reason(retail: Retail, tmp_path: Path):
+    """With a location_root, dbt-spark would put the staging table where the live table's files
+    are: clv_table refuses, naming the config, and the previous table stays."""
+    import shutil
+
+    import yaml
+    from dbt.cli.main import dbtRunner
+    from pyspark.sql import SparkSession
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns(
+        ".*", "target", "logs", "tests", "bench", "onnx", "spark", "exports", "reports", "data",
+        "docs", "src", "*.duckdb", "*.wal"))
+    settings = yaml.safe_load((project / "dbt_project.yml").read_text())
+    settings["models"]["clv"]["+location_root"] = str(tmp_path / "external")
+    (project / "dbt_project.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    session = SparkSession.builder.getOrCreate()
+    before = session.sql(f"select * from {retail.schema}.clv_data_quality").collect()
+
+    args = ["run", "--target", "spark", "--select", "clv_data_quality", "--project-dir",
+            str(project), "--profiles-dir", str(PROJECT_DIR), "--vars",
+            json.dumps(retail.run_vars), "--target-path", str(tmp_path / "target"),
+            "--log-path", str(tmp_path / "logs"), "--quiet"]
+    with environment(**retail.env):
+        result = dbtRunner().invoke(args)
+    assert not result.success
+    messages = " ".join(str(r.message) for r in result.result)
+    assert "unset the location_root config" in messages, messages
+    assert session.sql(f"select * from {retail.schema}.clv_data_quality").collect() == before

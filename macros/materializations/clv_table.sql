@@ -11,6 +11,17 @@
     before the query runs. Contracts, file format, grants and hooks behave as in `table`.
 -#}
 {% materialization clv_table, adapter='spark', supported_languages=['sql'] %}
+    {#- dbt-spark places a table with a location_root at <location_root>/<alias>, whatever
+        name it is created under: the staging table would be written where the live table's
+        files are. Stop with the reason rather than fail inside Spark or overwrite them. -#}
+    {%- if config.get('location_root') -%}
+        {{ exceptions.raise_compiler_error(
+            "clv_table (the project's table materialization on Spark) writes each table under a "
+            ~ "staging name and renames it into place, which needs managed tables: unset the "
+            ~ "location_root config of the clv models (" ~ model['alias'] ~ " has location_root "
+            ~ config.get('location_root') ~ ")"
+        ) }}
+    {%- endif -%}
     {%- set target_relation = api.Relation.create(identifier=model['alias'], schema=schema,
                                                   database=database, type='table') -%}
     {%- set staging_relation = target_relation.incorporate(
