@@ -1,7 +1,4 @@
-{#-
-    Every customer with a usable transaction on or before the as-of date has scoring features
-    and a row in clv_predictions, and no one else: no join on the way drops or adds a customer.
--#}
+{#- Every customer with a usable transaction on or before the as-of date has scoring features, and no one else. -#}
 
 with
 
@@ -23,12 +20,6 @@ scoring_examples as (
 
 ),
 
-predictions as (
-
-    select * from {{ ref('clv_predictions') }}
-
-),
-
 usable_customers as (
 
     select distinct customer_days.customer_id
@@ -41,22 +32,11 @@ usable_customers as (
 
 mismatches as (
 
-    select
-        coalesce(
-            usable_customers.customer_id, scoring_examples.customer_id, predictions.customer_id
-        ) as customer_id,
-        usable_customers.customer_id is not null as is_usable,
-        scoring_examples.customer_id is not null as has_scoring_features,
-        predictions.customer_id is not null as is_predicted
+    select coalesce(usable_customers.customer_id, scoring_examples.customer_id) as customer_id
     from usable_customers
     full outer join scoring_examples
         on usable_customers.customer_id = scoring_examples.customer_id
-    full outer join predictions
-        on coalesce(usable_customers.customer_id, scoring_examples.customer_id) = predictions.customer_id
-    where
-        usable_customers.customer_id is null
-        or scoring_examples.customer_id is null
-        or predictions.customer_id is null
+    where usable_customers.customer_id is null or scoring_examples.customer_id is null
 
 )
 

@@ -154,7 +154,9 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch):
     monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
     dates = backfill.backfill(date(2023, 7, 30), date(2023, 11, 30), "month", project.vars,
                               _common(project))
-    assert len(dates) == 5 and dates[0] == date(2023, 7, 30)
+    # from a month's last day, every month's last day
+    assert dates == [date(2023, 7, 31), date(2023, 8, 31), date(2023, 9, 30), date(2023, 10, 31),
+                     date(2023, 11, 30)]
     history = project.query("select distinct as_of_date from clv_predictions_history")
     assert {str(d)[:10] for d in history.as_of_date} >= {d.isoformat() for d in dates}
     # the early-warning list compares the two latest as-of dates of the filled history
@@ -186,7 +188,7 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch):
     changes = project.query("select distinct previous_as_of_date, as_of_date "
                             "from clv_prediction_changes")
     assert [(str(a)[:10], str(b)[:10]) for a, b in changes.itertuples(index=False)] == [
-        ("2023-08-30", "2023-09-30")]
+        ("2023-08-31", "2023-09-30")]
     built = project.query("select distinct as_of_date from clv_predictions")
     assert [str(d)[:10] for d in built.as_of_date] == ["2023-09-30"]
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows

@@ -11,7 +11,10 @@
       active      purchase_probability >= 0.5
       at_risk     purchase_probability >= 0.2 (and under 0.5)
       dormant     purchase_probability < 0.2
+
+    The post-hook stops the build unless every scored customer has exactly one row.
 -#}
+{{ config(post_hook="{{ clv_require_every_customer_predicted(this) }}") }}
 
 with
 
