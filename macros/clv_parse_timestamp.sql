@@ -5,11 +5,14 @@
     Spark the timestamp type), or ISO text that ends with a UTC offset (2024-03-10T23:30:00Z,
     +02, +0200, +02:00; an offset beyond 15 hours is invalid). A time without offset, a
     timestamp without zone and a date are local time already and stay as they are. `format` is
-    a strptime format (var clv_timestamp_format); empty reads ISO dates and date-times. On
+    a strptime format (var clv_timestamp_format) for text; empty reads ISO dates and date-times.
+    A column the reader typed as a date or timestamp (DuckDB's CSV reader types `13/01/2024` as
+    a date) is cast as it is, whatever the format. On
     DuckDB a format with %z or %Z gives instants, converted the same way. `data_type` is the
     column's type as the engine names it (clv_source_schema). Every engine accepts the same
-    text: PostgreSQL and Spark match it against the pattern of clv_timestamp_patterns.sql
-    first, then try the cast. On Spark the result is a timestamp whose rendering in the
+    text: each engine matches it against the pattern of clv_timestamp_patterns.sql first, then
+    tries the cast (DuckDB's cast alone would read `2024-03-10 11:30:00 PM` as 11:30 and drop a
+    trailing zone name). On Spark the result is a timestamp whose rendering in the
     session's time zone is the local time (as a cast from timestamp_ntz gives), so the dates
     taken from it in that session are the local dates.
 -#}
@@ -20,6 +23,8 @@
 {% macro default__clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
+    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
+        cast({{ expression }} as {{ dbt.type_timestamp() }})
     {%- else -%}
         {{ dbt.safe_cast(expression, dbt.type_timestamp()) }}
     {%- endif -%}
@@ -28,6 +33,8 @@
 {% macro duckdb__clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
+    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
+        cast({{ expression }} as timestamp)
     {%- elif format -%}
         {%- set parsed = "try_strptime(cast(" ~ expression ~ " as varchar), '" ~ format ~ "')" -%}
         {{ clv_to_time_zone(parsed, time_zone) if modules.re.search('(^|[^%])(%%)*%[zZ]', format) else parsed }}
@@ -41,7 +48,8 @@
                 then {{ clv_to_time_zone("try_cast(regexp_replace(" ~ text ~ ", ' +([Z+-])', '\\1') as timestamptz)",
                                          time_zone) }}
             when {{ clv_regex_matches(text, clv_timestamp_offset_regex(valid=false)) }} then null
-            else try_cast({{ expression }} as timestamp)
+            when not {{ clv_regex_matches(text, clv_iso_timestamp_regex()) }} then null
+            else try_cast({{ text }} as timestamp)
         end
     {%- endif -%}
 {% endmacro %}
@@ -50,6 +58,8 @@
     {%- set text = clv_trim_whitespace('cast(' ~ expression ~ ' as text)') -%}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
+    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
+        cast({{ expression }} as timestamp)
     {%- elif format -%}
         {%- set patterns = clv_timestamp_format_patterns(format) -%}
         case
@@ -73,6 +83,8 @@
     {%- set text = clv_trim_whitespace('cast(' ~ expression ~ ' as string)') -%}
     {%- if clv_is_instant_type(data_type) -%}
         cast({{ clv_to_time_zone(expression, time_zone) }} as timestamp)
+    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
+        cast({{ expression }} as timestamp)
     {%- elif format -%}
         {%- set patterns = clv_timestamp_format_patterns(format) -%}
         case

@@ -17,8 +17,9 @@
 
 
 {#-
-    The kind of a column type as an engine names it: 'text', 'integer', 'float', 'decimal' or
-    'other'. Covers DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER,
+    The kind of a column type as an engine names it: 'text', 'integer', 'float', 'decimal',
+    'temporal' (a date or timestamp; which of them hold instants is clv_is_instant_type's to say)
+    or 'other'. Covers DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER,
     LONGINTEGER, FLOAT, DECIMAL) and Spark's (string, bigint, double, decimal(10,2)).
 -#}
 {% macro clv_data_type_kind(data_type) %}
@@ -28,6 +29,7 @@
         ('integer', 'u?(tiny|small|big|huge)?int(eger)?|int[248]|longinteger|long|short|byte'),
         ('float', 'double( precision)?|float[48]?|real'),
         ('decimal', '(decimal|numeric)( ?[(].*[)])?'),
+        ('temporal', 'date|datetime|timestamp(_ntz|_s|_ms|_ns)?( ?[(].*[)])?( without time zone)?'),
     ] %}
     {% for kind, pattern in patterns %}
         {% if modules.re.fullmatch(pattern, name) %}

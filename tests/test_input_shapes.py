@@ -169,6 +169,31 @@ def test_text_ids_keep_their_spelling(project):
     assert staged.customer_id.isna().sum() == 3
 
 
+@pytest.mark.slow
+def test_day_first_dates_typed_by_the_reader_keep_their_day(project):
+    """DuckDB's CSV reader types day-first dates (13/01/2011) as DATE itself; the format the
+    README asks for (%d/%m/%Y) is for text and must not be applied to the typed dates again."""
+    frame = pd.DataFrame({"InvoiceNo": ["1", "2", "3"],
+                          "InvoiceDate": ["13/01/2011", "01/02/2011", "28/02/2011"],
+                          "CustomerID": ["17850", "13047", "17850"],
+                          "Quantity": [1, 2, 3], "UnitPrice": [10.0, 5.0, 2.0]})
+    path = project.workdir / "day_first.csv"
+    frame.to_csv(path, index=False)
+    with duckdb.connect() as connection:
+        types = dict(connection.sql(
+            "select column_name, column_type from (describe select * from "
+            f"read_csv('{path}', header = true, sample_size = -1))").fetchall())
+    assert types["InvoiceDate"] == "DATE"
+
+    project.build(vars={**VARS, "clv_transactions": str(path),
+                        "clv_timestamp_format": "%d/%m/%Y"},
+                  select="+int_clv__transactions_classified")
+
+    staged = project.query("select transaction_id, cast(transacted_at as date) as day "
+                           "from stg_clv__transactions order by transaction_id")
+    assert [str(day)[:10] for day in staged.day] == ["2011-01-13", "2011-02-01", "2011-02-28"]
+
+
 # contract name -> (what clv_columns maps it to, names the error must quote)
 MISSPELLED = {
     "plain_column": ({**RETAIL_COLUMNS, "customer_id": "CustomerId_"},
