@@ -61,6 +61,14 @@ def _retail_frame(invoices=INVOICES) -> pd.DataFrame:
                                            "UnitPrice"])
 
 
+def _reader_types(path) -> dict[str, str]:
+    """The column types DuckDB's CSV reader gives the file, as the project reads it."""
+    with duckdb.connect() as connection:
+        return dict(connection.sql(
+            "select column_name, column_type from (describe select * from "
+            f"read_csv('{path}', header = true, sample_size = -1))").fetchall())
+
+
 def _expected_net_spend(invoices, as_of: str) -> dict[str, float]:
     """Net spend per customer id, as written, on or before the as-of date (plain Python)."""
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
@@ -91,11 +99,7 @@ def test_float_typed_ids_come_out_as_written(project):
     pd.DataFrame({"customer_id": [17850, None, 13047], "signup_date": ["2010-11-01"] * 3,
                   "country": ["United Kingdom", "France", "Norway"],
                   "age_band": ["35-44"] * 3}).to_csv(customers, index=False)
-    with duckdb.connect() as connection:
-        types = dict(connection.sql(
-            "select column_name, column_type from (describe select * from "
-            f"read_csv('{transactions}', header = true, sample_size = -1))").fetchall())
-    assert types["CustomerID"] == "DOUBLE"
+    assert _reader_types(transactions)["CustomerID"] == "DOUBLE"
 
     project.build(vars={**VARS, "clv_transactions": str(transactions),
                         "clv_customers": str(customers)})
@@ -179,11 +183,7 @@ def test_day_first_dates_typed_by_the_reader_keep_their_day(project):
                           "Quantity": [1, 2, 3], "UnitPrice": [10.0, 5.0, 2.0]})
     path = project.workdir / "day_first.csv"
     frame.to_csv(path, index=False)
-    with duckdb.connect() as connection:
-        types = dict(connection.sql(
-            "select column_name, column_type from (describe select * from "
-            f"read_csv('{path}', header = true, sample_size = -1))").fetchall())
-    assert types["InvoiceDate"] == "DATE"
+    assert _reader_types(path)["InvoiceDate"] == "DATE"
 
     project.build(vars={**VARS, "clv_transactions": str(path),
                         "clv_timestamp_format": "%d/%m/%Y"},
