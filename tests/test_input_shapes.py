@@ -154,8 +154,10 @@ def test_decimal_and_double_ids_in_parquet(project):
 @pytest.mark.slow
 def test_text_ids_keep_their_spelling(project):
     """A text id column (as the published file, with its `(blank)` cells): leading zeros and
-    every other character stay, surrounding spaces go, sentinels are missing ids."""
-    ids = ["00123", " 17850 ", "(blank)", "A-17", "17850", " 0013047", "", "NULL", "00123"]
+    every other character stay, surrounding spaces, tabs and line breaks go, sentinels are
+    missing ids."""
+    ids = ["00123", " 17850 ", "(blank)", "A-17", "17850", " 0013047", "", "NULL", "00123",
+           "17850\t", "\r\n13047"]
     frame = pd.DataFrame({
         "InvoiceNo": [f"6{i:05d}" for i in range(len(ids))],
         "InvoiceDate": [f"1/{i + 2}/2011 10:00" for i in range(len(ids))],
@@ -168,8 +170,8 @@ def test_text_ids_keep_their_spelling(project):
                   select="+int_clv__transactions_classified")
 
     staged = project.query("select customer_id from stg_clv__transactions")
-    assert sorted(staged.customer_id.dropna()) == ["00123", "00123", "0013047", "17850", "17850",
-                                                   "A-17"]
+    assert sorted(staged.customer_id.dropna()) == ["00123", "00123", "0013047", "13047", "17850",
+                                                   "17850", "17850", "A-17"]
     assert staged.customer_id.isna().sum() == 3
 
 
