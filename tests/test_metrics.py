@@ -443,3 +443,11 @@ def test_input_validation() -> None:
         rmse([], [])
     with pytest.raises(ValueError, match="inputs contain non-finite values"):
         normalized_gini([1.0, np.nan], [1.0, 2.0])
+
+
+def test_normalized_gini_is_nan_when_every_actual_is_equal():
+    """0.7 five times sums with rounding: the ideal curve's area is then about 1e-16, not 0,
+    and dividing by it gave 1.0 for any order."""
+    for order in ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], [1, 1, 1, 1, 1]):
+        assert np.isnan(normalized_gini([0.7] * 5, order))
+    assert np.isnan(normalized_gini([0.0] * 4, [1, 2, 3, 4]))

@@ -223,7 +223,9 @@ def permutation_importance(stages: Stages, static: np.ndarray, sequence: np.ndar
             "feature_group": group.name, "columns": group.size, "repeats": len(ginis), **base,
             "permuted_gini": float(np.mean(ginis)) if ginis else None,
             "gini_drop": float(np.mean(drops)) if ginis else None,
-            "gini_drop_std": float(np.std(drops)) if ginis else None,
+            # the sample standard deviation; 0 for a single permutation
+            "gini_drop_std": float(np.std(drops, ddof=1)) if len(ginis) > 1 else (
+                0.0 if ginis else None),
             "permuted_aggregate_error": float(np.mean(errors)) if errors else None,
             "aggregate_error_change": (float(np.mean(errors) - base["baseline_aggregate_error"])
                                        if errors else None),

@@ -91,6 +91,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     nan when the actual values are all equal (the ideal curve has no area) or sum to zero.
     """
     t, p = _pair(y_true, y_pred)
+    if t.size == 0 or np.ptp(t) == 0:  # equal actuals: the ideal area is rounding error only
+        return float("nan")
     true_by_pred, _ = _sorted_by_prediction(t, p)
     ideal = _gini_sorted(np.sort(t)[::-1])
     if not np.isfinite(ideal) or ideal == 0:
