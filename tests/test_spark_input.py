@@ -101,6 +101,8 @@ def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir
     assert totals["network_clv"].dominant == 1
 
 
+@pytest.mark.slow
+@pytest.mark.engines
 def test_the_second_pass_frees_the_first_and_reads_leave_no_view(spark_dir: Path):
     """The scores the first pass kept are unpersisted once the second pass is computed (the
     result goes to whoever writes the table, so nothing after could free them), and the
