@@ -4,7 +4,8 @@
     movements stay those of the predictions table): how the customer's predicted value, purchase probability, decile and
     segment moved, with flags for the moves a marketer acts on. At each as-of date the latest
     scoring run counts (the newest scored_at, whatever the model version). The churn
-    early-warning list: `where needs_attention`. A customer falls to at_risk only from a segment
+    early-warning list: `where needs_attention`. Empty when the history does not hold the
+    as-of date of clv_predictions. A customer falls to at_risk only from a segment
     likely to buy (high_value, new, active); dormant -> at_risk is a recovery, not flagged.
 -#}
 
@@ -105,7 +106,13 @@ paired as (
 
 in_both_runs as (
 
-    select * from paired where date_rank = 1 and previous_as_of_date is not null
+    -- empty when the history does not hold clv_predictions' date (a build that left the
+    -- history out): the movements are those into the predictions users read, or none
+    select paired.*
+    from paired
+    inner join current_predictions
+        on paired.as_of_date = current_predictions.as_of_date
+    where paired.date_rank = 1 and paired.previous_as_of_date is not null
 
 ),
 
