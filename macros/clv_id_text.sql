@@ -1,10 +1,9 @@
 {#-
     An id as text, spelled as the user wrote it: text ids keep their characters (leading zeros
-    included; surrounding whitespace, tabs and line breaks too, is trimmed), and a number keeps
-    its digits. A float or
-    decimal column, which a file reader gives an id column with blanks (pandas reads 17850 and
-    an empty cell as 17850.0 and NaN), renders its integral values without a fraction: 17850,
-    not 17850.0. `data_type` is the column's type as the engine names it (clv_source_schema);
+    included; surrounding spaces, tabs and line breaks are trimmed), and a number keeps its
+    digits. A float or decimal column, which a file reader gives an id column with blanks
+    (pandas reads 17850 and an empty cell as 17850.0 and NaN), renders its integral values
+    without a fraction: 17850, not 17850.0. `data_type` is the column's type as the engine names it (clv_source_schema);
     null stays null.
 -#}
 {% macro clv_id_text(expression, data_type) %}

@@ -17,14 +17,15 @@
     taken from it in that session are the local dates.
 -#}
 {% macro clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
+    {%- if clv_data_type_kind(data_type) == 'temporal' and not clv_is_instant_type(data_type) -%}
+        {{ return('cast(' ~ expression ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
+    {%- endif -%}
     {{ return(adapter.dispatch('clv_parse_timestamp', 'clv')(expression, format, time_zone, data_type)) }}
 {% endmacro %}
 
 {% macro default__clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
-    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
-        cast({{ expression }} as {{ dbt.type_timestamp() }})
     {%- else -%}
         {{ dbt.safe_cast(expression, dbt.type_timestamp()) }}
     {%- endif -%}
@@ -33,8 +34,6 @@
 {% macro duckdb__clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
-    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
-        cast({{ expression }} as timestamp)
     {%- elif format -%}
         {%- set parsed = "try_strptime(cast(" ~ expression ~ " as varchar), '" ~ format ~ "')" -%}
         {{ clv_to_time_zone(parsed, time_zone) if modules.re.search('(^|[^%])(%%)*%[zZ]', format) else parsed }}
@@ -58,8 +57,6 @@
     {%- set text = clv_trim_whitespace('cast(' ~ expression ~ ' as text)') -%}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
-    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
-        cast({{ expression }} as timestamp)
     {%- elif format -%}
         {%- set patterns = clv_timestamp_format_patterns(format) -%}
         case
@@ -83,8 +80,6 @@
     {%- set text = clv_trim_whitespace('cast(' ~ expression ~ ' as string)') -%}
     {%- if clv_is_instant_type(data_type) -%}
         cast({{ clv_to_time_zone(expression, time_zone) }} as timestamp)
-    {%- elif clv_data_type_kind(data_type) == 'temporal' -%}
-        cast({{ expression }} as timestamp)
     {%- elif format -%}
         {%- set patterns = clv_timestamp_format_patterns(format) -%}
         case

@@ -94,20 +94,13 @@ def signature_overlap(first: Sequence[int], second: Sequence[int],
     """The share of the smaller data set's customers found in the other, estimated from two
     signatures (bottom-k samples of the same hash).
 
-    A full sample (``size`` values) covers the hashes up to its largest; a shorter one is every
-    customer. Below the smaller of the two bounds both samples hold every customer of their
-    data, so the share is exact there: 1.0 when one data set holds the other (the same data at
-    another as-of date), about 0 for unrelated ones.
+    Below the smaller of the two samples' bounds both hold every customer of their data
+    (:func:`_complete_parts`), so the share is exact there: 1.0 when one data set holds the
+    other (the same data at another as-of date), about 0 for unrelated ones.
     """
     if not first or not second:
         return 0.0
-
-    def bound(values: Sequence[int]) -> float:
-        return max(values) if len(values) >= size else math.inf
-
-    limit = min(bound(first), bound(second))
-    left = {value for value in first if value <= limit}
-    right = {value for value in second if value <= limit}
+    left, right = _complete_parts(first, second, size)
     smaller = min(len(left), len(right))
     return len(left & right) / smaller if smaller else 0.0
 
@@ -115,13 +108,21 @@ def signature_overlap(first: Sequence[int], second: Sequence[int],
 def holds_more(first: Sequence[int], second: Sequence[int],
                size: int = SIGNATURE_SIZE) -> bool:
     """Whether the data behind signature ``first`` holds customers that ``second``'s does not,
-    read where both samples are complete (below the smaller of their bounds, as
-    :func:`signature_overlap` reads them)."""
+    read where both samples are complete (as :func:`signature_overlap` reads them)."""
+    left, right = _complete_parts(first, second, size)
+    return bool(left - right)
+
+
+def _complete_parts(first: Sequence[int], second: Sequence[int],
+                    size: int) -> tuple[set[int], set[int]]:
+    """The values of two signatures up to the smaller of their bounds, where both samples hold
+    every customer of their data: a full sample (``size`` values) covers the hashes up to its
+    largest, a shorter one is every customer."""
     def bound(values: Sequence[int]) -> float:
         return max(values) if len(values) >= size else math.inf
 
     limit = min(bound(first), bound(second)) if first and second else math.inf
-    return bool({v for v in first if v <= limit} - {v for v in second if v <= limit})
+    return {v for v in first if v <= limit}, {v for v in second if v <= limit}
 
 
 def is_finished(artifact: ModelArtifact) -> bool:
