@@ -27,6 +27,8 @@ from clv.export import (
     update_metadata,
 )
 from clv.network import ClvNetwork
+from clv.pipeline.registry import newest_compatible
+from clv.pipeline.settings import RunSettings
 from clv.train import train
 
 CHANNELS = ("orders", "revenue", "active_days")  # the network order clv_run_settings declares
@@ -248,3 +250,26 @@ def test_parity_where_a_purchase_is_almost_certain_or_almost_impossible(result, 
     # one distribution: p * exp(mu + sigma^2 / 2) is the spend
     np.testing.assert_allclose((probability * torch.exp(mu + 0.5 * sigma ** 2)).numpy(),
                                spend.numpy(), rtol=1e-4)
+
+
+def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(artifact,
+                                                                              tmp_path):
+    """clv_retrain never keeps the model of clv_predictions when a newer model of the same data
+    and settings was saved beside it (an experiment, another target); the newest fitting
+    model scores only when that one is gone or no longer fits."""
+    meta = artifact.metadata
+    features = list(meta["features"])
+    run = RunSettings(model_dir=tmp_path, retrain="never", horizon_days=meta["horizon_days"],
+                      period_days=30, sequence_periods=meta["n_periods"],
+                      seed=42, static_features=(), channels=CHANNELS)
+    published, newer = "20250101T000000Z_aaaaaaaaaa", "20300101T000000Z_bbbbbbbbbb"
+    for version in (published, newer):
+        clone_artifact(artifact, tmp_path, version, created_at=f"{version[:4]}-01-01T00:00:00",
+                       period_days=30)
+    assert newest_compatible(run, features).version == newer
+    assert newest_compatible(run, features, preferred=published).version == published
+    assert newest_compatible(run, features, preferred="20990101T000000Z_gone").version == newer
+    # the model behind the predictions no longer fits this run: the newest one that does
+    clone_artifact(artifact, tmp_path, published, created_at="2025-01-01T00:00:00",
+                   period_days=30, horizon_days=meta["horizon_days"] + 1)
+    assert newest_compatible(run, features, preferred=published).version == newer

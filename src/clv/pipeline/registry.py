@@ -201,9 +201,13 @@ def broken_artifacts(model_dir: Path) -> list[str]:
     return problems
 
 
-def newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
-    """For clv_retrain = never: the newest saved model of this warehouse's data that fits this
-    run, or a clear error. Models of other data (and unfinished ones) are never used."""
+def newest_compatible(run: RunSettings, features: list[str],
+                      preferred: str | None = None) -> ModelArtifact:
+    """For clv_retrain = never: model ``preferred`` (the one behind clv_predictions) when it is
+    saved and fits this run, else the newest saved model of this warehouse's data that fits,
+    or a clear error. Models of other data (and unfinished ones) are never used, so a model
+    trained elsewhere into the same directory (an experiment, another target) does not take
+    over the predictions."""
     saved = list_artifacts(run.model_dir)
     broken = broken_artifacts(run.model_dir)
     if run.data_signature:
@@ -226,7 +230,8 @@ def newest_compatible(run: RunSettings, features: list[str]) -> ModelArtifact:
             f"clv_retrain is 'never' but {run.model_dir} holds no model; run once with "
             "clv_retrain 'auto' or 'always' to train one")
     problems = []
-    for artifact in reversed(saved):
+    newest_first = saved[::-1]
+    for artifact in sorted(newest_first, key=lambda a: a.version != preferred):  # stable
         try:
             load_verified(run.model_dir, artifact.version, expected_metadata(features, run))
             return artifact
@@ -309,6 +314,20 @@ def _sibling(this: Any, name: str) -> str:
     if schema is None:
         schema = str(this).rsplit(".", 1)[0]
     return f"{schema}.{name}"
+
+
+def scored_version(warehouse: Any, this: Any) -> str | None:
+    """The model behind clv_predictions as the previous build left it, or None (no such table
+    yet, or several models in it)."""
+    try:
+        table = warehouse.query(_sibling(this, PUBLISHED_TABLES[0]),
+                                "select distinct model_version from {relation}")
+    except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
+        dbt_debug(f"no model behind {PUBLISHED_TABLES[0]} to prefer "
+                  f"({str(error).splitlines()[0][:200]})")
+        return None
+    versions = {str(v) for v in table.column("model_version").to_pylist() if v}
+    return versions.pop() if len(versions) == 1 else None
 
 
 def published_versions(warehouse: Any, this: Any) -> set[str] | None:
@@ -431,7 +450,10 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
     if others:
         dbt_log(f"{len(others)} saved model(s) in {run.model_dir} belong to other data or "
                 "settings: not listed, reused, scored or deleted by this warehouse")
-    current = current_version(training.train_or_reuse(warehouse, examples, run))
+    preferred = (scored_version(warehouse, this)
+                 if run.retrain == "never" and this is not None else None)
+    current = current_version(training.train_or_reuse(warehouse, examples, run,
+                                                      preferred=preferred))
     artifact = artifacts.load_artifact(run.model_dir, current)
     if not is_finished(artifact):
         _sign(artifact, run.data_signature)

@@ -437,14 +437,17 @@ def _calibration_inputs(outputs: RawOutputs) -> tuple[np.ndarray, ...]:
 
 
 def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,
-                   settings: TrainSettings | None = None) -> pd.DataFrame:
-    """Train when clv_retrain asks for it; return the registry of every saved model."""
+                   settings: TrainSettings | None = None,
+                   preferred: str | None = None) -> pd.DataFrame:
+    """Train when clv_retrain asks for it; return the registry of every saved model. With
+    clv_retrain = never, model ``preferred`` scores when it fits the run
+    (:func:`clv.pipeline.registry.newest_compatible`)."""
     settings = settings or TrainSettings(seed=run.seed, ensemble_size=run.ensemble_size,
                                          max_train_rows=run.max_train_rows,
                                          max_validation_rows=run.max_validation_rows)
     features = model_features(warehouse.schema(examples), run)
     if run.retrain == "never":
-        current = newest_compatible(run, features)
+        current = newest_compatible(run, features, preferred)
         dbt_log(f"clv_retrain is 'never': scoring with saved model {current.version}")
     else:
         fingerprint_ = fingerprint(warehouse, examples, features, run, settings)
