@@ -31,6 +31,12 @@
 {% macro clv_transactions_source() %}
     {% set relation = clv_source('clv_transactions', 'clv_sample_transactions') %}
     {% set schema = clv_source_schema(relation) %}
+    {#- An empty file reads as one unnamed text column (DuckDB's column0) and no row. -#}
+    {% if schema | length == 1 and schema[0].name | lower == 'column0'
+          and clv_is_empty_text_source(relation, schema) %}
+        {{ clv_fail('clv_transactions', clv_input_label('clv_transactions')
+                                        ~ " is empty: it has neither a header nor rows") }}
+    {% endif %}
     {% set columns = clv_column_map(schema) %}
     {% set amount = clv_numeric_operands(columns.amount, schema) %}
     {{ return({

@@ -248,6 +248,23 @@ def test_header_only_file_builds_clv_data_quality_and_stops_with_one_line(projec
 
 
 @pytest.mark.slow
+def test_an_empty_file_stops_with_one_line_naming_the_var(project):
+    """A file of zero bytes has no header for the column checks to name: the build stops
+    before any SQL runs, saying the file is empty."""
+    path = project.workdir / "empty.csv"
+    path.write_text("")
+
+    result = project.build(vars={**VARS, "clv_transactions": str(path)},
+                           expect_success=False)
+
+    failures = _failures(result)
+    assert list(failures) == ["stg_clv__transactions"], failures
+    line = _message_line(failures["stg_clv__transactions"],
+                         "Invalid value for var 'clv_transactions'")
+    assert re.search(r"'.*empty\.csv' is empty: it has neither a header nor rows", line), line
+
+
+@pytest.mark.slow
 def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
     """One `n/a` in Quantity makes a CSV reader type the column as text, to which
     `Quantity * UnitPrice` would not bind: the operand is read as a number, and the rows whose
