@@ -102,3 +102,28 @@ def test_names_with_a_space_and_a_text_column_inside_a_function(source, tmp_path
     amounts = dict(staged)
     assert amounts["536365"] == pytest.approx(40 * 3.91) and amounts["536366"] == 0
     assert quality == [("missing_customer_id", 1, "536368")]
+
+
+@pytest.mark.slow
+def test_a_table_a_view_reads_is_written_again(source):
+    """Each build writes int_clv__python_scores again while the view int_clv__scores reads it
+    (clv_scoring_engine onnxruntime). PostgreSQL does not drop a table a view depends on, so
+    the table takes its new rows with its dependents dropped, as dbt's own table
+    materialization does; dbt creates the view again downstream."""
+    from clv.warehouse import PostgresWarehouse
+
+    schema = schema_name("clv_pgin_views")
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create schema "{schema}"')
+        connection.commit()
+        warehouse = PostgresWarehouse(connection, schema)
+        warehouse.write_table(f"{schema}.scores", pa.table({"x": [1, 2]}))
+        with connection.cursor() as cursor:
+            cursor.execute(f'create view "{schema}".reader as select * from "{schema}".scores')
+        connection.commit()
+        warehouse.write_table(f"{schema}.scores", pa.table({"x": [3]}))
+        assert warehouse.read(f"{schema}.scores").column("x").to_pylist() == [3]
+    finally:
+        connection.close()

@@ -245,7 +245,9 @@ class PostgresWarehouse(Warehouse):
     def _replace(self, name: str, fill: Callable[[Any, str], int]) -> int:
         """``fill(cursor, staged)`` creates and fills a new table under a staged name and
         returns its rows; then, in the same transaction, it takes the place of ``name`` (the
-        old table is locked only for the swap)."""
+        old table is locked only for the swap). Views over the old table are dropped with it,
+        as dbt's own table materialization drops them (PostgreSQL keeps no view of a dropped
+        table): the build creates its own views again downstream."""
         target = self._name(name)
         schema_name, _, table = name.rpartition(".")
         schema_name = schema_name or self.default_schema
@@ -254,7 +256,7 @@ class PostgresWarehouse(Warehouse):
         try:
             with self.connection.cursor() as cursor:
                 rows = fill(cursor, staged_name)
-                cursor.execute(f"drop table if exists {target}")
+                cursor.execute(f"drop table if exists {target} cascade")
                 cursor.execute(f"alter table {staged_name} rename to {quote(table)}")
             self.connection.commit()
         except BaseException:
