@@ -209,3 +209,31 @@ def test_a_location_root_stops_clv_table_with_the_reason(retail: Retail, tmp_pat
     messages = " ".join(str(r.message) for r in result.result)
     assert "unset the location_root config" in messages, messages
     assert session.sql(f"select * from {retail.schema}.clv_data_quality").collect() == before
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_a_stream_reads_timestamps_as_a_query_does_in_any_driver_time_zone(spark_dir: Path,
+                                                                          monkeypatch):
+    """PySpark gives a row's TIMESTAMP in the driver process's local time; the stream (the
+    Parquet hand-off's and the BI copy's reader) gives the same UTC values as a query, also
+    when the driver runs in another zone, on either side of a daylight-saving change."""
+    import time
+
+    from clv.warehouse import SparkWarehouse
+
+    session = spark_session(spark_dir)
+    warehouse = SparkWarehouse(session)
+    frame = session.sql("select * from values (timestamp'2023-07-01 12:00:00'), "
+                        "(timestamp'2023-11-05 05:30:00'), (timestamp'2023-11-05 06:30:00'), "
+                        "(null) as t(scored_at)")
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        queried = warehouse.query(frame, "select scored_at from {relation}")
+        streamed = warehouse.stream(frame, "select scored_at from {relation}", 2).read_all()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert streamed.column("scored_at").to_pylist() == queried.column("scored_at").to_pylist()
+

@@ -16,6 +16,7 @@ import secrets
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from datetime import UTC
 from typing import Any
 
 import pyarrow as pa
@@ -63,6 +64,15 @@ def _arrow(schema: Any) -> pa.Schema:
             arrow = pa.string()
         fields.append(pa.field(field.name, arrow))
     return pa.schema(fields)
+
+
+def _utc(row: Sequence[Any], timestamps: Sequence[int]) -> list[Any]:
+    """``row`` with the local wall times at positions ``timestamps`` as UTC wall times."""
+    values = list(row)
+    for i in timestamps:
+        if values[i] is not None:
+            values[i] = values[i].astimezone(UTC).replace(tzinfo=None)
+    return values
 
 
 def spark_schema(schema: pa.Schema) -> Any:
@@ -196,12 +206,16 @@ class SparkWarehouse(Warehouse):
         frame, view = self._sql(relation, sql)
         schema = _arrow(frame.schema)
         names = schema.names
+        # A row gives a TIMESTAMP as the driver's local wall time (PySpark converts with the
+        # process's time zone); as UTC, as query() reads it through Arrow.
+        local = [i for i, field in enumerate(frame.schema.fields)
+                 if field.dataType.typeName() == "timestamp"]
 
         def batches() -> Iterator[pa.RecordBatch]:
             rows: list[Any] = []
             try:
                 for row in frame.toLocalIterator(prefetchPartitions=False):
-                    rows.append(row)
+                    rows.append(_utc(row, local) if local else row)
                     if len(rows) >= batch_rows:
                         yield pa.RecordBatch.from_pylist([dict(zip(names, r, strict=True))
                                                           for r in rows], schema=schema)
