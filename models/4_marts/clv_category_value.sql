@@ -65,7 +65,7 @@ first_day_categories_ranked as (
         *,
         row_number() over (
             partition by customer_id
-            order by category_spend desc, {{ clv_collate_binary('product_category') }} asc
+            order by {{ clv_round('category_spend', 6) }} desc, {{ clv_collate_binary('product_category') }} asc
         ) as category_rank
 
     from first_day_category_spend

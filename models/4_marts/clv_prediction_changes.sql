@@ -4,8 +4,9 @@
     movements stay those of the predictions table): how the customer's predicted value, purchase probability, decile and
     segment moved, with flags for the moves a marketer acts on. At each as-of date the latest
     scoring run counts (the newest scored_at, whatever the model version). The churn
-    early-warning list: `where needs_attention`. Empty when the history does not hold the
-    as-of date of clv_predictions. A customer falls to at_risk only from a segment
+    early-warning list: `where needs_attention`. Empty when the history's latest run at the
+    as-of date of clv_predictions is not the run of its model (a build that left the history
+    out: no such date, or another model there). A customer falls to at_risk only from a segment
     likely to buy (high_value, new, active); dormant -> at_risk is a recovery, not flagged.
 -#}
 
@@ -19,7 +20,11 @@ history as (
 
 current_predictions as (
 
-    select max(as_of_date) as as_of_date from {{ ref('clv_predictions') }}
+    select
+        max(as_of_date) as as_of_date,
+        max(model_version) as model_version
+
+    from {{ ref('clv_predictions') }}
 
 ),
 
@@ -106,12 +111,14 @@ paired as (
 
 in_both_runs as (
 
-    -- empty when the history does not hold clv_predictions' date (a build that left the
-    -- history out): the movements are those into the predictions users read, or none
+    -- empty when the history's latest run at clv_predictions' date is not its model's (a
+    -- build that left the history out): the movements are those into the predictions users
+    -- read, or none
     select paired.*
     from paired
     inner join current_predictions
         on paired.as_of_date = current_predictions.as_of_date
+        and paired.model_version = current_predictions.model_version
     where paired.date_rank = 1 and paired.previous_as_of_date is not null
 
 ),

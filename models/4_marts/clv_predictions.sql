@@ -7,7 +7,8 @@
     Segments, first match wins (the rules, and what each is for, are documented in
     _marts__models.yml and the README):
       high_value  value_decile 1 or 2 (the 20% with the highest predicted CLV)
-      new         first purchase less than 90 days before the as-of date
+      new         first purchase less than 90 days before the as-of date (t_days < 90:
+                  with no purchase yet, the first transaction)
       active      purchase_probability >= 0.5
       at_risk     purchase_probability >= 0.2 (and under 0.5)
       dormant     purchase_probability < 0.2
