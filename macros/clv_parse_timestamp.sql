@@ -43,11 +43,11 @@
         {#- The timestamptz cast takes no space before the offset. -#}
         {%- set text = clv_trim_whitespace('cast(' ~ expression ~ ' as varchar)') -%}
         case
+            when not {{ clv_regex_matches(text, clv_iso_timestamp_regex()) }} then null
             when {{ clv_regex_matches(text, clv_timestamp_offset_regex()) }}
                 then {{ clv_to_time_zone("try_cast(regexp_replace(" ~ text ~ ", ' +([Z+-])', '\\1') as timestamptz)",
                                          time_zone) }}
             when {{ clv_regex_matches(text, clv_timestamp_offset_regex(valid=false)) }} then null
-            when not {{ clv_regex_matches(text, clv_iso_timestamp_regex()) }} then null
             else try_cast({{ text }} as timestamp)
         end
     {%- endif -%}
