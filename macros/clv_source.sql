@@ -36,6 +36,13 @@
         {% if "'" in value or ';' in value %}
             {{ clv_fail(var_name, "a file path must not contain quotes or ';'") }}
         {% endif %}
+        {#- DuckDB's own error for a missing file names neither the var nor where a relative
+            path is read from; its glob tells first (local paths: a URL is the reader's). -#}
+        {% if execute and target.type == 'duckdb' and '://' not in value
+              and run_query("select count(*) from glob('" ~ value ~ "')").columns[0].values()[0] == 0 %}
+            {{ clv_fail(var_name, "no file matches '" ~ value ~ "' (a relative path is read from the "
+                                  ~ "directory dbt runs in)") }}
+        {% endif %}
         {{ return(adapter.dispatch('clv_read_file', 'clv')(value)) }}
     {% endif %}
     {% set part = '([A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`)' %}

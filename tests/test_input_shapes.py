@@ -265,6 +265,19 @@ def test_an_empty_file_stops_with_one_line_naming_the_var(project):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("var_name", ["clv_transactions", "clv_events"])
+def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
+    result = project.build(vars={**VARS, var_name: "no_such_dir/orders.csv"},
+                           expect_success=False)
+
+    failures = _failures(result)
+    assert failures, "the build stopped"
+    line = _message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
+    assert ("no file matches 'no_such_dir/orders.csv' (a relative path is read from the "
+            "directory dbt runs in)") in line, line
+
+
+@pytest.mark.slow
 def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
     """One `n/a` in Quantity makes a CSV reader type the column as text, to which
     `Quantity * UnitPrice` would not bind: the operand is read as a number, and the rows whose
