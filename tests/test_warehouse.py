@@ -98,3 +98,39 @@ def test_write_table_streams_a_reader_into_a_table(warehouse):
     assert warehouse.write_table("written", data.to_reader(max_chunksize=1)) == 3
     assert warehouse.read("written").equals(data)
     assert warehouse.write_table("written", data.slice(0, 1)) == 1  # replaced
+
+
+def test_the_training_fingerprint_follows_features_and_version_not_row_order(monkeypatch):
+    """clv_retrain auto reuses a model when the fingerprint is equal: it changes when a feature
+    is set for other customers (customer attributes or events corrected while the
+    transactions stayed) or the package version changes, not with the rows' order."""
+    import clv
+    from clv.config import TrainSettings
+    from clv.pipeline.settings import RunSettings
+    from clv.pipeline.training import fingerprint
+
+    connection = duckdb.connect()
+    connection.execute("""
+        create table examples as
+        select 'c' || cast(i as varchar) as customer_id, date '2024-01-01' as cutoff_date,
+               i * 1.5 as label_revenue, i * 2.25 as revenue_total, cast(i as bigint) as t_days,
+               cast(i % 3 = 0 as double) as attr_vip
+        from range(500) as r(i)""")
+    warehouse = DuckDBWarehouse(connection)
+    run = RunSettings(model_dir="onnx", retrain="auto", horizon_days=90, period_days=30,
+                      sequence_periods=12, seed=42, static_features=(), channels=())
+    features = ["revenue_total", "t_days", "attr_vip"]
+
+    def current() -> str:
+        return fingerprint(warehouse, "examples", features, run, TrainSettings())
+
+    first = current()
+    connection.execute("create or replace table examples as "
+                       "select * from examples order by random()")
+    assert current() == first
+    connection.execute("update examples set attr_vip = 1 where t_days = 1")
+    assert current() != first
+    connection.execute("update examples set attr_vip = 0 where t_days = 1")
+    assert current() == first
+    monkeypatch.setattr(clv, "__version__", "9.9.9")
+    assert current() != first

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import clv
 from clv import hybrid, level, metrics
 from clv.artifacts import ModelArtifact, find_artifact, json_safe
 from clv.baselines import naive_average_rate, naive_last_period
@@ -43,17 +44,32 @@ from clv.pipeline.registry import (
 from clv.pipeline.settings import RunSettings
 from clv.warehouse import Warehouse
 
+NONZERO = 1e-6  # a feature value counts as set above this magnitude (fingerprint)
+
 
 def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: RunSettings,
                 settings: TrainSettings) -> str:
-    """Hash of the settings and a digest of the training data: equal means "same model"."""
-    # Order-independent and exact: money as whole micro-units, so no float sum is involved.
+    """Hash of the settings, the package version (its feature SQL) and a digest of the
+    training data: equal means "same model".
+
+    The data's digest is order-independent and the same on every engine, so a model trained on
+    one is reused on another: each row's key, label, revenue and age (money as whole
+    micro-units, so no float sum is involved), and per feature column how many rows set it
+    (magnitude above :data:`NONZERO`), which tells when customer attributes or events were
+    added, removed or moved between customers while the transactions stayed the same.
+    """
     digest = warehouse.digest(examples, [
         f'"{ID_COLUMN}"', f'"{CUTOFF_COLUMN}"',
         f'cast(round("{LABEL_COLUMN}" * 1000000) as bigint)',
         'cast(round("revenue_total" * 1000000) as bigint)', '"t_days"'])
+    present = [name for name in features if name in warehouse.schema(examples).names]
+    counts = warehouse.query(examples, "select " + ", ".join(
+        f'count(case when abs("{name}") > {NONZERO} then 1 end) as n{i}'
+        for i, name in enumerate(present)) + " from {relation}") if present else None
     payload = {
         "data": [str(value) for value in digest],
+        "set_rows": {name: int(counts.column(i)[0].as_py()) for i, name in enumerate(present)},
+        "version": clv.__version__,
         "features": features,
         "run": {"horizon_days": run.horizon_days, "period_days": run.period_days,
                 "sequence_periods": run.sequence_periods},
