@@ -31,14 +31,14 @@ FEATURES = ["frequency", "recency_days"]
 OURS = [1, 2, 3, 4, 5]
 
 
-def _run(model_dir: Path, keep: int) -> RunSettings:
+def _run(model_dir: Path, keep: int, build: str = "prod") -> RunSettings:
     return RunSettings(model_dir=model_dir, retrain="auto", horizon_days=60, period_days=30,
                        sequence_periods=12, seed=42, static_features=(), channels=(),
-                       keep_models=keep, data_signature=tuple(OURS))
+                       keep_models=keep, data_signature=tuple(OURS), trained_by=build)
 
 
 def _model(model_dir: Path, version: str, used: float, signature=OURS, horizon=60,
-           runs=("2023-06-30",)) -> None:
+           runs=("2023-06-30",), trained_by: str | None = None) -> None:
     """A model's files as the training step leaves them (the ONNX content is not read here),
     last used ``used`` seconds ago, with a scoring run per date in ``runs``."""
     metadata = {"model_version": version, "created_at": f"2023-01-01T00:00:{version[-2:]}",
@@ -46,6 +46,8 @@ def _model(model_dir: Path, version: str, used: float, signature=OURS, horizon=6
                 "period_days": 30, "sha256": "0" * 64}
     if signature is not None:
         metadata["data_signature"] = list(signature)
+    if trained_by is not None:
+        metadata["trained_by"] = trained_by
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / f"clv_model_{version}.onnx").write_bytes(b"onnx")
     meta = model_dir / f"clv_model_{version}.json"
@@ -101,6 +103,37 @@ def test_models_of_other_data_or_settings_and_unfinished_ones_are_left_alone(tmp
     assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions=set()) == [
         "t_08", "t_03"]
     assert _versions(tmp_path) == {"t_09", "o_07", "o_06", "o_05", "o_04"}
+
+
+def test_a_build_deletes_only_the_models_it_trained(tmp_path):
+    """Two targets on the same data share the model directory: the development target's
+    retrains never delete the models behind production's predictions and history, which it
+    cannot see; a model saved before builds were told apart counts as anyone's."""
+    for age, version in enumerate(["d_05", "d_04", "d_03"]):
+        _model(tmp_path, version, used=10 * age, trained_by="dev")
+    _model(tmp_path, "p_02", used=100, trained_by="prod")
+    _model(tmp_path, "p_01", used=200, trained_by="prod")
+    _model(tmp_path, "x_00", used=300)  # saved before builds were told apart
+    assert registry.prune(_run(tmp_path, keep=1, build="dev"), FEATURES,
+                          keep_versions={"d_05"}) == ["d_04", "d_03", "x_00"]
+    assert registry.prune(_run(tmp_path, keep=1, build="prod"), FEATURES,
+                          keep_versions={"p_02"}) == ["p_01"]
+    assert _versions(tmp_path) == {"d_05", "p_02"}
+
+
+def test_the_build_key_tells_targets_and_schemas_apart(tmp_path):
+    import duckdb
+
+    from clv.warehouse import DuckDBWarehouse
+
+    first = DuckDBWarehouse(duckdb.connect(str(tmp_path / "a.duckdb")))
+    second = DuckDBWarehouse(duckdb.connect(str(tmp_path / "b.duckdb")))
+    keys = {registry.build_key(first, "main.int_clv__model_registry"),
+            registry.build_key(first, "dev.int_clv__model_registry"),
+            registry.build_key(second, "main.int_clv__model_registry")}
+    assert len(keys) == 3
+    assert registry.build_key(first, "MAIN.int_clv__model_registry") in keys
+    assert all(len(key) == 16 and str(tmp_path) not in key for key in keys)
 
 
 def test_leftovers_of_interrupted_writes_are_removed_once_old(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -42,6 +43,8 @@ SIGNATURE_SIZE = 1024
 # another data set).
 SAME_DATA_OVERLAP = 0.5
 SIGNATURE_KEY = "data_signature"
+# The build that trained a model (warehouse_key): only that build deletes it (clv_keep_models)
+TRAINED_BY_KEY = "trained_by"
 # Present while a training step runs (see train_and_list).
 JOURNAL = ".clv_training_step.json"
 # The tables whose model versions the model directory must keep (read as the previous build
@@ -316,6 +319,14 @@ def _sibling(this: Any, name: str) -> str:
     return f"{schema}.{name}"
 
 
+def build_key(warehouse: Any, this: Any) -> str:
+    """Which build this is, as a short hash of the warehouse's location and the schema of
+    ``this`` (no path is stored): two targets or schemas sharing a model directory differ."""
+    schema = str(getattr(this, "schema", None) or str(this).rsplit(".", 1)[0])
+    identity = json.dumps([type(warehouse).__name__, warehouse.location(), schema.lower()])
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
 def scored_version(warehouse: Any, this: Any) -> str | None:
     """The model behind clv_predictions as the previous build left it, or None (no such table
     yet, or several models in it)."""
@@ -365,11 +376,15 @@ def beyond_retention(run: RunSettings, features: list[str],
     customer has a purchase day). Models of other data or settings are never among them, nor
     models trained on customers this data lacks: a larger warehouse's whose customers include
     these (a development copy of part of production, sharing its directory), or this data's at
-    a later as-of date (a backfill); only models of this data as it is now, or was, go."""
+    a later as-of date (a backfill); only models of this data as it is now, or was, go. Nor
+    models another build trained (another target or schema on the same data, sharing the
+    directory: its predictions and history may need them); models saved before builds were
+    told apart count as this build's."""
     if not run.data_signature:
         return []
     own = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features)
-           and not holds_more(a.metadata[SIGNATURE_KEY], run.data_signature)]
+           and not holds_more(a.metadata[SIGNATURE_KEY], run.data_signature)
+           and a.metadata.get(TRAINED_BY_KEY, run.trained_by) == run.trained_by]
     return retention(own, keep_versions, run.keep_models)
 
 
@@ -385,11 +400,13 @@ def prune(run: RunSettings, features: list[str], keep_versions: set[str]) -> lis
     return removed
 
 
-def _sign(artifact: ModelArtifact, signature: tuple[int, ...]) -> None:
-    """Save ``signature`` in the metadata of the model this run trained: the last write of a
-    training step, so a model carries it only once everything else is saved."""
+def _sign(artifact: ModelArtifact, run: RunSettings) -> None:
+    """Save the data signature (and the build that trained it) in the metadata of the model
+    this run trained: the last write of a training step, so a model carries it only once
+    everything else is saved."""
     metadata = artifacts.read_metadata(artifact.metadata_path)
-    metadata[SIGNATURE_KEY] = list(signature)
+    metadata[TRAINED_BY_KEY] = run.trained_by
+    metadata[SIGNATURE_KEY] = list(run.data_signature)
     artifacts.atomic_write_json(artifact.metadata_path, metadata)
 
 
@@ -444,7 +461,8 @@ def train_and_list(warehouse: Any, examples: Any, customer_days: Any, run: RunSe
 
 def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days: Any,
                     run: RunSettings, this: Any) -> pd.DataFrame:
-    run = dataclasses.replace(run, data_signature=data_signature(warehouse, customer_days))
+    run = dataclasses.replace(run, data_signature=data_signature(warehouse, customer_days),
+                              trained_by=build_key(warehouse, this) if this is not None else "")
     features = model_features(warehouse.schema(examples), run)
     others = [a for a in list_artifacts(run.model_dir) if not belongs(a, run, features)]
     if others:
@@ -456,7 +474,7 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
                                                       preferred=preferred))
     artifact = artifacts.load_artifact(run.model_dir, current)
     if not is_finished(artifact):
-        _sign(artifact, run.data_signature)
+        _sign(artifact, run)
     artifacts.touch(artifact)
     published = published_versions(warehouse, this) if this is not None else None
     if published is not None:

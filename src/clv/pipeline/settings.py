@@ -58,6 +58,9 @@ class RunSettings:
     # Not a var: the training step's sample of this warehouse's customers (see
     # clv.pipeline.registry.data_signature), which tells this data's models from others'
     data_signature: tuple[int, ...] = ()
+    # Not a var: the build that runs (clv.pipeline.registry.build_key); a model's retention is
+    # the business of the build that trained it
+    trained_by: str = ""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSettings:

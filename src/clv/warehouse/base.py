@@ -9,6 +9,7 @@ and the same digest is computed whichever engine holds the data. A row's *bucket
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -182,6 +183,11 @@ class Warehouse(ABC):
         """The local files that hold this warehouse's tables (DuckDB's database files; none
         for a server), which no hand-off may overwrite."""
         return []
+
+    def location(self) -> str:
+        """Where this warehouse's tables live (its files, server or warehouse directory): with
+        a schema, it tells two builds that share a model directory apart."""
+        return ",".join(sorted(os.path.abspath(path) for path in self.database_files()))
 
     # -- per-customer work ----------------------------------------------------------------------
 

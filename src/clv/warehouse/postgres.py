@@ -99,6 +99,10 @@ class PostgresWarehouse(Warehouse):
     def accepts(session: object) -> bool:
         return type(session).__module__.startswith("psycopg2")
 
+    def location(self) -> str:
+        dsn = self.connection.get_dsn_parameters()
+        return f"{dsn.get('host', '')}:{dsn.get('port', '')}/{dsn.get('dbname', '')}"
+
     @classmethod
     def open(cls, credentials: Any) -> PostgresWarehouse:
         """A new connection from a dbt-postgres profile's credentials. An unreachable server

@@ -143,6 +143,9 @@ class SparkWarehouse(Warehouse):
     def accepts(session: object) -> bool:
         return type(session).__name__ == "SparkSession"
 
+    def location(self) -> str:
+        return str(self.session.conf.get("spark.sql.warehouse.dir", ""))
+
     @classmethod
     def start(cls, settings: dict[str, str], database: str | None) -> SparkWarehouse:
         """The SparkSession of a dbt-spark ``session`` profile (its server_side_parameters),
