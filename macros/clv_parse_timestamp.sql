@@ -23,6 +23,19 @@
     {{ return(adapter.dispatch('clv_parse_timestamp', 'clv')(expression, format, time_zone, data_type)) }}
 {% endmacro %}
 
+{#-
+    An optional input's timestamp (clv_events.event_at, clv_customers.signup_date): read with
+    clv_timestamp_format when it is set and describes the text, else as ISO, so the events and
+    sign-ups of an export written like its transactions are read, and ISO ones still are.
+-#}
+{% macro clv_parse_input_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
+    {%- set iso = clv_parse_timestamp(expression, '', time_zone, data_type) -%}
+    {%- if not format or clv_data_type_kind(data_type) == 'temporal' -%}
+        {{ return(iso) }}
+    {%- endif -%}
+    {{ return('coalesce(' ~ clv_parse_timestamp(expression, format, time_zone, data_type) ~ ', ' ~ iso ~ ')') }}
+{% endmacro %}
+
 {% macro default__clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}

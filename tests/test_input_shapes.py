@@ -278,6 +278,37 @@ def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
 
 
 @pytest.mark.slow
+def test_events_and_signups_written_like_the_transactions_are_read(project):
+    """An export writes its events and sign-up dates as it writes its transactions
+    (M/D/YYYY H:MM): clv_timestamp_format reads them too, and ISO text is still read."""
+    transactions = project.workdir / "invoices.csv"
+    _retail_frame().to_csv(transactions, index=False)
+    events = project.workdir / "events.csv"
+    pd.DataFrame({"customer_id": ["17850", "13047", "14527"],
+                  "event_at": ["6/20/2011 9:05", "6/21/2011 18:30", "2011-06-22 10:00:00"],
+                  "event_type": ["page_view"] * 3}).to_csv(events, index=False)
+    customers = project.workdir / "customers.csv"
+    pd.DataFrame({"customer_id": ["17850", "13047", "14527"],
+                  "signup_date": ["11/3/2010 0:00", "2010-11-04", "11/5/2010 12:00"],
+                  "country": ["UK"] * 3, "age_band": ["25-34"] * 3}).to_csv(customers,
+                                                                          index=False)
+
+    project.build(vars={**VARS, "clv_transactions": str(transactions),
+                        "clv_events": str(events), "clv_customers": str(customers)},
+                  select="stg_clv__events stg_clv__customers")
+
+    staged_events = project.query("select customer_id, cast(event_at as varchar) as at "
+                                  "from stg_clv__events order by customer_id")
+    assert staged_events.values.tolist() == [["13047", "2011-06-21 18:30:00"],
+                                             ["14527", "2011-06-22 10:00:00"],
+                                             ["17850", "2011-06-20 09:05:00"]]
+    signups = project.query("select customer_id, cast(signup_date as varchar) as day "
+                            "from stg_clv__customers order by customer_id")
+    assert signups.values.tolist() == [["13047", "2010-11-04"], ["14527", "2010-11-05"],
+                                       ["17850", "2010-11-03"]]
+
+
+@pytest.mark.slow
 def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
     """One `n/a` in Quantity makes a CSV reader type the column as text, to which
     `Quantity * UnitPrice` would not bind: the operand is read as a number, and the rows whose

@@ -22,8 +22,8 @@ renamed as (
 
     select
         {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
-        cast({{ clv_parse_timestamp('signup_date', time_zone=settings.time_zone,
-                                    data_type=source_types.signup_date) }} as date) as signup_date,
+        cast({{ clv_parse_input_timestamp('signup_date', settings.timestamp_format, settings.time_zone,
+                                          source_types.signup_date) }} as date) as signup_date,
         cast(country as {{ dbt.type_string() }}) as country,
         cast(age_band as {{ dbt.type_string() }}) as age_band
         {%- for name in extra_features %},

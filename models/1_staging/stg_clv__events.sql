@@ -1,5 +1,5 @@
 {#- Optional browsing events; an empty, typed relation when none are configured. -#}
-{%- set time_zone = clv_settings().time_zone -%}
+{%- set settings = clv_settings() -%}
 {%- set source_relation = clv_optional_source('clv_events', 'clv_sample_events') -%}
 {%- set source_types = clv_input_columns(
     'clv_events', source_relation, ['customer_id', 'event_at', 'event_type']
@@ -18,7 +18,8 @@ renamed as (
 
     select
         {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
-        {{ clv_parse_timestamp('event_at', time_zone=time_zone, data_type=source_types.event_at) }} as event_at,
+        {{ clv_parse_input_timestamp('event_at', settings.timestamp_format, settings.time_zone,
+                                     source_types.event_at) }} as event_at,
         lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type
 
     from source
