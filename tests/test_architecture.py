@@ -73,3 +73,16 @@ def test_predicted_clv_is_computed_only_by_the_spend_level():
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\*\s*[\w.]*\s+as\s+predicted_clv", text), path.name
         assert "spend_factor" not in text, path.name
+
+
+def test_every_relation_name_fits_postgresql():
+    """dbt names a unit test's temporary relation after the test: PostgreSQL refuses a name
+    above 63 characters, so a longer one fails the build there only."""
+    import yaml
+
+    names = [path.stem for folder in ("models", "python_models", "data_tests")
+             for path in (ROOT / folder).rglob("*") if path.suffix in {".sql", ".py"}]
+    for path in (ROOT / "models").rglob("*unit_tests.yml"):
+        names += [test["name"] for test in yaml.safe_load(path.read_text())["unit_tests"]]
+    assert len(names) > 40
+    assert [name for name in names if len(name) > 63] == []
