@@ -48,7 +48,16 @@
     {%- if clv_is_instant_type(data_type) -%}
         {{ clv_to_time_zone(expression, time_zone) }}
     {%- elif format -%}
-        {%- set parsed = "try_strptime(cast(" ~ expression ~ " as varchar), '" ~ format ~ "')" -%}
+        {#- As on PostgreSQL and Spark: trimmed text that matches the format's pattern (try_strptime
+            alone reads '2024031' with %Y%m%d as March 1), runs of spaces read as one. A format with
+            directives only DuckDB reads has no pattern: try_strptime alone decides. -#}
+        {%- set patterns = clv_timestamp_format_patterns(format, strict=false) -%}
+        {%- set text = clv_trim_whitespace('cast(' ~ expression ~ ' as varchar)') -%}
+        {%- set parsed = "try_strptime(" ~ ("regexp_replace(" ~ text ~ ", ' +', ' ', 'g')" if patterns else text)
+                         ~ ", '" ~ format ~ "')" -%}
+        {%- if patterns -%}
+            {%- set parsed = "case when " ~ clv_regex_matches(text, patterns.regex) ~ " then " ~ parsed ~ " end" -%}
+        {%- endif -%}
         {{ clv_to_time_zone(parsed, time_zone) if modules.re.search('(^|[^%])(%%)*%[zZ]', format) else parsed }}
     {%- elif data_type and clv_data_type_kind(data_type) != 'text' -%}
         try_cast({{ expression }} as timestamp)

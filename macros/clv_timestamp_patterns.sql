@@ -42,9 +42,10 @@
       regex: a pattern the trimmed text must match first. It makes every engine as strict as
              strptime: to_timestamp ignores trailing text and matches any separator.
     Literal letters are quoted for each engine. A directive outside the supported list stops
-    compilation with an error naming it.
+    compilation with an error naming it; with `strict` false it gives none instead (DuckDB,
+    whose strptime reads more directives, checks the text against the regex where there is one).
 -#}
-{% macro clv_timestamp_format_patterns(format) %}
+{% macro clv_timestamp_format_patterns(format, strict=true) %}
     {#- directive: [postgres, spark, spark when next to a number, regex, regex when next to a number] -#}
     {% set numeric = {
         'Y': ['YYYY', 'yyyy', 'yyyy', '[0-9]{4}', '[0-9]{4}'],
@@ -64,7 +65,7 @@
     {% set supported = '%Y %m %d %H %I %M %S %f %p %b %B %% (and %-m, %-d, %-H, %-I, %-M, %-S)' %}
     {#- Pass 1: the format as tokens, a directive letter or a literal character. -#}
     {% set tokens = [] %}
-    {% set state = namespace(percent=false, dash=false) %}
+    {% set state = namespace(percent=false, dash=false, unsupported=false) %}
     {% for char in format %}
         {% if state.percent and char == '-' and not state.dash %}
             {% set state.dash = true %}
@@ -75,6 +76,8 @@
                 {% do tokens.append({'directive': char}) %}
             {% elif char in textual and not state.dash %}
                 {% do tokens.append({'directive': char}) %}
+            {% elif not strict %}
+                {% set state.unsupported = true %}
             {% else %}
                 {{ clv_fail('clv_timestamp_format', "the directive %" ~ ('-' if state.dash else '') ~ char
                                                     ~ " is not supported on " ~ target.type ~ "; supported: "
@@ -86,6 +89,8 @@
             {% set state.dash = false %}
         {% elif char == '%' %}
             {% set state.percent = true %}
+        {% elif char in '"[]^\\' and not strict %}
+            {% set state.unsupported = true %}
         {% elif char in '"[]^\\' %}
             {{ clv_fail('clv_timestamp_format', "the character " ~ char ~ " is not supported on " ~ target.type) }}
         {% else %}
@@ -94,6 +99,9 @@
     {% endfor %}
     {% if state.percent %}
         {{ clv_fail('clv_timestamp_format', "ends with an incomplete directive") }}
+    {% endif %}
+    {% if state.unsupported %}
+        {{ return(none) }}
     {% endif %}
     {#- Pass 2: each engine's pattern; literal letters and digits go in quotes. -#}
     {% set out = namespace(postgres='', spark='', regex='^', postgres_quoted=false, spark_quoted=false) %}

@@ -309,6 +309,36 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
 
 
 @pytest.mark.slow
+def test_a_format_reads_the_text_it_describes_and_nothing_else(project):
+    """With clv_timestamp_format, DuckDB reads what PostgreSQL and Spark read: the trimmed text
+    when it has the format's shape, runs of spaces as one; try_strptime alone would read
+    `2024031` with %Y%m%d as March 1."""
+    rows = [("t1", " 3/1/2024 8:26 "), ("t2", "3/1/2024   8:26"), ("t3", "3/1/2024 8:26 x"),
+            ("t4", "3/1/2024T8:26"), ("t5", "03/01/2024 08:26")]
+    path = project.workdir / "formats.csv"
+    pd.DataFrame({"transaction_id": [r[0] for r in rows], "customer_id": "C1",
+                  "transacted_at": [r[1] for r in rows], "amount": 10.0}).to_csv(path,
+                                                                               index=False)
+    project.build(vars={**VARS, "clv_columns": {}, "clv_transactions": str(path)},
+                  select="stg_clv__transactions")
+    def staged() -> list[list]:
+        table = project.query("select transaction_id, cast(transacted_at as varchar) as at "
+                              "from stg_clv__transactions order by transaction_id")
+        return table.astype(object).where(table.notna(), None).values.tolist()
+
+    assert staged() == [["t1", "2024-03-01 08:26:00"], ["t2", "2024-03-01 08:26:00"],
+                        ["t3", None], ["t4", None], ["t5", "2024-03-01 08:26:00"]]
+
+    compact = project.workdir / "compact.csv"
+    pd.DataFrame({"transaction_id": ["u1", "u2"], "customer_id": "C1",
+                  "transacted_at": ["20240301", "2024031"], "amount": 10.0}).to_csv(
+        compact, index=False)
+    project.build(vars={**VARS, "clv_columns": {}, "clv_transactions": str(compact),
+                        "clv_timestamp_format": "%Y%m%d"}, select="stg_clv__transactions")
+    assert staged() == [["u1", "2024-03-01 00:00:00"], ["u2", None]]
+
+
+@pytest.mark.slow
 def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
     """One `n/a` in Quantity makes a CSV reader type the column as text, to which
     `Quantity * UnitPrice` would not bind: the operand is read as a number, and the rows whose
