@@ -346,6 +346,18 @@ def test_summary_segments_and_bins_of_hand_made_predictions():
     assert "Not shown: the customers predicted at 0 or less (1)." in html
 
 
+def test_predictions_that_all_fall_in_one_bin_keep_their_charts():
+    """Every positive prediction in one bin (one customer, or equal values): the bins are read
+    as one, and the segments are still read."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    connection.execute("delete from clv_predictions where customer_id <> 'a'")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert "clv_predictions" not in data.problems
+    assert list(data.value_bins["customers"]) == [1]
+    assert data.segments.values.tolist() == [["high_value", 1, 1200.0, 0.9]]
+
+
 def test_bin_sql_puts_values_in_the_bins_numpy_does():
     rng = np.random.default_rng(4)
     values = np.concatenate([rng.lognormal(3, 2, 2000), [0.001, 10.0, 100.0, 1000.0, 1e5]])

@@ -109,7 +109,9 @@ def _summary(reader: _Reader) -> dict[str, Any]:
 def bin_sql(edges: list[float]) -> str:
     """SQL numbering the bins of ``edges`` by ``predicted_clv`` (0 for values below the second
     edge, the last bin for the rest): comparisons with literal edges, identical on every
-    engine."""
+    engine. One bin (every value in it) is bin 0."""
+    if len(edges) <= 2:
+        return "0"
     cases = " ".join(f"when predicted_clv < {edge!r} then {index}"
                      for index, edge in enumerate(edges[1:-1]))
     return f"case {cases} else {len(edges) - 2} end"
