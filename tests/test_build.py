@@ -82,6 +82,58 @@ def test_unknown_target_names_the_targets(capsys):
                                        "targets are: duckdb, postgres, spark")
 
 
+@pytest.mark.parametrize("how", ["-t", "DBT_TARGET"])
+def test_the_target_is_read_as_dbt_reads_it(capsys, monkeypatch, how):
+    """``-t`` and ``DBT_TARGET`` choose the target for clv build as they do for dbt."""
+    args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    if how == "-t":
+        args += ["-t", "nope"]
+    else:
+        monkeypatch.setenv("DBT_TARGET", "nope")
+    assert build.main(args) == 1
+    assert _one_error_line(capsys).startswith("clv build: no target 'nope' in profiles.yml")
+
+
+def test_profiles_are_looked_for_where_dbt_looks_then_in_the_project(tmp_path, monkeypatch):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "profiles.yml").write_text("clv: {}\n")
+    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+    monkeypatch.chdir(elsewhere)
+    assert build.profiles_dir_of(project, None) == project.resolve()
+    (elsewhere / "profiles.yml").write_text("clv: {}\n")
+    assert build.profiles_dir_of(project, None) == elsewhere.resolve()
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    assert build.profiles_dir_of(project, None) == tmp_path.resolve()
+    assert build.profiles_dir_of(project, project) == project.resolve()
+
+
+def test_each_dbt_command_gets_the_options_it_accepts():
+    """A build's --full-refresh goes to the build stages, not to dbt parse or dbt test."""
+    args = ["--project-dir", "p", "--full-refresh", "--exclude-resource-type", "seed",
+            "unit_test", "--target-path=t", "--quiet"]
+    assert build.accepted_options("build", args) == args
+    assert build.accepted_options("test", args) == [
+        "--project-dir", "p", "--exclude-resource-type", "seed", "unit_test", "--target-path=t",
+        "--quiet"]
+    assert build.accepted_options("parse", args) == ["--project-dir", "p", "--target-path=t",
+                                                     "--quiet"]
+
+
+def test_node_selection_is_refused_where_the_build_runs_in_stages(capsys):
+    code = build.main(["--target", "postgres", "--select", "clv_predictions", "--project-dir",
+                       str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)])
+    assert code == 1
+    assert _one_error_line(capsys).startswith(
+        "clv build: --select is not supported on postgres: clv build runs the whole project")
+
+
+def test_a_dbt_option_is_not_read_as_an_abbreviation_of_ours():
+    args, passed = build._parser().parse_known_args(["--profile", "shop"])
+    assert args.profiles_dir is None and passed == ["--profile", "shop"]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

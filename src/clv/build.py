@@ -34,6 +34,9 @@ from typing import Any
 PYTHON_ADAPTERS = {"duckdb", "databricks", "snowflake", "bigquery"}
 # Adapters for which clv build runs the Python models, and what to install for each.
 STAGED_ADAPTERS = {"postgres": "dbt-postgres", "spark": "dbt-spark[session] and pyspark"}
+# dbt options that choose nodes: on the staged engines each stage chooses its own
+SELECTION_OPTIONS = {"--select", "-s", "-m", "--models", "--model", "--exclude", "--selector",
+                     "--resource-type", "--resource-types"}
 EXTRAS = {"postgres": "postgres", "spark": "spark"}
 
 
@@ -147,7 +150,7 @@ class Runner:
     def invoke(self, command: Sequence[str], quiet: bool = False) -> Any:
         from dbt.cli.main import dbtRunner
 
-        args = [*command, *self.common]
+        args = [*command, *accepted_options(command[0], self.common)]
         if self.vars:
             args += ["--vars", json.dumps(self.vars, default=str)]
         if quiet:
@@ -162,6 +165,36 @@ class Runner:
                              + (f" at {', '.join(failed)}" if failed else "")
                              + " (details above)")
         return result
+
+
+def accepted_options(command: str, args: Sequence[str]) -> list[str]:
+    """The options of ``args`` (with their values) that ``dbt <command>`` accepts: a build's
+    ``--full-refresh`` or ``--exclude-resource-type`` goes to its build stages, not to the
+    ``dbt parse`` and ``dbt test`` around them, which would refuse it."""
+    from dbt.cli.main import cli
+
+    names = {name for param in cli.commands[command].params
+             for name in (*param.opts, *param.secondary_opts)}
+    kept, keep = [], True
+    for arg in args:
+        if arg.startswith("-"):
+            keep = arg.split("=", 1)[0] in names
+        if keep:
+            kept.append(arg)
+    return kept
+
+
+def profiles_dir_of(project_dir: Path, profiles_dir: Path | None) -> Path:
+    """Where profiles.yml is read from, as dbt looks for it (--profiles-dir, then
+    DBT_PROFILES_DIR, then the current directory), then in the project, then ~/.dbt; the
+    builds are told the same directory."""
+    for candidate in (profiles_dir, os.environ.get("DBT_PROFILES_DIR")):
+        if candidate:
+            return Path(candidate).resolve()
+    for directory in (Path.cwd(), project_dir):
+        if (directory / "profiles.yml").is_file():
+            return directory.resolve()
+    return Path.home() / ".dbt"
 
 
 def _first_line(error: BaseException | str) -> str:
@@ -181,8 +214,7 @@ def profile_of(project_dir: Path, profiles_dir: Path | None, target: str | None,
     from dbt_common.context import set_invocation_context
 
     set_invocation_context(os.environ)
-    profiles = profiles_dir or (project_dir if (project_dir / "profiles.yml").is_file()
-                                else Path.home() / ".dbt")
+    profiles = profiles_dir_of(project_dir, profiles_dir)
     set_from_args(argparse.Namespace(PROFILES_DIR=str(profiles)), None)
     try:
         return load_profile(str(project_dir), run_vars, None, target)
@@ -299,11 +331,11 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     does not parse the project again; by default dbt parses it (re-using its saved parse
     when the vars have not changed)."""
     skip_tests = [] if tests else ["--exclude-resource-type", "test", "unit_test"]
+    target = target or os.environ.get("DBT_TARGET") or None  # as dbt reads it
+    profiles_dir = profiles_dir_of(project_dir, profiles_dir)
     profile = profile_of(project_dir, profiles_dir, target, run_vars)
     kind = profile.credentials.type
-    common = ["--project-dir", str(project_dir), *dbt_args]
-    if profiles_dir:
-        common += ["--profiles-dir", str(profiles_dir)]
+    common = ["--project-dir", str(project_dir), *dbt_args, "--profiles-dir", str(profiles_dir)]
     if target:
         common += ["--target", target]
     if kind in PYTHON_ADAPTERS:
@@ -314,6 +346,10 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         return
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
+    if chosen := [arg for arg in dbt_args if arg.split("=", 1)[0] in SELECTION_OPTIONS]:
+        raise BuildError(f"{chosen[0]} is not supported on {kind}: clv build runs the whole "
+                         "project there, in stages (each stage selects its own nodes); "
+                         "--exclude-resource-type leaves out tests")
 
     warehouse = _open_warehouse(profile.credentials)
     try:
@@ -374,15 +410,17 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="clv build",
+        prog="clv build", allow_abbrev=False,
         description="Build every model of the project on a dbt target: dbt build where dbt runs "
                     "the Python models (DuckDB), otherwise the same DAG in stages (PostgreSQL, "
                     "Spark). Other options are passed to dbt.")
-    parser.add_argument("--target", default=None, help="dbt target (default: the profile's)")
+    parser.add_argument("--target", "-t", default=None,
+                        help="dbt target (default: DBT_TARGET, else the profile's)")
     parser.add_argument("--vars", default="{}", help="dbt vars (YAML or JSON mapping)")
     parser.add_argument("--project-dir", default=".", help="the dbt project (default: .)")
     parser.add_argument("--profiles-dir", default=None,
-                        help="where profiles.yml is (default: the project, else ~/.dbt)")
+                        help="where profiles.yml is (default: DBT_PROFILES_DIR, the current "
+                             "directory, the project, else ~/.dbt)")
     return parser
 
 
