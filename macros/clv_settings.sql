@@ -135,8 +135,10 @@
 
 {#-
     The candidate that shares the longest start with `name` (case-insensitive), if that start
-    is at least `min_length` characters; none otherwise. Finds the name meant behind a typo
-    near the end (clv_horizon_dayz, Quantiy).
+    is at least `min_length` characters; else, for a name of three characters or more, the
+    first candidate one typo away (a letter left out, added, changed or two swapped); none
+    otherwise. Finds the name meant behind a typo near the end (clv_horizon_dayz, Quantiy) or
+    in a short name (totl for total).
 -#}
 {% macro clv_closest_name(name, candidates, min_length) %}
     {% set wanted = name | lower %}
@@ -155,7 +157,47 @@
             {% set best.name, best.length = candidate, common.length %}
         {% endif %}
     {% endfor %}
-    {{ return(best.name if best.length >= min_length else none) }}
+    {% if best.length >= min_length %}
+        {{ return(best.name) }}
+    {% endif %}
+    {% if wanted | length >= 3 %}
+        {% for candidate in candidates %}
+            {% if clv_one_typo_apart(wanted, candidate | lower) %}
+                {{ return(candidate) }}
+            {% endif %}
+        {% endfor %}
+    {% endif %}
+    {{ return(none) }}
+{% endmacro %}
+
+
+{#- Whether two different texts are one typo apart: a letter left out or added, one changed,
+    or two neighbours swapped. -#}
+{% macro clv_one_typo_apart(first, second) %}
+    {% if first == second %}
+        {{ return(false) }}
+    {% endif %}
+    {% set shorter, longer = (first, second) if first | length <= second | length else (second, first) %}
+    {% if longer | length - shorter | length == 1 %}
+        {% for index in range(longer | length) %}
+            {% if longer[:index] ~ longer[index + 1:] == shorter %}
+                {{ return(true) }}
+            {% endif %}
+        {% endfor %}
+        {{ return(false) }}
+    {% endif %}
+    {% if longer | length != shorter | length %}
+        {{ return(false) }}
+    {% endif %}
+    {% set differ = [] %}
+    {% for index in range(first | length) %}
+        {% if first[index] != second[index] %}
+            {% do differ.append(index) %}
+        {% endif %}
+    {% endfor %}
+    {{ return(differ | length == 1
+              or (differ | length == 2 and differ[1] == differ[0] + 1
+                  and first[differ[0]] == second[differ[1]] and first[differ[1]] == second[differ[0]])) }}
 {% endmacro %}
 
 

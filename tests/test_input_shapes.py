@@ -202,6 +202,8 @@ MISSPELLED = {
                      ["customer_id maps to 'CustomerId_'", "did you mean 'CustomerID'"]),
     "in_an_expression": ({**RETAIL_COLUMNS, "amount": "Quantiy * UnitPrice"},
                          ["amount maps to 'Quantiy'"]),
+    "typo_at_the_start": ({**RETAIL_COLUMNS, "amount": "Qantity * UnitPrice"},
+                          ["amount maps to 'Qantity'", "did you mean 'Quantity'"]),
     "required_not_mapped": (
         {key: value for key, value in RETAIL_COLUMNS.items() if key != "amount"},
         ["has no column 'amount' and clv_columns does not map amount"]),
