@@ -59,7 +59,7 @@ from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
 from clv.sql_scoring.dialects import DIALECTS, literal
 from clv.sql_scoring.nodes import Layer
 from clv.sql_scoring.query import _Query, float32_input, stable_float
-from clv.sql_scoring.special import hyp2f1_layers, hyp2f1_terms, ndtri_layers
+from clv.sql_scoring.special import OutsideSqlRange, hyp2f1_layers, hyp2f1_terms, ndtri_layers
 from clv.train import train
 from clv.warehouse import DuckDBWarehouse
 from clv.warehouse.spark import with_stages
@@ -163,6 +163,18 @@ def test_hyp2f1_matches_scipy_over_real_inputs(r, alpha, a, b, horizon):
     expected = hyp2f1(big_a, big_b, c, z)
     error = np.abs(got - expected) / np.abs(expected)
     assert error.max() < 1e-8, f"worst at x={x[np.argmax(error)]}, T={age[np.argmax(error)]}"
+
+
+@pytest.mark.parametrize(("r", "alpha", "a", "b", "horizon"), [
+    (171.0, 1200.0, 0.81, 6.1, 365.0), (171.0, 1200.0, 0.81, 6.1, 1825.0),
+    (200.0, 1400.0, 0.8, 6.0, 730.0), (124482.0, 724291.0, 0.5, 5.0, 365.0)])
+def test_hyp2f1_series_refuses_a_fit_whose_terms_cancel(r, alpha, a, b, horizon):
+    """Buyers with alike rates (r far above b: fitted on weekly buyers, or on a short history)
+    make the terms alternate and dwarf the sum; summed in double precision they would give
+    1.19e9 expected purchases where scipy gives 34.1 (1825 days). SQL scoring refuses the fit,
+    and the run is scored by onnxruntime."""
+    with pytest.raises(OutsideSqlRange, match="the series cancels"):
+        hyp2f1_terms(a + b - 1 - r, a - 1, a + b - 1, horizon / (alpha + horizon))
 
 
 def test_hyp2f1_series_refuses_z_at_one():

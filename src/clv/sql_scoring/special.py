@@ -50,6 +50,11 @@ _FAR_DENOMINATOR = (1.0, 5.99832206555887937690e-1, 1.36929880922735805310e-1,
 HYP2F1_BLOCK = 32
 
 
+# Terms of a series may add up to at most this many times its sum (hyp2f1_terms): double
+# precision then keeps about 11 of its 16 digits, far inside the 1e-8 the layers promise.
+CANCELLATION = 1e5
+
+
 class OutsideSqlRange(ValueError):
     """The inputs need more than the SQL evaluates (for example a BG/NBD fit whose
     hypergeometric series would need thousands of terms): score with onnxruntime instead."""
@@ -99,27 +104,44 @@ def hyp2f1_terms(a: float, b: float, c_min: float, z_max: float, tolerance: floa
                  limit: int = 4000) -> int:
     """How many series terms make the rest of ``2F1(a, b; c; z)`` smaller than ``tolerance``
     times its sum, for every ``c >= c_min > 0`` and ``0 <= z <= z_max < 1`` (each term shrinks
-    as ``c`` grows and ``z`` falls, so the corner ``(c_min, z_max)`` is the worst case)."""
+    as ``c`` grows and ``z`` falls, so the corner ``(c_min, z_max)`` is the worst case).
+
+    Refused (OutsideSqlRange) where terms of alternating sign cancel: summed in double
+    precision, terms :data:`CANCELLATION` times larger than the sum leave it accurate to
+    about 1e-11 only, and much larger ones (a BG/NBD fit with r far above b, a long horizon)
+    leave nothing of it."""
     if not (c_min > 0 and 0 <= z_max < 1):
         raise OutsideSqlRange(f"the series needs c > 0 and 0 <= z < 1, got c >= {c_min}, "
                          f"z <= {z_max}")
-    term, total = 1.0, 1.0
+    term, total, magnitude = 1.0, 1.0, 1.0
     for k in range(limit):
         term *= _series_ratio(a, b, k) / (c_min + k) * z_max
         total += term
-        if not math.isfinite(total):
+        magnitude += abs(term)
+        if not math.isfinite(magnitude):
             break
         if term == 0.0:
-            return k + 1
+            return _checked(k + 1, a, b, c_min, z_max, total, magnitude)
         if abs(term) * z_max > tolerance * abs(total) * (1 - z_max):
             continue
         # Beyond term k + 1 every ratio is at most z_max * max(1, f(j)), f -> 1 as j grows.
         worst = max([1.0] + [abs(_series_ratio(a, b, j) / (c_min + j))
                              for j in range(k + 1, 2 * k + 64)]) * z_max
         if worst < 1 and abs(term) * worst / (1 - worst) <= tolerance * abs(total):
-            return k + 1
+            return _checked(k + 1, a, b, c_min, z_max, total, magnitude)
     raise OutsideSqlRange(f"2F1({a}, {b}; c >= {c_min}; z <= {z_max}) needs more than {limit} "
                      "series terms: the BG/NBD fit is outside what SQL scoring evaluates")
+
+
+def _checked(terms: int, a: float, b: float, c_min: float, z_max: float, total: float,
+             magnitude: float) -> int:
+    """``terms``, unless the series' terms (their absolute sum ``magnitude``) dwarf its sum."""
+    if magnitude > CANCELLATION * abs(total):
+        raise OutsideSqlRange(
+            f"2F1({a}, {b}; c >= {c_min}; z <= {z_max}) sums terms whose absolute values add up "
+            f"to {magnitude:.3g} into {total:.3g}: in double precision the series cancels (the "
+            "BG/NBD fit is outside what SQL scoring evaluates)")
+    return terms
 
 
 def _z_needing_at_most(a: float, b: float, c_min: float, z_max: float, terms: int) -> float:
