@@ -21,6 +21,7 @@ from clv.calibration import (
     fit_knots,
     fit_probability_map,
     fit_sigma_scale,
+    log_spend_map,
     tail_shares,
 )
 from clv.loss import ziln_mean
@@ -121,6 +122,29 @@ def test_sigma_scale_restores_honest_tails():
     assert shares[0] == pytest.approx(above) and shares[1] == pytest.approx(below)
     # honest sigma already: the scale stays near 1
     assert fit_sigma_scale(actual, p, mean, np.full(p.size, 1.2)) == pytest.approx(1.0, rel=0.05)
+
+
+def test_nearly_tied_bins_merge_so_float32_knots_keep_the_map():
+    """7,000 customers predicted alike and two a hair above them: the top bin's mean is 1e-6
+    above the tied ones'. Kept apart, the knots would make a slope of 1e5, which float32
+    knots turn into percents of error above them; merged, the graph's float32 arithmetic
+    gives the map within 1e-5."""
+    rng = np.random.default_rng(3)
+    predicted = np.concatenate([rng.uniform(5.0, 80.0, 2998), np.full(7000, 87.3),
+                                np.full(2, 87.3 * 1.0005)])
+    actual = predicted * rng.gamma(2.0, 0.5, predicted.size)
+    actual[-1000:] *= 1.5  # the top bin spends more: a large step between close knots
+    knots_x, knots_y = fit_knots(predicted, actual)
+    assert np.diff(knots_x).min() > 1e-3
+    spend = np.array([50.0, 87.3, 200.0, 1000.0])
+    exact = log_spend_map(np.log(spend), knots_x, knots_y)
+    # the graph's arithmetic: float32 knots and slope changes
+    x = knots_x.astype(np.float32).astype(np.float64)
+    slopes = np.concatenate([[1.0], np.diff(knots_y) / np.diff(knots_x), [1.0]])
+    changes = np.diff(slopes).astype(np.float32).astype(np.float64)
+    graph = (knots_y[0] + (np.log(spend) - knots_x[0])
+             + np.maximum(np.log(spend)[:, None] - x[None, :], 0.0) @ changes)
+    np.testing.assert_allclose(graph, exact, rtol=1e-5)
 
 
 @pytest.mark.parametrize("rate_factor", [1.0, 2.3, 0.6])

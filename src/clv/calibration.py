@@ -54,6 +54,8 @@ TAIL_SHARE = 0.1
 # Floors in the graph: the raw spend's (the one fit_knots and apply use) and the calibrated
 # purchase probability's, exp(-80) = 1.8e-35 (a normal float32, which no engine flushes to 0).
 SPEND_FLOOR = 1e-12
+# Rule 1's knots are at least this far apart in log spend (0.1% in spend): nearer bins merge.
+KNOT_GAP = 1e-3
 LOG_SPEND_FLOOR = float(np.log(SPEND_FLOOR))
 LOG_PROBABILITY_FLOOR = -80.0
 
@@ -106,8 +108,11 @@ def fit_knots(predicted: np.ndarray, actual: np.ndarray,
     mean_predicted = np.array([predicted[g].mean() for g in groups])
     mean_actual = np.array([actual[g].mean() for g in groups])
     counts = np.array([g.size for g in groups], dtype=np.float64)
-    # Bins whose predictions tie (same mean) cannot be told apart: merge them.
-    keep = np.concatenate([[True], np.diff(mean_predicted) > 1e-9 * mean_predicted[1:]])
+    # Bins whose predictions (nearly) tie cannot be told apart: merge them. Knots closer than
+    # KNOT_GAP in log spend would make slopes of thousands, which the graph's float32 knots
+    # cannot carry (onnxruntime and the SQL query would part by percents above them).
+    log_means = np.log(np.maximum(mean_predicted, SPEND_FLOOR))
+    keep = np.concatenate([[True], np.diff(log_means) > KNOT_GAP])
     index = np.cumsum(keep) - 1
     weight = np.bincount(index, counts)
     mean_predicted = np.bincount(index, mean_predicted * counts) / weight
