@@ -43,7 +43,7 @@ SIGNATURE_SIZE = 1024
 # another data set).
 SAME_DATA_OVERLAP = 0.5
 SIGNATURE_KEY = "data_signature"
-# The build that trained a model (warehouse_key): only that build deletes it (clv_keep_models)
+# The build that trained a model (build_key): only that build deletes it (clv_keep_models)
 TRAINED_BY_KEY = "trained_by"
 # Present while a training step runs (see train_and_list).
 JOURNAL = ".clv_training_step.json"
