@@ -62,7 +62,8 @@ def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: R
         f'"{ID_COLUMN}"', f'"{CUTOFF_COLUMN}"',
         f'cast(round("{LABEL_COLUMN}" * 1000000) as bigint)',
         'cast(round("revenue_total" * 1000000) as bigint)', '"t_days"'])
-    present = [name for name in features if name in warehouse.schema(examples).names]
+    columns = set(warehouse.schema(examples).names)
+    present = [name for name in features if name in columns]
     counts = warehouse.query(examples, "select " + ", ".join(
         f'count(case when abs("{name}") > {NONZERO} then 1 end) as n{i}'
         for i, name in enumerate(present)) + " from {relation}") if present else None
