@@ -44,8 +44,9 @@ model_registry as (
 
 decile_calibration as (
 
+    -- an empty decile (fewer than ten validation customers) has no means: NaN on some engines
     select * from {{ ref('int_clv__decile_calibration') }}
-    where predictor = 'network'
+    where predictor = 'network' and customers > 0
 
 ),
 
