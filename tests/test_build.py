@@ -134,6 +134,39 @@ def test_a_dbt_option_is_not_read_as_an_abbreviation_of_ours():
     assert args.profiles_dir is None and passed == ["--profile", "shop"]
 
 
+def test_a_python_steps_error_is_one_line_naming_the_model(tmp_path, capsys, monkeypatch):
+    """On the staged engines clv build calls the Python models itself: a step's ValueError
+    (what to fix) ends the build with one line, as dbt reports a Python model's error."""
+    path = tmp_path / "int_clv__model_registry.py"
+    path.write_text("def model(dbt, session):\n"
+                    "    raise ValueError('clv_training_examples is empty: lower "
+                    "clv_horizon_days\\nmore detail')\n")
+    node = build.Node("model.clv.int_clv__model_registry", "int_clv__model_registry",
+                      "python", "s", "int_clv__model_registry", path, ())
+    monkeypatch.setattr(build, "build_with_args", lambda argv: build.run_python_model(
+        node, SimpleNamespace(session_object=None), {}, {}))
+    assert build.main([]) == 1
+    assert _one_error_line(capsys) == ("clv build: int_clv__model_registry failed: "
+                                       "clv_training_examples is empty: lower clv_horizon_days")
+
+
+def test_an_interrupt_ends_with_the_shells_status(capsys, monkeypatch):
+    """dbt catches Ctrl-C and returns it as the invocation's exception: clv build passes it on
+    and exits as an interrupted command does (130), as clv-backfill does."""
+    from clv.pipeline import backfill
+
+    interrupted = SimpleNamespace(exception=KeyboardInterrupt(), success=False, result=None)
+    monkeypatch.setattr("dbt.cli.main.dbtRunner.invoke", lambda self, args: interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build.Runner(["--project-dir", str(PROJECT_DIR)], {}).invoke(["parse"])
+    monkeypatch.setattr(build, "build_with_args", lambda argv: build.Runner(
+        ["--project-dir", str(PROJECT_DIR)], {}).invoke(["parse"]))
+    assert build.main([]) == 130
+    assert _one_error_line(capsys) == "clv build: interrupted"
+    monkeypatch.setattr(backfill, "backfill", lambda *args, **kwargs: backfill._invoke(["parse"]))
+    assert backfill.main(["--start", "2023-01-31", "--end", "2023-02-28"]) == 130
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -156,6 +156,8 @@ class Runner:
         if quiet:
             args += ["--quiet"]
         result = dbtRunner(manifest=self.manifest).invoke(args)
+        if isinstance(result.exception, KeyboardInterrupt):  # dbt catches it: pass it on
+            raise result.exception
         if result.exception is not None:
             raise BuildError(f"dbt {command[0]} failed: {_first_line(result.exception)}")
         if not result.success:
@@ -290,9 +292,14 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
 
 def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
                      run_vars: dict[str, Any]) -> int:
-    """Call the Python model of ``node`` as dbt would and write its result; returns rows."""
+    """Call the Python model of ``node`` as dbt would and write its result; returns rows. A
+    ValueError (the steps' way of saying which var or input to fix) is one line naming the
+    model, as dbt reports a Python model's error."""
     function = _load_model_function(node.path)
-    result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
+    try:
+        result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
+    except ValueError as error:
+        raise BuildError(f"{node.name} failed: {_first_line(error)}") from error
     return warehouse.write_table(node.relation, result)
 
 
@@ -431,5 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildError as error:
         print(f"clv build: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("clv build: interrupted", file=sys.stderr)
+        return 130
     print(f"clv build: done in {time.perf_counter() - began:.1f} s", flush=True)
     return 0

@@ -82,6 +82,8 @@ def _invoke(args: list[str]) -> Any:
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke(args)
+    if isinstance(result.exception, KeyboardInterrupt):  # dbt catches it: pass it on
+        raise result.exception
     if result.exception is not None:
         raise BackfillError(f"dbt {args[0]} failed: {result.exception}")
     if not result.success:
@@ -206,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BackfillError, yaml.YAMLError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("clv-backfill: interrupted; the dates reported as scored are in the history",
+              file=sys.stderr)
+        return 130
     print(f"clv-backfill: {len(dates)} as-of dates scored into clv_predictions_history, "
           f"{dates[0]} to {dates[-1]}")
     return 0
