@@ -119,6 +119,18 @@ def test_each_dbt_command_gets_the_options_it_accepts():
         "--quiet"]
     assert build.accepted_options("parse", args) == ["--project-dir", "p", "--target-path=t",
                                                      "--quiet"]
+    # an option no dbt command knows stays, so dbt refuses it rather than it silently going
+    assert build.accepted_options("parse", ["--full-refersh", "--selct", "x"]) == [
+        "--full-refersh", "--selct", "x"]
+
+
+def test_the_profile_is_the_one_dbt_reads(capsys, monkeypatch):
+    args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    assert build.main([*args, "--profile", "shop"]) == 1
+    assert "shop" in _one_error_line(capsys)
+    monkeypatch.setenv("DBT_PROFILE", "other_shop")
+    assert build.main(args) == 1
+    assert "other_shop" in _one_error_line(capsys)
 
 
 def test_node_selection_is_refused_where_the_build_runs_in_stages(capsys):

@@ -121,6 +121,21 @@ def test_a_build_deletes_only_the_models_it_trained(tmp_path):
     assert _versions(tmp_path) == {"d_05", "p_02"}
 
 
+def test_no_build_deletes_a_model_another_builds_tables_need(tmp_path):
+    """Production reuses a model the development target trained (same data and settings):
+    production's pin keeps it when development's retention would delete it; an unreadable pin
+    file is ignored, not fatal."""
+    for age, version in enumerate(["d_03", "d_02", "d_01"]):
+        _model(tmp_path, version, used=10 * age, trained_by="dev")
+    registry.pin(tmp_path, "prod", {"d_01"})
+    registry.pin(tmp_path, "", {"d_02"})  # a build without a key pins nothing
+    (tmp_path / "pins" / "broken.json").write_text("{")
+    assert registry.pinned(tmp_path) == {"d_01"}
+    assert registry.prune(_run(tmp_path, keep=1, build="dev"), FEATURES,
+                          keep_versions={"d_03"} | registry.pinned(tmp_path)) == ["d_02"]
+    assert _versions(tmp_path) == {"d_03", "d_01"}
+
+
 def test_the_build_key_tells_targets_and_schemas_apart(tmp_path):
     import duckdb
 

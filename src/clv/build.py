@@ -172,15 +172,21 @@ class Runner:
 def accepted_options(command: str, args: Sequence[str]) -> list[str]:
     """The options of ``args`` (with their values) that ``dbt <command>`` accepts: a build's
     ``--full-refresh`` or ``--exclude-resource-type`` goes to its build stages, not to the
-    ``dbt parse`` and ``dbt test`` around them, which would refuse it."""
+    ``dbt parse`` and ``dbt test`` around them, which would refuse it. An option no dbt
+    command knows (a misspelling) is kept, so dbt refuses it."""
     from dbt.cli.main import cli
 
-    names = {name for param in cli.commands[command].params
-             for name in (*param.opts, *param.secondary_opts)}
+    def names(name: str) -> set[str]:
+        return {option for param in cli.commands[name].params
+                for option in (*param.opts, *param.secondary_opts)}
+
+    accepted = names(command)
+    known = set().union(*(names(name) for name in cli.commands))
     kept, keep = [], True
     for arg in args:
         if arg.startswith("-"):
-            keep = arg.split("=", 1)[0] in names
+            option = arg.split("=", 1)[0]
+            keep = option in accepted or option not in known
         if keep:
             kept.append(arg)
     return kept
@@ -208,9 +214,21 @@ def _first_line(error: BaseException | str) -> str:
     return (useful or lines or [type(error).__name__])[0]
 
 
+def _profile_name(dbt_args: Sequence[str]) -> str | None:
+    """The profile dbt will use when the options or DBT_PROFILE name one (else None: the
+    project's)."""
+    for index, arg in enumerate(dbt_args):
+        if arg.startswith("--profile="):
+            return arg.split("=", 1)[1]
+        if arg == "--profile" and index + 1 < len(dbt_args):
+            return dbt_args[index + 1]
+    return os.environ.get("DBT_PROFILE") or None
+
+
 def profile_of(project_dir: Path, profiles_dir: Path | None, target: str | None,
-             run_vars: dict[str, Any]) -> Any:
-    """The rendered profile (adapter type and credentials) of ``target``."""
+             run_vars: dict[str, Any], profile_name: str | None = None) -> Any:
+    """The rendered profile (adapter type and credentials) of ``target`` in ``profile_name``
+    (the project's profile by default), the one dbt reads."""
     from dbt.config.runtime import load_profile
     from dbt.flags import set_from_args
     from dbt_common.context import set_invocation_context
@@ -219,7 +237,7 @@ def profile_of(project_dir: Path, profiles_dir: Path | None, target: str | None,
     profiles = profiles_dir_of(project_dir, profiles_dir)
     set_from_args(argparse.Namespace(PROFILES_DIR=str(profiles)), None)
     try:
-        return load_profile(str(project_dir), run_vars, None, target)
+        return load_profile(str(project_dir), run_vars, profile_name, target)
     except Exception as error:  # noqa: BLE001 dbt raises several kinds; all end the build
         message = _first_line(error)
         if "dbt-spark[session]" in str(error):  # dbt-spark's check that pyspark is there
@@ -340,7 +358,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     skip_tests = [] if tests else ["--exclude-resource-type", "test", "unit_test"]
     target = target or os.environ.get("DBT_TARGET") or None  # as dbt reads it
     profiles_dir = profiles_dir_of(project_dir, profiles_dir)
-    profile = profile_of(project_dir, profiles_dir, target, run_vars)
+    profile = profile_of(project_dir, profiles_dir, target, run_vars, _profile_name(dbt_args))
     kind = profile.credentials.type
     common = ["--project-dir", str(project_dir), *dbt_args, "--profiles-dir", str(profiles_dir)]
     if target:

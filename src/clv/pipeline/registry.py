@@ -45,6 +45,9 @@ SAME_DATA_OVERLAP = 0.5
 SIGNATURE_KEY = "data_signature"
 # The build that trained a model (build_key): only that build deletes it (clv_keep_models)
 TRAINED_BY_KEY = "trained_by"
+# Per build, the models its clv_predictions and history hold (pins/<build_key>.json): no build
+# deletes a model another build's tables need, whoever trained it
+PINS_DIR = "pins"
 # Present while a training step runs (see train_and_list).
 JOURNAL = ".clv_training_step.json"
 # The tables whose model versions the model directory must keep (read as the previous build
@@ -400,12 +403,39 @@ def prune(run: RunSettings, features: list[str], keep_versions: set[str]) -> lis
     return removed
 
 
+def pin(model_dir: Path, build: str, versions: set[str]) -> None:
+    """Record the models build ``build`` needs (its clv_predictions and history's, and the one
+    it uses), so that no other build sharing the directory deletes them; the file is written
+    only when the set changes. When the tables cannot be read, the caller adds to the
+    build's previous pin instead of replacing it."""
+    if not build:
+        return
+    path = Path(model_dir) / PINS_DIR / f"{build}.json"
+    if pinned(model_dir, build) != versions or not path.is_file():
+        artifacts.atomic_write_json(path, {"model_versions": sorted(versions)})
+
+
+def pinned(model_dir: Path, build: str | None = None) -> set[str]:
+    """Every model a build sharing ``model_dir`` recorded as needed (:func:`pin`), or only
+    build ``build``'s; a pin file of a build that is gone keeps its models until the file is
+    deleted."""
+    versions: set[str] = set()
+    pattern = f"{build}.json" if build else "*.json"
+    for path in sorted((Path(model_dir) / PINS_DIR).glob(pattern)):
+        try:
+            versions |= set(json.loads(path.read_text(encoding="utf-8"))["model_versions"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            dbt_log(f"pin file {path.name} cannot be read ({error}): ignored")
+    return versions
+
+
 def _sign(artifact: ModelArtifact, run: RunSettings) -> None:
     """Save the data signature (and the build that trained it) in the metadata of the model
     this run trained: the last write of a training step, so a model carries it only once
     everything else is saved."""
     metadata = artifacts.read_metadata(artifact.metadata_path)
-    metadata[TRAINED_BY_KEY] = run.trained_by
+    if run.trained_by:
+        metadata[TRAINED_BY_KEY] = run.trained_by
     metadata[SIGNATURE_KEY] = list(run.data_signature)
     artifacts.atomic_write_json(artifact.metadata_path, metadata)
 
@@ -477,8 +507,10 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
         _sign(artifact, run)
     artifacts.touch(artifact)
     published = published_versions(warehouse, this) if this is not None else None
+    pin(run.model_dir, run.trained_by, {current} | (published if published is not None
+                                                    else pinned(run.model_dir, run.trained_by)))
     if published is not None:
-        prune(run, features, published | {current})
+        prune(run, features, published | {current} | pinned(run.model_dir))
     elif this is not None and (kept := beyond_retention(run, features, {current})):
         # On a first build there is nothing to delete yet, so nothing to say.
         dbt_log(f"clv_keep_models {run.keep_models}: {len(kept)} older model(s) kept this time, "

@@ -56,7 +56,9 @@ def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: R
     one is reused on another: each row's key, label, revenue and age (money as whole
     micro-units, so no float sum is involved), and per feature column how many rows set it
     (magnitude above :data:`NONZERO`), which tells when customer attributes or events were
-    added, removed or moved between customers while the transactions stayed the same.
+    added for customers who had none, or removed, while the transactions stayed the same
+    (not a value changed where one was set: exact sums of float features would differ in
+    their last bits between engines, and a model would no longer be reused across them).
     """
     digest = warehouse.digest(examples, [
         f'"{ID_COLUMN}"', f'"{CUTOFF_COLUMN}"',
