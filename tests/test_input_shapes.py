@@ -229,20 +229,26 @@ def test_a_misspelled_column_is_one_line_naming_clv_columns(project, case):
     assert "Binder Error" not in failures["stg_clv__transactions"]
 
 
+def _only_failure(project, name: str, content: str, model: str, start: str) -> str:
+    """Build on a transactions file ``name`` holding ``content``: ``model`` alone fails, and
+    its message line that starts with ``start``."""
+    path = project.workdir / name
+    path.write_text(content)
+    result = project.build(vars={**VARS, "clv_transactions": str(path)},
+                           expect_success=False)
+    failures = _failures(result)
+    assert list(failures) == [model], failures
+    return _message_line(failures[model], start)
+
+
 @pytest.mark.slow
 def test_header_only_file_builds_clv_data_quality_and_stops_with_one_line(project):
     """A header-only CSV reads as text columns, to which `Quantity * UnitPrice` cannot bind:
     staging gives an empty relation, clv_data_quality shows 0 source rows, and the build stops
     at the cutoffs with one line."""
-    path = project.workdir / "header_only.csv"
-    path.write_text("InvoiceNo,InvoiceDate,CustomerID,Quantity,UnitPrice\n")
-
-    result = project.build(vars={**VARS, "clv_transactions": str(path)},
-                           expect_success=False)
-
-    failures = _failures(result)
-    assert list(failures) == ["int_clv__cutoffs"], failures
-    line = _message_line(failures["int_clv__cutoffs"], "No usable transactions")
+    line = _only_failure(project, "header_only.csv",
+                         "InvoiceNo,InvoiceDate,CustomerID,Quantity,UnitPrice\n",
+                         "int_clv__cutoffs", "No usable transactions")
     assert re.search(r"clv_transactions \('.*header_only\.csv'\) has no rows", line), line
     assert "clv_data_quality" in line
     quality = project.query("select reason, rows, source_rows from clv_data_quality")
@@ -253,15 +259,7 @@ def test_header_only_file_builds_clv_data_quality_and_stops_with_one_line(projec
 def test_an_empty_file_stops_with_one_line_naming_the_var(project):
     """A file of zero bytes has no header for the column checks to name: the build stops
     before any SQL runs, saying the file is empty."""
-    path = project.workdir / "empty.csv"
-    path.write_text("")
-
-    result = project.build(vars={**VARS, "clv_transactions": str(path)},
-                           expect_success=False)
-
-    failures = _failures(result)
-    assert list(failures) == ["stg_clv__transactions"], failures
-    line = _message_line(failures["stg_clv__transactions"],
+    line = _only_failure(project, "empty.csv", "", "stg_clv__transactions",
                          "Invalid value for var 'clv_transactions'")
     assert re.search(r"'.*empty\.csv' is empty: it has neither a header nor rows", line), line
 
