@@ -387,6 +387,21 @@ def test_history_keeps_the_latest_run_at_each_date():
     assert list(kept["model_version"]) == ["20240101_a", "20240301_c"]
 
 
+def test_history_keeps_only_runs_over_the_predictions_horizon():
+    """A date scored over another horizon (a build with another clv_horizon_days) is left
+    out: its values are not comparable with the current predictions'."""
+    history = pd.DataFrame({
+        "as_of_date": [date(2024, 1, 31), date(2024, 2, 29), date(2024, 2, 29)],
+        "model_version": ["a", "b", "a"], "horizon_days": [365, 90, 365],
+        "segment": ["new"] * 3,
+        "scored_at": pd.to_datetime(["2024-03-01", "2024-03-09", "2024-03-02"]),
+        "customers": [5, 7, 3], "predicted_value": [100.0, 20.0, 110.0],
+    })
+    assert list(latest_run_per_date(history, 365)["customers"]) == [5, 3]
+    assert list(latest_run_per_date(history, 90)["customers"]) == [7]
+    assert list(latest_run_per_date(history)["customers"]) == [5, 7]
+
+
 def test_write_report_replaces_the_file_and_describes_it(tmp_path):
     connection = duckdb.connect()
     _hand_made(connection)

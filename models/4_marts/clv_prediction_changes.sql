@@ -1,13 +1,15 @@
 {#-
     One row per customer present at both the as-of date of clv_predictions and the latest
-    as-of date before it in clv_predictions_history (after a backfill of past dates, the
-    movements stay those of the predictions table): how the customer's predicted value, purchase probability, decile and
-    segment moved, with flags for the moves a marketer acts on. At each as-of date the latest
-    scoring run counts (the newest scored_at, whatever the model version). The churn
-    early-warning list: `where needs_attention`. Empty when the history's latest run at the
-    as-of date of clv_predictions is not the run of its model (a build that left the history
-    out: no such date, or another model there). A customer falls to at_risk only from a segment
-    likely to buy (high_value, new, active); dormant -> at_risk is a recovery, not flagged.
+    as-of date before it in clv_predictions_history that holds a run over the same horizon
+    (values over another horizon are not comparable; after a backfill of past dates, the
+    movements stay those of the predictions table): how the customer's predicted value,
+    purchase probability, decile and segment moved, with flags for the moves a marketer acts
+    on. At each as-of date the latest scoring run over that horizon counts (the newest
+    scored_at, whatever the model version). The churn early-warning list: `where
+    needs_attention`. Empty when the history's latest run at the as-of date of clv_predictions
+    is not the run of its model (a build that left the history out: no such date, or another
+    model there). A customer falls to at_risk only from a segment likely to buy (high_value,
+    new, active); dormant -> at_risk is a recovery, not flagged.
 -#}
 
 with
@@ -22,7 +24,8 @@ current_predictions as (
 
     select
         max(as_of_date) as as_of_date,
-        max(model_version) as model_version
+        max(model_version) as model_version,
+        max(horizon_days) as horizon_days
 
     from {{ ref('clv_predictions') }}
 
@@ -38,6 +41,7 @@ runs as (
     from history
     inner join current_predictions
         on history.as_of_date <= current_predictions.as_of_date
+        and history.horizon_days is not distinct from current_predictions.horizon_days
     group by history.as_of_date, history.model_version
 
 ),

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from clv.pipeline.log import dbt_log
-from clv.report.svg import log_edges
+from clv.report.svg import finite, log_edges
 from clv.warehouse import Warehouse
 
 # The tables the report reads; the dbt model refs each of them, so it is built after them.
@@ -166,24 +166,30 @@ def read_report_data(warehouse: Warehouse,
         select
             as_of_date,
             model_version,
+            horizon_days,
             segment,
             max(scored_at) as scored_at,
             count(*) as customers,
             sum(predicted_clv) as predicted_value
         from {relation}
-        group by as_of_date, model_version, segment""")
-    data.history = latest_run_per_date(history)
+        group by as_of_date, model_version, horizon_days, segment""")
+    data.history = latest_run_per_date(history, data.summary.get("horizon_days"))
     data.data_quality = reader.query("clv_data_quality", "select * from {relation}")
     return data
 
 
-def latest_run_per_date(history: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Per as-of date, the rows of its latest scoring run: the model version scored last at it
-    (newest ``scored_at``; on a tie the largest version), the rule of clv_prediction_changes, so
-    the report and the change list read the same run. A backfill with an older model after a
-    newer one's build thus shows the backfilled run."""
+def latest_run_per_date(history: pd.DataFrame | None,
+                        horizon_days: Any = None) -> pd.DataFrame | None:
+    """Per as-of date, the rows of its latest scoring run over ``horizon_days`` (the current
+    predictions' horizon; every run when None or without the column): the model version
+    scored last at it (newest ``scored_at``; on a tie the largest version), the rule of
+    clv_prediction_changes, so the report and the change list read the same run. A backfill
+    with an older model after a newer one's build thus shows the backfilled run; values over
+    another horizon are not comparable and stay out."""
     if history is None or history.empty:
         return history
+    if "horizon_days" in history.columns and finite(horizon_days):
+        history = history[history["horizon_days"] == int(horizon_days)]
     history = history.assign(as_of_date=pd.to_datetime(history["as_of_date"]))
     runs = (history.groupby(["as_of_date", "model_version"], as_index=False)["scored_at"].max()
             .sort_values(["as_of_date", "scored_at", "model_version"])
