@@ -210,6 +210,41 @@ def test_backfill_refuses_dates_without_enough_history(project, monkeypatch, sta
         backfill.backfill(date.fromisoformat(start), date.fromisoformat(end), "month",
                           project.vars, _common(project))
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
+    # the check built nothing at another as-of date than clv_predictions'
+    assert _scoring_cutoffs(project) == _predictions_dates(project)
+
+
+def _scoring_cutoffs(project) -> list[str]:
+    cutoffs = project.query("select cutoff_date from int_clv__cutoffs "
+                            "where cutoff_role = 'scoring'")
+    return [str(d)[:10] for d in cutoffs.cutoff_date]
+
+
+def _predictions_dates(project) -> list[str]:
+    return [str(d)[:10] for d in
+            project.query("select distinct as_of_date from clv_predictions").as_of_date]
+
+
+@pytest.mark.slow
+def test_backfill_command_from_another_directory_names_the_range(project, monkeypatch, tmp_path,
+                                                                 capsys):
+    """Run from elsewhere, clv-backfill finds the project's profiles.yml as clv build does; a
+    range wholly before the data is refused by --start, in one line, not by dbt's check of
+    clv_as_of_date."""
+    from conftest import PROJECT_DIR
+
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(project.workdir / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(project.workdir / "logs"))
+    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert backfill.main(["--start", "2020-01-31", "--end", "2020-06-30", "--project-dir",
+                          str(PROJECT_DIR), "--vars", json.dumps(project.vars)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("clv-backfill: --start 2020-01-31 is before the first usable "
+                            "transaction"), error
+    assert "\n" not in error
+    assert _scoring_cutoffs(project) == _predictions_dates(project)
 
 
 def test_backfill_dates_and_option_errors():

@@ -159,7 +159,7 @@ class Runner:
         if isinstance(result.exception, KeyboardInterrupt):  # dbt catches it: pass it on
             raise result.exception
         if result.exception is not None:
-            raise BuildError(f"dbt {command[0]} failed: {_first_line(result.exception)}")
+            raise BuildError(f"dbt {command[0]} failed: {first_line(result.exception)}")
         if not result.success:
             failed = [r.node.name for r in (result.result or [])
                       if str(r.status) in ("error", "fail", "runtime error")]
@@ -205,7 +205,7 @@ def profiles_dir_of(project_dir: Path, profiles_dir: Path | None) -> Path:
     return Path.home() / ".dbt"
 
 
-def _first_line(error: BaseException | str) -> str:
+def first_line(error: BaseException | str) -> str:
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # dbt wraps messages as "Runtime Error\n  <message>": skip the generic headers
@@ -239,7 +239,7 @@ def profile_of(project_dir: Path, profiles_dir: Path | None, target: str | None,
     try:
         return load_profile(str(project_dir), run_vars, profile_name, target)
     except Exception as error:  # noqa: BLE001 dbt raises several kinds; all end the build
-        message = _first_line(error)
+        message = first_line(error)
         if "dbt-spark[session]" in str(error):  # dbt-spark's check that pyspark is there
             raise BuildError(_install_hint("spark")) from None
         if "Could not find adapter type" in str(error):
@@ -317,7 +317,7 @@ def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
     try:
         result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
     except ValueError as error:
-        raise BuildError(f"{node.name} failed: {_first_line(error)}") from error
+        raise BuildError(f"{node.name} failed: {first_line(error)}") from error
     return warehouse.write_table(node.relation, result)
 
 
@@ -425,7 +425,7 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
     try:
         run_vars = yaml.safe_load(args.vars) or {}
     except yaml.YAMLError as error:
-        raise BuildError(f"--vars is not YAML: {_first_line(error)}") from None
+        raise BuildError(f"--vars is not YAML: {first_line(error)}") from None
     if not isinstance(run_vars, dict):
         raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
     build(args.target, run_vars, Path(args.project_dir).resolve(),

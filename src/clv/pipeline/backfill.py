@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -85,9 +86,10 @@ def _invoke(args: list[str]) -> Any:
     if isinstance(result.exception, KeyboardInterrupt):  # dbt catches it: pass it on
         raise result.exception
     if result.exception is not None:
-        raise BackfillError(f"dbt {args[0]} failed: {result.exception}")
+        raise BackfillError(f"dbt {args[0]} failed: {build.first_line(result.exception)}")
     if not result.success:
-        failures = [f"{r.node.name}: {r.message}" for r in (result.result or [])
+        failures = [f"{r.node.name}: {build.first_line(r.message or 'failed')}"
+                    for r in (result.result or [])
                     if str(r.status) in ("error", "fail", "runtime error")]
         raise BackfillError(f"dbt {args[0]} failed: " + "; ".join(failures or ["see the dbt log"]))
     return result
@@ -102,27 +104,38 @@ def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, An
 
 def _history_check(start: date, first_as_of: date, common: list[str],
                    run_vars: dict[str, Any], end: date | None = None) -> None:
-    """Stop before the first build when the first as-of date has no or too little history."""
-    _invoke(["build", "--select", "+int_clv__cutoffs", "clv_run_settings",
+    """Stop before the first build when the first as-of date has no or too little history.
+
+    Builds only what does not depend on the as-of date (the parse of the source, and the
+    settings with ``run_vars``, the user's own), so a refused backfill leaves no table at
+    another date than ``clv_predictions``'s."""
+    _invoke(["build", "--select", f"+{PARSED_ONCE[0]}", "clv_run_settings",
              "--indirect-selection", "cautious", "--vars", json.dumps(run_vars, default=str),
              "--quiet", *common])
-    facts = _show("select min(cutoffs.first_transaction_date) as first_date, "
+    facts = _show("select min(cast(checked.transacted_at as date)) as first_date, "
                   "min(settings.period_days * settings.sequence_periods) as window_days "
-                  "from {{ ref('int_clv__cutoffs') }} as cutoffs "
-                  "cross join {{ ref('clv_run_settings') }} as settings", common, run_vars)
-    first, window = facts["first_date"], int(facts["window_days"])
+                  f"from {{{{ ref('{PARSED_ONCE[0]}') }}}} as checked "
+                  "cross join {{ ref('clv_run_settings') }} as settings "
+                  "where checked.row_problem is null", common, run_vars)
+    first, window = facts["first_date"], facts["window_days"]
+    if first is None:
+        raise BackfillError("no transaction is usable (see clv_data_quality after a build): "
+                            "there is nothing to score")
     first = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
+    window = int(window)
     label = f"--start {start}" + ("" if first_as_of == start else
                                   f" (first as-of date {first_as_of})")
     if first_as_of < first:
         raise BackfillError(f"{label} is before the first usable transaction ({first}): "
-                            "there is nothing to score")
+                            "there is nothing to score; start on or after it")
     if (first_as_of - first).days + 1 < window:
         earliest = first + timedelta(days=window - 1)
         days = (first_as_of - first).days + 1
         fix = (f"start on or after {earliest}" if end is None or earliest <= end else
                f"no date up to --end {end} has that much history: lower clv_sequence_periods "
-               f"or clv_period_days to a window of at most {days} days")
+               f"or clv_period_days to a window of at most {days} days, train a model with "
+               "them (a build without clv_retrain: never, since clv-backfill scores with a "
+               "saved model), then backfill with the same vars")
         raise BackfillError(
             f"{label} has {days} days of history, shorter than the sequence window of {window} "
             f"days (clv_period_days x clv_sequence_periods): {fix}")
@@ -141,10 +154,9 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
         raise BackfillError(f"--end {end} is after today ({today} in {zone}): the as-of date "
                             "must have happened")
     dates = as_of_dates(start, end, every)
-    run_vars = {**run_vars, "clv_retrain": "never"}
+    user_vars, run_vars = run_vars, {**run_vars, "clv_retrain": "never"}
     common = list(common)
-    _history_check(start, dates[0], common, {**run_vars, "clv_as_of_date": end.isoformat()},
-                   end)
+    _history_check(start, dates[0], common, user_vars, end)
     # Every date's build runs on this one parse of the project: the dates differ only in
     # clv_as_of_date, which dbt reads when it compiles (a changed var makes dbt parse the
     # whole project again, a few seconds per date).
@@ -198,9 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_vars = yaml.safe_load(args.vars) or {}
         if not isinstance(run_vars, dict):
             raise BackfillError(f"--vars: expected a mapping, got {args.vars!r}")
-        common = ["--project-dir", args.project_dir]
-        if args.profiles_dir:
-            common += ["--profiles-dir", args.profiles_dir]
+        # profiles.yml where clv build and dbt find it: --profiles-dir, DBT_PROFILES_DIR, the
+        # current directory, then the project
+        project_dir = Path(args.project_dir).resolve()
+        profiles_dir = Path(args.profiles_dir) if args.profiles_dir else None
+        common = ["--project-dir", str(project_dir), "--profiles-dir",
+                  str(build.profiles_dir_of(project_dir, profiles_dir))]
         if args.target:
             common += ["--target", args.target]
         dates = backfill(_date("--start", args.start), _date("--end", args.end), args.every,
