@@ -121,6 +121,19 @@ def test_a_build_deletes_only_the_models_it_trained(tmp_path):
     assert _versions(tmp_path) == {"d_05", "p_02"}
 
 
+def test_a_model_of_customers_the_data_no_longer_has_goes_when_this_build_trained_it(tmp_path):
+    """A rolling window (first purchases fall out of it) or a deleted customer: the build's own
+    older models held customers this data lacks, and are still its to delete; an unsigned
+    (older) model holding them stays, as it may be a larger warehouse's."""
+    _model(tmp_path, "t_03", used=0, trained_by="prod")
+    _model(tmp_path, "t_02", used=100, signature=[0, *OURS], trained_by="prod")
+    _model(tmp_path, "t_01", used=200, signature=[0, *OURS[:-1]], trained_by="prod")
+    _model(tmp_path, "x_00", used=300, signature=[0, *OURS])
+    assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions={"t_03"}) == [
+        "t_02", "t_01"]
+    assert _versions(tmp_path) == {"t_03", "x_00"}
+
+
 def test_no_build_deletes_a_model_another_builds_tables_need(tmp_path):
     """Production reuses a model the development target trained (same data and settings):
     production's pin keeps it when development's retention would delete it; an unreadable pin

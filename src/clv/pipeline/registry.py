@@ -377,18 +377,23 @@ def beyond_retention(run: RunSettings, features: list[str],
                      keep_versions: set[str]) -> list[ModelArtifact]:
     """This warehouse's models that :func:`prune` deletes; none without a data signature (no
     customer has a purchase day). Models of other data or settings are never among them, nor
-    models trained on customers this data lacks: a larger warehouse's whose customers include
-    these (a development copy of part of production, sharing its directory), or this data's at
-    a later as-of date (a backfill); only models of this data as it is now, or was, go. Nor
-    models another build trained (another target or schema on the same data, sharing the
-    directory: its predictions and history may need them); models saved before builds were
-    told apart count as this build's."""
+    models another build trained (another target or schema on the same data, or a larger
+    warehouse's that this data is a copy of part of, sharing the directory: its predictions and
+    history may need them). A model this build trained goes even when its customers included
+    some this data no longer has (a rolling window, a deleted customer). A model saved before
+    builds were told apart counts as this build's unless it holds customers this data lacks
+    (then it may be a larger warehouse's, and stays)."""
     if not run.data_signature:
         return []
-    own = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features)
-           and not holds_more(a.metadata[SIGNATURE_KEY], run.data_signature)
-           and a.metadata.get(TRAINED_BY_KEY, run.trained_by) == run.trained_by]
-    return retention(own, keep_versions, run.keep_models)
+
+    def own(artifact: ModelArtifact) -> bool:
+        trained_by = artifact.metadata.get(TRAINED_BY_KEY)
+        if trained_by is not None:
+            return trained_by == run.trained_by
+        return not holds_more(artifact.metadata[SIGNATURE_KEY], run.data_signature)
+
+    ours = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features) and own(a)]
+    return retention(ours, keep_versions, run.keep_models)
 
 
 def prune(run: RunSettings, features: list[str], keep_versions: set[str]) -> list[str]:
