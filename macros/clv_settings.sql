@@ -114,7 +114,9 @@
 {#-
     A clv_* var on the command line that clv does not read is a misspelling (clv_horizon_dayz):
     without this check the build would run on the default and say nothing. Stops with one line
-    naming it and the known var it most likely meant (the longest common start).
+    naming it and the known var it most likely meant (the longest common start). So does a
+    clv var given without its prefix (as_of_date) while clv is the root project; in a project
+    that installs clv, such a name may be that project's own var.
 -#}
 {% macro clv_check_var_names() %}
     {% set given = invocation_args_dict.get('vars') if invocation_args_dict is defined else none %}
@@ -122,6 +124,14 @@
         {{ return('') }}
     {% endif %}
     {% set known = clv_known_vars() %}
+    {% if project_name == 'clv' %}
+        {% for name in given if name is string and ('clv_' ~ name) in known %}
+            {{ exceptions.raise_compiler_error(
+                "Unknown var '" ~ name ~ "': clv's vars start with clv_ (did you mean 'clv_"
+                ~ name ~ "'?)"
+            ) }}
+        {% endfor %}
+    {% endif %}
     {% for name in given if name is string and name.startswith('clv_') and name not in known %}
         {% set meant = clv_closest_name(name, known, 7) %}
         {{ exceptions.raise_compiler_error(

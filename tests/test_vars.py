@@ -62,6 +62,11 @@ def test_a_misspelled_var_is_rejected_naming_the_one_meant(dbt_project):
                                                r"'clv_horizon_days'"):
         dbt_project.run("parse", vars={"clv_horizon_dayz": 91})
     assert not dbt_project.database.exists()
+    # a clv var without its prefix would be ignored just as silently
+    with pytest.raises(CompilationError, match=r"Unknown var 'as_of_date': clv's vars start "
+                                               r"with clv_ \(did you mean 'clv_as_of_date'"):
+        dbt_project.run("parse", vars={"as_of_date": "2023-06-30"})
+    assert not dbt_project.database.exists()
 
 
 def test_the_known_vars_are_the_declared_vars():
