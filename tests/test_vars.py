@@ -77,6 +77,6 @@ def test_the_known_vars_are_the_declared_vars():
 
     root = Path(__file__).resolve().parents[1]
     declared = yaml.safe_load((root / "dbt_project.yml").read_text())["vars"]
-    macro = (root / "macros" / "clv_settings.sql").read_text()
+    macro = (root / "macros" / "clv_var_names.sql").read_text()
     body = re.search(r"macro clv_known_vars\(\) %\}(.*?)endmacro", macro, re.S).group(1)
     assert re.findall(r"'(clv_[a-z_]+)'", body) == sorted(declared)
