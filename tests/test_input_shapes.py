@@ -402,3 +402,36 @@ def test_a_column_name_with_a_space_maps_as_written(project):
                            "where customer_id is not null group by 1")
     expected = _expected_net_spend(INVOICES, "2099-01-01")
     assert dict(zip(staged.customer_id, staged.spend, strict=True)) == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_day_and_month_swapped_in_the_format_stop_the_build_naming_the_format(project):
+    """%d/%m on the invoices' month-first text reads 12/1/2010 as 12 January and leaves
+    2/28/2011 unread: the build stops at the as-of date, naming the format that fits, rather
+    than go on with dates read wrong."""
+    path = project.workdir / "month_first.csv"
+    _retail_frame().to_csv(path, index=False)
+    result = project.build(vars={**VARS, "clv_transactions": str(path),
+                                 "clv_timestamp_format": "%d/%m/%Y %H:%M"},
+                           select="+int_clv__as_of_date", expect_success=False)
+    failures = _failures(result)
+    assert list(failures) == ["int_clv__as_of_date"], failures
+    line = _message_line(failures["int_clv__as_of_date"],
+                         "Invalid value for var 'clv_timestamp_format'")
+    assert ("2 of the 2 rows (of 11) that clv_timestamp_format '%d/%m/%Y %H:%M' cannot read are "
+            "read by '%m/%d/%Y %H:%M'") in line, line
+    assert line.endswith("set clv_timestamp_format to '%m/%d/%Y %H:%M'."), line
+
+
+@pytest.mark.slow
+def test_a_few_day_first_rows_among_month_first_ones_warn(project):
+    """One row of 12 written day first (28/2/2011) under the right format: excluded as
+    invalid_timestamp, with a warning, and the build goes on."""
+    invoices = [*INVOICES, ("545001", "28/2/2011 15:15", 17850, 1, 1.0)]
+    path = project.workdir / "mixed_order.csv"
+    _retail_frame(invoices).to_csv(path, index=False)
+    project.build(vars={**VARS, "clv_transactions": str(path)}, select="+int_clv__as_of_date")
+    log = (project.workdir / "logs" / "dbt.log").read_text()
+    assert ("1 of the 1 rows (of 12) that clv_timestamp_format '%m/%d/%Y %H:%M' cannot read are "
+            "read by '%d/%m/%Y %H:%M': the source may write dates in both orders") in log
+

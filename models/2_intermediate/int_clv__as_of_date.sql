@@ -1,4 +1,5 @@
 {%- set settings = clv_settings() -%}
+{{ config(post_hook="{{ clv_check_day_month_order() }}") }}
 {#-
     One row: the as-of date and the first usable day. The as-of date is clv_as_of_date, or the
     last usable day before today in clv_time_zone: today is not over (a source loaded during
