@@ -85,6 +85,13 @@ def test_probability_map_identity_without_both_outcomes_and_bounded_slope():
     low, high = PROBABILITY_SLOPE_BOUNDS
     assert low <= slope <= high
     assert expit(slope * logit + intercept).mean() == pytest.approx(0.3, abs=0.02)
+    # every logit saturated (a probability of 1 in float32): the map still gives the rate
+    for saturated in ([20.0, 20.0], [-30.0, -30.0, -30.0]):
+        bought = np.arange(len(saturated)) == 0
+        slope, intercept = fit_probability_map(np.array(saturated), bought)
+        assert low <= slope <= high
+        assert expit(slope * 13.8 * np.sign(saturated[0]) + intercept) == pytest.approx(
+            bought.mean(), abs=1e-6)
 
 
 def _ziln_sample(rng, n: int, sigma: float):

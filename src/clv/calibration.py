@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import brentq
 from scipy.special import expit, ndtri
 from torch import Tensor, nn
 
@@ -153,14 +154,14 @@ def fit_probability_map(logit: np.ndarray, bought: np.ndarray) -> tuple[float, f
         if np.max(np.abs(step)) < 1e-10:
             break
     slope = float(np.clip(theta[0], *PROBABILITY_SLOPE_BOUNDS))
-    if slope != theta[0]:  # refit the intercept alone at the bounded slope
-        offset, intercept = slope * z, 0.0
-        for _ in range(50):
-            q = expit(offset + intercept)
-            step = np.sum(y - q) / max(float(np.sum(q * (1.0 - q))), 1e-12)
-            intercept += step
-            if abs(step) < 1e-10:
-                break
+    if slope != theta[0] or not np.all(np.isfinite(theta)):
+        # the intercept alone at the bounded slope: the root of the likelihood's derivative,
+        # sum(expit(slope z + b)) = sum(y), increasing in b (so bracketed and found even when
+        # every logit saturates, where Newton's steps would divide by nearly 0)
+        offset, bought_count = slope * z, float(np.sum(y))
+        reach = float(np.max(np.abs(offset))) + 50.0
+        intercept = brentq(lambda b: float(np.sum(expit(offset + b))) - bought_count,
+                           -reach, reach, xtol=1e-12)
         return slope, float(intercept)
     return slope, float(theta[1])
 
