@@ -1,0 +1,154 @@
+"""How much daily re-scores move customers who did nothing: the churn early-warning list's noise.
+
+    python bench/bench_daily_stability.py [--days 30] [--only sample cdnow retail]
+
+For each data set: a full `dbt build` at its first as-of date (fresh DuckDB file and model
+directory), then one build per following day with the saved model (`clv_retrain: never`),
+each building the history, the registry and `clv_prediction_changes`, as a daily job does.
+After each day it reads `clv_prediction_changes` (the movements since the day before): the
+share of customers flagged `needs_attention`, among all and among the idle ones (no purchase
+day since the day before). At the end, over every pair of consecutive days in the history, the
+daily change of the idle customers' values: the network's `predicted_clv` beside BG/NBD +
+Gamma-Gamma's `btyd_expected_spend` (its inputs, recency and age, move continuously with the
+date), as the median and the 99th percentile of the relative change, and the share that moved
+by more than 20% in a day, among the customers in the upper half of each predictor's values
+the day before (a relative change of a value near zero says little).
+
+Data sets: `sample` (the shipped sample), `cdnow` (the CDNOW master file the `lifetimes`
+package ships, as in bench/bench_accuracy.py), `retail` (the Online Retail invoices, as in
+bench/bench_accuracy.py; skipped without the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+from datetime import date, timedelta
+
+import duckdb
+from bench_accuracy import RETAIL_FILE, cdnow_set, retail
+from bench_soak import parsed_build
+from common import OUT_DIR
+
+DAILY = ["--select", "+clv_predictions_history", "+clv_model_registry", "clv_prediction_changes",
+         "--exclude-resource-type", "test", "unit_test", "seed"]
+MOVED = 0.2  # a relative change in a day counted as a jump
+
+# per consecutive pair of as-of dates in the history: each idle customer's relative change of
+# one value column ({value}), among those in the upper half of that column the day before
+CHANGES_SQL = """
+with runs as (
+    select customer_id, as_of_date, {value} as value
+    from clv_predictions_history
+),
+pairs as (
+    select today.customer_id, today.as_of_date, yesterday.value as before, today.value as after,
+           percent_rank() over (partition by today.as_of_date order by yesterday.value) as rank
+    from runs as today
+    inner join runs as yesterday
+        on today.customer_id = yesterday.customer_id
+        and yesterday.as_of_date = today.as_of_date - interval 1 day
+),
+idle as (
+    select pairs.*
+    from pairs
+    where not exists (
+        select 1 from int_clv__customer_days as days
+        where days.customer_id = pairs.customer_id and days.is_purchase_day
+            and days.activity_date > pairs.as_of_date - interval 1 day
+            and days.activity_date <= pairs.as_of_date
+    )
+)
+select
+    quantile_cont(abs(after / before - 1), 0.5) as median_change,
+    quantile_cont(abs(after / before - 1), 0.99) as p99_change,
+    avg(case when abs(after / before - 1) > {moved} then 1.0 else 0.0 end) as moved_share,
+    count(*) as customer_days
+from idle
+where rank >= 0.5 and before > 0
+"""
+
+FLAGGED_SQL = """
+select
+    count(*) as customers,
+    avg(case when needs_attention then 1.0 else 0.0 end) as flagged,
+    avg(case when needs_attention then 1.0 else 0.0 end) filter (where idle) as flagged_idle
+from (
+    select changes.needs_attention, not exists (
+        select 1 from int_clv__customer_days as days
+        where days.customer_id = changes.customer_id and days.is_purchase_day
+            and days.activity_date > changes.previous_as_of_date
+            and days.activity_date <= changes.as_of_date
+    ) as idle
+    from clv_prediction_changes as changes
+)
+"""
+
+
+def data_sets() -> dict[str, tuple[dict, str]]:
+    """name -> (vars, first as-of date)."""
+    sets = {"sample": ({}, "2023-11-30")}
+    cdnow = cdnow_set()
+    sets["cdnow"] = ({"clv_transactions": str(cdnow.transactions),
+                      "clv_horizon_days": cdnow.horizon_days}, cdnow.as_of)
+    if RETAIL_FILE.exists():
+        shop = retail()
+        sets["retail"] = ({**shop.vars, "clv_transactions": str(shop.transactions),
+                           "clv_horizon_days": shop.horizon_days}, shop.as_of)
+    return sets
+
+
+def run(name: str, run_vars: dict, first: date, days: int) -> None:
+    workdir = OUT_DIR / f"daily_stability_{name}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    database = workdir / "clv.duckdb"
+    base = {**run_vars, "clv_model_dir": str(workdir / "onnx"),
+            "clv_export_path": str(workdir / "predictions.parquet"),
+            "clv_report_path": str(workdir / "report.html")}
+    paths = ["--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")]
+    build = parsed_build(workdir, database)
+    seconds = build(["--vars", json.dumps({**base, "clv_as_of_date": first.isoformat()}),
+                     *paths], database)
+    print(f"\n#### {name}: full build as of {first} ({seconds:.0f} s), then {days} daily "
+          "re-scores with the saved model\n")
+    flagged, idle = [], []
+    for k in range(1, days + 1):
+        day_vars = {**base, "clv_retrain": "never",
+                    "clv_as_of_date": (first + timedelta(days=k)).isoformat()}
+        build([*DAILY, "--vars", json.dumps(day_vars), *paths], database)
+        with duckdb.connect(str(database), read_only=True) as connection:
+            customers, share, share_idle = connection.execute(FLAGGED_SQL).fetchone()
+        flagged.append(share)
+        idle.append(share_idle)
+    print(f"customers in clv_prediction_changes: {customers:,} (the last day)")
+    print(f"flagged needs_attention per day: median {statistics.median(flagged):.2%} "
+          f"(range {min(flagged):.2%} to {max(flagged):.2%}); among customers with no purchase "
+          f"that day: median {statistics.median(idle):.2%}")
+    print("\n| daily change of idle customers, upper half by value | median | 99th percentile "
+          f"| moved more than {MOVED:.0%} | customer-days |")
+    print("|---|---|---|---|---|")
+    with duckdb.connect(str(database), read_only=True) as connection:
+        for label, column in (("network (predicted_clv)", "predicted_clv"),
+                              ("BG/NBD + Gamma-Gamma (btyd_expected_spend)",
+                               "btyd_expected_spend")):
+            median, p99, moved, count = connection.execute(
+                CHANGES_SQL.format(value=column, moved=MOVED)).fetchone()
+            print(f"| {label} | {median:.2%} | {p99:.1%} | {moved:.2%} | {count:,} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30, help="daily re-scores per data set")
+    parser.add_argument("--only", nargs="*", help="data sets to run (default: all available)")
+    args = parser.parse_args()
+    for name, (run_vars, first) in data_sets().items():
+        if args.only and name not in args.only:
+            continue
+        run(name, run_vars, date.fromisoformat(first), args.days)
+
+
+if __name__ == "__main__":
+    main()
