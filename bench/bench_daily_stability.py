@@ -6,13 +6,14 @@ For each data set: a full `dbt build` at its first as-of date (fresh DuckDB file
 directory), then one build per following day with the saved model (`clv_retrain: never`),
 each building the history, the registry and `clv_prediction_changes`, as a daily job does.
 After each day it reads `clv_prediction_changes` (the movements since the day before): the
-share of customers flagged `needs_attention`, among all and among the idle ones (no purchase
-day since the day before). At the end, over every pair of consecutive days in the history, the
-daily change of the idle customers' values: the network's `predicted_clv` beside BG/NBD +
-Gamma-Gamma's `btyd_expected_spend` (its inputs, recency and age, move continuously with the
-date), as the median and the 99th percentile of the relative change, and the share that moved
-by more than 20% in a day, among the customers in the upper half of each predictor's values
-the day before (a relative change of a value near zero says little).
+share of customers flagged `needs_attention`, among all and among the idle ones (no
+transaction of any kind and no event since the day before: nothing new to learn from). At
+the end, over every pair of consecutive days in the history, the daily change of the idle
+customers' values: the network's `predicted_clv` beside BG/NBD + Gamma-Gamma's
+`btyd_expected_spend` (its inputs, recency and age, move continuously with the date), as the
+median and the 99th percentile of the relative change, and the share that moved by more than
+20% in a day, among the customers in the upper half of each predictor's values the day before
+(a relative change of a value near zero says little).
 
 Data sets: `sample` (the shipped sample), `cdnow` (the CDNOW master file the `lifetimes`
 package ships, as in bench/bench_accuracy.py), `retail` (the Online Retail invoices, as in
@@ -36,6 +37,20 @@ DAILY = ["--select", "+clv_predictions_history", "+clv_model_registry", "clv_pre
          "--exclude-resource-type", "test", "unit_test", "seed"]
 MOVED = 0.2  # a relative change in a day counted as a jump
 
+
+
+def idle(row: str, after: str, until: str) -> str:
+    """SQL: customer ``row``.customer_id has no transaction (purchase, refund or zero amount)
+    and no event in the days after ``after`` up to ``until``: nothing new to learn from."""
+    day, event_day = "days.activity_date", "cast(events.event_at as date)"
+    return (f"not exists (select 1 from int_clv__customer_days as days "
+            f"where days.customer_id = {row}.customer_id "
+            f"and {day} > {after} and {day} <= {until}) "
+            f"and not exists (select 1 from stg_clv__events as events "
+            f"where events.customer_id = {row}.customer_id "
+            f"and {event_day} > {after} and {event_day} <= {until})")
+
+
 # per consecutive pair of as-of dates in the history: each idle customer's relative change of
 # one value column ({value}), among those in the upper half of that column the day before
 CHANGES_SQL = """
@@ -50,25 +65,15 @@ pairs as (
     inner join runs as yesterday
         on today.customer_id = yesterday.customer_id
         and yesterday.as_of_date = today.as_of_date - interval 1 day
-),
-idle as (
-    select pairs.*
-    from pairs
-    where not exists (
-        select 1 from int_clv__customer_days as days
-        where days.customer_id = pairs.customer_id and days.is_purchase_day
-            and days.activity_date > pairs.as_of_date - interval 1 day
-            and days.activity_date <= pairs.as_of_date
-    )
 )
 select
     quantile_cont(abs(after / before - 1), 0.5) as median_change,
     quantile_cont(abs(after / before - 1), 0.99) as p99_change,
     avg(case when abs(after / before - 1) > {moved} then 1.0 else 0.0 end) as moved_share,
     count(*) as customer_days
-from idle
-where rank >= 0.5 and before > 0
-"""
+from pairs
+where rank >= 0.5 and before > 0 and """ + idle("pairs", "pairs.as_of_date - interval 1 day",
+                                                  "pairs.as_of_date") + "\n"
 
 FLAGGED_SQL = """
 select
@@ -76,12 +81,8 @@ select
     avg(case when needs_attention then 1.0 else 0.0 end) as flagged,
     avg(case when needs_attention then 1.0 else 0.0 end) filter (where idle) as flagged_idle
 from (
-    select changes.needs_attention, not exists (
-        select 1 from int_clv__customer_days as days
-        where days.customer_id = changes.customer_id and days.is_purchase_day
-            and days.activity_date > changes.previous_as_of_date
-            and days.activity_date <= changes.as_of_date
-    ) as idle
+    select changes.needs_attention, """ + idle("changes", "changes.previous_as_of_date",
+                                               "changes.as_of_date") + """ as idle
     from clv_prediction_changes as changes
 )
 """
@@ -114,7 +115,7 @@ def run(name: str, run_vars: dict, first: date, days: int) -> None:
                      *paths], database)
     print(f"\n#### {name}: full build as of {first} ({seconds:.0f} s), then {days} daily "
           "re-scores with the saved model\n")
-    flagged, idle = [], []
+    flagged, quiet = [], []
     for k in range(1, days + 1):
         day_vars = {**base, "clv_retrain": "never",
                     "clv_as_of_date": (first + timedelta(days=k)).isoformat()}
@@ -122,11 +123,11 @@ def run(name: str, run_vars: dict, first: date, days: int) -> None:
         with duckdb.connect(str(database), read_only=True) as connection:
             customers, share, share_idle = connection.execute(FLAGGED_SQL).fetchone()
         flagged.append(share)
-        idle.append(share_idle)
+        quiet.append(share_idle)
     print(f"customers in clv_prediction_changes: {customers:,} (the last day)")
     print(f"flagged needs_attention per day: median {statistics.median(flagged):.2%} "
-          f"(range {min(flagged):.2%} to {max(flagged):.2%}); among customers with no purchase "
-          f"that day: median {statistics.median(idle):.2%}")
+          f"(range {min(flagged):.2%} to {max(flagged):.2%}); among customers with no "
+          f"transaction or event that day: median {statistics.median(quiet):.2%}")
     print("\n| daily change of idle customers, upper half by value | median | 99th percentile "
           f"| moved more than {MOVED:.0%} | customer-days |")
     print("|---|---|---|---|---|")
