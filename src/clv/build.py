@@ -155,18 +155,28 @@ class Runner:
             args += ["--vars", json.dumps(self.vars, default=str)]
         if quiet:
             args += ["--quiet"]
-        result = dbtRunner(manifest=self.manifest).invoke(args)
-        if isinstance(result.exception, KeyboardInterrupt):  # dbt catches it: pass it on
-            raise result.exception
-        if result.exception is not None:
-            raise BuildError(f"dbt {command[0]} failed: {first_line(result.exception)}")
-        if not result.success:
-            failed = [r.node.name for r in (result.result or [])
-                      if str(r.status) in ("error", "fail", "runtime error")]
-            raise BuildError(f"dbt {command[0]} failed"
-                             + (f" at {', '.join(failed)}" if failed else "")
-                             + " (details above)")
-        return result
+        return succeeded(dbtRunner(manifest=self.manifest).invoke(args), command[0])
+
+
+def succeeded(result: Any, command: str, details: bool = False) -> Any:
+    """``result`` of ``dbt <command>`` (a dbtRunnerResult) when it succeeded; else BuildError
+    in one line naming the failed nodes, with ``details`` each one's first message line (for
+    a quiet run, which printed none). A Ctrl-C that dbt caught is raised again."""
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise result.exception
+    if result.exception is not None:
+        raise BuildError(f"dbt {command} failed: {first_line(result.exception)}")
+    if not result.success:
+        failed = [r for r in (result.result or [])
+                  if str(r.status) in ("error", "fail", "runtime error")]
+        if details:
+            raise BuildError(f"dbt {command} failed: " + "; ".join(
+                [f"{r.node.name}: {first_line(r.message or 'failed')}" for r in failed]
+                or ["see the dbt log"]))
+        raise BuildError(f"dbt {command} failed"
+                         + (f" at {', '.join(r.node.name for r in failed)}" if failed else "")
+                         + " (details above)")
+    return result
 
 
 def accepted_options(command: str, args: Sequence[str]) -> list[str]:

@@ -82,17 +82,10 @@ def as_of_dates(start: date, end: date, every: str) -> list[date]:
 def _invoke(args: list[str]) -> Any:
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(args)
-    if isinstance(result.exception, KeyboardInterrupt):  # dbt catches it: pass it on
-        raise result.exception
-    if result.exception is not None:
-        raise BackfillError(f"dbt {args[0]} failed: {build.first_line(result.exception)}")
-    if not result.success:
-        failures = [f"{r.node.name}: {build.first_line(r.message or 'failed')}"
-                    for r in (result.result or [])
-                    if str(r.status) in ("error", "fail", "runtime error")]
-        raise BackfillError(f"dbt {args[0]} failed: " + "; ".join(failures or ["see the dbt log"]))
-    return result
+    try:
+        return build.succeeded(dbtRunner().invoke(args), args[0], details=True)
+    except build.BuildError as error:
+        raise BackfillError(str(error)) from None
 
 
 def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
