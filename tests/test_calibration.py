@@ -52,8 +52,8 @@ def test_calibrated_network_keeps_order_and_a_consistent_distribution():
     model = CalibratedNetwork(base, np.log([1.0, 10.0, 100.0]), np.log([0.5, 8.0, 150.0])).eval()
     static, sequence = torch.randn(256, 3) * 3, torch.randn(256, 4, 2)
     with torch.no_grad():
-        _, spend, _, _ = base(static, sequence)
-        p, calibrated, mu, sigma = model(static, sequence)
+        _, spend, _, _, _ = base(static, sequence)
+        p, calibrated, mu, sigma, _ = model(static, sequence)
     order = torch.argsort(spend)
     assert torch.all(torch.diff(calibrated[order]) >= 0), "calibration must keep the ranking"
     torch.testing.assert_close(calibrated, ziln_mean(p, mu, sigma), rtol=1e-4, atol=1e-6)
@@ -166,17 +166,28 @@ def test_calibrated_network_applies_the_same_maps_as_numpy(rate_factor):
     static[:8] = torch.tensor([-40.0, 40.0, 0.0])  # extreme rows: tiny and certain purchases
     with torch.no_grad():
         logits = base.logits(static, sequence)
-        _, spend, _, sigma = base(static, sequence)
+        _, spend, _, sigma, _ = base(static, sequence)
         outputs = [o.double().numpy() for o in model(static, sequence)]
     expected = apply(fitted, spend.double().numpy(), logits[:, 0].double().numpy(),
                      sigma.double().numpy())
-    for got, want in zip(outputs, expected, strict=True):
+    for got, want in zip(outputs[:4], expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
-    p, calibrated, mu, scaled = outputs
+    p, calibrated, mu, scaled, log_no_purchase = outputs
     np.testing.assert_allclose(p * np.exp(mu + scaled**2 / 2), calibrated, rtol=2e-4)
     # a purchase rate scaled by the factor: P(buy) = 1 - (1 - p)^factor of the Platt p
-    platt = expit(0.8 * logits[:, 0].double().numpy() - 0.3)
+    platt_logit = 0.8 * logits[:, 0].double().numpy() - 0.3
+    platt = expit(platt_logit)
     np.testing.assert_allclose(p, 1 - (1 - platt) ** rate_factor, rtol=2e-4, atol=1e-7)
+    # log(1 - p) = factor * log(1 - Platt p), also where p is 1 in float32
+    np.testing.assert_allclose(log_no_purchase, -rate_factor * np.logaddexp(0.0, platt_logit),
+                               rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        base.head[-1].bias[0] += 60.0
+        p, _, _, _, log_no_purchase = (o.double().numpy() for o in model(static, sequence))
+        platt_logit = 0.8 * base.logits(static, sequence)[:, 0].double().numpy() - 0.3
+    assert (p == 1.0).all()
+    np.testing.assert_allclose(log_no_purchase, -rate_factor * np.logaddexp(0.0, platt_logit),
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("shift", [-80.0, -150.0])
@@ -193,12 +204,12 @@ def test_graph_and_numpy_floor_the_spend_and_the_probability_alike(shift):
     static, sequence = torch.randn(64, 3), torch.randn(64, 4, 2)
     with torch.no_grad():
         logits = base.logits(static, sequence)
-        _, spend, _, sigma = base(static, sequence)
+        _, spend, _, sigma, _ = base(static, sequence)
         outputs = [o.double().numpy() for o in model(static, sequence)]
     assert float(spend.max()) < 1e-12
     expected = apply(fitted, spend.double().numpy(), logits[:, 0].double().numpy(),
                      sigma.double().numpy())
-    for got, want in zip(outputs, expected, strict=True):
+    for got, want in zip(outputs[:4], expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4)
     np.testing.assert_allclose(outputs[1], np.exp(-1.0), rtol=1e-5)
     assert (outputs[0] >= np.exp(-80.0) * (1 - 1e-5)).all()

@@ -72,7 +72,7 @@ def test_torchscript_exporter_chosen_and_graph_valid(artifact, result):
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
     assert [i.name for i in model.graph.input] == ["static", "sequence"]
     assert [o.name for o in model.graph.output] == ["purchase_probability", "network_clv",
-                                                    "mu", "sigma"]
+                                                    "mu", "sigma", "log_no_purchase"]
     dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
             for i in model.graph.input]
     assert isinstance(dims[0][0], str) and dims[0][1:] == [len(result.spec.static)]
@@ -244,8 +244,8 @@ def test_parity_where_a_purchase_is_almost_certain_or_almost_impossible(result, 
                           sequence, settings.parity_rtol, settings.parity_atol)
     assert parity["max_rel_diff"] < settings.parity_rtol
     with torch.no_grad():
-        probability, spend, mu, sigma = calibrated(torch.from_numpy(static),
-                                                   torch.from_numpy(sequence))
+        probability, spend, mu, sigma, _ = calibrated(torch.from_numpy(static),
+                                                      torch.from_numpy(sequence))
     assert torch.all(probability > 0) and torch.all(spend > 0)
     # one distribution: p * exp(mu + sigma^2 / 2) is the spend
     np.testing.assert_allclose((probability * torch.exp(mu + 0.5 * sigma ** 2)).numpy(),

@@ -327,6 +327,32 @@ def test_customers_who_stopped_buying_do_not_follow_the_level():
             level.leveled_distribution(p[:1], mu[:1], _spend(factor))[0])
 
 
+def test_a_purchase_rounded_to_certain_follows_the_level_from_its_logit():
+    """onnxruntime's float32 probability is 1 above a logit of about 17; the graph's
+    log_no_purchase, -softplus(logit), still says how likely not buying is, so the leveled
+    probability is the exact one, not 1. Where alive is below 1, p above it makes q = 1
+    whatever the rounding, and the output is not used."""
+    logit = np.array([0.5, 9.0, 18.0, 25.0, 40.0, 18.0])
+    log_no = -np.logaddexp(0.0, logit)
+    p32 = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32).astype(np.float64)
+    no32 = log_no.astype(np.float32).astype(np.float64)
+    alive = np.array([1.0, np.nan, 1.0, 1.0, 1.0, 0.9])
+    assert (p32[2:] == 1.0).all()
+    for factor in (0.25, 2.5):
+        leveled, _ = level.leveled_distribution(p32, np.zeros(6), _spend(factor), alive,
+                                                log_no_purchase=no32)
+        exact = -np.expm1(factor * log_no)  # 1 - (1 - p)^factor in float64
+        exact[5] = 1.0 / (1.0 + np.exp(-logit[5]))  # q = 1: the share still active
+        np.testing.assert_allclose(leveled, exact, rtol=1e-6)
+        old, _ = level.leveled_distribution(p32, np.zeros(6), _spend(factor), alive)
+        assert (old[2:] == 1.0).all(), "from the rounded probability alone: no chance of not"
+    # a model without the output (NaN, as scoring fills it) levels as before
+    np.testing.assert_array_equal(
+        level.leveled_distribution(p32, np.zeros(6), _spend(0.25), alive,
+                                   log_no_purchase=np.full(6, np.nan))[0],
+        level.leveled_distribution(p32, np.zeros(6), _spend(0.25), alive)[0])
+
+
 @pytest.mark.parametrize("factor", [0.6, 2.3])
 def test_the_rate_scales_over_btyd_posterior_of_each_rate(factor):
     # q' = 1 - (1 + f ((1 - q)^(-1/k) - 1))^(-k): the chance of a purchase when each rate of a

@@ -33,10 +33,20 @@ def test_output_shapes(model):
     s, q = torch.from_numpy(static), torch.from_numpy(sequence)
     assert model.logits(s, q).shape == (7, 3)
     outputs = model(s, q)
-    assert len(outputs) == 4 and all(o.shape == (7,) for o in outputs)
-    p, value, mu, sigma = outputs
+    assert len(outputs) == 5 and all(o.shape == (7,) for o in outputs)
+    p, value, mu, sigma, log_no_purchase = outputs
     assert torch.all((p > 0) & (p < 1)) and torch.all(sigma > 0)
     torch.testing.assert_close(value, p * torch.exp(mu + sigma**2 / 2))
+    torch.testing.assert_close(log_no_purchase, torch.log1p(-p))
+
+
+def test_log_no_purchase_holds_where_the_probability_rounds_to_one(model):
+    static, sequence = raw_inputs(3, seed=1)
+    with torch.no_grad():
+        model.head[-1].bias[0] = 40.0  # a purchase logit of about 40: p is 1 in float32
+        p, _, _, _, log_no_purchase = model(torch.from_numpy(static), torch.from_numpy(sequence))
+    assert torch.all(p == 1.0)
+    assert torch.all(torch.isfinite(log_no_purchase) & (log_no_purchase < -30))
 
 
 def test_normalisation_statistics_are_training_moments():

@@ -125,7 +125,7 @@ def test_onnx_file_reproduces_network_scores_in_plain_onnxruntime(project):
     static, sequence = model_inputs(examples, FeatureSpec.from_dict(metadata))
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    _, network_clv, _, _ = session.run(None, {"static": static, "sequence": sequence})
+    network_clv = session.run(["network_clv"], {"static": static, "sequence": sequence})[0]
     scores = project.query("select * from int_clv__scores order by customer_id")
     np.testing.assert_allclose(network_clv, scores.network_clv, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(btyd.expected_spend, scores.btyd_expected_spend, rtol=1e-6)

@@ -178,7 +178,8 @@ def test_plain_onnxruntime_reproduces_predictions(model_dir, scoring):
     outputs = dict(zip([o.name for o in session.get_outputs()],
                        session.run(None, {"static": static, "sequence": sequence}), strict=True))
     ours = score_table(load_verified(model_dir), scoring.slice(0, 300))
-    assert list(outputs) == ["purchase_probability", "network_clv", "mu", "sigma"]
+    assert list(outputs) == ["purchase_probability", "network_clv", "mu", "sigma",
+                             "log_no_purchase"]
     np.testing.assert_allclose(outputs["network_clv"], ours.column("network_clv").to_numpy(),
                                rtol=1e-6)
     p, mu, sigma = outputs["purchase_probability"], outputs["mu"], outputs["sigma"]
@@ -272,3 +273,34 @@ def test_a_pickled_model_scores_the_same(model_dir, scoring):
     np.testing.assert_array_equal(
         score_table(copy, scoring).column("network_clv").to_numpy(),
         score_table(model, scoring).column("network_clv").to_numpy())
+
+
+def test_a_model_saved_without_log_no_purchase_still_scores(model_dir, scoring, tmp_path):
+    """A model exported before the graph gave log_no_purchase has only the first four outputs:
+    it loads and scores the same, with the column NaN (clv.level then takes 1 - p)."""
+    import onnx
+
+    from clv.artifacts import sha256_bytes
+
+    old_dir = tmp_path / "models"
+    shutil.copytree(model_dir, old_dir)
+    meta_path = next(old_dir.glob("*.json"))
+    meta = json.loads(meta_path.read_text())
+    graph = onnx.load(str(old_dir / meta["onnx_file"]))
+    assert graph.graph.output[-1].name == "log_no_purchase"
+    graph.graph.output.pop()
+    data = graph.SerializeToString()
+    (old_dir / meta["onnx_file"]).write_bytes(data)
+    meta.update(sha256=sha256_bytes(data), outputs=meta["outputs"][:4])
+    meta_path.write_text(json.dumps(meta))
+    rows = scoring.slice(0, 300)
+    new, old = (pa.Table.from_batches(list(score_batches(
+        load_verified(directory), rows.to_reader(), quantiles=(), distribution=True)))
+        for directory in (model_dir, old_dir))
+    assert old.schema == new.schema
+    for name in ("purchase_probability", "network_clv", "mu", "sigma"):
+        np.testing.assert_array_equal(old.column(name).to_numpy(), new.column(name).to_numpy())
+    assert np.isnan(old.column("log_no_purchase").to_numpy()).all()
+    p = new.column("purchase_probability").to_numpy()
+    np.testing.assert_allclose(new.column("log_no_purchase").to_numpy(), np.log1p(-p),
+                               rtol=1e-5, atol=1e-7)

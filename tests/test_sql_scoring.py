@@ -27,7 +27,7 @@ from onnx.reference import ReferenceEvaluator
 from parity import assert_scores_match, quantile_allowance, relative
 from scipy.special import hyp2f1, ndtri
 
-from clv import hybrid
+from clv import hybrid, level
 from clv.artifacts import sha256_file
 from clv.baselines import btyd_expected_spend
 from clv.btyd import BGNBDParams, GammaGammaParams
@@ -58,7 +58,7 @@ from clv.sql_scoring import (
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
 from clv.sql_scoring.dialects import DIALECTS, literal
 from clv.sql_scoring.nodes import Layer
-from clv.sql_scoring.query import _Query, float32_input, stable_float
+from clv.sql_scoring.query import _leveled_distribution, _Query, float32_input, stable_float
 from clv.sql_scoring.special import OutsideSqlRange, hyp2f1_layers, hyp2f1_terms, ndtri_layers
 from clv.train import train
 from clv.warehouse import DuckDBWarehouse
@@ -403,6 +403,37 @@ def test_spark_reads_the_query_back_as_its_stages():
         with_stages("select 1")
 
 
+def test_sql_levels_a_purchase_rounded_to_certain_as_numpy_does():
+    """The compiled leveling reads the graph's log_no_purchase where alive is 1, like
+    clv.level: where the float32 probability is 1, both give the same leveled probability,
+    not 1 (and with the spend factor at 1, the probability as it is)."""
+    logit = np.array([0.5, 9.0, 18.0, 25.0, 40.0, 18.0, 18.0])
+    frame = pd.DataFrame({
+        "purchase_probability": (1.0 / (1.0 + np.exp(-logit))).astype(np.float32),
+        "log_no_purchase": (-np.logaddexp(0.0, logit)).astype(np.float32),
+        "btyd_probability_alive": [1.0, np.nan, 1.0, 1.0, 1.0, 0.9, np.inf],
+        "btyd_frequency": [0.0, 3.0, 1.0, 0.0, 7.0, 2.0, 0.0],
+        "mu": np.linspace(-1.0, 2.0, logit.size)}).astype(np.float64)
+    shape = 0.8
+    for factor in (0.25, 1.0, 2.5):
+        query = _Query(DUCKDB)
+        query.add("levels", ["*", f"{literal(factor)} as spend_factor"], source="frame")
+        _leveled_distribution(query, 1.0, shape)
+        with duckdb.connect() as connection:
+            connection.register("frame", frame)
+            got = connection.sql(query.text()).df()
+        spend = level.SpendLevel(btyd_total=factor * 1000.0, network_total=1000.0,
+                                 btyd_level_correction=1.0, model_rate_factor=1.0)
+        expected, mu = level.leveled_distribution(
+            frame.purchase_probability.to_numpy(), frame.mu.to_numpy(), spend,
+            frame.btyd_probability_alive.to_numpy(), frame.btyd_frequency.to_numpy(), shape,
+            frame.log_no_purchase.to_numpy())
+        np.testing.assert_allclose(got.leveled_probability, expected, rtol=1e-12)
+        np.testing.assert_allclose(got.leveled_mu, mu, rtol=1e-12)
+        if factor < 1.0:  # fewer purchases: no longer certain, though p rounded to 1
+            assert (expected[2:5] < 1.0).all() and (expected[2:5] > 0.98).all()
+
+
 # -- the whole prediction (slow: trains and exports small models) ------------------------------
 
 HORIZON = 365
@@ -558,8 +589,9 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
     inputs = hybrid.with_btyd_features(stable, hybrid.predict(stable, HORIZON, run.btyd_fit))
     static, sequence = model_inputs(inputs, model.spec)
     evaluator = ReferenceEvaluator(_to_double(onnx.load(model.artifact.onnx_path)))
-    p, network, mu, sigma = (np.asarray(o, dtype=np.float64) for o in evaluator.run(
-        None, {"static": static.astype(np.float64), "sequence": sequence.astype(np.float64)}))
+    p, network, mu, sigma, log_no_purchase = (
+        np.asarray(o, dtype=np.float64) for o in evaluator.run(None, {
+            "static": static.astype(np.float64), "sequence": sequence.astype(np.float64)}))
     btyd = inputs.column("btyd_expected_spend").to_numpy()
     factor = (micro_units(btyd) / 1e6 * model.metadata["btyd_level_correction"]
               / (micro_units(network) / 1e6))
@@ -577,7 +609,9 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
     shape = run.btyd_fit.bgnbd.r + np.clip(np.nan_to_num(
         inputs.column("frequency").to_numpy(zero_copy_only=False).astype(float)), 0.0, 1e100)
     with np.errstate(divide="ignore", over="ignore"):  # where p is the whole active share
-        gap = -np.log1p(-p / active)
+        # where BG/NBD reads the customer as surely active, the graph's own log(1 - p)
+        gap = np.where(np.nan_to_num(alive, nan=1.0) >= 1.0, -log_no_purchase,
+                       -np.log1p(-p / active))
         leveled = -active * np.expm1(-shape * np.log1p(rate * np.expm1(
             np.minimum(gap / shape, 600.0))))
     mu = mu + np.log(factor * p / leveled)

@@ -227,7 +227,7 @@ def test_small_data_trains_an_ensemble_that_averages_logits():
         members = torch.stack([m.logits(static, sequence) for m in result.model.members])
         assert not torch.allclose(members[0], members[1]), "members start from other seeds"
         torch.testing.assert_close(result.model.logits(static, sequence), members.mean(0))
-        p, value, mu, sigma = result.model(static, sequence)
+        p, value, mu, sigma, _ = result.model(static, sequence)
     torch.testing.assert_close(value, p * torch.exp(mu + sigma**2 / 2))
     # member 0 is exactly the single network the same seed trains
     single = train(table, STATIC, TrainSettings(max_epochs=4, patience=10, num_threads=1,

@@ -313,8 +313,11 @@ class CalibratedNetwork(nn.Module):
             total = total + torch.relu(x - self.knots[k]) * self.slope_changes[k]
         return total
 
-    def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
+    def forward(self, static: Tensor,
+                sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Returns purchase_probability, network_clv, mu, sigma, log_no_purchase (log(1 -
+        purchase_probability), from the logit, so exact where the probability rounds to 1),
+        each [B]."""
         logits = self.base.logits(static, sequence)
         _, _, sigma = ziln_parameters(logits)
         # In log space (no sigmoid in the graph, see clv.loss), with the floor fit_knots and
@@ -325,6 +328,7 @@ class CalibratedNetwork(nn.Module):
             # At least exp(-80): the compiled SQL's series stay above PostgreSQL's underflow.
             log_probability = log_sigmoid(purchase_logit).clamp_min(LOG_PROBABILITY_FLOOR)
             probability = torch.exp(log_probability)
+            log_no_purchase = F.softplus(purchase_logit) * -1.0
         else:
             # 1 - (1 - p)^factor = 1 - exp(-rate), rate = factor * softplus(z); below 1e-3 the
             # series rate - rate^2 / 2 keeps float32 digits that 1 - exp(-rate) would lose.
@@ -332,6 +336,7 @@ class CalibratedNetwork(nn.Module):
             small = rate * (1.0 - 0.5 * rate)
             probability = torch.where(rate > 1e-3, 1.0 - torch.exp(rate * -1.0), small)
             log_probability = torch.log(probability)
+            log_no_purchase = rate * -1.0
         scaled = sigma * self.sigma_scale
         mu_calibrated = calibrated - log_probability - 0.5 * scaled * scaled
-        return probability, torch.exp(calibrated), mu_calibrated, scaled
+        return probability, torch.exp(calibrated), mu_calibrated, scaled, log_no_purchase

@@ -23,9 +23,12 @@ SEQUENCE_PREFIX = "seq_"
 # Columns that are never features even when numeric.
 NON_FEATURE_COLUMNS = frozenset({ID_COLUMN, CUTOFF_COLUMN, "as_of_date", "horizon_days"})
 
-# ONNX graph interface.
+# ONNX graph interface. log_no_purchase is log(1 - purchase_probability) computed from the
+# logit, exact where float32 rounds the probability to 1; a model saved by an earlier version
+# has only the REQUIRED_OUTPUTS, and scoring then takes it from the probability.
 INPUT_NAMES = ("static", "sequence")
-OUTPUT_NAMES = ("purchase_probability", "network_clv", "mu", "sigma")
+OUTPUT_NAMES = ("purchase_probability", "network_clv", "mu", "sigma", "log_no_purchase")
+REQUIRED_OUTPUTS = OUTPUT_NAMES[:4]
 
 
 @dataclass(frozen=True)

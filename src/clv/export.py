@@ -11,7 +11,8 @@ deprecated the TorchScript exporter; when a release removes it, ``auto`` uses dy
 
 Either way the graph has inputs ``static`` [batch, n_static] and ``sequence`` [batch, n_periods,
 n_channels] (float32, raw feature values) and outputs ``purchase_probability``, ``network_clv``,
-``mu`` and ``sigma`` ([batch] each), with a dynamic batch axis.
+``mu``, ``sigma`` and ``log_no_purchase`` (log(1 - purchase_probability) from the logit)
+([batch] each), with a dynamic batch axis.
 """
 
 from __future__ import annotations

@@ -692,7 +692,8 @@ def apply(network_values: np.ndarray, level: SpendLevel) -> np.ndarray:
 
 def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
                          alive: np.ndarray | None = None, frequency: np.ndarray | None = None,
-                         shape: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         shape: float | None = None, log_no_purchase: np.ndarray | None = None,
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """Rule 6: the network's ZILN (purchase probability ``p``, log-scale location ``mu``; [N]
     arrays, the spread sigma unchanged) at the spend level: ``(p', mu')`` with
 
@@ -709,9 +710,12 @@ def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
     rate known exactly, ``k`` without bound, gives ``1 - (1 - q)^r``, the form used when
     ``shape`` is None). ``alive`` is BG/NBD's probability that the customer is still active
     (``btyd_probability_alive``; 1 when not given or not finite), ``frequency`` the repeat
-    purchases of the BTYD summary and ``shape`` the fit's ``r``. Below :data:`SERIES_BELOW`
-    logarithms and exponentials are short series, and exponents are bounded (the compiled SQL
-    evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
+    purchases of the BTYD summary and ``shape`` the fit's ``r``. ``log_no_purchase`` is the
+    network's log(1 - p) (its graph output of that name), used for log(1 - q) where alive is 1: from
+    the logit, it is exact where p, a float32 output, rounds to 1, and 1 - p would read no
+    chance of not buying; where it is not given or not finite, 1 - p stands. Below
+    :data:`SERIES_BELOW` logarithms and exponentials are short series, and exponents are
+    bounded (the compiled SQL evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
     p = np.asarray(p, dtype=np.float64)
     mu = np.asarray(mu, dtype=np.float64)
     rate_factor = level.purchase_rate_factor
@@ -720,7 +724,8 @@ def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
     else:
         # np.where computes both branches: the one not taken may overflow, harmlessly
         with np.errstate(over="ignore", invalid="ignore"):
-            leveled = _leveled_probability(p, alive, frequency, shape, rate_factor)
+            leveled = _leveled_probability(p, alive, frequency, shape, rate_factor,
+                                           log_no_purchase)
     shift = (math.log(max(level.spend_factor, TINY)) + np.log(np.maximum(p, TINY))
              - np.log(np.maximum(leveled, TINY)))
     return leveled, mu + shift
@@ -728,14 +733,21 @@ def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
 
 def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
                          frequency: np.ndarray | None, shape: float | None,
-                         rate_factor: float) -> np.ndarray:
+                         rate_factor: float, log_no_purchase: np.ndarray | None) -> np.ndarray:
     """``p'`` of :func:`leveled_distribution` for a purchase-rate factor other than 1."""
-    active = np.ones_like(p) if alive is None else np.asarray(alive, dtype=np.float64)
-    active = np.minimum(np.maximum(np.where(np.isfinite(active), active, 1.0), p), 1.0)
+    alive = np.ones_like(p) if alive is None else np.asarray(alive, dtype=np.float64)
+    alive = np.where(np.isfinite(alive), alive, 1.0)
+    active = np.minimum(np.maximum(alive, p), 1.0)
     q = p / np.maximum(active, TINY)
+    complement = np.log(np.maximum(1.0 - q, TINY))
+    if log_no_purchase is not None:
+        # where BG/NBD reads the customer as active for sure, q is p (not where p rounds to 1
+        # above a smaller alive: then q is 1 either way)
+        exact = np.asarray(log_no_purchase, dtype=np.float64)
+        complement = np.where((alive >= 1.0) & np.isfinite(exact),
+                              np.maximum(exact, math.log(TINY)), complement)
     # -log(1 - q), exact to float64 rounding at any size
-    gap = -np.where(q > SERIES_BELOW, np.log(np.maximum(1.0 - q, TINY)),
-                    -(q + q * q / 2.0 + q * q * q / 3.0))
+    gap = -np.where(q > SERIES_BELOW, complement, -(q + q * q / 2.0 + q * q * q / 3.0))
     if shape is None:
         rate = rate_factor * gap
     else:

@@ -158,10 +158,14 @@ class ClvNetwork(nn.Module):
             1, (self.n_periods, self.n_channels))
         return self.head(torch.cat([s, self._encode_sequence(q)], dim=1))
 
-    def forward(self, static: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Returns purchase_probability, network_clv, mu, sigma, each [B]."""
-        p, mu, sigma = ziln_parameters(self.logits(static, sequence))
-        return p, ziln_mean(p, mu, sigma), mu, sigma
+    def forward(self, static: Tensor,
+                sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Returns purchase_probability, network_clv, mu, sigma, log_no_purchase, each [B]."""
+        logits = self.logits(static, sequence)
+        p, mu, sigma = ziln_parameters(logits)
+        # log(1 - sigmoid(z)) = -softplus(z): exact where p rounds to 1 (times -1, not a Neg
+        # node, which the SQL compiler does not know)
+        return p, ziln_mean(p, mu, sigma), mu, sigma, F.softplus(logits[:, 0]) * -1.0
 
 
 class EnsembleNetwork(nn.Module):

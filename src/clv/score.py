@@ -27,7 +27,14 @@ import pyarrow.compute as pc
 from scipy.special import ndtri
 
 from clv.artifacts import ModelArtifact, load_artifact, sha256_bytes
-from clv.config import ID_COLUMN, INPUT_NAMES, OUTPUT_NAMES, ScoreSettings, available_cores
+from clv.config import (
+    ID_COLUMN,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    REQUIRED_OUTPUTS,
+    ScoreSettings,
+    available_cores,
+)
 from clv.data import FeatureSpec, iter_batches, model_inputs
 from clv.level import EXP_LIMIT
 
@@ -63,6 +70,13 @@ class LoadedModel:
     def metadata(self) -> dict[str, Any]:
         return self.artifact.metadata
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The graph outputs of :data:`OUTPUT_NAMES` it has (a model saved by an earlier
+        version lacks ``log_no_purchase``)."""
+        have = {o.name for o in self.session.get_outputs()}
+        return tuple(name for name in OUTPUT_NAMES if name in have)
+
 
 def _unpickle_model(artifact: ModelArtifact, model_bytes: bytes, spec: FeatureSpec) -> LoadedModel:
     return LoadedModel(artifact=artifact, session=make_session(model_bytes), spec=spec, workers=1,
@@ -76,14 +90,15 @@ def quantile_column(q: float, name: str = "network_clv") -> str:
 
 def output_schema(quantiles: Sequence[float] = DEFAULT_QUANTILES,
                   passthrough: Sequence[str] = (), distribution: bool = False) -> pa.Schema:
-    """The scores' columns; with ``distribution``, the ZILN's ``mu`` and ``sigma`` follow the
-    quantiles; ``passthrough`` input columns come last, as float64."""
+    """The scores' columns; with ``distribution``, the ZILN's ``mu`` and ``sigma`` and
+    ``log_no_purchase`` (NaN from a model without that output) follow the quantiles;
+    ``passthrough`` input columns come last, as float64."""
     return pa.schema([pa.field(ID_COLUMN, pa.string()),
                       pa.field("purchase_probability", pa.float64()),
                       pa.field("network_clv", pa.float64())]
                      + [pa.field(quantile_column(q), pa.float64()) for q in quantiles]
                      + [pa.field(name, pa.float64())
-                        for name in (("mu", "sigma") if distribution else ())]
+                        for name in (("mu", "sigma", "log_no_purchase") if distribution else ())]
                      + [pa.field("model_version", pa.string())]
                      + [pa.field(name, pa.float64()) for name in passthrough])
 
@@ -122,8 +137,8 @@ def _check_session(session: ort.InferenceSession, spec: FeatureSpec) -> list[str
     problems = [f"ONNX input {name}: graph {have.get(name)}, metadata {shape}"
                 for name, shape in want.items() if have.get(name) != shape]
     outputs = [o.name for o in session.get_outputs()]
-    if outputs[:len(OUTPUT_NAMES)] != list(OUTPUT_NAMES):
-        problems.append(f"ONNX outputs {outputs}, expected {list(OUTPUT_NAMES)}")
+    if outputs[:len(REQUIRED_OUTPUTS)] != list(REQUIRED_OUTPUTS):
+        problems.append(f"ONNX outputs {outputs}, expected {list(REQUIRED_OUTPUTS)} first")
     return problems
 
 
@@ -279,14 +294,16 @@ def _score_chunk(model: LoadedModel, chunk: pa.Table, quantiles: Sequence[float]
     if missing:
         raise ModelMismatchError(f"scoring data lacks feature columns the model needs: {missing}")
     static, sequence = model_inputs(chunk, model.spec)
-    outputs = run_rows(model.session, OUTPUT_NAMES, static, sequence)
-    p, expected_value, mu, sigma = (o.astype(np.float64) for o in outputs)
+    outputs = [o.astype(np.float64) for o in run_rows(model.session, model.outputs, static,
+                                                        sequence)]
+    p, expected_value, mu, sigma = outputs[:4]
     ids = chunk.column(ID_COLUMN)
     ids = (ids if ids.type == pa.string() else pc.cast(ids, pa.string())).combine_chunks()
     columns = [ids, pa.array(p), pa.array(expected_value)]
     columns += [pa.array(ziln_quantiles_numpy(p, mu, sigma, q)) for q in quantiles]
     if distribution:
-        columns += [pa.array(mu), pa.array(sigma)]
+        no_purchase = outputs[4] if len(outputs) > 4 else np.full_like(p, np.nan)
+        columns += [pa.array(mu), pa.array(sigma), pa.array(no_purchase)]
     columns.append(version.slice(0, chunk.num_rows))
     for name in schema.names[len(columns):]:
         if name not in chunk.schema.names:

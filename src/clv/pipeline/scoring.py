@@ -226,10 +226,12 @@ class Leveled:
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         schema = _score_schema()
         network = batch.column("network_clv").to_numpy(zero_copy_only=False)
-        p, mu, sigma, alive, repeat = (
+        p, mu, sigma, no_purchase, alive, repeat = (
             batch.column(name).to_numpy(zero_copy_only=False) for name in
-            ("purchase_probability", "mu", "sigma", "btyd_probability_alive", "frequency"))
-        p, mu = level.leveled_distribution(p, mu, self.spend, alive, repeat, self.rate_shape)
+            ("purchase_probability", "mu", "sigma", "log_no_purchase", "btyd_probability_alive",
+             "frequency"))
+        p, mu = level.leveled_distribution(p, mu, self.spend, alive, repeat, self.rate_shape,
+                                           no_purchase)
         predicted = level.apply(network, self.spend)
         columns = {
             "customer_id": batch.column("customer_id"),

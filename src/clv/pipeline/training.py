@@ -295,7 +295,7 @@ def calibrate(result, outputs: RawOutputs | None = None, purchase_rate_factor: f
                                    purchase_rate_factor)
     result.model = CalibratedNetwork.from_calibration(result.model, fitted).eval()
     with torch.no_grad():
-        probability, spend, _, _ = result.model(
+        probability, spend, *_ = result.model(
             torch.as_tensor(result.validation_static, dtype=torch.float32),
             torch.as_tensor(result.validation_sequence, dtype=torch.float32))
     validation = result.validation

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -248,7 +249,8 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
              stable: dict[str, str]) -> None:
     """CTEs computing the network's outputs from float32 inputs (BTYD outputs included),
     ending in ``network_outputs``: customer_id, btyd_expected_spend, btyd_probability_alive,
-    btyd_frequency, purchase_probability, network_clv, mu, sigma."""
+    btyd_frequency, purchase_probability, network_clv, mu, sigma, log_no_purchase (from the
+    probability when the model, saved by an earlier version, lacks that output)."""
     inputs = _names(spec.features, "input")
     query.add_layers("network_inputs", [[
         (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql))
@@ -262,12 +264,16 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
         model, {"static": [inputs[c] for c in spec.static], "sequence": sequence},
         {name: f"network_{name}" for name in OUTPUT_NAMES}, prefix="net",
         dot_products=query.sql.dot_products)
-    outputs = [graph.outputs[name][0] for name in OUTPUT_NAMES]
+    names = [name for name in OUTPUT_NAMES if name in graph.outputs]
+    outputs = [graph.outputs[name][0] for name in names]
     kept = ["customer_id", "btyd_expected_spend", "btyd_probability_alive", "btyd_frequency"]
     query.add_layers("network", graph.layers, carried=[*kept, *inputs.values()],
                      keep=[*kept, *outputs])
+    columns = dict(zip(names, outputs, strict=True))
+    columns.setdefault("log_no_purchase", f"ln(greatest(1.0e0 - {columns[OUTPUT_NAMES[0]]}, "
+                                          f"{literal(TINY)}))")
     query.add("network_outputs", [*kept, *(
-        f"{column} as {name}" for column, name in zip(outputs, OUTPUT_NAMES, strict=True))])
+        f"{columns[name]} as {name}" for name in OUTPUT_NAMES)])
 
 
 def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float) -> None:
@@ -281,10 +287,13 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
         return f"case when {x} > {series} then {above} else {series_sql} end"
 
     rate_factor = f"greatest(spend_factor, 0.0e0) / {literal(model_rate_factor)}"
-    active = (f"least(greatest(case when {alive} is null or {query.sql.is_nan(alive)} or "
-              f"abs({alive}) > 1.0e300 then 1.0e0 else {alive} end, {p}), 1.0e0)")
+    alive_share = (f"case when {alive} is null or {query.sql.is_nan(alive)} or "
+                   f"abs({alive}) > 1.0e300 then 1.0e0 else {alive} end")
     q = "active_buying"
-    gap = below_series(q, f"-ln(greatest(1.0e0 - {q}, {tiny}))",
+    # where alive is 1, log(1 - q) is the network's log_no_purchase, exact where p nears 1
+    complement = (f"case when alive_share >= 1.0e0 then greatest(log_no_purchase, "
+                  f"{literal(math.log(TINY))}) else ln(greatest(1.0e0 - {q}, {tiny})) end")
+    gap = below_series(q, f"-({complement})",
                        f"{q} + {q} * {q} / 2.0e0 + {q} * {q} * {q} / 3.0e0")
     grown = below_series("gap_share", f"exp(least(gap_share, {literal(GROWTH_LIMIT)})) - 1.0e0",
                          "gap_share * (1.0e0 + gap_share / 2.0e0 "
@@ -299,8 +308,9 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
     shift = (f"ln(greatest(spend_factor, {tiny})) + ln(greatest({p}, {tiny})) "
              f"- ln(greatest(leveled_probability, {tiny}))")
     query.add_layers("leveled", [
-        [("rate_factor", rate_factor), ("active_share", active),
+        [("rate_factor", rate_factor), ("alive_share", alive_share),
          ("rate_shape", f"{literal(shape)} + btyd_frequency")],
+        [("active_share", f"least(greatest(alive_share, {p}), 1.0e0)")],
         [("active_buying", f"{p} / greatest(active_share, {tiny})")],
         [("purchase_gap", gap)],
         [("gap_share", "purchase_gap / rate_shape")],
