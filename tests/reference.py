@@ -65,12 +65,13 @@ def customer_features(transactions, customer_id, cutoff: date,
         "interpurchase_days_max": max(gaps) if gaps else 0,
     }
     for window in WINDOWS:
-        recent = {day: entry for day, entry in days.items() if (cutoff - day).days < window}
-        features[f"orders_last_{window}d"] = sum(entry["orders"] for entry in recent.values())
-        features[f"revenue_last_{window}d"] = sum(entry["net"] for entry in recent.values())
+        weights = {day: window_weight((cutoff - day).days, window) for day in days}
+        features[f"orders_last_{window}d"] = sum(
+            weights[day] * entry["orders"] for day, entry in days.items())
+        features[f"revenue_last_{window}d"] = sum(
+            weights[day] * entry["net"] for day, entry in days.items())
         features[f"active_days_last_{window}d"] = sum(
-            1 for entry in recent.values() if entry["orders"] > 0
-        )
+            weights[day] for day, entry in days.items() if entry["orders"] > 0)
     if horizon_days is not None:
         features["revenue_last_horizon"] = sum(
             entry["net"] for day, entry in days.items() if (cutoff - day).days < horizon_days
@@ -94,6 +95,14 @@ def customer_sequence(transactions, customer_id, cutoff: date, period_days: int,
         sequence[f"seq_revenue_lag_{lag:02d}"] += entry["net"]
         sequence[f"seq_active_days_lag_{lag:02d}"] += 1 if entry["orders"] > 0 else 0
     return sequence
+
+
+def window_weight(days_before: int, window: int, fade: float = 0.1) -> float:
+    """A day's weight in a trailing window of ``window`` days that fades out: 1 up to
+    (1 - fade) windows back, 0 from (1 + fade) windows back, linear between, taken at the
+    day's midpoint."""
+    age = (days_before + 0.5) / window
+    return min(1.0, max(0.0, (1.0 + fade - age) / (2.0 * fade)))
 
 
 def customer_label(transactions, customer_id, cutoff: date, horizon_days: int) -> float:

@@ -4,7 +4,9 @@
     only from days on or before it; with ``with_sequence``, followed by the activity sequence
     (the columns of clv_sequence_columns(): the last clv_sequence_periods periods of
     clv_period_days days, lag 01 ending on the cutoff day, zero where the customer had no
-    activity), summed in the same aggregation.
+    activity), summed in the same aggregation. The trailing windows fade at their edges
+    (clv_fading_windows.sql); revenue_last_horizon keeps a hard edge: it is also the
+    last-horizon baseline's prediction, the spend in exactly the horizon's days.
 
     With ``sampled``, only the customers int_clv__training_sample keeps at this cutoff (the
     training examples: the rows training reads); otherwise every customer.
@@ -100,10 +102,9 @@ aggregated as (
         cast(sum(refunds) as bigint) as refunds_total,
         sum(refund_amount) as refund_amount_total,
         {%- for window in settings.windows %}
-        cast(sum(case when days_before_cutoff < {{ window }} then orders else 0 end) as bigint)
-            as orders_last_{{ window }}d,
-        sum(case when days_before_cutoff < {{ window }} then net_revenue else 0 end) as revenue_last_{{ window }}d,
-        count(case when days_before_cutoff < {{ window }} and is_purchase_day then 1 end)
+        {{ clv_window_sum('orders', 'days_before_cutoff', window) }} as orders_last_{{ window }}d,
+        {{ clv_window_sum('net_revenue', 'days_before_cutoff', window) }} as revenue_last_{{ window }}d,
+        {{ clv_window_sum(sequence_values.active_days, 'days_before_cutoff', window) }}
             as active_days_last_{{ window }}d,
         {%- endfor %}
         sum(case when days_before_cutoff < {{ settings.horizon_days }} then net_revenue else 0 end)
@@ -150,28 +151,14 @@ categories as (
 
 ),
 
-event_counts as (
+event_history as (
 
     select
         events.customer_id,
+        events.event_type,
         cutoffs.cutoff_date,
-        count(*) as events_total,
-        {%- for window in [30, 90] %}
-        count(
-            case
-                when {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} < {{ window }}
-                    then 1
-            end
-        ) as events_last_{{ window }}d,
-        count(
-            case
-                when events.event_type = 'add_to_cart'
-                    and {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} < {{ window }}
-                    then 1
-            end
-        ) as add_to_cart_events_last_{{ window }}d,
-        {%- endfor %}
-        max(cast(events.event_at as date)) as last_event_date
+        cast(events.event_at as date) as event_date,
+        {{ clv_days_between('cast(events.event_at as date)', 'cutoffs.cutoff_date') }} as days_before_cutoff
 
     from events
     inner join cutoffs
@@ -181,7 +168,24 @@ event_counts as (
         on events.customer_id = sampled_customers.customer_id
     {%- endif %}
     where events.customer_id is not null
-    group by events.customer_id, cutoffs.cutoff_date
+
+),
+
+event_counts as (
+
+    select
+        customer_id,
+        cutoff_date,
+        count(*) as events_total,
+        {%- for window in [30, 90] %}
+        {{ clv_window_sum('1', 'days_before_cutoff', window) }} as events_last_{{ window }}d,
+        {{ clv_window_sum("case when event_type = 'add_to_cart' then 1 else 0 end", 'days_before_cutoff', window) }}
+            as add_to_cart_events_last_{{ window }}d,
+        {%- endfor %}
+        max(event_date) as last_event_date
+
+    from event_history
+    group by customer_id, cutoff_date
 
 ),
 
