@@ -17,7 +17,7 @@ import torch
 import clv.export as export_module
 from clv.artifacts import atomic_write_bytes, find_artifact, latest_artifact, list_artifacts
 from clv.calibration import CalibratedNetwork
-from clv.config import ExportSettings, TrainSettings
+from clv.config import FEATURE_DEFINITIONS, ExportSettings, TrainSettings
 from clv.data import SYNTHETIC_STATIC_FEATURES, synthetic_examples
 from clv.export import (
     ExportParityError,
@@ -109,6 +109,7 @@ def test_metadata_contents(artifact, result):
     assert meta["sequence_features"][0][0] == "seq_orders_lag_01"
     assert meta["horizon_days"] == 365 and meta["as_of_date"] == "2025-01-01"
     assert meta["fingerprint"] == "fp-123" and meta["run_info"] == {"period_days": 30}
+    assert meta["feature_definitions"] == FEATURE_DEFINITIONS
     assert meta["training_cutoffs"] == result.training_cutoffs
     assert meta["training_rows"] == result.train_rows
     assert TrainSettings.from_dict(meta["hyperparameters"]) == result.settings
@@ -273,3 +274,15 @@ def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(a
     clone_artifact(artifact, tmp_path, published, created_at="2025-01-01T00:00:00",
                    period_days=30, horizon_days=meta["horizon_days"] + 1)
     assert newest_compatible(run, features, preferred=published).version == newer
+
+
+def test_a_model_from_before_a_feature_change_is_named_stale():
+    """Scoring logs a warning for a model trained on other feature definitions than this
+    version computes (a model saved before they were recorded counts as 1), and says what
+    changed; the training fingerprint holds them, so clv_retrain auto trains a new model."""
+    from clv.pipeline.registry import stale_features_note
+
+    assert stale_features_note({"feature_definitions": FEATURE_DEFINITIONS}) is None
+    note = stale_features_note({"model_version": "v1"})
+    assert note is not None and "model v1" in note and "fade out" in note
+    assert "clv_retrain: always" in note

@@ -103,9 +103,11 @@ def test_write_table_streams_a_reader_into_a_table(warehouse):
 def test_the_training_fingerprint_follows_features_and_version_not_row_order(monkeypatch):
     """clv_retrain auto reuses a model when the fingerprint is equal: it changes when a feature
     is set for other customers (customer attributes or events corrected while the
-    transactions stayed) or the package version changes, not with the rows' order."""
+    transactions stayed), the package version or the features' definitions change, not with
+    the rows' order."""
     import clv
     from clv.config import TrainSettings
+    from clv.pipeline import training
     from clv.pipeline.settings import RunSettings
     from clv.pipeline.training import fingerprint
 
@@ -134,3 +136,7 @@ def test_the_training_fingerprint_follows_features_and_version_not_row_order(mon
     assert current() == first
     monkeypatch.setattr(clv, "__version__", "9.9.9")
     assert current() != first
+    # so does the features' definition (a model trained before a feature change is retrained)
+    version = current()
+    monkeypatch.setattr(training, "FEATURE_DEFINITIONS", training.FEATURE_DEFINITIONS + 1)
+    assert current() != version

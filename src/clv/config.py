@@ -23,6 +23,11 @@ SEQUENCE_PREFIX = "seq_"
 # Columns that are never features even when numeric.
 NON_FEATURE_COLUMNS = frozenset({ID_COLUMN, CUTOFF_COLUMN, "as_of_date", "horizon_days"})
 
+# What the feature SQL computes, saved with every model (``feature_definitions``; a model saved
+# before holds none: 1). A model scores the features it was trained on only while they agree.
+FEATURE_DEFINITIONS = 2
+FEATURE_CHANGES = {2: "the trailing windows fade out over their edge instead of ending at once"}
+
 # ONNX graph interface. log_no_purchase is log(1 - purchase_probability) computed from the
 # logit, exact where float32 rounds the probability to 1; a model saved by an earlier version
 # has only the REQUIRED_OUTPUTS, and scoring then takes it from the probability.

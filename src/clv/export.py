@@ -46,7 +46,7 @@ from clv.artifacts import (
     read_metadata,
     sha256_bytes,
 )
-from clv.config import INPUT_NAMES, OUTPUT_NAMES, ExportSettings
+from clv.config import FEATURE_DEFINITIONS, INPUT_NAMES, OUTPUT_NAMES, ExportSettings
 from clv.network import ClvNetwork
 from clv.train import TrainResult
 
@@ -212,6 +212,7 @@ def export_model(result: TrainResult, model_dir: Path, run_info: dict[str, Any] 
         "sha256": sha,
         "created_at": created.isoformat(),
         "fingerprint": run_info.pop("fingerprint", None),
+        "feature_definitions": FEATURE_DEFINITIONS,
         "as_of_date": run_info.pop("as_of_date", None),
         "horizon_days": run_info.pop("horizon_days", None),
         "training_cutoffs": result.training_cutoffs,

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from clv import artifacts, level
 from clv.artifacts import PREFIX, ModelArtifact, list_artifacts
+from clv.config import FEATURE_CHANGES, FEATURE_DEFINITIONS
 from clv.data import feature_spec
 from clv.hybrid import BTYD_FEATURES
 from clv.pipeline.log import dbt_debug, dbt_log
@@ -78,6 +79,19 @@ def expected_metadata(features: list[str], run: RunSettings) -> dict[str, Any]:
         "n_periods": run.sequence_periods,
         "period_days": run.period_days,
     }
+
+
+def stale_features_note(metadata: dict[str, Any]) -> str | None:
+    """What changed in the features since the model was trained, or None when it was trained
+    on the features this version computes. It still scores (they have the same columns), but
+    its inputs have moved a little from what it learned on."""
+    saved = int(metadata.get("feature_definitions") or 1)
+    if saved == FEATURE_DEFINITIONS:
+        return None
+    changes = "; ".join(FEATURE_CHANGES.get(n, f"definitions {n}")
+                        for n in range(saved + 1, FEATURE_DEFINITIONS + 1))
+    return (f"model {metadata.get('model_version')} was trained before this version's feature "
+            f"changes ({changes}); retrain it once with clv_retrain: always")
 
 
 def data_signature(warehouse: Any, customer_days: Any) -> tuple[int, ...]:

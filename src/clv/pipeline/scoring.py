@@ -50,7 +50,12 @@ from clv.artifacts import (
 from clv.config import CUTOFF_COLUMN, ID_COLUMN
 from clv.data import iter_batches, stable_floats
 from clv.pipeline.log import dbt_log, logged_batches
-from clv.pipeline.registry import current_version, expected_metadata, model_features
+from clv.pipeline.registry import (
+    current_version,
+    expected_metadata,
+    model_features,
+    stale_features_note,
+)
 from clv.pipeline.settings import RunSettings
 from clv.score import (
     DEFAULT_BATCH_SIZE,
@@ -327,6 +332,9 @@ def plan(warehouse: Warehouse, examples: Any, registry: pd.DataFrame,
     version = current_version(registry)
     features = model_features(warehouse.schema(examples), run)
     model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    stale = stale_features_note(model.metadata)
+    if stale:
+        dbt_log(f"warning: {stale}")
     extent = warehouse.query(examples, f'select max("{CUTOFF_COLUMN}") as as_of_date, '
                                        "count(*) as customers from {relation}").to_pylist()[0]
     customers = int(extent["customers"])

@@ -32,7 +32,13 @@ import clv
 from clv import hybrid, level, metrics
 from clv.artifacts import ModelArtifact, find_artifact, json_safe
 from clv.baselines import naive_average_rate, naive_last_period
-from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, TrainSettings
+from clv.config import (
+    CUTOFF_COLUMN,
+    FEATURE_DEFINITIONS,
+    ID_COLUMN,
+    LABEL_COLUMN,
+    TrainSettings,
+)
 from clv.data import sorted_examples, stable_floats
 from clv.pipeline.log import dbt_debug, dbt_log
 from clv.pipeline.registry import (
@@ -73,6 +79,7 @@ def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: R
         "data": [str(value) for value in digest],
         "set_rows": {name: int(counts.column(i)[0].as_py()) for i, name in enumerate(present)},
         "version": clv.__version__,
+        "feature_definitions": FEATURE_DEFINITIONS,
         "features": features,
         "run": {"horizon_days": run.horizon_days, "period_days": run.period_days,
                 "sequence_periods": run.sequence_periods},
