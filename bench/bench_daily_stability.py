@@ -38,7 +38,6 @@ DAILY = ["--select", "+clv_predictions_history", "+clv_model_registry", "clv_pre
 MOVED = 0.2  # a relative change in a day counted as a jump
 
 
-
 def idle(row: str, after: str, until: str) -> str:
     """SQL: customer ``row``.customer_id has no transaction (purchase, refund or zero amount)
     and no event in the days after ``after`` up to ``until``: nothing new to learn from."""

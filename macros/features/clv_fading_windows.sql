@@ -15,8 +15,10 @@
     kept it.
 -#}
 {% macro clv_window_sum(value, days, window, fade=0.1) %}
-    {%- set start = (1 - fade) * window - 0.5 -%}
-    {%- set stop = (1 + fade) * window - 0.5 -%}
+    {#- rounded, so the SQL reads 7.2, not 7.199999999999999 -#}
+    {%- set start = ((1 - fade) * window - 0.5) | round(9) -%}
+    {%- set stop = ((1 + fade) * window - 0.5) | round(9) -%}
+    {%- set width = (2 * fade * window) | round(9) -%}
     {%- set full_until = (start | round(0, 'floor') | int) + 1 -%}
     {%- set ends_at = stop | round(0, 'ceil') | int -%}
     sum(
@@ -24,7 +26,7 @@
             when {{ days }} < {{ full_until }} then {{ value }}
             when {{ days }} < {{ ends_at }}
                 then {{ value }} * (cast({{ stop }} as {{ clv_type_double() }}) - {{ days }})
-                / {{ 2 * fade * window }}
+                / {{ width }}
             else 0
         end
     )

@@ -13,6 +13,7 @@ almost linearly, so scoring keeps one batch in flight per core.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -70,10 +71,10 @@ class LoadedModel:
     def metadata(self) -> dict[str, Any]:
         return self.artifact.metadata
 
-    @property
+    @functools.cached_property
     def outputs(self) -> tuple[str, ...]:
         """The graph outputs of :data:`OUTPUT_NAMES` it has (a model saved by an earlier
-        version lacks ``log_no_purchase``)."""
+        version lacks ``log_no_purchase``), read from the session once, not per batch."""
         have = {o.name for o in self.session.get_outputs()}
         return tuple(name for name in OUTPUT_NAMES if name in have)
 
