@@ -25,15 +25,29 @@
 
 {#-
     An optional input's timestamp (clv_events.event_at, clv_customers.signup_date): read with
-    clv_timestamp_format when it is set and describes the text, else as ISO, so the events and
-    sign-ups of an export written like its transactions are read, and ISO ones still are.
+    clv_timestamp_format when it is set and describes the text, else with the format's date
+    part alone (a sign-up written 25/12/2010 beside transactions written 25/12/2010 14:30),
+    else as ISO, so the events and sign-ups of an export written like its transactions are
+    read, and ISO ones still are.
 -#}
 {% macro clv_parse_input_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- set iso = clv_parse_timestamp(expression, '', time_zone, data_type) -%}
     {%- if not format or clv_data_type_kind(data_type) == 'temporal' -%}
         {{ return(iso) }}
     {%- endif -%}
-    {{ return('coalesce(' ~ clv_parse_timestamp(expression, format, time_zone, data_type) ~ ', ' ~ iso ~ ')') }}
+    {%- set readers = [clv_parse_timestamp(expression, format, time_zone, data_type)] -%}
+    {%- set date_format = clv_date_part_of_format(format) -%}
+    {%- if date_format and date_format != format -%}
+        {%- do readers.append(clv_parse_timestamp(expression, date_format, time_zone, data_type)) -%}
+    {%- endif -%}
+    {{ return('coalesce(' ~ (readers + [iso]) | join(', ') ~ ')') }}
+{% endmacro %}
+
+{#- The date directives a format starts with, up to its first time directive ('%d/%m/%Y %H:%M'
+    gives '%d/%m/%Y'); empty when it holds no year or starts with the time. -#}
+{% macro clv_date_part_of_format(format) %}
+    {%- set date_part = modules.re.sub('[ T]*%[HIklMSfpzZ].*$', '', format) -%}
+    {{ return(date_part if modules.re.search('%[Yy]', date_part) else '') }}
 {% endmacro %}
 
 {% macro default__clv_parse_timestamp(expression, format='', time_zone='UTC', data_type=none) %}

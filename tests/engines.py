@@ -47,12 +47,19 @@ def environment(**values: str) -> Iterator[None]:
 
 
 def postgres_settings() -> dict[str, str]:
-    """libpq variables for the test server (the environment's, else a local default)."""
+    """libpq variables for the test server (the environment's, else a local default).
+
+    The builds' sessions start with a server default that writes dates as 31/12/2023: the md5
+    sample buckets and the training data's digest cast dates to text, so every PostgreSQL build
+    that matches DuckDB's tables shows they do not depend on it (psycopg2, under dbt-postgres
+    and clv.warehouse, sets ISO output when a session starts otherwise).
+    """
     return {"PGHOST": os.environ.get("PGHOST", "127.0.0.1"),
             "PGPORT": os.environ.get("PGPORT", "5432"),
             "PGUSER": os.environ.get("PGUSER", "clv"),
             "PGPASSWORD": os.environ.get("PGPASSWORD", "clv"),
-            "PGDATABASE": os.environ.get("PGDATABASE", "clv")}
+            "PGDATABASE": os.environ.get("PGDATABASE", "clv"),
+            "PGOPTIONS": "-c DateStyle=SQL,DMY"}
 
 
 def postgres_connection() -> Any:

@@ -280,7 +280,8 @@ def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
 @pytest.mark.slow
 def test_events_and_signups_written_like_the_transactions_are_read(project):
     """An export writes its events and sign-up dates as it writes its transactions
-    (M/D/YYYY H:MM): clv_timestamp_format reads them too, and ISO text is still read."""
+    (M/D/YYYY H:MM): clv_timestamp_format reads them too, a bare date in the format's date
+    part (M/D/YYYY) too, and ISO text is still read."""
     transactions = project.workdir / "invoices.csv"
     _retail_frame().to_csv(transactions, index=False)
     events = project.workdir / "events.csv"
@@ -289,7 +290,7 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
                   "event_type": ["page_view"] * 3}).to_csv(events, index=False)
     customers = project.workdir / "customers.csv"
     pd.DataFrame({"customer_id": ["17850", "13047", "14527"],
-                  "signup_date": ["11/3/2010 0:00", "2010-11-04", "11/5/2010 12:00"],
+                  "signup_date": ["11/3/2010 12:00", "2010-11-04", "11/5/2010"],
                   "country": ["UK"] * 3, "age_band": ["25-34"] * 3}).to_csv(customers,
                                                                           index=False)
 

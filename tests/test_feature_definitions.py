@@ -1,0 +1,57 @@
+"""A change to what a feature computes must raise FEATURE_DEFINITIONS, which saved models
+record (so `clv_retrain: auto` retrains them and `never` warns). The feature SQL's text, with
+comments and spacing left out, is recorded here per FEATURE_DEFINITIONS: when it changes, the
+test asks which of the two the change is."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from clv.config import FEATURE_CHANGES, FEATURE_DEFINITIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+FEATURE_SQL = ("macros/features/*.sql", "models/3_features/*.sql",
+               "macros/clv_sequence_columns.sql",
+               "models/2_intermediate/int_clv__customer_days.sql")
+# FEATURE_DEFINITIONS -> the digest of the feature SQL that defines it
+RECORDED = {2: "b3d81fc3"}
+
+
+def feature_sql_digest(root: Path = ROOT) -> str:
+    """sha256 (first 8 hex digits) of the feature SQL without Jinja or SQL comments and with
+    runs of whitespace as one space, file by file in name order."""
+    digest = hashlib.sha256()
+    paths = sorted({path for pattern in FEATURE_SQL for path in root.glob(pattern)})
+    for path in paths:
+        text = re.sub(r"\{#.*?#\}", " ", path.read_text(), flags=re.S)
+        text = re.sub(r"--[^\n]*", " ", text)
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(" ".join(text.split()).encode())
+    return digest.hexdigest()[:8]
+
+
+def test_the_feature_sql_is_the_one_its_definitions_number_records():
+    current = feature_sql_digest()
+    assert RECORDED.get(FEATURE_DEFINITIONS) == current, (
+        f"The feature SQL changed (digest {current}). If the change alters what a feature "
+        "computes, raise FEATURE_DEFINITIONS in src/clv/config.py, say what changed in "
+        f"FEATURE_CHANGES, and record {{<new number>: '{current}'}} here; if it does not "
+        "(a rename, a faster query for the same values), record the new digest under "
+        f"{FEATURE_DEFINITIONS}.")
+
+
+def test_every_definitions_number_says_what_changed():
+    assert set(FEATURE_CHANGES) == set(range(2, FEATURE_DEFINITIONS + 1))
+
+
+def test_the_digest_ignores_comments_and_spacing(tmp_path):
+    features = tmp_path / "macros" / "features"
+    features.mkdir(parents=True)
+    (features / "a.sql").write_text("select  x,\n  -- a note\n  y {#- why -#} from t\n")
+    first = feature_sql_digest(tmp_path)
+    (features / "a.sql").write_text("select x, y from t")
+    assert feature_sql_digest(tmp_path) == first
+    (features / "a.sql").write_text("select x, y + 1 from t")
+    assert feature_sql_digest(tmp_path) != first
