@@ -146,20 +146,40 @@ def test_a_dbt_option_is_not_read_as_an_abbreviation_of_ours():
     assert args.profiles_dir is None and passed == ["--profile", "shop"]
 
 
-def test_a_python_steps_error_is_one_line_naming_the_model(tmp_path, capsys, monkeypatch):
-    """On the staged engines clv build calls the Python models itself: a step's ValueError
-    (what to fix) ends the build with one line, as dbt reports a Python model's error."""
+def _python_step(tmp_path, monkeypatch, source: str):
+    """``clv build`` made to run one Python model, int_clv__model_registry, of ``source``;
+    returns the model's file."""
     path = tmp_path / "int_clv__model_registry.py"
-    path.write_text("def model(dbt, session):\n"
-                    "    raise ValueError('clv_training_examples is empty: lower "
-                    "clv_horizon_days\\nmore detail')\n")
+    path.write_text(source)
     node = build.Node("model.clv.int_clv__model_registry", "int_clv__model_registry",
                       "python", "s", "int_clv__model_registry", path, ())
     monkeypatch.setattr(build, "build_with_args", lambda argv: build.run_python_model(
         node, SimpleNamespace(session_object=None), {}, {}))
+    return path
+
+
+def test_a_python_steps_error_is_one_line_naming_the_model(tmp_path, capsys, monkeypatch):
+    """On the staged engines clv build calls the Python models itself: a step's ValueError
+    (what to fix) ends the build with one line, as dbt reports a Python model's error."""
+    _python_step(tmp_path, monkeypatch,
+                 "def model(dbt, session):\n"
+                 "    raise ValueError('clv_training_examples is empty: lower "
+                 "clv_horizon_days\\nmore detail')\n")
     assert build.main([]) == 1
     assert _one_error_line(capsys) == ("clv build: int_clv__model_registry failed: "
                                        "clv_training_examples is empty: lower clv_horizon_days")
+
+
+def test_a_librarys_error_in_a_python_step_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    """A ValueError from inside a library (numpy's shapes, a bug) is not a message to the user:
+    it propagates with its traceback instead of being cut to one line."""
+    path = _python_step(tmp_path, monkeypatch,
+                        "import numpy as np\n\n"
+                        "def model(dbt, session):\n"
+                        "    return np.zeros(3) + np.zeros(4)\n")
+    with pytest.raises(ValueError, match="could not be broadcast") as raised:
+        build.main([])
+    assert raised.traceback[-1].path == path
 
 
 def test_an_interrupt_ends_with_the_shells_status(capsys, monkeypatch):

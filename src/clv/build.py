@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ STAGED_ADAPTERS = {"postgres": "dbt-postgres", "spark": "dbt-spark[session] and 
 SELECTION_OPTIONS = {"--select", "-s", "-m", "--models", "--model", "--exclude", "--selector",
                      "--resource-type", "--resource-types"}
 EXTRAS = {"postgres": "postgres", "spark": "spark"}
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class BuildError(RuntimeError):
@@ -321,14 +323,29 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
 def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
                      run_vars: dict[str, Any]) -> int:
     """Call the Python model of ``node`` as dbt would and write its result; returns rows. A
-    ValueError (the steps' way of saying which var or input to fix) is one line naming the
-    model, as dbt reports a Python model's error."""
+    ValueError the steps raise to say which var or input to fix is one line naming the model,
+    as dbt reports a Python model's error; any other (a library's, a bug's) keeps its
+    traceback."""
     function = _load_model_function(node.path)
     try:
         result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
     except ValueError as error:
+        if not _raised_on_purpose(error, node.path):
+            raise
         raise BuildError(f"{node.name} failed: {first_line(error)}") from error
     return warehouse.write_table(node.relation, result)
+
+
+def _raised_on_purpose(error: BaseException, model_path: Path) -> bool:
+    """Whether ``error`` comes from a ``raise`` statement of this package or of the model's
+    file, not from inside a library (numpy's broadcast error, a bug)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return False
+    last = frames[-1]
+    path = Path(last.filename).resolve()
+    ours = path.is_relative_to(PACKAGE_DIR) or path == Path(model_path).resolve()
+    return ours and (last.line or "").lstrip().startswith("raise ")
 
 
 def _ancestors(nodes: Sequence[Node], names: Sequence[str]) -> list[Node]:
