@@ -19,6 +19,7 @@ from clv.calibration import (
     apply,
     fit,
     fit_knots,
+    fit_probability_bends,
     fit_probability_map,
     fit_sigma_scale,
     log_spend_map,
@@ -94,6 +95,56 @@ def test_probability_map_identity_without_both_outcomes_and_bounded_slope():
             bought.mean(), abs=1e-6)
 
 
+def _s_shaped_outcomes(rng, n: int):
+    """Network logits whose true purchase logit bends (steep in the middle, flat at both
+    ends), as a straight line cannot mend."""
+    logit = rng.normal(0.0, 1.5, n)
+    true_logit = 0.5 * logit + 2.0 * np.tanh(1.5 * logit)
+    return logit, rng.uniform(size=n) < expit(true_logit)
+
+
+def test_probability_bends_are_the_maximum_likelihood_piecewise_map():
+    rng = np.random.default_rng(5)
+    logit, bought = _s_shaped_outcomes(rng, 20_000)
+    bends = fit_probability_bends(logit, bought)
+    assert len(bends.knots) == 4  # the logit's quintiles
+    np.testing.assert_allclose(bends.knots, np.quantile(logit, [0.2, 0.4, 0.6, 0.8]), atol=1e-3)
+    hinges = np.maximum(logit[:, None] - np.asarray(bends.knots)[None, :], 0.0)
+
+    def log_loss(theta: np.ndarray) -> float:  # independent: scipy on the Bernoulli loss
+        z = theta[0] * logit + theta[1] + hinges @ theta[2:]
+        return float(np.mean(np.logaddexp(0.0, z) - bought * z))
+
+    start = np.concatenate([fit_probability_map(logit, bought), np.zeros(4)])
+    reference = minimize(log_loss, start, method="BFGS", options={"gtol": 1e-10}).x
+    fitted = np.array([bends.slope, bends.intercept, *bends.changes])
+    assert log_loss(fitted) <= log_loss(reference) + 1e-9
+    np.testing.assert_allclose(fitted, reference, atol=2e-3)
+    # the bends mend what the straight line leaves, and keep the order of customers
+    line = expit(np.polyval(fit_probability_map(logit, bought), logit))
+    bent = expit(bends(logit))
+    assert expected_calibration_error(bought, bent) < 0.2 * expected_calibration_error(
+        bought, line)
+    assert np.all(np.diff(bends(np.sort(logit))) >= 0)
+    low, high = PROBABILITY_SLOPE_BOUNDS
+    assert np.all((bends.segment_slopes() >= low) & (bends.segment_slopes() <= high))
+
+
+def test_probability_bends_fall_back_to_the_straight_line():
+    rng = np.random.default_rng(6)
+    logit, bought = _s_shaped_outcomes(rng, 900)  # under two segments of 500 rows
+    line = fit_probability_map(logit, bought)
+    bends = fit_probability_bends(logit, bought)
+    assert (bends.slope, bends.intercept, bends.knots) == (*line, ())
+    # a bend that would turn the map down (order reversed in the middle): the straight line
+    logit = rng.normal(0.0, 1.0, 20_000)
+    reversed_middle = np.where(np.abs(logit) < 0.5, -4.0 * logit, logit)
+    bought = rng.uniform(size=logit.size) < expit(3.0 * reversed_middle)
+    bends = fit_probability_bends(logit, bought)
+    assert bends.knots == () and (bends.slope, bends.intercept) == fit_probability_map(
+        logit, bought)
+
+
 def _ziln_sample(rng, n: int, sigma: float):
     """Customers with known ZILN distributions and one draw of actual spend each."""
     p = rng.uniform(0.05, 0.97, n)
@@ -155,15 +206,24 @@ def test_nearly_tied_bins_merge_so_float32_knots_keep_the_map():
 
 
 @pytest.mark.parametrize("rate_factor", [1.0, 2.3, 0.6])
-def test_calibrated_network_applies_the_same_maps_as_numpy(rate_factor):
+@pytest.mark.parametrize("bends", [((), ()), ((-1.0, 0.5), (0.6, -0.9))],
+                         ids=["straight", "bent"])
+def test_calibrated_network_applies_the_same_maps_as_numpy(rate_factor, bends):
     torch.manual_seed(1)
     base = ClvNetwork(n_static=3, n_periods=4, n_channels=2).eval()
     fitted = Calibration((0.0, 2.0, 4.0), (-0.5, 2.2, 4.5), probability_slope=0.8,
                          probability_intercept=-0.3, sigma_scale=1.4,
-                         purchase_rate_factor=rate_factor)
+                         purchase_rate_factor=rate_factor, probability_knots=bends[0],
+                         probability_slope_changes=bends[1])
     model = CalibratedNetwork.from_calibration(base, fitted).eval()
     static, sequence = torch.randn(512, 3) * 3, torch.randn(512, 4, 2)
     static[:8] = torch.tensor([-40.0, 40.0, 0.0])  # extreme rows: tiny and certain purchases
+
+    def mapped(logit: np.ndarray) -> np.ndarray:  # the probability map, written out
+        hinges = [np.maximum(logit - knot, 0.0) * change for knot, change in
+                  zip(*bends, strict=True)]
+        return 0.8 * logit - 0.3 + sum(hinges, np.zeros_like(logit))
+
     with torch.no_grad():
         logits = base.logits(static, sequence)
         _, spend, _, sigma, _ = base(static, sequence)
@@ -174,19 +234,18 @@ def test_calibrated_network_applies_the_same_maps_as_numpy(rate_factor):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
     p, calibrated, mu, scaled, log_no_purchase = outputs
     np.testing.assert_allclose(p * np.exp(mu + scaled**2 / 2), calibrated, rtol=2e-4)
-    # a purchase rate scaled by the factor: P(buy) = 1 - (1 - p)^factor of the Platt p
-    platt_logit = 0.8 * logits[:, 0].double().numpy() - 0.3
-    platt = expit(platt_logit)
-    np.testing.assert_allclose(p, 1 - (1 - platt) ** rate_factor, rtol=2e-4, atol=1e-7)
-    # log(1 - p) = factor * log(1 - Platt p), also where p is 1 in float32
-    np.testing.assert_allclose(log_no_purchase, -rate_factor * np.logaddexp(0.0, platt_logit),
+    # a purchase rate scaled by the factor: P(buy) = 1 - (1 - p)^factor of the mapped p
+    map_logit = mapped(logits[:, 0].double().numpy())
+    np.testing.assert_allclose(p, 1 - expit(-map_logit) ** rate_factor, rtol=2e-4, atol=1e-7)
+    # log(1 - p) = factor * log(1 - mapped p), also where p is 1 in float32
+    np.testing.assert_allclose(log_no_purchase, -rate_factor * np.logaddexp(0.0, map_logit),
                                rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         base.head[-1].bias[0] += 60.0
         p, _, _, _, log_no_purchase = (o.double().numpy() for o in model(static, sequence))
-        platt_logit = 0.8 * base.logits(static, sequence)[:, 0].double().numpy() - 0.3
+        map_logit = mapped(base.logits(static, sequence)[:, 0].double().numpy())
     assert (p == 1.0).all()
-    np.testing.assert_allclose(log_no_purchase, -rate_factor * np.logaddexp(0.0, platt_logit),
+    np.testing.assert_allclose(log_no_purchase, -rate_factor * np.logaddexp(0.0, map_logit),
                                rtol=1e-5)
 
 
@@ -220,7 +279,8 @@ def test_graph_and_numpy_floor_the_spend_and_the_probability_alike(shift):
 def test_calibrated_graph_uses_only_operators_the_sql_compiler_knows(tmp_path, rate_factor):
     base = ClvNetwork(n_static=3, n_periods=4, n_channels=2).eval()
     model = CalibratedNetwork.from_calibration(
-        base, Calibration((0.0, 2.0), (0.1, 2.5), 1.1, 0.2, 0.9, rate_factor)).eval()
+        base, Calibration((0.0, 2.0), (0.1, 2.5), 1.1, 0.2, 0.9, rate_factor, (-0.5,),
+                          (0.4,))).eval()
     path = tmp_path / "calibrated.onnx"
     torch.onnx.export(model, (torch.randn(2, 3), torch.randn(2, 4, 2)), str(path),
                       input_names=["static", "sequence"], opset_version=18, dynamo=False,

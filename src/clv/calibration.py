@@ -9,10 +9,15 @@ window whose outcome is known, and each is fitted by one rule here (tested in
 1. **Spend** (:func:`fit_knots`). The ZILN mean ranks well but its scale drifts (sigma inflates
    it; customers at the latest cutoff are older than at earlier ones). A piecewise-linear map in
    log space, monotone, fitted so each prediction decile's mean matches its actual mean.
-2. **Purchase probability** (:func:`fit_probability_map`). Logistic recalibration of the
-   purchase logit, ``logit p' = slope * logit p + intercept`` (Platt scaling), fitted by maximum
-   likelihood: two numbers, so it cannot overfit a window, and monotone, so the order of
-   customers (and the AUC) stays.
+2. **Purchase probability** (:func:`fit_probability_bends`). Logistic recalibration of the
+   purchase logit by a monotone piecewise-linear map, ``logit p' = slope * logit p + intercept
+   + sum_k change_k * relu(logit p - knot_k)``, fitted by maximum likelihood, with knots at the
+   logit's quintiles (fewer on small windows: at least 500 rows per segment). Platt scaling
+   (:func:`fit_probability_map`, the straight line) cannot bend: a network too low at both
+   ends and too high in the middle keeps its error there. A few numbers on thousands of rows
+   cannot overfit a window; each segment's slope stays within
+   :data:`PROBABILITY_SLOPE_BOUNDS`, so the order of customers (and the AUC) stays; a fit that
+   would leave them falls back to the straight line.
 3. **Purchase-rate factor** (``purchase_rate_factor``). The graph can scale the purchase rate
    behind the probability, ``P(buy) = 1 - (1 - p)^factor``; models trained before the spend
    level took the season into the probability at scoring (:func:`clv.level.
@@ -32,7 +37,7 @@ is the training step's choice (:mod:`clv.pipeline.training`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -49,6 +54,11 @@ _STRICT = 1e-3  # each calibrated decile mean exceeds the one below by at least 
 # the logit range the fit reads (probabilities of 1e-6 and 1 - 1e-6).
 PROBABILITY_SLOPE_BOUNDS = (0.25, 4.0)
 _LOGIT_LIMIT = 13.8
+# Its bends: at most this many segments, each with at least this many rows, knots at least
+# this far apart in logit.
+PROBABILITY_SEGMENTS = 5
+MIN_ROWS_PER_PROBABILITY_SEGMENT = 500
+PROBABILITY_KNOT_GAP = 0.05
 # Quantile map: candidate sigma factors (log-spaced) and the nominal tail share of p10 and p90.
 SIGMA_SCALES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 97))
 TAIL_SHARE = 0.1
@@ -71,10 +81,13 @@ class Calibration:
     probability_intercept: float = 0.0
     sigma_scale: float = 1.0
     purchase_rate_factor: float = 1.0
+    probability_knots: tuple[float, ...] = ()  # purchase logits where the map bends
+    probability_slope_changes: tuple[float, ...] = ()  # its slope's change at each
 
     def to_dict(self) -> dict[str, object]:
         values = asdict(self)
-        return {**values, "knots_x": list(self.knots_x), "knots_y": list(self.knots_y)}
+        return {**values, **{name: list(getattr(self, name)) for name in (
+            "knots_x", "knots_y", "probability_knots", "probability_slope_changes")}}
 
 
 def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -166,6 +179,89 @@ def fit_probability_map(logit: np.ndarray, bought: np.ndarray) -> tuple[float, f
     return slope, float(theta[1])
 
 
+@dataclass(frozen=True)
+class ProbabilityMap:
+    """Rule 2's map: ``slope * z + intercept + sum_k changes_k * relu(z - knots_k)``."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    knots: tuple[float, ...] = ()
+    changes: tuple[float, ...] = ()
+
+    def __call__(self, logit: np.ndarray) -> np.ndarray:
+        z = np.asarray(logit, dtype=np.float64)
+        total = self.slope * z + self.intercept
+        for knot, change in zip(self.knots, self.changes, strict=True):
+            total = total + np.maximum(z - knot, 0.0) * change
+        return total
+
+    def segment_slopes(self) -> np.ndarray:
+        return self.slope + np.concatenate([[0.0], np.cumsum(self.changes)])
+
+
+def _probability_knots(z: np.ndarray, segments: int, min_rows: int) -> np.ndarray:
+    """Interior knots at the quantiles of ``z`` [N] cutting it into at most ``segments`` parts
+    of at least ``min_rows`` rows each, at least :data:`PROBABILITY_KNOT_GAP` apart."""
+    segments = int(min(segments, z.size // max(min_rows, 1)))
+    if segments < 2:
+        return np.empty(0)
+    ordered = np.sort(z)
+    knots: list[float] = []
+    for j in range(1, segments):
+        knot = float(ordered[j * z.size // segments])
+        below = int(np.searchsorted(ordered, knot))  # rows left of the knot (ties go right)
+        previous = knots[-1] if knots else -np.inf
+        if knot - previous < PROBABILITY_KNOT_GAP or below - np.searchsorted(
+                ordered, previous) < min_rows or z.size - below < min_rows:
+            continue
+        knots.append(knot)
+    return np.asarray(knots)
+
+
+def fit_probability_bends(logit: np.ndarray, bought: np.ndarray,
+                          segments: int = PROBABILITY_SEGMENTS,
+                          min_rows_per_segment: int = MIN_ROWS_PER_PROBABILITY_SEGMENT,
+                          ) -> ProbabilityMap:
+    """Rule 2: the piecewise-linear map of the purchase logit maximising the Bernoulli
+    likelihood of ``bought`` ([N] arrays), knots from :func:`_probability_knots`. Falls back
+    to :func:`fit_probability_map`'s straight line with too few rows for two segments, with one
+    outcome only, or when a segment's slope would leave :data:`PROBABILITY_SLOPE_BOUNDS`."""
+    z = np.clip(np.asarray(logit, dtype=np.float64), -_LOGIT_LIMIT, _LOGIT_LIMIT)
+    y = (np.asarray(bought, dtype=np.float64) > 0).astype(np.float64)
+    line = ProbabilityMap(*fit_probability_map(z, y))
+    knots = _probability_knots(z, segments, min_rows_per_segment) if z.size else np.empty(0)
+    if knots.size == 0 or y.min() == y.max():
+        return line
+    design = np.column_stack([z, np.ones_like(z), np.maximum(z[:, None] - knots[None, :], 0.0)])
+
+    def loss(theta: np.ndarray) -> float:
+        eta = design @ theta
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta))
+
+    theta = np.concatenate([[line.slope, line.intercept], np.zeros(knots.size)])
+    current = loss(theta)
+    for _ in range(100):  # Newton's method, halving a step that does not lower the loss
+        q = expit(design @ theta)
+        gradient = design.T @ (y - q)
+        hessian = design.T @ (design * (q * (1.0 - q))[:, None]) + 1e-9 * np.eye(theta.size)
+        step = np.linalg.solve(hessian, gradient)
+        for _ in range(30):
+            candidate = loss(theta + step)
+            if candidate <= current + 1e-12:
+                break
+            step = step / 2.0
+        theta, current = theta + step, candidate
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    fitted = ProbabilityMap(float(theta[0]), float(theta[1]), tuple(map(float, knots)),
+                            tuple(map(float, theta[2:])))
+    low, high = PROBABILITY_SLOPE_BOUNDS
+    slopes = fitted.segment_slopes()
+    if not (np.all(np.isfinite(theta)) and np.all((slopes >= low) & (slopes <= high))):
+        return line
+    return fitted
+
+
 def ziln_quantile(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray, q: float) -> np.ndarray:
     """The q-quantile of the ZILN distribution (0 when ``q <= 1 - p``); [N] arrays."""
     return _TailLevel(p, q).quantile(mu, sigma)
@@ -223,8 +319,9 @@ def apply(calibration: Calibration, spend: np.ndarray, logit: np.ndarray,
     """The calibrated ``(p, expected spend, mu, sigma)`` from the network's uncalibrated
     expected spend, purchase logit and sigma ([N] each), in float64: what
     :class:`CalibratedNetwork` computes inside the graph."""
-    z = calibration.probability_slope * np.asarray(logit, dtype=np.float64) + (
-        calibration.probability_intercept)
+    z = ProbabilityMap(calibration.probability_slope, calibration.probability_intercept,
+                       calibration.probability_knots,
+                       calibration.probability_slope_changes)(logit)
     if calibration.purchase_rate_factor == 1.0:
         log_p = np.maximum(z - np.logaddexp(0.0, z), LOG_PROBABILITY_FLOOR)
         p = np.exp(log_p)
@@ -247,21 +344,23 @@ def fit(predicted: np.ndarray, logit: np.ndarray, sigma: np.ndarray,
     the rows it is fitted on are in the calibration window's season)."""
     actual = np.asarray(actual, dtype=np.float64)
     knots_x, knots_y = fit_knots(predicted, actual)
-    slope, intercept = fit_probability_map(logit, actual > 0)
-    without_scale = Calibration(tuple(map(float, knots_x)), tuple(map(float, knots_y)), slope,
-                                intercept)
+    bends = fit_probability_bends(logit, actual > 0)
+    without_scale = Calibration(tuple(map(float, knots_x)), tuple(map(float, knots_y)),
+                                bends.slope, bends.intercept, probability_knots=bends.knots,
+                                probability_slope_changes=bends.changes)
     p, mean, _, _ = apply(without_scale, predicted, logit, sigma)
     scale = fit_sigma_scale(actual, p, mean, np.asarray(sigma, dtype=np.float64))
-    return Calibration(without_scale.knots_x, without_scale.knots_y, slope, intercept, scale,
-                       float(purchase_rate_factor))
+    return replace(without_scale, sigma_scale=scale,
+                   purchase_rate_factor=float(purchase_rate_factor))
 
 
 class CalibratedNetwork(nn.Module):
     """A trained :class:`ClvNetwork` (or ensemble) whose outputs pass through the three maps.
 
     With ``l0`` the purchase logit and ``spend`` the ZILN mean of the base network:
-        p'     = sigmoid(slope * l0 + intercept) (as the exp of its log, see clv.loss), then
-                 1 - (1 - p')^rate_factor when the purchase rate factor is not 1
+        p'     = sigmoid(g(l0)) (as the exp of its log, see clv.loss), then
+                 1 - (1 - p')^rate_factor when the purchase rate factor is not 1,
+                 g(l) = slope * l + intercept + sum_k change_k * relu(l - knot_k)
         spend' = exp(h(log spend)),  h linear between the knots (x_k, y_k), slope 1 outside:
                  h(x) = y_0 + (x - x_0) + sum_k (slope_k - slope_{k-1}) * relu(x - x_k)
         sigma' = sigma_scale * sigma
@@ -273,7 +372,9 @@ class CalibratedNetwork(nn.Module):
     def __init__(self, base: ClvNetwork | EnsembleNetwork, knots_x: np.ndarray,
                  knots_y: np.ndarray, probability_slope: float = 1.0,
                  probability_intercept: float = 0.0, sigma_scale: float = 1.0,
-                 purchase_rate_factor: float = 1.0) -> None:
+                 purchase_rate_factor: float = 1.0,
+                 probability_knots: tuple[float, ...] = (),
+                 probability_slope_changes: tuple[float, ...] = ()) -> None:
         super().__init__()
         # A plain number, not a buffer: with 1 the graph has no operations for it at all.
         self.purchase_rate_factor = float(purchase_rate_factor)
@@ -290,13 +391,18 @@ class CalibratedNetwork(nn.Module):
         self.register_buffer("probability_slope", torch.tensor(float(probability_slope)))
         self.register_buffer("probability_intercept", torch.tensor(float(probability_intercept)))
         self.register_buffer("sigma_scale", torch.tensor(float(sigma_scale)))
+        self.register_buffer("probability_knots",
+                             torch.tensor(probability_knots, dtype=torch.float32))
+        self.register_buffer("probability_slope_changes",
+                             torch.tensor(probability_slope_changes, dtype=torch.float32))
 
     @classmethod
     def from_calibration(cls, base: ClvNetwork | EnsembleNetwork,
                          calibration: Calibration) -> CalibratedNetwork:
         return cls(base, np.asarray(calibration.knots_x), np.asarray(calibration.knots_y),
                    calibration.probability_slope, calibration.probability_intercept,
-                   calibration.sigma_scale, calibration.purchase_rate_factor)
+                   calibration.sigma_scale, calibration.purchase_rate_factor,
+                   calibration.probability_knots, calibration.probability_slope_changes)
 
     def logits(self, static: Tensor, sequence: Tensor) -> Tensor:
         return self.base.logits(static, sequence)
@@ -313,6 +419,16 @@ class CalibratedNetwork(nn.Module):
             total = total + torch.relu(x - self.knots[k]) * self.slope_changes[k]
         return total
 
+    def purchase_logit(self, logit: Tensor) -> Tensor:
+        """g(l) for the base network's purchase logit [B]; returns [B]. Without knots the
+        graph holds the straight line alone; the bends are added elementwise, one knot at a
+        time, as in :meth:`log_spend_map`."""
+        total = logit * self.probability_slope + self.probability_intercept
+        for k in range(self.probability_knots.shape[0]):
+            total = total + torch.relu(logit - self.probability_knots[k]) * (
+                self.probability_slope_changes[k])
+        return total
+
     def forward(self, static: Tensor,
                 sequence: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Returns purchase_probability, network_clv, mu, sigma, log_no_purchase (log(1 -
@@ -323,7 +439,7 @@ class CalibratedNetwork(nn.Module):
         # In log space (no sigmoid in the graph, see clv.loss), with the floor fit_knots and
         # apply put on the raw spend, so the graph maps every spend as the calibration did.
         calibrated = self.log_spend_map(ziln_log_mean(logits).clamp_min(LOG_SPEND_FLOOR))
-        purchase_logit = logits[:, 0] * self.probability_slope + self.probability_intercept
+        purchase_logit = self.purchase_logit(logits[:, 0])
         if self.purchase_rate_factor == 1.0:
             # At least exp(-80): the compiled SQL's series stay above PostgreSQL's underflow.
             log_probability = log_sigmoid(purchase_logit).clamp_min(LOG_PROBABILITY_FLOOR)

@@ -424,7 +424,8 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
              else "the held-out customers")
     dbt_log(f"calibration on {where}: {len(production.knots_x)} spend knots, "
             f"purchase logit x {production.probability_slope:.3f} "
-            f"{production.probability_intercept:+.3f}, sigma x {production.sigma_scale:.3f}")
+            f"{production.probability_intercept:+.3f} with "
+            f"{len(production.probability_knots)} bends, sigma x {production.sigma_scale:.3f}")
     calibrated = calibration_rules.apply(production, *_calibration_inputs(
         outputs.take(rows))[:3])[1]
     scale = float(calibrated.sum() / max(outputs.spend[rows].sum(), 1e-12))
