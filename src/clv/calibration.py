@@ -149,9 +149,11 @@ def log_spend_map(log_spend: np.ndarray, knots_x: np.ndarray, knots_y: np.ndarra
 
 
 def fit_probability_map(logit: np.ndarray, bought: np.ndarray) -> tuple[float, float]:
-    """Rule 2: ``(slope, intercept)`` of ``logit p' = slope * logit p + intercept`` maximising
-    the Bernoulli likelihood of ``bought`` (Newton's method; [N] arrays). The slope stays within
-    :data:`PROBABILITY_SLOPE_BOUNDS`; without both outcomes the map is the identity."""
+    """Rule 2's straight line (Platt scaling), the start and the fallback of
+    :func:`fit_probability_bends`: ``(slope, intercept)`` of ``logit p' = slope * logit p +
+    intercept`` maximising the Bernoulli likelihood of ``bought`` (Newton's method; [N] arrays).
+    The slope stays within :data:`PROBABILITY_SLOPE_BOUNDS`; without both outcomes the map is
+    the identity."""
     z = np.clip(np.asarray(logit, dtype=np.float64), -_LOGIT_LIMIT, _LOGIT_LIMIT)
     y = (np.asarray(bought, dtype=np.float64) > 0).astype(np.float64)
     if z.size == 0 or y.min() == y.max():
