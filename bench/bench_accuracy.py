@@ -218,24 +218,18 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
     return table
 
 
-def _relative_errors(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    usable = np.isfinite(actual) & (actual != 0)
-    return np.abs(predicted[usable] - actual[usable]) / np.abs(actual[usable])
-
-
 def draw_in_deciles(actual: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> dict:
     """How much of the network's decile MAPE is the holdout's draw: in the network's prediction
     deciles, the network's error against the generator's true expected spend (noise-free) and
     the true expected spend's own error against the actual spend (what a predictor that knew
-    every customer's expectation would score on these deciles). Decile MAPE as
-    clv.metrics.decile_mape computes it, [N] arrays in."""
-    in_network_deciles = metrics.decile_calibration(actual, predicted)
+    every customer's expectation would score on these deciles); [N] arrays in."""
     truth_means = metrics.decile_calibration(truth, predicted).mean_actual.to_numpy()
+    actual_means = metrics.decile_calibration(actual, predicted).mean_actual.to_numpy()
+    usable = np.isfinite(actual_means) & (actual_means != 0)
     return {
-        "decile_mape_against_truth": float(np.mean(_relative_errors(
-            in_network_deciles.mean_predicted.to_numpy(), truth_means))),
-        "truth_decile_mape": float(np.mean(_relative_errors(
-            truth_means, in_network_deciles.mean_actual.to_numpy()))),
+        "decile_mape_against_truth": metrics.decile_mape(truth, predicted),
+        "truth_decile_mape": float(np.mean(np.abs(truth_means[usable] - actual_means[usable])
+                                           / actual_means[usable])),
     }
 
 

@@ -84,6 +84,11 @@ class Calibration:
     probability_knots: tuple[float, ...] = ()  # purchase logits where the map bends
     probability_slope_changes: tuple[float, ...] = ()  # its slope's change at each
 
+    @property
+    def probability_map(self) -> ProbabilityMap:
+        return ProbabilityMap(self.probability_slope, self.probability_intercept,
+                              self.probability_knots, self.probability_slope_changes)
+
     def to_dict(self) -> dict[str, object]:
         values = asdict(self)
         return {**values, **{name: list(getattr(self, name)) for name in (
@@ -321,9 +326,7 @@ def apply(calibration: Calibration, spend: np.ndarray, logit: np.ndarray,
     """The calibrated ``(p, expected spend, mu, sigma)`` from the network's uncalibrated
     expected spend, purchase logit and sigma ([N] each), in float64: what
     :class:`CalibratedNetwork` computes inside the graph."""
-    z = ProbabilityMap(calibration.probability_slope, calibration.probability_intercept,
-                       calibration.probability_knots,
-                       calibration.probability_slope_changes)(logit)
+    z = calibration.probability_map(logit)
     if calibration.purchase_rate_factor == 1.0:
         log_p = np.maximum(z - np.logaddexp(0.0, z), LOG_PROBABILITY_FLOOR)
         p = np.exp(log_p)
