@@ -3,7 +3,10 @@
     value written as an escaped SQL literal. dbt-spark's session cursor formats bindings itself
     and turns an empty cell into the text 'None' (and does not escape quotes), so the sample's
     missing customer ids and amounts would be read as text instead of null and be counted
-    differently in clv_data_quality. Otherwise the same as dbt-spark's macro.
+    differently in clv_data_quality. Each column's type is looked up once (dbt-spark looks it up
+    for every cell), and a text column's literal goes in without a cast: Spark analyses every
+    cast of an insert, which made loading the sample take twice as long. Otherwise the same
+    as dbt-spark's macro.
     dbt dispatches load_csv_rows to the root project's macros first, then dbt's: this one
     applies while clv is the root project. A project that installs clv and builds seeds on
     Spark (its own, or clv's sample with clv_load_sample: true) opts in with
@@ -15,31 +18,29 @@
 {% macro spark__load_csv_rows(model, agate_table) %}
     {% set batch_size = get_batch_size() %}
     {% set column_override = model['config'].get('column_types', {}) %}
+    {#- each column's type once, not once per cell -#}
+    {% set types = [] %}
+    {% for col_name in agate_table.column_names %}
+        {% do types.append(column_override.get(col_name, adapter.convert_type(agate_table, loop.index0))) %}
+    {% endfor %}
     {% set statements = [] %}
     {% for chunk in agate_table.rows | batch(batch_size) %}
-        {% set sql %}
-            insert into {{ this.render() }} values
-            {% for row in chunk -%}
-                ({%- for col_name in agate_table.column_names -%}
-                    {%- set inferred_type = adapter.convert_type(agate_table, loop.index0) -%}
-                    {%- set type = column_override.get(col_name, inferred_type) -%}
-                    {%- set value = row[loop.index0] -%}
-                    cast({{ 'null' if value is none else clv_spark_string_literal(value | string) }} as {{ type }})
-                    {%- if not loop.last %}, {% endif -%}
-                {%- endfor -%})
-                {%- if not loop.last %},{% endif %}
+        {% set rows = [] %}
+        {% for row in chunk %}
+            {% set cells = [] %}
+            {% for value in row %}
+                {% set literal = 'null' if value is none
+                    else "'" ~ (value | string).replace('\\', '\\\\').replace("'", "\\'") ~ "'" %}
+                {% do cells.append(literal if types[loop.index0] | lower == 'string'
+                                   else 'cast(' ~ literal ~ ' as ' ~ types[loop.index0] ~ ')') %}
             {% endfor %}
-        {% endset %}
+            {% do rows.append('(' ~ cells | join(', ') ~ ')') %}
+        {% endfor %}
+        {% set sql = 'insert into ' ~ this.render() ~ ' values\n' ~ rows | join(',\n') %}
         {% do adapter.add_query(sql, abridge_sql_log=True) %}
         {% if loop.index0 == 0 %}
             {% do statements.append(sql) %}
         {% endif %}
     {% endfor %}
     {{ return(statements[0]) }}
-{% endmacro %}
-
-
-{#- A Spark SQL string literal: backslashes and quotes escaped with a backslash. -#}
-{% macro clv_spark_string_literal(text) %}
-    {{ return("'" ~ text.replace('\\', '\\\\').replace("'", "\\'") ~ "'") }}
 {% endmacro %}
