@@ -45,6 +45,7 @@ from history_reference import history_posterior_spend
 
 from clv import metrics
 from clv.baselines import btyd_expected_spend, naive_average_rate, naive_last_period
+from clv.btyd import bgnbd_purchase_probability
 from clv.synthetic import GeneratorSettings, generate, oracle, write_frame
 
 # The Online Retail invoices (not shipped): where the README's example saves them, else the data
@@ -199,6 +200,16 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
             row["p10_positive"] = int(np.sum(frame.predicted_clv_p10.to_numpy(float) > 0))
             row["purchase_probability_ece"] = metrics.expected_calibration_error(
                 actual, frame.purchase_probability.to_numpy(float))
+            # the level of the probability against the share who bought, and BG/NBD's own
+            # probability of a purchase in the horizon (no level applied) beside it
+            btyd_buys = bgnbd_purchase_probability(
+                btyd.bgnbd, float(data.horizon_days), frame.frequency.to_numpy(float),
+                frame.recency_days.to_numpy(float), frame.t_days.to_numpy(float))
+            row["purchase_probability_mean"] = float(frame.purchase_probability.mean())
+            row["bought_share"] = float(np.mean(actual > 0))
+            row["btyd_purchase_probability_mean"] = float(np.mean(btyd_buys))
+            row["btyd_purchase_probability_ece"] = metrics.expected_calibration_error(
+                actual, btyd_buys)
             # Honest quantiles with these probabilities: a customer whose p90 is 0 (p < 0.1)
             # exceeds it only by buying at all, so at most mean(min(p, 0.1)) exceed their p90.
             row["p90_exceedance_ceiling"] = float(np.mean(np.minimum(
@@ -295,6 +306,13 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
           f"{_range([r['p10_shortfall'] for r in network], '{:.1%}')}, "
           f"purchase probability calibration error "
           f"{_range([r['purchase_probability_ece'] for r in network], '{:.3f}')}")
+    print("purchase probability: mean "
+          f"{_range([r['purchase_probability_mean'] for r in network], '{:.3f}')} against "
+          f"{_range([r['bought_share'] for r in network], '{:.3f}')} who spent more than 0 in "
+          "the holdout; BG/NBD's probability of a purchase in the horizon (no level applied): "
+          f"mean {_range([r['btyd_purchase_probability_mean'] for r in network], '{:.3f}')}, "
+          "calibration error "
+          f"{_range([r['btyd_purchase_probability_ece'] for r in network], '{:.3f}')}")
     if "truth_decile_mape" in network[0]:
         print("decile MAPE in the network's prediction deciles, against the true expected "
               "spend (the generator's, no draw): the network "

@@ -521,6 +521,27 @@ def bgnbd_probability_alive(
     return np.where(pos, expit(-log_odds_dead), 1.0)
 
 
+def bgnbd_purchase_probability(
+    params: BGNBDParams, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+) -> FloatArray:
+    """Probability of at least one purchase in ``(T, T + t]``, shape ``(n,)``.
+
+    A customer still active at ``T`` has the purchase rate's gamma posterior
+    ``Gamma(r + x, alpha + T)`` and cannot drop out before buying again (BG/NBD lets customers
+    drop out only right after a purchase), so the chance of no purchase is
+    ``((alpha + T) / (alpha + T + t))^(r + x)``; a customer who has dropped out buys nothing:
+    ``P(buy) = P(alive) * (1 - ((alpha + T) / (alpha + T + t))^(r + x))``.
+    """
+    x, tx, big_t = _check_rft(frequency, recency, T)
+    horizon = np.broadcast_to(_as_1d("t", t), x.shape).astype(np.float64)
+    if np.any(horizon < 0):
+        raise ValueError("t must be non-negative")
+    alive = bgnbd_probability_alive(params, x, tx, big_t)
+    log_none = (params.r + x) * (np.log(params.alpha + big_t)
+                                 - np.log(params.alpha + big_t + horizon))
+    return alive * -np.expm1(log_none)
+
+
 def _beta_gauss_rule(a: float, b: float, n: int) -> tuple[FloatArray, FloatArray]:
     """Gauss quadrature for the Beta(a, b) distribution on [0, 1].
 
