@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,66 @@ def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir
     assert totals == {"btyd_expected_spend": reference.btyd.result(),
                       "network_clv": reference.network.result()}
     assert totals["network_clv"].dominant == 1
+
+
+class _Returned(Exception):
+    """dbt's ``return()`` inside a macro, for rendering one with plain Jinja."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _render_spark_seed_inserts(rows: list[tuple], column_types: dict[str, str],
+                               inferred: list[str], table: str) -> list[str]:
+    """The inserts clv's ``spark__load_csv_rows`` (macros/clv_spark_seed_rows.sql) sends for a
+    seed of ``rows``, rendered with Jinja and stand-ins for the few dbt objects it reads."""
+    import jinja2
+
+    queries: list[str] = []
+
+    def returned(value: Any) -> None:
+        raise _Returned(value)
+
+    agate_table = dataclasses.make_dataclass("Agate", ["rows", "column_names"])(
+        rows, list(column_types))
+    adapter = type("Adapter", (), {
+        "convert_type": staticmethod(lambda _table, index: inferred[index]),
+        "add_query": staticmethod(lambda sql, abridge_sql_log=False: queries.append(sql))})
+    environment = jinja2.Environment(extensions=["jinja2.ext.do"])
+    source = (PROJECT_DIR / "macros" / "clv_spark_seed_rows.sql").read_text()
+    template = environment.from_string(source + "{{ spark__load_csv_rows(model, agate_table) }}")
+    with pytest.raises(_Returned):
+        template.render(model={"config": {"column_types": {
+                            name: kind for name, kind in column_types.items() if kind}}},
+                        agate_table=agate_table, adapter=adapter, get_batch_size=lambda: 2,
+                        this=type("This", (), {"render": staticmethod(lambda: table)}),
+                        **{"return": returned})
+    return queries
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_seed_values_with_quotes_backslashes_and_empty_cells_load_as_written(spark_dir: Path):
+    """A seed's text with quotes and backslashes, and its empty cells, reach the Spark table as
+    written (empty as null), through clv's seed inserts: text columns as literals, the others
+    cast to their type, two rows per insert here."""
+    rows = [("1", "it's", 1.5), ("2", "back\\slash", None), ("3", None, 2.0),
+            ("4", "both '\\' end\\", 3.0), ("5", "\\'", -0.25)]
+    session = spark_session(spark_dir)
+    table = f"clv_seed_check_{secrets.token_hex(3)}"
+    session.sql(f"create table {table} (id string, note string, amount double) using parquet")
+    try:
+        queries = _render_spark_seed_inserts(rows, {"id": "string", "note": "", "amount": ""},
+                                             ["double", "string", "double"], table)
+        assert len(queries) == 3, "two rows per insert"
+        assert "cast(" not in queries[0].split("values", 1)[1].split(",")[0], (
+            "a text column's value goes in without a cast")
+        for query in queries:
+            session.sql(query)
+        read = sorted(tuple(row) for row in session.table(table).collect())
+    finally:
+        session.sql(f"drop table if exists {table}")
+    assert read == rows
 
 
 @pytest.mark.slow
