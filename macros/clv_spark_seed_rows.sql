@@ -4,9 +4,9 @@
     and turns an empty cell into the text 'None' (and does not escape quotes), so the sample's
     missing customer ids and amounts would be read as text instead of null and be counted
     differently in clv_data_quality. Each column's type is looked up once (dbt-spark looks it up
-    for every cell), and a text column's literal goes in without a cast: Spark analyses every
-    cast of an insert, which made loading the sample take twice as long. Otherwise the same
-    as dbt-spark's macro.
+    for every cell), and a text column's literal goes in without a cast (Spark analyses every
+    cast of an insert): together, the sample loads in less than half dbt-spark's time. Otherwise
+    the same as dbt-spark's macro.
     dbt dispatches load_csv_rows to the root project's macros first, then dbt's: this one
     applies while clv is the root project. A project that installs clv and builds seeds on
     Spark (its own, or clv's sample with clv_load_sample: true) opts in with
