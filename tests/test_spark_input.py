@@ -9,6 +9,7 @@ import dataclasses
 import json
 import secrets
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -109,10 +110,12 @@ class _Returned(Exception):
         self.value = value
 
 
-def _render_spark_seed_inserts(rows: list[tuple], column_types: dict[str, str],
-                               inferred: list[str], table: str) -> list[str]:
+def _render_spark_seed_inserts(rows: list[tuple], column_names: list[str],
+                               column_types: dict[str, str], inferred: list[str],
+                               table: str) -> list[str]:
     """The inserts clv's ``spark__load_csv_rows`` (macros/clv_spark_seed_rows.sql) sends for a
-    seed of ``rows``, rendered with Jinja and stand-ins for the few dbt objects it reads."""
+    seed of ``rows`` (types: the seed's ``column_types``, else ``inferred``), rendered with
+    Jinja and stand-ins for the few dbt objects it reads."""
     import jinja2
 
     queries: list[str] = []
@@ -120,20 +123,18 @@ def _render_spark_seed_inserts(rows: list[tuple], column_types: dict[str, str],
     def returned(value: Any) -> None:
         raise _Returned(value)
 
-    agate_table = dataclasses.make_dataclass("Agate", ["rows", "column_names"])(
-        rows, list(column_types))
-    adapter = type("Adapter", (), {
-        "convert_type": staticmethod(lambda _table, index: inferred[index]),
-        "add_query": staticmethod(lambda sql, abridge_sql_log=False: queries.append(sql))})
     environment = jinja2.Environment(extensions=["jinja2.ext.do"])
     source = (PROJECT_DIR / "macros" / "clv_spark_seed_rows.sql").read_text()
     template = environment.from_string(source + "{{ spark__load_csv_rows(model, agate_table) }}")
     with pytest.raises(_Returned):
-        template.render(model={"config": {"column_types": {
-                            name: kind for name, kind in column_types.items() if kind}}},
-                        agate_table=agate_table, adapter=adapter, get_batch_size=lambda: 2,
-                        this=type("This", (), {"render": staticmethod(lambda: table)}),
-                        **{"return": returned})
+        template.render(
+            model={"config": {"column_types": column_types}},
+            agate_table=SimpleNamespace(rows=rows, column_names=column_names),
+            adapter=SimpleNamespace(
+                convert_type=lambda _table, index: inferred[index],
+                add_query=lambda sql, abridge_sql_log=False: queries.append(sql)),
+            this=SimpleNamespace(render=lambda: table), get_batch_size=lambda: 2,
+            **{"return": returned})
     return queries
 
 
@@ -149,7 +150,7 @@ def test_seed_values_with_quotes_backslashes_and_empty_cells_load_as_written(spa
     table = f"clv_seed_check_{secrets.token_hex(3)}"
     session.sql(f"create table {table} (id string, note string, amount double) using parquet")
     try:
-        queries = _render_spark_seed_inserts(rows, {"id": "string", "note": "", "amount": ""},
+        queries = _render_spark_seed_inserts(rows, ["id", "note", "amount"], {"id": "string"},
                                              ["double", "string", "double"], table)
         assert len(queries) == 3, "two rows per insert"
         assert "cast(" not in queries[0].split("values", 1)[1].split(",")[0], (
