@@ -1,7 +1,8 @@
 {#-
     A double-precision number from text or a numeric column; null when it cannot be parsed.
-    PostgreSQL and Spark accept the text DuckDB's try_cast accepts (clv_number_regex) and read
-    it as DuckDB does, NaN and infinities included (clv_is_finite rejects them downstream).
+    Every engine reads the same text as a number (clv_number_regex, the text DuckDB's try_cast
+    reads but for '+-'), and reads it as DuckDB does, NaN and infinities included
+    (clv_is_finite rejects them downstream).
 -#}
 {% macro clv_to_number(expression) %}
     {{ return(adapter.dispatch('clv_to_number', 'clv')(expression)) }}
@@ -11,8 +12,19 @@
     {{ dbt.safe_cast(expression, clv_type_double()) }}
 {% endmacro %}
 
+{#-
+    DuckDB's try_cast also reads a sign followed by a minus ('+-1' as -1), which
+    clv_number_regex, and so PostgreSQL and Spark, refuse: such a value is null here too. No
+    number DuckDB reads otherwise holds '+-', and only a value at or below 0 (or NaN) can come
+    from one, so the text is looked at for those alone.
+-#}
 {% macro duckdb__clv_to_number(expression) %}
-    try_cast({{ expression }} as double)
+    {%- set number = 'try_cast(' ~ expression ~ ' as double)' -%}
+    case
+        when not ({{ number }} > 0 and isfinite({{ number }}))
+            and contains(cast({{ expression }} as varchar), '+-') then null
+        else {{ number }}
+    end
 {% endmacro %}
 
 {#-

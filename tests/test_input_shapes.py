@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import PROJECT_DIR
 
 RETAIL_COLUMNS = {"customer_id": "CustomerID", "transacted_at": "InvoiceDate",
                   "amount": "Quantity * UnitPrice", "transaction_id": "InvoiceNo"}
@@ -307,6 +308,40 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
                             "from stg_clv__customers order by customer_id")
     assert signups.values.tolist() == [["13047", "2010-11-04"], ["14527", "2010-11-05"],
                                        ["17850", "2010-11-03"]]
+
+
+def _number_regex() -> str:
+    """clv_number_regex (macros/clv_to_number.sql), the text PostgreSQL and Spark read as a
+    number, rendered with plain Jinja (its ``return`` as the identity)."""
+    import jinja2
+
+    source = (PROJECT_DIR / "macros" / "clv_to_number.sql").read_text()
+    template = jinja2.Environment().from_string(source + "{{ clv_number_regex() }}")
+    return template.render(**{"return": lambda value: value}).strip()
+
+
+@pytest.mark.slow
+def test_duckdb_reads_as_a_number_exactly_the_text_the_other_engines_read(project):
+    """An amount cell is a number on DuckDB exactly when it is one on PostgreSQL and Spark (the
+    text matches clv_number_regex): DuckDB's own cast would also read '+-1' as -1."""
+    cells = ["12.5", " -3 ", "+4", "+-1", "+-0", "+-1e3", "+-inf", "+-nan", "-+1", "--1", "1_000",
+             "1__0", "_1", "1.", ".5", "-.5e-2", "1e", "e5", "0x10", "1,5", "1.5d", "nan",
+             "-Infinity", "inf", "+ 1", "\t7\t", "", "-"]
+    rows = [(f"t{i}", cell) for i, cell in enumerate(cells)]
+    path = project.workdir / "amount_texts.csv"
+    pd.DataFrame({"transaction_id": [r[0] for r in rows], "customer_id": "C1",
+                  "transacted_at": "2024-03-01", "amount": [r[1] for r in rows]}
+                 ).to_csv(path, index=False)
+    project.build(vars={**VARS, "clv_columns": {}, "clv_transactions": str(path),
+                        "clv_timestamp_format": "%Y-%m-%d"}, select="stg_clv__transactions")
+
+    staged = project.query("select transaction_id, amount is not null as is_number "
+                           "from stg_clv__transactions")
+    read = dict(zip(staged.transaction_id, staged.is_number, strict=True))
+    pattern = re.compile(_number_regex())
+    expected = {i: bool(pattern.fullmatch(cell.strip(" \t"))) for i, cell in rows}
+    assert read == expected
+    assert not read["t3"] and read["t2"], "'+-1' is not a number, '+4' is"
 
 
 @pytest.mark.slow
