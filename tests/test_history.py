@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -196,7 +196,8 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("start", "end", "problem"), [
-    ("2020-06-30", "2021-06-30", "before the first usable transaction"),
+    ("2020-06-30", "2022-06-30", ("before the first usable transaction .*start on or after "
+                                  "202[12]-[0-9-]+ ")),
     ("2021-03-31", "2022-06-30", ("shorter than the sequence window .*start on or after "
                                   "202[12]-[0-9-]+$")),
     ("2021-03-31", "2021-06-30", ("shorter than the sequence window .*no date up to --end "
@@ -211,6 +212,19 @@ def test_backfill_refuses_dates_without_enough_history(project, monkeypatch, sta
                           project.vars, _common(project))
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
     # the check built nothing at another as-of date than clv_predictions'
+    assert _scoring_cutoffs(project) == _predictions_dates(project)
+
+
+@pytest.mark.slow
+def test_backfill_refuses_an_end_after_today_in_the_settings_time_zone(project, monkeypatch):
+    """The end is checked against today in the settings' clv_time_zone (read through dbt, so
+    from --vars or the project's vars), after the parse and the settings: nothing is scored."""
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
+    rows = project.query("select count(*) as n from clv_predictions_history").n[0]
+    end = datetime.now(UTC).date() + timedelta(days=2)
+    with pytest.raises(backfill.BackfillError, match=rf"^--end {end} is after today .* in UTC\)"):
+        backfill.backfill(date(2023, 7, 31), end, "month", project.vars, _common(project))
+    assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
     assert _scoring_cutoffs(project) == _predictions_dates(project)
 
 
@@ -268,9 +282,39 @@ def test_backfill_dates_and_option_errors():
     for every in ["fortnight", "0d", "d", "\u00b2d", "\u0661\u0664d", " 14d", "-3d"]:
         with pytest.raises(backfill.BackfillError, match="--every"):
             backfill.as_of_dates(date(2023, 1, 1), date(2023, 2, 1), every)
-    with pytest.raises(backfill.BackfillError, match=r"--end .* is after today"):
-        backfill.backfill(date(2023, 1, 1), date(2099, 1, 1), "month", {},
-                          today=date(2026, 1, 1))
+    # the year 1 and steps beyond any range end the dates instead of overflowing
+    assert backfill.as_of_dates(date.min, date(2023, 12, 31), "month")[0] == date(1, 1, 31)
+    assert backfill.as_of_dates(date.min, date(1, 1, 3), "day") == [
+        date(1, 1, 1), date(1, 1, 2), date(1, 1, 3)]
+    assert backfill.as_of_dates(date.min, date(2023, 12, 31), "1000000000d") == [
+        date(2023, 12, 31)]
+    with pytest.raises(backfill.BackfillError, match=(r"^--end 2026-01-02 is after today "
+                                                      r"\(2026-01-01 in Pacific/Kiritimati\)")):
+        backfill.check_end(date(2026, 1, 2), "Pacific/Kiritimati", today=date(2026, 1, 1))
+    backfill.check_end(date(2026, 1, 1), "UTC", today=date(2026, 1, 1))
+
+
+def test_backfill_history_errors_name_a_start_that_works():
+    """Data from 2023-01-01 and a sequence window of 360 days: 2023-12-26 is the first as-of
+    date with that much history, and the refusals of earlier starts name it (or, when --end is
+    before it, the window that would fit)."""
+    first, window, end = date(2023, 1, 1), 360, date(2024, 6, 30)
+    for start in [date(2022, 6, 30), date(2023, 1, 1), date(2023, 12, 25)]:
+        with pytest.raises(backfill.BackfillError, match=r"start on or after 2023-12-26"):
+            backfill.check_history(start, start, end, first, window)
+    backfill.check_history(date(2023, 12, 26), date(2023, 12, 26), end, first, window)
+    with pytest.raises(backfill.BackfillError,
+                       match=(r"^--start 2022-06-30 is before the first usable transaction "
+                              r"\(2023-01-01\): .*no date up to --end 2023-06-30 .* window of "
+                              r"at most 181 days")):
+        backfill.check_history(date(2022, 6, 30), date(2022, 6, 30), date(2023, 6, 30), first,
+                               window)
+    with pytest.raises(backfill.BackfillError,
+                       match=r"^--start 2023-03-01 has 60 days of history, .* at most 60 days"):
+        backfill.check_history(date(2023, 3, 1), date(2023, 3, 1), date(2023, 6, 30), first,
+                               window)
+    with pytest.raises(backfill.BackfillError, match="no transaction is usable"):
+        backfill.check_history(date(2023, 3, 1), date(2023, 3, 1), end, None, window)
 
 
 def test_backfill_command_reports_option_errors_in_one_line(capsys):

@@ -7,8 +7,8 @@
     on. At each as-of date the latest scoring run over that horizon counts (the newest
     scored_at, whatever the model version). The churn early-warning list: `where
     needs_attention`. Empty when the history's latest run at the as-of date of clv_predictions
-    is not the run of its model (a build that left the history out: no such date, or another
-    model there). A customer falls to at_risk only from a segment likely to buy (high_value,
+    is not the run clv_predictions holds (a build that left the history out: no such date,
+    another model there, or an earlier run of the same model at that date). A customer falls to at_risk only from a segment likely to buy (high_value,
     new, active); dormant -> at_risk is a recovery, not flagged.
 -#}
 
@@ -25,7 +25,8 @@ current_predictions as (
     select
         max(as_of_date) as as_of_date,
         max(model_version) as model_version,
-        max(horizon_days) as horizon_days
+        max(horizon_days) as horizon_days,
+        max(scored_at) as scored_at
 
     from {{ ref('clv_predictions') }}
 
@@ -100,6 +101,7 @@ paired as (
         value_decile,
         segment,
         model_version,
+        scored_at,
         lag(as_of_date) over (partition by customer_id order by date_rank desc) as previous_as_of_date,
         lag(predicted_clv) over (partition by customer_id order by date_rank desc) as previous_predicted_clv,
         lag(purchase_probability) over (
@@ -115,14 +117,15 @@ paired as (
 
 in_both_runs as (
 
-    -- empty when the history's latest run at clv_predictions' date is not its model's (a
-    -- build that left the history out): the movements are those into the predictions users
-    -- read, or none
+    -- empty when the history's latest run at clv_predictions' date is not the run it holds
+    -- (a build that left the history out): the movements are those into the predictions
+    -- users read, or none
     select paired.*
     from paired
     inner join current_predictions
         on paired.as_of_date = current_predictions.as_of_date
         and paired.model_version = current_predictions.model_version
+        and paired.scored_at = current_predictions.scored_at
     where paired.date_rank = 1 and paired.previous_as_of_date is not null
 
 ),

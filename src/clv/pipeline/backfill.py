@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import itertools
 import json
 import re
 import sys
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from clv import build
 
@@ -61,10 +62,14 @@ def as_of_dates(start: date, end: date, every: str) -> list[date]:
     if every == "month":
         month_end = end.day == calendar.monthrange(end.year, end.month)[1]
         day_of_month = 31 if month_end else end.day
-        k = 0
-        while (day := months_back(end, k, day_of_month)) >= start:
+        for k in itertools.count():
+            try:
+                day = months_back(end, k, day_of_month)
+            except ValueError:  # before the year 1, so before any --start
+                break
+            if day < start:
+                break
             dates.append(day)
-            k += 1
     else:
         step = EVERY.get(every)
         if step is None:
@@ -73,8 +78,10 @@ def as_of_dates(start: date, end: date, every: str) -> list[date]:
                                     f"like 14d, got {every!r}")
             step = int(every[:-1])
         day = end
-        while day >= start:
+        while True:
             dates.append(day)
+            if (day - start).days < step:  # the next step is before --start (or the year 1)
+                break
             day -= timedelta(days=step)
     return sorted(dates)
 
@@ -95,61 +102,79 @@ def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, An
     return dict(zip(table.column_names, table.rows[0], strict=True))
 
 
-def _history_check(start: date, first_as_of: date, common: list[str],
-                   run_vars: dict[str, Any], end: date | None = None) -> None:
-    """Stop before the first build when the first as-of date has no or too little history.
+def check_end(end: date, time_zone: str, today: date | None = None) -> None:
+    """Refuse an ``end`` after today in ``time_zone`` (the settings' clv_time_zone, where the
+    business is), as the dbt side refuses such a clv_as_of_date."""
+    if today is None:
+        today = datetime.now(ZoneInfo(time_zone)).date()
+    if end > today:
+        raise BackfillError(f"--end {end} is after today ({today} in {time_zone}): the as-of "
+                            "date must have happened")
+
+
+def check_history(start: date, first_as_of: date, end: date, first: date | None,
+                  window: int) -> None:
+    """Refuse a first as-of date before the first usable transaction (``first``) or with less
+    history than the sequence window (``window`` days), naming the earliest date that works."""
+    if first is None:
+        raise BackfillError("no transaction is usable (see clv_data_quality after a build): "
+                            "there is nothing to score")
+    days = (first_as_of - first).days + 1
+    if days >= window:
+        return
+    earliest = first + timedelta(days=window - 1)
+    if earliest <= end:
+        fix = f"start on or after {earliest}"
+    else:
+        fits = (end - first).days + 1 if days < 1 else days
+        fix = (f"no date up to --end {end} has that much history: lower clv_sequence_periods "
+               f"or clv_period_days to a window of at most {fits} days, train a model with "
+               "them (a build without clv_retrain: never, since clv-backfill scores with a "
+               "saved model), then backfill with the same vars")
+    label = f"--start {start}" + ("" if first_as_of == start else
+                                  f" (first as-of date {first_as_of})")
+    if days < 1:
+        raise BackfillError(f"{label} is before the first usable transaction ({first}): "
+                            f"there is nothing to score; {fix} (the sequence window of "
+                            f"{window} days, clv_period_days x clv_sequence_periods, needs "
+                            "that much history)")
+    raise BackfillError(
+        f"{label} has {days} days of history, shorter than the sequence window of {window} "
+        f"days (clv_period_days x clv_sequence_periods): {fix}")
+
+
+def _settings_check(start: date, first_as_of: date, end: date, common: list[str],
+                    run_vars: dict[str, Any], today: date | None = None) -> None:
+    """Stop before the first build when ``end`` is after today or the first as-of date has no
+    or too little history.
 
     Builds only what does not depend on the as-of date (the parse of the source, and the
     settings with ``run_vars``, the user's own), so a refused backfill leaves no table at
-    another date than ``clv_predictions``'s."""
+    another date than ``clv_predictions``'s; the time zone is the settings', from ``--vars``
+    or the project's vars."""
     _invoke(["build", "--select", f"+{PARSED_ONCE[0]}", "clv_run_settings",
              "--indirect-selection", "cautious", "--vars", json.dumps(run_vars, default=str),
              "--quiet", *common])
     facts = _show("select min(cast(checked.transacted_at as date)) as first_date, "
-                  "min(settings.period_days * settings.sequence_periods) as window_days "
+                  "min(settings.period_days * settings.sequence_periods) as window_days, "
+                  "'{{ clv_settings().time_zone }}' as time_zone "
                   f"from {{{{ ref('{PARSED_ONCE[0]}') }}}} as checked "
                   "cross join {{ ref('clv_run_settings') }} as settings "
                   "where checked.row_problem is null", common, run_vars)
-    first, window = facts["first_date"], facts["window_days"]
-    if first is None:
-        raise BackfillError("no transaction is usable (see clv_data_quality after a build): "
-                            "there is nothing to score")
-    first = first if isinstance(first, date) else date.fromisoformat(str(first)[:10])
-    window = int(window)
-    label = f"--start {start}" + ("" if first_as_of == start else
-                                  f" (first as-of date {first_as_of})")
-    if first_as_of < first:
-        raise BackfillError(f"{label} is before the first usable transaction ({first}): "
-                            "there is nothing to score; start on or after it")
-    if (first_as_of - first).days + 1 < window:
-        earliest = first + timedelta(days=window - 1)
-        days = (first_as_of - first).days + 1
-        fix = (f"start on or after {earliest}" if end is None or earliest <= end else
-               f"no date up to --end {end} has that much history: lower clv_sequence_periods "
-               f"or clv_period_days to a window of at most {days} days, train a model with "
-               "them (a build without clv_retrain: never, since clv-backfill scores with a "
-               "saved model), then backfill with the same vars")
-        raise BackfillError(
-            f"{label} has {days} days of history, shorter than the sequence window of {window} "
-            f"days (clv_period_days x clv_sequence_periods): {fix}")
+    check_end(end, str(facts["time_zone"]), today)
+    first = facts["first_date"]
+    if first is not None and not isinstance(first, date):
+        first = date.fromisoformat(str(first)[:10])
+    check_history(start, first_as_of, end, first, int(facts["window_days"] or 0))
 
 
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
              common: Sequence[str] = (), today: date | None = None) -> list[date]:
     """Build clv_predictions_history for every as-of date of the range; returns the dates."""
-    zone = str(run_vars.get("clv_time_zone") or "UTC")
-    if today is None:
-        try:  # today where the business is, as the dbt side checks clv_as_of_date
-            today = datetime.now(ZoneInfo(zone)).date()
-        except (ZoneInfoNotFoundError, ValueError):
-            today = date.today()  # an unknown zone: dbt names the var when it reads it
-    if end > today:
-        raise BackfillError(f"--end {end} is after today ({today} in {zone}): the as-of date "
-                            "must have happened")
     dates = as_of_dates(start, end, every)
     user_vars, run_vars = run_vars, {**run_vars, "clv_retrain": "never"}
     common = list(common)
-    _history_check(start, dates[0], common, user_vars, end)
+    _settings_check(start, dates[0], end, common, user_vars, today)
     # Every date's build runs on this one parse of the project: the dates differ only in
     # clv_as_of_date, which dbt reads when it compiles (a changed var makes dbt parse the
     # whole project again, a few seconds per date).
