@@ -310,6 +310,26 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
                                        ["17850", "2010-11-03"]]
 
 
+@pytest.mark.slow
+def test_an_as_of_date_further_past_the_data_than_it_was_ever_quiet_warns(project):
+    """The invoices' longest quiet spell is 55 days (4 January to 28 February): an as-of date 55
+    days after the last invoice passes, one 239 days after it warns (a source that stopped
+    loading would read as every customer going quiet)."""
+    path = project.workdir / "invoices_stale.csv"
+    _retail_frame().to_csv(path, index=False)
+
+    def status(as_of: str) -> str:
+        result = project.build(vars={**VARS, "clv_transactions": str(path),
+                                     "clv_as_of_date": as_of}, select="+int_clv__as_of_date")
+        return {r.node.name: str(r.status) for r in result.result}[
+            "clv_as_of_date_follows_the_data"]
+
+    assert status("2011-06-30") == "pass"
+    assert project.query("select days_since_last_transaction as d, longest_quiet_days as q "
+                         "from int_clv__as_of_date").values.tolist() == [[55, 55]]
+    assert status("2011-12-31") == "warn"
+
+
 def _number_regex() -> str:
     """clv_number_regex (macros/clv_to_number.sql), the text PostgreSQL and Spark read as a
     number, rendered with plain Jinja (its ``return`` as the identity)."""

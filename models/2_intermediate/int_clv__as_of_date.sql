@@ -8,6 +8,10 @@
     for int_clv__cutoffs and int_clv__transactions_classified, so clv_data_quality does not
     wait for the cutoffs. A duplicate is a copy of a usable row, so excluding it moves neither
     date. Both dates are null when no row is usable.
+    With them, how current the data is at the as-of date: the last usable day on or before it,
+    and the longest quiet spell before that (the most days from one usable day to the next), so
+    that a test can warn when the as-of date lies further past the data than the data was ever
+    quiet (a source that stopped loading, read as every customer going quiet).
 -#}
 
 with
@@ -18,16 +22,17 @@ checked_transactions as (
 
 ),
 
-usable_dates as (
+usable_days as (
 
     select cast(transacted_at as date) as transacted_date
 
     from checked_transactions
     where row_problem is null
+    group by cast(transacted_at as date)
 
 ),
 
-final as (
+dates as (
 
     select
         {% if settings.as_of_date -%}
@@ -38,7 +43,42 @@ final as (
         {%- endif %}
         min(transacted_date) as first_transaction_date
 
-    from usable_dates
+    from usable_days
+
+),
+
+days_to_as_of as (
+
+    select
+        usable_days.transacted_date,
+        lag(usable_days.transacted_date) over (order by usable_days.transacted_date) as previous_date
+
+    from usable_days
+    inner join dates on usable_days.transacted_date <= dates.as_of_date
+
+),
+
+recency as (
+
+    select
+        max(transacted_date) as last_transaction_date,
+        max({{ clv_days_between('previous_date', 'transacted_date') }}) as longest_quiet_days
+
+    from days_to_as_of
+
+),
+
+final as (
+
+    select
+        dates.as_of_date,
+        dates.first_transaction_date,
+        recency.last_transaction_date,
+        {{ clv_days_between('recency.last_transaction_date', 'dates.as_of_date') }} as days_since_last_transaction,
+        recency.longest_quiet_days
+
+    from dates
+    cross join recency
 
 )
 
