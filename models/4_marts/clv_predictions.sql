@@ -48,9 +48,14 @@ ranked as (
     select
         scores.*,
         scoring_examples.t_days,
-        ntile(10) over (
-            order by scores.predicted_clv desc, {{ clv_collate_binary('scores.customer_id') }} asc
-        ) as value_decile
+        -- the k-th tenth of the ranking, so deciles 1 and 2 hold ceil(20% of n) customers for
+        -- any n (ntile gives the first n mod 10 deciles one more each: 4 of 12 customers in
+        -- the top two); with fewer than ten customers some deciles stay empty
+        cast(floor(
+            10.0e0 * (row_number() over (
+                order by scores.predicted_clv desc nulls last, {{ clv_collate_binary('scores.customer_id') }} asc
+            ) - 1) / count(*) over ()
+        ) as bigint) + 1 as value_decile
 
     from scores
     inner join scoring_examples
