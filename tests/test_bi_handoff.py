@@ -378,6 +378,18 @@ def test_leftovers_of_a_killed_copy_are_removed(tmp_path):
     assert _only(tmp_path) == sorted([target.name, young.name])
 
 
+def test_leftovers_are_found_for_a_name_with_glob_characters(tmp_path):
+    """A file name with [ ] or * is matched as written: its old temporary file goes, another
+    file's that the pattern would have matched stays."""
+    target = tmp_path / "clv[1].parquet"
+    old, other = tmp_path / ".clv[1].parquet.0123.tmp", tmp_path / ".clv1.parquet.0123.tmp"
+    for path in (old, other):
+        path.write_bytes(b"partial")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    assert handoff.remove_leftovers(target) == [old.name]
+    assert _only(tmp_path) == [other.name]
+
+
 def test_the_sqlalchemy_forms_are_read_only(tmp_path):
     """The two ways to give duckdb-engine a read-only connection (Superset's URI, or its engine
     parameters' connect_args) both read and neither writes."""

@@ -238,8 +238,9 @@ def test_unsupported_adapter_type(tmp_path, capsys):
                                                "pip install -e '.[postgres]'")
 
 
-def test_bad_vars_are_one_line(capsys):
-    assert build.main(["--vars", "[1, 2]", "--project-dir", str(PROJECT_DIR)]) == 1
+@pytest.mark.parametrize("value", ["[1, 2]", "[]", "0", "false"])
+def test_bad_vars_are_one_line(capsys, value):
+    assert build.main(["--vars", value, "--project-dir", str(PROJECT_DIR)]) == 1
     assert "--vars: expected a mapping" in _one_error_line(capsys)
 
 

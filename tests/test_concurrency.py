@@ -179,6 +179,9 @@ def test_export_path_must_not_be_a_directory(tmp_path):
     (tmp_path / "file").touch()
     with pytest.raises(ValueError, match=r"clv_export_path.*'.*file' is not a directory"):
         handoff.checked_path(tmp_path / "file" / "p.parquet")
+    # a file further up the path, too, before any directory is made
+    with pytest.raises(ValueError, match=r"clv_export_path.*'.*file' is not a directory"):
+        handoff.write_parquet(_table(3).to_reader(), tmp_path / "file" / "sub" / "p.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken.parquet"]
     assert list((tmp_path / "taken.parquet").iterdir()) == []
     assert handoff.checked_path(Path("exports/p.parquet")) == Path("exports/p.parquet")

@@ -450,7 +450,8 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
 
     args, dbt_args = _parser().parse_known_args(argv)
     try:
-        run_vars = yaml.safe_load(args.vars) or {}
+        run_vars = yaml.safe_load(args.vars)
+        run_vars = {} if run_vars is None else run_vars
     except yaml.YAMLError as error:
         raise BuildError(f"--vars is not YAML: {first_line(error)}") from None
     if not isinstance(run_vars, dict):

@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import yaml
 
-        run_vars = yaml.safe_load(args.vars) or {}
+        run_vars = yaml.safe_load(args.vars)
+        run_vars = {} if run_vars is None else run_vars
         if not isinstance(run_vars, dict):
             raise BackfillError(f"--vars: expected a mapping, got {args.vars!r}")
         # profiles.yml where clv build and dbt find it: --profiles-dir, DBT_PROFILES_DIR, the

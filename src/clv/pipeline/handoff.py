@@ -12,6 +12,7 @@ temporary file, which a later write deletes.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -53,9 +54,12 @@ def checked_path(path: Path, var: str = "clv_export_path") -> Path:
     can answer."""
     if path.is_dir():
         raise ValueError(f"Invalid value for var '{var}': {str(path)!r} is a directory")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise ValueError(f"Invalid value for var '{var}': {str(path.parent)!r} is not "
-                         "a directory")
+    for folder in path.parents:  # the nearest that exists must be a directory
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"Invalid value for var '{var}': {str(folder)!r} is not a "
+                                 "directory")
+            break
     return path
 
 
@@ -66,8 +70,8 @@ def remove_leftovers(path: Path, older_than: float = LEFTOVER_SECONDS) -> list[s
         return []
     removed = []
     # the temporary files, and the write-ahead log DuckDB keeps beside a database being written
-    for tmp in [*path.parent.glob(f".{path.name}.*.tmp"),
-                *path.parent.glob(f".{path.name}.*.tmp.wal")]:
+    name = glob.escape(path.name)  # a name with [ or * is matched as written
+    for tmp in [*path.parent.glob(f".{name}.*.tmp"), *path.parent.glob(f".{name}.*.tmp.wal")]:
         with contextlib.suppress(OSError):
             if time.time() - tmp.stat().st_mtime > older_than:
                 tmp.unlink()
@@ -125,7 +129,8 @@ def _remove(*paths: Path) -> None:
 
 
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    # opened for writing: Windows cannot flush a file opened read-only (EBADF)
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     try:
         os.fsync(fd)
     finally:
