@@ -82,14 +82,18 @@ def test_unknown_target_names_the_targets(capsys):
                                        "targets are: duckdb, postgres, spark")
 
 
-@pytest.mark.parametrize("how", ["-t", "DBT_TARGET"])
+@pytest.mark.parametrize("how", ["-t", "DBT_TARGET", "DBT_ENGINE_TARGET"])
 def test_the_target_is_read_as_dbt_reads_it(capsys, monkeypatch, how):
-    """``-t`` and ``DBT_TARGET`` choose the target for clv build as they do for dbt."""
+    """``-t``, ``DBT_ENGINE_TARGET`` (dbt 1.11's name, read first) and ``DBT_TARGET`` choose
+    the target for clv build as they do for dbt."""
     args = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if how == "-t":
         args += ["-t", "nope"]
-    else:
+    elif how == "DBT_TARGET":
         monkeypatch.setenv("DBT_TARGET", "nope")
+    else:
+        monkeypatch.setenv("DBT_TARGET", "duckdb")
+        monkeypatch.setenv("DBT_ENGINE_TARGET", "nope")
     assert build.main(args) == 1
     assert _one_error_line(capsys).startswith("clv build: no target 'nope' in profiles.yml")
 
@@ -107,6 +111,8 @@ def test_profiles_are_looked_for_where_dbt_looks_then_in_the_project(tmp_path, m
     monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
     assert build.profiles_dir_of(project, None) == tmp_path.resolve()
     assert build.profiles_dir_of(project, project) == project.resolve()
+    monkeypatch.setenv("DBT_ENGINE_PROFILES_DIR", str(elsewhere))  # dbt 1.11's name first
+    assert build.profiles_dir_of(project, None) == elsewhere.resolve()
 
 
 def test_each_dbt_command_gets_the_options_it_accepts():
@@ -131,6 +137,9 @@ def test_the_profile_is_the_one_dbt_reads(capsys, monkeypatch):
     monkeypatch.setenv("DBT_PROFILE", "other_shop")
     assert build.main(args) == 1
     assert "other_shop" in _one_error_line(capsys)
+    monkeypatch.setenv("DBT_ENGINE_PROFILE", "third_shop")
+    assert build.main(args) == 1
+    assert "third_shop" in _one_error_line(capsys)
 
 
 def test_node_selection_is_refused_where_the_build_runs_in_stages(capsys):

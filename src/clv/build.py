@@ -204,11 +204,18 @@ def accepted_options(command: str, args: Sequence[str]) -> list[str]:
     return kept
 
 
+def dbt_env(name: str) -> str | None:
+    """The value of dbt's environment variable ``DBT_<name>`` as dbt reads it: the
+    ``DBT_ENGINE_<name>`` spelling first (dbt 1.11), then the older one; None when unset or
+    empty."""
+    return os.environ.get(f"DBT_ENGINE_{name}") or os.environ.get(f"DBT_{name}") or None
+
+
 def profiles_dir_of(project_dir: Path, profiles_dir: Path | None) -> Path:
     """Where profiles.yml is read from, as dbt looks for it (--profiles-dir, then
     DBT_PROFILES_DIR, then the current directory), then in the project, then ~/.dbt; the
     builds are told the same directory."""
-    for candidate in (profiles_dir, os.environ.get("DBT_PROFILES_DIR")):
+    for candidate in (profiles_dir, dbt_env("PROFILES_DIR")):
         if candidate:
             return Path(candidate).resolve()
     for directory in (Path.cwd(), project_dir):
@@ -234,7 +241,7 @@ def _profile_name(dbt_args: Sequence[str]) -> str | None:
             return arg.split("=", 1)[1]
         if arg == "--profile" and index + 1 < len(dbt_args):
             return dbt_args[index + 1]
-    return os.environ.get("DBT_PROFILE") or None
+    return dbt_env("PROFILE")
 
 
 def profile_of(project_dir: Path, profiles_dir: Path | None, target: str | None,
@@ -383,7 +390,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     does not parse the project again; by default dbt parses it (re-using its saved parse
     when the vars have not changed)."""
     skip_tests = [] if tests else ["--exclude-resource-type", "test", "unit_test"]
-    target = target or os.environ.get("DBT_TARGET") or None  # as dbt reads it
+    target = target or dbt_env("TARGET")  # as dbt reads it
     profiles_dir = profiles_dir_of(project_dir, profiles_dir)
     profile = profile_of(project_dir, profiles_dir, target, run_vars, _profile_name(dbt_args))
     kind = profile.credentials.type
@@ -470,7 +477,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", "-t", default=None,
                         help="dbt target (default: DBT_TARGET, else the profile's)")
     parser.add_argument("--vars", default="{}", help="dbt vars (YAML or JSON mapping)")
-    parser.add_argument("--project-dir", default=".", help="the dbt project (default: .)")
+    parser.add_argument("--project-dir", default=dbt_env("PROJECT_DIR") or ".",
+                        help="the dbt project (default: DBT_PROJECT_DIR, else .)")
     parser.add_argument("--profiles-dir", default=None,
                         help="where profiles.yml is (default: DBT_PROFILES_DIR, the current "
                              "directory, the project, else ~/.dbt)")

@@ -214,7 +214,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--every", default="month", help="day, week, month (default) or Nd")
     parser.add_argument("--vars", default="{}", help="the same dbt vars as your builds (YAML or "
                                                      "JSON mapping)")
-    parser.add_argument("--project-dir", default=".", help="the dbt project (default: .)")
+    parser.add_argument("--project-dir", default=build.dbt_env("PROJECT_DIR") or ".",
+                        help="the dbt project (default: DBT_PROJECT_DIR, else .)")
     parser.add_argument("--profiles-dir", default=None, help="where profiles.yml is")
     parser.add_argument("--target", default=None, help="dbt target")
     return parser
