@@ -113,6 +113,11 @@ def test_profiles_are_looked_for_where_dbt_looks_then_in_the_project(tmp_path, m
     assert build.profiles_dir_of(project, project) == project.resolve()
     monkeypatch.setenv("DBT_ENGINE_PROFILES_DIR", str(elsewhere))  # dbt 1.11's name first
     assert build.profiles_dir_of(project, None) == elsewhere.resolve()
+    # ~ is the home directory wherever it stands; a directory that is not there is named
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert build.profiles_dir_of(project, Path("~/project")) == project.resolve()
+    with pytest.raises(build.BuildError, match=r"the profiles directory '.*missing' does not"):
+        build.profiles_dir_of(project, tmp_path / "missing")
 
 
 def test_each_dbt_command_gets_the_options_it_accepts():

@@ -217,7 +217,11 @@ def profiles_dir_of(project_dir: Path, profiles_dir: Path | None) -> Path:
     builds are told the same directory."""
     for candidate in (profiles_dir, dbt_env("PROFILES_DIR")):
         if candidate:
-            return Path(candidate).resolve()
+            chosen = Path(candidate).expanduser().resolve()  # `--profiles-dir=~/.dbt` too
+            if not chosen.is_dir():
+                raise BuildError(f"the profiles directory {str(candidate)!r} does not exist "
+                                 "(--profiles-dir or DBT_PROFILES_DIR)")
+            return chosen
     for directory in (Path.cwd(), project_dir):
         if (directory / "profiles.yml").is_file():
             return directory.resolve()
@@ -464,7 +468,7 @@ def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
     if not isinstance(run_vars, dict):
         raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
     build(args.target, run_vars, Path(args.project_dir).resolve(),
-          Path(args.profiles_dir).resolve() if args.profiles_dir else None, dbt_args, models,
+          Path(args.profiles_dir) if args.profiles_dir else None, dbt_args, models,
           exclude, tests, manifest)
 
 

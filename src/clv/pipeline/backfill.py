@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             common += ["--target", args.target]
         dates = backfill(_date("--start", args.start), _date("--end", args.end), args.every,
                          run_vars, common)
-    except (BackfillError, yaml.YAMLError) as error:
+    except (BackfillError, build.BuildError, yaml.YAMLError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
