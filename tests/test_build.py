@@ -184,6 +184,19 @@ def test_a_python_steps_error_is_one_line_naming_the_model(tmp_path, capsys, mon
                                        "clv_training_examples is empty: lower clv_horizon_days")
 
 
+def test_a_hand_off_error_in_a_python_step_is_one_line(tmp_path, capsys, monkeypatch):
+    """The hand-off's errors (a public table to build first, a full disk) end the build in one
+    line on the staged engines too."""
+    _python_step(tmp_path, monkeypatch,
+                 "def model(dbt, session):\n"
+                 "    raise RuntimeError('cannot read the public table clv_predictions for the "
+                 "BI database copy: build it first')\n")
+    assert build.main([]) == 1
+    assert _one_error_line(capsys) == (
+        "clv build: int_clv__model_registry failed: cannot read the public table "
+        "clv_predictions for the BI database copy: build it first")
+
+
 def test_a_librarys_error_in_a_python_step_keeps_its_traceback(tmp_path, capsys, monkeypatch):
     """A ValueError from inside a library (numpy's shapes, a bug) is not a message to the user:
     it propagates with its traceback instead of being cut to one line."""

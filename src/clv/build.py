@@ -333,14 +333,15 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
 
 def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
                      run_vars: dict[str, Any]) -> int:
-    """Call the Python model of ``node`` as dbt would and write its result; returns rows. A
-    ValueError the steps raise to say which var or input to fix is one line naming the model,
-    as dbt reports a Python model's error; any other (a library's, a bug's) keeps its
-    traceback."""
+    """Call the Python model of ``node`` as dbt would and write its result; returns rows. An
+    error the steps raise to say what to fix (a ValueError naming a var or input; the
+    hand-off's RuntimeError or OSError: a table to build first, a full disk, a file held open)
+    is one line naming the model, as dbt reports a Python model's error; any other (a
+    library's, a bug's) keeps its traceback."""
     function = _load_model_function(node.path)
     try:
         result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
-    except ValueError as error:
+    except (ValueError, RuntimeError, OSError) as error:
         if not _raised_on_purpose(error, node.path):
             raise
         raise BuildError(f"{node.name} failed: {first_line(error)}") from error
