@@ -147,12 +147,15 @@ def test_the_profile_is_the_one_dbt_reads(capsys, monkeypatch):
     assert "third_shop" in _one_error_line(capsys)
 
 
-def test_node_selection_is_refused_where_the_build_runs_in_stages(capsys):
-    code = build.main(["--target", "postgres", "--select", "clv_predictions", "--project-dir",
+@pytest.mark.parametrize(("args", "option"), [(["--select", "clv_predictions"], "--select"),
+                                              (["--select=clv_predictions"], "--select"),
+                                              (["-sclv_predictions"], "-s")])
+def test_node_selection_is_refused_where_the_build_runs_in_stages(capsys, args, option):
+    code = build.main(["--target", "postgres", *args, "--project-dir",
                        str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)])
     assert code == 1
     assert _one_error_line(capsys).startswith(
-        "clv build: --select is not supported on postgres: clv build runs the whole project")
+        f"clv build: {option} is not supported on postgres: clv build runs the whole project")
 
 
 def test_a_dbt_option_is_not_read_as_an_abbreviation_of_ours():

@@ -331,6 +331,16 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
     return nodes
 
 
+def _option_name(arg: str) -> str:
+    """The option an argument gives: ``--select`` of ``--select=x``, ``-s`` of ``-sx`` (a short
+    option joined to its value); the argument itself otherwise."""
+    if arg.startswith("--"):
+        return arg.split("=", 1)[0]
+    if arg.startswith("-") and len(arg) > 2:
+        return arg[:2]
+    return arg
+
+
 def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
                      run_vars: dict[str, Any]) -> int:
     """Call the Python model of ``node`` as dbt would and write its result; returns rows. An
@@ -410,7 +420,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         return
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
-    if chosen := [arg for arg in dbt_args if arg.split("=", 1)[0] in SELECTION_OPTIONS]:
+    if chosen := [option for option in map(_option_name, dbt_args) if option in SELECTION_OPTIONS]:
         raise BuildError(f"{chosen[0]} is not supported on {kind}: clv build runs the whole "
                          "project there, in stages (each stage selects its own nodes); "
                          "--exclude-resource-type leaves out tests")
