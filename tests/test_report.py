@@ -25,7 +25,7 @@ import pytest
 
 from clv.report import DEFAULT_PATH, screenshot, svg, write_report
 from clv.report.data import TABLES, ReportData, bin_sql, latest_run_per_date, read_report_data
-from clv.report.render import render_report
+from clv.report.render import calibration_figure, gain_curve_figure, render_report
 from clv.report.write import report_path
 from clv.warehouse import DuckDBWarehouse
 
@@ -325,6 +325,30 @@ def test_an_empty_predictions_table_gives_notes_and_an_empty_header():
     assert page.facts[:4] == ["\u2013", "\u2013", "0", "\u2013"]
     assert {key for key, note in page.figures.items() if not note} == {"data_quality"}
     assert "No customer has a positive predicted value." in rendered.html
+    # the history, a copy of the predictions, is then empty too: still notes, not an error
+    connection.execute("create table clv_predictions_history as select *, 365 as horizon_days, "
+                       "timestamp '2024-01-01' as scored_at from clv_predictions")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert data.history is not None and data.history.empty
+    page = _Page(render_report(data, datetime(2024, 4, 1)).html)
+    assert page.figures["history_value"] and page.figures["history_segments"]
+
+
+def test_a_validation_window_without_spend_gives_notes_not_empty_charts():
+    """Nobody spent at the validation cutoff (the gain curve's shares are NaN) and no decile has
+    a customer: notes saying so, not a chart of the diagonal or of no bars."""
+    data = ReportData(summary={"horizon_days": 90, "model_version": "v1"},
+                      gain_curve=pd.DataFrame({
+                          "predictor": "network", "percent": [10, 50, 100],
+                          "captured_share": np.nan, "oracle_share": np.nan,
+                          "validation_cutoff": "2023-09-30"}),
+                      calibration=pd.DataFrame({
+                          "predictor": "network", "decile": range(1, 11),
+                          "mean_predicted": np.nan, "mean_actual": np.nan,
+                          "validation_cutoff": "2023-09-30"}))
+    gain, calibration = gain_curve_figure(data), calibration_figure(data)
+    assert gain.note.startswith("No customer at ") and not gain.svg
+    assert "no customer in any decile" in calibration.note and not calibration.svg
 
 
 def test_summary_segments_and_bins_of_hand_made_predictions():

@@ -186,11 +186,14 @@ def latest_run_per_date(history: pd.DataFrame | None,
     clv_prediction_changes, so the report and the change list read the same run. A backfill
     with an older model after a newer one's build thus shows the backfilled run; values over
     another horizon are not comparable and stay out."""
-    if history is None or history.empty:
+    if history is None:
+        return None
+    # dates as datetimes in an empty history too, which the charts read as "no date yet"
+    history = history.assign(as_of_date=pd.to_datetime(history["as_of_date"]))
+    if history.empty:
         return history
     if "horizon_days" in history.columns and finite(horizon_days):
         history = history[history["horizon_days"] == int(horizon_days)]
-    history = history.assign(as_of_date=pd.to_datetime(history["as_of_date"]))
     runs = (history.groupby(["as_of_date", "model_version"], as_index=False)["scored_at"].max()
             .sort_values(["as_of_date", "scored_at", "model_version"])
             .drop_duplicates("as_of_date", keep="last"))

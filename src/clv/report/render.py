@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from html import escape
 
+import numpy as np
 import pandas as pd
 
 from clv import __version__
@@ -85,6 +86,10 @@ def gain_curve_figure(data: ReportData) -> Figure:
         return Figure("gain_curve", title, "", note=_note(
             data, "clv_gain_curve", f"clv_gain_curve has no rows for {_model_label(data)} "
             "(models saved before gain curves were computed have none)."))
+    if not np.isfinite(frame["captured_share"].to_numpy(float)).any():
+        return Figure("gain_curve", title, "", note=(
+            f"No customer at {_validation(frame)} spent anything over {_horizon(data)}: there "
+            "is no spend for a ranking to hold."))
     frame = frame.sort_values("percent")
     lines = []
     names = list(PREDICTORS) + sorted(set(frame["predictor"]) - set(PREDICTORS))
@@ -117,6 +122,9 @@ def calibration_figure(data: ReportData) -> Figure:
         return Figure("decile_calibration", title, "", note=_note(
             data, "clv_decile_calibration",
             f"clv_decile_calibration has no rows for {_model_label(data)}."))
+    if not np.isfinite(rows[["mean_predicted", "mean_actual"]].to_numpy(float)).any():
+        return Figure("decile_calibration", title, "", note=(
+            f"clv_decile_calibration has no customer in any decile for {_model_label(data)}."))
     rows = rows.sort_values("decile")
     chart = svg.bar_chart(
         [str(int(d)) for d in rows["decile"]],
