@@ -128,9 +128,15 @@ def test_a_model_of_customers_the_data_no_longer_has_goes_when_this_build_traine
     _model(tmp_path, "t_03", used=0, trained_by="prod")
     _model(tmp_path, "t_02", used=100, signature=[0, *OURS], trained_by="prod")
     _model(tmp_path, "t_01", used=200, signature=[0, *OURS[:-1]], trained_by="prod")
+    # months into a rolling window most customers' first purchases have moved: one of five
+    # still matches, too few for the model to count as this data's, but it is still this
+    # build's to delete
+    _model(tmp_path, "t_00", used=250, signature=[-4, -3, -2, -1, OURS[0]], trained_by="prod")
     _model(tmp_path, "x_00", used=300, signature=[0, *OURS])
+    assert registry.data_problem(artifacts.load_artifact(tmp_path, "t_00"),
+                                 _run(tmp_path, keep=1)) is not None
     assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions={"t_03"}) == [
-        "t_02", "t_01"]
+        "t_02", "t_01", "t_00"]
     assert _versions(tmp_path) == {"t_03", "x_00"}
 
 

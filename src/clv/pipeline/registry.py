@@ -390,13 +390,14 @@ def retention(models: Iterable[ModelArtifact], keep_versions: set[str],
 def beyond_retention(run: RunSettings, features: list[str],
                      keep_versions: set[str]) -> list[ModelArtifact]:
     """This warehouse's models that :func:`prune` deletes; none without a data signature (no
-    customer has a purchase day). Models of other data or settings are never among them, nor
-    models another build trained (another target or schema on the same data, or a larger
-    warehouse's that this data is a copy of part of, sharing the directory: its predictions and
-    history may need them). A model this build trained goes even when its customers included
-    some this data no longer has (a rolling window, a deleted customer). A model saved before
-    builds were told apart counts as this build's unless it holds customers this data lacks
-    (then it may be a larger warehouse's, and stays)."""
+    customer has a purchase day). Models of other settings are never among them, nor models
+    another build trained (another target or schema on the same data, or a larger warehouse's
+    that this data is a copy of part of, sharing the directory: its predictions and history may
+    need them). A model this build trained goes whatever share of its customers this data
+    still has (a rolling window: after a few months most first purchases have moved out; a
+    deleted customer; the same target pointed at other data). A model saved before builds were
+    told apart counts as this build's when it is of this data and holds no customer this data
+    lacks (otherwise it may be a larger warehouse's, and stays)."""
     if not run.data_signature:
         return []
 
@@ -404,9 +405,11 @@ def beyond_retention(run: RunSettings, features: list[str],
         trained_by = artifact.metadata.get(TRAINED_BY_KEY)
         if trained_by is not None:
             return trained_by == run.trained_by
-        return not holds_more(artifact.metadata[SIGNATURE_KEY], run.data_signature)
+        return (data_problem(artifact, run) is None
+                and not holds_more(artifact.metadata[SIGNATURE_KEY], run.data_signature))
 
-    ours = [a for a in list_artifacts(run.model_dir) if belongs(a, run, features) and own(a)]
+    ours = [a for a in list_artifacts(run.model_dir)
+            if is_finished(a) and settings_problem(a, run, features) is None and own(a)]
     return retention(ours, keep_versions, run.keep_models)
 
 
