@@ -178,10 +178,15 @@ def test_leftovers_of_interrupted_writes_are_removed_once_old(tmp_path):
         "clv_model_t_02.onnx": old,  # killed between the ONNX file and its metadata
         "runs/.clv_run_2023-06-30_t_01.json.0123456789abcdef.tmp": old,
         "runs/clv_run_2023-05-31_t_00.json": old,  # a run of a model deleted by hand
+        # the training step's journal and a build's pins, killed while writing
+        f".{registry.JOURNAL}.0123456789abcdef.tmp": old,
+        f"{registry.PINS_DIR}/.prod.json.0123456789abcdef.tmp": old,
         ".clv_model_t_03.onnx.fedcba9876543210.tmp": young,  # maybe another build's write
         "clv_model_t_03.onnx": young,
+        f"{registry.PINS_DIR}/.dev.json.fedcba9876543210.tmp": young,
     }
     for name, stamp in leftovers.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (stamp, stamp))
     removed = artifacts.remove_leftovers(tmp_path)
@@ -189,7 +194,7 @@ def test_leftovers_of_interrupted_writes_are_removed_once_old(tmp_path):
     assert _files(tmp_path) == sorted([
         "clv_model_t_01.json", "clv_model_t_01.onnx", "runs/clv_run_2023-06-30_t_01.json",
         "runs/clv_run_2023-06-30_t_01.duckdb.sql", ".clv_model_t_03.onnx.fedcba9876543210.tmp",
-        "clv_model_t_03.onnx"])
+        "clv_model_t_03.onnx", f"{registry.PINS_DIR}/.dev.json.fedcba9876543210.tmp"])
 
 
 def test_what_a_dead_training_step_wrote_goes_at_once(tmp_path):

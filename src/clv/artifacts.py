@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import time
@@ -95,6 +96,10 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# temporary_path's names: .<name>.<16 hex digits>.tmp
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 
 
 def temporary_path(path: Path) -> Path:
@@ -278,8 +283,10 @@ def remove_artifact(model_dir: Path, version: str) -> list[str]:
 def remove_leftovers(model_dir: Path, older_than: float = LEFTOVER_SECONDS,
                      interrupted_at: float | None = None) -> list[str]:
     """Delete what a process killed while writing left behind: hidden temporary files (of
-    models, metadata and scoring runs), ONNX files whose metadata was never written, and scoring
-    runs of models that no longer exist. None of them is ever read.
+    models, metadata and scoring runs, and of any other file written atomically in the
+    directory or a folder of it: the training step's journal, the builds' pins), ONNX files
+    whose metadata was never written, and scoring runs of models that no longer exist. None of
+    them is ever read.
 
     A file goes once it is older than ``older_than`` seconds (a younger one may be another
     process's write in progress). A model file written since ``interrupted_at`` (the start of a
@@ -312,8 +319,13 @@ def remove_leftovers(model_dir: Path, older_than: float = LEFTOVER_SECONDS,
                   *(path for path in runs.glob("clv_run_*")
                     if path.name.endswith((".json", ".sql"))
                     and "_".join(path.name.split(".")[0].split("_")[3:]) not in models)]
+    # every other atomic writer's temporary files (temporary_path's names), here and one
+    # folder down
+    folders = [model_dir, *(p for p in model_dir.iterdir() if p.is_dir())]
+    other_files = [p for folder in folders for p in folder.glob(".*.tmp")
+                   if _TEMPORARY.fullmatch(p.name) and not p.name.startswith(f".{PREFIX}")]
     doomed = ([p for p in model_files if stale(p, interrupted_at)]
-              + [p for p in run_files_ if stale(p, None)])
+              + [p for p in [*run_files_, *other_files] if stale(p, None)])
     removed = []
     for path in sorted(set(doomed)):
         with contextlib.suppress(FileNotFoundError):
