@@ -130,14 +130,15 @@ def test_a_model_of_customers_the_data_no_longer_has_goes_when_this_build_traine
     _model(tmp_path, "t_01", used=200, signature=[0, *OURS[:-1]], trained_by="prod")
     # months into a rolling window most customers' first purchases have moved: one of five
     # still matches, too few for the model to count as this data's, but it is still this
-    # build's to delete
+    # build's to delete; a model it trained on wholly other data stays
     _model(tmp_path, "t_00", used=250, signature=[-4, -3, -2, -1, OURS[0]], trained_by="prod")
+    _model(tmp_path, "o_00", used=260, signature=[-9, -8, -7, -6, -5], trained_by="prod")
     _model(tmp_path, "x_00", used=300, signature=[0, *OURS])
     assert registry.data_problem(artifacts.load_artifact(tmp_path, "t_00"),
                                  _run(tmp_path, keep=1)) is not None
     assert registry.prune(_run(tmp_path, keep=1), FEATURES, keep_versions={"t_03"}) == [
         "t_02", "t_01", "t_00"]
-    assert _versions(tmp_path) == {"t_03", "x_00"}
+    assert _versions(tmp_path) == {"t_03", "o_00", "x_00"}
 
 
 def test_no_build_deletes_a_model_another_builds_tables_need(tmp_path):

@@ -43,6 +43,11 @@ SIGNATURE_SIZE = 1024
 # hold is in both (1.0 for the same data on any later or earlier as-of date, about 0 for
 # another data set).
 SAME_DATA_OVERLAP = 0.5
+# A model this build trained is still its data's, for retention, while this share of its
+# customers is still in the data: a rolling window of transactions moves most customers' first
+# purchases within months (about 40% still match after three months of a two-year window),
+# while another data set shares about none.
+OWN_DATA_OVERLAP = 0.05
 SIGNATURE_KEY = "data_signature"
 # The build that trained a model (build_key): only that build deletes it (clv_keep_models)
 TRAINED_BY_KEY = "trained_by"
@@ -393,18 +398,20 @@ def beyond_retention(run: RunSettings, features: list[str],
     customer has a purchase day). Models of other settings are never among them, nor models
     another build trained (another target or schema on the same data, or a larger warehouse's
     that this data is a copy of part of, sharing the directory: its predictions and history may
-    need them). A model this build trained goes whatever share of its customers this data
-    still has (a rolling window: after a few months most first purchases have moved out; a
-    deleted customer; the same target pointed at other data). A model saved before builds were
-    told apart counts as this build's when it is of this data and holds no customer this data
-    lacks (otherwise it may be a larger warehouse's, and stays)."""
+    need them), nor models of wholly other data. A model this build trained goes while any
+    real share of its customers (:data:`OWN_DATA_OVERLAP`) is still in the data, however many
+    are gone (a rolling window: after a few months most first purchases have moved; a deleted
+    customer). A model saved before builds were told apart counts as this build's when it is
+    of this data and holds no customer this data lacks (otherwise it may be a larger
+    warehouse's, and stays)."""
     if not run.data_signature:
         return []
 
     def own(artifact: ModelArtifact) -> bool:
         trained_by = artifact.metadata.get(TRAINED_BY_KEY)
         if trained_by is not None:
-            return trained_by == run.trained_by
+            return trained_by == run.trained_by and signature_overlap(
+                artifact.metadata[SIGNATURE_KEY], run.data_signature) >= OWN_DATA_OVERLAP
         return (data_problem(artifact, run) is None
                 and not holds_more(artifact.metadata[SIGNATURE_KEY], run.data_signature))
 
