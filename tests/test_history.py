@@ -313,6 +313,10 @@ def test_backfill_history_errors_name_a_start_that_works():
                        match=r"^--start 2023-03-01 has 60 days of history, .* at most 60 days"):
         backfill.check_history(date(2023, 3, 1), date(2023, 3, 1), date(2023, 6, 30), first,
                                window)
+    with pytest.raises(backfill.BackfillError,
+                       match=r"before the first usable transaction .*the whole range is before"):
+        backfill.check_history(date(2022, 1, 31), date(2022, 1, 31), date(2022, 6, 30), first,
+                               window)
     with pytest.raises(backfill.BackfillError, match="no transaction is usable"):
         backfill.check_history(date(2023, 3, 1), date(2023, 3, 1), end, None, window)
 
