@@ -126,7 +126,7 @@ def check_history(start: date, first_as_of: date, end: date, first: date | None,
     if earliest <= end:
         fix = f"start on or after {earliest}"
     elif end < first:
-        fix = f"the whole range is before it: move --start and --end past {first}"
+        fix = f"the whole range is before it; the first as-of date that works is {earliest}"
     else:
         fits = (end - first).days + 1 if days < 1 else days
         fix = (f"no date up to --end {end} has that much history: lower clv_sequence_periods "
