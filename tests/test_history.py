@@ -325,3 +325,14 @@ def test_backfill_command_reports_option_errors_in_one_line(capsys):
     assert backfill.main(["--start", "2023-02-30", "--end", "2023-03-31"]) == 2
     assert capsys.readouterr().err.strip() == (
         "clv-backfill: --start: expected a date as YYYY-MM-DD, got '2023-02-30'")
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("[]", "--vars: expected a mapping, got '[]'"),
+    ("{clv_seed: [", "--vars is not YAML: "),
+])
+def test_backfill_command_reads_vars_as_clv_build_does(capsys, value, message):
+    assert backfill.main(["--start", "2023-01-31", "--end", "2023-03-31", "--vars", value]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith(f"clv-backfill: {message}")

@@ -463,22 +463,28 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         warehouse.close()
 
 
+def parse_vars(text: str) -> dict[str, Any]:
+    """The ``--vars`` option as dbt reads it: a YAML or JSON mapping (empty: no vars).
+    Raises BuildError for anything else."""
+    import yaml
+
+    try:
+        run_vars = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise BuildError(f"--vars is not YAML: {first_line(error)}") from None
+    run_vars = {} if run_vars is None else run_vars
+    if not isinstance(run_vars, dict):
+        raise BuildError(f"--vars: expected a mapping, got {text!r}")
+    return run_vars
+
+
 def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
                     exclude: Sequence[str] = (), tests: bool = True,
                     manifest: Any = None) -> None:
     """:func:`build` from command-line style arguments (those of ``clv build``; the others go
     to dbt). Raises BuildError."""
-    import yaml
-
     args, dbt_args = _parser().parse_known_args(argv)
-    try:
-        run_vars = yaml.safe_load(args.vars)
-        run_vars = {} if run_vars is None else run_vars
-    except yaml.YAMLError as error:
-        raise BuildError(f"--vars is not YAML: {first_line(error)}") from None
-    if not isinstance(run_vars, dict):
-        raise BuildError(f"--vars: expected a mapping, got {args.vars!r}")
-    build(args.target, run_vars, Path(args.project_dir).resolve(),
+    build(args.target, parse_vars(args.vars), Path(args.project_dir).resolve(),
           Path(args.profiles_dir) if args.profiles_dir else None, dbt_args, models,
           exclude, tests, manifest)
 

@@ -226,12 +226,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        import yaml
-
-        run_vars = yaml.safe_load(args.vars)
-        run_vars = {} if run_vars is None else run_vars
-        if not isinstance(run_vars, dict):
-            raise BackfillError(f"--vars: expected a mapping, got {args.vars!r}")
+        run_vars = build.parse_vars(args.vars)
         # profiles.yml where clv build and dbt find it: --profiles-dir, DBT_PROFILES_DIR, the
         # current directory, then the project
         project_dir = Path(args.project_dir).resolve()
@@ -242,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             common += ["--target", args.target]
         dates = backfill(_date("--start", args.start), _date("--end", args.end), args.every,
                          run_vars, common)
-    except (BackfillError, build.BuildError, yaml.YAMLError) as error:
+    except (BackfillError, build.BuildError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
