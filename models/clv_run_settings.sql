@@ -35,7 +35,10 @@ final as (
         '{{ settings.scoring_engine }}' as scoring_engine,
         -- {"group": ["column", ...], ...} in declared order: the units of feature importance
         -- and of the prediction explanations
-        '{{ tojson(settings.feature_groups) }}' as feature_groups
+        '{{ tojson(settings.feature_groups) }}' as feature_groups,
+        -- where this build writes the public predictions and their history (schema.table)
+        '{{ clv_published_relation('clv_predictions') }}' as predictions_relation,
+        '{{ clv_published_relation('clv_predictions_history') }}' as history_relation
 
 )
 

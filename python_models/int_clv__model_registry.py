@@ -2,7 +2,7 @@
 the saved models of this warehouse's data and settings (published, with its contract, as
 clv_model_registry). It also deletes this warehouse's models beyond clv_keep_models, keeping
 every model behind clv_predictions and clv_predictions_history as the previous build left them
-(read by name: they are built after this step)."""
+(read where clv_run_settings says this build writes them: they are built after this step)."""
 
 from clv.pipeline import registry
 from clv.pipeline.settings import RunSettings

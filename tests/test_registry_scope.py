@@ -200,6 +200,10 @@ def test_a_failed_scoring_leaves_is_current_on_the_model_behind_the_predictions(
     assert current.model_version.tolist() == [x.model]
     assert _current_in_evaluation_marts(x) == {mart: [x.model] for mart in EVALUATION_MARTS}
 
+    # clv_retrain never keeps scoring with the model behind the predictions, not the newer one
+    x.build({**x.vars, "clv_retrain": "never"}, ARGS)
+    assert set(x.query("select model_version from clv_predictions").model_version) == {x.model}
+
     # the next complete build scores with the new model and marks it current
     x.build(x.vars, ARGS)
     scored = set(x.query("select model_version from clv_predictions").model_version)

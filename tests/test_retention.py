@@ -171,6 +171,58 @@ def test_the_build_key_tells_targets_and_schemas_apart(tmp_path):
     assert all(len(key) == 16 and str(tmp_path) not in key for key in keys)
 
 
+def test_the_published_tables_are_read_where_the_settings_say(tmp_path):
+    """A folder's own schema (clv_predictions in main_marts): the versions behind the
+    predictions are read there, not from a table of that name beside the registry (a stale one
+    from before the schema changed); where the tables are not known, nothing is read."""
+    import dataclasses
+
+    import duckdb
+
+    from clv.warehouse import DuckDBWarehouse
+
+    connection = duckdb.connect()
+    connection.execute("""
+        create schema main_marts;
+        create table main_marts.clv_predictions as select 'v_02' as model_version;
+        create table main_marts.clv_predictions_history as
+            select * from (values ('v_01'), ('v_02')) as t(model_version);
+        create table main.clv_predictions as select 'v_00' as model_version;
+        create table main.clv_predictions_history as select 'v_00' as model_version""")
+    warehouse = DuckDBWarehouse(connection)
+    run = dataclasses.replace(_run(tmp_path, keep=1), published_relations=(
+        "main_marts.clv_predictions", "main_marts.clv_predictions_history"))
+    assert registry.scored_version(warehouse, run) == "v_02"
+    assert registry.published_versions(warehouse, run) == {"v_01", "v_02"}
+    unknown = _run(tmp_path, keep=1)
+    assert registry.scored_version(warehouse, unknown) is None
+    assert registry.published_versions(warehouse, unknown) is None
+    connection.execute("drop table main_marts.clv_predictions_history")
+    assert registry.published_versions(warehouse, run) is None  # unreadable: nothing pruned
+
+
+@pytest.mark.slow
+def test_the_settings_name_the_published_tables_as_dbt_places_them(tmp_path):
+    """With the marts in a schema of their own (+schema on the folder), clv_run_settings names
+    that schema for clv_predictions and its history."""
+    import yaml
+    from conftest import PROJECT_DIR, DbtProject
+
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, root, ignore=shutil.ignore_patterns(
+        ".*", "target", "logs", "tests", "bench", "onnx", "exports", "reports", "data", "docs",
+        "src", "integration_tests", "*.duckdb", "*.wal"))
+    settings = yaml.safe_load((root / "dbt_project.yml").read_text(encoding="utf-8"))
+    settings["models"]["clv"].setdefault("4_marts", {})["+schema"] = "marts"
+    (root / "dbt_project.yml").write_text(yaml.safe_dump(settings, sort_keys=False),
+                                          encoding="utf-8")
+    project = DbtProject(tmp_path)
+    project.run("run", select="clv_run_settings", extra=["--project-dir", str(root)])
+    row = project.query("select predictions_relation, history_relation from clv_run_settings")
+    assert row.values.tolist() == [["main_marts.clv_predictions",
+                                    "main_marts.clv_predictions_history"]]
+
+
 def test_leftovers_of_interrupted_writes_are_removed_once_old(tmp_path):
     _model(tmp_path, "t_01", used=0)
     old, young = time.time() - 2 * artifacts.LEFTOVER_SECONDS, time.time()

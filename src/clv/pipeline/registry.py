@@ -332,15 +332,6 @@ def btyd_fit_note(fits: Mapping[str, Any] | None) -> str | None:
                      for cutoff, fit in checked.items())
 
 
-def _sibling(this: Any, name: str) -> str:
-    """Table ``name`` in the schema of ``this`` (a dbt Python model's ``dbt.this``: a relation
-    object in dbt, ``schema.table`` under clv build)."""
-    schema = getattr(this, "schema", None)
-    if schema is None:
-        schema = str(this).rsplit(".", 1)[0]
-    return f"{schema}.{name}"
-
-
 def build_key(warehouse: Any, this: Any) -> str:
     """Which build this is, as a short hash of the warehouse's location and the schema of
     ``this`` (no path is stored): two targets or schemas sharing a model directory differ."""
@@ -349,31 +340,43 @@ def build_key(warehouse: Any, this: Any) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def scored_version(warehouse: Any, this: Any) -> str | None:
+def _published(run: RunSettings) -> dict[str, str]:
+    """The public tables (:data:`PUBLISHED_TABLES`) and where this build writes them, as
+    ``clv_run_settings`` says (a folder's own schema included); empty when not known."""
+    relations = dict(zip(PUBLISHED_TABLES, run.published_relations, strict=False))
+    return relations if len(relations) == len(PUBLISHED_TABLES) and all(
+        relations.values()) else {}
+
+
+def scored_version(warehouse: Any, run: RunSettings) -> str | None:
     """The model behind clv_predictions as the previous build left it, or None (no such table
     yet, or several models in it)."""
+    relation = _published(run).get(PUBLISHED_TABLES[0])
+    if relation is None:
+        return None
     try:
-        table = warehouse.query(_sibling(this, PUBLISHED_TABLES[0]),
-                                "select distinct model_version from {relation}")
+        table = warehouse.query(relation, "select distinct model_version from {relation}")
     except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
-        dbt_debug(f"no model behind {PUBLISHED_TABLES[0]} to prefer "
+        dbt_debug(f"no model behind {relation} to prefer "
                   f"({str(error).splitlines()[0][:200]})")
         return None
     versions = {str(v) for v in table.column("model_version").to_pylist() if v}
     return versions.pop() if len(versions) == 1 else None
 
 
-def published_versions(warehouse: Any, this: Any) -> set[str] | None:
+def published_versions(warehouse: Any, run: RunSettings) -> set[str] | None:
     """The model versions in clv_predictions and clv_predictions_history as the previous build
-    left them, or None when either cannot be read (on the first build, or after an error):
-    then nothing is pruned. Why is a line in the dbt log."""
+    left them, or None when either cannot be read (on the first build, or after an error) or
+    where they are is not known: then nothing is pruned. Why is a line in the dbt log."""
+    relations = _published(run)
+    if not relations:
+        return None
     versions: set[str] = set()
-    for name in PUBLISHED_TABLES:
+    for relation in relations.values():
         try:
-            table = warehouse.query(_sibling(this, name),
-                                    "select distinct model_version from {relation}")
+            table = warehouse.query(relation, "select distinct model_version from {relation}")
         except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
-            dbt_debug(f"old models are kept this time: {name} cannot be read "
+            dbt_debug(f"old models are kept this time: {relation} cannot be read "
                       f"({str(error).splitlines()[0][:200]})")
             return None
         versions |= {str(v) for v in table.column("model_version").to_pylist() if v}
@@ -527,15 +530,14 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
     if others:
         dbt_log(f"{len(others)} saved model(s) in {run.model_dir} belong to other data or "
                 "settings: not listed, reused, scored or deleted by this warehouse")
-    preferred = (scored_version(warehouse, this)
-                 if run.retrain == "never" and this is not None else None)
+    preferred = scored_version(warehouse, run) if run.retrain == "never" else None
     current = current_version(training.train_or_reuse(warehouse, examples, run,
                                                       preferred=preferred))
     artifact = artifacts.load_artifact(run.model_dir, current)
     if not is_finished(artifact):
         _sign(artifact, run)
     artifacts.touch(artifact)
-    published = published_versions(warehouse, this) if this is not None else None
+    published = published_versions(warehouse, run)
     pin(run.model_dir, run.trained_by, {current} | (published if published is not None
                                                     else pinned(run.model_dir, run.trained_by)))
     if published is not None:

@@ -55,6 +55,9 @@ class RunSettings:
     # in declared order (the units of feature importance and of the explanations)
     feature_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     keep_models: int = 5  # clv_keep_models: the most recently used models kept per data set
+    # Where this build writes clv_predictions and clv_predictions_history (schema.table, as dbt
+    # resolved them); empty when not known, and then neither is read
+    published_relations: tuple[str, ...] = ()
     # Not a var: the training step's sample of this warehouse's customers (see
     # clv.pipeline.registry.data_signature), which tells this data's models from others'
     data_signature: tuple[int, ...] = ()
@@ -84,6 +87,8 @@ class RunSettings:
             scoring_engine=str(row.get("scoring_engine") or "onnxruntime"),
             feature_groups=_groups(row["feature_groups"]),
             keep_models=int(row.get("keep_models") or 5),
+            published_relations=tuple(str(row.get(name) or "") for name in
+                                      ("predictions_relation", "history_relation")),
         )
 
     @classmethod
