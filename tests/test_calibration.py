@@ -78,6 +78,29 @@ def test_probability_map_is_the_maximum_likelihood_recalibration():
     assert abs(slope - 0.7) < 0.05 and abs(intercept + 0.4) < 0.05
 
 
+@pytest.mark.parametrize(("spread", "slope", "intercept"), [(3.0, 0.3, -0.3), (2.0, 0.5, -3.0),
+                                                       (2.0, 0.0, 0.0)])
+def test_probability_map_of_overconfident_logits_is_the_bounded_optimum(spread, slope,
+                                                                        intercept):
+    """Widely spread logits that overstate the network's confidence: undamped Newton steps
+    from slope 1 swung ever wider and stopped at whichever bound they last passed. The line
+    is the optimum with the slope held within its bounds (scipy's bounded search)."""
+    rng = np.random.default_rng(3)
+    logit = rng.normal(0.0, spread, 8_000)
+    bought = rng.uniform(size=logit.size) < expit(slope * logit + intercept)
+
+    def log_loss(theta: np.ndarray) -> float:
+        z = theta[0] * logit + theta[1]
+        return float(np.mean(np.logaddexp(0.0, z) - bought * z))
+
+    reference = minimize(log_loss, [1.0, 0.0], method="L-BFGS-B",
+                         bounds=[PROBABILITY_SLOPE_BOUNDS, (None, None)],
+                         options={"ftol": 1e-15, "gtol": 1e-10}).x
+    np.testing.assert_allclose(fit_probability_map(logit, bought), reference, atol=1e-4)
+    mapped = fit_probability_bends(logit, bought)(logit)  # rule 2's map, which starts there
+    assert np.mean(np.logaddexp(0.0, mapped) - bought * mapped) <= log_loss(reference) + 1e-9
+
+
 def test_probability_map_identity_without_both_outcomes_and_bounded_slope():
     assert fit_probability_map(np.linspace(-2, 2, 50), np.ones(50)) == (1.0, 0.0)
     rng = np.random.default_rng(2)

@@ -153,26 +153,47 @@ def log_spend_map(log_spend: np.ndarray, knots_x: np.ndarray, knots_y: np.ndarra
     return y[0] + (log_spend - x[0]) + bends @ np.diff(slopes)
 
 
+def _bernoulli_newton(design: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """The coefficients ``theta`` [K] of ``logit p = design @ theta`` ([N, K]) maximising the
+    Bernoulli likelihood of ``y`` [N], by Newton's method from ``theta``, halving a step that
+    does not lower the loss: the loss is convex, so this converges from any start (undamped,
+    the steps from an overconfident start can swing ever wider). Without a finite optimum
+    (outcomes separated by the logit) the coefficients grow along the direction that
+    separates them."""
+
+    def loss(coefficients: np.ndarray) -> float:
+        eta = design @ coefficients
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta))
+
+    current = loss(theta)
+    for _ in range(100):
+        q = expit(design @ theta)
+        gradient = design.T @ (y - q)
+        hessian = design.T @ (design * (q * (1.0 - q))[:, None]) + 1e-9 * np.eye(theta.size)
+        step = np.linalg.solve(hessian, gradient)
+        for _ in range(30):
+            candidate = loss(theta + step)
+            if candidate <= current + 1e-12:
+                break
+            step = step / 2.0
+        theta, current = theta + step, candidate
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return theta
+
+
 def fit_probability_map(logit: np.ndarray, bought: np.ndarray) -> tuple[float, float]:
     """Rule 2's straight line (Platt scaling), the start and the fallback of
     :func:`fit_probability_bends`: ``(slope, intercept)`` of ``logit p' = slope * logit p +
-    intercept`` maximising the Bernoulli likelihood of ``bought`` (Newton's method; [N] arrays).
-    The slope stays within :data:`PROBABILITY_SLOPE_BOUNDS`; without both outcomes the map is
-    the identity."""
+    intercept`` maximising the Bernoulli likelihood of ``bought`` ([N] arrays; by
+    :func:`_bernoulli_newton`). The slope stays within :data:`PROBABILITY_SLOPE_BOUNDS` (at the
+    bound nearer the unbounded optimum, where the bounded one lies: the loss is convex);
+    without both outcomes the map is the identity."""
     z = np.clip(np.asarray(logit, dtype=np.float64), -_LOGIT_LIMIT, _LOGIT_LIMIT)
     y = (np.asarray(bought, dtype=np.float64) > 0).astype(np.float64)
     if z.size == 0 or y.min() == y.max():
         return 1.0, 0.0
-    design = np.stack([z, np.ones_like(z)], axis=1)
-    theta = np.array([1.0, 0.0])
-    for _ in range(50):
-        q = expit(design @ theta)
-        gradient = design.T @ (y - q)
-        hessian = design.T @ (design * (q * (1.0 - q))[:, None]) + 1e-9 * np.eye(2)
-        step = np.linalg.solve(hessian, gradient)
-        theta = theta + step
-        if np.max(np.abs(step)) < 1e-10:
-            break
+    theta = _bernoulli_newton(np.stack([z, np.ones_like(z)], axis=1), y, np.array([1.0, 0.0]))
     slope = float(np.clip(theta[0], *PROBABILITY_SLOPE_BOUNDS))
     if slope != theta[0] or not np.all(np.isfinite(theta)):
         # the intercept alone at the bounded slope: the root of the likelihood's derivative,
@@ -240,26 +261,8 @@ def fit_probability_bends(logit: np.ndarray, bought: np.ndarray,
     if knots.size == 0 or y.min() == y.max():
         return line
     design = np.column_stack([z, np.ones_like(z), np.maximum(z[:, None] - knots[None, :], 0.0)])
-
-    def loss(theta: np.ndarray) -> float:
-        eta = design @ theta
-        return float(np.sum(np.logaddexp(0.0, eta) - y * eta))
-
-    theta = np.concatenate([[line.slope, line.intercept], np.zeros(knots.size)])
-    current = loss(theta)
-    for _ in range(100):  # Newton's method, halving a step that does not lower the loss
-        q = expit(design @ theta)
-        gradient = design.T @ (y - q)
-        hessian = design.T @ (design * (q * (1.0 - q))[:, None]) + 1e-9 * np.eye(theta.size)
-        step = np.linalg.solve(hessian, gradient)
-        for _ in range(30):
-            candidate = loss(theta + step)
-            if candidate <= current + 1e-12:
-                break
-            step = step / 2.0
-        theta, current = theta + step, candidate
-        if np.max(np.abs(step)) < 1e-10:
-            break
+    theta = _bernoulli_newton(design, y, np.concatenate([[line.slope, line.intercept],
+                                                         np.zeros(knots.size)]))
     fitted = ProbabilityMap(float(theta[0]), float(theta[1]), tuple(map(float, knots)),
                             tuple(map(float, theta[2:])))
     low, high = PROBABILITY_SLOPE_BOUNDS
