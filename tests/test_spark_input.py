@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -299,3 +300,26 @@ def test_a_stream_reads_timestamps_as_a_query_does_in_any_driver_time_zone(spark
         time.tzset()
     assert streamed.column("scored_at").to_pylist() == queried.column("scored_at").to_pylist()
 
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_a_written_timestamp_is_utc_in_any_session_time_zone(spark_dir: Path):
+    """A Python step's result holds UTC timestamps without a zone (``written_at``): written
+    in a session whose time zone is not UTC, it reads back as written, as scores written
+    through map_batches do."""
+    from clv.warehouse import SparkWarehouse
+
+    session = spark_session(spark_dir)
+    warehouse = SparkWarehouse(session)
+    written = [datetime(2023, 7, 1, 12, 0), datetime(2023, 11, 5, 5, 30), None]
+    table = pa.table({"written_at": pa.array(written, pa.timestamp("us"))})
+    zone = session.conf.get("spark.sql.session.timeZone")
+    session.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        warehouse.write_table("clv_written_at_check", table)
+        read = warehouse.query("clv_written_at_check", "select written_at from {relation}")
+    finally:
+        session.conf.set("spark.sql.session.timeZone", zone)
+        session.sql("drop table if exists clv_written_at_check")
+    assert read.column("written_at").to_pylist() == written

@@ -75,6 +75,17 @@ def _utc(row: Sequence[Any], timestamps: Sequence[int]) -> list[Any]:
     return values
 
 
+def _naive_as_utc(table: pa.Table) -> pa.Table:
+    """``table`` with its timestamps without a time zone marked as UTC (the values unchanged):
+    Spark reads a zone-less timestamp as wall time in the session's time zone, and these are
+    UTC, as the tables of ``map_batches`` and every read here hold them."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is None:
+            table = table.set_column(index, field.name, table.column(index).cast(
+                pa.timestamp(field.type.unit, tz="UTC")))
+    return table
+
+
 def spark_schema(schema: pa.Schema) -> Any:
     """An Arrow schema as a Spark StructType."""
     from pyspark.sql import types as t
@@ -321,6 +332,7 @@ class SparkWarehouse(Warehouse):
                 data = data.read_all()
             if not isinstance(data, pa.Table):
                 data = pa.Table.from_pandas(data, preserve_index=False)
+            data = _naive_as_utc(data)
             frame = self.session.createDataFrame(data, schema=spark_schema(data.schema))
         name = name.replace("`", "").replace('"', "")
         if "." not in name and self.database:
