@@ -127,3 +127,41 @@ def test_a_table_a_view_reads_is_written_again(source):
         assert warehouse.read(f"{schema}.scores").column("x").to_pylist() == [3]
     finally:
         connection.close()
+
+
+@pytest.mark.slow
+def test_rows_read_back_whole_in_batches_of_the_size_asked(monkeypatch):
+    """Texts with line breaks (quoted in COPY's CSV) across the reader's blocks, batches of at
+    most the rows asked for, and the connection's own settings whatever PGOPTIONS says: a
+    time zone whose 1850 offset is not ISO 8601 and doubles printed with too few digits."""
+    from types import SimpleNamespace
+
+    from clv.warehouse import PostgresWarehouse
+
+    settings = postgres_settings()
+    connection = postgres_connection()
+    schema = schema_name("clv_pgin_rows")
+    n = 60_000
+    ids = [f"line {i}\nbreak" if i % 3 == 0 else f"id {i}" for i in range(n)]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create schema "{schema}"')
+        connection.commit()
+        PostgresWarehouse(connection, schema).write_table(
+            f"{schema}.texts", pa.table({"customer_id": ids, "n": list(range(n))}))
+    finally:
+        connection.close()
+    monkeypatch.setenv("PGOPTIONS", "-c TimeZone=Europe/Amsterdam -c extra_float_digits=0")
+    warehouse = PostgresWarehouse.open(SimpleNamespace(
+        host=settings["PGHOST"], port=int(settings["PGPORT"]), user=settings["PGUSER"],
+        password=settings["PGPASSWORD"], database=settings["PGDATABASE"], schema=schema))
+    try:
+        batches = list(warehouse.stream("texts", "select * from {relation} order by n", 1000))
+        both = warehouse.query("texts", "select timestamptz '1850-01-01 00:00:00+00' as at, "
+                                        "0.1::float8 + 0.2::float8 as x from {relation} limit 1")
+    finally:
+        warehouse.close()
+    assert max(batch.num_rows for batch in batches) == 1000
+    assert pa.Table.from_batches(batches).column("customer_id").to_pylist() == ids
+    assert both.column("at")[0].as_py().isoformat() == "1850-01-01T00:00:00+00:00"
+    assert both.column("x")[0].as_py() == 0.1 + 0.2

@@ -5,13 +5,16 @@ Rows travel in PostgreSQL's CSV COPY format both ways: out through a temporary f
 by pyarrow's streaming CSV reader (bounded memory, typed by the query's own column types),
 in through ``COPY ... FROM STDIN`` fed batch by batch. PostgreSQL prints a double with the
 fewest digits that read back exactly (extra_float_digits = 1, the default since version 12),
-and pyarrow's CSV writer does the same, so values survive the round trip bit for bit.
+and pyarrow's CSV writer does the same, so values survive the round trip bit for bit. The
+connection pins the settings that the text depends on (:data:`_SESSION_OPTIONS`), whatever
+the server's or the role's defaults.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,6 +27,10 @@ from clv.warehouse.base import Warehouse, quote
 
 _RELATION = "clv_relation"
 _COPY_BLOCK = 1 << 20  # bytes per read of a COPY stream
+# How this connection prints values, which the CSV reader relies on: doubles that read back
+# exactly, a timestamp with time zone in UTC (a zone's historical offset such as +00:53:28 is
+# not ISO 8601). psycopg2 itself sets ISO dates. After the user's own PGOPTIONS, so these win.
+_SESSION_OPTIONS = "-c extra_float_digits=1 -c TimeZone=UTC"
 
 # pg_type OIDs -> Arrow types (anything else is read as text)
 _ARROW_TYPES = {
@@ -114,7 +121,8 @@ class PostgresWarehouse(Warehouse):
                 host=credentials.host, port=credentials.port, user=credentials.user,
                 password=credentials.password, dbname=credentials.database,
                 connect_timeout=getattr(credentials, "connect_timeout", 10) or 10,
-                application_name="clv")
+                application_name="clv",
+                options=f"{os.environ.get('PGOPTIONS', '')} {_SESSION_OPTIONS}".strip())
         except psycopg2.OperationalError as error:
             # "connection to server at ..., port ... failed: FATAL:  <reason>"
             first = next((line for line in str(error).splitlines() if line.strip()), "")
@@ -184,11 +192,13 @@ class PostgresWarehouse(Warehouse):
             if not fields:
                 spool.close()
                 return pa.RecordBatchReader.from_batches(schema, [])
-            # Rows per block: about batch_rows, from a rough 16 bytes per value.
+            # Rows per block: about batch_rows, from a rough 16 bytes per value (the batches
+            # are cut to batch_rows below). A quoted text may hold a line break.
             block = max(1 << 16, min(1 << 28, batch_rows * len(fields) * 16))
             reader = pacsv.open_csv(
                 spool,
                 read_options=pacsv.ReadOptions(block_size=block),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict(fields), strings_can_be_null=True,
                     quoted_strings_can_be_null=False, null_values=[""],
@@ -200,8 +210,10 @@ class PostgresWarehouse(Warehouse):
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                for batch in reader:
-                    yield batch.cast(schema) if batch.schema != schema else batch
+                for read in reader:
+                    batch = read.cast(schema) if read.schema != schema else read
+                    for start in range(0, batch.num_rows, batch_rows):
+                        yield batch.slice(start, batch_rows)
             finally:
                 spool.close()
 
