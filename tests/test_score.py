@@ -304,3 +304,42 @@ def test_a_model_saved_without_log_no_purchase_still_scores(model_dir, scoring, 
     p = new.column("purchase_probability").to_numpy()
     np.testing.assert_allclose(new.column("log_no_purchase").to_numpy(), np.log1p(-p),
                                rtol=1e-5, atol=1e-7)
+
+
+def _btyd_summary(monetary_first: float) -> pa.Table:
+    rng = np.random.default_rng(5)
+    frequency = rng.poisson(2.0, 300).astype(float)
+    t_days = rng.uniform(100, 700, 300)
+    recency = np.where(frequency > 0, t_days * rng.uniform(0.2, 1.0, 300), 0.0)
+    monetary = np.where(frequency > 0, rng.lognormal(3.0, 0.5, 300), 0.0)
+    monetary[0], frequency[0] = monetary_first, 3.0
+    return pa.table({"customer_id": [f"c{i}" for i in range(300)], "frequency": frequency,
+                     "recency_days": np.minimum(recency, t_days), "t_days": t_days,
+                     "monetary_value": monetary})
+
+
+def test_btyd_inputs_are_read_within_the_sql_scorings_bound():
+    """A summary value beyond +-1e100 is read as the bound, as clv.sql_scoring reads it, so
+    both engines publish the same btyd_expected_spend (1e300 gave 3.5e298 here, 3.5e98 there)."""
+    from clv import hybrid
+
+    fit = hybrid.fit(_btyd_summary(20.0))
+    huge = hybrid.predict(_btyd_summary(1e300), 365, fit).expected_spend
+    bounded = hybrid.predict(_btyd_summary(hybrid.BTYD_INPUT_BOUND), 365, fit).expected_spend
+    assert np.isfinite(huge[0]) and huge[0] < 1e101
+    np.testing.assert_array_equal(huge, bounded)
+
+
+def test_btyd_inputs_skip_an_empty_batch():
+    """A reader may yield an empty batch between full ones: scoring and the explanations read
+    the rows around it (BG/NBD refused a batch without customers)."""
+    from clv import hybrid
+    from clv.pipeline.scoring import with_btyd
+
+    table = _btyd_summary(20.0)
+    fit = hybrid.fit(table)
+    batches = [table.to_batches()[0].slice(0, 0), *table.to_batches(max_chunksize=100)]
+    read = list(with_btyd(batches, fit, 365))
+    assert [batch.num_rows for batch in read] == [100, 100, 100]
+    assert pa.Table.from_batches(read).column("customer_id").to_pylist() == (
+        table.column("customer_id").to_pylist())

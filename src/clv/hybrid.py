@@ -37,6 +37,8 @@ from clv.btyd import (
 )
 
 BTYD_INPUTS = ("frequency", "recency_days", "t_days", "monetary_value")
+# Each BTYD input is read within +-this bound (clv.sql_scoring reads them the same way).
+BTYD_INPUT_BOUND = 1e100
 BTYD_FEATURES = (
     "btyd_expected_purchases",
     "btyd_probability_alive",
@@ -81,8 +83,10 @@ def _inputs(data: pa.Table | pa.RecordBatch) -> list[np.ndarray]:
     missing = [name for name in BTYD_INPUTS if name not in data.schema.names]
     if missing:
         raise ValueError(f"the examples lack the BTYD summary columns {missing}")
+    # as the SQL scoring reads them: NaN as 0, within +-1e100 (a sum of 1e300 stays finite)
     return [
-        np.nan_to_num(data.column(name).to_numpy(zero_copy_only=False).astype(np.float64))
+        np.clip(np.nan_to_num(data.column(name).to_numpy(zero_copy_only=False).astype(
+            np.float64)), -BTYD_INPUT_BOUND, BTYD_INPUT_BOUND)
         for name in BTYD_INPUTS
     ]
 

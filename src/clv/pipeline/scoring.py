@@ -177,8 +177,10 @@ def with_btyd(batches: Iterable[pa.RecordBatch], fit: hybrid.BTYDFit,
               horizon_days: int) -> Iterator[pa.RecordBatch]:
     """Scoring example batches as the network reads them: floats rounded
     (:func:`clv.data.stable_floats`) and the BTYD outputs of ``fit`` appended; the explanations
-    step reads the same inputs."""
+    step reads the same inputs. An empty batch (a reader may yield one) yields nothing."""
     for batch in batches:
+        if batch.num_rows == 0:
+            continue
         stable = stable_floats(batch)
         yield hybrid.with_btyd_features(stable, hybrid.predict(stable, horizon_days, fit))
 

@@ -41,7 +41,7 @@ import onnx
 from clv.artifacts import atomic_write_bytes, load_artifact, sha256_bytes
 from clv.config import ID_COLUMN, OUTPUT_NAMES
 from clv.data import FeatureSpec
-from clv.hybrid import BTYD_FEATURES, BTYD_INPUTS, BTYDFit
+from clv.hybrid import BTYD_FEATURES, BTYD_INPUT_BOUND, BTYD_INPUTS, BTYDFit
 from clv.level import (
     DOMINANT_SHARE,
     EXP_LIMIT,
@@ -69,7 +69,7 @@ _FLOAT32_MAX = 3.4028234663852886e38
 _FLOAT32_OVERFLOW = 3.4028235677973366e38
 _FLOAT32_UNDERFLOW = 7.006492321624085e-46
 # The BTYD summary is clamped here: far beyond real data, and products stay finite.
-_BTYD_BOUND = 1e100
+_BTYD_BOUND = BTYD_INPUT_BOUND
 # clv.level.micro_units: values rounded to 1e-6, 0 beyond clv.level.MICRO_BOUND.
 _MICRO = 1e6
 
