@@ -27,14 +27,16 @@
 
 
 {#-
-    A customer id as clv_id_text renders it, or null when it means "no customer": empty,
-    whitespace only (tabs and line breaks included), or one of the values of var
-    clv_missing_customer_ids, compared case-insensitively. Such rows count as
-    missing_customer_id in clv_data_quality. The test runs on few rows: only an id no longer
-    than the longest listed value can be one of them, and only an id that starts with a control
-    character (after the spaces are trimmed) can be whitespace only.
+    An id as clv_id_text renders it, or null when it means "no id": empty, whitespace only
+    (tabs and line breaks included), or one of the values of var clv_missing_customer_ids,
+    compared case-insensitively. A customer id so read counts as missing_customer_id in
+    clv_data_quality; a transaction id so read is no id, so its row is never a duplicate (an
+    export that writes n/a for every order would otherwise make two equal purchases of a day
+    one). The test runs on few rows: only an id no longer than the longest listed value can be
+    one of them, and only an id that starts with a control character (after the spaces are
+    trimmed) can be whitespace only.
 -#}
-{% macro clv_customer_id(expression, data_type) %}
+{% macro clv_id_or_null(expression, data_type) %}
     {%- set text = clv_id_text(expression, data_type) -%}
     {%- set missing = clv_settings().missing_customer_ids -%}
     {%- set longest = missing | map('length') | max -%}

@@ -43,6 +43,8 @@ GOOD_ROWS = [
     ("k1", "K", "2023-06-01 10:00:00", "0.1"),  # refunds cancel the purchases: the net sum
     ("k2", "K", "2023-06-02 10:00:00", "0.2"),  # is 0 only up to float noise
     ("k3", "K", "2023-06-03 10:00:00", "-0.3"),
+    ("N/A", "L", "2023-04-04", "9"),  # two equal purchases of a day, a placeholder for their
+    ("N/A", "L", "2023-04-04", "9"),  # transaction id: no id, so not duplicates
 ]
 BAD_ROWS = [
     ("x1", "", "2023-03-01 10:00:00", "10"),  # missing_customer_id

@@ -21,7 +21,7 @@ source as (
 renamed as (
 
     select
-        {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
+        {{ clv_id_or_null('customer_id', source_types.customer_id) }} as customer_id,
         cast({{ clv_parse_input_timestamp('signup_date', settings.timestamp_format, settings.time_zone,
                                           source_types.signup_date) }} as date) as signup_date,
         cast(country as {{ dbt.type_string() }}) as country,

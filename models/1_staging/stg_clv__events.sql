@@ -17,7 +17,7 @@ source as (
 renamed as (
 
     select
-        {{ clv_customer_id('customer_id', source_types.customer_id) }} as customer_id,
+        {{ clv_id_or_null('customer_id', source_types.customer_id) }} as customer_id,
         {{ clv_parse_input_timestamp('event_at', settings.timestamp_format, settings.time_zone,
                                      source_types.event_at) }} as event_at,
         lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type

@@ -1,7 +1,7 @@
 {%- set settings = clv_settings() -%}
 {#-
     The source is resolved and its columns checked against clv_columns before this view reads
-    it (clv_transactions_source); ids keep the user's spelling (clv_id_text, clv_customer_id).
+    it (clv_transactions_source); ids keep the user's spelling (clv_id_text, clv_id_or_null).
     A header-only source gives an empty relation with the same columns.
 -#}
 {%- set source = clv_transactions_source() -%}
@@ -20,11 +20,11 @@ renamed as (
 
     select
         {% if columns.transaction_id -%}
-        nullif({{ clv_id_text(columns.transaction_id, source.data_types.transaction_id) }}, '') as transaction_id,
+        {{ clv_id_or_null(columns.transaction_id, source.data_types.transaction_id) }} as transaction_id,
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as transaction_id,
         {%- endif %}
-        {{ clv_customer_id(columns.customer_id, source.data_types.customer_id) }} as customer_id,
+        {{ clv_id_or_null(columns.customer_id, source.data_types.customer_id) }} as customer_id,
         {% if columns.product_category -%}
         nullif(trim(cast({{ columns.product_category }} as {{ dbt.type_string() }})), '') as product_category,
         {%- else -%}
