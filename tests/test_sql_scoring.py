@@ -53,6 +53,7 @@ from clv.sql_scoring import (
     UnsupportedOperatorError,
     compile_graph,
     compile_scoring_sql,
+    sql_path,
     write_scoring_sql,
 )
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
@@ -573,6 +574,29 @@ def test_sql_on_duckdb_equals_predict(scored):
     assert (frame["scored_at"] == pd.Timestamp("2024-07-01 06:00")).all()
     assert list(frame.columns) == list(SCORE_COLUMNS)
     assert_scores_match(frame, scored["reference"], "duckdb")
+
+
+@pytest.mark.slow
+def test_sql_with_the_saved_level_scores_a_subset_as_the_run(scored, tmp_path):
+    """python -m clv.sql_scoring writes the query with the scoring run's spend level: on a
+    few of the run's customers it gives their predictions; summed over those few instead
+    (--level relation, as a build sums over every customer), the level is theirs."""
+    from clv.sql_scoring.query import main
+
+    subset = scored["examples"].slice(100, 300)
+    reference = scored["reference"].iloc[100:400].reset_index(drop=True)
+    frames = {}
+    for kind in ("saved", "relation"):
+        assert main(["--model-dir", str(scored["directory"]), "--version", scored["version"],
+                     "--as-of-date", AS_OF, "--relation", "few", "--level", kind]) == 0
+        sql = sql_path(scored["directory"], scored["version"], "duckdb").read_text()
+        with duckdb.connect() as connection:
+            connection.register("few_arrow", subset)
+            connection.execute("create table few as select * from few_arrow")
+            frames[kind] = connection.sql(sql).df()
+    assert (frames["saved"]["scored_at"] == pd.Timestamp("2024-07-01 06:00")).all()
+    assert_scores_match(frames["saved"], reference, "duckdb")
+    assert relative(frames["relation"]["predicted_clv"], reference["predicted_clv"]).max() > 1e-3
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ computed as :func:`clv.pipeline.scoring.predict` computes them:
 4. the spend level of :mod:`clv.level`: both totals over every row of the relation, each value
    rounded to micro-units as :func:`clv.level.micro_units` rounds it and summed exactly as
    decimals (an aggregate over the materialised scores, or a window where the engine has no
-   materialised CTEs), and ``predicted_clv = network_clv * spend_factor``;
+   materialised CTEs), or a scoring run's saved level (``saved_level``: any subset of its
+   customers scores as in the run), and ``predicted_clv = network_clv * spend_factor``;
 5. the distribution at that level (:func:`clv.level.leveled_distribution`, the same series and
    bounds), its quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when
    ``q <= 1 - p``) and its variance ``predicted_clv^2 (exp(sigma^2) / p - 1)``
@@ -340,10 +341,15 @@ def _quantiles(query: _Query, probability: str, mu: str) -> None:
 
 
 def _spend_level(query: _Query, btyd_level_correction: float,
-                 network_level_weight: float = 0.0) -> None:
+                 network_level_weight: float = 0.0, spend_factor: float | None = None) -> None:
     """CTEs adding ``spend_factor`` (:mod:`clv.level`: the correction times BG/NBD's total over
     the network's, plus the network's weight): exact sums of micro-units over every scored
-    row, with each value above a tenth of its total counted as a tenth (rule 7)."""
+    row, with each value above a tenth of its total counted as a tenth (rule 7). A given
+    ``spend_factor`` (a scoring run's) is used as it is: any subset of that run's customers
+    then scores as in the run."""
+    if spend_factor is not None:
+        query.add_layers("spend_level", [[("spend_factor", literal(spend_factor))]])
+        return
     sql = query.sql
     micro = {"btyd": _micro_units("btyd_expected_spend", sql),
              "network": _micro_units("network_clv", sql)}
@@ -380,7 +386,8 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
                   sql: Dialect, btyd_fit: BTYDFit, horizon_days: int,
                   btyd_level_correction: float, scored_at: datetime | None = None,
                   float_columns: Iterable[str] | None = None,
-                  network_level_weight: float = 0.0, model_rate_factor: float = 1.0) -> str:
+                  network_level_weight: float = 0.0, model_rate_factor: float = 1.0,
+                  spend_factor: float | None = None) -> str:
     """The scoring query for a loaded model (see :func:`compile_scoring_sql`)."""
     query = _Query(sql)
     stable = _read_examples(query, spec, relation_sql, float_columns)
@@ -396,7 +403,7 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
         repeat_mean))
     _network(query, model, spec, stable)
     query.add("network_scores", ["*"], materialized=query.sql.materialized)
-    _spend_level(query, btyd_level_correction, network_level_weight)
+    _spend_level(query, btyd_level_correction, network_level_weight, spend_factor)
     _leveled_distribution(query, model_rate_factor, btyd_fit.bgnbd.r)
     _quantiles(query, "leveled_probability", "leveled_mu")
     # the spend's variance, clv.score.ziln_variance_numpy: mean^2 (exp(sigma^2) / p - 1)
@@ -438,7 +445,8 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                         as_of_date: str | None = None, scored_at: datetime | None = None,
                         float_columns: Iterable[str] | None = None,
                         network_level_weight: float | None = None,
-                        model_rate_factor: float | None = None) -> str:
+                        model_rate_factor: float | None = None,
+                        saved_level: bool = False) -> str:
     """The SQL computing ``int_clv__scores`` for the rows of ``relation_sql``.
 
     Args:
@@ -459,15 +467,27 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         network_level_weight: default the model's (0 when it has none), as scoring uses.
         model_rate_factor: the purchase-rate factor inside the model's probability; default
             the model's (:func:`clv.level.model_rate_factor`), as scoring uses.
+        saved_level: the spend level of the scoring run of ``as_of_date`` (and its
+            ``scored_at`` unless given) instead of one summed over ``relation_sql``: the rows
+            of any subset of that run's customers then score as ``clv_predictions`` holds them.
     """
     model_dir = Path(model_dir)
     model, metadata = _load_model(model_dir, version)
+    if (btyd_fit is None or saved_level) and as_of_date is None:
+        raise ValueError("give as_of_date to read the fit and the level from the scoring run"
+                         if saved_level else
+                         "give btyd_fit, or as_of_date to read it from the scoring run")
+    run = (ScoringRun.load(run_path(model_dir, version, as_of_date))
+           if btyd_fit is None or saved_level else None)
     if btyd_fit is None:
-        if as_of_date is None:
-            raise ValueError("give btyd_fit, or as_of_date to read it from the scoring run")
-        run = ScoringRun.load(run_path(model_dir, version, as_of_date))
         btyd_fit = run.btyd_fit
         horizon_days = run.horizon_days if horizon_days is None else horizon_days
+    spend_factor = None
+    if saved_level:
+        spend_factor = run.level.spend_factor
+        if model_rate_factor is None and run.level.model_rate_factor is not None:
+            model_rate_factor = run.level.model_rate_factor
+        scored_at = scored_at or datetime.fromisoformat(run.scored_at)
     if horizon_days is None:
         horizon_days = int(metadata["horizon_days"])
     saved_correction, saved_weight = level_coefficients(metadata)
@@ -479,7 +499,8 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         model_rate_factor = saved_rate_factor(metadata)
     return scoring_query(model, FeatureSpec.from_dict(metadata), version, relation_sql,
                          dialect(dialect_name), btyd_fit, horizon_days, btyd_level_correction,
-                         scored_at, float_columns, network_level_weight, model_rate_factor)
+                         scored_at, float_columns, network_level_weight, model_rate_factor,
+                         spend_factor)
 
 
 def sql_path(model_dir: str | Path, version: str, dialect_name: str) -> Path:
@@ -493,14 +514,17 @@ def write_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                       btyd_level_correction: float | None = None,
                       as_of_date: str | None = None,
                       float_columns: Iterable[str] | None = None,
-                      network_level_weight: float | None = None) -> tuple[Path, str]:
-    """Compile (arguments as :func:`compile_scoring_sql`; ``scored_at`` is the engine's clock)
-    and write the query next to the ONNX file, atomically; returns its path and sha256."""
+                      network_level_weight: float | None = None,
+                      saved_level: bool = False) -> tuple[Path, str]:
+    """Compile (arguments as :func:`compile_scoring_sql`; ``scored_at`` is the engine's clock,
+    or with ``saved_level`` the scoring run's) and write the query next to the ONNX file,
+    atomically; returns its path and sha256."""
     text = compile_scoring_sql(model_dir, version, relation_sql, dialect_name,
                                btyd_fit=btyd_fit, horizon_days=horizon_days,
                                btyd_level_correction=btyd_level_correction,
                                as_of_date=as_of_date, float_columns=float_columns,
-                               network_level_weight=network_level_weight)
+                               network_level_weight=network_level_weight,
+                               saved_level=saved_level)
     data = text.encode("utf-8")
     path = sql_path(model_dir, version, dialect_name)
     atomic_write_bytes(path, data)
@@ -518,8 +542,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--relation", required=True,
                         help="the relation of clv_scoring_examples rows (SQL after 'from')")
     parser.add_argument("--dialect", default="duckdb", choices=["duckdb", "postgres", "spark"])
+    parser.add_argument("--level", default="saved", choices=["saved", "relation"],
+                        help="saved (default): the scoring run's spend level, so any subset of "
+                             "its customers scores as in clv_predictions; relation: summed over "
+                             "the relation's rows, as a build does")
     args = parser.parse_args(argv)
     path, digest = write_scoring_sql(args.model_dir, args.version, args.relation, args.dialect,
-                                     as_of_date=args.as_of_date)
+                                     as_of_date=args.as_of_date,
+                                     saved_level=args.level == "saved")
     print(json.dumps({"path": str(path), "sha256": digest}))
     return 0
