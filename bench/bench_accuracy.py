@@ -322,12 +322,14 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
     ranges = [segment for table in runs.values() for segment in table.attrs["segments"]]
     below = sum(r["actual"] < r["p10"] for r in ranges)
     above = sum(r["actual"] > r["p90"] for r in ranges)
+    first_seed = next(iter(runs))
     print(f"segment totals (clv_segment_summary, every seed): {len(ranges) - below - above} of "
-          f"{len(ranges)} inside their p10-p90 range, {below} below, {above} above; "
+          f"{len(ranges)} inside their p10-p90 range, {below} below, {above} above; seed "
+          f"{first_seed}: "
           + "; ".join(f"{r['segment']} {r['actual'] / r['predicted'] - 1:+.0%} of predicted "
                       f"(range {r['p10'] / r['predicted'] - 1:+.0%} to "
                       f"{r['p90'] / r['predicted'] - 1:+.0%})"
-                      for r in next(iter(runs.values())).attrs["segments"]))
+                      for r in runs[first_seed].attrs["segments"]))
     validation = [t.attrs["validation_gini"] for t in runs.values()]
     holdout = [t.set_index("model").normalized_gini for t in runs.values()]
     print("network lead over BG/NBD + Gamma-Gamma in norm. Gini: on the validation window "
@@ -413,7 +415,7 @@ def print_targets(results: dict[str, dict[int, pd.DataFrame]]) -> None:
                 values.append(value)
                 met.append(bool(target.check(value, references)))
             verdict = "**met**" if all(met) else (
-                "not met" if not any(met) else f"not met ({sum(met)} of {len(met)} seeds)")
+                "not met" if not any(met) else f"not met (met in {sum(met)} of {len(met)} seeds)")
             bound = target.bound(references)
             cells.append(f"{verdict}: {_range(values, formats[target.metric])}"
                          + (f", needs {bound}" if bound else ""))
