@@ -163,16 +163,40 @@ def test_a_dbt_option_is_not_read_as_an_abbreviation_of_ours():
     assert args.profiles_dir is None and passed == ["--profile", "shop"]
 
 
-def _python_step(tmp_path, monkeypatch, source: str):
-    """``clv build`` made to run one Python model, int_clv__model_registry, of ``source``;
-    returns the model's file."""
+def _python_step(tmp_path, monkeypatch, source: str, warehouse=None):
+    """``clv build`` made to run one Python model, int_clv__model_registry, of ``source``
+    (its result written to ``warehouse``); returns the model's file."""
     path = tmp_path / "int_clv__model_registry.py"
     path.write_text(source)
     node = build.Node("model.clv.int_clv__model_registry", "int_clv__model_registry",
                       "python", "s", "int_clv__model_registry", path, ())
     monkeypatch.setattr(build, "build_with_args", lambda argv: build.run_python_model(
-        node, SimpleNamespace(session_object=None), {}, {}))
+        node, warehouse or SimpleNamespace(session_object=None), {}, {}))
     return path
+
+
+def test_the_servers_refusal_to_write_a_steps_table_is_one_line(tmp_path, capsys, monkeypatch):
+    """The database refuses the result (no permission on the schema, a lost connection): one
+    line naming the model and its table, as dbt reports a database error; an error of the
+    write's own code keeps its traceback."""
+    refusal = type("InsufficientPrivilege", (Exception,), {"__module__": "psycopg2.errors"})
+
+    def refuse(name, data):
+        raise refusal("permission denied for schema s\nLINE 1: create table ...")
+
+    _python_step(tmp_path, monkeypatch, "def model(dbt, session):\n    return [1]\n",
+                 SimpleNamespace(session_object=None, write_table=refuse))
+    assert build.main([]) == 1
+    assert _one_error_line(capsys) == ("clv build: int_clv__model_registry failed writing "
+                                       "s.int_clv__model_registry: permission denied for schema s")
+
+    def bug(name, data):
+        raise TypeError("a bug")
+
+    _python_step(tmp_path, monkeypatch, "def model(dbt, session):\n    return [1]\n",
+                 SimpleNamespace(session_object=None, write_table=bug))
+    with pytest.raises(TypeError, match="a bug"):
+        build.main([])
 
 
 def test_a_python_steps_error_is_one_line_naming_the_model(tmp_path, capsys, monkeypatch):

@@ -341,13 +341,18 @@ def _option_name(arg: str) -> str:
     return arg
 
 
+# The packages whose exceptions are the database's answer (not a bug of the step).
+DATABASE_ERROR_MODULES = frozenset({"psycopg2", "pyspark", "py4j"})
+
+
 def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
                      run_vars: dict[str, Any]) -> int:
     """Call the Python model of ``node`` as dbt would and write its result; returns rows. An
     error the steps raise to say what to fix (a ValueError naming a var or input; the
     hand-off's RuntimeError or OSError: a table to build first, a full disk, a file held open)
-    is one line naming the model, as dbt reports a Python model's error; any other (a
-    library's, a bug's) keeps its traceback."""
+    is one line naming the model, as dbt reports a Python model's error, and so is the
+    database's refusal to write the result; any other (a library's, a bug's) keeps its
+    traceback."""
     function = _load_model_function(node.path)
     try:
         result = function(_Dbt(node, relations, run_vars), warehouse.session_object)
@@ -355,7 +360,15 @@ def run_python_model(node: Node, warehouse: Any, relations: dict[str, Any],
         if not _raised_on_purpose(error, node.path):
             raise
         raise BuildError(f"{node.name} failed: {first_line(error)}") from error
-    return warehouse.write_table(node.relation, result)
+    try:
+        return warehouse.write_table(node.relation, result)
+    except Exception as error:
+        if type(error).__module__.split(".")[0] not in DATABASE_ERROR_MODULES:
+            raise
+        # the server's refusal (no permission on the schema, a full disk, a lost connection):
+        # one line, as dbt reports a database error in a model
+        raise BuildError(f"{node.name} failed writing {node.relation}: "
+                         f"{first_line(error)}") from error
 
 
 def _raised_on_purpose(error: BaseException, model_path: Path) -> bool:
