@@ -100,6 +100,18 @@ def test_write_table_streams_a_reader_into_a_table(warehouse):
     assert warehouse.write_table("written", data.slice(0, 1)) == 1  # replaced
 
 
+def test_write_table_takes_a_stream_of_the_same_warehouse(warehouse):
+    """map_batches over a table of the warehouse, written back to it: the stream holds the
+    connection's result open while the table is written (DuckDB refused the write)."""
+    schema = warehouse.schema("examples")
+    total = "select count(*) as n, sum(revenue_total) as s from {relation}"
+    rows, revenue = warehouse.query("examples", total).to_pylist()[0].values()
+    copied = warehouse.map_batches("examples", lambda batches: (b.cast(schema) for b in batches),
+                                   schema, 7)
+    assert warehouse.write_table("copied", copied) == rows
+    assert list(warehouse.query("copied", total).to_pylist()[0].values()) == [rows, revenue]
+
+
 def test_the_training_fingerprint_follows_features_and_version_not_row_order(monkeypatch):
     """clv_retrain auto reuses a model when the fingerprint is equal: it changes when a feature
     is set for other customers (customer attributes or events corrected while the

@@ -104,13 +104,15 @@ class DuckDBWarehouse(Warehouse):
         if isinstance(data, pa.Table):
             data = pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
         target = ".".join(quote(part) for part in name.split("."))
-        self.connection.register("clv_incoming", data)
+        # On a cursor of its own: ``data`` may stream a query of this connection (a
+        # map_batches result), which keeps the connection busy until it is read.
+        cursor = self.connection.cursor()
         try:
-            self.connection.execute(f"create or replace table {target} as "
-                                    f"select * from clv_incoming")
+            cursor.register("clv_incoming", data)
+            cursor.execute(f"create or replace table {target} as select * from clv_incoming")
+            return int(cursor.execute(f"select count(*) from {target}").fetchall()[0][0])
         finally:
-            self.connection.unregister("clv_incoming")
-        return int(self.connection.execute(f"select count(*) from {target}").fetchall()[0][0])
+            cursor.close()
 
 
 def write_database_file(path: Path,
