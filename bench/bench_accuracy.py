@@ -130,6 +130,7 @@ def build(data: DataSet, seed: int, extra_vars: dict | None = None) -> tuple[Pat
     database = OUT_DIR / f"{data.name}_{seed}.duckdb"
     model_dir = OUT_DIR / f"{data.name}_{seed}_onnx"
     database.unlink(missing_ok=True)
+    database.with_name(database.name + ".wal").unlink(missing_ok=True)  # an interrupted run's
     shutil.rmtree(model_dir, ignore_errors=True)
     vars_ = {"clv_transactions": str(data.transactions), "clv_as_of_date": data.as_of,
              "clv_horizon_days": data.horizon_days, "clv_model_dir": str(model_dir),
