@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from clv.report.data import TABLES as REPORT_TABLES
+
 # Every test reads the parsed project (a dbt parse, about 9 s): CI runs them, not the fast set.
 pytestmark = pytest.mark.slow
 
@@ -28,9 +30,8 @@ PUBLIC_MARTS = {
 PUBLIC_WITHOUT_CONTRACT = {"clv_predictions_export", "clv_bi_database"}
 KEY_TESTS = {"unique", "clv_unique_combination"}
 SEGMENTS = ["high_value", "new", "active", "at_risk", "dormant"]
-REPORT_INPUTS = {"clv_predictions", "clv_segment_summary", "clv_gain_curve",
-                 "clv_decile_calibration", "clv_feature_importance", "clv_data_quality",
-                 "clv_predictions_history"}
+# The report's exposure: the model that writes it and every table the report reads.
+REPORT_INPUTS = {"clv_report", *REPORT_TABLES}
 
 
 @pytest.fixture(scope="module")
