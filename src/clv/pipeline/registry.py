@@ -343,9 +343,10 @@ def build_key(warehouse: Any, this: Any) -> str:
 def _published(run: RunSettings) -> dict[str, str]:
     """The public tables (:data:`PUBLISHED_TABLES`) and where this build writes them, as
     ``clv_run_settings`` says (a folder's own schema included); empty when not known."""
-    relations = dict(zip(PUBLISHED_TABLES, run.published_relations, strict=False))
-    return relations if len(relations) == len(PUBLISHED_TABLES) and all(
-        relations.values()) else {}
+    relations = run.published_relations
+    if len(relations) != len(PUBLISHED_TABLES) or not all(relations):
+        return {}
+    return dict(zip(PUBLISHED_TABLES, relations, strict=True))
 
 
 def scored_version(warehouse: Any, run: RunSettings) -> str | None:

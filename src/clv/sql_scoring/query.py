@@ -69,8 +69,6 @@ _ALWAYS_INTEGRAL = 4503599627370496.0
 _FLOAT32_MAX = 3.4028234663852886e38
 _FLOAT32_OVERFLOW = 3.4028235677973366e38
 _FLOAT32_UNDERFLOW = 7.006492321624085e-46
-# The BTYD summary is clamped here: far beyond real data, and products stay finite.
-_BTYD_BOUND = BTYD_INPUT_BOUND
 # clv.level.micro_units: values rounded to 1e-6, 0 beyond clv.level.MICRO_BOUND.
 _MICRO = 1e6
 
@@ -95,9 +93,10 @@ def float32_input(value: str, sql: Dialect) -> str:
 
 
 def _nan_to_num(value: str, sql: Dialect, low: float) -> str:
-    """numpy's ``nan_to_num``: null and NaN as 0; clamped to [low, 1e100]."""
+    """numpy's ``nan_to_num``: null and NaN as 0; clamped to [low, BTYD_INPUT_BOUND] (far
+    beyond real data, and products stay finite), as clv.hybrid reads the inputs."""
     return (f"case when {value} is null or {sql.is_nan(value)} then 0.0e0 "
-            f"when {value} > {literal(_BTYD_BOUND)} then {literal(_BTYD_BOUND)} "
+            f"when {value} > {literal(BTYD_INPUT_BOUND)} then {literal(BTYD_INPUT_BOUND)} "
             f"when {value} < {literal(low)} then {literal(low)} else {value} end")
 
 
@@ -239,7 +238,7 @@ def _read_examples(query: _Query, spec: FeatureSpec, relation_sql: str,
     query.add("btyd_summary", ["*",
                                f"{_nan_to_num(frequency, sql, 0.0)} as btyd_frequency",
                                f"{_nan_to_num(age, sql, 0.0)} as btyd_age",
-                               f"{_nan_to_num(monetary, sql, -_BTYD_BOUND)} as btyd_monetary",
+                               f"{_nan_to_num(monetary, sql, -BTYD_INPUT_BOUND)} as btyd_monetary",
                                f"{_nan_to_num(recency, sql, 0.0)} as btyd_recency_unclamped"])
     query.add_layers("btyd_inputs", [[("btyd_recency",
                                        "least(btyd_recency_unclamped, btyd_age)")]])
