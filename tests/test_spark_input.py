@@ -318,7 +318,8 @@ def test_a_written_timestamp_is_utc_in_any_session_time_zone(spark_dir: Path):
     session.conf.set("spark.sql.session.timeZone", "America/New_York")
     try:
         warehouse.write_table("clv_written_at_check", table)
-        read = warehouse.query("clv_written_at_check", "select written_at from {relation}")
+        read = warehouse.query("clv_written_at_check", "select written_at from {relation} "
+                                                       "order by written_at nulls last")
     finally:
         session.conf.set("spark.sql.session.timeZone", zone)
         session.sql("drop table if exists clv_written_at_check")
