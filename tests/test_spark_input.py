@@ -169,7 +169,8 @@ def test_seed_values_with_quotes_backslashes_and_empty_cells_load_as_written(spa
 def test_the_second_pass_frees_the_first_and_reads_leave_no_view(spark_dir: Path):
     """The scores the first pass kept are unpersisted once the second pass is computed (the
     result goes to whoever writes the table, so nothing after could free them), and the
-    temporary views that queries and streams read through are dropped once read."""
+    temporary views that queries and streams read through are dropped once read, or when
+    Spark refuses the query; a double quote inside a string literal stays a character."""
     from pyspark import StorageLevel
 
     from clv.warehouse import SparkWarehouse
@@ -201,6 +202,10 @@ def test_the_second_pass_frees_the_first_and_reads_leave_no_view(spark_dir: Path
     assert counted.column("n")[0].as_py() == 100
     streamed = warehouse.stream(frame, "select network_clv from {relation}", 30).read_all()
     assert streamed.num_rows == 100
+    quoted = warehouse.query(frame, """select 'say "hi"' as "a note" from {relation} limit 1""")
+    assert quoted.to_pylist() == [{"a note": 'say "hi"'}]
+    with pytest.raises(Exception, match="no_such_column"):
+        warehouse.query(frame, "select no_such_column from {relation}")
     assert views() == before
 
 

@@ -152,3 +152,13 @@ def test_the_training_fingerprint_follows_features_and_version_not_row_order(mon
     version = current()
     monkeypatch.setattr(training, "FEATURE_DEFINITIONS", training.FEATURE_DEFINITIONS + 1)
     assert current() != version
+
+
+def test_spark_sql_backquotes_identifiers_and_leaves_literals_as_written():
+    from clv.warehouse.spark import spark_identifiers
+
+    sql = ("""select "Customer ID", "a""b", "x`y" from t """
+           """where note = 'say "hi"' and other = 'it\\'s "q"' and "n" = 1""")
+    assert spark_identifiers(sql) == (
+        """select `Customer ID`, `a"b`, `x``y` from t """
+        """where note = 'say "hi"' and other = 'it\\'s "q"' and `n` = 1""")

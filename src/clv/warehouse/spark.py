@@ -45,6 +45,21 @@ def _quote(name: str) -> str:
     return f"`{name}`"
 
 
+# A string literal (Spark's: backslash escapes) or an ANSI double-quoted identifier.
+_LITERAL_OR_QUOTED = re.compile(r"'(?:\\.|[^'\\])*'|\"((?:[^\"]|\"\")*)\"")
+
+
+def spark_identifiers(sql: str) -> str:
+    """``sql`` with its ANSI double-quoted identifiers in Spark's backquotes; a double quote
+    inside a string literal stays as written."""
+    def convert(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)
+        return "`" + match.group(1).replace('""', '"').replace("`", "``") + "`"
+
+    return _LITERAL_OR_QUOTED.sub(convert, sql)
+
+
 def _arrow(schema: Any) -> pa.Schema:
     """A Spark schema as Arrow fields (numeric, text, date, timestamp and boolean types)."""
     fields = []
@@ -193,8 +208,11 @@ class SparkWarehouse(Warehouse):
         the caller drops once the rows are read (:meth:`_drop_view`)."""
         view = f"clv_relation_{secrets.token_hex(4)}"
         self._frame(relation).createOrReplaceTempView(view)
-        # Double-quoted identifiers are ANSI; Spark quotes with backquotes.
-        return self.session.sql(sql.replace("{relation}", view).replace('"', "`")), view
+        try:
+            return self.session.sql(spark_identifiers(sql.replace("{relation}", view))), view
+        except BaseException:  # a query Spark refuses to analyse leaves no view behind
+            self._drop_view(view)
+            raise
 
     def _drop_view(self, view: str) -> None:
         self.session.catalog.dropTempView(view)
