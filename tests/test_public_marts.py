@@ -171,3 +171,24 @@ def test_a_customer_over_a_tenth_of_the_total_is_named_by_the_level_warning(dbt_
                                "predicted_clv double)")
             connection.executemany("insert into predictions values (?, ?)", values)
             assert [row[0] for row in connection.sql(sql).fetchall()] == flagged, shares
+
+
+@pytest.mark.slow
+def test_a_predicted_value_that_is_not_finite_fails_the_build(project, tmp_path):
+    """NaN passes `predicted_clv >= 0` in DuckDB (it sorts above every number): the finite
+    tests of clv_predictions catch it and infinity."""
+    import shutil
+
+    import duckdb
+    from conftest import DbtProject
+
+    copy = DbtProject(tmp_path)
+    shutil.copy(project.database, copy.database)
+    with duckdb.connect(str(copy.database)) as connection:
+        connection.execute("update main.clv_predictions set predicted_clv = 'nan' where "
+                           "customer_id = (select min(customer_id) from main.clv_predictions)")
+        connection.execute("update main.clv_predictions set predicted_clv_p90 = 'inf' where "
+                           "customer_id = (select max(customer_id) from main.clv_predictions)")
+    result = copy.run("test", vars=project.vars, select="clv_predictions,test_name:clv_finite")
+    failed = sorted(r.node.column_name for r in result.result if str(r.status) == "fail")
+    assert failed == ["predicted_clv", "predicted_clv_p90"]

@@ -24,8 +24,20 @@ import pandas as pd
 import pytest
 
 from clv.report import DEFAULT_PATH, screenshot, svg, write_report
-from clv.report.data import TABLES, ReportData, bin_sql, latest_run_per_date, read_report_data
-from clv.report.render import calibration_figure, gain_curve_figure, render_report
+from clv.report.data import (
+    TABLES,
+    ReportData,
+    bin_sql,
+    latest_run_per_date,
+    other_horizon_dates,
+    read_report_data,
+)
+from clv.report.render import (
+    calibration_figure,
+    gain_curve_figure,
+    history_figures,
+    render_report,
+)
 from clv.report.write import report_path
 from clv.warehouse import DuckDBWarehouse
 
@@ -36,6 +48,10 @@ FIRST_AS_OF, SECOND_AS_OF = "2023-10-31", "2023-11-30"
 
 def _marks(chart: str) -> list[ET.Element]:
     return [e for e in ET.fromstring(chart).iter() if "mark" in e.get("class", "").split()]
+
+
+def _texts(chart: str) -> list[str]:
+    return [e.text or "" for e in ET.fromstring(chart).iter() if e.tag.endswith("text")]
 
 
 def _numbers(element: ET.Element, *names: str) -> list[float]:
@@ -59,7 +75,7 @@ def test_nice_ticks_cover_the_range_in_round_equal_steps(low, high):
 
 
 @pytest.mark.parametrize(("low", "high", "ticks"), [
-    (0, 2, [0, 1, 2]), (0, 12, [0, 5, 10, 15]), (0, 0, [-1, 0, 1]), (0, 140, [0, 50, 100, 150]),
+    (0, 2, [0, 1, 2]), (0, 12, [0, 5, 10, 15]), (0, 0, [0, 1]), (0, 140, [0, 50, 100, 150]),
 ])
 def test_integer_ticks_are_whole_numbers(low, high, ticks):
     assert svg.nice_ticks(low, high, integer=True) == ticks
@@ -135,8 +151,8 @@ def test_format_significant_keeps_three_digits(value, text):
 
 
 def test_format_exact_shows_the_decimals_a_round_value_has():
-    assert [svg.format_exact(v) for v in (0.5, 2, 1000, 0.001, -2.5)] == [
-        "0.5", "2", "1,000", "0.001", "-2.5"]
+    assert [svg.format_exact(v) for v in (0.5, 2, 1000, 0.001, -2.5, 1e-7, 1e-6)] == [
+        "0.5", "2", "1,000", "0.001", "-2.5", "0.000000100", "0.000001"]
 
 
 # -- charts -----------------------------------------------------------------------------------
@@ -193,6 +209,20 @@ def test_horizontal_bars_extend_left_of_zero_with_whiskers():
     assert math.isclose(left_x + left_w, right_x, abs_tol=0.1)
     assert math.isclose(right_w / left_w, 2, rel_tol=0.01)
     assert len(ET.fromstring(chart).findall("line")) >= 6  # two whiskers of three strokes
+
+
+def test_a_long_category_name_is_shortened_and_the_bars_stay_on_the_canvas():
+    name = "a feature group with a very long name " * 3
+    chart = svg.bar_chart([name, "b"], [svg.Bars("drop", [0.1, 0.2])], title="t",
+                          value_label="drop", horizontal=True, show_values=True)
+    rects = _marks(chart)
+    assert len(rects) == 2
+    for rect in rects:
+        x, width = _numbers(rect, "x", "width")
+        assert x > 0 and x + width <= 600
+    assert name.strip() in chart  # the bar's tooltip holds the whole name
+    label = next(text for text in _texts(chart) if text.startswith("a feature"))
+    assert label.endswith("\u2026") and len(label) < len(name)
 
 
 def test_grouped_bars_sit_side_by_side_in_each_category():
@@ -370,6 +400,28 @@ def test_summary_segments_and_bins_of_hand_made_predictions():
     assert "Not shown: the customers predicted at 0 or less (1)." in html
 
 
+def test_predictions_that_are_not_finite_are_counted_and_left_out():
+    """NaN and infinity pass `predicted_clv >= 0` in some engines: the report counts them and
+    keeps them out of the totals and the histogram instead of failing or drawing nothing."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    connection.execute("create or replace table clv_predictions as select * replace "
+                       "(cast(predicted_clv as double) as predicted_clv) from clv_predictions")
+    connection.execute("update clv_predictions set predicted_clv = 'inf' where customer_id = 'b'")
+    connection.execute("update clv_predictions set predicted_clv = 'nan' where customer_id = 'c'")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    summary = data.summary
+    assert (summary["non_finite"], summary["non_positive"]) == (2, 1)
+    assert math.isclose(summary["predicted_value"], 1293.49 - 45.5 - 8.0)
+    assert summary["max_value"] == 1200.0
+    assert int(data.value_bins["customers"].sum()) == 3
+    segments = data.segments.set_index("segment")
+    assert segments.loc["active", "predicted_value"] == 0.0
+    html = render_report(data, datetime(2024, 4, 1)).html
+    assert "2 customers whose predicted value is not a finite number" in html
+    assert _Page(html).figures["value_distribution"] is False
+
+
 def test_predictions_that_all_fall_in_one_bin_keep_their_charts():
     """Every positive prediction in one bin (one customer, or equal values): the bins are read
     as one, and the segments are still read."""
@@ -424,6 +476,31 @@ def test_history_keeps_only_runs_over_the_predictions_horizon():
     assert list(latest_run_per_date(history, 365)["customers"]) == [5, 3]
     assert list(latest_run_per_date(history, 90)["customers"]) == [7]
     assert list(latest_run_per_date(history)["customers"]) == [5, 7]
+
+
+def test_a_history_of_zeros_starts_its_axis_at_zero():
+    history = pd.DataFrame({
+        "as_of_date": pd.to_datetime(["2024-01-31", "2024-02-29"]), "model_version": "a",
+        "segment": "dormant", "scored_at": pd.to_datetime(["2024-03-01", "2024-03-02"]),
+        "customers": [3, 3], "predicted_value": [0.0, 0.0]})
+    value, _ = history_figures(ReportData(summary={"horizon_days": 365}, history=history))
+    labels = _texts(value.svg)
+    assert "0" in labels and not any(label.startswith("-") for label in labels)
+
+
+def test_the_history_note_names_the_dates_scored_over_another_horizon():
+    history = pd.DataFrame({
+        "as_of_date": [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31)],
+        "model_version": "a", "horizon_days": [90, 90, 365], "segment": "new",
+        "scored_at": pd.to_datetime(["2024-03-01", "2024-03-02", "2024-04-01"]),
+        "customers": [5, 7, 3], "predicted_value": [100.0, 20.0, 110.0]})
+    assert other_horizon_dates(history, 365) == [date(2024, 1, 31), date(2024, 2, 29)]
+    data = ReportData(summary={"horizon_days": 365}, history=latest_run_per_date(history, 365),
+                      history_other_horizons=other_horizon_dates(history, 365))
+    note = history_figures(data)[0].note
+    assert note == ("The history shows once predictions over 365 days exist for two as-of "
+                    "dates; so far only 2024-03-31. Scored over another horizon, so not "
+                    "comparable: 2 as-of dates (2024-01-31, 2024-02-29).")
 
 
 def test_write_report_replaces_the_file_and_describes_it(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,8 @@ class ReportData:
     importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
     history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
     data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value
+    # as-of dates of the history scored only over another horizon than the current predictions
+    history_other_horizons: list[date] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)  # table -> why it is not shown
 
 
@@ -85,19 +88,28 @@ def _for_model(frame: pd.DataFrame | None, version: str | None) -> pd.DataFrame 
     return chosen[chosen["model_version"] == chosen["model_version"].max()]
 
 
+# A finite predicted value, in SQL that every engine reads alike: NaN sorts above every number
+# in DuckDB, PostgreSQL and Spark, so the bounds reject it as they reject the infinities.
+FINITE_VALUE = ("predicted_clv between -1.7976931348623157e308 "
+                "and 1.7976931348623157e308")
+
+
 def _summary(reader: _Reader) -> dict[str, Any]:
-    frame = reader.query("clv_predictions", """
+    """Totals over the finite predicted values (a value that is not finite would make every
+    total and the histogram's range meaningless); ``non_finite`` counts the others."""
+    frame = reader.query("clv_predictions", f"""
         select
             count(*) as customers,
-            count(predicted_clv) as valued_customers,
-            sum(predicted_clv) as predicted_value,
+            sum(case when {FINITE_VALUE} then predicted_clv end) as predicted_value,
             min(as_of_date) as as_of_date,
             max(model_version) as model_version,
             max(horizon_days) as horizon_days,
-            min(case when predicted_clv > 0 then predicted_clv end) as min_positive,
-            max(predicted_clv) as max_value,
-            count(case when predicted_clv <= 0 then 1 end) as non_positive
-        from {relation}""")
+            min(case when predicted_clv > 0 and {FINITE_VALUE} then predicted_clv end)
+                as min_positive,
+            max(case when {FINITE_VALUE} then predicted_clv end) as max_value,
+            count(case when predicted_clv <= 0 and {FINITE_VALUE} then 1 end) as non_positive,
+            count(case when not ({FINITE_VALUE}) then 1 end) as non_finite
+        from {{relation}}""")
     if frame is None or frame.empty:
         return {}
     row = frame.iloc[0].to_dict()
@@ -127,7 +139,7 @@ def _value_bins(reader: _Reader, summary: dict[str, Any]) -> pd.DataFrame | None
         from (
             select {bin_sql(edges)} as value_bin, predicted_clv
             from {{relation}}
-            where predicted_clv > 0
+            where predicted_clv > 0 and {FINITE_VALUE}
         ) as binned
         group by value_bin""")
     if counted is None:
@@ -148,13 +160,13 @@ def read_report_data(warehouse: Warehouse,
     data.summary = _summary(reader)
     version = data.summary.get("model_version")
     data.value_bins = _value_bins(reader, data.summary)
-    data.segments = reader.query("clv_predictions", """
+    data.segments = reader.query("clv_predictions", f"""
         select
             segment,
             count(*) as customers,
-            sum(predicted_clv) as predicted_value,
+            coalesce(sum(case when {FINITE_VALUE} then predicted_clv end), 0) as predicted_value,
             avg(purchase_probability) as mean_probability
-        from {relation}
+        from {{relation}}
         group by segment""")
     data.gain_curve = _for_model(reader.query("clv_gain_curve", "select * from {relation}"),
                                  version)
@@ -162,7 +174,7 @@ def read_report_data(warehouse: Warehouse,
                                                "select * from {relation}"), version)
     data.importance = _for_model(reader.query("clv_feature_importance",
                                               "select * from {relation}"), version)
-    history = reader.query("clv_predictions_history", """
+    history = reader.query("clv_predictions_history", f"""
         select
             as_of_date,
             model_version,
@@ -170,12 +182,25 @@ def read_report_data(warehouse: Warehouse,
             segment,
             max(scored_at) as scored_at,
             count(*) as customers,
-            sum(predicted_clv) as predicted_value
-        from {relation}
+            coalesce(sum(case when {FINITE_VALUE} then predicted_clv end), 0) as predicted_value
+        from {{relation}}
         group by as_of_date, model_version, horizon_days, segment""")
     data.history = latest_run_per_date(history, data.summary.get("horizon_days"))
-    data.data_quality = reader.query("clv_data_quality", "select * from {relation}")
+    data.history_other_horizons = other_horizon_dates(history, data.summary.get("horizon_days"))
+    # the largest count first (the table has no order of its own)
+    data.data_quality = reader.query("clv_data_quality",
+                                     "select * from {relation} order by rows desc, reason")
     return data
+
+
+def other_horizon_dates(history: pd.DataFrame | None, horizon_days: Any) -> list[date]:
+    """The as-of dates of ``history`` with no run over ``horizon_days``, ascending."""
+    if (history is None or history.empty or "horizon_days" not in history.columns
+            or not finite(horizon_days)):
+        return []
+    dates = pd.to_datetime(history["as_of_date"]).dt.date
+    scored = set(dates[history["horizon_days"] == int(horizon_days)])
+    return sorted(set(dates) - scored)
 
 
 def latest_run_per_date(history: pd.DataFrame | None,

@@ -154,12 +154,23 @@ def distribution_figure(data: ReportData) -> Figure:
     if below:
         caption += (f" Not shown: the customers predicted at 0 or less "
                     f"({svg.format_number(below, 0)}).")
+    caption += _non_finite(data)
     first = float(bins["lower"].iloc[0])
     low = data.summary.get("min_positive")
     if svg.finite(low) and float(low) < first:
         caption += (f" The first bar also holds the customers below "
                     f"{svg.format_significant(first)}.")
     return Figure("value_distribution", title, caption, svg=chart)
+
+
+def _non_finite(data: ReportData) -> str:
+    """The sentence saying how many predicted values are not finite numbers (none: empty);
+    they are left out of every total, the histogram and the segments' values."""
+    count = int(data.summary.get("non_finite") or 0)
+    if not count:
+        return ""
+    return (f" Left out of every total and chart: {svg.format_number(count, 0)} customers "
+            "whose predicted value is not a finite number.")
 
 
 def _segments(data: ReportData) -> pd.DataFrame | None:
@@ -189,7 +200,8 @@ def segment_figure(data: ReportData) -> Figure:
                           value_format=lambda v: f"{svg.format_number(v, 0)}%")
     caption = (f"Each segment's share of the {svg.format_number(customers, 0)} scored customers "
                f"and of their {svg.format_number(value, 0)} predicted value over "
-               f"{_horizon(data)}; the table below has the counts and amounts.")
+               f"{_horizon(data)}; the table below has the counts and amounts."
+               + _non_finite(data))
     return Figure("segments", title, caption, svg=chart)
 
 
@@ -253,14 +265,28 @@ def _date_ticks(ordinals: Sequence[float], count: int = 6) -> list[float]:
     return [ordinals[round(index * step)] for index in range(count)]
 
 
+def _other_horizons(data: ReportData, dates: Sequence[date]) -> str:
+    """The sentence naming the as-of dates left out of the history because they were scored
+    over another horizon than the current predictions' (none: empty)."""
+    other = sorted(set(data.history_other_horizons) - set(dates))
+    if not other:
+        return ""
+    return (f" Scored over another horizon, so not comparable: {len(other)} as-of "
+            f"date{'s' if len(other) != 1 else ''} ({', '.join(d.isoformat() for d in other[:3])}"
+            f"{', ...' if len(other) > 3 else ''}).")
+
+
 def history_figures(data: ReportData) -> list[Figure]:
     titles = ("Total predicted value over time", "Segment sizes over time")
     frame = data.history
     dates = [] if frame is None else sorted(set(frame["as_of_date"].dt.date))
     if len(dates) < 2:
+        days = data.summary.get("horizon_days")
+        over = f" over {int(days)} days" if svg.finite(days) else ""
         note = _note(data, "clv_predictions_history",
-                     "The history shows once predictions exist for two as-of dates"
-                     + (f"; so far only {dates[0].isoformat()}." if dates else "."))
+                     f"The history shows once predictions{over} exist for two as-of dates"
+                     + (f"; so far only {dates[0].isoformat()}." if dates else ".")
+                     + _other_horizons(data, dates))
         return [Figure("history_value", titles[0], "", note=note),
                 Figure("history_segments", titles[1], "", note=note)]
     ordinals = _dates(dates)
@@ -369,7 +395,8 @@ def _facts(data: ReportData, written_at: datetime) -> str:
          if svg.finite(summary.get("horizon_days")) else "\u2013", ""),
         ("Customers scored", svg.format_number(summary.get("customers") or 0, 0), ""),
         (f"Total predicted value ({MONEY})",
-         svg.format_number(summary.get("predicted_value"), 0), ""),
+         svg.format_number(summary.get("predicted_value"), 0)
+         + (" (finite values only)" if summary.get("non_finite") else ""), ""),
         ("Model version", str(summary.get("model_version") or "\u2013"), "small"),
         ("Written (UTC)", f"{written_at:%Y-%m-%d %H:%M}", "small"),
     ]

@@ -30,6 +30,7 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, s
 TICK_SIZE = 13  # px, tick labels and legend
 LABEL_SIZE = 14  # px, axis titles
 CHAR_WIDTH = 0.58  # average glyph width of the font, in ems (for laying out labels)
+LABEL_SHARE = 0.4  # of a chart's width, at most, for the category names of horizontal bars
 
 Formatter = Callable[[float], str]
 
@@ -116,9 +117,8 @@ def nice_ticks(low: float, high: float, count: int = 5,
     low, high = (float(low), float(high)) if low <= high else (float(high), float(low))
     if high == low:
         pad = 1.0 if low == 0 else abs(low) * 0.5
-        low, high = (0.0, high) if low > 0 else (low, 0.0) if low < 0 else (low - pad, low + pad)
-        if low == high:
-            low, high = low - pad, high + pad
+        # from 0: a single positive value, and 0 itself (a total or a count that is 0)
+        low, high = (0.0, high) if low > 0 else (low, 0.0) if low < 0 else (0.0, pad)
     step = nice_step(high - low, count)
     if integer:
         step = 1.0 if step < 1 else 5.0 if step == 2.5 else step
@@ -184,6 +184,14 @@ def _domain(values: Sequence[float], ticks: int, include_zero: bool) -> list[flo
 def text_width(text: str, size: float = TICK_SIZE) -> float:
     """Estimated width in px of ``text`` at font size ``size`` (for laying labels out)."""
     return len(text) * size * CHAR_WIDTH
+
+
+def _shortened(text: str, room: float, size: float = TICK_SIZE) -> str:
+    """``text``, cut with an ellipsis to fit ``room`` px at font size ``size``."""
+    if text_width(text, size) <= room:
+        return text
+    keep = max(int(room / (size * CHAR_WIDTH)) - 1, 1)
+    return text[:keep].rstrip() + "\u2026"
 
 
 def _num(value: float) -> str:
@@ -464,7 +472,9 @@ def _horizontal_bars(categories: Sequence[str], series: Sequence[Bars], ticks: l
                      height: int) -> str:
     value_room = max((text_width(fmt(float(v)), 12) for bars in series for v in bars.values
                       if finite(v)), default=0) + 10 if show_values else 0
-    frame = _Frame(max(text_width(c) for c in categories) + 22, 14 + legend.height,
+    room = width * LABEL_SHARE  # a long name is shortened; its bars' tooltips hold it whole
+    labels = [_shortened(category, room) for category in categories]
+    frame = _Frame(max(text_width(label) for label in labels) + 22, 14 + legend.height,
                    width - 20 - value_room, height - 56)
     scale = LinearScale((ticks[0], ticks[-1]), (frame.left, frame.right))
     parts = [legend.markup]
@@ -475,9 +485,9 @@ def _horizontal_bars(categories: Sequence[str], series: Sequence[Bars], ticks: l
     band = frame.height / max(len(categories), 1)
     bar = band * 0.8 / max(len(series), 1)
     zero = scale(0)
-    for index, category in enumerate(categories):
+    for index, (category, label) in enumerate(zip(categories, labels, strict=True)):
         start = frame.top + index * band + band * 0.1
-        parts.append(_text(frame.left - 8, frame.top + (index + 0.5) * band, category,
+        parts.append(_text(frame.left - 8, frame.top + (index + 0.5) * band, label,
                            anchor="end"))
         for number, bars in enumerate(series):
             value = bars.values[index]
@@ -550,7 +560,10 @@ def histogram(edges: Sequence[float], counts: Sequence[float], *, title: str, x_
 
 
 def format_exact(value: float) -> str:
-    """A round value with the decimals it has and no more: 0.5, 2, 1,000."""
+    """A round value with the decimals it has and no more: 0.5, 2, 1,000; below a millionth
+    (beyond :func:`decimals_for`'s six decimals) to three significant digits."""
+    if finite(value) and 0 < abs(value) < 1e-6:
+        return format_significant(value)
     return format_number(value, decimals_for(abs(value)))
 
 
