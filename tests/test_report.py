@@ -461,6 +461,10 @@ def test_history_keeps_the_latest_run_at_each_date():
     kept = latest_run_per_date(history)
     assert list(kept["customers"]) == [5, 13]
     assert list(kept["model_version"]) == ["20240101_a", "20240301_c"]
+    # a run without scored_at (a hand-loaded history) loses to any run with one
+    history.loc[history["model_version"] == "20240101_a", "scored_at"] = pd.NaT
+    assert list(latest_run_per_date(history)["model_version"]) == ["20240201_b", "20240201_b",
+                                                                   "20240301_c"]
 
 
 def test_history_keeps_only_runs_over_the_predictions_horizon():

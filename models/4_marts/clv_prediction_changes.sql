@@ -53,7 +53,7 @@ latest_run_per_date as (
         as_of_date,
         model_version,
         row_number() over (
-            partition by as_of_date order by scored_at desc, {{ clv_collate_binary('model_version') }} desc
+            partition by as_of_date order by scored_at desc nulls last, {{ clv_collate_binary('model_version') }} desc
         ) as run_rank
 
     from runs

@@ -220,7 +220,8 @@ def latest_run_per_date(history: pd.DataFrame | None,
     if "horizon_days" in history.columns and finite(horizon_days):
         history = history[history["horizon_days"] == int(horizon_days)]
     runs = (history.groupby(["as_of_date", "model_version"], as_index=False)["scored_at"].max()
-            .sort_values(["as_of_date", "scored_at", "model_version"])
+            # a run without scored_at loses, as under `desc nulls last` in SQL
+            .sort_values(["as_of_date", "scored_at", "model_version"], na_position="first")
             .drop_duplicates("as_of_date", keep="last"))
     latest = history.set_index(["as_of_date", "model_version"]).index.isin(
         runs.set_index(["as_of_date", "model_version"]).index)
