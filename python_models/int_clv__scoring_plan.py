@@ -3,6 +3,7 @@ clv_scoring_engine: sql, the whole prediction compiled into one query (clv.sql_s
 int_clv__scores runs. One row."""
 
 from clv.pipeline import scoring
+from clv.pipeline.registry import build_key
 from clv.pipeline.settings import RunSettings
 from clv.warehouse import connect
 
@@ -13,4 +14,5 @@ def model(dbt, session):
     run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
     # the training step's own table: its is_current is the model this run scores with
     registry = warehouse.read(dbt.ref("int_clv__model_registry")).to_pandas()
-    return scoring.plan(warehouse, dbt.ref("clv_scoring_examples"), registry, run).to_table()
+    return scoring.plan(warehouse, dbt.ref("clv_scoring_examples"), registry, run,
+                        build_key(warehouse, dbt.this)).to_table()

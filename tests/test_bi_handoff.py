@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
 from dbt.exceptions import CompilationError
@@ -189,6 +190,26 @@ def test_the_file_is_written_in_the_duckdb_1_0_storage_format(tmp_path):
     header = target.read_bytes()[:32]
     # the storage version DuckDB 0.10 to 1.1 write, which every later release reads
     assert header[8:12] == b"DUCK" and int.from_bytes(header[12:20], "little") == 64
+
+
+def test_the_hand_offs_through_a_link_replace_the_files_it_points_to(tmp_path):
+    """A path that is a symbolic link (to a share a BI tool reads, say) is followed: the file
+    it points to is replaced, and the link stays a link."""
+    share = tmp_path / "share"
+    share.mkdir()
+    source = _source(10)
+    for name, write in (
+            ("clv_bi.duckdb", lambda path: handoff.copy_to_database(
+                DuckDBWarehouse(source), _tables(source), path)),
+            ("clv.parquet", lambda path: handoff.write_parquet(
+                DuckDBWarehouse(source).batches("predictions", 4), path))):
+        (share / name).write_bytes(b"old")
+        link = tmp_path / name
+        link.symlink_to(share / name)
+        write(link)
+        assert link.is_symlink() and (share / name).read_bytes() != b"old", name
+    assert _only(share) == ["clv.parquet", "clv_bi.duckdb"]
+    assert pq.read_table(share / "clv.parquet").num_rows == 10
 
 
 def test_empty_path_writes_nothing(tmp_path):

@@ -318,3 +318,29 @@ def test_python_models_read_their_resolved_config(tmp_path):
     dbt = build._Dbt(nodes["clv_report"], {}, {})
     assert dbt.config.get("meta", {})["clv_report_path"] == "elsewhere/report.html"
     assert dbt.config.get("no_such_key", 7) == 7
+
+
+@pytest.mark.parametrize(("message", "line"), [
+    (("Compilation Error in model clv_run_settings (models/clv_run_settings.sql)\n"
+     "  Unknown var 'clv_horizon_dayz'"), "Unknown var 'clv_horizon_dayz'"),
+    ("Runtime Error\n  no such table", "no such table"),
+    (("The profile 'clv' does not have a target named 'nosuch'. The valid target names for this "
+     "profile are:\n - duckdb\n - postgres\n - spark\n"),
+     ("The profile 'clv' does not have a target named 'nosuch'. The valid target names for this "
+     "profile are: duckdb, postgres, spark")),
+    ("Compilation Error", "Compilation Error"),
+])
+def test_first_line_skips_dbt_headers_and_keeps_a_list(message, line):
+    assert build.first_line(message) == line
+
+
+def test_warned_names_the_nodes_that_warned():
+    def result(name, status, failures):
+        return SimpleNamespace(node=SimpleNamespace(name=name), status=status,
+                               failures=failures)
+
+    outcome = SimpleNamespace(result=SimpleNamespace(results=[
+        result("a", "pass", 0), result("b", "warn", 1), result("c", "warn", 1234)]))
+    assert build.warned(outcome) == ["b (1 row)", "c (1,234 rows)"]
+    assert build.warned(SimpleNamespace(result=None)) == []
+    assert build.warned(SimpleNamespace(result=object())) == []  # dbt parse: a manifest

@@ -141,6 +141,17 @@ def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
+def test_atomic_write_through_a_link_replaces_the_file_it_points_to(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "model.bin").write_bytes(b"old")
+    link = tmp_path / "model.bin"
+    link.symlink_to(share / "model.bin")
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and (share / "model.bin").read_bytes() == b"new"
+    assert sorted(p.name for p in share.iterdir()) == ["model.bin"]
+
+
 def test_update_metadata_merges_and_protects(artifact, tmp_path):
     model_dir = tmp_path / "copy"
     shutil.copytree(artifact.onnx_path.parent, model_dir)

@@ -228,6 +228,26 @@ def test_backfill_refuses_an_end_after_today_in_the_settings_time_zone(project, 
     assert _scoring_cutoffs(project) == _predictions_dates(project)
 
 
+@pytest.mark.slow
+def test_backfill_into_a_new_database_says_a_date_past_the_data_warned(project, monkeypatch,
+                                                                        tmp_path, capsys):
+    """A warehouse that never had a build (the same data and model directory: a dev copy
+    beside prod) is backfilled: the check loads the customers' and events' inputs too. A date
+    the data does not reach is scored, as a build scores it, and its line says it warned."""
+    from conftest import PROJECT_DIR
+
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(tmp_path / "fresh.duckdb"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    assert backfill.main(["--start", "2024-06-30", "--end", "2024-06-30", "--vars",
+                          json.dumps(project.vars), "--project-dir", str(PROJECT_DIR),
+                          "--profiles-dir", str(PROJECT_DIR)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    scored = [line for line in lines if line.startswith("clv-backfill: 1/1 as of 2024-06-30")]
+    assert len(scored) == 1 and scored[0].endswith(
+        "; warned: clv_as_of_date_follows_the_data (1 row)"), lines
+
+
 def _scoring_cutoffs(project) -> list[str]:
     cutoffs = project.query("select cutoff_date from int_clv__cutoffs "
                             "where cutoff_role = 'scoring'")

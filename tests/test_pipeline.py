@@ -85,9 +85,8 @@ def test_every_run_is_evaluated_against_the_baselines(project):
 def _scoring_run(project) -> Path:
     version = project.query(
         "select model_version from clv_model_registry where is_current").model_version[0]
-    runs = sorted((Path(project.vars["clv_model_dir"]) / "runs").glob(f"clv_run_*_{version}.json"))
-    assert len(runs) == 1, runs
-    return runs[0]
+    return scoring.find_run(Path(project.vars["clv_model_dir"]), version,
+                            str(_predictions(project).as_of_date[0])[:10])
 
 
 @pytest.mark.slow
@@ -225,7 +224,13 @@ def test_sql_scoring_engine_predicts_what_onnxruntime_predicts(project, tmp_path
     assert (got.value_decile == expected.value_decile).mean() > 0.99
     version = expected.model_version[0]
     as_of = str(expected.as_of_date[0])[:10]
-    record = scoring.ScoringRun.load(scoring.run_path(model_dir, version, as_of))
+    # the copy is a build of its own (another database): its run beside the original's
+    run_file = copy.query("select scoring_run_file from int_clv__scoring_run").scoring_run_file[0]
+    record = scoring.ScoringRun.load(model_dir / run_file)
+    assert Path(run_file) != scoring.find_run(Path(project.vars["clv_model_dir"]), version,
+                                        as_of).relative_to(project.vars["clv_model_dir"])
+    with pytest.raises(ValueError, match="2 builds saved a scoring run"):
+        scoring.find_run(model_dir, version, as_of)
     assert record.scoring_engine == "sql"
     query = model_dir / "runs" / record.scoring_sql
     assert query.name.endswith(".duckdb.sql")

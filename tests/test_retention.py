@@ -312,8 +312,9 @@ def test_builds_prune_old_models_and_keep_those_behind_the_history(tmp_path):
         _clone(model_dir, current, version)
         os.utime(model_dir / f"clv_model_{version}.json", (1e9, 1e9))
     behind_history = "20200101T000000Z_0000000003"
-    shutil.copy(model_dir / "runs" / f"clv_run_2023-06-30_{current}.json",
-                model_dir / "runs" / f"clv_run_2023-05-31_{behind_history}.json")
+    [run] = (model_dir / "runs").glob(f"clv_run_2023-06-30_{current}.*.json")
+    build = run.name.split(".")[1]  # the build's key: its runs are named by it
+    shutil.copy(run, model_dir / "runs" / f"clv_run_2023-05-31_{behind_history}.{build}.json")
     project.query(f"""
         insert into clv_predictions_history
         select * replace (date '2023-05-31' as as_of_date, '{behind_history}' as model_version)
@@ -326,7 +327,8 @@ def test_builds_prune_old_models_and_keep_those_behind_the_history(tmp_path):
     project.build(vars_, args)
     assert _versions(model_dir) == {current, behind_history, "20200101T000000Z_00000000ff"}
     assert sorted(p.name for p in (model_dir / "runs").iterdir()) == sorted([
-        f"clv_run_2023-06-30_{current}.json", f"clv_run_2023-05-31_{behind_history}.json"])
+        f"clv_run_2023-06-30_{current}.{build}.json",
+        f"clv_run_2023-05-31_{behind_history}.{build}.json"])
     assert set(project.query("select model_version from clv_model_registry").model_version) == {
         current, behind_history}
 
@@ -335,4 +337,4 @@ def test_builds_prune_old_models_and_keep_those_behind_the_history(tmp_path):
     project.build(vars_, args)
     assert _versions(model_dir) == {current, "20200101T000000Z_00000000ff"}
     assert [p.name for p in (model_dir / "runs").iterdir()] == [
-        f"clv_run_2023-06-30_{current}.json"]
+        f"clv_run_2023-06-30_{current}.{build}.json"]

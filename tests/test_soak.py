@@ -114,7 +114,9 @@ def test_model_directory_holds_the_models_behind_the_history_and_one_run_per_day
     assert behind_history <= saved
     assert len(saved - behind_history) <= KEEP_MODELS
     runs = sorted(p.name for p in (workdir / "models" / "runs").iterdir())
-    assert runs == sorted(f"clv_run_{day['as_of']}_{day['model']}.json" for day in days)
+    assert [name.split(".")[0] for name in runs] == sorted(
+        f"clv_run_{day['as_of']}_{day['model']}" for day in days)
+    assert len({name.split(".")[1] for name in runs}) == 1  # every day's run of the one build
     assert not list((workdir / "models").glob(".*.tmp"))
 
 

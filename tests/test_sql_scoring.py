@@ -517,7 +517,7 @@ def _save_scoring_run(directory: Path, version: str, examples: pa.Table) -> Path
                      btyd_fit_customers=examples.num_rows,
                      level=totals.level(model.metadata["btyd_level_correction"], 0.0,
                                         model_rate_factor(model.metadata)),
-                     scored_at=datetime(2024, 7, 1, 6).isoformat())
+                     scored_at=datetime(2024, 7, 1, 6).isoformat(), build_key="test")
     return run.save(directory)
 
 
@@ -586,9 +586,12 @@ def test_sql_with_the_saved_level_scores_a_subset_as_the_run(scored, tmp_path):
     subset = scored["examples"].slice(100, 300)
     reference = scored["reference"].iloc[100:400].reset_index(drop=True)
     frames = {}
-    for kind in ("saved", "relation"):
+    run_file = run_path(Path(), scored["version"], AS_OF, "test").as_posix()
+    for kind, run in (("saved", ["--as-of-date", AS_OF]), ("relation", ["--as-of-date", AS_OF]),
+                      ("saved_by_file", ["--run-file", run_file])):
+        level = kind.removesuffix("_by_file")
         assert main(["--model-dir", str(scored["directory"]), "--version", scored["version"],
-                     "--as-of-date", AS_OF, "--relation", "few", "--level", kind]) == 0
+                     *run, "--relation", "few", "--level", level]) == 0
         sql = sql_path(scored["directory"], scored["version"], "duckdb").read_text()
         with duckdb.connect() as connection:
             connection.register("few_arrow", subset)
@@ -596,7 +599,30 @@ def test_sql_with_the_saved_level_scores_a_subset_as_the_run(scored, tmp_path):
             frames[kind] = connection.sql(sql).df()
     assert (frames["saved"]["scored_at"] == pd.Timestamp("2024-07-01 06:00")).all()
     assert_scores_match(frames["saved"], reference, "duckdb")
+    assert frames["saved_by_file"].equals(frames["saved"])
     assert relative(frames["relation"]["predicted_clv"], reference["predicted_clv"]).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_a_run_saved_without_a_rate_factor_scores_as_predict_reads_it(scored, tmp_path):
+    """A scoring run saved before the probability followed the level (no model_rate_factor)
+    kept the network's probability: the query with its saved level does too."""
+    import dataclasses
+    import shutil
+
+    directory = tmp_path / "models"
+    shutil.copytree(scored["directory"], directory)
+    legacy = dataclasses.replace(scored["run"], build_key="legacy", level=dataclasses.replace(
+        scored["run"].level, model_rate_factor=None))
+    path = legacy.save(directory)
+    subset = scored["examples"].slice(0, 300)
+    expected = predict(subset, path).to_pandas().sort_values("customer_id")
+    sql = compile_scoring_sql(directory, scored["version"], "few", "duckdb", saved_level=True,
+                              scoring_run=path)
+    with duckdb.connect() as connection:
+        connection.register("few", subset)
+        got = connection.sql(sql).df().sort_values("customer_id")
+    assert_scores_match(got.reset_index(drop=True), expected.reset_index(drop=True), "legacy")
 
 
 @pytest.mark.slow
@@ -795,7 +821,7 @@ def _scoring_step_in_sql(scored: dict, fit: hybrid.BTYDFit) -> pd.DataFrame | No
         onnx_plan = ScoringPlan(model_version=scored["version"], as_of_date=AS_OF,
                                 horizon_days=HORIZON, customers=examples.num_rows,
                                 btyd_fit=fit, btyd_fit_customers=examples.num_rows,
-                                scoring_engine="onnxruntime")
+                                scoring_engine="onnxruntime", build_key="test")
         plan = with_query(warehouse, "examples", onnx_plan, run, model)
         if plan.scoring_sql is None:
             assert plan.scoring_engine == "onnxruntime" and "onnxruntime" in plan.note
@@ -812,7 +838,7 @@ def test_scoring_step_runs_the_query_in_the_warehouse(scored):
     frame = _scoring_step_in_sql(scored, scored["run"].btyd_fit)
     assert list(frame.columns) == list(SCORE_COLUMNS)
     assert_scores_match(frame, scored["reference"], "scoring step (sql)")
-    record = ScoringRun.load(run_path(scored["directory"], scored["version"], AS_OF))
+    record = ScoringRun.load(run_path(scored["directory"], scored["version"], AS_OF, "test"))
     assert record.scoring_engine == "sql"
     assert sha256_file(scored["directory"] / "runs" / record.scoring_sql) == \
         record.scoring_sql_sha256

@@ -39,7 +39,8 @@ LOCKS = fcntl is not None
 PREFIX = "clv_model_"
 METADATA_FORMAT = 1
 # The scoring runs of each model (clv.pipeline.scoring.RUNS_DIR):
-# runs/clv_run_<as-of date>_<version>.json, and .<dialect>.sql with the SQL scoring engine.
+# runs/clv_run_<as-of date>_<version>.<build key>.json, and .<build key>.<dialect>.sql with the
+# SQL scoring engine.
 RUNS_DIR = "runs"
 LOCK_FILE = ".clv_model_dir.lock"
 # How long a build waits for another build that holds the model directory's lock.
@@ -131,12 +132,21 @@ def write_failed(path: Path, error: OSError) -> OSError:
     return OSError(message) if error.errno is None else OSError(error.errno, message)
 
 
+def link_target(path: Path) -> Path:
+    """``path``, or where it points when it is a symbolic link: a file replaced by a rename is
+    written where the link points (a share a BI tool reads, say), not over the link, which
+    would leave the target unchanged and a plain file in the link's place. (A link among the
+    folders needs nothing: the rename happens in the folder it leads to.)"""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one.
+    A symbolic link is followed (:func:`link_target`).
 
     On failure (a full disk included) the temporary file is removed, ``path`` is unchanged and
     the OSError names the file (:func:`write_failed`)."""
-    path = Path(path)
+    path = link_target(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_temporary_file(path)
     try:
@@ -314,7 +324,7 @@ def remove_leftovers(model_dir: Path, older_than: float = LEFTOVER_SECONDS,
                      if not p.with_suffix(".json").exists())]
     models = {p.name.removeprefix(PREFIX).removesuffix(".json")
               for p in model_dir.glob(f"{PREFIX}*.json")}
-    # clv_run_<as-of date>_<version>.json: the version is what follows the date
+    # clv_run_<as-of date>_<version>.<build key>.json: the version is what follows the date
     run_files_ = [*runs.glob(".clv_run_*.tmp"),
                   *(path for path in runs.glob("clv_run_*")
                     if path.name.endswith((".json", ".sql"))

@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -141,13 +142,15 @@ class Runner:
     """Runs dbt commands in this process, stopping at the first failure with one line.
 
     ``manifest``: the parsed project the commands run on; None lets dbt parse it (re-using its
-    saved parse when the vars have not changed). Assign it to run the next commands on it."""
+    saved parse when the vars have not changed). Assign it to run the next commands on it.
+    ``warnings`` collects the nodes that warned (:func:`warned`)."""
 
     def __init__(self, common: Sequence[str], run_vars: dict[str, Any],
                  manifest: Any = None) -> None:
         self.common = list(common)
         self.vars = run_vars
         self.manifest = manifest
+        self.warnings: list[str] = []
 
     def invoke(self, command: Sequence[str], quiet: bool = False) -> Any:
         from dbt.cli.main import dbtRunner
@@ -157,7 +160,17 @@ class Runner:
             args += ["--vars", json.dumps(self.vars, default=str)]
         if quiet:
             args += ["--quiet"]
-        return succeeded(dbtRunner(manifest=self.manifest).invoke(args), command[0])
+        result = succeeded(dbtRunner(manifest=self.manifest).invoke(args), command[0])
+        self.warnings += warned(result)
+        return result
+
+
+def warned(result: Any) -> list[str]:
+    """The nodes of a dbt result that warned (data tests of severity warn), each as
+    ``name (N rows)``: what a quiet run does not print."""
+    return [f"{r.node.name} ({r.failures or 0:,} row{'' if r.failures == 1 else 's'})"
+            for r in getattr(getattr(result, "result", None), "results", None) or []
+            if str(r.status) == "warn"]
 
 
 def succeeded(result: Any, command: str, details: bool = False) -> Any:
@@ -228,13 +241,22 @@ def profiles_dir_of(project_dir: Path, profiles_dir: Path | None) -> Path:
     return Path.home() / ".dbt"
 
 
+# dbt's headers above a message: "Compilation Error", "Compilation Error in model x (path)"
+_DBT_HEADER = re.compile(r"(Runtime|Compilation|Database|Parsing) Error( in .*)?")
+
+
 def first_line(error: BaseException | str) -> str:
+    """The message of ``error`` in one line: its first line after dbt's headers, with the
+    list that follows a line ending in a colon (the valid target names, say)."""
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # dbt wraps messages as "Runtime Error\n  <message>": skip the generic headers
-    useful = [line for line in lines if line not in {"Runtime Error", "Compilation Error",
-                                                     "Database Error", "Parsing Error"}]
-    return (useful or lines or [type(error).__name__])[0]
+    useful = [line for line in lines if not _DBT_HEADER.fullmatch(line)] or lines
+    if not useful:
+        return type(error).__name__
+    first = useful[0]
+    if first.endswith(":") and len(useful) > 1:
+        first += " " + ", ".join(line.removeprefix("- ") for line in useful[1:6])
+    return first
 
 
 def _profile_name(dbt_args: Sequence[str]) -> str | None:
@@ -409,14 +431,14 @@ def _seeds_read(manifest: Any, nodes: Sequence[Node]) -> list[str]:
 def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
           profiles_dir: Path | None, dbt_args: Sequence[str] = (),
           models: Sequence[str] | None = None, exclude: Sequence[str] = (),
-          tests: bool = True, manifest: Any = None) -> None:
+          tests: bool = True, manifest: Any = None) -> list[str]:
     """Build every model of the project on ``target`` (see the module docstring), or only
     ``models`` and what they need; never the models named in ``exclude`` (already built).
     ``tests=False`` builds the models and seeds without dbt's data and unit tests.
     ``manifest``: the project as ``dbt parse`` returned it, for builds that differ from it
     only in vars dbt reads when it compiles (``clv_as_of_date``, ``clv_retrain``), so dbt
     does not parse the project again; by default dbt parses it (re-using its saved parse
-    when the vars have not changed)."""
+    when the vars have not changed). Returns the nodes that warned (:func:`warned`)."""
     skip_tests = [] if tests else ["--exclude-resource-type", "test", "unit_test"]
     target = target or dbt_env("TARGET")  # as dbt reads it
     profiles_dir = profiles_dir_of(project_dir, profiles_dir)
@@ -428,9 +450,10 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     if kind in PYTHON_ADAPTERS:
         select = (["--select", *[f"+{name}" for name in models], "--indirect-selection",
                    "cautious"] if models else [])
-        Runner(common, run_vars, manifest).invoke(
+        runner = Runner(common, run_vars, manifest)
+        runner.invoke(
             ["build", *select, *(["--exclude", *exclude] if exclude else []), *skip_tests])
-        return
+        return runner.warnings
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
     if chosen := [option for option in map(_option_name, dbt_args) if option in SELECTION_OPTIONS]:
@@ -474,6 +497,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
             first = False
     finally:
         warehouse.close()
+    return runner.warnings
 
 
 def parse_vars(text: str) -> dict[str, Any]:
@@ -493,11 +517,11 @@ def parse_vars(text: str) -> dict[str, Any]:
 
 def build_with_args(argv: Sequence[str], models: Sequence[str] | None = None,
                     exclude: Sequence[str] = (), tests: bool = True,
-                    manifest: Any = None) -> None:
+                    manifest: Any = None) -> list[str]:
     """:func:`build` from command-line style arguments (those of ``clv build``; the others go
-    to dbt). Raises BuildError."""
+    to dbt); the nodes that warned. Raises BuildError."""
     args, dbt_args = _parser().parse_known_args(argv)
-    build(args.target, parse_vars(args.vars), Path(args.project_dir).resolve(),
+    return build(args.target, parse_vars(args.vars), Path(args.project_dir).resolve(),
           Path(args.profiles_dir) if args.profiles_dir else None, dbt_args, models,
           exclude, tests, manifest)
 

@@ -150,11 +150,13 @@ def _settings_check(start: date, first_as_of: date, end: date, common: list[str]
     """Stop before the first build when ``end`` is after today or the first as-of date has no
     or too little history.
 
-    Builds only what does not depend on the as-of date (the parse of the source, and the
-    settings with ``run_vars``, the user's own), so a refused backfill leaves no table at
-    another date than ``clv_predictions``'s; the time zone is the settings', from ``--vars``
-    or the project's vars."""
-    _invoke(["build", "--select", f"+{PARSED_ONCE[0]}", "clv_run_settings",
+    Builds only what does not depend on the as-of date (the parse of the source, the
+    customers' and events' inputs, and the settings with ``run_vars``, the user's own), so a
+    refused backfill leaves no prediction table at another date than ``clv_predictions``'s;
+    the time zone is the settings', from ``--vars`` or the project's vars."""
+    # the customers' and events' inputs too: the dates' builds load no seed
+    _invoke(["build", "--select", f"+{PARSED_ONCE[0]}", "+stg_clv__customers",
+             "+stg_clv__events", "clv_run_settings",
              "--indirect-selection", "cautious", "--vars", json.dumps(run_vars, default=str),
              "--quiet", *common])
     facts = _show("select min(cast(checked.transacted_at as date)) as first_date, "
@@ -196,13 +198,15 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
                   else None)
         day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
         try:
-            build.build_with_args([*common, "--vars", day_vars, "--exclude-resource-type",
-                                   "seed", "unit_test", "--quiet"],
-                                  models=models, exclude=PARSED_ONCE, manifest=manifest)
+            warnings = build.build_with_args(
+                [*common, "--vars", day_vars, "--exclude-resource-type", "seed", "unit_test",
+                 "--quiet"], models=models, exclude=PARSED_ONCE, manifest=manifest)
         except build.BuildError as error:
             raise BackfillError(f"as of {day}: {error}") from None
+        # the builds are quiet: a warning (an as-of date past the data, say) is printed here
         print(f"clv-backfill: {index}/{len(dates)} as of {day} scored "
-              f"({time.perf_counter() - began:.1f} s)", flush=True)
+              f"({time.perf_counter() - began:.1f} s)"
+              + (f"; warned: {', '.join(warnings)}" if warnings else ""), flush=True)
     return dates
 
 

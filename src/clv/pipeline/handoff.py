@@ -24,7 +24,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clv.artifacts import LEFTOVER_SECONDS, new_temporary_file, temporary_path, write_failed
+from clv.artifacts import (
+    LEFTOVER_SECONDS,
+    link_target,
+    new_temporary_file,
+    temporary_path,
+    write_failed,
+)
 from clv.config import ID_COLUMN
 from clv.pipeline.log import dbt_log
 from clv.warehouse import Warehouse
@@ -88,7 +94,7 @@ def write_parquet(batches: pa.RecordBatchReader, path: Path) -> pd.DataFrame:
     A failure at any point leaves the previous file untouched and removes the temporary one;
     a full disk (or quota, or file size limit) is reported as such, naming the file.
     """
-    path = checked_path(Path(path))
+    path = link_target(checked_path(Path(path)))
     path.parent.mkdir(parents=True, exist_ok=True)
     for name in remove_leftovers(path):
         dbt_log(f"removed {name}, left by an export that was interrupted")
@@ -186,7 +192,7 @@ def copy_to_database(warehouse: Warehouse, tables: Mapping[str, Callable[[], Any
     if path is None:
         dbt_log("clv_bi_database_path is empty: no BI database copy written")
         return BI_DATABASE_SCHEMA.empty_table()
-    path = checked_path(Path(path), "clv_bi_database_path")
+    path = link_target(checked_path(Path(path), "clv_bi_database_path"))
     if path.resolve() in {Path(file).resolve() for file in warehouse.database_files()}:
         raise ValueError(f"Invalid value for var 'clv_bi_database_path': {str(path)!r} is the "
                          "warehouse's own database file; name another file")

@@ -334,8 +334,11 @@ def btyd_fit_note(fits: Mapping[str, Any] | None) -> str | None:
 
 def build_key(warehouse: Any, this: Any) -> str:
     """Which build this is, as a short hash of the warehouse's location and the schema of
-    ``this`` (no path is stored): two targets or schemas sharing a model directory differ."""
-    schema = str(getattr(this, "schema", None) or str(this).rsplit(".", 1)[0])
+    ``this`` (no path is stored): two targets or schemas sharing a model directory differ.
+    ``this`` is a dbt relation, or a table name (qualified or not: the default schema)."""
+    name = str(this)
+    schema = str(getattr(this, "schema", None) or (name.rsplit(".", 1)[0] if "." in name
+                                                   else ""))
     identity = json.dumps([type(warehouse).__name__, warehouse.location(), schema.lower()])
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 

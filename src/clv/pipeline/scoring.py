@@ -51,6 +51,7 @@ from clv.config import CUTOFF_COLUMN, ID_COLUMN
 from clv.data import iter_batches, stable_floats
 from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import (
+    build_key,
     current_version,
     expected_metadata,
     model_features,
@@ -106,6 +107,9 @@ class ScoringRun:
     # With the sql engine: the query the warehouse ran (a file name under runs/) and its sha256
     scoring_sql: str | None = None
     scoring_sql_sha256: str | None = None
+    # The build that scored (clv.pipeline.registry.build_key): builds that share a model
+    # directory score the same model at the same date into runs of their own
+    build_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_version": self.model_version, "as_of_date": self.as_of_date,
@@ -114,7 +118,7 @@ class ScoringRun:
                 "btyd_fit_customers": self.btyd_fit_customers,
                 "level": self.level.to_dict(), "scored_at": self.scored_at,
                 "scoring_engine": self.scoring_engine, "scoring_sql": self.scoring_sql,
-                "scoring_sql_sha256": self.scoring_sql_sha256}
+                "scoring_sql_sha256": self.scoring_sql_sha256, "build_key": self.build_key}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ScoringRun:
@@ -126,7 +130,8 @@ class ScoringRun:
                    scored_at=values["scored_at"],
                    scoring_engine=values.get("scoring_engine", "onnxruntime"),
                    scoring_sql=values.get("scoring_sql"),
-                   scoring_sql_sha256=values.get("scoring_sql_sha256"))
+                   scoring_sql_sha256=values.get("scoring_sql_sha256"),
+                   build_key=values.get("build_key", ""))
 
     @classmethod
     def from_table(cls, table: pa.Table) -> ScoringRun:
@@ -137,7 +142,7 @@ class ScoringRun:
         return cls.from_dict(json.loads(table.column("scoring_run")[0].as_py()))
 
     def save(self, model_dir: Path) -> Path:
-        path = run_path(model_dir, self.model_version, self.as_of_date)
+        path = run_path(model_dir, self.model_version, self.as_of_date, self.build_key)
         atomic_write_json(path, json_safe(self.to_dict()))
         return path
 
@@ -146,9 +151,29 @@ class ScoringRun:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def run_path(model_dir: Path, model_version: str, as_of_date: str) -> Path:
-    """Where the scoring run of ``model_version`` at ``as_of_date`` is saved."""
-    return Path(model_dir) / RUNS_DIR / f"clv_run_{as_of_date}_{model_version}.json"
+def run_path(model_dir: Path, model_version: str, as_of_date: str, build_key: str) -> Path:
+    """Where build ``build_key``'s scoring run of ``model_version`` at ``as_of_date`` is saved:
+    ``runs/clv_run_<as-of date>_<version>.<build key>.json``."""
+    if not build_key or "." in build_key or "/" in build_key:
+        raise ValueError(f"a scoring run's build key is a name, got {build_key!r}")
+    return (Path(model_dir) / RUNS_DIR
+            / f"clv_run_{as_of_date}_{model_version}.{build_key}.json")
+
+
+def find_run(model_dir: Path, model_version: str, as_of_date: str) -> Path:
+    """The one scoring run of ``model_version`` at ``as_of_date`` under ``model_dir``; an error
+    when there is none, or when several builds sharing the directory saved one (then name the
+    run: ``int_clv__scoring_run.scoring_run_file`` of the build)."""
+    runs = sorted((Path(model_dir) / RUNS_DIR).glob(
+        f"clv_run_{as_of_date}_{model_version}.*.json"))
+    if not runs:
+        raise FileNotFoundError(f"no scoring run of model {model_version} at {as_of_date} "
+                                f"under {Path(model_dir) / RUNS_DIR}")
+    if len(runs) > 1:
+        raise ValueError(f"{len(runs)} builds saved a scoring run of model {model_version} at "
+                         f"{as_of_date} ({', '.join(p.name for p in runs)}): name the one "
+                         "to read (int_clv__scoring_run.scoring_run_file of its build)")
+    return runs[0]
 
 
 def fit_btyd(warehouse: Warehouse, examples: Any, customers: int) -> tuple[hybrid.BTYDFit, int]:
@@ -279,6 +304,7 @@ class ScoringPlan:
     btyd_fit: hybrid.BTYDFit
     btyd_fit_customers: int
     scoring_engine: str  # what computes the scores: onnxruntime | sql
+    build_key: str  # the build that scores (clv.pipeline.registry.build_key)
     # sql: the query (None with onnxruntime), the file under runs/ that keeps it, its sha256
     scoring_sql: str | None = None
     scoring_sql_file: str | None = None
@@ -293,8 +319,8 @@ class ScoringPlan:
                "horizon_days": self.horizon_days, "customers": self.customers,
                "btyd_fit": json.dumps(json_safe(self.btyd_fit.to_dict()), sort_keys=True),
                "btyd_fit_customers": self.btyd_fit_customers,
-               "scoring_engine": self.scoring_engine, "scoring_sql": self.scoring_sql,
-               "scoring_sql_file": self.scoring_sql_file,
+               "scoring_engine": self.scoring_engine, "build_key": self.build_key,
+               "scoring_sql": self.scoring_sql, "scoring_sql_file": self.scoring_sql_file,
                "scoring_sql_sha256": self.scoring_sql_sha256,
                "in_sql_model": self.in_sql_model, "note": self.note}
         return pa.Table.from_pylist([row], schema=PLAN_SCHEMA)
@@ -310,7 +336,8 @@ class ScoringPlan:
                    horizon_days=int(row["horizon_days"]), customers=int(row["customers"]),
                    btyd_fit=hybrid.BTYDFit.from_dict(json.loads(row["btyd_fit"])),
                    btyd_fit_customers=int(row["btyd_fit_customers"]),
-                   scoring_engine=row["scoring_engine"], scoring_sql=row["scoring_sql"],
+                   scoring_engine=row["scoring_engine"], build_key=row["build_key"],
+                   scoring_sql=row["scoring_sql"],
                    scoring_sql_file=row["scoring_sql_file"],
                    scoring_sql_sha256=row["scoring_sql_sha256"],
                    in_sql_model=bool(row["in_sql_model"]), note=row["note"])
@@ -319,18 +346,19 @@ class ScoringPlan:
 PLAN_SCHEMA = pa.schema([
     ("model_version", pa.string()), ("as_of_date", pa.string()), ("horizon_days", pa.int64()),
     ("customers", pa.int64()), ("btyd_fit", pa.string()), ("btyd_fit_customers", pa.int64()),
-    ("scoring_engine", pa.string()), ("scoring_sql", pa.string()),
+    ("scoring_engine", pa.string()), ("build_key", pa.string()), ("scoring_sql", pa.string()),
     ("scoring_sql_file", pa.string()), ("scoring_sql_sha256", pa.string()),
     ("in_sql_model", pa.bool_()), ("note", pa.string())])
 
 
 def plan(warehouse: Warehouse, examples: Any, registry: pd.DataFrame,
-         run: RunSettings) -> ScoringPlan:
+         run: RunSettings, build: str) -> ScoringPlan:
     """The scoring plan: the current model (checked against the run's features and settings),
     BG/NBD + Gamma-Gamma at the as-of date and, with ``clv_scoring_engine: sql``, the query
     compiled from both (:mod:`clv.sql_scoring`), written under ``runs/`` next to the scoring
     run. A fit outside what the query evaluates is scored by onnxruntime, and the plan's note
-    says why."""
+    says why. ``build``: the build's key (:func:`clv.pipeline.registry.build_key`), which
+    names its scoring run's files."""
     version = current_version(registry)
     features = model_features(warehouse.schema(examples), run)
     model = load_verified(run.model_dir, version, expected_metadata(features, run))
@@ -343,7 +371,8 @@ def plan(warehouse: Warehouse, examples: Any, registry: pd.DataFrame,
     fit, fit_customers = fit_btyd(warehouse, examples, customers)
     onnx_plan = ScoringPlan(model_version=version, as_of_date=str(extent["as_of_date"]),
                             horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
-                            btyd_fit_customers=fit_customers, scoring_engine="onnxruntime")
+                            btyd_fit_customers=fit_customers, scoring_engine="onnxruntime",
+                            build_key=build)
     if run.scoring_engine != "sql":
         return onnx_plan
     return with_query(warehouse, examples, onnx_plan, run, model)
@@ -377,7 +406,8 @@ def with_query(warehouse: Warehouse, examples: Any, scoring: ScoringPlan, run: R
         note = f"clv_scoring_engine 'sql': {reason}; this run is scored by onnxruntime"
         dbt_log(note)
         return dataclasses.replace(scoring, note=note)
-    path = run_path(run.model_dir, version, scoring.as_of_date).with_suffix(f".{dialect}.sql")
+    path = run_path(run.model_dir, version, scoring.as_of_date,
+                    scoring.build_key).with_suffix(f".{dialect}.sql")
     data = text.encode("utf-8")
     atomic_write_bytes(path, data)
     in_model = warehouse.plans_whole_scoring_query
@@ -456,7 +486,8 @@ def _save_run(scoring: ScoringPlan, spend: level.SpendLevel, scored_at: datetime
                         btyd_fit_customers=scoring.btyd_fit_customers, level=spend,
                         scored_at=scored_at.isoformat(), scoring_engine=scoring.scoring_engine,
                         scoring_sql=scoring.scoring_sql_file,
-                        scoring_sql_sha256=scoring.scoring_sql_sha256)
+                        scoring_sql_sha256=scoring.scoring_sql_sha256,
+                        build_key=scoring.build_key)
     return record.save(model_dir)
 
 
@@ -492,7 +523,7 @@ def record(warehouse: Warehouse, scores: Any, scoring: ScoringPlan,
     totals and saved now; onnxruntime's was saved by the scoring step, and is checked to be
     the run that wrote ``scores`` (not one overwritten since, by another project with the
     same ``clv_model_dir``)."""
-    path = run_path(model_dir, scoring.model_version, scoring.as_of_date)
+    path = run_path(model_dir, scoring.model_version, scoring.as_of_date, scoring.build_key)
     if scoring.scoring_sql is not None:
         # the plan verified the model file; the level needs only its metadata
         metadata = load_artifact(model_dir, scoring.model_version).metadata
@@ -524,7 +555,8 @@ def run_table(saved: ScoringRun) -> pa.Table:
     row = {"model_version": saved.model_version, "as_of_date": saved.as_of_date,
            "scoring_engine": saved.scoring_engine, "customers": saved.customers,
            "spend_factor": saved.level.spend_factor, "scored_at": saved.scored_at,
-           "scoring_run_file": run_path(Path(), saved.model_version, saved.as_of_date).as_posix(),
+           "scoring_run_file": run_path(Path(), saved.model_version, saved.as_of_date,
+                                        saved.build_key).as_posix(),
            "scoring_run": json.dumps(json_safe(saved.to_dict()), sort_keys=True)}
     return pa.Table.from_pylist([row], schema=RUN_SCHEMA)
 
@@ -534,8 +566,8 @@ def score_into(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run:
     """The scoring steps of a build in one call, outside dbt (benchmarks, tests): the plan,
     the Python scoring step written to ``table``, and its scoring run. The query that dbt runs
     as ``int_clv__scores`` (``clv_scoring_engine: sql`` where the engine plans it whole) is
-    dbt's to run: that plan is refused here."""
-    scoring = plan(warehouse, examples, registry, run)
+    dbt's to run: that plan is refused here. The run is keyed as a build writing ``table``."""
+    scoring = plan(warehouse, examples, registry, run, build_key(warehouse, table))
     if scoring.in_sql_model:
         raise ValueError("with clv_scoring_engine 'sql' on this engine, dbt runs the scoring "
                          "query as int_clv__scores")

@@ -53,7 +53,7 @@ from clv.level import (
     level_coefficients,
 )
 from clv.level import model_rate_factor as saved_rate_factor
-from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, run_path
+from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, find_run
 from clv.score import DEFAULT_QUANTILES, quantile_column
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
 from clv.sql_scoring.dialects import Dialect, dialect, literal
@@ -445,7 +445,8 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                         float_columns: Iterable[str] | None = None,
                         network_level_weight: float | None = None,
                         model_rate_factor: float | None = None,
-                        saved_level: bool = False) -> str:
+                        saved_level: bool = False,
+                        scoring_run: str | Path | None = None) -> str:
     """The SQL computing ``int_clv__scores`` for the rows of ``relation_sql``.
 
     Args:
@@ -455,7 +456,7 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
             ``clv_scoring_examples`` rows (every customer the spend level sums over).
         dialect_name: ``duckdb``, ``postgres`` or ``spark``.
         btyd_fit: BG/NBD + Gamma-Gamma at the as-of date; default the fit saved in the scoring
-            run of ``as_of_date`` (``<model_dir>/runs/clv_run_<as_of_date>_<version>.json``).
+            run (``scoring_run``, else the run of ``version`` at ``as_of_date``).
         horizon_days: default the scoring run's, else the model's.
         btyd_level_correction: default the model's (1.0 when it has none), as scoring uses.
         as_of_date: ISO date of the scoring run to read the fit from.
@@ -466,26 +467,41 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         network_level_weight: default the model's (0 when it has none), as scoring uses.
         model_rate_factor: the purchase-rate factor inside the model's probability; default
             the model's (:func:`clv.level.model_rate_factor`), as scoring uses.
-        saved_level: the spend level of the scoring run of ``as_of_date`` (and its
-            ``scored_at`` unless given) instead of one summed over ``relation_sql``: the rows
-            of any subset of that run's customers then score as ``clv_predictions`` holds them.
+        saved_level: the spend level of the scoring run (and its ``scored_at`` unless
+            given) instead of one summed over ``relation_sql``: the rows of any subset of that
+            run's customers then score as ``clv_predictions`` holds them.
+        scoring_run: the scoring run's file (``int_clv__scoring_run.scoring_run_file`` under
+            ``model_dir``); default the one run of ``version`` at ``as_of_date``
+            (:func:`clv.pipeline.scoring.find_run`: builds sharing the model directory that
+            scored the same model at the same date must name theirs).
     """
     model_dir = Path(model_dir)
     model, metadata = _load_model(model_dir, version)
-    if (btyd_fit is None or saved_level) and as_of_date is None:
-        raise ValueError("give as_of_date to read the fit and the level from the scoring run"
-                         if saved_level else
-                         "give btyd_fit, or as_of_date to read it from the scoring run")
-    run = (ScoringRun.load(run_path(model_dir, version, as_of_date))
-           if btyd_fit is None or saved_level else None)
+    run = None
+    if btyd_fit is None or saved_level:
+        if scoring_run is None and as_of_date is None:
+            raise ValueError("give the scoring run, or as_of_date to find it, to read the fit "
+                             "and the level from" if saved_level else
+                             "give btyd_fit, or the scoring run (or as_of_date to find it) to "
+                             "read it from")
+        run = ScoringRun.load(scoring_run if scoring_run is not None
+                              else find_run(model_dir, version, as_of_date))
+        if run.model_version != version:
+            raise ValueError(f"the scoring run {scoring_run} is of model {run.model_version}, "
+                             f"not {version}")
     if btyd_fit is None:
         btyd_fit = run.btyd_fit
         horizon_days = run.horizon_days if horizon_days is None else horizon_days
     spend_factor = None
     if saved_level:
         spend_factor = run.level.spend_factor
-        if model_rate_factor is None and run.level.model_rate_factor is not None:
+        if model_rate_factor is None:
             model_rate_factor = run.level.model_rate_factor
+            if (model_rate_factor is None or not model_rate_factor > 0) and spend_factor > 0:
+                # a run saved before the probability followed the level kept the network's
+                # probability (SpendLevel.purchase_rate_factor 1): the query's rate factor,
+                # the spend factor over this one, is then 1 as well
+                model_rate_factor = spend_factor
         scored_at = scored_at or datetime.fromisoformat(run.scored_at)
     if horizon_days is None:
         horizon_days = int(metadata["horizon_days"])
@@ -514,7 +530,8 @@ def write_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                       as_of_date: str | None = None,
                       float_columns: Iterable[str] | None = None,
                       network_level_weight: float | None = None,
-                      saved_level: bool = False) -> tuple[Path, str]:
+                      saved_level: bool = False,
+                      scoring_run: str | Path | None = None) -> tuple[Path, str]:
     """Compile (arguments as :func:`compile_scoring_sql`; ``scored_at`` is the engine's clock,
     or with ``saved_level`` the scoring run's) and write the query next to the ONNX file,
     atomically; returns its path and sha256."""
@@ -523,7 +540,7 @@ def write_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
                                btyd_level_correction=btyd_level_correction,
                                as_of_date=as_of_date, float_columns=float_columns,
                                network_level_weight=network_level_weight,
-                               saved_level=saved_level)
+                               saved_level=saved_level, scoring_run=scoring_run)
     data = text.encode("utf-8")
     path = sql_path(model_dir, version, dialect_name)
     atomic_write_bytes(path, data)
@@ -536,8 +553,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write the scoring query of a saved model next to its ONNX file.")
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--version", required=True)
-    parser.add_argument("--as-of-date", required=True,
-                        help="ISO date of the scoring run whose BTYD fit the query uses")
+    run = parser.add_mutually_exclusive_group(required=True)
+    run.add_argument("--as-of-date",
+                     help="ISO date of the scoring run whose BTYD fit (and spend level) the "
+                          "query uses: the model's one run at that date")
+    run.add_argument("--run-file", type=Path,
+                     help="the scoring run itself (int_clv__scoring_run.scoring_run_file, "
+                          "under --model-dir), where builds sharing the model directory "
+                          "scored the model at the same date")
     parser.add_argument("--relation", required=True,
                         help="the relation of clv_scoring_examples rows (SQL after 'from')")
     parser.add_argument("--dialect", default="duckdb", choices=["duckdb", "postgres", "spark"])
@@ -548,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path, digest = write_scoring_sql(args.model_dir, args.version, args.relation, args.dialect,
                                      as_of_date=args.as_of_date,
-                                     saved_level=args.level == "saved")
+                                     saved_level=args.level == "saved",
+                                     scoring_run=(args.model_dir / args.run_file
+                                                  if args.run_file else None))
     print(json.dumps({"path": str(path), "sha256": digest}))
     return 0
