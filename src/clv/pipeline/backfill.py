@@ -202,12 +202,19 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
                 [*common, "--vars", day_vars, "--exclude-resource-type", "seed", "unit_test",
                  "--quiet"], models=models, exclude=PARSED_ONCE, manifest=manifest)
         except build.BuildError as error:
-            raise BackfillError(f"as of {day}: {error}") from None
+            raise BackfillError(f"as of {day}: {error}; {APART}") from None
         # the builds are quiet: a warning (an as-of date past the data, say) is printed here
         print(f"clv-backfill: {index}/{len(dates)} as of {day} scored "
               f"({time.perf_counter() - began:.1f} s)"
               + (f"; warned: {', '.join(warnings)}" if warnings else ""), flush=True)
     return dates
+
+
+# What a backfill stopped part-way leaves: each date's build replaces clv_predictions, and only
+# the last date's rebuilds what is read from it.
+APART = ("clv_predictions may hold a date of the range while the tables read from it (the "
+         "movements, the segment summary, the explanations, the export, the report) do not: "
+         "run the backfill again, or a build, to bring them together")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -245,8 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("clv-backfill: interrupted; the dates reported as scored are in the history",
-              file=sys.stderr)
+        print(f"clv-backfill: interrupted; the dates reported as scored are in the history; "
+              f"{APART}", file=sys.stderr)
         return 130
     print(f"clv-backfill: {len(dates)} as-of dates scored into clv_predictions_history, "
           f"{dates[0]} to {dates[-1]}")
