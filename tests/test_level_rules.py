@@ -353,6 +353,28 @@ def test_a_purchase_rounded_to_certain_follows_the_level_from_its_logit():
         level.leveled_distribution(p32, np.zeros(6), _spend(0.25), alive)[0])
 
 
+def test_a_probability_near_the_share_still_active_follows_the_level_from_its_logit():
+    """Where p nears alive < 1, q = p / alive nears 1 and 1 - q cancels the digits a float32
+    p keeps; read through the graph's log_no_purchase, the leveled probability is several
+    times closer to the one the float64 probability gives (the compiled query's), within the
+    SQL engine's 1e-5 where the level is not far below the network's."""
+    alive = np.array([0.98872, 0.9, 0.95, 0.999999])
+    p64 = alive - np.array([1e-5, 3e-6, 1e-4, 5e-7])
+    log_no = np.log1p(-p64)
+    p32 = p64.astype(np.float32).astype(np.float64)
+    no32 = log_no.astype(np.float32).astype(np.float64)
+    for factor in (0.05, 0.3, 2.5):
+        truth, _ = level.leveled_distribution(p64, np.zeros(4), _spend(factor), alive,
+                                              log_no_purchase=log_no)
+        leveled, _ = level.leveled_distribution(p32, np.zeros(4), _spend(factor), alive,
+                                                log_no_purchase=no32)
+        before, _ = level.leveled_distribution(p32, np.zeros(4), _spend(factor), alive)
+        error, error_before = np.abs(leveled / truth - 1), np.abs(before / truth - 1)
+        assert (error <= error_before / 3 + 1e-12).all(), (factor, error, error_before)
+        if factor >= 0.3:
+            assert error.max() < 1e-5, (factor, error)
+
+
 @pytest.mark.parametrize("factor", [0.6, 2.3])
 def test_the_rate_scales_over_btyd_posterior_of_each_rate(factor):
     # q' = 1 - (1 + f ((1 - q)^(-1/k) - 1))^(-k): the chance of a purchase when each rate of a

@@ -711,9 +711,10 @@ def leveled_distribution(p: np.ndarray, mu: np.ndarray, level: SpendLevel,
     ``shape`` is None). ``alive`` is BG/NBD's probability that the customer is still active
     (``btyd_probability_alive``; 1 when not given or not finite), ``frequency`` the repeat
     purchases of the BTYD summary and ``shape`` the fit's ``r``. ``log_no_purchase`` is the
-    network's log(1 - p) (its graph output of that name), used for log(1 - q) where alive is 1: from
-    the logit, it is exact where p, a float32 output, rounds to 1, and 1 - p would read no
-    chance of not buying; where it is not given or not finite, 1 - p stands. Below
+    network's log(1 - p) (its graph output of that name), which gives log(1 - q) as
+    ``log(((1 - p) - (1 - a)) / a)``: from the logit, it keeps the digits that p, a float32
+    output, loses where it rounds to 1 (1 - p would read no chance of not buying) or nears
+    ``a`` (``a - p`` would cancel); where it is not given or not finite, 1 - q stands. Below
     :data:`SERIES_BELOW` logarithms and exponentials are short series, and exponents are
     bounded (the compiled SQL evaluates the same expressions, :mod:`clv.sql_scoring.query`)."""
     p = np.asarray(p, dtype=np.float64)
@@ -741,11 +742,14 @@ def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
     q = p / np.maximum(active, TINY)
     complement = np.log(np.maximum(1.0 - q, TINY))
     if log_no_purchase is not None:
-        # where BG/NBD reads the customer as active for sure, q is p (not where p rounds to 1
-        # above a smaller alive: then q is 1 either way)
+        # 1 - q = ((1 - p) - (1 - a)) / a, with 1 - p from the network's own log(1 - p): the
+        # digits a float32 p loses where it nears 1 (1 - p reads 0) or nears a below 1 (a - p
+        # cancels). Not where p is above an alive below 1: q is then 1 either way.
         exact = np.asarray(log_no_purchase, dtype=np.float64)
-        complement = np.where((alive >= 1.0) & np.isfinite(exact),
-                              np.maximum(exact, math.log(TINY)), complement)
+        remaining = ((np.exp(np.maximum(exact, math.log(TINY))) - (1.0 - active))
+                     / np.maximum(active, TINY))
+        complement = np.where(np.isfinite(exact) & ((q < 1.0) | (alive >= 1.0)),
+                              np.log(np.maximum(remaining, TINY)), complement)
     # -log(1 - q), exact to float64 rounding at any size
     gap = -np.where(q > SERIES_BELOW, complement, -(q + q * q / 2.0 + q * q * q / 3.0))
     if shape is None:

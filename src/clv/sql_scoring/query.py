@@ -290,9 +290,13 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
     alive_share = (f"case when {alive} is null or {query.sql.is_nan(alive)} or "
                    f"abs({alive}) > 1.0e300 then 1.0e0 else {alive} end")
     q = "active_buying"
-    # where alive is 1, log(1 - q) is the network's log_no_purchase, exact where p nears 1
-    complement = (f"case when alive_share >= 1.0e0 then greatest(log_no_purchase, "
-                  f"{literal(math.log(TINY))}) else ln(greatest(1.0e0 - {q}, {tiny})) end")
+    # log(1 - q) from the network's log_no_purchase, ((1 - p) - (1 - a)) / a, as the Python
+    # side computes it (exact where p nears 1 or nears a)
+    remaining = (f"(exp(greatest(log_no_purchase, {literal(math.log(TINY))})) "
+                 f"- (1.0e0 - active_share)) / greatest(active_share, {tiny})")
+    complement = (f"case when {q} < 1.0e0 or alive_share >= 1.0e0 "
+                  f"then ln(greatest({remaining}, {tiny})) "
+                  f"else ln(greatest(1.0e0 - {q}, {tiny})) end")
     gap = below_series(q, f"-({complement})",
                        f"{q} + {q} * {q} / 2.0e0 + {q} * {q} * {q} / 3.0e0")
     grown = below_series("gap_share", f"exp(least(gap_share, {literal(GROWTH_LIMIT)})) - 1.0e0",
