@@ -28,14 +28,12 @@
                 {{ clv_fail('clv_columns', "the expression for '" ~ key
                                            ~ "' must be non-empty and contain no ';' or SQL comments") }}
             {% endif %}
-            {#- the name of a source column that is not a plain SQL name (a CSV header such as
-                "Customer ID") is that column, quoted as the engine quotes names -#}
+            {#- the name of a source column (a CSV header such as "Customer ID", or a SQL word
+                such as Order) is that column, quoted as the engine quotes names -#}
             {% set named = namespace(expression=expression) %}
-            {% if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*', expression) %}
-                {% for column in source_columns if column.name | lower == expression | lower %}
-                    {% set named.expression = adapter.quote(column.name) %}
-                {% endfor %}
-            {% endif %}
+            {% for column in source_columns if column.name | lower == expression | lower %}
+                {% set named.expression = adapter.quote(column.name) %}
+            {% endfor %}
             {% set expression = named.expression %}
         {% elif key in required or key in names %}
             {% set expression = key %}
@@ -95,6 +93,11 @@
     {% set names = source_columns | map(attribute='name') | list %}
     {% set lowered = names | map('lower') | list %}
     {% set missing = [] %}
+    {#- a lone name is a column, SQL word or not (Date, Timestamp) -#}
+    {% if modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*', expression)
+          and expression | lower not in lowered and expression | lower != 'null' %}
+        {% do missing.append(expression) %}
+    {% endif %}
     {% for name in clv_expression_column_names(expression) %}
         {% if name | lower not in lowered and name not in missing %}
             {% do missing.append(name) %}

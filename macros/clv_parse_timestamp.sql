@@ -6,8 +6,8 @@
     +02, +0200, +02:00; an offset beyond 15 hours is invalid). A time without offset, a
     timestamp without zone and a date are local time already and stay as they are. `format` is
     a strptime format (var clv_timestamp_format) for text; empty reads ISO dates and date-times.
-    A column the reader typed as a date or timestamp (DuckDB's CSV reader types `13/01/2024` as
-    a date) is cast as it is, whatever the format. On
+    A column typed as a date or timestamp (a table's or a Parquet file's; a CSV file's dates
+    reach this as text, clv_read_file) is cast as it is, whatever the format. On
     DuckDB a format with %z or %Z gives instants, converted the same way. `data_type` is the
     column's type as the engine names it (clv_source_schema). Every engine accepts the same
     text: each engine matches it against the pattern of clv_timestamp_patterns.sql first, then

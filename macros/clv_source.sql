@@ -65,8 +65,12 @@
         {{ return("read_parquet('" ~ path ~ "')") }}
     {% endif %}
     {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type
-        instead of failing the read. -#}
-    {{ return("read_csv('" ~ path ~ "', header = true, sample_size = -1)") }}
+        instead of failing the read. Dates and times stay text, read by clv_parse_timestamp: the
+        reader's own guess takes 01/02/21 as January 21 of the year 1 (with clv_timestamp_format
+        '%d/%m/%y'), a column of month-first dates whose days are all 12 or less as day-first,
+        and, with one value ending in an offset, every other value as UTC. -#}
+    {{ return("read_csv('" ~ path ~ "', header = true, sample_size = -1, "
+              ~ "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR'])") }}
 {% endmacro %}
 
 

@@ -12,8 +12,9 @@
     {{ return('(' ~ expression ~ ") at time zone '" ~ time_zone ~ "'") }}
 {% endmacro %}
 
+{#- In microseconds whatever the input's precision (an instant in nanoseconds gives one). -#}
 {% macro duckdb__clv_to_time_zone(expression, time_zone) %}
-    {{ return("timezone('" ~ time_zone ~ "', " ~ expression ~ ')') }}
+    {{ return("cast(timezone('" ~ time_zone ~ "', " ~ expression ~ ') as timestamp)') }}
 {% endmacro %}
 
 {#- The instant's UTC wall clock as timestamp_ntz (from its microseconds, which a cast would
@@ -26,8 +27,9 @@
 
 {#-
     True when a column type, as the engine names it (clv_source_schema), holds instants rather
-    than wall-clock times: DuckDB's TIMESTAMP WITH TIME ZONE, PostgreSQL's timestamptz (its
-    driver reports DATETIMETZ), Spark's timestamp (timestamp_ntz is a wall-clock time).
+    than wall-clock times: DuckDB's TIMESTAMP WITH TIME ZONE (TIMESTAMPTZ_NS in nanoseconds,
+    as pandas writes Parquet), PostgreSQL's timestamptz (its driver reports DATETIMETZ), Spark's
+    timestamp (timestamp_ntz is a wall-clock time).
 -#}
 {% macro clv_is_instant_type(data_type) %}
     {{ return(adapter.dispatch('clv_is_instant_type', 'clv')(data_type)) }}
@@ -35,7 +37,8 @@
 
 {% macro default__clv_is_instant_type(data_type) %}
     {{ return((data_type or '') | string | trim | lower
-              in ['timestamp with time zone', 'timestamptz', 'datetimetz', 'timestamp_tz']) }}
+              in ['timestamp with time zone', 'timestamptz', 'datetimetz', 'timestamp_tz',
+                  'timestamptz_ns']) }}
 {% endmacro %}
 
 {% macro spark__clv_is_instant_type(data_type) %}

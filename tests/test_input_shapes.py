@@ -178,8 +178,8 @@ def test_text_ids_keep_their_spelling(project):
 
 @pytest.mark.slow
 def test_day_first_dates_typed_by_the_reader_keep_their_day(project):
-    """DuckDB's CSV reader types day-first dates (13/01/2011) as DATE itself; the format the
-    README asks for (%d/%m/%Y) is for text and must not be applied to the typed dates again."""
+    """DuckDB's CSV reader would type day-first dates (13/01/2011) as DATE itself; they reach
+    the project as text, read with the format the README asks for (%d/%m/%Y)."""
     frame = pd.DataFrame({"InvoiceNo": ["1", "2", "3"],
                           "InvoiceDate": ["13/01/2011", "01/02/2011", "28/02/2011"],
                           "CustomerID": ["17850", "13047", "17850"],
@@ -197,6 +197,88 @@ def test_day_first_dates_typed_by_the_reader_keep_their_day(project):
     assert [str(day)[:10] for day in staged.day] == ["2011-01-13", "2011-02-01", "2011-02-28"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("written", "timestamp_format", "days"), [
+    # DuckDB's reader alone takes these as January 21 of the year 1, ...
+    (["01/01/21 11:54", "13/02/21 10:00", "04/05/21 23:32"], "%d/%m/%y %H:%M",
+     ["2021-01-01", "2021-02-13", "2021-05-04"]),
+    # ... and month-first dates whose days are all 12 or less as day-first
+    (["01/01/2023", "02/01/2023", "04/01/2023"], "%m/%d/%Y",
+     ["2023-01-01", "2023-02-01", "2023-04-01"]),
+], ids=["two_digit_years", "month_first_days_to_12"])
+def test_a_csv_dates_are_read_with_the_format_not_the_reader_guess(project, written,
+                                                                   timestamp_format, days):
+    frame = pd.DataFrame({"InvoiceNo": ["1", "2", "3"], "InvoiceDate": written,
+                          "CustomerID": ["17850", "13047", "17850"],
+                          "Quantity": [1, 2, 3], "UnitPrice": [10.0, 5.0, 2.0]})
+    path = project.workdir / "guessed_dates.csv"
+    frame.to_csv(path, index=False)
+    project.build(vars={**VARS, "clv_transactions": str(path), "clv_as_of_date": "2023-06-30",
+                        "clv_timestamp_format": timestamp_format},
+                  select="+int_clv__transactions_classified")
+    staged = project.query("select cast(transacted_at as date) as day "
+                           "from stg_clv__transactions order by transaction_id")
+    assert [str(day)[:10] for day in staged.day] == days
+
+
+@pytest.mark.slow
+def test_csv_times_without_an_offset_stay_local_beside_a_few_with_one(project):
+    """One value with an offset made DuckDB's reader type the whole column as instants, and
+    read every other value as UTC: they are local times, and stay as written."""
+    frame = pd.DataFrame({"InvoiceNo": ["1", "2", "3"],
+                          "InvoiceDate": ["2022-10-15 02:00:00", "2023-03-13T03:30:00Z",
+                                          "2023-07-31 11:00:00"],
+                          "CustomerID": ["17850", "13047", "17850"],
+                          "Quantity": [1, 2, 3], "UnitPrice": [10.0, 5.0, 2.0]})
+    path = project.workdir / "some_offsets.csv"
+    frame.to_csv(path, index=False)
+    project.build(vars={**VARS, "clv_transactions": str(path), "clv_as_of_date": "2023-08-31",
+                        "clv_timestamp_format": "", "clv_time_zone": "America/New_York"},
+                  select="+int_clv__transactions_classified")
+    staged = project.query("select transacted_at from stg_clv__transactions "
+                           "order by transaction_id")
+    assert [str(t) for t in staged.transacted_at] == [
+        "2022-10-15 02:00:00", "2023-03-12 23:30:00", "2023-07-31 11:00:00"]
+
+
+@pytest.mark.slow
+def test_instants_in_nanoseconds_convert_to_the_time_zone(project):
+    """Time-zone-aware timestamps in nanoseconds in Parquet (as pandas 2 writes them;
+    TIMESTAMPTZ_NS in DuckDB) are instants, converted to clv_time_zone as microsecond ones
+    are."""
+    instants = pd.to_datetime(["2023-03-13T03:30:00Z", "2023-07-31T15:00:00Z"])
+    table = pa.table({"InvoiceNo": ["1", "2"],
+                      "InvoiceDate": pa.array(instants, pa.timestamp("ns", tz="UTC")),
+                      "CustomerID": ["17850", "13047"], "Quantity": [1, 2],
+                      "UnitPrice": [10.0, 5.0]})
+    path = project.workdir / "instants_ns.parquet"
+    pq.write_table(table, path)
+    assert pq.read_schema(path).field("InvoiceDate").type == pa.timestamp("ns", tz="UTC")
+    project.build(vars={**VARS, "clv_transactions": str(path), "clv_as_of_date": "2023-08-31",
+                        "clv_timestamp_format": "", "clv_time_zone": "America/New_York"},
+                  select="+int_clv__transactions_classified")
+    staged = project.query("select transacted_at from stg_clv__transactions "
+                           "order by transaction_id")
+    assert [str(t) for t in staged.transacted_at] == ["2023-03-12 23:30:00",
+                                                      "2023-07-31 11:00:00"]
+
+
+@pytest.mark.slow
+def test_columns_named_with_sql_words_map_as_written(project):
+    frame = pd.DataFrame({"Order": ["1", "2", "3"], "Date": ["1/4/2011 10:00"] * 3,
+                          "Customer": ["17850", "13047", "17850"], "Group": ["a", "b", "a"],
+                          "Amount": [10.0, 5.0, 2.0]})
+    path = project.workdir / "sql_words.csv"
+    frame.to_csv(path, index=False)
+    project.build(vars={**VARS, "clv_transactions": str(path), "clv_columns": {
+        "customer_id": "Customer", "transacted_at": "Date", "amount": "Amount",
+        "transaction_id": "Order", "product_category": "Group"}},
+        select="+int_clv__transactions_classified")
+    staged = project.query("select transaction_id, product_category from stg_clv__transactions "
+                           "order by transaction_id")
+    assert staged.values.tolist() == [["1", "a"], ["2", "b"], ["3", "a"]]
+
+
 # contract name -> (what clv_columns maps it to, names the error must quote)
 MISSPELLED = {
     "plain_column": ({**RETAIL_COLUMNS, "customer_id": "CustomerId_"},
@@ -205,6 +287,8 @@ MISSPELLED = {
                          ["amount maps to 'Quantiy'"]),
     "typo_at_the_start": ({**RETAIL_COLUMNS, "amount": "Qantity * UnitPrice"},
                           ["amount maps to 'Qantity'", "did you mean 'Quantity'"]),
+    "a_sql_word": ({**RETAIL_COLUMNS, "transacted_at": "Date"},
+                   ["transacted_at maps to 'Date'"]),
     "required_not_mapped": (
         {key: value for key, value in RETAIL_COLUMNS.items() if key != "amount"},
         ["has no column 'amount' and clv_columns does not map amount"]),
