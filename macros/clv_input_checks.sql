@@ -142,14 +142,16 @@
     counted in clv_data_quality, instead of stopping the build: a CSV reader types a Quantity
     column with one 'n/a' as text, and `Quantity * UnitPrice` or `coalesce(Quantity, 0) *
     UnitPrice` would not bind. A text column is read as a number wherever the expression names
-    it (bare, in double quotes or in backticks), unless the expression has a string literal:
-    `replace(Amount, ',', '')` works on the text and is left as written. An integer column
+    it (bare, in double quotes or in backticks). In an expression with a string literal, only
+    a column that is an operand of arithmetic somewhere (`case when Type = 'Refund' then -Amount
+    else Amount end`) is: `replace(Amount, ',', '')` works on the text and `Type = 'Refund'`
+    compares text, so those are left as written. An integer column
     becomes a double wherever the expression names it, so `amount_cents / 100` and
     `coalesce(amount_cents, 0) / 100` keep their cents on PostgreSQL too.
     Returns a dict:
       expression: the amount as SQL;
-      text: the raw text of a row's amount: the column's, or for a rewritten expression each
-        column it reads, as `Quantity=n/a UnitPrice=2.5`.
+      text: the raw text of a row's amount: the column's, or for an expression each column it
+        reads, as `Quantity=n/a UnitPrice=2.5` (not the cleaned text of `replace(Amount, ...)`).
 -#}
 {% macro clv_numeric_operands(expression, schema) %}
     {% set re = modules.re %}
@@ -159,11 +161,16 @@
     {% for column in schema %}
         {% do columns.update({column.name | lower: column}) %}
     {% endfor %}
-    {% set referenced = [] %}
-    {% if not plain and "'" not in expression %}
+    {% set referenced, mentioned = [], [] %}
+    {% if not plain %}
+        {#- the literals' text is not the expression's: 'a-b' is no subtraction -#}
+        {% set bare = re.sub("'([^']|'')*'", "''", expression) %}
         {% for name in clv_expression_column_names(expression) %}
-            {% if name | lower in columns and columns[name | lower] not in referenced %}
-                {% do referenced.append(columns[name | lower]) %}
+            {% if name | lower in columns and columns[name | lower] not in mentioned %}
+                {% do mentioned.append(columns[name | lower]) %}
+                {% if "'" not in expression or clv_is_arithmetic_operand(columns[name | lower].name, bare) %}
+                    {% do referenced.append(columns[name | lower]) %}
+                {% endif %}
             {% endif %}
         {% endfor %}
     {% endif %}
@@ -188,13 +195,29 @@
             {% endif %}
         {% endfor %}
     {% endfor %}
-    {% if not state.rewritten %}
+    {% if not state.rewritten and not mentioned %}
         {{ return({'expression': expression, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
     {% endif %}
     {% set parts = [] %}
-    {% for column in referenced %}
+    {% for column in mentioned %}
         {% do parts.append("'" ~ ('' if loop.first else ' ') ~ column.name ~ "='") %}
         {% do parts.append("coalesce(cast(" ~ adapter.quote(column.name) ~ " as " ~ text ~ "), '<null>')") %}
     {% endfor %}
     {{ return({'expression': state.sql, 'text': dbt.concat(parts)}) }}
+{% endmacro %}
+
+
+{#- True when source column `name` (bare, in double quotes or in backticks) stands in
+    `expression` (its string literals emptied) as an operand of + - * / or %, unary minus
+    included. -#}
+{% macro clv_is_arithmetic_operand(name, expression) %}
+    {% set re = modules.re %}
+    {% set spelled = '(?i:' ~ re.escape(name) ~ ')' %}
+    {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
+        {% set alone = '(?<![A-Za-z0-9_$."`])' ~ form ~ '(?![A-Za-z0-9_$."`(])' %}
+        {% if re.search('[-+*/%]\\s*' ~ alone, expression) or re.search(alone ~ '\\s*[-+*/%]', expression) %}
+            {{ return(true) }}
+        {% endif %}
+    {% endfor %}
+    {{ return(false) }}
 {% endmacro %}

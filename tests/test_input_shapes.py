@@ -502,6 +502,40 @@ def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
 
 
 @pytest.mark.slow
+def test_an_amount_expression_with_a_literal_reads_its_arithmetic_operands_as_numbers(project):
+    """Unsigned amounts with a Sale/Refund column: `case when Type = 'Refund' then -Amount else
+    Amount end` over a text Amount (one `n/a`) reads Amount, an operand of the minus, as a
+    number, and Type, compared with text, as text: the bad cell is an invalid_amount with the
+    raw texts, not a failed build. A cleaning expression's example is the text the row held."""
+    frame = pd.DataFrame({"InvoiceNo": ["1", "2", "3", "4"],
+                          "InvoiceDate": ["1/4/2011 10:00"] * 4,
+                          "CustomerID": ["17850", "13047", "17850", "13047"],
+                          "Type": ["Sale", "Refund", "Sale", "Sale"],
+                          "Amount": ["10.5", "4", "n/a", "1,038.75"]})
+    path = project.workdir / "typed_amounts.csv"
+    frame.to_csv(path, index=False)
+    signed = {**RETAIL_COLUMNS, "amount": "case when Type = 'Refund' then -Amount else Amount end"}
+    project.build(vars={**VARS, "clv_columns": signed, "clv_transactions": str(path)},
+                  select="+clv_data_quality")
+    staged = project.query("select transaction_id, amount from stg_clv__transactions "
+                           "order by transaction_id")
+    assert staged.amount.tolist()[:2] == [10.5, -4.0] and staged.amount[2:].isna().all()
+    quality = project.query("select rows, example_value from clv_data_quality "
+                            "where reason = 'invalid_amount'")
+    assert quality.rows[0] == 2
+    assert quality.example_value[0] in {"Type=Sale Amount=n/a", "Type=Sale Amount=1,038.75"}
+
+    cleaned = {**RETAIL_COLUMNS, "amount": "replace(Amount, ',', '')"}
+    project.build(vars={**VARS, "clv_columns": cleaned, "clv_transactions": str(path)},
+                  select="+clv_data_quality")
+    staged = project.query("select amount from stg_clv__transactions order by transaction_id")
+    assert staged.amount[[0, 1, 3]].tolist() == [10.5, 4.0, 1038.75]
+    quality = project.query("select rows, example_value from clv_data_quality "
+                            "where reason = 'invalid_amount'")
+    assert quality.values.tolist() == [[1, "Amount=n/a"]]
+
+
+@pytest.mark.slow
 def test_a_text_column_inside_a_function_of_the_amount_is_read_as_a_number(project):
     """`coalesce(Quantity, 0) * UnitPrice` over a text Quantity: the column is read as a number
     inside the function too, so the expression binds, and the user's coalesce decides what a
