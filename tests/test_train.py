@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import clv.train as train_module
+from clv import config
 from clv.config import TrainSettings
 from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, synthetic_examples
 from clv.network import ClvNetwork, EnsembleNetwork
@@ -266,3 +267,28 @@ def test_ensemble_size_is_automatic_unless_set():
     assert ensemble_members(10, TrainSettings(ensemble_size=2)) == 2
     with pytest.raises(ValueError, match="ensemble_size"):
         TrainSettings(ensemble_size=-1)
+
+
+@pytest.mark.parametrize(("files", "limit"), [
+    ({"cpu.max": "200000 100000\n"}, 2.0),
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3.0),
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+     None),
+    ({}, None),
+    ({"cpu.max": "garbage\n"}, None),
+])
+def test_a_cgroup_cpu_quota_is_read_from_either_cgroup_version(tmp_path, files, limit):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert config.cgroup_cpu_limit(tmp_path) == limit
+
+
+def test_the_cores_used_are_at_most_the_quota_rounded_up(monkeypatch):
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: set(range(64)))
+    monkeypatch.setattr(config, "cgroup_cpu_limit", lambda: 2.5)
+    assert config.available_cores() == 3
+    monkeypatch.setattr(config, "cgroup_cpu_limit", lambda: None)
+    assert config.available_cores() == 64

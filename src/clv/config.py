@@ -7,9 +7,11 @@ the metadata JSON next to every exported model, and ``from_dict`` reads them bac
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -128,12 +130,43 @@ class ScoreSettings(_Settings):
     num_threads: int = 0  # batches scored concurrently; 0 = every core this process may use
 
 
-def available_cores() -> int:
-    """Number of CPU cores this process may run on."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPUs a cgroup quota gives this process (a container started with ``--cpus 2``, a
+    Kubernetes CPU limit): cgroup v2's ``cpu.max``, else v1's ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``; None without a quota or where there are no cgroups."""
+    def read(path: Path) -> list[str] | None:
+        try:
+            return path.read_text().split()
+        except (OSError, UnicodeDecodeError):
+            return None
+
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        fields = read(root / "cpu.max")
+        if fields is not None:
+            quota, period = [*fields, "100000"][:2]
+            return None if quota == "max" else int(quota) / int(period)
+        for folder in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+            quota, period = read(root / folder / "cpu.cfs_quota_us"), \
+                read(root / folder / "cpu.cfs_period_us")
+            if quota and period:
+                return None if int(quota[0]) <= 0 else int(quota[0]) / int(period[0])
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def available_cores() -> int:
+    """Number of CPU cores this process may use: those it may run on, at most its cgroup
+    quota rounded up (a container's CPU limit; a thread per host core would oversubscribe it)."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    limit = cgroup_cpu_limit()
+    return cores if limit is None or limit <= 0 else max(1, min(cores, math.ceil(limit)))
 
 
 def set_seed(seed: int) -> None:
