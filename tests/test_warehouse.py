@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 
 import duckdb
 import pyarrow as pa
@@ -162,3 +163,17 @@ def test_spark_sql_backquotes_identifiers_and_leaves_literals_as_written():
     assert spark_identifiers(sql) == (
         """select `Customer ID`, `a"b`, `x``y` from t """
         """where note = 'say "hi"' and other = 'it\\'s "q"' and `n` = 1""")
+
+
+def test_a_relative_spark_warehouse_directory_is_located_where_the_build_runs(tmp_path,
+                                                                             monkeypatch):
+    from clv.warehouse.spark import SparkWarehouse
+
+    settings = {"spark.sql.warehouse.dir": "spark-warehouse"}
+    conf = SimpleNamespace(get=lambda key, default=None: settings.get(key, default),
+                           set=lambda key, value: None)
+    warehouse = SparkWarehouse(SimpleNamespace(conf=conf))
+    monkeypatch.chdir(tmp_path)
+    assert warehouse.location() == str(tmp_path / "spark-warehouse")
+    settings["spark.sql.warehouse.dir"] = "s3://bucket/warehouse"
+    assert warehouse.location() == "s3://bucket/warehouse"

@@ -170,7 +170,13 @@ class SparkWarehouse(Warehouse):
         return type(session).__name__ == "SparkSession"
 
     def location(self) -> str:
-        return str(self.session.conf.get("spark.sql.warehouse.dir", ""))
+        """The session's warehouse directory; a relative local one (a profile's
+        ``spark-warehouse``) made absolute, so two checkouts that share a model directory are
+        two builds (:func:`clv.pipeline.registry.build_key`)."""
+        directory = str(self.session.conf.get("spark.sql.warehouse.dir", ""))
+        if not directory or "://" in directory or directory.startswith("file:"):
+            return directory
+        return os.path.abspath(directory)
 
     @classmethod
     def start(cls, settings: dict[str, str], database: str | None) -> SparkWarehouse:
