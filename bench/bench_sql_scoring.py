@@ -120,7 +120,7 @@ def main() -> None:
         for _ in range(3):
             started = time.perf_counter()
             sql = compile_scoring_sql(model_dir, version, "examples", "duckdb",
-                                      as_of_date=as_of)
+                                      as_of_date=as_of, scoring_run=run_file)
             compile_times.append(time.perf_counter() - started)
         planning = seconds(lambda: connection.execute("explain " + sql).fetchall())
         sql_seconds = seconds(lambda: connection.execute("create table sql_scores as " + sql))
@@ -221,7 +221,7 @@ def score_on_postgres(connection: duckdb.DuckDBPyConnection, rows: int, model_di
         floats = [f.name for f in warehouse.schema(f"{schema}.examples")
                   if pa.types.is_floating(f.type)]
         sql = compile_scoring_sql(model_dir, version, f"{schema}.examples", "postgres",
-                                  as_of_date=as_of, float_columns=floats)
+                                  as_of_date=as_of, float_columns=floats, scoring_run=run_file)
 
         def run_sql() -> None:
             with server.cursor() as cursor:

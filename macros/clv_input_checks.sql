@@ -64,7 +64,7 @@
     {% set computed = [] %}
     {% for key in keys %}
         {% set expression = columns[key] %}
-        {% set plain = modules.re.fullmatch('"?([A-Za-z_][A-Za-z0-9_$]*)"?', expression or '') %}
+        {% set plain = modules.re.fullmatch('["`]?([A-Za-z_][A-Za-z0-9_$]*)["`]?', expression or '') %}
         {% if expression is none %}
             {% do types.update({key: none}) %}
         {% elif plain and plain.group(1) | lower in by_name %}
@@ -156,7 +156,7 @@
 {% macro clv_numeric_operands(expression, schema) %}
     {% set re = modules.re %}
     {% set text = dbt.type_string() %}
-    {% set plain = re.fullmatch('"?([A-Za-z_][A-Za-z0-9_$]*)"?', expression) %}
+    {% set plain = re.fullmatch('["`]?([A-Za-z_][A-Za-z0-9_$]*)["`]?', expression) %}
     {% set columns = {} %}
     {% for column in schema %}
         {% do columns.update({column.name | lower: column}) %}
@@ -209,13 +209,13 @@
 
 {#- True when source column `name` (bare, in double quotes or in backticks) stands in
     `expression` (its string literals emptied) as an operand of + - * / or %, unary minus
-    included. -#}
+    included, in parentheses or not (`-(Amount)`). -#}
 {% macro clv_is_arithmetic_operand(name, expression) %}
     {% set re = modules.re %}
     {% set spelled = '(?i:' ~ re.escape(name) ~ ')' %}
     {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
         {% set alone = '(?<![A-Za-z0-9_$."`])' ~ form ~ '(?![A-Za-z0-9_$."`(])' %}
-        {% if re.search('[-+*/%]\\s*' ~ alone, expression) or re.search(alone ~ '\\s*[-+*/%]', expression) %}
+        {% if re.search('[-+*/%][\\s(]*' ~ alone, expression) or re.search(alone ~ '[\\s)]*[-+*/%]', expression) %}
             {{ return(true) }}
         {% endif %}
     {% endfor %}

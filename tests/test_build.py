@@ -332,6 +332,7 @@ def test_python_models_read_their_resolved_config(tmp_path):
      ("The profile 'clv' does not have a target named 'nosuch'. The valid target names for this "
      "profile are: duckdb, postgres, spark")),
     ("Compilation Error", "Compilation Error"),
+    ("Python model failed:\nTraceback (most recent call last):\n  File x", "Python model failed:"),
 ])
 def test_first_line_skips_dbt_headers_and_keeps_a_list(message, line):
     assert build.first_line(message) == line

@@ -503,8 +503,8 @@ def test_a_text_operand_of_the_amount_expression_counts_bad_cells(project):
 
 @pytest.mark.slow
 def test_an_amount_expression_with_a_literal_reads_its_arithmetic_operands_as_numbers(project):
-    """Unsigned amounts with a Sale/Refund column: `case when Type = 'Refund' then -Amount else
-    Amount end` over a text Amount (one `n/a`) reads Amount, an operand of the minus, as a
+    """Unsigned amounts with a Sale/Refund column: `case when Type = 'Refund' then -(Amount) else
+    (Amount) end` over a text Amount (one `n/a`) reads Amount, an operand of the minus, as a
     number, and Type, compared with text, as text: the bad cell is an invalid_amount with the
     raw texts, not a failed build. A cleaning expression's example is the text the row held."""
     frame = pd.DataFrame({"InvoiceNo": ["1", "2", "3", "4"],
@@ -514,7 +514,8 @@ def test_an_amount_expression_with_a_literal_reads_its_arithmetic_operands_as_nu
                           "Amount": ["10.5", "4", "n/a", "1,038.75"]})
     path = project.workdir / "typed_amounts.csv"
     frame.to_csv(path, index=False)
-    signed = {**RETAIL_COLUMNS, "amount": "case when Type = 'Refund' then -Amount else Amount end"}
+    signed = {**RETAIL_COLUMNS,
+              "amount": "case when Type = 'Refund' then -(Amount) else (Amount) end"}
     project.build(vars={**VARS, "clv_columns": signed, "clv_transactions": str(path)},
                   select="+clv_data_quality")
     staged = project.query("select transaction_id, amount from stg_clv__transactions "

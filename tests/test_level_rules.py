@@ -373,6 +373,13 @@ def test_a_probability_near_the_share_still_active_follows_the_level_from_its_lo
         assert (error <= error_before / 3 + 1e-12).all(), (factor, error, error_before)
         if factor >= 0.3:
             assert error.max() < 1e-5, (factor, error)
+    # a share still active too small for 1 - a: q = 1/2 as exactly as from p itself
+    tiny_alive = np.array([1e-6, 1e-12, 1e-15])
+    half = tiny_alive / 2
+    from_log, _ = level.leveled_distribution(half, np.zeros(3), _spend(0.3), tiny_alive,
+                                             log_no_purchase=np.log1p(-half))
+    from_p, _ = level.leveled_distribution(half, np.zeros(3), _spend(0.3), tiny_alive)
+    np.testing.assert_allclose(from_log, from_p, rtol=1e-9)
 
 
 @pytest.mark.parametrize("factor", [0.6, 2.3])

@@ -851,3 +851,22 @@ def test_a_fit_outside_the_sql_range_is_scored_by_onnxruntime(scored):
     refused = hybrid.BTYDFit(BGNBDParams(fit.bgnbd.r, fit.bgnbd.alpha, 0.3, 0.5),
                              fit.gamma_gamma)
     assert _scoring_step_in_sql(scored, refused) is None
+
+
+def test_find_run_names_one_run_or_asks_for_it(tmp_path):
+    from clv.pipeline.scoring import find_run
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with pytest.raises(FileNotFoundError, match="no scoring run of model v1 at 2024-01-31"):
+        find_run(tmp_path, "v1", "2024-01-31")
+    (runs / "clv_run_2024-01-31_v1.json").write_text("{}")  # saved before runs named builds
+    assert find_run(tmp_path, "v1", "2024-01-31").name == "clv_run_2024-01-31_v1.json"
+    keyed = run_path(tmp_path, "v1", "2024-01-31", "a1")
+    keyed.write_text("{}")
+    assert find_run(tmp_path, "v1", "2024-01-31") == keyed
+    run_path(tmp_path, "v1", "2024-01-31", "b2").write_text("{}")
+    with pytest.raises(ValueError, match="2 builds saved a scoring run of model v1"):
+        find_run(tmp_path, "v1", "2024-01-31")
+    with pytest.raises(ValueError, match="build key is a name"):
+        run_path(tmp_path, "v1", "2024-01-31", "")

@@ -254,8 +254,9 @@ def first_line(error: BaseException | str) -> str:
     if not useful:
         return type(error).__name__
     first = useful[0]
-    if first.endswith(":") and len(useful) > 1:
-        first += " " + ", ".join(line.removeprefix("- ") for line in useful[1:6])
+    listed = [line.removeprefix("- ") for line in useful[1:6] if line.startswith("- ")]
+    if first.endswith(":") and listed:
+        first += " " + ", ".join(listed)
     return first
 
 

@@ -742,11 +742,16 @@ def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
     q = p / np.maximum(active, TINY)
     complement = np.log(np.maximum(1.0 - q, TINY))
     if log_no_purchase is not None:
-        # 1 - q = ((1 - p) - (1 - a)) / a, with 1 - p from the network's own log(1 - p): the
-        # digits a float32 p loses where it nears 1 (1 - p reads 0) or nears a below 1 (a - p
-        # cancels). Not where p is above an alive below 1: q is then 1 either way.
+        # 1 - q = (a - p) / a, with 1 - p from the network's own log(1 - p), L: the digits a
+        # float32 p loses where it nears 1 (1 - p reads 0) or nears a below 1 (a - p cancels).
+        # a - p is (1 - p) - (1 - a) from a half on (1 - a exact there), else a + (e^L - 1)
+        # (1 - a would round away a small a). Not where p is above an alive below 1: q is then
+        # 1 either way.
         exact = np.asarray(log_no_purchase, dtype=np.float64)
-        remaining = ((np.exp(np.maximum(exact, math.log(TINY))) - (1.0 - active))
+        bounded = np.maximum(exact, math.log(TINY))
+        grown = np.where(np.abs(bounded) > SERIES_BELOW, np.exp(bounded) - 1.0,
+                         bounded * (1.0 + bounded / 2.0 + bounded * bounded / 6.0))
+        remaining = (np.where(active >= 0.5, np.exp(bounded) - (1.0 - active), active + grown)
                      / np.maximum(active, TINY))
         complement = np.where(np.isfinite(exact) & ((q < 1.0) | (alive >= 1.0)),
                               np.log(np.maximum(remaining, TINY)), complement)

@@ -10,10 +10,11 @@ spend level of :mod:`clv.level`. Four dbt models, in order:
    the network in batches (:meth:`Warehouse.map_batches`: streamed through this process with
    bounded memory on DuckDB and PostgreSQL, on the executors on Spark), kept while their
    totals give the spend level, which is saved with the BTYD fit as the *scoring run*
-   (``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.json``); then read again at
-   that level: ``predicted_clv = network_clv * spend_factor``, with the purchase probability
-   and the quantiles of the leveled distribution (:func:`clv.level.leveled_distribution`). On
-   Spark with ``sql``, the plan's query in stages. Empty when step 3 runs the query.
+   (``<clv_model_dir>/runs/clv_run_<as-of date>_<model version>.<build key>.json``); then
+   read again at that level: ``predicted_clv = network_clv * spend_factor``, with the
+   purchase probability and the quantiles of the leveled distribution
+   (:func:`clv.level.leveled_distribution`). On Spark with ``sql``, the plan's query in
+   stages. Empty when step 3 runs the query.
 3. ``int_clv__scores`` (SQL): the plan's query, run by the warehouse as a dbt model, or the
    rows of step 2.
 4. ``int_clv__scoring_run`` (:func:`record`): the scoring run as a table; for the query, the
@@ -164,8 +165,11 @@ def find_run(model_dir: Path, model_version: str, as_of_date: str) -> Path:
     """The one scoring run of ``model_version`` at ``as_of_date`` under ``model_dir``; an error
     when there is none, or when several builds sharing the directory saved one (then name the
     run: ``int_clv__scoring_run.scoring_run_file`` of the build)."""
-    runs = sorted((Path(model_dir) / RUNS_DIR).glob(
-        f"clv_run_{as_of_date}_{model_version}.*.json"))
+    folder = Path(model_dir) / RUNS_DIR
+    runs = sorted(folder.glob(f"clv_run_{as_of_date}_{model_version}.*.json"))
+    if not runs:  # saved before runs were named by their build
+        runs = [path for path in [folder / f"clv_run_{as_of_date}_{model_version}.json"]
+                if path.is_file()]
     if not runs:
         raise FileNotFoundError(f"no scoring run of model {model_version} at {as_of_date} "
                                 f"under {Path(model_dir) / RUNS_DIR}")
@@ -332,6 +336,9 @@ class ScoringPlan:
             raise ValueError(f"int_clv__scoring_plan has {len(rows)} rows, expected one: "
                              "rebuild it")
         row = rows[0]
+        if not row.get("build_key"):
+            raise ValueError("int_clv__scoring_plan was built by an earlier version (it names no "
+                             "build): rebuild it and what follows it")
         return cls(model_version=row["model_version"], as_of_date=str(row["as_of_date"]),
                    horizon_days=int(row["horizon_days"]), customers=int(row["customers"]),
                    btyd_fit=hybrid.BTYDFit.from_dict(json.loads(row["btyd_fit"])),

@@ -290,10 +290,13 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
     alive_share = (f"case when {alive} is null or {query.sql.is_nan(alive)} or "
                    f"abs({alive}) > 1.0e300 then 1.0e0 else {alive} end")
     q = "active_buying"
-    # log(1 - q) from the network's log_no_purchase, ((1 - p) - (1 - a)) / a, as the Python
-    # side computes it (exact where p nears 1 or nears a)
-    remaining = (f"(exp(greatest(log_no_purchase, {literal(math.log(TINY))})) "
-                 f"- (1.0e0 - active_share)) / greatest(active_share, {tiny})")
+    # log(1 - q) from the network's log_no_purchase, (a - p) / a, as the Python side computes
+    # it (exact where p nears 1 or nears a): (1 - p) - (1 - a) from a half on, else a + e^L - 1
+    bounded = f"greatest(log_no_purchase, {literal(math.log(TINY))})"
+    grown = (f"case when abs({bounded}) > {series} then exp({bounded}) - 1.0e0 else {bounded} "
+             f"* (1.0e0 + {bounded} / 2.0e0 + {bounded} * {bounded} / 6.0e0) end")
+    remaining = (f"(case when active_share >= 0.5e0 then exp({bounded}) - (1.0e0 - active_share) "
+                 f"else active_share + {grown} end) / greatest(active_share, {tiny})")
     complement = (f"case when {q} < 1.0e0 or alive_share >= 1.0e0 "
                   f"then ln(greatest({remaining}, {tiny})) "
                   f"else ln(greatest(1.0e0 - {q}, {tiny})) end")
@@ -501,10 +504,15 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         spend_factor = run.level.spend_factor
         if model_rate_factor is None:
             model_rate_factor = run.level.model_rate_factor
-            if (model_rate_factor is None or not model_rate_factor > 0) and spend_factor > 0:
+            if model_rate_factor is None or not model_rate_factor > 0:
                 # a run saved before the probability followed the level kept the network's
                 # probability (SpendLevel.purchase_rate_factor 1): the query's rate factor,
                 # the spend factor over this one, is then 1 as well
+                if not spend_factor > 0:
+                    raise ValueError(f"the scoring run of model {version} at {run.as_of_date} "
+                                     "predates the leveled probability and has a spend factor "
+                                     f"of {spend_factor}: the query cannot keep its "
+                                     "probability; score it with clv.pipeline.scoring.predict")
                 model_rate_factor = spend_factor
         scored_at = scored_at or datetime.fromisoformat(run.scored_at)
     if horizon_days is None:
