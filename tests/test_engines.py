@@ -248,13 +248,16 @@ def _assert_same_predictions(duck: Built, engine: Built) -> None:
                           f"{engine.engine}: {table}", rtol=1e-5, atol=1e-6)
 
 
-def _scoring_run(model_dir: Path) -> Any:
-    """The one scoring run in ``model_dir``, its query's sha256 checked when it ran in SQL."""
+def _scoring_run(engine: Built, model_dir: Path | None = None) -> Any:
+    """The scoring run of the engine's build (``int_clv__scoring_run.scoring_run_file``; the
+    model directory, a copy of DuckDB's, also holds DuckDB's run), from ``model_dir`` (default
+    the build's), its query's sha256 checked when it ran in SQL."""
     from clv.artifacts import sha256_file
     from clv.pipeline import scoring
 
-    [path] = (model_dir / "runs").glob("clv_run_*.json")
-    record = scoring.ScoringRun.load(path)
+    model_dir = engine.model_dir if model_dir is None else model_dir
+    [name] = engine.table("int_clv__scoring_run").column("scoring_run_file").to_pylist()
+    record = scoring.ScoringRun.load(model_dir / name)
     if record.scoring_engine == "sql":
         assert sha256_file(model_dir / "runs" / record.scoring_sql) == record.scoring_sql_sha256
     return record
@@ -276,9 +279,12 @@ def _score_again(engine: Built, workdir: Path, scoring_engine: str) -> tuple[Any
                               model_dir=model_dir, scoring_engine=scoring_engine)
     record = scoring.score_into(
         engine.warehouse, engine.warehouse.relation(f"{engine.schema}.clv_scoring_examples"),
-        registry_frame(model_dir, _scoring_run(model_dir).model_version), run,
+        registry_frame(model_dir, _scoring_run(engine, model_dir).model_version), run,
         f"{engine.schema}.clv_test_{scoring_engine}_scores")
-    assert json.dumps(record.to_dict()) == json.dumps(_scoring_run(model_dir).to_dict())
+    # saved as its own build's run, beside the build's
+    saved = scoring.ScoringRun.load(scoring.run_path(model_dir, record.model_version,
+                                                     record.as_of_date, record.build_key))
+    assert json.dumps(record.to_dict()) == json.dumps(saved.to_dict())
     return record, engine.table(f"clv_test_{scoring_engine}_scores")
 
 
@@ -286,7 +292,7 @@ def _assert_postgres_scoring_paths(duck: Built, engine: Built, workdir: Path) ->
     """PostgreSQL scored in the database (its default): the scoring run says so and keeps the
     query with its sha256. Asked for onnxruntime, the same scoring step streams the rows out
     and back by COPY and gives DuckDB's scores within 1e-5 relative."""
-    record = _scoring_run(engine.model_dir)
+    record = _scoring_run(engine)
     assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".postgres.sql")
     _, streamed = _score_again(engine, workdir, "onnxruntime")
     reference = duck.warehouse.read("int_clv__scores")
@@ -299,7 +305,7 @@ def _assert_spark_scores_in_sql(duck: Built, engine: Built, workdir: Path) -> No
     """Spark scored on its executors (its default). Asked for sql, the same scoring step runs
     the compiled query on Spark, one stage per layer, keeps it with its sha256 in the scoring
     run, and gives DuckDB's scores within the bounds of tests/parity.py."""
-    assert _scoring_run(engine.model_dir).scoring_engine == "onnxruntime"
+    assert _scoring_run(engine).scoring_engine == "onnxruntime"
     record, scores = _score_again(engine, workdir, "sql")
     assert record.scoring_engine == "sql" and record.scoring_sql.endswith(".spark.sql")
     columns = ["customer_id", *PREDICTION_COLUMNS, "model_version"]
