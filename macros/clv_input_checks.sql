@@ -182,9 +182,7 @@
             Spark (PostgreSQL's integer division would drop the cents) -#}
         {% set cast = clv_to_number('@column@') | trim if clv_data_type_kind(column.data_type) == 'text'
                       else 'cast(@column@ as ' ~ clv_type_double() ~ ')' %}
-        {% set spelled = '(?i:' ~ re.escape(column.name) ~ ')' %}
-        {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
-            {% set edge = '(?<![A-Za-z0-9_$."`])(' ~ form ~ ')(?![A-Za-z0-9_$."`(])' %}
+        {% for edge in clv_column_references(column.name) %}
             {#- the replacement: the engine's number cast of the column as written (the match's
                 group 1), with any other backslash escaped -#}
             {% set number = cast | replace('\\', '\\\\') %}
@@ -207,14 +205,24 @@
 {% endmacro %}
 
 
-{#- True when source column `name` (bare, in double quotes or in backticks) stands in
-    `expression` (its string literals emptied) as an operand of + - * / or %, unary minus
-    included, in parentheses or not (`-(Amount)`). -#}
+{#- Regular expressions of source column `name` standing alone in an expression: bare, in
+    double quotes or in backticks (any case), not part of a longer name or a function call; the
+    reference as written is group 1. -#}
+{% macro clv_column_references(name) %}
+    {% set spelled = '(?i:' ~ modules.re.escape(name) ~ ')' %}
+    {% set patterns = [] %}
+    {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
+        {% do patterns.append('(?<![A-Za-z0-9_$."`])(' ~ form ~ ')(?![A-Za-z0-9_$."`(])') %}
+    {% endfor %}
+    {{ return(patterns) }}
+{% endmacro %}
+
+
+{#- True when source column `name` stands in `expression` (its string literals emptied) as an
+    operand of + - * / or %, unary minus included, in parentheses or not (`-(Amount)`). -#}
 {% macro clv_is_arithmetic_operand(name, expression) %}
     {% set re = modules.re %}
-    {% set spelled = '(?i:' ~ re.escape(name) ~ ')' %}
-    {% for form in ['"' ~ spelled ~ '"', '`' ~ spelled ~ '`', spelled] %}
-        {% set alone = '(?<![A-Za-z0-9_$."`])' ~ form ~ '(?![A-Za-z0-9_$."`(])' %}
+    {% for alone in clv_column_references(name) %}
         {% if re.search('[-+*/%][\\s(]*' ~ alone, expression) or re.search(alone ~ '[\\s)]*[-+*/%]', expression) %}
             {{ return(true) }}
         {% endif %}

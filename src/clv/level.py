@@ -749,9 +749,10 @@ def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
         # 1 either way.
         exact = np.asarray(log_no_purchase, dtype=np.float64)
         bounded = np.maximum(exact, math.log(TINY))
-        grown = np.where(np.abs(bounded) > SERIES_BELOW, np.exp(bounded) - 1.0,
+        not_buying = np.exp(bounded)  # 1 - p
+        grown = np.where(np.abs(bounded) > SERIES_BELOW, not_buying - 1.0,
                          bounded * (1.0 + bounded / 2.0 + bounded * bounded / 6.0))
-        remaining = (np.where(active >= 0.5, np.exp(bounded) - (1.0 - active), active + grown)
+        remaining = (np.where(active >= 0.5, not_buying - (1.0 - active), active + grown)
                      / np.maximum(active, TINY))
         complement = np.where(np.isfinite(exact) & ((q < 1.0) | (alive >= 1.0)),
                               np.log(np.maximum(remaining, TINY)), complement)

@@ -265,10 +265,10 @@ def _date_ticks(ordinals: Sequence[float], count: int = 6) -> list[float]:
     return [ordinals[round(index * step)] for index in range(count)]
 
 
-def _other_horizons(data: ReportData, dates: Sequence[date]) -> str:
+def _other_horizons(data: ReportData) -> str:
     """The sentence naming the as-of dates left out of the history because they were scored
     over another horizon than the current predictions' (none: empty)."""
-    other = sorted(set(data.history_other_horizons) - set(dates))
+    other = data.history_other_horizons
     if not other:
         return ""
     return (f" Scored over another horizon, so not comparable: {len(other)} as-of "
@@ -286,7 +286,7 @@ def history_figures(data: ReportData) -> list[Figure]:
         note = _note(data, "clv_predictions_history",
                      f"The history shows once predictions{over} exist for two as-of dates"
                      + (f"; so far only {dates[0].isoformat()}." if dates else ".")
-                     + _other_horizons(data, dates))
+                     + _other_horizons(data))
         return [Figure("history_value", titles[0], "", note=note),
                 Figure("history_segments", titles[1], "", note=note)]
     ordinals = _dates(dates)

@@ -293,8 +293,8 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
     # log(1 - q) from the network's log_no_purchase, (a - p) / a, as the Python side computes
     # it (exact where p nears 1 or nears a): (1 - p) - (1 - a) from a half on, else a + e^L - 1
     bounded = f"greatest(log_no_purchase, {literal(math.log(TINY))})"
-    grown = (f"case when abs({bounded}) > {series} then exp({bounded}) - 1.0e0 else {bounded} "
-             f"* (1.0e0 + {bounded} / 2.0e0 + {bounded} * {bounded} / 6.0e0) end")
+    grown = below_series(f"abs({bounded})", f"exp({bounded}) - 1.0e0",
+                         f"{bounded} * (1.0e0 + {bounded} / 2.0e0 + {bounded} * {bounded} / 6.0e0)")
     remaining = (f"(case when active_share >= 0.5e0 then exp({bounded}) - (1.0e0 - active_share) "
                  f"else active_share + {grown} end) / greatest(active_share, {tiny})")
     complement = (f"case when {q} < 1.0e0 or alive_share >= 1.0e0 "
