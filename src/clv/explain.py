@@ -556,12 +556,13 @@ def _states(static: np.ndarray, encoded: np.ndarray, reference_static: np.ndarra
             columns: Callable[[Sequence[int]], list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Head inputs in blocks of ``_aligned(rows)`` rows: per entry of ``switched``, the
     reference with those groups' inputs replaced by each customer's; then the customers; then
-    one reference row. Rows past ``rows`` in a block repeat the reference. ``static``,
+    :data:`ROW_BLOCK` reference rows (a lone last row of a call is rounded differently for some
+    inputs). Rows past ``rows`` in a block repeat the reference. ``static``,
     ``encoded`` and the reference's are the inputs as the head reads them
     (:attr:`Stages.prepare`, :attr:`Stages.encode`); ``columns`` maps a group's static columns
     to the head's (:meth:`Stages.columns`)."""
     rows, stride = len(static), _aligned(len(static))
-    total = (len(switched) + 1) * stride + 1
+    total = (len(switched) + 1) * stride + ROW_BLOCK
     stacked_static = np.empty((total, *static.shape[1:]), np.float32)
     stacked_encoded = np.empty((total, *encoded.shape[1:]), np.float32)
     stacked_static[:], stacked_encoded[:] = reference_static, reference_encoded
@@ -581,7 +582,7 @@ def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
     """Each group's contribution to f(x) - f(reference) for every customer (see the module
     docstring), from one ``stages.encode`` and one ``stages.prepare`` call over the customers'
     inputs and the reference's (``_aligned(rows + 1)`` rows each) and one ``stages.head`` call
-    over about (2m - 1) * rows + 1 rows, m being the number of groups in which some customer
+    over about (2m - 1) * rows + ROW_BLOCK rows, m being the number of groups in which some customer
     differs from the reference (the others contribute exactly 0 and leave every step of the
     walks unchanged, so they are not evaluated).
 
@@ -607,7 +608,7 @@ def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
     values = stages.head(*_states(prepared[:rows], encoded[:rows], prepared[rows], encoded[rows],
                                   switched, lambda c: stages.columns(c, static.shape[1])))
     blocks = len(switched)
-    f_reference, f_customer = values[-1], values[blocks * stride:blocks * stride + rows]
+    f_reference, f_customer = values[-ROW_BLOCK], values[blocks * stride:blocks * stride + rows]
     steps = values[:blocks * stride].reshape(blocks, stride)[:, :rows]
     start = np.full((1, rows), f_reference)
     by_group = np.zeros((rows, len(groups)))
