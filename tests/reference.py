@@ -106,9 +106,10 @@ def window_weight(days_before: int, window: int, fade: float = 0.1) -> float:
 
 
 def customer_label(transactions, customer_id, cutoff: date, horizon_days: int) -> float:
-    """Net spend in (cutoff, cutoff + horizon], floored at 0."""
+    """Net spend in (cutoff, cutoff + horizon], floored at 0 (summed exactly: purchases and
+    refunds that cancel give 0)."""
     end = cutoff + timedelta(days=horizon_days)
-    total = sum(
+    total = math.fsum(
         amount for customer, day, amount in transactions
         if customer == customer_id and cutoff < day <= end
     )

@@ -13,10 +13,13 @@ from clv.config import FEATURE_CHANGES, FEATURE_DEFINITIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURE_SQL = ("macros/features/*.sql", "models/3_features/*.sql",
-               "macros/clv_sequence_columns.sql",
-               "models/2_intermediate/int_clv__customer_days.sql")
+               "macros/clv_sequence_columns.sql", "macros/clv_cancelled_to_zero.sql",
+               "macros/clv_round.sql", "macros/clv_days_between.sql", "macros/clv_arg_max.sql",
+               "macros/clv_collate_binary.sql", "macros/clv_type_double.sql",
+               "models/2_intermediate/int_clv__customer_days.sql",
+               "models/2_intermediate/int_clv__customer_category_first_dates.sql")
 # FEATURE_DEFINITIONS -> the digest of the feature SQL that defines it
-RECORDED = {2: "b3d81fc3"}
+RECORDED = {2: "fa1c40ba"}
 
 
 def feature_sql_digest(root: Path = ROOT) -> str:

@@ -102,18 +102,50 @@ def _with_a_wholesaler(seed: int, customers: int = 3000) -> tuple[np.ndarray, np
 
 def test_a_customer_above_a_tenth_of_a_total_counts_as_a_tenth():
     """Rule 7: 100 shoppers of 1.0 and one wholesaler, 1,000 by the network and 50 by BG/NBD:
-    each total counts the wholesaler at a tenth of it (110 and 15), so the factor is 115 / 210
-    instead of 150 / 1,100, and the shoppers' values move by the wholesaler's 10%, not by the
-    network's error on it."""
+    each total counts the wholesaler as a tenth of the capped total (the shoppers' 100 over
+    0.9), so the factor is 1, as without the wholesaler, instead of 150 / 1,100: the shoppers'
+    values do not move with the network's error on it."""
     btyd, network = np.append(np.ones(100), 50.0), np.append(np.ones(100), 1000.0)
     totals = level.LevelAccumulator()
     totals.add(btyd, network)
     spend = totals.level(1.0)
-    assert (spend.btyd_total, spend.network_total) == (115.0, 210.0)
+    assert spend.btyd_total == spend.network_total == pytest.approx(1000.0 / 9.0, rel=1e-15)
     assert (spend.btyd_dominant, spend.network_dominant) == (1, 1)
-    assert spend.spend_factor == pytest.approx(115.0 / 210.0, rel=1e-15)
+    assert spend.spend_factor == 1.0
     assert "1 of the network's, 1 of BG/NBD's" in spend.dominance_note()
     assert level.SpendLevel.from_dict(spend.to_dict()) == spend
+
+
+def test_how_far_a_dominant_customer_lies_does_not_move_the_level():
+    """One freak customer that BG/NBD extrapolates (two orders of billions) and the network
+    does not: the factor is the same whether its BG/NBD value is a thousand or ten million
+    times the others' total; counted as a tenth of the plain total, it scaled every
+    customer's value with its size."""
+    rng = np.random.default_rng(3)
+    shoppers_btyd, shoppers_network = rng.gamma(0.4, 300.0, 300), rng.gamma(0.4, 250.0, 300)
+    factors = []
+    for freak in (1e3, 1e5, 1e7):
+        totals = level.LevelAccumulator()
+        totals.add(np.append(shoppers_btyd, freak * shoppers_btyd.sum()),
+                   np.append(shoppers_network, 2.0))
+        spend = totals.level(1.0)
+        assert (spend.btyd_dominant, spend.network_dominant) == (1, 0)
+        factors.append(spend.spend_factor)
+    assert factors[0] == pytest.approx(factors[2], rel=1e-9)
+    plain = (shoppers_btyd.sum() / 0.9) / (shoppers_network.sum() + 2.0)
+    assert factors[0] == pytest.approx(plain, rel=1e-6)
+
+
+def test_customers_holding_the_whole_total_leave_it_in_full():
+    """Ten customers or fewer with a value are each above a tenth: there is no rest to scale,
+    so the plain totals decide."""
+    totals = level.LevelAccumulator()
+    totals.add(np.array([3.0, 5.0, 0.0]), np.array([2.0, 2.0, 4.0]))
+    spend = totals.level(1.0)
+    assert (spend.btyd_total, spend.network_total) == (8.0, 8.0)
+    assert spend.spend_factor == 1.0
+
+
     # no customer above a tenth: the plain totals, and no note
     even = level.LevelAccumulator()
     even.add(np.ones(100), np.full(100, 2.0))

@@ -261,9 +261,13 @@ final as (
             / nullif(btyd_summary.orders_last_365d, 0), 0
         ) as orders_ratio_90d_365d,
         -- net revenue: when refunds cancel the purchases, the 365-day sum is 0 up to float
-        -- noise (1e-14), which must not become a ratio of 1e25
+        -- noise (1e-14 of the amounts, 1e-6 for amounts of 1e10), which must not become a
+        -- ratio of 1e25 (clv_cancelled_to_zero)
         coalesce(
-            btyd_summary.revenue_last_90d / nullif({{ clv_round('btyd_summary.revenue_last_365d', 6) }}, 0),
+            btyd_summary.revenue_last_90d / nullif({{ clv_cancelled_to_zero(
+                'btyd_summary.revenue_last_365d',
+                'btyd_summary.gross_revenue_total + btyd_summary.refund_amount_total'
+            ) }}, 0),
             0
         ) as revenue_ratio_90d_365d,
         coalesce(categories.distinct_categories, 0) as distinct_categories,

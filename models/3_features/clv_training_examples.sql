@@ -39,9 +39,10 @@ final as (
     select
         features.*,
         training_cutoffs.cutoff_role,
-        -- rounded to 6 decimals: purchases and refunds that cancel leave a sum of doubles such
-        -- as 5.6e-17 (0.1 + 0.2 - 0.3), which would make a buyer whose log spend is -37
-        greatest(coalesce({{ clv_round('labels.net_revenue', 6) }}, 0), 0) as label_revenue,
+        -- purchases and refunds that cancel leave a sum of doubles such as 5.6e-17 (0.1 + 0.2
+        -- - 0.3), or 1e-6 for amounts of 1e10, which would make a buyer whose log spend is -37
+        greatest(coalesce({{ clv_cancelled_to_zero('labels.net_revenue', 'labels.turnover') }}, 0), 0)
+            as label_revenue,
         coalesce(labels.orders, 0) as label_orders
 
     from ({{ clv_customer_features_at(cutoff_index, with_sequence=true, sampled=true) }}) as features
@@ -54,6 +55,7 @@ final as (
         select
             label_days.customer_id,
             sum(label_days.net_revenue) as net_revenue,
+            sum(label_days.gross_revenue + label_days.refund_amount) as turnover,
             cast(sum(label_days.orders) as bigint) as orders
 
         from label_days

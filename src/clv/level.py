@@ -64,10 +64,14 @@ each of them tested in ``tests/test_level_rules.py``:
    probabilities too high for the spend they come with.
 
 7. **No customer sets the level alone** (:class:`CappedTotal`, tested in
-   ``tests/test_level.py``). In the two totals the factor reads, a customer whose value is
-   more than a tenth of the total (:data:`DOMINANT_SHARE`) counts as a tenth of it: a
-   wholesaler among shoppers would otherwise carry the network's error on that one customer
-   into every other customer's value. Below that share nothing changes. The customer's own
+   ``tests/test_level.py``). In the two totals the factor reads, the ``d`` customers whose
+   values are each more than a tenth of the total (:data:`DOMINANT_SHARE`) count as a tenth
+   of the capped total: it is the other customers' total over ``1 - d / 10``, so however far
+   above the rest such a customer lies, the total follows the rest. A wholesaler among
+   shoppers would otherwise carry the network's error on that one customer into every other
+   customer's value, and one freak order BG/NBD extrapolates would scale everyone's. Below
+   that share nothing changes; when such customers hold the whole total (ten customers or
+   fewer with a value), it is counted in full. The customer's own
    prediction is still ``network_clv * spend_factor``; ``dbt build`` warns about such
    customers (``clv_predictions_no_customer_holds_a_tenth``).
 
@@ -578,7 +582,8 @@ class SpendLevel:
     # revenue, clv.calibration rule 3); None for a run saved before the probability followed
     # the level, which keeps the network's probability.
     model_rate_factor: float | None = None
-    # Customers counted as a tenth of each total (rule 7); the totals above are after it.
+    # Customers counted as a tenth of each capped total (rule 7); the totals above are after
+    # it.
     btyd_dominant: int = 0
     network_dominant: int = 0
 
@@ -601,7 +606,8 @@ class SpendLevel:
         """``; ...`` naming the customers rule 7 counted as a tenth of a total; empty if none."""
         if not (self.btyd_dominant or self.network_dominant):
             return ""
-        return (f"; customers counted as a tenth of the total (each above it): "
+        return (f"; customers counted as a tenth of the total (each above a tenth of the plain "
+                f"total): "
                 f"{self.network_dominant} of the network's, {self.btyd_dominant} of BG/NBD's")
 
     def to_dict(self) -> dict[str, float | None]:
@@ -632,9 +638,13 @@ class CappedTotal:
 
     @property
     def capped(self) -> float:
-        """The total with each dominant customer counted as a tenth of it, in currency."""
-        tenths = DOMINANT_SHARE * (self.total - self.dominant_sum) + self.dominant * self.total
-        return tenths / (DOMINANT_SHARE * _MICRO)
+        """The total with each dominant customer counted as a tenth of the capped total: the
+        others' total over ``1 - dominant / 10``, in currency; the plain total when the dominant
+        customers hold all of it. In floats as the compiled SQL computes it."""
+        rest = self.total - self.dominant_sum
+        if rest <= 0:
+            return float(self.total) / float(_MICRO)
+        return float(DOMINANT_SHARE * rest) / float((DOMINANT_SHARE - self.dominant) * _MICRO)
 
 
 class MicroTotal:

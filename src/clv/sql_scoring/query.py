@@ -379,9 +379,12 @@ def _spend_level(query: _Query, btyd_level_correction: float,
         query.add_layers("scores_with_totals", [
             [(name, f"{total} over ()") for name, total in totals.items()],
             [(name, f"{value} over ()") for name, value in dominant.items()]])
-    capped = {name: (f"cast({DOMINANT_SHARE} * ({name}_micro_total - {name}_dominant_sum) + "
-                     f"{name}_dominant * {name}_micro_total as {sql.double}) / "
-                     f"{literal(DOMINANT_SHARE * _MICRO)}") for name in micro}
+    # clv.level.CappedTotal.capped: the others' total over 1 - dominant / 10.
+    capped = {name: (f"case when {name}_micro_total > {name}_dominant_sum then "
+                     f"cast({DOMINANT_SHARE} * ({name}_micro_total - {name}_dominant_sum) "
+                     f"as {sql.double}) / cast(({DOMINANT_SHARE} - {name}_dominant) * {_MICRO} "
+                     f"as {sql.double}) else cast({name}_micro_total as {sql.double}) / "
+                     f"{literal(float(_MICRO))} end") for name in micro}
     weight = f" + {literal(network_level_weight)}" if network_level_weight else ""
     factor = (f"case when network_micro_total > 0 then {capped['btyd']} * "
               f"{literal(btyd_level_correction)} / ({capped['network']}){weight} else 1.0e0 end")
