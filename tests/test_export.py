@@ -29,6 +29,7 @@ from clv.export import (
 from clv.network import ClvNetwork
 from clv.pipeline.registry import newest_compatible
 from clv.pipeline.settings import RunSettings
+from clv.score import ModelMismatchError
 from clv.train import train
 
 CHANNELS = ("orders", "revenue", "active_days")  # the network order clv_run_settings declares
@@ -285,6 +286,31 @@ def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(a
     clone_artifact(artifact, tmp_path, published, created_at="2025-01-01T00:00:00",
                    period_days=30, horizon_days=meta["horizon_days"] + 1)
     assert newest_compatible(run, features, preferred=published).version == newer
+
+
+@pytest.mark.parametrize("damage", ["truncated", "unreadable_metadata", "onnx_gone"])
+def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path, damage):
+    """The model behind clv_predictions damaged, an intact older one beside it: never stops
+    and names the damage instead of moving the predictions to the older model."""
+    meta = artifact.metadata
+    run = RunSettings(model_dir=tmp_path, retrain="never", horizon_days=meta["horizon_days"],
+                      period_days=30, sequence_periods=meta["n_periods"],
+                      seed=42, static_features=(), channels=CHANNELS)
+    older, published = "20250101T000000Z_aaaaaaaaaa", "20300101T000000Z_bbbbbbbbbb"
+    for version in (older, published):
+        clone_artifact(artifact, tmp_path, version, created_at=f"{version[:4]}-01-01T00:00:00",
+                       period_days=30)
+    onnx_file = tmp_path / f"clv_model_{published}.onnx"
+    if damage == "truncated":
+        onnx_file.write_bytes(onnx_file.read_bytes()[:999])
+    elif damage == "unreadable_metadata":
+        onnx_file.with_suffix(".json").write_text("{")
+    else:
+        onnx_file.unlink()
+    with pytest.raises(ModelMismatchError, match=f"model {published}, the one behind "
+                                                 "clv_predictions, is damaged"):
+        newest_compatible(run, list(meta["features"]), preferred=published)
+    assert newest_compatible(run, list(meta["features"])).version in (older, published)
 
 
 def test_a_model_from_before_a_feature_change_is_named_stale():

@@ -77,6 +77,19 @@ def test_a_wait_longer_than_allowed_stops_with_a_message_naming_the_holder(tmp_p
     assert "take turns" in message and "run again" in message
 
 
+def test_a_model_dir_that_cannot_be_written_names_the_var(tmp_path, monkeypatch):
+    """A read-only clv_model_dir (a mounted volume) stops with a line naming the var and why
+    it must be writable, not an operating-system error about a lock file."""
+    def refused(path, *_):
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(artifacts.os, "open", refused)
+    with pytest.raises(PermissionError, match=f"clv_model_dir {tmp_path} is not writable "
+                                              r"\(Operation not permitted: .*\.lock\)"), \
+            artifacts.locked(tmp_path, log=lambda _: None):
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # Two real builds at once
 

@@ -292,3 +292,39 @@ def test_the_cores_used_are_at_most_the_quota_rounded_up(monkeypatch):
     assert config.available_cores() == 3
     monkeypatch.setattr(config, "cgroup_cpu_limit", lambda: None)
     assert config.available_cores() == 64
+
+
+def test_the_training_step_reads_the_network_at_the_training_thread_count(monkeypatch):
+    """The outputs the calibration and the level are fitted on come from the network run at
+    TrainSettings.num_threads, not at torch's default of one thread per core: a matrix
+    product splits its sums by thread, so on a machine with other cores the same data and
+    seed gave another calibration, level and ONNX file."""
+    from types import SimpleNamespace
+
+    from clv.pipeline import training
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def recording_raw_outputs(*_):
+        seen.append(torch.get_num_threads())
+        raise Stop
+
+    monkeypatch.setattr(training, "read_examples", lambda *_: pa.table({"x": [1.0]}))
+    monkeypatch.setattr(training, "trainable_examples", lambda table, *_: table)
+    monkeypatch.setattr(training.hybrid, "add_features_per_cutoff", lambda table, _: (table, {}))
+    monkeypatch.setattr(train_module, "train",
+                        lambda *_, **__: SimpleNamespace(model=None, spec=None))
+    monkeypatch.setattr(training, "raw_outputs", recording_raw_outputs)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run = SimpleNamespace(model_static_features=(), channels=(), horizon_days=365)
+        with pytest.raises(Stop):
+            training._train(None, None, run, TrainSettings(num_threads=1), "fingerprint")
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [1]

@@ -369,12 +369,19 @@ def locked(model_dir: Path, timeout: float | None = None,
     """
     timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / LOCK_FILE
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666) if fcntl is not None else -1
+    except PermissionError as error:
+        raise PermissionError(
+            f"clv_model_dir {model_dir} is not writable ({error.strerror}: "
+            f"{error.filename}): every build writes its lock, the pins of the models behind "
+            "the predictions and the scoring runs there, clv_retrain 'never' included; point "
+            "clv_model_dir at a writable directory (a copy of this one)") from error
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
-    path = model_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         started = time.monotonic()
         waiting = False

@@ -17,9 +17,10 @@ would train.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,20 @@ class TrainResult:
     @property
     def validation_rows(self) -> int:
         return self.validation.num_rows
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` for the block, then restored. A matrix product
+    splits its sums by thread, so a model's outputs are the same bit for bit only at the same
+    count: everything that trains, calibrates or levels a model runs at the training's
+    (``TrainSettings.num_threads``, 1 by default), whatever the machine's cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def build_network(spec: FeatureSpec, settings: TrainSettings) -> ClvNetwork:
@@ -306,9 +321,7 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
     log(f"training {members} network(s) on {len(train_idx):,} rows ({split_kind} validation: "
         f"{len(valid_idx):,} rows), {len(spec.static)} static features, {spec.n_periods} periods "
         f"x {len(spec.channels)} channels")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(settings.num_threads or available_cores())
-    try:
+    with torch_threads(settings.num_threads or available_cores()):
         set_seed(settings.seed)
         fits = []
         for member in range(members):
@@ -328,8 +341,6 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
         model.eval()
         best_loss, predicted, probability = _validation_outputs(model, v_static, v_sequence,
                                                                 y_valid)
-    finally:
-        torch.set_num_threads(previous_threads)
     best_epoch, epoch = fits[0].best_epoch, fits[0].epochs_run
     history = [dict(row, member=index) for index, fit in enumerate(fits) for row in fit.history]
     normalisation = fits[0].normalisation

@@ -232,9 +232,14 @@ def newest_compatible(run: RunSettings, features: list[str],
     saved and fits this run, else the newest saved model of this warehouse's data that fits,
     or a clear error. Models of other data (and unfinished ones) are never used, so a model
     trained elsewhere into the same directory (an experiment, another target) does not take
-    over the predictions."""
+    over the predictions. A ``preferred`` model whose files are there but damaged (modified,
+    truncated, unreadable metadata, one file of the pair gone) is an error, not a reason to
+    score with another model: the predictions would move to an older model without a word."""
     saved = list_artifacts(run.model_dir)
     broken = broken_artifacts(run.model_dir)
+    if preferred is not None:
+        _refuse_if_damaged(run.model_dir, preferred,
+                           listed=any(a.version == preferred for a in saved))
     if run.data_signature:
         others = {a.version: problem for a in saved
                   if (problem := data_problem(a, run)) is not None}
@@ -266,6 +271,21 @@ def newest_compatible(run: RunSettings, features: list[str],
     raise ModelMismatchError(
         "clv_retrain is 'never' but no saved model fits this run (set clv_retrain to 'auto' to "
         "train one): " + " | ".join((problems + broken)[:3]))
+
+
+def _refuse_if_damaged(model_dir: Path, version: str, listed: bool) -> None:
+    """ModelMismatchError when model ``version``'s files are in ``model_dir`` but cannot be
+    loaded intact (whatever the run's settings); nothing when it loads, or has no file there."""
+    files = [Path(model_dir) / f"{PREFIX}{version}{suffix}" for suffix in (".onnx", ".json")]
+    if not listed and not any(path.exists() for path in files):
+        return
+    try:
+        load_verified(model_dir, version)
+    except ModelMismatchError as error:
+        raise ModelMismatchError(
+            f"clv_retrain is 'never' but model {version}, the one behind clv_predictions, is "
+            f"damaged: {error}; restore its files, or set clv_retrain to 'auto' to train a new "
+            "one") from error
 
 
 def current_version(registry: pd.DataFrame) -> str:

@@ -38,6 +38,7 @@ from clv.config import (
     ID_COLUMN,
     LABEL_COLUMN,
     TrainSettings,
+    available_cores,
 )
 from clv.data import sorted_examples, stable_floats
 from clv.pipeline.log import dbt_debug, dbt_log
@@ -386,8 +387,9 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     from clv import calibration as calibration_rules
     from clv.export import export_model, update_metadata
     from clv.pipeline.explanations import training_metadata
-    from clv.train import train
+    from clv.train import torch_threads, train
 
+    threads = settings.num_threads or available_cores()
     table = read_examples(warehouse, examples, run)
     table = trainable_examples(table, run, settings)
     dbt_log(f"training on {table.num_rows:,} example rows")
@@ -395,7 +397,8 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     _log_btyd_fits(fits)
     result = train(table, run.model_static_features, settings, log=dbt_log,
                    channels=run.channels, detail=dbt_debug)
-    outputs = raw_outputs(result.model, table, result.spec)
+    with torch_threads(threads):  # the same outputs on any machine (clv.train.torch_threads)
+        outputs = raw_outputs(result.model, table, result.spec)
     validation = validation_mask(table, result)
     # The reported metrics read the validation rows, so the calibration they are computed with
     # is fitted on the other rows (the training cutoffs). The model that scores is calibrated
@@ -418,7 +421,8 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
         level.growth_per_day(trailing_year_revenue(table, validation)))
     # The season multiplies the total (the level below) and, through it, the purchase rate at
     # scoring (clv.level rule 6): the graph's probability is the calibration window's.
-    production = calibrate(result, outputs.take(rows))
+    with torch_threads(threads):
+        production = calibrate(result, outputs.take(rows))
     where = ("the same window a year back" if rows is not validation
              else "the validation cutoff" if result.validation_split == "latest_cutoff"
              else "the held-out customers")
