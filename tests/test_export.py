@@ -265,6 +265,20 @@ def test_parity_where_a_purchase_is_almost_certain_or_almost_impossible(result, 
                                spend.numpy(), rtol=1e-4)
 
 
+def _never_with_two_models(artifact, directory: Path) -> tuple[RunSettings, tuple[str, str]]:
+    """clv_retrain never's settings for ``artifact``, and two copies of it in ``directory``
+    (an older and a newer version, in that order)."""
+    meta = artifact.metadata
+    run = RunSettings(model_dir=directory, retrain="never", horizon_days=meta["horizon_days"],
+                      period_days=30, sequence_periods=meta["n_periods"],
+                      seed=42, static_features=(), channels=CHANNELS)
+    versions = ("20250101T000000Z_aaaaaaaaaa", "20300101T000000Z_bbbbbbbbbb")
+    for version in versions:
+        clone_artifact(artifact, directory, version, created_at=f"{version[:4]}-01-01T00:00:00",
+                       period_days=30)
+    return run, versions
+
+
 def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(artifact,
                                                                               tmp_path):
     """clv_retrain never keeps the model of clv_predictions when a newer model of the same data
@@ -272,13 +286,7 @@ def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(a
     model scores only when that one is gone or no longer fits."""
     meta = artifact.metadata
     features = list(meta["features"])
-    run = RunSettings(model_dir=tmp_path, retrain="never", horizon_days=meta["horizon_days"],
-                      period_days=30, sequence_periods=meta["n_periods"],
-                      seed=42, static_features=(), channels=CHANNELS)
-    published, newer = "20250101T000000Z_aaaaaaaaaa", "20300101T000000Z_bbbbbbbbbb"
-    for version in (published, newer):
-        clone_artifact(artifact, tmp_path, version, created_at=f"{version[:4]}-01-01T00:00:00",
-                       period_days=30)
+    run, (published, newer) = _never_with_two_models(artifact, tmp_path)
     assert newest_compatible(run, features).version == newer
     assert newest_compatible(run, features, preferred=published).version == published
     assert newest_compatible(run, features, preferred="20990101T000000Z_gone").version == newer
@@ -293,13 +301,7 @@ def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path
     """The model behind clv_predictions damaged, an intact older one beside it: never stops
     and names the damage instead of moving the predictions to the older model."""
     meta = artifact.metadata
-    run = RunSettings(model_dir=tmp_path, retrain="never", horizon_days=meta["horizon_days"],
-                      period_days=30, sequence_periods=meta["n_periods"],
-                      seed=42, static_features=(), channels=CHANNELS)
-    older, published = "20250101T000000Z_aaaaaaaaaa", "20300101T000000Z_bbbbbbbbbb"
-    for version in (older, published):
-        clone_artifact(artifact, tmp_path, version, created_at=f"{version[:4]}-01-01T00:00:00",
-                       period_days=30)
+    run, (older, published) = _never_with_two_models(artifact, tmp_path)
     onnx_file = tmp_path / f"clv_model_{published}.onnx"
     if damage == "truncated":
         onnx_file.write_bytes(onnx_file.read_bytes()[:999])
