@@ -208,9 +208,7 @@ def test_growth_per_day_from_trailing_years():
 
 
 def test_seasonal_factor_from_revenue_removes_growth():
-    def intensity(day: date) -> float:  # a smooth yearly wave peaking on the 1st of December
-        return 1.0 + 0.6 * math.cos(2 * math.pi * ((day - date(2000, 12, 1)).days % 365) / 365)
-
+    intensity = _yearly_wave
     as_of, horizon = date(2023, 9, 30), 91
     growth = 0.4  # a year
     periods = [_monthly_revenue(as_of - timedelta(days=horizon + 23 * k), 12, intensity, growth)
@@ -252,6 +250,58 @@ def test_seasonal_factor_from_revenue_only_when_it_applies():
     assert not yearly.applied
     flat = level.revenue_seasonal_factor(periods, horizon, as_of, 1000, reference, 0.0)
     assert flat.applied and flat.factor == pytest.approx(1.0)
+
+
+def _yearly_wave(day: date) -> float:  # a smooth yearly wave peaking on the 1st of December
+    return 1.0 + 0.6 * math.cos(2 * math.pi * ((day - date(2000, 12, 1)).days % 365) / 365)
+
+
+def _seasonal_model(as_of: date, horizon: int, intensity, growth: float) -> dict:
+    """A saved model's level metadata with a seasonal level and the revenue behind it."""
+    periods = [_monthly_revenue(as_of - timedelta(days=horizon + 23 * k), 12, intensity, growth)
+               for k in range(8)]
+    return {"horizon_days": horizon, "btyd_level_correction": 0.8, "network_level_weight": 0.3,
+            "spend_level": {"seasonal": True,
+                            "season_revenue": level.season_revenue(periods, growth / 365,
+                                                                   as_of)}}
+
+
+def test_a_seasonal_level_follows_the_scoring_date():
+    """Rule 9: a model trained at the end of September for the peak window (October-
+    December), scored at the end of December (never, a backfill), carries last year's
+    January-March over October-December, the business's growth left out; scored at its own
+    date, nothing moves."""
+    trained, horizon, growth = date(2023, 9, 30), 91, 0.4
+    model = _seasonal_model(trained, horizon, _yearly_wave, growth)
+    assert level.season_shift(model, trained) == level.SeasonShift(1.0)
+    assert level.level_coefficients(model, trained) == (0.8, 0.3)
+    assert level.level_coefficients(model) == (0.8, 0.3)
+
+    def window(start: date) -> float:
+        return sum(_yearly_wave(start + timedelta(days=d)) for d in range(1, horizon + 1))
+
+    for scored in (date(2023, 12, 31), date(2023, 6, 30)):
+        expected = window(scored - timedelta(days=365)) / window(date(2022, 9, 30))
+        moved = level.season_shift(model, scored)
+        assert moved.factor == pytest.approx(expected, rel=0.03), scored
+        assert "rule 9" in moved.note
+        assert level.level_coefficients(model, scored) == pytest.approx(
+            (0.8 * moved.factor, 0.3 * moved.factor), rel=1e-12)
+    assert level.season_shift(model, date(2023, 12, 31)).factor < 0.8
+
+
+def test_a_seasonal_level_stays_where_the_revenue_does_not_reach():
+    trained, horizon = date(2023, 9, 30), 91
+    model = _seasonal_model(trained, horizon, _yearly_wave, 0.0)
+    later = level.season_shift(model, date(2024, 9, 30))  # last year's window not kept
+    assert later.factor == 1.0 and "retrain" in later.note
+    flat = _seasonal_model(trained, horizon, lambda d: 1.0, 0.0)
+    assert level.season_shift(flat, date(2023, 12, 31)).factor == pytest.approx(1.0)
+    plain = {**model, "spend_level": {**model["spend_level"], "seasonal": False}}
+    assert level.season_shift(plain, date(2023, 12, 31)) == level.SeasonShift(1.0)
+    yearly = {**model, "horizon_days": 365}
+    assert level.season_shift(yearly, date(2023, 12, 31)) == level.SeasonShift(1.0)
+    assert level.season_shift({"btyd_level_correction": 0.8}, date(2023, 12, 31)).factor == 1.0
 
 
 # Rule 6: the distribution follows the level. Every check against plain numpy (log1p/expm1),

@@ -84,6 +84,17 @@ each of them tested in ``tests/test_level_rules.py``:
    into the p10-p90 range of a segment's total. With few backtests it is a rough figure;
    without any, the one bias seen on the window the level is carried from stands in.
 
+9. **A seasonal level follows the scoring date** (:func:`season_shift`). A seasonal level
+   (rule 2 or 5) is the season of the window after the model's own as-of date ``T``; scored at
+   another date ``d`` (``clv_retrain: never``, a backfill), the window is another season. The
+   model saves the revenue per period that its training examples hold (``season_revenue``),
+   and both coefficients are multiplied by last year's revenue in ``d``'s window over last
+   year's revenue in ``T``'s, less the trend over ``d - T`` days (within
+   :data:`SEASONAL_FACTOR_BOUNDS`): a model trained at the end of September and scored at the
+   end of December reads December's peak instead of carrying October's quiet. A date whose
+   window last year the saved revenue does not cover keeps ``T``'s level, with a log line
+   saying to retrain. At ``d = T``, and for a level without season, the factor is 1.
+
 Why it generalises: nothing is tuned to a data set. Every number comes from the data's own
 windows, a correction has to have held in earlier windows to be applied, and the network's
 level, which can drift far when the as-of population differs from the training cutoffs' (a
@@ -512,13 +523,70 @@ def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
     return math.sqrt(variance) if variance > 0.0 else None
 
 
-def level_coefficients(metadata: Mapping[str, Any]) -> tuple[float, float]:
-    """``(btyd_level_correction, network_level_weight)`` of a saved model; a model saved
-    before the network's weight existed has none (0), one without a correction 1.0."""
+def season_revenue(periods: Sequence[RevenuePeriods], growth_per_day_: float | None,
+                   as_of: date) -> dict[str, Any]:
+    """What rule 9 reads at scoring, as saved in the model metadata (``spend_level``)."""
+    return {"as_of": as_of.isoformat(), "growth_per_day": growth_per_day_,
+            "periods": [{"cutoff": p.cutoff.isoformat(), "period_days": p.period_days,
+                         "revenue": list(p.revenue)} for p in periods]}
+
+
+@dataclass(frozen=True)
+class SeasonShift:
+    """Rule 9's factor on a saved model's level at a scoring date, and why."""
+
+    factor: float
+    note: str | None = None  # a log line when the date is not the model's own
+
+
+def season_shift(metadata: Mapping[str, Any], as_of: date | None) -> SeasonShift:
+    """Rule 9: the factor on a seasonal level for scoring at ``as_of`` (see the module
+    docstring); 1 at the model's own as-of date, without a seasonal level, or for a model
+    saved before the revenue was kept."""
+    spend = metadata.get("spend_level") or {}
+    saved = spend.get("season_revenue")
+    horizon = int(metadata.get("horizon_days") or 0)
+    if as_of is None or not spend.get("seasonal") or not saved or horizon >= YEAR_DAYS:
+        return SeasonShift(1.0)
+    trained = date.fromisoformat(saved["as_of"])
+    shift = (as_of - trained).days
+    if shift == 0:
+        return SeasonShift(1.0)
+    year = timedelta(days=YEAR_DAYS)
+    windows = [(day - year, day - year + timedelta(days=horizon)) for day in (as_of, trained)]
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    periods = [RevenuePeriods(date.fromisoformat(p["cutoff"]), int(p["period_days"]),
+                              tuple(float(v) for v in p["revenue"])) for p in saved["periods"]]
+    covering = [p for p in periods if p.covers(start, end)]
+    growth = saved.get("growth_per_day")
+    if not covering or growth is None:
+        return SeasonShift(1.0, f"the seasonal level is the season of the model's as-of date "
+                                f"{trained}; the revenue it was trained on does not reach "
+                                f"last year's window of {as_of}, so the level is left as it is: "
+                                "retrain for this date (clv_retrain 'auto' or 'always')")
+    chosen = max(covering, key=lambda p: p.cutoff)
+    now, then = chosen.between(*windows[0]), chosen.between(*windows[1])
+    if not (now > 0 and then > 0):
+        return SeasonShift(1.0, f"no revenue a year before {as_of} or {trained}: the seasonal "
+                                f"level of {trained} is left as it is")
+    low, high = SEASONAL_FACTOR_BOUNDS
+    factor = float(np.clip(now / then / math.exp(growth * shift), low, high))
+    return SeasonShift(factor, f"the seasonal level of the model's as-of date {trained} moved "
+                               f"to {as_of}: last year's revenue in the two windows "
+                               f"({now:,.0f} / {then:,.0f}, less the trend over {shift} days): "
+                               f"factor {factor:.4f} (clv.level rule 9)")
+
+
+def level_coefficients(metadata: Mapping[str, Any],
+                       as_of: date | None = None) -> tuple[float, float]:
+    """``(btyd_level_correction, network_level_weight)`` of a saved model, for scoring at
+    ``as_of`` (rule 9; none: the model's own date); a model saved before the network's
+    weight existed has none (0), one without a correction 1.0."""
     correction = metadata.get("btyd_level_correction")
     weight = metadata.get("network_level_weight")
-    return (float(correction) if correction is not None else 1.0,
-            float(weight) if weight is not None else 0.0)
+    factor = season_shift(metadata, as_of).factor
+    return (float(correction) * factor if correction is not None else factor,
+            float(weight) * factor if weight is not None else 0.0)
 
 
 def model_rate_factor(metadata: Mapping[str, Any]) -> float:

@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +318,10 @@ class ScoringPlan:
     in_sql_model: bool = False
     note: str | None = None  # why sql was asked for and onnxruntime scores, when it does
 
+    @property
+    def as_of(self) -> date:
+        return date.fromisoformat(str(self.as_of_date)[:10])
+
     def to_table(self) -> pa.Table:
         row = {"model_version": self.model_version, "as_of_date": self.as_of_date,
                "horizon_days": self.horizon_days, "customers": self.customers,
@@ -380,6 +384,9 @@ def plan(warehouse: Warehouse, examples: Any, registry: pd.DataFrame,
                             horizon_days=run.horizon_days, customers=customers, btyd_fit=fit,
                             btyd_fit_customers=fit_customers, scoring_engine="onnxruntime",
                             build_key=build)
+    shift = level.season_shift(model.metadata, onnx_plan.as_of)
+    if shift.note:
+        dbt_log(shift.note)
     if run.scoring_engine != "sql":
         return onnx_plan
     return with_query(warehouse, examples, onnx_plan, run, model)
@@ -397,7 +404,7 @@ def with_query(warehouse: Warehouse, examples: Any, scoring: ScoringPlan, run: R
                          "; set clv_scoring_engine to onnxruntime")
     floats = [f.name for f in warehouse.schema(examples) if pa.types.is_floating(f.type)]
     version = scoring.model_version
-    correction, weight = level.level_coefficients(model.metadata)
+    correction, weight = level.level_coefficients(model.metadata, scoring.as_of)
     try:
         text = compiled.compile_scoring_sql(run.model_dir, version, EXAMPLES_TABLE, dialect,
                                             btyd_fit=scoring.btyd_fit,
@@ -468,7 +475,7 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
                 f"{time.perf_counter() - started:.1f} s")
     try:
         spend = level.from_totals(totals["btyd_expected_spend"], totals["network_clv"],
-                                  *level.level_coefficients(model.metadata),
+                                  *level.level_coefficients(model.metadata, scoring.as_of),
                                   level.model_rate_factor(model.metadata))
         path = _save_run(scoring, spend, scored_at, run.model_dir)
     except BaseException:
@@ -498,11 +505,11 @@ def _save_run(scoring: ScoringPlan, spend: level.SpendLevel, scored_at: datetime
     return record.save(model_dir)
 
 
-def _sql_spend_level(warehouse: Warehouse, scores: Any, metadata: dict[str, Any]
+def _sql_spend_level(warehouse: Warehouse, scores: Any, metadata: dict[str, Any], as_of: date
                      ) -> tuple[level.SpendLevel, datetime | None]:
     """The spend level the compiled query applied, from the totals of its scores (added up in
     the warehouse exactly as the query adds them) and the model's level coefficients
-    (``metadata``), and the query's scoring time."""
+    (``metadata``) at ``as_of``, and the query's scoring time."""
     from clv.sql_scoring import query as compiled
 
     dialect = warehouse.scoring_dialect or "duckdb"
@@ -518,7 +525,7 @@ def _sql_spend_level(warehouse: Warehouse, scores: Any, metadata: dict[str, Any]
                                                   int(capped[f"{column}_dominant_sum"] or 0),
                                                   int(capped[f"{column}_dominant"] or 0))
                                 for name, column in columns.items()),
-                              *level.level_coefficients(metadata),
+                              *level.level_coefficients(metadata, as_of),
                               level.model_rate_factor(metadata))
     return spend, totals["scored_at"]
 
@@ -534,7 +541,7 @@ def record(warehouse: Warehouse, scores: Any, scoring: ScoringPlan,
     if scoring.scoring_sql is not None:
         # the plan verified the model file; the level needs only its metadata
         metadata = load_artifact(model_dir, scoring.model_version).metadata
-        spend, scored_at = _sql_spend_level(warehouse, scores, metadata)
+        spend, scored_at = _sql_spend_level(warehouse, scores, metadata, scoring.as_of)
         path = _save_run(scoring, spend, scored_at or _now(), model_dir)
         dbt_log(f"spend level: factor {spend.spend_factor:.6f}{spend.dominance_note()}; "
                 f"scoring run saved as {path}")

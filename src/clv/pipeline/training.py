@@ -416,9 +416,10 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     rows = calibration_rows(table, validation, level.level_source(windows, run.horizon_days,
                                                                   as_of))
     reference, history = level.reference_for(windows, run.horizon_days, as_of)
-    season = level.revenue_seasonal_factor(
-        revenue_periods(table, run), run.horizon_days, as_of, history, reference,
-        level.growth_per_day(trailing_year_revenue(table, validation)))
+    periods = revenue_periods(table, run)
+    growth = level.growth_per_day(trailing_year_revenue(table, validation))
+    season = level.revenue_seasonal_factor(periods, run.horizon_days, as_of, history, reference,
+                                           growth)
     # The season multiplies the total (the level below) and, through it, the purchase rate at
     # scoring (clv.level rule 6): the graph's probability is the calibration window's.
     with torch_threads(threads):
@@ -454,7 +455,9 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
             "reported": {**reported.to_dict(), "fitted_on": "training cutoffs"}},
         "btyd_level_correction": estimate.btyd_level_correction,
         "network_level_weight": estimate.network_level_weight,
-        "spend_level": estimate.to_metadata(),
+        # with the revenue rule 9 moves a seasonal level to another scoring date by
+        "spend_level": {**estimate.to_metadata(),
+                        "season_revenue": level.season_revenue(periods, growth, as_of)},
         "btyd_fits": {cutoff: fit.to_dict() for cutoff, fit in fits.items()},
         "validation_metrics": {k: v for k, v in network.items() if k != "predictor"},
         "evaluation": evaluation,

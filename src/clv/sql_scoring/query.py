@@ -33,7 +33,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -468,13 +468,15 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         btyd_fit: BG/NBD + Gamma-Gamma at the as-of date; default the fit saved in the scoring
             run (``scoring_run``, else the run of ``version`` at ``as_of_date``).
         horizon_days: default the scoring run's, else the model's.
-        btyd_level_correction: default the model's (1.0 when it has none), as scoring uses.
+        btyd_level_correction: default the model's (1.0 when it has none) at the scoring
+            run's date, else at ``as_of_date`` (:func:`clv.level.season_shift`), as scoring
+            uses.
         as_of_date: ISO date of the scoring run to read the fit from.
         scored_at: the ``scored_at`` value; default the engine's clock (UTC) at run time.
         float_columns: the source columns of a floating type, which scoring rounds to 6
             decimals; default every column (the same for integers and decimals of up to 6
             places).
-        network_level_weight: default the model's (0 when it has none), as scoring uses.
+        network_level_weight: default the model's (0 when it has none), likewise.
         model_rate_factor: the purchase-rate factor inside the model's probability; default
             the model's (:func:`clv.level.model_rate_factor`), as scoring uses.
         saved_level: the spend level of the scoring run (and its ``scored_at`` unless
@@ -520,7 +522,9 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
         scored_at = scored_at or datetime.fromisoformat(run.scored_at)
     if horizon_days is None:
         horizon_days = int(metadata["horizon_days"])
-    saved_correction, saved_weight = level_coefficients(metadata)
+    scoring_date = run.as_of_date if run is not None else as_of_date
+    saved_correction, saved_weight = level_coefficients(
+        metadata, date.fromisoformat(str(scoring_date)[:10]) if scoring_date else None)
     if btyd_level_correction is None:
         btyd_level_correction = saved_correction
     if network_level_weight is None:
