@@ -146,19 +146,24 @@ def build(data: DataSet, seed: int, extra_vars: dict | None = None) -> tuple[Pat
     return database, model_dir
 
 
+def actual_spend_sql(as_of: str, horizon_days: int) -> str:
+    """SQL: each customer's floored net spend (``actual``) in the horizon after ``as_of``, from
+    the build's classified transactions (the rows after the as-of date included)."""
+    return f"""
+        select customer_id, greatest(round(sum(amount), 6), 0) as actual
+        from int_clv__transactions_classified
+        where (exclusion_reason is null or exclusion_reason = 'after_as_of_date')
+          and transacted_date > date '{as_of}'
+          and transacted_date <= date '{as_of}' + {horizon_days}
+        group by customer_id"""
+
+
 def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
     """One row per predictor: the metrics on the holdout (the network's distribution metrics
     on its row only)."""
     with duckdb.connect(str(database), read_only=True) as connection:
         frame = connection.sql(f"""
-            with actual as (
-                select customer_id, greatest(round(sum(amount), 6), 0) as actual
-                from int_clv__transactions_classified
-                where (exclusion_reason is null or exclusion_reason = 'after_as_of_date')
-                  and transacted_date > date '{data.as_of}'
-                  and transacted_date <= date '{data.as_of}' + {data.horizon_days}
-                group by customer_id
-            )
+            with actual as ({actual_spend_sql(data.as_of, data.horizon_days)})
             select p.customer_id, p.predicted_clv, p.purchase_probability,
                    p.predicted_clv_p10, p.predicted_clv_p90,
                    e.frequency, e.recency_days, e.t_days, e.monetary_value,

@@ -414,6 +414,44 @@ def test_an_as_of_date_further_past_the_data_than_it_was_ever_quiet_warns(projec
     assert status("2011-12-31") == "warn"
 
 
+@pytest.mark.slow
+def test_a_last_day_apart_from_the_data_warns(project):
+    """An invoice whose year is mistyped (2013 for 2011) is the last usable day before today,
+    so with clv_as_of_date left out it is the as-of date, and every customer would read as
+    quiet for two years: the spell before it is longer than a week and than any before it
+    (55 days), and dbt warns. The invoices alone pass."""
+    path = project.workdir / "invoices_typo.csv"
+
+    def status(invoices) -> str:
+        _retail_frame(invoices).to_csv(path, index=False)
+        result = project.build(vars={**VARS, "clv_transactions": str(path),
+                                     "clv_as_of_date": ""}, select="+int_clv__as_of_date")
+        return {r.node.name: str(r.status) for r in result.result}[
+            "clv_last_transaction_day_follows_the_data"]
+
+    assert status(INVOICES) == "pass"
+    assert status([*INVOICES, ("581999", "6/14/2013 9:00", 17850, 1, 2.0)]) == "warn"
+    assert project.query("select cast(as_of_date as varchar) as day, longest_earlier_quiet_days "
+                         "as q from int_clv__as_of_date").values.tolist() == [["2013-06-14", 55]]
+
+
+@pytest.mark.slow
+def test_sales_written_as_negative_amounts_warn(project):
+    """An export with the opposite sign convention (sales negative, refunds positive) would be
+    read with its refunds as the purchases: dbt warns when refunds outnumber purchases."""
+    path = project.workdir / "invoices_negated.csv"
+
+    def status(invoices) -> str:
+        _retail_frame(invoices).to_csv(path, index=False)
+        result = project.build(vars={**VARS, "clv_transactions": str(path)})
+        return {r.node.name: str(r.status) for r in result.result}[
+            "clv_amounts_are_mostly_purchases"]
+
+    assert status(INVOICES) == "pass"
+    assert status([(number, at, customer, -quantity, price)
+                   for number, at, customer, quantity, price in INVOICES]) == "warn"
+
+
 def _number_regex() -> str:
     """clv_number_regex (macros/clv_to_number.sql), the text PostgreSQL and Spark read as a
     number, rendered with plain Jinja (its ``return`` as the identity)."""

@@ -11,7 +11,10 @@
     With them, how current the data is at the as-of date: the last usable day on or before it,
     and the longest quiet spell before that (the most days from one usable day to the next), so
     that a test can warn when the as-of date lies further past the data than the data was ever
-    quiet (a source that stopped loading, read as every customer going quiet).
+    quiet (a source that stopped loading, read as every customer going quiet); and the quiet
+    spell before the last usable day beside the longest before it, so that a test can warn
+    when the last day stands apart from the rest (a mistyped year, 2025 for 2023, becomes the
+    as-of date and every customer reads as gone quiet for the years between).
 -#}
 
 with
@@ -58,13 +61,33 @@ days_to_as_of as (
 
 ),
 
+quiet_spells as (
+
+    select
+        transacted_date,
+        {{ clv_days_between('previous_date', 'transacted_date') }} as quiet_days
+
+    from days_to_as_of
+
+),
+
 recency as (
 
     select
         max(transacted_date) as last_transaction_date,
-        max({{ clv_days_between('previous_date', 'transacted_date') }}) as longest_quiet_days
+        max(quiet_days) as longest_quiet_days,
+        {{ clv_arg_max('quiet_days', 'transacted_date') }} as quiet_days_before_last
 
-    from days_to_as_of
+    from quiet_spells
+
+),
+
+earlier as (
+
+    select max(quiet_spells.quiet_days) as longest_earlier_quiet_days
+
+    from quiet_spells
+    inner join recency on quiet_spells.transacted_date < recency.last_transaction_date
 
 ),
 
@@ -75,10 +98,13 @@ final as (
         dates.first_transaction_date,
         recency.last_transaction_date,
         {{ clv_days_between('recency.last_transaction_date', 'dates.as_of_date') }} as days_since_last_transaction,
-        recency.longest_quiet_days
+        recency.longest_quiet_days,
+        recency.quiet_days_before_last,
+        earlier.longest_earlier_quiet_days
 
     from dates
     cross join recency
+    cross join earlier
 
 )
 
