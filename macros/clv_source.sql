@@ -37,11 +37,19 @@
             {{ clv_fail(var_name, "a file path must not contain quotes or ';'") }}
         {% endif %}
         {#- DuckDB's own error for a missing file names neither the var nor where a relative
-            path is read from; its glob tells first (local paths: a URL is the reader's). -#}
-        {% if execute and target.type == 'duckdb' and '://' not in value
-              and run_query("select count(*) from glob('" ~ value ~ "')").columns[0].values()[0] == 0 %}
-            {{ clv_fail(var_name, "no file matches '" ~ value ~ "' (a relative path is read from the "
-                                  ~ "directory dbt runs in)") }}
+            path is read from; its glob tells first (local paths: a URL is the reader's). A
+            directory named like a Parquet file (as Spark writes one: orders.parquet/part-*.parquet)
+            is read as the Parquet files under it. -#}
+        {% if execute and target.type == 'duckdb' and '://' not in value %}
+            {% set matches = run_query("select count(*) from glob('" ~ value ~ "')").columns[0].values()[0] %}
+            {% set inside = value.rstrip('/') ~ '/**/*.parquet' %}
+            {% if matches == 0 and modules.re.search('\\.parquet/?$', value, modules.re.IGNORECASE)
+                  and run_query("select count(*) from glob('" ~ inside ~ "')").columns[0].values()[0] > 0 %}
+                {% set value = inside %}
+            {% elif matches == 0 %}
+                {{ clv_fail(var_name, "no file matches '" ~ value ~ "' (a relative path is read from the "
+                                      ~ "directory dbt runs in)") }}
+            {% endif %}
         {% endif %}
         {{ return(adapter.dispatch('clv_read_file', 'clv')(value)) }}
     {% endif %}

@@ -350,6 +350,22 @@ def test_an_empty_file_stops_with_one_line_naming_the_var(project):
 
 
 @pytest.mark.slow
+def test_a_parquet_directory_is_read_as_its_files(project):
+    """A directory named like a Parquet file, as Spark writes one (orders.parquet/part-*),
+    holding a partition folder: its files are the transactions, not "no file matches"."""
+    directory = project.workdir / "orders.parquet"
+    frame = _retail_frame()
+    half = len(frame) // 2
+    (directory / "part=1").mkdir(parents=True, exist_ok=True)
+    frame.iloc[:half].to_parquet(directory / "part-00000.parquet", index=False)
+    frame.iloc[half:].to_parquet(directory / "part=1" / "part-00001.parquet", index=False)
+    project.build(vars={**VARS, "clv_transactions": str(directory)},
+                  select="stg_clv__transactions")
+    staged = project.query("select count(*) as n from stg_clv__transactions")
+    assert staged.n.tolist() == [len(frame)]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("var_name", ["clv_transactions", "clv_events"])
 def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
     result = project.build(vars={**VARS, var_name: "no_such_dir/orders.csv"},
@@ -362,26 +378,31 @@ def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
             "directory dbt runs in)") in line, line
 
 
+def _build_with_events_and_signups(project, event_times: list[str],
+                                   signups: list[str]) -> object:
+    """The staging of the invoices with three customers' events at ``event_times`` and
+    sign-ups on ``signups`` (customers 17850, 13047, 14527)."""
+    transactions = project.workdir / "invoices.csv"
+    _retail_frame().to_csv(transactions, index=False)
+    ids = ["17850", "13047", "14527"]
+    events, customers = project.workdir / "events.csv", project.workdir / "customers.csv"
+    pd.DataFrame({"customer_id": ids, "event_at": event_times,
+                  "event_type": ["page_view"] * 3}).to_csv(events, index=False)
+    pd.DataFrame({"customer_id": ids, "signup_date": signups, "country": ["UK"] * 3,
+                  "age_band": ["25-34"] * 3}).to_csv(customers, index=False)
+    return project.build(vars={**VARS, "clv_transactions": str(transactions),
+                               "clv_events": str(events), "clv_customers": str(customers)},
+                         select="stg_clv__events stg_clv__customers")
+
+
 @pytest.mark.slow
 def test_events_and_signups_written_like_the_transactions_are_read(project):
     """An export writes its events and sign-up dates as it writes its transactions
     (M/D/YYYY H:MM): clv_timestamp_format reads them too, a bare date in the format's date
     part (M/D/YYYY) too, and ISO text is still read."""
-    transactions = project.workdir / "invoices.csv"
-    _retail_frame().to_csv(transactions, index=False)
-    events = project.workdir / "events.csv"
-    pd.DataFrame({"customer_id": ["17850", "13047", "14527"],
-                  "event_at": ["6/20/2011 9:05", "6/21/2011 18:30", "2011-06-22 10:00:00"],
-                  "event_type": ["page_view"] * 3}).to_csv(events, index=False)
-    customers = project.workdir / "customers.csv"
-    pd.DataFrame({"customer_id": ["17850", "13047", "14527"],
-                  "signup_date": ["11/3/2010 12:00", "2010-11-04", "11/5/2010"],
-                  "country": ["UK"] * 3, "age_band": ["25-34"] * 3}).to_csv(customers,
-                                                                          index=False)
-
-    project.build(vars={**VARS, "clv_transactions": str(transactions),
-                        "clv_events": str(events), "clv_customers": str(customers)},
-                  select="stg_clv__events stg_clv__customers")
+    _build_with_events_and_signups(
+        project, ["6/20/2011 9:05", "6/21/2011 18:30", "2011-06-22 10:00:00"],
+        ["11/3/2010 12:00", "2010-11-04", "11/5/2010"])
 
     staged_events = project.query("select customer_id, cast(event_at as varchar) as at "
                                   "from stg_clv__events order by customer_id")
@@ -392,6 +413,20 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
                             "from stg_clv__customers order by customer_id")
     assert signups.values.tolist() == [["13047", "2010-11-04"], ["14527", "2010-11-05"],
                                        ["17850", "2010-11-03"]]
+
+
+@pytest.mark.slow
+def test_event_times_and_signups_no_format_reads_warn(project):
+    """Events written another way than the transactions (12-hour clock) are read by no
+    format: each such row warns, instead of the events counting in no feature without a word;
+    a blank time and a blank sign-up are missing values, not unreadable ones."""
+    result = _build_with_events_and_signups(
+        project, ["06/20/2011 09:05 AM", "06/21/2011 06:30 PM", " "],
+        ["Nov 3rd 2010", "2010-11-04", ""])
+    warned = {r.node.name: (str(r.status), r.failures) for r in result.result
+              if r.node.name.endswith("_are_read")}
+    assert warned == {"clv_event_times_are_read": ("warn", 2),
+                      "clv_signup_dates_are_read": ("warn", 1)}
 
 
 @pytest.mark.slow

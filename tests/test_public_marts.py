@@ -156,7 +156,8 @@ def test_segment_summary_matches_a_pandas_recomputation(project):
 def test_a_customer_over_a_tenth_of_the_total_is_named_by_the_level_warning(dbt_project):
     """clv_predictions_no_customer_holds_a_tenth (severity warn): the customers predicted to
     hold more than a tenth of the total, whose own value rests on the network alone (the spend
-    level counts each as a tenth of its totals, clv.level rule 7)."""
+    level counts each as a tenth of its capped totals, clv.level rule 7), when more than ten
+    customers have a value."""
     import duckdb
 
     test = ("{{ test_clv_no_dominant_customer(model='predictions', column='predicted_clv', "
@@ -164,8 +165,10 @@ def test_a_customer_over_a_tenth_of_the_total_is_named_by_the_level_warning(dbt_
     result = dbt_project.run("compile", extra=["--inline", test])
     sql = result.result.results[0].node.compiled_code
     with duckdb.connect() as connection:
-        for shares, flagged in (([90.0, 5.0, 5.0], ["a"]), ([9.0] * 10 + [10.0], []),
-                                ([0.0, 0.0], [])):
+        # ten customers or fewer with a value: each holds a tenth or more, nobody stands out
+        for shares, flagged in (([90.0] + [1.0] * 10, ["a"]), ([9.0] * 10 + [10.0], []),
+                                ([0.0, 0.0], []), ([90.0, 5.0, 5.0], []),
+                                ([90.0, 0.0] + [1.0] * 9, [])):
             values = [(chr(ord("a") + i), v) for i, v in enumerate(shares)]
             connection.execute("create or replace table predictions (customer_id varchar, "
                                "predicted_clv double)")

@@ -4,7 +4,8 @@
     spend level reads (clv.level rule 7), so the others' values do not follow the network's
     error on it, but its own prediction rests on the network alone. Configured with severity
     warn on clv_predictions: the console then counts those customers, and the README says what
-    to do.
+    to do. With no more customers of a positive value than 1 / `share` (ten), someone always
+    holds that share and nobody stands out: nothing is returned.
 -#}
 {% test clv_no_dominant_customer(model, column, share) %}
 
@@ -12,7 +13,11 @@ with
 
 totals as (
 
-    select sum({{ column }}) as total from {{ model }}
+    select
+        sum({{ column }}) as total,
+        count(case when {{ column }} > 0 then 1 end) as valued
+
+    from {{ model }}
 
 )
 
@@ -24,6 +29,7 @@ select
 from {{ model }} as predictions
 cross join totals
 where totals.total > 0
+    and totals.valued * {{ share }} > 1
     and predictions.{{ column }} > {{ share }} * totals.total
 
 {% endtest %}

@@ -24,6 +24,7 @@ renamed as (
         {{ clv_id_or_null('customer_id', source_types.customer_id) }} as customer_id,
         cast({{ clv_parse_input_timestamp('signup_date', settings.timestamp_format, settings.time_zone,
                                           source_types.signup_date) }} as date) as signup_date,
+        {{ clv_is_given('signup_date') }} as has_signup_text,
         cast(country as {{ dbt.type_string() }}) as country,
         cast(age_band as {{ dbt.type_string() }}) as age_band
         {%- for name in extra_features %},
@@ -31,18 +32,36 @@ renamed as (
 
     from source
 
+),
+
+final as (
+
+    select
+        customer_id,
+        signup_date,
+        country,
+        age_band,
+        {%- for name in extra_features %}
+        {{ name }},
+        {%- endfor %}
+        -- text no format reads: the attribute is missing (a warn test counts such rows)
+        has_signup_text and signup_date is null as signup_date_unreadable
+
+    from renamed
+
 )
 {%- else -%}
-renamed as (
+final as (
 
     select
         cast(null as {{ dbt.type_string() }}) as customer_id,
         cast(null as date) as signup_date,
         cast(null as {{ dbt.type_string() }}) as country,
-        cast(null as {{ dbt.type_string() }}) as age_band
+        cast(null as {{ dbt.type_string() }}) as age_band,
+        false as signup_date_unreadable
     where 1 = 0
 
 )
 {%- endif %}
 
-select * from renamed
+select * from final

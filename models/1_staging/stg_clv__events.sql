@@ -20,21 +20,36 @@ renamed as (
         {{ clv_id_or_null('customer_id', source_types.customer_id) }} as customer_id,
         {{ clv_parse_input_timestamp('event_at', settings.timestamp_format, settings.time_zone,
                                      source_types.event_at) }} as event_at,
-        lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type
+        lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type,
+        {{ clv_is_given('event_at') }} as has_event_at_text
 
     from source
 
+),
+
+final as (
+
+    select
+        customer_id,
+        event_at,
+        event_type,
+        -- text no format reads: the event counts nowhere (a warn test counts such rows)
+        has_event_at_text and event_at is null as event_at_unreadable
+
+    from renamed
+
 )
 {%- else -%}
-renamed as (
+final as (
 
     select
         cast(null as {{ dbt.type_string() }}) as customer_id,
         cast(null as {{ dbt.type_timestamp() }}) as event_at,
-        cast(null as {{ dbt.type_string() }}) as event_type
+        cast(null as {{ dbt.type_string() }}) as event_type,
+        false as event_at_unreadable
     where 1 = 0
 
 )
 {%- endif %}
 
-select * from renamed
+select * from final
