@@ -61,6 +61,15 @@
     {% for group in settings.feature_groups.values() %}
         {% do static_features.extend(group) %}
     {% endfor %}
+    {#- an extra feature named like a column the project computes would be two columns of
+        one name in the example tables (DuckDB renames one: frequency_1) -#}
+    {% for name in extra_features %}
+        {% if static_features.count(name) > 1 %}
+            {{ clv_fail('clv_extra_features', "'" ~ name ~ "' is the name of a feature clv computes; "
+                                              ~ "rename the column of clv_customers (for example "
+                                              ~ "customer_" ~ name ~ ")") }}
+        {% endif %}
+    {% endfor %}
     {% do settings.update({'static_features': static_features | sort}) %}
     {{ return(settings) }}
 {% endmacro %}
@@ -258,13 +267,34 @@
         {% if not modules.re.fullmatch('[a-z_][a-z0-9_]*', text) %}
             {{ clv_fail(var_name, "'" ~ text ~ "' is not a plain column name") }}
         {% endif %}
-        {% if text in ['customer_id', 'signup_date', 'country', 'age_band']
-              or text.startswith('seq_') or text.startswith('label_') %}
+        {% if text in ['customer_id', 'signup_date', 'country', 'age_band', 'cutoff_date',
+                       'cutoff_role', 'first_purchase_date', 'last_purchase_date']
+              or text.startswith('seq_') or text.startswith('label_') or text.startswith('btyd_') %}
             {{ clv_fail(var_name, "'" ~ text ~ "' is a reserved column name") }}
+        {% endif %}
+        {% if text in clv_reserved_words() %}
+            {{ clv_fail(var_name, "'" ~ text ~ "' is an SQL keyword; load the column under another name") }}
         {% endif %}
         {% do clean.append(text) %}
     {% endfor %}
     {{ return(clean) }}
+{% endmacro %}
+
+
+{#- Words that PostgreSQL, DuckDB or Spark SQL reserve, which a plain column name cannot be. -#}
+{% macro clv_reserved_words() %}
+    {{ return(['all', 'analyse', 'analyze', 'and', 'any', 'array', 'as', 'asc', 'asymmetric',
+               'between', 'both', 'by', 'case', 'cast', 'check', 'collate', 'column', 'constraint',
+               'create', 'cross', 'current_date', 'current_time', 'current_timestamp',
+               'current_user', 'default', 'deferrable', 'desc', 'distinct', 'do', 'else', 'end',
+               'except', 'false', 'fetch', 'for', 'foreign', 'from', 'full', 'grant', 'group',
+               'having', 'in', 'initially', 'inner', 'intersect', 'interval', 'into', 'is',
+               'join', 'lateral', 'leading', 'left', 'like', 'limit', 'localtime',
+               'localtimestamp', 'natural', 'not', 'null', 'offset', 'on', 'only', 'or', 'order',
+               'outer', 'placing', 'primary', 'qualify', 'references', 'returning', 'right',
+               'select', 'session_user', 'some', 'symmetric', 'table', 'then', 'to', 'trailing',
+               'true', 'union', 'unique', 'user', 'using', 'variadic', 'when', 'where', 'window',
+               'with']) }}
 {% endmacro %}
 
 

@@ -38,6 +38,9 @@ BAD_VARS = [
     ({"clv_extra_features": ["x; drop table y"]}, "clv_extra_features"),
     ({"clv_extra_features": ["seq_orders_lag_01"]}, "clv_extra_features"),
     ({"clv_extra_features": {"a": 1}}, "clv_extra_features"),
+    ({"clv_extra_features": ["frequency"]}, "clv_extra_features"),  # a feature clv computes
+    ({"clv_extra_features": ["order"]}, "clv_extra_features"),  # an SQL keyword
+    ({"clv_extra_features": ["btyd_expected_spend"]}, "clv_extra_features"),
 ]
 INPUT_VARS = {"clv_transactions", "clv_columns"}
 
