@@ -135,6 +135,16 @@ def test_no_backtest_means_btyd_alone_and_no_correction_across_seasons():
     assert not estimate.reference.seasonal and "two full years" in estimate.reference.reason
 
 
+def test_a_stray_row_years_back_makes_no_history():
+    """A customer whose one row is mistyped years before the rest (2002 in data from 2022)
+    would make two years of history, and a seasonal level, out of a few months: the history
+    runs from the tenth oldest customer's first purchase, the oldest's with fewer customers."""
+    ages = np.array([7700.0] + [400.0 - k for k in range(30)] + [np.nan])
+    assert level.history_days(ages) == 392  # the tenth oldest: 7700, then 400 down to 392
+    assert level.history_days(np.array([900.0, 20.0, 10.0])) == 900
+    assert level.history_days(np.array([np.nan])) == 0
+
+
 def test_seasonal_reference_needs_two_years_and_a_window_a_year_back():
     short = _windows(91, 23, 8, [1.0] * 8, [1.0] * 8, first=date(2022, 6, 1))
     reference = level.seasonal_reference(short, 91, AS_OF, (AS_OF - date(2022, 6, 1)).days)

@@ -15,7 +15,9 @@ same level (rule 6), so the total is ``btyd_level_correction * (BG/NBD's total) 
 network_level_weight * (the network's own total)``. The rules behind the two coefficients,
 each of them tested in ``tests/test_level_rules.py``:
 
-1. **Windows.** Every training cutoff's label window is fully observed by the as-of date. On
+1. **Windows.** Every training cutoff's label window is fully observed by the as-of date.
+   A window's history (its maturity below, and the two years seasonality needs) runs from the
+   first purchase of its tenth oldest customer (:func:`history_days`), not a stray row's. On
    each, BG/NBD + Gamma-Gamma (fitted at that cutoff) and the network (before calibration; on
    the training cutoffs it has seen the labels, on the validation cutoff it has not) have a log
    ratio ``log(actual total / predicted total)``: their bias on that window.
@@ -136,6 +138,9 @@ _MICRO = 1_000_000
 # micro-units would overflow the 64-bit integers an engine rounds into. Real spend never comes
 # near it; the compiled SQL and Spark apply the same bound.
 MICRO_BOUND = 9.2e12
+# The history at a cutoff starts at the first purchase of its HISTORY_CUSTOMERS-th oldest
+# customer: stray rows of fewer customers do not move it.
+HISTORY_CUSTOMERS = 10
 # Rule 7: a customer above 1/DOMINANT_SHARE of a total counts as that share of it.
 DOMINANT_SHARE = 10
 # Rule 6's arithmetic: series below this, logarithms floored at TINY, exponents within
@@ -157,7 +162,7 @@ class Window:
 
     cutoff: date
     customers: int
-    history_days: int  # days from the first transaction to the cutoff
+    history_days: int  # the data's history at the cutoff (:func:`history_days`)
     actual_total: float  # the customers' actual spend in the window
     btyd_total: float  # BG/NBD + Gamma-Gamma fitted at the cutoff
     network_total: float  # the network before calibration
@@ -443,6 +448,17 @@ class LevelEstimate:
             "network": asdict(self.network),
             "windows": [{**asdict(w), "cutoff": w.cutoff.isoformat()} for w in self.windows],
         }
+
+
+def history_days(t_days: np.ndarray) -> int:
+    """The data's history at a cutoff, from its customers' ages (days since each one's first
+    purchase): the age of the :data:`HISTORY_CUSTOMERS`-th oldest, so that a stray row years
+    before the rest (a mistyped year) does not make two years of history, and with them a
+    seasonal level, out of a few months; the oldest's with fewer customers."""
+    ages = np.sort(np.asarray(t_days, dtype=np.float64)[~np.isnan(t_days)])[::-1]
+    if not len(ages):
+        return 0
+    return int(ages[HISTORY_CUSTOMERS - 1] if len(ages) >= HISTORY_CUSTOMERS else ages[0])
 
 
 def _history_days(windows: Sequence[Window], as_of: date) -> int:

@@ -337,7 +337,7 @@ def level_windows(table: pa.Table, outputs: RawOutputs) -> list[level.Window]:
         rows = np.asarray(pc.equal(cutoffs, cutoff).to_numpy(zero_copy_only=False), dtype=bool)
         windows.append(level.Window(
             cutoff=_as_date(cutoff),
-            customers=int(rows.sum()), history_days=int(np.nanmax(t_days[rows])),
+            customers=int(rows.sum()), history_days=level.history_days(t_days[rows]),
             actual_total=float(outputs.actual[rows].sum()), btyd_total=float(btyd[rows].sum()),
             network_total=float(outputs.spend[rows].sum())))
     return windows
