@@ -296,6 +296,25 @@ def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(a
     assert newest_compatible(run, features, preferred=published).version == newer
 
 
+def test_never_keeps_the_model_behind_the_predictions_when_the_customers_moved_on(artifact,
+                                                                                 tmp_path):
+    """A source that keeps a rolling window shares fewer customers with the data a model was
+    trained on each month: the model behind clv_predictions still scores with never, while a
+    model of other data beside it does not."""
+    import dataclasses
+
+    run, (older, published) = _never_with_two_models(artifact, tmp_path)
+    for version in (older, published):
+        path = tmp_path / f"clv_model_{version}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()),
+                                    "data_signature": list(range(100))}))
+    run = dataclasses.replace(run, data_signature=tuple(range(1000, 1100)))
+    features = list(artifact.metadata["features"])
+    assert newest_compatible(run, features, preferred=published).version == published
+    with pytest.raises(ModelMismatchError, match="trained on this warehouse's data"):
+        newest_compatible(run, features)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "unreadable_metadata", "onnx_gone"])
 def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path, damage):
     """The model behind clv_predictions damaged, an intact older one beside it: never stops

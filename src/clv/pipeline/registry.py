@@ -232,17 +232,22 @@ def newest_compatible(run: RunSettings, features: list[str],
     saved and fits this run, else the newest saved model of this warehouse's data that fits,
     or a clear error. Models of other data (and unfinished ones) are never used, so a model
     trained elsewhere into the same directory (an experiment, another target) does not take
-    over the predictions. A ``preferred`` model whose files are there but damaged (modified,
-    truncated, unreadable metadata, one file of the pair gone) is an error, not a reason to
-    score with another model: the predictions would move to an older model without a word."""
+    over the predictions; the ``preferred`` model is this data's even when the customers have
+    moved on since (a rolling window). A ``preferred`` model whose files are there but damaged
+    (modified, truncated, unreadable metadata, one file of the pair gone) is an error, not a
+    reason to score with another model: the predictions would move to an older model without
+    a word."""
     saved = list_artifacts(run.model_dir)
     broken = broken_artifacts(run.model_dir)
     if preferred is not None:
         _refuse_if_damaged(run.model_dir, preferred,
                            listed=any(a.version == preferred for a in saved))
     if run.data_signature:
+        # The model behind clv_predictions is this warehouse's whatever its customers now: a
+        # source that keeps a rolling window (the last year) shares fewer of them each month.
         others = {a.version: problem for a in saved
-                  if (problem := data_problem(a, run)) is not None}
+                  if (problem := data_problem(a, run)) is not None
+                  and not (a.version == preferred and is_finished(a))}
         saved = [a for a in saved if a.version not in others]
         if others and not saved:
             raise ModelMismatchError(
