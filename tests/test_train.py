@@ -198,6 +198,9 @@ def test_no_positive_labels_is_a_clear_error():
     with pytest.raises(ValueError, match="no positive label_revenue") as info:
         train(table, STATIC, log=lambda _: None)
     assert "clv_horizon_days" in str(info.value)
+    # the dates it worked from, which a derived as-of date (a mistyped year) makes surprising
+    cutoffs = sorted(str(c)[:10] for c in set(table.column("cutoff_date").to_pylist()))
+    assert f"training cutoff ({cutoffs[0]}; the validation cutoff {cutoffs[1]}" in str(info.value)
 
 
 def test_too_few_rows_is_a_clear_error():

@@ -298,9 +298,13 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
                          "clv_training_cutoffs or move clv_as_of_date later so earlier cutoffs "
                          "have customers")
     if not np.any(y_all[train_idx] > 0):
+        training_cutoffs = [c[:10] for c in all_cutoffs if c != str(validation_cutoff)]
         raise ValueError(f"no positive label_revenue among the {len(train_idx)} training rows: no "
-                         "customer spent anything in the horizon after a training cutoff; raise "
-                         "clv_horizon_days, or check clv_as_of_date, clv_training_cutoffs and "
+                         "customer spent anything in the horizon after a training cutoff ("
+                         f"{', '.join(training_cutoffs)}; the validation cutoff "
+                         f"{str(validation_cutoff)[:10]} is a horizon before the as-of date); "
+                         "raise clv_horizon_days, or check clv_as_of_date (int_clv__as_of_date: "
+                         "without the var, the last usable day), clv_training_cutoffs and "
                          "clv_cutoff_spacing_days against the dates of the transactions")
     available = len(train_idx)
     if available > settings.max_train_rows:
