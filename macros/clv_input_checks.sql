@@ -109,9 +109,10 @@
     The columns of an optional input (clv_customers, clv_events) as lower-case name -> type,
     after checking that it has every name in `required` (and `extra`, the columns var
     clv_extra_features adds): a missing one stops compilation with one line naming the var,
-    the column and the columns the source has.
+    the column and the columns the source has. `optional` names the columns read when there
+    (the staging model fills a missing one with nulls), for the message.
 -#}
-{% macro clv_input_columns(var_name, relation, required, extra=[]) %}
+{% macro clv_input_columns(var_name, relation, required, extra=[], optional=[]) %}
     {% set schema = clv_source_schema(relation) %}
     {% set types = {} %}
     {% for column in schema %}
@@ -129,7 +130,9 @@
                                                   ~ names) }}
             {% endif %}
             {{ clv_fail(var_name, clv_input_label(var_name) ~ " has no column '" ~ name ~ "' (expected "
-                                  ~ (required | join(', ')) ~ "); its columns are: " ~ names) }}
+                                  ~ (required | join(', '))
+                                  ~ ("; optional: " ~ (optional | join(', ')) if optional else "")
+                                  ~ "); its columns are: " ~ names) }}
         {% endif %}
     {% endfor %}
     {{ return(types) }}

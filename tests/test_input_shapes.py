@@ -416,6 +416,28 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
 
 
 @pytest.mark.slow
+def test_attributes_and_events_may_lack_their_optional_columns(project):
+    """A customers file with ids and sign-up dates only, and events without a type: the
+    missing columns are null (no country, no add_to_cart), instead of a stop."""
+    transactions = project.workdir / "invoices.csv"
+    _retail_frame().to_csv(transactions, index=False)
+    customers, events = project.workdir / "signups_only.csv", project.workdir / "untyped.csv"
+    pd.DataFrame({"customer_id": ["17850", "13047"],
+                  "signup_date": ["2010-11-03", "2010-11-04"]}).to_csv(customers, index=False)
+    pd.DataFrame({"customer_id": ["17850"], "event_at": ["2011-06-20 09:05:00"]}).to_csv(
+        events, index=False)
+    project.build(vars={**VARS, "clv_transactions": str(transactions),
+                        "clv_events": str(events), "clv_customers": str(customers)},
+                  select="stg_clv__events stg_clv__customers")
+    staged = project.query("select customer_id, cast(signup_date as varchar) as day, country, "
+                           "age_band from stg_clv__customers order by customer_id")
+    assert staged.astype(object).where(staged.notna(), None).values.tolist() == [
+        ["13047", "2010-11-04", None, None], ["17850", "2010-11-03", None, None]]
+    event = project.query("select customer_id, event_type from stg_clv__events")
+    assert event.customer_id.tolist() == ["17850"] and event.event_type.isna().all()
+
+
+@pytest.mark.slow
 def test_event_times_and_signups_no_format_reads_warn(project):
     """Events written another way than the transactions (12-hour clock) are read by no
     format: each such row warns, instead of the events counting in no feature without a word;

@@ -6,8 +6,15 @@
     {{ clv_fail('clv_extra_features', "names columns of clv_customers, but clv_customers is not set") }}
 {%- endif -%}
 {%- set source_types = clv_input_columns(
-    'clv_customers', source_relation, ['customer_id', 'signup_date', 'country', 'age_band'], extra_features
+    'clv_customers', source_relation, ['customer_id'], extra_features, ['signup_date', 'country', 'age_band']
 ) if source_relation is not none else {} -%}
+{#- a column the input lacks (at parse time, every column: the schema is read when it runs) is
+    null on every row -#}
+{%- set has = {
+    'signup_date': 'signup_date' in source_types or not execute,
+    'country': 'country' in source_types or not execute,
+    'age_band': 'age_band' in source_types or not execute,
+} -%}
 
 with
 
@@ -22,11 +29,17 @@ renamed as (
 
     select
         {{ clv_id_or_null('customer_id', source_types.customer_id) }} as customer_id,
+        {%- if has.signup_date %}
         cast({{ clv_parse_input_timestamp('signup_date', settings.timestamp_format, settings.time_zone,
                                           source_types.signup_date) }} as date) as signup_date,
         {{ clv_is_given('signup_date') }} as has_signup_text,
-        cast(country as {{ dbt.type_string() }}) as country,
-        cast(age_band as {{ dbt.type_string() }}) as age_band
+        {%- else %}
+        cast(null as date) as signup_date,
+        false as has_signup_text,
+        {%- endif %}
+        {%- for name in ['country', 'age_band'] %}
+        cast({{ name if has[name] else 'null' }} as {{ dbt.type_string() }}) as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
         {%- for name in extra_features %},
         {{ clv_to_number(name) }} as {{ name }}{% endfor %}
 

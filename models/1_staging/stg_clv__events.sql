@@ -2,8 +2,10 @@
 {%- set settings = clv_settings() -%}
 {%- set source_relation = clv_optional_source('clv_events', 'clv_sample_events') -%}
 {%- set source_types = clv_input_columns(
-    'clv_events', source_relation, ['customer_id', 'event_at', 'event_type']
+    'clv_events', source_relation, ['customer_id', 'event_at'], optional=['event_type']
 ) if source_relation is not none else {} -%}
+{#- without event_type (at parse time the schema is not read) every event is of no type -#}
+{%- set has_type = 'event_type' in source_types or not execute -%}
 
 with
 
@@ -20,7 +22,7 @@ renamed as (
         {{ clv_id_or_null('customer_id', source_types.customer_id) }} as customer_id,
         {{ clv_parse_input_timestamp('event_at', settings.timestamp_format, settings.time_zone,
                                      source_types.event_at) }} as event_at,
-        lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type,
+        lower(trim(cast({{ 'event_type' if has_type else 'null' }} as {{ dbt.type_string() }}))) as event_type,
         {{ clv_is_given('event_at') }} as has_event_at_text
 
     from source
