@@ -72,8 +72,8 @@ each of them tested in ``tests/test_level_rules.py``:
    above the rest such a customer lies, the total follows the rest. A wholesaler among
    shoppers would otherwise carry the network's error on that one customer into every other
    customer's value, and one freak order BG/NBD extrapolates would scale everyone's. Below
-   that share nothing changes; when such customers hold the whole total (ten customers or
-   fewer with a value), it is counted in full. The customer's own
+   that share nothing changes; when such customers hold the whole total (nobody else has a
+   value), it is counted in full. The customer's own
    prediction is still ``network_clv * spend_factor``; ``dbt build`` warns about such
    customers (``clv_predictions_no_customer_holds_a_tenth``).
 

@@ -104,8 +104,10 @@ def data_signature(warehouse: Any, customer_days: Any) -> tuple[int, ...]:
     :data:`SIGNATURE_SIZE` smallest md5 buckets (first 32 bits) of ``customer_id|first purchase
     date``, from ``int_clv__customer_days``, ascending.
 
-    It does not change when days are added or the as-of date moves (a customer's first purchase
-    stays where it was), and it is the same on every engine (md5 of the same text).
+    New customers enter it and customers before an earlier as-of date leave it, but a
+    customer's value never changes (the first purchase stays where it was), so the same data
+    at two dates overlaps fully (:func:`signature_overlap`); it is the same on every engine (md5
+    of the same text).
     """
     key = warehouse.md5_int(warehouse.key_sql(["customer_id", "activity_date"]))
     table = warehouse.query(customer_days, (
