@@ -92,8 +92,9 @@ each of them tested in ``tests/test_level_rules.py``:
    model saves the revenue per period that its training examples hold (``season_revenue``),
    and both coefficients are multiplied by last year's revenue in ``d``'s window over last
    year's revenue in ``T``'s, less the trend over ``d - T`` days (within
-   :data:`SEASONAL_FACTOR_BOUNDS`): a model trained at the end of September and scored at the
-   end of December reads December's peak instead of carrying October's quiet. A date whose
+   :data:`SEASONAL_FACTOR_BOUNDS`): a model trained at the end of September for the peak
+   (October to December), scored at the end of December, reads last year's quiet January to
+   March instead of carrying the peak into it. A date whose
    window last year the saved revenue does not cover keeps ``T``'s level, with a log line
    saying to retrain. At ``d = T``, and for a level without season, the factor is 1.
 
