@@ -195,6 +195,26 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_sql_engine_backfill_saves_every_dates_scoring_run(project, monkeypatch):
+    """With the compiled query (PostgreSQL's default) the scoring run is saved by
+    int_clv__scoring_run, which clv_predictions now follows: a backfill's earlier dates, which
+    build only what the history needs, have their runs too, so predict() and the compiled
+    query reproduce their rows."""
+    from pathlib import Path
+
+    from clv.pipeline import scoring
+
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
+    run_vars = {**project.vars, "clv_scoring_engine": "sql", "clv_retrain": "never"}
+    backfill.backfill(date(2023, 5, 31), date(2023, 6, 30), "month", run_vars, _common(project))
+    history = project.query("select distinct model_version from clv_predictions_history "
+                            "where as_of_date = date '2023-05-31'")
+    path = scoring.find_run(Path(project.vars["clv_model_dir"]), history.model_version[0],
+                            "2023-05-31")
+    assert scoring.ScoringRun.load(path).scoring_engine == "sql"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("start", "end", "problem"), [
     ("2020-06-30", "2022-06-30", ("before the first usable transaction .*start on or after "
                                   "202[12]-[0-9-]+ ")),

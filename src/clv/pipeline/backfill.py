@@ -188,14 +188,16 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     for index, day in enumerate(dates, 1):
         began = time.perf_counter()
         # the inputs were loaded and parsed by the check above: no seeds or parse again.
-        # Before the last date, only what the history needs, and clv_model_registry, whose
+        # Before the last date, only what the history needs, clv_model_registry, whose
         # is_current follows the model of clv_predictions (on PostgreSQL and Spark through clv
-        # build, which runs the Python steps there). The last date builds everything, so every
+        # build, which runs the Python steps there), and int_clv__scoring_run, which saves the
+        # date's scoring run when the compiled query scored (onnxruntime's scoring step saves
+        # its own), so predict() reproduces every date. The last date builds everything, so every
         # table read from clv_predictions (the movements from the as-of date before it,
         # the segment summary, the explanations, the Parquet hand-off, the report) agrees
         # with it.
-        models = (["clv_predictions_history", "clv_model_registry"] if index < len(dates)
-                  else None)
+        models = (["clv_predictions_history", "clv_model_registry", "int_clv__scoring_run"]
+                  if index < len(dates) else None)
         day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
         try:
             warnings = build.build_with_args(
