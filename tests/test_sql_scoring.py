@@ -103,12 +103,19 @@ def test_literals_read_back_as_the_same_double():
 
 
 def test_stable_floats_round_half_to_even_as_pyarrow():
+    """The compiled SQL rounds as stable_floats does: pyarrow's half to even, and values from
+    1e300 on left as they are (pyarrow's round raised an overflow on 1e303, failing scoring
+    where the SQL engine scored)."""
     rng = np.random.default_rng(4)
     ties = (rng.integers(-10**9, 10**9, 2000) + 0.5) / 1e6  # x.5 micro-units, as near as exists
-    values = np.concatenate([ties, rng.normal(0, 1000, 2000), rng.lognormal(0, 8, 500),
-                             [0.0, -0.0, 2.5e-6, -2.5e-6, 3.5e-6, 1e15, 4503599627.3704965,
-                              1e300, np.nan, np.inf, -np.inf]])
-    expected = pc.round(pa.array(values), 6).to_numpy(zero_copy_only=False)
+    ordinary = np.concatenate([ties, rng.normal(0, 1000, 2000), rng.lognormal(0, 8, 500),
+                               [0.0, -0.0, 2.5e-6, -2.5e-6, 3.5e-6, 1e15, 4503599627.3704965,
+                                1e299, np.nan, np.inf, -np.inf]])
+    values = np.concatenate([ordinary, [1e300, 1e303, -1.8e302, 1.7976931348623157e308]])
+    expected = stable_floats(pa.table({"raw": values})).column("raw").to_numpy()
+    np.testing.assert_array_equal(expected[:len(ordinary)],
+                                  pc.round(pa.array(ordinary), 6).to_numpy(zero_copy_only=False))
+    np.testing.assert_array_equal(expected[len(ordinary):], values[len(ordinary):])
     frame = pd.DataFrame({"raw": values})
     layers = [[("scaled", "case when abs(raw) < 1.0e300 then raw * 1e+6 end")],
               [("stable", stable_float("raw", "scaled"))]]
@@ -587,9 +594,11 @@ def test_sql_with_the_saved_level_scores_a_subset_as_the_run(scored, tmp_path):
     reference = scored["reference"].iloc[100:400].reset_index(drop=True)
     frames = {}
     run_file = run_path(Path(), scored["version"], AS_OF, "test").as_posix()
+    as_given = str(scored["directory"] / run_file)  # a path as find_run returns it
     for kind, run in (("saved", ["--as-of-date", AS_OF]), ("relation", ["--as-of-date", AS_OF]),
-                      ("saved_by_file", ["--run-file", run_file])):
-        level = kind.removesuffix("_by_file")
+                      ("saved_by_file", ["--run-file", run_file]),
+                      ("saved_by_path", ["--run-file", as_given])):
+        level = kind.removesuffix("_by_file").removesuffix("_by_path")
         assert main(["--model-dir", str(scored["directory"]), "--version", scored["version"],
                      *run, "--relation", "few", "--level", level]) == 0
         sql = sql_path(scored["directory"], scored["version"], "duckdb").read_text()
@@ -600,7 +609,20 @@ def test_sql_with_the_saved_level_scores_a_subset_as_the_run(scored, tmp_path):
     assert (frames["saved"]["scored_at"] == pd.Timestamp("2024-07-01 06:00")).all()
     assert_scores_match(frames["saved"], reference, "duckdb")
     assert frames["saved_by_file"].equals(frames["saved"])
+    assert frames["saved_by_path"].equals(frames["saved"])
     assert relative(frames["relation"]["predicted_clv"], reference["predicted_clv"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("run", [["--as-of-date", "2023-12-30"], ["--run-file", "runs/x.json"]])
+def test_the_query_command_names_a_missing_model_or_run_in_one_line(tmp_path, capsys, run):
+    from clv.sql_scoring.query import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model-dir", str(tmp_path), "--version", "nope", *run, "--relation", "t"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("python -m clv.sql_scoring: error: ") and "nope" in error
+    assert error.count("\n") == 1 and "Traceback" not in error
 
 
 @pytest.mark.slow

@@ -153,6 +153,13 @@ def test_the_training_fingerprint_follows_features_and_version_not_row_order(mon
     version = current()
     monkeypatch.setattr(training, "FEATURE_DEFINITIONS", training.FEATURE_DEFINITIONS + 1)
     assert current() != version
+    # money beyond 9.2e12 (a bigint of micro-units) is digested in whole units, not an
+    # overflow that stopped training (an amount in rupiah, a mistyped one)
+    connection.execute("update examples set revenue_total = 5e12 * 2, label_revenue = 1e19 "
+                       "where t_days = 2")
+    huge = current()
+    connection.execute("update examples set revenue_total = 5e12 * 3 where t_days = 2")
+    assert current() != huge
 
 
 def test_spark_sql_backquotes_identifiers_and_leaves_literals_as_written():

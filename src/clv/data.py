@@ -289,14 +289,28 @@ def synthetic_examples(n_customers: int = 1000, n_cutoffs: int = 3, n_periods: i
     return pa.concat_tables(tables)
 
 
+# stable_floats leaves values this large as they are (clv.sql_scoring reads them likewise).
+UNROUNDED = 1e300
+
+
 def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6) -> pa.Table | pa.RecordBatch:
     """Float columns rounded to ``decimals`` places.
 
     The warehouse sums money in parallel, so the last bits of a total can differ between two
     builds of the same data; rounding makes training and scoring inputs, and therefore the
-    model and its predictions, identical from run to run.
+    model and its predictions, identical from run to run. A value of :data:`UNROUNDED` or
+    more (whole anyway, and beyond what rounding can scale: pyarrow raised an overflow on
+    1e303) stays as it is, as the compiled SQL leaves it.
     """
     for index, field in enumerate(data.schema):
         if pa.types.is_floating(field.type):
-            data = data.set_column(index, field.name, pc.round(data.column(index), decimals))
+            column = data.column(index)
+            bounds = pc.min_max(column)
+            if (bounds["max"].as_py() or 0.0) < UNROUNDED and \
+                    (bounds["min"].as_py() or 0.0) > -UNROUNDED:
+                data = data.set_column(index, field.name, pc.round(column, decimals))
+                continue
+            huge = pc.greater_equal(pc.abs(column), UNROUNDED)
+            rounded = pc.round(pc.if_else(huge, 0.0, column), decimals)
+            data = data.set_column(index, field.name, pc.if_else(huge, column, rounded))
     return data

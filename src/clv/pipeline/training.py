@@ -54,6 +54,17 @@ from clv.warehouse import Warehouse
 NONZERO = 1e-6  # a feature value counts as set above this magnitude (fingerprint)
 
 
+def _whole_micro_units(column: str) -> str:
+    """SQL: ``column`` in whole micro-units for the data's digest; beyond
+    :data:`clv.level.MICRO_BOUND` (where micro-units overflow a bigint) in whole units, and 0
+    beyond that or when not a number, the same on every engine."""
+    value = f'"{column}"'
+    return (f"case when abs({value}) < {level.MICRO_BOUND:.0f} then "
+            f"cast(round({value} * 1000000) as bigint) "
+            f"when abs({value}) < {level.MICRO_BOUND * 1e6:.0f} then "
+            f"cast(round({value}) as bigint) else 0 end")
+
+
 def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: RunSettings,
                 settings: TrainSettings) -> str:
     """Hash of the settings, the package version (its feature SQL) and a digest of the
@@ -68,9 +79,8 @@ def fingerprint(warehouse: Warehouse, examples: Any, features: list[str], run: R
     their last bits between engines, and a model would no longer be reused across them).
     """
     digest = warehouse.digest(examples, [
-        f'"{ID_COLUMN}"', f'"{CUTOFF_COLUMN}"',
-        f'cast(round("{LABEL_COLUMN}" * 1000000) as bigint)',
-        'cast(round("revenue_total" * 1000000) as bigint)', '"t_days"'])
+        f'"{ID_COLUMN}"', f'"{CUTOFF_COLUMN}"', _whole_micro_units(LABEL_COLUMN),
+        _whole_micro_units("revenue_total"), '"t_days"'])
     columns = set(warehouse.schema(examples).names)
     present = [name for name in features if name in columns]
     counts = warehouse.query(examples, "select " + ", ".join(

@@ -577,9 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="ISO date of the scoring run whose BTYD fit (and spend level) the "
                           "query uses: the model's one run at that date")
     run.add_argument("--run-file", type=Path,
-                     help="the scoring run itself (int_clv__scoring_run.scoring_run_file, "
-                          "under --model-dir), where builds sharing the model directory "
-                          "scored the model at the same date")
+                     help="the scoring run itself: a path, or one under --model-dir as "
+                          "int_clv__scoring_run.scoring_run_file names it; where builds sharing "
+                          "the model directory scored the model at the same date")
     parser.add_argument("--relation", required=True,
                         help="the relation of clv_scoring_examples rows (SQL after 'from')")
     parser.add_argument("--dialect", default="duckdb", choices=["duckdb", "postgres", "spark"])
@@ -588,10 +588,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "its customers scores as in clv_predictions; relation: summed over "
                              "the relation's rows, as a build does")
     args = parser.parse_args(argv)
-    path, digest = write_scoring_sql(args.model_dir, args.version, args.relation, args.dialect,
-                                     as_of_date=args.as_of_date,
-                                     saved_level=args.level == "saved",
-                                     scoring_run=(args.model_dir / args.run_file
-                                                  if args.run_file else None))
+    run_file = args.run_file
+    if run_file is not None and not run_file.is_absolute() and not run_file.is_file():
+        run_file = args.model_dir / run_file  # as int_clv__scoring_run names it
+    try:
+        path, digest = write_scoring_sql(args.model_dir, args.version, args.relation,
+                                         args.dialect, as_of_date=args.as_of_date,
+                                         saved_level=args.level == "saved",
+                                         scoring_run=run_file)
+    except (OSError, ValueError, KeyError) as error:  # a missing model or run, two runs
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(json.dumps({"path": str(path), "sha256": digest}))
     return 0
