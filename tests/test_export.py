@@ -315,8 +315,10 @@ def test_never_keeps_the_model_behind_the_predictions_when_the_customers_moved_o
         newest_compatible(run, features)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "unreadable_metadata", "onnx_gone"])
-def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path, damage):
+@pytest.mark.parametrize(("damage", "said"), [("truncated", "sha256 mismatch"),
+                                             ("unreadable_metadata", "metadata is unreadable"),
+                                             ("onnx_gone", "is missing")])
+def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path, damage, said):
     """The model behind clv_predictions damaged, an intact older one beside it: never stops
     and names the damage instead of moving the predictions to the older model."""
     meta = artifact.metadata
@@ -329,8 +331,9 @@ def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path
     else:
         onnx_file.unlink()
     with pytest.raises(ModelMismatchError, match=f"model {published}, the one behind "
-                                                 "clv_predictions, is damaged"):
+                                                 "clv_predictions, is damaged") as refused:
         newest_compatible(run, list(meta["features"]), preferred=published)
+    assert said in str(refused.value)
     assert newest_compatible(run, list(meta["features"])).version in (older, published)
 
 

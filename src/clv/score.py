@@ -14,6 +14,7 @@ almost linearly, so scoring keeps one batch in flight per core.
 from __future__ import annotations
 
 import functools
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -174,6 +175,9 @@ def load_verified(model_dir: str | Path, version: str | None = None,
     """
     try:
         artifact = load_artifact(Path(model_dir), version)
+    except json.JSONDecodeError as error:
+        raise ModelMismatchError(f"cannot load model {version}: its metadata is unreadable "
+                                 f"({error})") from error
     except (FileNotFoundError, ValueError) as error:
         raise ModelMismatchError(f"cannot load model: {error}") from error
     metadata = artifact.metadata
