@@ -305,12 +305,11 @@ def stable_floats(data: pa.Table | pa.RecordBatch, decimals: int = 6) -> pa.Tabl
     for index, field in enumerate(data.schema):
         if pa.types.is_floating(field.type):
             column = data.column(index)
-            bounds = pc.min_max(column)
-            if (bounds["max"].as_py() or 0.0) < UNROUNDED and \
-                    (bounds["min"].as_py() or 0.0) > -UNROUNDED:
-                data = data.set_column(index, field.name, pc.round(column, decimals))
-                continue
-            huge = pc.greater_equal(pc.abs(column), UNROUNDED)
-            rounded = pc.round(pc.if_else(huge, 0.0, column), decimals)
-            data = data.set_column(index, field.name, pc.if_else(huge, column, rounded))
+            try:  # no extra pass over the column in the usual case
+                rounded = pc.round(column, decimals)
+            except pa.ArrowInvalid:  # the overflow of a value near the largest double
+                huge = pc.greater_equal(pc.abs(column), UNROUNDED)
+                rounded = pc.if_else(huge, column,
+                                     pc.round(pc.if_else(huge, 0.0, column), decimals))
+            data = data.set_column(index, field.name, rounded)
     return data
