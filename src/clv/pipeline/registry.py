@@ -241,9 +241,8 @@ def newest_compatible(run: RunSettings, features: list[str],
     a word."""
     saved = list_artifacts(run.model_dir)
     broken = broken_artifacts(run.model_dir)
-    if preferred is not None:
-        _refuse_if_damaged(run.model_dir, preferred,
-                           listed=any(a.version == preferred for a in saved))
+    if preferred is not None and all(a.version != preferred for a in saved):
+        _refuse_if_damaged(run.model_dir, preferred, listed=False)  # files that cannot be listed
     if run.data_signature:
         # The model behind clv_predictions is this warehouse's whatever its customers now: a
         # source that keeps a rolling window (the last year) shares fewer of them each month.
@@ -273,6 +272,8 @@ def newest_compatible(run: RunSettings, features: list[str],
             load_verified(run.model_dir, artifact.version, expected_metadata(features, run))
             return artifact
         except ModelMismatchError as error:
+            if artifact.version == preferred:  # damage stops; other settings try the next
+                _refuse_if_damaged(run.model_dir, preferred, listed=True)
             dbt_log(f"saved model {artifact.version} cannot be used: {error}")
             problems.append(str(error))
     raise ModelMismatchError(
