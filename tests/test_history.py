@@ -98,6 +98,35 @@ def test_changes_compare_the_predictions_date_with_the_one_before(project):
     assert (changes.needs_attention == (dropped | left | at_risk | dormant)).all()
 
 
+
+@pytest.mark.slow
+def test_a_missing_segment_fails_the_history_and_changes_tests(project, tmp_path):
+    """accepted_values passes a null, as does a row rule whose operands are null: the
+    segments are checked for null apart."""
+    import shutil
+
+    import duckdb
+    from conftest import DbtProject
+
+    copy = DbtProject(tmp_path)
+    with duckdb.connect(str(project.database)) as connection:
+        connection.execute("checkpoint")  # the builds' tables into the file, not its log
+    shutil.copy(project.database, copy.database)
+    with duckdb.connect(str(copy.database)) as connection:
+        for table in ("clv_predictions_history", "clv_prediction_changes"):
+            connection.execute(f"update main.{table} set segment = null where customer_id = "
+                               f"(select min(customer_id) from main.{table})")
+        connection.execute("update main.clv_prediction_changes set previous_segment = null "
+                           "where customer_id = (select max(customer_id) "
+                           "from main.clv_prediction_changes)")
+    result = copy.run("test", vars=project.vars,
+                      select="clv_predictions_history clv_prediction_changes",
+                      extra=["--exclude-resource-type", "unit_test"])
+    failed = sorted(r.node.name for r in result.result if str(r.status) == "fail")
+    assert failed == ["clv_predictions_history_values_are_in_range",
+                      "not_null_clv_prediction_changes_previous_segment",
+                      "not_null_clv_prediction_changes_segment"]
+
 def readme_sql_statements() -> list[str]:
     """Every statement of the README's ```sql blocks (each ends with ; at the end of a line),
     with its leading comments."""
