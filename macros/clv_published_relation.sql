@@ -1,15 +1,21 @@
 {#-
     Where this build writes the public model `name` (clv_predictions, clv_predictions_history),
     as schema.table: the schema dbt resolved for it (a folder's +schema included) and its
-    alias. The training step reads the previous build's predictions there to keep and prefer
-    their models. Empty while dbt parses, or when the model is disabled.
+    alias, preceded by its database when a +database puts it outside the target's. The
+    training step reads the previous build's predictions there to keep and prefer their
+    models. Empty while dbt parses, or when the model is disabled.
 -#}
 {% macro clv_published_relation(name) %}
     {%- if execute -%}
         {%- for node in graph.nodes.values()
             if node.resource_type == 'model' and node.name == name
                and node.package_name == model.package_name -%}
-            {{ return(node.schema ~ '.' ~ (node.alias or node.name)) }}
+            {%- set relation = node.schema ~ '.' ~ (node.alias or node.name) -%}
+            {%- if node.database and target.database
+                  and node.database | lower != target.database | lower -%}
+                {%- set relation = node.database ~ '.' ~ relation -%}
+            {%- endif -%}
+            {{ return(relation) }}
         {%- endfor -%}
     {%- endif -%}
     {{ return('') }}

@@ -5,6 +5,8 @@ the package's sample seeds is built into that project's warehouse."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -109,3 +111,30 @@ def test_a_guest_without_transactions_is_told_to_set_them(tmp_path, monkeypatch)
 def test_sample_seeds_are_built_only_for_the_sample(dbt_project, vars, enabled):
     listed = dbt_project.run("ls", vars=vars, extra=["--resource-type", "seed", "--output", "name"])
     assert set(listed.result) == (SAMPLE_SEEDS if enabled else set())
+
+
+@pytest.mark.slow
+def test_marts_in_another_database_are_where_the_registry_reads_them(tmp_path, monkeypatch):
+    """With `+database` on clv's models, the training step must read the previous
+    clv_predictions (to prefer and keep its model) where dbt writes it, not in the target's
+    database."""
+
+    _, common = _guest_project(tmp_path, monkeypatch)
+    root = Path.cwd()
+    profile = root / "profiles.yml"
+    profile.write_text(profile.read_text().rstrip("\n") + "\n      attach:\n"
+                       f"        - path: {tmp_path / 'marts.duckdb'}\n          alias: marts\n")
+    project = root / "dbt_project.yml"
+    project.write_text(project.read_text() + "\nmodels:\n  clv:\n    +database: marts\n")
+    _invoke(["compile", "--select", "clv_run_settings", *common])
+    manifest = json.loads((root / "target" / "manifest.json").read_text())
+    written = {node["name"]: node["relation_name"].replace('"', "")
+               for node in manifest["nodes"].values()
+               if node["name"] in ("clv_predictions", "clv_predictions_history")}
+    compiled = next((root / "target" / "compiled").rglob("clv_run_settings.sql")).read_text()
+    read = dict(reversed(pair) for pair in re.findall(
+        r"'([^']*)' as (predictions_relation|history_relation)", compiled))
+    assert written == {"clv_predictions": "marts.main.clv_predictions",
+                       "clv_predictions_history": "marts.main.clv_predictions_history"}
+    assert read == {"predictions_relation": written["clv_predictions"],
+                    "history_relation": written["clv_predictions_history"]}
