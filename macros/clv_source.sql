@@ -53,6 +53,19 @@
         {% endif %}
         {{ return(adapter.dispatch('clv_read_file', 'clv')(value)) }}
     {% endif %}
+    {#- An ephemeral model renders as a CTE name no other model can read, and dbt's --empty and
+        --sample render a ref or source as a subquery of a few rows or none: clv reads its
+        inputs whole (their columns before any SQL runs, every row for the features). -#}
+    {% if '__dbt__cte__' in value %}
+        {{ clv_fail(var_name, "it refers to an ephemeral model ('" ~ value ~ "'), which no other "
+                              ~ "model can read: materialize that model as a view or a table") }}
+    {% endif %}
+    {% if modules.re.match('[(]select [*] from ', value, modules.re.IGNORECASE) %}
+        {{ exceptions.raise_compiler_error(
+            "clv's models do not run with dbt's --empty or --sample, which render " ~ var_name
+            ~ " as '" ~ value ~ "': clv reads its inputs whole. Run without the flag, or leave "
+            ~ "clv out of that run (--exclude package:clv)") }}
+    {% endif %}
     {% set part = '([A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`)' %}
     {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
         {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.parquet file path, got '"

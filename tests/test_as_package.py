@@ -138,3 +138,24 @@ def test_marts_in_another_database_are_where_the_registry_reads_them(tmp_path, m
                        "clv_predictions_history": "marts.main.clv_predictions_history"}
     assert read == {"predictions_relation": written["clv_predictions"],
                     "history_relation": written["clv_predictions_history"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flags", "transactions", "message"), [
+    (["--empty"], None, "clv's models do not run with dbt's --empty or --sample"),
+    ([], "{{ ref('clv_integration_tests', 'ephemeral_orders') }}",
+     "Invalid value for var 'clv_transactions': it refers to an ephemeral model"),
+], ids=["empty_run", "ephemeral_model"])
+def test_an_input_that_cannot_be_read_whole_is_named(tmp_path, monkeypatch, flags, transactions,
+                                                      message):
+    """dbt renders a ref to an ephemeral model as a CTE name, and any ref under --empty as an
+    empty subquery: the error says so instead of a catalog error or 'expected a relation
+    name'."""
+    _, common = _guest_project(tmp_path, monkeypatch)
+    (Path.cwd() / "models" / "ephemeral_orders.sql").write_text(
+        "{{ config(materialized='ephemeral') }}\nselect * from {{ ref('transactions') }}\n")
+    vars_ = ["--vars", json.dumps({"clv_transactions": transactions})] if transactions else []
+    result = dbtRunner().invoke(["compile", "--select", "stg_clv__transactions", *flags,
+                                 *vars_, *common])
+    assert not result.success
+    assert message in str(result.exception or result.result)
