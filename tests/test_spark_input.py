@@ -124,7 +124,7 @@ def _render_spark_seed_inserts(rows: list[tuple], column_names: list[str],
     def returned(value: Any) -> None:
         raise _Returned(value)
 
-    environment = jinja2.Environment(extensions=["jinja2.ext.do"])
+    environment = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
     source = (PROJECT_DIR / "macros" / "clv_spark_seed_rows.sql").read_text()
     template = environment.from_string(source + "{{ spark__load_csv_rows(model, agate_table) }}")
     with pytest.raises(_Returned):
@@ -135,8 +135,27 @@ def _render_spark_seed_inserts(rows: list[tuple], column_names: list[str],
                 convert_type=lambda _table, index: inferred[index],
                 add_query=lambda sql, abridge_sql_log=False: queries.append(sql)),
             this=SimpleNamespace(render=lambda: table), get_batch_size=lambda: 2,
-            **{"return": returned})
+            tojson=json.dumps, **{"return": returned})
     return queries
+
+
+def _load_through_seed_inserts(spark_dir: Path, rows: list[tuple], columns: dict[str, str],
+                               inferred: list[str]) -> tuple[list[str], list[tuple]]:
+    """The inserts clv's seed macro sends for ``rows`` into a new Spark table of ``columns``
+    (name: type; the first column's type given as the seed's column_types, the others'
+    ``inferred``), and the rows the table then holds, sorted."""
+    session = spark_session(spark_dir)
+    table = f"clv_seed_check_{secrets.token_hex(3)}"
+    session.sql(f"create table {table} ({', '.join(f'{n} {t}' for n, t in columns.items())}) "
+                "using parquet")
+    names = list(columns)
+    try:
+        queries = _render_spark_seed_inserts(rows, names, {names[0]: "string"}, inferred, table)
+        for query in queries:
+            session.sql(query)
+        return queries, sorted(tuple(row) for row in session.table(table).collect())
+    finally:
+        session.sql(f"drop table if exists {table}")
 
 
 @pytest.mark.slow
@@ -147,20 +166,28 @@ def test_seed_values_with_quotes_backslashes_and_empty_cells_load_as_written(spa
     cast to their type, two rows per insert here."""
     rows = [("1", "it's", 1.5), ("2", "back\\slash", None), ("3", None, 2.0),
             ("4", "both '\\' end\\", 3.0), ("5", "\\'", -0.25)]
-    session = spark_session(spark_dir)
-    table = f"clv_seed_check_{secrets.token_hex(3)}"
-    session.sql(f"create table {table} (id string, note string, amount double) using parquet")
-    try:
-        queries = _render_spark_seed_inserts(rows, ["id", "note", "amount"], {"id": "string"},
-                                             ["double", "string", "double"], table)
-        assert len(queries) == 3, "two rows per insert"
-        assert "cast(" not in queries[0].split("values", 1)[1].split(",")[0], (
-            "a text column's value goes in without a cast")
-        for query in queries:
-            session.sql(query)
-        read = sorted(tuple(row) for row in session.table(table).collect())
-    finally:
-        session.sql(f"drop table if exists {table}")
+    queries, read = _load_through_seed_inserts(
+        spark_dir, rows, {"id": "string", "note": "string", "amount": "double"},
+        ["double", "string", "double"])
+    assert len(queries) == 3, "two rows per insert"
+    assert "cast(" not in queries[0].split("values", 1)[1].split(",")[0], (
+        "a text column's value goes in without a cast")
+    assert read == rows
+
+
+@pytest.mark.slow
+@pytest.mark.engines
+def test_an_all_text_seed_loads_as_written_through_one_literal_per_insert(spark_dir: Path):
+    """Every column text (the sample's seeds): each insert carries its rows as one JSON
+    literal, and quotes, backslashes, a JSON escape, non-ASCII text and empty cells reach the
+    table as written."""
+    rows = [("1", "it's", "a\"b"), ("2", "back\\slash", None), ("3", None, "\\u0041"),
+            ("4", "both '\\' end\\", "café ünïcødé"), ("5", "\\'", "line\nbreak")]
+    queries, read = _load_through_seed_inserts(
+        spark_dir, rows, {"id": "string", "note": "string", "other": "string"},
+        ["string", "string", "string"])
+    assert len(queries) == 3, "two rows per insert"
+    assert all("from_json(" in query and "values" not in query for query in queries)
     assert read == rows
 
 
