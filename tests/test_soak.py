@@ -9,10 +9,10 @@ database is no larger than a compacted copy of its own content allows. Each day'
 printed with its trend (tests assert no timings; ``bench/bench_soak.py`` runs 60 days by default
 and prints the same figures).
 
-The test runs 15 days (three weekly models: two weeks and a day), a few seconds each: the builds re-use
-one parse of the project (see ``production.ParsedProject``), which a cron job running
-``dbt build`` would not, and which takes the same time every day (``bench/bench_soak.py --cli``
-starts one dbt process per day).
+The test runs 15 days (three weekly models: two weeks and a day), a few seconds each: the
+builds re-use one parse of the project (see ``production.ParsedProject``), which a cron job
+running ``dbt build`` would not, and which takes the same time every day
+(``bench/bench_soak.py --cli`` starts one dbt process per day).
 """
 
 from __future__ import annotations
