@@ -28,14 +28,14 @@
     {% endfor %}
     {% set statements = [] %}
     {% set all_text = types | map('lower') | reject('equalto', 'string') | list | length == 0 %}
+    {% set picked = [] %}
+    {% for name in agate_table.column_names %}
+        {% do picked.append('row[' ~ loop.index0 ~ ']') %}
+    {% endfor %}
     {% for chunk in agate_table.rows | batch(batch_size) %}
         {% if all_text %}
             {#- A backslash first, then a quote: Spark's string literal gives back the JSON. -#}
             {% set payload = tojson(chunk | map('list') | list).replace('\\', '\\\\').replace("'", "\\'") %}
-            {% set picked = [] %}
-            {% for name in agate_table.column_names %}
-                {% do picked.append('row[' ~ loop.index0 ~ ']') %}
-            {% endfor %}
             {% set sql = 'insert into ' ~ this.render() ~ '\nselect ' ~ picked | join(', ')
                          ~ "\nfrom (select explode(from_json('" ~ payload
                          ~ "', 'array<array<string>>')) as row)" %}
