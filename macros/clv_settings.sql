@@ -35,6 +35,7 @@
             'clv_timestamp_format', var('clv_timestamp_format', '')
         ),
         'time_zone': time_zone,
+        'csv_encoding': clv_validate_csv_encoding('clv_csv_encoding', var('clv_csv_encoding', 'auto')),
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
         ),
@@ -177,6 +178,16 @@
         {{ clv_fail(var_name, "expected one of " ~ (choices | join(', ')) ~ ", got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
+{% endmacro %}
+
+
+{#- A CSV input's encoding: auto (read from the files' bytes, clv_csv_encoding) or one DuckDB's
+    reader knows without an extension, under its common spellings. -#}
+{% macro clv_validate_csv_encoding(var_name, value) %}
+    {% set text = (value or 'auto') | string | trim | lower | replace('_', '-') %}
+    {% set aliases = {'utf8': 'utf-8', 'latin1': 'latin-1', 'iso-8859-1': 'latin-1',
+                      'iso8859-1': 'latin-1', 'utf16': 'utf-16'} %}
+    {{ return(clv_validate_choice(var_name, aliases.get(text, text), ['auto', 'utf-8', 'latin-1', 'utf-16'])) }}
 {% endmacro %}
 
 

@@ -705,3 +705,65 @@ def test_a_few_day_first_rows_among_month_first_ones_warn(project):
     assert ("1 of the 1 rows (of 12) that clv_timestamp_format '%m/%d/%Y %H:%M' cannot read are "
             "read by '%d/%m/%Y %H:%M': the source may write dates in both orders") in log
 
+
+
+def _spelled_frame() -> pd.DataFrame:
+    """Invoices whose ids and categories have letters beyond ASCII, as a European shop's do."""
+    ids = ["Müller-01", "Ørsted", "Ærø 7", "17850"]
+    return pd.DataFrame({
+        "InvoiceNo": [f"7{i:05d}" for i in range(8)],
+        "InvoiceDate": [f"2/{i + 1}/2011 10:00" for i in range(8)],
+        "CustomerID": ids * 2, "Quantity": 3, "UnitPrice": 2.5,
+        "Category": ["Électronique", "Café", "Jouets", "Maison"] * 2,
+    })
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("encoding", "separator"), [
+    ("latin-1", ","),      # older exports, Windows spreadsheets
+    ("utf-16", "\t"),      # Excel's "Unicode text": little-endian with a byte-order mark
+    ("utf-8-sig", ","),    # UTF-8 with a byte-order mark
+])
+def test_a_csv_in_another_encoding_is_read_as_written(project, encoding, separator):
+    """With clv_csv_encoding auto (the default) the file's bytes choose the encoding: ids and
+    categories come out as written, not as a reader error or mojibake."""
+    frame = _spelled_frame()
+    path = project.workdir / f"spelled_{encoding}.csv"
+    frame.to_csv(path, index=False, sep=separator, encoding=encoding)
+
+    project.build(vars={**VARS, "clv_transactions": str(path),
+                        "clv_columns": {**RETAIL_COLUMNS, "product_category": "Category"}},
+                  select="stg_clv__transactions")
+
+    staged = project.query(
+        "select customer_id, product_category, amount from stg_clv__transactions")
+    assert sorted(staged.customer_id) == sorted(frame.CustomerID)
+    assert sorted(staged.product_category) == sorted(frame.Category)
+    assert staged.amount.tolist() == [7.5] * len(frame)
+
+
+@pytest.mark.slow
+def test_files_of_one_input_in_two_encodings_stop_with_one_line(project):
+    """A glob over a Latin-1 file and a UTF-8 one with letters beyond ASCII cannot be read in one
+    encoding: one line names both and the var that chooses; with the var set, it is read so."""
+    directory = project.workdir / "two_encodings"
+    directory.mkdir(exist_ok=True)
+    frame = _spelled_frame()
+    frame.iloc[:4].to_csv(directory / "a.csv", index=False, encoding="latin-1")
+    frame.iloc[4:].to_csv(directory / "b.csv", index=False, encoding="utf-8")
+    glob = str(directory / "*.csv")
+    columns = {**RETAIL_COLUMNS, "product_category": "Category"}
+
+    result = project.build(vars={**VARS, "clv_transactions": glob, "clv_columns": columns},
+                           select="stg_clv__transactions", expect_success=False)
+    line = _message_line(_failures(result)["stg_clv__transactions"],
+                         "Invalid value for var 'clv_transactions'")
+    assert re.search(r"differ in encoding: '.*a\.csv' is not UTF-8 and '.*b\.csv' is UTF-8", line)
+    assert "set clv_csv_encoding" in line
+
+    project.build(vars={**VARS, "clv_transactions": str(directory / "a.csv"),
+                        "clv_columns": columns, "clv_csv_encoding": "ISO-8859-1"},
+                  select="stg_clv__transactions")
+    staged = project.query("select customer_id from stg_clv__transactions")
+    assert sorted(staged.customer_id) == sorted(frame.CustomerID.iloc[:4])
+
