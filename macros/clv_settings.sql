@@ -13,6 +13,9 @@
                      if (spacing | string | trim) == '' else spacing %}
     {% set extra_features = clv_validate_names('clv_extra_features', var('clv_extra_features', [])) %}
     {% set time_zone = clv_validate_time_zone('clv_time_zone', var('clv_time_zone', 'UTC')) %}
+    {#- load_sample: the choice alone. clv_load_sample() also reads clv_transactions, which
+        renders a ref in that var, and every model that reads the settings would then depend
+        on it (a unit test with vars of its own then fails: no input is given for that ref). -#}
     {% set settings = {
         'as_of_date': clv_validate_as_of_date('clv_as_of_date', var('clv_as_of_date', ''), time_zone),
         'horizon_days': horizon_days,
@@ -50,7 +53,8 @@
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
                               'duplicate_transaction', 'after_as_of_date'],
         'extra_features': extra_features,
-        'load_sample': clv_load_sample(),
+        'load_sample': clv_validate_choice('clv_load_sample', var('clv_load_sample', 'auto') | string | lower,
+                                           ['auto', 'true', 'false']),
         'missing_customer_ids': clv_validate_missing_customer_ids(
             'clv_missing_customer_ids', var('clv_missing_customer_ids', clv_default_missing_customer_ids())
         ),

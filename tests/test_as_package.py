@@ -159,3 +159,48 @@ def test_an_input_that_cannot_be_read_whole_is_named(tmp_path, monkeypatch, flag
                                  *vars_, *common])
     assert not result.success
     assert message in str(result.exception or result.result)
+
+
+def _root_copy(tmp_path: Path, monkeypatch) -> tuple[Path, list[str]]:
+    """This project copied as the root project (its dbt files only), a database in tmp_path;
+    returns the copy and the arguments every dbt command needs."""
+    root = tmp_path / "clv"
+    root.mkdir()
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(PROJECT_DIR / name, root / name)
+    for name in ("models", "python_models", "macros", "seeds", "data_tests"):
+        shutil.copytree(PROJECT_DIR / name, root / name)
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(tmp_path / "clv.duckdb"))
+    monkeypatch.chdir(root)
+    return root, ["--project-dir", str(root), "--profiles-dir", str(root), "--quiet"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("where", "message"), [
+    ("", None),
+    ("where false", "No usable transactions: clv_transactions"),
+], ids=["rows", "no_rows"])
+def test_a_ref_to_a_model_of_the_root_project_builds_with_its_unit_tests(tmp_path, monkeypatch,
+                                                                         where, message):
+    """A model the user adds to this project (a join of orders and payments, say) as
+    clv_transactions: the unit tests that set vars of their own build too (dbt gives them no
+    input for that ref, so no model they test may read the var), and a model with no usable
+    row stops at the cutoffs with the line that names the input."""
+    root, common = _root_copy(tmp_path, monkeypatch)
+    (root / "models" / "my_orders.sql").write_text(
+        f"select * from read_csv('{PROJECT_DIR / 'seeds' / 'clv_sample_transactions.csv'}', "
+        f"all_varchar = true) {where}\n")
+    result = dbtRunner().invoke([
+        "build", "--select", "+int_clv__cutoffs", "--indirect-selection", "cautious", "--vars",
+        json.dumps({"clv_transactions": "{{ ref('clv', 'my_orders') }}",
+                    "clv_model_dir": str(tmp_path / "models")}), *common])
+    unit_tests = [r for r in result.result if r.node.resource_type == "unit_test"]
+    assert {r.node.name for r in unit_tests} >= {"as_of_date_from_the_var"}
+    assert all(str(r.status) == "pass" for r in unit_tests), [
+        (r.node.name, str(r.message)) for r in unit_tests if str(r.status) != "pass"]
+    if message is None:
+        assert result.success
+    else:
+        failed = {r.node.name: str(r.message) for r in result.result if str(r.status) == "error"}
+        assert list(failed) == ["int_clv__cutoffs"], failed
+        assert message in failed["int_clv__cutoffs"]

@@ -11,6 +11,9 @@
 {%- set training_cutoffs = 0 if settings.retrain == 'never' else settings.training_cutoffs %}
 
 -- depends_on: {{ ref('int_clv__transactions_checked') }} (whose rows the post-hook counts)
+{#- The post-hook's message names the input (clv_input_label), which renders var
+    clv_transactions: rendered here as well, so that a ref in it is an edge dbt knows of. -#}
+{%- do clv_input_label('clv_transactions') %}
 
 with
 
