@@ -90,9 +90,21 @@
         reader's own guess takes 01/02/21 as January 21 of the year 1 (with clv_timestamp_format
         '%d/%m/%y'), a column of month-first dates whose days are all 12 or less as day-first,
         and, with one value ending in an offset, every other value as UTC. -#}
-    {{ return("read_csv('" ~ path ~ "', header = true, sample_size = -1, encoding = '"
-              ~ clv_csv_encoding(path, var_name) ~ "', "
-              ~ "auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR'])") }}
+    {% set options = "header = true, sample_size = -1, encoding = '" ~ clv_csv_encoding(path, var_name)
+                     ~ "', auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR']" %}
+    {% set read = "read_csv('" ~ path ~ "', " ~ options ~ ")" %}
+    {#- Every query that names `read` sniffs the whole file again (a describe of a 490 MB file
+        takes longer than a scan with known columns), and the staging and parsing steps name it
+        several times: the file is sniffed once here, and read with what the sniffer found (its
+        dialect and column types, auto_detect off). sniff_csv reads one file: a glob is read
+        as it is, and so is an empty file (no header for the sniffer to agree with). -#}
+    {% if not execute or '://' in path or modules.re.search('[*?\\[{]', path)
+          or run_query("select sum(size) from read_blob('" ~ path ~ "')").columns[0].values()[0] == 0 %}
+        {{ return(read) }}
+    {% endif %}
+    {% set prompt = run_query("select Prompt from sniff_csv('" ~ path ~ "', " ~ options ~ ")").columns[0].values()[0] %}
+    {% set sniffed = modules.re.fullmatch('\\s*FROM\\s+(read_csv[(].*[)])\\s*;?\\s*', prompt or '', modules.re.DOTALL) %}
+    {{ return(sniffed.group(1) if sniffed else read) }}
 {% endmacro %}
 
 
@@ -113,9 +125,10 @@
     {% if not execute or '://' in path or not modules.re.search('\\.(csv|tsv)$', path, modules.re.IGNORECASE) %}
         {{ return('utf-8') }}
     {% endif %}
-    {#- decode() fails on bytes that are not UTF-8 (about 0.8 s for a 476 MB file; a set var
-        skips this read). Only when a file is not UTF-8 do the others need a second look: a UTF-8 file
-        of plain ASCII has as many characters as bytes, and reads the same in Latin-1. -#}
+    {#- decode() fails on bytes that are not UTF-8 (1.2 s of the 16.8 s the staging and parsing
+        steps took on a 490 MB file, bench/bench_csv_input.py; a set var skips this read). Only
+        when a file is not UTF-8 do the others need a second look: a UTF-8 file of plain ASCII
+        has as many characters as bytes, and reads the same in Latin-1. -#}
     {% set blobs = "(select filename, hex(content[1:2]) as head, try(decode(content)) as text, "
                    ~ "octet_length(content) as bytes from read_blob('" ~ path ~ "'))" %}
     {% set probe = run_query(
