@@ -157,6 +157,19 @@
                               ~ "characters beyond ASCII; save them in one encoding, or set "
                               ~ "clv_csv_encoding to the one to read them in") }}
     {% endif %}
+    {#- DuckDB's Latin-1 reader refuses the bytes 0x80-0x9F (control characters in Latin-1, the
+        euro sign and curly quotes in Windows-1252). A blob cast to text writes every byte beyond
+        ASCII, and the backslash itself, as \xHH, so the pattern finds exactly those bytes. -#}
+    {% set windows = run_query("select min(filename) from read_blob('" ~ path ~ "') where try(decode(content)) is null "
+                               ~ "and regexp_matches(cast(content as varchar), '\\\\x[89][0-9A-F]')"
+                               ).columns[0].values()[0] if probe['not_utf8'] else none %}
+    {% if windows %}
+        {{ clv_fail(var_name, "'" ~ windows ~ "' is neither UTF-8 nor Latin-1: its bytes 0x80-0x9F are most "
+                              ~ "likely Windows-1252 (the euro sign and curly quotes of a CSV saved by Excel "
+                              ~ "on Windows), which DuckDB reads only through an extension clv does not load. "
+                              ~ "Save it as UTF-8 (Excel: CSV UTF-8) or convert it, for example with "
+                              ~ "iconv -f cp1252 -t utf-8 '" ~ windows ~ "' > orders_utf8.csv") }}
+    {% endif %}
     {% if probe['not_utf8'] %}
         {% set example = '' if probe['not_utf8'] == path else " ('" ~ probe['not_utf8'] ~ "')" %}
         {{ log("clv: " ~ label ~ " is not UTF-8" ~ example ~ ": read as Latin-1 (ISO-8859-1); set "

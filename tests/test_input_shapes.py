@@ -767,3 +767,22 @@ def test_files_of_one_input_in_two_encodings_stop_with_one_line(project):
     staged = project.query("select customer_id from stg_clv__transactions")
     assert sorted(staged.customer_id) == sorted(frame.CustomerID.iloc[:4])
 
+
+
+@pytest.mark.slow
+def test_a_windows_1252_file_stops_with_one_line_saying_how_to_convert_it(project):
+    """Windows-1252 (a CSV saved by Excel on Windows) writes the euro sign and curly quotes as
+    bytes 0x80-0x9F, which DuckDB's Latin-1 reader refuses: one line naming the var and the file
+    says what it most likely is and how to convert it, instead of the reader's "File is not
+    latin-1 encoded"."""
+    frame = _spelled_frame().assign(Category="Manager\u2019s chair, 20 \u20ac")
+    path = project.workdir / "windows_1252.csv"
+    frame.to_csv(path, index=False, encoding="cp1252")
+    assert b"\x92" in path.read_bytes() and b"\x80" in path.read_bytes()
+
+    result = project.build(vars={**VARS, "clv_transactions": str(path)},
+                           select="stg_clv__transactions", expect_success=False)
+    line = _message_line(_failures(result)["stg_clv__transactions"],
+                         "Invalid value for var 'clv_transactions'")
+    assert "is neither UTF-8 nor Latin-1: its bytes 0x80-0x9F are most likely Windows-1252" in line
+    assert f"iconv -f cp1252 -t utf-8 '{path}'" in line
