@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import PROJECT_DIR
+from conftest import FEATURE_MODELS, PROJECT_DIR
 
 RETAIL_COLUMNS = {"customer_id": "CustomerID", "transacted_at": "InvoiceDate",
                   "amount": "Quantity * UnitPrice", "transaction_id": "InvoiceNo"}
@@ -786,3 +786,40 @@ def test_a_windows_1252_file_stops_with_one_line_saying_how_to_convert_it(projec
                          "Invalid value for var 'clv_transactions'")
     assert "is neither UTF-8 nor Latin-1: its bytes 0x80-0x9F are most likely Windows-1252" in line
     assert f"iconv -f cp1252 -t utf-8 '{path}'" in line
+
+
+@pytest.mark.slow
+def test_attributes_whose_ids_match_no_scored_customer_warn(project):
+    """Float ids with one `n/a` cell make a text column (17850.0), while the attributes say
+    17850: no attribute would reach a customer without a word. The build warns, naming an
+    unmatched id of each side; with the ids written alike it does not."""
+    frame = _retail_frame().astype({"CustomerID": object})
+    frame.loc[frame.CustomerID.notna(), "CustomerID"] = [
+        f"{c:.1f}" for c in frame.CustomerID.dropna()]
+    frame.loc[frame.CustomerID.isna(), "CustomerID"] = "n/a"
+    transactions = project.workdir / "float_text_ids.csv"
+    frame.to_csv(transactions, index=False)
+    customers = project.workdir / "integer_ids.csv"
+
+    def warned(ids: list[str]):
+        pd.DataFrame({"customer_id": ids, "country": "France"}).to_csv(customers, index=False)
+        result = project.build(vars={**VARS, "clv_transactions": str(transactions),
+                                     "clv_customers": str(customers)},
+                               select=f"{FEATURE_MODELS} clv_customers_match_the_transactions")
+        return {str(r.status) for r in result.result
+                if r.node.name == "clv_customers_match_the_transactions"}
+
+    assert warned(["17850", "13047", "14527"]) == {"warn"}
+    row = project.query("select * from (" + _compiled_test(project) + ")")
+    assert row.to_dict("records") == [{
+        "customers_scored": 3, "customers_with_attributes": 0, "attribute_customers": 3,
+        "unmatched_scored_id": "13047.0", "unmatched_attribute_id": "13047"}]
+    assert warned(["17850.0", "13047.0", "14527.0", "n/a"]) == {"pass"}  # text ids, as written
+
+
+def _compiled_test(project) -> str:
+    """The compiled SQL of the test clv_customers_match_the_transactions, as the last run wrote
+    it."""
+    compiled = next((project.workdir / "target" / "compiled").rglob(
+        "clv_customers_match_the_transactions.sql"))
+    return compiled.read_text()
