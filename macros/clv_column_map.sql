@@ -131,6 +131,13 @@
         {% set problem = "clv_transactions (" ~ clv_input_label('clv_transactions') ~ ") has no column "
                          ~ quoted ~ " and clv_columns does not map " ~ key %}
     {% endif %}
+    {#- One column whose name is the whole header line: the reader found no separator. -#}
+    {% if names | length == 1 %}
+        {{ clv_fail('clv_columns', problem ~ ": it reads as one column, '" ~ names[0] ~ "'. Its fields are "
+                                   ~ "not separated by a comma, semicolon, tab or '|', the separators "
+                                   ~ "DuckDB's reader recognizes: convert a file separated by spaces or "
+                                   ~ "aligned in fixed widths (as CDNOW's master file) to CSV first") }}
+    {% endif %}
     {{ clv_fail('clv_columns', problem
                                ~ (" (did you mean '" ~ (hints | join("', '")) ~ "'?)" if hints else "")
                                ~ "; its columns are: " ~ (names | join(', '))) }}

@@ -823,3 +823,22 @@ def _compiled_test(project) -> str:
     compiled = next((project.workdir / "target" / "compiled").rglob(
         "clv_customers_match_the_transactions.sql"))
     return compiled.read_text()
+
+
+@pytest.mark.slow
+def test_a_file_separated_by_spaces_is_named_as_read_in_one_column(project):
+    """CDNOW's master file aligns its fields with spaces, which DuckDB's reader does not take
+    for a separator: the whole header line is one column. The line says so, instead of "did
+    you mean" that line."""
+    rows = ["customer_id  date      number_of_cds  dollar_value",
+            "00001        19970101  1              11.77",
+            "00002        19970112  1              12.00"]
+    path = project.workdir / "cdnow_master.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = project.build(vars={"clv_transactions": str(path), "clv_columns": {}},
+                           expect_success=False)
+    line = _message_line(_failures(result)["stg_clv__transactions"],
+                         "Invalid value for var 'clv_columns'")
+    assert "it reads as one column, 'customer_id  date      number_of_cds  dollar_value'" in line
+    assert "not separated by a comma, semicolon, tab or '|'" in line
+    assert "did you mean" not in line

@@ -258,7 +258,8 @@ DEGENERATE = {
     "one_customer": ("int_clv__model_registry", ["only 3 rows (1 customer(s)",
                                                  "clv_transactions"]),
     "single_purchases": ("int_clv__model_registry", ["bought on two different days",
-                                                     "clv_transactions"]),
+                                                     "clv_transactions",
+                                                     "clv_columns.customer_id may name an id"]),
     "no_positive_labels": ("int_clv__model_registry", ["no positive label_revenue",
                                                        "clv_horizon_days"]),
     "history_shorter_than_horizon": ("int_clv__model_registry", [

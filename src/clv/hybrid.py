@@ -37,6 +37,11 @@ from clv.btyd import (
 )
 
 BTYD_INPUTS = ("frequency", "recency_days", "t_days", "monetary_value")
+# What the errors for data without a repeat buyer add: an id of each order mapped as the
+# customer (Olist's orders carry one beside the customer's own) makes every customer new.
+ORDER_LEVEL_ID_HINT = ("clv_columns.customer_id may name an id of each order rather than of the "
+                       "customer (as Olist's customer_id beside its customer_unique_id): map the "
+                       "customer's own id")
 # Each BTYD input is read within +-this bound (clv.sql_scoring reads them the same way).
 BTYD_INPUT_BOUND = 1e100
 BTYD_FEATURES = (

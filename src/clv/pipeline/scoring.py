@@ -198,7 +198,8 @@ def fit_btyd(warehouse: Warehouse, examples: Any, customers: int) -> tuple[hybri
         raise ValueError("no customer in clv_scoring_examples bought on two different days on or "
                          "before the as-of date, so BG/NBD + Gamma-Gamma (model inputs) cannot be "
                          "fitted: load a longer history (clv_transactions) or set a later "
-                         "clv_as_of_date")
+                         "clv_as_of_date; or, if every customer id occurs once, "
+                         + hybrid.ORDER_LEVEL_ID_HINT)
     return hybrid.fit(summary), summary.num_rows
 
 

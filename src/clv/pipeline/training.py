@@ -157,7 +157,8 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
             f"no customer among the {customers} in clv_training_examples bought on two "
             "different days before any training cutoff: with single purchases only, neither "
             "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. Load a longer "
-            "history (clv_transactions) or set a later clv_as_of_date")
+            "history (clv_transactions) or set a later clv_as_of_date; or, if every customer id "
+            f"occurs once, {hybrid.ORDER_LEVEL_ID_HINT}")
     dropped = [c for c in cutoffs if c not in fittable]
     if dropped:
         dbt_log(f"training cutoffs {', '.join(dropped)} dropped: no customer had bought on two "
