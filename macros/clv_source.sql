@@ -3,8 +3,9 @@
     - empty: the shipped sample seed (`default_seed`) while clv_load_sample() allows it (when
       it does not, a run stops with one line saying to set clv_transactions), or none when
       there is no default;
-    - a path or glob ending in .csv / .parquet (optionally compressed): read as a file (DuckDB;
-      on Spark Parquet only: a file, a directory or a glob ending in .parquet);
+    - a path or glob ending in .csv, .tsv, .txt or .parquet (optionally compressed): read as a
+      file (DuckDB: delimited text or Parquet; on Spark Parquet only: a file, a directory or a
+      glob ending in .parquet);
     - otherwise a relation name: `table`, `schema.table` or `database.schema.table`, each part
       plain or quoted ("..." or `...`), as `{{ ref('shop', 'orders') }}` (name the project: a
       bare ref from this package to the root project's model makes dbt warn) or
@@ -32,7 +33,7 @@
         {% endif %}
         {{ return(default_seed) }}
     {% endif %}
-    {% if modules.re.search('\\.(csv|tsv|parquet)(\\.gz|\\.zst)?$', value, modules.re.IGNORECASE) %}
+    {% if modules.re.search('\\.(csv|tsv|txt|parquet)(\\.gz|\\.zst)?$', value, modules.re.IGNORECASE) %}
         {% if "'" in value or ';' in value %}
             {{ clv_fail(var_name, "a file path must not contain quotes or ';'") }}
         {% endif %}
@@ -68,7 +69,7 @@
     {% endif %}
     {% set part = '([A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`)' %}
     {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
-        {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.parquet file path, got '"
+        {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.tsv/.txt/.parquet file path, got '"
                               ~ value ~ "'") }}
     {% endif %}
     {{ return(value) }}
@@ -122,7 +123,7 @@
     {% if chosen != 'auto' %}
         {{ return(chosen) }}
     {% endif %}
-    {% if not execute or '://' in path or not modules.re.search('\\.(csv|tsv)$', path, modules.re.IGNORECASE) %}
+    {% if not execute or '://' in path or not modules.re.search('\\.(csv|tsv|txt)$', path, modules.re.IGNORECASE) %}
         {{ return('utf-8') }}
     {% endif %}
     {#- decode() fails on bytes that are not UTF-8 (1.2 s of the 16.8 s the staging and parsing

@@ -719,16 +719,16 @@ def _spelled_frame() -> pd.DataFrame:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("encoding", "separator"), [
-    ("latin-1", ","),      # older exports, Windows spreadsheets
-    ("utf-16", "\t"),      # Excel's "Unicode text": little-endian with a byte-order mark
-    ("utf-8-sig", ","),    # UTF-8 with a byte-order mark
+@pytest.mark.parametrize(("encoding", "separator", "suffix"), [
+    ("latin-1", ",", "csv"),     # older exports
+    ("utf-16", "\t", "txt"),     # Excel's "Unicode text": little-endian with a byte-order mark
+    ("utf-8-sig", ",", "csv"),   # UTF-8 with a byte-order mark
 ])
-def test_a_csv_in_another_encoding_is_read_as_written(project, encoding, separator):
+def test_a_csv_in_another_encoding_is_read_as_written(project, encoding, separator, suffix):
     """With clv_csv_encoding auto (the default) the file's bytes choose the encoding: ids and
     categories come out as written, not as a reader error or mojibake."""
     frame = _spelled_frame()
-    path = project.workdir / f"spelled_{encoding}.csv"
+    path = project.workdir / f"spelled_{encoding}.{suffix}"
     frame.to_csv(path, index=False, sep=separator, encoding=encoding)
 
     project.build(vars={**VARS, "clv_transactions": str(path),
