@@ -103,8 +103,10 @@
           or run_query("select sum(size) from read_blob('" ~ path ~ "')").columns[0].values()[0] == 0 %}
         {{ return(read) }}
     {% endif %}
-    {% set prompt = run_query("select Prompt from sniff_csv('" ~ path ~ "', " ~ options ~ ")").columns[0].values()[0] %}
-    {% set sniffed = modules.re.fullmatch('\\s*FROM\\s+(read_csv[(].*[)])\\s*;?\\s*', prompt or '', modules.re.DOTALL) %}
+    {% set prompt = run_query("select Prompt from sniff_csv('" ~ path ~ "', " ~ options ~ ")"
+                              ).columns[0].values()[0] %}
+    {% set sniffed = modules.re.fullmatch('\\s*FROM\\s+(read_csv[(].*[)])\\s*;?\\s*', prompt or '',
+                                          modules.re.DOTALL) %}
     {{ return(sniffed.group(1) if sniffed else read) }}
 {% endmacro %}
 
@@ -113,9 +115,10 @@
     The encoding DuckDB reads a CSV input in: var clv_csv_encoding when set, else (`auto`) the
     one the files' bytes show. UTF-16 when every file starts with its little-endian byte-order
     mark (Excel's "Unicode text"); UTF-8 when every file decodes as UTF-8; Latin-1 (ISO-8859-1,
-    as older exports and Windows spreadsheets write) when some do not and the rest are plain
-    ASCII, which reads the same either way. Files of one input in different encodings, and
-    big-endian UTF-16, which DuckDB does not read, stop the build with one line naming the var.
+    as older exports write) when some do not and the rest are plain ASCII, which reads the same
+    either way. Files of one input in different encodings, and the two DuckDB cannot read,
+    big-endian UTF-16 and Windows-1252 (Excel's CSV on Windows, Latin-1 with characters in the
+    bytes 0x80-0x9F), stop the build with one line naming the var.
     Compressed and remote files are not probed: UTF-8 unless the var says otherwise.
 -#}
 {% macro clv_csv_encoding(path, var_name) %}
