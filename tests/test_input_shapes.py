@@ -842,3 +842,22 @@ def test_a_file_separated_by_spaces_is_named_as_read_in_one_column(project):
     assert "it reads as one column, 'customer_id  date      number_of_cds  dollar_value'" in line
     assert "not separated by a comma, semicolon, tab or '|'" in line
     assert "did you mean" not in line
+
+
+@pytest.mark.slow
+def test_a_row_with_one_field_too_many_is_named_as_the_cause_of_one_column(project):
+    """One line of 2,000 with an unquoted comma in its description: DuckDB's reader then takes
+    every line whole, one column named by the header. The line says that rows do not line up
+    with the header, not that the file has no separator."""
+    rows = ["customer_id,transacted_at,amount,description",
+            *(f"c{i % 50},2023-01-{i % 28 + 1:02d},{i % 90 + 1}.50,item {i}" for i in range(2000))]
+    rows[1000] = "c7,2023-01-05,10.00,mug, blue"
+    path = project.workdir / "one_field_too_many.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = project.build(vars={"clv_transactions": str(path), "clv_columns": {}},
+                           expect_success=False)
+    line = _message_line(_failures(result)["stg_clv__transactions"],
+                         "Invalid value for var 'clv_columns'")
+    assert ("it reads as one column, 'customer_id,transacted_at,amount,description'. Its header "
+            "separates fields with ','") in line
+    assert "some rows have more or fewer fields than the header" in line
