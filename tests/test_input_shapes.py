@@ -825,6 +825,17 @@ def _compiled_test(project) -> str:
     return compiled.read_text()
 
 
+def _column_map_failure(project, name: str, lines: list[str]) -> str:
+    """Build on a file ``name`` of ``lines`` with the contract's column names: the line of the
+    staging model's error about clv_columns."""
+    path = project.workdir / name
+    path.write_text("\n".join(lines) + "\n")
+    result = project.build(vars={"clv_transactions": str(path), "clv_columns": {}},
+                           expect_success=False)
+    return _message_line(_failures(result)["stg_clv__transactions"],
+                         "Invalid value for var 'clv_columns'")
+
+
 @pytest.mark.slow
 def test_a_file_separated_by_spaces_is_named_as_read_in_one_column(project):
     """CDNOW's master file aligns its fields with spaces, which DuckDB's reader does not take
@@ -833,12 +844,7 @@ def test_a_file_separated_by_spaces_is_named_as_read_in_one_column(project):
     rows = ["customer_id  date      number_of_cds  dollar_value",
             "00001        19970101  1              11.77",
             "00002        19970112  1              12.00"]
-    path = project.workdir / "cdnow_master.csv"
-    path.write_text("\n".join(rows) + "\n")
-    result = project.build(vars={"clv_transactions": str(path), "clv_columns": {}},
-                           expect_success=False)
-    line = _message_line(_failures(result)["stg_clv__transactions"],
-                         "Invalid value for var 'clv_columns'")
+    line = _column_map_failure(project, "cdnow_master.csv", rows)
     assert "it reads as one column, 'customer_id  date      number_of_cds  dollar_value'" in line
     assert "not separated by a comma, semicolon, tab or '|'" in line
     assert "did you mean" not in line
@@ -852,12 +858,7 @@ def test_a_row_with_one_field_too_many_is_named_as_the_cause_of_one_column(proje
     rows = ["customer_id,transacted_at,amount,description",
             *(f"c{i % 50},2023-01-{i % 28 + 1:02d},{i % 90 + 1}.50,item {i}" for i in range(2000))]
     rows[1000] = "c7,2023-01-05,10.00,mug, blue"
-    path = project.workdir / "one_field_too_many.csv"
-    path.write_text("\n".join(rows) + "\n")
-    result = project.build(vars={"clv_transactions": str(path), "clv_columns": {}},
-                           expect_success=False)
-    line = _message_line(_failures(result)["stg_clv__transactions"],
-                         "Invalid value for var 'clv_columns'")
+    line = _column_map_failure(project, "one_field_too_many.csv", rows)
     assert ("it reads as one column, 'customer_id,transacted_at,amount,description'. Its header "
             "separates fields with ','") in line
     assert "some rows have more or fewer fields than the header" in line
