@@ -183,7 +183,7 @@
             `coalesce(Quantity, 0)` reads it as a number; an integer column a double, so that
             `amount_cents / 100` and `coalesce(amount_cents, 0) / 100` divide as on DuckDB and
             Spark (PostgreSQL's integer division would drop the cents) -#}
-        {% set cast = clv_to_number('@column@') | trim if clv_data_type_kind(column.data_type) == 'text'
+        {% set cast = clv_text_to_number('@column@') | trim if clv_data_type_kind(column.data_type) == 'text'
                       else 'cast(@column@ as ' ~ clv_type_double() ~ ')' %}
         {% for edge in clv_column_references(column.name) %}
             {#- the replacement: the engine's number cast of the column as written (the match's
@@ -197,7 +197,12 @@
         {% endfor %}
     {% endfor %}
     {% if not state.rewritten and not mentioned %}
-        {{ return({'expression': expression, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
+        {#- a plain text column written with a decimal comma: the text staging parses -#}
+        {% set own = columns.get(plain.group(1) | lower) if plain else none %}
+        {% set parsed = clv_text_to_number(expression) | trim
+                        if own and clv_data_type_kind(own.data_type) == 'text' and clv_decimal_separator() == ','
+                        else expression %}
+        {{ return({'expression': parsed, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
     {% endif %}
     {% set parts = [] %}
     {% for column in mentioned %}

@@ -39,6 +39,7 @@
         ),
         'time_zone': time_zone,
         'csv_encoding': clv_validate_csv_encoding('clv_csv_encoding', var('clv_csv_encoding', 'auto')),
+        'decimal_separator': clv_decimal_separator(),
         'export_path': clv_validate_export_path(
             'clv_export_path', var('clv_export_path', 'exports/clv_predictions.parquet')
         ),
@@ -182,6 +183,12 @@
         {{ clv_fail(var_name, "expected one of " ~ (choices | join(', ')) ~ ", got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
+{% endmacro %}
+
+
+{#- The decimal separator of numbers written as text (var clv_decimal_separator): '.' or ','. -#}
+{% macro clv_decimal_separator() %}
+    {{ return(clv_validate_choice('clv_decimal_separator', var('clv_decimal_separator', '.'), ['.', ','])) }}
 {% endmacro %}
 
 

@@ -91,8 +91,11 @@
         reader's own guess takes 01/02/21 as January 21 of the year 1 (with clv_timestamp_format
         '%d/%m/%y'), a column of month-first dates whose days are all 12 or less as day-first,
         and, with one value ending in an offset, every other value as UTC. -#}
+    {#- With a decimal comma, numbers with a fraction stay text for clv_text_to_number: the reader
+        would take '1.250' for 1.25. -#}
+    {% set types = "'BOOLEAN', 'BIGINT', " ~ ("" if clv_decimal_separator() == ',' else "'DOUBLE', ") ~ "'VARCHAR'" %}
     {% set options = "header = true, sample_size = -1, encoding = '" ~ clv_csv_encoding(path, var_name)
-                     ~ "', auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR']" %}
+                     ~ "', auto_type_candidates = [" ~ types ~ "]" %}
     {% set read = "read_csv('" ~ path ~ "', " ~ options ~ ")" %}
     {#- Every query that names `read` sniffs the whole file again (a describe of a 490 MB file
         takes longer than a scan with known columns), and the staging and parsing steps name it

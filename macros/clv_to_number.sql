@@ -8,6 +8,19 @@
     {{ return(adapter.dispatch('clv_to_number', 'clv')(expression)) }}
 {% endmacro %}
 
+{#-
+    clv_to_number of a text column or expression written with the decimal separator of var
+    clv_decimal_separator: with ',' the dots between thousands go and the comma becomes the
+    point ('1.038,75' reads 1038.75), on every engine alike.
+-#}
+{% macro clv_text_to_number(expression) %}
+    {% if clv_decimal_separator() == ',' %}
+        {% set text = 'cast(' ~ expression ~ ' as ' ~ dbt.type_string() ~ ')' %}
+        {{ return(clv_to_number("replace(replace(" ~ text ~ ", '.', ''), ',', '.')")) }}
+    {% endif %}
+    {{ return(clv_to_number(expression)) }}
+{% endmacro %}
+
 {% macro default__clv_to_number(expression) %}
     {{ dbt.safe_cast(expression, clv_type_double()) }}
 {% endmacro %}

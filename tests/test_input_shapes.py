@@ -862,3 +862,40 @@ def test_a_row_with_one_field_too_many_is_named_as_the_cause_of_one_column(proje
     assert ("it reads as one column, 'customer_id,transacted_at,amount,description'. Its header "
             "separates fields with ','") in line
     assert "some rows have more or fewer fields than the header" in line
+
+
+@pytest.mark.slow
+def test_a_decimal_comma_is_read_with_clv_decimal_separator(project):
+    """A German export: `;` between fields, dots between thousands and a decimal comma, in the
+    amount, in the operands of an expression and in an attribute of clv_extra_features. With
+    clv_decimal_separator ',' each reads as written ('1.250' is 1250, which the reader's own
+    typing would make 1.25); a cell that is no number stays an invalid_amount."""
+    german = ["1.038,75", "12,50", "1.250", "-3,00", "n/a"]
+    transactions = project.workdir / "umsatz.csv"
+    pd.DataFrame({"Kunde": ["K1", "K2", "K1", "K3", "K2"],
+                  "Datum": [f"2011-0{m}-15" for m in range(1, 6)],
+                  "Umsatz": german, "Menge": ["2", "1", "3", "1", "1"],
+                  "Preis": ["3,50", "1.250", "2", "n/a", "0,99"]}).to_csv(
+        transactions, index=False, sep=";")
+    customers = project.workdir / "kunden.csv"
+    pd.DataFrame({"customer_id": ["K1", "K2", "K3"], "loyalty": ["3,5", "1.000,25", "x"]}).to_csv(
+        customers, index=False, sep=";")
+    columns = {"customer_id": "Kunde", "transacted_at": "Datum", "amount": "Umsatz"}
+    base = {**VARS, "clv_transactions": str(transactions), "clv_timestamp_format": "",
+            "clv_decimal_separator": ","}
+
+    project.build(vars={**base, "clv_columns": columns, "clv_customers": str(customers),
+                        "clv_extra_features": ["loyalty"]},
+                  select="stg_clv__transactions stg_clv__customers")
+    staged = project.query("select amount from stg_clv__transactions")
+    assert staged.amount.tolist()[:4] == [1038.75, 12.5, 1250.0, -3.0]
+    assert pd.isna(staged.amount.tolist()[4])
+    loyalty = project.query("select customer_id, loyalty from stg_clv__customers "
+                            "order by customer_id")
+    assert loyalty.loyalty.tolist()[:2] == [3.5, 1000.25] and pd.isna(loyalty.loyalty[2])
+
+    project.build(vars={**base, "clv_columns": {**columns, "amount": "Menge * Preis"}},
+                  select="stg_clv__transactions")
+    staged = project.query("select amount from stg_clv__transactions")
+    assert staged.amount.tolist()[:3] == [7.0, 1250.0, 6.0]
+    assert pd.isna(staged.amount[3])

@@ -24,6 +24,7 @@ ROWS = [  # InvoiceNo, InvoiceDate, CustomerID, Quantity, UnitPrice, AmountCents
     ("536368", "12/2/2010 9:35", "(blank)", "15", "4.75", 7125),
     ("536369", "12/3/2010 10:00", "13047", "2", "0.99", 198),
 ]
+GERMAN_AMOUNTS = ["1.038,75", "12,50", "1.250", "n/a", "-3,00"]
 COLUMNS = {"customer_id": "nullif(CustomerID, '(blank)')", "transacted_at": "InvoiceDate",
            "amount": "Quantity * UnitPrice", "transaction_id": "InvoiceNo"}
 RUN_VARS = {"clv_timestamp_format": "%m/%d/%Y %H:%M", "clv_as_of_date": "2010-12-31"}
@@ -46,6 +47,8 @@ def source() -> str:
     # Online Retail II's spelling of two of them, names with a space
     table = table.append_column("Customer ID", table["CustomerID"])
     table = table.append_column("Unit Price", table["UnitPrice"])
+    # an amount as a German export writes it: dots between thousands, a decimal comma
+    table = table.append_column("Betrag", pa.array(GERMAN_AMOUNTS))
     try:
         with connection.cursor() as cursor:
             cursor.execute(f'create schema "{inputs}"')
@@ -56,9 +59,11 @@ def source() -> str:
     return f"{inputs}.retail"
 
 
-def _staged(source: str, columns: dict, workdir: Path) -> tuple[list[tuple], list[tuple]]:
+def _staged(source: str, columns: dict, workdir: Path,
+            **vars_: str) -> tuple[list[tuple], list[tuple]]:
     schema = schema_name("clv_pgin")
-    clv_build("postgres", {**RUN_VARS, "clv_transactions": source, "clv_columns": columns},
+    clv_build("postgres", {**RUN_VARS, **vars_, "clv_transactions": source,
+                           "clv_columns": columns},
               workdir, {"CLV_SCHEMA": schema, **postgres_settings()},
               models=["clv_data_quality"])
     connection = postgres_connection()
@@ -165,3 +170,14 @@ def test_rows_read_back_whole_in_batches_of_the_size_asked(monkeypatch):
     assert pa.Table.from_batches(batches).column("customer_id").to_pylist() == ids
     assert both.column("at")[0].as_py().isoformat() == "1850-01-01T00:00:00+00:00"
     assert both.column("x")[0].as_py() == 0.1 + 0.2
+
+
+@pytest.mark.slow
+def test_a_decimal_comma_reads_as_on_duckdb(source, tmp_path):
+    """clv_decimal_separator ',': the dots between thousands go and the comma is the point, the
+    same text DuckDB reads (tests/test_input_shapes.py)."""
+    staged, quality = _staged(source, {**COLUMNS, "amount": "Betrag"}, tmp_path,
+                              clv_decimal_separator=",")
+    assert dict(staged) == {"536365": 1038.75, "536366": 12.5, "536367": 1250.0,
+                            "536368": None, "536369": -3.0}
+    assert quality == [("missing_customer_id", 1, "536368")]

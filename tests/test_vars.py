@@ -29,6 +29,7 @@ BAD_VARS = [
     ({"clv_columns": "customer_id"}, "clv_columns"),
     ({"clv_timestamp_format": "%Y'); drop table x; --"}, "clv_timestamp_format"),
     ({"clv_csv_encoding": "cp1252"}, "clv_csv_encoding"),
+    ({"clv_decimal_separator": ";"}, "clv_decimal_separator"),
     ({"clv_model_dir": ""}, "clv_model_dir"),
     ({"clv_ensemble_size": 11}, "clv_ensemble_size"),
     ({"clv_export_path": ""}, "clv_export_path"),

@@ -41,7 +41,8 @@ renamed as (
         cast({{ name if has[name] else 'null' }} as {{ dbt.type_string() }}) as {{ name }}{{ ',' if not loop.last }}
         {%- endfor %}
         {%- for name in extra_features %},
-        {{ clv_to_number(name) }} as {{ name }}{% endfor %}
+        {{ clv_text_to_number(name) if clv_data_type_kind(source_types[name]) == 'text' else clv_to_number(name) }}
+            as {{ name }}{% endfor %}
 
     from source
 
