@@ -133,14 +133,17 @@
     {% endif %}
     {#- One column whose name is the whole header line: the reader found no separator, or rows
         whose fields do not line up with the header's (it then reads every line whole). -#}
-    {% set separator = modules.re.search('[,;\t|]', names[0]) if names | length == 1 else none %}
+    {% set text_file = modules.re.search('\\.(csv|tsv|txt)(\\.gz|\\.zst)?$',
+                                         (var('clv_transactions', '') or '') | string | trim, modules.re.IGNORECASE) %}
+    {% set one_column = text_file and names | length == 1 %}
+    {% set separator = modules.re.search('[,;\t|]', names[0]) if one_column else none %}
     {% if separator %}
         {{ clv_fail('clv_columns', problem ~ ": it reads as one column, '" ~ names[0] ~ "'. Its header "
                                    ~ "separates fields with '" ~ separator.group(0) ~ "', but some rows "
                                    ~ "have more or fewer fields than the header (a text field holding the "
                                    ~ "separator without quotes, say), so DuckDB's reader took every line "
                                    ~ "whole: quote such fields, or fix or remove those rows") }}
-    {% elif names | length == 1 %}
+    {% elif one_column %}
         {{ clv_fail('clv_columns', problem ~ ": it reads as one column, '" ~ names[0] ~ "'. Its fields are "
                                    ~ "not separated by a comma, semicolon, tab or '|', the separators "
                                    ~ "DuckDB's reader recognizes: convert a file separated by spaces or "

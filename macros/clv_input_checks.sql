@@ -38,7 +38,7 @@
                                         ~ " is empty: it has neither a header nor rows") }}
     {% endif %}
     {% set columns = clv_column_map(schema) %}
-    {% set amount = clv_numeric_operands(columns.amount, schema) %}
+    {% set amount = clv_numeric_operands(columns.amount, schema, relation) %}
     {{ return({
         'relation': relation,
         'columns': columns,
@@ -151,12 +151,14 @@
     compares text, so those are left as written. An integer column
     becomes a double wherever the expression names it, so `amount_cents / 100` and
     `coalesce(amount_cents, 0) / 100` keep their cents on PostgreSQL too.
+    With var clv_decimal_separator ',', an amount that is still text is read with the decimal
+    comma (its type from `schema`, or for an expression from `relation`, the source).
     Returns a dict:
       expression: the amount as SQL;
       text: the raw text of a row's amount: the column's, or for an expression each column it
         reads, as `Quantity=n/a UnitPrice=2.5` (not the cleaned text of `replace(Amount, ...)`).
 -#}
-{% macro clv_numeric_operands(expression, schema) %}
+{% macro clv_numeric_operands(expression, schema, relation=none) %}
     {% set re = modules.re %}
     {% set text = dbt.type_string() %}
     {% set plain = re.fullmatch('["`]?([A-Za-z_][A-Za-z0-9_$]*)["`]?', expression) %}
@@ -196,13 +198,18 @@
             {% endif %}
         {% endfor %}
     {% endfor %}
-    {% if not state.rewritten and not mentioned %}
-        {#- a plain text column written with a decimal comma: the text staging parses -#}
+    {#- With a decimal comma, an amount that is still text (a text column, `replace(Amount, '€',
+        '')`) is read with it; its type is the column's, or the warehouse's for an expression. -#}
+    {% if clv_decimal_separator() == ',' and execute %}
         {% set own = columns.get(plain.group(1) | lower) if plain else none %}
-        {% set parsed = clv_text_to_number(expression) | trim
-                        if own and clv_data_type_kind(own.data_type) == 'text' and clv_decimal_separator() == ','
-                        else expression %}
-        {{ return({'expression': parsed, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
+        {% set type = own.data_type if own else (get_column_schema_from_query(
+            'select ' ~ state.sql ~ ' as amount from ' ~ relation)[0].dtype if relation else none) %}
+        {% if clv_data_type_kind(type) == 'text' %}
+            {% set state.sql = clv_text_to_number(state.sql) | trim %}
+        {% endif %}
+    {% endif %}
+    {% if not state.rewritten and not mentioned %}
+        {{ return({'expression': state.sql, 'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
     {% endif %}
     {% set parts = [] %}
     {% for column in mentioned %}

@@ -101,8 +101,10 @@
         takes longer than a scan with known columns), and the staging and parsing steps name it
         several times: the file is sniffed once here, and read with what the sniffer found (its
         dialect and column types, auto_detect off). sniff_csv reads one file: a glob is read
-        as it is, and so is an empty file (no header for the sniffer to agree with). -#}
+        as it is, and so are an empty file (no header for the sniffer to agree with) and a
+        compressed one (which may be empty). -#}
     {% if not execute or '://' in path or modules.re.search('[*?\\[{]', path)
+          or modules.re.search('\\.(gz|zst)$', path, modules.re.IGNORECASE)
           or run_query("select sum(size) from read_blob('" ~ path ~ "')").columns[0].values()[0] == 0 %}
         {{ return(read) }}
     {% endif %}
@@ -110,7 +112,13 @@
                               ).columns[0].values()[0] %}
     {% set sniffed = modules.re.fullmatch('\\s*FROM\\s+(read_csv[(].*[)])\\s*;?\\s*', prompt or '',
                                           modules.re.DOTALL) %}
-    {{ return(sniffed.group(1) if sniffed else read) }}
+    {#- The sniffer writes column names into `columns` unescaped: a name with a quote
+        (customer's name) would not parse. Such a file is read as it is. -#}
+    {% set typed = "'[^']*': '(BOOLEAN|BIGINT|DOUBLE|VARCHAR)'" %}
+    {% if not sniffed or not modules.re.search('columns=[{]' ~ typed ~ '(, ' ~ typed ~ ')*[}]', prompt) %}
+        {{ return(read) }}
+    {% endif %}
+    {{ return(sniffed.group(1)) }}
 {% endmacro %}
 
 
@@ -122,7 +130,8 @@
     either way. Files of one input in different encodings, and the two DuckDB cannot read,
     big-endian UTF-16 and Windows-1252 (Excel's CSV on Windows, Latin-1 with characters in the
     bytes 0x80-0x9F), stop the build with one line naming the var.
-    Compressed and remote files are not probed: UTF-8 unless the var says otherwise.
+    Compressed and remote files, and files of more than 512 MB in all, are not probed: UTF-8
+    unless the var says otherwise.
 -#}
 {% macro clv_csv_encoding(path, var_name) %}
     {% set chosen = clv_validate_csv_encoding('clv_csv_encoding', var('clv_csv_encoding', 'auto')) %}
@@ -130,6 +139,14 @@
         {{ return(chosen) }}
     {% endif %}
     {% if not execute or '://' in path or not modules.re.search('\\.(csv|tsv|txt)$', path, modules.re.IGNORECASE) %}
+        {{ return('utf-8') }}
+    {% endif %}
+    {#- read_blob holds each file whole in memory, and refuses one over 4 GiB: beyond 512 MB in
+        all, the files are read as UTF-8 unchecked (size alone reads no byte of them). -#}
+    {% set size = run_query("select coalesce(sum(size), 0) from read_blob('" ~ path ~ "')").columns[0].values()[0] %}
+    {% if size > 512 * 1024 * 1024 %}
+        {{ log("clv: " ~ var_name ~ " ('" ~ path ~ "') holds " ~ (size // (1024 * 1024)) ~ " MB: read as UTF-8 "
+               ~ "without checking its bytes (set clv_csv_encoding to read it in another encoding)", info=true) }}
         {{ return('utf-8') }}
     {% endif %}
     {#- decode() fails on bytes that are not UTF-8 (1.2 s of the 16.8 s the staging and parsing

@@ -9,6 +9,7 @@ generated here. That file's id column has blanks, so pandas reads it as float64 
 
 from __future__ import annotations
 
+import gzip
 import re
 from decimal import Decimal
 
@@ -319,6 +320,10 @@ def _only_failure(project, name: str, content: str, model: str, start: str) -> s
     its message line that starts with ``start``."""
     path = project.workdir / name
     path.write_text(content)
+    return _only_failure_at(project, path, model, start)
+
+
+def _only_failure_at(project, path, model: str, start: str) -> str:
     result = project.build(vars={**VARS, "clv_transactions": str(path)},
                            expect_success=False)
     failures = _failures(result)
@@ -875,7 +880,8 @@ def test_a_decimal_comma_is_read_with_clv_decimal_separator(project):
     pd.DataFrame({"Kunde": ["K1", "K2", "K1", "K3", "K2"],
                   "Datum": [f"2011-0{m}-15" for m in range(1, 6)],
                   "Umsatz": german, "Menge": ["2", "1", "3", "1", "1"],
-                  "Preis": ["3,50", "1.250", "2", "n/a", "0,99"]}).to_csv(
+                  "Preis": ["3,50", "1.250", "2", "n/a", "0,99"],
+                  "Brutto": [f"\u20ac {amount}" for amount in german]}).to_csv(
         transactions, index=False, sep=";")
     customers = project.workdir / "kunden.csv"
     pd.DataFrame({"customer_id": ["K1", "K2", "K3"], "loyalty": ["3,5", "1.000,25", "x"]}).to_csv(
@@ -899,3 +905,30 @@ def test_a_decimal_comma_is_read_with_clv_decimal_separator(project):
     staged = project.query("select amount from stg_clv__transactions")
     assert staged.amount.tolist()[:3] == [7.0, 1250.0, 6.0]
     assert pd.isna(staged.amount[3])
+
+    # an expression whose result is still text: read with the decimal comma too
+    project.build(vars={**base, "clv_columns": {**columns,
+                                                "amount": "replace(Brutto, '\u20ac', '')"}},
+                  select="stg_clv__transactions")
+    staged = project.query("select amount from stg_clv__transactions")
+    assert staged.amount.tolist()[:4] == [1038.75, 12.5, 1250.0, -3.0]
+
+
+@pytest.mark.slow
+def test_a_quote_in_a_column_name_and_a_compressed_file_read_as_written(project):
+    """The sniffer writes column names unescaped, so a name with a quote (Customer's note)
+    would break the sniffed read; such a file, and a compressed one (which may be empty), are
+    read as DuckDB's reader reads them."""
+    frame = _retail_frame().assign(**{"Customer's note": "ok"})
+    path = project.workdir / "quoted_name.csv"
+    frame.to_csv(path, index=False)
+    project.build(vars={**VARS, "clv_transactions": str(path)}, select="stg_clv__transactions")
+    assert project.query("select count(*) as n from stg_clv__transactions").n.tolist() == [
+        len(frame)]
+
+    empty = project.workdir / "empty.csv.gz"
+    with gzip.open(empty, "wb"):
+        pass
+    line = _only_failure_at(project, empty, "stg_clv__transactions",
+                            "Invalid value for var 'clv_transactions'")
+    assert "is empty: it has neither a header nor rows" in line
