@@ -11,7 +11,8 @@
       bare ref from this package to the root project's model makes dbt warn) or
       `{{ source('shop', 'orders') }}` in the var renders. The var is rendered in the model's
       context, so such a ref is also an edge of the DAG: dbt builds the input first.
-    Anything else is rejected before SQL runs.
+    Anything else is rejected before SQL runs, and so is a relation name the warehouse surely
+    does not hold (clv_relation_may_exist).
 -#}
 {% macro clv_source(var_name, default_seed=none) %}
     {% set value = (var(var_name, '') or '') | string | trim %}
@@ -71,6 +72,11 @@
     {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
         {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.tsv/.txt/.parquet file path, got '"
                               ~ value ~ "'") }}
+    {% endif %}
+    {% if execute and not clv_relation_may_exist(value) %}
+        {{ clv_fail(var_name, "no table or view '" ~ value ~ "' in the warehouse of target '" ~ target.name
+                              ~ "': check its spelling and schema, or build the model it names first "
+                              ~ "(a file path must end in .csv, .tsv, .txt or .parquet)") }}
     {% endif %}
     {{ return(value) }}
 {% endmacro %}

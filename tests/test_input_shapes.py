@@ -383,6 +383,38 @@ def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
             "directory dbt runs in)") in line, line
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("var_name", "name"), [
+    ("clv_transactions", "main.no_such_orders"), ("clv_transactions", "no_such_orders"),
+    ("clv_transactions", "other_database.main.orders"), ("clv_customers", "crm.customer_table")])
+def test_a_missing_relation_stops_with_one_line_naming_the_var(project, var_name, name):
+    """A relation name the warehouse does not hold stops the build with one line naming the
+    var, not DuckDB's "Table with name ... does not exist! Did you mean duckdb_tables?"."""
+    path = project.workdir / "orders.csv"
+    _retail_frame().to_csv(path, index=False)
+    project.query(f"create or replace table orders as select * from read_csv('{path}')")
+    result = project.build(vars={**VARS, "clv_transactions": "orders", var_name: name},
+                           select="stg_clv__transactions stg_clv__customers",
+                           expect_success=False)
+
+    failures = _failures(result)
+    assert len(failures) == 1, failures
+    line = _message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
+    assert f"no table or view '{name}' in the warehouse of target 'duckdb'" in line, line
+
+
+@pytest.mark.slow
+def test_a_relation_named_in_another_case_reads(project):
+    """DuckDB matches names without regard to case: the check before reading agrees."""
+    path = project.workdir / "case.csv"
+    _retail_frame().to_csv(path, index=False)
+    project.query(f"create or replace table main.\"Retail Orders\" as "
+                  f"select * from read_csv('{path}', all_varchar = true)")
+    project.build(vars={**VARS, "clv_transactions": 'MAIN."retail orders"'},
+                  select="stg_clv__transactions")
+    assert project.query("select count(*) as n from stg_clv__transactions").n.tolist() == [11]
+
+
 def _build_with_events_and_signups(project, event_times: list[str],
                                    signups: list[str]) -> object:
     """The staging of the invoices with three customers' events at ``event_times`` and

@@ -181,3 +181,25 @@ def test_a_decimal_comma_reads_as_on_duckdb(source, tmp_path):
     assert dict(staged) == {"536365": 1038.75, "536366": 12.5, "536367": 1250.0,
                             "536368": None, "536369": -3.0}
     assert quality == [("missing_customer_id", 1, "536368")]
+
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "found"), [
+    ("no_such_orders", False), ("{schema}.Retail", True), ('"{schema}"."Retail"', False)])
+def test_a_missing_relation_stops_with_one_line_naming_the_var(source, tmp_path, capsys, name,
+                                                               found):
+    """PostgreSQL folds a plain name to lower case and keeps a quoted one as written: the
+    table `retail` reads as `schema.Retail`, and a name PostgreSQL would not find stops the
+    build with one line naming the var."""
+    from clv.build import BuildError
+
+    name = name.format(schema=source.split(".")[0])
+    if found:
+        staged, _ = _staged(name, COLUMNS, tmp_path)
+        assert len(staged) == len(ROWS)
+        return
+    with pytest.raises(BuildError, match="failed at stg_clv__transactions"):
+        _staged(name, COLUMNS, tmp_path)
+    assert (f"Invalid value for var 'clv_transactions': no table or view '{name}' in the "
+            "warehouse of target 'postgres'") in capsys.readouterr().out

@@ -1,0 +1,63 @@
+{#-
+    False when the warehouse surely holds no table or view that `name` (a relation name as
+    clv_source accepts it: one to three parts, each plain or quoted) can resolve to; true when
+    it may. Only a sure miss is false: the engine's own error for a missing relation names
+    neither the var nor what to do ("Table with name orders does not exist! Did you mean
+    duckdb_tables?"), so clv_source stops with one line instead, and a name the engine might
+    still resolve is left for the engine to read. Engines without a lookup here say true.
+-#}
+{% macro clv_relation_may_exist(name) %}
+    {% set parts = [] %}
+    {% for part in modules.re.findall('[A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`', name) %}
+        {% do parts.append({'name': part[1:-1] if part[:1] in ['"', '`'] else part,
+                            'quoted': part[:1] in ['"', '`']}) %}
+    {% endfor %}
+    {{ return(adapter.dispatch('clv_relation_may_exist', 'clv')(parts)) }}
+{% endmacro %}
+
+
+{% macro default__clv_relation_may_exist(parts) %}
+    {{ return(true) }}
+{% endmacro %}
+
+
+{#- DuckDB matches names without regard to case, quoted or not. A one-part name may be in any
+    schema of the search path, a two-part one is a schema or a database (its default schema).
+    Databases of other kinds attached (PostgreSQL, SQLite, MotherDuck) may not list their
+    tables here: with one attached, every name may exist. -#}
+{% macro duckdb__clv_relation_may_exist(parts) %}
+    {% set text = [] %}
+    {% for part in parts %}
+        {% do text.append("lower('" ~ (part.name | replace("'", "''")) ~ "')") %}
+    {% endfor %}
+    {% set where = ["lower(name) = " ~ text[-1]] %}
+    {% if parts | length == 3 %}
+        {% do where.append("lower(database_name) = " ~ text[0] ~ " and lower(schema_name) = " ~ text[1]) %}
+    {% elif parts | length == 2 %}
+        {% do where.append("(lower(schema_name) = " ~ text[0] ~ " or lower(database_name) = " ~ text[0] ~ ")") %}
+    {% endif %}
+    {% set found = run_query(
+        "select (select count(*) from duckdb_databases() where not internal and type <> 'duckdb')"
+        ~ " + (select count(*) from (select database_name, schema_name, table_name as name from duckdb_tables()"
+        ~ " union all select database_name, schema_name, view_name from duckdb_views())"
+        ~ " where " ~ (where | join(' and ')) ~ ")").columns[0].values()[0] %}
+    {{ return(found > 0) }}
+{% endmacro %}
+
+
+{#- PostgreSQL folds a plain name to lower case and keeps a quoted one as written; a one-part
+    name may be in any schema of the search path; a database part can only be the one
+    connected to (PostgreSQL's own error says so otherwise). -#}
+{% macro postgres__clv_relation_may_exist(parts) %}
+    {% set text = [] %}
+    {% for part in parts %}
+        {% set spelled = part.name if part.quoted else part.name | lower %}
+        {% do text.append("'" ~ (spelled | replace("'", "''")) ~ "'") %}
+    {% endfor %}
+    {% set schema = " and n.nspname = " ~ text[-2] if parts | length > 1 else "" %}
+    {% set found = run_query(
+        "select count(*) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n"
+        ~ " on n.oid = c.relnamespace where c.relkind in ('r', 'v', 'm', 'f', 'p')"
+        ~ " and c.relname = " ~ text[-1] ~ schema).columns[0].values()[0] %}
+    {{ return(found > 0) }}
+{% endmacro %}
