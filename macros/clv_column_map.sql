@@ -133,8 +133,7 @@
     {% endif %}
     {#- One column whose name is the whole header line: the reader found no separator, or rows
         whose fields do not line up with the header's (it then reads every line whole). -#}
-    {% set text_file = modules.re.search('\\.(csv|tsv|txt)(\\.gz|\\.zst)?$',
-                                         (var('clv_transactions', '') or '') | string | trim, modules.re.IGNORECASE) %}
+    {% set text_file = clv_file_kind(var('clv_transactions', '') or '') in ['text', 'compressed text'] %}
     {% set one_column = text_file and names | length == 1 %}
     {% set separator = modules.re.search('[,;\t|]', names[0]) if one_column else none %}
     {% if separator %}

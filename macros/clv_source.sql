@@ -34,7 +34,7 @@
         {% endif %}
         {{ return(default_seed) }}
     {% endif %}
-    {% if modules.re.search('\\.(csv|tsv|txt|parquet)(\\.gz|\\.zst)?$', value, modules.re.IGNORECASE) %}
+    {% if clv_file_kind(value) %}
         {% if "'" in value or ';' in value %}
             {{ clv_fail(var_name, "a file path must not contain quotes or ';'") }}
         {% endif %}
@@ -82,6 +82,24 @@
 {% endmacro %}
 
 
+{#-
+    What a clv_* input var's value names, by its ending: 'text' (.csv, .tsv or .txt: delimited
+    text), 'compressed text' (one of those with .gz or .zst after it), 'parquet' (.parquet,
+    compressed or not), or none (a relation name).
+-#}
+{% macro clv_file_kind(value) %}
+    {% set ending = modules.re.search('\\.(csv|tsv|txt|parquet)(\\.gz|\\.zst)?$', value | string | trim,
+                                      modules.re.IGNORECASE) %}
+    {% if not ending %}
+        {{ return(none) }}
+    {% endif %}
+    {% if ending.group(1) | lower == 'parquet' %}
+        {{ return('parquet') }}
+    {% endif %}
+    {{ return('compressed text' if ending.group(2) else 'text') }}
+{% endmacro %}
+
+
 {% macro default__clv_read_file(path, var_name) %}
     {{ exceptions.raise_compiler_error("Reading files directly is supported on DuckDB only; load '" ~ path
                                        ~ "' into a table and point the var at it.") }}
@@ -89,7 +107,7 @@
 
 
 {% macro duckdb__clv_read_file(path, var_name) %}
-    {% if modules.re.search('\\.parquet$', path, modules.re.IGNORECASE) %}
+    {% if clv_file_kind(path) == 'parquet' %}
         {{ return("read_parquet('" ~ path ~ "')") }}
     {% endif %}
     {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type
@@ -110,7 +128,7 @@
         as it is, and so are an empty file (no header for the sniffer to agree with) and a
         compressed one (which may be empty). -#}
     {% if not execute or '://' in path or modules.re.search('[*?\\[{]', path)
-          or modules.re.search('\\.(gz|zst)$', path, modules.re.IGNORECASE)
+          or clv_file_kind(path) == 'compressed text'
           or run_query("select sum(size) from read_blob('" ~ path ~ "')").columns[0].values()[0] == 0 %}
         {{ return(read) }}
     {% endif %}
@@ -144,7 +162,7 @@
     {% if chosen != 'auto' %}
         {{ return(chosen) }}
     {% endif %}
-    {% if not execute or '://' in path or not modules.re.search('\\.(csv|tsv|txt)$', path, modules.re.IGNORECASE) %}
+    {% if not execute or '://' in path or clv_file_kind(path) != 'text' %}
         {{ return('utf-8') }}
     {% endif %}
     {#- read_blob holds each file whole in memory, and refuses one over 4 GiB: beyond 512 MB in
@@ -214,7 +232,7 @@
     {% if '`' in path %}
         {{ exceptions.raise_compiler_error("A file path must not contain backticks on Spark: '" ~ path ~ "'") }}
     {% endif %}
-    {% if modules.re.search('\\.parquet$', path, modules.re.IGNORECASE) %}
+    {% if clv_file_kind(path) == 'parquet' %}
         {{ return("parquet.`" ~ path ~ "`") }}
     {% endif %}
     {{ exceptions.raise_compiler_error("On Spark only Parquet files are read directly (DuckDB reads CSV too); load '"
