@@ -21,6 +21,7 @@
             count(*) as source_rows,
             {% for reason in reasons -%}
             sum(case when row_problem = '{{ reason }}' then 1 else 0 end) as {{ reason }},
+            min(case when row_problem = '{{ reason }}' then problem_value end) as {{ reason }}_example,
             {% endfor -%}
             sum(case when row_problem is null and cast(transacted_at as date) > {{ as_of }} then 1 else 0 end)
                 as after_as_of_date
@@ -48,7 +49,9 @@
     {% set others = [] %}
     {% for reason in reasons + ['after_as_of_date'] %}
         {% if (counts[reason] | int) > 0 %}
-            {% do found.append(reason ~ ' ' ~ (counts[reason] | int)) %}
+            {% set example = counts.get(reason ~ '_example') if reason != 'after_as_of_date' else none %}
+            {% do found.append(reason ~ ' ' ~ (counts[reason] | int)
+                               ~ (", e.g. '" ~ (example | string)[:40] ~ "'" if example is not none else '')) %}
             {% if causes[reason][0] %}
                 {% do keys.append(causes[reason][0]) %}
             {% endif %}
@@ -60,7 +63,32 @@
     {% set checks = (['clv_columns (' ~ (keys | join(', ')) ~ ')'] if keys else []) + others %}
     {{ exceptions.raise_compiler_error(
         "No usable transactions: all " ~ (counts['source_rows'] | int) ~ " rows of " ~ source
-        ~ " are excluded (" ~ (found | join(', ')) ~ "); see clv_data_quality for an example of each, and check "
-        ~ (checks | join(', ')) ~ "."
+        ~ " are excluded (" ~ (found | join('; ')) ~ "); see clv_data_quality for an example of each, and check "
+        ~ (checks | join(', ')) ~ "." ~ clv_number_as_time_hint(counts['invalid_timestamp_example'])
     ) }}
+{% endmacro %}
+
+
+{#-
+    When the unreadable times are whole numbers, what they likely are and the expression that
+    reads them, in the engine's SQL: day numbers (up to six digits, as dunnhumby's DAY) count
+    from a start date the user knows; ten digits are Unix seconds, thirteen milliseconds. Any
+    other example, nothing.
+-#}
+{% macro clv_number_as_time_hint(example) %}
+    {% set text = (example if example is not none else '') | string | trim %}
+    {% set spark = target.type == 'spark' %}
+    {% if modules.re.fullmatch('-?[0-9]{1,6}', text) %}
+        {{ return(" The times are whole numbers ('" ~ text ~ "'): if they count days from a start, map "
+                  ~ "transacted_at to a date made of them, e.g. "
+                  ~ ("date_add(DATE '2020-01-01', DAY)" if spark else "DATE '2020-01-01' + cast(DAY as integer)")
+                  ~ " with your start date and column.") }}
+    {% elif modules.re.fullmatch('[0-9]{10}([.][0-9]+)?', text) %}
+        {{ return(" The times are whole numbers ('" ~ text ~ "'), most likely Unix seconds: map transacted_at to "
+                  ~ ("timestamp_seconds(your_column)" if spark else "to_timestamp(your_column)") ~ ".") }}
+    {% elif modules.re.fullmatch('[0-9]{13}', text) %}
+        {{ return(" The times are whole numbers ('" ~ text ~ "'), most likely Unix milliseconds: map transacted_at to "
+                  ~ ("timestamp_millis(your_column)" if spark else "to_timestamp(your_column / 1000.0)") ~ ".") }}
+    {% endif %}
+    {{ return('') }}
 {% endmacro %}

@@ -155,9 +155,24 @@ NO_USABLE = {
         {},
         {"missing_customer_id": 2, "invalid_timestamp": 1, "invalid_amount": 1},
         ["all 4 rows of clv_transactions",
-         "missing_customer_id 2, invalid_timestamp 1, invalid_amount 1",
+         "(missing_customer_id 2, e.g. 't1'; invalid_timestamp 1, e.g. 'not a date'; "
+         "invalid_amount 1, e.g. 'abc')",
          "clv_columns (customer_id, transacted_at, amount)", "clv_missing_customer_ids",
          "clv_timestamp_format"],
+    ),
+    # dunnhumby's DAY counts days from an unnamed start: the message says how to map it
+    "day_numbers": (
+        [("t1", "A", "1", "5"), ("t2", "B", "15", "5"), ("t3", "A", "711", "5")],
+        {},
+        {"invalid_timestamp": 3},
+        ["invalid_timestamp 3, e.g. '1'", "The times are whole numbers ('1')",
+         "DATE '2020-01-01' + cast(DAY as integer)"],
+    ),
+    "unix_seconds": (
+        [("t1", "A", "1700000000", "5"), ("t2", "B", "1700086400", "5")],
+        {},
+        {"invalid_timestamp": 2},
+        ["most likely Unix seconds: map transacted_at to to_timestamp(your_column)"],
     ),
     "every_row_after_the_as_of_date": (
         [("t1", "A", "2024-01-05", "5"), ("t2", "B", "2024-02-01", "5")],
