@@ -61,3 +61,25 @@
         ~ " and c.relname = " ~ text[-1] ~ schema).columns[0].values()[0] %}
     {{ return(found > 0) }}
 {% endmacro %}
+
+
+{#- Spark (its default: names without regard to case) lists a schema's tables and views, the
+    session's temporary views with them. Quoted names and three-part names (a catalog: Unity
+    Catalog, Iceberg) are left to the engine; so is a name whose schema is `global_temp`. -#}
+{% macro spark__clv_relation_may_exist(parts) %}
+    {% if parts | length > 2 or parts | selectattr('quoted') | list | length > 0
+          or (parts | length == 2 and parts[0].name | lower == 'global_temp') %}
+        {{ return(true) }}
+    {% endif %}
+    {% set name = parts[-1].name | lower %}
+    {% if parts | length == 2 %}
+        {% set schema = parts[0].name | lower %}
+        {% if run_query("show schemas like '" ~ schema ~ "'").rows | length == 0 %}
+            {{ return(false) }}
+        {% endif %}
+        {% set tables = run_query("show tables in `" ~ schema ~ "` like '" ~ name ~ "'") %}
+    {% else %}
+        {% set tables = run_query("show tables like '" ~ name ~ "'") %}
+    {% endif %}
+    {{ return(tables.rows | length > 0) }}
+{% endmacro %}

@@ -238,6 +238,33 @@ def test_the_second_pass_frees_the_first_and_reads_leave_no_view(spark_dir: Path
 
 @pytest.mark.slow
 @pytest.mark.engines
+@pytest.mark.parametrize("name", ["no_such_orders", "no_such_schema.retail", "{schema}.nope",
+                                  "{schema}.Clv_Data_Quality"])
+def test_a_missing_relation_stops_with_one_line_naming_the_var(retail: Retail, name: str):
+    """Spark's own error for a missing table surfaces in dbt as "Runtime Error" alone: clv
+    stops before it, naming the var. A relation that exists, in any case, is read."""
+    from dbt.cli.main import dbtRunner
+
+    name = name.format(schema=retail.schema)
+    args = ["compile", "--target", "spark", "--select", "stg_clv__transactions", "--project-dir",
+            str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--vars",
+            json.dumps({**retail.run_vars, "clv_transactions": name}), "--target-path",
+            str(retail.workdir / "target"), "--log-path", str(retail.workdir / "logs"),
+            "--quiet"]
+    with environment(**retail.env):
+        result = dbtRunner().invoke(args)
+    messages = " ".join(str(r.message) for r in result.result or []) + str(result.exception)
+    if name.endswith("Clv_Data_Quality"):  # found: the column map then reads its columns
+        assert "no table or view" not in messages, messages
+        assert "clv_columns" in messages, messages
+        return
+    assert not result.success
+    assert (f"Invalid value for var 'clv_transactions': no table or view '{name}' in the "
+            "warehouse of target 'spark'") in messages, messages
+
+
+@pytest.mark.slow
+@pytest.mark.engines
 def test_a_failed_table_build_keeps_the_previous_table(retail: Retail):
     """dbt-spark's own table materialization drops the table before its query runs; the
     project's (clv_table) swaps the new table in only after the query has succeeded. The query
