@@ -155,8 +155,8 @@ NO_USABLE = {
         {},
         {"missing_customer_id": 2, "invalid_timestamp": 1, "invalid_amount": 1},
         ["all 4 rows of clv_transactions",
-         "(missing_customer_id 2, e.g. 't1'; invalid_timestamp 1, e.g. 'not a date'; "
-         "invalid_amount 1, e.g. 'abc')",
+         ("(missing_customer_id 2, e.g. 't1'; invalid_timestamp 1, e.g. 'not a date'; "
+          "invalid_amount 1, e.g. 'abc')"),
          "clv_columns (customer_id, transacted_at, amount)", "clv_missing_customer_ids",
          "clv_timestamp_format"],
     ),
