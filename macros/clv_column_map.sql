@@ -194,3 +194,28 @@
         ~ 'rlike regexp div mod xor unknown array map struct e'
     ).split()) }}
 {% endmacro %}
+
+
+{#-
+    One line in the build's output saying what each contract name reads, and which were taken
+    from a column of that name because clv_columns does not map them: a column named `amount`
+    that holds a quantity (Ta-Feng's AMOUNT beside SALES_PRICE) is otherwise read as the spend
+    without a word.
+-#}
+{% macro clv_log_column_map(columns) %}
+    {% set given = var('clv_columns', {}) or {} %}
+    {% set mapped = [] %}
+    {% set by_name = [] %}
+    {% for key, expression in columns.items() if expression is not none %}
+        {% do (mapped.append(key ~ " = " ~ expression) if key in given else by_name.append(key)) %}
+    {% endfor %}
+    {% set named = (by_name[:-1] | join(', ') ~ " and " ~ by_name[-1]) if by_name | length > 1
+                   else by_name | join('') %}
+    {% if by_name %}
+        {% do mapped.append(named ~ " from the column" ~ ("s" if by_name | length > 1 else "")
+                            ~ " of " ~ ("those names" if by_name | length > 1 else "that name")
+                            ~ " (clv_columns maps " ~ ("them" if by_name | length > 1 else "it") ~ " to others)") %}
+    {% endif %}
+    {{ log("clv: reading clv_transactions (" ~ clv_input_label('clv_transactions') ~ "): " ~ (mapped | join('; ')),
+           info=true) }}
+{% endmacro %}

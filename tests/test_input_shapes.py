@@ -415,6 +415,22 @@ def test_a_relation_named_in_another_case_reads(project):
     assert project.query("select count(*) as n from stg_clv__transactions").n.tolist() == [11]
 
 
+@pytest.mark.slow
+def test_the_build_says_which_column_each_name_reads(project):
+    """Ta-Feng's export has AMOUNT (a quantity) beside SALES_PRICE: a column named like a
+    contract name is read as it without a mapping, and the build output says so."""
+    path = project.workdir / "ta_feng.csv"
+    pd.DataFrame({"TRANSACTION_DT": ["11/1/2000", "11/2/2000"], "CUSTOMER_ID": [1104905, 418683],
+                  "AMOUNT": [1, 2], "SALES_PRICE": [35.0, 64.0]}).to_csv(path, index=False)
+    project.build(vars={"clv_transactions": str(path), "clv_timestamp_format": "%m/%d/%Y",
+                        "clv_columns": {"transacted_at": "TRANSACTION_DT"}},
+                  select="stg_clv__transactions")
+    log = (project.workdir / "logs" / "dbt.log").read_text(encoding="utf-8")
+    assert (f"clv: reading clv_transactions ('{path}'): transacted_at = \"TRANSACTION_DT\"; "
+            "customer_id and amount from the columns of those names (clv_columns maps them to "
+            "others)") in log
+
+
 def _build_with_events_and_signups(project, event_times: list[str],
                                    signups: list[str]) -> object:
     """The staging of the invoices with three customers' events at ``event_times`` and

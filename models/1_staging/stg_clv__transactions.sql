@@ -6,6 +6,7 @@
 -#}
 {%- set source = clv_transactions_source() -%}
 {%- set columns = source.columns -%}
+{%- if execute and model.resource_type == 'model' -%}{%- do clv_log_column_map(columns) -%}{%- endif %}
 
 with
 
