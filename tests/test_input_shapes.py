@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -429,6 +430,90 @@ def test_the_build_says_which_column_each_name_reads(project):
     assert (f"clv: reading clv_transactions ('{path}'): transacted_at = \"TRANSACTION_DT\"; "
             "customer_id and amount from the columns of those names (clv_columns maps them to "
             "others)") in log
+
+
+def _readme_export_recipes() -> dict[str, dict]:
+    """The vars of each block under the README's "Common exports", by the export's name."""
+    import yaml
+
+    text = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Common exports\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^\*\*(.+?)\*\*.*?^```yaml\n(.*?)^```", section,
+                        re.DOTALL | re.MULTILINE)
+    return {name.split(" (")[0]: yaml.safe_load(block) for name, block in blocks}
+
+
+# export -> (its header, rows in its shape, net spend per customer as read)
+EXPORT_SHAPES = {
+    "Stripe payments": (
+        ["id", "Created date (UTC)", "Amount", "Amount Refunded", "Currency", "Status",
+         "Customer ID", "Customer Email"],
+        [["ch_1", "2024-01-02 10:00:00", "50.00", "0.00", "usd", "Paid", "cus_A", "a@x.com"],
+         ["ch_2", "2024-01-05 11:00:00", "20.00", "0.00", "usd", "Failed", "cus_A", "a@x.com"],
+         ["ch_3", "2024-01-06 12:00:00", "30.00", "30.00", "usd", "Refunded", "cus_B", "b@x.com"],
+         ["ch_4", "2024-01-07 12:00:00", "40.00", "10.00", "usd", "Paid", "cus_B", "b@x.com"],
+         ["ch_5", "2024-01-08 12:00:00", "15.00", "0.00", "usd", "Paid", "", "g@x.com"]],
+        {"cus_A": 50.0, "cus_B": 30.0}),
+    "Shopify orders": (
+        ["Name", "Email", "Financial Status", "Created at", "Subtotal", "Total",
+         "Refunded Amount", "Lineitem quantity", "Lineitem price"],
+        [["#1001", "A@x.com", "paid", "2024-01-02 10:00:00 +0100", "90.00", "100.00", "0.00",
+          "1", "60.00"],
+         ["#1001", "A@x.com", "", "2024-01-02 10:00:00 +0100", "", "", "", "1", "30.00"],
+         ["#1002", "a@x.com", "partially_refunded", "2024-02-01 09:00:00 +0100", "50.00",
+          "55.00", "20.00", "2", "25.00"],
+         ["#1003", "b@x.com", "voided", "2024-02-03 09:00:00 +0100", "70.00", "70.00", "0.00",
+          "1", "70.00"],
+         ["#1004", "", "paid", "2024-02-04 09:00:00 +0100", "25.00", "25.00", "0.00", "1",
+          "25.00"]],
+        {"a@x.com": 135.0, "b@x.com": 0.0}),
+    "WooCommerce orders": (
+        ["Order Number", "Order Date", "Order Status", "Customer User ID", "Order Total"],
+        [["1001", "January 2, 2024", "completed", "7", "$1,234.50"],
+         ["1002", "January 5, 2024", "cancelled", "7", "$20.00"],
+         ["1003", "February 3, 2024", "processing", "0", "$99.00"],
+         ["1004", "March 1, 2024", "completed", "9", "$45.10"]],
+        {"7": 1234.5, "9": 45.1}),
+    "dunnhumby \"The Complete Journey\"": (
+        ["household_key", "BASKET_ID", "DAY", "PRODUCT_ID", "QUANTITY", "SALES_VALUE"],
+        [["1", "26984851472", "1", "1004906", "1", "1.39"],
+         ["1", "26984851472", "1", "1033142", "1", "1.39"],
+         ["2", "26984851516", "15", "1004906", "2", "2.78"],
+         ["1", "27000000000", "30", "1004906", "1", "1.00"]],
+        {"1": 3.78, "2": 2.78}),
+    "Ta-Feng grocery": (
+        ["TRANSACTION_DT", "CUSTOMER_ID", "AGE_GROUP", "PIN_CODE", "PRODUCT_SUBCLASS",
+         "PRODUCT_ID", "AMOUNT", "ASSET", "SALES_PRICE"],
+        [["11/1/2000", "1104905", "45-49", "115", "110411", "4710199010372", "2", "24", "37"],
+         ["11/1/2000", "418683", "45-49", "115", "120107", "4710857472535", "1", "48", "57"],
+         ["11/2/2000", "1104905", "45-49", "115", "110411", "4710199010372", "1", "10", "17"]],
+        {"1104905": 54.0, "418683": 57.0}),
+}
+
+
+def test_the_readme_has_a_recipe_for_each_export_shape():
+    assert set(_readme_export_recipes()) == set(EXPORT_SHAPES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export", EXPORT_SHAPES)
+def test_a_readme_export_recipe_reads_each_customers_spend(project, export):
+    """Each block of the README's "Common exports", as written, on rows in that export's shape:
+    failed, voided and cancelled payments count nothing, refunds come off, guests are missing
+    customers, and the spend of each customer is what the export says was paid."""
+    import csv
+
+    header, rows, spend = EXPORT_SHAPES[export]
+    recipe = _readme_export_recipes()[export]
+    path = project.workdir / Path(recipe["clv_transactions"]).name
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    project.build(vars={**recipe, "clv_transactions": str(path)},
+                  select="stg_clv__transactions int_clv__transactions_checked")
+    read = project.query("select customer_id, sum(amount) as spend "
+                         "from int_clv__transactions_checked where row_problem is null "
+                         "group by customer_id")
+    assert dict(zip(read.customer_id, read.spend.round(6), strict=True)) == spend
 
 
 def _build_with_events_and_signups(project, event_times: list[str],
