@@ -65,6 +65,7 @@
         "No usable transactions: all " ~ (counts['source_rows'] | int) ~ " rows of " ~ source
         ~ " are excluded (" ~ (found | join('; ')) ~ "); see clv_data_quality for an example of each, and check "
         ~ (checks | join(', ')) ~ "." ~ clv_number_as_time_hint(counts['invalid_timestamp_example'])
+        ~ clv_timestamp_format_hint(counts['invalid_timestamp_example'], settings.timestamp_format)
     ) }}
 {% endmacro %}
 
@@ -91,4 +92,54 @@
                   ~ ("timestamp_millis(your_column)" if spark else "to_timestamp(your_column / 1000.0)") ~ ".") }}
     {% endif %}
     {{ return('') }}
+{% endmacro %}
+
+
+{#-
+    The clv_timestamp_format that reads `example` (unreadable time text), when it is written in
+    one of the common orders: day or month first with /, . or - between (both formats when
+    both numbers are 12 or less, which one example cannot tell apart), an optional time of
+    hours and minutes, seconds, AM/PM; eight digits (%Y%m%d); a month name (January 2, 2024;
+    2-Jan-2024). Nothing when the var already holds the guess, or for other text.
+-#}
+{% macro clv_timestamp_format_hint(example, current_format) %}
+    {% set text = (example if example is not none else '') | string | trim %}
+    {% set re = modules.re %}
+    {% set time = re.search(' ([0-9]{1,2}):[0-9]{2}(:[0-9]{2})?( ?)([AaPp][Mm])?$', text) %}
+    {% set clock = '' %}
+    {% if time %}
+        {% set clock = ' ' ~ ('%I' if time.group(4) else '%H') ~ ':%M' ~ (':%S' if time.group(2) else '')
+                       ~ ((time.group(3) ~ '%p') if time.group(4) else '') %}
+        {% set text = text[:time.start()] %}
+    {% endif %}
+    {% set formats = [] %}
+    {% set numeric = re.fullmatch('([0-9]{1,2})([/.-])([0-9]{1,2})[/.-]([0-9]{4})', text) %}
+    {% set named = re.fullmatch('([A-Za-z]+)[.]? ([0-9]{1,2}), ([0-9]{4})', text) %}
+    {% set day_named = re.fullmatch('([0-9]{1,2})([- ])([A-Za-z]+)[- ]([0-9]{4})', text) %}
+    {% if numeric and numeric.group(2) in text[numeric.end(2):] %}
+        {% set sep = numeric.group(2) %}
+        {% set first, second = numeric.group(1) | int, numeric.group(3) | int %}
+        {% if second <= 12 %}
+            {% do formats.append('%d' ~ sep ~ '%m' ~ sep ~ '%Y' ~ clock) %}
+        {% endif %}
+        {% if first <= 12 %}
+            {% do formats.insert(0, '%m' ~ sep ~ '%d' ~ sep ~ '%Y' ~ clock) %}
+        {% endif %}
+    {% elif re.fullmatch('(19|20)[0-9]{6}', text) %}
+        {% do formats.append('%Y%m%d' ~ clock) %}
+    {% elif named %}
+        {% do formats.append(('%b' if named.group(1) | length == 3 else '%B') ~ ' %d, %Y' ~ clock) %}
+    {% elif day_named %}
+        {% set sep = day_named.group(2) %}
+        {% do formats.append('%d' ~ sep ~ ('%b' if day_named.group(3) | length == 3 else '%B') ~ sep ~ '%Y' ~ clock) %}
+    {% endif %}
+    {% if not formats or current_format in formats %}
+        {{ return('') }}
+    {% endif %}
+    {% if formats | length == 2 %}
+        {{ return(" The times look like '" ~ (example | string | trim) ~ "': set clv_timestamp_format to '"
+                  ~ formats[0] ~ "' if the month comes first, '" ~ formats[1] ~ "' if the day does.") }}
+    {% endif %}
+    {{ return(" The times look like '" ~ (example | string | trim) ~ "': set clv_timestamp_format to '"
+              ~ formats[0] ~ "'.") }}
 {% endmacro %}

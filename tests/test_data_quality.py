@@ -174,6 +174,26 @@ NO_USABLE = {
         {"invalid_timestamp": 2},
         ["most likely Unix seconds: map transacted_at to to_timestamp(your_column)"],
     ),
+    # a date format the default (ISO) does not read: the line names the format that does
+    "day_first_dates": (
+        [("t1", "A", "13/01/2024", "5"), ("t2", "B", "20/02/2024", "5")],
+        {},
+        {"invalid_timestamp": 2},
+        ["The times look like '13/01/2024': set clv_timestamp_format to '%d/%m/%Y'."],
+    ),
+    "month_first_or_day_first": (
+        [("t1", "A", "12/1/2010 8:26", "5"), ("t2", "B", "12/2/2010 9:45", "5")],
+        {},
+        {"invalid_timestamp": 2},
+        [("set clv_timestamp_format to '%m/%d/%Y %H:%M' if the month comes first, "
+         "'%d/%m/%Y %H:%M' if the day does.")],
+    ),
+    "month_names": (
+        [("t1", "A", "January 2, 2024", "5")],
+        {},
+        {"invalid_timestamp": 1},
+        ["set clv_timestamp_format to '%B %d, %Y'."],
+    ),
     "every_row_after_the_as_of_date": (
         [("t1", "A", "2024-01-05", "5"), ("t2", "B", "2024-02-01", "5")],
         {"clv_as_of_date": "2023-12-31"},
