@@ -66,6 +66,7 @@
         ~ " are excluded (" ~ (found | join('; ')) ~ "); see clv_data_quality for an example of each, and check "
         ~ (checks | join(', ')) ~ "." ~ clv_number_as_time_hint(counts['invalid_timestamp_example'])
         ~ clv_timestamp_format_hint(counts['invalid_timestamp_example'], settings.timestamp_format)
+        ~ clv_amount_text_hint(counts['invalid_amount_example'])
     ) }}
 {% endmacro %}
 
@@ -142,4 +143,40 @@
     {% endif %}
     {{ return(" The times look like '" ~ (example | string | trim) ~ "': set clv_timestamp_format to '"
               ~ formats[0] ~ "'.") }}
+{% endmacro %}
+
+
+{#-
+    How to read `example` (an amount's unreadable text) when it is a number written with a
+    currency sign or separators: a thousands comma and a decimal point (`$1,234.50`) take an
+    expression that drops them; a decimal comma (`1.234,50`, `12,50`) takes
+    clv_decimal_separator. Nothing for other text (an expression's operands included).
+-#}
+{% macro clv_amount_text_hint(example) %}
+    {% set text = (example if example is not none else '') | string | trim %}
+    {% set re = modules.re %}
+    {% set parts = re.fullmatch('([^0-9,.+-]*?) ?([+-]?)([0-9][0-9,.]*)( ?[^0-9,.+-]*)', text) %}
+    {% if not parts or '=' in text %}
+        {{ return('') }}
+    {% endif %}
+    {% set number, signs = parts.group(3), (parts.group(1) ~ parts.group(4)) | trim %}
+    {% set column = (var('clv_columns', {}) or {}).get('amount', 'amount') | string %}
+    {% set column = column if re.fullmatch('[A-Za-z_][A-Za-z0-9_]*', column) else 'your_column' %}
+    {% set drop = namespace(expression=column) %}
+    {% if re.fullmatch('[0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?', number) %}
+        {% set drop.expression = "replace(" ~ drop.expression ~ ", ',', '')" %}
+    {% elif re.fullmatch('[0-9]{1,3}([.][0-9]{3})*,[0-9]+', number) %}
+        {{ return(" The amounts look like '" ~ text ~ "', written with a decimal comma: set "
+                  ~ "clv_decimal_separator to ','" ~ (" and drop the '" ~ signs ~ "' with replace()" if signs else "")
+                  ~ ".") }}
+    {% elif not re.fullmatch('[0-9]+([.][0-9]+)?', number) %}
+        {{ return('') }}
+    {% endif %}
+    {% if signs %}
+        {% set drop.expression = "replace(" ~ drop.expression ~ ", '" ~ (signs | replace("'", "''")) ~ "', '')" %}
+    {% endif %}
+    {% if drop.expression == column %}
+        {{ return('') }}
+    {% endif %}
+    {{ return(" The amounts look like '" ~ text ~ "': map amount to " ~ drop.expression ~ ".") }}
 {% endmacro %}

@@ -194,6 +194,20 @@ NO_USABLE = {
         {"invalid_timestamp": 1},
         ["set clv_timestamp_format to '%B %d, %Y'."],
     ),
+    "amounts_with_a_currency_sign_and_thousands": (
+        [("t1", "A", "2024-01-02", "$1,234.50"), ("t2", "B", "2024-01-03", "$2,000.00")],
+        {},
+        {"invalid_amount": 2},
+        [("The amounts look like '$1,234.50': map amount to "
+         "replace(replace(amount, ',', ''), '$', '').")],
+    ),
+    "amounts_with_a_decimal_comma": (
+        [("t1", "A", "2024-01-02", "12,50 €"), ("t2", "B", "2024-01-03", "1.038,75 €")],
+        {},
+        {"invalid_amount": 2},
+        [("The amounts look like '1.038,75 €', written with a decimal comma: set "
+         "clv_decimal_separator to ',' and drop the '€' with replace().")],
+    ),
     "every_row_after_the_as_of_date": (
         [("t1", "A", "2024-01-05", "5"), ("t2", "B", "2024-02-01", "5")],
         {"clv_as_of_date": "2023-12-31"},
