@@ -17,6 +17,9 @@ def model(dbt, session):
         "clv_feature_importance": lambda: dbt.ref("clv_feature_importance"),
         "clv_predictions_history": lambda: dbt.ref("clv_predictions_history"),
         "clv_data_quality": lambda: dbt.ref("clv_data_quality"),
+        "clv_prediction_changes": lambda: dbt.ref("clv_prediction_changes"),
+        "clv_prediction_explanations": lambda: dbt.ref("clv_prediction_explanations"),
+        "clv_model_evaluation": lambda: dbt.ref("clv_model_evaluation"),
     }
     # clv_report_path, passed in the model's meta (_report.yml): a Python model has no var()
     path = dbt.config.get("meta", {}).get("clv_report_path", report.DEFAULT_PATH)

@@ -25,6 +25,7 @@ import pytest
 
 from clv.report import DEFAULT_PATH, screenshot, svg, write_report
 from clv.report.data import (
+    ATTENTION_ROWS,
     TABLES,
     ReportData,
     bin_sql,
@@ -333,7 +334,8 @@ def test_missing_and_empty_tables_become_notes_not_errors():
     _hand_made(connection)
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert set(data.problems) == {"clv_decile_calibration", "clv_feature_importance",
-                                  "clv_predictions_history"}
+                                  "clv_predictions_history", "clv_prediction_changes",
+                                  "clv_model_evaluation"}
     assert all("could not be read" in reason for reason in data.problems.values())
     rendered = render_report(data, datetime(2024, 4, 1))
     figures = _Page(rendered.html).figures
@@ -341,6 +343,7 @@ def test_missing_and_empty_tables_become_notes_not_errors():
         "value_distribution", "segments", "data_quality"}
     assert "clv_gain_curve has no rows for model v2" in rendered.html
     assert "clv_feature_importance could not be read" in rendered.html
+    assert "clv_prediction_changes could not be read" in rendered.html  # who to act on
     assert (rendered.charts, rendered.notes) == (3, 5)
 
 
@@ -398,6 +401,104 @@ def test_summary_segments_and_bins_of_hand_made_predictions():
     assert list(bins["customers"]) == [1, 2, 1, 0, 0, 0, 0, 1]
     html = render_report(data, datetime(2024, 4, 1)).html
     assert "Not shown: the customers predicted at 0 or less (1)." in html
+
+
+def _hand_made_changes(connection: duckdb.DuckDBPyConnection) -> None:
+    """clv_prediction_changes of four customers from 2024-03-30 to 2024-03-31 (three need
+    attention, one scored by another model the day before), their explanations, and the
+    models' validation Ginis."""
+    connection.execute("""
+        create table clv_prediction_changes as select * from (values
+            ('a', 1500.0, 1200.0, -300.0, 1, 2, 'high_value', 'active', false, true, false,
+             false, 'v2', true),
+            ('c', 60.0, 8.0, -52.0, 4, 7, 'active', 'at_risk', true, false, true, false,
+             'v1', true),
+            ('e', 25.0, 19.99, -5.01, 6, 6, 'at_risk', 'dormant', false, false, false, true,
+             'v2', true),
+            ('b', 40.5, 45.5, 5.0, 5, 5, 'active', 'active', false, false, false, false, 'v2',
+             false)
+        ) as t(customer_id, previous_predicted_clv, predicted_clv, predicted_clv_change,
+               previous_value_decile, value_decile, previous_segment, segment,
+               is_dropping_two_deciles, is_leaving_high_value, is_becoming_at_risk,
+               is_becoming_dormant, previous_model_version, needs_attention)""")
+    connection.execute("""
+        alter table clv_prediction_changes add column previous_as_of_date date
+            default date '2024-03-30'""")
+    connection.execute("""
+        alter table clv_prediction_changes add column as_of_date date default date '2024-03-31'
+    """)
+    connection.execute("alter table clv_prediction_changes add column model_version varchar "
+                       "default 'v2'")
+    connection.execute("""
+        create table clv_prediction_explanations as select * from (values
+            ('a', 'monetary', 640.0, 'v2'), ('c', 'recency_frequency', -31.5, 'v2'),
+            ('c', 'monetary', 99.0, 'v1')
+        ) as t(customer_id, driver_1_group, driver_1_contribution, model_version)""")
+    connection.execute("""
+        create table clv_model_evaluation as select * from (values
+            ('v2', true, 'network', 0.8734), ('v2', true, 'bgnbd_gamma_gamma', 0.851),
+            ('v1', false, 'network', 0.5)
+        ) as t(model_version, is_current, predictor, normalized_gini)""")
+
+
+def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
+    connection = duckdb.connect()
+    _hand_made(connection)
+    _hand_made_changes(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert data.movements["customers"] == 4 and data.movements["needs_attention"] == 3
+    assert data.ginis == {"network": 0.8734, "bgnbd_gamma_gamma": 0.851}
+    attention = data.attention
+    assert list(attention["customer_id"]) == ["a", "c", "e"]  # the largest drop first
+    # the driver of the scored model (v2); e has no explanation row
+    assert attention["driver_1_group"].tolist()[:2] == ["monetary", "recency_frequency"]
+    assert attention["driver_1_group"].isna().tolist() == [False, False, True]
+
+    html = render_report(data, datetime(2024, 4, 1)).html
+    section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
+    assert ("From 2024-03-30 to 2024-03-31, over the 4 customers scored at both, the total "
+            "predicted value went from 1,626 to 1,273 currency units: \u2212352 (\u221221.7%). "
+            "3 need attention: 1 down two deciles or more; 1 left high_value; 1 became "
+            "at_risk; 1 became dormant. For 1 of them the model changed") in section
+    assert "All 3, the largest drop in predicted value first" in section
+    rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>",
+                      section)
+    assert rows == [("a", "1,500 \u2192 1,200", "\u2212300"), ("c", "60 \u2192 8", "\u221252"),
+                    ("e", "25 \u2192 20", "\u22125")]
+    assert "monetary (+640)" in section and "recency_frequency (\u221232)" in section
+    connection.execute("""insert into clv_gain_curve values
+        ('v2', true, '2023-03-31', 'network', 50, 3, 0.8, 0.9),
+        ('v2', true, '2023-03-31', 'network', 100, 6, 1.0, 1.0)""")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert "model (network), Gini 0.873" in render_report(data, datetime(2024, 4, 1)).html
+
+
+def test_who_to_act_on_before_a_second_as_of_date_says_how_to_get_one():
+    connection = duckdb.connect()
+    _hand_made(connection)
+    _hand_made_changes(connection)
+    connection.execute("delete from clv_prediction_changes")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    html = render_report(data, datetime(2024, 4, 1)).html
+    section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
+    assert "re-score on a later as-of date with the saved model" in section
+    assert "<table" not in section
+
+
+def test_segments_keep_their_order_and_rows_after_the_as_of_date_are_not_faults():
+    connection = duckdb.connect()
+    _hand_made(connection)
+    connection.execute("update clv_predictions set segment = 'active' where segment = 'new'")
+    connection.execute("insert into clv_data_quality values ('after_as_of_date', 30, 100, null)")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    html = render_report(data, datetime(2024, 4, 1)).html
+    table = html.split("<th>segment</th>", 1)[1].split("</table>", 1)[0]
+    # segment_order, and `new`, which has no customer now, as a row of zeros
+    assert re.findall(r"<tr><td>(\w+)</td><td>([\d,]+)</td>", table) == [
+        ("high_value", "1"), ("new", "0"), ("active", "2"), ("at_risk", "1"), ("dormant", "2")]
+    assert ("Of 100 source rows, 2 (2.0%) could not be used (no customer, a time or amount "
+            "that does not read, a duplicate) and 30 (30.0%) are dated after the as-of date "
+            "(read by a later as-of date, not a fault)") in html
 
 
 def test_predictions_that_are_not_finite_are_counted_and_left_out():
@@ -621,6 +722,19 @@ def test_the_header_and_the_histogram_agree_with_the_tables(built):
     assert edges[0] <= values.min() and edges[-1] > values.max()
     counts, _ = np.histogram(values, bins=edges)  # numpy's last bin is closed: no value on it
     assert list(bins["customers"]) == list(counts)
+
+
+@pytest.mark.slow
+def test_who_to_act_on_agrees_with_the_change_list(built):
+    changes = built.query("select * from clv_prediction_changes")
+    html = built.report.read_text(encoding="utf-8")
+    section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
+    flagged = changes[changes.needs_attention].sort_values(["predicted_clv_change",
+                                                             "customer_id"])
+    assert f"{len(changes):,} customers scored at both" in section
+    assert f"{len(flagged):,} need attention" in section
+    listed = re.findall(r'<tr><td class="text">([^<]+)</td>', section)
+    assert listed == list(flagged.customer_id[:ATTENTION_ROWS])
 
 
 @pytest.mark.slow

@@ -22,7 +22,12 @@ from clv.warehouse import Warehouse
 
 # The tables the report reads; the dbt model refs each of them, so it is built after them.
 TABLES = ("clv_predictions", "clv_gain_curve", "clv_decile_calibration",
-          "clv_feature_importance", "clv_predictions_history", "clv_data_quality")
+          "clv_feature_importance", "clv_predictions_history", "clv_data_quality",
+          "clv_prediction_changes", "clv_prediction_explanations", "clv_model_evaluation")
+# the flags of clv_prediction_changes, each a move a marketer acts on (needs_attention: any)
+MOVE_FLAGS = ("is_dropping_two_deciles", "is_leaving_high_value", "is_becoming_at_risk",
+              "is_becoming_dormant")
+ATTENTION_ROWS = 15  # the customers needing attention the report lists, largest drop first
 BINS_PER_DECADE = 3  # the histogram's bins: equal widths on a log axis, three per tenfold
 MAX_DECADES = 6  # ... spanning at most this many decades below the largest value
 
@@ -40,6 +45,11 @@ class ReportData:
     importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
     history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
     data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value
+    # over clv_prediction_changes: customers, the two dates, the values, a count per flag
+    movements: dict[str, Any] = field(default_factory=dict)
+    # the customers needing attention, largest drop first, with their first explanation driver
+    attention: pd.DataFrame | None = None
+    ginis: dict[str, float] = field(default_factory=dict)  # predictor -> validation Gini
     # as-of dates of the history scored only over another horizon than the current predictions
     history_other_horizons: list[date] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)  # table -> why it is not shown
@@ -88,10 +98,14 @@ def _for_model(frame: pd.DataFrame | None, version: str | None) -> pd.DataFrame 
     return chosen[chosen["model_version"] == chosen["model_version"].max()]
 
 
-# A finite predicted value, in SQL that every engine reads alike: NaN sorts above every number
-# in DuckDB, PostgreSQL and Spark, so the bounds reject it as they reject the infinities.
-FINITE_VALUE = ("predicted_clv between -1.7976931348623157e308 "
-                "and 1.7976931348623157e308")
+def finite_sql(column: str) -> str:
+    """``column`` is a finite number, in SQL that every engine reads alike: NaN sorts above
+    every number in DuckDB, PostgreSQL and Spark, so the bounds reject it as they reject the
+    infinities."""
+    return f"{column} between -1.7976931348623157e308 and 1.7976931348623157e308"
+
+
+FINITE_VALUE = finite_sql("predicted_clv")
 
 
 def _summary(reader: _Reader) -> dict[str, Any]:
@@ -190,7 +204,63 @@ def read_report_data(warehouse: Warehouse,
     # the largest count first (the table has no order of its own)
     data.data_quality = reader.query("clv_data_quality",
                                      "select * from {relation} order by rows desc, reason")
+    data.movements = _movements(reader)
+    data.attention = _attention(reader, version)
+    evaluation = _for_model(reader.query(
+        "clv_model_evaluation",
+        "select model_version, is_current, predictor, normalized_gini from {relation}"), version)
+    if evaluation is not None:
+        data.ginis = {str(p): float(g) for p, g in zip(evaluation["predictor"],
+                                                        evaluation["normalized_gini"], strict=True)
+                      if finite(g)}
     return data
+
+
+def _movements(reader: _Reader) -> dict[str, Any]:
+    """Counts over clv_prediction_changes (no rows: customers 0)."""
+    flags = ", ".join(f"count(case when {flag} then 1 end) as {flag}" for flag in MOVE_FLAGS)
+    frame = reader.query("clv_prediction_changes", f"""
+        select
+            count(*) as customers,
+            min(previous_as_of_date) as previous_as_of_date,
+            max(as_of_date) as as_of_date,
+            sum(case when {finite_sql('previous_predicted_clv')} then previous_predicted_clv end)
+                as previous_value,
+            sum(case when {FINITE_VALUE} then predicted_clv end) as predicted_value,
+            count(case when needs_attention then 1 end) as needs_attention,
+            {flags},
+            count(case when previous_model_version <> model_version then 1 end) as model_changed
+        from {{relation}}""")
+    if frame is None or frame.empty:
+        return {}
+    return {key: (None if not isinstance(value, str) and pd.isna(value) else value)
+            for key, value in frame.iloc[0].to_dict().items()}
+
+
+def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
+    """The customers of clv_prediction_changes needing attention, the largest drop in value
+    first, each with the explanation group that sets their value most apart from the
+    reference customer (clv_prediction_explanations: driver_1_group, driver_1_contribution;
+    null when explanations are off)."""
+    frame = reader.query("clv_prediction_changes", f"""
+        select customer_id, previous_predicted_clv, predicted_clv, predicted_clv_change,
+               previous_value_decile, value_decile, previous_segment, segment,
+               {", ".join(MOVE_FLAGS)}
+        from {{relation}}
+        where needs_attention
+        order by predicted_clv_change nulls last, customer_id
+        limit {ATTENTION_ROWS}""")
+    if frame is None or frame.empty or version is None:
+        return frame
+    ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in frame["customer_id"])
+    quoted = str(version).replace("'", "''")
+    drivers = reader.query("clv_prediction_explanations", f"""
+        select customer_id, driver_1_group, driver_1_contribution
+        from {{relation}}
+        where model_version = '{quoted}' and customer_id in ({ids})""")
+    if drivers is None:
+        drivers = pd.DataFrame(columns=["customer_id", "driver_1_group", "driver_1_contribution"])
+    return frame.merge(drivers, on="customer_id", how="left")
 
 
 def other_horizon_dates(history: pd.DataFrame | None, horizon_days: Any) -> list[date]:

@@ -28,6 +28,8 @@ PREDICTORS = {  # predictor -> (legend name, colour), in legend order
 PERFECT = ("perfect ranking", "#444444")
 RANDOM = ("random order", "#aaaaaa")
 MONEY = "currency units"  # the unit of every amount: that of the transactions' amounts
+# the segments, in clv_segment_summary's segment_order (macros/clv_settings.sql)
+SEGMENTS = ("high_value", "new", "active", "at_risk", "dormant")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def gain_curve_figure(data: ReportData) -> Figure:
         if rows.empty:
             continue
         name, color = PREDICTORS.get(predictor, (predictor, svg.PALETTE[4 + index % 4]))
+        if predictor in data.ginis:
+            name += f", Gini {data.ginis[predictor]:.3f}"
         points = [(0.0, 0.0), *zip(rows["percent"], rows["captured_share"] * 100, strict=True)]
         lines.append(svg.Line(name, points, color))
     best = frame.groupby("percent")["oracle_share"].max()
@@ -110,7 +114,9 @@ def gain_curve_figure(data: ReportData) -> Figure:
         x_ticks=[0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
     caption = (f"Customers at {_validation(frame)}, ranked by each predictor: the share of their "
                f"actual spend over {_horizon(data)} held by the top x %. Higher is better; the "
-               "dashed line is the best any ranking can do.")
+               "dashed line is the best any ranking can do."
+               + (" The legend gives each predictor's normalized Gini there (clv_model_evaluation;"
+                  " 1 is a perfect ranking, 0 a random one)." if data.ginis else ""))
     return Figure("gain_curve", title, caption, svg=chart)
 
 
@@ -174,11 +180,17 @@ def _non_finite(data: ReportData) -> str:
 
 
 def _segments(data: ReportData) -> pd.DataFrame | None:
+    """The segments in their order (clv_segment_summary's segment_order), one without
+    customers shown as 0, and any other value after them."""
     frame = data.segments
     if frame is None or frame.empty:
         return None
     frame = frame.assign(segment=frame["segment"].fillna("(none)").astype(str))
-    return frame.sort_values(["predicted_value", "segment"], ascending=[False, True])
+    others = sorted(set(frame["segment"]) - set(SEGMENTS))
+    frame = (frame.set_index("segment").reindex([*SEGMENTS, *others])
+             .fillna({"customers": 0, "predicted_value": 0.0}).rename_axis("segment")
+             .reset_index())
+    return frame.astype({"customers": "int64", "predicted_value": "float64"})
 
 
 def segment_figure(data: ReportData) -> Figure:
@@ -205,6 +217,10 @@ def segment_figure(data: ReportData) -> Figure:
     return Figure("segments", title, caption, svg=chart)
 
 
+def _per_customer(value: float, customers: int) -> str:
+    return svg.format_number(value / customers) if customers else ""
+
+
 def segment_table(data: ReportData) -> str:
     frame = _segments(data)
     if frame is None:
@@ -216,13 +232,14 @@ def segment_table(data: ReportData) -> str:
         f"<td>{svg.format_percent(row.customers / customers, 1) if customers else ''}</td>"
         f"<td>{svg.format_number(row.predicted_value, 0)}</td>"
         f"<td>{svg.format_percent(row.predicted_value / value, 1) if value else ''}</td>"
-        f"<td>{svg.format_number(row.predicted_value / row.customers)}</td>"
-        f"<td>{svg.format_percent(row.mean_probability, 1)}</td></tr>"
+        f"<td>{_per_customer(row.predicted_value, row.customers)}</td>"
+        f"<td>{svg.format_percent(row.mean_probability, 1) if row.customers else ''}</td></tr>"
         for row in frame.itertuples())
-    return ('<table class="figures"><thead><tr><th>segment</th><th>customers</th>'
-            f"<th>share</th><th>predicted value ({MONEY})</th><th>share</th>"
+    return ('<div class="scroll"><table class="figures"><thead><tr><th>segment</th>'
+            "<th>customers</th><th>share of customers</th>"
+            f"<th>predicted value ({MONEY})</th><th>share of value</th>"
             "<th>mean per customer</th><th>mean purchase probability</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+            f"<tbody>{rows}</tbody></table></div>")
 
 
 def importance_figure(data: ReportData) -> Figure:
@@ -330,10 +347,19 @@ def data_quality_figure(data: ReportData) -> Figure:
         [svg.Bars("excluded rows", list(frame["rows"]), svg.PALETTE[5])],
         title=title, value_label="rows excluded", horizontal=True, show_values=True,
         value_format=lambda v: svg.format_number(v, 0))
-    share = f" ({svg.format_percent(excluded / source, 1)})" if source else ""
-    caption = (f"{svg.format_number(excluded, 0)} of {svg.format_number(source, 0)} source "
-               f"rows{share} were excluded, counted by reason in clv_data_quality; refunds "
-               "(negative amounts) are kept.")
+    later = int(frame.loc[frame["reason"] == "after_as_of_date", "rows"].sum())
+    unusable = excluded - later
+
+    def share(rows: int) -> str:
+        return f" ({svg.format_percent(rows / source, 1)})" if source else ""
+
+    caption = (f"Of {svg.format_number(source, 0)} source rows, {svg.format_number(unusable, 0)}"
+               f"{share(unusable)} could not be used (no customer, a time or amount that does "
+               "not read, a duplicate)"
+               + (f" and {svg.format_number(later, 0)}{share(later)} are dated after the as-of "
+                  "date (read by a later as-of date, not a fault)" if later else "")
+               + "; counted by reason in clv_data_quality, whose example value is the text "
+               "that did not read, or the transaction id. Refunds (negative amounts) are kept.")
     return Figure("data_quality", title, caption, svg=chart)
 
 
@@ -346,8 +372,112 @@ def data_quality_table(data: ReportData) -> str:
         f"<td class=\"text\">{escape('' if pd.isna(row.example_value) else str(row.example_value))}"
         "</td></tr>"
         for row in frame.itertuples())
-    return ('<table class="figures"><thead><tr><th>reason</th><th>rows</th>'
-            f'<th class="text">example value</th></tr></thead><tbody>{rows}</tbody></table>')
+    return ('<div class="scroll"><table class="figures"><thead><tr><th>reason</th><th>rows</th>'
+            f'<th class="text">example value</th></tr></thead><tbody>{rows}</tbody></table></div>')
+
+
+FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
+    "is_dropping_two_deciles": "down two deciles or more",
+    "is_leaving_high_value": "left high_value",
+    "is_becoming_at_risk": "became at_risk",
+    "is_becoming_dormant": "became dormant",
+}
+
+
+def _signed(value: float, decimals: int = 0) -> str:
+    """``value`` with its sign (a minus sign, not a hyphen); none when it rounds to 0."""
+    text = svg.format_number(abs(value), decimals)
+    if not text.strip("0.,"):
+        return text
+    return ("+" if value > 0 else "\u2212" if value < 0 else "") + text
+
+
+def _movement_summary(data: ReportData) -> str:
+    moves = data.movements
+    customers = int(moves["customers"])
+    before, after = moves.get("previous_value"), moves.get("predicted_value")
+    text = (f"From {str(moves['previous_as_of_date'])[:10]} to {str(moves['as_of_date'])[:10]}, "
+            f"over the {svg.format_number(customers, 0)} customers scored at both")
+    if svg.finite(before) and svg.finite(after):
+        change = float(after) - float(before)
+        ratio = f" ({_signed(change / float(before) * 100, 1)}%)" if float(before) else ""
+        text += (f", the total predicted value went from {svg.format_number(before, 0)} to "
+                 f"{svg.format_number(after, 0)} {MONEY}: {_signed(change)}{ratio}")
+    needs = int(moves.get("needs_attention") or 0)
+    flagged = [f"{svg.format_number(moves[flag], 0)} {label}"
+               for flag, label in FLAG_LABELS.items() if int(moves.get(flag) or 0)]
+    text += (f". {svg.format_number(needs, 0)} need attention" + (f": {'; '.join(flagged)}"
+                                                                  if flagged else "") + ".")
+    changed = int(moves.get("model_changed") or 0)
+    if changed:
+        text += (f" For {svg.format_number(changed, 0)} of them the model changed between the "
+                 "two dates (a retrained model): their moves are partly the new model's, not "
+                 "the customers'.")
+    return text
+
+
+def _attention_table(data: ReportData) -> str:
+    frame = data.attention
+    if frame is None or frame.empty:
+        return ""
+    def pair(before: object, after: object, number: bool = False) -> str:
+        def one(value: object) -> str:
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                return "\u2013"
+            return svg.format_number(value, 0) if number else escape(str(value))
+        return f"{one(before)} \u2192 {one(after)}"
+
+    rows = []
+    for row in frame.itertuples():
+        change = svg.finite(row.predicted_clv_change)
+        reasons = ", ".join(label for flag, label in FLAG_LABELS.items()
+                            if bool(getattr(row, flag, False)))
+        group = getattr(row, "driver_1_group", None)
+        contribution = getattr(row, "driver_1_contribution", None)
+        driver = ("" if group is None or pd.isna(group) else
+                  escape(str(group)) + (f" ({_signed(float(contribution))})"
+                                        if svg.finite(contribution) else ""))
+        rows.append(
+            f"<tr><td class=\"text\">{escape(str(row.customer_id))}</td>"
+            f"<td>{pair(row.previous_predicted_clv, row.predicted_clv, number=True)}</td>"
+            f"<td>{_signed(float(row.predicted_clv_change)) if change else ''}</td>"
+            f"<td>{pair(row.previous_value_decile, row.value_decile, number=True)}</td>"
+            f"<td class=\"text\">{pair(row.previous_segment, row.segment)}</td>"
+            f"<td class=\"text\">{escape(reasons)}</td>"
+            f"<td class=\"text\">{driver}</td></tr>")
+    return ('<div class="scroll"><table class="figures" data-table="attention"><thead><tr>'
+            '<th>customer</th><th>predicted value</th><th>change</th><th>decile</th>'
+            '<th class="text">segment</th><th class="text">flagged for</th>'
+            f'<th class="text">main driver now ({MONEY})</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def movements_section(data: ReportData) -> str:
+    """Who to act on: how the customers scored at the two latest as-of dates moved, and the
+    customers needing attention with the largest drop (clv_prediction_changes), each with
+    what sets their value apart now (clv_prediction_explanations)."""
+    head = '<section id="movements"><h2>Who to act on</h2>'
+    moves = data.movements
+    if not moves or not moves.get("customers"):
+        note = _note(data, "clv_prediction_changes", (
+            "The movements show once two as-of dates are scored over the same horizon: "
+            "re-score on a later as-of date with the saved model (clv_retrain: never), or fill "
+            "past dates with clv-backfill (README: Dynamic CLV)."))
+        return f'{head}<p class="note">{escape(note)}</p></section>'
+    shown = 0 if data.attention is None else len(data.attention)
+    needs = int(moves.get("needs_attention") or 0)
+    listed = ""
+    if shown:
+        which = (f"All {svg.format_number(shown, 0)}" if shown == needs else
+                 f"The {svg.format_number(shown, 0)} of the {svg.format_number(needs, 0)}")
+        listed = (f'<p class="lead">{which}, the largest drop in predicted value first (the whole '
+                  "list: clv_prediction_changes where needs_attention). Main driver: the "
+                  "feature group that sets the customer's value most apart from a typical "
+                  "customer's now, with its contribution (clv_prediction_explanations).</p>")
+    elif needs:
+        listed = f'<p class="lead">{escape(_note(data, "clv_prediction_changes", ""))}</p>'
+    return (f'{head}<p class="lead">{escape(_movement_summary(data))}</p>{listed}'
+            f"{_attention_table(data)}</section>")
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -381,6 +511,8 @@ table.figures th, table.figures td { padding: 5px 12px; border-bottom: 1px solid
 table.figures th { color: #555; font-weight: 600; }
 table.figures th:first-child, table.figures td:first-child, table.figures .text {
   text-align: left; }
+div.scroll { overflow-x: auto; }
+p.lead { margin: 0 0 8px; max-width: 110ch; }
 footer { max-width: 1320px; margin: 0 auto; padding: 4px 24px 28px; color: #777;
   font-size: 12px; }
 """
@@ -419,6 +551,7 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
     as_of = data.summary.get("as_of_date")
     heading = "Customer lifetime value" + (f", as of {str(as_of)[:10]}" if as_of else "")
     body = "".join([
+        movements_section(data),
         _section("model", "Is the model worth using?", model),
         _section("predictions", "The predictions", predictions, segment_table(data)),
         _section("inputs", "What the model reads", inputs, data_quality_table(data)),
