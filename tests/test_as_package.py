@@ -161,6 +161,31 @@ def test_an_input_that_cannot_be_read_whole_is_named(tmp_path, monkeypatch, flag
     assert message in str(result.exception or result.result)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("materialized", "selected", "message"), [
+    ("table", "clv_predictions_history",
+     ("clv: clv_predictions_history is materialized as 'table', not 'incremental': each build "
+     "would replace the prediction history")),
+    ("view", "int_clv__model_registry",
+     ("clv: int_clv__model_registry (a Python model) is materialized as 'view': Python models "
+     "run as tables only")),
+])
+def test_a_materialization_set_for_every_package_stops_before_it_loses_the_history(
+        tmp_path, monkeypatch, materialized, selected, message):
+    """A `+materialized` at the top of the installing project's `models:` applies to clv's
+    models too (dbt puts it over clv's own configs): as a table the history would be replaced
+    by every build, without a word. The run stops at its start, saying where to set it."""
+    from dbt.exceptions import CompilationError
+
+    _, common = _guest_project(tmp_path, monkeypatch)
+    project = Path.cwd() / "dbt_project.yml"
+    project.write_text(project.read_text() + f"\nmodels:\n  +materialized: {materialized}\n")
+    with pytest.raises(CompilationError, match=re.escape(message)):
+        _invoke(["build", "--select", selected, *common])
+    # the installing project's own models still build when clv is left out of the run
+    assert _invoke(["build", "--select", "+transactions", *common]).success
+
+
 def _root_copy(tmp_path: Path, monkeypatch) -> tuple[Path, list[str]]:
     """This project copied as the root project (its dbt files only), a database in tmp_path;
     returns the copy and the arguments every dbt command needs."""

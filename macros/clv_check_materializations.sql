@@ -1,0 +1,37 @@
+{#-
+    On-run-start: stops the run when a selected model of clv is materialized in a way that
+    loses data or cannot run, which a project that installs clv does by setting
+    `+materialized` at the top of its `models:` (dbt applies it to every package's models,
+    over clv's own configs): clv_predictions_history as a table would be replaced by each
+    build, the prediction history lost; a Python model as a view does not run (dbt's
+    "materialization_view_default only supports languages ['sql']"); an ephemeral model can
+    be read by no Python step. One line names the model, the materialization and the fix.
+-#}
+{% macro clv_check_materializations() %}
+    {% if not execute %}
+        {{ return('') }}
+    {% endif %}
+    {% set problems = [] %}
+    {% for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'clv'
+                                           and node.unique_id in selected_resources %}
+        {% set materialized = node.config.materialized %}
+        {% if node.name == 'clv_predictions_history' and materialized != 'incremental' %}
+            {% do problems.append(node.name ~ " is materialized as '" ~ materialized ~ "', not "
+                                  ~ "'incremental': each build would replace the prediction history") %}
+        {% elif node.language == 'python' and materialized not in ['table', 'clv_table'] %}
+            {% do problems.append(node.name ~ " (a Python model) is materialized as '" ~ materialized
+                                  ~ "': Python models run as tables only") %}
+        {% elif materialized == 'ephemeral' %}
+            {% do problems.append(node.name ~ " is materialized as 'ephemeral': clv's Python steps "
+                                  ~ "read its tables") %}
+        {% endif %}
+    {% endfor %}
+    {% if problems %}
+        {{ exceptions.raise_compiler_error(
+            "clv: " ~ problems[0] ~ (" (and " ~ (problems | length - 1) ~ " more)" if problems | length > 1 else "")
+            ~ ". A +materialized at the top of your project's models: applies to the models of every "
+            ~ "package, clv's included: set it under your project's name instead (models: "
+            ~ "<your_project>: +materialized: ...), or set clv's own models back (models: clv: ...).") }}
+    {% endif %}
+    {{ return('') }}
+{% endmacro %}
