@@ -135,6 +135,16 @@
                                   ~ "); its columns are: " ~ names) }}
         {% endif %}
     {% endfor %}
+    {#- which of the columns clv reads the input has: an optional one it lacks (a column named
+        otherwise, signed_up_on for signup_date) is null on every row, without another word -#}
+    {% if model.resource_type == 'model' %}
+        {% set found = (required + extra + optional) | select('in', types) | list %}
+        {% set lacking = optional | reject('in', types) | list %}
+        {{ log("clv: reading " ~ var_name ~ " (" ~ clv_input_label(var_name) ~ "): " ~ (found | join(', '))
+               ~ ("; no column " ~ (lacking | join(' or ')) ~ ", so " ~ ("it is" if lacking | length == 1 else "they are")
+                  ~ " null on every row (a model that renames a column can supply it)" if lacking else ""),
+               info=true) }}
+    {% endif %}
     {{ return(types) }}
 {% endmacro %}
 

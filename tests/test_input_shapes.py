@@ -573,6 +573,12 @@ def test_attributes_and_events_may_lack_their_optional_columns(project):
         ["13047", "2010-11-04", None, None], ["17850", "2010-11-03", None, None]]
     event = project.query("select customer_id, event_type from stg_clv__events")
     assert event.customer_id.tolist() == ["17850"] and event.event_type.isna().all()
+    # and the build says which it read and which are null
+    log = (project.workdir / "logs" / "dbt.log").read_text(encoding="utf-8")
+    assert (f"clv: reading clv_customers ('{customers}'): customer_id, signup_date; no column "
+            "country or age_band, so they are null on every row") in log
+    assert (f"clv: reading clv_events ('{events}'): customer_id, event_at; no column event_type, "
+            "so it is null on every row") in log
 
 
 @pytest.mark.slow
