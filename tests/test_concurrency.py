@@ -171,7 +171,8 @@ def test_export_path_reaches_the_python_steps_trimmed(dbt_project):
 
 def test_export_path_must_not_be_a_directory(tmp_path):
     (tmp_path / "taken.parquet").mkdir()
-    with pytest.raises(ValueError, match=r"clv_export_path.*is a directory"):
+    with pytest.raises(ValueError, match=r"clv_export_path.*is a directory \(the value "
+                                         r"clv_run_settings holds: .*not dbt retry"):
         handoff.checked_path(tmp_path / "taken.parquet")
     # the writer checks before it writes anything
     with pytest.raises(ValueError, match=r"clv_export_path.*is a directory"):

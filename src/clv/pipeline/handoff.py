@@ -55,16 +55,24 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+# The Python steps read the vars from clv_run_settings, which `dbt retry` does not rebuild when
+# it built: a var corrected before a retry is not the value they see.
+STALE_SETTINGS_HINT = ("(the value clv_run_settings holds: after correcting the var, run dbt "
+                       "build --select clv_run_settings+, not dbt retry, which rebuilds only "
+                       "what failed)")
+
+
 def checked_path(path: Path, var: str = "clv_export_path") -> Path:
     """``path`` (the value of ``var``, a file to write) after the checks only the file system
     can answer."""
     if path.is_dir():
-        raise ValueError(f"Invalid value for var '{var}': {str(path)!r} is a directory")
+        raise ValueError(f"Invalid value for var '{var}': {str(path)!r} is a directory "
+                         f"{STALE_SETTINGS_HINT}")
     for folder in path.parents:  # the nearest that exists must be a directory
         if folder.exists():
             if not folder.is_dir():
                 raise ValueError(f"Invalid value for var '{var}': {str(folder)!r} is not a "
-                                 "directory")
+                                 f"directory {STALE_SETTINGS_HINT}")
             break
     return path
 
