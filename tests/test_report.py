@@ -738,6 +738,17 @@ def test_who_to_act_on_agrees_with_the_change_list(built):
 
 
 @pytest.mark.slow
+def test_on_a_phone_the_page_keeps_its_width_and_the_charts_their_size(built):
+    """At 500 px (headless Chromium's narrowest window) the page does not scroll sideways as a
+    whole (the wide tables and the charts scroll inside their boxes), and a chart keeps the
+    size its text is readable at."""
+    _needed(screenshot.find_browser() is not None, "Chromium is not installed")
+    layout = screenshot.layout(built.report, width=500)
+    assert layout.page_width <= 500, layout.page_width
+    assert all(chart.box[2] >= 560 for chart in layout.charts), layout.charts
+
+
+@pytest.mark.slow
 def test_every_chart_draws_in_headless_chromium(built, tmp_path):
     _needed(screenshot.find_browser() is not None, "Chromium is not installed")
     try:

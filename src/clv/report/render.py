@@ -28,6 +28,20 @@ PREDICTORS = {  # predictor -> (legend name, colour), in legend order
 PERFECT = ("perfect ranking", "#444444")
 RANDOM = ("random order", "#aaaaaa")
 MONEY = "currency units"  # the unit of every amount: that of the transactions' amounts
+# what each feature group holds (clv_feature_groups() in macros/clv_settings.sql, and the two
+# the network adds), for the captions
+GROUP_MEANINGS = {
+    "recency_frequency": "how often and how recently the customer bought",
+    "monetary": "how much they spent and per order",
+    "trailing_windows": "orders and spend in the last weeks and months",
+    "trends": "recent activity against the year's",
+    "refunds": "refunds",
+    "categories": "product categories bought",
+    "attributes": "clv_customers' attributes",
+    "events": "browsing events",
+    "btyd": "the BG/NBD + Gamma-Gamma inputs",
+    "activity_sequence": "spend and orders period by period",
+}
 # the segments, in clv_segment_summary's segment_order (macros/clv_settings.sql)
 SEGMENTS = ("high_value", "new", "active", "at_risk", "dormant")
 
@@ -261,6 +275,12 @@ def importance_figure(data: ReportData) -> Figure:
     caption = (f"Feature groups by permutation importance at {_validation(used)}: how much "
                "worse the model ranks customers without the group's information (whiskers: "
                "one standard deviation over the repeats; about 0 means unused).")
+    meanings = [f"{group}: {GROUP_MEANINGS[group]}" for group in used["feature_group"]
+                if group in GROUP_MEANINGS]
+    if meanings:
+        caption += " The groups: " + "; ".join(meanings) + "."
+    caption += (" A group the data does not have (no clv_customers, clv_events or categories) "
+                "is filled with zeros and shows about 0.")
     unused = sorted(set(frame["feature_group"]) - set(used["feature_group"]))
     if unused:
         caption += f" Groups without inputs in this run: {', '.join(unused)}."
@@ -502,6 +522,11 @@ figure.chart { margin: 0; background: #fff; border: 1px solid #e0e0e0; border-ra
 figcaption h3 { margin: 0 0 2px; font-size: 15px; }
 figcaption p { margin: 0 0 8px; font-size: 13px; color: #555; max-width: 95ch; }
 figure.chart svg { display: block; width: 100%; height: auto; }
+@media (max-width: 640px) {
+  /* a phone: the charts keep a readable size and scroll sideways, as the tables do */
+  figure.chart { overflow-x: auto; }
+  figure.chart svg { min-width: 560px; }
+}
 p.note { margin: 8px 0; padding: 28px 20px; background: #fafafa; border: 1px dashed #c8c8c8;
   border-radius: 4px; color: #555; text-align: center; }
 table.figures { border-collapse: collapse; margin: 14px 0 0; font-size: 13px;

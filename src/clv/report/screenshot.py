@@ -49,6 +49,7 @@ for (const figure of document.querySelectorAll('figure[data-chart]')) {
                                    box.height].map(Math.round).join(','));
 }
 document.body.setAttribute('data-page-height', document.documentElement.scrollHeight);
+document.body.setAttribute('data-page-width', document.documentElement.scrollWidth);
 </script>"""
 CONSOLE = re.compile(r":CONSOLE(?::\d+)?\]\s*(.*)")
 
@@ -72,6 +73,7 @@ class Chart:
 class Layout:
     page_height: int
     charts: list[Chart]
+    page_width: int  # wider than the window: the page scrolls sideways
     console: list[str]  # messages the page logged (script errors among them)
 
 
@@ -81,6 +83,7 @@ class _Figures(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.page_height = 0
+        self.page_width = 0
         self.charts: list[dict] = []
         self._depth = 0  # figure nesting while inside one
 
@@ -88,6 +91,7 @@ class _Figures(HTMLParser):
         attributes = dict(attrs)
         if tag == "body" and attributes.get("data-page-height"):
             self.page_height = int(attributes["data-page-height"] or 0)
+            self.page_width = int(attributes.get("data-page-width") or 0)
         if tag == "figure" and "data-chart" in attributes:
             self.charts.append({"key": attributes["data-chart"], "box": attributes.get("data-box"),
                                 "note": attributes.get("data-note") == "true", "marks": 0})
@@ -136,7 +140,7 @@ def layout(report: Path, width: int = WIDTH, browser: str | None = None) -> Layo
     charts = [Chart(key=c["key"], marks=c["marks"], is_note=c["note"],
                     box=tuple(int(v) for v in (c["box"] or "0,0,0,0").split(",")))
               for c in parser.charts]
-    return Layout(parser.page_height, charts, console)
+    return Layout(parser.page_height, charts, parser.page_width, console)
 
 
 def screenshot(report: Path, png: Path, width: int = WIDTH,
