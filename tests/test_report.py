@@ -568,6 +568,19 @@ def test_history_keeps_the_latest_run_at_each_date():
                                                                    "20240301_c"]
 
 
+def test_the_history_captions_say_how_the_customers_moved_and_where_the_model_changed():
+    history = pd.DataFrame({
+        "as_of_date": pd.to_datetime(["2024-01-31", "2024-02-29", "2024-02-29", "2024-03-31"]),
+        "model_version": ["m1", "m1", "m1", "m2"], "segment": ["new", "new", "active", "new"],
+        "customers": [100, 150, 50, 300], "predicted_value": [1000.0, 1200.0, 300.0, 2400.0]})
+    data = ReportData(summary={"horizon_days": 365}, history=history)
+    value, _ = history_figures(data)
+    assert ("From 2024-01-31 to 2024-03-31: 1,000 to 2,400 over 100 and 300 customers, 10.0 and "
+            "8.00 per customer.") in value.caption
+    assert ("Scored by another model than the date before (a step there is partly the "
+            "model's): 2024-03-31.") in value.caption
+
+
 def test_history_keeps_only_runs_over_the_predictions_horizon():
     """A date scored over another horizon (a build with another clv_horizon_days) is left
     out: its values are not comparable with the current predictions'."""

@@ -346,12 +346,44 @@ def history_figures(data: ReportData) -> list[Figure]:
                               x_format=_date_label, x_ticks=ticks,
                               y_domain=(0, float(sizes.to_numpy().max())))
     caption = ("At each as-of date in clv_predictions_history, its latest scoring run (as in "
-               "clv_prediction_changes).")
+               "clv_prediction_changes)." + _model_changes(frame))
     return [Figure("history_value", titles[0],
                    f"The sum of every scored customer's predicted value over {_horizon(data)}. "
-                   + caption, svg=value),
+                   + _first_to_last(totals) + caption, svg=value),
             Figure("history_segments", titles[1], "Customers in each segment. " + caption,
                    svg=segments)]
+
+
+def _first_to_last(totals: pd.DataFrame) -> str:
+    """How the total, the customers scored and the value per customer moved from the first
+    as-of date to the last: a total that grows with the customers is not a customer worth
+    more."""
+    first, last = totals.iloc[0], totals.iloc[-1]
+
+    def per_customer(row: pd.Series) -> str:
+        return svg.format_number(row["predicted_value"] / row["customers"]) if row["customers"] \
+            else "\u2013"
+
+    return (f"From {totals.index[0]:%Y-%m-%d} to {totals.index[-1]:%Y-%m-%d}: "
+            f"{svg.format_number(first['predicted_value'], 0)} to "
+            f"{svg.format_number(last['predicted_value'], 0)} over "
+            f"{svg.format_number(first['customers'], 0)} and "
+            f"{svg.format_number(last['customers'], 0)} customers, "
+            f"{per_customer(first)} and {per_customer(last)} per customer. ")
+
+
+def _model_changes(history: pd.DataFrame) -> str:
+    """The as-of dates scored by another model than the date before (a retrained model: a
+    step there is partly the model's), as a sentence; none: empty."""
+    models = (history.drop_duplicates("as_of_date").set_index("as_of_date")["model_version"]
+              .sort_index())
+    changed = [f"{day:%Y-%m-%d}" for day, model, before
+               in zip(models.index[1:], models.iloc[1:], models.iloc[:-1], strict=True)
+               if model != before]
+    if not changed:
+        return ""
+    return (f" Scored by another model than the date before (a step there is partly the "
+            f"model's): {', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}.")
 
 
 def data_quality_figure(data: ReportData) -> Figure:
