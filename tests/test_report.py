@@ -335,7 +335,7 @@ def test_missing_and_empty_tables_become_notes_not_errors():
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert set(data.problems) == {"clv_decile_calibration", "clv_feature_importance",
                                   "clv_predictions_history", "clv_prediction_changes",
-                                  "clv_model_evaluation"}
+                                  "clv_model_evaluation", "int_clv__as_of_date"}
     assert all("could not be read" in reason for reason in data.problems.values())
     rendered = render_report(data, datetime(2024, 4, 1))
     figures = _Page(rendered.html).figures
@@ -355,7 +355,7 @@ def test_an_empty_predictions_table_gives_notes_and_an_empty_header():
     assert data.summary["customers"] == 0 and data.summary["as_of_date"] is None
     rendered = render_report(data, datetime(2024, 4, 1))
     page = _Page(rendered.html)
-    assert page.facts[:4] == ["\u2013", "\u2013", "0", "\u2013"]
+    assert page.facts[:5] == ["\u2013", "\u2013", "\u2013", "0", "\u2013"]
     assert {key for key, note in page.figures.items() if not note} == {"data_quality"}
     assert "No customer has a positive predicted value." in rendered.html
     # the history, a copy of the predictions, is then empty too: still notes, not an error
@@ -483,6 +483,23 @@ def test_who_to_act_on_before_a_second_as_of_date_says_how_to_get_one():
     section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
     assert "re-score on a later as-of date with the saved model" in section
     assert "<table" not in section
+
+
+def test_an_as_of_date_far_past_the_data_is_a_warning_under_the_header():
+    """The rule of the clv_as_of_date_follows_the_data test: further past the last transaction
+    than the data was ever quiet."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    connection.execute("""create table int_clv__as_of_date as select date '2023-12-31' as
+        last_transaction_date, 91 as days_since_last_transaction, 12 as longest_quiet_days""")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    page = render_report(data, datetime(2024, 4, 1)).html
+    assert _Page(page).facts[1] == "2023-12-31"
+    assert ("The as-of date is 91 days after the last transaction (2023-12-31), longer than the "
+            "data was ever quiet (12 days)") in page
+    connection.execute("update int_clv__as_of_date set days_since_last_transaction = 12")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert 'class="warning"' not in render_report(data, datetime(2024, 4, 1)).html
 
 
 def test_segments_keep_their_order_and_rows_after_the_as_of_date_are_not_faults():
@@ -723,10 +740,13 @@ def test_the_build_writes_the_report_and_describes_it(built):
 def test_the_header_and_the_histogram_agree_with_the_tables(built):
     predictions = built.query("select * from clv_predictions")
     facts = _Page(built.report.read_text(encoding="utf-8")).facts
+    recency = built.query("select cast(last_transaction_date as varchar) as day "
+                          "from int_clv__as_of_date")
     assert facts[0] == SECOND_AS_OF
-    assert facts[2] == f"{len(predictions):,}"
-    assert facts[3] == f"{predictions.predicted_clv.sum():,.0f}"
-    assert facts[4] == predictions.model_version.iloc[0]
+    assert facts[1] == recency.day.iloc[0]
+    assert facts[3] == f"{len(predictions):,}"
+    assert facts[4] == f"{predictions.predicted_clv.sum():,.0f}"
+    assert facts[5] == predictions.model_version.iloc[0]
     with duckdb.connect(str(built.database)) as connection:
         bins = read_report_data(DuckDBWarehouse(connection),
                                 {n: (lambda n=n: n) for n in TABLES}).value_bins

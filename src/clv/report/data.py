@@ -23,7 +23,8 @@ from clv.warehouse import Warehouse
 # The tables the report reads; the dbt model refs each of them, so it is built after them.
 TABLES = ("clv_predictions", "clv_gain_curve", "clv_decile_calibration",
           "clv_feature_importance", "clv_predictions_history", "clv_data_quality",
-          "clv_prediction_changes", "clv_prediction_explanations", "clv_model_evaluation")
+          "clv_prediction_changes", "clv_prediction_explanations", "clv_model_evaluation",
+          "int_clv__as_of_date")
 # the flags of clv_prediction_changes, each a move a marketer acts on (needs_attention: any)
 MOVE_FLAGS = ("is_dropping_two_deciles", "is_leaving_high_value", "is_becoming_at_risk",
               "is_becoming_dormant")
@@ -172,6 +173,7 @@ def read_report_data(warehouse: Warehouse,
     data = ReportData()
     reader = _Reader(warehouse, tables, data.problems)
     data.summary = _summary(reader)
+    data.summary.update(_recency(reader))
     version = data.summary.get("model_version")
     data.value_bins = _value_bins(reader, data.summary)
     data.segments = reader.query("clv_predictions", f"""
@@ -214,6 +216,19 @@ def read_report_data(warehouse: Warehouse,
                                                         evaluation["normalized_gini"], strict=True)
                       if finite(g)}
     return data
+
+
+def _recency(reader: _Reader) -> dict[str, Any]:
+    """The last usable transaction day, the days from it to the as-of date and the longest
+    quiet spell of the data (int_clv__as_of_date): an as-of date further past the data than it
+    was ever quiet reads every customer as gone quiet."""
+    frame = reader.query("int_clv__as_of_date", """
+        select last_transaction_date, days_since_last_transaction, longest_quiet_days
+        from {relation}""")
+    if frame is None or frame.empty:
+        return {}
+    return {key: (None if pd.isna(value) else value)
+            for key, value in frame.iloc[0].to_dict().items()}
 
 
 def _movements(reader: _Reader) -> dict[str, Any]:

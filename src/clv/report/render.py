@@ -570,6 +570,8 @@ table.figures th:first-child, table.figures td:first-child, table.figures .text 
   text-align: left; }
 div.scroll { overflow-x: auto; }
 p.lead { margin: 0 0 8px; max-width: 110ch; }
+p.warning { margin: 14px 0 0; padding: 8px 12px; max-width: 110ch; background: #fff4e5;
+  border-left: 4px solid #e07b00; }
 footer { max-width: 1320px; margin: 0 auto; padding: 4px 24px 28px; color: #777;
   font-size: 12px; }
 """
@@ -580,6 +582,8 @@ def _facts(data: ReportData, written_at: datetime) -> str:
     as_of = summary.get("as_of_date")
     facts = [
         ("As of", str(as_of)[:10] if as_of is not None else "\u2013", ""),
+        ("Last transaction", str(summary["last_transaction_date"])[:10]
+         if summary.get("last_transaction_date") is not None else "\u2013", ""),
         ("Horizon", f"{int(summary['horizon_days'])} days"
          if svg.finite(summary.get("horizon_days")) else "\u2013", ""),
         ("Customers scored", svg.format_number(summary.get("customers") or 0, 0), ""),
@@ -591,6 +595,21 @@ def _facts(data: ReportData, written_at: datetime) -> str:
     ]
     return "".join(f"<div><dt>{escape(name)}</dt><dd class=\"{kind}\">{escape(value)}</dd></div>"
                    for name, value, kind in facts)
+
+
+def _stale(data: ReportData) -> str:
+    """A warning under the header when the as-of date lies further past the last transaction
+    than the data was ever quiet (the rule of the clv_as_of_date_follows_the_data test)."""
+    days, quiet = (data.summary.get("days_since_last_transaction"),
+                   data.summary.get("longest_quiet_days"))
+    if not svg.finite(days) or int(days) <= (int(quiet) if svg.finite(quiet) else 1):
+        return ""
+    quiet_text = (f"longer than the data was ever quiet ({int(quiet)} days)" if svg.finite(quiet)
+                  else "and the data has a single day")
+    return (f'<p class="warning">The as-of date is {int(days):,} days after the last '
+            f"transaction ({str(data.summary['last_transaction_date'])[:10]}), {quiet_text}: "
+            "if the source stopped loading, every customer reads as gone quiet and the values "
+            "below are too low (dbt warns: clv_as_of_date_follows_the_data).</p>")
 
 
 def _section(key: str, title: str, figures: Sequence[Figure], after: str = "") -> str:
@@ -619,7 +638,7 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(heading)}</title><style>{STYLE}</style></head><body>"
         f'<header><h1>{escape(heading)}</h1><dl class="facts">{_facts(data, written_at)}</dl>'
-        f"</header><main>{body}</main>"
+        f"{_stale(data)}</header><main>{body}</main>"
         f"<footer>Written by dbt-clv {escape(__version__)} from {', '.join(TABLES)}. Amounts "
         "are in the unit of the transactions' amounts.</footer></body></html>\n")
     drawn = sum(figure.svg is not None for figure in figures)
