@@ -3,9 +3,10 @@
     loses data or cannot run, which a project that installs clv does by setting
     `+materialized` at the top of its `models:` (dbt applies it to every package's models,
     over clv's own configs): clv_predictions_history as a table would be replaced by each
-    build, the prediction history lost; a Python model as a view does not run (dbt's
-    "materialization_view_default only supports languages ['sql']"); an ephemeral model can
-    be read by no Python step. One line names the model, the materialization and the fix.
+    build, the prediction history lost; another model as incremental would add its rows again
+    each build; a Python model as a view does not run (dbt's "materialization_view_default only
+    supports languages ['sql']"); an ephemeral model can be read by no Python step. One line
+    names the model, the materialization and the fix. The first hook, so nothing runs before.
 -#}
 {% macro clv_check_materializations() %}
     {% if not execute %}
@@ -15,12 +16,17 @@
     {% for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'clv'
                                            and node.unique_id in selected_resources %}
         {% set materialized = node.config.materialized %}
-        {% if node.name == 'clv_predictions_history' and materialized != 'incremental' %}
-            {% do problems.append(node.name ~ " is materialized as '" ~ materialized ~ "', not "
-                                  ~ "'incremental': each build would replace the prediction history") %}
+        {% if node.name == 'clv_predictions_history' %}
+            {% if materialized != 'incremental' %}
+                {% do problems.append(node.name ~ " is materialized as '" ~ materialized ~ "', not "
+                                      ~ "'incremental': each build would replace the prediction history") %}
+            {% endif %}
         {% elif node.language == 'python' and materialized not in ['table', 'clv_table'] %}
             {% do problems.append(node.name ~ " (a Python model) is materialized as '" ~ materialized
                                   ~ "': Python models run as tables only") %}
+        {% elif materialized == 'incremental' %}
+            {% do problems.append(node.name ~ " is materialized as 'incremental': each build would add "
+                                  ~ "its rows again") %}
         {% elif materialized == 'ephemeral' %}
             {% do problems.append(node.name ~ " is materialized as 'ephemeral': clv's Python steps "
                                   ~ "read its tables") %}

@@ -214,7 +214,9 @@
     {% if by_name %}
         {% do mapped.append(named ~ " from the column" ~ ("s" if by_name | length > 1 else "")
                             ~ " of " ~ ("those names" if by_name | length > 1 else "that name")
-                            ~ " (clv_columns maps " ~ ("them" if by_name | length > 1 else "it") ~ " to others)") %}
+                            ~ " (map " ~ ("them" if by_name | length > 1 else "it")
+                            ~ " in clv_columns if " ~ ("they hold" if by_name | length > 1 else "it holds")
+                            ~ " something else)") %}
     {% endif %}
     {{ log("clv: reading clv_transactions (" ~ clv_input_label('clv_transactions') ~ "): " ~ (mapped | join('; ')),
            info=true) }}

@@ -23,9 +23,17 @@
 
 {#- DuckDB matches names without regard to case, quoted or not. A one-part name may be in any
     schema of the search path, a two-part one is a schema or a database (its default schema).
+    A quoted name with a dot or a slash may be a file DuckDB reads by its name ("orders.json").
     Databases of other kinds attached (PostgreSQL, SQLite, MotherDuck) may not list their
     tables here: with one attached, every name may exist. -#}
 {% macro duckdb__clv_relation_may_exist(parts) %}
+    {% if parts | length == 1 and parts[0].quoted and modules.re.search('[./]', parts[0].name) %}
+        {{ return(true) }}
+    {% endif %}
+    {% if run_query("select count(*) from duckdb_databases() where not internal and type <> 'duckdb'"
+                    ).columns[0].values()[0] > 0 %}
+        {{ return(true) }}
+    {% endif %}
     {% set text = [] %}
     {% for part in parts %}
         {% do text.append("lower('" ~ (part.name | replace("'", "''")) ~ "')") %}
@@ -37,21 +45,21 @@
         {% do where.append("(lower(schema_name) = " ~ text[0] ~ " or lower(database_name) = " ~ text[0] ~ ")") %}
     {% endif %}
     {% set found = run_query(
-        "select (select count(*) from duckdb_databases() where not internal and type <> 'duckdb')"
-        ~ " + (select count(*) from (select database_name, schema_name, table_name as name from duckdb_tables()"
+        "select count(*) from (select database_name, schema_name, table_name as name from duckdb_tables()"
         ~ " union all select database_name, schema_name, view_name from duckdb_views())"
-        ~ " where " ~ (where | join(' and ')) ~ ")").columns[0].values()[0] %}
+        ~ " where " ~ (where | join(' and '))).columns[0].values()[0] %}
     {{ return(found > 0) }}
 {% endmacro %}
 
 
-{#- PostgreSQL folds a plain name to lower case and keeps a quoted one as written; a one-part
-    name may be in any schema of the search path; a database part can only be the one
-    connected to (PostgreSQL's own error says so otherwise). -#}
+{#- PostgreSQL folds a plain name to lower case and keeps a quoted one as written, and cuts a
+    name to 63 characters (bytes, strictly: its NAMEDATALEN); a one-part name may be in any
+    schema of the search path; a database part can only be the one connected to (PostgreSQL's
+    own error says so otherwise). -#}
 {% macro postgres__clv_relation_may_exist(parts) %}
     {% set text = [] %}
     {% for part in parts %}
-        {% set spelled = part.name if part.quoted else part.name | lower %}
+        {% set spelled = (part.name if part.quoted else part.name | lower)[:63] %}
         {% do text.append("'" ~ (spelled | replace("'", "''")) ~ "'") %}
     {% endfor %}
     {% set schema = " and n.nspname = " ~ text[-2] if parts | length > 1 else "" %}

@@ -21,7 +21,8 @@
             count(*) as source_rows,
             {% for reason in reasons -%}
             sum(case when row_problem = '{{ reason }}' then 1 else 0 end) as {{ reason }},
-            min(case when row_problem = '{{ reason }}' then problem_value end) as {{ reason }}_example,
+            min(case when row_problem = '{{ reason }}' then {{ clv_collate_binary('problem_value') }} end)
+                as {{ reason }}_example,
             {% endfor -%}
             sum(case when row_problem is null and cast(transacted_at as date) > {{ as_of }} then 1 else 0 end)
                 as after_as_of_date
@@ -85,12 +86,14 @@
                   ~ "transacted_at to a date made of them, e.g. "
                   ~ ("date_add(DATE '2020-01-01', DAY)" if spark else "DATE '2020-01-01' + cast(DAY as integer)")
                   ~ " with your start date and column.") }}
-    {% elif modules.re.fullmatch('[0-9]{10}([.][0-9]+)?', text) %}
+    {% elif modules.re.fullmatch('[0-9]{10}', text) %}
         {{ return(" The times are whole numbers ('" ~ text ~ "'), most likely Unix seconds: map transacted_at to "
-                  ~ ("timestamp_seconds(your_column)" if spark else "to_timestamp(your_column)") ~ ".") }}
+                  ~ ("timestamp_seconds(cast(your_column as bigint))" if spark
+                     else "to_timestamp(cast(your_column as " ~ clv_type_double() ~ "))") ~ ".") }}
     {% elif modules.re.fullmatch('[0-9]{13}', text) %}
         {{ return(" The times are whole numbers ('" ~ text ~ "'), most likely Unix milliseconds: map transacted_at to "
-                  ~ ("timestamp_millis(your_column)" if spark else "to_timestamp(your_column / 1000.0)") ~ ".") }}
+                  ~ ("timestamp_millis(cast(your_column as bigint))" if spark
+                     else "to_timestamp(cast(your_column as " ~ clv_type_double() ~ ") / 1000)") ~ ".") }}
     {% endif %}
     {{ return('') }}
 {% endmacro %}
@@ -115,8 +118,11 @@
     {% endif %}
     {% set formats = [] %}
     {% set numeric = re.fullmatch('([0-9]{1,2})([/.-])([0-9]{1,2})[/.-]([0-9]{4})', text) %}
-    {% set named = re.fullmatch('([A-Za-z]+)[.]? ([0-9]{1,2}), ([0-9]{4})', text) %}
-    {% set day_named = re.fullmatch('([0-9]{1,2})([- ])([A-Za-z]+)[- ]([0-9]{4})', text) %}
+    {#- a month as %b reads (Jan) or as %B does (January): Sept or Jan. neither -#}
+    {% set months = 'Jan(uary)?|Feb(ruary)?|Mar(ch)?|Apr(il)?|May|June?|July?|Aug(ust)?|Sep(tember)?'
+                    ~ '|Oct(ober)?|Nov(ember)?|Dec(ember)?' %}
+    {% set named = re.fullmatch('(' ~ months ~ ') ([0-9]{1,2}), ([0-9]{4})', text, re.IGNORECASE) %}
+    {% set day_named = re.fullmatch('([0-9]{1,2})([- ])(' ~ months ~ ')[- ]([0-9]{4})', text, re.IGNORECASE) %}
     {% if numeric and numeric.group(2) in text[numeric.end(2):] %}
         {% set sep = numeric.group(2) %}
         {% set first, second = numeric.group(1) | int, numeric.group(3) | int %}
@@ -132,7 +138,8 @@
         {% do formats.append(('%b' if named.group(1) | length == 3 else '%B') ~ ' %d, %Y' ~ clock) %}
     {% elif day_named %}
         {% set sep = day_named.group(2) %}
-        {% do formats.append('%d' ~ sep ~ ('%b' if day_named.group(3) | length == 3 else '%B') ~ sep ~ '%Y' ~ clock) %}
+        {% do formats.append('%d' ~ sep ~ ('%b' if day_named.group(3) | length == 3 else '%B') ~ sep ~ '%Y'
+                             ~ clock) %}
     {% endif %}
     {% if not formats or current_format in formats %}
         {{ return('') }}
@@ -155,11 +162,13 @@
 {% macro clv_amount_text_hint(example) %}
     {% set text = (example if example is not none else '') | string | trim %}
     {% set re = modules.re %}
-    {% set parts = re.fullmatch('([^0-9,.+-]*?) ?([+-]?)([0-9][0-9,.]*)( ?[^0-9,.+-]*)', text) %}
-    {% if not parts or '=' in text %}
+    {% set parts = re.fullmatch('([^0-9,.+-]*?) ?([+-]?)([0-9][0-9,.]*) ?([^0-9,.+-]*)', text) %}
+    {#- parentheses (an accountant's negative) and an expression's operands: no guess -#}
+    {% if not parts or '=' in text or '(' in text %}
         {{ return('') }}
     {% endif %}
-    {% set number, signs = parts.group(3), (parts.group(1) ~ parts.group(4)) | trim %}
+    {% set number = parts.group(3) %}
+    {% set signs = [parts.group(1) | trim, parts.group(4) | trim] | select | list %}
     {% set column = (var('clv_columns', {}) or {}).get('amount', 'amount') | string %}
     {% set column = column if re.fullmatch('[A-Za-z_][A-Za-z0-9_]*', column) else 'your_column' %}
     {% set drop = namespace(expression=column) %}
@@ -167,14 +176,15 @@
         {% set drop.expression = "replace(" ~ drop.expression ~ ", ',', '')" %}
     {% elif re.fullmatch('[0-9]{1,3}([.][0-9]{3})*,[0-9]+', number) %}
         {{ return(" The amounts look like '" ~ text ~ "', written with a decimal comma: set "
-                  ~ "clv_decimal_separator to ','" ~ (" and drop the '" ~ signs ~ "' with replace()" if signs else "")
+                  ~ "clv_decimal_separator to ','" ~ (" and drop the '" ~ (signs | join("' and '"))
+                                                      ~ "' with replace()" if signs else "")
                   ~ ".") }}
     {% elif not re.fullmatch('[0-9]+([.][0-9]+)?', number) %}
         {{ return('') }}
     {% endif %}
-    {% if signs %}
-        {% set drop.expression = "replace(" ~ drop.expression ~ ", '" ~ (signs | replace("'", "''")) ~ "', '')" %}
-    {% endif %}
+    {% for sign in signs %}
+        {% set drop.expression = "replace(" ~ drop.expression ~ ", '" ~ (sign | replace("'", "''")) ~ "', '')" %}
+    {% endfor %}
     {% if drop.expression == column %}
         {{ return('') }}
     {% endif %}

@@ -162,16 +162,19 @@ def test_an_input_that_cannot_be_read_whole_is_named(tmp_path, monkeypatch, flag
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("materialized", "selected", "message"), [
-    ("table", "clv_predictions_history",
+@pytest.mark.parametrize(("config", "selected", "message"), [
+    ("+materialized: table", "clv_predictions_history",
      ("clv: clv_predictions_history is materialized as 'table', not 'incremental': each build "
-     "would replace the prediction history")),
-    ("view", "int_clv__model_registry",
+      "would replace the prediction history")),
+    ("+materialized: view", "int_clv__model_registry",
      ("clv: int_clv__model_registry (a Python model) is materialized as 'view': Python models "
-     "run as tables only")),
-])
+      "run as tables only")),
+    # (at the top, dbt itself refuses incremental contracted marts; a folder of clv's has none)
+    ("clv:\n    2_intermediate:\n      +materialized: incremental", "int_clv__cutoffs",
+     "clv: int_clv__cutoffs is materialized as 'incremental': each build would add its rows again"),
+], ids=["table", "view", "incremental"])
 def test_a_materialization_set_for_every_package_stops_before_it_loses_the_history(
-        tmp_path, monkeypatch, materialized, selected, message):
+        tmp_path, monkeypatch, config, selected, message):
     """A `+materialized` at the top of the installing project's `models:` applies to clv's
     models too (dbt puts it over clv's own configs): as a table the history would be replaced
     by every build, without a word. The run stops at its start, saying where to set it."""
@@ -179,7 +182,7 @@ def test_a_materialization_set_for_every_package_stops_before_it_loses_the_histo
 
     _, common = _guest_project(tmp_path, monkeypatch)
     project = Path.cwd() / "dbt_project.yml"
-    project.write_text(project.read_text() + f"\nmodels:\n  +materialized: {materialized}\n")
+    project.write_text(project.read_text() + f"\nmodels:\n  {config}\n")
     with pytest.raises(CompilationError, match=re.escape(message)):
         _invoke(["build", "--select", selected, *common])
     # the installing project's own models still build when clv is left out of the run

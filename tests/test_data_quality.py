@@ -172,7 +172,8 @@ NO_USABLE = {
         [("t1", "A", "1700000000", "5"), ("t2", "B", "1700086400", "5")],
         {},
         {"invalid_timestamp": 2},
-        ["most likely Unix seconds: map transacted_at to to_timestamp(your_column)"],
+        [("most likely Unix seconds: map transacted_at to "
+         "to_timestamp(cast(your_column as double precision))")],
     ),
     # a date format the default (ISO) does not read: the line names the format that does
     "day_first_dates": (
@@ -251,6 +252,52 @@ def test_no_usable_row_builds_clv_data_quality_and_stops_with_one_line(dbt_proje
     assert dict(zip(quality.reason, quality.rows, strict=True)) == {
         reason: counts.get(reason, 0) for reason in quality.reason}
     assert (quality.source_rows == len(rows)).all()
+
+
+# case -> (rows, the var the message names, how to read its value from the message)
+HINTED = {
+    "day_first": ([("t1", "A", "13/01/2023", "5"), ("t2", "B", "20/02/2023", "7")],
+                  "clv_timestamp_format", r"set clv_timestamp_format to '([^']+)'"),
+    "month_names": ([("t1", "A", "January 2, 2023", "5"), ("t2", "B", "September 12, 2023", "7")],
+                    "clv_timestamp_format", r"set clv_timestamp_format to '([^']+)'"),
+    "short_month_names": ([("t1", "A", "2-Jan-2023", "5"), ("t2", "B", "12-Sep-2023", "7")],
+                          "clv_timestamp_format", r"set clv_timestamp_format to '([^']+)'"),
+    "unix_seconds": ([("t1", "A", "1673000000", "5"), ("t2", "B", "1690000000", "7")],
+                     "transacted_at", r"map transacted_at to (.+?)\.$"),
+    "currency_and_thousands": ([("t1", "A", "2023-01-02", "$1,234.50"),
+                                ("t2", "B", "2023-02-03", "$12.50")],
+                               "amount", r"map amount to (.+?)\.$"),
+    "currency_on_both_sides": ([("t1", "A", "2023-01-02", "$ 12.50 USD"),
+                                ("t2", "B", "2023-02-03", "$ 7.00 USD")],
+                               "amount", r"map amount to (.+?)\.$"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", HINTED)
+def test_the_hint_of_a_no_usable_rows_stop_reads_the_rows(dbt_project, write_csv, case):
+    """What the "No usable transactions" line suggests, applied as written, reads every row."""
+    rows, key, pattern = HINTED[case]
+    path = write_csv(pd.DataFrame(rows, columns=["transaction_id", "customer_id", "transacted_at",
+                                                 "amount"]), "hinted.csv")
+    result = dbt_project.build(vars={**VARS, "clv_transactions": path}, expect_success=False)
+    message = next(str(r.message) for r in result.result if r.node.name == "int_clv__cutoffs")
+    line = next(line.strip() for line in message.splitlines()
+                if line.strip().startswith("No usable transactions"))
+    # the first suggestion of the line's last sentence
+    suggested = re.search(pattern, line.rsplit(". ", 1)[-1] if key == "amount" else line)
+    assert suggested, line
+    value = suggested.group(1)
+    if key == "clv_timestamp_format":
+        hinted = {"clv_timestamp_format": value}
+    else:
+        column = "transacted_at" if key == "transacted_at" else "amount"
+        hinted = {"clv_columns": {key: value.replace("your_column", column)}}
+    dbt_project.build(vars={**VARS, "clv_transactions": path, **hinted},
+                      select="stg_clv__transactions int_clv__transactions_checked")
+    checked = dbt_project.query("select count(*) as n from int_clv__transactions_checked "
+                                "where row_problem is null")
+    assert checked.n.tolist() == [len(rows)], (hinted, line)
 
 
 @pytest.mark.slow

@@ -428,8 +428,8 @@ def test_the_build_says_which_column_each_name_reads(project):
                   select="stg_clv__transactions")
     log = (project.workdir / "logs" / "dbt.log").read_text(encoding="utf-8")
     assert (f"clv: reading clv_transactions ('{path}'): transacted_at = \"TRANSACTION_DT\"; "
-            "customer_id and amount from the columns of those names (clv_columns maps them to "
-            "others)") in log
+            "customer_id and amount from the columns of those names (map them in clv_columns if "
+            "they hold something else)") in log
 
 
 def _readme_export_recipes() -> dict[str, dict]:

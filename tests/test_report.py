@@ -34,6 +34,7 @@ from clv.report.data import (
     read_report_data,
 )
 from clv.report.render import (
+    GROUP_MEANINGS,
     calibration_figure,
     gain_curve_figure,
     history_figures,
@@ -755,6 +756,13 @@ def test_the_header_and_the_histogram_agree_with_the_tables(built):
     assert edges[0] <= values.min() and edges[-1] > values.max()
     counts, _ = np.histogram(values, bins=edges)  # numpy's last bin is closed: no value on it
     assert list(bins["customers"]) == list(counts)
+
+
+@pytest.mark.slow
+def test_the_importance_caption_knows_every_group_a_build_has(built):
+    groups = set(built.query("select distinct feature_group from clv_feature_importance")
+                 .feature_group)
+    assert groups and groups <= set(GROUP_MEANINGS), groups - set(GROUP_MEANINGS)
 
 
 @pytest.mark.slow

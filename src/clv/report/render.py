@@ -339,9 +339,11 @@ def history_figures(data: ReportData) -> list[Figure]:
         y_domain=(0, float(totals["predicted_value"].max())))
     sizes = frame.pivot_table(index="as_of_date", columns="segment", values="customers",
                               aggfunc="sum").reindex(pd.to_datetime(dates)).fillna(0)
+    order = [*[s for s in SEGMENTS if s in sizes.columns],
+             *sorted((s for s in sizes.columns if s not in SEGMENTS), key=str)]
     lines = [svg.Line(str(segment), list(zip(ordinals, sizes[segment], strict=True)),
                       svg.PALETTE[index % len(svg.PALETTE)], markers=markers)
-             for index, segment in enumerate(sorted(sizes.columns, key=str))]
+             for index, segment in enumerate(order)]
     segments = svg.line_chart(lines, title=titles[1], x_label="as-of date", y_label="customers",
                               x_format=_date_label, x_ticks=ticks,
                               y_domain=(0, float(sizes.to_numpy().max())))
@@ -483,7 +485,7 @@ def _attention_table(data: ReportData) -> str:
     for row in frame.itertuples():
         change = svg.finite(row.predicted_clv_change)
         reasons = ", ".join(label for flag, label in FLAG_LABELS.items()
-                            if bool(getattr(row, flag, False)))
+                            if getattr(row, flag, None) is True)
         group = getattr(row, "driver_1_group", None)
         contribution = getattr(row, "driver_1_contribution", None)
         driver = ("" if group is None or pd.isna(group) else
