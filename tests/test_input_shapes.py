@@ -432,6 +432,16 @@ def test_the_build_says_which_column_each_name_reads(project):
             "they hold something else)") in log
 
 
+@pytest.mark.slow
+def test_a_quoted_file_name_duckdb_reads_as_a_relation_is_not_stopped(project):
+    """DuckDB reads a quoted file name as a table (`select * from "orders.json"`): the check
+    for a missing relation leaves such a name to it."""
+    path = project.workdir / "orders.json"
+    _retail_frame().to_json(path, orient="records")
+    project.build(vars={**VARS, "clv_transactions": f'"{path}"'}, select="stg_clv__transactions")
+    assert project.query("select count(*) as n from stg_clv__transactions").n.tolist() == [11]
+
+
 def _readme_export_recipes() -> dict[str, dict]:
     """The vars of each block under the README's "Common exports", by the export's name."""
     import yaml
