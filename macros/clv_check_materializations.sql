@@ -32,6 +32,20 @@
                                   ~ "read its tables") %}
         {% endif %}
     {% endfor %}
+    {#- dbt runs Python models on DuckDB (and Databricks), not on PostgreSQL or with Spark's
+        session method: there clv build runs them itself, between the dbt stages it starts -#}
+    {% set python = [] %}
+    {% for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'clv'
+                                           and node.language == 'python' and node.unique_id in selected_resources %}
+        {% do python.append(node.name) %}
+    {% endfor %}
+    {% if python and target.type in ['postgres', 'spark'] %}
+        {{ exceptions.raise_compiler_error(
+            "clv: dbt does not run Python models on " ~ target.type ~ " (selected: " ~ (python[:2] | join(', '))
+            ~ (", ..." if python | length > 2 else "") ~ "): build with clv build --target "
+            ~ target.name ~ ", which runs them itself between the dbt stages (README: Running on Spark / "
+            ~ "PostgreSQL); clv-backfill does the same") }}
+    {% endif %}
     {% if problems %}
         {{ exceptions.raise_compiler_error(
             "clv: " ~ problems[0] ~ (" (and " ~ (problems | length - 1) ~ " more)" if problems | length > 1 else "")

@@ -101,8 +101,9 @@
 
 
 {% macro default__clv_read_file(path, var_name) %}
-    {{ exceptions.raise_compiler_error("Reading files directly is supported on DuckDB only; load '" ~ path
-                                       ~ "' into a table and point the var at it.") }}
+    {{ clv_fail(var_name, "'" ~ path ~ "' is a file, which clv reads directly on DuckDB (delimited text, "
+                          ~ "Parquet) and Spark (Parquet) only: on " ~ target.type ~ ", load it into a "
+                          ~ "table and point the var at the table") }}
 {% endmacro %}
 
 

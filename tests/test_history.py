@@ -390,6 +390,25 @@ def test_backfill_history_errors_name_a_start_that_works():
         backfill.check_history(date(2023, 3, 1), date(2023, 3, 1), end, None, window)
 
 
+def test_backfill_on_spark_starts_the_session_before_dbt_does(monkeypatch, tmp_path):
+    """dbt-spark's own session starts Python workers with the first `python3` on PATH, which
+    lacks the package's dependencies (ModuleNotFoundError: pandas, from the scoring step): the
+    backfill starts the session as clv build does, before its first dbt command."""
+    from types import SimpleNamespace
+
+    from clv import build
+
+    calls = []
+    monkeypatch.setattr(build, "profile_of", lambda *args, **kwargs: SimpleNamespace(
+        credentials=SimpleNamespace(type="spark")))
+    monkeypatch.setattr(build, "_open_warehouse", lambda credentials: calls.append("session"))
+    monkeypatch.setattr(backfill, "backfill",
+                        lambda *args, **kwargs: calls.append("dbt") or [date(2023, 1, 31)])
+    assert backfill.main(["--start", "2023-01-31", "--end", "2023-01-31", "--target", "spark",
+                          "--project-dir", str(tmp_path)]) == 0
+    assert calls == ["session", "dbt"]
+
+
 def test_backfill_command_reports_option_errors_in_one_line(capsys):
     assert backfill.main(["--start", "2023-02-30", "--end", "2023-03-31"]) == 2
     assert capsys.readouterr().err.strip() == (

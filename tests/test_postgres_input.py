@@ -10,8 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from engines import (
+    PROJECT_DIR,
     clv_build,
     drop_postgres_schemas,
+    environment,
     postgres_connection,
     postgres_settings,
     schema_name,
@@ -203,3 +205,34 @@ def test_a_missing_relation_stops_with_one_line_naming_the_var(source, tmp_path,
         _staged(name, COLUMNS, tmp_path)
     assert (f"Invalid value for var 'clv_transactions': no table or view '{name}' in the "
             "warehouse of target 'postgres'") in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_dbt_build_on_postgres_says_to_use_clv_build(source, tmp_path):
+    """dbt runs no Python model on PostgreSQL ("materialization_table_default only supports
+    languages ['sql']", after the SQL models built): the run stops at its start instead, saying
+    what runs them."""
+    from dbt.cli.main import dbtRunner
+    from dbt.exceptions import CompilationError
+
+    postgres_connection().close()  # skips (or fails in CI) when there is no server
+    args = ["build", "--target", "postgres", "--select", "int_clv__model_registry",
+            "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+            "--quiet"]
+    with environment(CLV_SCHEMA=schema_name("clv_pgin"), **postgres_settings()):
+        result = dbtRunner().invoke(args)
+    assert isinstance(result.exception, CompilationError), result
+    assert ("clv: dbt does not run Python models on postgres (selected: int_clv__model_registry)"
+            ": build with clv build --target postgres") in str(result.exception)
+
+
+@pytest.mark.slow
+def test_a_file_path_on_postgres_names_the_var(source, tmp_path):
+    from clv.build import BuildError
+
+    with pytest.raises(BuildError, match=(
+            "Invalid value for var 'clv_transactions': 'exports/orders.csv' is a file, which clv "
+            r"reads directly on DuckDB \(delimited text, Parquet\) and Spark \(Parquet\) only: on "
+            "postgres, load it into a table")):
+        _staged("exports/orders.csv", COLUMNS, tmp_path)

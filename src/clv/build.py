@@ -332,6 +332,18 @@ def _open_warehouse(credentials: Any) -> Any:
     raise BuildError(_install_hint(kind))
 
 
+def start_engine(project_dir: Path, profiles_dir: Path | None, target: str | None,
+                 run_vars: dict[str, Any]) -> None:
+    """Before a command that runs dbt itself on a Spark target (clv-backfill): start the
+    SparkSession as :func:`build` does, so that dbt-spark finds it, its Python workers run
+    this interpreter (which has the package; dbt-spark's own session would start them with
+    the first `python3` on PATH) and Spark logs errors only. Other targets: nothing."""
+    profile = profile_of(project_dir, profiles_dir_of(project_dir, profiles_dir),
+                         target or dbt_env("TARGET"), run_vars)
+    if profile.credentials.type == "spark":
+        _open_warehouse(profile.credentials)
+
+
 def _model_path(project_dir: Path, node: Any) -> Path:
     """The model's file: in the project, or in an installed package (dbt_packages/)."""
     own = project_dir / node.original_file_path

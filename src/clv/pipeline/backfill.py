@@ -248,8 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   str(build.profiles_dir_of(project_dir, profiles_dir))]
         if args.target:
             common += ["--target", args.target]
-        dates = backfill(_date("--start", args.start), _date("--end", args.end), args.every,
-                         run_vars, common)
+        start, end = _date("--start", args.start), _date("--end", args.end)
+        as_of_dates(start, end, args.every)  # the range's own errors before Spark starts
+        build.start_engine(project_dir, profiles_dir, args.target, run_vars)
+        dates = backfill(start, end, args.every, run_vars, common)
     except (BackfillError, build.BuildError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2
