@@ -8,11 +8,17 @@
 -#}
 {% macro clv_relation_may_exist(name) %}
     {% set parts = [] %}
-    {% for part in modules.re.findall('[A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`', name) %}
+    {% for part in modules.re.findall(clv_relation_name_part(), name) %}
         {% do parts.append({'name': part[1:-1] if part[:1] in ['"', '`'] else part,
                             'quoted': part[:1] in ['"', '`']}) %}
     {% endfor %}
     {{ return(adapter.dispatch('clv_relation_may_exist', 'clv')(parts)) }}
+{% endmacro %}
+
+
+{#- One part of a relation name as clv_source accepts it: plain, "quoted" or `quoted`. -#}
+{% macro clv_relation_name_part() %}
+    {{ return('[A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`') }}
 {% endmacro %}
 
 

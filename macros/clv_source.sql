@@ -68,7 +68,7 @@
             ~ " as '" ~ value ~ "': clv reads its inputs whole. Run without the flag, or leave "
             ~ "clv out of that run (--exclude package:clv)") }}
     {% endif %}
-    {% set part = '([A-Za-z_][A-Za-z0-9_$]*|"[^";]+"|`[^`;]+`)' %}
+    {% set part = '(' ~ clv_relation_name_part() ~ ')' %}
     {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
         {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.tsv/.txt/.parquet file path, got '"
                               ~ value ~ "'") }}

@@ -125,12 +125,16 @@ def _summary(reader: _Reader) -> dict[str, Any]:
             count(case when predicted_clv <= 0 and {FINITE_VALUE} then 1 end) as non_positive,
             count(case when not ({FINITE_VALUE}) then 1 end) as non_finite
         from {{relation}}""")
+    return _first_row(frame)
+
+
+def _first_row(frame: pd.DataFrame | None) -> dict[str, Any]:
+    """The first row of a one-row query as a dict (none read: empty). The aggregates of no
+    rows are null (NaN, NaT or NA by type): None for the page."""
     if frame is None or frame.empty:
         return {}
-    row = frame.iloc[0].to_dict()
-    # the aggregates of no rows are null (NaN, NaT or NA by type): None for the page
     return {key: (None if not isinstance(value, str) and pd.isna(value) else value)
-            for key, value in row.items()}
+            for key, value in frame.iloc[0].to_dict().items()}
 
 
 def bin_sql(edges: list[float]) -> str:
@@ -225,10 +229,7 @@ def _recency(reader: _Reader) -> dict[str, Any]:
     frame = reader.query("int_clv__as_of_date", """
         select last_transaction_date, days_since_last_transaction, longest_quiet_days
         from {relation}""")
-    if frame is None or frame.empty:
-        return {}
-    return {key: (None if pd.isna(value) else value)
-            for key, value in frame.iloc[0].to_dict().items()}
+    return _first_row(frame)
 
 
 def _movements(reader: _Reader) -> dict[str, Any]:
@@ -246,10 +247,7 @@ def _movements(reader: _Reader) -> dict[str, Any]:
             {flags},
             count(case when previous_model_version <> model_version then 1 end) as model_changed
         from {{relation}}""")
-    if frame is None or frame.empty:
-        return {}
-    return {key: (None if not isinstance(value, str) and pd.isna(value) else value)
-            for key, value in frame.iloc[0].to_dict().items()}
+    return _first_row(frame)
 
 
 def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
