@@ -3,8 +3,8 @@
     checked against the source's columns (`source_columns`, from clv_source_schema) before any
     SQL reads the source. Required names not given default to the contract name itself.
     Optional names not given are used when the source has a column of that name, and are null
-    otherwise. A mapped column the source lacks stops compilation with one line naming
-    clv_columns, the missing column and the columns the source has.
+    otherwise. Columns the source lacks stop compilation with one line naming clv_columns,
+    every contract name whose column is missing, and the columns the source has.
 -#}
 {% macro clv_column_map(source_columns) %}
     {% set given = var('clv_columns', {}) or {} %}
@@ -21,6 +21,7 @@
     {% endfor %}
     {% set names = source_columns | map(attribute='name') | map('lower') | list %}
     {% set columns = {} %}
+    {% set problems = [] %}
     {% for key in required + optional %}
         {% if key in given %}
             {% set expression = given[key] | string | trim %}
@@ -41,11 +42,17 @@
             {% set expression = none %}
         {% endif %}
         {% if expression is not none and source_columns %}
-            {{ clv_check_referenced_columns(key, expression, key in given, source_columns) }}
+            {% set problem = clv_missing_columns_problem(key, expression, key in given, source_columns,
+                                                          first=not problems) %}
+            {% do problems.append(problem) if problem %}
             {% set expression = clv_quote_source_columns(expression, source_columns) %}
         {% endif %}
         {% do columns.update({key: expression}) %}
     {% endfor %}
+    {% if problems %}
+        {{ clv_fail('clv_columns', problems | join('; ') ~ "; its columns are: "
+                                   ~ (source_columns | map(attribute='name') | join(', '))) }}
+    {% endif %}
     {{ return(columns) }}
 {% endmacro %}
 
@@ -87,22 +94,28 @@
 {% endmacro %}
 
 
-{#- Stops with one line when `expression` (mapped to contract name `key`) names a column the
-    source does not have. -#}
-{% macro clv_check_referenced_columns(key, expression, is_given, source_columns) %}
+{#-
+    What is wrong when `expression` (mapped to contract name `key`, or taken by default when
+    not `is_given`) names a column the source does not have, with the likely spelling; '' when
+    nothing is. The first problem of a message names the input (`first`). A file that reads as
+    one column stops here, whatever the key: its header is the problem.
+-#}
+{% macro clv_missing_columns_problem(key, expression, is_given, source_columns, first=true) %}
     {% set names = source_columns | map(attribute='name') | list %}
     {% set lowered = names | map('lower') | list %}
     {% set missing = [] %}
-    {#- a lone name is a column, SQL word or not (Date, Timestamp) -#}
-    {% if modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*', expression)
+    {#- a lone name is a column, SQL word or not (Date, Timestamp); so are words separated by
+        spaces only, a header such as "Created date" that the source does not have -#}
+    {% if modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_$]*( +[A-Za-z0-9_$]+)*', expression)
           and expression | lower not in lowered and expression | lower != 'null' %}
         {% do missing.append(expression) %}
+    {% else %}
+        {% for name in clv_expression_column_names(expression) %}
+            {% if name | lower not in lowered and name not in missing %}
+                {% do missing.append(name) %}
+            {% endif %}
+        {% endfor %}
     {% endif %}
-    {% for name in clv_expression_column_names(expression) %}
-        {% if name | lower not in lowered and name not in missing %}
-            {% do missing.append(name) %}
-        {% endif %}
-    {% endfor %}
     {% if not missing %}
         {{ return('') }}
     {% endif %}
@@ -124,12 +137,11 @@
         {% endif %}
     {% endfor %}
     {% set quoted = "'" ~ (missing | join("', '")) ~ "'" %}
+    {% set input = "clv_transactions" ~ (" (" ~ clv_input_label('clv_transactions') ~ ")" if first else "") %}
     {% if is_given %}
-        {% set problem = key ~ " maps to " ~ quoted ~ ", which clv_transactions ("
-                         ~ clv_input_label('clv_transactions') ~ ") does not have" %}
+        {% set problem = key ~ " maps to " ~ quoted ~ ", which " ~ input ~ " does not have" %}
     {% else %}
-        {% set problem = "clv_transactions (" ~ clv_input_label('clv_transactions') ~ ") has no column "
-                         ~ quoted ~ " and clv_columns does not map " ~ key %}
+        {% set problem = input ~ " has no column " ~ quoted ~ " and clv_columns does not map " ~ key %}
     {% endif %}
     {#- One column whose name is the whole header line: the reader found no separator, or rows
         whose fields do not line up with the header's (it then reads every line whole). -#}
@@ -148,9 +160,7 @@
                                    ~ "DuckDB's reader recognizes: convert a file separated by spaces or "
                                    ~ "aligned in fixed widths (as CDNOW's master file) to CSV first") }}
     {% endif %}
-    {{ clv_fail('clv_columns', problem
-                               ~ (" (did you mean '" ~ (hints | join("', '")) ~ "'?)" if hints else "")
-                               ~ "; its columns are: " ~ (names | join(', '))) }}
+    {{ return(problem ~ (" (did you mean '" ~ (hints | join("', '")) ~ "'?)" if hints else "")) }}
 {% endmacro %}
 
 

@@ -108,9 +108,9 @@
 {#-
     The columns of an optional input (clv_customers, clv_events) as lower-case name -> type,
     after checking that it has every name in `required` (and `extra`, the columns var
-    clv_extra_features adds): a missing one stops compilation with one line naming the var,
-    the column and the columns the source has. `optional` names the columns read when there
-    (the staging model fills a missing one with nulls), for the message.
+    clv_extra_features adds): missing ones stop compilation with one line naming the var,
+    every missing column and the columns the source has. `optional` names the columns read
+    when there (the staging model fills a missing one with nulls), for the message.
 -#}
 {% macro clv_input_columns(var_name, relation, required, extra=[], optional=[]) %}
     {% set schema = clv_source_schema(relation) %}
@@ -122,19 +122,19 @@
         {{ return(types) }}
     {% endif %}
     {% set names = schema | map(attribute='name') | join(', ') %}
-    {% for name in required + extra %}
-        {% if name not in types %}
-            {% if name in extra %}
-                {{ clv_fail('clv_extra_features', "names '" ~ name ~ "', which " ~ var_name ~ " ("
-                                                  ~ clv_input_label(var_name) ~ ") does not have; its columns are: "
-                                                  ~ names) }}
-            {% endif %}
-            {{ clv_fail(var_name, clv_input_label(var_name) ~ " has no column '" ~ name ~ "' (expected "
-                                  ~ (required | join(', '))
-                                  ~ ("; optional: " ~ (optional | join(', ')) if optional else "")
-                                  ~ "); its columns are: " ~ names) }}
-        {% endif %}
-    {% endfor %}
+    {% set missing_extra = extra | reject('in', types) | list %}
+    {% if missing_extra %}
+        {{ clv_fail('clv_extra_features', "names " ~ clv_quoted_list(missing_extra) ~ ", which " ~ var_name
+                                          ~ " (" ~ clv_input_label(var_name) ~ ") does not have; its columns are: "
+                                          ~ names) }}
+    {% endif %}
+    {% set missing = required | reject('in', types) | list %}
+    {% if missing %}
+        {{ clv_fail(var_name, clv_input_label(var_name) ~ " has no column" ~ ("s " if missing | length > 1 else " ")
+                              ~ clv_quoted_list(missing) ~ " (expected " ~ (required | join(', '))
+                              ~ ("; optional: " ~ (optional | join(', ')) if optional else "")
+                              ~ "); its columns are: " ~ names) }}
+    {% endif %}
     {#- which of the columns clv reads the input has: an optional one it lacks (a column named
         otherwise, signed_up_on for signup_date) is null on every row, without another word -#}
     {% if model.resource_type == 'model' %}
@@ -253,4 +253,14 @@
         {% endif %}
     {% endfor %}
     {{ return(false) }}
+{% endmacro %}
+
+
+{#- 'a', 'b' and 'c': names quoted for a message. -#}
+{% macro clv_quoted_list(names) %}
+    {% set quoted = [] %}
+    {% for name in names %}
+        {% do quoted.append("'" ~ name ~ "'") %}
+    {% endfor %}
+    {{ return(quoted[0] if quoted | length == 1 else (quoted[:-1] | join(', ')) ~ ' and ' ~ quoted[-1]) }}
 {% endmacro %}

@@ -294,6 +294,13 @@ MISSPELLED = {
     "required_not_mapped": (
         {key: value for key, value in RETAIL_COLUMNS.items() if key != "amount"},
         ["has no column 'amount' and clv_columns does not map amount"]),
+    # every wrong name in one message, not one per build
+    "two_names": ({**RETAIL_COLUMNS, "customer_id": "CustomerId_", "amount": "Quantiy * UnitPrice"},
+                  ["customer_id maps to 'CustomerId_', which clv_transactions (",
+                   "; amount maps to 'Quantiy', which clv_transactions does not have"]),
+    # a header with a space, as written in the export's documentation, is one name
+    "words_with_a_space": ({**RETAIL_COLUMNS, "transacted_at": "Invoice Date"},
+                           ["transacted_at maps to 'Invoice Date'", "did you mean 'InvoiceDate'"]),
 }
 
 
@@ -589,6 +596,22 @@ def test_attributes_and_events_may_lack_their_optional_columns(project):
             "country or age_band, so they are null on every row") in log
     assert (f"clv: reading clv_events ('{events}'): customer_id, event_at; no column event_type, "
             "so it is null on every row") in log
+
+
+@pytest.mark.slow
+def test_an_input_without_its_required_columns_names_them_all(project):
+    """Events exported with their own names for both required columns: one line names both
+    (and the columns the file has), not one per build."""
+    transactions = project.workdir / "invoices.csv"
+    _retail_frame().to_csv(transactions, index=False)
+    events = project.workdir / "clicks.csv"
+    pd.DataFrame({"user": ["17850"], "ts": ["2011-06-20 09:05:00"]}).to_csv(events, index=False)
+    result = project.build(vars={**VARS, "clv_transactions": str(transactions),
+                                 "clv_events": str(events)},
+                           select="stg_clv__events", expect_success=False)
+    line = _message_line(_failures(result)["stg_clv__events"], "Invalid value for var 'clv_events'")
+    assert (f"'{events}' has no columns 'customer_id' and 'event_at' (expected customer_id, "
+            "event_at; optional: event_type); its columns are: user, ts") in line, line
 
 
 @pytest.mark.slow
