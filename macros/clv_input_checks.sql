@@ -27,9 +27,14 @@
         staging then renders an empty relation: clv_data_quality still builds, and
         int_clv__cutoffs stops with one line saying the source is empty. Other sources are not
         probed (true).
+    When dbt only compiles and the source is not built yet (clv_input_unbuilt), only relation
+    is read, columns is none and has_rows false.
 -#}
 {% macro clv_transactions_source() %}
     {% set relation = clv_source('clv_transactions', 'clv_sample_transactions') %}
+    {% if clv_input_unbuilt('clv_transactions', relation) %}
+        {{ return({'relation': relation, 'columns': none, 'has_rows': false}) }}
+    {% endif %}
     {% set schema = clv_source_schema(relation) %}
     {#- An empty file reads as one unnamed text column (DuckDB's column0) and no row. -#}
     {% if schema | length == 1 and schema[0].name | lower == 'column0'

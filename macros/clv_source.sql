@@ -21,7 +21,9 @@
             {{ return(none) }}
         {% endif %}
         {% if clv_load_sample() %}
-            {{ return(ref(default_seed)) }}
+            {% set seed = ref(default_seed) %}
+            {{ clv_check_read_whole(var_name, seed | string) }}
+            {{ return(seed) }}
         {% endif %}
         {#- The seed is disabled (seeds/_seeds.yml): no ref to it; parsing goes on, so the
             root project's own models still build, and this model stops when it runs. -#}
@@ -62,23 +64,68 @@
         {{ clv_fail(var_name, "it refers to an ephemeral model ('" ~ value ~ "'), which no other "
                               ~ "model can read: materialize that model as a view or a table") }}
     {% endif %}
-    {% if modules.re.match('[(]select [*] from ', value, modules.re.IGNORECASE) %}
-        {{ exceptions.raise_compiler_error(
-            "clv's models do not run with dbt's --empty or --sample, which render " ~ var_name
-            ~ " as '" ~ value ~ "': clv reads its inputs whole. Run without the flag, or leave "
-            ~ "clv out of that run (--exclude package:clv)") }}
-    {% endif %}
+    {{ clv_check_read_whole(var_name, value) }}
     {% set part = '(' ~ clv_relation_name_part() ~ ')' %}
     {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
         {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.tsv/.txt/.parquet file path, got '"
                               ~ value ~ "'") }}
     {% endif %}
-    {% if execute and not clv_relation_may_exist(value) %}
+    {#- (a command that only compiles goes on: staging compiles without the input's columns,
+        clv_input_unbuilt) -#}
+    {% if execute and flags.WHICH not in clv_compile_only_commands() and not clv_relation_may_exist(value) %}
         {{ clv_fail(var_name, "no table or view '" ~ value ~ "' in the warehouse of target '" ~ target.name
                               ~ "': check its spelling and schema, or build the model it names first "
                               ~ "(a file path must end in .csv, .tsv, .txt or .parquet)") }}
     {% endif %}
     {{ return(value) }}
+{% endmacro %}
+
+
+{#-
+    Stops when dbt's --empty or --sample renders an input (`value`, the ref or source as
+    rendered) as a subquery of a few rows or none: clv reads its inputs whole (every row for
+    the features), so such a build would report the data itself as empty.
+-#}
+{% macro clv_check_read_whole(var_name, value) %}
+    {% if modules.re.match('[(]select [*] from ', value, modules.re.IGNORECASE) %}
+        {{ exceptions.raise_compiler_error(clv_read_whole_message(var_name ~ " as '" ~ value ~ "'")) }}
+    {% endif %}
+{% endmacro %}
+
+
+{#- The line for a run with --empty or --sample; `rendered` says what the flag did. -#}
+{% macro clv_read_whole_message(rendered) %}
+    {{ return("clv's models do not run with dbt's --empty or --sample, which render " ~ rendered
+              ~ ": clv reads its inputs whole. Run without the flag"
+              ~ (", or leave clv out of that run (--exclude package:clv)" if project_name != 'clv' else "")) }}
+{% endmacro %}
+
+
+{#- The dbt commands that compile models without running them. -#}
+{% macro clv_compile_only_commands() %}
+    {{ return(['compile', 'generate']) }}
+{% endmacro %}
+
+
+{#-
+    True when dbt only compiles (dbt compile, dbt docs generate) and the input `relation` of
+    `var_name` (from clv_source; not a file) is not in the warehouse yet: the sample seed before
+    `dbt seed`, or the installing project's model before it is built. Staging then compiles as
+    an empty relation of its own columns, without reading the input's, and logs why; a run
+    stops on such an input (clv_source), and compiles the whole SQL once it is there.
+-#}
+{% macro clv_input_unbuilt(var_name, relation) %}
+    {% if not execute or flags.WHICH not in clv_compile_only_commands() or relation is none
+          or clv_file_kind(var(var_name, '') or '') %}
+        {{ return(false) }}
+    {% endif %}
+    {% if clv_relation_may_exist(relation | string) %}
+        {{ return(false) }}
+    {% endif %}
+    {{ log("clv: " ~ var_name ~ " (" ~ clv_input_label(var_name) ~ ") is not in the warehouse yet, so "
+           ~ model.name ~ " compiles as an empty relation without reading its columns (build or seed "
+           ~ "the input first to compile the SQL that runs)", info=true) }}
+    {{ return(true) }}
 {% endmacro %}
 
 

@@ -162,6 +162,47 @@ def test_an_input_that_cannot_be_read_whole_is_named(tmp_path, monkeypatch, flag
 
 
 @pytest.mark.slow
+def test_compile_and_docs_work_before_the_input_is_built(tmp_path, monkeypatch):
+    """In a fresh environment (CI, a new clone) the installing project's transactions model
+    is not built yet: dbt compile and dbt docs generate of the whole project still work, clv's
+    staging compiling as an empty relation and saying why, instead of stopping on columns it
+    cannot read. A run still stops on the missing input, naming the var."""
+    _, common = _guest_project(tmp_path, monkeypatch)
+    root = Path.cwd()
+    for command in (["compile"], ["docs", "generate"]):
+        assert _invoke([*command, *common]).success, command
+    log = (root / "logs" / "dbt.log").read_text(encoding="utf-8")
+    assert re.search(r"clv: clv_transactions \('.*transactions.*'\) is not in the warehouse yet, "
+                     r"so stg_clv__transactions compiles as an empty relation", log)
+    staged = next((root / "target" / "compiled").rglob("stg_clv__transactions.sql")).read_text()
+    assert "where 1 = 0" in staged
+    assert (root / "target" / "catalog.json").exists()
+    run = dbtRunner().invoke(["run", "--select", "stg_clv__transactions", *common])
+    assert not run.success
+    [staging] = [r for r in run.result.results if r.node.name == "stg_clv__transactions"]
+    assert "Invalid value for var 'clv_transactions': no table or view" in staging.message
+
+
+@pytest.mark.slow
+def test_a_build_with_empty_stops_at_its_start_on_the_sample(tmp_path, monkeypatch):
+    """dbt build --empty renders the sample seed as an empty subquery: the run stops before any
+    node, saying the flag is why, instead of clv reporting 'has no rows' for 26,885 rows."""
+    from dbt.exceptions import CompilationError
+
+    _, common = _root_copy(tmp_path, monkeypatch)
+    with pytest.raises(CompilationError, match=re.escape(
+            "clv's models do not run with dbt's --empty or --sample, which render every ref "
+            "and source as a subquery of a few rows or none")) as stopped:
+        _invoke(["build", "--empty", *common])
+    assert "--exclude package:clv" not in str(stopped.value)  # clv is the root project here
+    # staging compiled alone says the same of the sample seed
+    result = dbtRunner().invoke(["compile", "--select", "stg_clv__transactions", "--empty",
+                                 *common])
+    assert ("which render clv_transactions as '(select * from"
+            in str(result.exception or result.result))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("config", "selected", "message"), [
     ("+materialized: table", "clv_predictions_history",
      ("clv: clv_predictions_history is materialized as 'table', not 'incremental': each build "

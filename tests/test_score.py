@@ -5,6 +5,7 @@ The artifact here comes from the TorchScript exporter (the default); test_export
 dynamo graph (the fallback) computes the same, and scoring only sees the ONNX interface.
 """
 
+import dataclasses
 import json
 import pickle
 import shutil
@@ -343,3 +344,26 @@ def test_btyd_inputs_skip_an_empty_batch():
     assert [batch.num_rows for batch in read] == [100, 100, 100]
     assert pa.Table.from_batches(read).column("customer_id").to_pylist() == (
         table.column("customer_id").to_pylist())
+
+
+def test_a_step_run_with_other_vars_than_the_registry_says_to_build_it(damaged_dir, expected):
+    """The registry picked the model under the vars it was built with; a later step run with
+    another horizon (the registry left out of the selection) says what to build, not only what
+    differs."""
+    from clv.pipeline.registry import load_current
+    from clv.pipeline.settings import RunSettings
+    from clv.score import SettingsMismatchError
+
+    metadata_file = next(damaged_dir.glob("*.json"))  # as a build saves it: with its period
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()),
+                                         "period_days": 30}))
+    version = load_verified(damaged_dir).artifact.version
+    run = RunSettings(model_dir=damaged_dir, retrain="never", horizon_days=91, period_days=30,
+                      sequence_periods=expected["n_periods"], seed=0,
+                      static_features=tuple(STATIC), channels=tuple(CHANNELS))
+    with pytest.raises(SettingsMismatchError) as info:
+        load_current(run, version, expected["features"])
+    assert f"horizon_days: model {HORIZON}, run 91" in str(info.value)
+    assert "build it with these vars too (select int_clv__model_registry+)" in str(info.value)
+    fitting = dataclasses.replace(run, horizon_days=HORIZON)
+    assert load_current(fitting, version, expected["features"]).artifact.version == version

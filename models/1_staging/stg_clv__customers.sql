@@ -5,6 +5,7 @@
 {%- if extra_features and source_relation is none -%}
     {{ clv_fail('clv_extra_features', "names columns of clv_customers, but clv_customers is not set") }}
 {%- endif -%}
+{%- set source_relation = none if clv_input_unbuilt('clv_customers', source_relation) else source_relation -%}
 {%- set source_types = clv_input_columns(
     'clv_customers', source_relation, ['customer_id'], extra_features, ['signup_date', 'country', 'age_band']
 ) if source_relation is not none else {} -%}

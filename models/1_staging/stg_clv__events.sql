@@ -1,6 +1,7 @@
 {#- Optional browsing events; an empty, typed relation when none are configured. -#}
 {%- set settings = clv_settings() -%}
 {%- set source_relation = clv_optional_source('clv_events', 'clv_sample_events') -%}
+{%- set source_relation = none if clv_input_unbuilt('clv_events', source_relation) else source_relation -%}
 {%- set source_types = clv_input_columns(
     'clv_events', source_relation, ['customer_id', 'event_at'], optional=['event_type']
 ) if source_relation is not none else {} -%}

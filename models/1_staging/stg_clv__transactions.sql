@@ -6,7 +6,8 @@
 -#}
 {%- set source = clv_transactions_source() -%}
 {%- set columns = source.columns -%}
-{%- if execute and model.resource_type == 'model' -%}{%- do clv_log_column_map(columns) -%}{%- endif %}
+{%- set logs = execute and model.resource_type == 'model' and columns is not none -%}
+{%- if logs -%}{%- do clv_log_column_map(columns) -%}{%- endif %}
 
 with
 

@@ -50,6 +50,11 @@ class ModelMismatchError(ValueError):
     """The saved model cannot be used for this run; the message says what differs."""
 
 
+class SettingsMismatchError(ModelMismatchError):
+    """The saved model is intact but was trained for other settings (features, horizon,
+    sequence) than the run's."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     artifact: ModelArtifact
@@ -197,7 +202,7 @@ def load_verified(model_dir: str | Path, version: str | None = None,
                                  f"layout: {error}") from error
     problems = _mismatches(metadata, expected or {})
     if problems:
-        raise ModelMismatchError(f"model {artifact.version} does not match this run: "
+        raise SettingsMismatchError(f"model {artifact.version} does not match this run: "
                                  + "; ".join(problems))
     session = make_session(onnx_bytes)
     problems = _check_session(session, spec)

@@ -34,7 +34,7 @@ from clv.explain import (
 from clv.hybrid import BTYDFit
 from clv.pipeline.evaluation import _metadata_rows
 from clv.pipeline.log import dbt_log, logged_batches
-from clv.pipeline.registry import current_version, expected_metadata, model_features
+from clv.pipeline.registry import current_version, load_current, model_features
 from clv.pipeline.scoring import ScoringRun, with_btyd
 from clv.pipeline.settings import RunSettings
 from clv.score import DEFAULT_BATCH_SIZE, LoadedModel, load_verified
@@ -114,7 +114,7 @@ def explain(warehouse: Warehouse, examples: Any, scoring_run: pa.Table, registry
         return _empty("the var clv_explanations is false")
     version = current_version(registry)
     features = model_features(warehouse.schema(examples), run)
-    model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    model = load_current(run, version, features)
     if "reference_inputs" not in model.metadata:
         return _empty(f"model {version} was saved before explanations existed (its metadata "
                       "has no reference_inputs); run once with clv_retrain 'always' to retrain")

@@ -35,7 +35,7 @@ from clv.data import feature_spec
 from clv.hybrid import BTYD_FEATURES
 from clv.pipeline.log import dbt_debug, dbt_log
 from clv.pipeline.settings import RunSettings
-from clv.score import ModelMismatchError, load_verified
+from clv.score import LoadedModel, ModelMismatchError, SettingsMismatchError, load_verified
 
 # data_signature: the customers with the smallest md5 of (customer_id, first purchase date).
 SIGNATURE_SIZE = 1024
@@ -84,6 +84,20 @@ def expected_metadata(features: list[str], run: RunSettings) -> dict[str, Any]:
         "n_periods": run.sequence_periods,
         "period_days": run.period_days,
     }
+
+
+def load_current(run: RunSettings, version: str, features: list[str]) -> LoadedModel:
+    """The registry's current model ``version``, checked against this run's settings. A model
+    that fits other settings was chosen by a registry built with other vars than this step's
+    (a run that left int_clv__model_registry out and changed clv_horizon_days, say): the error
+    says to build the registry with them."""
+    try:
+        return load_verified(run.model_dir, version, expected_metadata(features, run))
+    except SettingsMismatchError as error:
+        raise SettingsMismatchError(
+            f"{error}. int_clv__model_registry chose this model with other vars: build it with "
+            "these vars too (select int_clv__model_registry+), or run this step with the vars "
+            "it was built with") from error
 
 
 def stale_features_note(metadata: dict[str, Any]) -> str | None:

@@ -54,7 +54,7 @@ from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import (
     build_key,
     current_version,
-    expected_metadata,
+    load_current,
     model_features,
     stale_features_note,
 )
@@ -373,7 +373,7 @@ def plan(warehouse: Warehouse, examples: Any, registry: pd.DataFrame,
     names its scoring run's files."""
     version = current_version(registry)
     features = model_features(warehouse.schema(examples), run)
-    model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    model = load_current(run, version, features)
     stale = stale_features_note(model.metadata)
     if stale:
         dbt_log(f"warning: {stale}")
@@ -453,7 +453,7 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
         return result
     version, customers, fit = scoring.model_version, scoring.customers, scoring.btyd_fit
     features = model_features(warehouse.schema(examples), run)
-    model = load_verified(run.model_dir, version, expected_metadata(features, run))
+    model = load_current(run, version, features)
     if version != current_version(registry):
         raise ValueError(f"int_clv__scoring_plan is for model {version}, the registry's current "
                          f"model is {current_version(registry)}: rebuild int_clv__scoring_plan")
