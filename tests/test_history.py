@@ -177,7 +177,7 @@ def _common(project) -> list[str]:
 
 
 @pytest.mark.slow
-def test_backfill_fills_monthly_dates_once(project, monkeypatch):
+def test_backfill_fills_monthly_dates_once(project, monkeypatch, capsys):
     """Five monthly dates end to end (the dates themselves, month ends included, are
     test_backfill_dates_and_option_errors'), the latest of them again, then one before it."""
     monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
@@ -212,8 +212,11 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch):
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
     # a backfill that ends before the history's latest date leaves the movements with the
     # predictions table: its as-of date against the one before it, not the two latest
+    capsys.readouterr()
     backfill.backfill(date(2023, 9, 30), date(2023, 9, 30), "month", project.vars,
                       _common(project))
+    # and says that what it publishes is older than two dates of the history
+    assert "clv_predictions_are_of_the_latest_as_of_date (2 rows)" in capsys.readouterr().out
     changes = project.query("select distinct previous_as_of_date, as_of_date "
                             "from clv_prediction_changes")
     assert [(str(a)[:10], str(b)[:10]) for a, b in changes.itertuples(index=False)] == [

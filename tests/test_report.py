@@ -639,6 +639,30 @@ def test_the_history_note_names_the_dates_scored_over_another_horizon():
                     "comparable: 2 as-of dates (2024-01-31, 2024-02-29).")
 
 
+def test_the_history_stops_at_the_predictions_date_and_names_the_later_ones():
+    """After a build at an older as-of date (or a date since corrected), the history's charts
+    end at the predictions' own date, as clv_prediction_changes does, and say which later
+    dates they leave out."""
+    connection = duckdb.connect()
+    _hand_made(connection)  # clv_predictions as of 2024-03-31
+    connection.execute("""
+        create table clv_predictions_history as select * from (values
+            ('a', date '2024-02-29', 365, 1000.0, 'high_value', 'v2', timestamp '2024-03-01'),
+            ('a', date '2024-03-31', 365, 1200.0, 'high_value', 'v2', timestamp '2024-04-01'),
+            ('a', date '2025-03-15', 365, 10.0, 'dormant', 'v2', timestamp '2024-04-02')
+        ) as t(customer_id, as_of_date, horizon_days, predicted_clv, segment, model_version,
+               scored_at)""")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert sorted(set(data.history["as_of_date"].dt.date)) == [date(2024, 2, 29),
+                                                              date(2024, 3, 31)]
+    assert data.history_later_dates == [date(2025, 3, 15)]
+    value, _ = history_figures(data)
+    assert value.caption.startswith("The sum of every scored customer's predicted value")
+    assert "From 2024-02-29 to 2024-03-31: 1,000 to 1,200" in value.caption
+    assert ("Left out: 1 later as-of date in the history (2025-03-15), after these "
+            "predictions' date") in value.caption
+
+
 def test_write_report_replaces_the_file_and_describes_it(tmp_path):
     connection = duckdb.connect()
     _hand_made(connection)

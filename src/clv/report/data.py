@@ -53,6 +53,8 @@ class ReportData:
     ginis: dict[str, float] = field(default_factory=dict)  # predictor -> validation Gini
     # as-of dates of the history scored only over another horizon than the current predictions
     history_other_horizons: list[date] = field(default_factory=list)
+    # as-of dates of the history after the current predictions' (left out of its charts)
+    history_later_dates: list[date] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)  # table -> why it is not shown
 
 
@@ -205,6 +207,7 @@ def read_report_data(warehouse: Warehouse,
             coalesce(sum(case when {FINITE_VALUE} then predicted_clv end), 0) as predicted_value
         from {{relation}}
         group by as_of_date, model_version, horizon_days, segment""")
+    history, data.history_later_dates = up_to(history, data.summary.get("as_of_date"))
     data.history = latest_run_per_date(history, data.summary.get("horizon_days"))
     data.history_other_horizons = other_horizon_dates(history, data.summary.get("horizon_days"))
     # the largest count first (the table has no order of its own)
@@ -274,6 +277,19 @@ def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
     if drivers is None:
         drivers = pd.DataFrame(columns=["customer_id", "driver_1_group", "driver_1_contribution"])
     return frame.merge(drivers, on="customer_id", how="left")
+
+
+def up_to(history: pd.DataFrame | None, as_of_date: Any) -> tuple[pd.DataFrame | None,
+                                                                  list[date]]:
+    """The rows of ``history`` on or before ``as_of_date`` (the current predictions'), and the
+    later as-of dates, ascending: after a build at an older date, or a date since corrected
+    (a row mistyped a year ahead), the report shows the predictions' own date as the last, as
+    clv_prediction_changes does."""
+    if history is None or history.empty or as_of_date is None or pd.isna(as_of_date):
+        return history, []
+    dates = pd.to_datetime(history["as_of_date"])
+    later = dates > pd.Timestamp(as_of_date)
+    return history[~later], sorted(set(dates[later].dt.date))
 
 
 def other_horizon_dates(history: pd.DataFrame | None, horizon_days: Any) -> list[date]:

@@ -313,6 +313,19 @@ def _other_horizons(data: ReportData) -> str:
             f"{', ...' if len(other) > 3 else ''}).")
 
 
+def _later_dates(data: ReportData) -> str:
+    """The sentence naming the as-of dates of the history after the predictions' own, left out
+    (none: empty)."""
+    later = data.history_later_dates
+    if not later:
+        return ""
+    return (f" Left out: {len(later)} later as-of date{'s' if len(later) != 1 else ''} in the "
+            f"history ({', '.join(d.isoformat() for d in later[:3])}"
+            f"{', ...' if len(later) > 3 else ''}), after these predictions' date: a build at an "
+            "older date ran after them, or they came from data since corrected (dbt build warns "
+            "clv_predictions_are_of_the_latest_as_of_date).")
+
+
 def history_figures(data: ReportData) -> list[Figure]:
     titles = ("Total predicted value over time", "Segment sizes over time")
     frame = data.history
@@ -323,7 +336,7 @@ def history_figures(data: ReportData) -> list[Figure]:
         note = _note(data, "clv_predictions_history",
                      f"The history shows once predictions{over} exist for two as-of dates"
                      + (f"; so far only {dates[0].isoformat()}." if dates else ".")
-                     + _other_horizons(data))
+                     + _other_horizons(data) + _later_dates(data))
         return [Figure("history_value", titles[0], "", note=note),
                 Figure("history_segments", titles[1], "", note=note)]
     ordinals = _dates(dates)
@@ -348,7 +361,7 @@ def history_figures(data: ReportData) -> list[Figure]:
                               x_format=_date_label, x_ticks=ticks,
                               y_domain=(0, float(sizes.to_numpy().max())))
     caption = ("At each as-of date in clv_predictions_history, its latest scoring run (as in "
-               "clv_prediction_changes)." + _model_changes(frame))
+               "clv_prediction_changes)." + _model_changes(frame) + _later_dates(data))
     return [Figure("history_value", titles[0],
                    f"The sum of every scored customer's predicted value over {_horizon(data)}. "
                    + _first_to_last(totals) + caption, svg=value),
