@@ -442,6 +442,30 @@ def test_a_probability_near_the_share_still_active_follows_the_level_from_its_lo
     np.testing.assert_allclose(from_log, from_p, rtol=1e-9)
 
 
+@pytest.mark.parametrize("factor", [1.00001, 1.01, 0.5, 3.0])
+def test_a_small_btyd_shape_keeps_the_probability_of_likely_buyers(factor):
+    """BG/NBD's r near 0 (a data set of one-time buyers: 0.001) makes (1 - q)^(-1/k) overflow
+    for a likely buyer; q' is still the formula's, computed here with 50 digits, not ~0 (a
+    factor of 1.00001 took p = 0.9 to 0.45, r = 1e-5 took p = 0.5 to 0.006)."""
+    from decimal import Decimal, localcontext
+
+    p = np.array([0.5, 0.9, 0.99, 0.3, 0.5])
+    shape = np.array([1e-3, 1e-3, 4e-3, 1e-5, 1e-5])
+    expected = []
+    with localcontext() as context:
+        context.prec = 50
+        for probability, r in zip(p, shape, strict=True):
+            q, k, f = Decimal(probability), Decimal(r), Decimal(factor)
+            growth = f * ((-(1 - q).ln() / k).exp() - 1)
+            expected.append(float(1 - (-k * (1 + growth).ln()).exp()))
+    for index, r in enumerate(shape):
+        leveled, mu = level.leveled_distribution(p[index:index + 1], np.zeros(1),
+                                                 _spend(factor), None, np.zeros(1), r)
+        np.testing.assert_allclose(leveled, expected[index], rtol=1e-9)
+        # the expected value holds: p' exp(mu') = factor p
+        np.testing.assert_allclose(leveled * np.exp(mu), factor * p[index], rtol=1e-9)
+
+
 @pytest.mark.parametrize("factor", [0.6, 2.3])
 def test_the_rate_scales_over_btyd_posterior_of_each_rate(factor):
     # q' = 1 - (1 + f ((1 - q)^(-1/k) - 1))^(-k): the chance of a purchase when each rate of a

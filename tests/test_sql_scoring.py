@@ -442,6 +442,32 @@ def test_sql_levels_a_purchase_rounded_to_certain_as_numpy_does():
             assert (expected[2:5] < 1.0).all() and (expected[2:5] > 0.98).all()
 
 
+def test_sql_levels_likely_buyers_under_a_small_btyd_shape_as_numpy_does():
+    """With BG/NBD's r near 0, (1 - q)^(-1/k) is beyond any double for a likely buyer: the
+    compiled SQL takes the same logarithms past the bound as clv.level."""
+    p = np.array([0.5, 0.9, 0.99, 0.3, 0.05])
+    frame = pd.DataFrame({"purchase_probability": p, "log_no_purchase": np.log1p(-p),
+                          "btyd_probability_alive": np.ones(p.size),
+                          "btyd_frequency": [0.0, 0.0, 1.0, 0.0, 0.0],
+                          "mu": np.zeros(p.size)})
+    shape = 1e-3
+    for factor in (1.00001, 0.5, 3.0):
+        query = _Query(DUCKDB)
+        query.add("levels", ["*", f"{literal(factor)} as spend_factor"], source="frame")
+        _leveled_distribution(query, 1.0, shape)
+        with duckdb.connect() as connection:
+            connection.register("frame", frame)
+            got = connection.sql(query.text()).df()
+        spend = level.SpendLevel(btyd_total=factor * 1000.0, network_total=1000.0,
+                                 btyd_level_correction=1.0, model_rate_factor=1.0)
+        expected, mu = level.leveled_distribution(
+            p, frame.mu.to_numpy(), spend, frame.btyd_probability_alive.to_numpy(),
+            frame.btyd_frequency.to_numpy(), shape, frame.log_no_purchase.to_numpy())
+        np.testing.assert_allclose(got.leveled_probability, expected, rtol=1e-12)
+        np.testing.assert_allclose(got.leveled_mu, mu, rtol=1e-12)
+        assert (expected[:2] > 0.3).all()  # not taken to ~0
+
+
 # -- the whole prediction (slow: trains and exports small models) ------------------------------
 
 HORIZON = 365

@@ -149,7 +149,7 @@ DOMINANT_SHARE = 10
 SERIES_BELOW = 1e-4
 TINY = 1e-300
 EXP_LIMIT = 700.0
-GROWTH_LIMIT = 600.0  # exp(600) times any spend factor stays finite
+GROWTH_LIMIT = 600.0  # exp(600) times any spend factor stays finite; past it, logarithms
 
 
 # --------------------------------------------------------------------------------------------
@@ -863,8 +863,16 @@ def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
         grown = np.where(e > SERIES_BELOW, np.exp(np.minimum(e, GROWTH_LIMIT)) - 1.0,
                          e * (1.0 + e / 2.0 + e * e / 6.0))
         g = rate_factor * grown
-        rate = k * np.where(g > SERIES_BELOW, np.log(1.0 + g),
-                            g * (1.0 - g / 2.0 + g * g / 3.0))
+        log_growth = np.where(g > SERIES_BELOW, np.log(1.0 + g), g * (1.0 - g / 2.0 + g * g / 3.0))
+        if rate_factor > 0.0:
+            # past GROWTH_LIMIT, log(1 + f (e^e - 1)) = e + log f + log(1 + e^-e (1/f - 1)):
+            # a small r (BG/NBD's shape, 0.001 where nearly all customers bought once) makes e
+            # large for a likely buyer, and a capped e^e would take their probability to ~0
+            tail = np.exp(-np.minimum(e, EXP_LIMIT)) * (1.0 / rate_factor - 1.0)
+            log_growth = np.where(e > GROWTH_LIMIT,
+                                  e + math.log(rate_factor) + np.log1p(np.maximum(tail, -0.5)),
+                                  log_growth)
+        rate = k * log_growth
     bought = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),
                       rate * (1.0 - rate / 2.0 + rate * rate / 6.0))
     return active * bought

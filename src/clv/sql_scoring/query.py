@@ -308,6 +308,12 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
     log_growth = below_series("scaled_growth", "ln(1.0e0 + scaled_growth)",
                               "scaled_growth * (1.0e0 - scaled_growth / 2.0e0 "
                               "+ scaled_growth * scaled_growth / 3.0e0)")
+    # past GROWTH_LIMIT, e + log f + log(1 + e^-e (1/f - 1)), as the Python side computes it
+    tail = (f"exp(-least(gap_share, {literal(EXP_LIMIT)})) "
+            f"* (1.0e0 / greatest(rate_factor, {tiny}) - 1.0e0)")
+    log_growth = (f"case when gap_share > {literal(GROWTH_LIMIT)} and rate_factor > 0.0e0 "
+                  f"then gap_share + ln(greatest(rate_factor, {tiny})) "
+                  f"+ ln(1.0e0 + greatest({tail}, -0.5e0)) else {log_growth} end")
     bought = below_series("purchase_rate",
                           f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)}))",
                           "purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
