@@ -422,22 +422,8 @@ def test_sql_levels_a_purchase_rounded_to_certain_as_numpy_does():
         "btyd_probability_alive": [1.0, np.nan, 1.0, 1.0, 1.0, 0.9, np.inf],
         "btyd_frequency": [0.0, 3.0, 1.0, 0.0, 7.0, 2.0, 0.0],
         "mu": np.linspace(-1.0, 2.0, logit.size)}).astype(np.float64)
-    shape = 0.8
     for factor in (0.25, 1.0, 2.5):
-        query = _Query(DUCKDB)
-        query.add("levels", ["*", f"{literal(factor)} as spend_factor"], source="frame")
-        _leveled_distribution(query, 1.0, shape)
-        with duckdb.connect() as connection:
-            connection.register("frame", frame)
-            got = connection.sql(query.text()).df()
-        spend = level.SpendLevel(btyd_total=factor * 1000.0, network_total=1000.0,
-                                 btyd_level_correction=1.0, model_rate_factor=1.0)
-        expected, mu = level.leveled_distribution(
-            frame.purchase_probability.to_numpy(), frame.mu.to_numpy(), spend,
-            frame.btyd_probability_alive.to_numpy(), frame.btyd_frequency.to_numpy(), shape,
-            frame.log_no_purchase.to_numpy())
-        np.testing.assert_allclose(got.leveled_probability, expected, rtol=1e-12)
-        np.testing.assert_allclose(got.leveled_mu, mu, rtol=1e-12)
+        expected = _sql_levels_as_numpy(frame, 0.8, factor)
         if factor < 1.0:  # fewer purchases: no longer certain, though p rounded to 1
             assert (expected[2:5] < 1.0).all() and (expected[2:5] > 0.98).all()
 
@@ -450,22 +436,29 @@ def test_sql_levels_likely_buyers_under_a_small_btyd_shape_as_numpy_does():
                           "btyd_probability_alive": np.ones(p.size),
                           "btyd_frequency": [0.0, 0.0, 1.0, 0.0, 0.0],
                           "mu": np.zeros(p.size)})
-    shape = 1e-3
     for factor in (1.00001, 0.5, 3.0):
-        query = _Query(DUCKDB)
-        query.add("levels", ["*", f"{literal(factor)} as spend_factor"], source="frame")
-        _leveled_distribution(query, 1.0, shape)
-        with duckdb.connect() as connection:
-            connection.register("frame", frame)
-            got = connection.sql(query.text()).df()
-        spend = level.SpendLevel(btyd_total=factor * 1000.0, network_total=1000.0,
-                                 btyd_level_correction=1.0, model_rate_factor=1.0)
-        expected, mu = level.leveled_distribution(
-            p, frame.mu.to_numpy(), spend, frame.btyd_probability_alive.to_numpy(),
-            frame.btyd_frequency.to_numpy(), shape, frame.log_no_purchase.to_numpy())
-        np.testing.assert_allclose(got.leveled_probability, expected, rtol=1e-12)
-        np.testing.assert_allclose(got.leveled_mu, mu, rtol=1e-12)
+        expected = _sql_levels_as_numpy(frame, 1e-3, factor)
         assert (expected[:2] > 0.3).all()  # not taken to ~0
+
+
+def _sql_levels_as_numpy(frame: pd.DataFrame, shape: float, factor: float) -> np.ndarray:
+    """The compiled leveling of ``frame``'s rows at spend ``factor`` equals clv.level's (to
+    1e-12); returns the leveled probabilities."""
+    query = _Query(DUCKDB)
+    query.add("levels", ["*", f"{literal(factor)} as spend_factor"], source="frame")
+    _leveled_distribution(query, 1.0, shape)
+    with duckdb.connect() as connection:
+        connection.register("frame", frame)
+        got = connection.sql(query.text()).df()
+    spend = level.SpendLevel(btyd_total=factor * 1000.0, network_total=1000.0,
+                             btyd_level_correction=1.0, model_rate_factor=1.0)
+    expected, mu = level.leveled_distribution(
+        frame.purchase_probability.to_numpy(), frame.mu.to_numpy(), spend,
+        frame.btyd_probability_alive.to_numpy(), frame.btyd_frequency.to_numpy(), shape,
+        frame.log_no_purchase.to_numpy())
+    np.testing.assert_allclose(got.leveled_probability, expected, rtol=1e-12)
+    np.testing.assert_allclose(got.leveled_mu, mu, rtol=1e-12)
+    return expected
 
 
 # -- the whole prediction (slow: trains and exports small models) ------------------------------
