@@ -26,9 +26,19 @@ def examples(history_days: dict[date, int], customers: int = 200) -> pa.Table:
     return pa.table({name: [row[k] for row in rows] for k, name in enumerate(names)})
 
 
-def test_a_latest_cutoff_with_a_period_of_history_trains():
-    table = examples({date(2011, 1, 1): 30, date(2010, 12, 1): 0})
+def test_a_latest_training_cutoff_with_a_period_of_history_trains():
+    """The latest cutoff validates; the one before it is the latest the network learns from."""
+    table = examples({date(2011, 1, 31): 60, date(2011, 1, 1): 30, date(2010, 12, 1): 0})
     assert trainable_examples(table, RUN, TrainSettings()).num_rows == table.num_rows
+
+
+def test_a_training_cutoff_younger_than_one_period_stops_though_the_validation_one_is_not():
+    """Four months of data and a horizon of 90 days: the validation cutoff has 30 days of
+    history, the training cutoff before it 8, and a network trained there learned nothing of
+    how long a customer has been silent."""
+    table = examples({date(2011, 1, 31): 30, date(2011, 1, 9): 8})
+    with pytest.raises(ValueError, match=r"2011-01-09, has 8 days of history.*clv_period_days"):
+        trainable_examples(table, RUN, TrainSettings())
 
 
 def test_a_latest_cutoff_younger_than_one_period_stops_naming_the_horizon():
