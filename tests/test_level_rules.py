@@ -217,6 +217,17 @@ def test_growth_per_day_from_trailing_years():
     assert level.growth_per_day([(date(2023, 1, 1), 1000.0)]) is None
 
 
+def test_two_calendar_years_of_history_are_two_full_years():
+    """Data from 2022-01-01 to an as-of date of 2023-12-31 holds two full years (730 days with
+    the first counted), though its oldest customers' t_days read 729."""
+    first, as_of = date(2022, 1, 1), date(2023, 12, 31)
+    t_days = (as_of - first).days
+    assert t_days == 729 and level.holds_two_years(t_days)
+    assert not level.holds_two_years(t_days - 1)
+    short = level.seasonal_reference([], 91, as_of, t_days - 1)
+    assert not short.seasonal and "history of 728 days" in short.reason
+
+
 def test_seasonal_factor_from_revenue_removes_growth():
     intensity = _yearly_wave
     as_of, horizon = date(2023, 9, 30), 91

@@ -127,7 +127,8 @@ SHRINK_RIDGE = 0.01
 # Backtests (in fully mature window pairs) the network's share is shrunk with towards 0.
 NETWORK_EVIDENCE_PRIOR = 1.0
 # Seasonality: the history must hold two full years, so the window a year back is not the
-# data's first months (whose customers are all new).
+# data's first months (whose customers are all new): days from the first purchase day to the
+# as-of date, both counted (2022-01-01 to 2023-12-31 holds 730; its t_days are 729).
 SEASONAL_MIN_HISTORY_DAYS = 730
 YEAR_DAYS = 365
 # A seasonal factor from revenue beyond these says more about the data than about a season.
@@ -218,6 +219,19 @@ def source_window(windows: Sequence[Window], target: date, lag_days: int,
     return min(candidates, key=lambda w: (abs(w.cutoff.toordinal() - wanted), w.cutoff))
 
 
+def holds_two_years(history_days: int) -> bool:
+    """Whether a history of ``history_days`` (days since the first purchase, as t_days counts
+    them: 0 on the first purchase day) spans :data:`SEASONAL_MIN_HISTORY_DAYS` days with the
+    first day counted."""
+    return history_days + 1 >= SEASONAL_MIN_HISTORY_DAYS
+
+
+def _short_history(history_days: int) -> str:
+    return (f"history of {history_days} days at the as-of date, under the "
+            f"{SEASONAL_MIN_HISTORY_DAYS} (two full years) seasonality needs: no seasonal "
+            "adjustment; the level is carried from the latest window")
+
+
 def seasonal_reference(windows: Sequence[Window], horizon_days: int, as_of: date,
                        history_days: int) -> SeasonalReference:
     """Whether the level is carried from the same window of the previous year (and why not).
@@ -236,12 +250,8 @@ def seasonal_reference(windows: Sequence[Window], horizon_days: int, as_of: date
         return SeasonalReference(horizon_days, whole_years(horizon_days), False,
                                  f"horizon of {horizon_days} days holds every season: the level "
                                  f"is carried from the window {horizon_days} days earlier")
-    if history_days < SEASONAL_MIN_HISTORY_DAYS:
-        return SeasonalReference(
-            horizon_days, False, False,
-            f"history of {history_days} days at the as-of date, under the "
-            f"{SEASONAL_MIN_HISTORY_DAYS} (two full years) seasonality needs: no seasonal "
-            "adjustment; the level is carried from the latest window")
+    if not holds_two_years(history_days):
+        return SeasonalReference(horizon_days, False, False, _short_history(history_days))
     if source_window(windows, as_of, YEAR_DAYS, horizon_days) is None:
         spacing = spacing_days(windows, horizon_days)
         needed = math.ceil((YEAR_DAYS - horizon_days - _tolerance(windows, horizon_days))
@@ -302,12 +312,8 @@ def revenue_seasonal_factor(periods: Sequence[RevenuePeriods], horizon_days: int
     less the trend, for a short horizon whose level is carried from the latest window."""
     if reference.seasonal or horizon_days >= YEAR_DAYS:
         return SeasonalFactor(1.0, False, "not needed: " + reference.reason)
-    if history_days < SEASONAL_MIN_HISTORY_DAYS:
-        return SeasonalFactor(1.0, False,
-                              f"history of {history_days} days at the as-of date, under the "
-                              f"{SEASONAL_MIN_HISTORY_DAYS} (two full years) seasonality needs: "
-                              "no seasonal adjustment; the level is carried from the latest "
-                              "window")
+    if not holds_two_years(history_days):
+        return SeasonalFactor(1.0, False, _short_history(history_days))
     window_end = as_of - timedelta(days=YEAR_DAYS)
     window = (window_end, window_end + timedelta(days=horizon_days))
     source = (window_end - timedelta(days=horizon_days), window_end)
