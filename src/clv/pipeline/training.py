@@ -155,12 +155,17 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     fittable_cutoffs = pc.unique(table.filter(_has_repeat_buyer(table)).column(CUTOFF_COLUMN))
     fittable = {str(c) for c in fittable_cutoffs.to_pylist()}
     if not fittable:
+        at_last = table.filter(pc.equal(pc.cast(table.column(CUTOFF_COLUMN), pa.string()),
+                                        cutoffs[-1]))
+        last_days = pc.max(at_last.column("t_days")).as_py() or 0
         raise ValueError(
             f"no customer among the {customers} in clv_training_examples bought on two "
             "different days before any training cutoff: with single purchases only, neither "
-            "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. Load a longer "
-            "history (clv_transactions) or set a later clv_as_of_date; or, if every customer id "
-            f"occurs once, {hybrid.ORDER_LEVEL_ID_HINT}")
+            "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. The latest training "
+            f"cutoff, {cutoffs[-1]}, has {last_days} days of history before it: lower "
+            "clv_horizon_days (the training cutoffs lie clv_horizon_days and more before "
+            "clv_as_of_date), load a longer history (clv_transactions) or set a later "
+            f"clv_as_of_date; or, if every customer id occurs once, {hybrid.ORDER_LEVEL_ID_HINT}")
     dropped = [c for c in cutoffs if c not in fittable]
     if dropped:
         dbt_log(f"training cutoffs {', '.join(dropped)} dropped: no customer had bought on two "
