@@ -6,30 +6,29 @@
     build, the prediction history lost; another model as incremental would add its rows again
     each build; a Python model as a view does not run (dbt's "materialization_view_default only
     supports languages ['sql']"); an ephemeral model can be read by no Python step. One line
-    names the model, the materialization and the fix. So does a run with dbt's --empty or
-    --sample, which clv's models cannot read their inputs in. The first hook, so nothing runs
-    before.
+    names the model, the materialization and the fix. So does a run with dbt's --empty, in
+    which clv's models cannot read their inputs. The first hook, so nothing runs before.
 -#}
 {% macro clv_check_materializations() %}
     {% if not execute %}
         {{ return('') }}
     {% endif %}
-    {#- dbt's --empty and --sample read every ref and source as a subquery of a few rows or
-        none: staging would stop on it (clv_check_read_whole) and the rest report the data as
-        empty (a sample of 26,885 rows "has no rows") -#}
-    {% set clv_selected = [] %}
+    {% set selected = [] %}
     {% for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'clv'
                                            and node.unique_id in selected_resources %}
-        {% do clv_selected.append(node.name) %}
+        {% do selected.append(node) %}
     {% endfor %}
-    {% if clv_selected and (flags.EMPTY or flags.SAMPLE) %}
+    {#- dbt's --empty reads every ref and source as a subquery of no rows: staging would stop on
+        it (clv_check_read_whole) and the rest report the data as empty (a sample of 26,885 rows
+        "has no rows"). (--sample filters only inputs with an event_time, which staging names.) -#}
+    {% if selected and flags.EMPTY %}
         {{ exceptions.raise_compiler_error(clv_read_whole_message(
-            "every ref and source as a subquery of a few rows or none (selected: " ~ (clv_selected[:2] | join(', '))
-            ~ (", ..." if clv_selected | length > 2 else "") ~ ")")) }}
+            "every ref and source as a subquery of no rows (the selection holds "
+            ~ (selected[:2] | map(attribute='name') | join(', ')) ~ (", ..." if selected | length > 2 else "")
+            ~ ")", "--empty")) }}
     {% endif %}
     {% set problems = [] %}
-    {% for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'clv'
-                                           and node.unique_id in selected_resources %}
+    {% for node in selected %}
         {% set materialized = node.config.materialized %}
         {% if node.name == 'clv_predictions_history' %}
             {% if materialized != 'incremental' %}
@@ -50,8 +49,7 @@
     {#- dbt runs Python models on DuckDB (and Databricks), not on PostgreSQL or with Spark's
         session method: there clv build runs them itself, between the dbt stages it starts -#}
     {% set python = [] %}
-    {% for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'clv'
-                                           and node.language == 'python' and node.unique_id in selected_resources %}
+    {% for node in selected if node.language == 'python' %}
         {% do python.append(node.name) %}
     {% endfor %}
     {% if python and target.type in ['postgres', 'spark'] %}

@@ -93,9 +93,9 @@
 {% endmacro %}
 
 
-{#- The line for a run with --empty or --sample; `rendered` says what the flag did. -#}
-{% macro clv_read_whole_message(rendered) %}
-    {{ return("clv's models do not run with dbt's --empty or --sample, which render " ~ rendered
+{#- The line for a run with `flag` (--empty, --sample); `rendered` says what it did. -#}
+{% macro clv_read_whole_message(rendered, flag="--empty or --sample") %}
+    {{ return("clv's models do not run with dbt's " ~ flag ~ ", which renders " ~ rendered
               ~ ": clv reads its inputs whole. Run without the flag"
               ~ (", or leave clv out of that run (--exclude package:clv)" if project_name != 'clv' else "")) }}
 {% endmacro %}
@@ -122,9 +122,10 @@
     {% if clv_relation_may_exist(relation | string) %}
         {{ return(false) }}
     {% endif %}
-    {{ log("clv: " ~ var_name ~ " (" ~ clv_input_label(var_name) ~ ") is not in the warehouse yet, so "
-           ~ model.name ~ " compiles as an empty relation without reading its columns (build or seed "
-           ~ "the input first to compile the SQL that runs)", info=true) }}
+    {{ log("clv: " ~ var_name ~ " (" ~ clv_input_label(var_name) ~ ") is not in the warehouse (not "
+           ~ "built yet, or misspelled), so " ~ model.name ~ " compiles as an empty relation without "
+           ~ "reading its columns; a run stops on it (build or seed the input first to compile the SQL "
+           ~ "that runs)", info=true) }}
     {{ return(true) }}
 {% endmacro %}
 

@@ -172,8 +172,9 @@ def test_compile_and_docs_work_before_the_input_is_built(tmp_path, monkeypatch):
     for command in (["compile"], ["docs", "generate"]):
         assert _invoke([*command, *common]).success, command
     log = (root / "logs" / "dbt.log").read_text(encoding="utf-8")
-    assert re.search(r"clv: clv_transactions \('.*transactions.*'\) is not in the warehouse yet, "
-                     r"so stg_clv__transactions compiles as an empty relation", log)
+    assert re.search(r"clv: clv_transactions \('.*transactions.*'\) is not in the warehouse \(not "
+                     r"built yet, or misspelled\), so stg_clv__transactions compiles as an empty "
+                     r"relation", log)
     staged = next((root / "target" / "compiled").rglob("stg_clv__transactions.sql")).read_text()
     assert "where 1 = 0" in staged
     assert (root / "target" / "catalog.json").exists()
@@ -191,14 +192,14 @@ def test_a_build_with_empty_stops_at_its_start_on_the_sample(tmp_path, monkeypat
 
     _, common = _root_copy(tmp_path, monkeypatch)
     with pytest.raises(CompilationError, match=re.escape(
-            "clv's models do not run with dbt's --empty or --sample, which render every ref "
-            "and source as a subquery of a few rows or none")) as stopped:
+            "clv's models do not run with dbt's --empty, which renders every ref and source as "
+            "a subquery of no rows (the selection holds ")) as stopped:
         _invoke(["build", "--empty", *common])
     assert "--exclude package:clv" not in str(stopped.value)  # clv is the root project here
     # staging compiled alone says the same of the sample seed
     result = dbtRunner().invoke(["compile", "--select", "stg_clv__transactions", "--empty",
                                  *common])
-    assert ("which render clv_transactions as '(select * from"
+    assert ("which renders clv_transactions as '(select * from"
             in str(result.exception or result.result))
 
 

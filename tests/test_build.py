@@ -38,6 +38,37 @@ def test_stages_alternate_sql_and_python_in_dependency_order():
     assert plan[3][1] == ["export"]
 
 
+def test_staged_builds_leave_out_an_excluded_data_test(monkeypatch):
+    """On PostgreSQL and Spark each stage selects its nodes with --indirect-selection
+    buildable, which takes a data test whose parents the stage builds: a test named in
+    ``exclude`` (a backfill's earlier dates leave out the one that warns of their own date) is
+    excluded from every stage's dbt command, as `dbt build --exclude` does on DuckDB."""
+    commands = []
+
+    class Recording:
+        def __init__(self, common, run_vars, manifest=None):
+            self.manifest, self.warnings = manifest, []
+
+        def invoke(self, command, quiet=False):
+            commands.append(list(command))
+
+    nodes = [_node("staging", "sql"), _node("registry", "python", "staging"),
+             _node("predictions", "sql", "registry")]
+    monkeypatch.setattr(build, "Runner", Recording)
+    monkeypatch.setattr(build, "profile_of", lambda *args: SimpleNamespace(
+        credentials=SimpleNamespace(type="postgres")))
+    monkeypatch.setattr(build, "_open_warehouse", lambda credentials: SimpleNamespace(
+        close=lambda: None, relation=lambda relation: relation))
+    monkeypatch.setattr(build, "_nodes", lambda manifest, project_dir: nodes)
+    monkeypatch.setattr(build, "run_python_model", lambda *args: 0)
+    build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR, manifest=object(),
+                exclude=["staging", "a_warning_test"])
+    dbt_commands = [c for c in commands if c[0] in ("build", "test")]
+    assert dbt_commands and all(c[c.index("--exclude") + 1:] == ["a_warning_test"]
+                                for c in dbt_commands), dbt_commands
+    assert not any("staging" in c for c in dbt_commands)
+
+
 def test_stages_refuse_a_cycle():
     with pytest.raises(build.BuildError, match="cycle: a, b"):
         build.stages([_node("a", "python", "b"), _node("b", "python", "a")])

@@ -364,6 +364,7 @@ def test_a_step_run_with_other_vars_than_the_registry_says_to_build_it(damaged_d
     with pytest.raises(SettingsMismatchError) as info:
         load_current(run, version, expected["features"])
     assert f"horizon_days: model {HORIZON}, run 91" in str(info.value)
-    assert "build it with these vars too (select int_clv__model_registry+)" in str(info.value)
+    assert ("build it and what it reads with these vars too (select "
+            "+int_clv__model_registry+)") in str(info.value)
     fitting = dataclasses.replace(run, horizon_days=HORIZON)
     assert load_current(fitting, version, expected["features"]).artifact.version == version

@@ -54,6 +54,6 @@ def test_single_purchases_at_the_first_day_name_the_horizon():
     """90 days of data and a horizon of 90: the only training cutoff is the data's first day,
     where nobody has bought twice; lowering the horizon is the fix nearest to hand."""
     table = examples({date(2011, 1, 1): 0}).set_column(2, "frequency", pa.array([0] * 200))
-    with pytest.raises(ValueError, match=r"latest training cutoff, 2011-01-01, has 0 days of "
-                                         r"history before it: lower clv_horizon_days"):
+    with pytest.raises(ValueError, match=r"latest cutoff, 2011-01-01, has 0 days of history "
+                                         r"before it: lower clv_horizon_days"):
         trainable_examples(table, RUN, TrainSettings())

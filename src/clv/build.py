@@ -446,7 +446,8 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
           models: Sequence[str] | None = None, exclude: Sequence[str] = (),
           tests: bool = True, manifest: Any = None) -> list[str]:
     """Build every model of the project on ``target`` (see the module docstring), or only
-    ``models`` and what they need; never the models named in ``exclude`` (already built).
+    ``models`` and what they need; never the nodes named in ``exclude`` (models already
+    built, or data tests).
     ``tests=False`` builds the models and seeds without dbt's data and unit tests.
     ``manifest``: the project as ``dbt parse`` returned it, for builds that differ from it
     only in vars dbt reads when it compiles (``clv_as_of_date``, ``clv_retrain``), so dbt
@@ -486,6 +487,10 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         if models:
             nodes = _ancestors(nodes, models)
             seeds = _seeds_read(manifest, nodes)
+        # a name in exclude that is no model (a data test) is left out of every stage's dbt
+        # command, which would select it otherwise
+        other = [name for name in exclude if name not in {node.name for node in nodes}]
+        leave_out = ["--exclude", *other] if other else []
         nodes = [node for node in nodes if node.name not in exclude]
         relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
                      for node in nodes}
@@ -497,7 +502,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
                 # parents are all built by then
                 select = ["--select", *names] + (seeds if first else [])
                 runner.invoke(["build", *select, "--indirect-selection", "buildable",
-                               *skip_tests])
+                               *leave_out, *skip_tests])
             else:
                 for node in group:
                     began = time.perf_counter()
@@ -506,7 +511,7 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
                           f"({time.perf_counter() - began:.1f} s)", flush=True)
                 if tests:
                     runner.invoke(["test", "--select", *names, "--indirect-selection",
-                                   "buildable"])
+                                   "buildable", *leave_out])
             first = False
     finally:
         warehouse.close()

@@ -95,9 +95,9 @@ def load_current(run: RunSettings, version: str, features: list[str]) -> LoadedM
         return load_verified(run.model_dir, version, expected_metadata(features, run))
     except SettingsMismatchError as error:
         raise SettingsMismatchError(
-            f"{error}. int_clv__model_registry chose this model with other vars: build it with "
-            "these vars too (select int_clv__model_registry+), or run this step with the vars "
-            "it was built with") from error
+            f"{error}. int_clv__model_registry chose this model with other vars: build it and "
+            "what it reads with these vars too (select +int_clv__model_registry+), or run this "
+            "step with the vars it was built with") from error
 
 
 def stale_features_note(metadata: dict[str, Any]) -> str | None:

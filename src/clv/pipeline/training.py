@@ -161,8 +161,8 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
         raise ValueError(
             f"no customer among the {customers} in clv_training_examples bought on two "
             "different days before any training cutoff: with single purchases only, neither "
-            "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. The latest training "
-            f"cutoff, {cutoffs[-1]}, has {last_days} days of history before it: lower "
+            "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. The latest cutoff, "
+            f"{cutoffs[-1]}, has {last_days} days of history before it: lower "
             "clv_horizon_days (the training cutoffs lie clv_horizon_days and more before "
             "clv_as_of_date), load a longer history (clv_transactions) or set a later "
             f"clv_as_of_date; or, if every customer id occurs once, {hybrid.ORDER_LEVEL_ID_HINT}")
