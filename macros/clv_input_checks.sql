@@ -128,17 +128,19 @@
     {% endif %}
     {% set names = schema | map(attribute='name') | join(', ') %}
     {% set missing_extra = extra | reject('in', types) | list %}
-    {% if missing_extra %}
-        {{ clv_fail('clv_extra_features', "names " ~ clv_quoted_list(missing_extra) ~ ", which " ~ var_name
-                                          ~ " (" ~ clv_input_label(var_name) ~ ") does not have; its columns are: "
-                                          ~ names) }}
-    {% endif %}
     {% set missing = required | reject('in', types) | list %}
     {% if missing %}
         {{ clv_fail(var_name, clv_input_label(var_name) ~ " has no column" ~ ("s " if missing | length > 1 else " ")
                               ~ clv_quoted_list(missing) ~ " (expected " ~ (required | join(', '))
-                              ~ ("; optional: " ~ (optional | join(', ')) if optional else "")
-                              ~ "); its columns are: " ~ names) }}
+                              ~ ("; optional: " ~ (optional | join(', ')) if optional else "") ~ ")"
+                              ~ ("; clv_extra_features also names " ~ clv_quoted_list(missing_extra)
+                                 ~ ", which it does not have" if missing_extra else "")
+                              ~ "; its columns are: " ~ names) }}
+    {% endif %}
+    {% if missing_extra %}
+        {{ clv_fail('clv_extra_features', "names " ~ clv_quoted_list(missing_extra) ~ ", which " ~ var_name
+                                          ~ " (" ~ clv_input_label(var_name) ~ ") does not have; its columns are: "
+                                          ~ names) }}
     {% endif %}
     {#- which of the columns clv reads the input has: an optional one it lacks (a column named
         otherwise, signed_up_on for signup_date) is null on every row, without another word -#}

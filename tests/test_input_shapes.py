@@ -615,6 +615,25 @@ def test_an_input_without_its_required_columns_names_them_all(project):
 
 
 @pytest.mark.slow
+def test_attributes_without_their_id_and_an_extra_feature_name_both(project):
+    """A customers file keyed otherwise and without a column clv_extra_features names: one line
+    names both, not one per build."""
+    transactions = project.workdir / "invoices.csv"
+    _retail_frame().to_csv(transactions, index=False)
+    customers = project.workdir / "crm.csv"
+    pd.DataFrame({"id": ["17850"], "tier": [2]}).to_csv(customers, index=False)
+    result = project.build(vars={**VARS, "clv_transactions": str(transactions),
+                                 "clv_customers": str(customers),
+                                 "clv_extra_features": ["points"]},
+                           select="stg_clv__customers", expect_success=False)
+    line = _message_line(_failures(result)["stg_clv__customers"],
+                         "Invalid value for var 'clv_customers'")
+    assert (f"'{customers}' has no column 'customer_id' (expected customer_id; optional: "
+            "signup_date, country, age_band); clv_extra_features also names 'points', which it "
+            "does not have; its columns are: id, tier") in line, line
+
+
+@pytest.mark.slow
 def test_event_times_and_signups_no_format_reads_warn(project):
     """Events written another way than the transactions (12-hour clock) are read by no
     format: each such row warns, instead of the events counting in no feature without a word;
