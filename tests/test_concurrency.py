@@ -128,6 +128,17 @@ def built(tmp_path_factory):
     return project
 
 
+@pytest.mark.slow
+def test_a_model_validated_on_few_customers_warns(built):
+    """This module's shop is small (200 customers): the current model's validation cutoff holds
+    fewer than 200, and the registry's build says its figures rest on few customers."""
+    result = built.run("build", vars=built.vars, select="clv_model_registry")
+    statuses = {r.node.name: (str(r.status), r.failures) for r in result.result}
+    assert statuses["clv_model_validated_on_enough_customers"] == ("warn", 1)
+    rows = built.query("select validation_rows from clv_model_registry where is_current")
+    assert 0 < rows.validation_rows[0] < 200
+
+
 # ---------------------------------------------------------------------------------------------
 # The export
 
