@@ -48,10 +48,7 @@
     {% endfor %}
     {#- dbt runs Python models on DuckDB (and Databricks), not on PostgreSQL or with Spark's
         session method: there clv build runs them itself, between the dbt stages it starts -#}
-    {% set python = [] %}
-    {% for node in selected if node.language == 'python' %}
-        {% do python.append(node.name) %}
-    {% endfor %}
+    {% set python = selected | selectattr('language', 'equalto', 'python') | map(attribute='name') | list %}
     {% if python and target.type in ['postgres', 'spark'] %}
         {{ exceptions.raise_compiler_error(
             "clv: dbt does not run Python models on " ~ target.type ~ " (selected: " ~ (python[:2] | join(', '))

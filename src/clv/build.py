@@ -489,7 +489,8 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
             seeds = _seeds_read(manifest, nodes)
         # a name in exclude that is no model (a data test) is left out of every stage's dbt
         # command, which would select it otherwise
-        other = [name for name in exclude if name not in {node.name for node in nodes}]
+        models_named = {node.name for node in nodes}
+        other = [name for name in exclude if name not in models_named]
         leave_out = ["--exclude", *other] if other else []
         nodes = [node for node in nodes if node.name not in exclude]
         relations = {node.name: (lambda node=node: warehouse.relation(node.relation))

@@ -875,8 +875,7 @@ def _leveled_probability(p: np.ndarray, alive: np.ndarray | None,
             # a small r (BG/NBD's shape, 0.001 where nearly all customers bought once) makes e
             # large for a likely buyer, and a capped e^e would take their probability to ~0
             tail = np.exp(-np.minimum(e, EXP_LIMIT)) * (1.0 / rate_factor - 1.0)
-            log_growth = np.where(e > GROWTH_LIMIT,
-                                  e + math.log(rate_factor) + np.log1p(np.maximum(tail, -0.5)),
+            log_growth = np.where(e > GROWTH_LIMIT, e + math.log(rate_factor) + np.log1p(tail),
                                   log_growth)
         rate = k * log_growth
     bought = np.where(rate > SERIES_BELOW, 1.0 - np.exp(-np.minimum(rate, EXP_LIMIT)),

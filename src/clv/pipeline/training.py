@@ -123,6 +123,12 @@ def _has_repeat_buyer(data: pa.Table) -> pa.ChunkedArray:
                    pc.greater(data.column("monetary_value"), 0))
 
 
+def _history_days(table: pa.Table, cutoff: str) -> int:
+    """The days of history at ``cutoff``: its oldest customer's age (t_days)."""
+    at_cutoff = table.filter(pc.equal(pc.cast(table.column(CUTOFF_COLUMN), pa.string()), cutoff))
+    return pc.max(at_cutoff.column("t_days")).as_py() or 0
+
+
 def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSettings) -> pa.Table:
     """The training examples a model can be fitted on, or a ValueError that says why there are
     none and which var to change.
@@ -155,15 +161,12 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     fittable_cutoffs = pc.unique(table.filter(_has_repeat_buyer(table)).column(CUTOFF_COLUMN))
     fittable = {str(c) for c in fittable_cutoffs.to_pylist()}
     if not fittable:
-        at_last = table.filter(pc.equal(pc.cast(table.column(CUTOFF_COLUMN), pa.string()),
-                                        cutoffs[-1]))
-        last_days = pc.max(at_last.column("t_days")).as_py() or 0
         raise ValueError(
             f"no customer among the {customers} in clv_training_examples bought on two "
             "different days before any training cutoff: with single purchases only, neither "
             "BG/NBD + Gamma-Gamma nor the network can learn repeat buying. The latest cutoff, "
-            f"{cutoffs[-1]}, has {last_days} days of history before it: lower "
-            "clv_horizon_days (the training cutoffs lie clv_horizon_days and more before "
+            f"{cutoffs[-1]}, has {_history_days(table, cutoffs[-1])} days of history before it: "
+            "lower clv_horizon_days (the training cutoffs lie clv_horizon_days and more before "
             "clv_as_of_date), load a longer history (clv_transactions) or set a later "
             f"clv_as_of_date; or, if every customer id occurs once, {hybrid.ORDER_LEVEL_ID_HINT}")
     dropped = [c for c in cutoffs if c not in fittable]
@@ -174,8 +177,7 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     # the cutoff the network learns from last: with several, the latest only validates
     # (clv.train's split), so the one before it
     latest = sorted(fittable)[-2] if len(fittable) > 1 else max(fittable)
-    at_latest = table.filter(pc.equal(pc.cast(table.column(CUTOFF_COLUMN), pa.string()), latest))
-    history_days = pc.max(at_latest.column("t_days")).as_py() or 0
+    history_days = _history_days(table, latest)
     if history_days < run.period_days:
         raise ValueError(
             f"the latest training cutoff, {latest}, has {history_days} days of history before "

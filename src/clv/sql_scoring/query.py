@@ -313,7 +313,7 @@ def _leveled_distribution(query: _Query, model_rate_factor: float, shape: float)
             f"* (1.0e0 / greatest(rate_factor, {tiny}) - 1.0e0)")
     log_growth = (f"case when gap_share > {literal(GROWTH_LIMIT)} and rate_factor > 0.0e0 "
                   f"then gap_share + ln(greatest(rate_factor, {tiny})) "
-                  f"+ ln(1.0e0 + greatest({tail}, -0.5e0)) else {log_growth} end")
+                  f"+ ln(1.0e0 + {tail}) else {log_growth} end")
     bought = below_series("purchase_rate",
                           f"1.0e0 - exp(-least(purchase_rate, {literal(EXP_LIMIT)}))",
                           "purchase_rate * (1.0e0 - purchase_rate / 2.0e0 "
