@@ -88,14 +88,17 @@ def test_changes_compare_the_predictions_date_with_the_one_before(project):
             == changes.predicted_clv - changes.previous_predicted_clv).all()
     dropped = changes.value_decile - changes.previous_value_decile >= 2
     assert (changes.is_dropping_two_deciles == dropped).all()
+    halved = ((changes.previous_value_decile <= 2) & (changes.previous_predicted_clv > 0)
+              & (changes.predicted_clv <= changes.previous_predicted_clv / 2))
+    assert (changes.is_halving_value == halved).all()
     left = (changes.previous_segment == "high_value") & (changes.segment != "high_value")
     assert (changes.is_leaving_high_value == left).all()
-    at_risk = (changes.previous_segment.isin(["high_value", "new", "active"])
-               & (changes.segment == "at_risk"))
+    # the probability crossed the segment's bound (the segment rules of clv_predictions)
+    at_risk = (changes.previous_purchase_probability >= 0.5) & (changes.segment == "at_risk")
     assert (changes.is_becoming_at_risk == at_risk).all()
-    dormant = (changes.previous_segment != "dormant") & (changes.segment == "dormant")
+    dormant = (changes.previous_purchase_probability >= 0.2) & (changes.segment == "dormant")
     assert (changes.is_becoming_dormant == dormant).all()
-    assert (changes.needs_attention == (dropped | left | at_risk | dormant)).all()
+    assert (changes.needs_attention == (dropped | halved | left | at_risk | dormant)).all()
 
 
 

@@ -39,6 +39,7 @@ from clv.report.render import (
     gain_curve_figure,
     history_figures,
     render_report,
+    segment_table,
 )
 from clv.report.write import report_path
 from clv.warehouse import DuckDBWarehouse
@@ -308,8 +309,8 @@ def test_a_report_of_nothing_is_all_notes():
 
 
 def _hand_made(connection: duckdb.DuckDBPyConnection) -> None:
-    """clv_predictions with six customers, an empty clv_gain_curve, clv_data_quality; the
-    other tables the report reads are missing."""
+    """clv_predictions with six customers, their clv_segment_summary's ranges, an empty
+    clv_gain_curve, clv_data_quality; the other tables the report reads are missing."""
     connection.execute("""
         create table clv_predictions as select * from (values
             ('a', date '2024-03-31', 365, 1200.0, 0.9, 'high_value', 'v2'),
@@ -320,6 +321,13 @@ def _hand_made(connection: duckdb.DuckDBPyConnection) -> None:
             ('f', date '2024-03-31', 365, 20.0, 0.4, 'new', 'v2')
         ) as t(customer_id, as_of_date, horizon_days, predicted_clv, purchase_probability,
                segment, model_version)""")
+    connection.execute("""
+        create table clv_segment_summary as select * from (values
+            ('high_value', 1, 1200.0, 950.0, 1410.0), ('new', 2, 20.0, 0.0, 38.0),
+            ('active', 3, 45.5, 0.0, 90.0), ('at_risk', 4, 8.0, 0.0, 21.0),
+            ('dormant', 5, 19.99, 0.0, 33.0)
+        ) as t(segment, segment_order, total_predicted_clv, total_predicted_clv_p10,
+               total_predicted_clv_p90)""")
     connection.execute("""
         create table clv_gain_curve (model_version varchar, is_current boolean,
             validation_cutoff varchar, predictor varchar, percent bigint, customers bigint,
@@ -405,23 +413,27 @@ def test_summary_segments_and_bins_of_hand_made_predictions():
 
 
 def _hand_made_changes(connection: duckdb.DuckDBPyConnection) -> None:
-    """clv_prediction_changes of four customers from 2024-03-30 to 2024-03-31 (three need
+    """clv_prediction_changes of five customers from 2024-03-30 to 2024-03-31 (four need
     attention, one scored by another model the day before), their explanations, and the
     models' validation Ginis."""
     connection.execute("""
         create table clv_prediction_changes as select * from (values
-            ('a', 1500.0, 1200.0, -300.0, 1, 2, 'high_value', 'active', false, true, false,
-             false, 'v2', true),
-            ('c', 60.0, 8.0, -52.0, 4, 7, 'active', 'at_risk', true, false, true, false,
-             'v1', true),
-            ('e', 25.0, 19.99, -5.01, 6, 6, 'at_risk', 'dormant', false, false, false, true,
-             'v2', true),
-            ('b', 40.5, 45.5, 5.0, 5, 5, 'active', 'active', false, false, false, false, 'v2',
-             false)
+            ('a', 1500.0, 1200.0, -300.0, 0.7, 0.55, 1, 2, 'high_value', 'active', false,
+             false, true, false, false, 'v2', true),
+            ('h', 3000.0, 1400.0, -1600.0, 0.9, 0.85, 1, 1, 'high_value', 'high_value', false,
+             true, false, false, false, 'v2', true),
+            ('c', 60.0, 8.0, -52.0, 0.6, 0.3, 4, 7, 'active', 'at_risk', true, false, false,
+             true, false, 'v1', true),
+            ('e', 25.0, 19.99, -5.01, 0.25, 0.15, 6, 6, 'at_risk', 'dormant', false, false,
+             false, false, true, 'v2', true),
+            ('b', 40.5, 45.5, 5.0, 0.6, 0.6, 5, 5, 'active', 'active', false, false, false,
+             false, false, 'v2', false)
         ) as t(customer_id, previous_predicted_clv, predicted_clv, predicted_clv_change,
+               previous_purchase_probability, purchase_probability,
                previous_value_decile, value_decile, previous_segment, segment,
-               is_dropping_two_deciles, is_leaving_high_value, is_becoming_at_risk,
-               is_becoming_dormant, previous_model_version, needs_attention)""")
+               is_dropping_two_deciles, is_halving_value, is_leaving_high_value,
+               is_becoming_at_risk, is_becoming_dormant, previous_model_version,
+               needs_attention)""")
     connection.execute("""
         alter table clv_prediction_changes add column previous_as_of_date date
             default date '2024-03-30'""")
@@ -447,25 +459,29 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
     _hand_made(connection)
     _hand_made_changes(connection)
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
-    assert data.movements["customers"] == 4 and data.movements["needs_attention"] == 3
+    assert data.movements["customers"] == 5 and data.movements["needs_attention"] == 4
     assert data.ginis == {"network": 0.8734, "bgnbd_gamma_gamma": 0.851}
     attention = data.attention
-    assert list(attention["customer_id"]) == ["a", "c", "e"]  # the largest drop first
-    # the driver of the scored model (v2); e has no explanation row
-    assert attention["driver_1_group"].tolist()[:2] == ["monetary", "recency_frequency"]
-    assert attention["driver_1_group"].isna().tolist() == [False, False, True]
+    assert list(attention["customer_id"]) == ["h", "a", "c", "e"]  # the largest drop first
+    # the driver of the scored model (v2); h and e have no explanation row
+    assert attention["driver_1_group"].tolist()[1:3] == ["monetary", "recency_frequency"]
+    assert attention["driver_1_group"].isna().tolist() == [True, False, False, True]
 
     html = render_report(data, datetime(2024, 4, 1)).html
     section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
-    assert ("From 2024-03-30 to 2024-03-31, over the 4 customers scored at both, the total "
-            "predicted value went from 1,626 to 1,273 currency units: \u2212352 (\u221221.7%). "
-            "3 need attention: 1 down two deciles or more; 1 left high_value; 1 became "
-            "at_risk; 1 became dormant. For 1 of them the model changed") in section
-    assert "All 3, the largest drop in predicted value first" in section
-    rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>",
-                      section)
-    assert rows == [("a", "1,500 \u2192 1,200", "\u2212300"), ("c", "60 \u2192 8", "\u221252"),
-                    ("e", "25 \u2192 20", "\u22125")]
+    assert ("From 2024-03-30 to 2024-03-31, over the 5 customers scored at both, the total "
+            "predicted value went from 4,626 to 2,673 currency units: \u22121,952 (\u221242.2%). "
+            "4 need attention: 1 down two deciles or more; 1 top-20% value halved; 1 left "
+            "high_value; 1 became at_risk; 1 became dormant. For 1 of them the model "
+            "changed") in section
+    assert "All 4, the largest drop in predicted value first" in section
+    rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>"
+                      r"<td>([^<]+)</td>", section)
+    # the probability beside the value: at_risk and dormant are probability bands
+    assert rows == [("h", "3,000 \u2192 1,400", "\u22121,600", "90% \u2192 85%"),
+                    ("a", "1,500 \u2192 1,200", "\u2212300", "70% \u2192 55%"),
+                    ("c", "60 \u2192 8", "\u221252", "60% \u2192 30%"),
+                    ("e", "25 \u2192 20", "\u22125", "25% \u2192 15%")]
     assert "monetary (+640)" in section and "recency_frequency (\u221232)" in section
     connection.execute("""insert into clv_gain_curve values
         ('v2', true, '2023-03-31', 'network', 50, 3, 0.8, 0.9),
@@ -837,3 +853,33 @@ def test_every_chart_draws_in_headless_chromium(built, tmp_path):
         inked = (region.min(axis=2) < 200).mean()  # share of clearly non-white pixels
         coloured = (np.ptp(region, axis=2) > 60).mean()  # share of saturated pixels
         assert inked > 0.01 and coloured > 0.002, (chart.key, inked, coloured)
+
+
+def test_the_decile_chart_says_its_prediction_is_the_network_before_the_level():
+    """clv_decile_calibration holds the network's own prediction at the validation cutoff: a
+    reader must not take its gap to the actual spend for the published total's error."""
+    data = ReportData(calibration=pd.DataFrame({
+        "predictor": "network", "decile": range(1, 11),
+        "mean_predicted": np.linspace(100, 10, 10), "mean_actual": np.linspace(80, 8, 10),
+        "validation_cutoff": "2023-09-30"}))
+    caption = calibration_figure(data).caption
+    assert "the network's own (network_clv), before the spend level" in caption
+    assert "not the published total's accuracy" in caption
+
+
+def test_the_segment_table_gives_each_total_its_likely_range():
+    """clv_segment_summary's p10 and p90 totals beside each segment's predicted value: the
+    uncertainty a planner budgets with."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    html = segment_table(data)
+    assert "<th>likely range, 8 in 10</th>" in html
+    cells = re.findall(r"<tr><td>(\w+)</td><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>"
+                       r"<td>([^<]*)</td>", html)
+    assert cells[0] == ("high_value", "1,200", "950 \u2013 1,410")
+    assert cells[2] == ("active", "46", "0 \u2013 90")
+    assert "should fall 8 times in 10" in html
+    connection.execute("drop table clv_segment_summary")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert "likely range" not in segment_table(data)  # an older warehouse: no column

@@ -8,8 +8,13 @@
     scored_at, whatever the model version). The churn early-warning list: `where
     needs_attention`. Empty when the history's latest run at the as-of date of clv_predictions
     is not the run clv_predictions holds (a build that left the history out: no such date,
-    another model there, or an earlier run of the same model at that date). A customer falls to at_risk only from a segment likely to buy (high_value,
-    new, active); dormant -> at_risk is a recovery, not flagged.
+    another model there, or an earlier run of the same model at that date).
+
+    The flags follow the customer, not the segment rules' order: becoming at_risk or dormant
+    needs the purchase probability to have crossed that segment's bound (0.5, 0.2: the rules of
+    clv_predictions), so a new customer whose probability was already low is not flagged on
+    the day their history turns 90 days long, and dormant -> at_risk (a recovery) never is. A
+    top-20% customer whose value halves is flagged even when they stay in the top deciles.
 -#}
 
 with
@@ -147,9 +152,11 @@ compared as (
         previous_segment,
         segment,
         value_decile - previous_value_decile >= 2 as is_dropping_two_deciles,
+        previous_value_decile <= 2 and previous_predicted_clv > 0
+        and predicted_clv <= 0.5 * previous_predicted_clv as is_halving_value,
         previous_segment = 'high_value' and segment != 'high_value' as is_leaving_high_value,
-        previous_segment in ('high_value', 'new', 'active') and segment = 'at_risk' as is_becoming_at_risk,
-        previous_segment != 'dormant' and segment = 'dormant' as is_becoming_dormant,
+        previous_purchase_probability >= 0.5 and segment = 'at_risk' as is_becoming_at_risk,
+        previous_purchase_probability >= 0.2 and segment = 'dormant' as is_becoming_dormant,
         previous_model_version,
         model_version
 
@@ -161,8 +168,8 @@ final as (
 
     select
         *,
-        is_dropping_two_deciles or is_leaving_high_value or is_becoming_at_risk or is_becoming_dormant
-            as needs_attention
+        is_dropping_two_deciles or is_halving_value or is_leaving_high_value or is_becoming_at_risk
+        or is_becoming_dormant as needs_attention
 
     from compared
 

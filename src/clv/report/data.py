@@ -21,13 +21,13 @@ from clv.report.svg import finite, log_edges
 from clv.warehouse import Warehouse
 
 # The tables the report reads; the dbt model refs each of them, so it is built after them.
-TABLES = ("clv_predictions", "clv_gain_curve", "clv_decile_calibration",
+TABLES = ("clv_predictions", "clv_segment_summary", "clv_gain_curve", "clv_decile_calibration",
           "clv_feature_importance", "clv_predictions_history", "clv_data_quality",
           "clv_prediction_changes", "clv_prediction_explanations", "clv_model_evaluation",
           "int_clv__as_of_date")
 # the flags of clv_prediction_changes, each a move a marketer acts on (needs_attention: any)
-MOVE_FLAGS = ("is_dropping_two_deciles", "is_leaving_high_value", "is_becoming_at_risk",
-              "is_becoming_dormant")
+MOVE_FLAGS = ("is_dropping_two_deciles", "is_halving_value", "is_leaving_high_value",
+              "is_becoming_at_risk", "is_becoming_dormant")
 ATTENTION_ROWS = 15  # the customers needing attention the report lists, largest drop first
 BINS_PER_DECADE = 3  # the histogram's bins: equal widths on a log axis, three per tenfold
 MAX_DECADES = 6  # ... spanning at most this many decades below the largest value
@@ -43,6 +43,8 @@ class ReportData:
     calibration: pd.DataFrame | None = None  # predictor, decile, mean_predicted, mean_actual
     value_bins: pd.DataFrame | None = None  # lower, upper, customers, predicted_value
     segments: pd.DataFrame | None = None  # segment, customers, predicted_value, ...
+    # segment, total_predicted_clv_p10, total_predicted_clv_p90 (clv_segment_summary)
+    segment_ranges: pd.DataFrame | None = None
     importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
     history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
     data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value
@@ -190,6 +192,9 @@ def read_report_data(warehouse: Warehouse,
             avg(purchase_probability) as mean_probability
         from {{relation}}
         group by segment""")
+    data.segment_ranges = reader.query("clv_segment_summary", """
+        select segment, total_predicted_clv_p10, total_predicted_clv_p90
+        from {relation}""")
     data.gain_curve = _for_model(reader.query("clv_gain_curve", "select * from {relation}"),
                                  version)
     data.calibration = _for_model(reader.query("clv_decile_calibration",
@@ -260,6 +265,7 @@ def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
     null when explanations are off)."""
     frame = reader.query("clv_prediction_changes", f"""
         select customer_id, previous_predicted_clv, predicted_clv, predicted_clv_change,
+               previous_purchase_probability, purchase_probability,
                previous_value_decile, value_decile, previous_segment, segment,
                {", ".join(MOVE_FLAGS)}
         from {{relation}}

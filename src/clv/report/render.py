@@ -153,7 +153,11 @@ def calibration_figure(data: ReportData) -> Figure:
         title=title, value_label=f"spend per customer ({MONEY})",
         category_label="decile of the model's prediction (1 = highest)")
     caption = (f"Customers at {_validation(rows)} in ten equal groups by the model's prediction: "
-               f"mean predicted and mean actual spend over {_horizon(data)}.")
+               f"mean predicted and mean actual spend over {_horizon(data)}. The prediction is "
+               "the network's own (network_clv), before the spend level that sets the total "
+               "of clv_predictions (fitted on the earlier training windows, clv_model_registry."
+               "level_note): the bars show the ranking and the shape across deciles, not the "
+               "published total's accuracy.")
     return Figure("decile_calibration", title, caption, svg=chart)
 
 
@@ -240,20 +244,47 @@ def segment_table(data: ReportData) -> str:
     if frame is None:
         return ""
     customers, value = frame["customers"].sum(), frame["predicted_value"].sum()
+    ranges = _segment_ranges(data)
+
+    def likely(segment: str) -> str:
+        low, high = ranges.get(segment, (None, None))
+        if not (svg.finite(low) and svg.finite(high)):
+            return ""
+        return f"{svg.format_number(low, 0)} \u2013 {svg.format_number(high, 0)}"
+
     rows = "".join(
         f"<tr><td>{escape(row.segment)}</td>"
         f"<td>{svg.format_number(row.customers, 0)}</td>"
         f"<td>{svg.format_percent(row.customers / customers, 1) if customers else ''}</td>"
         f"<td>{svg.format_number(row.predicted_value, 0)}</td>"
-        f"<td>{svg.format_percent(row.predicted_value / value, 1) if value else ''}</td>"
+        + (f"<td>{likely(row.segment)}</td>" if ranges else "")
+        + f"<td>{svg.format_percent(row.predicted_value / value, 1) if value else ''}</td>"
         f"<td>{_per_customer(row.predicted_value, row.customers)}</td>"
         f"<td>{svg.format_percent(row.mean_probability, 1) if row.customers else ''}</td></tr>"
         for row in frame.itertuples())
-    return ('<div class="scroll"><table class="figures"><thead><tr><th>segment</th>'
-            "<th>customers</th><th>share of customers</th>"
-            f"<th>predicted value ({MONEY})</th><th>share of value</th>"
-            "<th>mean per customer</th><th>mean purchase probability</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div>")
+    table = ('<div class="scroll"><table class="figures"><thead><tr><th>segment</th>'
+             "<th>customers</th><th>share of customers</th>"
+             f"<th>predicted value ({MONEY})</th>"
+             + ("<th>likely range, 8 in 10</th>" if ranges else "")
+             + "<th>share of value</th>"
+             "<th>mean per customer</th><th>mean purchase probability</th></tr></thead>"
+             f"<tbody>{rows}</tbody></table></div>")
+    if not ranges:
+        return table
+    return table + ('<p class="note">Likely range: between these two totals the segment\'s '
+                    "actual spend over the horizon should fall 8 times in 10 "
+                    "(clv_segment_summary: total_predicted_clv_p10 and _p90), counting each "
+                    "customer's own uncertainty and how far the spend level missed in its "
+                    "backtests.</p>")
+
+
+def _segment_ranges(data: ReportData) -> dict[str, tuple[float, float]]:
+    """Each segment's p10 and p90 total (clv_segment_summary); none read: empty."""
+    frame = data.segment_ranges
+    if frame is None or frame.empty:
+        return {}
+    return {str(row.segment): (row.total_predicted_clv_p10, row.total_predicted_clv_p90)
+            for row in frame.itertuples()}
 
 
 def importance_figure(data: ReportData) -> Figure:
@@ -445,6 +476,7 @@ def data_quality_table(data: ReportData) -> str:
 
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
     "is_dropping_two_deciles": "down two deciles or more",
+    "is_halving_value": "top-20% value halved",
     "is_leaving_high_value": "left high_value",
     "is_becoming_at_risk": "became at_risk",
     "is_becoming_dormant": "became dormant",
@@ -487,10 +519,13 @@ def _attention_table(data: ReportData) -> str:
     frame = data.attention
     if frame is None or frame.empty:
         return ""
-    def pair(before: object, after: object, number: bool = False) -> str:
+    def pair(before: object, after: object, number: bool = False,
+             percent: bool = False) -> str:
         def one(value: object) -> str:
             if value is None or (not isinstance(value, str) and pd.isna(value)):
                 return "\u2013"
+            if percent:
+                return svg.format_percent(float(value), 0)
             return svg.format_number(value, 0) if number else escape(str(value))
         return f"{one(before)} \u2192 {one(after)}"
 
@@ -504,18 +539,22 @@ def _attention_table(data: ReportData) -> str:
         driver = ("" if group is None or pd.isna(group) else
                   escape(str(group)) + (f" ({_signed(float(contribution))})"
                                         if svg.finite(contribution) else ""))
+        probability = pair(getattr(row, "previous_purchase_probability", None),
+                           getattr(row, "purchase_probability", None), percent=True)
         rows.append(
             f"<tr><td class=\"text\">{escape(str(row.customer_id))}</td>"
             f"<td>{pair(row.previous_predicted_clv, row.predicted_clv, number=True)}</td>"
             f"<td>{_signed(float(row.predicted_clv_change)) if change else ''}</td>"
+            f"<td>{probability}</td>"
             f"<td>{pair(row.previous_value_decile, row.value_decile, number=True)}</td>"
             f"<td class=\"text\">{pair(row.previous_segment, row.segment)}</td>"
             f"<td class=\"text\">{escape(reasons)}</td>"
             f"<td class=\"text\">{driver}</td></tr>")
     return ('<div class="scroll"><table class="figures" data-table="attention"><thead><tr>'
-            '<th>customer</th><th>predicted value</th><th>change</th><th>decile</th>'
+            '<th>customer</th><th>predicted value</th><th>change</th>'
+            '<th>purchase probability</th><th>decile</th>'
             '<th class="text">segment</th><th class="text">flagged for</th>'
-            f'<th class="text">main driver now ({MONEY})</th></tr></thead>'
+            f'<th class="text">what sets the value apart now ({MONEY})</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
@@ -538,9 +577,10 @@ def movements_section(data: ReportData) -> str:
         which = (f"All {svg.format_number(shown, 0)}" if shown == needs else
                  f"The {svg.format_number(shown, 0)} of the {svg.format_number(needs, 0)}")
         listed = (f'<p class="lead">{which}, the largest drop in predicted value first (the whole '
-                  "list: clv_prediction_changes where needs_attention). Main driver: the "
-                  "feature group that sets the customer's value most apart from a typical "
-                  "customer's now, with its contribution (clv_prediction_explanations).</p>")
+                  "list: clv_prediction_changes where needs_attention). The last column is "
+                  "the feature group that sets the customer's value most apart from a typical "
+                  "customer's now, with its contribution (clv_prediction_explanations): what "
+                  "the value rests on today, not the cause of the move.</p>")
     elif needs:
         listed = f'<p class="lead">{escape(_note(data, "clv_prediction_changes", ""))}</p>'
     return (f'{head}<p class="lead">{escape(_movement_summary(data))}</p>{listed}'
