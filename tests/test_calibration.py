@@ -205,6 +205,32 @@ def test_sigma_scale_restores_honest_tails():
     assert fit_sigma_scale(actual, p, mean, np.full(p.size, 1.2)) == pytest.approx(1.0, rel=0.05)
 
 
+def test_sigma_scale_is_fitted_on_the_buyers_spend_not_the_mixture():
+    """Half the customers all but certain not to buy (p 0.02), half all but certain to (p
+    0.95), every ZILN honest: the lognormal's tails hold 10% of the buyers each at the
+    network's own sigma, so the factor stays 1, although the share above p90 over everyone is
+    6% (the unlikely buyers' p90 is 0)."""
+    rng = np.random.default_rng(5)
+    n, sigma = 40_000, 0.3
+    p = np.where(rng.uniform(size=n) < 0.5, 0.02, 0.95)
+    mean = rng.lognormal(4.0, 0.8, n)
+    mu = np.log(mean / p) - 0.5 * sigma**2
+    actual = np.where(rng.uniform(size=n) < p, np.exp(mu + sigma * rng.normal(size=n)), 0.0)
+    scale = fit_sigma_scale(actual, p, mean, np.full(n, sigma))
+    assert scale == pytest.approx(1.0, rel=0.03)
+    scaled = sigma * scale
+    buyers = actual > 0
+    centre = np.exp(np.log(mean / p) - 0.5 * scaled**2)[buyers]
+    above = np.mean(actual[buyers] > lognorm.ppf(0.9, s=scaled, scale=centre))
+    below = np.mean(actual[buyers] < lognorm.ppf(0.1, s=scaled, scale=centre))
+    assert above == pytest.approx(0.1, abs=0.01) and below == pytest.approx(0.1, abs=0.01)
+    everyone, _ = _tails_by_scipy(actual, p, mean, np.full(n, scaled))
+    assert everyone == pytest.approx(0.5 * 0.02 + 0.5 * 0.1, abs=0.01)
+    # too few buyers to fit on: the network's own sigma
+    assert fit_sigma_scale(np.where(np.arange(n) < 50, 1.0, 0.0), p, mean,
+                           np.full(n, sigma)) == 1.0
+
+
 def test_nearly_tied_bins_merge_so_float32_knots_keep_the_map():
     """7,000 customers predicted alike and two a hair above them: the top bin's mean is 1e-6
     above the tied ones'. Kept apart, the knots would make a slope of 1e5, which float32

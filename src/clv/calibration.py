@@ -24,10 +24,14 @@ window whose outcome is known, and each is fitted by one rule here (tested in
    leveled_distribution`) hold the season read from revenue here. New models hold 1, and the
    graph has no operation for it.
 4. **Quantiles** (:func:`fit_sigma_scale`). One factor on the lognormal's sigma, chosen on a grid
-   so that the share of customers above their p90 and the share below their p10 (among those
-   whose p10 is above 0) come closest to 10%, each counted over the customers it is measured
-   on. The expected spend is held fixed (mu moves with sigma), so the quantiles change, not the
-   spend.
+   so that, among the customers who bought, the share whose spend lies above the lognormal's
+   90th percentile and the share below its 10th come closest to 10%. The lognormal is the
+   spend of those who buy; whether they buy is the probability's claim, calibrated by rule 2.
+   Fitted on every customer's p10 and p90 instead, the factor answered for the mixture: the
+   many customers unlikely to buy (whose p90 is 0, so that any purchase exceeds it) pushed it
+   to 3 and more on regular buyers' data, and a subscriber's p50 fell to a tenth of their
+   spend. The expected spend is held fixed (mu moves with sigma), so the quantiles change, not
+   the spend.
 
 :class:`CalibratedNetwork` applies them all as operations on the network's outputs inside the
 ONNX graph: the exported model still takes raw features only, and purchase probability,
@@ -62,6 +66,8 @@ PROBABILITY_KNOT_GAP = 0.05
 # Quantile map: candidate sigma factors (log-spaced) and the nominal tail share of p10 and p90.
 SIGMA_SCALES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 97))
 TAIL_SHARE = 0.1
+# Rule 4 fits the factor on at least this many buyers, else keeps the network's own sigma.
+MIN_BUYERS = 100
 # Floors in the graph: the raw spend's (the one fit_knots and apply use) and the calibrated
 # purchase probability's, exp(-80) = 1.8e-35 (a normal float32, which no engine flushes to 0).
 SPEND_FLOOR = 1e-12
@@ -308,17 +314,26 @@ def tail_shares(actual: np.ndarray, p: np.ndarray, mean: np.ndarray, sigma: np.n
 
 def fit_sigma_scale(actual: np.ndarray, p: np.ndarray, mean: np.ndarray,
                     sigma: np.ndarray) -> float:
-    """Rule 4: the factor on sigma (from :data:`SIGMA_SCALES`) minimising
-    ``N * (share above p90 - 0.1)^2 + N10 * (share below p10 - 0.1)^2``, N10 the customers whose
-    p10 is above 0, with the expected value ``mean`` held fixed; the factor nearest 1 on ties."""
+    """Rule 4: the factor on sigma (from :data:`SIGMA_SCALES`) that brings the share of the
+    buyers (actual spend above 0) whose spend lies above the lognormal's 90th percentile, and
+    the share below its 10th, closest to 10% each, with the expected value ``mean`` held fixed;
+    the factor nearest 1 on ties, and 1 with fewer than :data:`MIN_BUYERS` buyers."""
     actual = np.asarray(actual, dtype=np.float64)
-    levels = (_TailLevel(p, 1.0 - TAIL_SHARE), _TailLevel(p, TAIL_SHARE))
+    buyers = actual > 0
+    if int(buyers.sum()) < MIN_BUYERS:
+        return 1.0
+    log_actual = np.log(actual[buyers])
+    log_mean = np.log(np.maximum(np.asarray(mean, dtype=np.float64)[buyers], 1e-300)
+                      / np.maximum(np.asarray(p, dtype=np.float64)[buyers], 1e-300))
+    spread = np.asarray(sigma, dtype=np.float64)[buyers]
+    z = float(ndtri(1.0 - TAIL_SHARE))
     best, best_loss = 1.0, float("inf")
     for scale in sorted(SIGMA_SCALES, key=lambda s: abs(np.log(s))):
-        above, below, count = tail_shares(actual, p, mean, sigma * scale, levels)
-        loss = actual.size * (above - TAIL_SHARE) ** 2
-        if count:
-            loss += count * (below - TAIL_SHARE) ** 2
+        scaled = spread * scale
+        mu = log_mean - 0.5 * scaled * scaled
+        above = float(np.mean(log_actual > mu + z * scaled))
+        below = float(np.mean(log_actual < mu - z * scaled))
+        loss = (above - TAIL_SHARE) ** 2 + (below - TAIL_SHARE) ** 2
         if loss < best_loss - 1e-12:
             best, best_loss = float(scale), loss
     return best
