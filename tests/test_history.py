@@ -86,12 +86,15 @@ def test_changes_compare_the_predictions_date_with_the_one_before(project):
     assert {str(d)[:10] for d in changes.previous_as_of_date} == {FIRST_AS_OF}
     assert (changes.predicted_clv_change
             == changes.predicted_clv - changes.previous_predicted_clv).all()
-    dropped = changes.value_decile - changes.previous_value_decile >= 2
+    # the ranking's flags need the value to have fallen by a fifth
+    fallen = ((changes.previous_predicted_clv > 0)
+              & (changes.predicted_clv <= 0.8 * changes.previous_predicted_clv))
+    dropped = (changes.value_decile - changes.previous_value_decile >= 2) & fallen
     assert (changes.is_dropping_two_deciles == dropped).all()
     halved = ((changes.previous_value_decile <= 2) & (changes.previous_predicted_clv > 0)
               & (changes.predicted_clv <= changes.previous_predicted_clv / 2))
     assert (changes.is_halving_value == halved).all()
-    left = (changes.previous_segment == "high_value") & (changes.segment != "high_value")
+    left = (changes.previous_segment == "high_value") & (changes.segment != "high_value") & fallen
     assert (changes.is_leaving_high_value == left).all()
     # the probability crossed the segment's bound (the segment rules of clv_predictions)
     at_risk = (changes.previous_purchase_probability >= 0.5) & (changes.segment == "at_risk")

@@ -14,7 +14,11 @@
     needs the purchase probability to have crossed that segment's bound (0.5, 0.2: the rules of
     clv_predictions), so a new customer whose probability was already low is not flagged on
     the day their history turns 90 days long, and dormant -> at_risk (a recovery) never is. A
-    top-20% customer whose value halves is flagged even when they stay in the top deciles.
+    top-20% customer whose value halves is flagged even when they stay in the top deciles. The
+    flags read from the ranking (two deciles down, leaving high_value) also need the value
+    itself to have fallen by a fifth or more: where many customers' values are nearly tied (a
+    subscription business whose customers pay the same plan), a move of a few percent crosses
+    deciles, and a customer who just paid would be flagged as slipping.
 -#}
 
 with
@@ -135,6 +139,16 @@ in_both_runs as (
 
 ),
 
+fallen as (
+
+    select
+        *,
+        previous_predicted_clv > 0 and predicted_clv <= 0.8 * previous_predicted_clv as has_fallen_a_fifth
+
+    from in_both_runs
+
+),
+
 compared as (
 
     select
@@ -151,16 +165,17 @@ compared as (
         value_decile,
         previous_segment,
         segment,
-        value_decile - previous_value_decile >= 2 as is_dropping_two_deciles,
+        value_decile - previous_value_decile >= 2 and has_fallen_a_fifth as is_dropping_two_deciles,
         previous_value_decile <= 2 and previous_predicted_clv > 0
         and predicted_clv <= 0.5 * previous_predicted_clv as is_halving_value,
-        previous_segment = 'high_value' and segment != 'high_value' as is_leaving_high_value,
+        previous_segment = 'high_value' and segment != 'high_value' and has_fallen_a_fifth
+            as is_leaving_high_value,
         previous_purchase_probability >= 0.5 and segment = 'at_risk' as is_becoming_at_risk,
         previous_purchase_probability >= 0.2 and segment = 'dormant' as is_becoming_dormant,
         previous_model_version,
         model_version
 
-    from in_both_runs
+    from fallen
 
 ),
 
