@@ -199,11 +199,10 @@
     {% set state = namespace(sql=expression, rewritten=false) %}
     {% for column in referenced if clv_data_type_kind(column.data_type) in ['text', 'integer'] %}
         {#- every reference, wherever it stands: a text column parsed (a bad cell null), so that
-            `coalesce(Quantity, 0)` reads it as a number; an integer column a double, so that
-            `amount_cents / 100` and `coalesce(amount_cents, 0) / 100` divide as on DuckDB and
-            Spark (PostgreSQL's integer division would drop the cents) -#}
-        {% set cast = clv_text_to_number('@column@') | trim if clv_data_type_kind(column.data_type) == 'text'
-                      else 'cast(@column@ as ' ~ clv_type_double() ~ ')' %}
+            `coalesce(Quantity, 0)` reads it as a number; an integer column a number with a
+            fraction, so that `amount_cents / 100` and `coalesce(amount_cents, 0) / 100` divide
+            as on DuckDB and Spark (PostgreSQL's integer division would drop the cents) -#}
+        {% set cast = clv_number_operand('@column@', clv_data_type_kind(column.data_type)) | trim %}
         {% for edge in clv_column_references(column.name) %}
             {#- the replacement: the engine's number cast of the column as written (the match's
                 group 1), with any other backslash escaped -#}
@@ -234,6 +233,33 @@
         {% do parts.append("coalesce(cast(" ~ adapter.quote(column.name) ~ " as " ~ text ~ "), '<null>')") %}
     {% endfor %}
     {{ return({'expression': state.sql, 'text': dbt.concat(parts)}) }}
+{% endmacro %}
+
+
+{#-
+    A source column read as a number inside an amount expression: a text column parsed (a bad
+    cell null), an integer column as a double, so that `amount_cents / 100` keeps its cents.
+    On PostgreSQL as numeric instead: its round(x, n) takes numeric only, so
+    `round(quantity * unit_price, 2)` and `round(amount_cents / 100.0, 2)`, which PostgreSQL
+    runs on its own columns, would not run on doubles; numeric division keeps the cents too.
+-#}
+{% macro clv_number_operand(column, kind) %}
+    {{ return(adapter.dispatch('clv_number_operand', 'clv')(column, kind)) }}
+{% endmacro %}
+
+{% macro default__clv_number_operand(column, kind) %}
+    {% if kind == 'text' %}
+        {{ return(clv_text_to_number(column) | trim) }}
+    {% endif %}
+    {{ return('cast(' ~ column ~ ' as ' ~ clv_type_double() ~ ')') }}
+{% endmacro %}
+
+{% macro postgres__clv_number_operand(column, kind) %}
+    {% if kind == 'text' %}
+        {#- NaN and the infinities the text may hold are numeric values on PostgreSQL 14+ -#}
+        {{ return('cast(' ~ (clv_text_to_number(column) | trim) ~ ' as numeric)') }}
+    {% endif %}
+    {{ return('cast(' ~ column ~ ' as numeric)') }}
 {% endmacro %}
 
 

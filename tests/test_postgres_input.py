@@ -92,7 +92,9 @@ def test_capitalised_text_columns_of_a_csv_import(source, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("amount", ["AmountCents / 100", "coalesce(AmountCents, 0) / 100",
-                                    "abs(AmountCents) / 100"])
+                                    "abs(AmountCents) / 100",
+                                    # PostgreSQL's round(x, n) takes numeric only
+                                    "round(AmountCents / 100.0, 2)"])
 def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path, amount):
     """Wherever the integer column stands, inside a function as well as beside the operator."""
     staged, _ = _staged(source, {**COLUMNS, "amount": amount}, tmp_path)
@@ -109,6 +111,18 @@ def test_names_with_a_space_and_a_text_column_inside_a_function(source, tmp_path
     amounts = dict(staged)
     assert amounts["536365"] == pytest.approx(40 * 3.91) and amounts["536366"] == 0
     assert quality == [("missing_customer_id", 1, "536368")]
+
+
+@pytest.mark.slow
+def test_round_of_a_product_of_text_columns_runs_as_on_duckdb(source, tmp_path):
+    """`round(Quantity * UnitPrice, 2)` is valid PostgreSQL on numbers; the text columns read
+    as numbers must keep it valid (a double would find no round(double precision, integer))."""
+    staged, quality = _staged(source, {**COLUMNS, "amount": "round(Quantity * UnitPrice, 2)"},
+                              tmp_path)
+    amounts = dict(staged)
+    assert amounts["536365"] == pytest.approx(156.4) and amounts["536369"] == pytest.approx(1.98)
+    assert amounts["536366"] is None
+    assert ("invalid_amount", 1, "Quantity=n/a UnitPrice=1.85") in quality
 
 
 @pytest.mark.slow
