@@ -6,8 +6,10 @@
     PostgreSQL would take 'today' or 'Jan 5 2024'.
 -#}
 {% macro clv_iso_timestamp_regex() %}
+    {#- seconds up to 59: PostgreSQL's cast reads a leap second (23:59:60) as the next minute,
+        which DuckDB and Spark refuse -#}
     {{ return('^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}'
-              ~ '([ T][0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2}([.][0-9]+)?)? *(' ~ clv_utc_offset_regex() ~ ')?)?$') }}
+              ~ '([ T][0-9]{1,2}:[0-9]{1,2}(:[0-5]?[0-9]([.][0-9]+)?)? *(' ~ clv_utc_offset_regex() ~ ')?)?$') }}
 {% endmacro %}
 
 

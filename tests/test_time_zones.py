@@ -66,6 +66,7 @@ TRANSACTIONS = [
     ("t18", "E", "2023-11-05 11:30:00 PM", 1, None),  # not ISO (DuckDB's cast alone reads 11:30)
     ("t19", "E", "2023-11-05  10:00:00Z", 1, None),  # two spaces: not ISO, offset or none
     ("t20", "E", "12023-11-05 10:00:00Z", 1, None),  # a five-digit year
+    ("t21", "E", "2023-11-05 23:59:60", 1, None),  # a leap second (PostgreSQL's cast rolls it)
 ]
 # Browsing events as instants (a timestamp with time zone; Spark's timestamp):
 # (customer_id, UTC time, local time)
@@ -305,7 +306,7 @@ def duckdb_built(tmp_path_factory: pytest.TempPathFactory) -> _Built:
 def test_duckdb_puts_each_row_on_its_local_day(duckdb_built):
     assert duckdb_built.staged() == _expected_staged()
     quality = dict(duckdb_built.rows("select reason, rows from {schema}.clv_data_quality"))
-    assert quality["invalid_timestamp"] == 5 and quality["after_as_of_date"] == 1
+    assert quality["invalid_timestamp"] == 6 and quality["after_as_of_date"] == 1
     days = duckdb_built.rows("select customer_id, cast(activity_date as varchar) "
                              "from {schema}.int_clv__customer_days")
     assert sorted(days) == sorted({(customer, day) for _, customer, _, day in _usable()})
