@@ -73,9 +73,16 @@
     {#- (a command that only compiles goes on: staging compiles without the input's columns,
         clv_input_unbuilt) -#}
     {% if execute and flags.WHICH not in clv_compile_only_commands() and not clv_relation_may_exist(value) %}
+        {#- PostgreSQL folds an unquoted name to lower case: a table created as "Orders" is found
+            only quoted -#}
+        {% set parts = value.split('.') %}
+        {% set folded = target.type == 'postgres' and '"' not in value and value != value | lower %}
         {{ clv_fail(var_name, "no table or view '" ~ value ~ "' in the warehouse of target '" ~ target.name
                               ~ "': check its spelling and schema, or build the model it names first "
-                              ~ "(a file path must end in .csv, .tsv, .txt or .parquet)") }}
+                              ~ "(a file path must end in .csv, .tsv, .txt or .parquet)"
+                              ~ ("; PostgreSQL reads an unquoted name in lower case: a name created "
+                                 ~ "with capitals is written in double quotes, as '"
+                                 ~ (parts | map('tojson') | join('.')) ~ "'" if folded else "")) }}
     {% endif %}
     {{ return(value) }}
 {% endmacro %}

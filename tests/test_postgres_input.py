@@ -222,6 +222,29 @@ def test_a_missing_relation_stops_with_one_line_naming_the_var(source, tmp_path,
 
 
 @pytest.mark.slow
+def test_a_table_named_with_capitals_is_found_quoted_and_the_error_says_so(source, tmp_path,
+                                                                          capsys):
+    """A loader that creates "Orders" makes a name PostgreSQL finds only in double quotes:
+    written plainly, the error says how to write it."""
+    from clv.build import BuildError
+
+    schema = source.split(".")[0]
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create table "{schema}"."Orders" as select * from {source}')
+        connection.commit()
+    finally:
+        connection.close()
+    with pytest.raises(BuildError, match="failed at stg_clv__transactions"):
+        _staged(f"{schema}.Orders", COLUMNS, tmp_path / "plain")
+    assert ("PostgreSQL reads an unquoted name in lower case: a name created with capitals is "
+            f'written in double quotes, as \'"{schema}"."Orders"\'') in capsys.readouterr().out
+    staged, _ = _staged(f'"{schema}"."Orders"', COLUMNS, tmp_path / "quoted")
+    assert len(staged) == len(ROWS)
+
+
+@pytest.mark.slow
 def test_dbt_build_on_postgres_says_to_use_clv_build(source, tmp_path):
     """dbt runs no Python model on PostgreSQL ("materialization_table_default only supports
     languages ['sql']", after the SQL models built): the run stops at its start instead, saying
