@@ -84,6 +84,16 @@ def test_public_marts_enforce_a_contract_on_every_column(manifest):
         assert untyped == [], f"{name}: documented columns outside the contract"
 
 
+def test_every_public_date_is_a_date(manifest):
+    """A BI tool filters and joins on dates: a column named for a date or a cutoff holds a DATE,
+    not its text."""
+    models = _models(manifest)
+    for name in PUBLIC_MARTS:
+        for column, spec in models[name]["columns"].items():
+            if column.endswith(("_date", "_cutoff")):
+                assert spec["data_type"] == "date", f"{name}.{column}: {spec['data_type']}"
+
+
 def test_python_steps_are_internal_and_published_through_a_contracted_model(manifest):
     models = _models(manifest)
     for name, node in models.items():

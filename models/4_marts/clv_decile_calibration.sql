@@ -28,7 +28,7 @@ final as (
     select
         cast(calibration.model_version as {{ dbt.type_string() }}) as model_version,
         cast(coalesce(registry.is_current, false) as boolean) as is_current,
-        cast(calibration.validation_cutoff as {{ dbt.type_string() }}) as validation_cutoff,
+        cast(calibration.validation_cutoff as date) as validation_cutoff,
         cast(calibration.predictor as {{ dbt.type_string() }}) as predictor,
         cast(calibration.decile as bigint) as decile,
         cast(calibration.customers as bigint) as customers,

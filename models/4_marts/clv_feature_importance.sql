@@ -28,7 +28,7 @@ final as (
     select
         cast(importance.model_version as {{ dbt.type_string() }}) as model_version,
         cast(coalesce(registry.is_current, false) as boolean) as is_current,
-        cast(importance.validation_cutoff as {{ dbt.type_string() }}) as validation_cutoff,
+        cast(importance.validation_cutoff as date) as validation_cutoff,
         cast(importance.feature_group as {{ dbt.type_string() }}) as feature_group,
         cast(importance.columns as bigint) as columns,  -- noqa: RF04
         cast(importance.repeats as bigint) as repeats,

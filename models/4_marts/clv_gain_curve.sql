@@ -28,7 +28,7 @@ final as (
     select
         cast(gain_curve.model_version as {{ dbt.type_string() }}) as model_version,
         cast(coalesce(registry.is_current, false) as boolean) as is_current,
-        cast(gain_curve.validation_cutoff as {{ dbt.type_string() }}) as validation_cutoff,
+        cast(gain_curve.validation_cutoff as date) as validation_cutoff,
         cast(gain_curve.predictor as {{ dbt.type_string() }}) as predictor,
         cast(gain_curve.percent as bigint) as percent,
         cast(gain_curve.customers as bigint) as customers,

@@ -29,7 +29,7 @@ final as (
     select
         cast(evaluation.model_version as {{ dbt.type_string() }}) as model_version,
         cast(coalesce(registry.is_current, false) as boolean) as is_current,
-        cast(evaluation.validation_cutoff as {{ dbt.type_string() }}) as validation_cutoff,
+        cast(evaluation.validation_cutoff as date) as validation_cutoff,
         cast(evaluation.predictor as {{ dbt.type_string() }}) as predictor,
         cast(evaluation.customers as bigint) as customers,
         cast(evaluation.actual_total as {{ clv_type_double() }}) as actual_total,

@@ -40,7 +40,7 @@ final as (
         cast(registry.period_days as bigint) as period_days,
         cast(registry.sequence_periods as bigint) as sequence_periods,
         cast(registry.training_cutoffs as {{ dbt.type_string() }}) as training_cutoffs,
-        cast(registry.validation_cutoff as {{ dbt.type_string() }}) as validation_cutoff,
+        cast(registry.validation_cutoff as date) as validation_cutoff,
         cast(registry.training_rows as bigint) as training_rows,
         cast(registry.validation_rows as bigint) as validation_rows,
         cast(registry.validation_loss as {{ clv_type_double() }}) as validation_loss,
