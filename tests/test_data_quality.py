@@ -39,8 +39,10 @@ def test_counts_are_exact_and_bad_rows_change_no_feature(dbt_project, write_csv)
     assert clean_quality.rows.sum() == 0
 
     dbt_project.build(vars={**VARS, "clv_transactions": write_csv(dirty.transactions, "dirty.csv")})
-    quality = dbt_project.query("select reason, rows from clv_data_quality")
+    quality = dbt_project.query("select reason, rows, as_of_date from clv_data_quality")
     assert dict(zip(quality.reason, quality.rows, strict=True)) == dirty.bad_row_counts
+    # the date the rows were classified against, on every row
+    assert {str(d)[:10] for d in quality.as_of_date} == {VARS["clv_as_of_date"]}
     dirty_features = dbt_project.query("select * from clv_customer_features order by all")
     pd.testing.assert_frame_equal(clean_features, dirty_features)
 

@@ -556,7 +556,10 @@ def test_feature_importance_has_one_row_per_model_and_group(project):
 @pytest.mark.slow
 def test_explanations_have_one_row_per_scored_customer(project):
     explained = project.query("select * from clv_prediction_explanations order by customer_id")
-    assert list(explained.columns) == EXPLANATION_SCHEMA.names
+    # the Python step's columns, and the as-of date they are for (a BI join needs it)
+    assert list(explained.columns) == [*EXPLANATION_SCHEMA.names, "as_of_date"]
+    as_of = project.query("select distinct as_of_date from clv_predictions").as_of_date
+    assert set(explained.as_of_date) == set(as_of) and len(as_of) == 1
     assert explained.customer_id.is_unique
     scores = project.query("select customer_id, predicted_clv from int_clv__scores "
                            "order by customer_id")
@@ -576,7 +579,7 @@ def test_opting_out_leaves_an_empty_table_with_the_same_columns(project):
     project.build(vars={**project.vars, "clv_explanations": False},
                   select="clv_run_settings int_clv__prediction_explanations+")
     empty = project.query("select * from clv_prediction_explanations")
-    assert empty.empty and list(empty.columns) == EXPLANATION_SCHEMA.names
+    assert empty.empty and list(empty.columns) == [*EXPLANATION_SCHEMA.names, "as_of_date"]
 
 
 @pytest.mark.slow

@@ -45,16 +45,24 @@ totals as (
 
 ),
 
+as_of as (
+
+    select as_of_date from {{ ref('int_clv__as_of_date') }}
+
+),
+
 final as (
 
     select
         reasons.reason,
         coalesce(excluded.excluded_rows, 0) as rows,
         totals.source_rows,
-        excluded.example_value
+        excluded.example_value,
+        as_of.as_of_date
 
     from reasons
     cross join totals
+    left join as_of on 1 = 1
     left join excluded on reasons.reason = excluded.reason
 
 )
@@ -63,5 +71,6 @@ select
     reason,
     rows,
     source_rows,
-    example_value
+    example_value,
+    cast(as_of_date as date) as as_of_date
 from final
