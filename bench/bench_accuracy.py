@@ -42,6 +42,7 @@ import pandas as pd
 from bench_scale import cdnow
 from common import OUT_DIR, PROJECT_DIR, dbt_command
 from history_reference import history_posterior_spend
+from subscription import expected_spend, simulate, write_csv
 
 from clv import metrics
 from clv.baselines import btyd_expected_spend, naive_average_rate, naive_last_period
@@ -124,6 +125,17 @@ def cdnow_set() -> DataSet:
     last half-year as the holdout."""
     return DataSet("cdnow", cdnow(1), "1997-12-31", 182,
                    note="unseen real data, default settings")
+
+
+def subscription_set() -> DataSet:
+    """A generated subscription business (bench/subscription.py): 4,000 subscribers on three
+    plans, billed every 30 days, 4% cancelling each month, with the default settings and its
+    true expected spend as the oracle. No targets: a kind of data the project was not tuned on."""
+    data = simulate()
+    as_of = date(2023, 12, 31)
+    return DataSet("subscription", write_csv(data, OUT_DIR / "subscription.csv"),
+                   as_of.isoformat(), 365, oracle=expected_spend(data, as_of, 365),
+                   note="unseen kind of data: subscriptions, default settings")
 
 
 def build(data: DataSet, seed: int, extra_vars: dict | None = None) -> tuple[Path, Path]:
@@ -451,6 +463,7 @@ def main() -> None:
         "retail_christmas": lambda a: retail(a.retail_file, "retail_christmas", "2011-09-09",
                                              "stress case: less than a year of history"),
         "cdnow": lambda a: cdnow_set(),
+        "subscription": lambda a: subscription_set(),
     }
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=list(makers), action="append",
