@@ -357,8 +357,9 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
           + _range([h[NETWORK] - h[BTYD] for h in holdout], "{:+.3f}"))
     errors = np.median([r["decile_errors"] for r in network], axis=0)
     means = np.median([r["decile_mean_actual"] for r in network], axis=0)
+    # a decile that spent nothing has no relative error: "-"
     print("network error per prediction decile (1 = highest; median over seeds): "
-          + ", ".join(f"{e:.0%}" for e in errors)
+          + ", ".join(f"{e:.0%}" if np.isfinite(e) else "-" for e in errors)
           + "; mean actual spend per customer in the lowest three: "
           + ", ".join(f"{m:,.2f}" for m in means[-3:]))
 
@@ -408,6 +409,8 @@ def targets(best_gini_margin: float = 0.005) -> dict[str, list[Target]]:
 def print_targets(results: dict[str, dict[int, pd.DataFrame]]) -> None:
     kinds = targets()
     names = [n for n in kinds if n in results]
+    if not names:  # only data sets without targets (subscription)
+        return
     print("\n#### Targets (the network's clv_predictions; median over seeds with the range in "
           "brackets; met only if met in every seed)\n")
     print("| target | " + " | ".join(names) + " |")
