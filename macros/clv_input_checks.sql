@@ -166,8 +166,9 @@
     a column that is an operand of arithmetic somewhere (`case when Type = 'Refund' then -Amount
     else Amount end`) is: `replace(Amount, ',', '')` works on the text and `Type = 'Refund'`
     compares text, so those are left as written. An integer column
-    becomes a double wherever the expression names it, so `amount_cents / 100` and
-    `coalesce(amount_cents, 0) / 100` keep their cents on PostgreSQL too.
+    becomes a number with a fraction wherever the expression names it (a double; on
+    PostgreSQL numeric, as text columns do there: clv_number_operand), so `amount_cents / 100`
+    and `coalesce(amount_cents, 0) / 100` keep their cents on PostgreSQL too.
     With var clv_decimal_separator ',', an amount that is still text is read with the decimal
     comma (its type from `schema`, or for an expression from `relation`, the source).
     Returns a dict:

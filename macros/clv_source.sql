@@ -74,15 +74,20 @@
         clv_input_unbuilt) -#}
     {% if execute and flags.WHICH not in clv_compile_only_commands() and not clv_relation_may_exist(value) %}
         {#- PostgreSQL folds an unquoted name to lower case: a table created as "Orders" is found
-            only quoted -#}
-        {% set parts = value.split('.') %}
-        {% set folded = target.type == 'postgres' and '"' not in value and value != value | lower %}
+            only quoted. The hint names the quoted spelling when that relation exists. -#}
+        {% set quoted = [] %}
+        {% for part in value.split('.') %}
+            {% do quoted.append(part | tojson if part != part | lower else part) %}
+        {% endfor %}
+        {% set quoted = quoted | join('.') %}
+        {% set folded = target.type == 'postgres' and '"' not in value and quoted != value
+                        and clv_relation_may_exist(quoted) %}
         {{ clv_fail(var_name, "no table or view '" ~ value ~ "' in the warehouse of target '" ~ target.name
                               ~ "': check its spelling and schema, or build the model it names first "
                               ~ "(a file path must end in .csv, .tsv, .txt or .parquet)"
-                              ~ ("; PostgreSQL reads an unquoted name in lower case: a name created "
-                                 ~ "with capitals is written in double quotes, as '"
-                                 ~ (parts | map('tojson') | join('.')) ~ "'" if folded else "")) }}
+                              ~ ("; PostgreSQL reads an unquoted name in lower case, and the table "
+                                 ~ "was created with capitals: write it in double quotes, as '"
+                                 ~ quoted ~ "'" if folded else "")) }}
     {% endif %}
     {{ return(value) }}
 {% endmacro %}

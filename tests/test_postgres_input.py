@@ -238,8 +238,13 @@ def test_a_table_named_with_capitals_is_found_quoted_and_the_error_says_so(sourc
         connection.close()
     with pytest.raises(BuildError, match="failed at stg_clv__transactions"):
         _staged(f"{schema}.Orders", COLUMNS, tmp_path / "plain")
-    assert ("PostgreSQL reads an unquoted name in lower case: a name created with capitals is "
-            f'written in double quotes, as \'"{schema}"."Orders"\'') in capsys.readouterr().out
+    assert ("PostgreSQL reads an unquoted name in lower case, and the table was created with "
+            f"capitals: write it in double quotes, as '{schema}.\"Orders\"'"
+            ) in capsys.readouterr().out
+    # a name no spelling finds gets no such hint
+    with pytest.raises(BuildError, match="failed at stg_clv__transactions"):
+        _staged(f"{schema}.Ordres", COLUMNS, tmp_path / "typo")
+    assert "PostgreSQL reads an unquoted name" not in capsys.readouterr().out
     staged, _ = _staged(f'"{schema}"."Orders"', COLUMNS, tmp_path / "quoted")
     assert len(staged) == len(ROWS)
 

@@ -2,8 +2,8 @@
     One row per customer in clv_scoring_examples: the published face of
     int_clv__prediction_explanations (the Python explanations step, which cannot carry a
     contract), every column cast to its contract type, so an empty table (clv_explanations
-    false) has the same columns and types as a full one; as_of_date is the scoring cutoff's, as
-    in clv_predictions.
+    false) has the same columns and types as a full one. as_of_date is the scoring run's the
+    explanations step read, so a rebuild of this table alone keeps the date they are for.
 -#}
 
 with
@@ -14,11 +14,6 @@ explanations as (
 
 ),
 
-scoring_cutoff as (
-
-    select cutoff_date from {{ ref('int_clv__cutoffs') }} where cutoff_role = 'scoring'
-
-),
 
 final as (
 
@@ -34,10 +29,9 @@ final as (
         cast(explanations.driver_3_contribution as {{ clv_type_double() }}) as driver_3_contribution,
         cast(explanations.contribution_total as {{ clv_type_double() }}) as contribution_total,
         cast(explanations.model_version as {{ dbt.type_string() }}) as model_version,
-        cast(scoring_cutoff.cutoff_date as date) as as_of_date
+        cast(explanations.as_of_date as date) as as_of_date
 
     from explanations
-    cross join scoring_cutoff
 
 )
 

@@ -30,8 +30,9 @@ window whose outcome is known, and each is fitted by one rule here (tested in
    Fitted on every customer's p10 and p90 instead, the factor answered for the mixture: the
    many customers unlikely to buy (whose p90 is 0, so that any purchase exceeds it) pushed it
    to 3 and more on regular buyers' data, and a subscriber's p50 fell to a tenth of their
-   spend. The expected spend is held fixed (mu moves with sigma), so the quantiles change, not
-   the spend.
+   spend. With fewer than :data:`MIN_BUYERS` buyers in the window the factor is 1 (the
+   network's own sigma). The expected spend is held fixed (mu moves with sigma), so the
+   quantiles change, not the spend.
 
 :class:`CalibratedNetwork` applies them all as operations on the network's outputs inside the
 ONNX graph: the exported model still takes raw features only, and purchase probability,

@@ -56,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,8 @@ EXPLANATION_SCHEMA = pa.schema(
        for field in (pa.field(f"driver_{rank}_group", pa.string()),
                      pa.field(f"driver_{rank}_contribution", pa.float64()))]
     + [pa.field("contribution_total", pa.float64()),
-       pa.field("model_version", pa.string())])
+       pa.field("model_version", pa.string()),
+       pa.field("as_of_date", pa.date32())])
 
 
 @dataclass(frozen=True)
@@ -621,9 +623,10 @@ def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
 
 def _drivers(ids: pa.ChunkedArray | pa.Array, result: Contributions,
              groups: Sequence[InputGroup], spend_factor: float,
-             version: str) -> pa.RecordBatch:
+             version: str, as_of: date | None = None) -> pa.RecordBatch:
     """One explanation row per customer, in currency: the TOP_DRIVERS groups by absolute
-    contribution (ties in group order); ranks whose contribution is 0 are null."""
+    contribution (ties in group order); ranks whose contribution is 0 are null. ``as_of``: the
+    scoring run's as-of date, on every row (null when not given)."""
     by_group = result.by_group * spend_factor
     names = np.array([group.name for group in groups], dtype=object)
     ranked = np.argsort(-np.abs(by_group), axis=1, kind="stable")
@@ -637,14 +640,16 @@ def _drivers(ids: pa.ChunkedArray | pa.Array, result: Contributions,
         missing = (value == 0) | (rank >= len(groups))
         columns += [pa.array(names[pick], pa.string(), mask=missing),
                     pa.array(value, pa.float64(), mask=missing)]
-    columns += [pa.array(by_group.sum(axis=1)), pa.array([version] * len(by_group), pa.string())]
+    columns += [pa.array(by_group.sum(axis=1)), pa.array([version] * len(by_group), pa.string()),
+                pa.array([as_of] * len(by_group), pa.date32())]
     return pa.RecordBatch.from_arrays(columns, schema=EXPLANATION_SCHEMA)
 
 
 def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
                     groups: Sequence[InputGroup], reference: Reference, spend_factor: float,
                     batch_rows: int = DEFAULT_BATCH_SIZE,
-                    log: Callable[[str], None] = print) -> pa.RecordBatchReader:
+                    log: Callable[[str], None] = print,
+                    as_of: date | None = None) -> pa.RecordBatchReader:
     """Stream one explanation row per input row, in input order (:data:`EXPLANATION_SCHEMA`).
 
     Args:
@@ -658,6 +663,7 @@ def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.R
         batch_rows: customers per chunk, as in scoring (also about the rows of each head
             call); ``model.workers`` chunks are explained concurrently, so memory stays bounded.
         log: where :func:`explanation_stages` says so when the graph is run whole.
+        as_of: the scoring run's as-of date, written on every row (the explanations' date).
     """
     stages = explanation_stages(model, reference, log)
     # Customers per contributions() call: about batch_rows head rows, a multiple of ROW_BLOCK.
@@ -669,7 +675,8 @@ def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.R
                                reference, groups) for s in range(0, chunk.num_rows, per_call)]
         merged = Contributions(*(np.concatenate([getattr(p, name) for p in parts])
                                  for name in ("reference", "prediction", "by_group")))
-        return _drivers(chunk.column(ID_COLUMN), merged, groups, spend_factor, model.version)
+        return _drivers(chunk.column(ID_COLUMN), merged, groups, spend_factor, model.version,
+                        as_of)
 
     # Chunks of batch_rows rows as in scoring: a customer's offsets agree with scoring's.
     chunks = rechunk(iter_batches(batches), batch_rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -91,12 +92,13 @@ class Explained:
     reference: Reference
     spend_factor: float
     batch_rows: int
+    as_of: date | None = None  # the scoring run's, on every row
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from explain_batches(self.model, with_btyd(batches, self.btyd_fit,
                                                          self.horizon_days),
                                    self.groups, self.reference, self.spend_factor,
-                                   self.batch_rows, log=dbt_log)
+                                   self.batch_rows, log=dbt_log, as_of=self.as_of)
 
 
 def _empty(reason: str) -> pa.RecordBatchReader:
@@ -128,7 +130,8 @@ def explain(warehouse: Warehouse, examples: Any, scoring_run: pa.Table, registry
     dbt_log(f"explaining {record.customers:,} predictions of model {version} by "
             f"{len(groups)} feature groups against the reference customer")
     explained = Explained(model, record.btyd_fit, run.horizon_days, tuple(groups), reference,
-                          record.level.spend_factor, batch_rows)
+                          record.level.spend_factor, batch_rows,
+                          date.fromisoformat(str(record.as_of_date)[:10]))
     rows = warehouse.map_batches(examples, explained, EXPLANATION_SCHEMA, batch_rows,
                                  order_by=[ID_COLUMN])
     if warehouse.distributed:  # computed on the executors when the table is written

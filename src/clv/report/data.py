@@ -47,7 +47,7 @@ class ReportData:
     segment_ranges: pd.DataFrame | None = None
     importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
     history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
-    data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value
+    data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value, ...
     # over clv_prediction_changes: customers, the two dates, the values, a count per flag
     movements: dict[str, Any] = field(default_factory=dict)
     # the customers needing attention, largest drop first, with their first explanation driver
