@@ -14,22 +14,21 @@ explanations as (
 
 ),
 
-
 final as (
 
     select
-        cast(explanations.customer_id as {{ dbt.type_string() }}) as customer_id,
-        cast(explanations.reference_clv as {{ clv_type_double() }}) as reference_clv,
-        cast(explanations.predicted_clv as {{ clv_type_double() }}) as predicted_clv,
-        cast(explanations.driver_1_group as {{ dbt.type_string() }}) as driver_1_group,
-        cast(explanations.driver_1_contribution as {{ clv_type_double() }}) as driver_1_contribution,
-        cast(explanations.driver_2_group as {{ dbt.type_string() }}) as driver_2_group,
-        cast(explanations.driver_2_contribution as {{ clv_type_double() }}) as driver_2_contribution,
-        cast(explanations.driver_3_group as {{ dbt.type_string() }}) as driver_3_group,
-        cast(explanations.driver_3_contribution as {{ clv_type_double() }}) as driver_3_contribution,
-        cast(explanations.contribution_total as {{ clv_type_double() }}) as contribution_total,
-        cast(explanations.model_version as {{ dbt.type_string() }}) as model_version,
-        cast(explanations.as_of_date as date) as as_of_date
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(reference_clv as {{ clv_type_double() }}) as reference_clv,
+        cast(predicted_clv as {{ clv_type_double() }}) as predicted_clv,
+        cast(driver_1_group as {{ dbt.type_string() }}) as driver_1_group,
+        cast(driver_1_contribution as {{ clv_type_double() }}) as driver_1_contribution,
+        cast(driver_2_group as {{ dbt.type_string() }}) as driver_2_group,
+        cast(driver_2_contribution as {{ clv_type_double() }}) as driver_2_contribution,
+        cast(driver_3_group as {{ dbt.type_string() }}) as driver_3_group,
+        cast(driver_3_contribution as {{ clv_type_double() }}) as driver_3_contribution,
+        cast(contribution_total as {{ clv_type_double() }}) as contribution_total,
+        cast(model_version as {{ dbt.type_string() }}) as model_version,
+        cast(as_of_date as date) as as_of_date
 
     from explanations
 
