@@ -35,6 +35,7 @@ from clv.report.data import (
 )
 from clv.report.render import (
     GROUP_MEANINGS,
+    SEGMENTS,
     calibration_figure,
     gain_curve_figure,
     history_figures,
@@ -883,3 +884,17 @@ def test_the_segment_table_gives_each_total_its_likely_range():
     connection.execute("drop table clv_segment_summary")
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert "likely range" not in segment_table(data)  # an older warehouse: no column
+
+
+def test_the_total_over_time_has_no_segments_colour():
+    """The two history charts sit side by side: the total's line must not read as a segment."""
+    history = pd.DataFrame({
+        "as_of_date": pd.to_datetime(["2024-01-31"] * 5 + ["2024-02-29"] * 5),
+        "model_version": "m1", "segment": list(SEGMENTS) * 2,
+        "customers": range(1, 11), "predicted_value": [float(v) for v in range(10, 110, 10)]})
+    value, sizes = history_figures(ReportData(summary={"horizon_days": 365}, history=history))
+    def lines(svg: str) -> set[str]:
+        return set(re.findall(r'<path class="mark" d="[^"]*" fill="none" stroke="([^"]+)"', svg))
+
+    segments, total = lines(sizes.svg), lines(value.svg)
+    assert len(segments) == len(SEGMENTS) and len(total) == 1 and not total & segments

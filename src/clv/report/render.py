@@ -27,6 +27,8 @@ PREDICTORS = {  # predictor -> (legend name, colour), in legend order
 }
 PERFECT = ("perfect ranking", "#444444")
 RANDOM = ("random order", "#aaaaaa")
+# the total over time: a neutral, so that it matches no segment's line in the chart beside it
+TOTAL_COLOR = "#333333"
 MONEY = "currency units"  # the unit of every amount: that of the transactions' amounts
 # what each feature group holds (clv_feature_groups() in macros/clv_settings.sql, and the two
 # the network adds), for the captions
@@ -376,7 +378,7 @@ def history_figures(data: ReportData) -> list[Figure]:
     totals = frame.groupby("as_of_date")[["predicted_value", "customers"]].sum().sort_index()
     value = svg.line_chart(
         [svg.Line("total predicted value", list(zip(ordinals, totals["predicted_value"],
-                                                    strict=True)), svg.PALETTE[1],
+                                                    strict=True)), TOTAL_COLOR,
                   markers=markers)],
         title=titles[0], x_label="as-of date",
         y_label=f"total predicted value ({MONEY})", x_format=_date_label, x_ticks=ticks,
