@@ -27,8 +27,6 @@ PREDICTORS = {  # predictor -> (legend name, colour), in legend order
 }
 PERFECT = ("perfect ranking", "#444444")
 RANDOM = ("random order", "#aaaaaa")
-# the total over time: a neutral, so that it matches no segment's line in the chart beside it
-TOTAL_COLOR = "#333333"
 MONEY = "currency units"  # the unit of every amount: that of the transactions' amounts
 # what each feature group holds (clv_feature_groups() in macros/clv_settings.sql, and the two
 # the network adds), for the captions
@@ -46,6 +44,9 @@ GROUP_MEANINGS = {
 }
 # the segments, in clv_segment_summary's segment_order (macros/clv_settings.sql)
 SEGMENTS = ("high_value", "new", "active", "at_risk", "dormant")
+# the total over time: a colour that no segment's line has in the chart beside it (the
+# segments take the palette's first five)
+TOTAL_COLOR = svg.PALETTE[len(SEGMENTS)]
 
 
 @dataclass(frozen=True)
