@@ -4,6 +4,7 @@ windows."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date, timedelta
 
@@ -102,6 +103,28 @@ def test_network_share_grows_with_evidence_and_accuracy():
         3 / 4 * 0.8)
     # BG/NBD without a usable backtest error: the network's share is its trust alone
     assert level.network_share(backtest(float("inf"), 0.0), backtest(0.01, 1.0)) == 0.5
+
+
+def test_the_network_is_backtested_only_on_windows_it_was_not_trained_on():
+    # the network fits its training windows' totals (ratio 1) and misses the validation
+    # window by 5%; BG/NBD's bias swings from window to window
+    windows = _windows(365, 91, 8, [1.1, 0.9, 1.12, 0.92, 0.9, 1.1, 0.88, 1.1],
+                       [1.05] + [1.0] * 7)
+    windows = [dataclasses.replace(w, network_trained_on=k > 0) for k, w in enumerate(windows)]
+    estimate = level.estimate_level(windows, 365, AS_OF)
+    validation = windows[0]
+    assert [p["target"] for p in estimate.network.pairs] == [validation.cutoff.isoformat()]
+    assert len(estimate.btyd.pairs) == 4  # BG/NBD is fitted at each cutoff, trained on none
+    source = level.source_window(windows, validation.cutoff, 365, 365)
+    assert estimate.network.evidence == pytest.approx(
+        min(validation.maturity(365), source.maturity(365)))
+    assert estimate.network.mean_squared_error == pytest.approx(math.log(1.05) ** 2, rel=1e-6)
+    # counting its training windows, where its error is 0 whatever it does on new data, the
+    # network would take most of the total
+    seen = level.estimate_level([dataclasses.replace(w, network_trained_on=False)
+                                 for w in windows], 365, AS_OF)
+    assert len(seen.network.pairs) == 4
+    assert estimate.network_share < 0.5 < seen.network_share
 
 
 def test_estimate_combines_the_two_totals_as_the_spend_factor_applies_them():

@@ -35,6 +35,9 @@ each of them tested in ``tests/test_level_rules.py``:
    recurs), 0 otherwise (no correction). So a bias that has been stable across windows is
    carried, an unstable one is shrunk away, and with no backtest the prior decides. The
    correction is ``exp(lambda * source bias)``, within :data:`LEVEL_CORRECTION_BOUNDS`.
+   The network's backtests target only windows it was not trained on (the validation window):
+   on a training cutoff it has fitted the labels, and its error there, near 0 whatever it
+   does on new data, would win it the total in rule 4.
 4. **Combination.** BG/NBD is the default: it follows how the customer base has aged since the
    last window (each customer's dropout), which a network trained on earlier cutoffs can only
    extrapolate. The network's corrected total gets the share ``evidence / (evidence +
@@ -168,6 +171,9 @@ class Window:
     actual_total: float  # the customers' actual spend in the window
     btyd_total: float  # BG/NBD + Gamma-Gamma fitted at the cutoff
     network_total: float  # the network before calibration
+    # the network was trained on this window's labels (a training cutoff): its bias here is
+    # in-sample, near 0 by construction, so the window is no backtest target of the network's
+    network_trained_on: bool = False
 
     def maturity(self, horizon_days: int) -> float:
         """How far the history at the cutoff spans the horizon predicted, from 0 to 1."""
@@ -383,6 +389,8 @@ def backtest(windows: Sequence[Window], predictor: str, horizon_days: int, as_of
     for target in windows:
         source = source_window(windows, target.cutoff, reference.lag_days, horizon_days)
         if source is None or source is target:
+            continue
+        if predictor == "network" and target.network_trained_on:
             continue
         t, s = target.log_ratio(predictor), source.log_ratio(predictor)
         if t is None or s is None:

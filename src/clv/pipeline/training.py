@@ -348,9 +348,11 @@ def calibration_rows(table: pa.Table, validation: np.ndarray,
     return validation if (in_source & validation).any() else in_source
 
 
-def level_windows(table: pa.Table, outputs: RawOutputs) -> list[level.Window]:
+def level_windows(table: pa.Table, outputs: RawOutputs,
+                  validation: np.ndarray) -> list[level.Window]:
     """One :class:`clv.level.Window` per cutoff of ``table``: actual, BG/NBD and raw network
-    totals over its rows (the label window is fully observed for every training cutoff)."""
+    totals over its rows (the label window is fully observed for every training cutoff), and
+    whether the network was trained on them (no ``validation`` row in the window)."""
     windows = []
     cutoffs = table.column(CUTOFF_COLUMN)
     t_days = table.column("t_days").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -361,7 +363,8 @@ def level_windows(table: pa.Table, outputs: RawOutputs) -> list[level.Window]:
             cutoff=_as_date(cutoff),
             customers=int(rows.sum()), history_days=level.history_days(t_days[rows]),
             actual_total=float(outputs.actual[rows].sum()), btyd_total=float(btyd[rows].sum()),
-            network_total=float(outputs.spend[rows].sum())))
+            network_total=float(outputs.spend[rows].sum()),
+            network_trained_on=not bool(validation[rows].any())))
     return windows
 
 
@@ -432,7 +435,7 @@ def _train(warehouse: Warehouse, examples: Any, run: RunSettings, settings: Trai
     dbt_log("validation: " + ", ".join(
         f"{row['predictor']} gini {row['normalized_gini']:.3f} "
         f"aggregate error {row['aggregate_error']:+.1%}" for row in evaluation))
-    windows = level_windows(table, outputs)
+    windows = level_windows(table, outputs, validation)
     # The latest cutoff's label window ends on the as-of date the model is trained for.
     as_of = windows[-1].cutoff + timedelta(days=run.horizon_days)
     rows = calibration_rows(table, validation, level.level_source(windows, run.horizon_days,
