@@ -152,7 +152,7 @@ def main() -> None:
         defaults.conv_channels, defaults.gru_hidden, defaults.mlp_hidden)
     result = train(examples, static_features(args.static), settings, log=lambda _: None,
                    channels=CHANNELS)
-    knots = len(calibrate(result)["log_predicted"])
+    knots = len(calibrate(result).knots_x)
     with tempfile.TemporaryDirectory(prefix="clv-bench-scoring-") as model_dir:
         export_model(result, Path(model_dir), log=lambda _: None)
         loaded = load_verified(model_dir)
