@@ -8,7 +8,9 @@ window whose outcome is known, and each is fitted by one rule here (tested in
 
 1. **Spend** (:func:`fit_knots`). The ZILN mean ranks well but its scale drifts (sigma inflates
    it; customers at the latest cutoff are older than at earlier ones). A piecewise-linear map in
-   log space, monotone, fitted so each prediction decile's mean matches its actual mean.
+   log space, monotone, through each prediction decile's (mean prediction, actual mean) point
+   after pooling adjacent violators. Mapped, a decile's mean comes near its actual mean, not
+   exactly onto it: the map is linear in log spend between the points, not within a decile.
 2. **Purchase probability** (:func:`fit_probability_bends`). Logistic recalibration of the
    purchase logit by a monotone piecewise-linear map, ``logit p' = slope * logit p + intercept
    + sum_k change_k * relu(logit p - knot_k)``, fitted by maximum likelihood, with knots at the

@@ -6,9 +6,11 @@ order of the rows.
 
 Ties in the predictions: the ranking metrics (normalized Gini, decile metrics, top-decile capture)
 treat customers with equal predictions as exchangeable. The actual values inside every block of
-tied predictions are replaced by the block mean before the customers are grouped, which equals the
-expectation of the metric over all orderings of the tied customers. In particular a constant
-prediction has a normalized Gini of 0, and results never depend on the input row order.
+tied predictions are replaced by the block mean before the customers are grouped. For the metrics
+linear in the actual values (normalized Gini, top-decile capture, the gain curve) this equals the
+expectation of the metric over all orderings of the tied customers; for decile MAPE and the
+calibration error it is one order-independent choice, not that expectation. In particular a
+constant prediction has a normalized Gini of 0, and results never depend on the input row order.
 
 Deciles: customers are sorted by decreasing prediction and cut into 10 consecutive groups whose
 sizes differ by at most one (the first ``n % 10`` groups get one extra customer); decile 1 holds the
