@@ -38,9 +38,14 @@ from clv.config import TrainSettings, available_cores
 from clv.data import model_inputs
 from clv.explain import Reference, explain_batches, feature_groups
 from clv.export import export_model
+from clv.level import SpendLevel
 from clv.pipeline.training import calibrate
 from clv.score import DEFAULT_BATCH_SIZE, LoadedModel, load_verified, score_batches
 from clv.train import train
+
+# The network's own values (a spend factor of 1): the level multiplies every value alike.
+NO_LEVEL = SpendLevel(btyd_total=0.0, network_total=1.0, btyd_level_correction=0.0,
+                      network_level_weight=1.0)
 
 # Column counts of the declared groups with the default vars, then the four BTYD outputs.
 GROUP_SIZES = {"recency_frequency": 9, "monetary": 7, "trailing_windows": 15, "trends": 2,
@@ -112,7 +117,7 @@ def main() -> None:
             pass
 
     def explaining(data: list[pa.RecordBatch]) -> None:
-        for _ in explain_batches(model, data, groups, reference, 1.0, args.batch_rows):
+        for _ in explain_batches(model, data, groups, reference, NO_LEVEL, args.batch_rows):
             pass
 
     scoring(batches[:1])  # warm-up: sessions, thread pools, page faults

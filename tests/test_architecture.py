@@ -27,11 +27,40 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+# The engines' client libraries, and the warehouse implementations built on them.
+ENGINE_MODULES = {"duckdb", "psycopg2", "pyspark", "py4j", "clv.warehouse.duckdb",
+                  "clv.warehouse.postgres", "clv.warehouse.spark"}
+# Outside clv.warehouse, who may name an engine: `clv build` opens the warehouse of a target's
+# type, and the BI copy is a DuckDB file whatever the warehouse.
+ENGINE_AWARE = {"src/clv/build.py": {"clv.warehouse.postgres", "clv.warehouse.spark"},
+                "src/clv/pipeline/handoff.py": {"clv.warehouse.duckdb"}}
+
+
+def _modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, in full (``a.b`` for ``from a.b import c``), and its
+    top-level package."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            full = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            full = [node.module]
+        else:
+            continue
+        names |= set(full) | {name.split(".")[0] for name in full}
+    return names
+
+
 def test_only_the_warehouse_package_talks_to_the_engine():
-    offenders = [str(path.relative_to(ROOT)) for path in
-                 [*PACKAGE.rglob("*.py"), *(ROOT / "python_models").glob("*.py")]
-                 if "duckdb" in _imports(path) and "warehouse" not in path.parts]
-    assert offenders == []
+    offenders = {}
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "python_models").glob("*.py")]:
+        name = path.relative_to(ROOT).as_posix()
+        if "warehouse" in path.parts:
+            continue
+        named = _modules(path) & ENGINE_MODULES - ENGINE_AWARE.get(name, set())
+        if named:
+            offenders[name] = sorted(named)
+    assert offenders == {}
 
 
 def test_python_models_are_one_call_into_the_pipeline():
@@ -67,12 +96,25 @@ def test_models_only_ref_their_own_or_earlier_layers():
 
 
 def test_predicted_clv_is_computed_only_by_the_spend_level():
-    """`predicted_clv` is assigned from network_clv in clv.level/clv.pipeline.scoring only; the
-    marts select it, never compute it."""
+    """`predicted_clv` is the network's value times the spend factor in clv.level.apply (and in
+    the compiled scoring query, its SQL twin) only: the marts select it, never compute it, and
+    no other Python multiplies by the factor (the explanations call clv.level.apply)."""
     for path in (ROOT / "models").rglob("*.sql"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\*\s*[\w.]*\s+as\s+predicted_clv", text), path.name
         assert "spend_factor" not in text, path.name
+    twins = {ROOT / "src/clv/level.py", ROOT / "src/clv/sql_scoring/query.py"}
+
+    def is_factor(node: ast.AST) -> bool:
+        return ((isinstance(node, ast.Name) and node.id == "spend_factor")
+                or (isinstance(node, ast.Attribute) and node.attr == "spend_factor"))
+
+    computed = [f"{path.relative_to(ROOT)}:{node.lineno}"
+                for path in (ROOT / "src").rglob("*.py") if path not in twins
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+                and (is_factor(node.left) or is_factor(node.right))]
+    assert computed == []
 
 
 def test_every_relation_name_fits_postgresql():

@@ -46,6 +46,7 @@ from clv.explain import (
     whole_graph,
 )
 from clv.export import export_model, export_onnx_bytes
+from clv.level import SpendLevel
 from clv.network import ClvNetwork, EnsembleNetwork
 from clv.pipeline.explanations import IMPORTANCE_COLUMNS, feature_importance_table
 from clv.pipeline.settings import RunSettings
@@ -60,6 +61,12 @@ DECLARED = {"history": ("frequency", "monetary_value", "orders_last_30d", "recen
             "noise": ("noise",),
             "attributes": ("days_since_signup",)}
 SPEND_FACTOR = 2.5
+
+
+def at_factor(factor: float) -> SpendLevel:
+    """A spend level whose factor is ``factor`` (no BG/NBD total: the network's weight)."""
+    return SpendLevel(btyd_total=0.0, network_total=1.0, btyd_level_correction=0.0,
+                      network_level_weight=factor)
 ADDITIVITY = 1e-9  # of the prediction scale, see the module docstring
 
 
@@ -116,7 +123,8 @@ def test_contributions_add_up_to_the_prediction_minus_the_reference(trained, sco
     assert np.all(result.by_group[:, 3] == 0)  # btyd: no inputs
     # The streamed table: in currency, predicted_clv as scoring computes it, same additivity.
     table = explain_batches(model, scoring.to_batches(max_chunksize=700), groups, reference,
-                            SPEND_FACTOR, batch_rows=1024, as_of=date(2024, 1, 1)).read_all()
+                            at_factor(SPEND_FACTOR), batch_rows=1024,
+                            as_of=date(2024, 1, 1)).read_all()
     assert table.schema == EXPLANATION_SCHEMA
     assert set(table.column("as_of_date").to_pylist()) == {date(2024, 1, 1)}  # on every row
     assert table.column("customer_id").equals(scoring.column("customer_id"))
@@ -253,7 +261,7 @@ def test_only_the_group_that_matters_gets_the_contribution():
     f = np.exp(static.astype(np.float64) @ [0.3, -0.2, 0.0, 0.0])
     np.testing.assert_allclose(result.by_group[:, 0], f - 1.0, rtol=1e-6, atol=1e-7)
     assert np.all(result.by_group[:, 1:] == 0)
-    explained = explain_batches(model, table, groups, HAND_REFERENCE, 10.0).read_all()
+    explained = explain_batches(model, table, groups, HAND_REFERENCE, at_factor(10.0)).read_all()
     assert set(explained.column("driver_1_group").to_pylist()) == {"a"}
     assert explained.column("driver_2_group").null_count == explained.num_rows
     assert explained.column("driver_3_contribution").null_count == explained.num_rows
@@ -479,7 +487,7 @@ def test_explanations_read_their_input_lazily(trained, scoring):
             pulled.append(batch.num_rows)
             yield batch
 
-    reader = explain_batches(model, source(), groups, reference, 1.0, batch_rows=200)
+    reader = explain_batches(model, source(), groups, reference, at_factor(1.0), batch_rows=200)
     first = reader.read_next_batch()
     assert first.num_rows == 200
     assert sum(pulled) <= 200 * (model.workers + 2)  # a few chunks, not the whole input

@@ -65,10 +65,11 @@ import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clv import metrics
+from clv import level, metrics
 from clv.config import ID_COLUMN, INPUT_NAMES, OUTPUT_NAMES
 from clv.data import FeatureSpec, iter_batches, model_inputs
 from clv.hybrid import BTYD_FEATURES
+from clv.level import SpendLevel
 from clv.score import (
     DEFAULT_BATCH_SIZE,
     ROW_BLOCK,
@@ -622,18 +623,19 @@ def contributions(stages: Stages, static: np.ndarray, sequence: np.ndarray,
 
 
 def _drivers(ids: pa.ChunkedArray | pa.Array, result: Contributions,
-             groups: Sequence[InputGroup], spend_factor: float,
+             groups: Sequence[InputGroup], spend: SpendLevel,
              version: str, as_of: date | None = None) -> pa.RecordBatch:
-    """One explanation row per customer, in currency: the TOP_DRIVERS groups by absolute
+    """One explanation row per customer, in currency (the network's values at the spend level,
+    as :func:`clv.level.apply` makes ``predicted_clv``): the TOP_DRIVERS groups by absolute
     contribution (ties in group order); ranks whose contribution is 0 are null. ``as_of``: the
     scoring run's as-of date, on every row (null when not given)."""
-    by_group = result.by_group * spend_factor
+    by_group = level.apply(result.by_group, spend)
     names = np.array([group.name for group in groups], dtype=object)
     ranked = np.argsort(-np.abs(by_group), axis=1, kind="stable")
     ids = ids if ids.type == pa.string() else pc.cast(ids, pa.string())
     columns: list[Any] = [ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids,
-                          pa.array(result.reference * spend_factor),
-                          pa.array(result.prediction * spend_factor)]
+                          pa.array(level.apply(result.reference, spend)),
+                          pa.array(level.apply(result.prediction, spend))]
     for rank in range(TOP_DRIVERS):
         pick = ranked[:, rank] if rank < len(groups) else np.zeros(len(by_group), dtype=int)
         value = np.take_along_axis(by_group, pick[:, None], axis=1)[:, 0]
@@ -646,7 +648,7 @@ def _drivers(ids: pa.ChunkedArray | pa.Array, result: Contributions,
 
 
 def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.RecordBatchReader,
-                    groups: Sequence[InputGroup], reference: Reference, spend_factor: float,
+                    groups: Sequence[InputGroup], reference: Reference, spend: SpendLevel,
                     batch_rows: int = DEFAULT_BATCH_SIZE,
                     log: Callable[[str], None] = print,
                     as_of: date | None = None) -> pa.RecordBatchReader:
@@ -658,7 +660,7 @@ def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.R
             (:func:`clv.pipeline.scoring.with_btyd`); read lazily.
         groups: from :func:`feature_groups`.
         reference: the model's :class:`Reference`.
-        spend_factor: the scoring run's factor (:mod:`clv.level`): values are in the units of
+        spend: the scoring run's spend level (:mod:`clv.level`): values are in the units of
             ``predicted_clv``.
         batch_rows: customers per chunk, as in scoring (also about the rows of each head
             call); ``model.workers`` chunks are explained concurrently, so memory stays bounded.
@@ -675,8 +677,7 @@ def explain_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.R
                                reference, groups) for s in range(0, chunk.num_rows, per_call)]
         merged = Contributions(*(np.concatenate([getattr(p, name) for p in parts])
                                  for name in ("reference", "prediction", "by_group")))
-        return _drivers(chunk.column(ID_COLUMN), merged, groups, spend_factor, model.version,
-                        as_of)
+        return _drivers(chunk.column(ID_COLUMN), merged, groups, spend, model.version, as_of)
 
     # Chunks of batch_rows rows as in scoring: a customer's offsets agree with scoring's.
     chunks = rechunk(iter_batches(batches), batch_rows)

@@ -33,6 +33,7 @@ from clv.explain import (
     permutation_importance,
 )
 from clv.hybrid import BTYDFit
+from clv.level import SpendLevel
 from clv.pipeline.evaluation import _metadata_rows
 from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import current_version, load_current, model_features
@@ -90,14 +91,14 @@ class Explained:
     horizon_days: int
     groups: tuple[InputGroup, ...]
     reference: Reference
-    spend_factor: float
+    spend: SpendLevel
     batch_rows: int
     as_of: date | None = None  # the scoring run's, on every row
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from explain_batches(self.model, with_btyd(batches, self.btyd_fit,
                                                          self.horizon_days),
-                                   self.groups, self.reference, self.spend_factor,
+                                   self.groups, self.reference, self.spend,
                                    self.batch_rows, log=dbt_log, as_of=self.as_of)
 
 
@@ -130,7 +131,7 @@ def explain(warehouse: Warehouse, examples: Any, scoring_run: pa.Table, registry
     dbt_log(f"explaining {record.customers:,} predictions of model {version} by "
             f"{len(groups)} feature groups against the reference customer")
     explained = Explained(model, record.btyd_fit, run.horizon_days, tuple(groups), reference,
-                          record.level.spend_factor, batch_rows,
+                          record.level, batch_rows,
                           date.fromisoformat(str(record.as_of_date)[:10]))
     rows = warehouse.map_batches(examples, explained, EXPLANATION_SCHEMA, batch_rows,
                                  order_by=[ID_COLUMN])
