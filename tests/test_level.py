@@ -79,17 +79,6 @@ def test_spend_factor_adds_the_networks_own_total_at_its_weight():
     assert level.SpendLevel.from_dict(saved).network_level_weight == 0.0
 
 
-@pytest.mark.parametrize(("actual", "predicted", "expected"), [
-    (120.0, 100.0, 1.2), (1000.0, 100.0, 2.0), (10.0, 100.0, 0.5), (0.0, 100.0, 1.0),
-    (100.0, 0.0, 1.0)])
-def test_level_correction_is_bounded_actual_over_btyd(actual, predicted, expected):
-    evaluation = [{"predictor": "network", "actual_total": actual, "predicted_total": 1.0},
-                  {"predictor": "bgnbd_gamma_gamma", "actual_total": actual,
-                   "predicted_total": predicted}]
-    assert level.btyd_level_correction(evaluation) == pytest.approx(expected)
-    assert level.btyd_level_correction(evaluation[:1]) == 1.0
-
-
 def _with_a_wholesaler(seed: int, customers: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     """Shoppers' values, and one customer whose network value is far above a tenth of the
     total (BG/NBD's half of it)."""

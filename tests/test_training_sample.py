@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 from conftest import DbtProject
 
@@ -19,7 +18,6 @@ from clv import hybrid
 from clv.artifacts import json_safe
 from clv.config import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN
 from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, stable_floats, synthetic_examples
-from clv.level import LEVEL_CORRECTION_BOUNDS, btyd_level_correction
 from clv.pipeline import scoring
 from clv.pipeline.settings import RunSettings
 from clv.pipeline.training import read_examples
@@ -45,16 +43,6 @@ def examples():
     table = synthetic_examples(n_customers=4000, n_cutoffs=4, seed=1)
     warehouse = DuckDBWarehouse(connection)
     return warehouse, _stored(connection, "examples", table), table
-
-
-def _per_cutoff(table: pa.Table) -> dict:
-    counts = pc.value_counts(table.column(CUTOFF_COLUMN)).to_pylist()
-    return {row["values"]: row["counts"] for row in counts}
-
-
-def _keys(table: pa.Table) -> set:
-    return set(zip(table.column(ID_COLUMN).to_pylist(), table.column(CUTOFF_COLUMN).to_pylist(),
-                   strict=True))
 
 
 def test_training_reads_every_row_of_the_examples_and_only_its_inputs(examples):
@@ -120,19 +108,6 @@ def test_above_the_caps_the_examples_hold_a_uniform_md5_sample_of_unchanged_rows
     assert limit < SAMPLE_BUCKETS
     assert sorted(rows["customer_id"]) == sorted(c for c in eligible
                                                  if bucket_of(c, cutoff) < limit)
-
-
-def test_level_correction_is_bgnbd_bias_on_validation_and_bounded():
-    def rows(actual, predicted):
-        return [{"predictor": "network", "actual_total": actual, "predicted_total": 1.0},
-                {"predictor": "bgnbd_gamma_gamma", "actual_total": actual,
-                 "predicted_total": predicted}]
-
-    assert LEVEL_CORRECTION_BOUNDS == (0.5, 2.0)
-    assert btyd_level_correction(rows(90.0, 100.0)) == pytest.approx(0.9)
-    assert btyd_level_correction(rows(1000.0, 100.0)) == 2.0
-    assert btyd_level_correction(rows(1.0, 100.0)) == 0.5
-    assert btyd_level_correction(rows(10.0, 0.0)) == 1.0
 
 
 SCORING_SQL = """

@@ -38,8 +38,6 @@ from clv.artifacts import (
     ModelArtifact,
     atomic_write_bytes,
     atomic_write_json,
-    find_artifact,
-    latest_artifact,
     metadata_path,
     new_version,
     onnx_path,
@@ -50,8 +48,7 @@ from clv.config import FEATURE_DEFINITIONS, INPUT_NAMES, OUTPUT_NAMES, ExportSet
 from clv.network import ClvNetwork
 from clv.train import TrainResult
 
-__all__ = ["ExportParityError", "ModelArtifact", "export_model", "export_onnx_bytes",
-           "find_artifact", "latest_artifact", "update_metadata"]
+__all__ = ["ExportParityError", "export_model", "export_onnx_bytes", "update_metadata"]
 
 SEQUENCE_LAYOUT = ("sequence[b, t, c] = seq_<channels[c]>_lag_<n_periods - t>: periods oldest "
                    "first, channels in metadata order")
@@ -109,7 +106,7 @@ def export_onnx_bytes(model: ClvNetwork, exporter: str, opset: int) -> bytes:
     raise ValueError(f"unknown exporter {exporter!r}")
 
 
-def _check_graph(proto: onnx.ModelProto, model: ClvNetwork, opset: int) -> None:
+def _check_graph(proto: onnx.ModelProto, opset: int) -> None:
     onnx.checker.check_model(proto, full_check=True)
     inputs = [i.name for i in proto.graph.input]
     outputs = [o.name for o in proto.graph.output]
@@ -186,7 +183,7 @@ def export_model(result: TrainResult, model_dir: Path, run_info: dict[str, Any] 
     for exporter in exporters:
         try:
             candidate = export_onnx_bytes(model, exporter, settings.opset)
-            _check_graph(onnx.load_from_string(candidate), model, settings.opset)
+            _check_graph(onnx.load_from_string(candidate), settings.opset)
             parity = check_parity(model, candidate, static, sequence, settings.parity_rtol,
                                   settings.parity_atol)
         except Exception as error:  # noqa: BLE001 - every failure is reported below

@@ -628,16 +628,6 @@ def model_rate_factor(metadata: Mapping[str, Any]) -> float:
     return float(factor) if factor is not None else 1.0
 
 
-def btyd_level_correction(evaluation: Iterable[Mapping[str, Any]]) -> float:
-    """One window's correction: actual over BG/NBD + Gamma-Gamma expected spend, summed over
-    the validation rows of ``evaluation`` (one row per predictor), within
-    :data:`LEVEL_CORRECTION_BOUNDS`; 1.0 without them."""
-    row = next((r for r in evaluation if r["predictor"] == "bgnbd_gamma_gamma"), None)
-    if row is None or not row["predicted_total"] > 0 or not row["actual_total"] > 0:
-        return 1.0
-    return bounded(row["actual_total"] / row["predicted_total"])
-
-
 # --------------------------------------------------------------------------------------------
 # Applying the level at a scoring run
 # --------------------------------------------------------------------------------------------

@@ -61,8 +61,7 @@ from clv.sql_scoring.graph import compile_graph
 from clv.sql_scoring.nodes import EXP_BOUND, Layer, identifier
 from clv.sql_scoring.special import OutsideSqlRange, ndtri_layers
 
-# Decimal places of clv.data.stable_floats; 2**52 / 10**6: above it x * 10**6 is an integer.
-_DECIMALS = 6
+# 2**52 / 10**6: above it x * 10**6 (clv.data.stable_floats' micro-units) is an integer.
 _ALWAYS_INTEGRAL = 4503599627370496.0
 # float32: the largest finite value, the value from which numpy rounds to infinity, and the
 # value at or below which it rounds to 0 (half the smallest subnormal).
