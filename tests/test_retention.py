@@ -201,6 +201,37 @@ def test_the_published_tables_are_read_where_the_settings_say(tmp_path):
     assert registry.published_versions(warehouse, run) is None  # unreadable: nothing pruned
 
 
+def test_never_goes_on_with_the_model_of_the_latest_as_of_date(tmp_path):
+    """A build at an older date with another model (a past date re-run with clv_retrain auto)
+    publishes that date in clv_predictions: the next daily build keeps the model of the
+    history's latest date (its newest run there), not the older date's."""
+    import dataclasses
+
+    import duckdb
+
+    from clv.warehouse import DuckDBWarehouse
+
+    connection = duckdb.connect()
+    connection.execute("""
+        create table clv_predictions as
+            select 'v_old' as model_version, date '2026-11-20' as as_of_date;
+        create table clv_predictions_history as select * from (values
+            ('v_old', date '2026-11-20', timestamp '2026-12-05 09:00'),
+            ('v_old', date '2026-12-04', timestamp '2026-12-04 06:00'),
+            ('v_new', date '2026-12-04', timestamp '2026-12-04 07:00'),
+            ('v_new', date '2026-12-03', timestamp '2026-12-03 06:00'))
+            as t(model_version, as_of_date, scored_at)""")
+    warehouse = DuckDBWarehouse(connection)
+    run = dataclasses.replace(_run(tmp_path, keep=1), published_relations=(
+        "clv_predictions", "clv_predictions_history"))
+    assert registry.scored_version(warehouse, run) == "v_new"
+    # an empty history (or none): the model behind clv_predictions
+    connection.execute("delete from clv_predictions_history")
+    assert registry.scored_version(warehouse, run) == "v_old"
+    connection.execute("drop table clv_predictions_history")
+    assert registry.scored_version(warehouse, run) == "v_old"
+
+
 @pytest.mark.slow
 def test_the_settings_name_the_published_tables_as_dbt_places_them(tmp_path):
     """With the marts in a schema of their own (+schema on the folder), clv_run_settings names

@@ -244,7 +244,7 @@ def broken_artifacts(model_dir: Path) -> list[str]:
 
 def newest_compatible(run: RunSettings, features: list[str],
                       preferred: str | None = None) -> ModelArtifact:
-    """For clv_retrain = never: model ``preferred`` (the one behind clv_predictions) when it is
+    """For clv_retrain = never: model ``preferred`` (:func:`scored_version`) when it is
     saved and fits this run, else the newest saved model of this warehouse's data that fits,
     or a clear error. Models of other data (and unfinished ones) are never used, so a model
     trained elsewhere into the same directory (an experiment, another target) does not take
@@ -258,7 +258,7 @@ def newest_compatible(run: RunSettings, features: list[str],
     if preferred is not None and all(a.version != preferred for a in saved):
         _refuse_if_damaged(run.model_dir, preferred, listed=False)  # files that cannot be listed
     if run.data_signature:
-        # The model behind clv_predictions is this warehouse's whatever its customers now: a
+        # The model scored with last is this warehouse's whatever its customers now: a
         # source that keeps a rolling window (the last year) shares fewer of them each month.
         others = {a.version: problem for a in saved
                   if (problem := data_problem(a, run)) is not None
@@ -305,7 +305,7 @@ def _refuse_if_damaged(model_dir: Path, version: str, listed: bool) -> None:
         load_verified(model_dir, version)
     except ModelMismatchError as error:
         raise ModelMismatchError(
-            f"clv_retrain is 'never' but model {version}, the one behind clv_predictions, is "
+            f"clv_retrain is 'never' but model {version}, the one scored with last, is "
             f"damaged: {error}; restore its files, or set clv_retrain to 'auto' to train a new "
             "one") from error
 
@@ -395,19 +395,31 @@ def _published(run: RunSettings) -> dict[str, str]:
 
 
 def scored_version(warehouse: Any, run: RunSettings) -> str | None:
-    """The model behind clv_predictions as the previous build left it, or None (no such table
-    yet, or several models in it)."""
-    relation = _published(run).get(PUBLISHED_TABLES[0])
-    if relation is None:
-        return None
-    try:
-        table = warehouse.query(relation, "select distinct model_version from {relation}")
-    except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
-        dbt_debug(f"no model behind {relation} to prefer "
-                  f"({str(error).splitlines()[0][:200]})")
-        return None
-    versions = {str(v) for v in table.column("model_version").to_pylist() if v}
-    return versions.pop() if len(versions) == 1 else None
+    """The model of the history's latest scoring run (at its latest as-of date, the newest by
+    ``scored_at``): what a daily ``clv_retrain: never`` job goes on scoring with. A build at
+    an older date (a backfill, a past date re-run with another model) publishes that date in
+    clv_predictions, and must not hand the next day to its model. Without a readable history
+    with rows, the model behind clv_predictions as the previous build left it; None when
+    neither is known (or clv_predictions holds several models)."""
+    relations = _published(run)
+    history, predictions = (relations.get(name) for name in PUBLISHED_TABLES[::-1])
+    latest = ("select model_version from {relation} "
+              "where as_of_date = (select max(as_of_date) from {relation}) "
+              "order by scored_at desc nulls last, model_version desc limit 1")
+    for relation, sql in ((history, latest),
+                          (predictions, "select distinct model_version from {relation}")):
+        if relation is None:
+            continue
+        try:
+            table = warehouse.query(relation, sql)
+        except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
+            dbt_debug(f"no model behind {relation} to prefer "
+                      f"({str(error).splitlines()[0][:200]})")
+            continue
+        versions = {str(v) for v in table.column("model_version").to_pylist() if v}
+        if versions:
+            return versions.pop() if len(versions) == 1 else None
+    return None
 
 
 def published_versions(warehouse: Any, run: RunSettings) -> set[str] | None:
