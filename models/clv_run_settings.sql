@@ -33,6 +33,7 @@ final as (
         '{{ settings.channels | join(",") }}' as channels,
         {{ 'true' if settings.explanations else 'false' }} as explanations,
         '{{ settings.scoring_engine }}' as scoring_engine,
+        '{{ settings.time_zone }}' as time_zone,
         -- {"group": ["column", ...], ...} in declared order: the units of feature importance
         -- and of the prediction explanations
         '{{ tojson(settings.feature_groups) }}' as feature_groups,

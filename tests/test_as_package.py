@@ -14,6 +14,8 @@ import duckdb
 import pytest
 from dbt.cli.main import dbtRunner
 
+from clv.pipeline import backfill
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INTEGRATION_PROJECT = "clv_integration_tests"
 # The integration project's tests: actual against expected (seeds/_seeds.yml) and the rules
@@ -88,6 +90,15 @@ def test_builds_as_a_dependency_with_the_expected_outputs(tmp_path, monkeypatch)
         predicted = connection.sql("select count(*) from clv_predictions").fetchall()
     assert sample_tables == []
     assert summarized[0][0] == predicted[0][0] == SCORED_CUSTOMERS
+
+    # the backfill command, from the guest project (the settings it checks are clv's)
+    assert backfill.main(["--start", "2023-11-30", "--end", "2023-12-31", "--every", "month",
+                          "--project-dir", str(common[1]), "--profiles-dir", str(common[3]),
+                          "--vars", f"{{clv_model_dir: {tmp_path / 'm'}}}"]) == 0
+    with duckdb.connect(str(database)) as connection:
+        dates = connection.sql("select distinct as_of_date from clv_predictions_history "
+                               "order by 1").fetchall()
+    assert [d.isoformat() for (d,) in dates] == ["2023-11-30", "2023-12-31"]
 
 
 @pytest.mark.slow

@@ -163,7 +163,7 @@ def _settings_check(start: date, first_as_of: date, end: date, common: list[str]
              "--quiet", *common])
     facts = _show("select min(cast(checked.transacted_at as date)) as first_date, "
                   "min(settings.period_days * settings.sequence_periods) as window_days, "
-                  "'{{ clv_settings().time_zone }}' as time_zone "
+                  "min(settings.time_zone) as time_zone "
                   f"from {{{{ ref('{PARSED_ONCE[0]}') }}}} as checked "
                   "cross join {{ ref('clv_run_settings') }} as settings "
                   "where checked.row_problem is null", common, run_vars)
