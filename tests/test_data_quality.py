@@ -47,6 +47,25 @@ def test_counts_are_exact_and_bad_rows_change_no_feature(dbt_project, write_csv)
     pd.testing.assert_frame_equal(clean_features, dirty_features)
 
 
+@pytest.mark.slow
+def test_only_rows_dated_after_today_make_the_warning(dbt_project, write_csv):
+    """Rows after the as-of date are counted; the warning reports those dated after today (a
+    clock error), not those a daily load or a backtest's holdout holds."""
+    frame = generate(GeneratorSettings(**{**SETTINGS.__dict__, "n_customers": 60,
+                                          "bad_rows": False})).transactions
+    future = frame.head(3).assign(transaction_id=["F1", "F2", "F3"],
+                                  transacted_at="2099-01-01 10:00:00")
+    source = write_csv(pd.concat([frame, future], ignore_index=True))
+    result = dbt_project.build(vars={**VARS, "clv_as_of_date": "2023-09-30",
+                                     "clv_transactions": source}, select="+clv_data_quality")
+    after = (pd.to_datetime(frame.transacted_at).dt.date > pd.Timestamp("2023-09-30").date())
+    quality = dbt_project.query("select reason, rows from clv_data_quality")
+    counted = dict(zip(quality.reason, quality.rows, strict=True))
+    assert counted["after_as_of_date"] == after.sum() + 3 and after.sum() > 3
+    [warning] = [r for r in result.result if r.node.name == "clv_data_quality_excluded_rows"]
+    assert (str(warning.status), warning.failures) == ("warn", 3)
+
+
 # ---------------------------------------------------------------------------------------------
 # Order lines: one row per line of an order, as most shops export. Lines that share an order id
 # but differ are parts of the order and count; only a line identical in every mapped column to
