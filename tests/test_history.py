@@ -32,6 +32,14 @@ def project(tmp_path_factory):
     return project
 
 
+LOST_CUSTOMERS = "clv_predictions_keep_the_previous_customers"
+
+
+def _status(result, name: str) -> tuple[str, int]:
+    [test] = [r for r in result.result if r.node.name == name]
+    return str(test.status), test.failures
+
+
 def _history(project):
     return project.query("select as_of_date, model_version, count(*) as customers "
                          "from clv_predictions_history group by all order by all")
@@ -48,7 +56,8 @@ def test_a_rebuild_at_the_same_date_replaces_its_rows(project):
 @pytest.mark.slow
 def test_a_daily_rescore_builds_only_the_scoring_cutoff_and_appends(project):
     vars_ = {**project.vars, "clv_as_of_date": SECOND_AS_OF, "clv_retrain": "never"}
-    project.build(vars=vars_, select=None)
+    result = project.build(vars=vars_, select=None)
+    assert _status(result, LOST_CUSTOMERS) == ("pass", 0)  # the customers are all still there
     cutoffs = project.query("select cutoff_role from int_clv__cutoffs")
     assert list(cutoffs.cutoff_role) == ["scoring"]
     assert project.query("select count(*) as n from clv_training_examples").n[0] == 0
@@ -60,6 +69,34 @@ def test_a_daily_rescore_builds_only_the_scoring_cutoff_and_appends(project):
     grain = project.query("select customer_id, as_of_date, model_version, count(*) as n "
                           "from clv_predictions_history group by all having count(*) > 1")
     assert grain.empty
+
+
+@pytest.mark.slow
+def test_a_source_that_lost_customers_warns(project, tmp_path):
+    """A reload that lost a tenth of the customers' rows: the next build warns, one count per
+    customer of the date before that is gone."""
+    import shutil
+
+    import pandas as pd
+    from conftest import DbtProject
+    from production import close_database
+
+    close_database()
+    shutil.copy(project.database, tmp_path / "clv.duckdb")
+    shutil.copytree(project.workdir / "models", tmp_path / "models")
+    source = pd.read_csv(project.workdir / "transactions.csv", dtype=str)
+    gone = set(sorted(source.customer_id.unique())[::10])
+    source[~source.customer_id.isin(gone)].to_csv(tmp_path / "transactions.csv", index=False)
+    copy = DbtProject(tmp_path)
+    latest = copy.query("select max(as_of_date) as d from clv_predictions_history").d[0]
+    before = set(copy.query(f"select customer_id from clv_predictions_history "
+                            f"where as_of_date = date '{str(latest)[:10]}'").customer_id)
+    result = copy.build(vars={**project.vars, "clv_as_of_date": "2023-12-15",
+                              "clv_retrain": "never", "clv_model_dir": str(tmp_path / "models"),
+                              "clv_transactions": str(tmp_path / "transactions.csv")},
+                        select=None)
+    assert len(before & gone) > 0.05 * len(before)
+    assert _status(result, LOST_CUSTOMERS) == ("warn", len(before & gone))
 
 
 @pytest.mark.slow
