@@ -330,8 +330,8 @@ def test_never_refuses_a_damaged_model_behind_the_predictions(artifact, tmp_path
         onnx_file.with_suffix(".json").write_text("{")
     else:
         onnx_file.unlink()
-    with pytest.raises(ModelMismatchError, match=f"model {published}, the one behind "
-                                                 "clv_predictions, is damaged") as refused:
+    with pytest.raises(ModelMismatchError, match=f"model {published}, the one scored "
+                                                 "with last, is damaged") as refused:
         newest_compatible(run, list(meta["features"]), preferred=published)
     assert said in str(refused.value)
     assert newest_compatible(run, list(meta["features"])).version in (older, published)
