@@ -69,3 +69,15 @@ def test_gain_curve_table_without_any_curve_is_empty_and_typed(tmp_path):
     assert gains.empty
     assert {name: str(dtype) for name, dtype in gains.dtypes.items()}["percent"] == "int64"
     assert str(gains.dtypes["captured_share"]) == "float64"
+
+
+def test_a_model_whose_metadata_is_gone_is_left_out_with_a_log_line(tmp_path, monkeypatch):
+    lines = []
+    monkeypatch.setattr("clv.pipeline.evaluation.dbt_log", lines.append)
+    registry = _registry(tmp_path, {"v1": {"validation_cutoff": "2023-01-01",
+                                           "evaluation": [OLD_ROW]},
+                                    "v2": {"evaluation": [OLD_ROW]}})
+    (tmp_path / "clv_model_v2.json").unlink()  # deleted since the registry listed it
+    table = evaluation_table(registry)
+    assert list(table.model_version) == ["v1"]
+    assert len(lines) == 1 and "model v2 has no evaluation rows" in lines[0]

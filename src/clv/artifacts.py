@@ -38,7 +38,7 @@ LOCKS = fcntl is not None
 
 PREFIX = "clv_model_"
 METADATA_FORMAT = 1
-# The scoring runs of each model (clv.pipeline.scoring.RUNS_DIR):
+# The scoring runs of each model (clv.pipeline.scoring.run_path):
 # runs/clv_run_<as-of date>_<version>.<build key>.json, and .<build key>.<dialect>.sql with the
 # SQL scoring engine.
 RUNS_DIR = "runs"

@@ -281,15 +281,10 @@ def fit_probability_bends(logit: np.ndarray, bought: np.ndarray,
     return fitted
 
 
-def ziln_quantile(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray, q: float) -> np.ndarray:
-    """The q-quantile of the ZILN distribution (0 when ``q <= 1 - p``); [N] arrays."""
-    return _TailLevel(p, q).quantile(mu, sigma)
-
-
 class _TailLevel:
-    """The part of a ZILN q-quantile that depends on ``p`` alone (where it is positive, and
-    the standard normal quantile of the spend distribution's level there), so a search over
-    sigma computes the inverse normal CDF once."""
+    """The part of a ZILN q-quantile (:func:`clv.score.ziln_quantiles_numpy`) that depends on
+    ``p`` alone (where it is positive, and the standard normal quantile of the spend
+    distribution's level there), so a search over sigma computes the inverse normal CDF once."""
 
     def __init__(self, p: np.ndarray, q: float) -> None:
         self.positive = q > 1.0 - p

@@ -1,7 +1,9 @@
 """Settings for training, export and scoring, plus the one place that seeds every generator.
 
-Settings are frozen dataclasses so a run cannot change them halfway; ``asdict`` of each is saved in
-the metadata JSON next to every exported model, and ``from_dict`` reads them back.
+Settings are frozen dataclasses so a run cannot change them halfway. ``asdict`` of the training
+and export settings is saved in the metadata JSON next to every exported model, and
+``from_dict`` reads them back; the scoring settings are the defaults :mod:`clv.score` reads (the
+threads it scores on are ``load_verified``'s argument).
 """
 
 from __future__ import annotations
@@ -127,7 +129,6 @@ class ScoreSettings(_Settings):
 
     batch_size: int = 16_384  # rows per onnxruntime call; input batches are re-chunked to this
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)  # network_clv_p10/_p50/_p90 before the level
-    num_threads: int = 0  # batches scored concurrently; 0 = every core this process may use
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -6,7 +6,8 @@ the signed log1p values), so the exported ONNX graph takes the raw columns:
     static   [B, n_static]             -> sign(x) log1p|x| -> standardise ----------------+
     sequence [B, n_periods, n_channels] -> sign(x) log1p|x| -> standardise per channel     |
         -> Conv1d(kernel 3, same length) -> ReLU -> GRU -> last hidden state --------------+
-    concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, network_clv, mu, sigma
+    concat -> MLP (ReLU) -> 3 ZILN logits -> purchase_probability, network_clv, mu, sigma,
+                                               log_no_purchase (config.OUTPUT_NAMES)
 
 The GRU's weights live in an ``nn.GRU(batch_first=True)`` (PyTorch gate order r, z, n), and the
 recurrence is written out step by step with the same equations. Exported to ONNX it becomes
@@ -37,8 +38,9 @@ def signed_log1p(x: Tensor) -> Tensor:
 
 class ClvNetwork(nn.Module):
     """Inputs ``static`` [B, n_static] and ``sequence`` [B, n_periods, n_channels] (raw values,
-    periods oldest first); ``forward`` returns purchase_probability, network_clv, mu, sigma,
-    each [B]; ``logits`` returns the [B, 3] ZILN logits used by the loss."""
+    periods oldest first); ``forward`` returns purchase_probability, network_clv, mu, sigma and
+    log_no_purchase (log(1 - p), from the logit), each [B] (``config.OUTPUT_NAMES``);
+    ``logits`` returns the [B, 3] ZILN logits used by the loss."""
 
     def __init__(self, n_static: int, n_periods: int, n_channels: int, conv_channels: int = 8,
                  gru_hidden: int = 12, mlp_hidden: Sequence[int] = (64, 32)) -> None:

@@ -340,8 +340,8 @@ def score_batches(model: LoadedModel, batches: Iterable[pa.RecordBatch] | pa.Rec
             the whole distribution, :func:`clv.level.leveled_distribution`).
     Returns:
         RecordBatchReader with customer_id, purchase_probability, network_clv, the quantile
-        columns (float64), ``mu`` and ``sigma`` with ``distribution``, model_version and the
-        ``passthrough`` columns, rows in input order.
+        columns (float64), ``mu``, ``sigma`` and ``log_no_purchase`` with ``distribution``,
+        model_version and the ``passthrough`` columns, rows in input order.
         At most ``model.workers + 1`` batches are held at a time.
     """
     if batch_size < 1:

@@ -212,8 +212,10 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
         detail(f"epoch {epoch:3d}  train_loss {train_loss:.5f}  validation_loss "
                f"{valid_loss:.5f}  {seconds:.2f}s")
         if not np.isfinite(train_loss):
-            raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}; "
-                             "lower TrainSettings.learning_rate")
+            raise ValueError(f"training diverged (train loss {train_loss}) at epoch {epoch}: "
+                             "an input likely holds extreme values; check the amount "
+                             "expression in clv_columns and the clv_extra_features columns, "
+                             "or train with another clv_seed")
         if valid_loss < best["loss"] - settings.min_delta:
             best.update(loss=valid_loss, epoch=epoch, state=state, stale=0)
             return False
@@ -254,7 +256,10 @@ def _fit_member(spec: FeatureSpec, settings: TrainSettings, seed: int, static: n
         if pending is not None:
             *last, future = pending
             stops(last[0], last[1], future.result(), last[3], last[2])
-    assert best["state"] is not None, "validation loss was never finite"
+    if best["state"] is None:
+        raise ValueError("the validation loss was never finite: an input likely holds extreme "
+                         "values; check the amount expression in clv_columns and the "
+                         "clv_extra_features columns")
     model.load_state_dict(best["state"])
     model.eval()
     return _MemberFit(model, normalisation, best["loss"], best["epoch"], len(history), history)

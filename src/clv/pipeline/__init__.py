@@ -8,7 +8,11 @@
 - :mod:`~clv.pipeline.evaluation`: the evaluation and decile-calibration tables;
 - :mod:`~clv.pipeline.explanations`: feature importance and the reference customer at
   training, per-customer explanations after scoring (the method is :mod:`clv.explain`);
-- :mod:`~clv.pipeline.handoff`: the Parquet copy of the predictions for BI tools.
+- :mod:`~clv.pipeline.handoff`: the hand-offs to BI tools, the Parquet copy of the predictions
+  and the DuckDB copy of the public tables;
+- :mod:`~clv.pipeline.backfill`: ``clv-backfill``, a range of past as-of dates scored with the
+  saved model into the history;
+- :mod:`~clv.pipeline.log`: the ``clv adapter:`` lines of the dbt console and log.
 
 Each step reads the warehouse only through :class:`clv.warehouse.Warehouse`, so the files
 under ``python_models/`` stay one call long and no step knows the engine.

@@ -6,10 +6,12 @@ a model without gain curves has no rows in the gain curve table).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from clv.artifacts import read_metadata
+from clv.pipeline.log import dbt_log
 
 EVALUATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor",
                       "customers", "actual_total", "predicted_total", "normalized_gini",
@@ -24,13 +26,18 @@ GAIN_CURVE_COLUMNS = {"model_version": "string", "is_current": "bool",
                       "oracle_share": "float64"}
 
 
-def _metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
+def metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
+    """The rows under ``key`` in each registry model's metadata, with the model's version,
+    ``is_current`` and validation cutoff; a model whose metadata cannot be read (deleted or
+    damaged since the registry listed it) has none, and the dbt log says so."""
     rows = []
     for record in registry.to_dict("records"):
         path = Path(record["onnx_path"]).with_suffix(".json")
         try:
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError):
+            meta = read_metadata(path)
+        except (OSError, ValueError) as error:
+            dbt_log(f"model {record['model_version']} has no {key} rows: its metadata cannot "
+                    f"be read ({error})")
             continue
         rows.extend({"model_version": record["model_version"],
                      "is_current": bool(record["is_current"]),
@@ -41,13 +48,13 @@ def _metadata_rows(registry: pd.DataFrame, key: str) -> list[dict]:
 
 def evaluation_table(registry: pd.DataFrame) -> pd.DataFrame:
     """One row per model per predictor: validation metrics from each model's metadata."""
-    return pd.DataFrame(_metadata_rows(registry, "evaluation")).reindex(
+    return pd.DataFrame(metadata_rows(registry, "evaluation")).reindex(
         columns=EVALUATION_COLUMNS)
 
 
 def calibration_table(registry: pd.DataFrame) -> pd.DataFrame:
     """One row per model per predictor per decile: mean predicted vs mean actual."""
-    return pd.DataFrame(_metadata_rows(registry, "calibration")).reindex(
+    return pd.DataFrame(metadata_rows(registry, "calibration")).reindex(
         columns=CALIBRATION_COLUMNS)
 
 
@@ -57,7 +64,7 @@ def gain_curve_table(registry: pd.DataFrame) -> pd.DataFrame:
     rows = [{"predictor": row["predictor"], "model_version": row["model_version"],
              "is_current": row["is_current"], "validation_cutoff": row["validation_cutoff"],
              **point}
-            for row in _metadata_rows(registry, "evaluation")
+            for row in metadata_rows(registry, "evaluation")
             for point in row.get("gain_curve") or []]
     return pd.DataFrame(rows).reindex(columns=list(GAIN_CURVE_COLUMNS)).astype(
         GAIN_CURVE_COLUMNS)

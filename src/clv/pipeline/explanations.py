@@ -34,7 +34,7 @@ from clv.explain import (
 )
 from clv.hybrid import BTYDFit
 from clv.level import SpendLevel
-from clv.pipeline.evaluation import _metadata_rows
+from clv.pipeline.evaluation import metadata_rows
 from clv.pipeline.log import dbt_log, logged_batches
 from clv.pipeline.registry import current_version, load_current, model_features
 from clv.pipeline.scoring import ScoringRun, with_btyd
@@ -77,7 +77,7 @@ def training_metadata(artifact: ModelArtifact, result: TrainResult, examples: pa
 def feature_importance_table(registry: pd.DataFrame) -> pd.DataFrame:
     """One row per model per feature group, from each model's metadata (none for models saved
     before feature importance existed)."""
-    return pd.DataFrame(_metadata_rows(registry, "feature_importance")).reindex(
+    return pd.DataFrame(metadata_rows(registry, "feature_importance")).reindex(
         columns=list(IMPORTANCE_COLUMNS)).astype(IMPORTANCE_COLUMNS)
 
 

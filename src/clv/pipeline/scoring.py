@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from clv import hybrid, level
 from clv.artifacts import (
+    RUNS_DIR,
     atomic_write_bytes,
     atomic_write_json,
     json_safe,
@@ -76,7 +77,6 @@ from clv.warehouse import SAMPLE_BUCKETS, Warehouse
 # uniform sample (by md5 of customer_id, the same on every run) estimates the four population
 # parameters as well, and scoring memory no longer grows with the number of customers.
 BTYD_FIT_ROWS = 200_000
-RUNS_DIR = "runs"
 # The name the compiled scoring query reads the scoring examples by (clv.sql_scoring).
 EXAMPLES_TABLE = "clv_scoring_examples"
 
@@ -513,7 +513,9 @@ def _sql_spend_level(warehouse: Warehouse, scores: Any, metadata: dict[str, Any]
     (``metadata``) at ``as_of``, and the query's scoring time."""
     from clv.sql_scoring import query as compiled
 
-    dialect = warehouse.scoring_dialect or "duckdb"
+    dialect = warehouse.scoring_dialect
+    if dialect is None:
+        raise ValueError(f"{type(warehouse).__name__} has no SQL dialect to score in")
     totals = warehouse.query(scores, (
         f"select {compiled.micro_total_sql('btyd_expected_spend', dialect)} as btyd, "
         f"{compiled.micro_total_sql('network_clv', dialect)} as network, "

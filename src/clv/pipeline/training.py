@@ -49,6 +49,7 @@ from clv.pipeline.registry import (
     reusable,
 )
 from clv.pipeline.settings import RunSettings
+from clv.score import ziln_quantiles_numpy
 from clv.warehouse import Warehouse
 
 NONZERO = 1e-6  # a feature value counts as set above this magnitude (fingerprint)
@@ -253,7 +254,7 @@ def evaluate(outputs: RawOutputs, calibration, table: pa.Table, mask: np.ndarray
     quantiles: those metrics are None for them. Each evaluation row carries its predictor's
     gain curve (:func:`clv.metrics.gain_curve`, 100 rows) under ``gain_curve``.
     """
-    from clv.calibration import apply, ziln_quantile
+    from clv.calibration import apply
 
     rows = outputs.take(mask)
     actual = rows.actual
@@ -264,7 +265,7 @@ def evaluate(outputs: RawOutputs, calibration, table: pa.Table, mask: np.ndarray
     def column(name: str) -> np.ndarray:
         return keys.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
 
-    p10, p90 = ziln_quantile(p, mu, sigma, 0.1), ziln_quantile(p, mu, sigma, 0.9)
+    p10, p90 = ziln_quantiles_numpy(p, mu, sigma, 0.1), ziln_quantiles_numpy(p, mu, sigma, 0.9)
     predictions = {
         "network": (predicted, p, (p10, p90)),
         # P(alive) is not P(buy in the horizon): the AUC of BTYD ranks by expected spend.
