@@ -230,6 +230,13 @@ def close_database() -> None:
             DuckDBConnectionManager._ENV = None
 
 
+def message_line(message: BaseException | str, start: str) -> str:
+    """The one line of an error message that starts with ``start``."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip().startswith(start)]
+    assert len(lines) == 1, str(message)
+    return lines[0]
+
+
 def failures(result) -> dict[str, str]:
     return {r.node.name: str(r.message) for r in (result.result or [])
             if str(r.status) in ("error", "fail", "runtime error")}

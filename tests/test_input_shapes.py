@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import FEATURE_MODELS, PROJECT_DIR
+from production import failures as node_failures
+from production import message_line
 
 RETAIL_COLUMNS = {"customer_id": "CustomerID", "transacted_at": "InvoiceDate",
                   "amount": "Quantity * UnitPrice", "transaction_id": "InvoiceNo"}
@@ -45,18 +47,6 @@ INVOICES = [
     ("552000", "5/6/2011 16:20", 13047, 2, 12.75),
 ]
 CUSTOMERS = {"17850", "13047", "14527"}
-
-
-def _failures(result) -> dict[str, str]:
-    return {r.node.name: str(r.message) for r in result.result
-            if str(r.status) in ("error", "fail", "runtime error")}
-
-
-def _message_line(message: str, start: str) -> str:
-    """The one line of a dbt error message that starts with `start`."""
-    lines = [line.strip() for line in message.splitlines() if line.strip().startswith(start)]
-    assert len(lines) == 1, message
-    return lines[0]
 
 
 def _retail_frame(invoices=INVOICES) -> pd.DataFrame:
@@ -314,9 +304,9 @@ def test_a_misspelled_column_is_one_line_naming_clv_columns(project, case):
     result = project.build(vars={**VARS, "clv_transactions": str(path), "clv_columns": columns},
                            expect_success=False)
 
-    failures = _failures(result)
+    failures = node_failures(result)
     assert list(failures) == ["stg_clv__transactions"], failures
-    line = _message_line(failures["stg_clv__transactions"], "Invalid value for var 'clv_columns'")
+    line = message_line(failures["stg_clv__transactions"], "Invalid value for var 'clv_columns'")
     source_columns = "its columns are: InvoiceNo, InvoiceDate, CustomerID, Quantity, UnitPrice"
     for text in [*expected, source_columns]:
         assert text in line, (text, line)
@@ -334,9 +324,9 @@ def _only_failure(project, name: str, content: str, model: str, start: str) -> s
 def _only_failure_at(project, path, model: str, start: str) -> str:
     result = project.build(vars={**VARS, "clv_transactions": str(path)},
                            expect_success=False)
-    failures = _failures(result)
+    failures = node_failures(result)
     assert list(failures) == [model], failures
-    return _message_line(failures[model], start)
+    return message_line(failures[model], start)
 
 
 @pytest.mark.slow
@@ -384,9 +374,9 @@ def test_a_missing_file_stops_with_one_line_naming_the_var(project, var_name):
     result = project.build(vars={**VARS, var_name: "no_such_dir/orders.csv"},
                            expect_success=False)
 
-    failures = _failures(result)
+    failures = node_failures(result)
     assert failures, "the build stopped"
-    line = _message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
+    line = message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
     assert ("no file matches 'no_such_dir/orders.csv' (a relative path is read from the "
             "directory dbt runs in)") in line, line
 
@@ -405,9 +395,9 @@ def test_a_missing_relation_stops_with_one_line_naming_the_var(project, var_name
                            select="stg_clv__transactions stg_clv__customers",
                            expect_success=False)
 
-    failures = _failures(result)
+    failures = node_failures(result)
     assert len(failures) == 1, failures
-    line = _message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
+    line = message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
     assert f"no table or view '{name}' in the warehouse of target 'duckdb'" in line, line
 
 
@@ -609,7 +599,8 @@ def test_an_input_without_its_required_columns_names_them_all(project):
     result = project.build(vars={**VARS, "clv_transactions": str(transactions),
                                  "clv_events": str(events)},
                            select="stg_clv__events", expect_success=False)
-    line = _message_line(_failures(result)["stg_clv__events"], "Invalid value for var 'clv_events'")
+    line = message_line(node_failures(result)["stg_clv__events"],
+                        "Invalid value for var 'clv_events'")
     assert (f"'{events}' has no columns 'customer_id' and 'event_at' (expected customer_id, "
             "event_at; optional: event_type); its columns are: user, ts") in line, line
 
@@ -626,7 +617,7 @@ def test_attributes_without_their_id_and_an_extra_feature_name_both(project):
                                  "clv_customers": str(customers),
                                  "clv_extra_features": ["points"]},
                            select="stg_clv__customers", expect_success=False)
-    line = _message_line(_failures(result)["stg_clv__customers"],
+    line = message_line(node_failures(result)["stg_clv__customers"],
                          "Invalid value for var 'clv_customers'")
     assert (f"'{customers}' has no column 'customer_id' (expected customer_id; optional: "
             "signup_date, country, age_band); clv_extra_features also names 'points', which it "
@@ -880,9 +871,9 @@ def test_day_and_month_swapped_in_the_format_stop_the_build_naming_the_format(pr
     result = project.build(vars={**VARS, "clv_transactions": str(path),
                                  "clv_timestamp_format": "%d/%m/%Y %H:%M"},
                            select="+int_clv__as_of_date", expect_success=False)
-    failures = _failures(result)
+    failures = node_failures(result)
     assert list(failures) == ["int_clv__as_of_date"], failures
-    line = _message_line(failures["int_clv__as_of_date"],
+    line = message_line(failures["int_clv__as_of_date"],
                          "Invalid value for var 'clv_timestamp_format'")
     assert ("2 of the 2 rows (of 11) that clv_timestamp_format '%d/%m/%Y %H:%M' cannot read are "
             "read by '%m/%d/%Y %H:%M'") in line, line
@@ -952,7 +943,7 @@ def test_files_of_one_input_in_two_encodings_stop_with_one_line(project):
 
     result = project.build(vars={**VARS, "clv_transactions": glob, "clv_columns": columns},
                            select="stg_clv__transactions", expect_success=False)
-    line = _message_line(_failures(result)["stg_clv__transactions"],
+    line = message_line(node_failures(result)["stg_clv__transactions"],
                          "Invalid value for var 'clv_transactions'")
     assert re.search(r"differ in encoding: '.*a\.csv' is not UTF-8 and '.*b\.csv' is UTF-8", line)
     assert "set clv_csv_encoding" in line
@@ -978,7 +969,7 @@ def test_a_windows_1252_file_stops_with_one_line_saying_how_to_convert_it(projec
 
     result = project.build(vars={**VARS, "clv_transactions": str(path)},
                            select="stg_clv__transactions", expect_success=False)
-    line = _message_line(_failures(result)["stg_clv__transactions"],
+    line = message_line(node_failures(result)["stg_clv__transactions"],
                          "Invalid value for var 'clv_transactions'")
     assert "is neither UTF-8 nor Latin-1: its bytes 0x80-0x9F are most likely Windows-1252" in line
     assert f"iconv -f cp1252 -t utf-8 '{path}'" in line
@@ -1028,7 +1019,7 @@ def _column_map_failure(project, name: str, lines: list[str]) -> str:
     path.write_text("\n".join(lines) + "\n")
     result = project.build(vars={"clv_transactions": str(path), "clv_columns": {}},
                            expect_success=False)
-    return _message_line(_failures(result)["stg_clv__transactions"],
+    return message_line(node_failures(result)["stg_clv__transactions"],
                          "Invalid value for var 'clv_columns'")
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from production import failures as node_failures
 from reference import customer_features
 
 from clv.artifacts import sha256_file
@@ -110,11 +111,6 @@ def _write_transactions(path: Path, population: pd.DataFrame, awkward: list) -> 
                      columns=["transaction_id", "customer_id", "transacted_at", "amount"]),
     ], ignore_index=True).astype({"customer_id": object})
     frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
-
-
-def _failures(result) -> dict[str, str]:
-    return {r.node.name: str(r.message) for r in result.result
-            if str(r.status) in ("error", "fail", "runtime error")}
 
 
 def _status(result, name: str) -> str:
@@ -294,7 +290,7 @@ def test_degenerate_data_stops_with_a_clear_error(degenerate, case):
     result = degenerate.build(vars=degenerate.vars, select=PIPELINE, expect_success=False)
     assert not result.success
     node, expected = DEGENERATE[case]
-    failures = _failures(result)
+    failures = node_failures(result)
     assert [name for name in failures if name.startswith(node)] and len(failures) == 1, failures
     message = next(iter(failures.values()))
     if node == "int_clv__model_registry":
@@ -385,7 +381,7 @@ def test_never_refuses_a_damaged_or_mismatched_model(built, damage):
     vars_ = {**built.vars, "clv_model_dir": str(model_dir), "clv_retrain": "never"}
     result = built.build(vars=vars_, select=FROM_REGISTRY, expect_success=False)
     assert not result.success
-    failures = _failures(result)
+    failures = node_failures(result)
     assert list(failures) == ["int_clv__model_registry"], failures
     _assert_clear_python_error(failures["int_clv__model_registry"], "clv_retrain is 'never'",
                                DAMAGE[damage][1], "clv_retrain to 'auto'")
@@ -432,7 +428,7 @@ def test_failed_run_keeps_previous_predictions_model_and_export(built, monkeypat
     vars_ = {**built.vars, "clv_model_dir": str(model_dir), "clv_retrain": "always"}
     result = built.build(vars=vars_, select=FROM_REGISTRY, expect_success=False)
 
-    failures = _failures(result)
+    failures = node_failures(result)
     assert len(calls) == 1, "the build must score through the patched function"
     assert list(failures) == ["int_clv__python_scores"], failures
     assert "injected failure while scoring" in failures["int_clv__python_scores"]

@@ -36,6 +36,7 @@ from engines import (
     schema_name,
     spark_available,
 )
+from production import message_line
 
 ZONE = "America/New_York"
 AS_OF = "2023-11-05"
@@ -160,13 +161,6 @@ def _write_inputs(directory: Path) -> dict[str, str]:
 # The var and the macro, without a build
 
 
-def _message_line(message: BaseException | str, start: str) -> str:
-    """The one line of an error message that starts with ``start``."""
-    lines = [line.strip() for line in str(message).splitlines() if line.strip().startswith(start)]
-    assert len(lines) == 1, str(message)
-    return lines[0]
-
-
 BAD_ZONES = {
     "unknown": ("Mars/Olympus", "'Mars/Olympus' is not a time zone name"),
     "spelled_in_lower_case": ("america/new_york", "did you mean 'America/New_York'?"),
@@ -181,7 +175,7 @@ def test_a_bad_zone_stops_before_sql_runs_with_one_line(dbt_project, case):
     value, expected = BAD_ZONES[case]
     with pytest.raises(CompilationError) as raised:
         dbt_project.run("parse", vars={"clv_time_zone": value})
-    assert expected in _message_line(raised.value, "Invalid value for var 'clv_time_zone'")
+    assert expected in message_line(raised.value, "Invalid value for var 'clv_time_zone'")
     assert not dbt_project.database.exists(), "no SQL may run for an invalid var"
 
 
@@ -192,7 +186,7 @@ def test_an_offset_directive_is_refused_where_formats_are_translated(dbt_project
     with pytest.raises(DbtBaseException, match="Error parsing inline query"):
         dbt_project.run("compile", extra=[
             "--inline", "select '{{ clv_timestamp_format_patterns(\"%Y-%m-%d %H:%M%z\") }}'"])
-    line = _message_line(capfd.readouterr().out, "Invalid value for var 'clv_timestamp_format'")
+    line = message_line(capfd.readouterr().out, "Invalid value for var 'clv_timestamp_format'")
     assert "the directive %z is not supported" in line and "read without a format" in line
 
 
@@ -464,7 +458,7 @@ def test_spark_refuses_a_zone_its_java_runtime_lacks_naming_the_var(spark_built,
                   tmp_path, {"CLV_SCHEMA": schema, "CLV_SPARK_DIR": str(spark_dir)},
                   models=ENGINE_MODELS)
     text = str(raised.value) + capfd.readouterr().out
-    line = _message_line(text, "Invalid value for var 'clv_time_zone'")
+    line = message_line(text, "Invalid value for var 'clv_time_zone'")
     assert f"'{missing[0]}' is not in the time zone data of Spark's Java runtime" in line
     assert "INVALID_TIMEZONE" not in text
     assert not SparkSession.builder.getOrCreate().catalog.tableExists(
