@@ -85,3 +85,18 @@ def test_the_known_vars_are_the_declared_vars():
     macro = (root / "macros" / "clv_var_names.sql").read_text()
     body = re.search(r"macro clv_known_vars\(\) %\}(.*?)endmacro", macro, re.S).group(1)
     assert re.findall(r"'(clv_[a-z_]+)'", body) == sorted(declared)
+
+
+@pytest.mark.slow
+def test_the_as_of_date_yesterday_is_the_day_before_today_in_the_time_zone(dbt_project):
+    """A scheduled job's vars stay the same every day with clv_as_of_date: yesterday."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = "Pacific/Kiritimati"  # UTC+14: its yesterday is UTC's today for most of the day
+    days = {(datetime.now(ZoneInfo(zone)) - timedelta(days=1)).date()}
+    dbt_project.run("build", select="clv_run_settings",
+                    vars={"clv_as_of_date": "Yesterday", "clv_time_zone": zone})
+    days.add((datetime.now(ZoneInfo(zone)) - timedelta(days=1)).date())  # midnight passed
+    [as_of] = dbt_project.query("select as_of_date from clv_run_settings").as_of_date
+    assert as_of.date() in days
