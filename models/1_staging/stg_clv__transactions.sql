@@ -55,6 +55,12 @@ renamed as (
     where 1 = 0
 
 )
-{%- endif %}
+{%- endif %},
 
-select * from renamed
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

@@ -21,6 +21,12 @@ first_dates as (
         and product_category is not null
     group by customer_id, product_category
 
+),
+
+final as (
+
+    select * from first_dates
+
 )
 
-select * from first_dates
+select * from final

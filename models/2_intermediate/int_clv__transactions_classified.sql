@@ -40,6 +40,12 @@ classified as (
     from checked_transactions
     cross join as_of
 
+),
+
+final as (
+
+    select * from classified
+
 )
 
-select * from classified
+select * from final

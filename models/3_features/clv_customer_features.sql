@@ -20,6 +20,26 @@
 {%- endif -%}
 {%- set selected = columns | join(', ') if columns else '*' %}
 
-select {{ selected }} from {{ ref('clv_training_examples') }}
-union all
-select {{ selected }} from {{ ref('clv_scoring_examples') }}
+with
+
+training_examples as (
+
+    select {{ selected }} from {{ ref('clv_training_examples') }}
+
+),
+
+scoring_examples as (
+
+    select {{ selected }} from {{ ref('clv_scoring_examples') }}
+
+),
+
+final as (
+
+    select * from training_examples
+    union all
+    select * from scoring_examples
+
+)
+
+select * from final

@@ -8,6 +8,26 @@
 -#}
 {%- set selected = ['customer_id', 'cutoff_date'] + clv_sequence_columns() %}
 
-select {{ selected | join(', ') }} from {{ ref('clv_training_examples') }}
-union all
-select {{ selected | join(', ') }} from {{ ref('clv_scoring_examples') }}
+with
+
+training_examples as (
+
+    select {{ selected | join(', ') }} from {{ ref('clv_training_examples') }}
+
+),
+
+scoring_examples as (
+
+    select {{ selected | join(', ') }} from {{ ref('clv_scoring_examples') }}
+
+),
+
+final as (
+
+    select * from training_examples
+    union all
+    select * from scoring_examples
+
+)
+
+select * from final

@@ -58,7 +58,7 @@ final as (
         coalesce(excluded.excluded_rows, 0) as rows,
         totals.source_rows,
         excluded.example_value,
-        as_of.as_of_date
+        cast(as_of.as_of_date as date) as as_of_date
 
     from reasons
     cross join totals
@@ -67,10 +67,4 @@ final as (
 
 )
 
-select
-    reason,
-    rows,
-    source_rows,
-    example_value,
-    cast(as_of_date as date) as as_of_date
-from final
+select * from final
