@@ -533,7 +533,15 @@ def test_segments_keep_their_order_and_rows_after_the_as_of_date_are_not_faults(
         ("high_value", "1"), ("new", "0"), ("active", "2"), ("at_risk", "1"), ("dormant", "2")]
     assert ("Of 100 source rows, 2 (2.0%) could not be used (no customer, a time or amount "
             "that does not read, a duplicate) and 30 (30.0%) are dated after the as-of date "
-            "(read by a later as-of date, not a fault)") in html
+            "(read by a later as-of date, not a fault; dbt warns about any dated after today)"
+            ) in html
+    # rows dated years ahead (a clock error) are not rows a later as-of date will read
+    connection.execute("update clv_data_quality set example_value = '2099-01-07 06:19:43' "
+                       "where reason = 'after_as_of_date'")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    html = render_report(data, datetime(2024, 4, 1)).html
+    assert ("and 30 (30.0%) are dated after today (the earliest 2099-01-07): a clock or typing "
+            "error;") in html
 
 
 def test_predictions_that_are_not_finite_are_counted_and_left_out():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from html import escape
 
 import numpy as np
@@ -435,7 +435,22 @@ def _model_changes(history: pd.DataFrame) -> str:
             f"model's): {', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}.")
 
 
-def data_quality_figure(data: ReportData) -> Figure:
+def _after_as_of(frame: pd.DataFrame, later: int, written_at: datetime) -> str:
+    """The clause on rows dated after the as-of date: rows a later as-of date reads, or, when
+    even the earliest of them lies after the day the report is written (in any time zone),
+    rows dated in the future: a clock or typing error, which dbt warns about."""
+    if not later:
+        return ""
+    example = frame.loc[frame["reason"] == "after_as_of_date", "example_value"]
+    earliest = pd.to_datetime(example.iloc[0] if len(example) else None, errors="coerce")
+    if pd.notna(earliest) and earliest.date() > written_at.date() + timedelta(days=1):
+        return (f" and {{rows}} are dated after today (the earliest {earliest:%Y-%m-%d}): a "
+                "clock or typing error")
+    return (" and {rows} are dated after the as-of date (read by a later as-of date, not a "
+            "fault; dbt warns about any dated after today)")
+
+
+def data_quality_figure(data: ReportData, written_at: datetime) -> Figure:
     title = "Rows excluded before modelling"
     frame = data.data_quality
     if frame is None or frame.empty:
@@ -457,8 +472,8 @@ def data_quality_figure(data: ReportData) -> Figure:
     caption = (f"Of {svg.format_number(source, 0)} source rows, {svg.format_number(unusable, 0)}"
                f"{share(unusable)} could not be used (no customer, a time or amount that does "
                "not read, a duplicate)"
-               + (f" and {svg.format_number(later, 0)}{share(later)} are dated after the as-of "
-                  "date (read by a later as-of date, not a fault)" if later else "")
+               + _after_as_of(frame, later, written_at).format(
+                   rows=f"{svg.format_number(later, 0)}{share(later)}")
                + "; counted by reason in clv_data_quality, whose example value is the text "
                "that did not read, or the transaction id. Refunds (negative amounts) are kept.")
     return Figure("data_quality", title, caption, svg=chart)
@@ -679,7 +694,7 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
     """The page for ``data``, and how many charts it drew and replaced by notes."""
     model = [gain_curve_figure(data), calibration_figure(data)]
     predictions = [distribution_figure(data), segment_figure(data)]
-    inputs = [importance_figure(data), data_quality_figure(data)]
+    inputs = [importance_figure(data), data_quality_figure(data, written_at)]
     history = history_figures(data)
     figures = model + predictions + inputs + history
     as_of = data.summary.get("as_of_date")
