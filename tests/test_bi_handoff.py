@@ -407,7 +407,7 @@ def test_leftovers_are_found_for_a_name_with_glob_characters(tmp_path):
     for path in (old, other):
         path.write_bytes(b"partial")
         os.utime(path, (time.time() - 3600, time.time() - 3600))
-    assert handoff.remove_leftovers(target) == [old.name]
+    assert handoff.remove_file_leftovers(target) == [old.name]
     assert _only(tmp_path) == [other.name]
 
 

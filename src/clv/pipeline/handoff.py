@@ -77,7 +77,7 @@ def checked_path(path: Path, var: str = "clv_export_path") -> Path:
     return path
 
 
-def remove_leftovers(path: Path, older_than: float = LEFTOVER_SECONDS) -> list[str]:
+def remove_file_leftovers(path: Path, older_than: float = LEFTOVER_SECONDS) -> list[str]:
     """Delete the temporary files of ``path`` that killed writes left (older than
     ``older_than`` seconds: a younger one may be another build's write in progress)."""
     if not path.parent.is_dir():
@@ -104,7 +104,7 @@ def write_parquet(batches: pa.RecordBatchReader, path: Path) -> pd.DataFrame:
     """
     path = link_target(checked_path(Path(path)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    for name in remove_leftovers(path):
+    for name in remove_file_leftovers(path):
         dbt_log(f"removed {name}, left by an export that was interrupted")
     fd, tmp = new_temporary_file(path)  # readable by other accounts, as the umask allows
     rows = 0
@@ -205,7 +205,7 @@ def copy_to_database(warehouse: Warehouse, tables: Mapping[str, Callable[[], Any
         raise ValueError(f"Invalid value for var 'clv_bi_database_path': {str(path)!r} is the "
                          "warehouse's own database file; name another file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    for name in remove_leftovers(path):
+    for name in remove_file_leftovers(path):
         dbt_log(f"removed {name}, left by a BI database copy that was interrupted")
     tmp = temporary_path(path)
     try:
