@@ -46,27 +46,32 @@ previous_customers as (
 
 ),
 
-missing as (
+compared as (
 
-    select previous_customers.customer_id
+    select
+        previous_customers.customer_id,
+        predictions.customer_id is null as is_missing
     from previous_customers
     left join {{ ref('clv_predictions') }} as predictions
         on previous_customers.customer_id = predictions.customer_id
-    where predictions.customer_id is null
 
 ),
 
 counts as (
 
+    {#- counted by an aggregate, not by scalar subqueries: Spark's plan of those overflows its
+        stack -#}
     select
-        (select count(*) from missing) as missing_customers,
-        (select count(*) from previous_customers) as previous_customers
+        sum(case when is_missing then 1 else 0 end) as missing_customers,
+        count(*) as previous_customers
+    from compared
 
 )
 
-select missing.customer_id
-from missing
+select compared.customer_id
+from compared
 cross join counts
-where counts.missing_customers > 0.05 * counts.previous_customers
+where compared.is_missing
+    and counts.missing_customers > 0.05 * counts.previous_customers
 
 {%- endif %}
