@@ -7,6 +7,7 @@ import json
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -257,20 +258,30 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch, capsys):
     backfill.backfill(date(2023, 11, 30), date(2023, 11, 30), "month", project.vars,
                       _common(project))
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
-    # a backfill that ends before the history's latest date leaves the movements with the
-    # predictions table: its as-of date against the one before it, not the two latest
+    # a backfill that ends before the history's latest date adds its dates to the history and
+    # leaves the published tables at the latest date, rebuilt with the model of its run
+    history = project.query("select * from clv_predictions_history "
+                            "where as_of_date = date '2023-09-30' order by customer_id")
+    with duckdb.connect(str(project.database)) as connection:
+        connection.execute("delete from clv_predictions_history "
+                           "where as_of_date = date '2023-09-30'")
     capsys.readouterr()
     backfill.backfill(date(2023, 9, 30), date(2023, 9, 30), "month", project.vars,
                       _common(project))
-    # and says that what it publishes is older than two dates of the history
-    assert "clv_predictions_are_of_the_latest_as_of_date (2 rows)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "as of 2023-11-30, the history's latest date: clv_predictions" in out
+    assert "clv_predictions_are_of_the_latest_as_of_date" not in out
     changes = project.query("select distinct previous_as_of_date, as_of_date "
                             "from clv_prediction_changes")
     assert [(str(a)[:10], str(b)[:10]) for a, b in changes.itertuples(index=False)] == [
-        ("2023-08-31", "2023-09-30")]
-    built = project.query("select distinct as_of_date from clv_predictions")
-    assert [str(d)[:10] for d in built.as_of_date] == ["2023-09-30"]
+        ("2023-10-31", "2023-11-30")]
+    for table in ("clv_predictions", "clv_segment_summary"):
+        built = project.query(f"select distinct as_of_date from {table}")
+        assert [str(d)[:10] for d in built.as_of_date] == ["2023-11-30"], table
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows
+    again = project.query("select * from clv_predictions_history "
+                          "where as_of_date = date '2023-09-30' order by customer_id")
+    assert again.predicted_clv.tolist() == history.predicted_clv.tolist()
 
 
 @pytest.mark.slow

@@ -7,7 +7,9 @@ and the history table takes the date's rows. Every step reads only transactions 
 its as-of date, as any build does. The source is parsed once, before the first date
 (``int_clv__transactions_checked`` does not depend on the as-of date), so every date reads
 the same snapshot of it and no date parses it again; dbt parses the project once, too.
-Re-running a backfill replaces the same rows: the history never holds duplicates.
+Re-running a backfill replaces the same rows: the history never holds duplicates. The
+published tables end at the history's latest as-of date: a backfill of the months before the
+daily builds rebuilds them at the latest date afterwards, so what users read stays current.
 """
 
 from __future__ import annotations
@@ -174,35 +176,52 @@ def _settings_check(start: date, first_as_of: date, end: date, common: list[str]
     check_history(start, first_as_of, end, first, int(facts["window_days"] or 0))
 
 
+def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
+    """The latest as-of date of clv_predictions_history; None before its first build."""
+    latest = _show("{% set history = load_relation(ref('clv_predictions_history')) %}"
+                   "{% if history is none %}select cast(null as date) as latest"
+                   "{% else %}select max(as_of_date) as latest from {{ history }}{% endif %}",
+                   common, run_vars)["latest"]
+    return None if latest is None else date.fromisoformat(str(latest)[:10])
+
+
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
              common: Sequence[str] = (), today: date | None = None) -> list[date]:
-    """Build clv_predictions_history for every as-of date of the range; returns the dates."""
+    """Build clv_predictions_history for every as-of date of the range; returns the dates.
+
+    The published tables (clv_predictions and every table read from it) are left at the
+    history's latest as-of date: at ``end``, or, when the history already holds a later date
+    (a backfill of the year before the daily builds), rebuilt at that date with the model of
+    its latest run, which re-scores it as a build at that date would."""
     dates = as_of_dates(start, end, every)
     user_vars, run_vars = run_vars, {**run_vars, "clv_retrain": "never"}
     common = list(common)
     _settings_check(start, dates[0], end, common, user_vars, today)
+    latest = history_latest(common, user_vars)
+    publish = latest if latest is not None and latest > end else end
     # Every date's build runs on this one parse of the project: the dates differ only in
     # clv_as_of_date, which dbt reads when it compiles (a changed var makes dbt parse the
     # whole project again, a few seconds per date).
     manifest = _invoke(["parse", "--vars", json.dumps({**run_vars, "clv_as_of_date":
                                                       end.isoformat()}, default=str),
                         "--quiet", *common]).result
-    for index, day in enumerate(dates, 1):
+    builds = [*dates, publish] if publish > end else dates
+    for index, day in enumerate(builds, 1):
         began = time.perf_counter()
         # the inputs were loaded and parsed by the check above: no seeds or parse again.
         # Before the last date, only what the history needs, clv_model_registry, whose
         # is_current follows the model of clv_predictions (on PostgreSQL and Spark through clv
         # build, which runs the Python steps there), and int_clv__scoring_run, which saves the
         # date's scoring run when the compiled query scored (onnxruntime's scoring step saves
-        # its own), so predict() reproduces every date. The last date builds everything, so every
-        # table read from clv_predictions (the movements from the as-of date before it,
-        # the segment summary, the explanations, the Parquet hand-off, the report) agrees
-        # with it.
+        # its own), so predict() reproduces every date. The last build (at --end, or at the
+        # history's latest date when that is later) builds everything, so every table read
+        # from clv_predictions (the movements from the as-of date before it, the segment
+        # summary, the explanations, the Parquet hand-off, the report) agrees with it.
         models = (["clv_predictions_history", "clv_model_registry", "int_clv__scoring_run"]
-                  if index < len(dates) else None)
-        # before the last date, clv_predictions holds each earlier date by design: the test
-        # that warns when it is older than the history's latest is the last date's
-        quiet = [LATEST_DATE_TEST] if index < len(dates) else []
+                  if index < len(builds) else None)
+        # before the last build, clv_predictions holds each earlier date by design: the test
+        # that warns when it is older than the history's latest is the last build's
+        quiet = [LATEST_DATE_TEST] if index < len(builds) else []
         day_vars = json.dumps({**run_vars, "clv_as_of_date": day.isoformat()}, default=str)
         try:
             warnings = build.build_with_args(
@@ -211,8 +230,10 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
         except build.BuildError as error:
             raise BackfillError(f"as of {day}: {error}; {APART}") from None
         # the builds are quiet: a warning (an as-of date past the data, say) is printed here
-        print(f"clv-backfill: {index}/{len(dates)} as of {day} scored "
-              f"({time.perf_counter() - began:.1f} s)"
+        what = (f"{index}/{len(dates)} as of {day} scored" if index <= len(dates) else
+                f"as of {day}, the history's latest date: clv_predictions and the tables read "
+                "from it rebuilt")
+        print(f"clv-backfill: {what} ({time.perf_counter() - began:.1f} s)"
               + (f"; warned: {', '.join(warnings)}" if warnings else ""), flush=True)
     return dates
 
