@@ -395,12 +395,13 @@ def _published(run: RunSettings) -> dict[str, str]:
 
 
 def scored_version(warehouse: Any, run: RunSettings) -> str | None:
-    """The model of the history's latest scoring run (at its latest as-of date, the newest by
-    ``scored_at``): what a daily ``clv_retrain: never`` job goes on scoring with. A build at
-    an older date (a backfill, a past date re-run with another model) publishes that date in
-    clv_predictions, and must not hand the next day to its model. Without a readable history
-    with rows, the model behind clv_predictions as the previous build left it; None when
-    neither is known (or clv_predictions holds several models)."""
+    """The model a daily ``clv_retrain: never`` job goes on scoring with: the model of the
+    history's latest scoring run (at its latest as-of date, the newest by ``scored_at``), or
+    a model retrained since (:func:`retrained_since`). A build at an older date (a backfill, a
+    past date re-run with another model) publishes that date in clv_predictions, and must not
+    hand the next day to its model. Without a readable history with rows, the model behind
+    clv_predictions as the previous build left it; None when neither is known (or
+    clv_predictions holds several models)."""
     relations = _published(run)
     history, predictions = (relations.get(name) for name in PUBLISHED_TABLES[::-1])
     latest = ("select model_version from {relation} "
@@ -412,14 +413,50 @@ def scored_version(warehouse: Any, run: RunSettings) -> str | None:
             continue
         try:
             table = warehouse.query(relation, sql)
+            scored = (warehouse.query(relation, "select distinct model_version from {relation}")
+                      if relation == history else None)
         except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
             dbt_debug(f"no model behind {relation} to prefer "
                       f"({str(error).splitlines()[0][:200]})")
             continue
         versions = {str(v) for v in table.column("model_version").to_pylist() if v}
+        if versions and scored is not None:
+            return retrained_since(run.model_dir, versions.pop(), {
+                str(v) for v in scored.column("model_version").to_pylist() if v})
         if versions:
             return versions.pop() if len(versions) == 1 else None
     return None
+
+
+def _data_until(metadata: Mapping[str, Any]) -> str | None:
+    """The latest training or validation cutoff of a model (ISO date): how recent its data is."""
+    cutoffs = [str(c) for c in [*(metadata.get("training_cutoffs") or []),
+                                metadata.get("validation_cutoff")] if c]
+    return max(cutoffs) if cutoffs else None
+
+
+def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> str:
+    """``latest`` (the model of the history's latest run), or the newest model created after it
+    that scored in this history (so this warehouse's, not another target's sharing the
+    directory) and was trained on data at least as recent (its latest cutoff no earlier): a
+    retrain (``clv_retrain: always`` or ``auto``) at an as-of date before the history's latest,
+    such as the default as-of date after re-scores past the data's end. A model trained at an
+    earlier date, on older data, does not take over."""
+    saved = {a.version: a.metadata for a in list_artifacts(model_dir)}
+    base = saved.get(latest)
+    until = _data_until(base) if base is not None else None
+    if until is None:
+        return latest
+    newer = [(str(saved[v].get("created_at") or ""), v) for v in scored
+             if v in saved and str(saved[v].get("created_at") or "") > str(base.get("created_at")
+                                                                           or "")
+             and (_data_until(saved[v]) or "") >= until]
+    if not newer:
+        return latest
+    chosen = max(newer)[1]
+    dbt_log(f"model {chosen} was trained after {latest}, the model of the history's latest "
+            "scoring run, on data as recent: it goes on scoring")
+    return chosen
 
 
 def published_versions(warehouse: Any, run: RunSettings) -> set[str] | None:
