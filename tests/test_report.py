@@ -415,7 +415,7 @@ def test_summary_segments_and_bins_of_hand_made_predictions():
 
 def _hand_made_changes(connection: duckdb.DuckDBPyConnection) -> None:
     """clv_prediction_changes of five customers from 2024-03-30 to 2024-03-31 (four need
-    attention, one scored by another model the day before), their explanations, and the
+    attention, two scored by another model the day before), their explanations, and the
     models' validation Ginis."""
     connection.execute("""
         create table clv_prediction_changes as select * from (values
@@ -425,10 +425,10 @@ def _hand_made_changes(connection: duckdb.DuckDBPyConnection) -> None:
              true, false, false, false, 'v2', true),
             ('c', 60.0, 8.0, -52.0, 0.6, 0.3, 4, 7, 'active', 'at_risk', true, false, false,
              true, false, 'v1', true),
-            ('e', 25.0, 19.99, -5.01, 0.25, 0.15, 6, 6, 'at_risk', 'dormant', false, false,
-             false, false, true, 'v2', true),
+            ('e', 25.0, 19.99, -5.01, 0.2008, 0.199, 6, 6, 'at_risk', 'dormant', false,
+             false, false, false, true, 'v2', true),
             ('b', 40.5, 45.5, 5.0, 0.6, 0.6, 5, 5, 'active', 'active', false, false, false,
-             false, false, 'v2', false)
+             false, false, 'v1', false)
         ) as t(customer_id, previous_predicted_clv, predicted_clv, predicted_clv_change,
                previous_purchase_probability, purchase_probability,
                previous_value_decile, value_decile, previous_segment, segment,
@@ -473,16 +473,17 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
     assert ("From 2024-03-30 to 2024-03-31, over the 5 customers scored at both, the total "
             "predicted value went from 4,626 to 2,673 currency units: \u22121,952 (\u221242.2%). "
             "4 need attention: 1 down two deciles or more; 1 top-20% value halved; 1 left "
-            "high_value; 1 became at_risk; 1 became dormant. For 1 of them the model "
-            "changed") in section
+            "high_value; 1 became at_risk; 1 became dormant. The model changed between the "
+            "two dates (a retrained model) for 2 of the 5 customers") in section
     assert "All 4, the largest drop in predicted value first" in section
     rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>"
                       r"<td>([^<]+)</td>", section)
-    # the probability beside the value: at_risk and dormant are probability bands
+    # the probability beside the value: at_risk and dormant are probability bands, and a
+    # crossing of one by a little shows the decimals that tell the two apart
     assert rows == [("h", "3,000 \u2192 1,400", "\u22121,600", "90% \u2192 85%"),
                     ("a", "1,500 \u2192 1,200", "\u2212300", "70% \u2192 55%"),
                     ("c", "60 \u2192 8", "\u221252", "60% \u2192 30%"),
-                    ("e", "25 \u2192 20", "\u22125", "25% \u2192 15%")]
+                    ("e", "25 \u2192 20", "\u22125", "20.1% \u2192 19.9%")]
     assert "monetary (+640)" in section and "recency_frequency (\u221232)" in section
     connection.execute("""insert into clv_gain_curve values
         ('v2', true, '2023-03-31', 'network', 50, 3, 0.8, 0.9),
@@ -501,6 +502,20 @@ def test_who_to_act_on_before_a_second_as_of_date_says_how_to_get_one():
     section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
     assert "re-score on a later as-of date with the saved model" in section
     assert "<table" not in section
+    # after a build at a date before the history's others, no second date is missing: there
+    # is none before it to compare with
+    connection.execute("""
+        create table clv_predictions_history as select * from (values
+            ('a', date '2024-03-31', 365, 1200.0, 'high_value', 'v2', timestamp '2024-04-01'),
+            ('a', date '2024-04-30', 365, 1100.0, 'high_value', 'v2', timestamp '2024-05-01')
+        ) as t(customer_id, as_of_date, horizon_days, predicted_clv, segment, model_version,
+               scored_at)""")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    section = render_report(data, datetime(2024, 4, 1)).html.split(
+        '<section id="movements">', 1)[1].split("</section>", 1)[0]
+    assert "holds no as-of date before these predictions&#x27; own" in section
+    assert "Left out: 1 later as-of date in the history (2024-04-30)" in section
+    assert "re-score on a later as-of date" not in section
 
 
 def test_an_as_of_date_far_past_the_data_is_a_warning_under_the_header():

@@ -527,10 +527,21 @@ def _movement_summary(data: ReportData) -> str:
                                                                   if flagged else "") + ".")
     changed = int(moves.get("model_changed") or 0)
     if changed:
-        text += (f" For {svg.format_number(changed, 0)} of them the model changed between the "
-                 "two dates (a retrained model): their moves are partly the new model's, not "
-                 "the customers'.")
+        text += (" The model changed between the two dates (a retrained model) for "
+                 f"{svg.format_number(changed, 0)} of the {svg.format_number(customers, 0)} "
+                 "customers: their moves are partly the new model's, not the customers'.")
     return text
+
+
+def _percent_pair(before: object, after: object) -> tuple[str, str]:
+    """Two shares as percentages with the fewest decimals (up to two) that tell them apart: a
+    probability that crossed a segment's bound (0.5008 to 0.4978) reads 50.1% to 49.8%, not 50%
+    to 50%."""
+    for decimals in (0, 1, 2):
+        pair = svg.format_percent(before, decimals), svg.format_percent(after, decimals)
+        if pair[0] != pair[1] or before == after:
+            return pair
+    return pair
 
 
 def _attention_table(data: ReportData) -> str:
@@ -542,9 +553,9 @@ def _attention_table(data: ReportData) -> str:
         def one(value: object) -> str:
             if value is None or (not isinstance(value, str) and pd.isna(value)):
                 return "\u2013"
-            if percent:
-                return svg.format_percent(float(value), 0)
             return svg.format_number(value, 0) if number else escape(str(value))
+        if percent:
+            return " \u2192 ".join(_percent_pair(before, after))
         return f"{one(before)} \u2192 {one(after)}"
 
     rows = []
@@ -583,10 +594,13 @@ def movements_section(data: ReportData) -> str:
     head = '<section id="movements"><h2>Who to act on</h2>'
     moves = data.movements
     if not moves or not moves.get("customers"):
-        note = _note(data, "clv_prediction_changes", (
-            "The movements show once two as-of dates are scored over the same horizon: "
-            "re-score on a later as-of date with the saved model (clv_retrain: never), or fill "
-            "past dates with clv-backfill (README: Dynamic CLV)."))
+        empty = ("The movements show once two as-of dates are scored over the same horizon: "
+                 "re-score on a later as-of date with the saved model (clv_retrain: never), or "
+                 "fill past dates with clv-backfill (README: Dynamic CLV).")
+        if data.history_later_dates:
+            empty = ("No movements: the history holds no as-of date before these predictions' "
+                     "own, over the same horizon, to compare them with." + _later_dates(data))
+        note = _note(data, "clv_prediction_changes", empty)
         return f'{head}<p class="note">{escape(note)}</p></section>'
     shown = 0 if data.attention is None else len(data.attention)
     needs = int(moves.get("needs_attention") or 0)
