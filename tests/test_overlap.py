@@ -150,6 +150,9 @@ def test_two_builds_against_one_model_directory_train_once(reference):
     assert sorted(_trained(build) for build in builds) == [False, True]
     other = next(build for build in builds if not _trained(build))
     assert other.said("reusing saved model"), other.output[-3000:]
+    trained = next(build for build in builds if _trained(build))  # and it says why it trained
+    assert trained.said("clv_retrain is 'auto' and no saved model was trained on these"), (
+        trained.output[-3000:])
     assert len(list(models.glob("clv_model_*.onnx"))) == 1
     for build in builds:
         assert _equal(snapshot(build.workdir / "clv.duckdb", TABLES), expected)

@@ -516,5 +516,8 @@ def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,
             current = saved
             dbt_log(f"reusing saved model {current.version}: same settings and data")
         else:
+            if run.retrain == "auto" and saved is None:
+                dbt_log("clv_retrain is 'auto' and no saved model was trained on these "
+                        "examples with these settings and feature definitions: training one")
             current = _train(warehouse, examples, run, settings, fingerprint_)
     return registry_frame(run.model_dir, current.version)
