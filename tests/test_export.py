@@ -347,3 +347,23 @@ def test_a_model_from_before_a_feature_change_is_named_stale():
     note = stale_features_note({"model_version": "v1"})
     assert note is not None and "model v1" in note and "fade out" in note
     assert "clv_retrain: always" in note
+
+
+def test_the_registry_names_a_model_from_before_a_feature_change(tmp_path):
+    """clv_model_registry.feature_note, on which dbt warns for the current model
+    (clv_model_has_current_features): null for a model of this version's features."""
+    import json
+
+    import pandas as pd
+
+    from clv.pipeline.registry import registry_frame
+
+    for version, definitions in (("20240101T000000Z_a", 1), ("20240102T000000Z_b",
+                                                              FEATURE_DEFINITIONS)):
+        (tmp_path / f"clv_model_{version}.onnx").write_bytes(b"onnx")
+        (tmp_path / f"clv_model_{version}.json").write_text(json.dumps({
+            "model_version": version, "created_at": version[:8], "sha256": "0" * 64,
+            "feature_definitions": definitions}))
+    frame = registry_frame(tmp_path, "20240101T000000Z_a").set_index("model_version")
+    assert "fade out" in frame.loc["20240101T000000Z_a", "feature_note"]
+    assert pd.isna(frame.loc["20240102T000000Z_b", "feature_note"])

@@ -53,6 +53,7 @@ final as (
         cast(registry.is_seasonal_level as boolean) as is_seasonal_level,
         cast(registry.level_note as {{ dbt.type_string() }}) as level_note,
         cast(registry.btyd_fit_note as {{ dbt.type_string() }}) as btyd_fit_note,
+        cast(registry.feature_note as {{ dbt.type_string() }}) as feature_note,
         cast(registry.settings as {{ dbt.type_string() }}) as settings,  -- noqa: RF04
         cast(registry.feature_count as bigint) as feature_count,
         cast(registry.onnx_path as {{ dbt.type_string() }}) as onnx_path,

@@ -65,7 +65,7 @@ REGISTRY_COLUMNS = ["model_version", "created_at", "is_current", "horizon_days",
                     "validation_rows", "validation_loss", "normalized_gini", "aggregate_error",
                     "decile_mape", "btyd_level_correction", "network_level_weight",
                     "level_log_sd", "is_seasonal_level", "level_note", "btyd_fit_note",
-                    "settings",
+                    "feature_note", "settings",
                     "feature_count", "onnx_path", "sha256"]
 
 
@@ -351,6 +351,7 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "is_seasonal_level": (meta.get("spend_level") or {}).get("seasonal"),
             "level_note": (meta.get("spend_level") or {}).get("reason"),
             "btyd_fit_note": btyd_fit_note(meta.get("btyd_fits")),
+            "feature_note": stale_features_note(meta),
             "settings": json.dumps(meta.get("hyperparameters"), sort_keys=True),
             "feature_count": len(meta.get("features") or []),
             "onnx_path": str(Path(model_dir) / artifact.onnx_path.name),
