@@ -1,9 +1,9 @@
 {#-
     "WARN 1 clv_customers_match_the_transactions": clv_customers is set, and fewer than half of
     the customers scored at the as-of date have a row in it. Ids written one way in the
-    transactions and another in the attributes (17850.0 in a text column against 17850, C-0042
-    against 42) leave every attribute null, and the model then learns nothing from them. The
-    row shows how many match and an unmatched id of each side.
+    transactions and another in the attributes (C-0042 against 42) leave every attribute
+    null, and the model then learns nothing from them. The row shows how many match and an
+    unmatched id of each side.
 -#}
 {{ config(severity='warn') }}
 {#- A build of staging alone selects this test too (dbt selects a test when any model it reads

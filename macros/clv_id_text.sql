@@ -3,8 +3,9 @@
     included; surrounding spaces, tabs and line breaks are trimmed), and a number keeps its
     digits. A float or decimal column, which a file reader gives an id column with blanks
     (pandas reads 17850 and an empty cell as 17850.0 and NaN), renders its integral values
-    without a fraction: 17850, not 17850.0. `data_type` is the column's type as the engine names it (clv_source_schema);
-    null stays null.
+    without a fraction: 17850, not 17850.0, and so does such text (17850.0, 17850.00).
+    `data_type` is the column's type as the engine names it (clv_source_schema); null stays
+    null.
 -#}
 {% macro clv_id_text(expression, data_type) %}
     {%- set text_type = dbt.type_string() -%}
@@ -20,7 +21,19 @@
             end
         {%- endset -%}
     {%- else -%}
-        {%- set text = 'cast(' ~ value ~ ' as ' ~ text_type ~ ')' -%}
+        {#- A whole number with a zero fraction (17850.0) is the text a float column becomes in an
+            export, or in a file whose one odd cell made the reader type it as text: it is the id
+            17850 of the other files of a glob and of the attributes. LIKE first: the pattern
+            runs only on the few ids with a dot that end in 0. -#}
+        {%- set trimmed = clv_trim_whitespace('cast(' ~ value ~ ' as ' ~ text_type ~ ')') -%}
+        {%- set text -%}
+            case
+                when {{ trimmed }} like '%.%0' and {{ clv_regex_matches(trimmed, '^[0-9]+[.]0+$') }}
+                    then substring({{ trimmed }}, 1, {{ dbt.position("'.'", trimmed) }} - 1)
+                else {{ trimmed }}
+            end
+        {%- endset -%}
+        {{ return(text) }}
     {%- endif -%}
     {{ return(clv_trim_whitespace(text)) }}
 {% endmacro %}

@@ -24,11 +24,11 @@
 {% endmacro %}
 
 {#-
-    An optional input's timestamp (clv_events.event_at, clv_customers.signup_date): read with
-    clv_timestamp_format when it is set and describes the text, else with the format's date
-    part alone (a sign-up written 25/12/2010 beside transactions written 25/12/2010 14:30),
-    else as ISO, so the events and sign-ups of an export written like its transactions are
-    read, and ISO ones still are.
+    An input's timestamp (transacted_at, clv_events.event_at, clv_customers.signup_date): read
+    with clv_timestamp_format when it is set and describes the text, else with the format's
+    date part alone (a sign-up written 25/12/2010 beside transactions written 25/12/2010
+    14:30), else as ISO, so the events and sign-ups of an export written like its transactions
+    are read, and ISO text still is (a glob of an old export's files beside new ISO ones).
 -#}
 {% macro clv_parse_input_timestamp(expression, format='', time_zone='UTC', data_type=none) %}
     {%- set iso = clv_parse_timestamp(expression, '', time_zone, data_type) -%}

@@ -18,7 +18,16 @@
 
 {% macro postgres__clv_create_warehouse_functions() %}
     {%- set schema = adapter.quote(target.schema) -%}
-    create schema if not exists {{ schema }};
+    {#- Only when it is missing: `create schema if not exists` needs the right to create
+        schemas in the database even when the schema is there, which a role granted only its
+        own schema lacks. -#}
+    do $clv$
+    begin
+        if not exists (select from pg_namespace where nspname = '{{ target.schema | replace("'", "''") }}') then
+            create schema {{ schema }};
+        end if;
+    end
+    $clv$;
 
     create or replace function {{ schema }}.clv_try_cast_timestamp(value text)
     returns timestamp

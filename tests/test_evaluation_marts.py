@@ -122,3 +122,31 @@ def test_category_value_matches_a_pandas_recomputation(project):
                                rtol=1e-9)
     np.testing.assert_allclose(table.share_of_customers, expected.customers / len(predictions),
                                rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_dbt_warns_when_the_network_ranks_worse_than_btyd(project):
+    """WARN clv_network_ranks_as_well_as_btyd: the current model's network more than 0.02 of
+    normalized Gini below BG/NBD + Gamma-Gamma on the validation cutoff (on a few dozen
+    customers, say); within 0.02 it passes."""
+    import duckdb
+
+    def run() -> tuple[str, int]:
+        results = project.run("test", vars=project.vars,
+                              select="clv_network_ranks_as_well_as_btyd").result
+        [result] = [r for r in results if r.node.name == "clv_network_ranks_as_well_as_btyd"]
+        return str(result.status), result.failures
+
+    gini = "select normalized_gini from clv_model_evaluation where predictor = "
+    btyd = float(project.query(gini + "'bgnbd_gamma_gamma'").normalized_gini[0])
+    network = float(project.query(gini + "'network'").normalized_gini[0])
+    try:
+        for value, expected in ((btyd - 0.019, ("pass", 0)), (btyd - 0.021, ("warn", 1))):
+            with duckdb.connect(str(project.database)) as connection:
+                connection.execute("update clv_model_evaluation set normalized_gini = ? "
+                                   "where predictor = 'network'", [value])
+            assert run() == expected, value
+    finally:
+        with duckdb.connect(str(project.database)) as connection:
+            connection.execute("update clv_model_evaluation set normalized_gini = ? "
+                               "where predictor = 'network'", [network])

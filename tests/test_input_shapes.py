@@ -148,9 +148,10 @@ def test_decimal_and_double_ids_in_parquet(project):
 def test_text_ids_keep_their_spelling(project):
     """A text id column (as the published file, with its `(blank)` cells): leading zeros and
     every other character stay, surrounding spaces, tabs and line breaks go, sentinels are
-    missing ids."""
-    ids = ["00123", " 17850 ", "(blank)", "A-17", "17850", " 0013047", "", "NULL", "00123",
-           "17850\t", "\r\n13047"]
+    missing ids, and a whole number with a zero fraction (a float column's text) is the
+    whole number."""
+    ids = ["00123", " 17850 ", "(blank)", "A-17", "17850.0", " 0013047", "", "NULL", "00123",
+           "17850\t", "\r\n13047", "13047.00 ", "1.5", "A.0", "12.0.0"]
     frame = pd.DataFrame({
         "InvoiceNo": [f"6{i:05d}" for i in range(len(ids))],
         "InvoiceDate": [f"1/{i + 2}/2011 10:00" for i in range(len(ids))],
@@ -163,8 +164,9 @@ def test_text_ids_keep_their_spelling(project):
                   select="+int_clv__transactions_classified")
 
     staged = project.query("select customer_id from stg_clv__transactions")
-    assert sorted(staged.customer_id.dropna()) == ["00123", "00123", "0013047", "13047", "17850",
-                                                   "17850", "17850", "A-17"]
+    assert sorted(staged.customer_id.dropna()) == ["00123", "00123", "0013047", "1.5", "12.0.0",
+                                                   "13047", "13047", "17850", "17850", "17850",
+                                                   "A-17", "A.0"]
     assert staged.customer_id.isna().sum() == 3
 
 
@@ -736,7 +738,8 @@ def test_a_format_reads_the_text_it_describes_and_nothing_else(project):
     when it has the format's shape, runs of spaces as one; try_strptime alone would read
     `2024031` with %Y%m%d as March 1."""
     rows = [("t1", " 3/1/2024 8:26 "), ("t2", "3/1/2024   8:26"), ("t3", "3/1/2024 8:26 x"),
-            ("t4", "3/1/2024T8:26"), ("t5", "03/01/2024 08:26")]
+            ("t4", "3/1/2024T8:26"), ("t5", "03/01/2024 08:26"), ("t6", "2024-03-02T09:15:00Z"),
+            ("t7", "2024-03-02"), ("t8", "3/3/2024")]
     path = project.workdir / "formats.csv"
     pd.DataFrame({"transaction_id": [r[0] for r in rows], "customer_id": "C1",
                   "transacted_at": [r[1] for r in rows], "amount": 10.0}).to_csv(path,
@@ -748,8 +751,12 @@ def test_a_format_reads_the_text_it_describes_and_nothing_else(project):
                               "from stg_clv__transactions order by transaction_id")
         return table.astype(object).where(table.notna(), None).values.tolist()
 
+    # and, as for the events and sign-ups, the format's date part alone and ISO text (files of
+    # an old export beside new ones)
     assert staged() == [["t1", "2024-03-01 08:26:00"], ["t2", "2024-03-01 08:26:00"],
-                        ["t3", None], ["t4", None], ["t5", "2024-03-01 08:26:00"]]
+                        ["t3", None], ["t4", None], ["t5", "2024-03-01 08:26:00"],
+                        ["t6", "2024-03-02 09:15:00"], ["t7", "2024-03-02 00:00:00"],
+                        ["t8", "2024-03-03 00:00:00"]]
 
     compact = project.workdir / "compact.csv"
     pd.DataFrame({"transaction_id": ["u1", "u2"], "customer_id": "C1",
@@ -977,18 +984,19 @@ def test_a_windows_1252_file_stops_with_one_line_saying_how_to_convert_it(projec
 
 @pytest.mark.slow
 def test_attributes_whose_ids_match_no_scored_customer_warn(project):
-    """Float ids with one `n/a` cell make a text column (17850.0), while the attributes say
-    17850: no attribute would reach a customer without a word. The build warns, naming an
-    unmatched id of each side; with the ids written alike it does not."""
+    """Ids written one way in the transactions and another in the attributes (C-17850 against
+    17850) would leave every attribute null without a word: the build warns, naming an
+    unmatched id of each side; with the ids written alike it does not. Float ids with one
+    `n/a` cell make a text column (17850.0), which reads as the attributes' 17850."""
     frame = _retail_frame().astype({"CustomerID": object})
-    frame.loc[frame.CustomerID.notna(), "CustomerID"] = [
-        f"{c:.1f}" for c in frame.CustomerID.dropna()]
+    floats = frame.CustomerID.dropna()
     frame.loc[frame.CustomerID.isna(), "CustomerID"] = "n/a"
-    transactions = project.workdir / "float_text_ids.csv"
-    frame.to_csv(transactions, index=False)
+    transactions = project.workdir / "text_ids.csv"
     customers = project.workdir / "integer_ids.csv"
 
-    def warned(ids: list[str]):
+    def warned(ids: list[str], written: list[str]):
+        frame.loc[floats.index, "CustomerID"] = written
+        frame.to_csv(transactions, index=False)
         pd.DataFrame({"customer_id": ids, "country": "France"}).to_csv(customers, index=False)
         result = project.build(vars={**VARS, "clv_transactions": str(transactions),
                                      "clv_customers": str(customers)},
@@ -996,12 +1004,15 @@ def test_attributes_whose_ids_match_no_scored_customer_warn(project):
         return {str(r.status) for r in result.result
                 if r.node.name == "clv_customers_match_the_transactions"}
 
-    assert warned(["17850", "13047", "14527"]) == {"warn"}
+    integers = ["17850", "13047", "14527"]
+    assert warned(integers, [f"{c:.1f}" for c in floats]) == {"pass"}
+    assert warned(integers, [f"C-{c:.0f}" for c in floats]) == {"warn"}
     row = project.query("select * from (" + _compiled_test(project) + ")")
     assert row.to_dict("records") == [{
         "customers_scored": 3, "customers_with_attributes": 0, "attribute_customers": 3,
-        "unmatched_scored_id": "13047.0", "unmatched_attribute_id": "13047"}]
-    assert warned(["17850.0", "13047.0", "14527.0", "n/a"]) == {"pass"}  # text ids, as written
+        "unmatched_scored_id": "C-13047", "unmatched_attribute_id": "13047"}]
+    assert warned(["C-17850", "C-13047", "C-14527", "n/a"],
+                  [f"C-{c:.0f}" for c in floats]) == {"pass"}
 
 
 def _compiled_test(project) -> str:

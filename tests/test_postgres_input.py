@@ -278,3 +278,67 @@ def test_a_file_path_on_postgres_names_the_var(source, tmp_path):
             r"reads directly on DuckDB \(delimited text, Parquet\) and Spark \(Parquet\) only: on "
             "postgres, load it into a table")):
         _staged("exports/orders.csv", COLUMNS, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_run_start_hook_needs_no_right_to_create_schemas_in_the_database(tmp_path):
+    """A role granted only its own schema (no CREATE on the database) runs the on-run-start
+    hook that makes clv's helper functions there: `create schema if not exists` needs that
+    right even for a schema that exists. Checked in a transaction that revokes it and is rolled
+    back."""
+    from dbt.cli.main import dbtRunner
+
+    settings = postgres_settings()
+    schema = schema_name("clv_pgin_grants")
+    connection = postgres_connection()  # skips (or fails in CI) when there is no server
+    args = ["compile", "--target", "postgres", "--inline",
+            "{{ clv_create_warehouse_functions() }}", "--project-dir", str(PROJECT_DIR),
+            "--profiles-dir", str(PROJECT_DIR), "--target-path", str(tmp_path / "target"),
+            "--log-path", str(tmp_path / "logs"), "--quiet"]
+    with environment(CLV_SCHEMA=schema, **settings):
+        result = dbtRunner().invoke(args)
+    assert result.success, result.exception
+    hook = result.result.results[0].node.compiled_code
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create schema "{schema}"')
+        connection.commit()
+        with connection.cursor() as cursor:
+            cursor.execute(f'revoke create on database "{settings["PGDATABASE"]}" '
+                           f'from "{settings["PGUSER"]}"')
+            cursor.execute(hook)
+            cursor.execute("select count(*) from pg_proc join pg_namespace "
+                           "on pg_namespace.oid = pg_proc.pronamespace where nspname = %s",
+                           (schema,))
+            assert cursor.fetchone()[0] >= 3
+    finally:
+        connection.rollback()
+        connection.close()
+
+
+@pytest.mark.slow
+def test_the_python_steps_connect_with_the_profiles_role_and_search_path():
+    """As dbt-postgres connects: the profile's role is set after login (the tables the Python
+    steps write then belong to the role dbt's stages write as) and its search_path is the
+    session's; a role the user cannot take is one line naming it."""
+    from types import SimpleNamespace
+
+    from clv.warehouse import PostgresWarehouse
+
+    settings = postgres_settings()
+    postgres_connection().close()  # skips (or fails in CI) when there is no server
+    profile = {"host": settings["PGHOST"], "port": int(settings["PGPORT"]),
+               "user": settings["PGUSER"], "password": settings["PGPASSWORD"],
+               "database": settings["PGDATABASE"], "schema": "public"}
+    # the owner of the database may take the predefined role pg_database_owner
+    warehouse = PostgresWarehouse.open(SimpleNamespace(
+        **profile, role="pg_database_owner", search_path="pg_catalog, public"))
+    try:
+        with warehouse.connection.cursor() as cursor:
+            cursor.execute("select current_user, current_setting('search_path')")
+            assert cursor.fetchone() == ("pg_database_owner", "pg_catalog, public")
+    finally:
+        warehouse.close()
+    with pytest.raises(ConnectionError, match="cannot set role pg_write_server_files "
+                                              r"\(the profile's role\)"):
+        PostgresWarehouse.open(SimpleNamespace(**profile, role="pg_write_server_files"))

@@ -32,8 +32,8 @@ renamed as (
         {%- else -%}
         cast(null as {{ dbt.type_string() }}) as product_category,
         {%- endif %}
-        {{ clv_parse_timestamp(columns.transacted_at, settings.timestamp_format, settings.time_zone,
-                               source.data_types.transacted_at) }} as transacted_at,
+        {{ clv_parse_input_timestamp(columns.transacted_at, settings.timestamp_format, settings.time_zone,
+                                     source.data_types.transacted_at) }} as transacted_at,
         {{ clv_to_number(source.amount) }} as amount,
         cast({{ columns.transacted_at }} as {{ dbt.type_string() }}) as transacted_at_text,
         {{ source.amount_text }} as amount_text

@@ -112,17 +112,26 @@ class PostgresWarehouse(Warehouse):
 
     @classmethod
     def open(cls, credentials: Any) -> PostgresWarehouse:
-        """A new connection from a dbt-postgres profile's credentials. An unreachable server
-        or refused login raises ConnectionError with the server's one-line reason."""
+        """A new connection from a dbt-postgres profile's credentials, as dbt connects: its
+        ``role`` (set after login, so the tables the Python steps write belong to the role
+        dbt's own stages write as), ``search_path``, SSL files and ``keepalives_idle`` too. An
+        unreachable server or refused login raises ConnectionError with the server's one-line
+        reason."""
         import psycopg2
 
+        options = [os.environ.get("PGOPTIONS", "")]
+        if search_path := getattr(credentials, "search_path", None):
+            options.append("-c search_path=" + search_path.replace(" ", "\\ "))
+        options.append(_SESSION_OPTIONS)  # last, so these win
+        extra = {name: value for name in ("sslmode", "sslcert", "sslkey", "sslrootcert",
+                                          "keepalives_idle")
+                 if (value := getattr(credentials, name, None))}
         try:
             connection = psycopg2.connect(
                 host=credentials.host, port=credentials.port, user=credentials.user,
                 password=credentials.password, dbname=credentials.database,
                 connect_timeout=getattr(credentials, "connect_timeout", 10) or 10,
-                application_name="clv",
-                options=f"{os.environ.get('PGOPTIONS', '')} {_SESSION_OPTIONS}".strip())
+                application_name="clv", options=" ".join(o for o in options if o), **extra)
         except psycopg2.OperationalError as error:
             # "connection to server at ..., port ... failed: FATAL:  <reason>"
             first = next((line for line in str(error).splitlines() if line.strip()), "")
@@ -131,6 +140,15 @@ class PostgresWarehouse(Warehouse):
                 f"cannot connect to PostgreSQL at {credentials.host}:{credentials.port} as "
                 f"{credentials.user} (database {credentials.database}): {reason}; set PGHOST, "
                 "PGPORT, PGUSER, PGPASSWORD and PGDATABASE") from None
+        if role := getattr(credentials, "role", None):
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"set role {role}")  # unquoted, as dbt-postgres sets it
+                connection.commit()
+            except psycopg2.Error as error:
+                connection.close()
+                raise ConnectionError(f"cannot set role {role} (the profile's role) as "
+                                      f"{credentials.user}: {str(error).strip()}") from None
         warehouse = cls(connection, credentials.schema)
         warehouse._owned = True
         return warehouse
