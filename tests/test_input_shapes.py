@@ -661,6 +661,31 @@ def test_an_as_of_date_further_past_the_data_than_it_was_ever_quiet_warns(projec
 
 
 @pytest.mark.slow
+def test_a_month_without_a_usable_row_warns_and_says_where_it_ends(project):
+    """Invoices every ten days pass; with five weeks of them lost (a load that dropped a month,
+    or a seasonal closure) the history holds 40 days without a usable row, and dbt warns."""
+    path = project.workdir / "invoices_gap.csv"
+    days = pd.date_range("2011-01-01", "2011-06-30", freq="10D")
+
+    def status(kept) -> str:
+        invoices = [(f"5{i:05d}", f"{day.month}/{day.day}/{day.year} 10:00", 17850 + i % 3, 1,
+                     5.0) for i, day in enumerate(kept)]
+        _retail_frame(invoices).to_csv(path, index=False)
+        result = project.build(vars={**VARS, "clv_transactions": str(path),
+                                     "clv_as_of_date": "2011-06-30"},
+                               select="+int_clv__as_of_date")
+        return {r.node.name: str(r.status) for r in result.result}[
+            "clv_transactions_have_no_month_long_gap"]
+
+    assert status(days) == "pass"
+    assert status([day for day in days if not "2011-02-01" <= str(day.date()) <= "2011-03-05"]
+                  ) == "warn"
+    assert project.query("select longest_quiet_days as q, cast(longest_quiet_ends as varchar) "
+                         "as ends from int_clv__as_of_date").values.tolist() == [
+        [40, "2011-03-12"]]
+
+
+@pytest.mark.slow
 def test_a_last_day_apart_from_the_data_warns(project):
     """An invoice whose year is mistyped (2013 for 2011) is the last usable day before today,
     so with clv_as_of_date left out it is the as-of date, and every customer would read as

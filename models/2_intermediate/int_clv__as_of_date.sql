@@ -14,7 +14,10 @@
     quiet (a source that stopped loading, read as every customer going quiet); and the quiet
     spell before the last usable day beside the longest before it, so that a test can warn
     when the last day stands apart from the rest (a mistyped year, 2025 for 2023, becomes the
-    as-of date and every customer reads as gone quiet for the years between).
+    as-of date and every customer reads as gone quiet for the years between). And where the
+    longest quiet spell ends, so that a test can warn about a month or more without a single
+    usable row inside the history (a load that lost months: the windows that span it read as
+    every customer going quiet, and the level and the calibration learn from them).
 -#}
 
 with
@@ -76,6 +79,7 @@ recency as (
     select
         max(transacted_date) as last_transaction_date,
         max(quiet_days) as longest_quiet_days,
+        {{ clv_arg_max('transacted_date', 'quiet_days') }} as longest_quiet_ends,
         {{ clv_arg_max('quiet_days', 'transacted_date') }} as quiet_days_before_last
 
     from quiet_spells
@@ -99,6 +103,7 @@ final as (
         recency.last_transaction_date,
         {{ clv_days_between('recency.last_transaction_date', 'dates.as_of_date') }} as days_since_last_transaction,
         recency.longest_quiet_days,
+        recency.longest_quiet_ends,
         recency.quiet_days_before_last,
         earlier.longest_earlier_quiet_days
 
