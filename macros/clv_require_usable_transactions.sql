@@ -24,6 +24,10 @@
             min(case when row_problem = '{{ reason }}' then {{ clv_collate_binary('problem_value') }} end)
                 as {{ reason }}_example,
             {% endfor -%}
+            {#- a second time example: one of day-first or month-first times whose numbers are
+                all 12 or less cannot tell the two apart, the last in text order more likely can -#}
+            max(case when row_problem = 'invalid_timestamp' then {{ clv_collate_binary('problem_value') }} end)
+                as invalid_timestamp_last,
             sum(case when row_problem is null and cast(transacted_at as date) > {{ as_of }} then 1 else 0 end)
                 as after_as_of_date
         from {{ ref('int_clv__transactions_checked') }}
@@ -51,8 +55,10 @@
     {% for reason in reasons + ['after_as_of_date'] %}
         {% if (counts[reason] | int) > 0 %}
             {% set example = counts.get(reason ~ '_example') if reason != 'after_as_of_date' else none %}
+            {#- a missing id's or a duplicate's example is the row's transaction id (else its time) -#}
+            {% set label = " the row of '" if reason in ['missing_customer_id', 'duplicate_transaction'] else " '" %}
             {% do found.append(reason ~ ' ' ~ (counts[reason] | int)
-                               ~ (", e.g. '" ~ (example | string)[:40] ~ "'" if example is not none else '')) %}
+                               ~ (", e.g." ~ label ~ (example | string)[:40] ~ "'" if example is not none else '')) %}
             {% if causes[reason][0] %}
                 {% do keys.append(causes[reason][0]) %}
             {% endif %}
@@ -66,7 +72,8 @@
         "No usable transactions: all " ~ (counts['source_rows'] | int) ~ " rows of " ~ source
         ~ " are excluded (" ~ (found | join('; ')) ~ "); see clv_data_quality for an example of each, and check "
         ~ (checks | join(', ')) ~ "." ~ clv_number_as_time_hint(counts['invalid_timestamp_example'])
-        ~ clv_timestamp_format_hint(counts['invalid_timestamp_example'], settings.timestamp_format)
+        ~ clv_timestamp_format_hint([counts['invalid_timestamp_example'], counts['invalid_timestamp_last']],
+                                    settings.timestamp_format)
         ~ clv_amount_text_hint(counts['invalid_amount_example'])
     ) }}
 {% endmacro %}
@@ -100,13 +107,40 @@
 
 
 {#-
-    The clv_timestamp_format that reads `example` (unreadable time text), when it is written in
-    one of the common orders: day or month first with /, . or - between (both formats when
-    both numbers are 12 or less, which one example cannot tell apart), an optional time of
-    hours and minutes, seconds, AM/PM; eight digits (%Y%m%d); a month name (January 2, 2024;
-    2-Jan-2024). Nothing when the var already holds the guess, or for other text.
+    The clv_timestamp_format that reads `examples` (unreadable time texts; a single one is
+    fine), from the first that tells day and month apart, else the first: see
+    clv_timestamp_formats. Nothing when the var already holds the guess, or for other text.
 -#}
-{% macro clv_timestamp_format_hint(example, current_format) %}
+{% macro clv_timestamp_format_hint(examples, current_format) %}
+    {% set examples = [examples] if examples is string or examples is none else examples %}
+    {% set chosen = namespace(example=examples[0], formats=clv_timestamp_formats(examples[0])) %}
+    {% for example in examples[1:] if chosen.formats | length == 2 %}
+        {% set formats = clv_timestamp_formats(example) %}
+        {% if formats | length == 1 %}
+            {% set chosen.example, chosen.formats = example, formats %}
+        {% endif %}
+    {% endfor %}
+    {% set formats = chosen.formats %}
+    {% if not formats or current_format in formats %}
+        {{ return('') }}
+    {% endif %}
+    {% if formats | length == 2 %}
+        {{ return(" The times look like '" ~ (chosen.example | string | trim) ~ "': set clv_timestamp_format to '"
+                  ~ formats[0] ~ "' if the month comes first, '" ~ formats[1] ~ "' if the day does.") }}
+    {% endif %}
+    {{ return(" The times look like '" ~ (chosen.example | string | trim) ~ "': set clv_timestamp_format to '"
+              ~ formats[0] ~ "'.") }}
+{% endmacro %}
+
+
+{#-
+    The clv_timestamp_formats that read `example` (unreadable time text), when it is written in
+    one of the common orders: day or month first with /, . or - between (both formats, month
+    first, when both numbers are 12 or less, which one example cannot tell apart), an optional
+    time of hours and minutes, seconds, AM/PM; eight digits (%Y%m%d); a month name (January 2,
+    2024; 2-Jan-2024). None for other text.
+-#}
+{% macro clv_timestamp_formats(example) %}
     {% set text = (example if example is not none else '') | string | trim %}
     {% set re = modules.re %}
     {% set time = re.search(' ([0-9]{1,2}):[0-9]{2}(:[0-9]{2})?( ?)([AaPp][Mm])?$', text) %}
@@ -141,15 +175,7 @@
         {% do formats.append('%d' ~ sep ~ ('%b' if day_named.group(3) | length == 3 else '%B') ~ sep ~ '%Y'
                              ~ clock) %}
     {% endif %}
-    {% if not formats or current_format in formats %}
-        {{ return('') }}
-    {% endif %}
-    {% if formats | length == 2 %}
-        {{ return(" The times look like '" ~ (example | string | trim) ~ "': set clv_timestamp_format to '"
-                  ~ formats[0] ~ "' if the month comes first, '" ~ formats[1] ~ "' if the day does.") }}
-    {% endif %}
-    {{ return(" The times look like '" ~ (example | string | trim) ~ "': set clv_timestamp_format to '"
-              ~ formats[0] ~ "'.") }}
+    {{ return(formats) }}
 {% endmacro %}
 
 

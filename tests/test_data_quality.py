@@ -176,8 +176,8 @@ NO_USABLE = {
         {},
         {"missing_customer_id": 2, "invalid_timestamp": 1, "invalid_amount": 1},
         ["all 4 rows of clv_transactions",
-         ("(missing_customer_id 2, e.g. 't1'; invalid_timestamp 1, e.g. 'not a date'; "
-          "invalid_amount 1, e.g. 'abc')"),
+         ("(missing_customer_id 2, e.g. the row of 't1'; invalid_timestamp 1, e.g. 'not a "
+          "date'; invalid_amount 1, e.g. 'abc')"),
          "clv_columns (customer_id, transacted_at, amount)", "clv_missing_customer_ids",
          "clv_timestamp_format"],
     ),
@@ -209,6 +209,15 @@ NO_USABLE = {
         {"invalid_timestamp": 2},
         [("set clv_timestamp_format to '%m/%d/%Y %H:%M' if the month comes first, "
          "'%d/%m/%Y %H:%M' if the day does.")],
+    ),
+    # the first in text order cannot tell day and month apart, the last can: it decides
+    "day_first_dates_with_a_time": (
+        [("t1", "A", "01.01.2014 21:10", "5"), ("t2", "B", "02.01.2014 9:45", "5"),
+         ("t3", "A", "25.01.2014 10:00", "5")],
+        {},
+        {"invalid_timestamp": 3},
+        [("The times look like '25.01.2014 10:00': set clv_timestamp_format to "
+          "'%d.%m.%Y %H:%M'.")],
     ),
     "month_names": (
         [("t1", "A", "January 2, 2024", "5")],
