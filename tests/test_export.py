@@ -296,6 +296,24 @@ def test_never_scores_with_the_model_behind_the_predictions_before_a_newer_one(a
     assert newest_compatible(run, features, preferred=published).version == newer
 
 
+def test_never_tries_a_retrained_model_then_the_one_scored_with_last(artifact, tmp_path):
+    """clv_retrain never's order (registry.retrained_since, then the model of the history's
+    latest run): a model retrained since scores when it fits the run; one that does not (a
+    retrain with another horizon) hands back to the model scored with last, not to a newer
+    model of another target sharing the directory."""
+    meta = artifact.metadata
+    features = list(meta["features"])
+    run, (scored_last, _other_target) = _never_with_two_models(artifact, tmp_path)
+    retrained = "20270101T000000Z_cccccccccc"
+    clone_artifact(artifact, tmp_path, retrained, created_at="2027-01-01T00:00:00",
+                   period_days=30)
+    order = [retrained, scored_last]
+    assert newest_compatible(run, features, preferred=order).version == retrained
+    clone_artifact(artifact, tmp_path, retrained, created_at="2027-01-01T00:00:00",
+                   period_days=30, horizon_days=meta["horizon_days"] + 1)
+    assert newest_compatible(run, features, preferred=order).version == scored_last
+
+
 def test_never_keeps_the_model_behind_the_predictions_when_the_customers_moved_on(artifact,
                                                                                  tmp_path):
     """A source that keeps a rolling window shares fewer customers with the data a model was
@@ -347,6 +365,10 @@ def test_a_model_from_before_a_feature_change_is_named_stale():
     note = stale_features_note({"model_version": "v1"})
     assert note is not None and "model v1" in note and "fade out" in note
     assert "clv_retrain: always" in note
+    # a model of a newer clv (sharing the directory, or after a downgrade) is not "before"
+    newer = stale_features_note({"model_version": "v9",
+                                 "feature_definitions": FEATURE_DEFINITIONS + 1})
+    assert "trained by a newer version of clv" in newer and "before" not in newer
 
 
 def test_the_registry_names_a_model_from_before_a_feature_change(tmp_path):

@@ -451,6 +451,37 @@ def test_backfill_history_errors_name_a_start_that_works():
         backfill.check_history(date(2023, 3, 1), date(2023, 3, 1), end, None, window)
 
 
+@pytest.mark.parametrize(("latest", "builds"), [
+    (None, ["2023-05-31", "2023-06-30"]),  # no history yet
+    (date(2023, 6, 30), ["2023-05-31", "2023-06-30"]),  # --end is the latest
+    (date(2024, 1, 2), ["2023-05-31", "2023-06-30", "2024-01-02"]),  # daily builds after it
+    (date(2031, 1, 1), ["2023-05-31", "2023-06-30"]),  # a clock error: not scored again
+])
+def test_backfill_leaves_the_published_tables_at_the_historys_latest_date(
+        monkeypatch, capsys, latest, builds):
+    """Which dates a backfill builds, and which one builds everything (the published tables):
+    the last, at --end or at the history's latest date when that is later and not after
+    today."""
+    from types import SimpleNamespace
+
+    from clv import build
+
+    built = []
+    monkeypatch.setattr(backfill, "_settings_check", lambda *args, **kwargs: "UTC")
+    monkeypatch.setattr(backfill, "history_latest", lambda *args: latest)
+    monkeypatch.setattr(backfill, "_invoke", lambda args: SimpleNamespace(result=None))
+    monkeypatch.setattr(build, "build_with_args", lambda argv, models, exclude, manifest: (
+        built.append((json.loads(argv[argv.index("--vars") + 1])["clv_as_of_date"], models))
+        or []))
+    dates = backfill.backfill(date(2023, 5, 31), date(2023, 6, 30), "month", {},
+                              today=date(2026, 12, 6))
+    assert [str(d) for d in dates] == ["2023-05-31", "2023-06-30"]
+    assert [day for day, _ in built] == builds
+    assert [models is None for _, models in built] == [False] * (len(builds) - 1) + [True]
+    if latest == date(2031, 1, 1):
+        assert "2031-01-01, is after today" in capsys.readouterr().out
+
+
 def test_backfill_on_spark_starts_the_session_before_dbt_does(monkeypatch, tmp_path):
     """dbt-spark's own session starts Python workers with the first `python3` on PATH, which
     lacks the package's dependencies (ModuleNotFoundError: pandas, from the scoring step): the

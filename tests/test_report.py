@@ -516,6 +516,13 @@ def test_who_to_act_on_before_a_second_as_of_date_says_how_to_get_one():
     assert "holds no as-of date before these predictions&#x27; own" in section
     assert "Left out: 1 later as-of date in the history (2024-04-30)" in section
     assert "re-score on a later as-of date" not in section
+    # with an earlier date there (movements empty for another reason), it does not say so
+    connection.execute("insert into clv_predictions_history values ('a', date '2024-02-29', "
+                       "365, 1000.0, 'high_value', 'v2', timestamp '2024-03-01')")
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    section = render_report(data, datetime(2024, 4, 1)).html.split(
+        '<section id="movements">', 1)[1].split("</section>", 1)[0]
+    assert "holds no as-of date before" not in section
 
 
 def test_an_as_of_date_far_past_the_data_is_a_warning_under_the_header():

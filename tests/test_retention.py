@@ -237,33 +237,19 @@ def test_never_goes_on_with_the_model_of_the_latest_as_of_date(tmp_path):
 
 def test_never_goes_on_with_a_model_retrained_since_on_data_as_recent(tmp_path):
     """Re-scores past the data's end with a_01, then a retrain at the default (earlier) as-of
-    date trains a_02 on the same data: the daily job goes on with a_02, not with the model of
-    the history's latest date. A model trained at an earlier date, on older data (a_03), or by
-    another target sharing the directory (a_04, never scored in this history) does not take
-    over."""
-    import dataclasses
-
-    import duckdb
-
-    from clv.warehouse import DuckDBWarehouse
-
-    for version, cutoff in (("a_01", "2022-12-31"), ("a_02", "2022-12-31"),
-                            ("a_03", "2022-06-30"), ("a_04", "2023-01-31")):
+    date trains a_02 on the same data: the daily job tries a_02 first, then a_01. A model
+    trained at an earlier date, on older data (a_03), or by another target sharing the
+    directory (a_04, in none of this warehouse's published tables) is not tried before a_01;
+    a cutoff written as a timestamp reads as its date."""
+    for version, cutoff in (("a_01", "2022-12-31"), ("a_02", "2022-12-31 00:00:00"),
+                            ("a_03", "2022-06-30"), ("a_04", "2023-01-31"),
+                            ("a_05", "2023-01-31")):
         _model(tmp_path, version, used=0, cutoffs=("2021-12-31", cutoff))
-    connection = duckdb.connect()
-    connection.execute("""
-        create table clv_predictions as select 'a_03' as model_version;
-        create table clv_predictions_history as select * from (values
-            ('a_01', date '2024-01-03', timestamp '2024-01-03 06:00'),
-            ('a_02', date '2023-12-31', timestamp '2024-01-03 09:00'),
-            ('a_03', date '2023-06-30', timestamp '2024-01-03 10:00'))
-            as t(model_version, as_of_date, scored_at)""")
-    warehouse = DuckDBWarehouse(connection)
-    run = dataclasses.replace(_run(tmp_path, keep=1), published_relations=(
-        "clv_predictions", "clv_predictions_history"))
-    assert registry.scored_version(warehouse, run) == "a_02"
-    connection.execute("delete from clv_predictions_history where model_version = 'a_02'")
-    assert registry.scored_version(warehouse, run) == "a_01"
+    scored = {"a_01", "a_02", "a_03"}
+    assert registry.retrained_since(tmp_path, "a_01", scored) == ["a_02"]
+    assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05"}) == ["a_05", "a_02"]
+    assert registry.retrained_since(tmp_path, "a_02", scored) == []
+    assert registry.retrained_since(tmp_path, "gone", scored) == []
 
 
 @pytest.mark.slow

@@ -150,9 +150,9 @@ def check_history(start: date, first_as_of: date, end: date, first: date | None,
 
 
 def _settings_check(start: date, first_as_of: date, end: date, common: list[str],
-                    run_vars: dict[str, Any], today: date | None = None) -> None:
+                    run_vars: dict[str, Any], today: date | None = None) -> str:
     """Stop before the first build when ``end`` is after today or the first as-of date has no
-    or too little history.
+    or too little history; the settings' time zone.
 
     Builds only what does not depend on the as-of date (the parse of the source, the
     customers' and events' inputs, and the settings with ``run_vars``, the user's own), so a
@@ -174,14 +174,18 @@ def _settings_check(start: date, first_as_of: date, end: date, common: list[str]
     if first is not None and not isinstance(first, date):
         first = date.fromisoformat(str(first)[:10])
     check_history(start, first_as_of, end, first, int(facts["window_days"] or 0))
+    return str(facts["time_zone"])
 
 
 def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
-    """The latest as-of date of clv_predictions_history; None before its first build."""
+    """The latest as-of date of clv_predictions_history over the settings' horizon (a run over
+    another horizon is another table's as far as the movements go); None before its first
+    build."""
     latest = _show("{% set history = load_relation(ref('clv_predictions_history')) %}"
                    "{% if history is none %}select cast(null as date) as latest"
-                   "{% else %}select max(as_of_date) as latest from {{ history }}{% endif %}",
-                   common, run_vars)["latest"]
+                   "{% else %}select max(as_of_date) as latest from {{ history }} where "
+                   "horizon_days = (select min(horizon_days) from {{ ref('clv_run_settings') }})"
+                   "{% endif %}", common, run_vars)["latest"]
     return None if latest is None else date.fromisoformat(str(latest)[:10])
 
 
@@ -196,9 +200,19 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     dates = as_of_dates(start, end, every)
     user_vars, run_vars = run_vars, {**run_vars, "clv_retrain": "never"}
     common = list(common)
-    _settings_check(start, dates[0], end, common, user_vars, today)
+    time_zone = _settings_check(start, dates[0], end, common, user_vars, today)
     latest = history_latest(common, user_vars)
-    publish = latest if latest is not None and latest > end else end
+    publish = end
+    if latest is not None and latest > end:
+        try:
+            check_end(latest, time_zone, today)
+            publish = latest
+        except BackfillError:  # a date after today, a clock error: not published again
+            print(f"clv-backfill: the history's latest as-of date, {latest}, is after today: "
+                  f"the published tables are left at --end {end}", flush=True)
+    if publish > end:
+        print(f"clv-backfill: {len(dates)} as-of dates, then the history's latest, {publish}, "
+              "scored again so that the published tables stay at it", flush=True)
     # Every date's build runs on this one parse of the project: the dates differ only in
     # clv_as_of_date, which dbt reads when it compiles (a changed var makes dbt parse the
     # whole project again, a few seconds per date).

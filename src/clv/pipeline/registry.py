@@ -107,10 +107,16 @@ def stale_features_note(metadata: dict[str, Any]) -> str | None:
     saved = int(metadata.get("feature_definitions") or 1)
     if saved == FEATURE_DEFINITIONS:
         return None
+    retrain = ("retrain once with clv_retrain: always at the history's latest as-of date "
+               "(clv_as_of_date)")
+    if saved > FEATURE_DEFINITIONS:
+        return (f"model {metadata.get('model_version')} was trained by a newer version of clv "
+                f"(feature definitions {saved}; this version computes {FEATURE_DEFINITIONS}): "
+                f"upgrade clv, or {retrain}")
     changes = "; ".join(FEATURE_CHANGES.get(n, f"definitions {n}")
                         for n in range(saved + 1, FEATURE_DEFINITIONS + 1))
     return (f"model {metadata.get('model_version')} was trained before this version's feature "
-            f"changes ({changes}); retrain it once with clv_retrain: always")
+            f"changes ({changes}); {retrain}")
 
 
 def data_signature(warehouse: Any, customer_days: Any) -> tuple[int, ...]:
@@ -243,16 +249,19 @@ def broken_artifacts(model_dir: Path) -> list[str]:
 
 
 def newest_compatible(run: RunSettings, features: list[str],
-                      preferred: str | None = None) -> ModelArtifact:
-    """For clv_retrain = never: model ``preferred`` (:func:`scored_version`) when it is
-    saved and fits this run, else the newest saved model of this warehouse's data that fits,
-    or a clear error. Models of other data (and unfinished ones) are never used, so a model
+                      preferred: str | Sequence[str] | None = None) -> ModelArtifact:
+    """For clv_retrain = never: the first of ``preferred`` (models retrained since, then the
+    one scored with last, :func:`scored_version`, the last of them) that is saved and fits
+    this run, else the newest saved model of this warehouse's data that fits, or a clear
+    error. Models of other data (and unfinished ones) are never used, so a model
     trained elsewhere into the same directory (an experiment, another target) does not take
     over the predictions; the ``preferred`` model is this data's even when the customers have
     moved on since (a rolling window). A ``preferred`` model whose files are there but damaged
     (modified, truncated, unreadable metadata, one file of the pair gone) is an error, not a
     reason to score with another model: the predictions would move to an older model without
     a word."""
+    order = [preferred] if isinstance(preferred, str) else list(preferred or ())
+    preferred = order[-1] if order else None  # the one scored with last
     saved = list_artifacts(run.model_dir)
     broken = broken_artifacts(run.model_dir)
     if preferred is not None and all(a.version != preferred for a in saved):
@@ -262,7 +271,7 @@ def newest_compatible(run: RunSettings, features: list[str],
         # source that keeps a rolling window (the last year) shares fewer of them each month.
         others = {a.version: problem for a in saved
                   if (problem := data_problem(a, run)) is not None
-                  and not (a.version == preferred and is_finished(a))}
+                  and not (a.version in order and is_finished(a))}
         saved = [a for a in saved if a.version not in others]
         if others and not saved:
             raise ModelMismatchError(
@@ -281,7 +290,8 @@ def newest_compatible(run: RunSettings, features: list[str],
             "clv_retrain 'auto' or 'always' to train one")
     problems = []
     newest_first = saved[::-1]
-    for artifact in sorted(newest_first, key=lambda a: a.version != preferred):  # stable
+    rank = {version: i for i, version in enumerate(order)}
+    for artifact in sorted(newest_first, key=lambda a: rank.get(a.version, len(order))):
         try:
             load_verified(run.model_dir, artifact.version, expected_metadata(features, run))
             return artifact
@@ -396,11 +406,11 @@ def _published(run: RunSettings) -> dict[str, str]:
 
 
 def scored_version(warehouse: Any, run: RunSettings) -> str | None:
-    """The model a daily ``clv_retrain: never`` job goes on scoring with: the model of the
-    history's latest scoring run (at its latest as-of date, the newest by ``scored_at``), or
-    a model retrained since (:func:`retrained_since`). A build at an older date (a backfill, a
-    past date re-run with another model) publishes that date in clv_predictions, and must not
-    hand the next day to its model. Without a readable history with rows, the model behind
+    """The model of the history's latest scoring run (at its latest as-of date, the newest by
+    ``scored_at``): what a daily ``clv_retrain: never`` job goes on scoring with, unless a
+    model was retrained since (:func:`retrained_since`). A build at an older date (a backfill,
+    a past date re-run with another model) publishes that date in clv_predictions, and must
+    not hand the next day to its model. Without a readable history with rows, the model behind
     clv_predictions as the previous build left it; None when neither is known (or
     clv_predictions holds several models)."""
     relations = _published(run)
@@ -414,50 +424,43 @@ def scored_version(warehouse: Any, run: RunSettings) -> str | None:
             continue
         try:
             table = warehouse.query(relation, sql)
-            scored = (warehouse.query(relation, "select distinct model_version from {relation}")
-                      if relation == history else None)
         except Exception as error:  # noqa: BLE001 - a missing table looks different per engine
             dbt_debug(f"no model behind {relation} to prefer "
                       f"({str(error).splitlines()[0][:200]})")
             continue
         versions = {str(v) for v in table.column("model_version").to_pylist() if v}
-        if versions and scored is not None:
-            return retrained_since(run.model_dir, versions.pop(), {
-                str(v) for v in scored.column("model_version").to_pylist() if v})
         if versions:
             return versions.pop() if len(versions) == 1 else None
     return None
 
 
 def _data_until(metadata: Mapping[str, Any]) -> str | None:
-    """The latest training or validation cutoff of a model (ISO date): how recent its data is."""
-    cutoffs = [str(c) for c in [*(metadata.get("training_cutoffs") or []),
-                                metadata.get("validation_cutoff")] if c]
+    """The latest training or validation cutoff of a model (YYYY-MM-DD): how recent its data
+    is."""
+    cutoffs = [str(c)[:10] for c in [*(metadata.get("training_cutoffs") or []),
+                                     metadata.get("validation_cutoff")] if c]
     return max(cutoffs) if cutoffs else None
 
 
-def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> str:
-    """``latest`` (the model of the history's latest run), or the newest model created after it
-    that scored in this history (so this warehouse's, not another target's sharing the
-    directory) and was trained on data at least as recent (its latest cutoff no earlier): a
-    retrain (``clv_retrain: always`` or ``auto``) at an as-of date before the history's latest,
-    such as the default as-of date after re-scores past the data's end. A model trained at an
-    earlier date, on older data, does not take over."""
+def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> list[str]:
+    """The models retrained since ``latest`` (the model of the history's latest run), newest
+    first: created after it, scored in this warehouse's published tables (``scored``: so this
+    target's, not another's sharing the directory) and trained on data at least as recent
+    (their latest cutoff no earlier). A retrain (``clv_retrain: always`` or ``auto``) at an
+    as-of date before the history's latest, such as the default as-of date after re-scores
+    past the data's end, goes on scoring; a model trained at an earlier date, on older data,
+    does not take over. :func:`newest_compatible` tries them in this order, then ``latest``,
+    so one that does not fit the run's settings hands back to ``latest``."""
     saved = {a.version: a.metadata for a in list_artifacts(model_dir)}
     base = saved.get(latest)
     until = _data_until(base) if base is not None else None
     if until is None:
-        return latest
-    newer = [(str(saved[v].get("created_at") or ""), v) for v in scored
-             if v in saved and str(saved[v].get("created_at") or "") > str(base.get("created_at")
-                                                                           or "")
-             and (_data_until(saved[v]) or "") >= until]
-    if not newer:
-        return latest
-    chosen = max(newer)[1]
-    dbt_log(f"model {chosen} was trained after {latest}, the model of the history's latest "
-            "scoring run, on data as recent: it goes on scoring")
-    return chosen
+        return []
+    created = str(base.get("created_at") or "")
+    newer = sorted(((str(saved[v].get("created_at") or ""), v) for v in scored - {latest}
+                    if v in saved and str(saved[v].get("created_at") or "") > created
+                    and (_data_until(saved[v]) or "") >= until), reverse=True)
+    return [version for _, version in newer]
 
 
 def published_versions(warehouse: Any, run: RunSettings) -> set[str] | None:
@@ -626,14 +629,20 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
     if others:
         dbt_log(f"{len(others)} saved model(s) in {run.model_dir} belong to other data or "
                 "settings: not listed, reused, scored or deleted by this warehouse")
-    preferred = scored_version(warehouse, run) if run.retrain == "never" else None
+    published = published_versions(warehouse, run)
+    preferred: list[str] = []
+    if run.retrain == "never" and (latest := scored_version(warehouse, run)) is not None:
+        preferred = [*retrained_since(run.model_dir, latest, published or set()), latest]
+        if len(preferred) > 1:
+            dbt_log(f"model {preferred[0]} was trained after {latest}, the model of the "
+                    "history's latest scoring run, on data as recent: it goes on scoring "
+                    "where it fits the run")
     current = current_version(training.train_or_reuse(warehouse, examples, run,
                                                       preferred=preferred))
     artifact = artifacts.load_artifact(run.model_dir, current)
     if not is_finished(artifact):
         _sign(artifact, run)
     artifacts.touch(artifact)
-    published = published_versions(warehouse, run)
     pin(run.model_dir, run.trained_by, {current} | (published if published is not None
                                                     else pinned(run.model_dir, run.trained_by)))
     if published is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -498,9 +498,9 @@ def _calibration_inputs(outputs: RawOutputs) -> tuple[np.ndarray, ...]:
 
 def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,
                    settings: TrainSettings | None = None,
-                   preferred: str | None = None) -> pd.DataFrame:
+                   preferred: Sequence[str] = ()) -> pd.DataFrame:
     """Train when clv_retrain asks for it; return the registry of every saved model. With
-    clv_retrain = never, model ``preferred`` scores when it fits the run
+    clv_retrain = never, the first of ``preferred`` that fits the run scores
     (:func:`clv.pipeline.registry.newest_compatible`)."""
     settings = settings or TrainSettings(seed=run.seed, ensemble_size=run.ensemble_size,
                                          max_train_rows=run.max_train_rows,

@@ -347,6 +347,14 @@ def _other_horizons(data: ReportData) -> str:
             f"{', ...' if len(other) > 3 else ''}).")
 
 
+def _history_before_predictions(data: ReportData) -> bool:
+    """Whether the history holds an as-of date before the predictions' own."""
+    history, as_of = data.history, data.summary.get("as_of_date")
+    if history is None or history.empty or as_of is None:
+        return False
+    return bool((history["as_of_date"] < pd.Timestamp(as_of)).any())
+
+
 def _later_dates(data: ReportData) -> str:
     """The sentence naming the as-of dates of the history after the predictions' own, left out
     (none: empty)."""
@@ -597,7 +605,7 @@ def movements_section(data: ReportData) -> str:
         empty = ("The movements show once two as-of dates are scored over the same horizon: "
                  "re-score on a later as-of date with the saved model (clv_retrain: never), or "
                  "fill past dates with clv-backfill (README: Dynamic CLV).")
-        if data.history_later_dates:
+        if data.history_later_dates and not _history_before_predictions(data):
             empty = ("No movements: the history holds no as-of date before these predictions' "
                      "own, over the same horizon, to compare them with." + _later_dates(data))
         note = _note(data, "clv_prediction_changes", empty)
