@@ -6,7 +6,9 @@
     gone wrong) does, and its build would publish the smaller customer base and flag its
     customers as slipping without a word. A rolling-window source loses a few customers a day
     and an erasure (a customer's rows deleted on request) a handful, both below the bound.
-    One row per missing customer.
+    The date before is compared as clv_prediction_changes compares it: its newest scoring run
+    over the same horizon (another run there, of other data or another model, is not the
+    customer base the build replaced). One row per missing customer.
 -#}
 {{ config(severity='warn') }}
 {#- A build of either table alone selects this test too: before both are built there is
@@ -23,17 +25,36 @@ with
 
 published as (
 
-    select max(as_of_date) as as_of_date
+    select
+        max(as_of_date) as as_of_date,
+        max(horizon_days) as horizon_days
     from {{ ref('clv_predictions') }}
 
 ),
 
-previous_date as (
+previous_runs as (
 
-    select max(history.as_of_date) as as_of_date
+    select
+        history.as_of_date,
+        history.model_version,
+        max(history.scored_at) as scored_at
     from {{ ref('clv_predictions_history') }} as history
     inner join published
         on history.as_of_date < published.as_of_date
+        and history.horizon_days is not distinct from published.horizon_days
+    group by history.as_of_date, history.model_version
+
+),
+
+previous_run as (
+
+    select
+        as_of_date,
+        model_version,
+        row_number() over (
+            order by as_of_date desc, scored_at desc nulls last, {{ clv_collate_binary('model_version') }} desc
+        ) as run_rank
+    from previous_runs
 
 ),
 
@@ -41,8 +62,12 @@ previous_customers as (
 
     select distinct history.customer_id
     from {{ ref('clv_predictions_history') }} as history
-    inner join previous_date
-        on history.as_of_date = previous_date.as_of_date
+    inner join previous_run
+        on history.as_of_date = previous_run.as_of_date
+        and history.model_version = previous_run.model_version
+    inner join published
+        on history.horizon_days is not distinct from published.horizon_days
+    where previous_run.run_rank = 1
 
 ),
 

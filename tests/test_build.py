@@ -379,3 +379,14 @@ def test_warned_names_the_nodes_that_warned():
     assert build.warned(outcome) == ["b (1 row)", "c (1,234 rows)"]
     assert build.warned(SimpleNamespace(result=None)) == []
     assert build.warned(SimpleNamespace(result=object())) == []  # dbt parse: a manifest
+
+
+def test_the_last_line_names_the_stages_warnings(monkeypatch, capsys):
+    """A staged build's last dbt summary counts only its own stage's warnings (WARN=0 after a
+    first stage that warned): the final line names every warned node."""
+    monkeypatch.setattr(build, "build_with_args",
+                        lambda argv: ["clv_data_quality_excluded_rows (135 rows)"])
+    assert build.main([]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("clv build: done in ")
+    assert last.endswith("; warned: clv_data_quality_excluded_rows (135 rows)")

@@ -201,6 +201,26 @@ def test_the_readme_sql_examples_run_on_two_as_of_dates(project):
 
 
 @pytest.mark.slow
+def test_lost_customers_are_counted_against_the_previous_dates_newest_run(project):
+    """An older run at the date before, of other customers (another data set built into the
+    same schema, a run before the source was cleaned), is not the customer base the build
+    replaced: the test compares with that date's newest run, as the movements do."""
+    older = ("insert into clv_predictions_history select * replace (customer_id || '-old' as "
+             "customer_id, 'older_run' as model_version, timestamp '2000-01-01' as scored_at) "
+             f"from clv_predictions_history where as_of_date = date '{FIRST_AS_OF}'")
+    with duckdb.connect(str(project.database)) as connection:
+        connection.execute(older)
+    try:
+        result = project.run("test", vars={**project.vars, "clv_as_of_date": SECOND_AS_OF},
+                             select=LOST_CUSTOMERS)
+        assert _status(result, LOST_CUSTOMERS) == ("pass", 0)
+    finally:
+        with duckdb.connect(str(project.database)) as connection:
+            connection.execute("delete from clv_predictions_history "
+                               "where model_version = 'older_run'")
+
+
+@pytest.mark.slow
 def test_a_new_model_version_keeps_the_old_rows_readable(project):
     vars_ = {**project.vars, "clv_as_of_date": SECOND_AS_OF, "clv_retrain": "always",
              "clv_seed": 7}

@@ -565,12 +565,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     try:
-        build_with_args(sys.argv[1:] if argv is None else argv)
+        warnings = build_with_args(sys.argv[1:] if argv is None else argv)
     except BuildError as error:
         print(f"clv build: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("clv build: interrupted", file=sys.stderr)
         return 130
-    print(f"clv build: done in {time.perf_counter() - began:.1f} s", flush=True)
+    # the stages' summaries each count their own warnings: the last may say WARN=0
+    print(f"clv build: done in {time.perf_counter() - began:.1f} s"
+          + (f"; warned: {', '.join(warnings)}" if warnings else ""), flush=True)
     return 0
