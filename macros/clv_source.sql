@@ -169,7 +169,7 @@
 
 {% macro duckdb__clv_read_file(path, var_name) %}
     {% if clv_file_kind(path) == 'parquet' %}
-        {{ return("read_parquet('" ~ path ~ "')") }}
+        {{ return(clv_parquet_with_instants("read_parquet('" ~ path ~ "')", path)) }}
     {% endif %}
     {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type
         instead of failing the read. Dates and times stay text, read by clv_parse_timestamp: the
@@ -204,6 +204,31 @@
         {{ return(read) }}
     {% endif %}
     {{ return(sniffed.group(1)) }}
+{% endmacro %}
+
+
+{#-
+    `read` (DuckDB's read_parquet of `path`), with its INT96 timestamp columns read as the UTC
+    instants they hold. Spark writes timestamps as INT96 by default, and DuckDB reads those as
+    timestamps without a zone, which clv would take for local time already: converted to
+    clv_time_zone like any instant instead, the same files give the same days on DuckDB as on
+    Spark. Only the files' footers are read.
+-#}
+{% macro clv_parquet_with_instants(read, path) %}
+    {% if not execute or '://' in path %}
+        {{ return(read) }}
+    {% endif %}
+    {% set names = run_query(
+        "select distinct name from parquet_schema('" ~ path ~ "') where type = 'INT96' and name in "
+        ~ "(select column_name from (describe select * from " ~ read ~ "))").columns[0].values() %}
+    {% if names | length == 0 %}
+        {{ return(read) }}
+    {% endif %}
+    {% set instants = [] %}
+    {% for name in names | sort %}
+        {% do instants.append("timezone('UTC', " ~ adapter.quote(name) ~ ") as " ~ adapter.quote(name)) %}
+    {% endfor %}
+    {{ return("(select * replace (" ~ (instants | join(', ')) ~ ") from " ~ read ~ ")") }}
 {% endmacro %}
 
 

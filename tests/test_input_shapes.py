@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -142,6 +143,30 @@ def test_decimal_and_double_ids_in_parquet(project):
     assert set(staged.customer_id.dropna()) == CUSTOMERS | {"17850.50"}
     assert "536365" in set(staged.transaction_id) and "560000.5" in set(staged.transaction_id)
     assert not any(value.endswith(".0") for value in staged.transaction_id)
+
+
+@pytest.mark.slow
+def test_spark_written_int96_timestamps_are_instants(project):
+    """Spark writes timestamps as INT96 by default: UTC instants, which DuckDB reads as a
+    timestamp without a zone. They convert to clv_time_zone as Spark converts them, so the
+    same files give the same days on both; a timestamp column with its zone reads alike."""
+    instants = [datetime(2021, 1, 2, 8, 43, 20), datetime(2021, 1, 2, 3, 0)]
+    base = {"transaction_id": ["t1", "t2"], "customer_id": ["C1", "C2"], "amount": [10.0, 5.0]}
+    int96 = project.workdir / "spark_int96.parquet"
+    pq.write_table(pa.table({**base, "transacted_at": pa.array(instants, pa.timestamp("us"))}),
+                   int96, use_deprecated_int96_timestamps=True)
+    zoned = project.workdir / "utc_adjusted.parquet"
+    pq.write_table(pa.table({**base, "transacted_at": pa.array(instants,
+                                                               pa.timestamp("us", tz="UTC"))}),
+                   zoned)
+    local = []
+    for path in (int96, zoned):
+        project.build(vars={**VARS, "clv_columns": {}, "clv_transactions": str(path),
+                            "clv_time_zone": "America/New_York"}, select="stg_clv__transactions")
+        local.append(project.query("select cast(transacted_at as varchar) as local_time from "
+                                   "stg_clv__transactions order by transaction_id"
+                                   ).local_time.tolist())
+    assert local == [["2021-01-02 03:43:20", "2021-01-01 22:00:00"]] * 2
 
 
 @pytest.mark.slow
