@@ -107,12 +107,11 @@
 
 
 {#-
-    The clv_timestamp_format that reads `examples` (unreadable time texts; a single one is
-    fine), from the first that tells day and month apart, else the first: see
-    clv_timestamp_formats. Nothing when the var already holds the guess, or for other text.
+    The clv_timestamp_format that reads `examples` (a list of unreadable time texts), from the
+    first that tells day and month apart, else the first: see clv_timestamp_formats. Nothing
+    when the var already holds the guess, or for other text.
 -#}
 {% macro clv_timestamp_format_hint(examples, current_format) %}
-    {% set examples = [examples] if examples is string or examples is none else examples %}
     {% set chosen = namespace(example=examples[0], formats=clv_timestamp_formats(examples[0])) %}
     {% for example in examples[1:] if chosen.formats | length == 2 %}
         {% set formats = clv_timestamp_formats(example) %}

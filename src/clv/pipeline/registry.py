@@ -451,16 +451,14 @@ def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> list[str]
     past the data's end, goes on scoring; a model trained at an earlier date, on older data,
     does not take over. :func:`newest_compatible` tries them in this order, then ``latest``,
     so one that does not fit the run's settings hands back to ``latest``."""
-    saved = {a.version: a.metadata for a in list_artifacts(model_dir)}
-    base = saved.get(latest)
-    until = _data_until(base) if base is not None else None
+    saved = {a.version: (str(a.metadata.get("created_at") or ""), _data_until(a.metadata))
+             for a in list_artifacts(model_dir)}
+    created, until = saved.get(latest, ("", None))
     if until is None:
         return []
-    created = str(base.get("created_at") or "")
-    newer = sorted(((str(saved[v].get("created_at") or ""), v) for v in scored - {latest}
-                    if v in saved and str(saved[v].get("created_at") or "") > created
-                    and (_data_until(saved[v]) or "") >= until), reverse=True)
-    return [version for _, version in newer]
+    newer = [(saved[v][0], v) for v in scored & saved.keys()
+             if saved[v][0] > created and (saved[v][1] or "") >= until]
+    return [version for _, version in sorted(newer, reverse=True)]
 
 
 def published_versions(warehouse: Any, run: RunSettings) -> set[str] | None:
