@@ -3,6 +3,9 @@ model the var is about (clv_run_settings, or the staging model of the transactio
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from dbt.exceptions import CompilationError
 
@@ -45,6 +48,7 @@ BAD_VARS = [
     ({"clv_extra_features": ["btyd_expected_spend"]}, "clv_extra_features"),
 ]
 INPUT_VARS = {"clv_transactions", "clv_columns"}
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
@@ -100,3 +104,55 @@ def test_the_as_of_date_yesterday_is_the_day_before_today_in_the_time_zone(dbt_p
     days.add((datetime.now(ZoneInfo(zone)) - timedelta(days=1)).date())  # midnight passed
     [as_of] = dbt_project.query("select as_of_date from clv_run_settings").as_of_date
     assert as_of.date() in days
+
+
+def _parsed(project, vars: dict) -> dict:
+    """What a parse fixes for every node: its dependencies and configuration, whether it is
+    enabled, and the exposures' targets."""
+    from conftest import duckdb_path
+    from dbt.cli.main import dbtRunner
+
+    with duckdb_path(project.database):
+        parsed = dbtRunner().invoke(
+            ["parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+             "--target-path", str(project.workdir / "target"), "--quiet",
+             "--vars", json.dumps(vars)])
+    assert parsed.success, parsed.exception
+    manifest = parsed.result
+    nodes = {**manifest.nodes, **manifest.unit_tests, **manifest.exposures, **manifest.sources}
+    return {
+        "disabled": sorted(manifest.disabled),
+        **{uid: (sorted(getattr(node, "depends_on", None).nodes) if hasattr(node, "depends_on")
+                 else None, node.config.to_dict(), getattr(node, "url", None))
+           for uid, node in nodes.items()},
+    }
+
+
+@pytest.mark.slow
+def test_the_vars_the_tests_share_a_parse_over_are_read_only_when_compiling(dbt_project):
+    """The tests' builds re-use one parse of the project across the vars that dbt reads only when
+    it compiles a node (tests/conftest.py, COMPILE_TIME_VARS) and across which file or table an
+    input names: a var that changed what dbt parses would leave those builds on a stale parse."""
+    from conftest import COMPILE_TIME_VARS, INPUT_VARS
+
+    first = {"clv_transactions": "shop/orders.csv", "clv_customers": "shop/customers.parquet",
+             "clv_events": "main.events"}
+    other = {
+        "clv_transactions": "main.orders", "clv_customers": "other/people.csv",
+        "clv_events": "other/events.parquet", "clv_as_of_date": "2023-06-30",
+        "clv_columns": {"customer_id": "client", "amount": "price * quantity"},
+        "clv_csv_encoding": "latin-1", "clv_cutoff_spacing_days": 30,
+        "clv_decimal_separator": ",", "clv_ensemble_size": 1, "clv_explanations": False,
+        "clv_extra_features": ["loyalty"], "clv_horizon_days": 90, "clv_keep_models": 2,
+        "clv_max_train_rows": 1000, "clv_max_validation_rows": 1000,
+        "clv_missing_customer_ids": ["x"], "clv_model_dir": "elsewhere", "clv_period_days": 7,
+        "clv_retrain": "never", "clv_seed": 7, "clv_sequence_periods": 6,
+        "clv_time_zone": "Europe/Berlin", "clv_timestamp_format": "%d/%m/%Y",
+        "clv_training_cutoffs": 3,
+    }
+    assert set(other) == COMPILE_TIME_VARS | INPUT_VARS
+    baseline = _parsed(dbt_project, first)
+    changed = _parsed(dbt_project, other)
+    assert changed == baseline, [uid for uid in baseline if changed.get(uid) != baseline[uid]]
+    # and the check sees a var that does change the parse
+    assert _parsed(dbt_project, {**first, "clv_scoring_engine": "sql"}) != baseline
