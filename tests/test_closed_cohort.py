@@ -57,3 +57,8 @@ def test_closed_cohort_predictions_stay_calibrated(dbt_project, write_csv, tmp_p
     network = next(row for row in metadata["evaluation"] if row["predictor"] == "network")
     assert 0 <= network["p90_exceedance"] <= 1 and 0 <= network["purchase_probability_ece"] <= 1
     assert metadata["distribution_calibration"]["reported"]["fitted_on"] == "training cutoffs"
+    # clv_ensemble_size 0 (automatic): three networks below 100,000 training rows, as the
+    # registry says
+    settings = json.loads(dbt_project.query(
+        "select settings from clv_model_registry where is_current").settings[0])
+    assert (settings["ensemble_size"], settings["networks"]) == (0, 3)

@@ -223,6 +223,7 @@ def export_model(result: TrainResult, model_dir: Path, run_info: dict[str, Any] 
         "normalisation": NORMALISATION,
         "normalisation_stats": result.normalisation,
         "hyperparameters": result.settings.to_dict(),
+        "networks": result.networks,  # what clv_ensemble_size 0 (automatic) chose
         "export_settings": settings.to_dict(),
         "exporter": chosen,
         "exporter_failures": failures,

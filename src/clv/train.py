@@ -62,6 +62,7 @@ class TrainResult:
     validation_static: np.ndarray = field(repr=False)  # raw inputs of the validation rows
     validation_sequence: np.ndarray = field(repr=False)
     seconds: float = 0.0
+    networks: int = 1  # averaged (ensemble_members)
 
     @property
     def features(self) -> list[str]:
@@ -367,7 +368,7 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
         model=model, spec=spec, settings=settings, normalisation=normalisation,
         validation=validation, validation_loss=best_loss, best_epoch=best_epoch,
         epochs_run=epoch, history=history, train_rows=len(train_idx),
-        train_rows_available=available, training_cutoffs=all_cutoffs,
+        train_rows_available=available, training_cutoffs=all_cutoffs, networks=members,
         validation_split=split_kind, validation_cutoff=validation_cutoff,
         validation_static=v_static_np, validation_sequence=v_sequence_np,
         seconds=time.perf_counter() - started)

@@ -191,6 +191,16 @@ def data_problem(artifact: ModelArtifact, run: RunSettings) -> str | None:
     return None
 
 
+def _settings_json(meta: dict[str, Any]) -> str | None:
+    """The training settings as JSON, with the number of networks trained (what an automatic
+    ``ensemble_size`` of 0 chose; absent from models saved before it was recorded)."""
+    settings = meta.get("hyperparameters")
+    if settings is None:
+        return None
+    networks = {"networks": meta["networks"]} if "networks" in meta else {}
+    return json.dumps({**settings, **networks}, sort_keys=True)
+
+
 def settings_problem(artifact: ModelArtifact, run: RunSettings,
                      features: list[str]) -> str | None:
     """Which of this run's settings ``artifact`` does not fit (None when it fits)."""
@@ -362,7 +372,7 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "level_note": (meta.get("spend_level") or {}).get("reason"),
             "btyd_fit_note": btyd_fit_note(meta.get("btyd_fits")),
             "feature_note": stale_features_note(meta),
-            "settings": json.dumps(meta.get("hyperparameters"), sort_keys=True),
+            "settings": _settings_json(meta),
             "feature_count": len(meta.get("features") or []),
             "onnx_path": str(Path(model_dir) / artifact.onnx_path.name),
             "sha256": meta.get("sha256"),
