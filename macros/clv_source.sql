@@ -84,12 +84,24 @@
                         and clv_relation_may_exist(quoted) %}
         {{ clv_fail(var_name, "no table or view '" ~ value ~ "' in the warehouse of target '" ~ target.name
                               ~ "': check its spelling and schema, or build the model it names first "
-                              ~ "(a file path must end in .csv, .tsv, .txt or .parquet)"
+                              ~ clv_file_endings_hint()
                               ~ ("; PostgreSQL reads an unquoted name in lower case, and the table "
                                  ~ "was created with capitals: write it in double quotes, as '"
                                  ~ quoted ~ "'" if folded else "")) }}
     {% endif %}
     {{ return(value) }}
+{% endmacro %}
+
+
+{#- What a file path must look like on this engine, for a hint after a name that is neither a
+    file nor a relation there. -#}
+{% macro clv_file_endings_hint() %}
+    {% if target.type == 'duckdb' %}
+        {{ return("(a file path must end in .csv, .tsv, .txt or .parquet)") }}
+    {% elif target.type == 'spark' %}
+        {{ return("(a file path must end in .parquet: Spark reads Parquet files)") }}
+    {% endif %}
+    {{ return("(" ~ target.type ~ " reads no files: load a file into a table)") }}
 {% endmacro %}
 
 

@@ -426,6 +426,7 @@ def test_a_missing_relation_stops_with_one_line_naming_the_var(project, var_name
     assert len(failures) == 1, failures
     line = message_line(next(iter(failures.values())), f"Invalid value for var '{var_name}'")
     assert f"no table or view '{name}' in the warehouse of target 'duckdb'" in line, line
+    assert "(a file path must end in .csv, .tsv, .txt or .parquet)" in line, line
 
 
 @pytest.mark.slow

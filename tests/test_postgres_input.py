@@ -217,8 +217,11 @@ def test_a_missing_relation_stops_with_one_line_naming_the_var(source, tmp_path,
         return
     with pytest.raises(BuildError, match="failed at stg_clv__transactions"):
         _staged(name, COLUMNS, tmp_path)
+    out = capsys.readouterr().out
     assert (f"Invalid value for var 'clv_transactions': no table or view '{name}' in the "
-            "warehouse of target 'postgres'") in capsys.readouterr().out
+            "warehouse of target 'postgres'") in out
+    # the hint names what this engine reads: no files
+    assert "(postgres reads no files: load a file into a table)" in out, out
 
 
 @pytest.mark.slow

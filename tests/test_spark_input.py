@@ -262,6 +262,8 @@ def test_a_missing_relation_stops_with_one_line_naming_the_var(retail: Retail, n
     assert not result.success
     assert (f"Invalid value for var 'clv_transactions': no table or view '{name}' in the "
             "warehouse of target 'spark'") in messages, messages
+    # the hint names the files this engine reads
+    assert "(a file path must end in .parquet: Spark reads Parquet files)" in messages, messages
 
 
 @pytest.mark.slow
