@@ -12,14 +12,22 @@ from pathlib import Path
 from clv.config import FEATURE_CHANGES, FEATURE_DEFINITIONS
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every file that decides a feature's value: the features themselves, the settings they read
+# (the windows, the channels, the declared static features), and the staging and checks of the
+# rows they are computed from.
 FEATURE_SQL = ("macros/features/*.sql", "models/3_features/*.sql",
                "macros/clv_sequence_columns.sql", "macros/clv_cancelled_to_zero.sql",
                "macros/clv_round.sql", "macros/clv_days_between.sql", "macros/clv_arg_max.sql",
                "macros/clv_collate_binary.sql", "macros/clv_type_double.sql",
+               "macros/clv_settings.sql", "macros/clv_to_number.sql",
+               "macros/clv_parse_timestamp.sql", "macros/clv_is_finite.sql",
+               "models/1_staging/*.sql",
+               "models/2_intermediate/int_clv__transactions_checked.sql",
+               "models/2_intermediate/int_clv__transactions_classified.sql",
                "models/2_intermediate/int_clv__customer_days.sql",
                "models/2_intermediate/int_clv__customer_category_first_dates.sql")
 # FEATURE_DEFINITIONS -> the digest of the feature SQL that defines it
-RECORDED = {2: "b9aac6dd"}
+RECORDED = {2: "c2d77495"}
 
 
 def feature_sql_digest(root: Path = ROOT) -> str:
@@ -58,3 +66,15 @@ def test_the_digest_ignores_comments_and_spacing(tmp_path):
     assert feature_sql_digest(tmp_path) == first
     (features / "a.sql").write_text("select x, y + 1 from t")
     assert feature_sql_digest(tmp_path) != first
+
+
+def test_the_plain_python_reference_computes_the_settings_windows():
+    """tests/reference.py recomputes every trailing window for test_properties: a window added
+    to the settings alone would never be compared with it."""
+    import ast
+
+    from reference import WINDOWS
+
+    settings = (ROOT / "macros" / "clv_settings.sql").read_text()
+    windows = re.search(r"'windows': (\[[0-9, ]+\])", settings).group(1)
+    assert tuple(ast.literal_eval(windows)) == WINDOWS

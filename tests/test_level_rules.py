@@ -205,6 +205,22 @@ def test_corrections_are_bounded():
     assert level.bounded(float("nan")) == 1.0
 
 
+def test_the_calibrated_networks_correction_is_bounded_too():
+    """A raw network e^15 too high on the source window: its calibration scales it by about
+    e^-15, and its correction, bounded and shrunk, cannot undo that much. Its coefficient on the
+    calibrated total stays within the bounds (times its share) instead of the calibration's
+    inverse, which made every prediction 80 times BG/NBD's level."""
+    windows = _windows(365, 91, 8, [1.0] * 8, [math.exp(-15)] * 8)
+    estimate = level.estimate_level(windows, 365, AS_OF, calibration_scale=math.exp(-15))
+    low, high = level.LEVEL_CORRECTION_BOUNDS
+    assert estimate.network.correction == low
+    assert estimate.network_share > 0
+    assert estimate.network_level_weight <= estimate.network_share * high
+    # within the bounds nothing changes
+    assert level.estimate_level(windows, 365, AS_OF, calibration_scale=0.4).network_level_weight \
+        == pytest.approx(estimate.network_share * low / 0.4)
+
+
 def test_coefficients_of_old_and_new_models():
     assert level.level_coefficients({}) == (1.0, 0.0)
     assert level.level_coefficients({"btyd_level_correction": 0.9}) == (0.9, 0.0)

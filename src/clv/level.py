@@ -43,7 +43,13 @@ each of them tested in ``tests/test_level_rules.py``:
    extrapolate. The network's corrected total gets the share ``evidence / (evidence +
    NETWORK_EVIDENCE_PRIOR)`` of its inverse-error weight against BG/NBD's (backtest mean
    squared errors after shrinkage): nothing without backtests, up to its inverse-error share
-   with many.
+   with many. Its coefficient applies to ``network_clv``, the calibrated network, so the
+   correction (relative to the raw network) is divided by the calibration's scale on the
+   source window; that quotient, the correction of the calibrated total, is kept within
+   :data:`LEVEL_CORRECTION_BOUNDS` as well. A raw network far off on the window (inputs far
+   outside what it was trained on: an extra feature's missing values read as 0) has a
+   calibration that undoes nearly all of it, and a correction shrunk towards 1 would bring
+   that error back, multiplied into every prediction.
 
 5. **Season without a window a year back** (:func:`revenue_seasonal_factor`). When the history
    holds two full years but no training cutoff lies a year back (the default cutoffs of a short
@@ -525,7 +531,7 @@ def estimate_level(windows: Iterable[Window], horizon_days: int, as_of: date,
     season = seasonal_factor or SeasonalFactor(1.0, False, reference.reason)
     return LevelEstimate(
         btyd_level_correction=(1.0 - share) * btyd.correction * season.factor,
-        network_level_weight=share * network.correction / scale * season.factor,
+        network_level_weight=share * bounded(network.correction / scale) * season.factor,
         network_share=share, btyd=btyd, network=network, calibration_scale=scale,
         reference=reference, windows=list(windows), seasonal_factor=season)
 
