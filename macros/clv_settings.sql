@@ -302,6 +302,9 @@
         {% if text in clv_reserved_words() %}
             {{ clv_fail(var_name, "'" ~ text ~ "' is an SQL keyword; load the column under another name") }}
         {% endif %}
+        {% if text in clean %}
+            {{ clv_fail(var_name, "'" ~ text ~ "' is listed twice") }}
+        {% endif %}
         {% do clean.append(text) %}
     {% endfor %}
     {{ return(clean) }}

@@ -65,6 +65,13 @@ def test_bad_var_is_rejected_before_sql_runs(dbt_project, vars, name):
 
 
 @pytest.mark.slow
+def test_an_extra_feature_listed_twice_says_so(dbt_project):
+    """Not that it is the name of a feature clv computes (the list's own repeat counted)."""
+    with pytest.raises(CompilationError, match="'loyalty' is listed twice"):
+        dbt_project.run("parse", vars={"clv_extra_features": ["loyalty", "Loyalty"]})
+
+
+@pytest.mark.slow
 def test_a_misspelled_var_is_rejected_naming_the_one_meant(dbt_project):
     """A clv_* var clv does not read would leave the build on the default without a word."""
     with pytest.raises(CompilationError, match=r"Unknown var 'clv_horizon_dayz'.*did you mean "
