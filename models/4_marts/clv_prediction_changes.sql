@@ -11,8 +11,8 @@
     another model there, or an earlier run of the same model at that date).
 
     The flags follow the customer, not the segment rules' order: becoming at_risk or dormant
-    needs the purchase probability to have crossed that segment's bound (0.5, 0.2: the rules of
-    clv_predictions), so a new customer whose probability was already low is not flagged on
+    needs the purchase probability to have crossed that segment's bound (0.5, 0.2:
+    clv_segment_bounds(), the rules of clv_predictions), so a new customer whose probability was already low is not flagged on
     the day their history turns 90 days long, and dormant -> at_risk (a recovery) never is. A
     top-20% customer whose value halves is flagged even when they stay in the top deciles. The
     flags read from the ranking (two deciles down, leaving high_value) also need the value
@@ -20,6 +20,7 @@
     subscription business whose customers pay the same plan), a move of a few percent crosses
     deciles, and a customer who just paid would be flagged as slipping.
 -#}
+{%- set bounds = clv_segment_bounds() %}
 
 with
 
@@ -166,12 +167,14 @@ compared as (
         previous_segment,
         segment,
         value_decile - previous_value_decile >= 2 and has_fallen_a_fifth as is_dropping_two_deciles,
-        previous_value_decile <= 2 and previous_predicted_clv > 0
+        previous_value_decile <= {{ bounds.high_value_deciles }} and previous_predicted_clv > 0
         and predicted_clv <= 0.5 * previous_predicted_clv as is_halving_value,
         previous_segment = 'high_value' and segment != 'high_value' and has_fallen_a_fifth
             as is_leaving_high_value,
-        previous_purchase_probability >= 0.5 and segment = 'at_risk' as is_becoming_at_risk,
-        previous_purchase_probability >= 0.2 and segment = 'dormant' as is_becoming_dormant,
+        previous_purchase_probability >= {{ bounds.active_probability }} and segment = 'at_risk'
+            as is_becoming_at_risk,
+        previous_purchase_probability >= {{ bounds.at_risk_probability }} and segment = 'dormant'
+            as is_becoming_dormant,
         previous_model_version,
         model_version
 

@@ -4,8 +4,8 @@
     value decile and the segment. This model only ranks, segments and joins; the casts give
     every column its contract type on every engine and change no value.
 
-    Segments, first match wins (the rules, and what each is for, are documented in
-    _marts__models.yml and the README):
+    Segments, first match wins (the bounds are clv_segment_bounds(); the rules, and what each
+    is for, are documented in _marts__models.yml and the README):
       high_value  value_decile 1 or 2 (the 20% with the highest predicted CLV)
       new         first purchase less than 90 days before the as-of date (t_days < 90:
                   with no purchase yet, the first transaction)
@@ -16,6 +16,7 @@
     The post-hook stops the build unless every scored customer has exactly one row.
 -#}
 {{ config(post_hook="{{ clv_require_every_customer_predicted(this) }}") }}
+{%- set bounds = clv_segment_bounds() %}
 
 with
 
@@ -68,11 +69,11 @@ segmented as (
     select
         *,
         case
-            when value_decile <= 2 then 'high_value'
-            when t_days < 90 then 'new'
-            when purchase_probability >= 0.5 then 'active'
-            when purchase_probability >= 0.2 then 'at_risk'
-            when purchase_probability < 0.2 then 'dormant'
+            when value_decile <= {{ bounds.high_value_deciles }} then 'high_value'
+            when t_days < {{ bounds.new_days }} then 'new'
+            when purchase_probability >= {{ bounds.active_probability }} then 'active'
+            when purchase_probability >= {{ bounds.at_risk_probability }} then 'at_risk'
+            when purchase_probability < {{ bounds.at_risk_probability }} then 'dormant'
         end as segment
 
     from ranked
