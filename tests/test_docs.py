@@ -161,14 +161,14 @@ def test_segment_rules_agree_in_docs_tests_sql_and_readme(manifest):
     assert _segment_table(readme.split("### Segments", 1)[1]) == SEGMENTS
     # the bounds each table states are those the SQL applies (macros/clv_segment_bounds.sql)
     macro = (ROOT / "macros" / "clv_segment_bounds.sql").read_text()
-    bounds = {name: value for name, value in re.findall(r"'(\w+)': ([\d.]+)", macro)}
+    bounds = dict(re.findall(r"'(\w+)': ([\d.]+)", macro))
     assert set(bounds) == {"high_value_deciles", "new_days", "active_probability",
                            "at_risk_probability"}
     stated = [f"`value_decile` 1 or {bounds['high_value_deciles']}:",
               f"less than {bounds['new_days']} days",
               f"`purchase_probability` of {bounds['active_probability']} or more",
-              f"`purchase_probability` from {bounds['at_risk_probability']} to under "
-              f"{bounds['active_probability']}",
+              (f"`purchase_probability` from {bounds['at_risk_probability']} to under "
+               f"{bounds['active_probability']}"),
               f"`purchase_probability` under {bounds['at_risk_probability']}"]
     for table in (rules, readme.split("### Segments", 1)[1]):
         rows = [line for line in table.splitlines() if line.startswith("| `")][:5]
