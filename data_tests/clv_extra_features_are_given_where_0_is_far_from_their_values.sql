@@ -2,12 +2,13 @@
     "WARN n clv_extra_features_are_given_where_0_is_far_from_their_values": n customers scored
     at the as-of date have no value for a feature of clv_extra_features (no row in
     clv_customers, an empty cell, text that is not a number, infinity), and 0 lies more than
-    four standard deviations from the feature's mean over the customers who have one. The
-    network reads a missing value as 0: for such a feature, outside everything it was trained
-    on (a score near 5 that varies by 1, read as 0), and what it predicts there has no bound
-    (one customer predicted thousands of times the others). Fill the value in clv_customers
-    (the feature's median, for example). One row per customer and feature, with the feature's
-    mean and standard deviation.
+    four standard deviations from the feature's mean over the customers who have one, as the
+    network sees its inputs (sign(x) * ln(1 + |x|), then standardised). The network reads a
+    missing value as 0: for such a feature, outside everything it was trained on (a score near
+    5 that varies by a third of itself, read as 0), and what it predicts there has no bound (one
+    customer predicted thousands of times the others). Fill the value in clv_customers (the
+    feature's median, for example). One row per customer and feature, with the feature's mean
+    and standard deviation on that scale.
 -#}
 {{ config(severity='warn') }}
 -- depends_on: {{ ref('clv_scoring_examples') }}
@@ -34,8 +35,10 @@ examples as (
 range_{{ loop.index }} as (
 
     select
-        avg(case when {{ clv_is_finite(name) }} then {{ name }} end) as mean_value,
-        stddev_pop(case when {{ clv_is_finite(name) }} then {{ name }} end) as standard_deviation
+        avg(case when {{ clv_is_finite(name) }} then sign({{ name }}) * ln(1 + abs({{ name }})) end)
+            as mean_value,
+        stddev_pop(case when {{ clv_is_finite(name) }} then sign({{ name }}) * ln(1 + abs({{ name }})) end)
+            as standard_deviation
     from examples
 
 ),

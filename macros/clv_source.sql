@@ -67,8 +67,8 @@
     {{ clv_check_read_whole(var_name, value) }}
     {% set part = '(' ~ clv_relation_name_part() ~ ')' %}
     {% if not modules.re.fullmatch(part ~ '(\\.' ~ part ~ '){0,2}', value) %}
-        {{ clv_fail(var_name, "expected a relation name like schema.table or a .csv/.tsv/.txt/.parquet file path, got '"
-                              ~ value ~ "'") }}
+        {{ clv_fail(var_name, "expected a relation name like schema.table or a file path, got '"
+                              ~ value ~ "' " ~ clv_file_endings_hint()) }}
     {% endif %}
     {#- (a command that only compiles goes on: staging compiles without the input's columns,
         clv_input_unbuilt) -#}

@@ -96,9 +96,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 
 # Vars that dbt reads only when it compiles a node, never while it parses the project: two
-# parses that differ in them give the same manifest (the nodes, their dependencies and configs;
-# tests/test_build.py checks it). A build whose vars differ from an earlier one's only in these
-# re-uses that parse (:func:`parse_key`), as a scheduled job re-uses its saved parse.
+# parses that differ in them give the same nodes, with the same dependencies on other nodes,
+# configs and enablement, and the same exposures (tests/test_vars.py checks it; the macros a
+# node calls may differ, which only state selection reads). A command whose vars differ from
+# an earlier one's only in these runs on that parse (:func:`parse_key`). So an invalid value of
+# one is reported when a node compiles, not as the parse's exception: tests of a var's
+# validation run `parse`.
 COMPILE_TIME_VARS = frozenset({
     "clv_as_of_date", "clv_columns", "clv_csv_encoding", "clv_cutoff_spacing_days",
     "clv_decimal_separator", "clv_ensemble_size", "clv_explanations", "clv_extra_features",
@@ -162,9 +165,15 @@ class DbtProject:
     def _runner(self, command: str, args: list[str], vars: dict | None,
                 extra: list[str] | None) -> dbtRunner:
         """A runner on the shared parse for ``vars``, parsing first when there is none yet. A
-        command naming another project, profile or target parses as usual."""
-        own = {"--project-dir", "--profiles-dir", "--target", "-t", "--profile"}
-        if command not in ON_A_PARSE or own & set(extra or []) or "CLV_SCHEMA" in os.environ:
+        command naming another project, profile or target, or an inline query, parses as
+        usual."""
+        # another project, profile or target; an inline query, which dbt adds to the manifest
+        # (and leaves there when it fails)
+        own = {"--project-dir", "--profiles-dir", "--target", "-t", "--profile", "--inline"}
+        given = {arg.split("=", 1)[0] for arg in extra or []}
+        environment = {"CLV_SCHEMA", "DBT_TARGET", "DBT_PROFILE", "DBT_PROJECT_DIR",
+                       "DBT_PROFILES_DIR"}
+        if command not in ON_A_PARSE or own & given or environment & set(os.environ):
             return dbtRunner()
         # dbt-duckdb names the database after the file
         key = (parse_key(vars), self.database.stem)

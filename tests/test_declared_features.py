@@ -78,8 +78,8 @@ WARNING = "clv_extra_features_are_given_where_0_is_far_from_their_values"
 @pytest.mark.slow
 def test_missing_values_of_a_feature_far_from_0_warn(built, dbt_project, tmp_path):
     """A missing value reads as 0: a warning names the customers when 0 is far from the
-    feature's values (a score near 50, none near 0), not when it is among them (built: scores
-    from 0 to 10)."""
+    feature's values as the network scales them (a score near 50: ln(51) = 3.9, varying by
+    0.04), not when it is among them (built: scores from 0 to 10)."""
     result = built.run("test", vars=built.vars, select=WARNING)
     assert [str(r.status) for r in result.result if r.node.name == WARNING] == ["pass"]
 

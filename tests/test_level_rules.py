@@ -206,19 +206,27 @@ def test_corrections_are_bounded():
 
 
 def test_the_calibrated_networks_correction_is_bounded_too():
-    """A raw network e^15 too high on the source window: its calibration scales it by about
-    e^-15, and its correction, bounded and shrunk, cannot undo that much. Its coefficient on the
-    calibrated total stays within the bounds (times its share) instead of the calibration's
-    inverse, which made every prediction 80 times BG/NBD's level."""
-    windows = _windows(365, 91, 8, [1.0] * 8, [math.exp(-15)] * 8)
-    estimate = level.estimate_level(windows, 365, AS_OF, calibration_scale=math.exp(-15))
+    """The network's coefficient applies to its calibrated total: a raw network K times too
+    high on every window has a calibration that scales it by 1 / K, and with its bias carried
+    whole its correction on the calibrated total is 1, whatever K (the raw correction, bounded
+    first and then divided by the scale, gave 2 for K = 10 and 584,000 for K = e^15). A carried
+    share below 1 leaves part of the raw bias, within the bounds."""
     low, high = level.LEVEL_CORRECTION_BOUNDS
-    assert estimate.network.correction == low
-    assert estimate.network_share > 0
-    assert estimate.network_level_weight <= estimate.network_share * high
-    # within the bounds nothing changes
-    assert level.estimate_level(windows, 365, AS_OF, calibration_scale=0.4).network_level_weight \
-        == pytest.approx(estimate.network_share * low / 0.4)
+    for k in (3.0, 10.0, math.exp(15)):
+        windows = _windows(365, 91, 8, [1.0] * 8, [1 / k] * 8)
+        estimate = level.estimate_level(windows, 365, AS_OF, calibration_scale=1 / k)
+        network = estimate.network
+        assert estimate.network_share > 0
+        expected = min(max(math.exp(network.carried_share * network.source_log_ratio) * k, low),
+                       high)
+        assert estimate.network_level_weight == pytest.approx(estimate.network_share * expected)
+        if network.carried_share == pytest.approx(1.0):
+            assert expected == pytest.approx(1.0)
+    # a calibration that left the level where it was: the raw correction, as before
+    windows = _windows(365, 91, 8, [1.0] * 8, [0.8] * 8)
+    estimate = level.estimate_level(windows, 365, AS_OF)
+    assert estimate.network_level_weight == pytest.approx(
+        estimate.network_share * estimate.network.correction)
 
 
 def test_coefficients_of_old_and_new_models():

@@ -65,6 +65,15 @@ def test_bad_var_is_rejected_before_sql_runs(dbt_project, vars, name):
 
 
 @pytest.mark.slow
+def test_a_name_that_is_neither_a_relation_nor_a_file_says_what_a_file_looks_like(dbt_project):
+    """On this engine (DuckDB): the file endings it reads (tests/test_input_shapes.py, and the
+    PostgreSQL and Spark files, read the same hint after a relation that is missing)."""
+    with pytest.raises(CompilationError, match=r"got 'orders 2024' \(a file path must end in "
+                                               r"\.csv, \.tsv, \.txt or \.parquet\)"):
+        dbt_project.run("parse", vars={"clv_transactions": "orders 2024"})
+
+
+@pytest.mark.slow
 def test_an_extra_feature_listed_twice_says_so(dbt_project):
     """Not that it is the name of a feature clv computes (the list's own repeat counted)."""
     with pytest.raises(CompilationError, match="'loyalty' is listed twice"):

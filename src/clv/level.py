@@ -43,13 +43,12 @@ each of them tested in ``tests/test_level_rules.py``:
    extrapolate. The network's corrected total gets the share ``evidence / (evidence +
    NETWORK_EVIDENCE_PRIOR)`` of its inverse-error weight against BG/NBD's (backtest mean
    squared errors after shrinkage): nothing without backtests, up to its inverse-error share
-   with many. Its coefficient applies to ``network_clv``, the calibrated network, so the
-   correction (relative to the raw network) is divided by the calibration's scale on the
-   source window; that quotient, the correction of the calibrated total, is kept within
-   :data:`LEVEL_CORRECTION_BOUNDS` as well. A raw network far off on the window (inputs far
-   outside what it was trained on: an extra feature's missing values read as 0) has a
-   calibration that undoes nearly all of it, and a correction shrunk towards 1 would bring
-   that error back, multiplied into every prediction.
+   with many. Its coefficient applies to ``network_clv``, the calibrated network, so its
+   correction is that of the calibrated total (:func:`calibrated_correction`): the carried
+   bias of the raw network over the calibration's scale on the source window, within
+   :data:`LEVEL_CORRECTION_BOUNDS` (the raw network's own bounded correction, divided by that
+   scale, would bring back what the calibration undid: a raw network far off on the window,
+   whose inputs lie outside what it was trained on, multiplied every prediction).
 
 5. **Season without a window a year back** (:func:`revenue_seasonal_factor`). When the history
    holds two full years but no training cutoff lies a year back (the default cutoffs of a short
@@ -505,6 +504,16 @@ def level_source(windows: Iterable[Window], horizon_days: int, as_of: date) -> W
     return source_window(ordered, as_of, reference.lag_days, horizon_days)
 
 
+def calibrated_correction(network: Backtest, calibration_scale: float) -> float:
+    """Rule 4: the network's carried correction relative to its calibrated total
+    (``network_clv``), within :data:`LEVEL_CORRECTION_BOUNDS`: the carried bias of the raw
+    network, ``exp(lambda * source bias)`` before its own bounds, over the calibration's scale on
+    the source window. A raw network steadily ``K`` times too high has a calibration that scales
+    it by about ``1 / K``; carried whole, its correction on the calibrated total is about 1."""
+    carried = math.exp(network.carried_share * network.source_log_ratio)
+    return bounded(carried / calibration_scale)
+
+
 def estimate_level(windows: Iterable[Window], horizon_days: int, as_of: date,
                    calibration_scale: float = 1.0,
                    seasonal_factor: SeasonalFactor | None = None) -> LevelEstimate:
@@ -531,7 +540,7 @@ def estimate_level(windows: Iterable[Window], horizon_days: int, as_of: date,
     season = seasonal_factor or SeasonalFactor(1.0, False, reference.reason)
     return LevelEstimate(
         btyd_level_correction=(1.0 - share) * btyd.correction * season.factor,
-        network_level_weight=share * bounded(network.correction / scale) * season.factor,
+        network_level_weight=share * calibrated_correction(network, scale) * season.factor,
         network_share=share, btyd=btyd, network=network, calibration_scale=scale,
         reference=reference, windows=list(windows), seasonal_factor=season)
 

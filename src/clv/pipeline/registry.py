@@ -191,12 +191,12 @@ def data_problem(artifact: ModelArtifact, run: RunSettings) -> str | None:
     return None
 
 
-def _settings_json(meta: dict[str, Any]) -> str | None:
+def _settings_json(meta: dict[str, Any]) -> str:
     """The training settings as JSON, with the number of networks trained (what an automatic
     ``ensemble_size`` of 0 chose; absent from models saved before it was recorded)."""
     settings = meta.get("hyperparameters")
-    if settings is None:
-        return None
+    if not isinstance(settings, dict):
+        return json.dumps(settings)
     networks = {"networks": meta["networks"]} if "networks" in meta else {}
     return json.dumps({**settings, **networks}, sort_keys=True)
 
