@@ -32,13 +32,14 @@ examples as (
 
 {%- for name in extra_features %}
 
+{%- set scaled = "case when " ~ clv_is_finite(name) ~ " then sign(" ~ name ~ ") * ln(1 + abs("
+                 ~ name ~ ")) end" %}
+
 range_{{ loop.index }} as (
 
     select
-        avg(case when {{ clv_is_finite(name) }} then sign({{ name }}) * ln(1 + abs({{ name }})) end)
-            as mean_value,
-        stddev_pop(case when {{ clv_is_finite(name) }} then sign({{ name }}) * ln(1 + abs({{ name }})) end)
-            as standard_deviation
+        avg({{ scaled }}) as mean_value,
+        stddev_pop({{ scaled }}) as standard_deviation
     from examples
 
 ),

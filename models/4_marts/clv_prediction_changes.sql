@@ -15,10 +15,11 @@
     clv_segment_bounds(), the rules of clv_predictions), so a new customer whose probability
     was already low is not flagged on the day their history turns 90 days long, and dormant ->
     at_risk (a recovery) never is. A top-20% customer whose value halves is flagged even when
-    they stay in the top deciles. The flags read from the ranking (two deciles down, leaving high_value) also need the value
-    itself to have fallen by a fifth or more: where many customers' values are nearly tied (a
-    subscription business whose customers pay the same plan), a move of a few percent crosses
-    deciles, and a customer who just paid would be flagged as slipping.
+    they stay in the top deciles. The flags read from the ranking (two deciles down, leaving
+    high_value) also need the value itself to have fallen by a fifth or more: where many
+    customers' values are nearly tied (a subscription business whose customers pay the same
+    plan), a move of a few percent crosses deciles, and a customer who just paid would be
+    flagged as slipping.
 -#}
 {%- set bounds = clv_segment_bounds() %}
 
