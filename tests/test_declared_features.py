@@ -70,31 +70,3 @@ def test_extra_features_without_customer_attributes_is_a_var_error(dbt_project, 
     vars_ = {**built.vars, "clv_customers": ""}
     with pytest.raises(CompilationError, match="Invalid value for var 'clv_extra_features'"):
         dbt_project.run("compile", vars=vars_, select="stg_clv__customers")
-
-
-WARNING = "clv_extra_features_are_given_where_0_is_far_from_their_values"
-
-
-@pytest.mark.slow
-def test_missing_values_of_a_feature_far_from_0_warn(built, dbt_project, tmp_path):
-    """A missing value reads as 0: a warning names the customers when 0 is far from the
-    feature's values as the network scales them (a score near 50: ln(51) = 3.9, varying by
-    0.04), not when it is among them (built: scores from 0 to 10)."""
-    result = built.run("test", vars=built.vars, select=WARNING)
-    assert [str(r.status) for r in result.result if r.node.name == WARNING] == ["pass"]
-
-    customers = built.customers.copy()
-    rng = np.random.default_rng(1)
-    customers["loyalty_score"] = np.round(rng.normal(50, 2, len(customers)), 2).astype(str)
-    customers.loc[customers.index[:5], "loyalty_score"] = "n/a"
-    customers.loc[customers.index[5], "loyalty_score"] = "inf"
-    customers.to_csv(tmp_path / "customers.csv", index=False)
-    vars_ = {**built.vars, "clv_customers": str(tmp_path / "customers.csv")}
-    from conftest import FEATURE_MODELS
-
-    result = dbt_project.build(vars=vars_, select=f"{FEATURE_MODELS} {WARNING}")
-    [warning] = [r for r in result.result if r.node.name == WARNING]
-    scored = set(dbt_project.query("select customer_id from clv_scoring_examples").customer_id)
-    missing = set(customers.customer_id[:6].astype(str)) & scored
-    assert (str(warning.status), warning.failures) == ("warn", len(missing))
-    assert missing, "some customers without a value are scored"

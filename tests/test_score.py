@@ -21,7 +21,14 @@ import pytest
 import torch
 
 from clv.config import ExportSettings, TrainSettings
-from clv.data import SYNTHETIC_STATIC_FEATURES, feature_spec, model_inputs, synthetic_examples
+from clv.data import (
+    SYNTHETIC_STATIC_FEATURES,
+    FeatureSpec,
+    feature_spec,
+    fill_values,
+    model_inputs,
+    synthetic_examples,
+)
 from clv.export import export_model
 from clv.loss import ziln_quantiles
 from clv.score import (
@@ -94,6 +101,35 @@ def test_model_inputs_layout_and_invalid_values(scoring):
     typed = table.set_column(table.schema.get_field_index(first), first,
                              pa.array([1, 2, 3, 4, 5, 6], pa.decimal128(10, 2)))
     np.testing.assert_array_equal(model_inputs(typed, spec)[0][:, 0], [1, 2, 3, 4, 5, 6])
+
+
+def test_missing_static_values_read_as_the_features_fill_value(scoring):
+    """A spec with fill values (a model's training medians): a null, NaN or infinite static
+    value reads as its feature's fill value, as float32; given values and the sequence do
+    not change."""
+    spec = feature_spec(scoring.schema, STATIC, CHANNELS)
+    table = scoring.slice(0, 6)
+    first = spec.static[0]
+    values = pa.array([None, float("nan"), float("inf"), -float("inf"), 2.5, 1e39])
+    table = table.set_column(table.schema.get_field_index(first), first, values)
+    fill = (51.3, *range(1, len(spec.static)))
+    filled = dataclasses.replace(spec, fill=fill)
+    static, sequence = model_inputs(table, filled)
+    np.testing.assert_array_equal(static[:, 0], np.float32([51.3] * 4 + [2.5, 51.3]))
+    plain_static, plain_sequence = model_inputs(table, spec)
+    np.testing.assert_array_equal(static[:, 1:], plain_static[:, 1:])
+    np.testing.assert_array_equal(sequence, plain_sequence)
+    assert FeatureSpec.from_dict(filled.to_dict()) == filled
+    assert FeatureSpec.from_dict({k: v for k, v in spec.to_dict().items()
+                                  if k != "static_fill"}).static_fill == (0.0,) * len(spec.static)
+
+
+def test_fill_values_are_the_medians_of_the_given_values():
+    spec = FeatureSpec(static=("a", "b", "c"), channels=(), sequence=())
+    table = pa.table({"a": pa.array([1.0, None, 3.0, float("nan"), 10.0]),
+                      "b": pa.array([None] * 5, pa.float64()),
+                      "c": pa.array([1, 2, 3, 4, 5], pa.int64())})
+    assert fill_values(table, spec) == (3.0, 0.0, 3.0)
 
 
 def test_streaming_equals_one_shot(model_dir, scoring, expected):
@@ -170,7 +206,8 @@ def test_plain_onnxruntime_reproduces_predictions(model_dir, scoring):
     meta_path = sorted(model_dir.glob("clv_model_*.json"))[-1]
     meta = json.loads(meta_path.read_text())
     frame = scoring.slice(0, 300).to_pandas()
-    static = frame[meta["static_features"]].fillna(0).to_numpy(np.float32)
+    static = frame[meta["static_features"]].fillna(
+        dict(zip(meta["static_features"], meta["static_fill"], strict=True))).to_numpy(np.float32)
     per_channel = [frame[list(reversed(cols))].fillna(0).to_numpy(np.float32)  # oldest first
                    for cols in meta["sequence_features"]]
     sequence = np.stack(per_channel, axis=2)

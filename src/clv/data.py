@@ -2,8 +2,10 @@
 
 The feature list is the sorted static numeric columns followed by the sequence columns, channel by
 channel, lag 01 first. The network's ``sequence`` input is ordered oldest period first:
-``sequence[:, t, c]`` holds ``seq_<channel c>_lag_<n_periods - t>``. Nulls and non-finite values
-are read as 0.
+``sequence[:, t, c]`` holds ``seq_<channel c>_lag_<n_periods - t>``. A missing static value
+(null or non-finite) reads as the feature's fill value, the median of the values the model was
+trained on (:func:`fill_values`), so a customer without a value looks like a typical one rather
+than like a 0 the model may never have seen; sequence values read as 0.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class FeatureSpec:
     static: tuple[str, ...]  # static numeric columns, sorted by name
     channels: tuple[str, ...]  # sequence channels in network order
     sequence: tuple[tuple[str, ...], ...]  # per channel, column names for lag 1..n_periods
+    # per static feature, what a missing value reads as (fill_values); empty: 0 for every one
+    # (models saved before fill values were kept)
+    fill: tuple[float, ...] = ()
+
+    @property
+    def static_fill(self) -> tuple[float, ...]:
+        return self.fill or (0.0,) * len(self.static)
 
     @property
     def n_periods(self) -> int:
@@ -59,6 +68,7 @@ class FeatureSpec:
             "channels": list(self.channels),
             "n_periods": self.n_periods,
             "sequence_features": [list(c) for c in self.sequence],
+            "static_fill": list(self.static_fill),
         }
 
     @classmethod
@@ -67,6 +77,7 @@ class FeatureSpec:
             static=tuple(values["static_features"]),
             channels=tuple(values["channels"]),
             sequence=tuple(tuple(c) for c in values["sequence_features"]),
+            fill=tuple(float(v) for v in values.get("static_fill", ())),
         )
 
 
@@ -165,12 +176,13 @@ def iter_batches(data: TabularInput | Iterable[pa.RecordBatch]) -> Iterable[pa.R
             yield from iter_batches(item)
 
 
-def _column_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A numeric column as a numpy array with nulls as 0 (zero-copy when it has no nulls)."""
+def _column_values(column: pa.ChunkedArray | pa.Array, fill: float = 0.0) -> np.ndarray:
+    """A numeric column as a numpy array with nulls as ``fill`` (zero-copy when it has no
+    nulls)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if column.null_count:
-        column = pc.fill_null(column.cast(pa.float64(), safe=False), 0.0)
+        column = pc.fill_null(column.cast(pa.float64(), safe=False), fill)
     elif pa.types.is_decimal(column.type) or pa.types.is_boolean(column.type):
         column = column.cast(pa.float64(), safe=False)
     return column.to_numpy(zero_copy_only=False)
@@ -179,7 +191,8 @@ def _column_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def model_inputs(data: pa.Table | pa.RecordBatch, spec: FeatureSpec) -> tuple[np.ndarray,
                                                                              np.ndarray]:
     """The network inputs: ``static`` float32 [rows, n_static] and ``sequence`` float32
-    [rows, n_periods, n_channels], periods oldest first; nulls and non-finite values become 0.
+    [rows, n_periods, n_channels], periods oldest first. A null or non-finite static value
+    becomes its feature's fill value (``spec.static_fill``, as float32); a sequence one 0.
 
     Each column is converted straight into its place in the two arrays: one pass over the data,
     with no intermediate matrix and no transpose (this runs once per scoring batch).
@@ -191,16 +204,42 @@ def model_inputs(data: pa.Table | pa.RecordBatch, spec: FeatureSpec) -> tuple[np
     rows, periods = data.num_rows, spec.n_periods
     static = np.empty((rows, len(spec.static)), dtype=np.float32)
     sequence = np.empty((rows, periods, len(spec.channels)), dtype=np.float32)
-    for j, name in enumerate(spec.static):
-        static[:, j] = _column_values(data.column(name))  # numpy converts to float32 here
-    for c, lags in enumerate(spec.sequence):
-        for lag, name in enumerate(lags):  # lag 1 is the latest period
-            sequence[:, periods - 1 - lag, c] = _column_values(data.column(name))
-    for array in (static, sequence):
-        invalid = ~np.isfinite(array)
-        if invalid.any():
-            array[invalid] = 0.0
+    fill = np.asarray(spec.static_fill, dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: infinite, then the fill value
+        for j, name in enumerate(spec.static):
+            # numpy converts to float32 here
+            static[:, j] = _column_values(data.column(name), float(fill[j]))
+        for c, lags in enumerate(spec.sequence):
+            for lag, name in enumerate(lags):  # lag 1 is the latest period
+                sequence[:, periods - 1 - lag, c] = _column_values(data.column(name))
+    invalid = ~np.isfinite(static)
+    if invalid.any():
+        static[invalid] = np.broadcast_to(fill, static.shape)[invalid]
+    invalid = ~np.isfinite(sequence)
+    if invalid.any():
+        sequence[invalid] = 0.0
     return static, sequence
+
+
+def fill_values(data: pa.Table, spec: FeatureSpec) -> tuple[float, ...]:
+    """Per static feature of ``spec``, the median of its given (non-null, finite) values in
+    ``data``, as float32 reads it; 0 for a feature with no given value. A missing value then
+    reads as a typical training customer's, inside the range the network learned from: a
+    customer without a value of an attribute whose values lie far from 0 would otherwise be
+    scored on an input it never saw (a score between 1 and 10 read as 0)."""
+    fills = []
+    for name in spec.static:
+        column = data.column(name)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        values = column.cast(pa.float64(), safe=False).drop_null().to_numpy(zero_copy_only=False)
+        values = values[np.isfinite(values)]
+        if values.size:
+            median = np.float32(np.median(values))
+            fills.append(float(median) if np.isfinite(median) else 0.0)
+        else:
+            fills.append(0.0)
+    return tuple(fills)
 
 
 def labels(data: pa.Table | pa.RecordBatch) -> np.ndarray:

@@ -149,7 +149,8 @@ def feature_groups(spec: FeatureSpec,
 @dataclass(frozen=True)
 class Reference:
     """The reference customer in the network's input layout (float32): per-column medians of
-    the training examples, nulls read as 0 like every input (:func:`clv.data.model_inputs`)."""
+    the training examples, missing values read as their fill values like every input
+    (:func:`clv.data.model_inputs`)."""
 
     static: np.ndarray  # [n_static]
     sequence: np.ndarray  # [n_periods, n_channels], periods oldest first

@@ -54,11 +54,11 @@ SEQUENCE_LAYOUT = ("sequence[b, t, c] = seq_<channels[c]>_lag_<n_periods - t>: p
                    "first, channels in metadata order")
 NORMALISATION = ("inside the graph: v = sign(x) * log1p(|x|), then (v - mean) / std with "
                  "training statistics (static per column, sequence per channel); feed raw values, "
-                 "nulls as 0")
+                 "a missing static value as its static_fill, a missing sequence value as 0")
 # Keys that identify the model file and its interface; update_metadata refuses to change them.
 PROTECTED_KEYS = frozenset({"format", "model_version", "onnx_file", "sha256", "created_at",
-                            "features", "static_features", "sequence_features", "channels",
-                            "n_periods", "inputs", "outputs"})
+                            "features", "static_features", "static_fill", "sequence_features",
+                            "channels", "n_periods", "inputs", "outputs"})
 
 
 class ExportParityError(RuntimeError):

@@ -22,7 +22,7 @@ import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,15 @@ import pyarrow.compute as pc
 import torch
 
 from clv.config import CUTOFF_COLUMN, ID_COLUMN, TrainSettings, available_cores, set_seed
-from clv.data import FeatureSpec, as_table, feature_spec, labels, model_inputs, sorted_examples
+from clv.data import (
+    FeatureSpec,
+    as_table,
+    feature_spec,
+    fill_values,
+    labels,
+    model_inputs,
+    sorted_examples,
+)
 from clv.loss import ziln_loss, ziln_mean, ziln_parameters
 from clv.network import ClvNetwork, EnsembleNetwork, init_output_bias
 
@@ -319,6 +327,9 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
         log(f"subsampled {settings.max_train_rows} of {available} training rows (uniform, "
             f"seed {settings.seed})")
 
+    # a missing value reads as the median of the rows the networks learn from
+    spec = replace(
+        spec, fill=fill_values(table.select(list(spec.static)).take(train_idx), spec))
     static_all, sequence_all = model_inputs(table, spec)
     x_static, x_sequence = torch.from_numpy(static_all[train_idx]), torch.from_numpy(
         sequence_all[train_idx])

@@ -7,8 +7,8 @@ computed as :func:`clv.pipeline.scoring.predict` computes them:
 
 1. inputs as the scoring step reads them: float columns rounded to 6 decimals half to even
    (:func:`clv.data.stable_floats`, pyarrow's rounding), the BTYD summary with nulls and NaN
-   as 0 (``nan_to_num``), network inputs as float32 with nulls and non-finite values as 0
-   (:func:`clv.data.model_inputs`);
+   as 0 (``nan_to_num``), network inputs as float32 with nulls and non-finite values as the
+   feature's fill value (:func:`clv.data.model_inputs`);
 2. BG/NBD + Gamma-Gamma from the saved fit (:mod:`clv.sql_scoring.btyd`), appended as inputs;
 3. the network, compiled from the ONNX graph (:mod:`clv.sql_scoring.graph`);
 4. the spend level of :mod:`clv.level`: both totals over every row of the relation, each value
@@ -82,10 +82,12 @@ def stable_float(raw: str, scaled: str) -> str:
             f"            else round({scaled}) / {literal(_MICRO)} end")
 
 
-def float32_input(value: str, sql: Dialect) -> str:
-    """``value`` as onnxruntime reads it: float32, with nulls and non-finite values as 0."""
+def float32_input(value: str, sql: Dialect, fill: float = 0.0) -> str:
+    """``value`` as onnxruntime reads it: float32, with nulls and values that are not finite
+    as float32 as ``fill`` (a float32 value: the feature's fill value)."""
     return (f"case when {value} is null or not (abs({value}) < {literal(_FLOAT32_OVERFLOW)}) "
-            f"or abs({value}) <= {literal(_FLOAT32_UNDERFLOW)} then 0.0e0\n"
+            f"then {literal(float(fill))}\n"
+            f"            when abs({value}) <= {literal(_FLOAT32_UNDERFLOW)} then 0.0e0\n"
             f"            when {value} > {literal(_FLOAT32_MAX)} then {literal(_FLOAT32_MAX)}\n"
             f"            when {value} < {literal(-_FLOAT32_MAX)} then {literal(-_FLOAT32_MAX)}\n"
             f"            else cast(cast({value} as {sql.real}) as {sql.double}) end")
@@ -251,8 +253,10 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
     btyd_frequency, purchase_probability, network_clv, mu, sigma, log_no_purchase (from the
     probability when the model, saved by an earlier version, lacks that output)."""
     inputs = _names(spec.features, "input")
+    fill = dict(zip(spec.static, spec.static_fill, strict=True))
     query.add_layers("network_inputs", [[
-        (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql))
+        (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql,
+                                  fill.get(c, 0.0)))
         for c in spec.features]])
     periods = spec.n_periods
     sequence = np.empty((periods, len(spec.channels)), dtype=object)
