@@ -21,6 +21,7 @@ def model(dbt, session):
         "clv_prediction_changes": lambda: dbt.ref("clv_prediction_changes"),
         "clv_prediction_explanations": lambda: dbt.ref("clv_prediction_explanations"),
         "clv_model_evaluation": lambda: dbt.ref("clv_model_evaluation"),
+        "clv_model_registry": lambda: dbt.ref("clv_model_registry"),
         "int_clv__as_of_date": lambda: dbt.ref("int_clv__as_of_date"),
     }
     # clv_report_path, passed in the model's meta (_report.yml): a Python model has no var()

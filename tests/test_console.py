@@ -6,7 +6,8 @@ its log file (logs/dbt.log) are read:
 
 - the console holds no Python warning (agate's, PyTorch's, any library's) and no warning from
   dbt but the data-quality test's, which counts the rows left out, and, this shop being small
-  (its validation cutoff holds fewer than 200 customers), the one that says so;
+  (its validation cutoff holds fewer than 200 customers), the one that says so, and, its
+  history being under two years, the one that says its 60-day level sees no season;
 - the console holds no per-epoch or per-batch line, while the dbt log holds every epoch's
   losses, the scoring batches with the customers done and the rate, the export's duration and
   the report's path;
@@ -33,6 +34,7 @@ SCORED_BATCH = re.compile(r"scored [\d,]+ of [\d,]+ customers \(\d+%\), [\d,]+ c
 EXPORTED = re.compile(r"exported clv_model_\S+\.onnx in \d+\.\d s \(\w+ exporter")
 DATA_QUALITY = "clv_data_quality_excluded_rows"
 FEW_CUSTOMERS = "clv_model_validated_on_enough_customers"
+NO_SEASON = "clv_level_is_adjusted_for_the_season"  # 60 days ahead on 18 months of history
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +67,12 @@ def test_the_console_has_no_warning_but_the_data_quality_count(build):
     assert excluded > (reasons.rows > 0).sum()
     assert any(f"WARN {excluded} {DATA_QUALITY}" in line for line in console)
     assert any(f"WARN 1 {FEW_CUSTOMERS}" in line for line in console)
-    # every other line that says "warn" is dbt's summary of those two tests
-    summary = ("Completed with 2 warnings:", f"Got {excluded} results, configured to warn if",
-               "Got 1 result, configured to warn if", " WARN=2 ")
+    assert any(f"WARN 1 {NO_SEASON}" in line for line in console)
+    # every other line that says "warn" is dbt's summary of those three tests
+    summary = ("Completed with 3 warnings:", f"Got {excluded} results, configured to warn if",
+               "Got 1 result, configured to warn if", " WARN=3 ")
     others = [line for line in console if re.search("warn", line, re.IGNORECASE)
-              and DATA_QUALITY not in line and FEW_CUSTOMERS not in line]
+              and not any(name in line for name in (DATA_QUALITY, FEW_CUSTOMERS, NO_SEASON))]
     assert others and all(any(text in line for text in summary) for line in others), others
 
 

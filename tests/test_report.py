@@ -345,7 +345,8 @@ def test_missing_and_empty_tables_become_notes_not_errors():
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert set(data.problems) == {"clv_decile_calibration", "clv_feature_importance",
                                   "clv_predictions_history", "clv_prediction_changes",
-                                  "clv_model_evaluation", "int_clv__as_of_date"}
+                                  "clv_model_evaluation", "clv_model_registry",
+                                  "int_clv__as_of_date"}
     assert all("could not be read" in reason for reason in data.problems.values())
     rendered = render_report(data, datetime(2024, 4, 1))
     figures = _Page(rendered.html).figures
@@ -540,6 +541,28 @@ def test_an_as_of_date_far_past_the_data_is_a_warning_under_the_header():
     connection.execute("update int_clv__as_of_date set days_since_last_transaction = 12")
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert 'class="warning"' not in render_report(data, datetime(2024, 4, 1)).html
+
+
+def test_a_level_without_the_season_is_a_warning_under_the_header():
+    """The rule of the clv_level_is_adjusted_for_the_season test: a horizon under a year whose
+    level is not adjusted for the season, with the registry's note."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    connection.execute("""create table clv_model_registry as select * from (values
+        ('v1', false, 91, false, 'an older model'),
+        ('v2', true, 91, false, 'history of 240 days at the as-of date, under the 730 <two>')
+        ) as t(model_version, is_current, horizon_days, is_seasonal_level, level_note)""")
+
+    def page() -> str:
+        data = read_report_data(DuckDBWarehouse(connection),
+                                {n: (lambda n=n: n) for n in TABLES})
+        return render_report(data, datetime(2024, 4, 1)).html
+
+    assert ("The total is not adjusted for the season (history of 240 days at the as-of date, "
+            "under the 730 &lt;two&gt;). If the next 91 days hold a peak") in page()
+    for change in ("is_seasonal_level = true", "horizon_days = 365, is_seasonal_level = false"):
+        connection.execute(f"update clv_model_registry set {change} where is_current")
+        assert 'class="warning"' not in page()
 
 
 def test_segments_keep_their_order_and_rows_after_the_as_of_date_are_not_faults():

@@ -24,7 +24,7 @@ from clv.warehouse import Warehouse
 TABLES = ("clv_predictions", "clv_segment_summary", "clv_gain_curve", "clv_decile_calibration",
           "clv_feature_importance", "clv_predictions_history", "clv_data_quality",
           "clv_prediction_changes", "clv_prediction_explanations", "clv_model_evaluation",
-          "int_clv__as_of_date")
+          "clv_model_registry", "int_clv__as_of_date")
 # the flags of clv_prediction_changes, each a move a marketer acts on (needs_attention: any)
 MOVE_FLAGS = ("is_dropping_two_deciles", "is_halving_value", "is_leaving_high_value",
               "is_becoming_at_risk", "is_becoming_dormant")
@@ -53,6 +53,8 @@ class ReportData:
     # the customers needing attention, largest drop first, with their first explanation driver
     attention: pd.DataFrame | None = None
     ginis: dict[str, float] = field(default_factory=dict)  # predictor -> validation Gini
+    # the current model's spend level: horizon_days, is_seasonal_level, level_note
+    level: dict[str, Any] = field(default_factory=dict)
     # as-of dates of the history scored only over another horizon than the current predictions
     history_other_horizons: list[date] = field(default_factory=list)
     # as-of dates of the history after the current predictions' (left out of its charts)
@@ -218,6 +220,10 @@ def read_report_data(warehouse: Warehouse,
     # the largest count first (the table has no order of its own)
     data.data_quality = reader.query("clv_data_quality",
                                      "select * from {relation} order by rows desc, reason")
+    data.level = _first_row(reader.query("clv_model_registry", """
+        select horizon_days, is_seasonal_level, level_note
+        from {relation}
+        where is_current"""))
     data.movements = _movements(reader)
     data.attention = _attention(reader, version)
     evaluation = _for_model(reader.query(

@@ -707,6 +707,21 @@ def _stale(data: ReportData) -> str:
             "below are too low (dbt warns: clv_as_of_date_follows_the_data).</p>")
 
 
+def _no_season(data: ReportData) -> str:
+    """A warning under the header when the spend level of a horizon shorter than a year is not
+    adjusted for the season (the rule of the clv_level_is_adjusted_for_the_season test)."""
+    level = data.level
+    seasonal = level.get("is_seasonal_level")
+    if (not svg.finite(level.get("horizon_days")) or int(level["horizon_days"]) >= 365
+            or seasonal is None or bool(seasonal)):
+        return ""
+    note = escape(str(level.get("level_note") or "no note").rstrip("."))
+    return (f'<p class="warning">The total is not adjusted for the season ({note}). If the '
+            f"next {int(level['horizon_days'])} days hold a peak or a lull the windows before "
+            "them did not, the total, the segment ranges and the purchase probabilities miss "
+            "it (dbt warns: clv_level_is_adjusted_for_the_season).</p>")
+
+
 def _section(key: str, title: str, figures: Sequence[Figure], after: str = "") -> str:
     return (f'<section id="{key}"><h2>{escape(title)}</h2><div class="grid">'
             + "".join(figure.html() for figure in figures) + f"</div>{after}</section>")
@@ -733,7 +748,7 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(heading)}</title><style>{STYLE}</style></head><body>"
         f'<header><h1>{escape(heading)}</h1><dl class="facts">{_facts(data, written_at)}</dl>'
-        f"{_stale(data)}</header><main>{body}</main>"
+        f"{_stale(data)}{_no_season(data)}</header><main>{body}</main>"
         f"<footer>Written by dbt-clv {escape(__version__)} from {', '.join(TABLES)}. Amounts "
         "are in the unit of the transactions' amounts.</footer></body></html>\n")
     drawn = sum(figure.svg is not None for figure in figures)
