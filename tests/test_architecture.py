@@ -128,3 +128,19 @@ def test_every_relation_name_fits_postgresql():
         names += [test["name"] for test in yaml.safe_load(path.read_text())["unit_tests"]]
     assert len(names) > 40
     assert [name for name in names if len(name) > 63] == []
+
+
+def test_every_model_is_built_after_the_settings():
+    """`dbt build --select clv_run_settings+`, as the README says to run after changing a var,
+    rebuilds every model: each one reads the validated settings or a model that does."""
+    paths = [*(ROOT / "models").rglob("*.sql"), *(ROOT / "python_models").glob("*.py")]
+    texts = {path.stem: path.read_text(encoding="utf-8") for path in paths}
+    refs = {name: set(REF.findall(text)) & set(texts) for name, text in texts.items()}
+    after: set[str] = {"clv_run_settings"}
+    while True:
+        more = {name for name, read in refs.items() if read & after} - after
+        if not more:
+            break
+        after |= more
+    assert sorted(set(texts) - after) == []
+    assert len(texts) > 30

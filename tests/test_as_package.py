@@ -173,6 +173,23 @@ def test_an_input_that_cannot_be_read_whole_is_named(tmp_path, monkeypatch, flag
 
 
 @pytest.mark.slow
+def test_the_installing_projects_docs_blocks_leave_clvs_descriptions(tmp_path, monkeypatch):
+    """dbt resolves doc('<name>') in the root project first: a project with its own
+    col_customer_id and segment_rules docs blocks would silently replace clv's column texts,
+    which name the package's blocks in full."""
+    _, common = _guest_project(tmp_path, monkeypatch)
+    root = Path.cwd()
+    (root / "models" / "host_docs.md").write_text(
+        "{% docs col_customer_id %}HOST: our CRM account number.{% enddocs %}\n"
+        "{% docs segment_rules %}HOST: marketing segments.{% enddocs %}\n")
+    manifest = _invoke(["parse", *common]).result
+    predictions = manifest.nodes["model.clv.clv_predictions"]
+    texts = [predictions.columns["customer_id"].description,
+             predictions.columns["segment"].description]
+    assert all(text and "HOST" not in text for text in texts), texts
+
+
+@pytest.mark.slow
 def test_compile_and_docs_work_before_the_input_is_built(tmp_path, monkeypatch):
     """In a fresh environment (CI, a new clone) the installing project's transactions model
     is not built yet: dbt compile and dbt docs generate of the whole project still work, clv's

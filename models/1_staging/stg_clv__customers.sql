@@ -17,6 +17,9 @@
     'age_band': 'age_band' in source_types or not execute,
 } -%}
 
+-- built after the validated settings, so that `--select clv_run_settings+` rebuilds it
+-- depends_on: {{ ref('clv_run_settings') }}
+
 with
 
 {% if source_relation is not none -%}

@@ -8,6 +8,9 @@
 {#- without event_type (at parse time the schema is not read) every event is of no type -#}
 {%- set has_type = 'event_type' in source_types or not execute -%}
 
+-- built after the validated settings, so that `--select clv_run_settings+` rebuilds it
+-- depends_on: {{ ref('clv_run_settings') }}
+
 with
 
 {% if source_relation is not none -%}

@@ -9,6 +9,9 @@
 {%- set logs = execute and model.resource_type == 'model' and columns is not none -%}
 {%- if logs -%}{%- do clv_log_column_map(columns) -%}{%- endif %}
 
+-- built after the validated settings, so that `--select clv_run_settings+` rebuilds it
+-- depends_on: {{ ref('clv_run_settings') }}
+
 with
 
 {% if source.has_rows -%}
