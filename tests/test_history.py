@@ -232,6 +232,29 @@ def test_a_new_model_version_keeps_the_old_rows_readable(project):
     assert list(changes.model_version) == list(newest.model_version)
 
 
+@pytest.mark.slow
+def test_previous_scores_the_date_before_with_the_new_model(project, monkeypatch):
+    """After the retrain above, the movements compare the new model at the second date with
+    the old one at the first; clv-backfill --previous scores the first date with the new model
+    and republishes the second, so they compare the new model with itself."""
+    monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
+    before = project.query("select distinct previous_model_version, model_version "
+                           "from clv_prediction_changes")
+    assert len(before) == 1 and before.previous_model_version[0] != before.model_version[0]
+    assert backfill.previous_date(project.vars, _common(project)) == date.fromisoformat(
+        FIRST_AS_OF)
+    backfill.backfill(*[date.fromisoformat(FIRST_AS_OF)] * 2, "day", project.vars,
+                      _common(project))
+    after = project.query("select distinct previous_as_of_date, as_of_date, "
+                          "previous_model_version, model_version from clv_prediction_changes")
+    assert [(str(a)[:10], str(b)[:10]) for a, b in zip(
+        after.previous_as_of_date, after.as_of_date, strict=True)] == [(FIRST_AS_OF, SECOND_AS_OF)]
+    assert list(after.previous_model_version) == list(after.model_version) == \
+        list(before.model_version)
+    history = _history(project)
+    assert len(history) == 4 and history.model_version.nunique() == 2
+
+
 def _common(project) -> list[str]:
     from conftest import PROJECT_DIR
 
@@ -525,6 +548,12 @@ def test_backfill_command_reports_option_errors_in_one_line(capsys):
     assert backfill.main(["--start", "2023-02-30", "--end", "2023-03-31"]) == 2
     assert capsys.readouterr().err.strip() == (
         "clv-backfill: --start: expected a date as YYYY-MM-DD, got '2023-02-30'")
+    assert backfill.main(["--start", "2023-02-28"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "clv-backfill: name the range with --start and --end (or use --previous)")
+    assert backfill.main(["--previous", "--end", "2023-03-31"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "clv-backfill: --previous names its date itself: leave out --start and --end")
 
 
 @pytest.mark.parametrize(("value", "message"), [

@@ -177,17 +177,21 @@ def _settings_check(start: date, first_as_of: date, end: date, common: list[str]
     return str(facts["time_zone"])
 
 
-def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
+def history_latest(common: list[str], run_vars: dict[str, Any],
+                   before_latest: bool = False) -> date | None:
     """The latest as-of date of clv_predictions_history over the settings' horizon (a run over
-    another horizon is another table's as far as the movements go); None before its first
-    build."""
+    another horizon is another table's as far as the movements go), or with ``before_latest``
+    the latest date before that one; None before the history holds such a date."""
     # both refs outside the branch: dbt finds an inline query's refs before it renders it
+    dates = ("select as_of_date from {{ history }} where horizon_days = "
+             "(select min(horizon_days) from {{ settings }})")
+    query = f"select max(as_of_date) as latest from ({dates}) as dates"
+    if before_latest:
+        query += f" where as_of_date < (select max(as_of_date) from ({dates}) as latest_dates)"
     latest = _show("{% set history = load_relation(ref('clv_predictions_history')) %}"
                    "{% set settings = ref('clv_run_settings') %}"
                    "{% if history is none %}select cast(null as date) as latest"
-                   "{% else %}select max(as_of_date) as latest from {{ history }} where "
-                   "horizon_days = (select min(horizon_days) from {{ settings }})"
-                   "{% endif %}", common, run_vars)["latest"]
+                   f"{{% else %}}{query}{{% endif %}}", common, run_vars)["latest"]
     return None if latest is None else date.fromisoformat(str(latest)[:10])
 
 
@@ -254,6 +258,20 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     return dates
 
 
+def previous_date(run_vars: dict[str, Any], common: Sequence[str] = ()) -> date:
+    """The as-of date ``--previous`` scores: the history's date before its latest (over the
+    settings' horizon). After a build that trained a new model, that date holds the earlier
+    model's run, so clv_prediction_changes compares two models; scored again with the current
+    model (and the latest date republished, as any backfill before the latest date does), the
+    movements compare the current model with itself."""
+    previous = history_latest(list(common), run_vars, before_latest=True)
+    if previous is None:
+        raise BackfillError("--previous: clv_predictions_history holds fewer than two as-of "
+                            "dates over this horizon, so there is no date before the latest "
+                            "to score again")
+    return previous
+
+
 # What a backfill stopped part-way leaves: each date's build replaces clv_predictions, and only
 # the last date's rebuilds what is read from it.
 APART = ("clv_predictions may hold a date of the range while the tables read from it (the "
@@ -266,8 +284,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="clv-backfill",
         description="Score past as-of dates with the saved model into clv_predictions_history "
                     "(one dbt build per date, clv_retrain: never).")
-    parser.add_argument("--start", required=True, help="first as-of date, YYYY-MM-DD")
-    parser.add_argument("--end", required=True, help="last as-of date, YYYY-MM-DD")
+    parser.add_argument("--start", help="first as-of date, YYYY-MM-DD")
+    parser.add_argument("--end", help="last as-of date, YYYY-MM-DD")
+    parser.add_argument("--previous", action="store_true",
+                        help="instead of a range: the history's as-of date before its latest, "
+                             "scored with the current model (after a retrain, so that the "
+                             "movements compare one model at both dates)")
     parser.add_argument("--every", default="month", help="day, week, month (default) or Nd")
     parser.add_argument("--vars", default="{}", help="the same dbt vars as your builds (YAML or "
                                                      "JSON mapping)")
@@ -290,9 +312,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                   str(build.profiles_dir_of(project_dir, profiles_dir))]
         if args.target:
             common += ["--target", args.target]
-        start, end = _date("--start", args.start), _date("--end", args.end)
-        as_of_dates(start, end, args.every)  # the range's own errors before Spark starts
+        if args.previous:
+            if args.start or args.end:
+                raise BackfillError("--previous names its date itself: leave out --start and "
+                                    "--end")
+        elif not (args.start and args.end):
+            raise BackfillError("name the range with --start and --end (or use --previous)")
+        else:
+            start, end = _date("--start", args.start), _date("--end", args.end)
+            as_of_dates(start, end, args.every)  # the range's own errors before Spark starts
         build.start_engine(project_dir, profiles_dir, args.target, run_vars)
+        if args.previous:
+            start = end = previous_date(run_vars, common)
         dates = backfill(start, end, args.every, run_vars, common)
     except (BackfillError, build.BuildError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
