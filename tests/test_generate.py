@@ -362,9 +362,37 @@ def test_cli_seasonal_peak_flag(tmp_path: Path) -> None:
                                   check_dtype=False)
 
 
+def test_cli_shapes_the_business(tmp_path: Path) -> None:
+    """The business options set the generator's scales: customers who leave soon after they
+    arrive buy once, far more of them than by default; refunds and order values follow."""
+    common = ["--customers", "400", "--seed", "3", "--end", "2022-12-31", "--no-events",
+              "--no-bad-rows"]
+    assert main([*common, "--out", str(tmp_path / "default.csv")]) == 0
+    assert main([*common, "--lifetime-days", "15", "--refund-share", "0.3", "--order-value",
+                 "120", "--days-between-orders", "30", "--out", str(tmp_path / "once.csv")]) == 0
+    expected = generate(GeneratorSettings(
+        n_customers=400, seed=3, end_date=date(2022, 12, 31), with_events=False, bad_rows=False,
+        purchase_rate=0.75 * 30, dropout_rate=0.6 * 15, refund_probability=0.3,
+        order_value_median=120.0))
+    once = read_strings(tmp_path / "once.csv")
+    pd.testing.assert_frame_equal(once, expected.transactions.fillna("").astype(object),
+                                  check_dtype=False)
+
+    def shares(frame: pd.DataFrame) -> tuple[float, float]:
+        amounts = frame.amount.astype(float)
+        orders = frame[amounts > 0].groupby("customer_id").size()
+        return float((orders == 1).mean()), float((amounts < 0).sum() / (amounts > 0).sum())
+
+    (single, refunds), (default_single, default_refunds) = (
+        shares(once), shares(read_strings(tmp_path / "default.csv")))
+    assert single > default_single + 0.2 and refunds > 4 * default_refunds
+
+
 def test_cli_rejects_bad_options(tmp_path: Path) -> None:
     for options in (
         ["--customers", "0", "--out", str(tmp_path / "t.csv")],
+        ["--lifetime-days", "0", "--out", str(tmp_path / "t.csv")],
+        ["--refund-share", "1", "--out", str(tmp_path / "t.csv")],
         ["--out", str(tmp_path / "t.json")],
         ["--no-events", "--events-out", str(tmp_path / "e.csv"), "--out", str(tmp_path / "t.csv")],
     ):

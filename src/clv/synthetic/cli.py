@@ -29,6 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     add("--closed-cohort", action="store_true", help="acquire everyone in the first 60 days")
     add("--seasonal-peak", action="store_true",
         help="a strong yearly peak in November and December (GeneratorSettings.seasonal_peak)")
+    add("--days-between-orders", type=float,
+        default=defaults.purchase_rate / defaults.purchase_shape,
+        help="1 over the customers' mean purchase rate while active, in days "
+             "(default: %(default)g)")
+    add("--lifetime-days", type=float, default=defaults.dropout_rate / defaults.dropout_shape,
+        help="1 over the customers' mean dropout rate, in days (default: %(default)g; "
+             "near --days-between-orders, most customers buy once)")
+    add("--order-value", type=float, default=defaults.order_value_median,
+        help="median over customers of their mean order value (default: %(default)g)")
+    add("--refund-share", type=float, default=defaults.refund_probability,
+        help="mean share of orders refunded (default: %(default)g)")
     add("--no-bad-rows", action="store_true", help="omit the injected bad rows")
     add("--no-events", action="store_true", help="omit browsing events")
     add("--out", type=Path, required=True, help="transactions file (.csv or .parquet)")
@@ -50,8 +61,21 @@ def _settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
     for path in (path for path in outputs if path is not None):
         if path.suffix.lower() not in _FILE_SUFFIXES:
             raise ValueError(f"unsupported file extension in {path}: use .csv or .parquet")
+    for option, value in (("--days-between-orders", args.days_between_orders),
+                          ("--lifetime-days", args.lifetime_days),
+                          ("--order-value", args.order_value)):
+        if not value > 0:
+            raise ValueError(f"{option} must be above 0")
+    if not 0 < args.refund_share < 1:
+        raise ValueError("--refund-share must lie between 0 and 1")
+    defaults = GeneratorSettings()
     make = GeneratorSettings.seasonal_peak if args.seasonal_peak else GeneratorSettings
     return make(
+        # the heterogeneity (the Gamma shapes) stays; the scales set the means
+        purchase_rate=defaults.purchase_shape * args.days_between_orders,
+        dropout_rate=defaults.dropout_shape * args.lifetime_days,
+        order_value_median=args.order_value,
+        refund_probability=args.refund_share,
         n_customers=args.customers,
         start_date=args.start,
         end_date=args.end,
