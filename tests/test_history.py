@@ -233,26 +233,37 @@ def test_a_new_model_version_keeps_the_old_rows_readable(project):
 
 
 @pytest.mark.slow
-def test_previous_scores_the_date_before_with_the_new_model(project, monkeypatch):
+def test_previous_scores_the_date_before_with_the_new_model(project, monkeypatch, capsys):
     """After the retrain above, the movements compare the new model at the second date with
     the old one at the first; clv-backfill --previous scores the first date with the new model
-    and republishes the second, so they compare the new model with itself."""
+    and republishes the second, so they compare the new model with itself. Run again, it has
+    nothing to do; with vars of other settings than the model's, it stops before any build."""
     monkeypatch.setenv("CLV_DUCKDB_PATH", str(project.database))
     before = project.query("select distinct previous_model_version, model_version "
                            "from clv_prediction_changes")
     assert len(before) == 1 and before.previous_model_version[0] != before.model_version[0]
-    assert backfill.previous_date(project.vars, _common(project)) == date.fromisoformat(
-        FIRST_AS_OF)
-    backfill.backfill(*[date.fromisoformat(FIRST_AS_OF)] * 2, "day", project.vars,
-                      _common(project))
+    new_model = before.model_version[0]
+    other = {**project.vars, "clv_sequence_periods": 6}
+    with pytest.raises(backfill.BackfillError, match=(
+            f"model {new_model}, which scored {SECOND_AS_OF}, was trained with other settings "
+            r"than these vars: sequence_periods 12 \(the vars: 6\)")):
+        backfill.rescore_previous(other, _common(project))
+    assert _history(project).shape[0] == 3
+    capsys.readouterr()
+    assert backfill.rescore_previous(project.vars, _common(project)) == [
+        date.fromisoformat(FIRST_AS_OF)]
+    assert (f"{FIRST_AS_OF} (scored by model {before.previous_model_version[0]}) scored again "
+            f"with model {new_model}") in capsys.readouterr().out
     after = project.query("select distinct previous_as_of_date, as_of_date, "
                           "previous_model_version, model_version from clv_prediction_changes")
     assert [(str(a)[:10], str(b)[:10]) for a, b in zip(
         after.previous_as_of_date, after.as_of_date, strict=True)] == [(FIRST_AS_OF, SECOND_AS_OF)]
-    assert list(after.previous_model_version) == list(after.model_version) == \
-        list(before.model_version)
+    assert list(after.previous_model_version) == list(after.model_version) == [new_model]
     history = _history(project)
     assert len(history) == 4 and history.model_version.nunique() == 2
+    assert backfill.rescore_previous(project.vars, _common(project)) == []
+    assert "nothing to do" in capsys.readouterr().out
+    assert len(_history(project)) == 4
 
 
 def _common(project) -> list[str]:

@@ -476,6 +476,7 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
             "4 need attention: 1 down two deciles or more; 1 top-20% value halved; 1 left "
             "high_value; 1 became at_risk; 1 became dormant. The model changed between the "
             "two dates (a retrained model) for 2 of the 5 customers") in section
+    assert "clv-backfill --previous scores the date before with the new model" in section
     assert "All 4, the largest drop in predicted value first" in section
     rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>"
                       r"<td>([^<]+)</td>", section)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
@@ -57,3 +58,22 @@ def test_single_purchases_at_the_first_day_name_the_horizon():
     with pytest.raises(ValueError, match=r"latest cutoff, 2011-01-01, has 0 days of history "
                                          r"before it: lower clv_horizon_days"):
         trainable_examples(table, RUN, TrainSettings())
+
+
+def test_an_extra_feature_without_a_numeric_value_stops_naming_the_var():
+    """A customer attribute added as a model input with no value in any training row (every
+    cell 'n/a', or '52,9' without clv_decimal_separator) would be a constant the network
+    learns nothing of; the sign-up date, null without a sign-up column, is no such input."""
+    table = examples({date(2011, 1, 31): 60, date(2011, 1, 1): 30})
+    run = dataclasses.replace(RUN, feature_groups={
+        "attributes": ("days_since_signup", "loyalty_score", "is_vip")})
+    nulls = pa.nulls(table.num_rows, pa.float64())
+    table = (table.append_column("days_since_signup", nulls)
+             .append_column("loyalty_score", nulls)
+             .append_column("is_vip", pa.array([1.0] + [None] * (table.num_rows - 1))))
+    with pytest.raises(ValueError, match=r"^clv_extra_features: loyalty_score has no numeric "
+                                         r"value among the 400 training rows .*decimal comma"):
+        trainable_examples(table, run, TrainSettings())
+    given = table.set_column(table.schema.get_field_index("loyalty_score"), "loyalty_score",
+                             pa.array([55.0] * table.num_rows))
+    assert trainable_examples(given, run, TrainSettings()).num_rows == table.num_rows

@@ -99,11 +99,15 @@ def _invoke(args: list[str]) -> Any:
         raise BackfillError(str(error)) from None
 
 
-def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
+def _show_rows(sql: str, common: list[str], run_vars: dict[str, Any]) -> list[Any]:
     result = _invoke(["show", "--inline", sql, "--vars", json.dumps(run_vars, default=str),
                       "--log-level", "none", *common])
-    table = result.result.results[0].agate_table
-    return dict(zip(table.column_names, table.rows[0], strict=True))
+    return list(result.result.results[0].agate_table.rows)
+
+
+def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
+    row = _show_rows(sql, common, run_vars)[0]
+    return dict(zip(row.keys(), row.values(), strict=True))
 
 
 def check_end(end: date, time_zone: str, today: date | None = None) -> None:
@@ -177,21 +181,17 @@ def _settings_check(start: date, first_as_of: date, end: date, common: list[str]
     return str(facts["time_zone"])
 
 
-def history_latest(common: list[str], run_vars: dict[str, Any],
-                   before_latest: bool = False) -> date | None:
+def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
     """The latest as-of date of clv_predictions_history over the settings' horizon (a run over
-    another horizon is another table's as far as the movements go), or with ``before_latest``
-    the latest date before that one; None before the history holds such a date."""
+    another horizon is another table's as far as the movements go); None before its first
+    build."""
     # both refs outside the branch: dbt finds an inline query's refs before it renders it
-    dates = ("select as_of_date from {{ history }} where horizon_days = "
-             "(select min(horizon_days) from {{ settings }})")
-    query = f"select max(as_of_date) as latest from ({dates}) as dates"
-    if before_latest:
-        query += f" where as_of_date < (select max(as_of_date) from ({dates}) as latest_dates)"
     latest = _show("{% set history = load_relation(ref('clv_predictions_history')) %}"
                    "{% set settings = ref('clv_run_settings') %}"
                    "{% if history is none %}select cast(null as date) as latest"
-                   f"{{% else %}}{query}{{% endif %}}", common, run_vars)["latest"]
+                   "{% else %}select max(as_of_date) as latest from {{ history }} where "
+                   "horizon_days = (select min(horizon_days) from {{ settings }})"
+                   "{% endif %}", common, run_vars)["latest"]
     return None if latest is None else date.fromisoformat(str(latest)[:10])
 
 
@@ -258,18 +258,87 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
     return dates
 
 
-def previous_date(run_vars: dict[str, Any], common: Sequence[str] = ()) -> date:
-    """The as-of date ``--previous`` scores: the history's date before its latest (over the
-    settings' horizon). After a build that trained a new model, that date holds the earlier
-    model's run, so clv_prediction_changes compares two models; scored again with the current
-    model (and the latest date republished, as any backfill before the latest date does), the
-    movements compare the current model with itself."""
-    previous = history_latest(list(common), run_vars, before_latest=True)
-    if previous is None:
+def _latest_runs(common: list[str], run_vars: dict[str, Any]) -> list[tuple[date, str]]:
+    """The history's two latest as-of dates over the settings' horizon, latest first, each
+    with the model of its newest run."""
+    # both refs outside the branch: dbt finds an inline query's refs before it renders it
+    rows = _show_rows(
+        "{% set history = load_relation(ref('clv_predictions_history')) %}"
+        "{% set settings = ref('clv_run_settings') %}"
+        "{% if history is none %}select cast(null as date) as as_of_date, "
+        "cast(null as varchar(64)) as model_version where 1 = 0{% else %}"
+        "select as_of_date, model_version from (select as_of_date, model_version, "
+        "row_number() over (partition by as_of_date order by max(scored_at) desc nulls last, "
+        "model_version desc) as run_rank from {{ history }} where horizon_days = "
+        "(select min(horizon_days) from {{ settings }}) group by as_of_date, model_version) "
+        "as runs where run_rank = 1 order by as_of_date desc{% endif %}",
+        common, run_vars)  # dbt show keeps the first rows (5): the two latest are enough
+    return [(date.fromisoformat(str(day)[:10]), str(version)) for day, version in rows[:2]]
+
+
+def _settings_differ(common: list[str], run_vars: dict[str, Any], version: str) -> list[str]:
+    """The settings a model's registry row holds that differ from ``run_vars``' (empty when
+    the registry does not list the model)."""
+    names = ("horizon_days", "period_days", "sequence_periods")
+    checks = " union all ".join(
+        f"select '{name}' as setting, cast(registry.{name} as varchar(20)) as model_value, "
+        f"cast(settings.{name} as varchar(20)) as run_value from {{{{ registry }}}} as registry "
+        "cross join {{ settings }} as settings "
+        f"where registry.model_version = '{version}' and registry.{name} <> settings.{name}"
+        for name in names)
+    rows = _show_rows(
+        "{% set registry = load_relation(ref('clv_model_registry')) %}"
+        "{% set settings = ref('clv_run_settings') %}"
+        "{% if registry is none %}select cast(null as varchar(20)) as setting where 1 = 0"
+        f"{{% else %}}{checks}{{% endif %}}", common, run_vars)
+    return [f"{row[0]} {row[1]} (the vars: {row[2]})" for row in rows]
+
+
+def rescore_previous(run_vars: dict[str, Any], common: Sequence[str] = (),
+                     today: date | None = None) -> list[date]:
+    """``--previous``: score the history's as-of date before its latest (over the horizon of
+    ``run_vars``) with the model of the latest date's newest run, and republish the latest, as
+    any backfill before the latest date does; returns the dates scored (none when the date
+    before already has a newest run of that model: nothing to do).
+
+    After a build that trained a new model, the date before holds the earlier model's run, so
+    clv_prediction_changes compares two models; scored again, it compares the new model with
+    itself. The saved model is chosen as clv_retrain: never chooses it, by ``run_vars``: when
+    they are not the vars the model was trained with, another model would score, so settings
+    the registry shows differing stop it before any build, and a date scored by another model
+    all the same is an error naming both."""
+    common = list(common)
+    # the settings of run_vars (their horizon), not those of the last build
+    _invoke(["build", "--select", "clv_run_settings", "--vars",
+             json.dumps(run_vars, default=str), "--quiet", *common])
+    runs = _latest_runs(common, run_vars)
+    if len(runs) < 2:
         raise BackfillError("--previous: clv_predictions_history holds fewer than two as-of "
                             "dates over this horizon, so there is no date before the latest "
                             "to score again")
-    return previous
+    (latest, model), (previous, previous_model) = runs
+    if previous_model == model:
+        print(f"clv-backfill: {previous}, the date before the history's latest ({latest}), "
+              f"was scored by model {model} as {latest} was: nothing to do", flush=True)
+        return []
+    differ = _settings_differ(common, run_vars, model)
+    if differ:
+        raise BackfillError(
+            f"--previous: model {model}, which scored {latest}, was trained with other "
+            f"settings than these vars: {', '.join(differ)}; pass the vars of the build that "
+            "trained it")
+    print(f"clv-backfill: {previous} (scored by model {previous_model}) scored again with "
+          f"model {model}, which scored {latest}", flush=True)
+    dates = backfill(previous, previous, "day", run_vars, common, today)
+    scored = dict(_latest_runs(common, run_vars))
+    wrong = {day: version for day, version in scored.items() if version != model}
+    if wrong:
+        raise BackfillError(
+            "--previous: " + ", ".join(f"{day} was scored by model {version}"
+                                       for day, version in sorted(wrong.items()))
+            + f", not by {model}: these vars fit another saved model than the one that "
+            f"scored {latest}; run it again with the vars of the build that trained {model}")
+    return dates
 
 
 # What a backfill stopped part-way leaves: each date's build replaces clv_predictions, and only
@@ -323,8 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_of_dates(start, end, args.every)  # the range's own errors before Spark starts
         build.start_engine(project_dir, profiles_dir, args.target, run_vars)
         if args.previous:
-            start = end = previous_date(run_vars, common)
-        dates = backfill(start, end, args.every, run_vars, common)
+            dates = rescore_previous(run_vars, common)
+            if not dates:
+                return 0
+        else:
+            dates = backfill(start, end, args.every, run_vars, common)
     except (BackfillError, build.BuildError) as error:
         print(f"clv-backfill: {error}", file=sys.stderr)
         return 2

@@ -537,7 +537,9 @@ def _movement_summary(data: ReportData) -> str:
     if changed:
         text += (" The model changed between the two dates (a retrained model) for "
                  f"{svg.format_number(changed, 0)} of the {svg.format_number(customers, 0)} "
-                 "customers: their moves are partly the new model's, not the customers'.")
+                 "customers: their moves are partly the new model's, not the customers'. "
+                 "clv-backfill --previous scores the date before with the new model, so the "
+                 "moves compare it with itself.")
     return text
 
 
