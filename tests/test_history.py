@@ -576,3 +576,47 @@ def test_backfill_command_reads_vars_as_clv_build_does(capsys, value, message):
     error = capsys.readouterr().err
     assert error.count("\n") == 1
     assert error.startswith(f"clv-backfill: {message}")
+
+
+def test_previous_stops_before_republishing_when_another_model_scored(monkeypatch):
+    """Vars that fit another saved model than the latest date's (other extra features, which
+    the registry's settings do not show): the date before is scored by it, and --previous
+    stops there, before the latest date is built again with that model."""
+    from types import SimpleNamespace
+
+    latest, previous = date(2023, 11, 30), date(2023, 10, 31)
+    runs = {latest: "new", previous: "old"}
+    built: list[str] = []
+
+    def build_with_args(args, models, exclude, manifest):
+        day = json.loads(args[args.index("--vars") + 1])["clv_as_of_date"]
+        built.append(day)
+        if day == previous.isoformat():
+            runs[previous] = "other"  # what clv_retrain: never chose for these vars
+        return []
+
+    monkeypatch.setattr(backfill, "_invoke", lambda args: SimpleNamespace(result=None))
+    monkeypatch.setattr(backfill, "_latest_runs", lambda common, run_vars: sorted(
+        runs.items(), reverse=True))
+    monkeypatch.setattr(backfill, "_settings_differ", lambda common, run_vars, version: [])
+    monkeypatch.setattr(backfill, "_settings_check", lambda *args: "UTC")
+    monkeypatch.setattr(backfill, "history_latest", lambda common, run_vars: latest)
+    monkeypatch.setattr(backfill.build, "build_with_args", build_with_args)
+    with pytest.raises(backfill.BackfillError, match=(
+            r"--previous: 2023-10-31 was scored by model other, not by new: .*the latest date "
+            r"was left as it was")):
+        backfill.rescore_previous({}, [], today=date(2024, 1, 1))
+    assert built == ["2023-10-31"]
+    # with the model that scored the latest date, it goes on to republish that date
+    runs[previous] = "old"
+    built.clear()
+
+    def by_the_new_model(args, models, exclude, manifest):
+        day = json.loads(args[args.index("--vars") + 1])["clv_as_of_date"]
+        built.append(day)
+        runs[date.fromisoformat(day)] = "new"
+        return []
+
+    monkeypatch.setattr(backfill.build, "build_with_args", by_the_new_model)
+    assert backfill.rescore_previous({}, [], today=date(2024, 1, 1)) == [previous]
+    assert built == ["2023-10-31", "2023-11-30"]

@@ -63,14 +63,15 @@ def test_single_purchases_at_the_first_day_name_the_horizon():
 def test_an_extra_feature_without_a_numeric_value_stops_naming_the_var():
     """A customer attribute added as a model input with no value in any training row (every
     cell 'n/a', or '52,9' without clv_decimal_separator) would be a constant the network
-    learns nothing of; the sign-up date, null without a sign-up column, is no such input."""
+    learns nothing of (an infinity is no value either); the sign-up date, null without a
+    sign-up column, is no such input."""
     table = examples({date(2011, 1, 31): 60, date(2011, 1, 1): 30})
     run = dataclasses.replace(RUN, feature_groups={
         "attributes": ("days_since_signup", "loyalty_score", "is_vip")})
-    nulls = pa.nulls(table.num_rows, pa.float64())
-    table = (table.append_column("days_since_signup", nulls)
-             .append_column("loyalty_score", nulls)
-             .append_column("is_vip", pa.array([1.0] + [None] * (table.num_rows - 1))))
+    nulls = [None] * (table.num_rows - 1)
+    table = (table.append_column("days_since_signup", pa.nulls(table.num_rows, pa.float64()))
+             .append_column("loyalty_score", pa.array([float("inf"), *nulls]))
+             .append_column("is_vip", pa.array([1.0, *nulls])))
     with pytest.raises(ValueError, match=r"^clv_extra_features: loyalty_score has no numeric "
                                          r"value among the 400 training rows .*decimal comma"):
         trainable_examples(table, run, TrainSettings())

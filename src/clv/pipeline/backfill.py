@@ -21,7 +21,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,8 +196,11 @@ def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
 
 
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
-             common: Sequence[str] = (), today: date | None = None) -> list[date]:
+             common: Sequence[str] = (), today: date | None = None,
+             scored: Callable[[date], None] | None = None) -> list[date]:
     """Build clv_predictions_history for every as-of date of the range; returns the dates.
+    ``scored`` is called after each date of the range is built (before the latest date is
+    republished), and may stop the backfill by raising.
 
     The published tables (clv_predictions and every table read from it) are left at the
     history's latest as-of date: at ``end``, or, when the history already holds a later date
@@ -249,6 +252,8 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
                  "--quiet"], models=models, exclude=[*PARSED_ONCE, *quiet], manifest=manifest)
         except build.BuildError as error:
             raise BackfillError(f"as of {day}: {error}; {APART}") from None
+        if scored is not None and index <= len(dates):
+            scored(day)
         # the builds are quiet: a warning (an as-of date past the data, say) is printed here
         what = (f"{index}/{len(dates)} as of {day} scored" if index <= len(dates) else
                 f"as of {day}, the history's latest date: clv_predictions and the tables read "
@@ -266,10 +271,11 @@ def _latest_runs(common: list[str], run_vars: dict[str, Any]) -> list[tuple[date
         "{% set history = load_relation(ref('clv_predictions_history')) %}"
         "{% set settings = ref('clv_run_settings') %}"
         "{% if history is none %}select cast(null as date) as as_of_date, "
-        "cast(null as varchar(64)) as model_version where 1 = 0{% else %}"
+        "cast(null as {{ dbt.type_string() }}) as model_version where 1 = 0{% else %}"
         "select as_of_date, model_version from (select as_of_date, model_version, "
         "row_number() over (partition by as_of_date order by max(scored_at) desc nulls last, "
-        "model_version desc) as run_rank from {{ history }} where horizon_days = "
+        "{{ clv_collate_binary('model_version') }} desc) as run_rank from {{ history }} "
+        "where horizon_days = "
         "(select min(horizon_days) from {{ settings }}) group by as_of_date, model_version) "
         "as runs where run_rank = 1 order by as_of_date desc{% endif %}",
         common, run_vars)  # dbt show keeps the first rows (5): the two latest are enough
@@ -281,15 +287,17 @@ def _settings_differ(common: list[str], run_vars: dict[str, Any], version: str) 
     the registry does not list the model)."""
     names = ("horizon_days", "period_days", "sequence_periods")
     checks = " union all ".join(
-        f"select '{name}' as setting, cast(registry.{name} as varchar(20)) as model_value, "
-        f"cast(settings.{name} as varchar(20)) as run_value from {{{{ registry }}}} as registry "
+        f"select '{name}' as setting, cast(registry.{name} as {{{{ dbt.type_string() }}}}) as "
+        f"model_value, cast(settings.{name} as {{{{ dbt.type_string() }}}}) as run_value "
+        "from {{ registry }} as registry "
         "cross join {{ settings }} as settings "
         f"where registry.model_version = '{version}' and registry.{name} <> settings.{name}"
         for name in names)
     rows = _show_rows(
         "{% set registry = load_relation(ref('clv_model_registry')) %}"
         "{% set settings = ref('clv_run_settings') %}"
-        "{% if registry is none %}select cast(null as varchar(20)) as setting where 1 = 0"
+        "{% if registry is none %}select cast(null as {{ dbt.type_string() }}) as setting "
+        "where 1 = 0"
         f"{{% else %}}{checks}{{% endif %}}", common, run_vars)
     return [f"{row[0]} {row[1]} (the vars: {row[2]})" for row in rows]
 
@@ -305,8 +313,8 @@ def rescore_previous(run_vars: dict[str, Any], common: Sequence[str] = (),
     clv_prediction_changes compares two models; scored again, it compares the new model with
     itself. The saved model is chosen as clv_retrain: never chooses it, by ``run_vars``: when
     they are not the vars the model was trained with, another model would score, so settings
-    the registry shows differing stop it before any build, and a date scored by another model
-    all the same is an error naming both."""
+    the registry shows differing stop it before any date is scored, and a date scored by
+    another model all the same stops it before the latest date is republished."""
     common = list(common)
     # the settings of run_vars (their horizon), not those of the last build
     _invoke(["build", "--select", "clv_run_settings", "--vars",
@@ -329,16 +337,19 @@ def rescore_previous(run_vars: dict[str, Any], common: Sequence[str] = (),
             "trained it")
     print(f"clv-backfill: {previous} (scored by model {previous_model}) scored again with "
           f"model {model}, which scored {latest}", flush=True)
-    dates = backfill(previous, previous, "day", run_vars, common, today)
-    scored = dict(_latest_runs(common, run_vars))
-    wrong = {day: version for day, version in scored.items() if version != model}
-    if wrong:
-        raise BackfillError(
-            "--previous: " + ", ".join(f"{day} was scored by model {version}"
-                                       for day, version in sorted(wrong.items()))
-            + f", not by {model}: these vars fit another saved model than the one that "
-            f"scored {latest}; run it again with the vars of the build that trained {model}")
-    return dates
+
+    def by_the_model(day: date) -> None:
+        # before the latest date is published again: it keeps the model's run
+        version = dict(_latest_runs(common, run_vars)).get(day)
+        if version != model:
+            raise BackfillError(
+                f"--previous: {day} was scored by model {version}, not by {model}: these vars "
+                f"fit another saved model than the one that scored {latest} (other extra "
+                "features, events or windows); the latest date was left as it was, and "
+                f"clv_predictions holds {day}: run it again with the vars of the build that "
+                f"trained {model}")
+
+    return backfill(previous, previous, "day", run_vars, common, today, scored=by_the_model)
 
 
 # What a backfill stopped part-way leaves: each date's build replaces clv_predictions, and only

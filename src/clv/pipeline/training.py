@@ -163,14 +163,16 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     # clv_customers has no sign-up column: clv_extra_features
     extra = [name for name in run.feature_groups.get("attributes", ())
              if name != "days_since_signup" and name in table.column_names]
-    empty = [name for name in extra if table.column(name).null_count == table.num_rows]
+    empty = [name for name in extra if not pc.any(pc.fill_null(pc.is_finite(
+        table.column(name).cast(pa.float64())), False)).as_py()]
     if empty:
         raise ValueError(
             f"clv_extra_features: {', '.join(empty)} has no numeric value among the "
-            f"{table.num_rows} training rows (no customer in clv_customers, empty cells, or "
-            "text that is not a number: with a decimal comma, set clv_decimal_separator to "
-            "','); the network would learn nothing of it and read any value it later gets "
-            "as new. Fill the column, or leave it out of clv_extra_features")
+            f"{table.num_rows} training rows (no customer in clv_customers, empty cells, "
+            "infinities, or text that is not a number: with a decimal comma, set "
+            "clv_decimal_separator to ','); the network would learn nothing of it and read any "
+            "value it later gets as new. Fill the column, or leave it out of "
+            "clv_extra_features")
     fittable_cutoffs = pc.unique(table.filter(_has_repeat_buyer(table)).column(CUTOFF_COLUMN))
     fittable = {str(c) for c in fittable_cutoffs.to_pylist()}
     if not fittable:

@@ -253,7 +253,8 @@ def _network(query: _Query, model: onnx.ModelProto, spec: FeatureSpec,
     btyd_frequency, purchase_probability, network_clv, mu, sigma, log_no_purchase (from the
     probability when the model, saved by an earlier version, lacks that output)."""
     inputs = _names(spec.features, "input")
-    fill = dict(zip(spec.static, spec.static_fill, strict=True))
+    # as model_inputs reads them: float32
+    fill = {c: float(np.float32(v)) for c, v in zip(spec.static, spec.static_fill, strict=True)}
     query.add_layers("network_inputs", [[
         (inputs[c], float32_input(c if c in BTYD_FEATURES else stable[c], query.sql,
                                   fill.get(c, 0.0)))
