@@ -106,7 +106,8 @@ def _show_rows(sql: str, common: list[str], run_vars: dict[str, Any]) -> list[An
 
 
 def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
-    return dict(_show_rows(sql, common, run_vars)[0].items())
+    row = _show_rows(sql, common, run_vars)[0]
+    return dict(zip(row.keys(), row.values(), strict=True))
 
 
 def check_end(end: date, time_zone: str, today: date | None = None) -> None:
@@ -184,8 +185,14 @@ def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
     """The latest as-of date of clv_predictions_history over the settings' horizon (a run over
     another horizon is another table's as far as the movements go); None before its first
     build."""
-    runs = _latest_runs(common, run_vars)
-    return runs[0][0] if runs else None
+    # both refs outside the branch: dbt finds an inline query's refs before it renders it
+    latest = _show("{% set history = load_relation(ref('clv_predictions_history')) %}"
+                   "{% set settings = ref('clv_run_settings') %}"
+                   "{% if history is none %}select cast(null as date) as latest"
+                   "{% else %}select max(as_of_date) as latest from {{ history }} where "
+                   "horizon_days = (select min(horizon_days) from {{ settings }})"
+                   "{% endif %}", common, run_vars)["latest"]
+    return None if latest is None else date.fromisoformat(str(latest)[:10])
 
 
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
