@@ -70,7 +70,7 @@ def _guest_project(tmp_path: Path, monkeypatch) -> tuple[Path, list[str]]:
 
 
 @pytest.mark.slow
-def test_builds_as_a_dependency_with_the_expected_outputs(tmp_path, monkeypatch):
+def test_builds_as_a_dependency_with_the_expected_outputs(tmp_path, monkeypatch, capsys):
     database, common = _guest_project(tmp_path, monkeypatch)
     build = _invoke(["build", "--vars", f"{{clv_model_dir: {tmp_path / 'm'}}}", *common])
 
@@ -99,6 +99,11 @@ def test_builds_as_a_dependency_with_the_expected_outputs(tmp_path, monkeypatch)
         dates = connection.sql("select distinct as_of_date from clv_predictions_history "
                                "order by 1").fetchall()
     assert [d.isoformat() for (d,) in dates] == ["2023-11-30", "2023-12-31"]
+    # --previous reads the history's newest runs with an inline query of clv's macros
+    assert backfill.main(["--previous", "--project-dir", str(common[1]),
+                          "--profiles-dir", str(common[3]),
+                          "--vars", f"{{clv_model_dir: {tmp_path / 'm'}}}"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
 
 
 @pytest.mark.slow

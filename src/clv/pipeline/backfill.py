@@ -106,8 +106,7 @@ def _show_rows(sql: str, common: list[str], run_vars: dict[str, Any]) -> list[An
 
 
 def _show(sql: str, common: list[str], run_vars: dict[str, Any]) -> dict[str, Any]:
-    row = _show_rows(sql, common, run_vars)[0]
-    return dict(zip(row.keys(), row.values(), strict=True))
+    return dict(_show_rows(sql, common, run_vars)[0].items())
 
 
 def check_end(end: date, time_zone: str, today: date | None = None) -> None:
@@ -185,14 +184,8 @@ def history_latest(common: list[str], run_vars: dict[str, Any]) -> date | None:
     """The latest as-of date of clv_predictions_history over the settings' horizon (a run over
     another horizon is another table's as far as the movements go); None before its first
     build."""
-    # both refs outside the branch: dbt finds an inline query's refs before it renders it
-    latest = _show("{% set history = load_relation(ref('clv_predictions_history')) %}"
-                   "{% set settings = ref('clv_run_settings') %}"
-                   "{% if history is none %}select cast(null as date) as latest"
-                   "{% else %}select max(as_of_date) as latest from {{ history }} where "
-                   "horizon_days = (select min(horizon_days) from {{ settings }})"
-                   "{% endif %}", common, run_vars)["latest"]
-    return None if latest is None else date.fromisoformat(str(latest)[:10])
+    runs = _latest_runs(common, run_vars)
+    return runs[0][0] if runs else None
 
 
 def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
@@ -266,7 +259,8 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
 def _latest_runs(common: list[str], run_vars: dict[str, Any]) -> list[tuple[date, str]]:
     """The history's two latest as-of dates over the settings' horizon, latest first, each
     with the model of its newest run."""
-    # both refs outside the branch: dbt finds an inline query's refs before it renders it
+    # both refs outside the branch: dbt finds an inline query's refs before it renders it; the
+    # macro named with its package, which an inline query run from a host project needs
     rows = _show_rows(
         "{% set history = load_relation(ref('clv_predictions_history')) %}"
         "{% set settings = ref('clv_run_settings') %}"
@@ -274,7 +268,7 @@ def _latest_runs(common: list[str], run_vars: dict[str, Any]) -> list[tuple[date
         "cast(null as {{ dbt.type_string() }}) as model_version where 1 = 0{% else %}"
         "select as_of_date, model_version from (select as_of_date, model_version, "
         "row_number() over (partition by as_of_date order by max(scored_at) desc nulls last, "
-        "{{ clv_collate_binary('model_version') }} desc) as run_rank from {{ history }} "
+        "{{ clv.clv_collate_binary('model_version') }} desc) as run_rank from {{ history }} "
         "where horizon_days = "
         "(select min(horizon_days) from {{ settings }}) group by as_of_date, model_version) "
         "as runs where run_rank = 1 order by as_of_date desc{% endif %}",
