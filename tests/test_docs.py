@@ -94,6 +94,19 @@ def test_every_public_date_is_a_date(manifest):
                 assert spec["data_type"] == "date", f"{name}.{column}: {spec['data_type']}"
 
 
+def test_a_public_column_name_has_one_type_and_timestamps_are_utc_without_zone(manifest):
+    """A BI tool joins and compares the public tables by column name: a name has one type in
+    every table (horizon_days, say), and every timestamp is UTC without a time zone, as
+    scored_at is, so that a session in another time zone compares them as written."""
+    models = _models(manifest)
+    types: dict[str, set[str]] = {}
+    for name in PUBLIC_MARTS:
+        for column, spec in models[name]["columns"].items():
+            types.setdefault(column, set()).add(spec["data_type"])
+            assert "zone" not in spec["data_type"], f"{name}.{column}: {spec['data_type']}"
+    assert {column: kinds for column, kinds in types.items() if len(kinds) > 1} == {}
+
+
 def test_python_steps_are_internal_and_published_through_a_contracted_model(manifest):
     models = _models(manifest)
     for name, node in models.items():

@@ -389,3 +389,23 @@ def test_the_registry_names_a_model_from_before_a_feature_change(tmp_path):
     frame = registry_frame(tmp_path, "20240101T000000Z_a").set_index("model_version")
     assert "fade out" in frame.loc["20240101T000000Z_a", "feature_note"]
     assert pd.isna(frame.loc["20240102T000000Z_b", "feature_note"])
+
+
+def test_the_registry_holds_when_a_model_was_saved_in_utc_without_a_zone(tmp_path):
+    """created_at as every public timestamp is (scored_at, written_at): UTC without a time
+    zone, whatever offset the saved instant was written with."""
+    import json
+
+    import pandas as pd
+
+    from clv.pipeline.registry import registry_frame
+
+    saved = {"20240101T000000Z_a": "2024-07-01T12:00:00+02:00",
+             "20240102T000000Z_b": "2024-07-01T10:30:00+00:00"}
+    for version, created in saved.items():
+        (tmp_path / f"clv_model_{version}.onnx").write_bytes(b"onnx")
+        (tmp_path / f"clv_model_{version}.json").write_text(json.dumps({
+            "model_version": version, "created_at": created, "sha256": "0" * 64}))
+    created_at = registry_frame(tmp_path, None).set_index("model_version")["created_at"]
+    assert created_at.to_dict() == {"20240101T000000Z_a": pd.Timestamp("2024-07-01 10:00"),
+                                    "20240102T000000Z_b": pd.Timestamp("2024-07-01 10:30")}

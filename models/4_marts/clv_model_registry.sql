@@ -4,11 +4,10 @@
     is_current marks the model behind clv_predictions, so this table is built after it: when
     a build fails before clv_predictions is replaced (while scoring, say), this table keeps
     pointing at the model of the predictions users still read.
-    Every column is cast to its contract type, so the table has the same types on every engine.
-    Spark has one timestamp type, which holds an instant like PostgreSQL's and DuckDB's
-    `timestamp with time zone`.
+    Every column is cast to its contract type, so the table has the same types on every engine;
+    created_at is UTC without a time zone (the training step writes it so), as every timestamp
+    of the public tables is, and the settings are integers, as in clv_predictions.
 -#}
-{%- set timestamp_with_time_zone = 'timestamp' if target.type == 'spark' else 'timestamp with time zone' -%}
 
 with
 
@@ -34,11 +33,11 @@ final as (
 
     select
         cast(registry.model_version as {{ dbt.type_string() }}) as model_version,
-        cast(registry.created_at as {{ timestamp_with_time_zone }}) as created_at,
+        cast(registry.created_at as timestamp) as created_at,
         cast(scored_model.model_version is not null as boolean) as is_current,
-        cast(registry.horizon_days as bigint) as horizon_days,
-        cast(registry.period_days as bigint) as period_days,
-        cast(registry.sequence_periods as bigint) as sequence_periods,
+        cast(registry.horizon_days as integer) as horizon_days,
+        cast(registry.period_days as integer) as period_days,
+        cast(registry.sequence_periods as integer) as sequence_periods,
         cast(registry.training_cutoffs as {{ dbt.type_string() }}) as training_cutoffs,
         cast(registry.validation_cutoff as date) as validation_cutoff,
         cast(registry.training_rows as bigint) as training_rows,

@@ -352,7 +352,7 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
         metrics_ = meta.get("validation_metrics") or {}
         rows.append({
             "model_version": artifact.version,
-            "created_at": pd.Timestamp(meta.get("created_at")),
+            "created_at": _utc_without_zone(meta.get("created_at")),
             "is_current": artifact.version == current,
             "horizon_days": meta.get("horizon_days"),
             "period_days": meta.get("period_days"),
@@ -379,6 +379,14 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
         })
     return pd.DataFrame(rows, columns=REGISTRY_COLUMNS).astype(
         {"btyd_level_correction": float, "network_level_weight": float, "level_log_sd": float})
+
+
+def _utc_without_zone(instant: str | None) -> pd.Timestamp:
+    """A saved ISO instant as UTC without a time zone, as every timestamp of the public tables
+    is (a value saved without an offset is UTC already)."""
+    stamp = pd.Timestamp(instant)
+    return stamp if pd.isna(stamp) or stamp.tzinfo is None else (
+        stamp.tz_convert("UTC").tz_localize(None))
 
 
 def btyd_fit_note(fits: Mapping[str, Any] | None) -> str | None:
