@@ -1176,3 +1176,75 @@ def test_a_quote_in_a_column_name_and_a_compressed_file_read_as_written(project)
     line = _only_failure_at(project, empty, "stg_clv__transactions",
                             "Invalid value for var 'clv_transactions'")
     assert "is empty: it has neither a header nor rows" in line
+
+
+def _test_status(result, name: str) -> str:
+    [status] = {str(r.status) for r in result.result if r.node.name == name}
+    return status
+
+
+@pytest.mark.slow
+def test_ids_that_differ_only_in_leading_zeros_warn(project):
+    """7255 in the old system's rows and 0007255 in the new one's are kept as written, so one
+    customer is scored as two: the build warns with one row per such customer and two of its
+    ids; ids written alike pass."""
+    name = "clv_customer_ids_differ_in_more_than_leading_zeros"
+    frame = _retail_frame().astype({"CustomerID": object})
+    path = project.workdir / "padded_ids.csv"
+
+    def status(ids: list[str | None]) -> str:
+        frame["CustomerID"] = ids
+        frame.to_csv(path, index=False)
+        result = project.build(vars={**VARS, "clv_transactions": str(path)},
+                               select=f"{FEATURE_MODELS} {name}")
+        return _test_status(result, name)
+
+    written = [None if row[2] is None else str(row[2]) for row in INVOICES]
+    assert status(written) == "pass"
+    # the rows from 2011 on write 17850 with leading zeros, as another system did
+    padded = [f"00{c}" if c == "17850" and row[1].endswith("2011 15:15") else c
+              for c, row in zip(written, INVOICES, strict=True)]
+    assert padded.count("0017850") == 1
+    assert status(padded) == "warn"
+    rows = project.query("select * from (" + _compiled(project, name) + ")")
+    assert rows.to_dict("records") == [{"unpadded_id": "17850", "customer_ids": 2,
+                                        "one_id": "0017850", "another_id": "17850"}]
+
+
+@pytest.mark.slow
+def test_whole_amounts_with_dots_between_thousands_warn(project):
+    """A German export of whole amounts (1.729 for 1,729, 524) is read by the CSV reader as
+    decimals, a thousand times too small, without a row left out: the build warns; read with
+    clv_decimal_separator ',', or with amounts in cents, it does not."""
+    name = "clv_amount_dots_are_decimal_points"
+    path = project.workdir / "whole_thousands.csv"
+    rows = []
+    for i in range(40):
+        # three in four from 1,000 up; two of them end in 0 (1.110 reads 1.11)
+        euros = 1000 + 37 * i if i % 4 else 100 + 11 * i
+        rows.append((f"9{i:05d}", f"{1 + i % 6}/{1 + i % 27}/2011 10:00",
+                     ["17850", "13047", "14527"][i % 3], euros))
+
+    def status(amounts: list[str], extra: dict | None = None) -> str:
+        frame = pd.DataFrame([(n, t, c, a) for (n, t, c, _), a in zip(rows, amounts, strict=True)],
+                             columns=["InvoiceNo", "InvoiceDate", "CustomerID", "Betrag"])
+        frame.to_csv(path, index=False)
+        columns = {**RETAIL_COLUMNS, "amount": "Betrag"}
+        result = project.build(vars={**VARS, "clv_transactions": str(path),
+                                     "clv_columns": columns, **(extra or {})},
+                               select=f"+int_clv__transactions_checked {name}")
+        return _test_status(result, name)
+
+    german = [f"{e // 1000}.{e % 1000:03d}" if e >= 1000 else str(e) for *_, e in rows]
+    assert status(german) == "warn"
+    found = project.query("select * from (" + _compiled(project, name) + ")")
+    assert found.to_dict("records") == [{
+        "amounts_with_a_fraction": 30, "amounts_with_three_decimals": 28,
+        "whole_amounts_from_1000": 0, "smallest_three_decimal_amount": 1.037}]
+    assert status(german, {"clv_decimal_separator": ","}) == "pass"
+    assert status([f"{e / 100:.2f}" for *_, e in rows]) == "pass"
+
+
+def _compiled(project, name: str) -> str:
+    """The compiled SQL of the data test ``name``, as the last run wrote it."""
+    return next((project.workdir / "target" / "compiled").rglob(f"{name}.sql")).read_text()
