@@ -158,6 +158,20 @@ def test_no_backtest_means_btyd_alone_and_no_correction_across_seasons():
     assert not estimate.reference.seasonal and "two full years" in estimate.reference.reason
 
 
+def test_a_total_that_is_not_a_finite_number_is_no_backtest():
+    """A network's expected spend can overflow to infinity on a window: that window gives it no
+    backtest (BG/NBD alone then), not a failed training step."""
+    start = date(2023, 1, 1)
+    windows = [Window(start + timedelta(days=30 * i), 100, 400, 10.0, 5.0, math.inf)
+               for i in range(4)]
+    assert windows[0].log_ratio("network") is None
+    assert windows[0].log_ratio("btyd") == pytest.approx(math.log(2))
+    estimate = level.estimate_level(windows, 90, start + timedelta(days=200),
+                                    calibration_scale=math.nan)
+    assert estimate.network_level_weight == 0.0
+    assert math.isfinite(estimate.btyd_level_correction)
+
+
 def test_a_stray_row_years_back_makes_no_history():
     """A customer whose one row is mistyped years before the rest (2002 in data from 2022)
     would make two years of history, and a seasonal level, out of a few months: the history

@@ -187,11 +187,13 @@ def test_the_published_tables_are_read_where_the_settings_say(tmp_path):
     connection = duckdb.connect()
     connection.execute("""
         create schema main_marts;
-        create table main_marts.clv_predictions as select 'v_02' as model_version;
+        create table main_marts.clv_predictions as
+            select 'v_02' as model_version, 60 as horizon_days;
         create table main_marts.clv_predictions_history as
-            select * from (values ('v_01'), ('v_02')) as t(model_version);
-        create table main.clv_predictions as select 'v_00' as model_version;
-        create table main.clv_predictions_history as select 'v_00' as model_version""")
+            select *, 60 as horizon_days from (values ('v_01'), ('v_02')) as t(model_version);
+        create table main.clv_predictions as select 'v_00' as model_version, 60 as horizon_days;
+        create table main.clv_predictions_history as
+            select 'v_00' as model_version, 60 as horizon_days""")
     warehouse = DuckDBWarehouse(connection)
     run = dataclasses.replace(_run(tmp_path, keep=1), published_relations=(
         "main_marts.clv_predictions", "main_marts.clv_predictions_history"))
@@ -217,8 +219,8 @@ def test_never_goes_on_with_the_model_of_the_latest_as_of_date(tmp_path):
     connection = duckdb.connect()
     connection.execute("""
         create table clv_predictions as
-            select 'v_old' as model_version, date '2026-11-20' as as_of_date;
-        create table clv_predictions_history as select * from (values
+            select 'v_old' as model_version, date '2026-11-20' as as_of_date, 60 as horizon_days;
+        create table clv_predictions_history as select *, 60 as horizon_days from (values
             ('v_old', date '2026-11-20', timestamp '2026-12-05 09:00'),
             ('v_old', date '2026-12-04', timestamp '2026-12-04 06:00'),
             ('v_new', date '2026-12-04', timestamp '2026-12-04 07:00'),
@@ -233,6 +235,35 @@ def test_never_goes_on_with_the_model_of_the_latest_as_of_date(tmp_path):
     assert registry.scored_version(warehouse, run) == "v_old"
     connection.execute("drop table clv_predictions_history")
     assert registry.scored_version(warehouse, run) == "v_old"
+
+
+def test_never_goes_on_with_the_model_of_its_own_horizon(tmp_path):
+    """A weekly 90-day job beside the daily 60-day one writes the same history: its runs,
+    later on the latest date or at a later date, are not the daily job's model, nor is
+    clv_predictions when the other job published it last."""
+    import dataclasses
+
+    import duckdb
+
+    from clv.warehouse import DuckDBWarehouse
+
+    connection = duckdb.connect()
+    connection.execute("""
+        create table clv_predictions as
+            select 'v_90' as model_version, date '2026-12-05' as as_of_date, 90 as horizon_days;
+        create table clv_predictions_history as select * from (values
+            ('v_60', date '2026-12-04', timestamp '2026-12-04 06:00', 60),
+            ('v_90', date '2026-12-04', timestamp '2026-12-04 06:05', 90),
+            ('v_90', date '2026-12-05', timestamp '2026-12-05 06:05', 90))
+            as t(model_version, as_of_date, scored_at, horizon_days)""")
+    warehouse = DuckDBWarehouse(connection)
+    run = dataclasses.replace(_run(tmp_path, keep=1), published_relations=(
+        "clv_predictions", "clv_predictions_history"))
+    assert run.horizon_days == 60
+    assert registry.scored_version(warehouse, run) == "v_60"
+    assert registry.scored_version(warehouse, dataclasses.replace(run, horizon_days=90)) == "v_90"
+    connection.execute("delete from clv_predictions_history")
+    assert registry.scored_version(warehouse, run) is None
 
 
 def test_never_goes_on_with_a_model_retrained_since_on_data_as_recent(tmp_path):

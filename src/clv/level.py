@@ -185,9 +185,10 @@ class Window:
         return float(min(1.0, max(self.history_days, 0) / max(horizon_days, 1)))
 
     def log_ratio(self, predictor: str) -> float | None:
-        """``log(actual / predicted)`` of ``btyd`` or ``network``; None when undefined."""
+        """``log(actual / predicted)`` of ``btyd`` or ``network``; None when undefined (a total
+        that is not a positive finite number: a network's expected spend can overflow)."""
         predicted = self.btyd_total if predictor == "btyd" else self.network_total
-        if not (self.actual_total > 0 and predicted > 0):
+        if not (0 < self.actual_total < math.inf and 0 < predicted < math.inf):
             return None
         return math.log(self.actual_total / predicted)
 

@@ -430,14 +430,16 @@ def scored_version(warehouse: Any, run: RunSettings) -> str | None:
     a past date re-run with another model) publishes that date in clv_predictions, and must
     not hand the next day to its model. Without a readable history with rows, the model behind
     clv_predictions as the previous build left it; None when neither is known (or
-    clv_predictions holds several models)."""
+    clv_predictions holds several models). Runs over another horizon than the run's are
+    another job's (a weekly 90-day value beside a daily year's), as for the movements."""
     relations = _published(run)
     history, predictions = (relations.get(name) for name in PUBLISHED_TABLES[::-1])
-    latest = ("select model_version from {relation} "
-              "where as_of_date = (select max(as_of_date) from {relation}) "
+    horizon = f"horizon_days = {int(run.horizon_days)}"
+    latest = (f"select model_version from {{relation}} where {horizon} and as_of_date = "
+              f"(select max(as_of_date) from {{relation}} where {horizon}) "
               "order by scored_at desc nulls last, model_version desc limit 1")
-    for relation, sql in ((history, latest),
-                          (predictions, "select distinct model_version from {relation}")):
+    for relation, sql in ((history, latest), (predictions, "select distinct model_version "
+                                                           f"from {{relation}} where {horizon}")):
         if relation is None:
             continue
         try:
