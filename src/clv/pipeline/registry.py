@@ -438,8 +438,8 @@ def scored_version(warehouse: Any, run: RunSettings) -> str | None:
     latest = (f"select model_version from {{relation}} where {horizon} and as_of_date = "
               f"(select max(as_of_date) from {{relation}} where {horizon}) "
               "order by scored_at desc nulls last, model_version desc limit 1")
-    for relation, sql in ((history, latest), (predictions, "select distinct model_version "
-                                                           f"from {{relation}} where {horizon}")):
+    published = f"select distinct model_version from {{relation}} where {horizon}"
+    for relation, sql in ((history, latest), (predictions, published)):
         if relation is None:
             continue
         try:
