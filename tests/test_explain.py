@@ -475,6 +475,23 @@ def test_reference_round_trip_and_shape_check(trained):
     median = Reference.median_of(static, sequence)
     np.testing.assert_array_equal(median.static, [4.5, 5.5, 6.5])
     assert median.sequence.shape == (3, 2) and median.sequence[0, 0] == 9.0
+    # a model's fill values are its static medians: a missing input reads as the reference's
+    filled = Reference.median_of(static, sequence, fill=(1.0, 2.0, 3.0))
+    np.testing.assert_array_equal(filled.static, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(filled.sequence, median.sequence)
+
+
+@pytest.mark.slow
+def test_a_customer_missing_an_input_is_the_reference_in_it(project):
+    """The saved reference customer's static inputs are the model's fill values, so a customer
+    without a value (no row in clv_customers, say) is not moved by that input."""
+    from clv.score import load_verified
+
+    [version] = project.query("select distinct model_version from clv_predictions").model_version
+    model = load_verified(Path(project.vars["clv_model_dir"]), version)
+    saved = model.metadata["reference_inputs"]["static"]
+    assert len(saved) == len(model.spec.static_fill) > 0
+    np.testing.assert_array_equal(np.float32(saved), np.float32(model.spec.static_fill))
 
 
 def test_explanations_read_their_input_lazily(trained, scoring):

@@ -150,19 +150,25 @@ def feature_groups(spec: FeatureSpec,
 class Reference:
     """The reference customer in the network's input layout (float32): per-column medians of
     the training examples, missing values read as their fill values like every input
-    (:func:`clv.data.model_inputs`)."""
+    (:func:`clv.data.model_inputs`). A model with fill values takes them as the static
+    medians (each input's median over its given values on the rows the networks learned
+    from), so a customer without a value is the reference in that input and its group
+    contributes 0 for it."""
 
     static: np.ndarray  # [n_static]
     sequence: np.ndarray  # [n_periods, n_channels], periods oldest first
     rows: int  # example rows the medians were taken over
 
     @classmethod
-    def median_of(cls, static: np.ndarray, sequence: np.ndarray) -> Reference:
-        return cls(np.median(static, axis=0).astype(np.float32),
-                   np.median(sequence, axis=0).astype(np.float32), len(static))
+    def median_of(cls, static: np.ndarray, sequence: np.ndarray,
+                  fill: Sequence[float] = ()) -> Reference:
+        medians = (np.asarray(fill, dtype=np.float32) if len(fill) == static.shape[1]
+                   else np.median(static, axis=0).astype(np.float32))
+        return cls(medians, np.median(sequence, axis=0).astype(np.float32), len(static))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "per-column median of the training examples", "rows": self.rows,
+        return {"method": "per-column median of the training examples (the static inputs' "
+                "fill values where the model has them)", "rows": self.rows,
                 "static": self.static.tolist(), "sequence": self.sequence.tolist()}
 
     @classmethod

@@ -58,12 +58,14 @@ def training_metadata(artifact: ModelArtifact, result: TrainResult, examples: pa
     """``reference_inputs`` and ``feature_importance`` for the model just exported.
 
     The reference is the per-column median of ``examples`` (the training sample, BTYD outputs
-    included); the importance shuffles each group of ``run.feature_groups`` on the validation
+    included), its static inputs the model's fill values (what a missing value reads as); the
+    importance shuffles each group of ``run.feature_groups`` on the validation
     rows and scores them with the exported graph, as scoring will.
     """
     model = load_verified(artifact.onnx_path.parent, artifact.version)
     groups = feature_groups(model.spec, run.feature_groups)
-    reference = Reference.median_of(*model_inputs(examples, model.spec))
+    reference = Reference.median_of(*model_inputs(examples, model.spec),
+                                    fill=model.spec.static_fill)
     label = result.validation.column("label").to_numpy()
     stages = parallel_stages(explanation_stages(model, reference, log=dbt_log), model.workers)
     importance = permutation_importance(stages, result.validation_static,
