@@ -347,11 +347,11 @@
 {% endmacro %}
 
 
-{#- Empty means no report; otherwise a file name ending in .html (the build's last step writes it). -#}
+{#- Empty means no report; otherwise a file name ending in .html or .htm (the build's last step writes it). -#}
 {% macro clv_validate_report_path(var_name, value) %}
     {% set text = clv_validate_text(var_name, value) | trim %}
     {% if text != '' and not text.lower().endswith(('.html', '.htm')) %}
-        {{ clv_fail(var_name, "expected empty (no report) or a file name ending in .html, got '" ~ text ~ "'") }}
+        {{ clv_fail(var_name, "expected empty (no report) or a file name ending in .html or .htm, got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

@@ -172,3 +172,10 @@ def test_the_vars_the_tests_share_a_parse_over_are_read_only_when_compiling(dbt_
     assert changed == baseline, [uid for uid in baseline if changed.get(uid) != baseline[uid]]
     # and the check sees a var that does change the parse
     assert _parsed(dbt_project, {**first, "clv_scoring_engine": "sql"}) != baseline
+
+
+@pytest.mark.slow
+def test_a_report_path_error_names_both_endings_it_takes(dbt_project):
+    with pytest.raises(CompilationError, match=r"a file name ending in \.html or \.htm, got "
+                                               r"'reports/clv_report\.pdf'"):
+        dbt_project.run("parse", vars={"clv_report_path": "reports/clv_report.pdf"})
