@@ -35,6 +35,7 @@ from clv.report.data import (
 )
 from clv.report.render import (
     GROUP_MEANINGS,
+    SEGMENT_ACTIONS,
     SEGMENTS,
     calibration_figure,
     gain_curve_figure,
@@ -345,8 +346,8 @@ def test_missing_and_empty_tables_become_notes_not_errors():
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert set(data.problems) == {"clv_decile_calibration", "clv_feature_importance",
                                   "clv_predictions_history", "clv_prediction_changes",
-                                  "clv_model_evaluation", "clv_model_registry",
-                                  "int_clv__as_of_date"}
+                                  "clv_prediction_explanations", "clv_model_evaluation",
+                                  "clv_model_registry", "int_clv__as_of_date"}
     assert all("could not be read" in reason for reason in data.problems.values())
     rendered = render_report(data, datetime(2024, 4, 1))
     figures = _Page(rendered.html).figures
@@ -494,6 +495,36 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
     assert "model (network), Gini 0.873" in render_report(data, datetime(2024, 4, 1)).html
 
 
+def test_the_most_valuable_customers_are_listed_with_their_driver():
+    """Who the best customers are, highest predicted value first, with what sets each one's
+    value apart; customers predicted at 0 or less are not among them."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    _hand_made_changes(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert list(data.top_customers["customer_id"]) == ["a", "b", "f", "e", "c", "d"]
+    html = render_report(data, datetime(2024, 4, 1)).html
+    table = html.split('data-table="top"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr><td class="text">(\w+)</td><td>([^<]+)</td><td>([^<]+)</td>'
+                      r'<td class="text">(\w+)</td><td class="text">([^<]*)</td>', table)
+    assert rows[:3] == [("a", "1,200", "90.0%", "high_value", "monetary (+640)"),
+                        ("b", "46", "60.0%", "active", ""), ("f", "20", "40.0%", "new", "")]
+    assert "The 6 most valuable customers" in html
+
+
+def test_the_segment_table_says_what_to_do_with_each_segment_as_the_readme_does():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Segments\n", 1)[1].split("\nValue comes first", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| .*? \| ([^|]+) \|$", section, re.MULTILINE)
+    assert {name: action.strip() for name, action in rows} == SEGMENT_ACTIONS
+    connection = duckdb.connect()
+    _hand_made(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    html = segment_table(data)
+    action = f'<td class="text">{SEGMENT_ACTIONS["at_risk"]}</td></tr>'
+    assert html.count(action) == 1 and "a retention offer is worth its cost" in action
+
+
 def test_who_to_act_on_before_a_second_as_of_date_says_how_to_get_one():
     connection = duckdb.connect()
     _hand_made(connection)
@@ -539,6 +570,7 @@ def test_an_as_of_date_far_past_the_data_is_a_warning_under_the_header():
     assert _Page(page).facts[1] == "2023-12-31"
     assert ("The as-of date is 91 days after the last transaction (2023-12-31), longer than the "
             "data was ever quiet (12 days)") in page
+    assert "build again before acting on the movements" in page  # what to do about it
     connection.execute("update int_clv__as_of_date set days_since_last_transaction = 12")
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     assert 'class="warning"' not in render_report(data, datetime(2024, 4, 1)).html
@@ -561,6 +593,7 @@ def test_a_level_without_the_season_is_a_warning_under_the_header():
 
     assert ("The total is not adjusted for the season (history of 240 days at the as-of date, "
             "under the 730 &lt;two&gt;). If the next 91 days hold a peak") in page()
+    assert "read them as those of a period like the last one" in page()  # what to do
     for change in ("is_seasonal_level = true", "horizon_days = 365, is_seasonal_level = false"):
         connection.execute(f"update clv_model_registry set {change} where is_current")
         assert 'class="warning"' not in page()

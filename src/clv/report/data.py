@@ -29,6 +29,7 @@ TABLES = ("clv_predictions", "clv_segment_summary", "clv_gain_curve", "clv_decil
 MOVE_FLAGS = ("is_dropping_two_deciles", "is_halving_value", "is_leaving_high_value",
               "is_becoming_at_risk", "is_becoming_dormant")
 ATTENTION_ROWS = 15  # the customers needing attention the report lists, largest drop first
+TOP_ROWS = 10  # the most valuable customers the report lists
 BINS_PER_DECADE = 3  # the histogram's bins: equal widths on a log axis, three per tenfold
 MAX_DECADES = 6  # ... spanning at most this many decades below the largest value
 
@@ -52,6 +53,8 @@ class ReportData:
     movements: dict[str, Any] = field(default_factory=dict)
     # the customers needing attention, largest drop first, with their first explanation driver
     attention: pd.DataFrame | None = None
+    # the most valuable customers, highest predicted value first, with their first driver
+    top_customers: pd.DataFrame | None = None
     ginis: dict[str, float] = field(default_factory=dict)  # predictor -> validation Gini
     # the current model's spend level: horizon_days, is_seasonal_level, level_note
     level: dict[str, Any] = field(default_factory=dict)
@@ -226,6 +229,12 @@ def read_report_data(warehouse: Warehouse,
         where is_current"""))
     data.movements = _movements(reader)
     data.attention = _attention(reader, version)
+    data.top_customers = _with_drivers(reader, reader.query("clv_predictions", f"""
+        select customer_id, predicted_clv, purchase_probability, segment
+        from {{relation}}
+        where {FINITE_VALUE}
+        order by predicted_clv desc, customer_id
+        limit {TOP_ROWS}"""), version)
     evaluation = _for_model(reader.query(
         "clv_model_evaluation",
         "select model_version, is_current, predictor, normalized_gini from {relation}"), version)
@@ -278,6 +287,14 @@ def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
         where needs_attention
         order by predicted_clv_change nulls last, customer_id
         limit {ATTENTION_ROWS}""")
+    return _with_drivers(reader, frame, version)
+
+
+def _with_drivers(reader: _Reader, frame: pd.DataFrame | None,
+                  version: str | None) -> pd.DataFrame | None:
+    """``frame``'s customers with the explanation group that sets each one's value most apart
+    from the reference customer's (driver_1_group, driver_1_contribution; null when
+    explanations are off)."""
     if frame is None or frame.empty or version is None:
         return frame
     ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in frame["customer_id"])

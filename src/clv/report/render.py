@@ -7,10 +7,11 @@ data is missing or empty is replaced by a note that says why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,14 @@ GROUP_MEANINGS = {
 }
 # the segments, in clv_segment_summary's segment_order (macros/clv_settings.sql)
 SEGMENTS = ("high_value", "new", "active", "at_risk", "dormant")
+# what to do with each segment, as the README's segment table says it
+SEGMENT_ACTIONS = {
+    "high_value": "keep them: service, loyalty, no needless discounts",
+    "new": "onboarding: make the second purchase happen",
+    "active": "likely to buy: cross-sell, upsell",
+    "at_risk": "may not come back within the horizon: a retention offer is worth its cost",
+    "dormant": "unlikely to buy: cheap win-back only, or leave out of paid campaigns",
+}
 # the total over time: a colour that no segment's line has in the chart beside it (the
 # segments take the palette's first five)
 TOTAL_COLOR = svg.PALETTE[len(SEGMENTS)]
@@ -263,14 +272,16 @@ def segment_table(data: ReportData) -> str:
         + (f"<td>{likely(row.segment)}</td>" if ranges else "")
         + f"<td>{svg.format_percent(row.predicted_value / value, 1) if value else ''}</td>"
         f"<td>{_per_customer(row.predicted_value, row.customers)}</td>"
-        f"<td>{svg.format_percent(row.mean_probability, 1) if row.customers else ''}</td></tr>"
+        f"<td>{svg.format_percent(row.mean_probability, 1) if row.customers else ''}</td>"
+        f'<td class="text">{escape(SEGMENT_ACTIONS.get(str(row.segment), ""))}</td></tr>'
         for row in frame.itertuples())
     table = ('<div class="scroll"><table class="figures"><thead><tr><th>segment</th>'
              "<th>customers</th><th>share of customers</th>"
              f"<th>predicted value ({MONEY})</th>"
              + ("<th>likely range, 8 in 10</th>" if ranges else "")
              + "<th>share of value</th>"
-             "<th>mean per customer</th><th>mean purchase probability</th></tr></thead>"
+             "<th>mean per customer</th><th>mean purchase probability</th>"
+             '<th class="text">what to do with it</th></tr></thead>'
              f"<tbody>{rows}</tbody></table></div>")
     if not ranges:
         return table
@@ -487,15 +498,21 @@ def data_quality_figure(data: ReportData, written_at: datetime) -> Figure:
     return Figure("data_quality", title, caption, svg=chart)
 
 
-def data_quality_table(data: ReportData) -> str:
-    frame = data.data_quality
+def _rows(frame: pd.DataFrame | None, cells: Callable[[Any], str]) -> str:
+    """A table body: one ``<tr>`` per row of ``frame`` with ``cells(row)`` inside; empty for
+    no frame or no rows."""
     if frame is None or frame.empty:
         return ""
-    rows = "".join(
-        f"<tr><td>{escape(str(row.reason))}</td><td>{svg.format_number(row.rows, 0)}</td>"
+    return "".join(f"<tr>{cells(row)}</tr>" for row in frame.itertuples())
+
+
+def data_quality_table(data: ReportData) -> str:
+    rows = _rows(data.data_quality, lambda row: (
+        f"<td>{escape(str(row.reason))}</td><td>{svg.format_number(row.rows, 0)}</td>"
         f"<td class=\"text\">{escape('' if pd.isna(row.example_value) else str(row.example_value))}"
-        "</td></tr>"
-        for row in frame.itertuples())
+        "</td>"))
+    if not rows:
+        return ""
     return ('<div class="scroll"><table class="figures"><thead><tr><th>reason</th><th>rows</th>'
             f'<th class="text">example value</th></tr></thead><tbody>{rows}</tbody></table></div>')
 
@@ -554,6 +571,39 @@ def _percent_pair(before: object, after: object) -> tuple[str, str]:
     return pair
 
 
+def _driver(row: Any) -> str:
+    """A customer's first explanation driver as the tables show it: the group and its signed
+    contribution (empty without explanations)."""
+    group = getattr(row, "driver_1_group", None)
+    contribution = getattr(row, "driver_1_contribution", None)
+    if group is None or pd.isna(group):
+        return ""
+    return escape(str(group)) + (f" ({_signed(float(contribution))})"
+                                 if svg.finite(contribution) else "")
+
+
+def top_customers_table(data: ReportData) -> str:
+    """The most valuable customers (clv_predictions), each with what sets the value apart."""
+    rows = _rows(data.top_customers, lambda row: (
+        f'<td class="text">{escape(str(row.customer_id))}</td>'
+        f"<td>{svg.format_number(row.predicted_clv, 0)}</td>"
+        f"<td>{svg.format_percent(row.purchase_probability, 1)}</td>"
+        f'<td class="text">{escape(str(row.segment))}</td>'
+        f'<td class="text">{_driver(row)}</td>'))
+    if not rows:
+        return ""
+    count = svg.format_number(len(data.top_customers), 0)
+    return (f'<h3>The {count} most valuable customers</h3>'
+            '<p class="lead">The whole list: clv_predictions ordered by predicted_clv. The last '
+            "column is the feature group that sets the customer's value most apart from a "
+            "typical customer's, with its contribution (clv_prediction_explanations).</p>"
+            '<div class="scroll"><table class="figures" data-table="top"><thead><tr>'
+            f"<th>customer</th><th>predicted value ({MONEY})</th>"
+            '<th>purchase probability</th><th class="text">segment</th>'
+            f'<th class="text">what sets the value apart ({MONEY})</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def _attention_table(data: ReportData) -> str:
     frame = data.attention
     if frame is None or frame.empty:
@@ -573,11 +623,7 @@ def _attention_table(data: ReportData) -> str:
         change = svg.finite(row.predicted_clv_change)
         reasons = ", ".join(label for flag, label in FLAG_LABELS.items()
                             if getattr(row, flag, None) is True)
-        group = getattr(row, "driver_1_group", None)
-        contribution = getattr(row, "driver_1_contribution", None)
-        driver = ("" if group is None or pd.isna(group) else
-                  escape(str(group)) + (f" ({_signed(float(contribution))})"
-                                        if svg.finite(contribution) else ""))
+        driver = _driver(row)
         probability = pair(getattr(row, "previous_purchase_probability", None),
                            getattr(row, "purchase_probability", None), percent=True)
         rows.append(
@@ -706,7 +752,8 @@ def _stale(data: ReportData) -> str:
     return (f'<p class="warning">The as-of date is {int(days):,} days after the last '
             f"transaction ({str(data.summary['last_transaction_date'])[:10]}), {quiet_text}: "
             "if the source stopped loading, every customer reads as gone quiet and the values "
-            "below are too low (dbt warns: clv_as_of_date_follows_the_data).</p>")
+            "below are too low (dbt warns: clv_as_of_date_follows_the_data). Check that the "
+            "transactions are loaded and build again before acting on the movements.</p>")
 
 
 def _no_season(data: ReportData) -> str:
@@ -721,7 +768,8 @@ def _no_season(data: ReportData) -> str:
     return (f'<p class="warning">The total is not adjusted for the season ({note}). If the '
             f"next {int(level['horizon_days'])} days hold a peak or a lull the windows before "
             "them did not, the total, the segment ranges and the purchase probabilities miss "
-            "it (dbt warns: clv_level_is_adjusted_for_the_season).</p>")
+            "it (dbt warns: clv_level_is_adjusted_for_the_season): read them as those of a "
+            "period like the last one. The ranking of the customers stands.</p>")
 
 
 def _section(key: str, title: str, figures: Sequence[Figure], after: str = "") -> str:
@@ -741,7 +789,8 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
     body = "".join([
         movements_section(data),
         _section("model", "Is the model worth using?", model),
-        _section("predictions", "The predictions", predictions, segment_table(data)),
+        _section("predictions", "The predictions", predictions,
+                 segment_table(data) + top_customers_table(data)),
         _section("inputs", "What the model reads", inputs, data_quality_table(data)),
         _section("history", "Across as-of dates", history),
     ])
