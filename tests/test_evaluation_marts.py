@@ -125,6 +125,40 @@ def test_category_value_matches_a_pandas_recomputation(project):
 
 
 @pytest.mark.slow
+def test_dbt_warns_when_the_networks_deciles_are_far_from_the_spend(project):
+    """WARN clv_network_deciles_are_as_close_as_the_baselines: the network's decile MAPE on
+    the validation cutoff above 1 and above twice the closest baseline's (a few B2B accounts
+    among shoppers: 3.03 against 0.39); either condition alone passes."""
+    import duckdb
+
+    name = "clv_network_deciles_are_as_close_as_the_baselines"
+
+    def run(network: float, baselines: float | None = None) -> tuple[str, int]:
+        with duckdb.connect(str(project.database)) as connection:
+            connection.execute("update clv_model_evaluation set decile_mape = ? "
+                               "where is_current and predictor = 'network'", [network])
+            if baselines is not None:
+                connection.execute("update clv_model_evaluation set decile_mape = ? "
+                                   "where is_current and predictor <> 'network'", [baselines])
+        results = project.run("test", vars=project.vars, select=name).result
+        [result] = [r for r in results if r.node.name == name]
+        return str(result.status), result.failures
+
+    saved = dict(project.query("select predictor, decile_mape from clv_model_evaluation "
+                               "where is_current").itertuples(index=False))
+    assert saved["network"] < 1 and max(saved.values()) < 2
+    try:
+        assert run(3.03, 0.39) == ("warn", 1)
+        assert run(0.99, 0.39) == ("pass", 0)  # above twice the baselines', under 1
+        assert run(1.5, 0.8) == ("pass", 0)  # above 1, under twice the baselines'
+    finally:
+        with duckdb.connect(str(project.database)) as connection:
+            for predictor, value in saved.items():
+                connection.execute("update clv_model_evaluation set decile_mape = ? "
+                                   "where is_current and predictor = ?", [value, predictor])
+
+
+@pytest.mark.slow
 def test_dbt_warns_when_the_network_ranks_worse_than_btyd(project):
     """WARN clv_network_ranks_as_well_as_btyd: the current model's network more than 0.02 of
     normalized Gini below BG/NBD + Gamma-Gamma on the validation cutoff (on a few dozen

@@ -172,6 +172,28 @@ def test_a_total_that_is_not_a_finite_number_is_no_backtest():
     assert math.isfinite(estimate.btyd_level_correction)
 
 
+def test_a_backtest_window_counts_a_dominant_customer_as_a_tenth():
+    """Rule 7 in the backtests as at scoring: a wholesaler whose spend is most of a window's
+    total counts as a tenth of it, so the bias carried to everyone is the others'."""
+    import pyarrow as pa
+
+    from clv.pipeline.training import RawOutputs, level_windows
+
+    assert level.capped_sum(np.array([1.0] * 90 + [1000.0])) == pytest.approx(100.0)
+    assert level.capped_sum(np.array([1.0] * 100)) == pytest.approx(100.0)  # none above 1/10
+    assert level.capped_sum(np.array([1.0, math.inf])) == math.inf
+    # one window of 90 shoppers who spent as predicted and a wholesaler who spent 3 times
+    # his prediction: the window's bias is the shoppers' (none), not 1000 against 3000
+    predicted = np.array([1.0] * 90 + [1000.0])
+    actual = np.array([1.0] * 90 + [3000.0])
+    table = pa.table({"cutoff_date": [date(2023, 6, 30)] * 91, "t_days": [400.0] * 91,
+                      "btyd_expected_spend": predicted})
+    outputs = RawOutputs(spend=predicted, logit=np.zeros(91), sigma=np.ones(91), actual=actual)
+    [window] = level_windows(table, outputs, np.zeros(91, dtype=bool))
+    assert window.log_ratio("btyd") == pytest.approx(0.0)
+    assert window.log_ratio("network") == pytest.approx(0.0)
+
+
 def test_a_stray_row_years_back_makes_no_history():
     """A customer whose one row is mistyped years before the rest (2002 in data from 2022)
     would make two years of history, and a seasonal level, out of a few months: the history

@@ -229,6 +229,17 @@ def test_too_few_rows_is_a_clear_error():
     assert "clv_training_cutoffs" in str(info.value)
 
 
+def test_too_few_rows_before_the_held_out_cutoff_says_to_lower_the_horizon():
+    """Enough rows in all, too few before the validation cutoff (a shop of a few dozen
+    customers): more cutoffs would fall before the data, a shorter horizon moves them later."""
+    table = synthetic_examples(n_customers=15, n_cutoffs=2, seed=9)
+    with pytest.raises(ValueError, match="only 15 training rows before the held-out cutoff "
+                                         r"\S+, fewer than the 20 training needs") as info:
+        train(table, STATIC, log=lambda _: None)
+    assert "Lower clv_horizon_days" in str(info.value)
+    assert "min_rows" not in str(info.value)
+
+
 def test_duplicate_customer_cutoff_rows_are_rejected():
     table = synthetic_examples(n_customers=30, n_cutoffs=1, seed=10)
     with pytest.raises(ValueError, match="duplicate"):

@@ -83,7 +83,9 @@ each of them tested in ``tests/test_level_rules.py``:
    that share nothing changes; when such customers hold the whole total (nobody else has a
    value), it is counted in full. The customer's own
    prediction is still ``network_clv * spend_factor``; ``dbt build`` warns about such
-   customers (``clv_predictions_no_customer_holds_a_tenth``).
+   customers (``clv_predictions_no_customer_holds_a_tenth``). The backtest windows' totals
+   of rule 3 (actual, BG/NBD's and the network's) are capped alike (:func:`capped_sum`): a
+   corrected bias is the others' bias, not the wholesaler's.
 
 8. **How sure the level is** (:func:`level_log_sd`). The backtests of rule 3 measure how far
    a carried correction missed the next window: their mean squared error of ``log(actual
@@ -750,6 +752,18 @@ class CappedTotal:
         if rest <= 0:
             return float(self.total) / float(_MICRO)
         return float(DOMINANT_SHARE * rest) / float((DOMINANT_SHARE - self.dominant) * _MICRO)
+
+
+def capped_sum(values: np.ndarray) -> float:
+    """The total of non-negative ``values`` as rule 7 reads it (:class:`CappedTotal`); the
+    plain sum when it is not a finite number (an overflowing network total)."""
+    values = np.asarray(values, dtype=np.float64)
+    plain = float(values.sum())
+    if not math.isfinite(plain) or plain > MICRO_BOUND:
+        return plain
+    total = MicroTotal()
+    total.add(values)
+    return total.result().capped
 
 
 class MicroTotal:

@@ -308,9 +308,11 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
     y_all = labels(table)
     if len(train_idx) < settings.min_rows:
         raise ValueError(f"only {len(train_idx)} training rows before the held-out cutoff "
-                         f"{validation_cutoff} (min_rows={settings.min_rows}); raise "
-                         "clv_training_cutoffs or move clv_as_of_date later so earlier cutoffs "
-                         "have customers")
+                         f"{validation_cutoff}, fewer than the {settings.min_rows} training "
+                         "needs: the cutoffs before it hold too few customers. Lower "
+                         "clv_horizon_days (every cutoff then lies later, where more customers "
+                         "have bought), load a longer history, or, when the earlier cutoffs "
+                         "still hold customers, raise clv_training_cutoffs")
     if not np.any(y_all[train_idx] > 0):
         training_cutoffs = [c[:10] for c in all_cutoffs if c != str(validation_cutoff)]
         raise ValueError(f"no positive label_revenue among the {len(train_idx)} training rows: no "

@@ -366,7 +366,8 @@ def calibration_rows(table: pa.Table, validation: np.ndarray,
 def level_windows(table: pa.Table, outputs: RawOutputs,
                   validation: np.ndarray) -> list[level.Window]:
     """One :class:`clv.level.Window` per cutoff of ``table``: actual, BG/NBD and raw network
-    totals over its rows (the label window is fully observed for every training cutoff), and
+    totals over its rows (the label window is fully observed for every training cutoff), each
+    with a customer above a tenth of it counted as a tenth (rule 7, as at scoring), and
     whether the network was trained on them (no ``validation`` row in the window)."""
     windows = []
     cutoffs = table.column(CUTOFF_COLUMN)
@@ -377,8 +378,9 @@ def level_windows(table: pa.Table, outputs: RawOutputs,
         windows.append(level.Window(
             cutoff=_as_date(cutoff),
             customers=int(rows.sum()), history_days=level.history_days(t_days[rows]),
-            actual_total=float(outputs.actual[rows].sum()), btyd_total=float(btyd[rows].sum()),
-            network_total=float(outputs.spend[rows].sum()),
+            actual_total=level.capped_sum(outputs.actual[rows]),
+            btyd_total=level.capped_sum(btyd[rows]),
+            network_total=level.capped_sum(outputs.spend[rows]),
             network_trained_on=not bool(validation[rows].any())))
     return windows
 
