@@ -11,50 +11,20 @@
 
 with
 
-evaluation as (
+current_scores as (
 
     select
         model_version,
-        predictor,
-        decile_mape
+        max(case when predictor = 'network' then decile_mape end) as network_decile_mape,
+        min(case when predictor <> 'network' then decile_mape end) as best_baseline_decile_mape
     from {{ ref('clv_model_evaluation') }}
     where is_current
-
-),
-
-network as (
-
-    select
-        model_version,
-        decile_mape
-    from evaluation
-    where predictor = 'network'
-
-),
-
-baselines as (
-
-    select
-        model_version,
-        min(decile_mape) as best_baseline_decile_mape
-    from evaluation
-    where predictor <> 'network'
     group by model_version
-
-),
-
-final as (
-
-    select
-        network.model_version,
-        network.decile_mape as network_decile_mape,
-        baselines.best_baseline_decile_mape
-    from network
-    inner join baselines on network.model_version = baselines.model_version
-    where
-        network.decile_mape > 1
-        and network.decile_mape > 2 * baselines.best_baseline_decile_mape
 
 )
 
-select * from final
+select *
+from current_scores
+where
+    network_decile_mape > 1
+    and network_decile_mape > 2 * best_baseline_decile_mape
