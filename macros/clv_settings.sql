@@ -351,7 +351,8 @@
 {% macro clv_validate_report_path(var_name, value) %}
     {% set text = clv_validate_text(var_name, value) | trim %}
     {% if text != '' and not text.lower().endswith(('.html', '.htm')) %}
-        {{ clv_fail(var_name, "expected empty (no report) or a file name ending in .html or .htm, got '" ~ text ~ "'") }}
+        {{ clv_fail(var_name, "expected empty (no report) or a file name ending in .html or .htm, "
+                              ~ "got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}
