@@ -72,7 +72,8 @@ def trained_model(model_dir: Path, customers: int, epochs: int) -> tuple[LoadedM
     calibrate(result)
     export_model(result, model_dir, log=lambda _: None)
     model = load_verified(model_dir)
-    return model, Reference.median_of(*model_inputs(examples, model.spec))
+    return model, Reference.median_of(*model_inputs(examples, model.spec),
+                                      fill=model.spec.static_fill)
 
 
 def repeated(block: pa.Table, customers: int, batch_rows: int) -> list[pa.RecordBatch]:

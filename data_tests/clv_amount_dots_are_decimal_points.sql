@@ -1,8 +1,9 @@
 {#-
     "WARN 1 clv_amount_dots_are_decimal_points": the usable amounts look like whole numbers
     written with a dot between the thousands (1.250 for 1,250, as German or Brazilian exports
-    write them), which a CSV reader takes for decimals (1.25): most amounts with a fraction
-    have exactly three decimals, and no whole amount reaches 1,000. Money has two decimals;
+    write them), which a CSV reader takes for decimals (1.25): at least 20 usable amounts, and
+    at least half of those with a fraction, have exactly three decimals, and no whole amount
+    reaches 1,000. Money has two decimals;
     with a dot between the thousands, every amount from 1,000 up has three. Such amounts read
     a thousand times too small, without a row left out. Set clv_decimal_separator: ',' (which
     reads the file's numbers as text), or turn this test off for a currency with three

@@ -5,7 +5,8 @@
     ranks well and still puts its values far from the spend when a few accounts spend
     thousands of times what the others do (B2B contracts among shoppers): one level and one
     spread serve both, and the shoppers' values come out too high. Score such accounts apart
-    (their own build, through clv_transactions); the row shows the three figures.
+    (their own build, through clv_transactions); the row shows the network's decile MAPE and
+    the closest baseline's.
 -#}
 {{ config(severity='warn') }}
 

@@ -98,8 +98,8 @@ except OSError as error:
 
 
 def _source(rows: int = 2_500) -> duckdb.DuckDBPyConnection:
-    """An in-memory warehouse with one table of every column type the public tables use (nulls
-    included), an empty one and a small one."""
+    """An in-memory warehouse with one table of every column type the public tables use and a
+    timestamp with a time zone (nulls included), an empty one and a small one."""
     connection = duckdb.connect()
     connection.execute(f"""
         create table predictions as select

@@ -172,20 +172,28 @@ def test_a_total_that_is_not_a_finite_number_is_no_backtest():
     assert math.isfinite(estimate.btyd_level_correction)
 
 
-def test_a_backtest_window_counts_a_dominant_customer_as_a_tenth():
-    """Rule 7 in the backtests as at scoring: a wholesaler whose spend is most of a window's
-    total counts as a tenth of it, so the bias carried to everyone is the others'."""
+def test_a_backtest_window_leaves_out_a_customer_above_a_tenth_of_any_total():
+    """Rule 7 in the backtests: a wholesaler above a tenth of a window's actual, BG/NBD or
+    network total is left out of all three, so the bias carried to everyone is the others'.
+    Left out of the actual total alone (where he spent most), the others' ratio would read
+    as a bias."""
     import pyarrow as pa
 
     from clv.pipeline.training import RawOutputs, level_windows
 
-    assert level.capped_sum(np.array([1.0] * 90 + [1000.0])) == pytest.approx(100.0)
-    assert level.capped_sum(np.array([1.0] * 100)) == pytest.approx(100.0)  # none above 1/10
-    assert level.capped_sum(np.array([1.0, math.inf])) == math.inf
+    shoppers = np.ones(90)
+    assert level.others(np.append(shoppers, 1000.0)).tolist() == [True] * 90 + [False]
+    # above a tenth of one column only: out of every column
+    kept = level.others(np.append(shoppers, 20.0), np.append(shoppers, 5.0))
+    assert kept.tolist() == [True] * 90 + [False]
+    assert level.others(np.ones(100)).all()  # nobody above a tenth
+    assert level.others(np.array([0.0, 5.0])).all()  # the one customer with a value: kept
+    assert level.others(np.array([1.0, math.inf])).all()  # a total that is not a number
     # one window of 90 shoppers who spent as predicted and a wholesaler who spent 3 times
-    # his prediction: the window's bias is the shoppers' (none), not 1000 against 3000
-    predicted = np.array([1.0] * 90 + [1000.0])
-    actual = np.array([1.0] * 90 + [3000.0])
+    # his BG/NBD prediction (a tenth of the actual total, not of the predicted one): the
+    # window's bias is the shoppers' (none)
+    predicted = np.array([1.0] * 90 + [8.0])
+    actual = np.array([1.0] * 90 + [24.0])
     table = pa.table({"cutoff_date": [date(2023, 6, 30)] * 91, "t_days": [400.0] * 91,
                       "btyd_expected_spend": predicted})
     outputs = RawOutputs(spend=predicted, logit=np.zeros(91), sigma=np.ones(91), actual=actual)

@@ -83,9 +83,11 @@ each of them tested in ``tests/test_level_rules.py``:
    that share nothing changes; when such customers hold the whole total (nobody else has a
    value), it is counted in full. The customer's own
    prediction is still ``network_clv * spend_factor``; ``dbt build`` warns about such
-   customers (``clv_predictions_no_customer_holds_a_tenth``). The backtest windows' totals
-   of rule 3 (actual, BG/NBD's and the network's) are capped alike (:func:`capped_sum`): a
-   corrected bias is the others' bias, not the wholesaler's.
+   customers (``clv_predictions_no_customer_holds_a_tenth``). The backtest windows of rule 3
+   leave such customers out (:func:`others`): a customer above a tenth of a window's actual,
+   BG/NBD or network total is left out of all three, so the bias carried to everyone is the
+   others' bias, not the wholesaler's (left out of one column only, the ratio would be
+   biased by the customer's share).
 
 8. **How sure the level is** (:func:`level_log_sd`). The backtests of rule 3 measure how far
    a carried correction missed the next window: their mean squared error of ``log(actual
@@ -754,16 +756,21 @@ class CappedTotal:
         return float(DOMINANT_SHARE * rest) / float((DOMINANT_SHARE - self.dominant) * _MICRO)
 
 
-def capped_sum(values: np.ndarray) -> float:
-    """The total of non-negative ``values`` as rule 7 reads it (:class:`CappedTotal`); the
-    plain sum when it is not a finite number (an overflowing network total)."""
-    values = np.asarray(values, dtype=np.float64)
-    plain = float(values.sum())
-    if not math.isfinite(plain) or plain > MICRO_BOUND:
-        return plain
-    total = MicroTotal()
-    total.add(values)
-    return total.result().capped
+def others(*columns: np.ndarray) -> np.ndarray:
+    """Which rows to count in a backtest window (rule 7): all but those whose value in any of
+    the non-negative ``columns`` is above :data:`DOMINANT_SHARE`'s share of that column's
+    total; every row when the others have no value (such customers hold the whole total, as at
+    scoring), or when a total is not a finite number."""
+    values = [np.asarray(column, dtype=np.float64) for column in columns]
+    keep = np.ones(len(values[0]), dtype=bool)
+    for column in values:
+        total = float(column.sum())
+        if not math.isfinite(total):
+            return np.ones(len(column), dtype=bool)
+        keep &= ~(DOMINANT_SHARE * column > total)
+    if not any(float(column[keep].sum()) > 0 for column in values):
+        return np.ones(len(keep), dtype=bool)
+    return keep
 
 
 class MicroTotal:

@@ -366,8 +366,8 @@ def calibration_rows(table: pa.Table, validation: np.ndarray,
 def level_windows(table: pa.Table, outputs: RawOutputs,
                   validation: np.ndarray) -> list[level.Window]:
     """One :class:`clv.level.Window` per cutoff of ``table``: actual, BG/NBD and raw network
-    totals over its rows (the label window is fully observed for every training cutoff), each
-    with a customer above a tenth of it counted as a tenth (rule 7, as at scoring), and
+    totals over its rows (the label window is fully observed for every training cutoff), but
+    a customer above a tenth of any of the three (rule 7, :func:`clv.level.others`), and
     whether the network was trained on them (no ``validation`` row in the window)."""
     windows = []
     cutoffs = table.column(CUTOFF_COLUMN)
@@ -375,12 +375,14 @@ def level_windows(table: pa.Table, outputs: RawOutputs,
     btyd = table.column("btyd_expected_spend").to_numpy(zero_copy_only=False).astype(np.float64)
     for cutoff in sorted(pc.unique(cutoffs).to_pylist()):
         rows = np.asarray(pc.equal(cutoffs, cutoff).to_numpy(zero_copy_only=False), dtype=bool)
+        actual, predicted, network = outputs.actual[rows], btyd[rows], outputs.spend[rows]
+        counted = level.others(actual, predicted, network)
         windows.append(level.Window(
             cutoff=_as_date(cutoff),
             customers=int(rows.sum()), history_days=level.history_days(t_days[rows]),
-            actual_total=level.capped_sum(outputs.actual[rows]),
-            btyd_total=level.capped_sum(btyd[rows]),
-            network_total=level.capped_sum(outputs.spend[rows]),
+            actual_total=float(actual[counted].sum()),
+            btyd_total=float(predicted[counted].sum()),
+            network_total=float(network[counted].sum()),
             network_trained_on=not bool(validation[rows].any())))
     return windows
 

@@ -232,7 +232,7 @@ def read_report_data(warehouse: Warehouse,
     data.top_customers = _with_drivers(reader, reader.query("clv_predictions", f"""
         select customer_id, predicted_clv, purchase_probability, segment
         from {{relation}}
-        where {FINITE_VALUE}
+        where {FINITE_VALUE} and predicted_clv > 0
         order by predicted_clv desc, customer_id
         limit {TOP_ROWS}"""), version)
     evaluation = _for_model(reader.query(
