@@ -281,6 +281,10 @@ def test_never_goes_on_with_a_model_retrained_since_on_data_as_recent(tmp_path):
     assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05"}) == ["a_05", "a_02"]
     assert registry.retrained_since(tmp_path, "a_02", scored) == []
     assert registry.retrained_since(tmp_path, "gone", scored) == []
+    # a weekly job's model over another horizon, retrained since on data as recent: not tried
+    _model(tmp_path, "a_06", used=0, horizon=90, cutoffs=("2021-12-31", "2023-01-31"))
+    assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05", "a_06"}) == [
+        "a_05", "a_02"]
 
 
 @pytest.mark.slow

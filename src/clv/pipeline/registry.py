@@ -470,14 +470,17 @@ def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> list[str]
     as-of date before the history's latest, such as the default as-of date after re-scores
     past the data's end, goes on scoring; a model trained at an earlier date, on older data,
     does not take over. :func:`newest_compatible` tries them in this order, then ``latest``,
-    so one that does not fit the run's settings hands back to ``latest``."""
-    saved = {a.version: (str(a.metadata.get("created_at") or ""), _data_until(a.metadata))
+    so one that does not fit the run's settings hands back to ``latest``. A model over another
+    horizon than ``latest``'s (another job's, sharing the history) is not one of them."""
+    saved = {a.version: (str(a.metadata.get("created_at") or ""), _data_until(a.metadata),
+                         a.metadata.get("horizon_days"))
              for a in list_artifacts(model_dir)}
-    created, until = saved.get(latest, ("", None))
+    created, until, horizon = saved.get(latest, ("", None, None))
     if until is None:
         return []
     newer = [(saved[v][0], v) for v in scored & saved.keys()
-             if saved[v][0] > created and (saved[v][1] or "") >= until]
+             if saved[v][0] > created and (saved[v][1] or "") >= until
+             and saved[v][2] == horizon]
     return [version for _, version in sorted(newer, reverse=True)]
 
 
