@@ -563,9 +563,18 @@ def _movement_summary(data: ReportData) -> str:
 def _percent_pair(before: object, after: object) -> tuple[str, str]:
     """Two shares as percentages with the fewest decimals (up to two) that tell them apart: a
     probability that crossed a segment's bound (0.5008 to 0.4978) reads 50.1% to 49.8%, not 50%
-    to 50%."""
+    to 50%; and that do not round a probability short of certain to 100% (0.9966: 99.7%), or
+    one above none to 0%."""
+    def overstated(share: object, decimals: int) -> bool:
+        if not svg.finite(share):
+            return False
+        shown = round(float(share) * 100, decimals)
+        return shown >= 100 > float(share) * 100 or shown <= 0 < float(share)
+
     for decimals in (0, 1, 2):
         pair = svg.format_percent(before, decimals), svg.format_percent(after, decimals)
+        if decimals < 2 and (overstated(before, decimals) or overstated(after, decimals)):
+            continue
         if pair[0] != pair[1] or before == after:
             return pair
     return pair
