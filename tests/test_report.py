@@ -777,6 +777,10 @@ def test_the_history_stops_at_the_predictions_date_and_names_the_later_ones():
     assert "From 2024-02-29 to 2024-03-31: 1,000 to 1,200" in value.caption
     assert ("Left out: 1 later as-of date in the history (2025-03-15), after these "
             "predictions' date") in value.caption
+    # and the header says the page is not the latest picture, and what to do
+    header = render_report(data, datetime(2024, 4, 1)).html.split("</header>", 1)[0]
+    assert ("These predictions are for an older as-of date than the history's latest, "
+            "2025-03-15: a build at an older date ran last. Build at the latest date") in header
 
 
 def test_write_report_replaces_the_file_and_describes_it(tmp_path):

@@ -765,6 +765,18 @@ def _stale(data: ReportData) -> str:
             "transactions are loaded and build again before acting on the movements.</p>")
 
 
+def _older_date(data: ReportData) -> str:
+    """A warning under the header when the history holds as-of dates after these predictions'
+    (a build at an older date ran last): the page is not the latest picture."""
+    later = data.history_later_dates
+    if not later:
+        return ""
+    return (f'<p class="warning">These predictions are for an older as-of date than the '
+            f"history's latest, {later[-1].isoformat()}: a build at an older date ran last. "
+            "Build at the latest date to publish it (dbt warns: "
+            "clv_predictions_are_of_the_latest_as_of_date).</p>")
+
+
 def _no_season(data: ReportData) -> str:
     """A warning under the header when the spend level of a horizon shorter than a year is not
     adjusted for the season (the rule of the clv_level_is_adjusted_for_the_season test)."""
@@ -808,7 +820,7 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(heading)}</title><style>{STYLE}</style></head><body>"
         f'<header><h1>{escape(heading)}</h1><dl class="facts">{_facts(data, written_at)}</dl>'
-        f"{_stale(data)}{_no_season(data)}</header><main>{body}</main>"
+        f"{_stale(data)}{_older_date(data)}{_no_season(data)}</header><main>{body}</main>"
         f"<footer>Written by dbt-clv {escape(__version__)} from {', '.join(TABLES)}. Amounts "
         "are in the unit of the transactions' amounts.</footer></body></html>\n")
     drawn = sum(figure.svg is not None for figure in figures)
