@@ -512,6 +512,30 @@ def test_the_most_valuable_customers_are_listed_with_their_driver():
     assert "The 5 most valuable customers" in html
 
 
+def test_is_the_model_worth_using_is_answered_in_words():
+    """Yes, about as well, or no (with what to use instead, as the warn test says), from the
+    two validation Ginis; nothing without them."""
+    from clv.report.render import model_verdict
+
+    def verdict(network: float, btyd: float) -> str:
+        return model_verdict(ReportData(ginis={"network": network, "bgnbd_gamma_gamma": btyd}))
+
+    assert verdict(0.878, 0.847).startswith("Yes: the model ranks the customers")
+    assert "(normalized Gini 0.878 against 0.847 on the validation cutoff)" in verdict(0.878,
+                                                                                      0.847)
+    assert verdict(0.850, 0.847).startswith("About as well")
+    assert verdict(0.830, 0.847).startswith("About as well")
+    assert verdict(0.820, 0.847).startswith("No:")
+    assert "btyd_expected_spend" in verdict(0.820, 0.847)
+    assert model_verdict(ReportData(ginis={"network": 0.9})) == ""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    _hand_made_changes(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    section = render_report(data, datetime(2024, 4, 1)).html.split('<section id="model">')[1]
+    assert section.split("</h2>", 1)[1].startswith('<p class="lead">Yes: the model ranks')
+
+
 def test_a_probability_short_of_certain_never_reads_100_percent():
     """The movements' probabilities: the fewest decimals that tell the two apart, but never
     100% for a probability below 1 (0.9966) or 0% for one above 0."""

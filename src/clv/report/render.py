@@ -793,9 +793,30 @@ def _no_season(data: ReportData) -> str:
             "period like the last one. The ranking of the customers stands.</p>")
 
 
-def _section(key: str, title: str, figures: Sequence[Figure], after: str = "") -> str:
-    return (f'<section id="{key}"><h2>{escape(title)}</h2><div class="grid">'
+def _section(key: str, title: str, figures: Sequence[Figure], after: str = "",
+             lead: str = "") -> str:
+    lead = f'<p class="lead">{escape(lead)}</p>' if lead else ""
+    return (f'<section id="{key}"><h2>{escape(title)}</h2>{lead}<div class="grid">'
             + "".join(figure.html() for figure in figures) + f"</div>{after}</section>")
+
+
+def model_verdict(data: ReportData) -> str:
+    """The answer to "is the model worth using?" in words: how the network ranks the customers
+    by spend on the validation cutoff against BG/NBD + Gamma-Gamma (normalized Gini), with the
+    0.02 below which dbt warns (clv_network_ranks_as_well_as_btyd); empty without both."""
+    network, btyd = data.ginis.get("network"), data.ginis.get("bgnbd_gamma_gamma")
+    if not (svg.finite(network) and svg.finite(btyd)):
+        return ""
+    figures = f"(normalized Gini {network:.3f} against {btyd:.3f} on the validation cutoff)"
+    if network >= btyd + 0.005:
+        return (f"Yes: the model ranks the customers by what they will spend better than the "
+                f"classic BG/NBD + Gamma-Gamma model {figures}.")
+    if network > btyd - 0.02:
+        return (f"About as well as the classic BG/NBD + Gamma-Gamma model ranks the customers "
+                f"by what they will spend {figures}: use either.")
+    return (f"No: the classic BG/NBD + Gamma-Gamma model ranks the customers by what they will "
+            f"spend better {figures}; use its values, clv_predictions.btyd_expected_spend (dbt "
+            "warns: clv_network_ranks_as_well_as_btyd).")
 
 
 def render_report(data: ReportData, written_at: datetime) -> Rendered:
@@ -809,7 +830,7 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
     heading = "Customer lifetime value" + (f", as of {str(as_of)[:10]}" if as_of else "")
     body = "".join([
         movements_section(data),
-        _section("model", "Is the model worth using?", model),
+        _section("model", "Is the model worth using?", model, lead=model_verdict(data)),
         _section("predictions", "The predictions", predictions,
                  segment_table(data) + top_customers_table(data)),
         _section("inputs", "What the model reads", inputs, data_quality_table(data)),
