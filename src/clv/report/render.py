@@ -811,7 +811,7 @@ def model_verdict(data: ReportData) -> str:
     if network >= btyd + 0.005:
         return (f"Yes: the model ranks the customers by what they will spend better than the "
                 f"classic BG/NBD + Gamma-Gamma model {figures}.")
-    if network > btyd - 0.02:
+    if network >= btyd - 0.02:
         return (f"About as well as the classic BG/NBD + Gamma-Gamma model ranks the customers "
                 f"by what they will spend {figures}: use either.")
     return (f"No: the classic BG/NBD + Gamma-Gamma model ranks the customers by what they will "
