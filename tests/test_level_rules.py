@@ -189,6 +189,10 @@ def test_a_backtest_window_leaves_out_a_customer_above_a_tenth_of_any_total():
     assert level.others(np.ones(100)).all()  # nobody above a tenth
     assert level.others(np.array([0.0, 5.0])).all()  # the one customer with a value: kept
     assert level.others(np.array([1.0, math.inf])).all()  # a total that is not a number
+    # ... leaves no one out, but the other columns still do: BG/NBD's backtest stays the others'
+    kept = level.others(np.append(shoppers, 24.0), np.append(shoppers, 8.0),
+                        np.append(shoppers, math.inf))
+    assert kept.tolist() == [True] * 90 + [False]
     # one window of 90 shoppers who spent as predicted and a wholesaler who spent 3 times
     # his BG/NBD prediction (a tenth of the actual total, not of the predicted one): the
     # window's bias is the shoppers' (none)

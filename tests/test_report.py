@@ -523,8 +523,11 @@ def test_is_the_model_worth_using_is_answered_in_words():
     assert verdict(0.878, 0.847).startswith("Yes: the model ranks the customers")
     assert "(normalized Gini 0.878 against 0.847 on the validation cutoff)" in verdict(0.878,
                                                                                       0.847)
+    assert verdict(0.852, 0.847).startswith("Yes")  # 0.005 above
     assert verdict(0.850, 0.847).startswith("About as well")
     assert verdict(0.830, 0.847).startswith("About as well")
+    assert verdict(0.827, 0.847).startswith("About as well")  # 0.02 below: dbt does not warn
+    assert verdict(0.826, 0.847).startswith("No:")
     assert verdict(0.820, 0.847).startswith("No:")
     assert "btyd_expected_spend" in verdict(0.820, 0.847)
     assert model_verdict(ReportData(ginis={"network": 0.9})) == ""
@@ -546,6 +549,8 @@ def test_a_probability_short_of_certain_never_reads_100_percent():
     assert _percent_pair(0.99, 0.9966) == ("99.0%", "99.7%")
     assert _percent_pair(0.0004, 0.5) == ("0.04%", "50.00%")
     assert _percent_pair(1.0, 0.9) == ("100%", "90%")
+    assert _percent_pair(0.00004, 0.00003) == ("<0.01%", "<0.01%")
+    assert _percent_pair(0.99996, 0.5) == (">99.99%", "50.00%")
 
 
 def test_the_segment_table_says_what_to_do_with_each_segment_as_the_readme_does():
@@ -804,7 +809,9 @@ def test_the_history_stops_at_the_predictions_date_and_names_the_later_ones():
     # and the header says the page is not the latest picture, and what to do
     header = render_report(data, datetime(2024, 4, 1)).html.split("</header>", 1)[0]
     assert ("These predictions are for an older as-of date than the history's latest, "
-            "2025-03-15: a build at an older date ran last. Build at the latest date") in header
+            "2025-03-15: a build at an older date ran last, or that date came from data since "
+            "corrected (a year mistyped). Build again at the latest date, or delete the rows of "
+            "a date that should not be there") in header
 
 
 def test_write_report_replaces_the_file_and_describes_it(tmp_path):

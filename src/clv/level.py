@@ -760,14 +760,14 @@ def others(*columns: np.ndarray) -> np.ndarray:
     """Which rows to count in a backtest window (rule 7): all but those whose value in any of
     the non-negative ``columns`` is above :data:`DOMINANT_SHARE`'s share of that column's
     total; every row when the others have no value (such customers hold the whole total, as at
-    scoring), or when a total is not a finite number."""
+    scoring). A column whose total is not a finite number (an overflowing network total, which
+    gives no backtest) leaves no one out."""
     values = [np.asarray(column, dtype=np.float64) for column in columns]
     keep = np.ones(len(values[0]), dtype=bool)
     for column in values:
         total = float(column.sum())
-        if not math.isfinite(total):
-            return np.ones(len(column), dtype=bool)
-        keep &= ~(DOMINANT_SHARE * column > total)
+        if math.isfinite(total):
+            keep &= ~(DOMINANT_SHARE * column > total)
     if not any(float(column[keep].sum()) > 0 for column in values):
         return np.ones(len(keep), dtype=bool)
     return keep

@@ -560,21 +560,34 @@ def _movement_summary(data: ReportData) -> str:
     return text
 
 
+def _overstated(share: object, decimals: int) -> bool:
+    """Whether ``share`` as a percentage with ``decimals`` reads 100 short of certain, or 0
+    above none."""
+    if not svg.finite(share):
+        return False
+    shown = round(float(share) * 100, decimals)
+    return shown >= 100 > float(share) * 100 or shown <= 0 < float(share)
+
+
+def _probability(share: object, decimals: int) -> str:
+    """A probability as a percentage with ``decimals``, but never 100% short of certain, nor 0%
+    above none: ">99.9%", "<0.1%" at the last decimal."""
+    if not _overstated(share, decimals):
+        return svg.format_percent(share, decimals)
+    bound = 10.0 ** -decimals
+    return (f"<{bound:.{decimals}f}%" if float(share) < 0.5
+            else f">{100 - bound:.{decimals}f}%")
+
+
 def _percent_pair(before: object, after: object) -> tuple[str, str]:
     """Two shares as percentages with the fewest decimals (up to two) that tell them apart: a
     probability that crossed a segment's bound (0.5008 to 0.4978) reads 50.1% to 49.8%, not 50%
     to 50%; and that do not round a probability short of certain to 100% (0.9966: 99.7%), or
-    one above none to 0%."""
-    def overstated(share: object, decimals: int) -> bool:
-        if not svg.finite(share):
-            return False
-        shown = round(float(share) * 100, decimals)
-        return shown >= 100 > float(share) * 100 or shown <= 0 < float(share)
-
+    one above none to 0% (at two decimals, ">99.99%" and "<0.01%")."""
     for decimals in (0, 1, 2):
-        pair = svg.format_percent(before, decimals), svg.format_percent(after, decimals)
-        if decimals < 2 and (overstated(before, decimals) or overstated(after, decimals)):
+        if decimals < 2 and (_overstated(before, decimals) or _overstated(after, decimals)):
             continue
+        pair = _probability(before, decimals), _probability(after, decimals)
         if pair[0] != pair[1] or before == after:
             return pair
     return pair
@@ -596,7 +609,7 @@ def top_customers_table(data: ReportData) -> str:
     rows = _rows(data.top_customers, lambda row: (
         f'<td class="text">{escape(str(row.customer_id))}</td>'
         f"<td>{svg.format_number(row.predicted_clv, 0)}</td>"
-        f"<td>{svg.format_percent(row.purchase_probability, 1)}</td>"
+        f"<td>{_probability(row.purchase_probability, 1)}</td>"
         f'<td class="text">{escape(str(row.segment))}</td>'
         f'<td class="text">{_driver(row)}</td>'))
     if not rows:
@@ -772,9 +785,11 @@ def _older_date(data: ReportData) -> str:
     if not later:
         return ""
     return (f'<p class="warning">These predictions are for an older as-of date than the '
-            f"history's latest, {later[-1].isoformat()}: a build at an older date ran last. "
-            "Build at the latest date to publish it (dbt warns: "
-            "clv_predictions_are_of_the_latest_as_of_date).</p>")
+            f"history's latest, {later[-1].isoformat()}: a build at an older date ran last, or "
+            "that date came from data since corrected (a year mistyped). Build again at the "
+            "latest date, or delete the rows of a date that should not be there from "
+            "clv_predictions_history (dbt warns: clv_predictions_are_of_the_latest_as_of_date)."
+            "</p>")
 
 
 def _no_season(data: ReportData) -> str:
