@@ -542,15 +542,15 @@ def test_is_the_model_worth_using_is_answered_in_words():
 def test_a_probability_short_of_certain_never_reads_100_percent():
     """The movements' probabilities: the fewest decimals that tell the two apart, but never
     100% for a probability below 1 (0.9966) or 0% for one above 0."""
-    from clv.report.render import _percent_pair
+    from clv.report.svg import format_probability_pair
 
-    assert _percent_pair(0.85, 0.68) == ("85%", "68%")
-    assert _percent_pair(0.5008, 0.4978) == ("50.1%", "49.8%")
-    assert _percent_pair(0.99, 0.9966) == ("99.0%", "99.7%")
-    assert _percent_pair(0.0004, 0.5) == ("0.04%", "50.00%")
-    assert _percent_pair(1.0, 0.9) == ("100%", "90%")
-    assert _percent_pair(0.00004, 0.00003) == ("<0.01%", "<0.01%")
-    assert _percent_pair(0.99996, 0.5) == (">99.99%", "50.00%")
+    assert format_probability_pair(0.85, 0.68) == ("85%", "68%")
+    assert format_probability_pair(0.5008, 0.4978) == ("50.1%", "49.8%")
+    assert format_probability_pair(0.99, 0.9966) == ("99.0%", "99.7%")
+    assert format_probability_pair(0.0004, 0.5) == ("0.04%", "50.00%")
+    assert format_probability_pair(1.0, 0.9) == ("100%", "90%")
+    assert format_probability_pair(0.00004, 0.00003) == ("<0.01%", "<0.01%")
+    assert format_probability_pair(0.99996, 0.5) == (">99.99%", "50.00%")
 
 
 def test_the_segment_table_says_what_to_do_with_each_segment_as_the_readme_does():

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from clv import build
+from clv.pipeline.history import newest_runs_sql
 
 EVERY = {"day": 1, "week": 7}
 # Built by the check before the first date, for every date: the parse of the source.
@@ -266,12 +267,8 @@ def _latest_runs(common: list[str], run_vars: dict[str, Any]) -> list[tuple[date
         "{% set settings = ref('clv_run_settings') %}"
         "{% if history is none %}select cast(null as date) as as_of_date, "
         "cast(null as {{ dbt.type_string() }}) as model_version where 1 = 0{% else %}"
-        "select as_of_date, model_version from (select as_of_date, model_version, "
-        "row_number() over (partition by as_of_date order by max(scored_at) desc nulls last, "
-        "{{ clv.clv_collate_binary('model_version') }} desc) as run_rank from {{ history }} "
-        "where horizon_days = "
-        "(select min(horizon_days) from {{ settings }}) group by as_of_date, model_version) "
-        "as runs where run_rank = 1 order by as_of_date desc{% endif %}",
+        + newest_runs_sql("{{ history }}", "(select min(horizon_days) from {{ settings }})",
+                          "{{ clv.clv_collate_binary('model_version') }}") + "{% endif %}",
         common, run_vars)  # dbt show keeps the first rows (5): the two latest are enough
     return [(date.fromisoformat(str(day)[:10]), str(version)) for day, version in rows[:2]]
 

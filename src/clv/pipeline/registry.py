@@ -33,6 +33,7 @@ from clv.artifacts import PREFIX, ModelArtifact, list_artifacts
 from clv.config import FEATURE_CHANGES, FEATURE_DEFINITIONS
 from clv.data import feature_spec
 from clv.hybrid import BTYD_FEATURES
+from clv.pipeline.history import newest_runs_sql
 from clv.pipeline.log import dbt_debug, dbt_log
 from clv.pipeline.settings import RunSettings
 from clv.score import LoadedModel, ModelMismatchError, SettingsMismatchError, load_verified
@@ -434,11 +435,9 @@ def scored_version(warehouse: Any, run: RunSettings) -> str | None:
     another job's (a weekly 90-day value beside a daily year's), as for the movements."""
     relations = _published(run)
     history, predictions = (relations.get(name) for name in PUBLISHED_TABLES[::-1])
-    horizon = f"horizon_days = {int(run.horizon_days)}"
-    latest = (f"select model_version from {{relation}} where {horizon} and as_of_date = "
-              f"(select max(as_of_date) from {{relation}} where {horizon}) "
-              "order by scored_at desc nulls last, model_version desc limit 1")
-    published = f"select distinct model_version from {{relation}} where {horizon}"
+    horizon = str(int(run.horizon_days))
+    latest = newest_runs_sql("{relation}", horizon) + " limit 1"
+    published = f"select distinct model_version from {{relation}} where horizon_days = {horizon}"
     for relation, sql in ((history, latest), (predictions, published)):
         if relation is None:
             continue

@@ -228,13 +228,14 @@ def read_report_data(warehouse: Warehouse,
         from {relation}
         where is_current"""))
     data.movements = _movements(reader)
-    data.attention = _attention(reader, version)
-    data.top_customers = _with_drivers(reader, reader.query("clv_predictions", f"""
-        select customer_id, predicted_clv, purchase_probability, segment
-        from {{relation}}
-        where {FINITE_VALUE} and predicted_clv > 0
-        order by predicted_clv desc, customer_id
-        limit {TOP_ROWS}"""), version)
+    data.attention, data.top_customers = _with_drivers(reader, [
+        _attention(reader),
+        reader.query("clv_predictions", f"""
+            select customer_id, predicted_clv, purchase_probability, segment
+            from {{relation}}
+            where {FINITE_VALUE} and predicted_clv > 0
+            order by predicted_clv desc, customer_id
+            limit {TOP_ROWS}""")], version)
     evaluation = _for_model(reader.query(
         "clv_model_evaluation",
         "select model_version, is_current, predictor, normalized_gini from {relation}"), version)
@@ -273,12 +274,10 @@ def _movements(reader: _Reader) -> dict[str, Any]:
     return _first_row(frame)
 
 
-def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
+def _attention(reader: _Reader) -> pd.DataFrame | None:
     """The customers of clv_prediction_changes needing attention, the largest drop in value
-    first, each with the explanation group that sets their value most apart from the
-    reference customer (clv_prediction_explanations: driver_1_group, driver_1_contribution;
-    null when explanations are off)."""
-    frame = reader.query("clv_prediction_changes", f"""
+    first."""
+    return reader.query("clv_prediction_changes", f"""
         select customer_id, previous_predicted_clv, predicted_clv, predicted_clv_change,
                previous_purchase_probability, purchase_probability,
                previous_value_decile, value_decile, previous_segment, segment,
@@ -287,25 +286,27 @@ def _attention(reader: _Reader, version: str | None) -> pd.DataFrame | None:
         where needs_attention
         order by predicted_clv_change nulls last, customer_id
         limit {ATTENTION_ROWS}""")
-    return _with_drivers(reader, frame, version)
 
 
-def _with_drivers(reader: _Reader, frame: pd.DataFrame | None,
-                  version: str | None) -> pd.DataFrame | None:
-    """``frame``'s customers with the explanation group that sets each one's value most apart
-    from the reference customer's (driver_1_group, driver_1_contribution; null when
-    explanations are off)."""
-    if frame is None or frame.empty or version is None:
-        return frame
-    ids = ", ".join("'" + str(i).replace("'", "''") + "'" for i in frame["customer_id"])
+def _with_drivers(reader: _Reader, frames: list[pd.DataFrame | None],
+                  version: str | None) -> list[pd.DataFrame | None]:
+    """Each of ``frames`` with its customers' explanation group that sets each one's value
+    most apart from the reference customer's (clv_prediction_explanations: driver_1_group,
+    driver_1_contribution; null when explanations are off), read in one query for all."""
+    ids = sorted({str(i) for frame in frames if frame is not None
+                  for i in frame["customer_id"]})
+    if not ids or version is None:
+        return frames
+    listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
     quoted = str(version).replace("'", "''")
     drivers = reader.query("clv_prediction_explanations", f"""
         select customer_id, driver_1_group, driver_1_contribution
         from {{relation}}
-        where model_version = '{quoted}' and customer_id in ({ids})""")
+        where model_version = '{quoted}' and customer_id in ({listed})""")
     if drivers is None:
         drivers = pd.DataFrame(columns=["customer_id", "driver_1_group", "driver_1_contribution"])
-    return frame.merge(drivers, on="customer_id", how="left")
+    return [frame if frame is None or frame.empty
+            else frame.merge(drivers, on="customer_id", how="left") for frame in frames]
 
 
 def up_to(history: pd.DataFrame | None, as_of_date: Any) -> tuple[pd.DataFrame | None,

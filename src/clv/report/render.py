@@ -560,39 +560,6 @@ def _movement_summary(data: ReportData) -> str:
     return text
 
 
-def _overstated(share: object, decimals: int) -> bool:
-    """Whether ``share`` as a percentage with ``decimals`` reads 100 short of certain, or 0
-    above none."""
-    if not svg.finite(share):
-        return False
-    shown = round(float(share) * 100, decimals)
-    return shown >= 100 > float(share) * 100 or shown <= 0 < float(share)
-
-
-def _probability(share: object, decimals: int) -> str:
-    """A probability as a percentage with ``decimals``, but never 100% short of certain, nor 0%
-    above none: ">99.9%", "<0.1%" at the last decimal."""
-    if not _overstated(share, decimals):
-        return svg.format_percent(share, decimals)
-    bound = 10.0 ** -decimals
-    return (f"<{bound:.{decimals}f}%" if float(share) < 0.5
-            else f">{100 - bound:.{decimals}f}%")
-
-
-def _percent_pair(before: object, after: object) -> tuple[str, str]:
-    """Two shares as percentages with the fewest decimals (up to two) that tell them apart: a
-    probability that crossed a segment's bound (0.5008 to 0.4978) reads 50.1% to 49.8%, not 50%
-    to 50%; and that do not round a probability short of certain to 100% (0.9966: 99.7%), or
-    one above none to 0% (at two decimals, ">99.99%" and "<0.01%")."""
-    for decimals in (0, 1, 2):
-        if decimals < 2 and (_overstated(before, decimals) or _overstated(after, decimals)):
-            continue
-        pair = _probability(before, decimals), _probability(after, decimals)
-        if pair[0] != pair[1] or before == after:
-            return pair
-    return pair
-
-
 def _driver(row: Any) -> str:
     """A customer's first explanation driver as the tables show it: the group and its signed
     contribution (empty without explanations)."""
@@ -609,7 +576,7 @@ def top_customers_table(data: ReportData) -> str:
     rows = _rows(data.top_customers, lambda row: (
         f'<td class="text">{escape(str(row.customer_id))}</td>'
         f"<td>{svg.format_number(row.predicted_clv, 0)}</td>"
-        f"<td>{_probability(row.purchase_probability, 1)}</td>"
+        f"<td>{svg.format_probability(row.purchase_probability, 1)}</td>"
         f'<td class="text">{escape(str(row.segment))}</td>'
         f'<td class="text">{_driver(row)}</td>'))
     if not rows:
@@ -637,7 +604,7 @@ def _attention_table(data: ReportData) -> str:
                 return "\u2013"
             return svg.format_number(value, 0) if number else escape(str(value))
         if percent:
-            return " \u2192 ".join(_percent_pair(before, after))
+            return " \u2192 ".join(svg.format_probability_pair(before, after))
         return f"{one(before)} \u2192 {one(after)}"
 
     rows = []

@@ -88,6 +88,39 @@ def format_percent(share: float, decimals: int = 0) -> str:
     return f"{format_number(share * 100, decimals)}%" if finite(share) else "\u2013"
 
 
+def _overstated(share: object, decimals: int) -> bool:
+    """Whether ``share`` as a percentage with ``decimals`` reads 100 short of certain, or 0
+    above none."""
+    if not finite(share):
+        return False
+    shown = round(float(share) * 100, decimals)
+    return shown >= 100 > float(share) * 100 or shown <= 0 < float(share)
+
+
+def format_probability(share: object, decimals: int) -> str:
+    """A probability as a percentage with ``decimals``, but never 100% short of certain, nor 0%
+    above none: ">99.9%", "<0.1%" at the last decimal."""
+    if not _overstated(share, decimals):
+        return format_percent(share, decimals)
+    bound = 10.0 ** -decimals
+    return (f"<{bound:.{decimals}f}%" if float(share) < 0.5
+            else f">{100 - bound:.{decimals}f}%")
+
+
+def format_probability_pair(before: object, after: object) -> tuple[str, str]:
+    """Two shares as percentages with the fewest decimals (up to two) that tell them apart: a
+    probability that crossed a segment's bound (0.5008 to 0.4978) reads 50.1% to 49.8%, not 50%
+    to 50%; and that do not round a probability short of certain to 100% (0.9966: 99.7%), or
+    one above none to 0% (at two decimals, ">99.99%" and "<0.01%")."""
+    for decimals in (0, 1, 2):
+        if decimals < 2 and (_overstated(before, decimals) or _overstated(after, decimals)):
+            continue
+        pair = format_probability(before, decimals), format_probability(after, decimals)
+        if pair[0] != pair[1] or before == after:
+            return pair
+    return pair
+
+
 # -- ticks and scales -------------------------------------------------------------------------
 
 
