@@ -49,6 +49,7 @@
         'report_path': clv_validate_report_path(
             'clv_report_path', var('clv_report_path', 'reports/clv_report.html')
         ),
+        'currency': clv_validate_currency('clv_currency', var('clv_currency', '')),
         'windows': [7, 30, 90, 180, 365],
         'channels': ['orders', 'revenue', 'active_days'],
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
@@ -353,6 +354,21 @@
     {% if text != '' and not text.lower().endswith(('.html', '.htm')) %}
         {{ clv_fail(var_name, "expected empty (no report) or a file name ending in .html or .htm, "
                               ~ "got '" ~ text ~ "'") }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{#- The report's name for the unit of the amounts (EUR, £, US$): text of at most 12 characters;
+    empty (the default) reads "currency units". The report escapes it. -#}
+{% macro clv_validate_currency(var_name, value) %}
+    {% if value is not string %}
+        {{ clv_fail(var_name, "expected a currency's name as text (EUR, £), got " ~ value) }}
+    {% endif %}
+    {% set text = value | trim %}
+    {% if text | length > 12 or modules.re.search('[\\x00-\\x1f]', text) %}
+        {{ clv_fail(var_name, "expected a currency's name of at most 12 characters on one line "
+                              ~ "(EUR, £), got '" ~ text ~ "'") }}
     {% endif %}
     {{ return(text) }}
 {% endmacro %}

@@ -8,7 +8,8 @@
 {#- Every var clv reads, as declared under `vars:` in dbt_project.yml. -#}
 {% macro clv_known_vars() %}
     {{ return([
-        'clv_as_of_date', 'clv_bi_database_path', 'clv_columns', 'clv_csv_encoding', 'clv_customers',
+        'clv_as_of_date', 'clv_bi_database_path', 'clv_columns', 'clv_csv_encoding', 'clv_currency',
+        'clv_customers',
         'clv_cutoff_spacing_days', 'clv_decimal_separator', 'clv_ensemble_size', 'clv_events',
         'clv_explanations', 'clv_export_path', 'clv_extra_features', 'clv_horizon_days', 'clv_keep_models', 'clv_load_sample', 'clv_max_train_rows',
         'clv_max_validation_rows', 'clv_missing_customer_ids', 'clv_model_dir', 'clv_period_days',

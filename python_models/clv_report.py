@@ -24,6 +24,9 @@ def model(dbt, session):
         "clv_model_registry": lambda: dbt.ref("clv_model_registry"),
         "int_clv__as_of_date": lambda: dbt.ref("int_clv__as_of_date"),
     }
-    # clv_report_path, passed in the model's meta (_report.yml): a Python model has no var()
-    path = dbt.config.get("meta", {}).get("clv_report_path", report.DEFAULT_PATH)
-    return report.write_report(connect(session), tables, path)
+    # clv_report_path and clv_currency, passed in the model's meta (_report.yml): a Python
+    # model has no var()
+    meta = dbt.config.get("meta", {})
+    return report.write_report(connect(session), tables,
+                               meta.get("clv_report_path", report.DEFAULT_PATH),
+                               meta.get("clv_currency", ""))

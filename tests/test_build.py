@@ -342,15 +342,16 @@ def test_cli_lists_commands(capsys):
 @pytest.mark.slow
 def test_python_models_read_their_resolved_config(tmp_path):
     """dbt.config.get() in a Python model run by clv build sees the node's config as dbt
-    resolved it, vars included (the report's path reaches clv_report this way)."""
+    resolved it, vars included (the report's path and currency reach clv_report this way)."""
     runner = build.Runner(["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
                            "--target-path", str(tmp_path / "target"), "--log-path",
                            str(tmp_path / "logs")],
-                          {"clv_report_path": "elsewhere/report.html"})
+                          {"clv_report_path": "elsewhere/report.html", "clv_currency": "EUR"})
     nodes = {node.name: node for node in build._nodes(runner.invoke(["parse"], quiet=True).result,
                                                       PROJECT_DIR)}
     dbt = build._Dbt(nodes["clv_report"], {}, {})
     assert dbt.config.get("meta", {})["clv_report_path"] == "elsewhere/report.html"
+    assert dbt.config.get("meta", {})["clv_currency"] == "EUR"
     assert dbt.config.get("no_such_key", 7) == 7
 
 

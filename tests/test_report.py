@@ -415,6 +415,20 @@ def test_summary_segments_and_bins_of_hand_made_predictions():
     assert "Not shown: the customers predicted at 0 or less (1)." in html
 
 
+def test_amounts_are_named_in_the_currency_the_var_gives():
+    """clv_currency names every amount's unit, escaped; without it, "currency units"."""
+    connection = duckdb.connect()
+    _hand_made(connection)
+    data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    plain = render_report(data, datetime(2024, 4, 1)).html
+    assert "Total predicted value (currency units)" in plain
+    data.currency = "A&B $"
+    html = render_report(data, datetime(2024, 4, 1)).html
+    assert "currency units" not in html
+    assert html.count("(A&amp;B $") == plain.count("(currency units")
+    assert "A&B" not in html  # never unescaped
+
+
 def _hand_made_changes(connection: duckdb.DuckDBPyConnection) -> None:
     """clv_prediction_changes of five customers from 2024-03-30 to 2024-03-31 (four need
     attention, two scored by another model the day before), their explanations, and the

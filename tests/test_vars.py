@@ -39,6 +39,8 @@ BAD_VARS = [
     ({"clv_export_path": "exports/predictions.csv"}, "clv_export_path"),
     ({"clv_report_path": "reports/clv_report.pdf"}, "clv_report_path"),
     ({"clv_report_path": "reports/"}, "clv_report_path"),
+    ({"clv_currency": "Euros of the euro area"}, "clv_currency"),
+    ({"clv_currency": 978}, "clv_currency"),
     ({"clv_extra_features": ["loyalty score"]}, "clv_extra_features"),
     ({"clv_extra_features": ["x; drop table y"]}, "clv_extra_features"),
     ({"clv_extra_features": ["seq_orders_lag_01"]}, "clv_extra_features"),

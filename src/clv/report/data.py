@@ -63,6 +63,7 @@ class ReportData:
     # as-of dates of the history after the current predictions' (left out of its charts)
     history_later_dates: list[date] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)  # table -> why it is not shown
+    currency: str = ""  # the amounts' unit (var clv_currency); empty: "currency units"
 
 
 def _first_line(error: BaseException) -> str:

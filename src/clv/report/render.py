@@ -28,7 +28,6 @@ PREDICTORS = {  # predictor -> (legend name, colour), in legend order
 }
 PERFECT = ("perfect ranking", "#444444")
 RANDOM = ("random order", "#aaaaaa")
-MONEY = "currency units"  # the unit of every amount: that of the transactions' amounts
 # what each feature group holds (clv_feature_groups() in macros/clv_settings.sql, and the two
 # the network adds), for the captions
 GROUP_MEANINGS = {
@@ -162,7 +161,7 @@ def calibration_figure(data: ReportData) -> Figure:
         [str(int(d)) for d in rows["decile"]],
         [svg.Bars("mean predicted", list(rows["mean_predicted"]), svg.PALETTE[0]),
          svg.Bars("mean actual", list(rows["mean_actual"]), "#999999")],
-        title=title, value_label=f"spend per customer ({MONEY})",
+        title=title, value_label=f"spend per customer ({_money(data)})",
         category_label="decile of the model's prediction (1 = highest)")
     caption = (f"Customers at {_validation(rows)} in ten equal groups by the model's prediction: "
                f"mean predicted and mean actual spend over {_horizon(data)}. The prediction is "
@@ -181,7 +180,8 @@ def distribution_figure(data: ReportData) -> Figure:
             data, "clv_predictions", "No customer has a positive predicted value."))
     edges = [*bins["lower"], float(bins["upper"].iloc[-1])]
     chart = svg.histogram(edges, list(bins["customers"]), title=title, log_x=True,
-                          x_label=f"predicted value over {_horizon(data)} ({MONEY}, log scale)",
+                          x_label=(f"predicted value over {_horizon(data)} "
+                                   f"({_money(data)}, log scale)"),
                           y_label="customers")
     caption = ("Customers by predicted value, in bins of equal width on the log axis (three "
                "per tenfold: 10 to 21.5, 21.5 to 46.4, 46.4 to 100, ...), so that every "
@@ -277,7 +277,7 @@ def segment_table(data: ReportData) -> str:
         for row in frame.itertuples())
     table = ('<div class="scroll"><table class="figures"><thead><tr><th>segment</th>'
              "<th>customers</th><th>share of customers</th>"
-             f"<th>predicted value ({MONEY})</th>"
+             f"<th>predicted value ({escape(_money(data))})</th>"
              + ("<th>likely range, 8 in 10</th>" if ranges else "")
              + "<th>share of value</th>"
              "<th>mean per customer</th><th>mean purchase probability</th>"
@@ -401,7 +401,7 @@ def history_figures(data: ReportData) -> list[Figure]:
                                                     strict=True)), TOTAL_COLOR,
                   markers=markers)],
         title=titles[0], x_label="as-of date",
-        y_label=f"total predicted value ({MONEY})", x_format=_date_label, x_ticks=ticks,
+        y_label=f"total predicted value ({_money(data)})", x_format=_date_label, x_ticks=ticks,
         y_domain=(0, float(totals["predicted_value"].max())))
     sizes = frame.pivot_table(index="as_of_date", columns="segment", values="customers",
                               aggfunc="sum").reindex(pd.to_datetime(dates)).fillna(0)
@@ -544,7 +544,7 @@ def _movement_summary(data: ReportData) -> str:
         change = float(after) - float(before)
         ratio = f" ({_signed(change / float(before) * 100, 1)}%)" if float(before) else ""
         text += (f", the total predicted value went from {svg.format_number(before, 0)} to "
-                 f"{svg.format_number(after, 0)} {MONEY}: {_signed(change)}{ratio}")
+                 f"{svg.format_number(after, 0)} {escape(_money(data))}: {_signed(change)}{ratio}")
     needs = int(moves.get("needs_attention") or 0)
     flagged = [f"{svg.format_number(moves[flag], 0)} {label}"
                for flag, label in FLAG_LABELS.items() if int(moves.get(flag) or 0)]
@@ -558,6 +558,12 @@ def _movement_summary(data: ReportData) -> str:
                  "clv-backfill --previous scores the date before with the new model, so the "
                  "moves compare it with itself.")
     return text
+
+
+def _money(data: ReportData) -> str:
+    """The unit of every amount, that of the transactions' amounts: the var clv_currency, else
+    "currency units"."""
+    return data.currency or "currency units"
 
 
 def _driver(row: Any) -> str:
@@ -587,9 +593,9 @@ def top_customers_table(data: ReportData) -> str:
             "column is the feature group that sets the customer's value most apart from a "
             "typical customer's, with its contribution (clv_prediction_explanations).</p>"
             '<div class="scroll"><table class="figures" data-table="top"><thead><tr>'
-            f"<th>customer</th><th>predicted value ({MONEY})</th>"
+            f"<th>customer</th><th>predicted value ({escape(_money(data))})</th>"
             '<th>purchase probability</th><th class="text">segment</th>'
-            f'<th class="text">what sets the value apart ({MONEY})</th></tr></thead>'
+            f'<th class="text">what sets the value apart ({escape(_money(data))})</th></tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")
 
 
@@ -628,7 +634,8 @@ def _attention_table(data: ReportData) -> str:
             '<th>customer</th><th>predicted value</th><th>change</th>'
             '<th>purchase probability</th><th>decile</th>'
             '<th class="text">segment</th><th class="text">flagged for</th>'
-            f'<th class="text">what sets the value apart now ({MONEY})</th></tr></thead>'
+            '<th class="text">what sets the value apart now '
+            f"({escape(_money(data))})</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
@@ -719,7 +726,7 @@ def _facts(data: ReportData, written_at: datetime) -> str:
         ("Horizon", f"{int(summary['horizon_days'])} days"
          if svg.finite(summary.get("horizon_days")) else "\u2013", ""),
         ("Customers scored", svg.format_number(summary.get("customers") or 0, 0), ""),
-        (f"Total predicted value ({MONEY})",
+        (f"Total predicted value ({_money(data)})",
          svg.format_number(summary.get("predicted_value"), 0)
          + (" (finite values only)" if summary.get("non_finite") else ""), ""),
         ("Model version", str(summary.get("model_version") or "\u2013"), "small"),

@@ -40,17 +40,20 @@ def _result(path: Path | None, size: int, charts: int, notes: int,
 
 
 def write_report(warehouse: Warehouse, tables: Mapping[str, Callable[[], Any]],
-                 path: Any = DEFAULT_PATH) -> pd.DataFrame:
+                 path: Any = DEFAULT_PATH, currency: Any = "") -> pd.DataFrame:
     """Read ``tables`` (name -> a function returning its relation), render the report and
     write it to ``path`` (replaced atomically: a reader sees the old or the new file); return
     one row: path, bytes, charts drawn, notes shown instead of charts, written_at (UTC). An
-    empty ``path`` writes nothing and returns a row of nulls and zeros."""
+    empty ``path`` writes nothing and returns a row of nulls and zeros. ``currency`` names the
+    amounts' unit (var clv_currency; empty: "currency units")."""
     target = report_path(path)
     if target is None:
         dbt_log("report: clv_report_path is empty, no report written")
         return _result(None, 0, 0, 0, None)
     written_at = datetime.now(UTC).replace(tzinfo=None)
-    rendered = render_report(read_report_data(warehouse, tables), written_at)
+    data = read_report_data(warehouse, tables)
+    data.currency = str(currency or "").strip()
+    rendered = render_report(data, written_at)
     content = rendered.html.encode("utf-8")
     atomic_write_bytes(target, content)
     dbt_log(f"report: {rendered.charts} charts ({rendered.notes} notes) written to "
