@@ -20,3 +20,23 @@
     {%- endif -%}
     {{ return('') }}
 {% endmacro %}
+
+
+{#-
+    Where this build puts clv's Python steps: schema.alias of each, in lower case, sorted (empty
+    while dbt parses). Each step finds itself in this list (clv_run_settings.python_relations)
+    before it acts on the settings row: a run that defers clv_run_settings to another
+    environment (--defer, dbt clone) would otherwise train in, export to and prune that
+    environment's model directory and files.
+-#}
+{% macro clv_python_step_relations() %}
+    {%- set relations = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values()
+            if node.resource_type == 'model' and node.language == 'python'
+               and node.package_name == model.package_name -%}
+            {%- do relations.append((node.schema ~ '.' ~ (node.alias or node.name)) | lower) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(relations | sort) }}
+{% endmacro %}

@@ -39,7 +39,9 @@ final as (
         '{{ tojson(settings.feature_groups) }}' as feature_groups,
         -- where this build writes the public predictions and their history (schema.table)
         '{{ clv_published_relation('clv_predictions') }}' as predictions_relation,
-        '{{ clv_published_relation('clv_predictions_history') }}' as history_relation
+        '{{ clv_published_relation('clv_predictions_history') }}' as history_relation,
+        -- where this build puts the Python steps (JSON), which each step checks it is among
+        '{{ tojson(clv_python_step_relations()) | replace("'", "''") }}' as python_relations
 
 )
 

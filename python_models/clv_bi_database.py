@@ -9,7 +9,8 @@ from clv.warehouse import connect
 def model(dbt, session):
     dbt.config(materialized="table")
     warehouse = connect(session)
-    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    run = RunSettings.for_step(warehouse.read(dbt.ref("clv_run_settings")),
+                               dbt.this)
     # The public tables (access: public, with a contract), opened one at a time by the copy; dbt
     # finds these refs (the build order: the copy waits for every table and its tests) in the
     # dict literal. tests/test_bi_handoff.py checks that they are exactly the public marts.

@@ -9,5 +9,6 @@ from clv.warehouse import connect
 def model(dbt, session):
     dbt.config(materialized="table")
     warehouse = connect(session)
-    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    run = RunSettings.for_step(warehouse.read(dbt.ref("clv_run_settings")),
+                               dbt.this)
     return handoff.export_predictions(warehouse, dbt.ref("clv_predictions"), run.export_path)

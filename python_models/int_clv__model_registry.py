@@ -12,6 +12,7 @@ from clv.warehouse import connect
 def model(dbt, session):
     dbt.config(materialized="table")
     warehouse = connect(session)
-    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    run = RunSettings.for_step(warehouse.read(dbt.ref("clv_run_settings")),
+                               dbt.this)
     return registry.train_and_list(warehouse, dbt.ref("clv_training_examples"),
                                    dbt.ref("int_clv__customer_days"), run, dbt.this)

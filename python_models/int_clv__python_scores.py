@@ -11,7 +11,8 @@ from clv.warehouse import connect
 def model(dbt, session):
     dbt.config(materialized="table")
     warehouse = connect(session)
-    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    run = RunSettings.for_step(warehouse.read(dbt.ref("clv_run_settings")),
+                               dbt.this)
     registry = warehouse.read(dbt.ref("int_clv__model_registry")).to_pandas()
     return scoring.score(warehouse, dbt.ref("clv_scoring_examples"), registry, run,
                          scoring.ScoringPlan.from_table(

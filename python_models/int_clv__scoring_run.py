@@ -10,7 +10,8 @@ from clv.warehouse import connect
 def model(dbt, session):
     dbt.config(materialized="table")
     warehouse = connect(session)
-    run = RunSettings.from_table(warehouse.read(dbt.ref("clv_run_settings")))
+    run = RunSettings.for_step(warehouse.read(dbt.ref("clv_run_settings")),
+                               dbt.this)
     plan = scoring.ScoringPlan.from_table(warehouse.read(dbt.ref("int_clv__scoring_plan")))
     return scoring.run_table(scoring.record(warehouse, dbt.ref("int_clv__scores"), plan,
                                             run.model_dir))

@@ -25,6 +25,16 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in str(value or "").split(",") if item.strip())
 
 
+def _relation_name(this: Any) -> str:
+    """A Python step's own relation (``dbt.this``) as ``schema.name`` in lower case: dbt passes
+    an object with ``schema`` and ``identifier``; ``clv build`` the text ``schema.alias``."""
+    schema, identifier = getattr(this, "schema", None), getattr(this, "identifier", None)
+    if schema and identifier:
+        return f"{schema}.{identifier}".lower()
+    parts = [part.strip('"`') for part in str(this).split(".")]
+    return ".".join(parts[-2:]).lower()
+
+
 def _groups(value: Any) -> dict[str, tuple[str, ...]]:
     """The ``feature_groups`` JSON text (group -> columns, in declared order) as a dict."""
     return {str(name): _names(columns) for name, columns in json.loads(value or "{}").items()}
@@ -96,6 +106,32 @@ class RunSettings:
         if table.num_rows != 1:
             raise ValueError(f"clv_run_settings must hold one row, found {table.num_rows}")
         return cls.from_row(table.to_pylist()[0])
+
+    @classmethod
+    def for_step(cls, table: pa.Table, step: Any) -> RunSettings:
+        """The settings a Python step acts on: ``table``, the row of ``clv_run_settings``, once
+        the step (``step``: its ``dbt.this``) has found itself among the relations that row's
+        build meant to build (``python_relations``). A row of another environment, which a run
+        that defers clv_run_settings (``--defer``, ``dbt clone``) reads, names that
+        environment's model directory and files: the step stops rather than train, export or
+        prune there. (Each model names ``dbt.ref("clv_run_settings")`` itself: dbt finds a
+        Python model's refs in its own source.)"""
+        settings = cls.from_table(table)
+        listed = table.to_pylist()[0].get("python_relations")
+        if listed is None:  # a row built before the settings listed the steps
+            return settings
+        this = _relation_name(step)
+        relations = [str(name) for name in json.loads(listed or "[]")]
+        if this not in relations:
+            shown = ", ".join(relations[:2]) + (", ..." if len(relations) > 2 else "")
+            raise ValueError(
+                "clv_run_settings was built by another environment's run: it lists clv's Python "
+                f"steps at {shown or 'no relation'}, and this run builds {this}. A run that "
+                "defers clv_run_settings (--defer, dbt clone) reads the settings of the "
+                "environment it defers to, whose model directory and export path are that "
+                "environment's; build clv_run_settings in this run (add it to --select) or once "
+                "in this environment")
+        return settings
 
     @property
     def model_static_features(self) -> tuple[str, ...]:

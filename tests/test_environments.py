@@ -1,0 +1,78 @@
+"""Two environments on one warehouse: a run that defers clv's settings to another environment
+(`--defer`, `dbt clone`) must not act on that environment's model directory and files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from conftest import PROJECT_DIR, small_shop
+from dbt.cli.main import dbtRunner
+
+from clv.pipeline.settings import RunSettings
+
+
+class _This:
+    schema, identifier = "Dev", "int_clv__model_registry"
+
+
+def _table(row: dict) -> pa.Table:
+    return pa.Table.from_pylist([row])
+
+
+def test_a_step_acts_only_on_settings_that_list_it():
+    """A settings row of another environment (a deferred clv_run_settings) names that
+    environment's model directory and export path: the step stops instead of acting on it."""
+    row = {"model_dir": "onnx", "retrain": "auto", "horizon_days": 365, "period_days": 30,
+           "sequence_periods": 12, "seed": 42, "static_features": "a", "channels": "orders",
+           "export_path": "x.parquet", "ensemble_size": 1, "explanations": True,
+           "feature_groups": "{}"}
+    for this in (_This(), "dev.int_clv__model_registry", '"db"."DEV"."int_clv__model_registry"'):
+        listed = {**row, "python_relations": '["dev.clv_report", "dev.int_clv__model_registry"]'}
+        assert RunSettings.for_step(_table(listed), this).model_dir == Path("onnx")
+        other = {**row, "python_relations": '["prod.clv_report", "prod.int_clv__model_registry"]'}
+        with pytest.raises(ValueError, match=r"another environment's run.*prod\.clv_report.*"
+                                             r"this run builds dev\.int_clv__model_registry"):
+            RunSettings.for_step(_table(other), this)
+    # a row built before the settings listed the steps
+    assert RunSettings.for_step(_table(row), _This()).retrain == "auto"
+
+
+def _dbt(workdir: Path, command: str, target: str, run_vars: dict, *extra: str) -> object:
+    return dbtRunner().invoke([
+        command, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(workdir),
+        "--target", target, "--target-path", str(workdir / f"target_{target}"),
+        "--log-path", str(workdir / "logs"), "--vars", json.dumps(run_vars), *extra])
+
+
+@pytest.mark.slow
+def test_a_deferred_run_stops_before_writing_the_other_environments_files(tmp_path):
+    """Slim CI: production built in schema main, a CI run in schema dev selecting only the
+    Parquet hand-off with --defer. The deferred clv_run_settings is production's, whose export
+    path is production's file: the step stops, the file stays, and selecting
+    clv_run_settings too writes the CI run's own file."""
+    database = tmp_path / "clv.duckdb"
+    outputs = {name: {"type": "duckdb", "path": str(database), "schema": schema, "threads": 2}
+               for name, schema in (("prod", "main"), ("dev", "dev"))}
+    (tmp_path / "profiles.yml").write_text(json.dumps(
+        {"clv": {"target": "prod", "outputs": outputs}}))
+    project = small_shop(tmp_path, {"clv_ensemble_size": 1})
+    prod = _dbt(tmp_path, "run", "prod", project.vars)
+    assert prod.success, prod.exception
+    written = project.export.stat().st_mtime_ns
+    ci_export = tmp_path / "ci" / "clv_predictions.parquet"
+    ci_vars = {**project.vars, "clv_export_path": str(ci_export),
+               "clv_model_dir": str(tmp_path / "ci" / "models")}
+    state = ["--defer", "--state", str(tmp_path / "target_prod")]
+    deferred = _dbt(tmp_path, "run", "dev", ci_vars, "--select", "clv_predictions_export", *state)
+    assert not deferred.success
+    messages = " ".join(str(r.message) for r in deferred.result)
+    assert "clv_run_settings was built by another environment's run" in messages
+    assert "this run builds dev.clv_predictions_export" in messages
+    assert project.export.stat().st_mtime_ns == written and not ci_export.exists()
+    own = _dbt(tmp_path, "run", "dev", ci_vars, "--select",
+               "clv_run_settings clv_predictions_export", *state)
+    assert own.success, [str(r.message) for r in own.result]
+    assert ci_export.exists() and project.export.stat().st_mtime_ns == written
