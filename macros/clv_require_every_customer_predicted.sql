@@ -5,11 +5,24 @@
     one line giving the counts and an example customer. Renders no SQL. A post-hook rather than
     a data test: a test that also reads clv_scoring_examples would be selected (and fail on a
     fresh database) whenever a build selects the features alone.
+    The scores must also be of the as-of date the table labels them with: a selection that
+    rebuilt the cutoffs and features at another date (`dbt run -s +clv_scoring_examples` with
+    another clv_as_of_date) but not the scoring steps would otherwise publish one date's scores
+    under the other's date. The scoring plan (which holds the date the scores are of) is found
+    through the graph, not ref(): a ref would make clv_predictions' unit tests need it as an
+    input, and the plan is upstream of the scores anyway.
 -#}
 {% macro clv_require_every_customer_predicted(predictions) %}
     {% if not execute %}
         {{ return('') }}
     {% endif %}
+    {% set found = namespace(plan=none) %}
+    {% for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.name == 'int_clv__scoring_plan'
+           and node.package_name == model.package_name %}
+        {% set found.plan = adapter.get_relation(database=node.database, schema=node.schema,
+                                                 identifier=node.alias or node.name) %}
+    {% endfor %}
     {% set check_sql %}
         with
 
@@ -39,6 +52,12 @@
         )
 
         select
+            (select min(as_of_date) from {{ predictions }}) as labelled_date,
+            {% if found.plan is not none -%}
+            (select min(as_of_date) from {{ found.plan }}) as scored_date,
+            {%- else -%}
+            cast(null as {{ dbt.type_string() }}) as scored_date,
+            {%- endif %}
             coalesce(sum(is_missing), 0) as missing,
             coalesce(sum(is_extra), 0) as extra,
             (select count(*) from predicted) - (select count(distinct customer_id) from predicted)
@@ -48,6 +67,14 @@
         from mismatches
     {% endset %}
     {% set row = run_query(check_sql).rows[0] %}
+    {% set labelled, scored = (row['labelled_date'] | string)[:10], (row['scored_date'] | string)[:10] %}
+    {% if row['labelled_date'] is not none and row['scored_date'] is not none and labelled != scored %}
+        {{ exceptions.raise_compiler_error(
+            "clv_predictions would label the scores of " ~ scored ~ " as of " ~ labelled ~ ": the "
+            ~ "cutoffs and features were built at " ~ labelled ~ " but the scoring steps were not; "
+            ~ "build them too (--select int_clv__cutoffs+, or a full dbt build)"
+        ) }}
+    {% endif %}
     {% if (row['missing'] | int) + (row['extra'] | int) + (row['repeated'] | int) > 0 %}
         {{ exceptions.raise_compiler_error(
             "clv_predictions does not hold one row per scored customer: " ~ (row['missing'] | int)

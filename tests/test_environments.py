@@ -1,5 +1,6 @@
-"""Two environments on one warehouse: a run that defers clv's settings to another environment
-(`--defer`, `dbt clone`) must not act on that environment's model directory and files."""
+"""Runs that read what another run built: a run that defers clv's settings to another
+environment (`--defer`, `dbt clone`) must not act on that environment's model directory and
+files, and a partial selection must not publish one as-of date's scores under another's."""
 
 from __future__ import annotations
 
@@ -76,3 +77,21 @@ def test_a_deferred_run_stops_before_writing_the_other_environments_files(tmp_pa
                "clv_run_settings clv_predictions_export", *state)
     assert own.success, [str(r.message) for r in own.result]
     assert ci_export.exists() and project.export.stat().st_mtime_ns == written
+
+
+@pytest.mark.slow
+def test_scores_of_one_date_are_never_published_as_of_another(tmp_path):
+    """Features rebuilt at another as-of date (`dbt run -s +clv_scoring_examples`), then
+    clv_predictions alone: the scores are still the earlier date's. The build stops, naming both
+    dates, and clv_predictions keeps the rows it had."""
+    project = small_shop(tmp_path, {"clv_ensemble_size": 1})
+    project.run("run", vars=project.vars)
+    before = project.query("select as_of_date, count(*) as n from clv_predictions group by 1")
+    earlier = {**project.vars, "clv_as_of_date": "2023-03-31"}
+    project.run("run", vars=earlier, select="+clv_scoring_examples")
+    alone = project.run("run", vars=earlier, select="clv_predictions")
+    assert not alone.success
+    messages = " ".join(str(r.message) for r in alone.result)
+    assert "would label the scores of 2023-06-30 as of 2023-03-31" in messages
+    after = project.query("select as_of_date, count(*) as n from clv_predictions group by 1")
+    assert after.equals(before)
