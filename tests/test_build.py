@@ -339,6 +339,14 @@ def test_cli_lists_commands(capsys):
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["backfill", "generate"])
+def test_a_command_of_clv_names_itself_in_its_usage(capsys, command):
+    """`clv backfill --help` reads `usage: clv backfill`, not the other entry point's name."""
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: clv {command} ")
+
+
 @pytest.mark.slow
 def test_python_models_read_their_resolved_config(tmp_path):
     """dbt.config.get() in a Python model run by clv build sees the node's config as dbt

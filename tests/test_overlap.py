@@ -90,6 +90,20 @@ def test_a_model_dir_that_cannot_be_written_names_the_var(tmp_path, monkeypatch)
         pass
 
 
+
+@pytest.mark.parametrize("under", ["", "onnx"])
+def test_a_model_dir_that_is_a_file_names_the_var(tmp_path, under):
+    """clv_model_dir naming a file, or a folder under one, stops with a line naming the var,
+    not the operating system's NotADirectoryError about a path."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    model_dir = blocker / under if under else blocker
+    with pytest.raises(NotADirectoryError, match=r"Invalid value for var 'clv_model_dir': "
+                                                 rf"'{model_dir}' is not a directory \(.*blocker "
+                                                 r"is a file\)"), \
+            artifacts.locked(model_dir, log=lambda _: None):
+        pass
+
 # ---------------------------------------------------------------------------------------------
 # Two real builds at once
 

@@ -379,6 +379,11 @@ def locked(model_dir: Path, timeout: float | None = None,
             f"{error.filename}): every build writes its lock, the pins of the models behind "
             "the predictions and the scoring runs there, clv_retrain 'never' included; point "
             "clv_model_dir at a writable directory (a copy of this one)") from error
+    except (FileExistsError, NotADirectoryError) as error:  # the path, or a folder of it, a file
+        file = next((p for p in (model_dir, *model_dir.parents) if p.exists()), model_dir)
+        raise NotADirectoryError(
+            f"Invalid value for var 'clv_model_dir': {str(model_dir)!r} is not a directory "
+            f"({file} is a file): point clv_model_dir at a directory") from error
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return

@@ -24,15 +24,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "build":
-        from clv.build import main as run
-    elif command == "backfill":
-        from clv.pipeline.backfill import main as run
-    elif command == "generate":
-        from clv.synthetic.cli import main as run
-    else:
-        print(f"clv: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
-    return run(rest)
+        from clv.build import main as build
+
+        return build(rest)
+    if command == "backfill":
+        from clv.pipeline.backfill import main as backfill
+
+        return backfill(rest, prog="clv backfill")
+    if command == "generate":
+        from clv.synthetic.cli import main as generate
+
+        return generate(rest, prog="clv generate")
+    print(f"clv: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

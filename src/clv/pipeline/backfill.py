@@ -350,9 +350,9 @@ APART = ("clv_predictions may hold a date of the range while the tables read fro
          "run the backfill again, or a build, to bring them together")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "clv-backfill") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="clv-backfill",
+        prog=prog,
         description="Score past as-of dates with the saved model into clv_predictions_history "
                     "(one dbt build per date, clv_retrain: never).")
     parser.add_argument("--start", help="first as-of date, YYYY-MM-DD")
@@ -371,8 +371,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "clv-backfill") -> int:
+    args = _parser(prog).parse_args(argv)
     try:
         run_vars = build.parse_vars(args.vars)
         # profiles.yml where clv build and dbt find it: --profiles-dir, DBT_PROFILES_DIR, the

@@ -14,11 +14,11 @@ from clv.synthetic.simulate import generate
 from clv.synthetic.write import _FILE_SUFFIXES, write_frame
 
 
-def _parser() -> argparse.ArgumentParser:
-    """Command-line options of ``clv-generate``."""
+def _parser(prog: str = "clv-generate") -> argparse.ArgumentParser:
+    """Command-line options of ``clv-generate`` (``clv generate``)."""
     defaults = GeneratorSettings()
     parser = argparse.ArgumentParser(
-        prog="clv-generate",
+        prog=prog,
         description="Generate synthetic e-commerce transactions with known ground truth.",
     )
     add = parser.add_argument
@@ -86,9 +86,9 @@ def _settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "clv-generate") -> int:
     """Entry point of ``clv-generate``; returns the process exit code."""
-    parser = _parser()
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     try:
         settings = _settings_from_args(args)
