@@ -277,14 +277,18 @@ def test_never_goes_on_with_a_model_retrained_since_on_data_as_recent(tmp_path):
                             ("a_05", "2023-01-31")):
         _model(tmp_path, version, used=0, cutoffs=("2021-12-31", cutoff))
     scored = {"a_01", "a_02", "a_03"}
-    assert registry.retrained_since(tmp_path, "a_01", scored) == ["a_02"]
-    assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05"}) == ["a_05", "a_02"]
-    assert registry.retrained_since(tmp_path, "a_02", scored) == []
-    assert registry.retrained_since(tmp_path, "gone", scored) == []
+    assert registry.retrained_since(tmp_path, "a_01", scored, 60) == ["a_02"]
+    assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05"}, 60) == ["a_05", "a_02"]
+    assert registry.retrained_since(tmp_path, "a_02", scored, 60) == []
+    assert registry.retrained_since(tmp_path, "gone", scored, 60) == []
     # a weekly job's model over another horizon, retrained since on data as recent: not tried
     _model(tmp_path, "a_06", used=0, horizon=90, cutoffs=("2021-12-31", "2023-01-31"))
-    assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05", "a_06"}) == [
+    assert registry.retrained_since(tmp_path, "a_01", scored | {"a_05", "a_06"}, 60) == [
         "a_05", "a_02"]
+    # the latest run's model saved before models recorded their horizon: the run's horizon
+    # decides, so a retrain since is still tried
+    _model(tmp_path, "a_00", used=0, horizon=None, cutoffs=("2021-12-31", "2022-12-31"))
+    assert registry.retrained_since(tmp_path, "a_00", scored | {"a_00"}, 60) == ["a_02", "a_01"]
 
 
 @pytest.mark.slow

@@ -461,7 +461,8 @@ def _data_until(metadata: Mapping[str, Any]) -> str | None:
     return max(cutoffs) if cutoffs else None
 
 
-def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> list[str]:
+def retrained_since(model_dir: Path, latest: str, scored: set[str],
+                    horizon_days: int) -> list[str]:
     """The models retrained since ``latest`` (the model of the history's latest run), newest
     first: created after it, scored in this warehouse's published tables (``scored``: so this
     target's, not another's sharing the directory) and trained on data at least as recent
@@ -470,16 +471,17 @@ def retrained_since(model_dir: Path, latest: str, scored: set[str]) -> list[str]
     past the data's end, goes on scoring; a model trained at an earlier date, on older data,
     does not take over. :func:`newest_compatible` tries them in this order, then ``latest``,
     so one that does not fit the run's settings hands back to ``latest``. A model over another
-    horizon than ``latest``'s (another job's, sharing the history) is not one of them."""
+    horizon than the run's ``horizon_days`` (another job's, sharing the history) is not one of
+    them."""
     saved = {a.version: (str(a.metadata.get("created_at") or ""), _data_until(a.metadata),
                          a.metadata.get("horizon_days"))
              for a in list_artifacts(model_dir)}
-    created, until, horizon = saved.get(latest, ("", None, None))
+    created, until, _ = saved.get(latest, ("", None, None))
     if until is None:
         return []
     newer = [(saved[v][0], v) for v in scored & saved.keys()
              if saved[v][0] > created and (saved[v][1] or "") >= until
-             and saved[v][2] == horizon]
+             and saved[v][2] == horizon_days]
     return [version for _, version in sorted(newer, reverse=True)]
 
 
@@ -652,7 +654,8 @@ def _train_and_list(training: Any, warehouse: Any, examples: Any, customer_days:
     published = published_versions(warehouse, run)
     preferred: list[str] = []
     if run.retrain == "never" and (latest := scored_version(warehouse, run)) is not None:
-        preferred = [*retrained_since(run.model_dir, latest, published or set()), latest]
+        preferred = [*retrained_since(run.model_dir, latest, published or set(),
+                                      run.horizon_days), latest]
         if len(preferred) > 1:
             dbt_log(f"model {preferred[0]} was trained after {latest}, the model of the "
                     "history's latest scoring run, on data as recent: it goes on scoring "
