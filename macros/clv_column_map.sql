@@ -33,7 +33,7 @@
                 such as Order) is that column, quoted as the engine quotes names -#}
             {% set named = namespace(expression=expression) %}
             {% for column in source_columns if column.name | lower == expression | lower %}
-                {% set named.expression = adapter.quote(column.name) %}
+                {% set named.expression = clv_quote_name(column.name) %}
             {% endfor %}
             {% set expression = named.expression %}
         {% elif key in required or key in names %}
@@ -84,7 +84,7 @@
             {% for column in source_columns if column.name != column.name | lower
                                                and column.name | lower not in keywords %}
                 {% set pattern = '(?<![A-Za-z0-9_$."])(?i:' ~ re.escape(column.name) ~ ')(?![A-Za-z0-9_$"(])' %}
-                {% set state.text = re.sub(pattern, adapter.quote(column.name) | replace('\\', '\\\\'),
+                {% set state.text = re.sub(pattern, clv_quote_name(column.name) | replace('\\', '\\\\'),
                                            state.text) %}
             {% endfor %}
         {% endif %}

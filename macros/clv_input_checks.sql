@@ -230,8 +230,8 @@
     {% endif %}
     {% set parts = [] %}
     {% for column in mentioned %}
-        {% do parts.append("'" ~ ('' if loop.first else ' ') ~ column.name ~ "='") %}
-        {% do parts.append("coalesce(cast(" ~ adapter.quote(column.name) ~ " as " ~ text ~ "), '<null>')") %}
+        {% do parts.append("'" ~ ('' if loop.first else ' ') ~ (column.name | replace("'", "''")) ~ "='") %}
+        {% do parts.append("coalesce(cast(" ~ clv_quote_name(column.name) ~ " as " ~ text ~ "), '<null>')") %}
     {% endfor %}
     {{ return({'expression': state.sql, 'text': dbt.concat(parts)}) }}
 {% endmacro %}

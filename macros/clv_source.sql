@@ -241,7 +241,7 @@
     {% endif %}
     {% set instants = [] %}
     {% for name in names | sort %}
-        {% do instants.append("timezone('UTC', " ~ adapter.quote(name) ~ ") as " ~ adapter.quote(name)) %}
+        {% do instants.append("timezone('UTC', " ~ clv_quote_name(name) ~ ") as " ~ clv_quote_name(name)) %}
     {% endfor %}
     {{ return("(select * replace (" ~ (instants | join(', ')) ~ ") from " ~ read ~ ")") }}
 {% endmacro %}

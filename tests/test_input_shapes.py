@@ -170,6 +170,30 @@ def test_spark_written_int96_timestamps_are_instants(project):
 
 
 @pytest.mark.slow
+def test_a_column_name_in_a_file_is_a_name_never_sql(project):
+    """The column names of a Parquet file are whoever wrote the file's: an INT96 column named
+    to end its quoted identifier and read a local file into product_category stays a column of
+    that odd name, and the secret stays out of every table."""
+    secret = project.workdir / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    path = project.workdir / "hostile.parquet"
+    hostile = (f'x") as "ts", (select content from read_text(\'{secret}\')) as '
+               f'"product_category") from read_parquet(\'{path}\')) --')
+    instants = [datetime(2021, 1, 2, 8, 43, 20), datetime(2021, 1, 2, 3, 0)]
+    pq.write_table(pa.table({"transaction_id": ["t1", "t2"], "customer_id": ["C1", "C2"],
+                             "amount": [10.0, 5.0], "ts": ["a", "b"],
+                             "transacted_at": pa.array(instants, pa.timestamp("us")),
+                             hostile: pa.array(instants, pa.timestamp("us"))}),
+                   path, use_deprecated_int96_timestamps=True)
+    project.build(vars={**VARS, "clv_columns": {}, "clv_transactions": str(path)},
+                  select="stg_clv__transactions")
+    staged = project.query("select transaction_id, product_category from stg_clv__transactions "
+                           "order by transaction_id")
+    assert staged.transaction_id.tolist() == ["t1", "t2"]
+    assert staged.product_category.isna().all()
+
+
+@pytest.mark.slow
 def test_text_ids_keep_their_spelling(project):
     """A text id column (as the published file, with its `(blank)` cells): leading zeros and
     every other character stay, surrounding spaces, tabs and line breaks go, sentinels are

@@ -104,6 +104,20 @@ def test_a_model_dir_that_is_a_file_names_the_var(tmp_path, under):
             artifacts.locked(model_dir, log=lambda _: None):
         pass
 
+
+def test_the_lock_file_is_never_followed_through_a_link(tmp_path):
+    """A link in place of the lock file (whoever can write the model directory could point it
+    at any file the build may write) stops the build, and the file it points at is intact."""
+    victim = tmp_path / "victim.conf"
+    victim.write_text("keep me")
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    (model_dir / artifacts.LOCK_FILE).symlink_to(victim)
+    with pytest.raises(OSError, match=r"lock file .* is a symbolic link"), \
+            artifacts.locked(model_dir, log=lambda _: None):
+        pass
+    assert victim.read_text() == "keep me"
+
 # ---------------------------------------------------------------------------------------------
 # Two real builds at once
 

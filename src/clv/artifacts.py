@@ -372,7 +372,10 @@ def locked(model_dir: Path, timeout: float | None = None,
     path = model_dir / LOCK_FILE
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666) if fcntl is not None else -1
+        # not through a link: the lock's content is rewritten and truncated, and whoever can
+        # write the directory could point a link at any file the build may write
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags, 0o666) if fcntl is not None else -1
     except PermissionError as error:
         raise PermissionError(
             f"clv_model_dir {model_dir} is not writable ({error.strerror}: "
@@ -384,6 +387,12 @@ def locked(model_dir: Path, timeout: float | None = None,
         raise NotADirectoryError(
             f"Invalid value for var 'clv_model_dir': {str(model_dir)!r} is not a directory "
             f"({file} is a file): point clv_model_dir at a directory") from error
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise OSError(error.errno, f"clv_model_dir {model_dir}: its lock file {LOCK_FILE} is a "
+                      "symbolic link, which a build does not follow (it rewrites the lock's "
+                      "content): remove the link") from error
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
