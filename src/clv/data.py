@@ -127,8 +127,10 @@ def feature_spec(schema: pa.Schema, static_features: Sequence[str],
     if undeclared:
         raise ValueError(f"the example table has numeric columns that are not declared "
                          f"features: {undeclared}. A model input must be declared on purpose: "
-                         "add the column to the var clv_extra_features (see the README), or "
-                         "drop it from the example tables")
+                         "a feature the SQL layer computes goes into a group of "
+                         "clv_feature_groups() (macros/clv_settings.sql); a numeric column of "
+                         "clv_customers into the var clv_extra_features (see the README); "
+                         "anything else is dropped from the example tables")
     if not declared:
         raise ValueError("no static feature columns are declared")
     if not lags:
