@@ -24,6 +24,7 @@ from dbt.exceptions import CompilationError
 from production import FAST_VARS, ParsedProject, transactions
 
 from clv import artifacts
+from clv.config import FEATURE_DEFINITIONS
 from clv.pipeline import registry
 from clv.pipeline.settings import RunSettings
 
@@ -289,6 +290,29 @@ def test_never_goes_on_with_a_model_retrained_since_on_data_as_recent(tmp_path):
     # decides, so a retrain since is still tried
     _model(tmp_path, "a_00", used=0, horizon=None, cutoffs=("2021-12-31", "2022-12-31"))
     assert registry.retrained_since(tmp_path, "a_00", scored | {"a_00"}, 60) == ["a_02", "a_01"]
+
+
+def test_auto_says_why_it_retrains(tmp_path):
+    """clv_retrain: auto names what differs from the newest model of this data: none saved, its
+    settings, its feature definitions, or the examples themselves."""
+    def saved(version: str, definitions: int = FEATURE_DEFINITIONS, **kwargs) -> None:
+        _model(tmp_path, version, used=0, **kwargs)
+        meta = tmp_path / f"clv_model_{version}.json"
+        meta.write_text(json.dumps({**json.loads(meta.read_text()),
+                                    "feature_definitions": definitions}))
+
+    run = _run(tmp_path, keep=5)
+    assert registry.retrain_reason(run, FEATURES).endswith("holds no model of this data")
+    saved("r_01")
+    saved("r_02", signature=[9, 8, 7, 6, 5])  # another data set's, newer
+    assert "examples differ from those the newest model of this data, r_01," in \
+        registry.retrain_reason(run, FEATURES)
+    saved("r_03", horizon=90)
+    assert "r_03, has other settings (horizon_days: model 90, run 60)" in \
+        registry.retrain_reason(run, FEATURES)
+    saved("r_04", definitions=FEATURE_DEFINITIONS - 1)
+    assert (f"r_04, was trained on feature definitions {FEATURE_DEFINITIONS - 1}"
+            in registry.retrain_reason(run, FEATURES))
 
 
 @pytest.mark.slow

@@ -214,6 +214,26 @@ def settings_problem(artifact: ModelArtifact, run: RunSettings,
     return "; ".join(problems) or None
 
 
+def retrain_reason(run: RunSettings, features: list[str]) -> str:
+    """Why no saved model is reused (``clv_retrain: auto`` trains one), in a line: the newest
+    saved model of this warehouse's data, and what of it differs from this run."""
+    ours = [a for a in list_artifacts(run.model_dir)
+            if not run.data_signature or data_problem(a, run) is None]
+    if not ours:
+        return f"clv_model_dir {run.model_dir} holds no model of this data"
+    newest = max(ours, key=lambda a: (str(a.metadata.get("created_at") or ""), a.version))
+    settings = settings_problem(newest, run, features)
+    if settings is not None:
+        return f"the newest model of this data, {newest.version}, has other settings ({settings})"
+    saved = int(newest.metadata.get("feature_definitions") or 1)
+    if saved != FEATURE_DEFINITIONS:
+        return (f"the newest model of this data, {newest.version}, was trained on feature "
+                f"definitions {saved}; this version computes {FEATURE_DEFINITIONS}")
+    return (f"the examples differ from those the newest model of this data, {newest.version}, "
+            "was trained on (transactions added or corrected, another as-of date, or other "
+            "training settings: clv_seed, clv_ensemble_size, the row caps)")
+
+
 def belongs(artifact: ModelArtifact, run: RunSettings, features: list[str]) -> bool:
     """A finished model of this warehouse's data that fits this run's settings. Without a
     data signature in ``run`` (a caller outside the training step) every model is this data's."""

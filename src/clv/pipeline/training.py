@@ -46,6 +46,7 @@ from clv.pipeline.registry import (
     model_features,
     newest_compatible,
     registry_frame,
+    retrain_reason,
     reusable,
 )
 from clv.pipeline.settings import RunSettings
@@ -536,6 +537,7 @@ def train_or_reuse(warehouse: Warehouse, examples: Any, run: RunSettings,
         else:
             if run.retrain == "auto" and saved is None:
                 dbt_log("clv_retrain is 'auto' and no saved model was trained on these "
-                        "examples with these settings and feature definitions: training one")
+                        "examples with these settings and feature definitions: training one; "
+                        + retrain_reason(run, features))
             current = _train(warehouse, examples, run, settings, fingerprint_)
     return registry_frame(run.model_dir, current.version)
