@@ -23,8 +23,8 @@
 
 
 {#-
-    Where this build puts clv's Python steps: schema.alias of each, in lower case, sorted (empty
-    while dbt parses). Each step finds itself in this list (clv_run_settings.python_relations)
+    Where this build puts clv's Python steps: database.schema.alias of each (schema.alias where
+    the engine has no database), in lower case, sorted (empty while dbt parses). Each step finds itself in this list (clv_run_settings.python_relations)
     before it acts on the settings row: a run that defers clv_run_settings to another
     environment (--defer, dbt clone) would otherwise train in, export to and prune that
     environment's model directory and files.
@@ -35,7 +35,8 @@
         {%- for node in graph.nodes.values()
             if node.resource_type == 'model' and node.language == 'python'
                and node.package_name == model.package_name -%}
-            {%- do relations.append((node.schema ~ '.' ~ (node.alias or node.name)) | lower) -%}
+            {%- set name = node.schema ~ '.' ~ (node.alias or node.name) -%}
+            {%- do relations.append(((node.database ~ '.' if node.database else '') ~ name) | lower) -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return(relations | sort) }}

@@ -5,10 +5,11 @@
     one line giving the counts and an example customer. Renders no SQL. A post-hook rather than
     a data test: a test that also reads clv_scoring_examples would be selected (and fail on a
     fresh database) whenever a build selects the features alone.
-    The scores must also be of the as-of date the table labels them with: a selection that
-    rebuilt the cutoffs and features at another date (`dbt run -s +clv_scoring_examples` with
-    another clv_as_of_date) but not the scoring steps would otherwise publish one date's scores
-    under the other's date. The scoring plan (which holds the date the scores are of) is found
+    The scoring plan must also be of the as-of date the table labels the scores with: a
+    selection that rebuilt the cutoffs and features at another date (`dbt run -s
+    +clv_scoring_examples` with another clv_as_of_date) but not the scoring steps would
+    otherwise publish one date's scores under the other's date. (A selection that rebuilt the
+    plan but not the scores after it is not caught: the scores carry no date.) The plan is found
     through the graph, not ref(): a ref would make clv_predictions' unit tests need it as an
     input, and the plan is upstream of the scores anyway.
 -#}

@@ -180,11 +180,8 @@
 
 
 {% macro duckdb__clv_read_file(path, var_name) %}
-    {#- The files of a glob are matched by column name, and a column one file lacks (an optional
-        product_category missing from one day's export) reads as null there. -#}
-    {% set by_name = ", union_by_name = true" if modules.re.search('[*?\\[{]', path) else "" %}
     {% if clv_file_kind(path) == 'parquet' %}
-        {{ return(clv_parquet_with_instants("read_parquet('" ~ path ~ "'" ~ by_name ~ ")", path)) }}
+        {{ return(clv_parquet_with_instants("read_parquet('" ~ path ~ "')", path)) }}
     {% endif %}
     {#- sample_size = -1 sniffs the whole file, so a bad value late in a column widens its type
         instead of failing the read. Dates and times stay text, read by clv_parse_timestamp: the
@@ -195,7 +192,7 @@
         would take '1.250' for 1.25. -#}
     {% set types = "'BOOLEAN', 'BIGINT', " ~ ("" if clv_decimal_separator() == ',' else "'DOUBLE', ") ~ "'VARCHAR'" %}
     {% set options = "header = true, sample_size = -1, encoding = '" ~ clv_csv_encoding(path, var_name)
-                     ~ "', auto_type_candidates = [" ~ types ~ "]" ~ by_name %}
+                     ~ "', auto_type_candidates = [" ~ types ~ "]" %}
     {% set read = "read_csv('" ~ path ~ "', " ~ options ~ ")" %}
     {#- Every query that names `read` sniffs the whole file again (a describe of a 490 MB file
         takes longer than a scan with known columns), and the staging and parsing steps name it

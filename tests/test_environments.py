@@ -5,6 +5,7 @@ files, and a partial selection must not publish one as-of date's scores under an
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +17,11 @@ from clv.pipeline.settings import RunSettings
 
 
 class _This:
-    schema, identifier = "Dev", "int_clv__model_registry"
+    database, schema, identifier = None, "Dev", "int_clv__model_registry"
+
+
+class _ThisInDevDatabase(_This):
+    database = "dev_db"
 
 
 def _table(row: dict) -> pa.Table:
@@ -35,10 +40,19 @@ def test_a_step_acts_only_on_settings_that_list_it():
         assert RunSettings.for_step(_table(listed), this).model_dir == Path("onnx")
         other = {**row, "python_relations": '["prod.clv_report", "prod.int_clv__model_registry"]'}
         with pytest.raises(ValueError, match=r"another environment's run.*prod\.clv_report.*"
-                                             r"this run builds dev\.int_clv__model_registry"):
+                                             r"this run builds (db\.)?dev\.int_clv__model_regi"):
             RunSettings.for_step(_table(other), this)
     # a row built before the settings listed the steps
     assert RunSettings.for_step(_table(row), _This()).retrain == "auto"
+    # environments that differ in the database only (a catalog per environment)
+    this = _ThisInDevDatabase()
+    same = {**row, "python_relations": '["dev_db.dev.int_clv__model_registry"]'}
+    assert RunSettings.for_step(_table(same), this).retrain == "auto"
+    prod = {**row, "python_relations": '["prod_db.dev.int_clv__model_registry"]'}
+    with pytest.raises(ValueError, match=r"this run builds dev_db\.dev\.int_clv__model_registry"):
+        RunSettings.for_step(_table(prod), this)
+    # clv build names a step schema.alias: the database cannot tell, the rest must match
+    assert RunSettings.for_step(_table(prod), "dev.int_clv__model_registry").retrain == "auto"
 
 
 def _dbt(workdir: Path, command: str, target: str, run_vars: dict, *extra: str) -> object:
@@ -71,7 +85,7 @@ def test_a_deferred_run_stops_before_writing_the_other_environments_files(tmp_pa
     assert not deferred.success
     messages = " ".join(str(r.message) for r in deferred.result)
     assert "clv_run_settings was built by another environment's run" in messages
-    assert "this run builds dev.clv_predictions_export" in messages
+    assert re.search(r"this run builds (\w+\.)?dev\.clv_predictions_export", messages)
     assert project.export.stat().st_mtime_ns == written and not ci_export.exists()
     own = _dbt(tmp_path, "run", "dev", ci_vars, "--select",
                "clv_run_settings clv_predictions_export", *state)

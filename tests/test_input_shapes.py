@@ -1012,37 +1012,6 @@ def test_a_csv_in_another_encoding_is_read_as_written(project, encoding, separat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix", ["csv", "parquet"])
-def test_a_glob_reads_files_by_column_name_with_an_optional_column_missing(project, suffix):
-    """Daily exports of one input: one day's file without the optional category, another with
-    its columns in another order. Every row is read, each value under its own column, and the
-    category is null where the file has none."""
-    directory = project.workdir / f"daily_{suffix}"
-    directory.mkdir(exist_ok=True)
-    frame = _spelled_frame()
-    parts = [frame.iloc[:3], frame.iloc[3:6].drop(columns="Category"),
-             frame.iloc[6:][["Category", "UnitPrice", "CustomerID", "InvoiceDate", "Quantity",
-                             "InvoiceNo"]]]
-    for day, part in enumerate(parts):
-        path = directory / f"day_{day}.{suffix}"
-        if suffix == "csv":
-            part.to_csv(path, index=False)
-        else:
-            part.astype({"CustomerID": str}).to_parquet(path, index=False)
-    project.build(vars={**VARS, "clv_transactions": str(directory / f"*.{suffix}"),
-                        "clv_columns": {**RETAIL_COLUMNS, "product_category": "Category"}},
-                  select="stg_clv__transactions")
-    staged = project.query("select transaction_id, customer_id, product_category, amount "
-                           "from stg_clv__transactions order by transaction_id")
-    assert staged.transaction_id.tolist() == frame.InvoiceNo.tolist()
-    assert staged.customer_id.tolist() == frame.CustomerID.tolist()
-    assert staged.amount.tolist() == [7.5] * len(frame)
-    missing = frame.index.isin(range(3, 6))  # the day without the column
-    assert staged.product_category.isna().tolist() == missing.tolist()
-    assert staged.product_category[~missing].tolist() == frame.Category[~missing].tolist()
-
-
-@pytest.mark.slow
 def test_files_of_one_input_in_two_encodings_stop_with_one_line(project):
     """A glob over a Latin-1 file and a UTF-8 one with letters beyond ASCII cannot be read in one
     encoding: one line names both and the var that chooses; with the var set, it is read so."""

@@ -103,6 +103,13 @@ def test_a_model_dir_that_is_a_file_names_the_var(tmp_path, under):
                                                  r"is a file\)"), \
             artifacts.locked(model_dir, log=lambda _: None):
         pass
+    # a link to a folder that is not there (a share not mounted)
+    link = tmp_path / "share"
+    link.symlink_to(tmp_path / "unmounted")
+    with pytest.raises(NotADirectoryError, match=r"'.*share' is not a directory \(it is a link "
+                                                 r"to .*unmounted, which does not exist\)"), \
+            artifacts.locked(link, log=lambda _: None):
+        pass
 
 
 def test_the_lock_file_is_never_followed_through_a_link(tmp_path):

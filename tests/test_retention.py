@@ -13,6 +13,7 @@ end to end through dbt.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -293,26 +294,30 @@ def test_never_goes_on_with_a_model_retrained_since_on_data_as_recent(tmp_path):
 
 
 def test_auto_says_why_it_retrains(tmp_path):
-    """clv_retrain: auto names what differs from the newest model of this data: none saved, its
-    settings, its feature definitions, or the examples themselves."""
-    def saved(version: str, definitions: int = FEATURE_DEFINITIONS, **kwargs) -> None:
-        _model(tmp_path, version, used=0, **kwargs)
-        meta = tmp_path / f"clv_model_{version}.json"
+    """clv_retrain: auto names what differs from the newest model of this data that fits the
+    run's settings (another job's horizon aside): none saved, its feature definitions, or the
+    examples; with none that fits, the newest model's settings."""
+    def saved(directory: Path, version: str, definitions: int = FEATURE_DEFINITIONS,
+              **kwargs) -> None:
+        _model(directory, version, used=0, **kwargs)
+        meta = directory / f"clv_model_{version}.json"
         meta.write_text(json.dumps({**json.loads(meta.read_text()),
                                     "feature_definitions": definitions}))
 
     run = _run(tmp_path, keep=5)
     assert registry.retrain_reason(run, FEATURES).endswith("holds no model of this data")
-    saved("r_01")
-    saved("r_02", signature=[9, 8, 7, 6, 5])  # another data set's, newer
+    saved(tmp_path, "r_01")
+    saved(tmp_path, "r_02", signature=[9, 8, 7, 6, 5])  # another data set's, newer
+    saved(tmp_path, "r_03", horizon=90)  # another job's horizon, newer
     assert "examples differ from those the newest model of this data, r_01," in \
         registry.retrain_reason(run, FEATURES)
-    saved("r_03", horizon=90)
-    assert "r_03, has other settings (horizon_days: model 90, run 60)" in \
-        registry.retrain_reason(run, FEATURES)
-    saved("r_04", definitions=FEATURE_DEFINITIONS - 1)
+    saved(tmp_path, "r_04", definitions=FEATURE_DEFINITIONS - 1)
     assert (f"r_04, was trained on feature definitions {FEATURE_DEFINITIONS - 1}"
             in registry.retrain_reason(run, FEATURES))
+    weekly = tmp_path / "weekly"
+    saved(weekly, "w_01", horizon=90)
+    assert "w_01, has other settings (horizon_days: model 90, run 60)" in \
+        registry.retrain_reason(dataclasses.replace(run, model_dir=weekly), FEATURES)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@
       dormant     purchase_probability < 0.2
 
     The post-hook stops the build unless every scored customer has exactly one row, and the
-    scores are of the as-of date this table gives them.
+    scoring plan is of the as-of date this table gives the scores.
 -#}
 {{ config(post_hook="{{ clv_require_every_customer_predicted(this) }}") }}
 {%- set bounds = clv_segment_bounds() %}

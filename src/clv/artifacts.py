@@ -383,12 +383,18 @@ def locked(model_dir: Path, timeout: float | None = None,
             "the predictions and the scoring runs there, clv_retrain 'never' included; point "
             "clv_model_dir at a writable directory (a copy of this one)") from error
     except (FileExistsError, NotADirectoryError) as error:  # the path, or a folder of it, a file
-        file = next((p for p in (model_dir, *model_dir.parents) if p.exists()), model_dir)
+        if model_dir.is_symlink() and not model_dir.exists():
+            why = f"it is a link to {os.readlink(model_dir)}, which does not exist"
+        else:
+            file = next((p for p in (model_dir, *model_dir.parents)
+                         if p.exists() and not p.is_dir()), None)
+            why = f"{file} is a file" if file is not None else str(error)
         raise NotADirectoryError(
             f"Invalid value for var 'clv_model_dir': {str(model_dir)!r} is not a directory "
-            f"({file} is a file): point clv_model_dir at a directory") from error
+            f"({why}): point clv_model_dir at a directory") from error
     except OSError as error:
-        if error.errno != errno.ELOOP:
+        # a link refused by O_NOFOLLOW: ELOOP on Linux, EMLINK on FreeBSD
+        if error.errno not in (errno.ELOOP, errno.EMLINK):
             raise
         raise OSError(error.errno, f"clv_model_dir {model_dir}: its lock file {LOCK_FILE} is a "
                       "symbolic link, which a build does not follow (it rewrites the lock's "

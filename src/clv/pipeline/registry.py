@@ -216,15 +216,18 @@ def settings_problem(artifact: ModelArtifact, run: RunSettings,
 
 def retrain_reason(run: RunSettings, features: list[str]) -> str:
     """Why no saved model is reused (``clv_retrain: auto`` trains one), in a line: the newest
-    saved model of this warehouse's data, and what of it differs from this run."""
+    saved model of this warehouse's data that fits the run's settings (else the newest of any
+    settings: another job's horizon, say), and what of it differs from this run."""
     ours = [a for a in list_artifacts(run.model_dir)
             if not run.data_signature or data_problem(a, run) is None]
     if not ours:
         return f"clv_model_dir {run.model_dir} holds no model of this data"
-    newest = max(ours, key=lambda a: (str(a.metadata.get("created_at") or ""), a.version))
-    settings = settings_problem(newest, run, features)
-    if settings is not None:
-        return f"the newest model of this data, {newest.version}, has other settings ({settings})"
+    fitting = [a for a in ours if settings_problem(a, run, features) is None]
+    newest = max(fitting or ours,
+                 key=lambda a: (str(a.metadata.get("created_at") or ""), a.version))
+    if not fitting:
+        return (f"the newest model of this data, {newest.version}, has other settings "
+                f"({settings_problem(newest, run, features)})")
     saved = int(newest.metadata.get("feature_definitions") or 1)
     if saved != FEATURE_DEFINITIONS:
         return (f"the newest model of this data, {newest.version}, was trained on feature "

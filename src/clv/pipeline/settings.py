@@ -25,14 +25,24 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in str(value or "").split(",") if item.strip())
 
 
-def _relation_name(this: Any) -> str:
-    """A Python step's own relation (``dbt.this``) as ``schema.name`` in lower case: dbt passes
-    an object with ``schema`` and ``identifier``; ``clv build`` the text ``schema.alias``."""
+def _relation_parts(this: Any) -> tuple[str, ...]:
+    """A Python step's own relation (``dbt.this``) as its lower-case parts: dbt passes an object
+    with ``database`` (none on some engines), ``schema`` and ``identifier``; ``clv build`` the
+    text ``schema.alias``."""
     schema, identifier = getattr(this, "schema", None), getattr(this, "identifier", None)
     if schema and identifier:
-        return f"{schema}.{identifier}".lower()
-    parts = [part.strip('"`') for part in str(this).split(".")]
-    return ".".join(parts[-2:]).lower()
+        database = getattr(this, "database", None)
+        parts = (database, schema, identifier) if database else (schema, identifier)
+    else:
+        parts = tuple(part.strip('"`') for part in str(this).split("."))
+    return tuple(str(part).lower() for part in parts)
+
+
+def _same_relation(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    """Whether two relations' parts name one relation, as far as both name it (one may lack
+    the database)."""
+    common = min(len(first), len(second))
+    return common >= 2 and first[-common:] == second[-common:]
 
 
 def _groups(value: Any) -> dict[str, tuple[str, ...]]:
@@ -120,13 +130,14 @@ class RunSettings:
         listed = table.to_pylist()[0].get("python_relations")
         if listed is None:  # a row built before the settings listed the steps
             return settings
-        this = _relation_name(step)
+        this = _relation_parts(step)
         relations = [str(name) for name in json.loads(listed or "[]")]
-        if this not in relations:
+        if not any(_same_relation(this, tuple(name.split("."))) for name in relations):
             shown = ", ".join(relations[:2]) + (", ..." if len(relations) > 2 else "")
+            builds = ".".join(this)
             raise ValueError(
                 "clv_run_settings was built by another environment's run: it lists clv's Python "
-                f"steps at {shown or 'no relation'}, and this run builds {this}. A run that "
+                f"steps at {shown or 'no relation'}, and this run builds {builds}. A run that "
                 "defers clv_run_settings (--defer, dbt clone) reads the settings of the "
                 "environment it defers to, whose model directory and export path are that "
                 "environment's; build clv_run_settings in this run (add it to --select) or once "
