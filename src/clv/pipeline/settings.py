@@ -128,16 +128,16 @@ class RunSettings:
         Python model's refs in its own source.)"""
         settings = cls.from_table(table)
         listed = table.to_pylist()[0].get("python_relations")
-        if listed is None:  # a row built before the settings listed the steps
+        relations = [str(name) for name in json.loads(listed or "[]")]
+        if not relations:  # a row built before the settings listed the steps
             return settings
         this = _relation_parts(step)
-        relations = [str(name) for name in json.loads(listed or "[]")]
         if not any(_same_relation(this, tuple(name.split("."))) for name in relations):
             shown = ", ".join(relations[:2]) + (", ..." if len(relations) > 2 else "")
             builds = ".".join(this)
             raise ValueError(
                 "clv_run_settings was built by another environment's run: it lists clv's Python "
-                f"steps at {shown or 'no relation'}, and this run builds {builds}. A run that "
+                f"steps at {shown}, and this run builds {builds}. A run that "
                 "defers clv_run_settings (--defer, dbt clone) reads the settings of the "
                 "environment it defers to, whose model directory and export path are that "
                 "environment's; build clv_run_settings in this run (add it to --select) or once "
