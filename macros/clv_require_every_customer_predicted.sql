@@ -17,13 +17,9 @@
     {% if not execute %}
         {{ return('') }}
     {% endif %}
-    {% set found = namespace(plan=none) %}
-    {% for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.name == 'int_clv__scoring_plan'
-           and node.package_name == model.package_name %}
-        {% set found.plan = adapter.get_relation(database=node.database, schema=node.schema,
-                                                 identifier=node.alias or node.name) %}
-    {% endfor %}
+    {% set node = clv_model_node('int_clv__scoring_plan') %}
+    {% set plan = none if node is none else adapter.get_relation(
+        database=node.database, schema=node.schema, identifier=node.alias or node.name) %}
     {% set check_sql %}
         with
 
@@ -54,8 +50,8 @@
 
         select
             (select min(as_of_date) from {{ predictions }}) as labelled_date,
-            {% if found.plan is not none -%}
-            (select min(as_of_date) from {{ found.plan }}) as scored_date,
+            {% if plan is not none -%}
+            (select min(as_of_date) from {{ plan }}) as scored_date,
             {%- else -%}
             cast(null as {{ dbt.type_string() }}) as scored_date,
             {%- endif %}
