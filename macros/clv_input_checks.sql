@@ -147,9 +147,17 @@
     {% if model.resource_type == 'model' %}
         {% set found = (required + extra + optional) | select('in', types) | list %}
         {% set lacking = optional | reject('in', types) | list %}
+        {#- customer attributes beside those clv reads are no model input unless declared: say
+            which, since a user who added one expects the model to use it -#}
+        {% set unread = [] %}
+        {% for column in schema if var_name == 'clv_customers' and (column.name | lower) not in found %}
+            {% do unread.append(column.name) %}
+        {% endfor %}
         {{ log("clv: reading " ~ var_name ~ " (" ~ clv_input_label(var_name) ~ "): " ~ (found | join(', '))
                ~ ("; no column " ~ (lacking | join(' or ')) ~ ", so " ~ ("it is" if lacking | length == 1 else "they are")
-                  ~ " null on every row (a model that renames a column can supply it)" if lacking else ""),
+                  ~ " null on every row (a model that renames a column can supply it)" if lacking else "")
+               ~ ("; not read: " ~ (unread | join(', ')) ~ " (name a numeric one in clv_extra_features to make it a model input)"
+                  if unread else ""),
                info=true) }}
     {% endif %}
     {{ return(types) }}

@@ -617,13 +617,14 @@ def test_events_and_signups_written_like_the_transactions_are_read(project):
 
 @pytest.mark.slow
 def test_attributes_and_events_may_lack_their_optional_columns(project):
-    """A customers file with ids and sign-up dates only, and events without a type: the
-    missing columns are null (no country, no add_to_cart), instead of a stop."""
+    """A customers file with ids, sign-up dates and an undeclared attribute, and events without
+    a type: the missing columns are null (no country, no add_to_cart), instead of a stop, and the
+    log names the attribute no var declares."""
     transactions = project.workdir / "invoices.csv"
     _retail_frame().to_csv(transactions, index=False)
     customers, events = project.workdir / "signups_only.csv", project.workdir / "untyped.csv"
-    pd.DataFrame({"customer_id": ["17850", "13047"],
-                  "signup_date": ["2010-11-03", "2010-11-04"]}).to_csv(customers, index=False)
+    pd.DataFrame({"customer_id": ["17850", "13047"], "signup_date": ["2010-11-03", "2010-11-04"],
+                  "Loyalty_Score": [3, 5]}).to_csv(customers, index=False)
     pd.DataFrame({"customer_id": ["17850"], "event_at": ["2011-06-20 09:05:00"]}).to_csv(
         events, index=False)
     project.build(vars={**VARS, "clv_transactions": str(transactions),
@@ -638,7 +639,9 @@ def test_attributes_and_events_may_lack_their_optional_columns(project):
     # and the build says which it read and which are null
     log = (project.workdir / "logs" / "dbt.log").read_text(encoding="utf-8")
     assert (f"clv: reading clv_customers ('{customers}'): customer_id, signup_date; no column "
-            "country or age_band, so they are null on every row") in log
+            "country or age_band, so they are null on every row (a model that renames a column "
+            "can supply it); not read: Loyalty_Score (name a numeric one in clv_extra_features "
+            "to make it a model input)") in log
     assert (f"clv: reading clv_events ('{events}'): customer_id, event_at; no column event_type, "
             "so it is null on every row") in log
 
