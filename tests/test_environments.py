@@ -13,7 +13,7 @@ import pytest
 from conftest import PROJECT_DIR, small_shop
 from dbt.cli.main import dbtRunner
 
-from clv.pipeline.settings import RunSettings
+from clv.pipeline.settings import RUN_SETTINGS_COLUMNS, RunSettings
 
 
 class _This:
@@ -28,13 +28,44 @@ def _table(row: dict) -> pa.Table:
     return pa.Table.from_pylist([row])
 
 
+def _settings_row() -> dict:
+    """A row of clv_run_settings as this version builds it, with no step listed."""
+    row = dict.fromkeys(RUN_SETTINGS_COLUMNS, "")
+    row.update(model_dir="onnx", retrain="auto", horizon_days=365, period_days=30,
+               sequence_periods=12, seed=42, static_features="a", channels="orders",
+               export_path="x.parquet", ensemble_size=1, explanations=True, keep_models=5,
+               max_train_rows=1000, max_validation_rows=1000, feature_groups="{}",
+               python_relations="[]")
+    return row
+
+
+def test_the_settings_columns_are_the_models():
+    """The columns the Python package knows are those models/clv_run_settings.sql builds."""
+    sql = (PROJECT_DIR / "models" / "clv_run_settings.sql").read_text(encoding="utf-8")
+    built = set(re.findall(r"\bas (\w+),?$", sql, flags=re.MULTILINE))
+    assert built == RUN_SETTINGS_COLUMNS
+
+
+def test_a_settings_row_of_another_version_stops_the_step():
+    """The dbt package and the Python package are installed apart: a settings row without a
+    column this package reads, or with one it does not know, stops the step naming both
+    packages and the columns, instead of a KeyError or a setting silently not read."""
+    older = {name: value for name, value in _settings_row().items() if name != "keep_models"}
+    with pytest.raises(ValueError, match=r"clv_run_settings does not have the columns of the "
+                                         r"Python package clv \d.*\(it lacks keep_models\): the "
+                                         r"dbt package and the Python package clv are of "
+                                         r"different versions"):
+        RunSettings.for_step(_table(older), _This())
+    newer = {**_settings_row(), "clv_new_setting": 1}
+    with pytest.raises(ValueError, match=r"\(this package does not know clv_new_setting\).*"
+                                         r"Install both from the same revision"):
+        RunSettings.for_step(_table(newer), _This())
+
+
 def test_a_step_acts_only_on_settings_that_list_it():
     """A settings row of another environment (a deferred clv_run_settings) names that
     environment's model directory and export path: the step stops instead of acting on it."""
-    row = {"model_dir": "onnx", "retrain": "auto", "horizon_days": 365, "period_days": 30,
-           "sequence_periods": 12, "seed": 42, "static_features": "a", "channels": "orders",
-           "export_path": "x.parquet", "ensemble_size": 1, "explanations": True,
-           "feature_groups": "{}"}
+    row = _settings_row()
     for this in (_This(), "dev.int_clv__model_registry", '"db"."DEV"."int_clv__model_registry"'):
         listed = {**row, "python_relations": '["dev.clv_report", "dev.int_clv__model_registry"]'}
         assert RunSettings.for_step(_table(listed), this).model_dir == Path("onnx")
@@ -42,7 +73,7 @@ def test_a_step_acts_only_on_settings_that_list_it():
         with pytest.raises(ValueError, match=r"another environment's run.*prod\.clv_report.*"
                                              r"this run builds (db\.)?dev\.int_clv__model_regi"):
             RunSettings.for_step(_table(other), this)
-    # a row built before the settings listed the steps
+    # a row whose build did not know where the steps are
     assert RunSettings.for_step(_table(row), _This()).retrain == "auto"
     # environments that differ in the database only (a catalog per environment)
     this = _ThisInDevDatabase()

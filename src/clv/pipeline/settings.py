@@ -18,6 +18,17 @@ import pyarrow as pa
 from clv.config import TrainSettings
 from clv.hybrid import BTYD_FEATURES
 
+# The columns of clv_run_settings (models/clv_run_settings.sql) that this package reads or
+# knows: a row with other columns comes from another version of the dbt package
+# (:meth:`RunSettings.for_step`).
+RUN_SETTINGS_COLUMNS = frozenset({
+    "as_of_date", "horizon_days", "training_cutoffs", "cutoff_spacing_days", "period_days",
+    "sequence_periods", "retrain", "model_dir", "keep_models", "seed", "ensemble_size",
+    "max_train_rows", "max_validation_rows", "export_path", "bi_database_path",
+    "static_features", "channels", "explanations", "scoring_engine", "time_zone",
+    "feature_groups", "predictions_relation", "history_relation", "python_relations",
+})
+
 
 def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
@@ -48,6 +59,27 @@ def _same_relation(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
 def _groups(value: Any) -> dict[str, tuple[str, ...]]:
     """The ``feature_groups`` JSON text (group -> columns, in declared order) as a dict."""
     return {str(name): _names(columns) for name, columns in json.loads(value or "{}").items()}
+
+
+def _require_this_version(columns: list[str]) -> None:
+    """Stop unless the settings row has the columns this package knows: the dbt package (its
+    SQL, from ``dbt deps``) and the Python package ``clv`` (from pip) are installed separately,
+    and a pair of different versions would read each other's tables wrongly."""
+    missing = sorted(RUN_SETTINGS_COLUMNS - set(columns))
+    unknown = sorted(set(columns) - RUN_SETTINGS_COLUMNS)
+    if not missing and not unknown:
+        return
+    from clv import __version__
+
+    differences = "; ".join(
+        f"{label} {', '.join(names)}" for label, names in
+        (("it lacks", missing), ("this package does not know", unknown)) if names)
+    raise ValueError(
+        f"clv_run_settings does not have the columns of the Python package clv {__version__} "
+        f"({differences}): the dbt package and the Python package clv are of different "
+        "versions, or clv_run_settings was not built again since an upgrade. Install both from "
+        "the same revision (the packages.yml revision and pip's), then build clv_run_settings "
+        "with the rest")
 
 
 @dataclass(frozen=True)
@@ -126,10 +158,11 @@ class RunSettings:
         environment's model directory and files: the step stops rather than train, export or
         prune there. (Each model names ``dbt.ref("clv_run_settings")`` itself: dbt finds a
         Python model's refs in its own source.)"""
+        _require_this_version(table.column_names)
         settings = cls.from_table(table)
-        listed = table.to_pylist()[0].get("python_relations")
+        listed = table.to_pylist()[0]["python_relations"]
         relations = [str(name) for name in json.loads(listed or "[]")]
-        if not relations:  # a row built before the settings listed the steps
+        if not relations:  # where the steps are is not known (no graph)
             return settings
         this = _relation_parts(step)
         if not any(_same_relation(this, tuple(name.split("."))) for name in relations):
