@@ -206,11 +206,18 @@
         {% endfor %}
     {% endif %}
     {% set state = namespace(sql=expression, rewritten=false) %}
-    {% for column in referenced if clv_data_type_kind(column.data_type) in ['text', 'integer'] %}
+    {#- PostgreSQL's money, plain: as numeric (its text, '$1,064.46', no number parse reads) -#}
+    {% set own = columns.get(plain.group(1) | lower) if plain else none %}
+    {% if own is not none and clv_data_type_kind(own.data_type) == 'money' %}
+        {{ return({'expression': clv_number_operand(expression, 'money') | trim,
+                   'text': 'cast(' ~ expression ~ ' as ' ~ text ~ ')'}) }}
+    {% endif %}
+    {% for column in referenced if clv_data_type_kind(column.data_type) in ['text', 'integer', 'money'] %}
         {#- every reference, wherever it stands: a text column parsed (a bad cell null), so that
             `coalesce(Quantity, 0)` reads it as a number; an integer column a number with a
             fraction, so that `amount_cents / 100` and `coalesce(amount_cents, 0) / 100` divide
-            as on DuckDB and Spark (PostgreSQL's integer division would drop the cents) -#}
+            as on DuckDB and Spark (PostgreSQL's integer division would drop the cents); a money
+            column (PostgreSQL) as numeric -#}
         {% set cast = clv_number_operand('@column@', clv_data_type_kind(column.data_type)) | trim %}
         {% for edge in clv_column_references(column.name) %}
             {#- the replacement: the engine's number cast of the column as written (the match's

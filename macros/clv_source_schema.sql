@@ -18,18 +18,21 @@
 
 {#-
     The kind of a column type as an engine names it: 'text', 'integer', 'float', 'decimal',
-    'temporal' (a date or timestamp; which of them hold instants is clv_is_instant_type's to say)
-    or 'other'. Covers DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER,
+    'temporal' (a date or timestamp; which of them hold instants is clv_is_instant_type's to say),
+    'money' (PostgreSQL's, whose text is written for the locale: '$1,064.46') or 'other'. Covers DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER,
     LONGINTEGER, FLOAT, DECIMAL) and Spark's (string, bigint, double, decimal(10,2)).
 -#}
 {% macro clv_data_type_kind(data_type) %}
     {% set name = (data_type or '') | string | trim | lower %}
+    {#- PostgreSQL's driver has no name for money: dbt reports its type code (790, fixed in
+        PostgreSQL's catalog) -#}
     {% set patterns = [
         ('text', '(varchar|nvarchar|text|string|bpchar|char|character( varying)?)( ?[(].*[)])?'),
         ('integer', 'u?(tiny|small|big|huge)?int(eger)?|int[248]|longinteger|long|short|byte'),
         ('float', 'double( precision)?|float[48]?|real'),
         ('decimal', '(decimal|numeric)( ?[(].*[)])?'),
         ('temporal', 'date|datetime|timestamp(_ntz|_s|_ms|_ns)?( ?[(].*[)])?( without time zone)?'),
+        ('money', 'money|unknown type_code 790'),
     ] %}
     {% for kind, pattern in patterns %}
         {% if modules.re.fullmatch(pattern, name) %}

@@ -56,6 +56,10 @@ def source() -> str:
             cursor.execute(f'create schema "{inputs}"')
         connection.commit()
         PostgresWarehouse(connection, inputs).write_table(f"{inputs}.retail", table)
+        with connection.cursor() as cursor:  # the amount in PostgreSQL's money type
+            cursor.execute(f'alter table "{inputs}".retail add column "Total" money')
+            cursor.execute(f'update "{inputs}".retail set "Total" = "AmountCents" / 100.0')
+        connection.commit()
     finally:
         connection.close()
     return f"{inputs}.retail"
@@ -99,6 +103,16 @@ def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path, amount):
     """Wherever the integer column stands, inside a function as well as beside the operator."""
     staged, _ = _staged(source, {**COLUMNS, "amount": amount}, tmp_path)
     assert dict(staged)["536369"] == pytest.approx(1.98)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("amount", "factor"), [("Total", 1), ("coalesce(Total, 0) * 2", 2)])
+def test_a_money_amount_reads_as_a_number(source, tmp_path, amount, factor):
+    """PostgreSQL's money type writes its text for the locale ('$1,064.46'), which no number
+    parse reads: alone or inside an expression, the column is read as numeric."""
+    staged, quality = _staged(source, {**COLUMNS, "amount": amount}, tmp_path)
+    assert dict(staged) == pytest.approx({row[0]: factor * row[5] / 100 for row in ROWS})
+    assert quality == [("missing_customer_id", 1, "536368")]
 
 
 @pytest.mark.slow
