@@ -42,7 +42,8 @@
              two digits, as strptime does, where 'MM' would reject '1/2/2024'; two letters
              where two numbers touch, as in '%Y%m%d' -> 'yyyyMMdd');
       regex: a pattern the trimmed text must match first. It makes every engine as strict as
-             strptime: to_timestamp ignores trailing text and matches any separator.
+             strptime: to_timestamp ignores trailing text, matches any separator and reads a
+             month or day 0 as 1 ('00/05/2010' as January 5).
     Literal letters are quoted for each engine. A directive outside the supported list stops
     compilation with an error naming it; with `strict` false it gives none instead (DuckDB,
     whose strptime reads more directives, checks the text against the regex where there is one).
@@ -51,8 +52,8 @@
     {#- directive: [postgres, spark, spark when next to a number, regex, regex when next to a number] -#}
     {% set numeric = {
         'Y': ['YYYY', 'yyyy', 'yyyy', '[0-9]{4}', '[0-9]{4}'],
-        'm': ['MM', 'M', 'MM', '[0-9]{1,2}', '[0-9]{2}'],
-        'd': ['DD', 'd', 'dd', '[0-9]{1,2}', '[0-9]{2}'],
+        'm': ['MM', 'M', 'MM', '(0?[1-9]|1[0-2])', '(0[1-9]|1[0-2])'],
+        'd': ['DD', 'd', 'dd', '(0?[1-9]|[12][0-9]|3[01])', '(0[1-9]|[12][0-9]|3[01])'],
         'H': ['HH24', 'H', 'HH', '[0-9]{1,2}', '[0-9]{2}'],
         'I': ['HH12', 'h', 'hh', '[0-9]{1,2}', '[0-9]{2}'],
         'M': ['MI', 'm', 'mm', '[0-9]{1,2}', '[0-9]{2}'],

@@ -116,6 +116,26 @@ def test_a_money_amount_reads_as_a_number(source, tmp_path, amount, factor):
 
 
 @pytest.mark.slow
+def test_a_month_or_day_0_is_an_invalid_timestamp_as_on_duckdb(source, tmp_path):
+    """PostgreSQL's to_timestamp reads '00/05/2010' as January 5 and '11/00/2010' as November
+    1; DuckDB's strptime refuses both: they are invalid timestamps on every engine."""
+    from clv.warehouse import PostgresWarehouse
+
+    dates = ["00/05/2010 10:00", "11/00/2010 10:00", "12/1/2010 8:26", "12/31/2010 23:59"]
+    table = pa.table({"InvoiceNo": [f"t{i}" for i in range(len(dates))], "InvoiceDate": dates,
+                      "CustomerID": ["17850"] * len(dates), "Quantity": ["1"] * len(dates),
+                      "UnitPrice": ["2.5"] * len(dates)})
+    placeholders = f"{source.split('.')[0]}.placeholder_dates"
+    connection = postgres_connection()
+    try:
+        PostgresWarehouse(connection, source.split(".")[0]).write_table(placeholders, table)
+    finally:
+        connection.close()
+    _, quality = _staged(placeholders, COLUMNS, tmp_path)
+    assert quality == [("invalid_timestamp", 2, "00/05/2010 10:00")]
+
+
+@pytest.mark.slow
 def test_names_with_a_space_and_a_text_column_inside_a_function(source, tmp_path):
     """"Customer ID" maps as the header spells it; `coalesce(Quantity, 0)` reads the text
     column as a number, so its n/a cell is the 0 the user's coalesce asks for."""
