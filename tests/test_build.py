@@ -61,7 +61,7 @@ def test_staged_builds_leave_out_an_excluded_data_test(monkeypatch):
         close=lambda: None, relation=lambda relation: relation))
     monkeypatch.setattr(build, "_nodes", lambda manifest, project_dir: nodes)
     monkeypatch.setattr(build, "run_python_model", lambda *args: 0)
-    build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR, manifest=object(),
+    build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR, manifest=SimpleNamespace(nodes={}),
                 exclude=["staging", "a_warning_test"])
     dbt_commands = [c for c in commands if c[0] in ("build", "test")]
     assert dbt_commands and all(c[c.index("--exclude") + 1:] == ["a_warning_test"]
@@ -82,7 +82,7 @@ def test_ancestors_keep_what_a_model_needs():
         build._ancestors(nodes, ["zzz"])
 
 
-def test_named_models_load_only_the_seeds_they_read():
+def test_named_models_load_only_the_seeds_they_read_and_the_project_the_enabled_ones():
     def manifest_node(name: str, *parents: str) -> SimpleNamespace:
         return SimpleNamespace(name=name, depends_on=SimpleNamespace(nodes=list(parents)))
 
@@ -96,6 +96,12 @@ def test_named_models_load_only_the_seeds_they_read():
     nodes = [_node("a", "sql"), _node("b", "sql", "a"), _node("c", "sql")]
     assert build._seeds_read(manifest, build._ancestors(nodes, ["b"])) == ["sample"]
     assert build._seeds_read(manifest, [nodes[1]]) == []
+    # the whole project: every enabled seed, by name; none when they are disabled (a selection
+    # that matches no enabled node makes dbt warn)
+    assert build._seeds_read(manifest) == ["other", "sample"]
+    models_only = SimpleNamespace(nodes={name: node for name, node in manifest.nodes.items()
+                                         if name.startswith("model.")})
+    assert build._seeds_read(models_only) == []
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -434,8 +434,14 @@ def _ancestors(nodes: Sequence[Node], names: Sequence[str]) -> list[Node]:
     return [node for node in nodes if node.unique_id in keep]
 
 
-def _seeds_read(manifest: Any, nodes: Sequence[Node]) -> list[str]:
-    """The names of the seeds that ``nodes`` read."""
+def _seeds_read(manifest: Any, nodes: Sequence[Node] | None = None) -> list[str]:
+    """The names of the seeds that ``nodes`` read; with no ``nodes``, of every enabled seed (a
+    disabled one is not in ``manifest.nodes``: the sample's, when clv_load_sample turns it off,
+    which ``--select resource_type:seed`` would answer with dbt's warning that it matches no
+    enabled node)."""
+    if nodes is None:
+        return sorted({node.name for unique_id, node in manifest.nodes.items()
+                       if unique_id.startswith("seed.")})
     return sorted({manifest.nodes[parent].name for node in nodes
                    for parent in manifest.nodes[node.unique_id].depends_on.nodes
                    if parent.startswith("seed.")})
@@ -482,11 +488,11 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
             # each stage runs on this parse instead of reading dbt's saved one
             manifest = runner.manifest = runner.invoke(["parse"], quiet=True).result
         nodes = _nodes(manifest, project_dir)
-        # with models named, only they, what they need and the seeds it reads
-        seeds = ["resource_type:seed"]
+        # every enabled seed; with models named, only they, what they need and the seeds it
+        # reads
         if models:
             nodes = _ancestors(nodes, models)
-            seeds = _seeds_read(manifest, nodes)
+        seeds = _seeds_read(manifest, nodes if models else None)
         # a name in exclude that is no model (a data test) is left out of every stage's dbt
         # command, which would select it otherwise
         models_named = {node.name for node in nodes}
