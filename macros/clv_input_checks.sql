@@ -135,7 +135,9 @@
                               ~ ("; optional: " ~ (optional | join(', ')) if optional else "") ~ ")"
                               ~ ("; clv_extra_features also names " ~ clv_quoted_list(missing_extra)
                                  ~ ", which it does not have" if missing_extra else "")
-                              ~ "; its columns are: " ~ names) }}
+                              ~ "; its columns are: " ~ names
+                              ~ " (clv_columns maps the transactions' columns only: name a view or model that"
+                              ~ " renames these instead)") }}
     {% endif %}
     {% if missing_extra %}
         {{ clv_fail('clv_extra_features', "names " ~ clv_quoted_list(missing_extra) ~ ", which " ~ var_name

@@ -660,7 +660,9 @@ def test_an_input_without_its_required_columns_names_them_all(project):
     line = message_line(node_failures(result)["stg_clv__events"],
                         "Invalid value for var 'clv_events'")
     assert (f"'{events}' has no columns 'customer_id' and 'event_at' (expected customer_id, "
-            "event_at; optional: event_type); its columns are: user, ts") in line, line
+            "event_at; optional: event_type); its columns are: user, ts (clv_columns maps the "
+            "transactions' columns only: name a view or model that renames these instead)"
+            ) in line, line
 
 
 @pytest.mark.slow
@@ -679,7 +681,8 @@ def test_attributes_without_their_id_and_an_extra_feature_name_both(project):
                          "Invalid value for var 'clv_customers'")
     assert (f"'{customers}' has no column 'customer_id' (expected customer_id; optional: "
             "signup_date, country, age_band); clv_extra_features also names 'points', which it "
-            "does not have; its columns are: id, tier") in line, line
+            "does not have; its columns are: id, tier (clv_columns maps the transactions' "
+            "columns only: name a view or model that renames these instead)") in line, line
 
 
 @pytest.mark.slow
