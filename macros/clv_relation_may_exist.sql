@@ -97,3 +97,58 @@
     {% endif %}
     {{ return(tables.rows | length > 0) }}
 {% endmacro %}
+
+
+{#-
+    Why the role this target connects as may not read relation `name` (clv_source's
+    spelling), as a sentence naming the grants it lacks; empty when it may, or when that is not
+    known here. The engine's own error ("permission denied for table orders") names neither the
+    var, the schema nor the grant. PostgreSQL only, and only for a name with its schema.
+-#}
+{% macro clv_relation_unreadable(name) %}
+    {% set parts = [] %}
+    {% for part in modules.re.findall(clv_relation_name_part(), name) %}
+        {% do parts.append({'name': part[1:-1] if part[:1] in ['"', '`'] else part,
+                            'quoted': part[:1] in ['"', '`']}) %}
+    {% endfor %}
+    {{ return(adapter.dispatch('clv_relation_unreadable', 'clv')(parts)) }}
+{% endmacro %}
+
+
+{% macro default__clv_relation_unreadable(parts) %}
+    {{ return('') }}
+{% endmacro %}
+
+
+{% macro postgres__clv_relation_unreadable(parts) %}
+    {% if parts | length < 2 %}
+        {{ return('') }}
+    {% endif %}
+    {% set text = [] %}
+    {% for part in parts[-2:] %}
+        {% set spelled = (part.name if part.quoted else part.name | lower)[:63] %}
+        {% do text.append("'" ~ (spelled | replace("'", "''")) ~ "'") %}
+    {% endfor %}
+    {% set found = run_query(
+        "select format('%I', n.nspname), format('%I.%I', n.nspname, c.relname), current_user,"
+        ~ " has_schema_privilege(n.oid, 'USAGE'), has_table_privilege(c.oid, 'SELECT')"
+        ~ " from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
+        ~ " where c.relkind in ('r', 'v', 'm', 'f', 'p') and n.nspname = " ~ text[0]
+        ~ " and c.relname = " ~ text[1]).rows %}
+    {% if found | length != 1 %}
+        {{ return('') }}
+    {% endif %}
+    {% set schema, relation, role, usable, readable = found[0] %}
+    {% set grants = [] %}
+    {% if not usable %}
+        {% do grants.append('grant usage on schema ' ~ schema ~ ' to ' ~ role) %}
+    {% endif %}
+    {% if not readable %}
+        {% do grants.append('grant select on ' ~ relation ~ ' to ' ~ role) %}
+    {% endif %}
+    {% if not grants %}
+        {{ return('') }}
+    {% endif %}
+    {{ return("the role " ~ role ~ " may not read " ~ relation ~ ": its owner (or a superuser) can "
+              ~ (grants | join('; ')) ~ ", or the profile can connect as a role that may") }}
+{% endmacro %}

@@ -12,7 +12,8 @@
       `{{ source('shop', 'orders') }}` in the var renders. The var is rendered in the model's
       context, so such a ref is also an edge of the DAG: dbt builds the input first.
     Anything else is rejected before SQL runs, and so is a relation name the warehouse surely
-    does not hold (clv_relation_may_exist).
+    does not hold (clv_relation_may_exist), or one the target's role may not read
+    (clv_relation_unreadable).
 -#}
 {% macro clv_source(var_name, default_seed=none) %}
     {% set value = (var(var_name, '') or '') | string | trim %}
@@ -88,6 +89,12 @@
                               ~ ("; PostgreSQL reads an unquoted name in lower case, and the table "
                                  ~ "was created with capitals: write it in double quotes, as '"
                                  ~ quoted ~ "'" if folded else "")) }}
+    {% endif %}
+    {% if execute and flags.WHICH not in clv_compile_only_commands() %}
+        {% set refused = clv_relation_unreadable(value) %}
+        {% if refused %}
+            {{ clv_fail(var_name, refused) }}
+        {% endif %}
     {% endif %}
     {{ return(value) }}
 {% endmacro %}

@@ -235,6 +235,37 @@ def test_a_decimal_comma_reads_as_on_duckdb(source, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_relation_the_role_may_not_read_names_the_grants(source, tmp_path, capsys):
+    """PostgreSQL's own error, `permission denied for table retail`, names neither the var,
+    the schema nor the grant: the build stops with one line naming all three, and the role."""
+    from clv.build import BuildError
+
+    closed = schema_name("clv_pgin_closed")
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create schema "{closed}"')
+            cursor.execute(f'create table "{closed}".orders as select * from {source}')
+            cursor.execute("select current_user")
+            role = cursor.fetchone()[0]
+            # the owner gives up its own rights, as a role that was never granted them has none
+            cursor.execute(f'revoke select on "{closed}".orders from {role}')
+            cursor.execute(f'revoke usage on schema "{closed}" from {role}')
+        connection.commit()
+        with pytest.raises(BuildError, match="failed at stg_clv__transactions"):
+            _staged(f"{closed}.orders", COLUMNS, tmp_path)
+        out = capsys.readouterr().out
+        assert (f"Invalid value for var 'clv_transactions': the role {role} may not read "
+                f"{closed}.orders: its owner (or a superuser) can grant usage on schema {closed} "
+                f"to {role}; grant select on {closed}.orders to {role}") in out, out
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'drop schema "{closed}" cascade')
+        connection.commit()
+        connection.close()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "found"), [
     ("no_such_orders", False), ("{schema}.Retail", True), ('"{schema}"."Retail"', False)])
 def test_a_missing_relation_stops_with_one_line_naming_the_var(source, tmp_path, capsys, name,
