@@ -7,12 +7,18 @@
     still resolve is left for the engine to read. Engines without a lookup here say true.
 -#}
 {% macro clv_relation_may_exist(name) %}
+    {{ return(adapter.dispatch('clv_relation_may_exist', 'clv')(clv_relation_parts(name))) }}
+{% endmacro %}
+
+
+{#- The parts of relation name `name`: {'name': as written, unquoted; 'quoted': whether it was}. -#}
+{% macro clv_relation_parts(name) %}
     {% set parts = [] %}
     {% for part in modules.re.findall(clv_relation_name_part(), name) %}
         {% do parts.append({'name': part[1:-1] if part[:1] in ['"', '`'] else part,
                             'quoted': part[:1] in ['"', '`']}) %}
     {% endfor %}
-    {{ return(adapter.dispatch('clv_relation_may_exist', 'clv')(parts)) }}
+    {{ return(parts) }}
 {% endmacro %}
 
 
@@ -106,12 +112,7 @@
     var, the schema nor the grant. PostgreSQL only, and only for a name with its schema.
 -#}
 {% macro clv_relation_unreadable(name) %}
-    {% set parts = [] %}
-    {% for part in modules.re.findall(clv_relation_name_part(), name) %}
-        {% do parts.append({'name': part[1:-1] if part[:1] in ['"', '`'] else part,
-                            'quoted': part[:1] in ['"', '`']}) %}
-    {% endfor %}
-    {{ return(adapter.dispatch('clv_relation_unreadable', 'clv')(parts)) }}
+    {{ return(adapter.dispatch('clv_relation_unreadable', 'clv')(clv_relation_parts(name))) }}
 {% endmacro %}
 
 
