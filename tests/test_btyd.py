@@ -430,7 +430,7 @@ def test_expected_purchases_unconditional_consistency() -> None:
     "params",
     [
         BGNBDParams(0.243, 4.414, 0.793, 2.426),
-        BGNBDParams(0.06, 7.0, 0.39, 0.22),  # a + b < 1: closed form unusable for x = 0
+        BGNBDParams(0.06, 7.0, 0.39, 0.22),  # a + b < 1: quadrature for x = 0
         BGNBDParams(3.0, 50.0, 4.0, 100.0),
         BGNBDParams(0.5, 20.0, 1.00003, 3.0),  # a next to 1
     ],

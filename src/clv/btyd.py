@@ -627,10 +627,11 @@ def bgnbd_expected_purchases(
         (2005, eq. 10) written with an Euler transformation of the hypergeometric function,
         ``2F1(a + b - 1 - r, a - 1; a + b + x - 1; z)``, whose first two arguments do not grow
         with ``x``. For ``a`` within 1e-4 of 1 (where the formula is 0/0) it is interpolated
-        linearly in ``a``. Where the closed form is unusable (``a + b + x - 1 <= 0``, a non-finite
-        or out-of-bounds value) the same quantity is computed by Gauss-Jacobi quadrature over the
-        dropout probability, which is accurate unless the horizon is very long relative to
-        ``alpha + T`` and ``x`` is large.
+        linearly in ``a``. Where the closed form is not used (``a + b + x - 1 <= 0``, that is
+        ``x = 0`` with ``a + b < 1``, which the Euler form would also serve unless it is a whole
+        number; a non-finite or out-of-bounds value) the same quantity is computed by
+        Gauss-Jacobi quadrature over the dropout probability, which is accurate unless the
+        horizon is thousands of times ``alpha + T`` or longer.
     """
     x, tx, big_t = _check_rft(frequency, recency, T)
     horizon = np.broadcast_to(_as_1d("t", t), x.shape).astype(np.float64)

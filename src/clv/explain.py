@@ -20,9 +20,12 @@ network output f(x) is compared with f(r) for the *reference customer* r, the pe
 of the training examples in the network's input layout (:class:`Reference`, saved with the
 model). The groups are switched from r's values to x's one at a time, in the group order and
 again in the reverse order; a group's contribution is the mean over the two walks of the change
-in f when it is switched (a two-permutation Shapley estimate: exact when the network is additive
-over groups, and the order's effect halved otherwise). Each walk telescopes, so the
-contributions add up to f(x) - f(r) up to float64 rounding (about 1e-12 of f). A group whose
+in f when it is switched (a two-permutation Shapley estimate: the exact Shapley value when the
+groups interact at most in pairs, an additive network included; with an interaction among three
+or more groups an estimate, which can split it unevenly). Each walk telescopes, so the
+contributions add up to f(x) - f(r) by construction, up to float64 rounding (about 1e-12 of f):
+the tests of that sum check the rounding, while each group's share is checked against a plain
+recomputation and a hand-built graph. A group whose
 inputs equal r's changes no input row, hence no output: its contribution is exactly 0, because
 every state of a customer is evaluated at the same row offset (:data:`ROW_BLOCK`).
 

@@ -262,8 +262,11 @@ def evaluate(outputs: RawOutputs, calibration, table: pa.Table, mask: np.ndarray
     rows ``mask`` of ``table`` (the validation cutoff).
 
     The network is evaluated at its own level (before clv.level) with ``calibration``, which
-    the caller fitted on other rows, so no metric reads a prediction fitted to its own label:
-    expected spend, purchase probability (AUC, Brier score, expected calibration error) and the
+    the caller fitted on other rows (the training cutoffs), so no metric reads a prediction
+    fitted to its own label. Those rows are the network's own training rows, so the
+    calibration behind the probability and quantile metrics is fitted to in-sample residuals,
+    unlike the one the model ships (fitted on the window the level is carried from): expected
+    spend, purchase probability (AUC, Brier score, expected calibration error) and the
     quantiles of the calibrated ZILN distribution (p10-p90 coverage, the share above p90, the
     share below p10 of those whose p10 is above 0). The baselines have no probability and no
     quantiles: those metrics are None for them. Each evaluation row carries its predictor's
