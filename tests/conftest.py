@@ -239,6 +239,20 @@ def write_csv(tmp_path: Path) -> Callable[[pd.DataFrame, str], str]:
     return write
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs in a directory of its own session, not the checkout: a build's outputs
+    whose paths are relative to where dbt runs (the report, the Parquet export, the model
+    directory by default) never land in the developer's own."""
+    previous = Path.cwd()
+    directory = tmp_path_factory.mktemp("cwd")
+    os.chdir(directory)
+    try:
+        yield directory
+    finally:
+        os.chdir(previous)
+
+
 @pytest.fixture(scope="session")
 def spark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Spark warehouse and metastore for the whole session (one SparkSession per

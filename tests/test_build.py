@@ -287,7 +287,8 @@ def test_an_interrupt_ends_with_the_shells_status(capsys, monkeypatch):
     assert build.main([]) == 130
     assert _one_error_line(capsys) == "clv build: interrupted"
     monkeypatch.setattr(backfill, "backfill", lambda *args, **kwargs: backfill._invoke(["parse"]))
-    assert backfill.main(["--start", "2023-01-31", "--end", "2023-02-28"]) == 130
+    assert backfill.main(["--start", "2023-01-31", "--end", "2023-02-28",
+                          "--project-dir", str(PROJECT_DIR)]) == 130
     # a backfill stopped part-way says what it leaves apart
     assert _one_error_line(capsys) == ("clv-backfill: interrupted; the dates reported as scored "
                                        f"are in the history; {backfill.APART}")

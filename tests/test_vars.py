@@ -133,7 +133,8 @@ def _parsed(project, vars: dict) -> dict:
     with duckdb_path(project.database):
         parsed = dbtRunner().invoke(
             ["parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-             "--target-path", str(project.workdir / "target"), "--quiet",
+             "--target-path", str(project.workdir / "target"),
+             "--log-path", str(project.workdir / "logs"), "--quiet",
              "--vars", json.dumps(vars)])
     assert parsed.success, parsed.exception
     manifest = parsed.result
