@@ -528,7 +528,7 @@ def test_the_most_valuable_customers_are_listed_with_their_driver():
 
 def test_is_the_model_worth_using_is_answered_in_words():
     """Yes, about as well, or no (with what to use instead, as the warn test says), from the
-    two validation Ginis; nothing without them."""
+    two validation Ginis; nothing without them; and a naive rule that ranks better than both."""
     from clv.report.render import model_verdict
 
     def verdict(network: float, btyd: float) -> str:
@@ -545,6 +545,13 @@ def test_is_the_model_worth_using_is_answered_in_words():
     assert verdict(0.820, 0.847).startswith("No:")
     assert "btyd_expected_spend" in verdict(0.820, 0.847)
     assert model_verdict(ReportData(ginis={"network": 0.9})) == ""
+    # a naive baseline that ranks better than both models is named
+    naive = {"network": 0.878, "bgnbd_gamma_gamma": 0.847, "naive_last_horizon": 0.884,
+             "naive_average_rate": 0.801}
+    assert model_verdict(ReportData(ginis=naive)).endswith(
+        " But a naive rule ranks them better than both models: last horizon's spend "
+        "(normalized Gini 0.884).")
+    assert "naive" not in model_verdict(ReportData(ginis={**naive, "naive_last_horizon": 0.882}))
     connection = duckdb.connect()
     _hand_made(connection)
     _hand_made_changes(connection)

@@ -792,20 +792,30 @@ def _section(key: str, title: str, figures: Sequence[Figure], after: str = "",
 def model_verdict(data: ReportData) -> str:
     """The answer to "is the model worth using?" in words: how the network ranks the customers
     by spend on the validation cutoff against BG/NBD + Gamma-Gamma (normalized Gini), with the
-    0.02 below which dbt warns (clv_network_ranks_as_well_as_btyd); empty without both."""
+    0.02 below which dbt warns (clv_network_ranks_as_well_as_btyd), and a naive baseline that
+    ranks them better than both, if one does; empty without the two models' Ginis."""
     network, btyd = data.ginis.get("network"), data.ginis.get("bgnbd_gamma_gamma")
     if not (svg.finite(network) and svg.finite(btyd)):
         return ""
     figures = f"(normalized Gini {network:.3f} against {btyd:.3f} on the validation cutoff)"
     if network >= btyd + 0.005:
-        return (f"Yes: the model ranks the customers by what they will spend better than the "
-                f"classic BG/NBD + Gamma-Gamma model {figures}.")
-    if network >= btyd - 0.02:
-        return (f"About as well as the classic BG/NBD + Gamma-Gamma model ranks the customers "
-                f"by what they will spend {figures}: use either.")
-    return (f"No: the classic BG/NBD + Gamma-Gamma model ranks the customers by what they will "
-            f"spend better {figures}; use its values, clv_predictions.btyd_expected_spend (dbt "
-            "warns: clv_network_ranks_as_well_as_btyd).")
+        verdict = (f"Yes: the model ranks the customers by what they will spend better than the "
+                   f"classic BG/NBD + Gamma-Gamma model {figures}.")
+    elif network >= btyd - 0.02:
+        verdict = (f"About as well as the classic BG/NBD + Gamma-Gamma model ranks the customers "
+                   f"by what they will spend {figures}: use either.")
+    else:
+        verdict = (f"No: the classic BG/NBD + Gamma-Gamma model ranks the customers by what they "
+                   f"will spend better {figures}; use its values, "
+                   "clv_predictions.btyd_expected_spend (dbt warns: "
+                   "clv_network_ranks_as_well_as_btyd).")
+    naive = max(((data.ginis[name], name) for name in PREDICTORS
+                 if name.startswith("naive") and svg.finite(data.ginis.get(name))), default=None)
+    if naive is not None and naive[0] >= max(network, btyd) + 0.005:
+        verdict += (f" But a naive rule ranks them better than both models: "
+                    f"{PREDICTORS[naive[1]][0].removeprefix('naive: ')} (normalized Gini "
+                    f"{naive[0]:.3f}).")
+    return verdict
 
 
 def render_report(data: ReportData, written_at: datetime) -> Rendered:
