@@ -567,14 +567,16 @@ def _money(data: ReportData) -> str:
 
 
 def _driver(row: Any) -> str:
-    """A customer's first explanation driver as the tables show it: the group and its signed
-    contribution (empty without explanations)."""
+    """A customer's first explanation driver as the tables show it: the group (what it holds
+    on hover) and its signed contribution (empty without explanations)."""
     group = getattr(row, "driver_1_group", None)
     contribution = getattr(row, "driver_1_contribution", None)
     if group is None or pd.isna(group):
         return ""
-    return escape(str(group)) + (f" ({_signed(float(contribution))})"
-                                 if svg.finite(contribution) else "")
+    # the name the tables use, and what it holds on hover
+    name = (f'<abbr title="{escape(GROUP_MEANINGS[group])}">{escape(group)}</abbr>'
+            if group in GROUP_MEANINGS else escape(str(group)))
+    return name + (f" ({_signed(float(contribution))})" if svg.finite(contribution) else "")
 
 
 def top_customers_table(data: ReportData) -> str:
