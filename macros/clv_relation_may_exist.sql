@@ -131,7 +131,7 @@
         {% do text.append("'" ~ (spelled | replace("'", "''")) ~ "'") %}
     {% endfor %}
     {% set found = run_query(
-        "select format('%I', n.nspname), format('%I.%I', n.nspname, c.relname), current_user,"
+        "select format('%I', n.nspname), format('%I.%I', n.nspname, c.relname), format('%I', current_user),"
         ~ " has_schema_privilege(n.oid, 'USAGE'), has_table_privilege(c.oid, 'SELECT')"
         ~ " from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         ~ " where c.relkind in ('r', 'v', 'm', 'f', 'p') and n.nspname = " ~ text[0]

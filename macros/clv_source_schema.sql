@@ -19,8 +19,9 @@
 {#-
     The kind of a column type as an engine names it: 'text', 'integer', 'float', 'decimal',
     'temporal' (a date or timestamp; which of them hold instants is clv_is_instant_type's to say),
-    'money' (PostgreSQL's, whose text is written for the locale: '$1,064.46') or 'other'. Covers DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER,
-    LONGINTEGER, FLOAT, DECIMAL) and Spark's (string, bigint, double, decimal(10,2)).
+    'money' (PostgreSQL's, whose text is written for the locale: '$1,064.46') or 'other'. Covers
+    DuckDB's names, PostgreSQL's as its driver reports them (STRING, INTEGER, LONGINTEGER, FLOAT,
+    DECIMAL) and Spark's (string, bigint, double, decimal(10,2)).
 -#}
 {% macro clv_data_type_kind(data_type) %}
     {% set name = (data_type or '') | string | trim | lower %}

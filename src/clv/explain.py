@@ -25,9 +25,9 @@ groups interact at most in pairs, an additive network included; with an interact
 or more groups an estimate, which can split it unevenly). Each walk telescopes, so the
 contributions add up to f(x) - f(r) by construction, up to float64 rounding (about 1e-12 of f):
 the tests of that sum check the rounding, while each group's share is checked against a plain
-recomputation and a hand-built graph. A group whose
-inputs equal r's changes no input row, hence no output: its contribution is exactly 0, because
-every state of a customer is evaluated at the same row offset (:data:`ROW_BLOCK`).
+recomputation and a hand-built graph. A group whose inputs equal r's changes no input row,
+hence no output: its contribution is exactly 0, because every state of a customer is evaluated
+at the same row offset (:data:`ROW_BLOCK`).
 
 Cost: a customer takes 2m - 1 network rows, m being the number of groups whose inputs differ
 from r's within its chunk (at most 10 with the default groups: 19 rows, against 1 for scoring).
