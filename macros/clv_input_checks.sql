@@ -201,7 +201,9 @@
         {% for name in clv_expression_column_names(expression) %}
             {% if name | lower in columns and columns[name | lower] not in mentioned %}
                 {% do mentioned.append(columns[name | lower]) %}
-                {% if "'" not in expression or clv_is_arithmetic_operand(columns[name | lower].name, bare) %}
+                {#- money wherever it stands: no function reads its text either -#}
+                {% if "'" not in expression or clv_is_arithmetic_operand(columns[name | lower].name, bare)
+                      or clv_data_type_kind(columns[name | lower].data_type) == 'money' %}
                     {% do referenced.append(columns[name | lower]) %}
                 {% endif %}
             {% endif %}

@@ -106,7 +106,10 @@ def test_an_integer_amount_in_cents_keeps_its_cents(source, tmp_path, amount):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("amount", "factor"), [("Total", 1), ("coalesce(Total, 0) * 2", 2)])
+@pytest.mark.parametrize(("amount", "factor"), [
+    ("Total", 1), ("coalesce(Total, 0) * 2", 2),
+    # beside a string literal, where a text column is left as written unless it is an operand
+    ("case when InvoiceNo <> '' then Total end", 1)])
 def test_a_money_amount_reads_as_a_number(source, tmp_path, amount, factor):
     """PostgreSQL's money type writes its text for the locale ('$1,064.46'), which no number
     parse reads: alone or inside an expression, the column is read as numeric."""
