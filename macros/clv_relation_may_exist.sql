@@ -109,7 +109,8 @@
     Why the role this target connects as may not read relation `name` (clv_source's
     spelling), as a sentence naming the grants it lacks; empty when it may, or when that is not
     known here. The engine's own error ("permission denied for table orders") names neither the
-    var, the schema nor the grant. PostgreSQL only, and only for a name with its schema.
+    var, the schema nor the grant. PostgreSQL only, and only for a name with its schema; a role
+    with a grant on some of the columns is left to the engine (select on every column reads).
 -#}
 {% macro clv_relation_unreadable(name) %}
     {{ return(adapter.dispatch('clv_relation_unreadable', 'clv')(clv_relation_parts(name))) }}
@@ -132,7 +133,7 @@
     {% endfor %}
     {% set found = run_query(
         "select format('%I', n.nspname), format('%I.%I', n.nspname, c.relname), format('%I', current_user),"
-        ~ " has_schema_privilege(n.oid, 'USAGE'), has_table_privilege(c.oid, 'SELECT')"
+        ~ " has_schema_privilege(n.oid, 'USAGE'), has_any_column_privilege(c.oid, 'SELECT')"
         ~ " from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on n.oid = c.relnamespace"
         ~ " where c.relkind in ('r', 'v', 'm', 'f', 'p') and n.nspname = " ~ text[0]
         ~ " and c.relname = " ~ text[1]).rows %}

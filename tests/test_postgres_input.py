@@ -237,6 +237,13 @@ def test_a_decimal_comma_reads_as_on_duckdb(source, tmp_path):
 
 
 
+def table_columns(connection, schema: str, table: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("select column_name from information_schema.columns where table_schema = "
+                       "%s and table_name = %s order by ordinal_position", (schema, table))
+        return [row[0] for row in cursor.fetchall()]
+
+
 @pytest.mark.slow
 def test_a_relation_the_role_may_not_read_names_the_grants(source, tmp_path, capsys):
     """PostgreSQL's own error, `permission denied for table retail`, names neither the var,
@@ -261,6 +268,14 @@ def test_a_relation_the_role_may_not_read_names_the_grants(source, tmp_path, cap
         assert (f"Invalid value for var 'clv_transactions': the role {role} may not read "
                 f"{closed}.orders: its owner (or a superuser) can grant usage on schema {closed} "
                 f"to {role}; grant select on {closed}.orders to {role}") in out, out
+        # select granted on every column (not on the table) reads the table: no stop
+        columns = ", ".join(f'"{name}"' for name in table_columns(connection, closed, "orders"))
+        with connection.cursor() as cursor:
+            cursor.execute(f'grant usage on schema "{closed}" to {role}')
+            cursor.execute(f'grant select ({columns}) on "{closed}".orders to {role}')
+        connection.commit()
+        staged, _ = _staged(f"{closed}.orders", COLUMNS, tmp_path)
+        assert len(staged) == len(ROWS)
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'drop schema "{closed}" cascade')

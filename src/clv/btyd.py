@@ -628,8 +628,8 @@ def bgnbd_expected_purchases(
         ``2F1(a + b - 1 - r, a - 1; a + b + x - 1; z)``, whose first two arguments do not grow
         with ``x``. For ``a`` within 1e-4 of 1 (where the formula is 0/0) it is interpolated
         linearly in ``a``. Where the closed form is not used (``a + b + x - 1 <= 0``, that is
-        ``x = 0`` with ``a + b < 1``, which the Euler form would also serve unless it is a whole
-        number; a non-finite or out-of-bounds value) the same quantity is computed by
+        ``x = 0`` with ``a + b <= 1``, which the Euler form would also serve unless ``a + b - 1``
+        is a whole number; a non-finite or out-of-bounds value) the same quantity is computed by
         Gauss-Jacobi quadrature over the dropout probability, which is accurate unless the
         horizon is thousands of times ``alpha + T`` or longer.
     """
