@@ -69,6 +69,14 @@ def test_staged_builds_leave_out_an_excluded_data_test(monkeypatch):
     assert not any("staging" in c for c in dbt_commands)
 
 
+def test_a_spark_target_other_than_a_session_is_refused_as_not_supported():
+    """Only dbt-spark's session method runs the stages here; the README says Databricks is not
+    supported yet, and the refusal says so instead of sending the user to dbt-databricks."""
+    with pytest.raises(build.BuildError, match=r"method: session .*the thrift, http and odbc "
+                                               r"methods and Databricks are not supported yet"):
+        build._open_warehouse(SimpleNamespace(type="spark", method="thrift"))
+
+
 def test_stages_refuse_a_cycle():
     with pytest.raises(build.BuildError, match="cycle: a, b"):
         build.stages([_node("a", "python", "b"), _node("b", "python", "a")])

@@ -324,8 +324,9 @@ def _open_warehouse(credentials: Any) -> Any:
 
         if str(getattr(credentials, "method", "")).rsplit(".", 1)[-1].lower() != "session":
             raise BuildError("clv build runs Spark targets with method: session (a Spark "
-                             "session in this process); on Databricks use the dbt-databricks "
-                             "adapter, where dbt build runs the Python models itself")
+                             "session in this process); the thrift, http and odbc methods and "
+                             "Databricks are not supported yet (README: Running on Spark / "
+                             "PostgreSQL)")
         if importlib.util.find_spec("pyspark") is None:
             raise BuildError(_install_hint("spark"))
         return SparkWarehouse.start(credentials.server_side_parameters, credentials.schema)
