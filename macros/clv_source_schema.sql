@@ -25,8 +25,8 @@
 -#}
 {% macro clv_data_type_kind(data_type) %}
     {% set name = (data_type or '') | string | trim | lower %}
-    {#- PostgreSQL's driver has no name for money: dbt reports its type code (790, fixed in
-        PostgreSQL's catalog) -#}
+    {#- PostgreSQL's money: psycopg2 has no name for it; clv build gives it one (MONEY,
+        clv.warehouse.postgres), else dbt reports its type code (790, fixed in the catalog) -#}
     {% set patterns = [
         ('text', '(varchar|nvarchar|text|string|bpchar|char|character( varying)?)( ?[(].*[)])?'),
         ('integer', 'u?(tiny|small|big|huge)?int(eger)?|int[248]|longinteger|long|short|byte'),

@@ -93,6 +93,18 @@ class _CsvStream(io.RawIOBase):
         return self.read(size)
 
 
+def _name_money_type() -> None:
+    """Give PostgreSQL's money (type 790) a name in psycopg2, which has no caster for it:
+    dbt-postgres, which names a column's type after psycopg2's casters, would report it as
+    "unknown type_code 790" with a warning (an error under --warn-error) for every money
+    column of an input. Its values stay the text psycopg2 returns for a type it does not know."""
+    import psycopg2.extensions
+
+    if 790 not in psycopg2.extensions.string_types:
+        psycopg2.extensions.register_type(
+            psycopg2.extensions.new_type((790,), "MONEY", lambda value, cursor: value))
+
+
 class PostgresWarehouse(Warehouse):
     """A psycopg2 connection; relations are (schema-qualified) table names."""
 
@@ -119,6 +131,7 @@ class PostgresWarehouse(Warehouse):
         reason."""
         import psycopg2
 
+        _name_money_type()
         options = [os.environ.get("PGOPTIONS", "")]
         if search_path := getattr(credentials, "search_path", None):
             options.append("-c search_path=" + search_path.replace(" ", "\\ "))
