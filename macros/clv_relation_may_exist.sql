@@ -67,13 +67,20 @@
 {#- PostgreSQL folds a plain name to lower case and keeps a quoted one as written, and cuts a
     name to 63 characters (bytes, strictly: its NAMEDATALEN); a one-part name may be in any
     schema of the search path; a database part can only be the one connected to (PostgreSQL's
-    own error says so otherwise). -#}
-{% macro postgres__clv_relation_may_exist(parts) %}
+    own error says so otherwise). Each part as PostgreSQL stores the name, as an SQL string
+    literal. -#}
+{% macro clv_postgres_name_literals(parts) %}
     {% set text = [] %}
     {% for part in parts %}
         {% set spelled = (part.name if part.quoted else part.name | lower)[:63] %}
         {% do text.append("'" ~ (spelled | replace("'", "''")) ~ "'") %}
     {% endfor %}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{% macro postgres__clv_relation_may_exist(parts) %}
+    {% set text = clv_postgres_name_literals(parts) %}
     {% set schema = " and n.nspname = " ~ text[-2] if parts | length > 1 else "" %}
     {% set found = run_query(
         "select count(*) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n"
@@ -126,11 +133,7 @@
     {% if parts | length < 2 %}
         {{ return('') }}
     {% endif %}
-    {% set text = [] %}
-    {% for part in parts[-2:] %}
-        {% set spelled = (part.name if part.quoted else part.name | lower)[:63] %}
-        {% do text.append("'" ~ (spelled | replace("'", "''")) ~ "'") %}
-    {% endfor %}
+    {% set text = clv_postgres_name_literals(parts[-2:]) %}
     {% set found = run_query(
         "select format('%I', n.nspname), format('%I.%I', n.nspname, c.relname), format('%I', current_user),"
         ~ " has_schema_privilege(n.oid, 'USAGE'), has_any_column_privilege(c.oid, 'SELECT')"
