@@ -445,6 +445,52 @@ def test_permutation_importance_separates_noise_from_signal(trained):
     assert permutation_importance(*whole, seed=7) == list(rows.values())
 
 
+def test_permutation_importance_reports_each_permutations_mean_and_spread():
+    """On a small head with interactions (so a shuffle moves the total, not only the order):
+    every figure of a group's row from its own permutations (drawn as the docstring says), the
+    aggregate error's change against the unshuffled rows included."""
+    from clv import metrics
+    from clv.explain import InputGroup, Stages
+
+    rng = np.random.default_rng(3)
+    static = rng.gamma(2.0, 1.0, (300, 3))
+    sequence = rng.gamma(1.0, 1.0, (300, 4, 2))
+    label = static @ [3.0, 1.0, 0.0] + sequence.sum(axis=(1, 2)) + rng.gamma(1.0, 1.0, 300)
+    stages = Stages(encode=lambda s: s.reshape(len(s), -1),
+                    head=lambda prepared, encoded: (prepared @ [3.0, 1.0, 0.2]
+                                                    + prepared[:, 0] * prepared[:, 1]
+                                                    + encoded.sum(1) * prepared[:, 2]),
+                    split=True)
+    groups = [InputGroup("strong", ("a",), (0,), False),
+              InputGroup("pair", ("b", "c"), (1, 2), False),
+              InputGroup("sequence", ("s",), (), True)]
+    rows = permutation_importance(stages, static, sequence, label, groups, seed=5, repeats=4)
+    baseline = stages.predict(static, sequence)
+    for index, (group, row) in enumerate(zip(groups, rows, strict=True)):
+        draw = np.random.default_rng([5, index])
+        ginis, errors = [], []
+        for _ in range(4):
+            order = draw.permutation(300)
+            shuffled_static, shuffled_sequence = static.copy(), sequence
+            if group.sequence:
+                shuffled_sequence = sequence[order]
+            else:
+                shuffled_static[:, group.static] = static[order][:, group.static]
+            predicted = stages.predict(shuffled_static, shuffled_sequence)
+            ginis.append(metrics.normalized_gini(label, predicted))
+            errors.append(metrics.aggregate_error(label, predicted))
+        drops = metrics.normalized_gini(label, baseline) - np.array(ginis)
+        assert row["gini_drop"] == pytest.approx(drops.mean()), group.name
+        assert row["gini_drop_std"] == pytest.approx(drops.std(ddof=1)), group.name
+        assert row["gini_drop_std"] > 0, group.name
+        assert row["aggregate_error_change"] == pytest.approx(
+            np.mean(errors) - metrics.aggregate_error(label, baseline)), group.name
+        assert row["aggregate_error_change"] != 0, group.name
+        assert row["aggregate_error_change"] == pytest.approx(
+            row["permuted_aggregate_error"] - row["baseline_aggregate_error"]), group.name
+    assert rows[0]["gini_drop"] > rows[1]["gini_drop"] > 0
+
+
 def test_permutation_importance_reads_a_uniform_sample_of_many_rows(trained):
     model, result, reference = trained
     groups = feature_groups(model.spec, DECLARED)

@@ -124,6 +124,19 @@ def test_changes_compare_the_predictions_date_with_the_one_before(project):
     assert {str(d)[:10] for d in changes.previous_as_of_date} == {FIRST_AS_OF}
     assert (changes.predicted_clv_change
             == changes.predicted_clv - changes.previous_predicted_clv).all()
+    assert (changes.purchase_probability_change
+            == changes.purchase_probability - changes.previous_purchase_probability).all()
+    # both sides are the history's rows of their dates (one run each here)
+    history = project.query("select customer_id, as_of_date, predicted_clv, "
+                            "purchase_probability, value_decile, segment "
+                            "from clv_predictions_history")
+    assert not history.duplicated(["customer_id", "as_of_date"]).any()
+    history["as_of_date"] = history.as_of_date.astype(str).str[:10]
+    for side, day in (("previous_", FIRST_AS_OF), ("", SECOND_AS_OF)):
+        rows = history[history.as_of_date == day].set_index("customer_id")
+        for column in ("predicted_clv", "purchase_probability", "value_decile", "segment"):
+            expected = rows.loc[changes.customer_id, column].to_numpy()
+            assert (changes[side + column].to_numpy() == expected).all(), side + column
     # the ranking's flags need the value to have fallen by a fifth
     fallen = ((changes.previous_predicted_clv > 0)
               & (changes.predicted_clv <= 0.8 * changes.previous_predicted_clv))

@@ -206,6 +206,46 @@ def test_a_backtest_window_leaves_out_a_customer_above_a_tenth_of_any_total():
     assert window.log_ratio("network") == pytest.approx(0.0)
 
 
+def test_level_windows_mark_the_windows_the_network_was_trained_on():
+    """Rule 3 reads ``network_trained_on`` from the training step's windows: a cutoff with a
+    validation row is one the network did not train on, every other cutoff one it did."""
+    import pyarrow as pa
+
+    from clv.pipeline.training import RawOutputs, level_windows
+
+    cutoffs = [date(2023, 3, 31)] * 3 + [date(2023, 6, 30)] * 3
+    spend = np.ones(6)
+    table = pa.table({"cutoff_date": cutoffs, "t_days": [400.0] * 6,
+                      "btyd_expected_spend": spend})
+    outputs = RawOutputs(spend=spend, logit=np.zeros(6), sigma=np.ones(6), actual=spend)
+    validation = np.array([False] * 3 + [False, True, False])
+    windows = level_windows(table, outputs, validation)
+    assert [(w.cutoff, w.network_trained_on) for w in windows] == [
+        (date(2023, 3, 31), True), (date(2023, 6, 30), False)]
+
+
+def test_level_log_sd_weighs_each_predictors_backtest_error_by_its_share():
+    """Rule 8: the variance is each predictor's mean squared log error weighted by its share
+    of the total (each error at least the floor); without backtests, the square of the bias on
+    the window the level is carried from; None when there is neither."""
+    def spend_level(share, btyd, network):
+        return {"spend_level": {"network_share": share, "btyd": btyd, "network": network}}
+
+    tested = spend_level(0.25, {"mean_squared_error": 0.04}, {"mean_squared_error": 0.01})
+    assert level.level_log_sd(tested) == pytest.approx(math.sqrt(0.75 * 0.04 + 0.25 * 0.01))
+    # BG/NBD alone: the network's error does not count
+    alone = spend_level(0.0, {"mean_squared_error": 0.09}, {"mean_squared_error": 4.0})
+    assert level.level_log_sd(alone) == pytest.approx(0.3)
+    # an error below the floor counts as the floor
+    exact = spend_level(0.5, {"mean_squared_error": 0.0}, {"mean_squared_error": 0.0})
+    assert level.level_log_sd(exact) == pytest.approx(math.sqrt(level._MSE_FLOOR))
+    # no backtest: the bias seen on the source window, squared
+    untested = spend_level(0.0, {"source": "2023-06-30", "source_log_ratio": -0.2}, {})
+    assert level.level_log_sd(untested) == pytest.approx(0.2)
+    assert level.level_log_sd(spend_level(0.0, {}, {})) is None
+    assert level.level_log_sd({}) is None
+
+
 def test_a_stray_row_years_back_makes_no_history():
     """A customer whose one row is mistyped years before the rest (2002 in data from 2022)
     would make two years of history, and a seasonal level, out of a few months: the history

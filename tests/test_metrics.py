@@ -429,6 +429,12 @@ def test_evaluate_returns_all_metrics() -> None:
         "auc",
     }
     assert all(isinstance(v, float) for v in result.values())
+    # each key is its own metric (each checked against an independent computation above)
+    for name, metric in (("normalized_gini", normalized_gini), ("spearman", spearman),
+                         ("aggregate_error", aggregate_error), ("decile_mape", decile_mape),
+                         ("top_decile_capture", top_decile_capture), ("mae", mae),
+                         ("rmse", rmse)):
+        assert result[name] == pytest.approx(metric(Y_TRUE, Y_PRED)), name
     assert result["auc"] == pytest.approx(auc(Y_TRUE > 0, Y_PRED))
     prob = np.clip(Y_TRUE / (Y_TRUE.max() + 1.0) + 0.1 * RNG.random(Y_TRUE.size), 0, 1)
     with_prob = evaluate(Y_TRUE, Y_PRED, purchase_probability=prob)
