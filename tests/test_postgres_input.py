@@ -445,3 +445,45 @@ def _is_superuser() -> bool:
             return bool(cursor.fetchone()[0])
     finally:
         connection.close()
+
+
+@pytest.mark.slow
+def test_capitalised_columns_of_the_customers_and_events_tables_are_read(source, tmp_path):
+    """The customers' and events' columns are named by what clv reads (customer_id, an extra
+    feature such as loyalty_score): a table whose names have capitals, found only in double
+    quotes on PostgreSQL, is read as on DuckDB, where names are not case-sensitive."""
+    inputs = source.split(".")[0]
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'create table "{inputs}".customers ("Customer_ID" text, '
+                           '"Signup_Date" text, "Country" text, "Loyalty_Score" numeric)')
+            cursor.execute(f"insert into \"{inputs}\".customers values "
+                           "('17850', '11/20/2010 0:00', 'UK', 3.5), ('13047', null, 'FR', 1)")
+            cursor.execute(f'create table "{inputs}".events ("Customer_ID" text, '
+                           '"Event_At" timestamp, "Event_Type" text)')
+            cursor.execute(f"insert into \"{inputs}\".events values "
+                           "('17850', '2010-12-02 10:00', 'Page_View')")
+        connection.commit()
+    finally:
+        connection.close()
+    schema = schema_name("clv_pgin_attributes")
+    clv_build("postgres", {**RUN_VARS, "clv_transactions": source, "clv_columns": COLUMNS,
+                           "clv_customers": f"{inputs}.customers",
+                           "clv_events": f"{inputs}.events",
+                           "clv_extra_features": ["Loyalty_Score"]},
+              tmp_path, {"CLV_SCHEMA": schema, **postgres_settings()},
+              models=["stg_clv__customers", "stg_clv__events"])
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select customer_id, cast(signup_date as text), country, "
+                           f"loyalty_score from {schema}.stg_clv__customers order by 1")
+            customers = cursor.fetchall()
+            cursor.execute("select customer_id, cast(event_at as text), event_type "
+                           f"from {schema}.stg_clv__events")
+            events = cursor.fetchall()
+    finally:
+        connection.close()
+    assert customers == [("13047", None, "FR", 1.0), ("17850", "2010-11-20", "UK", 3.5)]
+    assert events == [("17850", "2010-12-02 10:00:00", "page_view")]

@@ -25,7 +25,9 @@ with
 {% if source_relation is not none -%}
 source as (
 
-    select * from {{ source_relation }}
+    select
+        {{ clv_input_select(source_relation, ['customer_id', 'signup_date', 'country', 'age_band'] + extra_features) }}
+    from {{ source_relation }}
 
 ),
 

@@ -16,7 +16,9 @@ with
 {% if source_relation is not none -%}
 source as (
 
-    select * from {{ source_relation }}
+    select
+        {{ clv_input_select(source_relation, ['customer_id', 'event_at', 'event_type']) }}
+    from {{ source_relation }}
 
 ),
 
