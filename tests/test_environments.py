@@ -60,6 +60,9 @@ def test_a_settings_row_of_another_version_stops_the_step():
     with pytest.raises(ValueError, match=r"\(this package does not know clv_new_setting\).*"
                                          r"Install both from the same revision"):
         RunSettings.for_step(_table(newer), _This())
+    # the Python models of earlier revisions read the row with from_table: checked there too
+    with pytest.raises(ValueError, match=r"\(it lacks keep_models\)"):
+        RunSettings.from_table(_table(older))
 
 
 def test_a_step_acts_only_on_settings_that_list_it():

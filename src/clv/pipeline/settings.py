@@ -145,6 +145,9 @@ class RunSettings:
 
     @classmethod
     def from_table(cls, table: pa.Table) -> RunSettings:
+        """The settings of ``table``, the one row of ``clv_run_settings`` (the Python models of
+        earlier revisions read them through this method: the version check is here)."""
+        _require_this_version(table.column_names)
         if table.num_rows != 1:
             raise ValueError(f"clv_run_settings must hold one row, found {table.num_rows}")
         return cls.from_row(table.to_pylist()[0])
@@ -158,7 +161,6 @@ class RunSettings:
         environment's model directory and files: the step stops rather than train, export or
         prune there. (Each model names ``dbt.ref("clv_run_settings")`` itself: dbt finds a
         Python model's refs in its own source.)"""
-        _require_this_version(table.column_names)
         settings = cls.from_table(table)
         listed = table.to_pylist()[0]["python_relations"]
         relations = [str(name) for name in json.loads(listed or "[]")]
