@@ -336,6 +336,7 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch, capsys):
     backfill.backfill(date(2023, 9, 30), date(2023, 9, 30), "month", project.vars,
                       _common(project))
     out = capsys.readouterr().out
+    assert "clv-backfill: 1 as-of date, then the history's latest, 2023-11-30, scored" in out
     assert "as of 2023-11-30, the history's latest date: clv_predictions" in out
     assert "clv_predictions_are_of_the_latest_as_of_date" not in out
     changes = project.query("select distinct previous_as_of_date, as_of_date "

@@ -91,6 +91,10 @@ def as_of_dates(start: date, end: date, every: str) -> list[date]:
     return sorted(dates)
 
 
+def _dates_count(dates: Sequence[date]) -> str:
+    return f"{len(dates)} as-of date{'' if len(dates) == 1 else 's'}"
+
+
 def _invoke(args: list[str]) -> Any:
     from dbt.cli.main import dbtRunner
 
@@ -214,7 +218,7 @@ def backfill(start: date, end: date, every: str, run_vars: dict[str, Any],
             print(f"clv-backfill: the history's latest as-of date, {latest}, is after today: "
                   f"the published tables are left at --end {end}", flush=True)
     if publish > end:
-        print(f"clv-backfill: {len(dates)} as-of dates, then the history's latest, {publish}, "
+        print(f"clv-backfill: {_dates_count(dates)}, then the history's latest, {publish}, "
               "scored again so that the published tables stay at it", flush=True)
     # Every date's build runs on this one parse of the project: the dates differ only in
     # clv_as_of_date, which dbt reads when it compiles (a changed var makes dbt parse the
@@ -406,7 +410,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "clv-backfill") -> int:
         print(f"clv-backfill: interrupted; the dates reported as scored are in the history; "
               f"{APART}", file=sys.stderr)
         return 130
-    print(f"clv-backfill: {len(dates)} as-of dates scored into clv_predictions_history, "
+    print(f"clv-backfill: {_dates_count(dates)} scored into clv_predictions_history, "
           f"{dates[0]} to {dates[-1]}")
     return 0
 
