@@ -369,6 +369,13 @@ def test_a_model_from_before_a_feature_change_is_named_stale():
     newer = stale_features_note({"model_version": "v9",
                                  "feature_definitions": FEATURE_DEFINITIONS + 1})
     assert "trained by a newer version of clv" in newer and "before" not in newer
+    # a model saved before the fill values were kept reads a missing input as 0
+    unfilled = {"model_version": "v2", "feature_definitions": FEATURE_DEFINITIONS,
+                "static_features": ["frequency"]}
+    note = stale_features_note(unfilled)
+    assert "model v2 was saved before missing model inputs read as the training median" in note
+    assert "clv_retrain: always" in note
+    assert stale_features_note({**unfilled, "static_fill": [0.0]}) is None
 
 
 def test_the_registry_names_a_model_from_before_a_feature_change(tmp_path):

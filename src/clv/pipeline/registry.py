@@ -106,10 +106,14 @@ def stale_features_note(metadata: dict[str, Any]) -> str | None:
     on the features this version computes. It still scores (they have the same columns), but
     its inputs have moved a little from what it learned on."""
     saved = int(metadata.get("feature_definitions") or 1)
-    if saved == FEATURE_DEFINITIONS:
-        return None
     retrain = ("retrain once with clv_retrain: always at the history's latest as-of date "
                "(clv_as_of_date)")
+    if saved == FEATURE_DEFINITIONS:
+        if "static_features" in metadata and "static_fill" not in metadata:
+            return (f"model {metadata.get('model_version')} was saved before missing model "
+                    "inputs read as the training median: it reads a missing value (an extra "
+                    f"feature, a sign-up date) as 0; {retrain}")
+        return None
     if saved > FEATURE_DEFINITIONS:
         return (f"model {metadata.get('model_version')} was trained by a newer version of clv "
                 f"(feature definitions {saved}; this version computes {FEATURE_DEFINITIONS}): "
