@@ -670,7 +670,7 @@ def test_segments_keep_their_order_and_rows_after_the_as_of_date_are_not_faults(
     connection.execute("insert into clv_data_quality values ('after_as_of_date', 30, 100, null)")
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     html = render_report(data, datetime(2024, 4, 1)).html
-    table = html.split("<th>segment</th>", 1)[1].split("</table>", 1)[0]
+    table = html.split('<th scope="col">segment</th>', 1)[1].split("</table>", 1)[0]
     # segment_order, and `new`, which has no customer now, as a row of zeros
     assert re.findall(r"<tr><td>(\w+)</td><td>([\d,]+)</td>", table) == [
         ("high_value", "1"), ("new", "0"), ("active", "2"), ("at_risk", "1"), ("dormant", "2")]
@@ -1032,7 +1032,7 @@ def test_the_segment_table_gives_each_total_its_likely_range():
     _hand_made(connection)
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     html = segment_table(data)
-    assert "<th>likely range, 8 in 10</th>" in html
+    assert '<th scope="col">likely range, 8 in 10</th>' in html
     cells = re.findall(r"<tr><td>(\w+)</td><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>"
                        r"<td>([^<]*)</td>", html)
     assert cells[0] == ("high_value", "1,200", "950 \u2013 1,410")
@@ -1055,3 +1055,37 @@ def test_the_total_over_time_has_no_segments_colour():
 
     segments, total = lines(sizes.svg), lines(value.svg)
     assert len(segments) == len(SEGMENTS) and len(total) == 1 and not total & segments
+
+
+def test_every_chart_without_value_labels_has_its_numbers_as_a_table():
+    """The charts' values in tables a screen reader and a reader of print can read (folded
+    under the chart): the deciles' means, the gain curve's shares per percent and predictor,
+    and each line told apart by its dash pattern as well as its colour."""
+    data = ReportData(
+        summary={"horizon_days": 90, "model_version": "v1"},
+        calibration=pd.DataFrame({
+            "predictor": "network", "decile": range(1, 11),
+            "mean_predicted": np.linspace(1000, 10, 10), "mean_actual": np.linspace(800, 8, 10),
+            "validation_cutoff": "2023-09-30"}),
+        gain_curve=pd.DataFrame({
+            "predictor": ["network"] * 3 + ["bgnbd_gamma_gamma"] * 3,
+            "percent": [10, 50, 100] * 2, "captured_share": [0.5, 0.9, 1.0, 0.4, 0.8, 1.0],
+            "oracle_share": [0.6, 0.95, 1.0] * 2, "validation_cutoff": "2023-09-30"}))
+    deciles = calibration_figure(data)
+    rows = re.findall(r'<tr><th scope="row">(\d+)</th><td>([^<]*)</td><td>([^<]*)</td></tr>',
+                      deciles.html())
+    assert rows[0] == ("1", "1,000", "800") and rows[-1] == ("10", "10.0", "8.00")
+    assert len(rows) == 10 and '<details class="numbers">' in deciles.html()
+    gain = gain_curve_figure(data)
+    table = gain.html().split('<details class="numbers">', 1)[1]
+    header = re.findall(r'<th scope="col">([^<]+)</th>', table)
+    assert header == ["top % of customers, ranked by each predictor", "model (network)",
+                      "BG/NBD + Gamma-Gamma", "perfect ranking"]
+    assert re.findall(r'<tr><th scope="row">50</th><td>([^<]*)</td><td>([^<]*)</td>'
+                      r'<td>([^<]*)</td></tr>', table) == [("90.0", "80.0", "95.0")]
+    dashes = re.findall(r'<path class="mark" d="[^"]*" fill="none" stroke="[^"]+" '
+                        r'stroke-width="2.5" stroke-linejoin="round"(?: stroke-dasharray='
+                        r'"([^"]+)")?>', gain.svg)
+    assert len(dashes) == 4 and len(set(dashes)) == 4  # two predictors, perfect, random
+    # the table scrolls sideways on a narrow page and is reached from the keyboard
+    assert '<div class="scroll" tabindex="0" role="region"' in table

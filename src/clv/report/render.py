@@ -20,14 +20,16 @@ from clv import __version__
 from clv.report import svg
 from clv.report.data import TABLES, ReportData
 
-PREDICTORS = {  # predictor -> (legend name, colour), in legend order
-    "network": ("model (network)", svg.PALETTE[0]),
-    "bgnbd_gamma_gamma": ("BG/NBD + Gamma-Gamma", svg.PALETTE[1]),
-    "naive_last_horizon": ("naive: last horizon's spend", svg.PALETTE[2]),
-    "naive_average_rate": ("naive: average spend rate", svg.PALETTE[3]),
+PREDICTORS = {  # predictor -> (legend name, colour, dash pattern), in legend order
+    "network": ("model (network)", svg.PALETTE[0], svg.DASHES[0]),
+    "bgnbd_gamma_gamma": ("BG/NBD + Gamma-Gamma", svg.PALETTE[1], svg.DASHES[1]),
+    "naive_last_horizon": ("naive: last horizon's spend", svg.PALETTE[2], svg.DASHES[2]),
+    "naive_average_rate": ("naive: average spend rate", svg.PALETTE[3], svg.DASHES[3]),
 }
-PERFECT = ("perfect ranking", "#444444")
-RANDOM = ("random order", "#aaaaaa")
+PERFECT = ("perfect ranking", "#444444", svg.DASHES[4])
+RANDOM = ("random order", "#767676", svg.DASHES[5])
+# the grey of a series beside the model's colour (at least 4.5:1 on white)
+REFERENCE_GREY = "#767676"
 # what each feature group holds (clv_feature_groups() in macros/clv_settings.sql, and the two
 # the network adds), for the captions
 GROUP_MEANINGS = {
@@ -66,14 +68,33 @@ class Figure:
     caption: str
     svg: str | None = None
     note: str | None = None
+    table: str = ""  # the chart's numbers as an HTML table (svg.lines_table, ...), folded
 
     def html(self) -> str:
         head = (f"<figcaption><h3>{escape(self.title)}</h3>"
                 + (f"<p>{escape(self.caption)}</p>" if self.caption else "") + "</figcaption>")
         if self.svg is not None:
-            return f'<figure class="chart" data-chart="{self.key}">{head}{self.svg}</figure>'
+            numbers = (f'<details class="numbers"><summary>The numbers</summary>'
+                       f"{_scroll(self.table, self.title)}</details>" if self.table else "")
+            return (f'<figure class="chart" data-chart="{self.key}">{head}{self.svg}{numbers}'
+                    "</figure>")
         return (f'<figure class="chart empty" data-chart="{self.key}" data-note="true">'
                 f'{head}<p class="note">{escape(self.note or "Nothing to show.")}</p></figure>')
+
+
+def _scroll(table: str, label: str) -> str:
+    """A table in a box that scrolls sideways when the page is narrower, reachable from the
+    keyboard (a focusable, named region)."""
+    return (f'<div class="scroll" tabindex="0" role="region" aria-label="{escape(label)}">'
+            f"{table}</div>")
+
+
+def _head(*columns: str | tuple[str]) -> str:
+    """A table's header row of column headers (HTML); a name in a 1-tuple is text, aligned
+    left."""
+    cells = "".join(f'<th scope="col" class="text">{column[0]}</th>' if isinstance(column, tuple)
+                    else f'<th scope="col">{column}</th>' for column in columns)
+    return f"<thead><tr>{cells}</tr></thead>"
 
 
 @dataclass(frozen=True)
@@ -124,25 +145,28 @@ def gain_curve_figure(data: ReportData) -> Figure:
         rows = frame[frame["predictor"] == predictor]
         if rows.empty:
             continue
-        name, color = PREDICTORS.get(predictor, (predictor, svg.PALETTE[4 + index % 4]))
+        name, color, dash = PREDICTORS.get(
+            predictor, (predictor, svg.PALETTE[4 + index % 4], svg.DASHES[index % 4]))
         if predictor in data.ginis:
             name += f", Gini {data.ginis[predictor]:.3f}"
         points = [(0.0, 0.0), *zip(rows["percent"], rows["captured_share"] * 100, strict=True)]
-        lines.append(svg.Line(name, points, color))
+        lines.append(svg.Line(name, points, color, dash))
     best = frame.groupby("percent")["oracle_share"].max()
     lines.append(svg.Line(PERFECT[0], [(0.0, 0.0), *zip(best.index, best * 100, strict=True)],
-                          PERFECT[1], dashed=True))
-    lines.append(svg.Line(RANDOM[0], [(0.0, 0.0), (100.0, 100.0)], RANDOM[1], dashed=True))
+                          *PERFECT[1:]))
+    random = svg.Line(RANDOM[0], [(0.0, 0.0), (100.0, 100.0)], *RANDOM[1:])
+    labels = {"x_label": "top % of customers, ranked by each predictor",
+              "y_label": "share of actual spend held (%)"}
     chart = svg.line_chart(
-        lines, title=title, x_label="top % of customers, ranked by each predictor",
-        y_label="share of actual spend held (%)", x_domain=(0, 100), y_domain=(0, 100),
+        [*lines, random], title=title, **labels, x_domain=(0, 100), y_domain=(0, 100),
         x_ticks=[0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
+    table = svg.lines_table(lines, **labels, y_format=lambda v: svg.format_number(v, 1))
     caption = (f"Customers at {_validation(frame)}, ranked by each predictor: the share of their "
                f"actual spend over {_horizon(data)} held by the top x %. Higher is better; the "
-               "dashed line is the best any ranking can do."
+               "perfect ranking line is the best any ranking can do."
                + (" The legend gives each predictor's normalized Gini there (clv_model_evaluation;"
                   " 1 is a perfect ranking, 0 a random one)." if data.ginis else ""))
-    return Figure("gain_curve", title, caption, svg=chart)
+    return Figure("gain_curve", title, caption, svg=chart, table=table)
 
 
 def calibration_figure(data: ReportData) -> Figure:
@@ -157,19 +181,20 @@ def calibration_figure(data: ReportData) -> Figure:
         return Figure("decile_calibration", title, "", note=(
             f"clv_decile_calibration has no customer in any decile for {_model_label(data)}."))
     rows = rows.sort_values("decile")
-    chart = svg.bar_chart(
-        [str(int(d)) for d in rows["decile"]],
-        [svg.Bars("mean predicted", list(rows["mean_predicted"]), svg.PALETTE[0]),
-         svg.Bars("mean actual", list(rows["mean_actual"]), "#999999")],
-        title=title, value_label=f"spend per customer ({_money(data)})",
-        category_label="decile of the model's prediction (1 = highest)")
+    deciles = [str(int(d)) for d in rows["decile"]]
+    bars = [svg.Bars("mean predicted", list(rows["mean_predicted"]), svg.PALETTE[0]),
+            svg.Bars("mean actual", list(rows["mean_actual"]), REFERENCE_GREY)]
+    labels = {"value_label": f"spend per customer ({_money(data)})",
+              "category_label": "decile of the model's prediction (1 = highest)"}
+    chart = svg.bar_chart(deciles, bars, title=title, **labels)
     caption = (f"Customers at {_validation(rows)} in ten equal groups by the model's prediction: "
                f"mean predicted and mean actual spend over {_horizon(data)}. The prediction is "
                "the network's own (network_clv), before the spend level that sets the total "
                "of clv_predictions (fitted on the earlier training windows, clv_model_registry."
                "level_note): the bars show the ranking and the shape across deciles, not the "
                "published total's accuracy.")
-    return Figure("decile_calibration", title, caption, svg=chart)
+    return Figure("decile_calibration", title, caption, svg=chart,
+                  table=svg.bars_table(deciles, bars, **labels))
 
 
 def distribution_figure(data: ReportData) -> Figure:
@@ -179,10 +204,9 @@ def distribution_figure(data: ReportData) -> Figure:
         return Figure("value_distribution", title, "", note=_note(
             data, "clv_predictions", "No customer has a positive predicted value."))
     edges = [*bins["lower"], float(bins["upper"].iloc[-1])]
+    x_label = f"predicted value over {_horizon(data)} ({_money(data)}, log scale)"
     chart = svg.histogram(edges, list(bins["customers"]), title=title, log_x=True,
-                          x_label=(f"predicted value over {_horizon(data)} "
-                                   f"({_money(data)}, log scale)"),
-                          y_label="customers")
+                          x_label=x_label, y_label="customers")
     caption = ("Customers by predicted value, in bins of equal width on the log axis (three "
                "per tenfold: 10 to 21.5, 21.5 to 46.4, 46.4 to 100, ...), so that every "
                "order of magnitude is visible.")
@@ -196,7 +220,9 @@ def distribution_figure(data: ReportData) -> Figure:
     if svg.finite(low) and float(low) < first:
         caption += (f" The first bar also holds the customers below "
                     f"{svg.format_significant(first)}.")
-    return Figure("value_distribution", title, caption, svg=chart)
+    table = svg.histogram_table(edges, list(bins["customers"]),
+                                x_label=f"predicted value ({_money(data)})", y_label="customers")
+    return Figure("value_distribution", title, caption, svg=chart, table=table)
 
 
 def _non_finite(data: ReportData) -> str:
@@ -275,14 +301,11 @@ def segment_table(data: ReportData) -> str:
         f"<td>{svg.format_percent(row.mean_probability, 1) if row.customers else ''}</td>"
         f'<td class="text">{escape(SEGMENT_ACTIONS.get(str(row.segment), ""))}</td></tr>'
         for row in frame.itertuples())
-    table = ('<div class="scroll"><table class="figures"><thead><tr><th>segment</th>'
-             "<th>customers</th><th>share of customers</th>"
-             f"<th>predicted value ({escape(_money(data))})</th>"
-             + ("<th>likely range, 8 in 10</th>" if ranges else "")
-             + "<th>share of value</th>"
-             "<th>mean per customer</th><th>mean purchase probability</th>"
-             '<th class="text">what to do with it</th></tr></thead>'
-             f"<tbody>{rows}</tbody></table></div>")
+    money = escape(_money(data))
+    head = _head("segment", "customers", "share of customers", f"predicted value ({money})",
+                 *(["likely range, 8 in 10"] if ranges else []), "share of value",
+                 "mean per customer", "mean purchase probability", ("what to do with it",))
+    table = _scroll(f'<table class="figures">{head}<tbody>{rows}</tbody></table>', "segments")
     if not ranges:
         return table
     return table + ('<p class="note">Likely range: between these two totals the segment\'s '
@@ -311,12 +334,13 @@ def importance_figure(data: ReportData) -> Figure:
             f"clv_feature_importance has no rows for {_model_label(data)} (models saved "
             "before feature importance was computed have none)."))
     used = used.sort_values(["gini_drop", "feature_group"], ascending=[False, True])
-    chart = svg.bar_chart(
-        list(used["feature_group"]),
-        [svg.Bars("drop in normalized Gini", list(used["gini_drop"]), svg.PALETTE[0],
-                  errors=list(used["gini_drop_std"].fillna(0.0)))],
-        title=title, value_label="drop in normalized Gini when the group is shuffled",
-        horizontal=True)
+    groups = list(used["feature_group"])
+    drops = [svg.Bars("drop in normalized Gini", list(used["gini_drop"]), svg.PALETTE[0],
+                      errors=list(used["gini_drop_std"].fillna(0.0)))]
+    value_label = "drop in normalized Gini when the group is shuffled"
+    chart = svg.bar_chart(groups, drops, title=title, value_label=value_label, horizontal=True)
+    table = svg.bars_table(groups, drops, category_label="feature group",
+                           value_label=value_label, value_format=lambda v: f"{v:.4f}")
     caption = (f"Feature groups by permutation importance at {_validation(used)}: how much "
                "worse the model ranks customers without the group's information (whiskers: "
                "one standard deviation over the repeats; about 0 means unused).")
@@ -329,7 +353,7 @@ def importance_figure(data: ReportData) -> Figure:
     unused = sorted(set(frame["feature_group"]) - set(used["feature_group"]))
     if unused:
         caption += f" Groups without inputs in this run: {', '.join(unused)}."
-    return Figure("feature_importance", title, caption, svg=chart)
+    return Figure("feature_importance", title, caption, svg=chart, table=table)
 
 
 def _dates(values: Sequence[date]) -> list[float]:
@@ -396,19 +420,20 @@ def history_figures(data: ReportData) -> list[Figure]:
     ticks = _date_ticks(ordinals)
     markers = len(dates) <= 40
     totals = frame.groupby("as_of_date")[["predicted_value", "customers"]].sum().sort_index()
-    value = svg.line_chart(
-        [svg.Line("total predicted value", list(zip(ordinals, totals["predicted_value"],
-                                                    strict=True)), TOTAL_COLOR,
-                  markers=markers)],
-        title=titles[0], x_label="as-of date",
-        y_label=f"total predicted value ({_money(data)})", x_format=_date_label, x_ticks=ticks,
-        y_domain=(0, float(totals["predicted_value"].max())))
+    total = [svg.Line("total predicted value", list(zip(ordinals, totals["predicted_value"],
+                                                        strict=True)), TOTAL_COLOR,
+                      markers=markers)]
+    value_labels = {"x_label": "as-of date",
+                    "y_label": f"total predicted value ({_money(data)})"}
+    value = svg.line_chart(total, title=titles[0], **value_labels, x_format=_date_label,
+                           x_ticks=ticks, y_domain=(0, float(totals["predicted_value"].max())))
     sizes = frame.pivot_table(index="as_of_date", columns="segment", values="customers",
                               aggfunc="sum").reindex(pd.to_datetime(dates)).fillna(0)
     order = [*[s for s in SEGMENTS if s in sizes.columns],
              *sorted((s for s in sizes.columns if s not in SEGMENTS), key=str)]
     lines = [svg.Line(str(segment), list(zip(ordinals, sizes[segment], strict=True)),
-                      svg.PALETTE[index % len(svg.PALETTE)], markers=markers)
+                      svg.PALETTE[index % len(svg.PALETTE)],
+                      svg.DASHES[index % len(svg.DASHES)], markers=markers)
              for index, segment in enumerate(order)]
     segments = svg.line_chart(lines, title=titles[1], x_label="as-of date", y_label="customers",
                               x_format=_date_label, x_ticks=ticks,
@@ -417,9 +442,14 @@ def history_figures(data: ReportData) -> list[Figure]:
                "clv_prediction_changes)." + _model_changes(frame) + _later_dates(data))
     return [Figure("history_value", titles[0],
                    f"The sum of every scored customer's predicted value over {_horizon(data)}. "
-                   + _first_to_last(totals) + caption, svg=value),
+                   + _first_to_last(totals) + caption, svg=value,
+                   table=svg.lines_table(total, **value_labels, x_format=_date_label,
+                                         y_format=lambda v: svg.format_number(v, 0))),
             Figure("history_segments", titles[1], "Customers in each segment. " + caption,
-                   svg=segments)]
+                   svg=segments,
+                   table=svg.lines_table(lines, x_label="as-of date", y_label="customers",
+                                         x_format=_date_label,
+                                         y_format=lambda v: svg.format_number(v, 0)))]
 
 
 def _first_to_last(totals: pd.DataFrame) -> str:
@@ -513,8 +543,8 @@ def data_quality_table(data: ReportData) -> str:
         "</td>"))
     if not rows:
         return ""
-    return ('<div class="scroll"><table class="figures"><thead><tr><th>reason</th><th>rows</th>'
-            f'<th class="text">example value</th></tr></thead><tbody>{rows}</tbody></table></div>')
+    return _scroll(f'<table class="figures">{_head("reason", "rows", ("example value",))}'
+                   f"<tbody>{rows}</tbody></table>", "rows excluded")
 
 
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
@@ -594,11 +624,11 @@ def top_customers_table(data: ReportData) -> str:
             '<p class="lead">The whole list: clv_predictions ordered by predicted_clv. The last '
             "column is the feature group that sets the customer's value most apart from a "
             "typical customer's, with its contribution (clv_prediction_explanations).</p>"
-            '<div class="scroll"><table class="figures" data-table="top"><thead><tr>'
-            f"<th>customer</th><th>predicted value ({escape(_money(data))})</th>"
-            '<th>purchase probability</th><th class="text">segment</th>'
-            f'<th class="text">what sets the value apart ({escape(_money(data))})</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table></div>")
+            + _scroll('<table class="figures" data-table="top">'
+                      + _head("customer", f"predicted value ({escape(_money(data))})",
+                              "purchase probability", ("segment",),
+                              (f"what sets the value apart ({escape(_money(data))})",))
+                      + f"<tbody>{rows}</tbody></table>", "the most valuable customers"))
 
 
 def _attention_table(data: ReportData) -> str:
@@ -632,13 +662,11 @@ def _attention_table(data: ReportData) -> str:
             f"<td class=\"text\">{pair(row.previous_segment, row.segment)}</td>"
             f"<td class=\"text\">{escape(reasons)}</td>"
             f"<td class=\"text\">{driver}</td></tr>")
-    return ('<div class="scroll"><table class="figures" data-table="attention"><thead><tr>'
-            '<th>customer</th><th>predicted value</th><th>change</th>'
-            '<th>purchase probability</th><th>decile</th>'
-            '<th class="text">segment</th><th class="text">flagged for</th>'
-            '<th class="text">what sets the value apart now '
-            f"({escape(_money(data))})</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    head = _head("customer", "predicted value", "change", "purchase probability", "decile",
+                 ("segment",), ("flagged for",),
+                 (f"what sets the value apart now ({escape(_money(data))})",))
+    return _scroll(f'<table class="figures" data-table="attention">{head}'
+                   f"<tbody>{''.join(rows)}</tbody></table>", "customers who need attention")
 
 
 def movements_section(data: ReportData) -> str:
@@ -710,10 +738,20 @@ table.figures th { color: #555; font-weight: 600; }
 table.figures th:first-child, table.figures td:first-child, table.figures .text {
   text-align: left; }
 div.scroll { overflow-x: auto; }
+div.scroll:focus-visible { outline: 2px solid #0072B2; outline-offset: 2px; }
+details.numbers { margin: 6px 0 0; font-size: 13px; }
+details.numbers summary { cursor: pointer; color: #555; }
+details.numbers table.figures { margin-top: 6px; }
+table.figures caption { text-align: left; color: #555; padding: 0 0 4px; }
+@media print {
+  /* every column on paper: nothing scrolls, and a chart or table is not cut across pages */
+  div.scroll, figure.chart { overflow: visible; }
+  figure.chart, table.figures { break-inside: avoid; }
+}
 p.lead { margin: 0 0 8px; max-width: 110ch; }
 p.warning { margin: 14px 0 0; padding: 8px 12px; max-width: 110ch; background: #fff4e5;
   border-left: 4px solid #e07b00; }
-footer { max-width: 1320px; margin: 0 auto; padding: 4px 24px 28px; color: #777;
+footer { max-width: 1320px; margin: 0 auto; padding: 4px 24px 28px; color: #666;
   font-size: 12px; }
 """
 

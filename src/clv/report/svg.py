@@ -22,6 +22,9 @@ from itertools import pairwise
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000")
+# Dash patterns (SVG stroke-dasharray; "" is solid) that tell lines apart without their colour:
+# in greyscale, in print, and for readers who do not see the colours apart.
+DASHES = ("", "9 4", "2 3", "12 3 2 3", "5 5", "1 6")
 INK = "#222222"  # text
 MUTED = "#666666"  # axis titles and notes
 GRID = "#e3e3e3"
@@ -260,26 +263,29 @@ def _no_data(width: int, height: int, title: str, message: str = "No data") -> s
         frame, _text(width / 2, height / 2, message, size=LABEL_SIZE, fill=MUTED)])
 
 
+def _dash(pattern: str) -> str:
+    return f' stroke-dasharray="{escape(pattern)}"' if pattern else ""
+
+
 @dataclass(frozen=True)
 class _Legend:
     markup: str
     height: float
 
 
-def _legend(entries: Sequence[tuple[str, str, bool]], left: float, top: float,
+def _legend(entries: Sequence[tuple[str, str, str]], left: float, top: float,
             width: float) -> _Legend:
-    """Swatches and names in rows that wrap at ``width``; entries are (name, colour,
-    dashed)."""
+    """Swatches and names in rows that wrap at ``width``; entries are (name, colour, dash
+    pattern)."""
     if len(entries) < 2:
         return _Legend("", 0.0)
     parts, x, y, row_height = [], left, top + 8, 20
-    for name, color, dashed in entries:
-        item = 26 + text_width(name) + 18
+    for name, color, dash in entries:
+        item = 32 + text_width(name) + 18
         if x > left and x + item > left + width:
             x, y = left, y + row_height
-        dash = ' stroke-dasharray="5 3"' if dashed else ""
-        parts.append(_line(x, y, x + 20, y, color, 3, dash))
-        parts.append(_text(x + 26, y, name, anchor="start"))
+        parts.append(_line(x, y, x + 26, y, color, 3, _dash(dash)))
+        parts.append(_text(x + 32, y, name, anchor="start"))
         x += item
     return _Legend("".join(parts), y - top + row_height - 4)
 
@@ -350,7 +356,7 @@ class Line:
     name: str
     points: Sequence[tuple[float, float]]
     color: str = PALETTE[0]
-    dashed: bool = False
+    dash: str = ""  # a stroke-dasharray (DASHES); "" draws it solid
     markers: bool = False  # a dot at every point (for short series)
 
 
@@ -376,7 +382,7 @@ def line_chart(lines: Sequence[Line], *, title: str, x_label: str, y_label: str,
     x_hi = max(x_domain[1] if x_domain else max(xs), *x_ticks)
     if x_lo == x_hi:
         x_lo, x_hi = x_lo - 1, x_hi + 1
-    legend = _legend([(line.name, line.color, line.dashed) for line in lines], 16, 4,
+    legend = _legend([(line.name, line.color, line.dash) for line in lines], 16, 4,
                      width - 32)
     frame = _Frame(_left_margin([y_format(t) for t in y_ticks]), 14 + legend.height,
                    width - 24 - text_width(x_format(x_hi)) / 2, height - 56)
@@ -398,7 +404,7 @@ def _draw_line(line: Line, x_scale: LinearScale, y_scale: LinearScale) -> list[s
             runs[-1].append((x_scale(x), y_scale(y)))
         elif runs[-1]:
             runs.append([])
-    dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+    dash = _dash(line.dash)
     parts = []
     name = escape(line.name)
     for run in runs:
@@ -449,7 +455,7 @@ def bar_chart(categories: Sequence[str], series: Sequence[Bars], *, title: str,
         return _no_data(width, height, title)
     ticks = _domain(values + spans, 5, include_zero=True)
     fmt = value_format or tick_format(ticks)
-    legend = _legend([(bars.name, bars.color, False) for bars in series], 16, 4, width - 32)
+    legend = _legend([(bars.name, bars.color, "") for bars in series], 16, 4, width - 32)
     if horizontal:
         return _horizontal_bars(categories, series, ticks, fmt, legend, title=title,
                                 value_label=value_label, category_label=category_label,
@@ -649,3 +655,59 @@ def log_edges(low: float, high: float, per_decade: int = 3,
         step += 1
         edges.append(edge(step))
     return edges
+
+
+# -- the numbers behind a chart ---------------------------------------------------------------
+
+
+def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table of a chart's numbers: column headers, each row headed by its first cell."""
+    header = "".join(f'<th scope="col">{escape(name)}</th>' for name in head)
+    body = "".join(f'<tr><th scope="row">{escape(row[0])}</th>'
+                   + "".join(f"<td>{escape(cell)}</td>" for cell in row[1:]) + "</tr>"
+                   for row in rows)
+    return (f'<table class="figures"><caption>{escape(caption)}</caption>'
+            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def lines_table(lines: Sequence[Line], *, x_label: str, y_label: str,
+                x_format: Formatter | None = None, y_format: Formatter = format_number) -> str:
+    """A line chart's points as a table: a row per x value, a column per line (empty where a
+    line has no point)."""
+    xs = sorted({float(x) for line in lines for x, y in line.points if finite(x)})
+    x_format = x_format or (lambda value: format_number(value, decimals_for(abs(value))))
+    values = [{float(x): y for x, y in line.points if finite(x)} for line in lines]
+    rows = [[x_format(x), *(y_format(v[x]) if x in v and finite(v[x]) else "" for v in values)]
+            for x in xs]
+    return _table(y_label, [x_label, *(line.name for line in lines)], rows)
+
+
+def bars_table(categories: Sequence[str], series: Sequence[Bars], *, category_label: str,
+               value_label: str, value_format: Formatter = format_number) -> str:
+    """A bar chart's values as a table: a row per category, a column per series (and one for
+    its errors, where it has them)."""
+    head = [category_label or "category"]
+    for bars in series:
+        head.append(bars.name)
+        if bars.errors is not None:
+            head.append(f"{bars.name}: standard deviation")
+    rows = []
+    for index, category in enumerate(categories):
+        row = [str(category)]
+        for bars in series:
+            value = bars.values[index]
+            row.append(value_format(value) if finite(value) else "")
+            if bars.errors is not None:
+                error = bars.errors[index]
+                row.append(value_format(error) if finite(error) else "")
+        rows.append(row)
+    return _table(value_label, head, rows)
+
+
+def histogram_table(edges: Sequence[float], counts: Sequence[float], *, x_label: str,
+                    y_label: str) -> str:
+    """A histogram's bins as a table: a row per bin (its edges), its count."""
+    rows = [[f"{format_significant(low)} to {format_significant(high)}",
+             format_number(count, decimals_for(count)) if finite(count) else ""]
+            for low, high, count in zip(edges[:-1], edges[1:], counts, strict=True)]
+    return _table(y_label, [x_label, y_label], rows)
