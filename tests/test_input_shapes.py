@@ -766,6 +766,35 @@ def test_a_last_day_apart_from_the_data_warns(project):
 
 
 @pytest.mark.slow
+def test_the_as_of_date_is_the_last_day_with_a_purchase(project):
+    """An export that lists orders cancelled weeks after the last sale (read as 0, as the
+    README's recipes read a cancelled order) and a late refund: with clv_as_of_date left out,
+    the as-of date is the last purchase day, not the last cancellation, so customers do not
+    read as quiet for weeks the business did not sell in; the later rows count as dated
+    after the as-of date. Without a single purchase every usable day counts."""
+    path = project.workdir / "invoices_cancelled_tail.csv"
+    tail = [("C560000", "5/20/2011 9:00", 13047, -1, 12.75),
+            ("560001", "6/3/2011 9:00", 17850, 0, 4.25),
+            ("560002", "6/24/2011 9:00", 14527, 5, 0.0)]
+
+    def built(invoices) -> list:
+        _retail_frame(invoices).to_csv(path, index=False)
+        project.build(vars={**VARS, "clv_transactions": str(path), "clv_as_of_date": ""},
+                      select="+int_clv__as_of_date +clv_data_quality")
+        return project.query("select cast(as_of_date as varchar), cast(last_transaction_date "
+                             "as varchar), cast(first_transaction_date as varchar) "
+                             "from int_clv__as_of_date").values.tolist()[0]
+
+    assert built([*INVOICES, *tail]) == ["2011-05-06", "2011-05-06", "2010-12-01"]
+    later = project.query("select rows from clv_data_quality "
+                          "where reason = 'after_as_of_date'").values.tolist()
+    assert later == [[3]]
+    refunds = [(f"C{i}", day, 17850, -1, 2.0) for i, day in enumerate(
+        ["1/4/2011 10:00", "2/28/2011 15:15", "3/1/2011 9:00"])]
+    assert built(refunds) == ["2011-03-01", "2011-03-01", "2011-01-04"]
+
+
+@pytest.mark.slow
 def test_sales_written_as_negative_amounts_warn(project):
     """An export with the opposite sign convention (sales negative, refunds positive) would be
     read with its refunds as the purchases: dbt warns when refunds outnumber purchases."""

@@ -2,14 +2,19 @@
 {{ config(post_hook="{{ clv_check_day_month_order() }}") }}
 {#-
     One row: the as-of date and the first usable day. The as-of date is clv_as_of_date, or the
-    last usable day before today in clv_time_zone: today is not over (a source loaded during
-    the day holds part of it, and a customer's day would count as inactive until its first
-    order), and a far-future row is a clock error. Computed once
+    last day with a purchase (a usable row of a positive amount) before today in
+    clv_time_zone: today is not over (a source loaded during the day holds part of it, and a
+    customer's day would count as inactive until its first order), a far-future row is a clock
+    error, and a tail of cancelled orders read as 0, or of refunds, is no sign that the
+    business was selling then (an export that lists orders cancelled weeks after the last
+    sale would move the as-of date past the data, and every customer would read as quiet since).
+    Without a single purchase, every usable day counts. Computed once
     for int_clv__cutoffs and int_clv__transactions_classified, so clv_data_quality does not
     wait for the cutoffs. A duplicate is a copy of a usable row, so excluding it moves neither
     date. Both dates are null when no row is usable.
-    With them, how current the data is at the as-of date: the last usable day on or before it,
-    and the longest quiet spell before that (the most days from one usable day to the next), so
+    With them, how current the data is at the as-of date: the last day with a purchase on or
+    before it, and the longest quiet spell before that (the most days from one such day to the
+    next), so
     that a test can warn when the as-of date lies further past the data than the data was ever
     quiet (a source that stopped loading, read as every customer going quiet); and the quiet
     spell before the last usable day beside the longest before it, so that a test can warn
@@ -30,7 +35,9 @@ checked_transactions as (
 
 usable_days as (
 
-    select cast(transacted_at as date) as transacted_date
+    select
+        cast(transacted_at as date) as transacted_date,
+        max(case when amount > 0 then 1 else 0 end) as has_purchase
 
     from checked_transactions
     where row_problem is null
@@ -38,29 +45,57 @@ usable_days as (
 
 ),
 
+purchase_presence as (
+
+    select max(has_purchase) as any_purchase
+
+    from usable_days
+
+),
+
+-- the days the business sold on: with a purchase, or every usable day when none has one
+selling_days as (
+
+    select usable_days.transacted_date
+
+    from usable_days
+    cross join purchase_presence
+    where usable_days.has_purchase = 1 or purchase_presence.any_purchase = 0
+
+),
+
 dates as (
 
+    {% if settings.as_of_date -%}
     select
-        {% if settings.as_of_date -%}
         cast('{{ settings.as_of_date }}' as date) as as_of_date,
-        {%- else -%}
-        max(case when transacted_date < {{ clv_current_date(settings.time_zone) }} then transacted_date end)
-            as as_of_date,
-        {%- endif %}
         min(transacted_date) as first_transaction_date
 
     from usable_days
+    {%- else -%}
+    select
+        max(
+            case
+                when selling_days.transacted_date < {{ clv_current_date(settings.time_zone) }}
+                    then selling_days.transacted_date
+            end
+        ) as as_of_date,
+        min(usable_days.transacted_date) as first_transaction_date
+
+    from usable_days
+    left join selling_days on usable_days.transacted_date = selling_days.transacted_date
+    {%- endif %}
 
 ),
 
 days_to_as_of as (
 
     select
-        usable_days.transacted_date,
-        lag(usable_days.transacted_date) over (order by usable_days.transacted_date) as previous_date
+        selling_days.transacted_date,
+        lag(selling_days.transacted_date) over (order by selling_days.transacted_date) as previous_date
 
-    from usable_days
-    inner join dates on usable_days.transacted_date <= dates.as_of_date
+    from selling_days
+    inner join dates on selling_days.transacted_date <= dates.as_of_date
 
 ),
 
