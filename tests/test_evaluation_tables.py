@@ -149,4 +149,8 @@ def test_the_validation_metrics_follow_their_definitions():
     btyd_spend = table.column("btyd_expected_spend").to_numpy()[mask]
     assert btyd["normalized_gini"] == pytest.approx(metrics.normalized_gini(truth, btyd_spend))
     assert btyd["brier_score"] is None and btyd["p90_exceedance"] is None
+    # the standard error of the network's lead over each baseline, none for the network
+    assert btyd["gini_difference_se"] == metrics.gini_difference_se(truth, spend[mask],
+                                                                    btyd_spend, seed=42) > 0
+    assert network["gini_difference_se"] is None
     assert {row["predictor"] for row in deciles} == {row["predictor"] for row in rows}

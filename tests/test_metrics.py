@@ -27,6 +27,7 @@ from clv.metrics import (
     evaluate,
     expected_calibration_error,
     gain_curve,
+    gini_difference_se,
     interval_coverage,
     mae,
     normalized_gini,
@@ -457,3 +458,35 @@ def test_normalized_gini_is_nan_when_every_actual_is_equal():
     for order in ([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], [1, 1, 1, 1, 1]):
         assert np.isnan(normalized_gini([0.7] * 5, order))
     assert np.isnan(normalized_gini([0.0] * 4, [1, 2, 3, 4]))
+
+
+def test_gini_difference_se_is_the_bootstrap_spread_of_the_paired_difference() -> None:
+    """The Poisson bootstrap's weighted Gini is the Gini of the sample that holds each customer
+    as many times as its weight (ties averaged as normalized_gini does); its spread over the
+    resamples agrees with a plain bootstrap's, grows as the customers get fewer, and is 0 for
+    two predictors that rank alike."""
+    from clv.metrics import _tie_blocks, _weighted_gini
+
+    rng = np.random.default_rng(11)
+    n = 600
+    actual = np.where(rng.random(n) < 0.5, 0.0, rng.gamma(1.0, 50.0, n))
+    first = np.round(actual * rng.uniform(0.5, 1.5, n) + rng.gamma(1.0, 20.0, n))
+    second = np.round(rng.gamma(1.0, 20.0, n) + 0.3 * actual)
+    weights = rng.poisson(1.0, n).astype(float)
+    copies = np.repeat(np.arange(n), weights.astype(int))
+    order, ideal = np.argsort(-first, kind="stable"), np.argsort(-actual, kind="stable")
+    weighted = (_weighted_gini(actual[order], _tie_blocks(first[order]), weights[order])
+                / _weighted_gini(actual[ideal], _tie_blocks(actual[ideal]), weights[ideal]))
+    assert weighted == pytest.approx(normalized_gini(actual[copies], first[copies]), abs=1e-12)
+    plain = []
+    for _ in range(400):
+        rows = rng.integers(0, n, n)
+        plain.append(normalized_gini(actual[rows], first[rows])
+                     - normalized_gini(actual[rows], second[rows]))
+    se = gini_difference_se(actual, first, second, resamples=400)
+    assert se == pytest.approx(np.std(plain, ddof=1), rel=0.2)
+    assert gini_difference_se(actual[:150], first[:150], second[:150], resamples=400) > se
+    assert gini_difference_se(actual, first, 2.0 * first + 1.0) == 0.0
+    # a sample of the customers stands for them all: the spread scaled to their number
+    sampled = gini_difference_se(actual, first, second, resamples=400, max_rows=300)
+    assert sampled == pytest.approx(se, rel=0.3)

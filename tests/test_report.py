@@ -554,6 +554,18 @@ def test_is_the_model_worth_using_is_answered_in_words():
         " But a naive rule ranks them better than both models: last horizon's spend "
         "(normalized Gini 0.884).")
     assert "naive" not in model_verdict(ReportData(ginis={**naive, "naive_last_horizon": 0.882}))
+    # with few buyers a lead of a few hundredths is the draw of customers: "yes" needs two
+    # standard errors of the difference (gini_difference_se) when they are above 0.005
+    few = {"network": 0.586, "bgnbd_gamma_gamma": 0.572}
+    uncertain = model_verdict(ReportData(ginis=few,
+                                         gini_difference_ses={"bgnbd_gamma_gamma": 0.015}))
+    assert uncertain.startswith("About as well") and uncertain.endswith(
+        "The lead of 0.014 is within what another draw of customers would move it by (two "
+        "standard errors: 0.030).")
+    sure = model_verdict(ReportData(ginis=few, gini_difference_ses={"bgnbd_gamma_gamma": 0.004}))
+    assert sure.startswith("Yes")
+    assert "naive" not in model_verdict(ReportData(
+        ginis=naive, gini_difference_ses={"naive_last_horizon": 0.01}))
     connection = duckdb.connect()
     _hand_made(connection)
     _hand_made_changes(connection)

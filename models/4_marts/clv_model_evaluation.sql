@@ -46,7 +46,8 @@ final as (
         cast(evaluation.p10_p90_coverage as {{ clv_type_double() }}) as p10_p90_coverage,
         cast(evaluation.p90_exceedance as {{ clv_type_double() }}) as p90_exceedance,
         cast(evaluation.p10_shortfall as {{ clv_type_double() }}) as p10_shortfall,
-        cast(evaluation.purchase_probability_ece as {{ clv_type_double() }}) as purchase_probability_ece
+        cast(evaluation.purchase_probability_ece as {{ clv_type_double() }}) as purchase_probability_ece,
+        cast(evaluation.gini_difference_se as {{ clv_type_double() }}) as gini_difference_se
 
     from evaluation
     left join registry

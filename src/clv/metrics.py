@@ -22,6 +22,8 @@ prediction, so the curve at 10 % counts decile 1 and equals :func:`top_decile_ca
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -100,6 +102,63 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     if not np.isfinite(ideal) or ideal == 0:
         return float("nan")
     return _gini_sorted(true_by_pred) / ideal
+
+
+def _tie_blocks(values: FloatArray) -> FloatArray:
+    """Block ids of runs of equal ``values`` (already in order), shape ``(n,)``."""
+    new_block = np.ones(values.size, dtype=bool)
+    new_block[1:] = values[1:] != values[:-1]
+    return np.cumsum(new_block) - 1
+
+
+def _weighted_gini(true_sorted: FloatArray, blocks: FloatArray, weights: FloatArray) -> float:
+    """:func:`_gini_sorted` of a sample holding ``weights[i]`` copies of customer ``i`` (in the
+    given order), the actual values averaged within tie blocks over the copies."""
+    copies = weights.sum()
+    mean = (np.bincount(blocks, weights=weights * true_sorted)
+            / np.maximum(np.bincount(blocks, weights=weights), 1e-300))[blocks]
+    spent = weights * mean
+    total = spent.sum()
+    if copies == 0 or total == 0:
+        return float("nan")
+    before = np.cumsum(spent) - spent
+    # the copies of one customer follow each other: their cumulative sums, added up
+    area = np.sum(weights * before + mean * weights * (weights + 1.0) / 2.0)
+    return float(area / (copies * total) - (copies + 1.0) / (2.0 * copies))
+
+
+def gini_difference_se(y_true: ArrayLike, first: ArrayLike, second: ArrayLike,
+                       resamples: int = 100, max_rows: int = 50_000, seed: int = 0) -> float:
+    """Standard error of ``normalized_gini(y_true, first) - normalized_gini(y_true, second)``
+    over the customers: how far the difference would move with another draw of them. A
+    Poisson bootstrap (each resample weighs each customer by a Poisson(1) count, so the orders
+    by prediction are sorted once; ties averaged within their blocks, as
+    :func:`normalized_gini` does), paired (both predictors on the same resample), on a uniform
+    sample of at most ``max_rows`` customers scaled to the whole by ``sqrt(sample / n)``. nan
+    with fewer than two customers or two finite resamples."""
+    t, a = _pair(y_true, first)
+    _, b = _pair(y_true, second)
+    rng = np.random.default_rng(seed)
+    n = t.size
+    if n > max_rows:
+        rows = rng.choice(n, max_rows, replace=False)
+        t, a, b = t[rows], a[rows], b[rows]
+    if t.size < 2:
+        return float("nan")
+    orders = [np.argsort(-values, kind="stable") for values in (a, b, t)]
+    ranked = [(t[order], _tie_blocks(values[order]), order)
+              for order, values in zip(orders, (a, b, t), strict=True)]
+    differences = []
+    for _ in range(resamples):
+        weights = rng.poisson(1.0, t.size).astype(np.float64)
+        first_gini, second_gini, ideal = (_weighted_gini(true, blocks, weights[order])
+                                          for true, blocks, order in ranked)
+        if ideal > 0:
+            differences.append((first_gini - second_gini) / ideal)
+    finite_differences = np.asarray(differences)[np.isfinite(differences)]
+    if finite_differences.size < 2:
+        return float("nan")
+    return float(np.std(finite_differences, ddof=1) * math.sqrt(t.size / n))
 
 
 def spearman(y_true: ArrayLike, y_pred: ArrayLike) -> float:

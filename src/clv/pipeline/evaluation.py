@@ -17,7 +17,7 @@ EVALUATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predi
                       "customers", "actual_total", "predicted_total", "normalized_gini",
                       "spearman", "aggregate_error", "decile_mape", "top_decile_capture", "mae",
                       "rmse", "auc", "brier_score", "p10_p90_coverage", "p90_exceedance",
-                      "p10_shortfall", "purchase_probability_ece"]
+                      "p10_shortfall", "purchase_probability_ece", "gini_difference_se"]
 CALIBRATION_COLUMNS = ["model_version", "is_current", "validation_cutoff", "predictor", "decile",
                        "customers", "mean_predicted", "mean_actual"]
 GAIN_CURVE_COLUMNS = {"model_version": "string", "is_current": "bool",

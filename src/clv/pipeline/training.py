@@ -269,8 +269,10 @@ def evaluate(outputs: RawOutputs, calibration, table: pa.Table, mask: np.ndarray
     spend, purchase probability (AUC, Brier score, expected calibration error) and the
     quantiles of the calibrated ZILN distribution (p10-p90 coverage, the share above p90, the
     share below p10 of those whose p10 is above 0). The baselines have no probability and no
-    quantiles: those metrics are None for them. Each evaluation row carries its predictor's
-    gain curve (:func:`clv.metrics.gain_curve`, 100 rows) under ``gain_curve``.
+    quantiles: those metrics are None for them; each has the standard error of the network's
+    normalized Gini minus its own (:func:`clv.metrics.gini_difference_se`). Each evaluation
+    row carries its predictor's gain curve (:func:`clv.metrics.gain_curve`, 100 rows) under
+    ``gain_curve``.
     """
     from clv.calibration import apply
 
@@ -311,6 +313,10 @@ def evaluate(outputs: RawOutputs, calibration, table: pa.Table, mask: np.ndarray
             "purchase_probability_ece": (
                 None if probability is None
                 else metrics.expected_calibration_error(actual, probability)),
+            # how far the network's lead over this baseline would move with other customers
+            "gini_difference_se": (None if predictor == "network" else
+                                   metrics.gini_difference_se(actual, predicted, values,
+                                                              seed=run.seed)),
             "gain_curve": metrics.gain_curve(actual, values).to_dict("records"),
         })
         deciles = metrics.decile_calibration(actual, values)

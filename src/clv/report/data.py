@@ -56,6 +56,8 @@ class ReportData:
     # the most valuable customers, highest predicted value first, with their first driver
     top_customers: pd.DataFrame | None = None
     ginis: dict[str, float] = field(default_factory=dict)  # predictor -> validation Gini
+    # baseline -> standard error of the network's Gini minus its own (gini_difference_se)
+    gini_difference_ses: dict[str, float] = field(default_factory=dict)
     # the current model's spend level: horizon_days, is_seasonal_level, level_note
     level: dict[str, Any] = field(default_factory=dict)
     # as-of dates of the history scored only over another horizon than the current predictions
@@ -239,11 +241,15 @@ def read_report_data(warehouse: Warehouse,
             limit {TOP_ROWS}""")], version)
     evaluation = _for_model(reader.query(
         "clv_model_evaluation",
-        "select model_version, is_current, predictor, normalized_gini from {relation}"), version)
+        "select * from {relation}"), version)
     if evaluation is not None:
         data.ginis = {str(p): float(g) for p, g in zip(evaluation["predictor"],
                                                         evaluation["normalized_gini"], strict=True)
                       if finite(g)}
+        # (a table written before the standard errors were kept has no such column)
+        ses = evaluation.get("gini_difference_se", pd.Series(float("nan"), index=evaluation.index))
+        data.gini_difference_ses = {str(p): float(se) for p, se in
+                                    zip(evaluation["predictor"], ses, strict=True) if finite(se)}
     return data
 
 

@@ -829,21 +829,34 @@ def _section(key: str, title: str, figures: Sequence[Figure], after: str = "",
             + "".join(figure.html() for figure in figures) + f"</div>{after}</section>")
 
 
+def _clear_lead(data: ReportData, baseline: str) -> float:
+    """The least lead in normalized Gini over ``baseline`` that tells two rankings apart: 0.005,
+    or two standard errors of the difference (gini_difference_se) when those are more: with
+    few buyers in the validation window a lead of a few hundredths is the draw of customers."""
+    se = data.gini_difference_ses.get(baseline)
+    return max(0.005, 2.0 * se) if svg.finite(se) else 0.005
+
+
 def model_verdict(data: ReportData) -> str:
     """The answer to "is the model worth using?" in words: how the network ranks the customers
-    by spend on the validation cutoff against BG/NBD + Gamma-Gamma (normalized Gini), with the
-    0.02 below which dbt warns (clv_network_ranks_as_well_as_btyd), and a naive baseline that
-    ranks them better than both, if one does; empty without the two models' Ginis."""
+    by spend on the validation cutoff against BG/NBD + Gamma-Gamma (normalized Gini): better by
+    a clear lead (:func:`_clear_lead`), about as well down to the 0.02 below which dbt warns
+    (clv_network_ranks_as_well_as_btyd), or worse; and a naive baseline that ranks them better
+    than both by a clear lead, if one does; empty without the two models' Ginis."""
     network, btyd = data.ginis.get("network"), data.ginis.get("bgnbd_gamma_gamma")
     if not (svg.finite(network) and svg.finite(btyd)):
         return ""
     figures = f"(normalized Gini {network:.3f} against {btyd:.3f} on the validation cutoff)"
-    if network >= btyd + 0.005:
+    clear = _clear_lead(data, "bgnbd_gamma_gamma")
+    if network >= btyd + clear:
         verdict = (f"Yes: the model ranks the customers by what they will spend better than the "
                    f"classic BG/NBD + Gamma-Gamma model {figures}.")
     elif network >= btyd - 0.02:
         verdict = (f"About as well as the classic BG/NBD + Gamma-Gamma model ranks the customers "
                    f"by what they will spend {figures}: use either.")
+        if network >= btyd + 0.005:
+            verdict += (f" The lead of {network - btyd:.3f} is within what another draw of "
+                        f"customers would move it by (two standard errors: {clear:.3f}).")
     else:
         verdict = (f"No: the classic BG/NBD + Gamma-Gamma model ranks the customers by what they "
                    f"will spend better {figures}; use its values, "
@@ -851,7 +864,7 @@ def model_verdict(data: ReportData) -> str:
                    "clv_network_ranks_as_well_as_btyd).")
     naive = max(((data.ginis[name], name) for name in PREDICTORS
                  if name.startswith("naive") and svg.finite(data.ginis.get(name))), default=None)
-    if naive is not None and naive[0] >= max(network, btyd) + 0.005:
+    if naive is not None and naive[0] >= max(network, btyd) + _clear_lead(data, naive[1]):
         verdict += (f" But a naive rule ranks them better than both models: "
                     f"{PREDICTORS[naive[1]][0].removeprefix('naive: ')} (normalized Gini "
                     f"{naive[0]:.3f}).")
