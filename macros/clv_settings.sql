@@ -50,6 +50,7 @@
             'clv_report_path', var('clv_report_path', 'reports/clv_report.html')
         ),
         'currency': clv_validate_currency('clv_currency', var('clv_currency', '')),
+        'segment_bounds': clv_validate_segment_bounds('clv_segment_bounds', var('clv_segment_bounds', {})),
         'windows': [7, 30, 90, 180, 365],
         'channels': ['orders', 'revenue', 'active_days'],
         'exclusion_reasons': ['missing_customer_id', 'invalid_timestamp', 'invalid_amount',
@@ -132,6 +133,43 @@
         {{ clv_fail(var_name, number ~ " is out of range; allowed " ~ minimum ~ " to " ~ maximum) }}
     {% endif %}
     {{ return(number) }}
+{% endmacro %}
+
+
+{#-
+    The bounds of the segment rules (clv_segment_bounds()): the defaults, with the keys the var
+    sets in their place. Whole numbers of deciles and days, probabilities from 0 to 1 with the
+    at_risk bound at most the active one.
+-#}
+{% macro clv_validate_segment_bounds(var_name, value) %}
+    {% set defaults = {'high_value_deciles': 2, 'new_days': 90, 'active_probability': 0.5,
+                       'at_risk_probability': 0.2} %}
+    {% if value is none or (value is string and value | trim == '') %}
+        {{ return(defaults) }}
+    {% endif %}
+    {% if value is not mapping %}
+        {{ clv_fail(var_name, "expected a mapping such as {active_probability: 0.3}, got " ~ (value | string)) }}
+    {% endif %}
+    {% for key in value if key not in defaults %}
+        {{ clv_fail(var_name, "unknown key '" ~ key ~ "'; allowed: " ~ (defaults.keys() | list | join(', '))) }}
+    {% endfor %}
+    {% set bounds = {
+        'high_value_deciles': clv_validate_int(var_name ~ '.high_value_deciles',
+                                               value.get('high_value_deciles', defaults.high_value_deciles), 0, 10),
+        'new_days': clv_validate_int(var_name ~ '.new_days', value.get('new_days', defaults.new_days), 0, 3650),
+    } %}
+    {% for key in ['active_probability', 'at_risk_probability'] %}
+        {% set given = value.get(key, defaults[key]) %}
+        {% if given is boolean or given is not number or given < 0 or given > 1 %}
+            {{ clv_fail(var_name ~ '.' ~ key, "expected a probability from 0 to 1, got " ~ (given | string)) }}
+        {% endif %}
+        {% do bounds.update({key: given | float}) %}
+    {% endfor %}
+    {% if bounds.at_risk_probability > bounds.active_probability %}
+        {{ clv_fail(var_name, "at_risk_probability " ~ bounds.at_risk_probability ~ " is above active_probability "
+                              ~ bounds.active_probability ~ ": a customer at risk is one less likely to buy than an active one") }}
+    {% endif %}
+    {{ return(bounds) }}
 {% endmacro %}
 
 

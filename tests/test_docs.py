@@ -172,9 +172,12 @@ def test_segment_rules_agree_in_docs_tests_sql_and_readme(manifest):
         (segment, str(order)) for order, segment in enumerate(SEGMENTS, start=1)]
     readme = (ROOT / "README.md").read_text()
     assert _segment_table(readme.split("### Segments", 1)[1]) == SEGMENTS
-    # the bounds each table states are those the SQL applies (macros/clv_segment_bounds.sql)
-    macro = (ROOT / "macros" / "clv_segment_bounds.sql").read_text()
-    bounds = dict(re.findall(r"'(\w+)': ([\d.]+)", macro))
+    # the bounds each table states are the defaults the SQL applies (clv_segment_bounds(), with
+    # the defaults of clv_validate_segment_bounds in macros/clv_settings.sql)
+    settings = (ROOT / "macros" / "clv_settings.sql").read_text()
+    macro = settings.split("macro clv_validate_segment_bounds", 1)[1].split("endmacro", 1)[0]
+    defaults = macro.split("set defaults = {", 1)[1].split("}", 1)[0]
+    bounds = dict(re.findall(r"'(\w+)': ([\d.]+)", defaults))
     assert set(bounds) == {"high_value_deciles", "new_days", "active_probability",
                            "at_risk_probability"}
     stated = [f"`value_decile` 1 or {bounds['high_value_deciles']}:",

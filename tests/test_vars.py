@@ -48,6 +48,15 @@ BAD_VARS = [
     ({"clv_extra_features": ["frequency"]}, "clv_extra_features"),  # a feature clv computes
     ({"clv_extra_features": ["order"]}, "clv_extra_features"),  # an SQL keyword
     ({"clv_extra_features": ["btyd_expected_spend"]}, "clv_extra_features"),
+    ({"clv_segment_bounds": [0.5, 0.2]}, "clv_segment_bounds"),
+    ({"clv_segment_bounds": {"active": 0.4}}, "clv_segment_bounds"),
+    ({"clv_segment_bounds": {"active_probability": 1.5}},
+     "clv_segment_bounds.active_probability"),
+    ({"clv_segment_bounds": {"at_risk_probability": "low"}},
+     "clv_segment_bounds.at_risk_probability"),
+    ({"clv_segment_bounds": {"high_value_deciles": 11}}, "clv_segment_bounds.high_value_deciles"),
+    ({"clv_segment_bounds": {"new_days": 30.5}}, "clv_segment_bounds.new_days"),
+    ({"clv_segment_bounds": {"at_risk_probability": 0.6}}, "clv_segment_bounds"),
 ]
 INPUT_VARS = {"clv_transactions", "clv_columns"}
 PROJECT_DIR = Path(__file__).resolve().parent.parent
