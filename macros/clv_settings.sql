@@ -160,10 +160,14 @@
     } %}
     {% for key in ['active_probability', 'at_risk_probability'] %}
         {% set given = value.get(key, defaults[key]) %}
-        {% if given is boolean or given is not number or given < 0 or given > 1 %}
-            {{ clv_fail(var_name ~ '.' ~ key, "expected a probability from 0 to 1, got " ~ (given | string)) }}
+        {#- a number, or text that writes one (an env_var gives text) -#}
+        {% set text = given | string | trim %}
+        {% if given is boolean or given is none
+              or not modules.re.fullmatch('[0-9]*[.]?[0-9]+([eE]-?[0-9]+)?', text)
+              or (text | float) > 1 %}
+            {{ clv_fail(var_name ~ '.' ~ key, "expected a probability from 0 to 1, got '" ~ text ~ "'") }}
         {% endif %}
-        {% do bounds.update({key: given | float}) %}
+        {% do bounds.update({key: text | float}) %}
     {% endfor %}
     {% if bounds.at_risk_probability > bounds.active_probability %}
         {{ clv_fail(var_name, "at_risk_probability " ~ bounds.at_risk_probability ~ " is above active_probability "

@@ -488,7 +488,7 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
     section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
     assert ("From 2024-03-30 to 2024-03-31, over the 5 customers scored at both, the total "
             "predicted value went from 4,626 to 2,673 currency units: \u22121,952 (\u221242.2%). "
-            "4 need attention: 1 down two deciles or more; 1 top-20% value halved; 1 left "
+            "4 need attention: 1 down two deciles or more; 1 top-decile value halved; 1 left "
             "high_value; 1 became at_risk; 1 became dormant. The model changed between the "
             "two dates (a retrained model) for 2 of the 5 customers") in section
     assert "clv-backfill --previous scores the date before with the new model" in section
@@ -566,6 +566,13 @@ def test_is_the_model_worth_using_is_answered_in_words():
     assert sure.startswith("Yes")
     assert "naive" not in model_verdict(ReportData(
         ginis=naive, gini_difference_ses={"naive_last_horizon": 0.01}))
+    # BG/NBD ahead of the network: the naive rule's lead over it needs BG/NBD's error too
+    ahead = {"network": 0.840, "bgnbd_gamma_gamma": 0.847, "naive_last_horizon": 0.857}
+    assert "naive rule" in model_verdict(ReportData(
+        ginis=ahead, gini_difference_ses={"naive_last_horizon": 0.002}))
+    assert "naive" not in model_verdict(ReportData(
+        ginis=ahead, gini_difference_ses={"naive_last_horizon": 0.002,
+                                          "bgnbd_gamma_gamma": 0.01}))
     connection = duckdb.connect()
     _hand_made(connection)
     _hand_made_changes(connection)

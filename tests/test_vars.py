@@ -105,6 +105,15 @@ def test_a_misspelled_var_is_rejected_naming_the_one_meant(dbt_project):
     assert not dbt_project.database.exists()
 
 
+@pytest.mark.slow
+def test_segment_bounds_may_be_written_as_text(dbt_project):
+    """An env_var gives text: a probability written as "0.3" reads as 0.3, as a whole number of
+    deciles written as "3" reads as 3."""
+    dbt_project.run("parse", vars={"clv_segment_bounds": {"active_probability": "0.3",
+                                                          "at_risk_probability": "0.05",
+                                                          "high_value_deciles": "3"}})
+
+
 def test_the_known_vars_are_the_declared_vars():
     import re
     from pathlib import Path

@@ -45,9 +45,16 @@ usable_days as (
 
 ),
 
+-- a purchase before today: a first load whose only sales are today's is read as before
 purchase_presence as (
 
-    select max(has_purchase) as any_purchase
+    select
+        max(
+            case
+                when transacted_date < {{ clv_current_date(settings.time_zone) }} then has_purchase
+                else 0
+            end
+        ) as any_purchase
 
     from usable_days
 

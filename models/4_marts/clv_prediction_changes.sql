@@ -11,7 +11,7 @@
     another model there, or an earlier run of the same model at that date).
 
     The flags follow the customer, not the segment rules' order: becoming at_risk or dormant
-    needs the purchase probability to have crossed that segment's bound (0.5, 0.2:
+    needs the purchase probability to have crossed that segment's bound (0.5, 0.2 by default:
     clv_segment_bounds(), the rules of clv_predictions), so a new customer whose probability
     was already low is not flagged on the day their history turns 90 days long, and dormant ->
     at_risk (a recovery) never is. A top-20% customer whose value halves is flagged even when

@@ -153,7 +153,7 @@ def gini_difference_se(y_true: ArrayLike, first: ArrayLike, second: ArrayLike,
         weights = rng.poisson(1.0, t.size).astype(np.float64)
         first_gini, second_gini, ideal = (_weighted_gini(true, blocks, weights[order])
                                           for true, blocks, order in ranked)
-        if ideal > 0:
+        if ideal > 1e-12:  # one distinct actual value: no ranking to measure (rounding error)
             differences.append((first_gini - second_gini) / ideal)
     finite_differences = np.asarray(differences)[np.isfinite(differences)]
     if finite_differences.size < 2:

@@ -104,7 +104,9 @@ def load_current(run: RunSettings, version: str, features: list[str]) -> LoadedM
 def stale_features_note(metadata: dict[str, Any]) -> str | None:
     """What changed in the features since the model was trained, or None when it was trained
     on the features this version computes. It still scores (they have the same columns), but
-    its inputs have moved a little from what it learned on."""
+    its inputs have moved a little from what it learned on. A model of this version's features
+    saved before the fill values were kept (no ``static_fill``) reads a missing input as 0,
+    which the note says too."""
     saved = int(metadata.get("feature_definitions") or 1)
     retrain = ("retrain once with clv_retrain: always at the history's latest as-of date "
                "(clv_as_of_date)")

@@ -254,7 +254,7 @@ def read_report_data(warehouse: Warehouse,
 
 
 def _recency(reader: _Reader) -> dict[str, Any]:
-    """The last usable transaction day, the days from it to the as-of date and the longest
+    """The last day with a purchase, the days from it to the as-of date and the longest
     quiet spell of the data (int_clv__as_of_date): an as-of date further past the data than it
     was ever quiet reads every customer as gone quiet."""
     frame = reader.query("int_clv__as_of_date", """

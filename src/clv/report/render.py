@@ -27,9 +27,9 @@ PREDICTORS = {  # predictor -> (legend name, colour, dash pattern), in legend or
     "naive_average_rate": ("naive: average spend rate", svg.PALETTE[3], svg.DASHES[3]),
 }
 PERFECT = ("perfect ranking", "#444444", svg.DASHES[4])
-RANDOM = ("random order", "#767676", svg.DASHES[5])
 # the grey of a series beside the model's colour (at least 4.5:1 on white)
 REFERENCE_GREY = "#767676"
+RANDOM = ("random order", REFERENCE_GREY, svg.DASHES[5])
 # what each feature group holds (clv_feature_groups() in macros/clv_settings.sql, and the two
 # the network adds), for the captions
 GROUP_MEANINGS = {
@@ -549,7 +549,7 @@ def data_quality_table(data: ReportData) -> str:
 
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
     "is_dropping_two_deciles": "down two deciles or more",
-    "is_halving_value": "top-20% value halved",
+    "is_halving_value": "top-decile value halved",
     "is_leaving_high_value": "left high_value",
     "is_becoming_at_risk": "became at_risk",
     "is_becoming_dormant": "became dormant",
@@ -829,12 +829,13 @@ def _section(key: str, title: str, figures: Sequence[Figure], after: str = "",
             + "".join(figure.html() for figure in figures) + f"</div>{after}</section>")
 
 
-def _clear_lead(data: ReportData, baseline: str) -> float:
-    """The least lead in normalized Gini over ``baseline`` that tells two rankings apart: 0.005,
-    or two standard errors of the difference (gini_difference_se) when those are more: with
-    few buyers in the validation window a lead of a few hundredths is the draw of customers."""
-    se = data.gini_difference_ses.get(baseline)
-    return max(0.005, 2.0 * se) if svg.finite(se) else 0.005
+def _clear_lead(data: ReportData, *baselines: str) -> float:
+    """The least lead in normalized Gini that tells two rankings apart: 0.005, or two standard
+    errors of the difference (gini_difference_se, the largest of ``baselines``' against the
+    network) when those are more: with few buyers in the validation window a lead of a few
+    hundredths is the draw of customers."""
+    ses = [se for se in (data.gini_difference_ses.get(b) for b in baselines) if svg.finite(se)]
+    return max([0.005, *(2.0 * se for se in ses)])
 
 
 def model_verdict(data: ReportData) -> str:
@@ -864,7 +865,8 @@ def model_verdict(data: ReportData) -> str:
                    "clv_network_ranks_as_well_as_btyd).")
     naive = max(((data.ginis[name], name) for name in PREDICTORS
                  if name.startswith("naive") and svg.finite(data.ginis.get(name))), default=None)
-    if naive is not None and naive[0] >= max(network, btyd) + _clear_lead(data, naive[1]):
+    if naive is not None and naive[0] >= max(network, btyd) + _clear_lead(
+            data, naive[1], "bgnbd_gamma_gamma"):
         verdict += (f" But a naive rule ranks them better than both models: "
                     f"{PREDICTORS[naive[1]][0].removeprefix('naive: ')} (normalized Gini "
                     f"{naive[0]:.3f}).")

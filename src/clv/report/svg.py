@@ -3,7 +3,7 @@
 Three charts (:func:`line_chart`, :func:`bar_chart`, :func:`histogram`) and what they are made
 of: number formats, "nice" axis ticks and linear and log scales; and each chart's numbers as an
 HTML table (:func:`lines_table`, :func:`bars_table`, :func:`histogram_table`), which a screen
-reader and print reach where the marks' tooltips are not. A chart is a string of SVG
+reader and a keyboard reach where the marks' tooltips are not. A chart is a string of SVG
 markup with a fixed ``viewBox`` that scales to the width of its container; it holds no script
 and refers to nothing outside itself, so a page of them opens without a network.
 
