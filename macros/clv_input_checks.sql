@@ -112,13 +112,12 @@
 
 {#-
     The columns of an optional input (clv_customers, clv_events) as lower-case name -> type,
-    after checking that it has every name in `required` (and `extra`, the columns var
+    from its `schema` (clv_source_schema), after checking that it has every name in `required` (and `extra`, the columns var
     clv_extra_features adds): missing ones stop compilation with one line naming the var,
     every missing column and the columns the source has. `optional` names the columns read
     when there (the staging model fills a missing one with nulls), for the message.
 -#}
-{% macro clv_input_columns(var_name, relation, required, extra=[], optional=[]) %}
-    {% set schema = clv_source_schema(relation) %}
+{% macro clv_input_columns(var_name, schema, required, extra=[], optional=[]) %}
     {% set types = {} %}
     {% for column in schema %}
         {% do types.update({column.name | lower: column.data_type}) %}

@@ -46,15 +46,15 @@
 
 {#-
     The select list that reads an optional input's columns (`names`, lower case) under those
-    names: each selected by the name the source gives it, quoted as the engine quotes names,
-    since PostgreSQL finds a column named with capitals ("Customer_ID") only in double quotes
-    and folds an unquoted customer_id to lower case. `*` before the schema is read (parse time).
+    names, from its `schema` (clv_source_schema): each selected by the name the source gives
+    it, quoted as the engine quotes names, since PostgreSQL finds a column named with capitals
+    ("Customer_ID") only in double quotes and folds an unquoted customer_id to lower case. `*`
+    before the schema is read (parse time).
 -#}
-{% macro clv_input_select(relation, names) %}
+{% macro clv_input_select(schema, names) %}
     {% set selected = [] %}
     {% set seen = [] %}
-    {% for column in clv_source_schema(relation) if (column.name | lower) in names
-                                                    and (column.name | lower) not in seen %}
+    {% for column in schema if (column.name | lower) in names and (column.name | lower) not in seen %}
         {% do seen.append(column.name | lower) %}
         {% do selected.append(clv_quote_name(column.name) ~ ' as ' ~ (column.name | lower)) %}
     {% endfor %}

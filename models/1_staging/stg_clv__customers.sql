@@ -6,8 +6,9 @@
     {{ clv_fail('clv_extra_features', "names columns of clv_customers, but clv_customers is not set") }}
 {%- endif -%}
 {%- set source_relation = none if clv_input_unbuilt('clv_customers', source_relation) else source_relation -%}
+{%- set source_schema = clv_source_schema(source_relation) if source_relation is not none else [] -%}
 {%- set source_types = clv_input_columns(
-    'clv_customers', source_relation, ['customer_id'], extra_features, ['signup_date', 'country', 'age_band']
+    'clv_customers', source_schema, ['customer_id'], extra_features, ['signup_date', 'country', 'age_band']
 ) if source_relation is not none else {} -%}
 {#- a column the input lacks (at parse time, every column: the schema is read when it runs) is
     null on every row -#}
@@ -26,7 +27,7 @@ with
 source as (
 
     select
-        {{ clv_input_select(source_relation, ['customer_id', 'signup_date', 'country', 'age_band'] + extra_features) }}
+        {{ clv_input_select(source_schema, ['customer_id', 'signup_date', 'country', 'age_band'] + extra_features) }}
     from {{ source_relation }}
 
 ),

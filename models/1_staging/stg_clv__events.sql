@@ -2,8 +2,9 @@
 {%- set settings = clv_settings() -%}
 {%- set source_relation = clv_optional_source('clv_events', 'clv_sample_events') -%}
 {%- set source_relation = none if clv_input_unbuilt('clv_events', source_relation) else source_relation -%}
+{%- set source_schema = clv_source_schema(source_relation) if source_relation is not none else [] -%}
 {%- set source_types = clv_input_columns(
-    'clv_events', source_relation, ['customer_id', 'event_at'], optional=['event_type']
+    'clv_events', source_schema, ['customer_id', 'event_at'], optional=['event_type']
 ) if source_relation is not none else {} -%}
 {#- without event_type (at parse time the schema is not read) every event is of no type -#}
 {%- set has_type = 'event_type' in source_types or not execute -%}
@@ -17,7 +18,7 @@ with
 source as (
 
     select
-        {{ clv_input_select(source_relation, ['customer_id', 'event_at', 'event_type']) }}
+        {{ clv_input_select(source_schema, ['customer_id', 'event_at', 'event_type']) }}
     from {{ source_relation }}
 
 ),

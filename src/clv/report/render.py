@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from html import escape
 from typing import Any
 
@@ -89,14 +90,6 @@ def _scroll(table: str, label: str) -> str:
             f"{table}</div>")
 
 
-def _head(*columns: str | tuple[str]) -> str:
-    """A table's header row of column headers (HTML); a name in a 1-tuple is text, aligned
-    left."""
-    cells = "".join(f'<th scope="col" class="text">{column[0]}</th>' if isinstance(column, tuple)
-                    else f'<th scope="col">{column}</th>' for column in columns)
-    return f"<thead><tr>{cells}</tr></thead>"
-
-
 @dataclass(frozen=True)
 class Rendered:
     html: str
@@ -160,7 +153,7 @@ def gain_curve_figure(data: ReportData) -> Figure:
     chart = svg.line_chart(
         [*lines, random], title=title, **labels, x_domain=(0, 100), y_domain=(0, 100),
         x_ticks=[0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
-    table = svg.lines_table(lines, **labels, y_format=lambda v: svg.format_number(v, 1))
+    table = svg.lines_table(lines, **labels, y_format=partial(svg.format_number, decimals=1))
     caption = (f"Customers at {_validation(frame)}, ranked by each predictor: the share of their "
                f"actual spend over {_horizon(data)} held by the top x %. Higher is better; the "
                "perfect ranking line is the best any ranking can do."
@@ -302,9 +295,11 @@ def segment_table(data: ReportData) -> str:
         f'<td class="text">{escape(SEGMENT_ACTIONS.get(str(row.segment), ""))}</td></tr>'
         for row in frame.itertuples())
     money = escape(_money(data))
-    head = _head("segment", "customers", "share of customers", f"predicted value ({money})",
-                 *(["likely range, 8 in 10"] if ranges else []), "share of value",
-                 "mean per customer", "mean purchase probability", ("what to do with it",))
+    head = svg.table_head("segment", "customers", "share of customers",
+                          f"predicted value ({money})",
+                          *(["likely range, 8 in 10"] if ranges else []), "share of value",
+                          "mean per customer", "mean purchase probability",
+                          ("what to do with it",))
     table = _scroll(f'<table class="figures">{head}<tbody>{rows}</tbody></table>', "segments")
     if not ranges:
         return table
@@ -438,18 +433,18 @@ def history_figures(data: ReportData) -> list[Figure]:
     segments = svg.line_chart(lines, title=titles[1], x_label="as-of date", y_label="customers",
                               x_format=_date_label, x_ticks=ticks,
                               y_domain=(0, float(sizes.to_numpy().max())))
+    whole = partial(svg.format_number, decimals=0)
     caption = ("At each as-of date in clv_predictions_history, its latest scoring run (as in "
                "clv_prediction_changes)." + _model_changes(frame) + _later_dates(data))
     return [Figure("history_value", titles[0],
                    f"The sum of every scored customer's predicted value over {_horizon(data)}. "
                    + _first_to_last(totals) + caption, svg=value,
                    table=svg.lines_table(total, **value_labels, x_format=_date_label,
-                                         y_format=lambda v: svg.format_number(v, 0))),
+                                         y_format=whole)),
             Figure("history_segments", titles[1], "Customers in each segment. " + caption,
                    svg=segments,
                    table=svg.lines_table(lines, x_label="as-of date", y_label="customers",
-                                         x_format=_date_label,
-                                         y_format=lambda v: svg.format_number(v, 0)))]
+                                         x_format=_date_label, y_format=whole))]
 
 
 def _first_to_last(totals: pd.DataFrame) -> str:
@@ -543,8 +538,8 @@ def data_quality_table(data: ReportData) -> str:
         "</td>"))
     if not rows:
         return ""
-    return _scroll(f'<table class="figures">{_head("reason", "rows", ("example value",))}'
-                   f"<tbody>{rows}</tbody></table>", "rows excluded")
+    head = svg.table_head("reason", "rows", ("example value",))
+    return _scroll(f'<table class="figures">{head}<tbody>{rows}</tbody></table>', "rows excluded")
 
 
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
@@ -625,9 +620,9 @@ def top_customers_table(data: ReportData) -> str:
             "column is the feature group that sets the customer's value most apart from a "
             "typical customer's, with its contribution (clv_prediction_explanations).</p>"
             + _scroll('<table class="figures" data-table="top">'
-                      + _head("customer", f"predicted value ({escape(_money(data))})",
-                              "purchase probability", ("segment",),
-                              (f"what sets the value apart ({escape(_money(data))})",))
+                      + svg.table_head("customer", f"predicted value ({escape(_money(data))})",
+                                       "purchase probability", ("segment",),
+                                       (f"what sets the value apart ({escape(_money(data))})",))
                       + f"<tbody>{rows}</tbody></table>", "the most valuable customers"))
 
 
@@ -662,9 +657,9 @@ def _attention_table(data: ReportData) -> str:
             f"<td class=\"text\">{pair(row.previous_segment, row.segment)}</td>"
             f"<td class=\"text\">{escape(reasons)}</td>"
             f"<td class=\"text\">{driver}</td></tr>")
-    head = _head("customer", "predicted value", "change", "purchase probability", "decile",
-                 ("segment",), ("flagged for",),
-                 (f"what sets the value apart now ({escape(_money(data))})",))
+    head = svg.table_head("customer", "predicted value", "change", "purchase probability",
+                          "decile", ("segment",), ("flagged for",),
+                          (f"what sets the value apart now ({escape(_money(data))})",))
     return _scroll(f'<table class="figures" data-table="attention">{head}'
                    f"<tbody>{''.join(rows)}</tbody></table>", "customers who need attention")
 
@@ -744,7 +739,7 @@ details.numbers summary { cursor: pointer; color: #555; }
 details.numbers table.figures { margin-top: 6px; }
 table.figures caption { text-align: left; color: #555; padding: 0 0 4px; }
 @media print {
-  /* every column on paper: nothing scrolls, and a chart or table is not cut across pages */
+  /* on paper nothing scrolls, and a chart or table is not cut across pages */
   div.scroll, figure.chart { overflow: visible; }
   figure.chart, table.figures { break-inside: avoid; }
 }

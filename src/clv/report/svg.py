@@ -662,14 +662,21 @@ def log_edges(low: float, high: float, per_decade: int = 3,
 # -- the numbers behind a chart ---------------------------------------------------------------
 
 
+def table_head(*columns: str | tuple[str]) -> str:
+    """A table's header row of column headers (HTML, escaped by the caller); a name in a
+    1-tuple is text, aligned left."""
+    cells = "".join(f'<th scope="col" class="text">{column[0]}</th>' if isinstance(column, tuple)
+                    else f'<th scope="col">{column}</th>' for column in columns)
+    return f"<thead><tr>{cells}</tr></thead>"
+
+
 def _table(caption: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """An HTML table of a chart's numbers: column headers, each row headed by its first cell."""
-    header = "".join(f'<th scope="col">{escape(name)}</th>' for name in head)
     body = "".join(f'<tr><th scope="row">{escape(row[0])}</th>'
                    + "".join(f"<td>{escape(cell)}</td>" for cell in row[1:]) + "</tr>"
                    for row in rows)
     return (f'<table class="figures"><caption>{escape(caption)}</caption>'
-            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
+            f"{table_head(*(escape(name) for name in head))}<tbody>{body}</tbody></table>")
 
 
 def lines_table(lines: Sequence[Line], *, x_label: str, y_label: str,
