@@ -109,7 +109,8 @@ def test_category_value_matches_a_pandas_recomputation(project):
     assert table.customers.sum() == len(merged)
     expected = merged.groupby("category").agg(
         customers=("customer_id", "size"), mean_predicted_clv=("predicted_clv", "mean"),
-        mean_purchase_probability=("purchase_probability", "mean"))
+        mean_purchase_probability=("purchase_probability", "mean"),
+        median_predicted_clv=("predicted_clv", "median"))
     table = table.loc[expected.index]
     assert table.customers.tolist() == expected.customers.tolist()
     np.testing.assert_allclose(table.mean_predicted_clv, expected.mean_predicted_clv, rtol=1e-9)
@@ -122,6 +123,14 @@ def test_category_value_matches_a_pandas_recomputation(project):
                                rtol=1e-9)
     np.testing.assert_allclose(table.share_of_customers, expected.customers / len(predictions),
                                rtol=1e-12)
+    # the medians, interpolated between the middle two as pandas does
+    np.testing.assert_allclose(table.median_predicted_clv, expected.median_predicted_clv,
+                               rtol=1e-9)
+    overall_median = predictions.predicted_clv.median()
+    np.testing.assert_allclose(table.overall_median_predicted_clv, overall_median, rtol=1e-9)
+    np.testing.assert_allclose(table.median_predicted_clv_ratio,
+                               expected.median_predicted_clv / overall_median, rtol=1e-9)
+    assert (table.median_predicted_clv != table.mean_predicted_clv).all()
 
 
 @pytest.mark.slow

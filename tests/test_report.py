@@ -488,9 +488,9 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
     section = html.split('<section id="movements">', 1)[1].split("</section>", 1)[0]
     assert ("From 2024-03-30 to 2024-03-31, over the 5 customers scored at both, the total "
             "predicted value went from 4,626 to 2,673 currency units: \u22121,952 (\u221242.2%). "
-            "4 need attention: 1 down two deciles or more; 1 top-decile value halved; 1 left "
-            "high_value; 1 became at_risk; 1 became dormant. The model changed between the "
-            "two dates (a retrained model) for 2 of the 5 customers") in section
+            "4 need attention: 1 down two deciles or more; 1 value halved from the high_value "
+            "deciles; 1 left high_value; 1 became at_risk; 1 became dormant. The model changed "
+            "between the two dates (a retrained model) for 2 of the 5 customers") in section
     assert "clv-backfill --previous scores the date before with the new model" in section
     assert "All 4, the largest drop in predicted value first" in section
     rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>"

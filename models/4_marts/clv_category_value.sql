@@ -2,7 +2,8 @@
     One row per product category: the customers whose first purchase was in that category, their
     mean predicted_clv and purchase_probability from clv_predictions, the same means over every
     customer in clv_predictions, and the ratios of the two ("which products bring valuable
-    customers").
+    customers"). The medians of predicted_clv, and their ratio, beside the means: a few large
+    accounts among a category's customers move its mean, not its median.
 
     First purchase category: a customer's first purchase day is the earliest day on or before
     the as-of date with a usable purchase (a positive amount, as in int_clv__customer_days). Of
@@ -84,6 +85,7 @@ overall as (
         max(as_of_date) as as_of_date,
         count(*) as all_customers,
         avg(predicted_clv) as overall_mean_predicted_clv,
+        percentile_cont(0.5) within group (order by predicted_clv) as overall_median_predicted_clv,
         avg(purchase_probability) as overall_mean_purchase_probability
 
     from predictions
@@ -96,6 +98,7 @@ category_means as (
         first_purchase_categories.product_category,
         count(*) as customers,
         avg(predictions.predicted_clv) as mean_predicted_clv,
+        percentile_cont(0.5) within group (order by predictions.predicted_clv) as median_predicted_clv,
         avg(predictions.purchase_probability) as mean_purchase_probability
 
     from first_purchase_categories
@@ -116,6 +119,10 @@ final as (
         overall.overall_mean_predicted_clv,
         category_means.mean_predicted_clv
         / nullif(overall.overall_mean_predicted_clv, 0) as predicted_clv_ratio,
+        category_means.median_predicted_clv,
+        overall.overall_median_predicted_clv,
+        category_means.median_predicted_clv
+        / nullif(overall.overall_median_predicted_clv, 0) as median_predicted_clv_ratio,
         category_means.mean_purchase_probability,
         overall.overall_mean_purchase_probability,
         category_means.mean_purchase_probability

@@ -544,7 +544,7 @@ def data_quality_table(data: ReportData) -> str:
 
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
     "is_dropping_two_deciles": "down two deciles or more",
-    "is_halving_value": "top-decile value halved",
+    "is_halving_value": "value halved from the high_value deciles",
     "is_leaving_high_value": "left high_value",
     "is_becoming_at_risk": "became at_risk",
     "is_becoming_dormant": "became dormant",
