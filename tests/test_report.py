@@ -122,7 +122,7 @@ def test_log_scale_gives_equal_ratios_equal_lengths():
 
 @pytest.mark.parametrize(("value", "decimals", "text"), [
     (1234567.891, None, "1,234,568"), (12.345, None, "12.3"), (0.5, None, "0.50"),
-    (-2500, None, "-2,500"), (-0.0001, 2, "0.00"), (0.25, 2, "0.25"), (0, None, "0"),
+    (-2500, None, "\u22122,500"), (-0.0001, 2, "0.00"), (0.25, 2, "0.25"), (0, None, "0"),
     (math.nan, None, "\u2013"), (None, 0, "\u2013"), (math.inf, 0, "\u2013"),
 ])
 def test_format_number_uses_thousands_separators(value, decimals, text):
@@ -157,7 +157,7 @@ def test_format_significant_keeps_three_digits(value, text):
 
 def test_format_exact_shows_the_decimals_a_round_value_has():
     assert [svg.format_exact(v) for v in (0.5, 2, 1000, 0.001, -2.5, 1e-7, 1e-6)] == [
-        "0.5", "2", "1,000", "0.001", "-2.5", "0.000000100", "0.000001"]
+        "0.5", "2", "1,000", "0.001", "\u22122.5", "0.000000100", "0.000001"]
 
 
 # -- charts -----------------------------------------------------------------------------------
@@ -493,14 +493,24 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
             "between the two dates (a retrained model) for 2 of the 5 customers") in section
     assert "clv-backfill --previous scores the date before with the new model" in section
     assert "All 4, the largest drop in predicted value first" in section
-    rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>([^<]+)</td><td>([^<]*)</td>"
-                      r"<td>([^<]+)</td>", section)
+    rows = re.findall(r"<tr><td class=\"text\">(\w+)</td><td>(.*?)</td><td>([^<]*)</td>"
+                      r"<td>(.*?)</td>", section)
+
+    def seen(cell: str) -> str:  # the arrow is shown, "to" is only read aloud
+        return re.sub(r'<span class="reader">[^<]*</span>|<[^>]+>', "", cell)
+
+    def heard(cell: str) -> str:
+        return re.sub(r'<span aria-hidden="true">[^<]*</span>|<[^>]+>', "", cell)
+
     # the probability beside the value: at_risk and dormant are probability bands, and a
     # crossing of one by a little shows the decimals that tell the two apart
-    assert rows == [("h", "3,000 \u2192 1,400", "\u22121,600", "90% \u2192 85%"),
-                    ("a", "1,500 \u2192 1,200", "\u2212300", "70% \u2192 55%"),
-                    ("c", "60 \u2192 8", "\u221252", "60% \u2192 30%"),
-                    ("e", "25 \u2192 20", "\u22125", "20.1% \u2192 19.9%")]
+    assert [(name, seen(value), change, seen(probability))
+            for name, value, change, probability in rows] == [
+        ("h", "3,000 \u2192 1,400", "\u22121,600", "90% \u2192 85%"),
+        ("a", "1,500 \u2192 1,200", "\u2212300", "70% \u2192 55%"),
+        ("c", "60 \u2192 8", "\u221252", "60% \u2192 30%"),
+        ("e", "25 \u2192 20", "\u22125", "20.1% \u2192 19.9%")]
+    assert heard(rows[0][1]) == "3,000 to 1,400" and heard(rows[0][3]) == "90% to 85%"
     assert ('<abbr title="how much they spent and per order">monetary</abbr> (+640)' in section
             and "recency_frequency</abbr> (\u221232)" in section)
     connection.execute("""insert into clv_gain_curve values
@@ -1004,6 +1014,26 @@ def test_on_a_phone_the_page_keeps_its_width_and_the_charts_their_size(built):
     layout = screenshot.layout(built.report, width=500)
     assert layout.page_width <= 500, layout.page_width
     assert all(chart.box[2] >= 560 for chart in layout.charts), layout.charts
+
+
+@pytest.mark.slow
+def test_on_paper_the_folded_tables_print_open(built, tmp_path):
+    """The print style opens every folded "The numbers" table: the report prints on as many
+    pages as a copy with each of them open, and on more than a copy without them."""
+    _needed(screenshot.find_browser() is not None, "Chromium is not installed")
+    html = built.report.read_text(encoding="utf-8")
+    assert html.count('<details class="numbers">') >= 5
+
+    def pages(page: str) -> int:
+        copy, pdf = tmp_path / "copy.html", tmp_path / "copy.pdf"
+        copy.write_text(page, encoding="utf-8")
+        screenshot.run_browser(copy.as_uri(), [f"--print-to-pdf={pdf}", "--no-pdf-header-footer"],
+                               screenshot.WIDTH, 1000)
+        return len(re.findall(rb"/Type /Page\b(?!s)", pdf.read_bytes()))
+
+    opened = html.replace('<details class="numbers">', '<details class="numbers" open>')
+    without = re.sub(r'<details class="numbers">.*?</details>', "", html, flags=re.S)
+    assert pages(html) == pages(opened) > pages(without)
 
 
 @pytest.mark.slow

@@ -542,6 +542,10 @@ def data_quality_table(data: ReportData) -> str:
     return _scroll(f'<table class="figures">{head}<tbody>{rows}</tbody></table>', "rows excluded")
 
 
+# "from -> to" in a cell: the arrow is seen, "to" is read aloud (a screen reader says "right
+# arrow" for the sign)
+TO = ' <span aria-hidden="true">\u2192</span><span class="reader">to</span> '
+
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
     "is_dropping_two_deciles": "down two deciles or more",
     "is_halving_value": "value halved from the high_value deciles",
@@ -637,8 +641,8 @@ def _attention_table(data: ReportData) -> str:
                 return "\u2013"
             return svg.format_number(value, 0) if number else escape(str(value))
         if percent:
-            return " \u2192 ".join(svg.format_probability_pair(before, after))
-        return f"{one(before)} \u2192 {one(after)}"
+            return TO.join(svg.format_probability_pair(before, after))
+        return f"{one(before)}{TO}{one(after)}"
 
     rows = []
     for row in frame.itertuples():
@@ -732,7 +736,7 @@ table.figures th, table.figures td { padding: 5px 12px; border-bottom: 1px solid
 table.figures th { color: #555; font-weight: 600; }
 table.figures th:first-child, table.figures td:first-child, table.figures .text {
   text-align: left; }
-div.scroll { overflow-x: auto; }
+div.scroll { overflow-x: auto; position: relative; }  /* holds the .reader texts */
 div.scroll:focus-visible { outline: 2px solid #0072B2; outline-offset: 2px; }
 details.numbers { margin: 6px 0 0; font-size: 13px; }
 details.numbers summary { cursor: pointer; color: #555; }
@@ -742,7 +746,11 @@ table.figures caption { text-align: left; color: #555; padding: 0 0 4px; }
   /* on paper nothing scrolls, and a chart or table is not cut across pages */
   div.scroll, figure.chart { overflow: visible; }
   figure.chart, table.figures { break-inside: avoid; }
+  /* the folded tables print open (where the browser has ::details-content) */
+  details.numbers::details-content { content-visibility: visible; display: block; }
 }
+.reader { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+  white-space: nowrap; }
 p.lead { margin: 0 0 8px; max-width: 110ch; }
 p.warning { margin: 14px 0 0; padding: 8px 12px; max-width: 110ch; background: #fff4e5;
   border-left: 4px solid #e07b00; }

@@ -62,7 +62,9 @@ def decimals_for(step: float) -> int:
 
 
 def format_number(value: float, decimals: int | None = None) -> str:
-    """``value`` with thousands separators, e.g. 12,345 or 0.25; an en dash when not finite.
+    """``value`` with thousands separators, e.g. 12,345 or 0.25; an en dash when not finite; a
+    minus sign (U+2212, which screen readers read as "minus"), not a hyphen, before a negative
+    number, and none before one that rounds to 0.
 
     Without ``decimals`` the precision follows the magnitude: none from 100 on, one from 10,
     two below (money is read to the unit, small amounts to the cent).
@@ -74,7 +76,9 @@ def format_number(value: float, decimals: int | None = None) -> str:
         size = abs(value)
         decimals = 0 if size >= 100 or size == 0 else 1 if size >= 10 else 2
     text = f"{value:,.{decimals}f}"
-    return text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
+    if not text.startswith("-"):
+        return text
+    return text[1:] if not any(c in "123456789" for c in text) else "\u2212" + text[1:]
 
 
 def tick_format(ticks: Sequence[float]) -> Formatter:
