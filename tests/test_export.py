@@ -398,6 +398,34 @@ def test_the_registry_names_a_model_from_before_a_feature_change(tmp_path):
     assert pd.isna(frame.loc["20240102T000000Z_b", "feature_note"])
 
 
+def test_the_registrys_notes_are_text_when_no_model_has_one(tmp_path):
+    """A column null for every model is text (a flag) in the warehouse, not of type NULL."""
+    import json
+
+    import duckdb
+    import pyarrow as pa
+
+    from clv.pipeline.registry import registry_frame
+
+    version = "20240102T000000Z_b"
+    (tmp_path / f"clv_model_{version}.onnx").write_bytes(b"onnx")
+    (tmp_path / f"clv_model_{version}.json").write_text(json.dumps({
+        "model_version": version, "created_at": version[:8], "sha256": "0" * 64,
+        "feature_definitions": FEATURE_DEFINITIONS}))
+    frame = registry_frame(tmp_path, version)
+    assert frame[["is_seasonal_level", "level_note", "btyd_fit_note", "feature_note"]].isna().all(
+        axis=None)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert pa.types.is_boolean(table.schema.field("is_seasonal_level").type)
+    assert all(pa.types.is_string(table.schema.field(name).type)
+               or pa.types.is_large_string(table.schema.field(name).type)
+               for name in ("level_note", "btyd_fit_note", "feature_note"))
+    relation = duckdb.from_df(frame)
+    types = dict(zip(relation.columns, map(str, relation.types), strict=True))
+    assert [types[name] for name in ("is_seasonal_level", "feature_note")] == [
+        "BOOLEAN", "VARCHAR"]
+
+
 def test_the_registry_holds_when_a_model_was_saved_in_utc_without_a_zone(tmp_path):
     """created_at as every public timestamp is (scored_at, written_at): UTC without a time
     zone, whatever offset the saved instant was written with."""
