@@ -47,9 +47,10 @@
         {% endif %}
     {% endfor %}
     {#- dbt runs Python models on DuckDB (and Databricks), not on PostgreSQL or with Spark's
-        session method: there clv build runs them itself, between the dbt stages it starts -#}
+        session method: there clv build runs them itself, between the dbt stages it starts. A
+        command that runs no model (compile, docs generate, ls) goes on. -#}
     {% set python = selected | selectattr('language', 'equalto', 'python') | map(attribute='name') | list %}
-    {% if python and target.type in ['postgres', 'spark'] %}
+    {% if python and target.type in ['postgres', 'spark'] and flags.WHICH in ['build', 'run', 'retry'] %}
         {{ exceptions.raise_compiler_error(
             "clv: dbt does not run Python models on " ~ target.type ~ " (selected: " ~ (python[:2] | join(', '))
             ~ (", ..." if python | length > 2 else "") ~ "): build with clv build --target "

@@ -356,6 +356,12 @@ def test_dbt_build_on_postgres_says_to_use_clv_build(source, tmp_path):
     assert isinstance(result.exception, CompilationError), result
     assert ("clv: dbt does not run Python models on postgres (selected: int_clv__model_registry)"
             ": build with clv build --target postgres") in str(result.exception)
+    # a command that runs no model goes on: the docs (compile included) of the whole project
+    with environment(CLV_SCHEMA=schema_name("clv_pgin"), **postgres_settings()):
+        docs = dbtRunner().invoke(["docs", "generate", *args[1:3], *args[5:]])
+    assert docs.success, docs.exception
+    assert (tmp_path / "target" / "catalog.json").is_file()
+    assert any((tmp_path / "target" / "compiled").rglob("int_clv__model_registry.py"))
 
 
 @pytest.mark.slow

@@ -1017,6 +1017,20 @@ def test_on_a_phone_the_page_keeps_its_width_and_the_charts_their_size(built):
 
 
 @pytest.mark.slow
+def test_charts_sit_side_by_side_only_where_their_text_stays_readable(built):
+    """At 1,000 px one chart per row, each at least as wide as it is drawn (600 units); at
+    1,280 px two per row, each at 90% of it or more (the 13-unit ticks stay above 11 px; two
+    per row at 960 px drew them at 9 px)."""
+    _needed(screenshot.find_browser() is not None, "Chromium is not installed")
+    narrow = screenshot.layout(built.report, width=1000)
+    assert len({chart.box[0] for chart in narrow.charts}) == 1, narrow.charts
+    assert all(chart.box[2] >= 600 for chart in narrow.charts), narrow.charts
+    wide = screenshot.layout(built.report, width=1280)
+    assert len({chart.box[0] for chart in wide.charts}) == 2, wide.charts
+    assert all(chart.box[2] >= 540 for chart in wide.charts), wide.charts
+
+
+@pytest.mark.slow
 def test_on_paper_the_folded_tables_print_open(built, tmp_path):
     """The print style opens every folded "The numbers" table: the report prints on as many
     pages as a copy with each of them open, and on more than a copy without them."""

@@ -716,7 +716,9 @@ dl.facts dd.small { font-size: 14px; font-weight: 500; padding-top: 3px; }
 main { max-width: 1320px; margin: 0 auto; padding: 4px 24px 24px; }
 section h2 { font-size: 19px; margin: 26px 0 10px; }
 .grid { display: grid; grid-template-columns: minmax(0, 1fr); gap: 18px; }
-@media (min-width: 960px) { .grid { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
+/* two charts side by side once each has room for about 90% of its drawn size: narrower, the
+   ticks would shrink below about 11 px */
+@media (min-width: 1200px) { .grid { grid-template-columns: repeat(2, minmax(0, 1fr)); } }
 figure.chart { margin: 0; background: #fff; border: 1px solid #e0e0e0; border-radius: 6px;
   padding: 14px 16px 10px; min-width: 0; }
 figcaption h3 { margin: 0 0 2px; font-size: 15px; }
