@@ -38,6 +38,20 @@ def test_stages_alternate_sql_and_python_in_dependency_order():
     assert plan[3][1] == ["export"]
 
 
+def _staged_on(monkeypatch, runner: type, nodes: list) -> list[str]:
+    """A staged (PostgreSQL) build of ``nodes`` with ``runner`` for dbt and no warehouse; the
+    Python steps it runs are appended to the list returned."""
+    ran: list[str] = []
+    monkeypatch.setattr(build, "Runner", runner)
+    monkeypatch.setattr(build, "profile_of", lambda *args: SimpleNamespace(
+        credentials=SimpleNamespace(type="postgres")))
+    monkeypatch.setattr(build, "_open_warehouse", lambda credentials: SimpleNamespace(
+        close=lambda: None, relation=lambda relation: relation))
+    monkeypatch.setattr(build, "_nodes", lambda manifest, project_dir: nodes)
+    monkeypatch.setattr(build, "run_python_model", lambda node, *args: ran.append(node.name) or 0)
+    return ran
+
+
 def test_staged_builds_leave_out_an_excluded_data_test(monkeypatch):
     """On PostgreSQL and Spark each stage selects its nodes with --indirect-selection
     buildable, which takes a data test whose parents the stage builds: a test named in
@@ -52,15 +66,9 @@ def test_staged_builds_leave_out_an_excluded_data_test(monkeypatch):
         def invoke(self, command, quiet=False):
             commands.append(list(command))
 
-    nodes = [_node("staging", "sql"), _node("registry", "python", "staging"),
-             _node("predictions", "sql", "registry")]
-    monkeypatch.setattr(build, "Runner", Recording)
-    monkeypatch.setattr(build, "profile_of", lambda *args: SimpleNamespace(
-        credentials=SimpleNamespace(type="postgres")))
-    monkeypatch.setattr(build, "_open_warehouse", lambda credentials: SimpleNamespace(
-        close=lambda: None, relation=lambda relation: relation))
-    monkeypatch.setattr(build, "_nodes", lambda manifest, project_dir: nodes)
-    monkeypatch.setattr(build, "run_python_model", lambda *args: 0)
+    _staged_on(monkeypatch, Recording, [
+        _node("staging", "sql"), _node("registry", "python", "staging"),
+        _node("predictions", "sql", "registry")])
     build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR, manifest=SimpleNamespace(nodes={}),
                 exclude=["staging", "a_warning_test"])
     dbt_commands = [c for c in commands if c[0] in ("build", "test")]
@@ -192,15 +200,62 @@ def test_the_profile_is_the_one_dbt_reads(capsys, monkeypatch):
     assert "third_shop" in _one_error_line(capsys)
 
 
-@pytest.mark.parametrize(("args", "option"), [(["--select", "clv_predictions"], "--select"),
-                                              (["--select=clv_predictions"], "--select"),
-                                              (["-sclv_predictions"], "-s")])
-def test_node_selection_is_refused_where_the_build_runs_in_stages(capsys, args, option):
-    code = build.main(["--target", "postgres", *args, "--project-dir",
+@pytest.mark.parametrize(("args", "selection", "rest"), [
+    (["--select", "a", "b+", "--threads", "2"], ["--select", "a", "b+"], ["--threads", "2"]),
+    (["--full-refresh", "--select=a", "--exclude", "c", "-x"], ["--select=a", "--exclude", "c"],
+     ["--full-refresh", "-x"]),
+    (["-sa", "--selector", "daily", "--quiet"], ["-sa", "--selector", "daily"], ["--quiet"]),
+    (["--threads", "2"], [], ["--threads", "2"]),
+])
+def test_selection_is_told_from_the_other_dbt_options(args, selection, rest):
+    assert build.split_selection(args) == (selection, rest)
+
+
+def test_a_staged_build_builds_what_dbt_selects_and_what_it_reads(monkeypatch):
+    """On PostgreSQL and Spark, dbt answers the selection (``dbt ls``); the stages build those
+    models and every model they read, with no selection of their own left in the options."""
+    commands, options = [], []
+
+    class Recording:
+        def __init__(self, common, run_vars, manifest=None):
+            self.manifest, self.warnings = manifest, []
+            options.append(list(common))
+
+        def invoke(self, command, quiet=False):
+            commands.append(list(command))
+            return SimpleNamespace(result=["registry"] if command[0] == "ls" else None)
+
+    nodes = [_node("staging", "sql"), _node("registry", "python", "staging"),
+             _node("predictions", "sql", "registry"), _node("host_mart", "sql")]
+    ran = _staged_on(monkeypatch, Recording, nodes)
+    manifest = SimpleNamespace(nodes={node.unique_id: SimpleNamespace(
+        name=node.name, depends_on=SimpleNamespace(nodes=[])) for node in nodes})
+    build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR,
+                ["--select", "package:clv", "--exclude", "host_mart", "--threads", "1"],
+                manifest=manifest)
+    assert commands[0] == ["ls", "--resource-type", "model", "--output", "name", "--select",
+                           "package:clv", "--exclude", "host_mart"]
+    built = [name for c in commands if c[0] == "build"
+             for name in c[2:c.index("--indirect-selection")]]
+    assert built == ["staging"] and ran == ["registry"]
+    assert options and all("--select" not in o and "--threads" in o for o in options)
+
+
+def test_a_selection_that_selects_no_model_says_so(monkeypatch, capsys):
+    class Empty:
+        def __init__(self, common, run_vars, manifest=None):
+            self.manifest, self.warnings = manifest, []
+
+        def invoke(self, command, quiet=False):
+            return SimpleNamespace(result=[])
+
+    monkeypatch.setattr(build, "Runner", Empty)
+    monkeypatch.setattr(build, "_open_warehouse", lambda credentials: SimpleNamespace(
+        close=lambda: None))
+    code = build.main(["--target", "postgres", "--select", "nothing_here", "--project-dir",
                        str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)])
     assert code == 1
-    assert _one_error_line(capsys).startswith(
-        f"clv build: {option} is not supported on postgres: clv build runs the whole project")
+    assert _one_error_line(capsys) == "clv build: --select nothing_here selects no model"
 
 
 def test_a_dbt_option_is_not_read_as_an_abbreviation_of_ours():

@@ -365,6 +365,35 @@ def test_dbt_build_on_postgres_says_to_use_clv_build(source, tmp_path):
 
 
 @pytest.mark.slow
+def test_clv_build_builds_a_selection_and_what_it_reads(source, tmp_path):
+    """``clv build --select`` on PostgreSQL: dbt's selection syntax, the selected models and
+    the models they read built, nothing else (a host project's failing model outside it does
+    not stop a daily job that selects clv's)."""
+    import json
+
+    from clv import build
+
+    schema = schema_name("clv_pgin")
+    args = ["--target", "postgres", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
+            str(PROJECT_DIR), "--vars", json.dumps({**RUN_VARS, "clv_transactions": source,
+                                                    "clv_columns": COLUMNS}),
+            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+            "--quiet", "--select", "int_clv__transactions_checked", "--exclude", "stg_clv__events"]
+    with environment(CLV_SCHEMA=schema, **postgres_settings()):
+        assert build.main(args) == 0
+    connection = postgres_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("select table_name from information_schema.tables "
+                           "where table_schema = %s order by table_name", (schema,))
+            built = [name for (name,) in cursor.fetchall()]
+    finally:
+        connection.close()
+    assert "int_clv__transactions_checked" in built and "stg_clv__transactions" in built
+    assert not {"int_clv__customer_days", "clv_predictions", "clv_data_quality"} & set(built)
+
+
+@pytest.mark.slow
 def test_a_file_path_on_postgres_names_the_var(source, tmp_path):
     from clv.build import BuildError
 

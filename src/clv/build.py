@@ -367,6 +367,24 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
     return nodes
 
 
+def split_selection(dbt_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """dbt's node selection in ``dbt_args`` (each option of SELECTION_OPTIONS with its values:
+    ``--select a b``, ``--select=a``, ``-sa``), and the other arguments, each in order."""
+    selection: list[str] = []
+    rest: list[str] = []
+    values_follow = False
+    for arg in dbt_args:
+        if _option_name(arg) in SELECTION_OPTIONS:
+            selection.append(arg)
+            values_follow = arg == _option_name(arg)  # not --select=a or -sa
+        elif values_follow and not arg.startswith("-"):
+            selection.append(arg)
+        else:
+            values_follow = False
+            rest.append(arg)
+    return selection, rest
+
+
 def _option_name(arg: str) -> str:
     """The option an argument gives: ``--select`` of ``--select=x``, ``-s`` of ``-sx`` (a short
     option joined to its value); the argument itself otherwise."""
@@ -465,9 +483,11 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
     profiles_dir = profiles_dir_of(project_dir, profiles_dir)
     profile = profile_of(project_dir, profiles_dir, target, run_vars, _profile_name(dbt_args))
     kind = profile.credentials.type
-    common = ["--project-dir", str(project_dir), *dbt_args, "--profiles-dir", str(profiles_dir)]
-    if target:
-        common += ["--target", target]
+    def options(args: Sequence[str]) -> list[str]:
+        return ["--project-dir", str(project_dir), *args, "--profiles-dir", str(profiles_dir),
+                *(["--target", target] if target else [])]
+
+    common = options(dbt_args)
     if kind in PYTHON_ADAPTERS:
         select = (["--select", *[f"+{name}" for name in models], "--indirect-selection",
                    "cautious"] if models else [])
@@ -477,10 +497,11 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         return runner.warnings
     if kind not in STAGED_ADAPTERS:
         raise BuildError(_install_hint(kind))
-    if chosen := [option for option in map(_option_name, dbt_args) if option in SELECTION_OPTIONS]:
-        raise BuildError(f"{chosen[0]} is not supported on {kind}: clv build runs the whole "
-                         "project there, in stages (each stage selects its own nodes); "
-                         "--exclude-resource-type leaves out tests")
+    selection, dbt_args = split_selection(dbt_args)
+    if selection and models is not None:
+        raise BuildError(f"{_option_name(selection[0])} is not supported here: the models are "
+                         "chosen for you (each stage selects its own nodes)")
+    common = options(dbt_args)
 
     warehouse = _open_warehouse(profile.credentials)
     try:
@@ -488,6 +509,14 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         if manifest is None:
             # each stage runs on this parse instead of reading dbt's saved one
             manifest = runner.manifest = runner.invoke(["parse"], quiet=True).result
+        if selection:
+            # dbt's own selection syntax, answered by dbt; the stages then build those models
+            # and every model they read (the Python steps read their inputs in this run)
+            models = sorted(set(runner.invoke(
+                ["ls", "--resource-type", "model", "--output", "name", *selection],
+                quiet=True).result or []))
+            if not models:
+                raise BuildError(f"{' '.join(selection)} selects no model")
         nodes = _nodes(manifest, project_dir)
         # every enabled seed; with models named, only they, what they need and the seeds it
         # reads
