@@ -205,16 +205,21 @@ def test_the_profile_is_the_one_dbt_reads(capsys, monkeypatch):
     (["--full-refresh", "--select=a", "--exclude", "c", "-x"], ["--select=a", "--exclude", "c"],
      ["--full-refresh", "-x"]),
     (["-sa", "--selector", "daily", "--quiet"], ["-sa", "--selector", "daily"], ["--quiet"]),
+    (["--select=a", "b", "-m", "@c", "--quiet"], ["--select=a", "b", "-m", "@c"], ["--quiet"]),
     (["--threads", "2"], [], ["--threads", "2"]),
 ])
 def test_selection_is_told_from_the_other_dbt_options(args, selection, rest):
     assert build.split_selection(args) == (selection, rest)
 
 
-def test_a_staged_build_builds_what_dbt_selects_and_what_it_reads(monkeypatch):
-    """On PostgreSQL and Spark, dbt answers the selection (``dbt ls``); the stages build those
-    models and every model they read, with no selection of their own left in the options."""
+def test_a_staged_build_builds_what_dbt_selects(monkeypatch):
+    """On PostgreSQL and Spark, dbt answers the selection (``dbt ls``, -m as --select); the
+    stages build exactly the models it lists, by unique id, with no selection of their own left
+    in the options."""
+    import json
+
     commands, options = [], []
+    listed = ["model.clv.registry", "model.clv.predictions", "test.clv.a_test"]
 
     class Recording:
         def __init__(self, common, run_vars, manifest=None):
@@ -223,7 +228,9 @@ def test_a_staged_build_builds_what_dbt_selects_and_what_it_reads(monkeypatch):
 
         def invoke(self, command, quiet=False):
             commands.append(list(command))
-            return SimpleNamespace(result=["registry"] if command[0] == "ls" else None)
+            return SimpleNamespace(result=[json.dumps({
+                "unique_id": uid, "resource_type": uid.split(".")[0]}) for uid in listed]
+                if command[0] == "ls" else None)
 
     nodes = [_node("staging", "sql"), _node("registry", "python", "staging"),
              _node("predictions", "sql", "registry"), _node("host_mart", "sql")]
@@ -231,13 +238,13 @@ def test_a_staged_build_builds_what_dbt_selects_and_what_it_reads(monkeypatch):
     manifest = SimpleNamespace(nodes={node.unique_id: SimpleNamespace(
         name=node.name, depends_on=SimpleNamespace(nodes=[])) for node in nodes})
     build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR,
-                ["--select", "package:clv", "--exclude", "host_mart", "--threads", "1"],
+                ["-m", "package:clv", "--exclude", "staging", "--threads", "1"],
                 manifest=manifest)
-    assert commands[0] == ["ls", "--resource-type", "model", "--output", "name", "--select",
-                           "package:clv", "--exclude", "host_mart"]
+    assert commands[0] == ["ls", "--output", "json", "--output-keys", "unique_id",
+                           "resource_type", "-s", "package:clv", "--exclude", "staging"]
     built = [name for c in commands if c[0] == "build"
              for name in c[2:c.index("--indirect-selection")]]
-    assert built == ["staging"] and ran == ["registry"]
+    assert built == ["predictions"] and ran == ["registry"]
     assert options and all("--select" not in o and "--threads" in o for o in options)
 
 
@@ -247,7 +254,8 @@ def test_a_selection_that_selects_no_model_says_so(monkeypatch, capsys):
             self.manifest, self.warnings = manifest, []
 
         def invoke(self, command, quiet=False):
-            return SimpleNamespace(result=[])
+            return SimpleNamespace(result=SimpleNamespace(nodes={}) if command[0] == "parse"
+                                   else [])
 
     monkeypatch.setattr(build, "Runner", Empty)
     monkeypatch.setattr(build, "_open_warehouse", lambda credentials: SimpleNamespace(

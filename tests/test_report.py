@@ -500,7 +500,8 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
         return re.sub(r'<span class="reader">[^<]*</span>|<[^>]+>', "", cell)
 
     def heard(cell: str) -> str:
-        return re.sub(r'<span aria-hidden="true">[^<]*</span>|<[^>]+>', "", cell)
+        return " ".join(re.sub(r'<span aria-hidden="true">[^<]*</span>|<[^>]+>', "",
+                               cell).split())
 
     # the probability beside the value: at_risk and dormant are probability bands, and a
     # crossing of one by a little shows the decimals that tell the two apart

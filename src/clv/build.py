@@ -39,6 +39,7 @@ STAGED_ADAPTERS = {"postgres": "dbt-postgres", "spark": "dbt-spark[session] and 
 # dbt options that choose nodes: on the staged engines each stage chooses its own
 SELECTION_OPTIONS = {"--select", "-s", "-m", "--models", "--model", "--exclude", "--selector",
                      "--resource-type", "--resource-types"}
+MODEL_OPTIONS = {"-m", "--models", "--model"}
 EXTRAS = {"postgres": "postgres", "spark": "spark"}
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -367,6 +368,22 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
     return nodes
 
 
+def selected_models(runner: Runner, selection: Sequence[str]) -> set[str]:
+    """The unique ids of the models dbt selects with ``selection`` (``dbt ls``, whose list is
+    not printed): ids, so a versioned model or a name two packages share is the one meant."""
+    import contextlib
+    import io
+
+    # -m and --models are --select for models, which dbt ls refuses beside --select
+    options = [("--select" if arg.startswith("--") else "-s") + arg[len(_option_name(arg)):]
+               if _option_name(arg) in MODEL_OPTIONS else arg for arg in selection]
+    with contextlib.redirect_stdout(io.StringIO()):
+        listed = runner.invoke(["ls", "--output", "json", "--output-keys", "unique_id",
+                                "resource_type", *options], quiet=True).result or []
+    entries = [json.loads(line) for line in listed]
+    return {entry["unique_id"] for entry in entries if entry.get("resource_type") == "model"}
+
+
 def split_selection(dbt_args: Sequence[str]) -> tuple[list[str], list[str]]:
     """dbt's node selection in ``dbt_args`` (each option of SELECTION_OPTIONS with its values:
     ``--select a b``, ``--select=a``, ``-sa``), and the other arguments, each in order."""
@@ -376,7 +393,7 @@ def split_selection(dbt_args: Sequence[str]) -> tuple[list[str], list[str]]:
     for arg in dbt_args:
         if _option_name(arg) in SELECTION_OPTIONS:
             selection.append(arg)
-            values_follow = arg == _option_name(arg)  # not --select=a or -sa
+            values_follow = True  # dbt reads more values after --select=a or -sa too
         elif values_follow and not arg.startswith("-"):
             selection.append(arg)
         else:
@@ -509,28 +526,28 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
         if manifest is None:
             # each stage runs on this parse instead of reading dbt's saved one
             manifest = runner.manifest = runner.invoke(["parse"], quiet=True).result
-        if selection:
-            # dbt's own selection syntax, answered by dbt; the stages then build those models
-            # and every model they read (the Python steps read their inputs in this run)
-            models = sorted(set(runner.invoke(
-                ["ls", "--resource-type", "model", "--output", "name", *selection],
-                quiet=True).result or []))
-            if not models:
-                raise BuildError(f"{' '.join(selection)} selects no model")
         nodes = _nodes(manifest, project_dir)
+        # every model's relation, selected or not: a Python step reads its inputs by name
+        relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
+                     for node in nodes}
+        if selection:
+            # dbt's own selection syntax, answered by dbt; the stages build exactly the models
+            # it selects, as dbt build would (`+` for what they read)
+            chosen = selected_models(runner, selection)
+            if not chosen:
+                raise BuildError(f"{' '.join(selection)} selects no model")
+            nodes = [node for node in nodes if node.unique_id in chosen]
         # every enabled seed; with models named, only they, what they need and the seeds it
         # reads
         if models:
             nodes = _ancestors(nodes, models)
-        seeds = _seeds_read(manifest, nodes if models else None)
+        seeds = _seeds_read(manifest, nodes if models or selection else None)
         # a name in exclude that is no model (a data test) is left out of every stage's dbt
         # command, which would select it otherwise
         models_named = {node.name for node in nodes}
         other = [name for name in exclude if name not in models_named]
         leave_out = ["--exclude", *other] if other else []
         nodes = [node for node in nodes if node.name not in exclude]
-        relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
-                     for node in nodes}
         first = True
         for language, group in stages(nodes):
             names = [node.name for node in group]

@@ -408,11 +408,12 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "sha256": meta.get("sha256"),
         })
     # typed, so a column that is null for every model (no model has a note) is still text or
-    # a flag in the warehouse, not a column of type NULL
+    # a flag in the warehouse, not a column of type NULL ("string" keeps a null a null on
+    # pandas 2 too, where "str" writes the text "None")
     return pd.DataFrame(rows, columns=REGISTRY_COLUMNS).astype(
         {"btyd_level_correction": float, "network_level_weight": float, "level_log_sd": float,
-         "is_seasonal_level": "boolean", "level_note": "str", "btyd_fit_note": "str",
-         "feature_note": "str"})
+         "is_seasonal_level": "boolean", "level_note": "string", "btyd_fit_note": "string",
+         "feature_note": "string"})
 
 
 def _utc_without_zone(instant: str | None) -> pd.Timestamp:

@@ -544,7 +544,7 @@ def data_quality_table(data: ReportData) -> str:
 
 # "from -> to" in a cell: the arrow is seen, "to" is read aloud (a screen reader says "right
 # arrow" for the sign)
-TO = ' <span aria-hidden="true">\u2192</span><span class="reader">to</span> '
+TO = ' <span aria-hidden="true">\u2192</span><span class="reader"> to</span> '
 
 FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
     "is_dropping_two_deciles": "down two deciles or more",
