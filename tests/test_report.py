@@ -421,7 +421,10 @@ def test_amounts_are_named_in_the_currency_the_var_gives():
     _hand_made(connection)
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     plain = render_report(data, datetime(2024, 4, 1)).html
-    assert "Total predicted value (currency units)" in plain
+    assert "Total predicted spend, the next 365 days (currency units)" in plain
+    # the span of the values, where a planner reads them: the horizon, not a lifetime
+    assert "<h1>Customer lifetime value over the next 365 days, as of 2024-03-31</h1>" in plain
+    assert "not a lifetime, not split by month, and without the customers who first buy" in plain
     data.currency = "A&B $"
     html = render_report(data, datetime(2024, 4, 1)).html
     assert "currency units" not in html

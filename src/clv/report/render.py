@@ -761,6 +761,19 @@ footer { max-width: 1320px; margin: 0 auto; padding: 4px 24px 28px; color: #666;
 """
 
 
+# what the values are, for a reader who adds them into a plan
+PREDICTIONS_LEAD = (
+    "Each value is the spend, net of refunds, that a customer already in the data by the "
+    "as-of date is predicted to make over the horizon that starts there: not a lifetime, not "
+    "split by month, and without the customers who first buy after the as-of date.")
+
+
+def _next_days(data: ReportData, before: str = ",") -> str:
+    """``", the next 182 days"`` (``before`` in place of the comma); nothing without a horizon."""
+    days = data.summary.get("horizon_days")
+    return f"{before} the next {int(days)} days" if svg.finite(days) else ""
+
+
 def _facts(data: ReportData, written_at: datetime) -> str:
     summary = data.summary
     as_of = summary.get("as_of_date")
@@ -771,7 +784,7 @@ def _facts(data: ReportData, written_at: datetime) -> str:
         ("Horizon", f"{int(summary['horizon_days'])} days"
          if svg.finite(summary.get("horizon_days")) else "\u2013", ""),
         ("Customers scored", svg.format_number(summary.get("customers") or 0, 0), ""),
-        (f"Total predicted value ({_money(data)})",
+        (f"Total predicted spend{_next_days(data)} ({_money(data)})",
          svg.format_number(summary.get("predicted_value"), 0)
          + (" (finite values only)" if summary.get("non_finite") else ""), ""),
         ("Model version", str(summary.get("model_version") or "\u2013"), "small"),
@@ -886,12 +899,13 @@ def render_report(data: ReportData, written_at: datetime) -> Rendered:
     history = history_figures(data)
     figures = model + predictions + inputs + history
     as_of = data.summary.get("as_of_date")
-    heading = "Customer lifetime value" + (f", as of {str(as_of)[:10]}" if as_of else "")
+    heading = ("Customer lifetime value" + _next_days(data, " over")
+               + (f", as of {str(as_of)[:10]}" if as_of else ""))
     body = "".join([
         movements_section(data),
         _section("model", "Is the model worth using?", model, lead=model_verdict(data)),
         _section("predictions", "The predictions", predictions,
-                 segment_table(data) + top_customers_table(data)),
+                 segment_table(data) + top_customers_table(data), lead=PREDICTIONS_LEAD),
         _section("inputs", "What the model reads", inputs, data_quality_table(data)),
         _section("history", "Across as-of dates", history),
     ])
