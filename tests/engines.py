@@ -12,7 +12,7 @@ import importlib.util
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,17 +133,19 @@ def schema_name(prefix: str) -> str:
 
 
 def clv_build(target: str, run_vars: dict[str, Any], workdir: Path, env: dict[str, str],
-              models: list[str] | None = None, tests: bool = True) -> None:
+              models: list[str] | None = None, tests: bool = True,
+              dbt_args: Sequence[str] = ()) -> None:
     """``clv build --target <target>`` on this project (only ``models`` and what they need,
-    when given; without dbt's data and unit tests with ``tests=False``), in this process;
-    fails the test with clv's own message when it fails."""
+    when given; without dbt's data and unit tests with ``tests=False``; ``dbt_args`` added to
+    the command line, a selection for one), in this process; fails the test with clv's own
+    message when it fails."""
     import json
 
     from clv import build
 
     args = ["--target", target, "--project-dir", str(PROJECT_DIR), "--profiles-dir",
             str(PROJECT_DIR), "--vars", json.dumps(run_vars), "--target-path",
-            str(workdir / "target"), "--log-path", str(workdir / "logs"), "--quiet"]
+            str(workdir / "target"), "--log-path", str(workdir / "logs"), "--quiet", *dbt_args]
     with environment(**env):
         if models or not tests:
             build.build_with_args(args, models=models, tests=tests)

@@ -80,6 +80,26 @@ def test_names_with_a_space_and_a_text_column_inside_a_function(retail: Retail):
 
 @pytest.mark.slow
 @pytest.mark.engines
+def test_clv_build_on_spark_builds_what_dbt_selects(retail: Retail, tmp_path: Path):
+    """``clv build --select`` on Spark: dbt's selection (-m, +), exactly those models."""
+    from pyspark.sql import SparkSession
+
+    env = {**retail.env, "CLV_SCHEMA": schema_name("clv_spsel")}
+    session = SparkSession.builder.getOrCreate()
+
+    def built() -> set[str]:
+        return {table.name for table in session.catalog.listTables(env["CLV_SCHEMA"])}
+
+    clv_build("spark", retail.run_vars, tmp_path, env, dbt_args=["-m", "+stg_clv__transactions"])
+    assert "stg_clv__transactions" in built()
+    assert not {"int_clv__transactions_checked", "int_clv__customer_days"} & built()
+    clv_build("spark", retail.run_vars, tmp_path, env,
+              dbt_args=["--select", "int_clv__transactions_checked"])
+    assert "int_clv__transactions_checked" in built() and "int_clv__customer_days" not in built()
+
+
+@pytest.mark.slow
+@pytest.mark.engines
 def test_the_spend_level_totals_on_spark_count_a_wholesaler_as_a_tenth(spark_dir: Path):
     """The executors' exact totals and the customers above a tenth of them (clv.level rule 7)
     are the ones the scoring step adds up in this process."""
