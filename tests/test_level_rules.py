@@ -246,6 +246,29 @@ def test_level_log_sd_weighs_each_predictors_backtest_error_by_its_share():
     assert level.level_log_sd({}) is None
 
 
+def test_the_registry_says_what_level_log_sd_rests_on():
+    """Backtests counted (the network's only when it has a share); without any, the bias
+    that stands in, and what would give backtests."""
+    def spend_level(share, btyd, network, lag=365):
+        return {"spend_level": {"network_share": share, "btyd": btyd, "network": network,
+                                "lag_days": lag}}
+
+    pair = {"target": "2023-06-30", "source": "2022-06-30"}
+    tested = spend_level(0.25, {"mean_squared_error": 0.04, "pairs": [pair, pair]},
+                         {"mean_squared_error": 0.01, "pairs": [pair]})
+    assert level.level_log_sd_note(tested) == "level_log_sd from 3 backtests of the level"
+    alone = spend_level(0.0, {"mean_squared_error": 0.04, "pairs": [pair]},
+                        {"mean_squared_error": 0.01, "pairs": [pair]})
+    assert level.level_log_sd_note(alone) == "level_log_sd from 1 backtest of the level"
+    untested = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": math.log(0.69),
+                                 "pairs": []}, {"pairs": []})
+    note = level.level_log_sd_note(untested)
+    assert note.startswith("level_log_sd: no backtest of the level (the training windows span "
+                           "less than the 365-day lag it is carried over): the bias of the "
+                           "window it is carried from (2022-12-30: -31%) stands in")
+    assert level.level_log_sd_note(spend_level(0.0, {}, {})) is None
+
+
 def test_a_stray_row_years_back_makes_no_history():
     """A customer whose one row is mistyped years before the rest (2002 in data from 2022)
     would make two years of history, and a seasonal level, out of a few months: the history

@@ -574,6 +574,28 @@ def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
     return math.sqrt(variance) if variance > 0.0 else None
 
 
+def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
+    """What :func:`level_log_sd` rests on, in words: the backtests counted, or, without any,
+    the one bias that stands in (which makes every range about as wide as that bias) and what
+    would give backtests. None when there is no figure."""
+    if level_log_sd(metadata) is None:
+        return None
+    spend = metadata.get("spend_level") or {}
+    btyd = spend.get("btyd") or {}
+    network = spend.get("network") or {}
+    tests = len(btyd.get("pairs") or []) + (
+        len(network.get("pairs") or []) if float(spend.get("network_share") or 0.0) > 0 else 0)
+    if tests:
+        return f"level_log_sd from {tests} backtest{'' if tests == 1 else 's'} of the level"
+    lag = spend.get("lag_days")
+    span = f" the {int(lag)}-day lag" if lag is not None else " the lag"
+    return (f"level_log_sd: no backtest of the level (the training windows span less than"
+            f"{span} it is carried over): the bias of the window it is carried from "
+            f"({btyd.get('source')}: {math.expm1(float(btyd.get('source_log_ratio') or 0.0)):+.0%})"
+            " stands in, so every p10-p90 range is about as wide as that bias; training cutoffs "
+            "that span more than the lag give backtests")
+
+
 def season_revenue(periods: Sequence[RevenuePeriods], growth_per_day_: float | None,
                    as_of: date) -> dict[str, Any]:
     """What rule 9 reads at scoring, as saved in the model metadata (``spend_level``)."""

@@ -399,7 +399,8 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "network_level_weight": meta.get("network_level_weight"),
             "level_log_sd": level.level_log_sd(meta),
             "is_seasonal_level": (meta.get("spend_level") or {}).get("seasonal"),
-            "level_note": (meta.get("spend_level") or {}).get("reason"),
+            "level_note": _joined((meta.get("spend_level") or {}).get("reason"),
+                                  level.level_log_sd_note(meta)),
             "btyd_fit_note": btyd_fit_note(meta.get("btyd_fits")),
             "feature_note": stale_features_note(meta),
             "settings": _settings_json(meta),
@@ -414,6 +415,12 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
         {"btyd_level_correction": float, "network_level_weight": float, "level_log_sd": float,
          "is_seasonal_level": "boolean", "level_note": "string", "btyd_fit_note": "string",
          "feature_note": "string"})
+
+
+def _joined(*notes: str | None) -> str | None:
+    """The notes that are there, as one; None when there is none."""
+    present = [note for note in notes if note]
+    return "; ".join(present) if present else None
 
 
 def _utc_without_zone(instant: str | None) -> pd.Timestamp:
