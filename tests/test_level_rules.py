@@ -263,9 +263,16 @@ def test_the_registry_says_what_level_log_sd_rests_on():
     untested = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": math.log(0.69),
                                  "pairs": []}, {"pairs": []})
     note = level.level_log_sd_note(untested)
-    assert note.startswith("level_log_sd: no backtest of the level (the training windows span "
-                           "less than the 365-day lag it is carried over): the bias of the "
-                           "window it is carried from (2022-12-30: -31%) stands in")
+    assert note.startswith("level_log_sd: no backtest of the level (no two training windows lie "
+                           "the 365-day lag apart): BG/NBD's bias on the window it is carried "
+                           "from (2022-12-30: -31%) stands in")
+    # decided as level_log_sd decides: pairs of no weight give no backtest error
+    weightless = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": 0.1,
+                                   "pairs": [pair, pair], "mean_squared_error": math.inf}, {})
+    assert "no backtest" in level.level_log_sd_note(weightless)
+    # a source window whose bias was undefined is not read as a bias of 0
+    unmeasured = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": 0.0}, {})
+    assert "(2022-12-30: not measurable)" in level.level_log_sd_note(unmeasured)
     assert level.level_log_sd_note(spend_level(0.0, {}, {})) is None
 
 

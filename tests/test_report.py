@@ -688,8 +688,8 @@ def test_a_level_without_the_season_is_a_warning_under_the_header():
                                 {n: (lambda n=n: n) for n in TABLES})
         return render_report(data, datetime(2024, 4, 1)).html
 
-    assert ("The total is not adjusted for the season (history of 240 days at the as-of date, "
-            "under the 730 &lt;two&gt;). If the next 91 days hold a peak") in page()
+    assert ("The total is not adjusted for the season: history of 240 days at the as-of date, "
+            "under the 730 &lt;two&gt;. If the next 91 days hold a peak") in page()
     assert "read them as those of a period like the last one" in page()  # what to do
     for change in ("is_seasonal_level = true", "horizon_days = 365, is_seasonal_level = false"):
         connection.execute(f"update clv_model_registry set {change} where is_current")

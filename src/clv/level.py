@@ -575,25 +575,38 @@ def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
 
 
 def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
-    """What :func:`level_log_sd` rests on, in words: the backtests counted, or, without any,
-    the one bias that stands in (which makes every range about as wide as that bias) and what
+    """What :func:`level_log_sd` rests on, in words, decided as it decides: the backtests
+    counted for each predictor with a share and a backtest error, or the one bias that stands in
+    for a predictor without (which makes every range about as wide as that bias), and what
     would give backtests. None when there is no figure."""
     if level_log_sd(metadata) is None:
         return None
     spend = metadata.get("spend_level") or {}
-    btyd = spend.get("btyd") or {}
-    network = spend.get("network") or {}
-    tests = len(btyd.get("pairs") or []) + (
-        len(network.get("pairs") or []) if float(spend.get("network_share") or 0.0) > 0 else 0)
-    if tests:
-        return f"level_log_sd from {tests} backtest{'' if tests == 1 else 's'} of the level"
+    share = float(spend.get("network_share") or 0.0)
+    tests, stand_ins = 0, []
+    for predictor, weight, name in (("btyd", 1.0 - share, "BG/NBD"),
+                                    ("network", share, "the network")):
+        tested = spend.get(predictor) or {}
+        error = tested.get("mean_squared_error")
+        if weight <= 0.0:
+            continue
+        if error is not None and math.isfinite(float(error)):
+            tests += len(tested.get("pairs") or [])
+            continue
+        # a source whose bias was undefined (an empty or overflowing total) was saved as 0
+        ratio = float(tested.get("source_log_ratio") or 0.0)
+        bias = f"{math.expm1(ratio):+.0%}" if ratio else "not measurable"
+        stand_ins.append(f"{name}'s bias on the window it is carried from "
+                         f"({tested.get('source')}: {bias})")
+    if not stand_ins:
+        return (f"level_log_sd from {tests} backtest{'' if tests == 1 else 's'} of the level"
+                if tests else "level_log_sd from the level's backtests")
     lag = spend.get("lag_days")
-    span = f" the {int(lag)}-day lag" if lag is not None else " the lag"
-    return (f"level_log_sd: no backtest of the level (the training windows span less than"
-            f"{span} it is carried over): the bias of the window it is carried from "
-            f"({btyd.get('source')}: {math.expm1(float(btyd.get('source_log_ratio') or 0.0)):+.0%})"
-            " stands in, so every p10-p90 range is about as wide as that bias; training cutoffs "
-            "that span more than the lag give backtests")
+    span = f"the {int(lag)}-day lag" if lag is not None else "the lag"
+    return ("level_log_sd: no backtest of the level (no two training windows lie " + span
+            + " apart): " + " and ".join(stand_ins) + " stands in, so every p10-p90 range is "
+            "about as wide as that bias; training cutoffs that span more than the lag, where "
+            "the history holds them, give backtests")
 
 
 def season_revenue(periods: Sequence[RevenuePeriods], growth_per_day_: float | None,

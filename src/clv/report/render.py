@@ -833,7 +833,7 @@ def _no_season(data: ReportData) -> str:
             or seasonal is None or bool(seasonal)):
         return ""
     note = escape(str(level.get("level_note") or "no note").rstrip("."))
-    return (f'<p class="warning">The total is not adjusted for the season ({note}). If the '
+    return (f'<p class="warning">The total is not adjusted for the season: {note}. If the '
             f"next {int(level['horizon_days'])} days hold a peak or a lull the windows before "
             "them did not, the total, the segment ranges and the purchase probabilities miss "
             "it (dbt warns: clv_level_is_adjusted_for_the_season): read them as those of a "
