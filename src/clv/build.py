@@ -20,7 +20,9 @@ steps share it (and its executors run the scoring).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -371,9 +373,6 @@ def _nodes(manifest: Any, project_dir: Path) -> list[Node]:
 def selected_models(runner: Runner, selection: Sequence[str]) -> set[str]:
     """The unique ids of the models dbt selects with ``selection`` (``dbt ls``, whose list is
     not printed): ids, so a versioned model or a name two packages share is the one meant."""
-    import contextlib
-    import io
-
     # -m and --models are --select for models, which dbt ls refuses beside --select
     options = [("--select" if arg.startswith("--") else "-s") + arg[len(_option_name(arg)):]
                if _option_name(arg) in MODEL_OPTIONS else arg for arg in selection]

@@ -557,10 +557,8 @@ FLAG_LABELS = {  # clv_prediction_changes' flags as the table names them
 
 def _signed(value: float, decimals: int = 0) -> str:
     """``value`` with its sign (a minus sign, not a hyphen); none when it rounds to 0."""
-    text = svg.format_number(abs(value), decimals)
-    if not text.strip("0.,"):
-        return text
-    return ("+" if value > 0 else "\u2212" if value < 0 else "") + text
+    text = svg.format_number(value, decimals)  # a minus sign of its own when negative
+    return "+" + text if value > 0 and text.strip("0.,") else text
 
 
 def _movement_summary(data: ReportData) -> str:
