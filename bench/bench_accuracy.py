@@ -400,7 +400,7 @@ def targets(best_gini_margin: float = 0.005) -> dict[str, list[Target]]:
         "closed_cohort": [aggregate(), gini_best(), mape(0.20), exceedance, ece(0.02)],
         "retail": real_targets,
         "seasonal_peak": generated_targets,
-        "seasonal_peak_default_cutoffs": generated_targets,
+        "seasonal_peak_from_revenue": generated_targets,
         "retail_christmas": real_targets,
         "cdnow": real_targets,
     }
@@ -450,18 +450,19 @@ def main() -> None:
         "closed_cohort": lambda a: generated(
             "closed_cohort", generated_settings(True, a.customers), date(2023, 12, 31), 365),
         "retail": lambda a: retail(a.retail_file),
-        # A strong November-December peak inside a 91-day horizon, with 2.75 years of history;
-        # 17 training cutoffs 23 days apart reach a year and a horizon back, so the level is
-        # carried from the same window of the previous year and that carry is backtested.
+        # A strong November-December peak inside a 91-day horizon, with 2.75 years of history,
+        # default settings: the eight training cutoffs a quarter-horizon apart and the windows a
+        # year back (clv_seasonal_backtests), so the level is carried from the same window of
+        # the previous year and that carry is backtested.
         "seasonal_peak": lambda a: generated(
             "seasonal_peak", generated_settings(False, a.customers, seasonal_peak=True),
-            date(2023, 9, 30), 91, {"clv_training_cutoffs": 17},
-            "clv_training_cutoffs 17"),
-        # The same with the default 8 cutoffs (they reach 252 days back): no seasonal window.
-        "seasonal_peak_default_cutoffs": lambda a: generated(
-            "seasonal_peak_default_cutoffs",
+            date(2023, 9, 30), 91, note="default settings"),
+        # The same without the windows a year back: the season is read from revenue.
+        "seasonal_peak_from_revenue": lambda a: generated(
+            "seasonal_peak_from_revenue",
             generated_settings(False, a.customers, seasonal_peak=True), date(2023, 9, 30), 91,
-            note="stress case: default clv_training_cutoffs, no window a year back"),
+            {"clv_seasonal_backtests": 0},
+            "stress case: clv_seasonal_backtests 0, no window a year back"),
         # the data README's harder variant: the horizon runs into the Christmas peak
         "retail_christmas": lambda a: retail(a.retail_file, "retail_christmas", "2011-09-09",
                                              "stress case: less than a year of history"),

@@ -20,6 +20,7 @@
         'as_of_date': clv_validate_as_of_date('clv_as_of_date', var('clv_as_of_date', ''), time_zone),
         'horizon_days': horizon_days,
         'training_cutoffs': clv_validate_int('clv_training_cutoffs', var('clv_training_cutoffs', 8), 1, 52),
+        'seasonal_backtests': clv_validate_int('clv_seasonal_backtests', var('clv_seasonal_backtests', 3), 0, 52),
         'cutoff_spacing_days': clv_validate_int('clv_cutoff_spacing_days', spacing, 1, 3650),
         'period_days': clv_validate_int('clv_period_days', var('clv_period_days', 30), 1, 366),
         'sequence_periods': clv_validate_int('clv_sequence_periods', var('clv_sequence_periods', 12), 1, 104),
@@ -62,8 +63,10 @@
             'clv_missing_customer_ids', var('clv_missing_customer_ids', clv_default_missing_customer_ids())
         ),
     } %}
-    {#- cutoff_index of each training cutoff in int_clv__cutoffs (0 is the as-of date) -#}
-    {% do settings.update({'training_cutoff_indexes': range(1, settings.training_cutoffs + 1) | list}) %}
+    {#- the training cutoffs of int_clv__cutoffs (cutoff_index 0 is the as-of date) -#}
+    {% set training_offsets = clv_training_offsets(settings) %}
+    {% do settings.update({'training_offsets': training_offsets,
+                           'training_cutoff_indexes': range(1, training_offsets | length + 1) | list}) %}
     {% do settings.update({'feature_groups': clv_feature_groups(settings)}) %}
     {% set static_features = [] %}
     {% for group in settings.feature_groups.values() %}
@@ -112,6 +115,42 @@
         'events': ['events_total', 'events_last_30d', 'events_last_90d',
                    'add_to_cart_events_last_30d', 'add_to_cart_events_last_90d'],
     }) }}
+{% endmacro %}
+
+
+{#-
+    The training cutoffs, as days before the as-of date, in cutoff_index order (from 1): the
+    clv_training_cutoffs windows as_of - horizon - k * spacing, k = 0, 1, ... (k = 0 the
+    validation cutoff), and, with a horizon under a year and more than one of them, the same
+    windows a year back that a seasonal spend level is carried from and backtested on
+    (src/clv/level.py, rules 2 and 3): the window a year before the as-of date, and the window a
+    year before each of the latest clv_seasonal_backtests training windows. Where a regular
+    cutoff already lies within half a spacing of one, none is added. Each is a dict:
+    days_before, and year_back (int_clv__cutoffs keeps those only when the history holds two
+    years, so a shorter history trains on the same cutoffs as before).
+-#}
+{% macro clv_training_offsets(settings) %}
+    {% set horizon = settings.horizon_days %}
+    {% set spacing = settings.cutoff_spacing_days %}
+    {% set offsets = [] %}
+    {% for k in range(settings.training_cutoffs) %}
+        {% do offsets.append({'days_before': horizon + k * spacing, 'year_back': false}) %}
+    {% endfor %}
+    {% if horizon < 365 and settings.training_cutoffs > 1 and settings.seasonal_backtests > 0 %}
+        {% set wanted = [365] %}
+        {% for k in range([settings.seasonal_backtests, settings.training_cutoffs] | min) %}
+            {% do wanted.append(365 + horizon + k * spacing) %}
+        {% endfor %}
+        {% set tolerance = [spacing / 2, 3] | max %}
+        {% for days in wanted %}
+            {% set near = offsets | selectattr('days_before', 'ge', days - tolerance)
+                                  | selectattr('days_before', 'le', days + tolerance) | list %}
+            {% if near | length == 0 %}
+                {% do offsets.append({'days_before': days, 'year_back': true}) %}
+            {% endif %}
+        {% endfor %}
+    {% endif %}
+    {{ return(offsets) }}
 {% endmacro %}
 
 

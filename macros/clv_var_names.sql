@@ -13,7 +13,8 @@
         'clv_cutoff_spacing_days', 'clv_decimal_separator', 'clv_ensemble_size', 'clv_events',
         'clv_explanations', 'clv_export_path', 'clv_extra_features', 'clv_horizon_days', 'clv_keep_models', 'clv_load_sample', 'clv_max_train_rows',
         'clv_max_validation_rows', 'clv_missing_customer_ids', 'clv_model_dir', 'clv_period_days',
-        'clv_report_path', 'clv_retrain', 'clv_scoring_engine', 'clv_seed', 'clv_segment_bounds',
+        'clv_report_path', 'clv_retrain', 'clv_scoring_engine', 'clv_seasonal_backtests', 'clv_seed',
+        'clv_segment_bounds',
         'clv_sequence_periods',
         'clv_time_zone', 'clv_timestamp_format', 'clv_training_cutoffs', 'clv_transactions',
     ]) }}

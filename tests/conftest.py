@@ -107,7 +107,8 @@ COMPILE_TIME_VARS = frozenset({
     "clv_decimal_separator", "clv_ensemble_size", "clv_explanations", "clv_extra_features",
     "clv_horizon_days", "clv_keep_models", "clv_max_train_rows", "clv_max_validation_rows",
     "clv_missing_customer_ids", "clv_model_dir", "clv_period_days", "clv_retrain", "clv_seed",
-    "clv_sequence_periods", "clv_time_zone", "clv_timestamp_format", "clv_training_cutoffs",
+    "clv_seasonal_backtests", "clv_sequence_periods", "clv_time_zone", "clv_timestamp_format",
+    "clv_training_cutoffs",
 })
 # Inputs: whether one is set changes the parse (the sample seeds), and so does a ref or source
 # in one; which file or table it names does not.

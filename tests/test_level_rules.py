@@ -249,9 +249,9 @@ def test_level_log_sd_weighs_each_predictors_backtest_error_by_its_share():
 def test_the_registry_says_what_level_log_sd_rests_on():
     """Backtests counted (the network's only when it has a share); without any, the bias
     that stands in, and what would give backtests."""
-    def spend_level(share, btyd, network, lag=365):
+    def spend_level(share, btyd, network, lag=365, seasonal=True):
         return {"spend_level": {"network_share": share, "btyd": btyd, "network": network,
-                                "lag_days": lag}}
+                                "lag_days": lag, "seasonal": seasonal}}
 
     pair = {"target": "2023-06-30", "source": "2022-06-30"}
     tested = spend_level(0.25, {"mean_squared_error": 0.04, "pairs": [pair, pair]},
@@ -266,6 +266,16 @@ def test_the_registry_says_what_level_log_sd_rests_on():
     assert note.startswith("level_log_sd: no backtest of the level (no two training windows lie "
                            "the 365-day lag apart): BG/NBD's bias on the window it is carried "
                            "from (2022-12-30: -31%) stands in")
+    # what gives backtests: for a seasonal level the windows a year back, else more cutoffs
+    assert note.endswith("training cutoffs a year before the latest training windows give "
+                         "backtests (clv_seasonal_backtests, by default 3)")
+    latest = spend_level(0.0, {"source": "2023-09-30", "source_log_ratio": 0.1, "pairs": []},
+                         {}, lag=91, seasonal=False)
+    assert level.level_log_sd_note(latest).endswith(
+        "(no two training windows lie the 91-day lag apart): BG/NBD's bias on the window it is "
+        "carried from (2023-09-30: +11%) stands in, so every p10-p90 range is about as wide as "
+        "that bias; training cutoffs that span more than the lag, where the history holds "
+        "them, give backtests")
     # decided as level_log_sd decides: pairs of no weight give no backtest error
     weightless = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": 0.1,
                                    "pairs": [pair, pair], "mean_squared_error": math.inf}, {})
@@ -293,7 +303,8 @@ def test_seasonal_reference_needs_two_years_and_a_window_a_year_back():
     long_but_near = _windows(91, 23, 8, [1.0] * 8, [1.0] * 8)
     reference = level.seasonal_reference(long_but_near, 91, AS_OF, 1095)
     assert not reference.seasonal
-    assert "clv_training_cutoffs of at least 13" in reference.reason
+    assert "clv_seasonal_backtests above 0" in reference.reason
+    assert "clv_training_cutoffs of at least 13 at a cutoff spacing of 23 days" in reference.reason
     reaching = _windows(91, 23, 13, [1.0] * 13, [1.0] * 13)
     reference = level.seasonal_reference(reaching, 91, AS_OF, 1095)
     assert reference.seasonal and reference.same_season and reference.lag_days == 365

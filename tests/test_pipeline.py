@@ -154,17 +154,21 @@ def test_predicted_clv_is_network_clv_at_the_saved_spend_level(project):
     scores = project.query("select * from int_clv__scores order by customer_id")
     predictions = _predictions(project)
     run = json.loads(_scoring_run(project).read_text())
-    correction = project.query(
-        "select btyd_level_correction from clv_model_registry where is_current"
-    ).btyd_level_correction[0]
-    assert 0.5 <= correction <= 2.0
+    registry = project.query("select btyd_level_correction, network_level_weight "
+                             "from clv_model_registry where is_current")
+    correction = registry.btyd_level_correction[0]
+    weight = registry.network_level_weight[0]
+    assert correction > 0 and weight >= 0
     assert run["level"]["btyd_level_correction"] == correction
-    factor = correction * scores.btyd_expected_spend.sum() / scores.network_clv.sum()
+    assert run["level"]["network_level_weight"] == weight
+    factor = correction * scores.btyd_expected_spend.sum() / scores.network_clv.sum() + weight
     assert run["level"]["spend_factor"] == pytest.approx(factor, rel=1e-9)
     np.testing.assert_array_equal(predictions.predicted_clv, scores.predicted_clv)
     np.testing.assert_allclose(predictions.predicted_clv, scores.network_clv * factor, rtol=1e-9)
+    # the total: the corrected BG/NBD total plus the network's share of its own
     np.testing.assert_allclose(predictions.predicted_clv.sum(),
-                               correction * predictions.btyd_expected_spend.sum(), rtol=1e-7)
+                               correction * predictions.btyd_expected_spend.sum()
+                               + weight * scores.network_clv.sum(), rtol=1e-7)
     np.testing.assert_array_equal(predictions.purchase_probability, scores.purchase_probability)
 
 

@@ -183,7 +183,8 @@ def test_the_vars_the_tests_share_a_parse_over_are_read_only_when_compiling(dbt_
         "clv_extra_features": ["loyalty"], "clv_horizon_days": 90, "clv_keep_models": 2,
         "clv_max_train_rows": 1000, "clv_max_validation_rows": 1000,
         "clv_missing_customer_ids": ["x"], "clv_model_dir": "elsewhere", "clv_period_days": 7,
-        "clv_retrain": "never", "clv_seed": 7, "clv_sequence_periods": 6,
+        "clv_retrain": "never", "clv_seasonal_backtests": 0, "clv_seed": 7,
+        "clv_sequence_periods": 6,
         "clv_time_zone": "Europe/Berlin", "clv_timestamp_format": "%d/%m/%Y",
         "clv_training_cutoffs": 3,
     }

@@ -1,14 +1,15 @@
 {%- set settings = clv_settings() -%}
 {#-
     One row per cutoff: the scoring cutoff (the as-of date) and the training cutoffs
-    as_of - horizon - k * spacing. With clv_retrain = never a saved model scores, nothing is
+    (clv_training_offsets: as_of - horizon - k * spacing, and with a horizon under a year the
+    windows a year back that a seasonal level needs). With clv_retrain = never a saved model scores, nothing is
     trained, and only the scoring cutoff is built: a daily re-score computes the features of
     one date, not of every training cutoff again. No cutoff means no usable transaction: the
     post-hook then stops the build with one line saying why, pointing to clv_data_quality,
     which does not depend on this model and is built anyway.
 -#}
 {{ config(post_hook="{{ clv_require_usable_transactions(this) }}") }}
-{%- set training_cutoffs = 0 if settings.retrain == 'never' else settings.training_cutoffs %}
+{%- set training_offsets = [] if settings.retrain == 'never' else settings.training_offsets %}
 
 -- depends_on: {{ ref('int_clv__transactions_checked') }} (whose rows the post-hook counts)
 {#- The post-hook's message names the input (clv_input_label), which renders var
@@ -28,13 +29,15 @@ offsets as (
     select
         0 as cutoff_index,
         'scoring' as cutoff_role,
-        0 as days_before_as_of
-    {%- for k in range(training_cutoffs) %}
+        0 as days_before_as_of,
+        false as is_year_back
+    {%- for offset in training_offsets %}
     union all
     select
-        {{ k + 1 }} as cutoff_index,
-        '{{ "validation" if k == 0 and training_cutoffs > 1 else "training" }}' as cutoff_role,
-        {{ settings.horizon_days + k * settings.cutoff_spacing_days }} as days_before_as_of
+        {{ loop.index }} as cutoff_index,
+        '{{ "validation" if loop.first and training_offsets | length > 1 else "training" }}' as cutoff_role,
+        {{ offset.days_before }} as days_before_as_of,
+        {{ 'true' if offset.year_back else 'false' }} as is_year_back
     {%- endfor %}
 
 ),
@@ -47,6 +50,7 @@ cutoffs as (
         {{ clv_add_days('as_of.as_of_date', '-offsets.days_before_as_of') }} as cutoff_date,
         as_of.as_of_date,
         {{ settings.horizon_days }} as horizon_days,
+        offsets.is_year_back,
         as_of.first_transaction_date
 
     from offsets
@@ -67,8 +71,12 @@ final as (
         first_transaction_date
 
     from cutoffs
-    -- a cutoff before the first transaction has no customers to learn from
-    where cutoff_date >= first_transaction_date
+    -- a cutoff before the first transaction has no customers to learn from; a year-back
+    -- cutoff serves a seasonal level, which needs two years of history (730 days, the first
+    -- counted), and is otherwise left out
+    where
+        cutoff_date >= first_transaction_date
+        and (not is_year_back or {{ clv_add_days('first_transaction_date', 729) }} <= as_of_date)
 
 )
 

@@ -51,8 +51,8 @@ each of them tested in ``tests/test_level_rules.py``:
    whose inputs lie outside what it was trained on, multiplied every prediction).
 
 5. **Season without a window a year back** (:func:`revenue_seasonal_factor`). When the history
-   holds two full years but no training cutoff lies a year back (the default cutoffs of a short
-   horizon reach only about eight spacings back), the season is read from revenue instead: the
+   holds two full years but no training cutoff lies a year back (``clv_seasonal_backtests: 0``,
+   or a single training cutoff), the season is read from revenue instead: the
    examples' activity sequences hold every customer's revenue per period for a year before each
    cutoff, so last year's revenue in the as-of window and in the window before it (the one the
    level is carried from) are known. Their ratio, less the business's growth over that time
@@ -276,8 +276,9 @@ def seasonal_reference(windows: Sequence[Window], horizon_days: int, as_of: date
             horizon_days, False, False,
             f"no training cutoff lies a year before the as-of date (the earliest is "
             f"{(as_of - min(w.cutoff for w in windows)).days} days before it): no seasonal "
-            f"adjustment; with a cutoff spacing of {spacing:.0f} days, clv_training_cutoffs of "
-            f"at least {needed} would reach it")
+            f"adjustment; clv_seasonal_backtests above 0 (the default 3) adds the cutoffs a year "
+            f"back, as do clv_training_cutoffs of at least {needed} at a cutoff spacing of "
+            f"{spacing:.0f} days")
     return SeasonalReference(YEAR_DAYS, True, True,
                              "seasonal: the level is carried from the same window of the "
                              "previous year")
@@ -603,10 +604,13 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
                 if tests else "level_log_sd from the level's backtests")
     lag = spend.get("lag_days")
     span = f"the {int(lag)}-day lag" if lag is not None else "the lag"
+    remedy = ("training cutoffs a year before the latest training windows give backtests "
+              "(clv_seasonal_backtests, by default 3)" if spend.get("seasonal") else
+              "training cutoffs that span more than the lag, where the history holds them, "
+              "give backtests")
     return ("level_log_sd: no backtest of the level (no two training windows lie " + span
             + " apart): " + " and ".join(stand_ins) + " stands in, so every p10-p90 range is "
-            "about as wide as that bias; training cutoffs that span more than the lag, where "
-            "the history holds them, give backtests")
+            "about as wide as that bias; " + remedy)
 
 
 def season_revenue(periods: Sequence[RevenuePeriods], growth_per_day_: float | None,
