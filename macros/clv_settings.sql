@@ -124,10 +124,10 @@
     validation cutoff), and, with a horizon under a year and more than one of them, the same
     windows a year back that a seasonal spend level is carried from and backtested on
     (src/clv/level.py, rules 2 and 3): the window a year before the as-of date, and the window a
-    year before each of the latest clv_seasonal_backtests training windows. Where a regular
-    cutoff already lies within half a spacing of one, none is added. Each is a dict:
-    days_before, and year_back (int_clv__cutoffs keeps those only when the history holds two
-    years, so a shorter history trains on the same cutoffs as before).
+    year before each of the latest clv_seasonal_backtests training windows. Each is a dict:
+    days_before, and year_back. int_clv__cutoffs keeps a year-back cutoff only when the history
+    holds two years and no regular cutoff it keeps lies within half a spacing of it, so a
+    shorter history trains on the same cutoffs as without them.
 -#}
 {% macro clv_training_offsets(settings) %}
     {% set horizon = settings.horizon_days %}
@@ -137,17 +137,9 @@
         {% do offsets.append({'days_before': horizon + k * spacing, 'year_back': false}) %}
     {% endfor %}
     {% if horizon < 365 and settings.training_cutoffs > 1 and settings.seasonal_backtests > 0 %}
-        {% set wanted = [365] %}
+        {% do offsets.append({'days_before': 365, 'year_back': true}) %}
         {% for k in range([settings.seasonal_backtests, settings.training_cutoffs] | min) %}
-            {% do wanted.append(365 + horizon + k * spacing) %}
-        {% endfor %}
-        {% set tolerance = [spacing / 2, 3] | max %}
-        {% for days in wanted %}
-            {% set near = offsets | selectattr('days_before', 'ge', days - tolerance)
-                                  | selectattr('days_before', 'le', days + tolerance) | list %}
-            {% if near | length == 0 %}
-                {% do offsets.append({'days_before': days, 'year_back': true}) %}
-            {% endif %}
+            {% do offsets.append({'days_before': 365 + horizon + k * spacing, 'year_back': true}) %}
         {% endfor %}
     {% endif %}
     {{ return(offsets) }}

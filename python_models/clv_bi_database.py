@@ -20,6 +20,7 @@ def model(dbt, session):
         "clv_prediction_changes": lambda: dbt.ref("clv_prediction_changes"),
         "clv_prediction_explanations": lambda: dbt.ref("clv_prediction_explanations"),
         "clv_segment_summary": lambda: dbt.ref("clv_segment_summary"),
+        "clv_total_summary": lambda: dbt.ref("clv_total_summary"),
         "clv_category_value": lambda: dbt.ref("clv_category_value"),
         "clv_data_quality": lambda: dbt.ref("clv_data_quality"),
         "clv_model_registry": lambda: dbt.ref("clv_model_registry"),

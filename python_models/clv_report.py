@@ -13,6 +13,7 @@ def model(dbt, session):
     tables = {
         "clv_predictions": lambda: dbt.ref("clv_predictions"),
         "clv_segment_summary": lambda: dbt.ref("clv_segment_summary"),
+        "clv_total_summary": lambda: dbt.ref("clv_total_summary"),
         "clv_gain_curve": lambda: dbt.ref("clv_gain_curve"),
         "clv_decile_calibration": lambda: dbt.ref("clv_decile_calibration"),
         "clv_feature_importance": lambda: dbt.ref("clv_feature_importance"),

@@ -24,7 +24,7 @@ PUBLIC_MARTS = {
     "clv_predictions", "clv_predictions_history", "clv_prediction_changes",
     "clv_model_evaluation", "clv_model_registry", "clv_gain_curve", "clv_decile_calibration",
     "clv_feature_importance", "clv_prediction_explanations", "clv_category_value",
-    "clv_data_quality", "clv_segment_summary",
+    "clv_data_quality", "clv_segment_summary", "clv_total_summary",
 }
 # Public without a contract: Python models whose interface is the file they write.
 PUBLIC_WITHOUT_CONTRACT = {"clv_predictions_export", "clv_bi_database"}

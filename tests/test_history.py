@@ -310,7 +310,7 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch, capsys):
     latest = sorted({str(d)[:10] for d in history.as_of_date})[-2:]
     assert [str(changes.previous_as_of_date[0])[:10], str(changes.as_of_date[0])[:10]] == latest
     # every public table read from clv_predictions is left at the last as-of date with it
-    for table in ("clv_predictions", "clv_segment_summary"):
+    for table in ("clv_predictions", "clv_segment_summary", "clv_total_summary"):
         built = project.query(f"select distinct as_of_date from {table}")
         assert [str(d)[:10] for d in built.as_of_date] == ["2023-11-30"], table
     exported = pq.read_table(project.vars["clv_export_path"], columns=["as_of_date"])
@@ -343,7 +343,7 @@ def test_backfill_fills_monthly_dates_once(project, monkeypatch, capsys):
                             "from clv_prediction_changes")
     assert [(str(a)[:10], str(b)[:10]) for a, b in changes.itertuples(index=False)] == [
         ("2023-10-31", "2023-11-30")]
-    for table in ("clv_predictions", "clv_segment_summary"):
+    for table in ("clv_predictions", "clv_segment_summary", "clv_total_summary"):
         built = project.query(f"select distinct as_of_date from {table}")
         assert [str(d)[:10] for d in built.as_of_date] == ["2023-11-30"], table
     assert project.query("select count(*) as n from clv_predictions_history").n[0] == rows

@@ -305,6 +305,13 @@ def test_seasonal_reference_needs_two_years_and_a_window_a_year_back():
     assert not reference.seasonal
     assert "clv_seasonal_backtests above 0" in reference.reason
     assert "clv_training_cutoffs of at least 13 at a cutoff spacing of 23 days" in reference.reason
+    # one training cutoff: no spacing to count with, and no cutoff a year back is added to it
+    single = _windows(91, 23, 1, [1.0], [1.0])
+    reference = level.seasonal_reference(single, 91, AS_OF, 1095)
+    assert not reference.seasonal
+    assert reference.reason.endswith("no seasonal adjustment; the cutoffs a year back are added "
+                                     "with more than one training cutoff: clv_training_cutoffs "
+                                     "of at least 2, with clv_seasonal_backtests above 0")
     reaching = _windows(91, 23, 13, [1.0] * 13, [1.0] * 13)
     reference = level.seasonal_reference(reaching, 91, AS_OF, 1095)
     assert reference.seasonal and reference.same_season and reference.lag_days == 365

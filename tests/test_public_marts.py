@@ -153,6 +153,39 @@ def test_segment_summary_matches_a_pandas_recomputation(project):
 
 
 @pytest.mark.slow
+def test_total_summary_matches_a_pandas_recomputation(project):
+    """The whole total and its range: the customers' randomness and the level's, without the
+    segments' sharing-out term, which moves value between segments, not the total."""
+    from reference import segment_total_range
+
+    predictions = project.query("""
+        select p.*, s.predicted_clv_variance
+        from clv_predictions as p join int_clv__scores as s using (customer_id)""")
+    total = project.query("select * from clv_total_summary")
+    segments = project.query("select * from clv_segment_summary")
+    registry = project.query("select model_version, level_log_sd from clv_model_registry "
+                             "where is_current")
+    assert len(total) == 1
+    row = total.iloc[0]
+    assert row.model_version == registry.model_version[0]
+    assert row.level_log_sd == pytest.approx(registry.level_log_sd[0], rel=1e-12)
+    assert row.customers == len(predictions) == segments.customers.sum()
+    assert row.total_predicted_clv == pytest.approx(predictions.predicted_clv.sum(), rel=1e-9)
+    assert row.total_predicted_clv == pytest.approx(segments.total_predicted_clv.sum(), rel=1e-9)
+    p10, p90 = segment_total_range(predictions.predicted_clv, predictions.predicted_clv_variance,
+                                   predictions.purchase_probability, registry.level_log_sd[0])
+    assert 0 < p10 < row.total_predicted_clv < p90
+    assert row.total_predicted_clv_p10 == pytest.approx(p10, rel=1e-9)
+    assert row.total_predicted_clv_p90 == pytest.approx(p90, rel=1e-9)
+    assert row.expected_buyers == pytest.approx(predictions.purchase_probability.sum(), rel=1e-9)
+    assert row.mean_predicted_clv == pytest.approx(predictions.predicted_clv.mean(), rel=1e-9)
+    assert row.mean_purchase_probability == pytest.approx(
+        predictions.purchase_probability.mean(), rel=1e-9)
+    assert (row.as_of_date, row.horizon_days) == (predictions.as_of_date[0],
+                                                  predictions.horizon_days[0])
+
+
+@pytest.mark.slow
 def test_a_customer_over_a_tenth_of_the_total_is_named_by_the_level_warning(dbt_project):
     """clv_predictions_no_customer_holds_a_tenth (severity warn): the customers predicted to
     hold more than a tenth of the total, whose own value rests on the network alone (the spend

@@ -311,8 +311,9 @@ def test_a_report_of_nothing_is_all_notes():
 
 
 def _hand_made(connection: duckdb.DuckDBPyConnection) -> None:
-    """clv_predictions with six customers, their clv_segment_summary's ranges, an empty
-    clv_gain_curve, clv_data_quality; the other tables the report reads are missing."""
+    """clv_predictions with six customers, their clv_segment_summary's ranges and
+    clv_total_summary's, an empty clv_gain_curve, clv_data_quality; the other tables the report
+    reads are missing."""
     connection.execute("""
         create table clv_predictions as select * from (values
             ('a', date '2024-03-31', 365, 1200.0, 0.9, 'high_value', 'v2'),
@@ -329,6 +330,11 @@ def _hand_made(connection: duckdb.DuckDBPyConnection) -> None:
             ('active', 3, 45.5, 0.0, 90.0), ('at_risk', 4, 8.0, 0.0, 21.0),
             ('dormant', 5, 19.99, 0.0, 33.0)
         ) as t(segment, segment_order, total_predicted_clv, total_predicted_clv_p10,
+               total_predicted_clv_p90)""")
+    connection.execute("""
+        create table clv_total_summary as select * from (values
+            (date '2024-03-31', 'v2', 1293.49, 1010.2, 1585.75)
+        ) as t(as_of_date, model_version, total_predicted_clv, total_predicted_clv_p10,
                total_predicted_clv_p90)""")
     connection.execute("""
         create table clv_gain_curve (model_version varchar, is_current boolean,
@@ -422,6 +428,13 @@ def test_amounts_are_named_in_the_currency_the_var_gives():
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     plain = render_report(data, datetime(2024, 4, 1)).html
     assert "Total predicted spend, the next 365 days (currency units)" in plain
+    # and its likely range, of the scored model's run only
+    assert ("<dt>Likely range of the total, 8 in 10 (clv_total_summary)</dt>"
+            "<dd class=\"\">1,010 to 1,586</dd>") in plain
+    connection.execute("update clv_total_summary set model_version = 'v1'")
+    other = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert other.total_range is None
+    assert "Likely range of the total" not in render_report(other, datetime(2024, 4, 1)).html
     # the span of the values, where a planner reads them: the horizon, not a lifetime
     assert "<h1>Customer lifetime value over the next 365 days, as of 2024-03-31</h1>" in plain
     assert "not a lifetime, not split by month, and without the customers who first buy" in plain
@@ -978,7 +991,10 @@ def test_the_header_and_the_histogram_agree_with_the_tables(built):
     assert facts[1] == recency.day.iloc[0]
     assert facts[3] == f"{len(predictions):,}"
     assert facts[4] == f"{predictions.predicted_clv.sum():,.0f}"
-    assert facts[5] == predictions.model_version.iloc[0]
+    total = built.query("select * from clv_total_summary")
+    assert facts[5] == (f"{total.total_predicted_clv_p10[0]:,.0f} to "
+                        f"{total.total_predicted_clv_p90[0]:,.0f}")
+    assert facts[6] == predictions.model_version.iloc[0]
     with duckdb.connect(str(built.database)) as connection:
         bins = read_report_data(DuckDBWarehouse(connection),
                                 {n: (lambda n=n: n) for n in TABLES}).value_bins

@@ -2,16 +2,25 @@
 {#-
     One row per cutoff: the scoring cutoff (the as-of date) and the training cutoffs
     (clv_training_offsets: as_of - horizon - k * spacing, and with a horizon under a year the
-    windows a year back that a seasonal level needs). With clv_retrain = never a saved model scores, nothing is
-    trained, and only the scoring cutoff is built: a daily re-score computes the features of
-    one date, not of every training cutoff again. No cutoff means no usable transaction: the
-    post-hook then stops the build with one line saying why, pointing to clv_data_quality,
-    which does not depend on this model and is built anyway.
+    windows a year back that a seasonal level needs). With clv_retrain = never a saved model
+    scores, nothing is trained, and only the scoring cutoff is built: a daily re-score computes
+    the features of one date, not of every training cutoff again. No cutoff means no usable
+    transaction: the post-hook then stops the build with one line saying why, pointing to
+    clv_data_quality, which does not depend on this model and is built anyway.
+
+    A year-back cutoff is kept only where the seasonal level it serves is used: when the
+    history holds two years (730 days, the first counted) counted as clv.level counts them, from
+    the first purchase of the tenth oldest customer (the oldest's with fewer), so that a stray
+    row years before the rest does not add them; and when no kept regular cutoff lies within
+    half a spacing of it (that one stands for it).
 -#}
 {{ config(post_hook="{{ clv_require_usable_transactions(this) }}") }}
 {%- set training_offsets = [] if settings.retrain == 'never' else settings.training_offsets %}
+{%- set year_back = training_offsets | selectattr('year_back') | list | length > 0 %}
+{%- set tolerance = [settings.cutoff_spacing_days / 2, 3] | max %}
 
 -- depends_on: {{ ref('int_clv__transactions_checked') }} (whose rows the post-hook counts)
+-- depends_on: {{ ref('int_clv__customer_days') }} (the customers' first days, for the history)
 {#- The post-hook's message names the input (clv_input_label), which renders var
     clv_transactions: rendered here as well, so that a ref in it is an edge dbt knows of. -#}
 {%- do clv_input_label('clv_transactions') %}
@@ -24,6 +33,45 @@ as_of as (
 
 ),
 
+{% if year_back -%}
+customer_starts as (
+
+    select
+        coalesce(
+            min(case when is_purchase_day then activity_date end), min(activity_date)
+        ) as start_date
+
+    from {{ ref('int_clv__customer_days') }}
+    group by customer_id
+
+),
+
+ranked_starts as (
+
+    select
+        start_date,
+        row_number() over (order by start_date) as start_rank,
+        count(*) over () as customers
+
+    from customer_starts
+
+),
+
+history as (
+
+    -- the first purchase of the tenth oldest customer, the oldest's with fewer
+    select
+        max(
+            case
+                when start_rank = 10 or (customers < 10 and start_rank = 1) then start_date
+            end
+        ) as history_start_date
+
+    from ranked_starts
+
+),
+
+{% endif -%}
 offsets as (
 
     select
@@ -59,6 +107,43 @@ cutoffs as (
 
 ),
 
+-- a cutoff before the first transaction has no customers to learn from
+after_first as (
+
+    select * from cutoffs where cutoff_date >= first_transaction_date
+
+),
+
+{% if year_back -%}
+-- the year-back cutoffs the seasonal level uses: two years of history, no kept regular one near
+year_back as (
+
+    select after_first.cutoff_index
+
+    from after_first
+    cross join history
+    left join after_first as regular
+        on
+        not regular.is_year_back
+        and regular.cutoff_index > 0
+        and abs({{ clv_days_between('regular.cutoff_date', 'after_first.cutoff_date') }}) <= {{ tolerance }}
+    where
+        after_first.is_year_back
+        and {{ clv_add_days('history.history_start_date', 729) }} <= after_first.as_of_date
+    group by after_first.cutoff_index
+    having count(regular.cutoff_index) = 0
+
+),
+
+{% else -%}
+year_back as (
+
+    -- no year-back offset: none
+    select cutoff_index from after_first where is_year_back
+
+),
+
+{% endif -%}
 final as (
 
     select
@@ -70,13 +155,10 @@ final as (
         {{ clv_add_days('cutoff_date', 'horizon_days') }} as label_end_date,
         first_transaction_date
 
-    from cutoffs
-    -- a cutoff before the first transaction has no customers to learn from; a year-back
-    -- cutoff serves a seasonal level, which needs two years of history (730 days, the first
-    -- counted), and is otherwise left out
+    from after_first
     where
-        cutoff_date >= first_transaction_date
-        and (not is_year_back or {{ clv_add_days('first_transaction_date', 729) }} <= as_of_date)
+        not is_year_back
+        or cutoff_index in (select year_back.cutoff_index from year_back)
 
 )
 

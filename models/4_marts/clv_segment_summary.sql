@@ -155,14 +155,7 @@ spreads as (
 
     select
         segment_totals.*,
-        case
-            when segment_totals.total_predicted_clv > 0
-                then ln(
-                    1 + segment_totals.total_variance
-                    / (segment_totals.total_predicted_clv * segment_totals.total_predicted_clv)
-                )
-            else 0
-        end
+        {{ clv_customers_log_variance('segment_totals.total_predicted_clv', 'segment_totals.total_variance') }}
         + coalesce(model_registry.level_log_sd * model_registry.level_log_sd, 0)
         + case
             when segment_totals.total_predicted_clv > 0
@@ -181,18 +174,10 @@ ranges as (
 
     select
         *,
-        case
-            when total_predicted_clv <= 0 or none_buys >= 0.1 then 0
-            else total_predicted_clv * exp(
-                    greatest(-log_variance / 2 - 1.2815515655446004 * sqrt(log_variance), -700)
-                )
-        end as total_predicted_clv_p10,
-        case
-            when total_predicted_clv <= 0 or none_buys >= 0.9 then 0
-            else total_predicted_clv * exp(
-                    least(-log_variance / 2 + 1.2815515655446004 * sqrt(log_variance), 700)
-                )
-        end as total_predicted_clv_p90
+        {{ clv_total_quantile('total_predicted_clv', 'log_variance', 'none_buys', false) }}
+            as total_predicted_clv_p10,
+        {{ clv_total_quantile('total_predicted_clv', 'log_variance', 'none_buys', true) }}
+            as total_predicted_clv_p90
 
     from spreads
 

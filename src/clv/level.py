@@ -269,14 +269,21 @@ def seasonal_reference(windows: Sequence[Window], horizon_days: int, as_of: date
     if not holds_two_years(history_days):
         return SeasonalReference(horizon_days, False, False, _short_history(history_days))
     if source_window(windows, as_of, YEAR_DAYS, horizon_days) is None:
+        missing = (f"no training cutoff lies a year before the as-of date (the earliest is "
+                   f"{(as_of - min(w.cutoff for w in windows)).days} days before it): no "
+                   "seasonal adjustment; ")
+        if len(windows) < 2:
+            # a single training cutoff has no spacing, and gets no cutoff a year back
+            return SeasonalReference(
+                horizon_days, False, False,
+                missing + "the cutoffs a year back are added with more than one training "
+                "cutoff: clv_training_cutoffs of at least 2, with clv_seasonal_backtests above 0")
         spacing = spacing_days(windows, horizon_days)
         needed = math.ceil((YEAR_DAYS - horizon_days - _tolerance(windows, horizon_days))
                            / max(spacing, 1.0)) + 1
         return SeasonalReference(
             horizon_days, False, False,
-            f"no training cutoff lies a year before the as-of date (the earliest is "
-            f"{(as_of - min(w.cutoff for w in windows)).days} days before it): no seasonal "
-            f"adjustment; clv_seasonal_backtests above 0 (the default 3) adds the cutoffs a year "
+            missing + "clv_seasonal_backtests above 0 (the default 3) adds the cutoffs a year "
             f"back, as do clv_training_cutoffs of at least {needed} at a cutoff spacing of "
             f"{spacing:.0f} days")
     return SeasonalReference(YEAR_DAYS, True, True,

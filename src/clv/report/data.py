@@ -21,10 +21,10 @@ from clv.report.svg import finite, log_edges
 from clv.warehouse import Warehouse
 
 # The tables the report reads; the dbt model refs each of them, so it is built after them.
-TABLES = ("clv_predictions", "clv_segment_summary", "clv_gain_curve", "clv_decile_calibration",
-          "clv_feature_importance", "clv_predictions_history", "clv_data_quality",
-          "clv_prediction_changes", "clv_prediction_explanations", "clv_model_evaluation",
-          "clv_model_registry", "int_clv__as_of_date")
+TABLES = ("clv_predictions", "clv_segment_summary", "clv_total_summary", "clv_gain_curve",
+          "clv_decile_calibration", "clv_feature_importance", "clv_predictions_history",
+          "clv_data_quality", "clv_prediction_changes", "clv_prediction_explanations",
+          "clv_model_evaluation", "clv_model_registry", "int_clv__as_of_date")
 # the flags of clv_prediction_changes, each a move a marketer acts on (needs_attention: any)
 MOVE_FLAGS = ("is_dropping_two_deciles", "is_halving_value", "is_leaving_high_value",
               "is_becoming_at_risk", "is_becoming_dormant")
@@ -46,6 +46,8 @@ class ReportData:
     segments: pd.DataFrame | None = None  # segment, customers, predicted_value, ...
     # segment, total_predicted_clv_p10, total_predicted_clv_p90 (clv_segment_summary)
     segment_ranges: pd.DataFrame | None = None
+    # the p10 and p90 of the whole total (clv_total_summary), of the current model's run
+    total_range: tuple[float, float] | None = None
     importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
     history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
     data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value, ...
@@ -203,6 +205,12 @@ def read_report_data(warehouse: Warehouse,
     data.segment_ranges = reader.query("clv_segment_summary", """
         select segment, total_predicted_clv_p10, total_predicted_clv_p90
         from {relation}""")
+    totals = reader.query("clv_total_summary", """
+        select model_version, total_predicted_clv_p10, total_predicted_clv_p90
+        from {relation}""")
+    if totals is not None and len(totals) == 1 and str(totals.model_version[0]) == str(version):
+        data.total_range = (float(totals.total_predicted_clv_p10[0]),
+                            float(totals.total_predicted_clv_p90[0]))
     data.gain_curve = _for_model(reader.query("clv_gain_curve", "select * from {relation}"),
                                  version)
     data.calibration = _for_model(reader.query("clv_decile_calibration",
