@@ -241,6 +241,7 @@ def evaluate(data: DataSet, database: Path) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["segments"] = segment_ranges(database, frame)
+    table.attrs["total"] = total_range(database, frame)
     table.attrs["customers"] = len(frame)
     table.attrs["zero_share"] = float(np.mean(actual <= 0))
     table.attrs["validation_gini"] = validation
@@ -277,6 +278,17 @@ def segment_ranges(database: Path, frame: pd.DataFrame) -> list[dict]:
              "p10": float(row.total_predicted_clv_p10), "p90": float(row.total_predicted_clv_p90),
              "actual": float(spent.get(row.segment, 0.0))}
             for row in summary.itertuples() if row.customers > 0]
+
+
+def total_range(database: Path, frame: pd.DataFrame) -> dict:
+    """clv_total_summary's total and p10-p90 range, and the holdout's actual spend of every
+    scored customer."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        predicted, p10, p90 = connection.execute(
+            "select total_predicted_clv, total_predicted_clv_p10, total_predicted_clv_p90 "
+            "from clv_total_summary").fetchone()
+    return {"predicted": float(predicted), "p10": float(p10), "p90": float(p90),
+            "actual": float(frame["actual"].sum())}
 
 
 def spend_level(model_dir: Path) -> dict:
@@ -348,6 +360,13 @@ def print_table(data: DataSet, runs: dict[int, pd.DataFrame]) -> None:
                       f"(range {r['p10'] / r['predicted'] - 1:+.0%} to "
                       f"{r['p90'] / r['predicted'] - 1:+.0%})"
                       for r in runs[first_seed].attrs["segments"]))
+    totals = [table.attrs["total"] for table in runs.values()]
+    inside = sum(t["p10"] <= t["actual"] <= t["p90"] for t in totals)
+    print(f"whole total (clv_total_summary, every seed): {inside} of {len(totals)} inside its "
+          "p10-p90 range; actual against predicted "
+          + _range([t["actual"] / t["predicted"] - 1 for t in totals], "{:+.1%}") + ", range "
+          + _range([t["p10"] / t["predicted"] - 1 for t in totals], "{:+.1%}") + " to "
+          + _range([t["p90"] / t["predicted"] - 1 for t in totals], "{:+.1%}"))
     validation = [t.attrs["validation_gini"] for t in runs.values()]
     holdout = [t.set_index("model").normalized_gini for t in runs.values()]
     print("network lead over BG/NBD + Gamma-Gamma in norm. Gini: on the validation window "
@@ -500,7 +519,7 @@ def main() -> None:
             runs[seed] = evaluate(data, database)
             record.setdefault(name, {})[str(seed)] = {
                 "metrics": runs[seed].to_dict("records"), "level": spend_level(model_dir),
-                "segments": runs[seed].attrs["segments"]}
+                "segments": runs[seed].attrs["segments"], "total": runs[seed].attrs["total"]}
         results[name] = runs
         print_table(data, runs)
         levels = [record[name][str(s)]["level"] for s in args.seeds]
