@@ -429,7 +429,7 @@ def test_amounts_are_named_in_the_currency_the_var_gives():
     plain = render_report(data, datetime(2024, 4, 1)).html
     assert "Total predicted spend, the next 365 days (currency units)" in plain
     # and its likely range, of the scored model's run only
-    assert ("<dt>Likely range of the total, 8 in 10 (clv_total_summary)</dt>"
+    assert ("<dt>Likely range of the total, 8 in 10</dt>"
             "<dd class=\"\">1,010 to 1,586</dd>") in plain
     connection.execute("update clv_total_summary set model_version = 'v1'")
     other = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})

@@ -785,7 +785,7 @@ def _facts(data: ReportData, written_at: datetime) -> str:
         (f"Total predicted spend{_next_days(data)} ({_money(data)})",
          svg.format_number(summary.get("predicted_value"), 0)
          + (" (finite values only)" if summary.get("non_finite") else ""), ""),
-        *([("Likely range of the total, 8 in 10 (clv_total_summary)",
+        *([("Likely range of the total, 8 in 10",
             " to ".join(svg.format_number(value, 0) for value in data.total_range), "")]
           if data.total_range else []),
         ("Model version", str(summary.get("model_version") or "\u2013"), "small"),
