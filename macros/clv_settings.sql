@@ -123,8 +123,10 @@
     clv_training_cutoffs windows as_of - horizon - k * spacing, k = 0, 1, ... (k = 0 the
     validation cutoff), and, with a horizon under a year and more than one of them, the same
     windows a year back that a seasonal spend level is carried from and backtested on
-    (src/clv/level.py, rules 2 and 3): the window a year before the as-of date, and the window a
-    year before each of the latest clv_seasonal_backtests training windows. Each is a dict:
+    (src/clv/level.py, rules 2 and 3): the window a year before the as-of date, the window a
+    year before each of the latest clv_seasonal_backtests training windows (backtests of the
+    carry in the season just past), and the window two years before the as-of date (a backtest
+    of the carry in the season the horizon holds, a year earlier). Each is a dict:
     days_before, and year_back. int_clv__cutoffs keeps a year-back cutoff only when the history
     holds two years and no regular cutoff it keeps lies within half a spacing of it, so a
     shorter history trains on the same cutoffs as without them.
@@ -141,6 +143,7 @@
         {% for k in range([settings.seasonal_backtests, settings.training_cutoffs] | min) %}
             {% do offsets.append({'days_before': 365 + horizon + k * spacing, 'year_back': true}) %}
         {% endfor %}
+        {% do offsets.append({'days_before': 730, 'year_back': true}) %}
     {% endif %}
     {{ return(offsets) }}
 {% endmacro %}

@@ -294,6 +294,15 @@ def test_a_stray_row_years_back_makes_no_history():
     assert level.history_days(ages) == 392  # the tenth oldest: 7700, then 400 down to 392
     assert level.history_days(np.array([900.0, 20.0, 10.0])) == 900
     assert level.history_days(np.array([np.nan])) == 0
+    # over windows: an early window that holds a stray customer alone does not count
+    full = _windows(91, 23, 3, [1.0] * 3, [1.0] * 3, first=date(2023, 1, 1))
+    stray = dataclasses.replace(full[-1], cutoff=date(2021, 6, 1), customers=1,
+                                history_days=800)
+    reference = level.seasonal_reference([*full, stray], 91, AS_OF,
+                                         level._history_days([*full, stray], AS_OF))
+    assert not reference.seasonal and "history of" in reference.reason
+    assert level._history_days([*full, stray], AS_OF) == level._history_days(full, AS_OF)
+    assert level._history_days([stray], AS_OF) == 800 + (AS_OF - date(2021, 6, 1)).days
 
 
 def test_seasonal_reference_needs_two_years_and_a_window_a_year_back():

@@ -427,14 +427,29 @@ def test_amounts_are_named_in_the_currency_the_var_gives():
     _hand_made(connection)
     data = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
     plain = render_report(data, datetime(2024, 4, 1)).html
-    assert "Total predicted spend, the next 365 days (currency units)" in plain
-    # and its likely range, of the scored model's run only
+    assert ("Total predicted spend of the customers scored, the next 365 days (currency units)"
+            in plain)
+    # and its likely range, of the predictions' own run only (model and as-of date: with
+    # clv_retrain never the model stays the same from day to day)
     assert ("<dt>Likely range of the total, 8 in 10</dt>"
             "<dd class=\"\">1,010 to 1,586</dd>") in plain
-    connection.execute("update clv_total_summary set model_version = 'v1'")
-    other = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
-    assert other.total_range is None
-    assert "Likely range of the total" not in render_report(other, datetime(2024, 4, 1)).html
+    no_row = "clv_total_summary has no row for these predictions"
+    for change, why in (("model_version = 'v1'", no_row),
+                        ("as_of_date = date '2024-02-29'", no_row),
+                        ("total_predicted_clv_p10 = null, total_predicted_clv_p90 = null",
+                         "no level_log_sd for this model, so no range")):
+        connection.execute("create or replace table kept as select * from clv_total_summary")
+        connection.execute(f"update clv_total_summary set {change}")
+        other = read_report_data(DuckDBWarehouse(connection),
+                                 {n: (lambda n=n: n) for n in TABLES})
+        assert other.total_range is None, change
+        assert (f"<dt>Likely range of the total, 8 in 10</dt><dd class=\"\">\u2013 ({why})"
+                "</dd>") in render_report(other, datetime(2024, 4, 1)).html, change
+        connection.execute("create or replace table clv_total_summary as select * from kept")
+    connection.execute("drop table clv_total_summary")
+    missing = read_report_data(DuckDBWarehouse(connection), {n: (lambda n=n: n) for n in TABLES})
+    assert ("<dd class=\"\">\u2013 (clv_total_summary could not be read: "
+            in render_report(missing, datetime(2024, 4, 1)).html)
     # the span of the values, where a planner reads them: the horizon, not a lifetime
     assert "<h1>Customer lifetime value over the next 365 days, as of 2024-03-31</h1>" in plain
     assert "not a lifetime, not split by month, and without the customers who first buy" in plain

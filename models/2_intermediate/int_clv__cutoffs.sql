@@ -12,7 +12,9 @@
     history holds two years (730 days, the first counted) counted as clv.level counts them, from
     the first purchase of the tenth oldest customer (the oldest's with fewer), so that a stray
     row years before the rest does not add them; and when no kept regular cutoff lies within
-    half a spacing of it (that one stands for it).
+    half a spacing of it (that one stands for it). (clv.level reads the customers of the
+    training sample, a uniform sample above the caps, so within days of two years the two
+    counts may differ.)
 -#}
 {{ config(post_hook="{{ clv_require_usable_transactions(this) }}") }}
 {%- set training_offsets = [] if settings.retrain == 'never' else settings.training_offsets %}
@@ -46,14 +48,11 @@ customer_starts as (
 
 ),
 
-ranked_starts as (
+oldest_starts as (
 
-    select
-        start_date,
-        row_number() over (order by start_date) as start_rank,
-        count(*) over () as customers
-
-    from customer_starts
+    select start_date from customer_starts
+    order by start_date
+    limit 10
 
 ),
 
@@ -61,13 +60,11 @@ history as (
 
     -- the first purchase of the tenth oldest customer, the oldest's with fewer
     select
-        max(
-            case
-                when start_rank = 10 or (customers < 10 and start_rank = 1) then start_date
-            end
-        ) as history_start_date
+        case
+            when count(*) >= 10 then max(start_date) else min(start_date)
+        end as history_start_date
 
-    from ranked_starts
+    from oldest_starts
 
 ),
 

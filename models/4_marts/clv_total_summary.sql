@@ -4,7 +4,10 @@
     lognormal as the segments' (clv_segment_summary) with two of its three variances: the
     customers' own randomness and the spend level's (level_log_sd of the model). The third,
     how the network shares the total out between kinds of customers, moves value between
-    segments and not the whole total, whose bias is the level's. No row when nothing was scored.
+    segments and not the whole total, whose bias is the level's. Without a level_log_sd (a
+    model saved before backtests were kept) the range would hold the customers' randomness
+    alone, which shrinks with their number: p10 and p90 are then null. No row when nothing was
+    scored.
 -#}
 
 with
@@ -55,7 +58,7 @@ spreads as (
         totals.*,
         model_registry.level_log_sd,
         {{ clv_customers_log_variance('totals.total_predicted_clv', 'totals.total_variance') }}
-        + coalesce(model_registry.level_log_sd * model_registry.level_log_sd, 0) as log_variance,
+        + model_registry.level_log_sd * model_registry.level_log_sd as log_variance,
         exp(greatest(totals.log_none_buys, -700)) as none_buys
 
     from totals

@@ -495,8 +495,13 @@ def history_days(t_days: np.ndarray) -> int:
 
 
 def _history_days(windows: Sequence[Window], as_of: date) -> int:
-    """Days of history at the as-of date, from the windows' own histories."""
-    return max((w.history_days + (as_of - w.cutoff).days for w in windows), default=0)
+    """Days of history at the as-of date, from the windows' own histories: those of the
+    windows with :data:`HISTORY_CUSTOMERS` customers or more where there are any (an early
+    window that holds only a stray row years before the rest counts that row's age, which would
+    make two years of history out of it; int_clv__cutoffs counts from the tenth oldest
+    customer's first purchase as well)."""
+    counted = [w for w in windows if w.customers >= HISTORY_CUSTOMERS] or list(windows)
+    return max((w.history_days + (as_of - w.cutoff).days for w in counted), default=0)
 
 
 def reference_for(windows: Iterable[Window], horizon_days: int,

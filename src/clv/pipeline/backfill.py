@@ -350,7 +350,8 @@ def rescore_previous(run_vars: dict[str, Any], common: Sequence[str] = (),
 # What a backfill stopped part-way leaves: each date's build replaces clv_predictions, and only
 # the last date's rebuilds what is read from it.
 APART = ("clv_predictions may hold a date of the range while the tables read from it (the "
-         "movements, the segment summary, the explanations, the export, the report) do not: "
+         "movements, the segment and total summaries, the explanations, the export, the report) "
+         "do not: "
          "run the backfill again, or a build, to bring them together")
 
 

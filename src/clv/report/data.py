@@ -46,8 +46,10 @@ class ReportData:
     segments: pd.DataFrame | None = None  # segment, customers, predicted_value, ...
     # segment, total_predicted_clv_p10, total_predicted_clv_p90 (clv_segment_summary)
     segment_ranges: pd.DataFrame | None = None
-    # the p10 and p90 of the whole total (clv_total_summary), of the current model's run
+    # the p10 and p90 of the whole total (clv_total_summary) of these predictions' run, or why
+    # there is none
     total_range: tuple[float, float] | None = None
+    total_range_note: str = ""
     importance: pd.DataFrame | None = None  # feature_group, gini_drop, gini_drop_std, ...
     history: pd.DataFrame | None = None  # as_of_date, segment, customers, predicted_value
     data_quality: pd.DataFrame | None = None  # reason, rows, source_rows, example_value, ...
@@ -99,6 +101,29 @@ class _Reader:
             self.problems[table] = f"{table} could not be read: {_first_line(error)}"
             dbt_log(f"report: {self.problems[table]}")
             return None
+
+
+def _total_range(reader: _Reader, summary: dict[str, Any]
+                 ) -> tuple[tuple[float, float] | None, str]:
+    """The whole total's p10 and p90 (clv_total_summary) when its row is of the same run as
+    the predictions (model and as-of date: with clv_retrain never the model stays the same from
+    day to day), else None and why."""
+    if not summary.get("customers"):
+        return None, ""
+    totals = reader.query("clv_total_summary", """
+        select model_version, as_of_date, total_predicted_clv_p10, total_predicted_clv_p90
+        from {relation}""")
+    if totals is None:
+        return None, reader.problems.get("clv_total_summary", "")
+    run = totals[(totals.model_version.astype(str) == str(summary.get("model_version")))
+                 & (totals.as_of_date.astype(str).str[:10]
+                    == str(summary.get("as_of_date"))[:10])]
+    if run.empty:
+        return None, "clv_total_summary has no row for these predictions"
+    p10, p90 = run.total_predicted_clv_p10.iloc[0], run.total_predicted_clv_p90.iloc[0]
+    if not (finite(p10) and finite(p90)):
+        return None, "no level_log_sd for this model, so no range"
+    return (float(p10), float(p90)), ""
 
 
 def _for_model(frame: pd.DataFrame | None, version: str | None) -> pd.DataFrame | None:
@@ -205,12 +230,7 @@ def read_report_data(warehouse: Warehouse,
     data.segment_ranges = reader.query("clv_segment_summary", """
         select segment, total_predicted_clv_p10, total_predicted_clv_p90
         from {relation}""")
-    totals = reader.query("clv_total_summary", """
-        select model_version, total_predicted_clv_p10, total_predicted_clv_p90
-        from {relation}""")
-    if totals is not None and len(totals) == 1 and str(totals.model_version[0]) == str(version):
-        data.total_range = (float(totals.total_predicted_clv_p10[0]),
-                            float(totals.total_predicted_clv_p90[0]))
+    data.total_range, data.total_range_note = _total_range(reader, data.summary)
     data.gain_curve = _for_model(reader.query("clv_gain_curve", "select * from {relation}"),
                                  version)
     data.calibration = _for_model(reader.query("clv_decile_calibration",

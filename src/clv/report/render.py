@@ -782,12 +782,13 @@ def _facts(data: ReportData, written_at: datetime) -> str:
         ("Horizon", f"{int(summary['horizon_days'])} days"
          if svg.finite(summary.get("horizon_days")) else "\u2013", ""),
         ("Customers scored", svg.format_number(summary.get("customers") or 0, 0), ""),
-        (f"Total predicted spend{_next_days(data)} ({_money(data)})",
+        (f"Total predicted spend of the customers scored{_next_days(data)} ({_money(data)})",
          svg.format_number(summary.get("predicted_value"), 0)
          + (" (finite values only)" if summary.get("non_finite") else ""), ""),
         *([("Likely range of the total, 8 in 10",
-            " to ".join(svg.format_number(value, 0) for value in data.total_range), "")]
-          if data.total_range else []),
+            " to ".join(svg.format_number(value, 0) for value in data.total_range)
+            if data.total_range else f"\u2013 ({data.total_range_note})", "")]
+          if data.total_range or data.total_range_note else []),
         ("Model version", str(summary.get("model_version") or "\u2013"), "small"),
         ("Written (UTC)", f"{written_at:%Y-%m-%d %H:%M}", "small"),
     ]
