@@ -426,6 +426,30 @@ def test_the_registrys_notes_are_text_when_no_model_has_one(tmp_path):
         "BOOLEAN", "VARCHAR"]
 
 
+def test_the_registrys_level_note_says_when_a_correction_was_cut(tmp_path):
+    """level_note: the level's reason, then a correction cut to its bounds, then what
+    level_log_sd rests on."""
+    import json
+
+    from clv.pipeline.registry import registry_frame
+
+    version = "20240102T000000Z_b"
+    (tmp_path / f"clv_model_{version}.onnx").write_bytes(b"onnx")
+    pair = {"target": "2023-06-30", "source": "2022-06-30"}
+    (tmp_path / f"clv_model_{version}.json").write_text(json.dumps({
+        "model_version": version, "created_at": version[:8], "sha256": "0" * 64,
+        "feature_definitions": FEATURE_DEFINITIONS,
+        "spend_level": {"reason": "seasonal", "network_share": 0.0, "lag_days": 365,
+                        "seasonal": True,
+                        "btyd": {"source": "2022-09-30", "carried_share": 1.0,
+                                 "source_log_ratio": 1.0, "mean_squared_error": 0.01,
+                                 "pairs": [pair]}}}))
+    note = registry_frame(tmp_path, version).level_note[0]
+    assert note == ("seasonal; BG/NBD's carried correction of 2.72 is cut to 2.00 (a correction "
+                    "lies within 0.5 and 2: the level follows the bias it carries only that "
+                    "far); level_log_sd from 1 backtest of the level")
+
+
 def test_the_registry_holds_when_a_model_was_saved_in_utc_without_a_zone(tmp_path):
     """created_at as every public timestamp is (scored_at, written_at): UTC without a time
     zone, whatever offset the saved instant was written with."""

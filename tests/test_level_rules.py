@@ -246,6 +246,32 @@ def test_level_log_sd_weighs_each_predictors_backtest_error_by_its_share():
     assert level.level_log_sd({}) is None
 
 
+def test_the_registry_says_when_a_carried_correction_is_cut_to_its_bounds():
+    """A bias larger than the bounds let through is carried only that far, and level_note says
+    so: BG/NBD's exp(lambda * bias), the network's over the calibration's scale, each only with
+    a share."""
+    def spend_level(share, btyd, network, scale=1.0):
+        return {"spend_level": {"network_share": share, "btyd": btyd, "network": network,
+                                "calibration_scale": scale}}
+
+    big = {"source": "2022-09-30", "carried_share": 1.0, "source_log_ratio": math.log(2.42)}
+    small = {"source": "2022-09-30", "carried_share": 0.5, "source_log_ratio": math.log(2.42)}
+    assert level.capped_correction_note(spend_level(0.0, big, {})) == (
+        "BG/NBD's carried correction of 2.42 is cut to 2.00 (a correction lies within 0.5 and "
+        "2: the level follows the bias it carries only that far)")
+    assert level.capped_correction_note(spend_level(0.0, small, {})) is None  # 1.56
+    # the network's over its calibration's scale: 2.42 / 2.4 is about 1, not cut
+    assert level.capped_correction_note(spend_level(0.5, small, big, scale=2.4)) is None
+    assert level.capped_correction_note(spend_level(0.5, small, big, scale=1.0)).startswith(
+        "the network's carried correction of 2.42 is cut to 2.00")
+    # without a share, a predictor's correction does not count; nor does one below the bound
+    assert level.capped_correction_note(spend_level(0.0, small, big)) is None
+    low = {"source": "2022-09-30", "carried_share": 1.0, "source_log_ratio": math.log(0.3)}
+    assert level.capped_correction_note(spend_level(0.0, low, {})).startswith(
+        "BG/NBD's carried correction of 0.30 is cut to 0.50")
+    assert level.capped_correction_note({}) is None
+
+
 def test_the_registry_says_what_level_log_sd_rests_on():
     """Backtests counted (the network's only when it has a share); without any, the bias
     that stands in, and what would give backtests."""

@@ -587,6 +587,33 @@ def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
     return math.sqrt(variance) if variance > 0.0 else None
 
 
+def capped_correction_note(metadata: Mapping[str, Any]) -> str | None:
+    """Which carried corrections reached :data:`LEVEL_CORRECTION_BOUNDS` and were cut to them,
+    in words (the bias carried was larger than the bound lets through, so the level follows it
+    only part of the way): for BG/NBD ``exp(lambda * source bias)``, for the network the same
+    over the calibration's scale (rule 4), each only when it has a share. None when neither."""
+    spend = metadata.get("spend_level") or {}
+    share = float(spend.get("network_share") or 0.0)
+    scale = float(spend.get("calibration_scale") or 1.0)
+    notes = []
+    for predictor, weight, name, over in (("btyd", 1.0 - share, "BG/NBD", 1.0),
+                                          ("network", share, "the network", scale)):
+        tested = spend.get(predictor) or {}
+        if weight <= 0.0 or not tested.get("source") or over <= 0.0:
+            continue
+        exponent = float(tested.get("carried_share") or 0.0) * float(
+            tested.get("source_log_ratio") or 0.0)
+        carried = math.exp(min(exponent, 700.0)) / over
+        if carried != bounded(carried):
+            notes.append(f"{name}'s carried correction of {carried:.2f} is cut to "
+                         f"{bounded(carried):.2f}")
+    if not notes:
+        return None
+    low, high = LEVEL_CORRECTION_BOUNDS
+    return (" and ".join(notes) + f" (a correction lies within {low:g} and {high:g}: the level "
+            "follows the bias it carries only that far)")
+
+
 def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
     """What :func:`level_log_sd` rests on, in words, decided as it decides: the backtests
     counted for each predictor with a share and a backtest error, or the one bias that stands in

@@ -400,6 +400,7 @@ def registry_frame(model_dir: Path, current: str | None, run: RunSettings | None
             "level_log_sd": level.level_log_sd(meta),
             "is_seasonal_level": (meta.get("spend_level") or {}).get("seasonal"),
             "level_note": _joined((meta.get("spend_level") or {}).get("reason"),
+                                  level.capped_correction_note(meta),
                                   level.level_log_sd_note(meta)),
             "btyd_fit_note": btyd_fit_note(meta.get("btyd_fits")),
             "feature_note": stale_features_note(meta),
