@@ -224,15 +224,95 @@ def test_level_windows_mark_the_windows_the_network_was_trained_on():
         (date(2023, 3, 31), True), (date(2023, 6, 30), False)]
 
 
+def test_a_backtest_is_predicted_with_the_share_fitted_on_the_others():
+    """Rule 8: each backtest's error comes from the ridge share fitted without it (the prior
+    alone for a single backtest), not from the share it was fitted into."""
+    targets = np.array([-0.12, -0.05, 0.08, -0.2])
+    sources = np.array([-1.4, -0.1, 0.1, -0.15])
+    weights = np.array([0.03, 1.0, 0.6, 0.9])
+    for prior in (0.0, 1.0):
+        errors = level.held_out_errors(targets, sources, weights, prior)
+        for i in range(4):
+            keep = [j for j in range(4) if j != i]
+            share = _ridge_share(targets[keep], sources[keep], weights[keep], prior)
+            assert errors[i] == pytest.approx(targets[i] - share * sources[i], abs=1e-6)
+    # one backtest: the prior's share, whatever the backtest says
+    assert level.held_out_errors(targets[:1], sources[:1], weights[:1], 0.0) == pytest.approx(
+        [-0.12])
+
+
+def test_one_backtest_does_not_make_the_level_look_certain():
+    """A young shop: a 90-day horizon on six months of history has one backtest, the validation
+    window (BG/NBD 11% high there) carried from a window of two days' history (BG/NBD four
+    times too high).
+    Fitted on that one pair, the carried share predicts it almost exactly; predicted without
+    it, the level misses it by its whole bias, and level_log_sd says so."""
+    as_of, first = date(2024, 6, 30), date(2024, 1, 1)
+    ratios = {date(2024, 4, 1): 1 / 1.115, date(2024, 3, 10): 0.95, date(2024, 2, 17): 0.9,
+              date(2024, 1, 26): 0.7, date(2024, 1, 3): 0.25}
+    windows = [Window(cutoff=cutoff, customers=3000 if cutoff.month > 1 else 30,
+                      history_days=(cutoff - first).days, actual_total=1000.0,
+                      btyd_total=1000.0 / ratio, network_total=1000.0)
+               for cutoff, ratio in ratios.items()]
+    estimate = level.estimate_level(windows, 90, as_of)
+    assert [(p["target"], p["source"]) for p in estimate.btyd.pairs] == [
+        ("2024-04-01", "2024-01-03")]
+    assert estimate.btyd.mean_squared_error < 0.001  # the pair's own fit
+    assert estimate.btyd.out_of_sample_error == pytest.approx(math.log(1 / 1.115) ** 2)
+    # the network, exact on every window here, keeps its small share at the floor's error
+    share = estimate.network_share
+    metadata = {"spend_level": estimate.to_metadata()}
+    assert level.level_log_sd(metadata) == pytest.approx(math.sqrt(
+        (1 - share) * math.log(1.115) ** 2 + share * level._MSE_FLOOR), rel=1e-6)
+    assert level.level_log_sd(metadata) > 0.1
+
+
+def test_without_a_backtest_every_windows_bias_stands_in():
+    """No backtest and no correction carried: the level misses by the as-of window's own bias,
+    for which the biases of the windows the predictor is measured on stand in, weighted by
+    maturity (the network only on the windows it was not trained on)."""
+    first = date(2023, 5, 1)
+    windows = _windows(91, 23, 4, [1.14, 0.8, 1.3, 0.5], [0.7, 1.0, 1.0, 1.0], first=first)
+    windows = [dataclasses.replace(w, network_trained_on=k > 0) for k, w in enumerate(windows)]
+    estimate = level.estimate_level(windows, 91, AS_OF)
+    assert estimate.btyd.pairs == []
+    maturity = [min(1.0, (w.cutoff - first).days / 91) for w in windows]
+    expected = sum(m * math.log(r) ** 2 for m, r in zip(maturity, [1.14, 0.8, 1.3, 0.5],
+                                                         strict=True)) / sum(maturity)
+    assert estimate.btyd.stand_in_error == pytest.approx(expected)
+    assert estimate.btyd.stand_in_windows == 4
+    assert estimate.network.stand_in_error == pytest.approx(math.log(0.7) ** 2)
+    assert estimate.network.stand_in_windows == 1
+    assert level.level_log_sd({"spend_level": estimate.to_metadata()}) == pytest.approx(
+        math.sqrt(expected))
+    note = level.level_log_sd_note({"spend_level": estimate.to_metadata()})
+    assert ("BG/NBD's biases on the 4 training windows (on the one it is carried from, "
+            f"{windows[0].cutoff}: +14%) stand in, so every p10-p90 range is about as wide as "
+            "those biases") in note
+
+
 def test_level_log_sd_weighs_each_predictors_backtest_error_by_its_share():
-    """Rule 8: the variance is each predictor's mean squared log error weighted by its share
-    of the total (each error at least the floor); without backtests, the square of the bias on
-    the window the level is carried from; None when there is neither."""
+    """Rule 8: the variance is each predictor's out-of-sample squared log error weighted by its
+    share of the total (each error at least the floor; a model saved before that error was kept
+    counts its in-sample one); without backtests, the stand-in, or for a model saved before it
+    was kept the square of the bias on the window the level is carried from; None when there is
+    neither."""
     def spend_level(share, btyd, network):
         return {"spend_level": {"network_share": share, "btyd": btyd, "network": network}}
 
     tested = spend_level(0.25, {"mean_squared_error": 0.04}, {"mean_squared_error": 0.01})
     assert level.level_log_sd(tested) == pytest.approx(math.sqrt(0.75 * 0.04 + 0.25 * 0.01))
+    held_out = spend_level(0.25, {"mean_squared_error": 0.001, "out_of_sample_error": 0.04},
+                           {"mean_squared_error": 0.001, "out_of_sample_error": 0.01})
+    assert level.level_log_sd(held_out) == pytest.approx(math.sqrt(0.75 * 0.04 + 0.25 * 0.01))
+    stood_in = spend_level(0.0, {"mean_squared_error": math.inf, "out_of_sample_error": math.inf,
+                                 "stand_in_error": 0.09, "source": "2023-06-30",
+                                 "source_log_ratio": 0.01}, {})
+    assert level.level_log_sd(stood_in) == pytest.approx(0.3)
+    nothing = spend_level(0.0, {"mean_squared_error": math.inf, "out_of_sample_error": math.inf,
+                                "stand_in_error": math.inf, "source": "2023-06-30",
+                                "source_log_ratio": 0.01}, {})
+    assert level.level_log_sd(nothing) is None
     # BG/NBD alone: the network's error does not count
     alone = spend_level(0.0, {"mean_squared_error": 0.09}, {"mean_squared_error": 4.0})
     assert level.level_log_sd(alone) == pytest.approx(0.3)
@@ -280,12 +360,22 @@ def test_the_registry_says_what_level_log_sd_rests_on():
                                 "lag_days": lag, "seasonal": seasonal}}
 
     pair = {"target": "2023-06-30", "source": "2022-06-30"}
-    tested = spend_level(0.25, {"mean_squared_error": 0.04, "pairs": [pair, pair]},
+    earlier = {"target": "2023-03-31", "source": "2022-03-31"}
+    tested = spend_level(0.25, {"mean_squared_error": 0.04, "pairs": [pair, earlier]},
                          {"mean_squared_error": 0.01, "pairs": [pair]})
-    assert level.level_log_sd_note(tested) == "level_log_sd from 3 backtests of the level"
-    alone = spend_level(0.0, {"mean_squared_error": 0.04, "pairs": [pair]},
-                        {"mean_squared_error": 0.01, "pairs": [pair]})
-    assert level.level_log_sd_note(alone) == "level_log_sd from 1 backtest of the level"
+    # a window both predictors were backtested on counts once; a model saved before the
+    # out-of-sample error was kept counts its in-sample one
+    assert level.level_log_sd_note(tested) == "level_log_sd from 2 backtests of the level"
+    held_out = spend_level(0.25, {"out_of_sample_error": 0.04, "pairs": [pair, earlier]},
+                           {"out_of_sample_error": 0.01, "pairs": [pair]})
+    assert level.level_log_sd_note(held_out) == (
+        "level_log_sd from 2 backtests of the level, each predicted with the share fitted on "
+        "the others")
+    alone = spend_level(0.0, {"out_of_sample_error": 0.04, "pairs": [pair]},
+                        {"out_of_sample_error": 0.01, "pairs": [pair]})
+    assert level.level_log_sd_note(alone) == (
+        "level_log_sd from 1 backtest of the level, predicted with the prior's share (no other "
+        "backtest to fit one on)")
     untested = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": math.log(0.69),
                                  "pairs": []}, {"pairs": []})
     note = level.level_log_sd_note(untested)

@@ -90,13 +90,19 @@ each of them tested in ``tests/test_level_rules.py``:
    biased by the customer's share).
 
 8. **How sure the level is** (:func:`level_log_sd`). The backtests of rule 3 measure how far
-   a carried correction missed the next window: their mean squared error of ``log(actual
-   total / predicted total)`` after shrinkage. Weighted by the shares of rule 4, its square
-   root is the level's own uncertainty, a factor on every customer's value at once.
-   ``clv_segment_summary`` combines it with the customers' own randomness (the variance of
-   each customer's ZILN) and the network's bias per value decile on the validation window
-   into the p10-p90 range of a segment's total. With few backtests it is a rough figure;
-   without any, the one bias seen on the window the level is carried from stands in.
+   a carried correction missed the next window, each predicted as if unseen: the carried
+   share fitted on the other backtests (the prior alone for a single one,
+   :func:`held_out_errors`), since a share fitted on a backtest predicts that backtest well
+   by construction (one backtest window of a young shop put the level at 1% where it missed
+   by 12%). Their mean squared error of ``log(actual total / predicted total)``, weighted by
+   the shares of rule 4, has a square root that is the level's own uncertainty, a factor on
+   every customer's value at once. ``clv_segment_summary`` combines it with the customers'
+   own randomness (the variance of each customer's ZILN) and the network's bias per value
+   decile on the validation window into the p10-p90 range of a segment's total. With few
+   backtests it is a rough figure. Without any, the level carries no correction (a prior of
+   0) and misses by the as-of window's own bias: the biases of every window the predictor is
+   measured on (weighted by maturity) stand in; with a seasonal prior, the one bias seen on
+   the window the level is carried from.
 
 9. **A seasonal level follows the scoring date** (:func:`season_shift`). A seasonal level
    (rule 2 or 5) is the season of the window after the model's own as-of date ``T``; scored at
@@ -383,6 +389,14 @@ class Backtest:
     source: str | None  # cutoff (ISO) the as-of date's correction is carried from
     source_log_ratio: float  # that window's bias (0 without a source)
     correction: float  # exp(lambda * source bias), within LEVEL_CORRECTION_BOUNDS
+    # rule 8: each backtest's squared error with lambda fitted on the other backtests, weighted
+    # mean (inf without backtests)
+    out_of_sample_error: float = math.inf
+    # rule 8 without backtests: the squared biases of the windows the predictor is measured on,
+    # weighted by maturity, for a prior of no correction; the source's bias squared for a prior
+    # of the whole bias (inf without either)
+    stand_in_error: float = math.inf
+    stand_in_windows: int = 0  # the windows stand_in_error is read from
 
 
 def carried_share(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray,
@@ -392,6 +406,18 @@ def carried_share(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray,
     numerator = float(np.sum(weights * targets * sources)) + SHRINK_RIDGE * prior
     denominator = float(np.sum(weights * sources * sources)) + SHRINK_RIDGE
     return float(np.clip(numerator / denominator, 0.0, 1.0))
+
+
+def held_out_errors(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray,
+                    prior: float) -> np.ndarray:
+    """Rule 8: each backtest's error ``target - lambda * source`` with lambda fitted on the
+    other backtests only (leave one out; the prior alone for a single backtest), [P]. A share
+    fitted on a backtest predicts that backtest well by construction: with one backtest, its
+    own error is near 0 whatever the next window does."""
+    everyone = np.arange(len(targets))
+    return np.array([targets[i] - carried_share(targets[everyone != i], sources[everyone != i],
+                                                weights[everyone != i], prior) * sources[i]
+                     for i in everyone], dtype=np.float64)
 
 
 def bounded(factor: float) -> float:
@@ -419,17 +445,37 @@ def backtest(windows: Sequence[Window], predictor: str, horizon_days: int, as_of
     t = np.array([p["target_log_ratio"] for p in pairs], dtype=np.float64)
     s = np.array([p["source_log_ratio"] for p in pairs], dtype=np.float64)
     w = np.array([p["weight"] for p in pairs], dtype=np.float64)
-    share = carried_share(t, s, w, 1.0 if reference.same_season else 0.0)
+    prior = 1.0 if reference.same_season else 0.0
+    share = carried_share(t, s, w, prior)
     evidence = float(w.sum())
-    mse = (float(np.sum(w * (t - share * s) ** 2) / evidence) if evidence > 0
-           else float("inf"))
+    mse, held_out = math.inf, math.inf
+    if evidence > 0:
+        mse = float(np.sum(w * (t - share * s) ** 2) / evidence)
+        held_out = float(np.sum(w * held_out_errors(t, s, w, prior) ** 2) / evidence)
     source = source_window(windows, as_of, reference.lag_days, horizon_days)
     bias = source.log_ratio(predictor) if source is not None else None
+    stand_in, measured = math.inf, 0
+    if evidence <= 0 and not reference.same_season:
+        # no correction is carried: the level misses by the as-of window's own bias, which the
+        # biases of every window the predictor is measured on stand in for
+        biased = [(window.maturity(horizon_days), window.log_ratio(predictor))
+                  for window in windows
+                  if not (predictor == "network" and window.network_trained_on)]
+        biased = [(weight, ratio) for weight, ratio in biased if ratio is not None and weight > 0]
+        if biased:
+            weights = np.array([weight for weight, _ in biased])
+            ratios = np.array([ratio for _, ratio in biased])
+            stand_in = float(np.sum(weights * ratios**2) / weights.sum())
+            measured = len(biased)
+    elif evidence <= 0 and bias is not None:
+        stand_in, measured = bias**2, 1
     return Backtest(predictor=predictor, pairs=pairs, carried_share=share,
                     mean_squared_error=mse, evidence=evidence,
                     source=source.cutoff.isoformat() if source is not None else None,
                     source_log_ratio=bias or 0.0,
-                    correction=bounded(math.exp(share * (bias or 0.0))))
+                    correction=bounded(math.exp(share * (bias or 0.0))),
+                    out_of_sample_error=held_out, stand_in_error=stand_in,
+                    stand_in_windows=measured)
 
 
 def network_share(btyd: Backtest, network: Backtest) -> float:
@@ -563,27 +609,44 @@ def estimate_level(windows: Iterable[Window], horizon_days: int, as_of: date,
         reference=reference, windows=list(windows), seasonal_factor=season)
 
 
+def _level_error(tested: Mapping[str, Any]) -> tuple[float | None, bool]:
+    """Rule 8's squared log error of one predictor's level as saved, and whether backtests
+    measured it: the backtests' out-of-sample error (for a model saved before it was kept, their
+    in-sample one); without backtests the stand-in, or for a model saved before it was kept the
+    source window's bias squared; None when there is nothing."""
+    for name in ("out_of_sample_error", "mean_squared_error"):
+        if name in tested:
+            error = tested.get(name)
+            if error is not None and math.isfinite(float(error)):
+                return float(error), True
+            break
+    error = tested.get("stand_in_error")
+    if error is not None and math.isfinite(float(error)):
+        return float(error), False
+    if tested.get("source") is None or "stand_in_error" in tested:
+        return None, False
+    return float(tested.get("source_log_ratio") or 0.0) ** 2, False
+
+
 def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
     """Rule 8: the standard deviation of ``log(actual total / predicted total)`` that a saved
-    model's level showed in its backtests, the mean squared errors of BG/NBD's and the
-    network's carried corrections weighted by their shares of the total (each at least
-    ``_MSE_FLOOR``). A predictor without backtests counts the square of the one bias it
-    showed, on the window the level is carried from; None when it has no such window either
-    (or the model was saved before backtests were kept)."""
+    model's level showed in its backtests: the out-of-sample squared errors of BG/NBD's and the
+    network's carried corrections (each backtest predicted with the share fitted on the others,
+    :func:`held_out_errors`) weighted by their shares of the total (each at least
+    ``_MSE_FLOOR``). A predictor without backtests counts the squared biases it showed on the
+    windows it is measured on (maturity-weighted), or with a seasonal prior the one on the
+    window the level is carried from; None when it has none of these (or the model was saved
+    before backtests were kept)."""
     spend = metadata.get("spend_level") or {}
     share = float(spend.get("network_share") or 0.0)
     variance = 0.0
     for predictor, weight in (("btyd", 1.0 - share), ("network", share)):
         if weight <= 0.0:
             continue
-        tested = spend.get(predictor) or {}
-        error = tested.get("mean_squared_error")
-        if error is None or not math.isfinite(float(error)):
-            # no backtest: the one bias seen, on the window the level is carried from
-            if tested.get("source") is None:
-                return None
-            error = float(tested.get("source_log_ratio") or 0.0) ** 2
-        variance += weight * max(float(error), _MSE_FLOOR)
+        error, _ = _level_error(spend.get(predictor) or {})
+        if error is None:
+            return None
+        variance += weight * max(error, _MSE_FLOOR)
     return math.sqrt(variance) if variance > 0.0 else None
 
 
@@ -615,41 +678,59 @@ def capped_correction_note(metadata: Mapping[str, Any]) -> str | None:
 
 
 def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
-    """What :func:`level_log_sd` rests on, in words, decided as it decides: the backtests
-    counted for each predictor with a share and a backtest error, or the one bias that stands in
-    for a predictor without (which makes every range about as wide as that bias), and what
-    would give backtests. None when there is no figure."""
+    """What :func:`level_log_sd` rests on, in words, decided as it decides: the backtest windows
+    counted for the predictors with a share and a backtest error (a window both predictors were
+    backtested on counts once), or the biases that stand in for a predictor without (which make
+    every range about as wide as those biases), and what would give backtests. None when there
+    is no figure."""
     if level_log_sd(metadata) is None:
         return None
     spend = metadata.get("spend_level") or {}
     share = float(spend.get("network_share") or 0.0)
-    tests, stand_ins = 0, []
+    targets: set[str] = set()
+    stand_ins, in_sample = [], False
     for predictor, weight, name in (("btyd", 1.0 - share, "BG/NBD"),
                                     ("network", share, "the network")):
         tested = spend.get(predictor) or {}
-        error = tested.get("mean_squared_error")
         if weight <= 0.0:
             continue
-        if error is not None and math.isfinite(float(error)):
-            tests += len(tested.get("pairs") or [])
+        _, backtested = _level_error(tested)
+        if backtested:
+            targets.update(str(pair.get("target")) for pair in tested.get("pairs") or [])
+            in_sample = in_sample or "out_of_sample_error" not in tested  # saved before
             continue
         # a source whose bias was undefined (an empty or overflowing total) was saved as 0
         ratio = float(tested.get("source_log_ratio") or 0.0)
         bias = f"{math.expm1(ratio):+.0%}" if ratio else "not measurable"
-        stand_ins.append(f"{name}'s bias on the window it is carried from "
-                         f"({tested.get('source')}: {bias})")
+        windows = int(tested.get("stand_in_windows") or 1)
+        if windows > 1:
+            stand_ins.append(f"{name}'s biases on the {windows} training windows (on the one "
+                             f"it is carried from, {tested.get('source')}: {bias})")
+        else:
+            stand_ins.append(f"{name}'s bias on the window it is carried from "
+                             f"({tested.get('source')}: {bias})")
     if not stand_ins:
-        return (f"level_log_sd from {tests} backtest{'' if tests == 1 else 's'} of the level"
-                if tests else "level_log_sd from the level's backtests")
+        tests = len(targets)
+        if in_sample and tests:
+            return f"level_log_sd from {tests} backtest{'' if tests == 1 else 's'} of the level"
+        if tests == 1:
+            return ("level_log_sd from 1 backtest of the level, predicted with the prior's "
+                    "share (no other backtest to fit one on)")
+        return (f"level_log_sd from {tests} backtests of the level, each predicted with the "
+                "share fitted on the others" if tests else "level_log_sd from the level's "
+                "backtests")
     lag = spend.get("lag_days")
     span = f"the {int(lag)}-day lag" if lag is not None else "the lag"
     remedy = ("training cutoffs a year before the latest training windows give backtests "
               "(clv_seasonal_backtests, by default 3)" if spend.get("seasonal") else
               "training cutoffs that span more than the lag, where the history holds them, "
               "give backtests")
+    plural = any("biases" in text for text in stand_ins)
     return ("level_log_sd: no backtest of the level (no two training windows lie " + span
-            + " apart): " + " and ".join(stand_ins) + " stands in, so every p10-p90 range is "
-            "about as wide as that bias; " + remedy)
+            + " apart): " + " and ".join(stand_ins)
+            + (" stand in, so every p10-p90 range is about as wide as those biases; "
+               if plural else " stands in, so every p10-p90 range is about as wide as that "
+               "bias; ") + remedy)
 
 
 def season_revenue(periods: Sequence[RevenuePeriods], growth_per_day_: float | None,
