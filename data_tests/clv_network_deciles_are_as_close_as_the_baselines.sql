@@ -6,7 +6,8 @@
     thousands of times what the others do (B2B contracts among shoppers): one level and one
     spread serve both, and the shoppers' values come out too high. Score such accounts apart
     (their own build, through clv_transactions); the row shows the network's decile MAPE and
-    the closest baseline's.
+    the closest baseline's. Under 500 validation customers (deciles of under 50) a decile's
+    mean spend is too noisy to tell, and the test passes.
 -#}
 {{ config(severity='warn') }}
 
@@ -16,6 +17,7 @@ current_scores as (
 
     select
         model_version,
+        max(case when predictor = 'network' then customers end) as customers,
         max(case when predictor = 'network' then decile_mape end) as network_decile_mape,
         min(case when predictor <> 'network' then decile_mape end) as best_baseline_decile_mape
     from {{ ref('clv_model_evaluation') }}
@@ -27,5 +29,6 @@ current_scores as (
 select *
 from current_scores
 where
-    network_decile_mape > 1
+    customers >= 500
+    and network_decile_mape > 1
     and network_decile_mape > 2 * best_baseline_decile_mape

@@ -96,6 +96,22 @@ def _dbt(workdir: Path, command: str, target: str, run_vars: dict, *extra: str) 
         "--log-path", str(workdir / "logs"), "--vars", json.dumps(run_vars), *extra])
 
 
+def test_a_registry_whose_model_lies_in_another_directory_says_to_select_training(tmp_path):
+    """Slim CI with --defer and a changed scoring step: the registry is the other
+    environment's, its model in that environment's clv_model_dir; the scoring step says so
+    instead of only that a file is missing."""
+    from clv.pipeline.registry import load_current
+    from clv.score import ModelMismatchError
+
+    run = RunSettings(model_dir=tmp_path, retrain="auto", horizon_days=365, period_days=30,
+                      sequence_periods=12, seed=42, static_features=("a",), channels=("orders",))
+    with pytest.raises(ModelMismatchError, match=r"int_clv__model_registry names model "
+                                                 r"20240101T000000Z_x, which .* \(clv_model_dir\) "
+                                                 r"does not hold.*\(--defer\).*--select "
+                                                 r"clv_run_settings\+"):
+        load_current(run, "20240101T000000Z_x", ["a"])
+
+
 @pytest.mark.slow
 def test_a_deferred_run_stops_before_writing_the_other_environments_files(tmp_path):
     """Slim CI: production built in schema main, a CI run in schema dev selecting only the

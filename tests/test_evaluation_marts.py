@@ -137,15 +137,18 @@ def test_category_value_matches_a_pandas_recomputation(project):
 def test_dbt_warns_when_the_networks_deciles_are_far_from_the_spend(project):
     """WARN clv_network_deciles_are_as_close_as_the_baselines: the network's decile MAPE on
     the validation cutoff above 1 and above twice the closest baseline's (a few B2B accounts
-    among shoppers: 3.03 against 0.39); either condition alone passes."""
+    among shoppers: 3.03 against 0.39); either condition alone passes, and so does a
+    validation set of under 500 customers, whose deciles are noise."""
     import duckdb
 
     name = "clv_network_deciles_are_as_close_as_the_baselines"
 
-    def run(network: float, baselines: float | None = None) -> tuple[str, int]:
+    def run(network: float, baselines: float | None = None,
+            customers: int = 1000) -> tuple[str, int]:
         with duckdb.connect(str(project.database)) as connection:
-            connection.execute("update clv_model_evaluation set decile_mape = ? "
-                               "where is_current and predictor = 'network'", [network])
+            connection.execute("update clv_model_evaluation set decile_mape = ?, customers = ? "
+                               "where is_current and predictor = 'network'",
+                               [network, customers])
             if baselines is not None:
                 connection.execute("update clv_model_evaluation set decile_mape = ? "
                                    "where is_current and predictor <> 'network'", [baselines])
@@ -153,18 +156,22 @@ def test_dbt_warns_when_the_networks_deciles_are_far_from_the_spend(project):
         [result] = [r for r in results if r.node.name == name]
         return str(result.status), result.failures
 
-    saved = dict(project.query("select predictor, decile_mape from clv_model_evaluation "
-                               "where is_current").itertuples(index=False))
-    assert saved["network"] < 1 and max(saved.values()) < 2
+    saved = {predictor: (mape, customers) for predictor, mape, customers in project.query(
+        "select predictor, decile_mape, customers from clv_model_evaluation "
+        "where is_current").itertuples(index=False)}
+    assert saved["network"][0] < 1 and max(mape for mape, _ in saved.values()) < 2
     try:
         assert run(3.03, 0.39) == ("warn", 1)
+        assert run(3.03, 0.39, customers=500) == ("warn", 1)
+        assert run(3.03, 0.39, customers=499) == ("pass", 0)  # deciles of under 50
         assert run(0.99, 0.39) == ("pass", 0)  # above twice the baselines', under 1
         assert run(1.5, 0.8) == ("pass", 0)  # above 1, under twice the baselines'
     finally:
         with duckdb.connect(str(project.database)) as connection:
-            for predictor, value in saved.items():
-                connection.execute("update clv_model_evaluation set decile_mape = ? "
-                                   "where is_current and predictor = ?", [value, predictor])
+            for predictor, (value, customers) in saved.items():
+                connection.execute("update clv_model_evaluation set decile_mape = ?, "
+                                   "customers = ? where is_current and predictor = ?",
+                                   [value, customers, predictor])
 
 
 @pytest.mark.slow

@@ -490,11 +490,15 @@ def _hand_made_changes(connection: duckdb.DuckDBPyConnection) -> None:
     """)
     connection.execute("alter table clv_prediction_changes add column model_version varchar "
                        "default 'v2'")
+    # e's explanation is of an earlier as-of date (a build that left the explanations out)
     connection.execute("""
         create table clv_prediction_explanations as select * from (values
-            ('a', 'monetary', 640.0, 'v2'), ('c', 'recency_frequency', -31.5, 'v2'),
-            ('c', 'monetary', 99.0, 'v1')
-        ) as t(customer_id, driver_1_group, driver_1_contribution, model_version)""")
+            ('a', 'monetary', 640.0, 'v2', date '2024-03-31'),
+            ('c', 'recency_frequency', -31.5, 'v2', date '2024-03-31'),
+            ('c', 'monetary', 99.0, 'v1', date '2024-03-31'),
+            ('e', 'monetary', 494.0, 'v2', date '2024-02-29')
+        ) as t(customer_id, driver_1_group, driver_1_contribution, model_version, as_of_date)
+    """)
     connection.execute("""
         create table clv_model_evaluation as select * from (values
             ('v2', true, 'network', 0.8734), ('v2', true, 'bgnbd_gamma_gamma', 0.851),
@@ -511,7 +515,8 @@ def test_who_to_act_on_lists_the_largest_drops_with_their_driver():
     assert data.ginis == {"network": 0.8734, "bgnbd_gamma_gamma": 0.851}
     attention = data.attention
     assert list(attention["customer_id"]) == ["h", "a", "c", "e"]  # the largest drop first
-    # the driver of the scored model (v2); h and e have no explanation row
+    # the driver of the scored model (v2) at the predictions' date; h has no explanation row,
+    # e's is of another date
     assert attention["driver_1_group"].tolist()[1:3] == ["monetary", "recency_frequency"]
     assert attention["driver_1_group"].isna().tolist() == [True, False, False, True]
 

@@ -51,6 +51,22 @@ def test_a_latest_cutoff_younger_than_one_period_stops_naming_the_horizon():
         trainable_examples(table, RUN, TrainSettings())
 
 
+def test_too_few_rows_at_the_datas_start_name_the_horizon():
+    """Six months of data and a horizon of 180 days: the one cutoff is the day after the first
+    order, with ten customers. More cutoffs would fall before the data; a shorter horizon moves
+    them into it. With a long history before the cutoffs, the shop is what is small."""
+    young = examples({date(2024, 1, 2): 1}, customers=10)
+    with pytest.raises(ValueError, match=r"only 10 rows \(10 customer\(s\) at 1 training "
+                                         r"cutoffs\).*latest cutoff, 2024-01-02, has 1 days of "
+                                         r"history.*Lower clv_horizon_days") as info:
+        trainable_examples(young, dataclasses.replace(RUN, horizon_days=180), TrainSettings())
+    assert "clv_training_cutoffs" not in str(info.value)
+    small = examples({date(2024, 1, 2): 400}, customers=10)
+    with pytest.raises(ValueError, match=r"only 10 rows .*more customers.*"
+                                         r"raise clv_training_cutoffs"):
+        trainable_examples(small, dataclasses.replace(RUN, horizon_days=180), TrainSettings())
+
+
 def test_single_purchases_at_the_first_day_name_the_horizon():
     """90 days of data and a horizon of 90: the only training cutoff is the data's first day,
     where nobody has bought twice; lowering the horizon is the fix nearest to hand."""

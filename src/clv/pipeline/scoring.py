@@ -550,7 +550,11 @@ def record(warehouse: Warehouse, scores: Any, scoring: ScoringPlan,
                 f"scoring run saved as {path}")
         return ScoringRun.load(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no scoring run {path}: build int_clv__scores first")
+        raise FileNotFoundError(
+            f"no scoring run {path}: build int_clv__scores first, with this run's "
+            "clv_model_dir (a run that defers to another environment, --defer, reads that "
+            "environment's int_clv__scores, whose scoring run lies in its own model directory: "
+            "select int_clv__scores as well)")
     saved = ScoringRun.load(path)
     scored_at = warehouse.query(scores, "select max(scored_at) from {relation}").column(0)[0]
     if scored_at.as_py() is None or scored_at.as_py().isoformat() != saved.scored_at:

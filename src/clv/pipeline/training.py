@@ -155,10 +155,19 @@ def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSetting
     customers = len(pc.unique(table.column("customer_id")))
     cutoffs = sorted(str(c) for c in pc.unique(table.column(CUTOFF_COLUMN)).to_pylist())
     if table.num_rows < settings.min_rows:
+        few = (f"clv_training_examples has only {table.num_rows} rows ({customers} customer(s) "
+               f"at {len(cutoffs)} training cutoffs), fewer than the {settings.min_rows} "
+               "training needs: ")
+        history = _history_days(table, cutoffs[-1])
+        if history < run.horizon_days:
+            # the cutoffs sit at the data's start: more of them would fall before it
+            raise ValueError(
+                few + f"the latest cutoff, {cutoffs[-1]}, has {history} days of history before "
+                "it, so more cutoffs would fall before the data. Lower clv_horizon_days (the "
+                "training cutoffs lie clv_horizon_days and more before clv_as_of_date), set a "
+                "later clv_as_of_date or load a longer history")
         raise ValueError(
-            f"clv_training_examples has only {table.num_rows} rows ({customers} customer(s) at "
-            f"{len(cutoffs)} training cutoffs), fewer than the {settings.min_rows} training "
-            "needs: point clv_transactions at the transactions of more customers, load a longer "
+            few + "point clv_transactions at the transactions of more customers, load a longer "
             "history, or raise clv_training_cutoffs")
     # the declared attributes but the sign-up date, which is null for every customer where
     # clv_customers has no sign-up column: clv_extra_features

@@ -266,7 +266,7 @@ def read_report_data(warehouse: Warehouse,
             from {{relation}}
             where {FINITE_VALUE} and predicted_clv > 0
             order by predicted_clv desc, customer_id
-            limit {TOP_ROWS}""")], version)
+            limit {TOP_ROWS}""")], version, data.summary.get("as_of_date"))
     evaluation = _for_model(reader.query(
         "clv_model_evaluation",
         "select * from {relation}"), version)
@@ -323,11 +323,13 @@ def _attention(reader: _Reader) -> pd.DataFrame | None:
         limit {ATTENTION_ROWS}""")
 
 
-def _with_drivers(reader: _Reader, frames: list[pd.DataFrame | None],
-                  version: str | None) -> list[pd.DataFrame | None]:
+def _with_drivers(reader: _Reader, frames: list[pd.DataFrame | None], version: str | None,
+                  as_of_date: Any) -> list[pd.DataFrame | None]:
     """Each of ``frames`` with its customers' explanation group that sets each one's value
     most apart from the reference customer's (clv_prediction_explanations: driver_1_group,
-    driver_1_contribution; null when explanations are off), read in one query for all."""
+    driver_1_contribution; null when explanations are off, or explain another as-of date than
+    the predictions': a build that left the explanations step out), read in one query for
+    all."""
     ids = sorted({str(i) for frame in frames if frame is not None
                   for i in frame["customer_id"]})
     if not ids or version is None:
@@ -335,10 +337,14 @@ def _with_drivers(reader: _Reader, frames: list[pd.DataFrame | None],
     listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
     quoted = str(version).replace("'", "''")
     drivers = reader.query("clv_prediction_explanations", f"""
-        select customer_id, driver_1_group, driver_1_contribution
+        select customer_id, driver_1_group, driver_1_contribution, as_of_date
         from {{relation}}
         where model_version = '{quoted}' and customer_id in ({listed})""")
-    if drivers is None:
+    if drivers is not None:
+        # compared as text in pandas: the engines' date and text comparisons differ
+        dated = drivers["as_of_date"].astype(str).str[:10] == str(as_of_date)[:10]
+        drivers = drivers[dated].drop(columns="as_of_date")
+    else:
         drivers = pd.DataFrame(columns=["customer_id", "driver_1_group", "driver_1_contribution"])
     return [frame if frame is None or frame.empty
             else frame.merge(drivers, on="customer_id", how="left") for frame in frames]
