@@ -267,6 +267,43 @@ def test_one_backtest_does_not_make_the_level_look_certain():
     assert level.level_log_sd(metadata) > 0.1
 
 
+def test_the_level_error_weighs_each_backtest_predicted_without_it():
+    """Several backtests of unequal maturity: the out-of-sample error is the pair-weighted mean
+    of each backtest's squared error, its share fitted on the other pairs."""
+    horizon, spacing = 365, 91
+    windows = _windows(horizon, spacing, 8, [0.8, 1.1, 0.9, 0.75, 0.85, 1.05, 0.95, 0.7],
+                       [1.0] * 8, first=date(2020, 6, 1))
+    estimate = level.estimate_level(windows, horizon, AS_OF)
+    pairs = estimate.btyd.pairs
+    assert len(pairs) == 4 and len({p["weight"] for p in pairs}) > 1
+    t = np.array([p["target_log_ratio"] for p in pairs])
+    s = np.array([p["source_log_ratio"] for p in pairs])
+    w = np.array([p["weight"] for p in pairs])
+    errors = []
+    for i in range(len(pairs)):
+        keep = [j for j in range(len(pairs)) if j != i]
+        errors.append(t[i] - _ridge_share(t[keep], s[keep], w[keep], 1.0) * s[i])
+    expected = float(np.sum(w * np.array(errors) ** 2) / w.sum())
+    assert estimate.btyd.out_of_sample_error == pytest.approx(expected, rel=1e-5)
+    assert estimate.btyd.out_of_sample_error > estimate.btyd.mean_squared_error
+
+
+def test_a_whole_year_without_backtests_is_not_certain_by_chance():
+    """A 365-day horizon on under two years: the level carries the whole bias of the window a
+    year back (a prior of 1) with no backtest; that window's bias happened to be 0, the other
+    windows' were not, and stand in, each within the correction bounds (a young window four
+    times off counts as twice)."""
+    first = date(2021, 9, 1)
+    windows = _windows(365, 91, 4, [1.0, 0.8, 1.25, 0.25], [1.0] * 4, first=first)
+    estimate = level.estimate_level(windows, 365, AS_OF)
+    assert estimate.btyd.pairs == [] and estimate.reference.same_season
+    maturity = [min(1.0, (w.cutoff - first).days / 365) for w in windows]
+    logs = [0.0, math.log(0.8), math.log(1.25), math.log(0.5)]  # 0.25 cut to the bound 0.5
+    expected = sum(m * r**2 for m, r in zip(maturity, logs, strict=True)) / sum(maturity)
+    assert estimate.btyd.stand_in_error == pytest.approx(expected)
+    assert level.level_log_sd({"spend_level": estimate.to_metadata()}) > 0.1
+
+
 def test_without_a_backtest_every_windows_bias_stands_in():
     """No backtest and no correction carried: the level misses by the as-of window's own bias,
     for which the biases of the windows the predictor is measured on stand in, weighted by
@@ -369,29 +406,33 @@ def test_the_registry_says_what_level_log_sd_rests_on():
     held_out = spend_level(0.25, {"out_of_sample_error": 0.04, "pairs": [pair, earlier]},
                            {"out_of_sample_error": 0.01, "pairs": [pair]})
     assert level.level_log_sd_note(held_out) == (
-        "level_log_sd from 2 backtests of the level, each predicted with the share fitted on "
-        "the others")
+        "level_log_sd from 2 backtests of the level, each predicted without its own fit")
+    # a pair of no weight (no history at one end) counts for nothing
+    weighed = spend_level(0.0, {"out_of_sample_error": 0.04,
+                                "pairs": [{**pair, "weight": 0.5}, {**earlier, "weight": 0.0}]},
+                          {})
+    assert level.level_log_sd_note(weighed).startswith("level_log_sd from 1 backtest of")
     alone = spend_level(0.0, {"out_of_sample_error": 0.04, "pairs": [pair]},
                         {"out_of_sample_error": 0.01, "pairs": [pair]})
     assert level.level_log_sd_note(alone) == (
-        "level_log_sd from 1 backtest of the level, predicted with the prior's share (no other "
-        "backtest to fit one on)")
+        "level_log_sd from 1 backtest of the level, predicted without its own fit (with the "
+        "prior's share)")
     untested = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": math.log(0.69),
                                  "pairs": []}, {"pairs": []})
     note = level.level_log_sd_note(untested)
-    assert note.startswith("level_log_sd: no backtest of the level (no two training windows lie "
-                           "the 365-day lag apart): BG/NBD's bias on the window it is carried "
-                           "from (2022-12-30: -31%) stands in")
+    assert note.startswith("level_log_sd: no backtest of the level (no two training windows "
+                           "with history lie the 365-day lag apart): BG/NBD's bias on the "
+                           "window it is carried from (2022-12-30: -31%) stands in")
     # what gives backtests: for a seasonal level the windows a year back, else more cutoffs
     assert note.endswith("training cutoffs a year before the latest training windows give "
                          "backtests (clv_seasonal_backtests, by default 3)")
     latest = spend_level(0.0, {"source": "2023-09-30", "source_log_ratio": 0.1, "pairs": []},
                          {}, lag=91, seasonal=False)
     assert level.level_log_sd_note(latest).endswith(
-        "(no two training windows lie the 91-day lag apart): BG/NBD's bias on the window it is "
-        "carried from (2023-09-30: +11%) stands in, so every p10-p90 range is about as wide as "
-        "that bias; training cutoffs that span more than the lag, where the history holds "
-        "them, give backtests")
+        "(no two training windows with history lie the 91-day lag apart): BG/NBD's bias on the "
+        "window it is carried from (2023-09-30: +11%) stands in, so every p10-p90 range is "
+        "about as wide as that bias; training cutoffs that span more than the lag, where the "
+        "history holds them, give backtests")
     # decided as level_log_sd decides: pairs of no weight give no backtest error
     weightless = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": 0.1,
                                    "pairs": [pair, pair], "mean_squared_error": math.inf}, {})
@@ -400,6 +441,15 @@ def test_the_registry_says_what_level_log_sd_rests_on():
     unmeasured = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": 0.0}, {})
     assert "(2022-12-30: not measurable)" in level.level_log_sd_note(unmeasured)
     assert level.level_log_sd_note(spend_level(0.0, {}, {})) is None
+    # the network of a seasonal level stands in with the validation window, not the source
+    seasonal = spend_level(0.5, {"stand_in_error": 0.04, "stand_in_windows": 3,
+                                 "source": "2022-12-30", "source_log_ratio": 0.1},
+                           {"stand_in_error": 0.01, "stand_in_windows": 1,
+                            "source": "2022-12-30", "source_log_ratio": 0.1})
+    assert ("BG/NBD's biases on the 3 training windows (on the one it is carried from, "
+            "2022-12-30: +11%) and the network's bias on the validation window, the one window "
+            "it was not trained on stand in, so every p10-p90 range is about as wide as those "
+            "biases") in level.level_log_sd_note(seasonal)
 
 
 def test_a_stray_row_years_back_makes_no_history():

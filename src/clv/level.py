@@ -99,10 +99,10 @@ each of them tested in ``tests/test_level_rules.py``:
    every customer's value at once. ``clv_segment_summary`` combines it with the customers'
    own randomness (the variance of each customer's ZILN) and the network's bias per value
    decile on the validation window into the p10-p90 range of a segment's total. With few
-   backtests it is a rough figure. Without any, the level carries no correction (a prior of
-   0) and misses by the as-of window's own bias: the biases of every window the predictor is
-   measured on (weighted by maturity) stand in; with a seasonal prior, the one bias seen on
-   the window the level is carried from.
+   backtests it is a rough figure. Without any, how far the level misses is unknown: the
+   biases of every window the predictor is measured on stand in (weighted by maturity, each
+   within :data:`LEVEL_CORRECTION_BOUNDS`, beyond which a window says more about itself), not
+   the one bias on the window the level is carried from, which can be 0 by chance.
 
 9. **A seasonal level follows the scoring date** (:func:`season_shift`). A seasonal level
    (rule 2 or 5) is the season of the window after the model's own as-of date ``T``; scored at
@@ -393,8 +393,7 @@ class Backtest:
     # mean (inf without backtests)
     out_of_sample_error: float = math.inf
     # rule 8 without backtests: the squared biases of the windows the predictor is measured on,
-    # weighted by maturity, for a prior of no correction; the source's bias squared for a prior
-    # of the whole bias (inf without either)
+    # each within the correction bounds, weighted by maturity (inf without any)
     stand_in_error: float = math.inf
     stand_in_windows: int = 0  # the windows stand_in_error is read from
 
@@ -455,20 +454,20 @@ def backtest(windows: Sequence[Window], predictor: str, horizon_days: int, as_of
     source = source_window(windows, as_of, reference.lag_days, horizon_days)
     bias = source.log_ratio(predictor) if source is not None else None
     stand_in, measured = math.inf, 0
-    if evidence <= 0 and not reference.same_season:
-        # no correction is carried: the level misses by the as-of window's own bias, which the
-        # biases of every window the predictor is measured on stand in for
+    if evidence <= 0:
+        # no backtest: the as-of window's miss is unknown; the biases of every window the
+        # predictor is measured on stand in for its size (each within the correction bounds:
+        # a window further off says more about that window, a tiny or young one)
+        low, high = (math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
         biased = [(window.maturity(horizon_days), window.log_ratio(predictor))
                   for window in windows
                   if not (predictor == "network" and window.network_trained_on)]
         biased = [(weight, ratio) for weight, ratio in biased if ratio is not None and weight > 0]
         if biased:
             weights = np.array([weight for weight, _ in biased])
-            ratios = np.array([ratio for _, ratio in biased])
+            ratios = np.clip([ratio for _, ratio in biased], low, high)
             stand_in = float(np.sum(weights * ratios**2) / weights.sum())
             measured = len(biased)
-    elif evidence <= 0 and bias is not None:
-        stand_in, measured = bias**2, 1
     return Backtest(predictor=predictor, pairs=pairs, carried_share=share,
                     mean_squared_error=mse, evidence=evidence,
                     source=source.cutoff.isoformat() if source is not None else None,
@@ -634,9 +633,9 @@ def level_log_sd(metadata: Mapping[str, Any]) -> float | None:
     network's carried corrections (each backtest predicted with the share fitted on the others,
     :func:`held_out_errors`) weighted by their shares of the total (each at least
     ``_MSE_FLOOR``). A predictor without backtests counts the squared biases it showed on the
-    windows it is measured on (maturity-weighted), or with a seasonal prior the one on the
-    window the level is carried from; None when it has none of these (or the model was saved
-    before backtests were kept)."""
+    windows it is measured on (maturity-weighted, each within the correction bounds), or for a
+    model saved before those were kept, the one on the window the level is carried from; None
+    when it has none of these (or the model was saved before backtests were kept)."""
     spend = metadata.get("spend_level") or {}
     share = float(spend.get("network_share") or 0.0)
     variance = 0.0
@@ -696,7 +695,9 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
             continue
         _, backtested = _level_error(tested)
         if backtested:
-            targets.update(str(pair.get("target")) for pair in tested.get("pairs") or [])
+            # a pair of no weight (a window without history at either end) counted for nothing
+            targets.update(str(pair.get("target")) for pair in tested.get("pairs") or []
+                           if float(pair.get("weight", 1.0)) > 0)
             in_sample = in_sample or "out_of_sample_error" not in tested  # saved before
             continue
         # a source whose bias was undefined (an empty or overflowing total) was saved as 0
@@ -706,6 +707,10 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
         if windows > 1:
             stand_ins.append(f"{name}'s biases on the {windows} training windows (on the one "
                              f"it is carried from, {tested.get('source')}: {bias})")
+        elif predictor == "network" and spend.get("seasonal"):
+            # its one window is the validation window, the source a training window a year back
+            stand_ins.append(f"{name}'s bias on the validation window, the one window it was "
+                             "not trained on")
         else:
             stand_ins.append(f"{name}'s bias on the window it is carried from "
                              f"({tested.get('source')}: {bias})")
@@ -714,11 +719,10 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
         if in_sample and tests:
             return f"level_log_sd from {tests} backtest{'' if tests == 1 else 's'} of the level"
         if tests == 1:
-            return ("level_log_sd from 1 backtest of the level, predicted with the prior's "
-                    "share (no other backtest to fit one on)")
-        return (f"level_log_sd from {tests} backtests of the level, each predicted with the "
-                "share fitted on the others" if tests else "level_log_sd from the level's "
-                "backtests")
+            return ("level_log_sd from 1 backtest of the level, predicted without its own fit "
+                    "(with the prior's share)")
+        return (f"level_log_sd from {tests} backtests of the level, each predicted without its "
+                "own fit" if tests else "level_log_sd from the level's backtests")
     lag = spend.get("lag_days")
     span = f"the {int(lag)}-day lag" if lag is not None else "the lag"
     remedy = ("training cutoffs a year before the latest training windows give backtests "
@@ -726,7 +730,8 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
               "training cutoffs that span more than the lag, where the history holds them, "
               "give backtests")
     plural = any("biases" in text for text in stand_ins)
-    return ("level_log_sd: no backtest of the level (no two training windows lie " + span
+    return ("level_log_sd: no backtest of the level (no two training windows with history lie "
+            + span
             + " apart): " + " and ".join(stand_ins)
             + (" stand in, so every p10-p90 range is about as wide as those biases; "
                if plural else " stands in, so every p10-p90 range is about as wide as that "

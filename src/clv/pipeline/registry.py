@@ -95,11 +95,11 @@ def load_current(run: RunSettings, version: str, features: list[str]) -> LoadedM
     if not artifacts.metadata_path(run.model_dir, version).is_file():
         raise ModelMismatchError(
             f"int_clv__model_registry names model {version}, which {run.model_dir} "
-            "(clv_model_dir) does not hold: the registry was built by a run with another "
-            "clv_model_dir. A run that defers to another environment (--defer) reads that "
-            "environment's registry, whose model lies in its own model directory: select the "
-            "training step as well (--select clv_run_settings+, or +int_clv__model_registry+ "
-            "with the steps after it)")
+            "(clv_model_dir) does not hold: the registry was most likely built by a run with "
+            "another clv_model_dir (or the model's files were removed). A run that defers to "
+            "another environment (--defer) reads that environment's registry, whose model lies "
+            "in its own model directory: select the training step as well (--select "
+            "clv_run_settings+, or +int_clv__model_registry+ with the steps after it)")
     try:
         return load_verified(run.model_dir, version, expected_metadata(features, run))
     except SettingsMismatchError as error:

@@ -128,7 +128,7 @@ def _has_repeat_buyer(data: pa.Table) -> pa.ChunkedArray:
 def _history_days(table: pa.Table, cutoff: str) -> int:
     """The days of history at ``cutoff``: its oldest customer's age (t_days)."""
     at_cutoff = table.filter(pc.equal(pc.cast(table.column(CUTOFF_COLUMN), pa.string()), cutoff))
-    return pc.max(at_cutoff.column("t_days")).as_py() or 0
+    return int(pc.max(at_cutoff.column("t_days")).as_py() or 0)
 
 
 def trainable_examples(table: pa.Table, run: RunSettings, settings: TrainSettings) -> pa.Table:
