@@ -307,3 +307,22 @@ def test_a_ref_to_a_model_of_the_root_project_builds_with_its_unit_tests(tmp_pat
         failed = {r.node.name: str(r.message) for r in result.result if str(r.status) == "error"}
         assert list(failed) == ["int_clv__cutoffs"], failed
         assert message in failed["int_clv__cutoffs"]
+
+
+def test_the_dbt_versions_the_package_accepts_are_those_it_is_tested_on():
+    """A project that installs clv as a package reads `require-dbt-version`; the suite runs on
+    the dbt-core that pyproject.toml pins. On dbt-core 1.10, which the package once accepted,
+    its unit tests failed to compile (1.10 renders a model for its unit tests without the
+    project's macros) and every model after int_clv__cutoffs was skipped."""
+    import tomllib
+
+    pinned = next(requirement for requirement in tomllib.loads(
+        (PROJECT_DIR / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+        if requirement.startswith("dbt-core"))
+    lowest = re.search(r">=\s*([\d.]+)", pinned).group(1)
+    for project in (PROJECT_DIR / "dbt_project.yml",
+                    PROJECT_DIR / "integration_tests" / "dbt_project.yml"):
+        text = project.read_text(encoding="utf-8")
+        required = re.search(r'require-dbt-version: \[">=([\d.]+)"', text).group(1)
+        assert tuple(map(int, required.split("."))) == tuple(
+            map(int, (lowest + ".0.0").split(".")[:3])), project
