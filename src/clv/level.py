@@ -92,10 +92,11 @@ each of them tested in ``tests/test_level_rules.py``:
 8. **How sure the level is** (:func:`level_log_sd`). The backtests of rule 3 measure how far
    a carried correction missed the next window, each predicted as if unseen: the carried
    share fitted on the other backtests (the prior alone for a single one,
-   :func:`held_out_errors`), since a share fitted on a backtest predicts that backtest well
-   by construction (one backtest window of a young shop put the level at 1% where it missed
-   by 12%). Their mean squared error of ``log(actual total / predicted total)``, weighted by
-   the shares of rule 4, has a square root that is the level's own uncertainty, a factor on
+   :func:`held_out_errors`; a miss beyond :data:`LEVEL_CORRECTION_BOUNDS` counts as the
+   bound), since a share fitted on a backtest predicts that backtest well by construction
+   (one backtest window of a young shop put the level at 2% where it missed by 12%). Their
+   mean squared error of ``log(actual total / predicted total)``, weighted by the shares of
+   rule 4, has a square root that is the level's own uncertainty, a factor on
    every customer's value at once. ``clv_segment_summary`` combines it with the customers'
    own randomness (the variance of each customer's ZILN) and the network's bias per value
    decile on the validation window into the p10-p90 range of a segment's total. With few
@@ -410,13 +411,19 @@ def carried_share(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray,
 def held_out_errors(targets: np.ndarray, sources: np.ndarray, weights: np.ndarray,
                     prior: float) -> np.ndarray:
     """Rule 8: each backtest's error ``target - lambda * source`` with lambda fitted on the
-    other backtests only (leave one out; the prior alone for a single backtest), [P]. A share
-    fitted on a backtest predicts that backtest well by construction: with one backtest, its
-    own error is near 0 whatever the next window does."""
+    other backtests only (leave one out; the prior alone for a single backtest), [P], each
+    within the log of :data:`LEVEL_CORRECTION_BOUNDS`. A share fitted on a backtest predicts
+    that backtest well by construction: with one backtest, its own error is near 0 whatever
+    the next window does. A miss beyond the bounds says more about its window than about the
+    level: a source a few days into the data, where BG/NBD missed eightfold, predicted with the
+    share the other backtests carry, missed by a factor of four and alone made up most of the
+    error of the sample's level."""
+    low, high = (math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
     everyone = np.arange(len(targets))
-    return np.array([targets[i] - carried_share(targets[everyone != i], sources[everyone != i],
-                                                weights[everyone != i], prior) * sources[i]
-                     for i in everyone], dtype=np.float64)
+    errors = np.array([targets[i] - carried_share(targets[everyone != i], sources[everyone != i],
+                                                  weights[everyone != i], prior) * sources[i]
+                       for i in everyone], dtype=np.float64)
+    return np.clip(errors, low, high)
 
 
 def bounded(factor: float) -> float:
