@@ -309,11 +309,12 @@ def test_a_ref_to_a_model_of_the_root_project_builds_with_its_unit_tests(tmp_pat
         assert message in failed["int_clv__cutoffs"]
 
 
-def test_the_dbt_versions_the_package_accepts_are_those_it_is_tested_on():
-    """A project that installs clv as a package reads `require-dbt-version`; the suite runs on
-    the dbt-core that pyproject.toml pins. On dbt-core 1.10, which the package once accepted,
-    its unit tests failed to compile (1.10 renders a model for its unit tests without the
-    project's macros) and every model after int_clv__cutoffs was skipped."""
+def test_the_lowest_dbt_the_package_accepts_is_the_one_it_is_tested_on():
+    """The lowest dbt-core a project that installs clv as a package may run (its
+    `require-dbt-version`) is the lowest the Python package pins, which the suite runs on. On
+    dbt-core 1.10, which the package once accepted, its unit tests failed to compile (1.10
+    renders a model for its unit tests without the project's macros) and every model after
+    int_clv__cutoffs was skipped."""
     import tomllib
 
     pinned = next(requirement for requirement in tomllib.loads(

@@ -299,13 +299,13 @@ def test_a_whole_year_without_backtests_is_not_certain_by_chance():
     """A 365-day horizon on under two years: the level carries the whole bias of the window a
     year back (a prior of 1) with no backtest; that window's bias happened to be 0, the other
     windows' were not, and stand in, each within the correction bounds (a young window four
-    times off counts as twice)."""
+    times off counts as twice, one three times too low as twice)."""
     first = date(2021, 9, 1)
-    windows = _windows(365, 91, 4, [1.0, 0.8, 1.25, 0.25], [1.0] * 4, first=first)
+    windows = _windows(365, 91, 4, [1.0, 0.8, 3.0, 0.25], [1.0] * 4, first=first)
     estimate = level.estimate_level(windows, 365, AS_OF)
     assert estimate.btyd.pairs == [] and estimate.reference.same_season
     maturity = [min(1.0, (w.cutoff - first).days / 365) for w in windows]
-    logs = [0.0, math.log(0.8), math.log(1.25), math.log(0.5)]  # 0.25 cut to the bound 0.5
+    logs = [0.0, math.log(0.8), math.log(2.0), math.log(0.5)]  # 3 and 0.25 cut to 2 and 0.5
     expected = sum(m * r**2 for m, r in zip(maturity, logs, strict=True)) / sum(maturity)
     assert estimate.btyd.stand_in_error == pytest.approx(expected)
     assert level.level_log_sd({"spend_level": estimate.to_metadata()}) > 0.1
@@ -448,15 +448,17 @@ def test_the_registry_says_what_level_log_sd_rests_on():
     unmeasured = spend_level(0.0, {"source": "2022-12-30", "source_log_ratio": 0.0}, {})
     assert "(2022-12-30: not measurable)" in level.level_log_sd_note(unmeasured)
     assert level.level_log_sd_note(spend_level(0.0, {}, {})) is None
-    # the network of a seasonal level stands in with the validation window, not the source
-    seasonal = spend_level(0.5, {"stand_in_error": 0.04, "stand_in_windows": 3,
-                                 "source": "2022-12-30", "source_log_ratio": 0.1},
-                           {"stand_in_error": 0.01, "stand_in_windows": 1,
-                            "source": "2022-12-30", "source_log_ratio": 0.1})
+    # a bias beyond the correction bounds is counted as the bound, and the note says so
+    beyond = spend_level(0.0, {"stand_in_error": math.log(2.0) ** 2, "stand_in_windows": 1,
+                               "source": "2023-10-02", "source_log_ratio": math.log(4.0)}, {})
+    assert ("BG/NBD's bias on the window it is carried from (2023-10-02: +300%, counted as "
+            "+100%) stands in") in level.level_log_sd_note(beyond)
+    assert level.level_log_sd(beyond) == pytest.approx(math.log(2.0))
+    several = spend_level(0.0, {"stand_in_error": 0.04, "stand_in_windows": 3,
+                                "source": "2022-12-30", "source_log_ratio": 0.1}, {})
     assert ("BG/NBD's biases on the 3 training windows (on the one it is carried from, "
-            "2022-12-30: +11%) and the network's bias on the validation window, the one window "
-            "it was not trained on stand in, so every p10-p90 range is about as wide as those "
-            "biases") in level.level_log_sd_note(seasonal)
+            "2022-12-30: +11%) stand in, so every p10-p90 range is about as wide as those "
+            "biases") in level.level_log_sd_note(several)
 
 
 def test_a_stray_row_years_back_makes_no_history():

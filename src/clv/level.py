@@ -704,20 +704,20 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
         if backtested:
             # a pair of no weight (a window without history at either end) counted for nothing
             targets.update(str(pair.get("target")) for pair in tested.get("pairs") or []
-                           if float(pair.get("weight", 1.0)) > 0)
+                           if pair.get("weight") is None or float(pair["weight"]) > 0)
             in_sample = in_sample or "out_of_sample_error" not in tested  # saved before
             continue
         # a source whose bias was undefined (an empty or overflowing total) was saved as 0
         ratio = float(tested.get("source_log_ratio") or 0.0)
         bias = f"{math.expm1(ratio):+.0%}" if ratio else "not measurable"
+        low, high = (math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
+        if "stand_in_error" in tested and not low <= ratio <= high:
+            # the stand-in counts a bias within the correction bounds
+            bias += f", counted as {math.expm1(min(max(ratio, low), high)):+.0%}"
         windows = int(tested.get("stand_in_windows") or 1)
         if windows > 1:
             stand_ins.append(f"{name}'s biases on the {windows} training windows (on the one "
                              f"it is carried from, {tested.get('source')}: {bias})")
-        elif predictor == "network" and spend.get("seasonal"):
-            # its one window is the validation window, the source a training window a year back
-            stand_ins.append(f"{name}'s bias on the validation window, the one window it was "
-                             "not trained on")
         else:
             stand_ins.append(f"{name}'s bias on the window it is carried from "
                              f"({tested.get('source')}: {bias})")
