@@ -27,3 +27,17 @@
         else 0
     end
 {%- endmacro %}
+
+
+{#- The sums over a group of clv_predictions (joined to int_clv__scores as `scores`) that a
+    total's range reads, shared by clv_segment_summary and clv_total_summary: the customers,
+    their total and its variance, the log of the chance that nobody buys, and the means. -#}
+{% macro clv_customers_totals() %}
+        count(*) as customers,
+        sum(predictions.predicted_clv) as total_predicted_clv,
+        sum(coalesce(scores.predicted_clv_variance, 0)) as total_variance,
+        -- log of the chance that nobody buys
+        sum(ln(greatest(1 - predictions.purchase_probability, 1e-300))) as log_none_buys,
+        avg(predictions.predicted_clv) as mean_predicted_clv,
+        avg(predictions.purchase_probability) as mean_purchase_probability
+{%- endmacro %}

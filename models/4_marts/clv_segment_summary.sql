@@ -130,15 +130,9 @@ segment_totals as (
         predictions.segment,
         predictions.as_of_date,
         predictions.model_version,
-        count(*) as customers,
-        sum(predictions.predicted_clv) as total_predicted_clv,
-        sum(coalesce(scores.predicted_clv_variance, 0)) as total_variance,
+        {{ clv_customers_totals() }},
         sum(predictions.predicted_clv * coalesce(decile_bias.log_bias * decile_bias.log_bias, 0))
-            as value_weighted_bias,
-        -- log of the chance that nobody in the segment buys
-        sum(ln(greatest(1 - predictions.purchase_probability, 1e-300))) as log_none_buys,
-        avg(predictions.predicted_clv) as mean_predicted_clv,
-        avg(predictions.purchase_probability) as mean_purchase_probability
+            as value_weighted_bias
 
     from predictions
     left join scores

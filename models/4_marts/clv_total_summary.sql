@@ -36,14 +36,8 @@ totals as (
         predictions.as_of_date,
         predictions.horizon_days,
         predictions.model_version,
-        count(*) as customers,
-        sum(predictions.predicted_clv) as total_predicted_clv,
-        sum(coalesce(scores.predicted_clv_variance, 0)) as total_variance,
-        -- log of the chance that nobody buys
-        sum(ln(greatest(1 - predictions.purchase_probability, 1e-300))) as log_none_buys,
-        sum(predictions.purchase_probability) as expected_buyers,
-        avg(predictions.predicted_clv) as mean_predicted_clv,
-        avg(predictions.purchase_probability) as mean_purchase_probability
+        {{ clv_customers_totals() }},
+        sum(predictions.purchase_probability) as expected_buyers
 
     from predictions
     left join scores

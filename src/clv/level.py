@@ -140,6 +140,7 @@ import numpy as np
 # Bounds of a correction factor: a window that far off says more about that window (a tiny or
 # freak one) than about a predictor's bias.
 LEVEL_CORRECTION_BOUNDS = (0.5, 2.0)
+_LOG_BOUNDS = tuple(math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
 # Ridge of the carried share lambda, in squared log ratios: a source bias of 0.1 (10%) seen in
 # one fully mature backtest counts as much as the prior.
 SHRINK_RIDGE = 0.01
@@ -418,12 +419,16 @@ def held_out_errors(targets: np.ndarray, sources: np.ndarray, weights: np.ndarra
     level: a source a few days into the data, where BG/NBD missed eightfold, predicted with the
     share the other backtests carry, missed by a factor of four and alone made up most of the
     error of the sample's level."""
-    low, high = (math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
     everyone = np.arange(len(targets))
     errors = np.array([targets[i] - carried_share(targets[everyone != i], sources[everyone != i],
                                                   weights[everyone != i], prior) * sources[i]
                        for i in everyone], dtype=np.float64)
-    return np.clip(errors, low, high)
+    return log_bounded(errors)
+
+
+def log_bounded(log_ratios: Any) -> Any:
+    """Log ratios within the logs of :data:`LEVEL_CORRECTION_BOUNDS` (arrays or floats)."""
+    return np.clip(log_ratios, *_LOG_BOUNDS)
 
 
 def bounded(factor: float) -> float:
@@ -465,14 +470,13 @@ def backtest(windows: Sequence[Window], predictor: str, horizon_days: int, as_of
         # no backtest: the as-of window's miss is unknown; the biases of every window the
         # predictor is measured on stand in for its size (each within the correction bounds:
         # a window further off says more about that window, a tiny or young one)
-        low, high = (math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
         biased = [(window.maturity(horizon_days), window.log_ratio(predictor))
                   for window in windows
                   if not (predictor == "network" and window.network_trained_on)]
         biased = [(weight, ratio) for weight, ratio in biased if ratio is not None and weight > 0]
         if biased:
             weights = np.array([weight for weight, _ in biased])
-            ratios = np.clip([ratio for _, ratio in biased], low, high)
+            ratios = log_bounded(np.array([ratio for _, ratio in biased]))
             stand_in = float(np.sum(weights * ratios**2) / weights.sum())
             measured = len(biased)
     return Backtest(predictor=predictor, pairs=pairs, carried_share=share,
@@ -620,12 +624,10 @@ def _level_error(tested: Mapping[str, Any]) -> tuple[float | None, bool]:
     measured it: the backtests' out-of-sample error (for a model saved before it was kept, their
     in-sample one); without backtests the stand-in, or for a model saved before it was kept the
     source window's bias squared; None when there is nothing."""
-    for name in ("out_of_sample_error", "mean_squared_error"):
-        if name in tested:
-            error = tested.get(name)
-            if error is not None and math.isfinite(float(error)):
-                return float(error), True
-            break
+    backtested = tested.get("out_of_sample_error" if "out_of_sample_error" in tested
+                            else "mean_squared_error")
+    if backtested is not None and math.isfinite(float(backtested)):
+        return float(backtested), True
     error = tested.get("stand_in_error")
     if error is not None and math.isfinite(float(error)):
         return float(error), False
@@ -694,7 +696,7 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
     spend = metadata.get("spend_level") or {}
     share = float(spend.get("network_share") or 0.0)
     targets: set[str] = set()
-    stand_ins, in_sample = [], False
+    stand_ins, in_sample, plural = [], False, False
     for predictor, weight, name in (("btyd", 1.0 - share, "BG/NBD"),
                                     ("network", share, "the network")):
         tested = spend.get(predictor) or {}
@@ -710,12 +712,13 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
         # a source whose bias was undefined (an empty or overflowing total) was saved as 0
         ratio = float(tested.get("source_log_ratio") or 0.0)
         bias = f"{math.expm1(ratio):+.0%}" if ratio else "not measurable"
-        low, high = (math.log(bound) for bound in LEVEL_CORRECTION_BOUNDS)
-        if "stand_in_error" in tested and not low <= ratio <= high:
+        counted = float(log_bounded(ratio))
+        if "stand_in_error" in tested and counted != ratio:
             # the stand-in counts a bias within the correction bounds
-            bias += f", counted as {math.expm1(min(max(ratio, low), high)):+.0%}"
+            bias += f", counted as {math.expm1(counted):+.0%}"
         windows = int(tested.get("stand_in_windows") or 1)
         if windows > 1:
+            plural = True
             stand_ins.append(f"{name}'s biases on the {windows} training windows (on the one "
                              f"it is carried from, {tested.get('source')}: {bias})")
         else:
@@ -736,7 +739,6 @@ def level_log_sd_note(metadata: Mapping[str, Any]) -> str | None:
               "(clv_seasonal_backtests, by default 3)" if spend.get("seasonal") else
               "training cutoffs that span more than the lag, where the history holds them, "
               "give backtests")
-    plural = any("biases" in text for text in stand_ins)
     return ("level_log_sd: no backtest of the level (no two training windows with history lie "
             + span
             + " apart): " + " and ".join(stand_ins)

@@ -103,6 +103,13 @@ class _Reader:
             return None
 
 
+def _on_date(dates: pd.Series, day: Any) -> pd.Series:
+    """Per row: whether ``dates`` (a date, a timestamp or ISO text, as each engine returns
+    it) is the day ``day``; compared as text in pandas, since the engines' own date and text
+    comparisons differ."""
+    return dates.astype(str).str[:10] == str(day)[:10]
+
+
 def _total_range(reader: _Reader, summary: dict[str, Any]
                  ) -> tuple[tuple[float, float] | None, str]:
     """The whole total's p10 and p90 (clv_total_summary) when its row is of the same run as
@@ -116,8 +123,7 @@ def _total_range(reader: _Reader, summary: dict[str, Any]
     if totals is None:
         return None, reader.problems.get("clv_total_summary", "")
     run = totals[(totals.model_version.astype(str) == str(summary.get("model_version")))
-                 & (totals.as_of_date.astype(str).str[:10]
-                    == str(summary.get("as_of_date"))[:10])]
+                 & _on_date(totals.as_of_date, summary.get("as_of_date"))]
     if run.empty:
         return None, "clv_total_summary has no row for these predictions"
     p10, p90 = run.total_predicted_clv_p10.iloc[0], run.total_predicted_clv_p90.iloc[0]
@@ -341,9 +347,7 @@ def _with_drivers(reader: _Reader, frames: list[pd.DataFrame | None], version: s
         from {{relation}}
         where model_version = '{quoted}' and customer_id in ({listed})""")
     if drivers is not None:
-        # compared as text in pandas: the engines' date and text comparisons differ
-        dated = drivers["as_of_date"].astype(str).str[:10] == str(as_of_date)[:10]
-        drivers = drivers[dated].drop(columns="as_of_date")
+        drivers = drivers[_on_date(drivers.as_of_date, as_of_date)].drop(columns="as_of_date")
     else:
         drivers = pd.DataFrame(columns=["customer_id", "driver_1_group", "driver_1_contribution"])
     return [frame if frame is None or frame.empty
