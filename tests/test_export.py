@@ -18,7 +18,7 @@ import clv.export as export_module
 from clv.artifacts import atomic_write_bytes, find_artifact, latest_artifact, list_artifacts
 from clv.calibration import CalibratedNetwork
 from clv.config import FEATURE_DEFINITIONS, ExportSettings, TrainSettings
-from clv.data import SYNTHETIC_STATIC_FEATURES, synthetic_examples
+from clv.data import SYNTHETIC_STATIC_FEATURES, labels, synthetic_examples
 from clv.export import (
     ExportParityError,
     check_parity,
@@ -117,6 +117,9 @@ def test_metadata_contents(artifact, result):
     assert ExportSettings.from_dict(meta["export_settings"]) == ExportSettings()
     assert "inside the graph" in meta["normalisation"]
     assert meta["validation_loss"] == pytest.approx(result.validation_loss)
+    # the most one example spent in its horizon, the validation cutoff's included
+    table = synthetic_examples(n_customers=400, n_cutoffs=3, seed=21)
+    assert meta["largest_horizon_spend"] == pytest.approx(max(labels(table)))
     assert meta["validation_metrics"] == {}
     assert meta["parity"]["max_rel_diff"] < 1e-4 and meta["parity"]["rows"] > 1
     assert meta["inputs"] == {"static": ["batch", len(result.spec.static)],

@@ -233,6 +233,7 @@ def export_model(result: TrainResult, model_dir: Path, run_info: dict[str, Any] 
         "training_rows_available": result.train_rows_available,
         "validation_rows": result.validation_rows,
         "validation_loss": result.validation_loss,
+        "largest_horizon_spend": result.largest_label,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "train_seconds": round(result.seconds, 3),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,15 +222,34 @@ def ziln_quantiles_numpy(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
     return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
 
 
-def ziln_variance_numpy(p: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+def spend_bound(metadata: Mapping[str, Any]) -> float | None:
+    """The most a customer's spend, given a purchase, is taken to be before the spend level: the
+    largest spend of one customer in one horizon among the model's training examples
+    (``largest_horizon_spend``; None for a model saved before it was kept).
+
+    The network's lognormal learns from the customers who bought, so where it gives a purchase
+    almost no chance, its location is an extrapolation: a lapsed subscriber with a purchase
+    probability of 1e-6 and an expected value of 0.13 reads a purchase of 130,000, and the
+    variance of such customers, small as their values are, swamped every other customer's in
+    the range of a total (:func:`ziln_variance_numpy`)."""
+    value = metadata.get("largest_horizon_spend")
+    return float(value) if value is not None and float(value) > 0 else None
+
+
+def ziln_variance_numpy(p: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
+                        bound: float | None = None) -> np.ndarray:
     """Variance of a ZILN spend with purchase probability ``p``, expected value ``mean`` and
     log-scale spread ``sigma`` (arrays [N] float64): a purchase with probability p, then a
     lognormal amount, so E[X^2] = mean^2 exp(sigma^2) / p and
 
         var = mean^2 (exp(sigma^2) / p - 1)
 
-    (0 where p is 0; exp's argument bounded at EXP_LIMIT, as in the compiled SQL)."""
+    (0 where p is 0; exp's argument bounded at EXP_LIMIT, as in the compiled SQL). With a
+    ``bound`` (:func:`spend_bound` at the spend level) the amount's mean, mean / p, is at most
+    ``bound``: ``mean`` reads as ``min(mean, p * bound)``."""
     buys = p > 0.0
+    if bound is not None:
+        mean = np.minimum(mean, p * bound)
     second = np.exp(np.minimum(sigma * sigma, EXP_LIMIT)) / np.where(buys, p, 1.0)
     return np.where(buys, mean * mean * np.maximum(second - 1.0, 0.0), 0.0)
 

@@ -71,6 +71,9 @@ class TrainResult:
     validation_sequence: np.ndarray = field(repr=False)
     seconds: float = 0.0
     networks: int = 1  # averaged (ensemble_members)
+    # the largest label of any example, the validation cutoff's included: the most one customer
+    # spent in one horizon (clv.score.spend_bound)
+    largest_label: float | None = None
 
     @property
     def features(self) -> list[str]:
@@ -384,4 +387,4 @@ def train(examples, static_features: Sequence[str], settings: TrainSettings | No
         train_rows_available=available, training_cutoffs=all_cutoffs, networks=members,
         validation_split=split_kind, validation_cutoff=validation_cutoff,
         validation_static=v_static_np, validation_sequence=v_sequence_np,
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, largest_label=float(np.max(y_all)))

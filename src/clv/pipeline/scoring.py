@@ -68,6 +68,7 @@ from clv.score import (
     output_schema,
     quantile_column,
     score_batches,
+    spend_bound,
     ziln_quantiles_numpy,
     ziln_variance_numpy,
 )
@@ -84,9 +85,9 @@ EXAMPLES_TABLE = "clv_scoring_examples"
 # total), its probability that the customer is alive and the repeat purchases its posterior
 # rate rests on (rule 6 of clv.level).
 KEPT_BTYD = ("btyd_expected_spend", "btyd_probability_alive", "frequency")
-# predicted_clv_variance: the variance of the customer's spend under the leveled ZILN
-# (clv.score.ziln_variance_numpy), which clv_segment_summary adds up into the range of a
-# segment's total.
+# predicted_clv_variance: the variance of the customer's spend under the leveled ZILN, the
+# amount given a purchase at most the model's spend bound (clv.score.ziln_variance_numpy),
+# which clv_segment_summary adds up into the range of a segment's total.
 SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
                  *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
                  "predicted_clv_variance", "btyd_expected_spend", "model_version", "scored_at")
@@ -259,6 +260,9 @@ class Leveled:
     spend: level.SpendLevel
     scored_at: datetime
     rate_shape: float | None  # BG/NBD's r at the as-of date (clv.level rule 6)
+    # the model's clv.score.spend_bound, before the spend level: bounds the amount's mean in the
+    # variance
+    spend_bound: float | None = None
 
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         schema = _score_schema()
@@ -275,7 +279,9 @@ class Leveled:
             "purchase_probability": pa.array(p),
             "network_clv": batch.column("network_clv"),
             "predicted_clv": pa.array(predicted),
-            "predicted_clv_variance": pa.array(ziln_variance_numpy(p, predicted, sigma)),
+            "predicted_clv_variance": pa.array(ziln_variance_numpy(
+                p, predicted, sigma, None if self.spend_bound is None else
+                self.spend_bound * max(self.spend.spend_factor, 0.0))),
             "btyd_expected_spend": batch.column("btyd_expected_spend"),
             "model_version": batch.column("model_version"),
             "scored_at": pa.repeat(pa.scalar(self.scored_at, pa.timestamp("us")),
@@ -489,8 +495,9 @@ def score(warehouse: Warehouse, examples: Any, registry: pd.DataFrame, run: RunS
             f"{path}")
 
     # Pass 2: the kept scores at the spend level (the kept data is freed once read).
-    return warehouse.detach(warehouse.map_batches(kept, Leveled(spend, scored_at, fit.bgnbd.r),
-                                                  _score_schema(), batch_rows), kept)
+    leveled = Leveled(spend, scored_at, fit.bgnbd.r, spend_bound(model.metadata))
+    return warehouse.detach(warehouse.map_batches(kept, leveled, _score_schema(), batch_rows),
+                            kept)
 
 
 def _save_run(scoring: ScoringPlan, spend: level.SpendLevel, scored_at: datetime,
@@ -611,6 +618,6 @@ def predict(examples: Any, scoring_run: str | Path, model_dir: str | Path | None
     network = _network_scores(model, iter_batches(examples), record.btyd_fit,
                               record.horizon_days, batch_rows)
     leveled = Leveled(record.level, datetime.fromisoformat(record.scored_at),
-                      record.btyd_fit.bgnbd.r)
+                      record.btyd_fit.bgnbd.r, spend_bound(model.metadata))
     return pa.Table.from_batches([leveled.batch(batch) for batch in network],
                                  schema=_score_schema())

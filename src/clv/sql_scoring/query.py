@@ -18,7 +18,8 @@ computed as :func:`clv.pipeline.scoring.predict` computes them:
    customers scores as in the run), and ``predicted_clv = network_clv * spend_factor``;
 5. the distribution at that level (:func:`clv.level.leveled_distribution`, the same series and
    bounds), its quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when
-   ``q <= 1 - p``) and its variance ``predicted_clv^2 (exp(sigma^2) / p - 1)``
+   ``q <= 1 - p``) and its variance ``m^2 (exp(sigma^2) / p - 1)`` with ``m`` the lesser of
+   ``predicted_clv`` and ``p * spend_factor`` times the model's spend bound
    (:func:`clv.score.ziln_variance_numpy`).
 
 :func:`write_scoring_sql` writes the query next to the ONNX file as
@@ -55,6 +56,7 @@ from clv.level import (
 from clv.level import model_rate_factor as saved_rate_factor
 from clv.pipeline.scoring import SCORE_COLUMNS, ScoringRun, find_run
 from clv.score import DEFAULT_QUANTILES, quantile_column
+from clv.score import spend_bound as score_spend_bound
 from clv.sql_scoring.btyd import BTYDColumns, btyd_layers
 from clv.sql_scoring.dialects import Dialect, dialect, literal
 from clv.sql_scoring.graph import compile_graph
@@ -406,8 +408,9 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
                   btyd_level_correction: float, scored_at: datetime | None = None,
                   float_columns: Iterable[str] | None = None,
                   network_level_weight: float = 0.0, model_rate_factor: float = 1.0,
-                  spend_factor: float | None = None) -> str:
-    """The scoring query for a loaded model (see :func:`compile_scoring_sql`)."""
+                  spend_factor: float | None = None, spend_bound: float | None = None) -> str:
+    """The scoring query for a loaded model (see :func:`compile_scoring_sql`); ``spend_bound``
+    is the model's :func:`clv.score.spend_bound`."""
     query = _Query(sql)
     stable = _read_examples(query, spec, relation_sql, float_columns)
     # a one-time buyer's order value where Gamma-Gamma has none: the fit's own (the scored rows'
@@ -425,12 +428,17 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
     _spend_level(query, btyd_level_correction, network_level_weight, spend_factor)
     _leveled_distribution(query, model_rate_factor, btyd_fit.bgnbd.r)
     _quantiles(query, "leveled_probability", "leveled_mu")
-    # the spend's variance, clv.score.ziln_variance_numpy: mean^2 (exp(sigma^2) / p - 1)
+    # the spend's variance, clv.score.ziln_variance_numpy: mean^2 (exp(sigma^2) / p - 1), the
+    # amount's mean, mean / p, at most the spend bound at the spend level
     second = (f"exp(least(sigma * sigma, {literal(EXP_BOUND)})) / "
               f"greatest(leveled_probability, 1.0e-300) - 1.0e0")
-    variance = (f"case when leveled_probability > 0.0e0 then predicted_value * predicted_value "
+    bounded = ("predicted_value" if spend_bound is None else
+               f"least(predicted_value, leveled_probability * {literal(spend_bound)} "
+               "* greatest(spend_factor, 0.0e0))")
+    variance = (f"case when leveled_probability > 0.0e0 then variance_mean * variance_mean "
                 f"* greatest({second}, 0.0e0) else 0.0e0 end")
     query.add_layers("predicted", [[("predicted_value", "network_clv * spend_factor")],
+                                   [("variance_mean", bounded)],
                                    [("predicted_variance", variance)]])
     values = {
         "customer_id": "customer_id",
@@ -544,7 +552,7 @@ def compile_scoring_sql(model_dir: str | Path, version: str, relation_sql: str,
     return scoring_query(model, FeatureSpec.from_dict(metadata), version, relation_sql,
                          dialect(dialect_name), btyd_fit, horizon_days, btyd_level_correction,
                          scored_at, float_columns, network_level_weight, model_rate_factor,
-                         spend_factor)
+                         spend_factor, score_spend_bound(metadata))
 
 
 def sql_path(model_dir: str | Path, version: str, dialect_name: str) -> Path:
