@@ -11,7 +11,10 @@
     otherwise publish one date's scores under the other's date. (A selection that rebuilt the
     plan but not the scores after it is not caught: the scores carry no date.) The plan is found
     through the graph, not ref(): a ref would make clv_predictions' unit tests need it as an
-    input, and the plan is upstream of the scores anyway.
+    input, and the plan is upstream of the scores anyway. And with clv_as_of_date set, the
+    scores must be of that date: a selection that rebuilt none of the steps before
+    clv_predictions (`dbt build -s clv_predictions+` with a new clv_as_of_date) would otherwise
+    publish the earlier date's scores again, as if the new date had been scored.
 -#}
 {% macro clv_require_every_customer_predicted(predictions) %}
     {% if not execute %}
@@ -69,6 +72,14 @@
         {{ exceptions.raise_compiler_error(
             "clv_predictions would label the scores of " ~ scored ~ " as of " ~ labelled ~ ": the "
             ~ "cutoffs and features were built at " ~ labelled ~ " but the scoring steps were not; "
+            ~ "build them too (--select int_clv__cutoffs+, or a full dbt build)"
+        ) }}
+    {% endif %}
+    {% set requested = clv_settings().as_of_date %}
+    {% if requested and row['labelled_date'] is not none and labelled != requested %}
+        {{ exceptions.raise_compiler_error(
+            "clv_as_of_date is " ~ requested ~ ", but the scores clv_predictions would publish are "
+            ~ "of " ~ labelled ~ ": the steps before clv_predictions were not built with the var; "
             ~ "build them too (--select int_clv__cutoffs+, or a full dbt build)"
         ) }}
     {% endif %}

@@ -147,7 +147,8 @@ def test_a_deferred_run_stops_before_writing_the_other_environments_files(tmp_pa
 def test_scores_of_one_date_are_never_published_as_of_another(tmp_path):
     """Features rebuilt at another as-of date (`dbt run -s +clv_scoring_examples`), then
     clv_predictions alone: the scores are still the earlier date's. The build stops, naming both
-    dates, and clv_predictions keeps the rows it had."""
+    dates, and clv_predictions keeps the rows it had. So does a new clv_as_of_date with nothing
+    before clv_predictions rebuilt."""
     project = small_shop(tmp_path, {"clv_ensemble_size": 1})
     project.run("run", vars=project.vars)
     before = project.query("select as_of_date, count(*) as n from clv_predictions group by 1")
@@ -159,3 +160,15 @@ def test_scores_of_one_date_are_never_published_as_of_another(tmp_path):
     assert "would label the scores of 2023-06-30 as of 2023-03-31" in messages
     after = project.query("select as_of_date, count(*) as n from clv_predictions group by 1")
     assert after.equals(before)
+    # Nothing before clv_predictions rebuilt at the new date: the scores, the features and the
+    # plan all agree on the earlier date, and only the var says otherwise.
+    project.run("run", vars=project.vars, select="+clv_scoring_examples")
+    later = {**project.vars, "clv_as_of_date": "2023-05-31"}
+    stale = project.run("run", vars=later, select="clv_predictions+")
+    assert not stale.success
+    messages = " ".join(str(r.message) for r in stale.result)
+    assert ("clv_as_of_date is 2023-05-31, but the scores clv_predictions would publish are of "
+            "2023-06-30") in messages
+    assert project.query("select distinct as_of_date from clv_predictions_history").shape[0] == 1
+    assert project.query("select as_of_date, count(*) as n from clv_predictions group by 1"
+                         ).equals(before)
