@@ -11,10 +11,12 @@
     otherwise publish one date's scores under the other's date. (A selection that rebuilt the
     plan but not the scores after it is not caught: the scores carry no date.) The plan is found
     through the graph, not ref(): a ref would make clv_predictions' unit tests need it as an
-    input, and the plan is upstream of the scores anyway. And with clv_as_of_date set, the
-    scores must be of that date: a selection that rebuilt none of the steps before
+    input, and the plan is upstream of the scores anyway. And with clv_as_of_date set to a date,
+    the scores must be of that date: a selection that rebuilt none of the steps before
     clv_predictions (`dbt build -s clv_predictions+` with a new clv_as_of_date) would otherwise
-    publish the earlier date's scores again, as if the new date had been scored.
+    publish the earlier date's scores again, as if the new date had been scored. Not with
+    `yesterday`, which is read from the clock when each model compiles: a build that runs past
+    midnight would read two dates.
 -#}
 {% macro clv_require_every_customer_predicted(predictions) %}
     {% if not execute %}
@@ -75,7 +77,8 @@
             ~ "build them too (--select int_clv__cutoffs+, or a full dbt build)"
         ) }}
     {% endif %}
-    {% set requested = clv_settings().as_of_date %}
+    {% set from_clock = (var('clv_as_of_date', '') | string | trim | lower) == 'yesterday' %}
+    {% set requested = none if from_clock else clv_settings().as_of_date %}
     {% if requested and row['labelled_date'] is not none and labelled != requested %}
         {{ exceptions.raise_compiler_error(
             "clv_as_of_date is " ~ requested ~ ", but the scores clv_predictions would publish are "

@@ -47,18 +47,24 @@ def test_the_variance_is_the_ziln_spends():
 
 def test_a_bound_on_the_amount_tames_a_location_read_off_a_tiny_probability():
     # A lapsed customer: a purchase with a chance of 1e-6 and an expected value of 0.13 reads
-    # an amount of 130,000. Bounded at 500, the amount's mean is 500 (the expected value
-    # 5e-4); a customer whose amount (mean / p = 200) is under the bound keeps their variance.
+    # an amount of 130,000. Bounded at 500, the purchase reads as 0.13 / 500 = 2.6e-4 likely,
+    # with an amount of 500: the expected value stays 0.13. A customer whose amount
+    # (mean / p = 200) is under the bound keeps their variance.
     p, mean, sigma = np.array([1e-6, 0.5]), np.array([0.13, 100.0]), np.array([1.0, 1.0])
     unbounded = ziln_variance_numpy(p, mean, sigma)
     bounded = ziln_variance_numpy(p, mean, sigma, bound=500.0)
     assert unbounded[0] == pytest.approx(0.13**2 * (np.e / 1e-6 - 1))
-    assert bounded[0] == pytest.approx(5e-4**2 * (np.e / 1e-6 - 1))
+    assert bounded[0] == pytest.approx(0.13**2 * (np.e / 2.6e-4 - 1))
     assert bounded[1] == unbounded[1]
-    # the bounded variance is what the draws give with the amount's location lowered to it
+    # the draws of that purchase: the mean is the customer's, the variance the bounded one
     rng = np.random.default_rng(5)
-    amount = np.exp(np.log(500.0) - 0.5 + rng.standard_normal(2_000_000))
-    assert bounded[0] == pytest.approx(1e-6 * np.mean(amount**2) - (1e-6 * 500) ** 2, rel=0.05)
+    draws = (rng.random(20_000_000) < 2.6e-4) * np.exp(np.log(500.0) - 0.5
+                                                        + rng.standard_normal(20_000_000))
+    assert draws.mean() == pytest.approx(0.13, rel=0.05)
+    assert draws.var() == pytest.approx(bounded[0], rel=0.1)
+    # an amount above the bound even at a certain purchase: p reads as 1
+    certain = ziln_variance_numpy(np.array([0.9]), np.array([900.0]), np.array([1.0]), 500.0)
+    assert certain[0] == pytest.approx(900.0**2 * (np.e - 1))
 
 
 @pytest.mark.parametrize("customers", [20, 200, 2000])

@@ -53,7 +53,13 @@ from clv.pipeline.scoring import (
 )
 from clv.pipeline.settings import RunSettings
 from clv.pipeline.training import calibrate
-from clv.score import DEFAULT_QUANTILES, load_verified, quantile_column, score_batches
+from clv.score import (
+    DEFAULT_QUANTILES,
+    SPEND_BOUND_MARGIN,
+    load_verified,
+    quantile_column,
+    score_batches,
+)
 from clv.sql_scoring import (
     SUPPORTED_OPERATORS,
     UnsupportedOperatorError,
@@ -543,8 +549,8 @@ def _train(directory: Path, exporter: str, members: int, correction: float) -> s
     # the largest label, which these barely trained networks stay under), so that the tests
     # compare the bounded variance
     spends = labels(examples)
-    update_metadata(artifact, {"btyd_level_correction": correction,
-                               "largest_horizon_spend": float(np.median(spends[spends > 0]))})
+    update_metadata(artifact, {"btyd_level_correction": correction, "largest_horizon_spend":
+                               float(np.median(spends[spends > 0])) / SPEND_BOUND_MARGIN})
     return artifact.version
 
 
@@ -736,14 +742,16 @@ def test_sql_is_the_exact_math_of_the_graph(scored):
         level = np.where(positive, (q - 1 + leveled) / np.where(positive, leveled, 1.0), 0.5)
         expected[quantile_column(q, "predicted_clv")] = np.where(
             positive, np.exp(mu + sigma * ndtri(level)), 0.0)
-    # the spend's variance, written out: E[X^2] - E[X]^2 of the leveled ZILN, the amount's mean
-    # at most the spend bound at the level
+    # the spend's variance, written out: E[X^2] - E[X]^2 of the leveled ZILN, a purchase made
+    # likelier where the amount it expects lies above the spend bound at the level, so that the
+    # amount is the bound and the expected value stays predicted_clv
     amount = np.exp(mu + sigma**2 / 2)
-    bound = model.metadata["largest_horizon_spend"] * factor
+    bound = model.metadata["largest_horizon_spend"] * SPEND_BOUND_MARGIN * factor
     assert 0 < np.mean(amount > bound) < 1
-    amount = np.minimum(amount, bound)
-    second_moment = leveled * amount**2 * np.exp(sigma**2)
-    expected["predicted_clv_variance"] = second_moment - (leveled * amount) ** 2
+    likelihood = np.where(amount > bound, np.minimum(network * factor / bound, 1.0), leveled)
+    amount = network * factor / likelihood
+    second_moment = likelihood * amount**2 * np.exp(sigma**2)
+    expected["predicted_clv_variance"] = second_moment - (network * factor) ** 2
     p = leveled
     for column, values in expected.items():
         error = relative(frame[column].to_numpy(float), values)

@@ -876,6 +876,12 @@ class SpendLevel:
         return (self.btyd_total * self.btyd_level_correction / self.network_total
                 + self.network_level_weight)
 
+    def leveled_bound(self, bound: float | None) -> float | None:
+        """An amount ``bound`` of the model's (:func:`clv.score.spend_bound`) at this spend
+        level; None without one, or at a factor that is not positive."""
+        factor = self.spend_factor
+        return bound * factor if bound is not None and factor > 0 else None
+
     @property
     def purchase_rate_factor(self) -> float:
         """The factor on the purchase rate behind ``purchase_probability`` (rule 6): the spend

@@ -222,18 +222,28 @@ def ziln_quantiles_numpy(p: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
     return np.where(positive, np.exp(mu + sigma * ndtri(level)), 0.0)
 
 
+# How far above the most one training example spent in its horizon a customer's expected
+# purchase may lie in their variance (spend_bound): in a large shop the examples are a sample of
+# the customers, and its largest spender may not be in it.
+SPEND_BOUND_MARGIN = 10.0
+
+
 def spend_bound(metadata: Mapping[str, Any]) -> float | None:
-    """The most a customer's spend, given a purchase, is taken to be before the spend level: the
-    largest spend of one customer in one horizon among the model's training examples
-    (``largest_horizon_spend``; None for a model saved before it was kept).
+    """The largest expected amount of one purchase a customer's variance allows, before the spend
+    level: :data:`SPEND_BOUND_MARGIN` times the most one customer spent in one horizon among the
+    model's training examples (``largest_horizon_spend``; None for a model saved before it was
+    kept, or a value that is not a positive number).
 
     The network's lognormal learns from the customers who bought, so where it gives a purchase
     almost no chance, its location is an extrapolation: a lapsed subscriber with a purchase
     probability of 1e-6 and an expected value of 0.13 reads a purchase of 130,000, and the
     variance of such customers, small as their values are, swamped every other customer's in
     the range of a total (:func:`ziln_variance_numpy`)."""
-    value = metadata.get("largest_horizon_spend")
-    return float(value) if value is not None and float(value) > 0 else None
+    try:
+        value = float(metadata.get("largest_horizon_spend"))
+    except (TypeError, ValueError):
+        return None
+    return value * SPEND_BOUND_MARGIN if np.isfinite(value) and value > 0 else None
 
 
 def ziln_variance_numpy(p: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
@@ -245,11 +255,14 @@ def ziln_variance_numpy(p: np.ndarray, mean: np.ndarray, sigma: np.ndarray,
         var = mean^2 (exp(sigma^2) / p - 1)
 
     (0 where p is 0; exp's argument bounded at EXP_LIMIT, as in the compiled SQL). With a
-    ``bound`` (:func:`spend_bound` at the spend level) the amount's mean, mean / p, is at most
-    ``bound``: ``mean`` reads as ``min(mean, p * bound)``."""
+    positive ``bound`` on the amount's expected value (:func:`spend_bound` at the spend level),
+    a purchase is at least ``mean / bound`` likely: p reads as ``min(1, max(p, mean / bound))``,
+    so the expected value stays ``mean`` and an amount, ``mean / p``, above the bound comes
+    down to it. (Bounding the amount alone would not do: any spend of that mean with a purchase
+    as likely as p varies by at least mean^2 (1 / p - 1).)"""
     buys = p > 0.0
     if bound is not None:
-        mean = np.minimum(mean, p * bound)
+        p = np.minimum(np.maximum(p, mean / bound), 1.0)
     second = np.exp(np.minimum(sigma * sigma, EXP_LIMIT)) / np.where(buys, p, 1.0)
     return np.where(buys, mean * mean * np.maximum(second - 1.0, 0.0), 0.0)
 

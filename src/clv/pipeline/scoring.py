@@ -86,8 +86,9 @@ EXAMPLES_TABLE = "clv_scoring_examples"
 # rate rests on (rule 6 of clv.level).
 KEPT_BTYD = ("btyd_expected_spend", "btyd_probability_alive", "frequency")
 # predicted_clv_variance: the variance of the customer's spend under the leveled ZILN, the
-# amount given a purchase at most the model's spend bound (clv.score.ziln_variance_numpy),
-# which clv_segment_summary adds up into the range of a segment's total.
+# amount of a purchase expected at most at the model's spend bound
+# (clv.score.ziln_variance_numpy), which clv_segment_summary adds up into the range of a
+# segment's total.
 SCORE_COLUMNS = ("customer_id", "purchase_probability", "network_clv", "predicted_clv",
                  *(quantile_column(q, "predicted_clv") for q in DEFAULT_QUANTILES),
                  "predicted_clv_variance", "btyd_expected_spend", "model_version", "scored_at")
@@ -260,8 +261,8 @@ class Leveled:
     spend: level.SpendLevel
     scored_at: datetime
     rate_shape: float | None  # BG/NBD's r at the as-of date (clv.level rule 6)
-    # the model's clv.score.spend_bound, before the spend level: bounds the amount's mean in the
-    # variance
+    # the model's clv.score.spend_bound, before the spend level: bounds the amount's expected
+    # value in the variance
     spend_bound: float | None = None
 
     def batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -280,8 +281,7 @@ class Leveled:
             "network_clv": batch.column("network_clv"),
             "predicted_clv": pa.array(predicted),
             "predicted_clv_variance": pa.array(ziln_variance_numpy(
-                p, predicted, sigma, None if self.spend_bound is None else
-                self.spend_bound * max(self.spend.spend_factor, 0.0))),
+                p, predicted, sigma, self.spend.leveled_bound(self.spend_bound))),
             "btyd_expected_spend": batch.column("btyd_expected_spend"),
             "model_version": batch.column("model_version"),
             "scored_at": pa.repeat(pa.scalar(self.scored_at, pa.timestamp("us")),

@@ -18,8 +18,8 @@ computed as :func:`clv.pipeline.scoring.predict` computes them:
    customers scores as in the run), and ``predicted_clv = network_clv * spend_factor``;
 5. the distribution at that level (:func:`clv.level.leveled_distribution`, the same series and
    bounds), its quantiles ``exp(mu + sigma * ndtri((q - 1 + p) / p))`` (0 when
-   ``q <= 1 - p``) and its variance ``m^2 (exp(sigma^2) / p - 1)`` with ``m`` the lesser of
-   ``predicted_clv`` and ``p * spend_factor`` times the model's spend bound
+   ``q <= 1 - p``) and its variance ``predicted_clv^2 (exp(sigma^2) / p - 1)``, p at least
+   ``predicted_clv`` over the model's spend bound times ``spend_factor``
    (:func:`clv.score.ziln_variance_numpy`).
 
 :func:`write_scoring_sql` writes the query next to the ONNX file as
@@ -428,17 +428,19 @@ def scoring_query(model: onnx.ModelProto, spec: FeatureSpec, version: str, relat
     _spend_level(query, btyd_level_correction, network_level_weight, spend_factor)
     _leveled_distribution(query, model_rate_factor, btyd_fit.bgnbd.r)
     _quantiles(query, "leveled_probability", "leveled_mu")
-    # the spend's variance, clv.score.ziln_variance_numpy: mean^2 (exp(sigma^2) / p - 1), the
-    # amount's mean, mean / p, at most the spend bound at the spend level
+    # the spend's variance, clv.score.ziln_variance_numpy: mean^2 (exp(sigma^2) / p - 1), a
+    # purchase at least mean / bound likely (the amount expected at most at the spend bound at
+    # the spend level)
+    bounded = ("leveled_probability" if spend_bound is None else
+               f"case when spend_factor > 0.0e0 then least(greatest(leveled_probability, "
+               f"predicted_value / ({literal(spend_bound)} * spend_factor)), 1.0e0) "
+               "else leveled_probability end")
     second = (f"exp(least(sigma * sigma, {literal(EXP_BOUND)})) / "
-              f"greatest(leveled_probability, 1.0e-300) - 1.0e0")
-    bounded = ("predicted_value" if spend_bound is None else
-               f"least(predicted_value, leveled_probability * {literal(spend_bound)} "
-               "* greatest(spend_factor, 0.0e0))")
-    variance = (f"case when leveled_probability > 0.0e0 then variance_mean * variance_mean "
+              f"greatest(variance_probability, 1.0e-300) - 1.0e0")
+    variance = (f"case when leveled_probability > 0.0e0 then predicted_value * predicted_value "
                 f"* greatest({second}, 0.0e0) else 0.0e0 end")
     query.add_layers("predicted", [[("predicted_value", "network_clv * spend_factor")],
-                                   [("variance_mean", bounded)],
+                                   [("variance_probability", bounded)],
                                    [("predicted_variance", variance)]])
     values = {
         "customer_id": "customer_id",
