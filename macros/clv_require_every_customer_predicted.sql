@@ -14,9 +14,9 @@
     input, and the plan is upstream of the scores anyway. And with clv_as_of_date set to a date,
     the scores must be of that date: a selection that rebuilt none of the steps before
     clv_predictions (`dbt build -s clv_predictions+` with a new clv_as_of_date) would otherwise
-    publish the earlier date's scores again, as if the new date had been scored. Not with
-    `yesterday`, which is read from the clock when each model compiles: a build that runs past
-    midnight would read two dates.
+    publish the earlier date's scores again, as if the new date had been scored. `yesterday`
+    too: it is the day before the one the invocation started (clv_today), the same for every
+    model of a build that runs past midnight.
 -#}
 {% macro clv_require_every_customer_predicted(predictions) %}
     {% if not execute %}
@@ -77,8 +77,7 @@
             ~ "build them too (--select int_clv__cutoffs+, or a full dbt build)"
         ) }}
     {% endif %}
-    {% set from_clock = (var('clv_as_of_date', '') | string | trim | lower) == 'yesterday' %}
-    {% set requested = none if from_clock else clv_settings().as_of_date %}
+    {% set requested = clv_settings().as_of_date %}
     {% if requested and row['labelled_date'] is not none and labelled != requested %}
         {{ exceptions.raise_compiler_error(
             "clv_as_of_date is " ~ requested ~ ", but the scores clv_predictions would publish are "

@@ -242,15 +242,14 @@
 {% endmacro %}
 
 
-{#- A date (clv_validate_date) that has happened: not after today in `time_zone`; or
+{#- A date (clv_validate_date) that has happened: not after today in `time_zone` (clv_today); or
     'yesterday' (in `time_zone`), for a scheduled job whose vars stay the same every day. -#}
 {% macro clv_validate_as_of_date(var_name, value, time_zone) %}
-    {% set now = modules.datetime.datetime.now(modules.pytz.timezone(time_zone)) %}
+    {% set today = clv_today(time_zone) %}
     {% if (value | string | trim | lower) == 'yesterday' %}
-        {{ return((now.date() - modules.datetime.timedelta(days=1)).isoformat()) }}
+        {{ return((modules.datetime.date.fromisoformat(today) - modules.datetime.timedelta(days=1)).isoformat()) }}
     {% endif %}
     {% set text = clv_validate_date(var_name, value) %}
-    {% set today = now.date().isoformat() %}
     {% if text and text > today %}
         {{ clv_fail(var_name, text ~ " is after today (" ~ today ~ " in " ~ time_zone ~ "): the as-of date must"
                               ~ " have happened; leave it out to score as of the last valid transaction date before today") }}

@@ -46,9 +46,17 @@
 {% endmacro %}
 
 
-{#- Today in `time_zone`, as a date. -#}
+{#- Today in `time_zone` as YYYY-MM-DD: the day the dbt invocation started (run_started_at), not
+    the clock's as each model compiles or each query runs, so every model, hook and test of one
+    build reads the same today, a build that runs past midnight included. -#}
+{% macro clv_today(time_zone) %}
+    {% set started = run_started_at or modules.datetime.datetime.now(modules.pytz.utc) %}
+    {{ return(started.astimezone(modules.pytz.timezone(time_zone)).date().isoformat()) }}
+{% endmacro %}
+
+{#- Today in `time_zone` (clv_today), as a SQL date. -#}
 {% macro clv_current_date(time_zone) %}
-    {{ return('cast(' ~ clv_to_time_zone('current_timestamp', time_zone) ~ ' as date)') }}
+    {{ return("cast('" ~ clv_today(time_zone) ~ "' as date)") }}
 {% endmacro %}
 
 

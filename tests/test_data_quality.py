@@ -248,9 +248,10 @@ NO_USABLE = {
     ),
     # today (UTC, the default clv_time_zone) is not over: the default as-of date is the last
     # usable day before it, and there is none
+    # (the rows are written as the test runs, not when it is collected)
     "every_row_from_today": (
-        [("t1", "A", f"{datetime.now(UTC):%Y-%m-%d} 00:00:01", "5"),
-         ("t2", "B", f"{datetime.now(UTC) + timedelta(days=400):%Y-%m-%d}", "5")],
+        lambda today: [("t1", "A", f"{today:%Y-%m-%d} 00:00:01", "5"),
+                       ("t2", "B", f"{today + timedelta(days=400):%Y-%m-%d}", "5")],
         {"clv_as_of_date": ""},
         {"after_as_of_date": 2},
         ["all 2 rows of clv_transactions", "after_as_of_date 2",
@@ -263,12 +264,17 @@ NO_USABLE = {
 @pytest.mark.parametrize("case", NO_USABLE)
 def test_no_usable_row_builds_clv_data_quality_and_stops_with_one_line(dbt_project, write_csv,
                                                                        case):
-    rows, extra_vars, counts, expected = NO_USABLE[case]
-    frame = pd.DataFrame(rows, columns=["transaction_id", "customer_id", "transacted_at", "amount"])
-
-    result = dbt_project.build(vars={**VARS, **extra_vars,
-                                     "clv_transactions": write_csv(frame, "bad.csv")},
-                               expect_success=False)
+    make_rows, extra_vars, counts, expected = NO_USABLE[case]
+    for _ in range(2):  # a build that runs past midnight (UTC) reads another today: once more
+        today = datetime.now(UTC).date()
+        rows = make_rows(today) if callable(make_rows) else make_rows
+        frame = pd.DataFrame(rows,
+                             columns=["transaction_id", "customer_id", "transacted_at", "amount"])
+        result = dbt_project.build(vars={**VARS, **extra_vars,
+                                         "clv_transactions": write_csv(frame, "bad.csv")},
+                                   expect_success=False)
+        if datetime.now(UTC).date() == today:
+            break
 
     failures = {r.node.name: str(r.message) for r in result.result
                 if str(r.status) in ("error", "fail", "runtime error")}

@@ -148,7 +148,7 @@ def test_scores_of_one_date_are_never_published_as_of_another(tmp_path):
     """Features rebuilt at another as-of date (`dbt run -s +clv_scoring_examples`), then
     clv_predictions alone: the scores are still the earlier date's. The build stops, naming both
     dates, and clv_predictions keeps the rows it had. So does a new clv_as_of_date with nothing
-    before clv_predictions rebuilt, but for `yesterday`."""
+    before clv_predictions rebuilt, `yesterday` included."""
     project = small_shop(tmp_path, {"clv_ensemble_size": 1})
     project.run("run", vars=project.vars)
     before = project.query("select as_of_date, count(*) as n from clv_predictions group by 1")
@@ -172,8 +172,9 @@ def test_scores_of_one_date_are_never_published_as_of_another(tmp_path):
     assert project.query("select distinct as_of_date from clv_predictions_history").shape[0] == 1
     assert project.query("select as_of_date, count(*) as n from clv_predictions group by 1"
                          ).equals(before)
-    # `yesterday` is read from the clock as each model compiles, so a build past midnight holds
-    # two dates: no check
+    # `yesterday` is one date for the whole invocation (the day before it started): checked too
     from_clock = project.run("run", vars={**project.vars, "clv_as_of_date": "yesterday"},
                              select="clv_predictions")
-    assert from_clock.success, [str(r.message) for r in from_clock.result]
+    assert not from_clock.success
+    assert "but the scores clv_predictions would publish are of 2023-06-30" in " ".join(
+        str(r.message) for r in from_clock.result)

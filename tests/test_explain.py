@@ -231,7 +231,8 @@ def _hand_built_model(weights: list[float], sequence_weight: float | None = None
          helper.make_tensor_value_info("sequence", TensorProto.FLOAT, ["batch", 2, 1])],
         [helper.make_tensor_value_info("network_clv", TensorProto.FLOAT, ["batch"])],
         initializer=constants)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
+                              ir_version=8)  # opset 18's IR: every supported onnxruntime reads it
     onnx.checker.check_model(proto)
     spec = FeatureSpec(static=("a1", "a2", "b1", "b2"), channels=("orders",),
                        sequence=(("seq_orders_lag_01", "seq_orders_lag_02"),))

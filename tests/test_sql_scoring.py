@@ -268,7 +268,8 @@ def _graph(nodes: list[onnx.NodeProto], initializers: Sequence[TensorProto] = ()
                                                       ["batch", *input_shape])],
         [helper.make_value_info("Y", helper.make_tensor_type_proto(TensorProto.FLOAT, None))],
         list(initializers))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    # IR 8 goes with opset 18: the oldest onnxruntime the project supports reads it
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
 
 
 def _node(op: str, inputs: Sequence[str], output: str = "Y",

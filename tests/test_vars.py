@@ -142,6 +142,33 @@ def test_the_as_of_date_yesterday_is_the_day_before_today_in_the_time_zone(dbt_p
     assert as_of.date() in days
 
 
+@pytest.mark.slow
+def test_today_is_the_day_the_invocation_started(dbt_project, monkeypatch):
+    """Every model of one build reads the same today, the day dbt started (run_started_at),
+    whatever the clock says when each compiles: a build that runs past midnight holds one date.
+    Started on 2023-07-01 (13:30 in UTC, already the 2nd in Kiritimati), by the clock years
+    later."""
+    from datetime import UTC, datetime
+
+    import dbt.tracking
+
+    started = datetime(2023, 7, 1, 13, 30, tzinfo=UTC)
+
+    class StartedThen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return started.astimezone(tz)
+
+    monkeypatch.setattr(dbt.tracking, "datetime", StartedThen)
+    for zone, yesterday in [("UTC", "2023-06-30"), ("Pacific/Kiritimati", "2023-07-01")]:
+        dbt_project.run("build", select="clv_run_settings",
+                        vars={"clv_as_of_date": "yesterday", "clv_time_zone": zone})
+        [as_of] = dbt_project.query("select as_of_date from clv_run_settings").as_of_date
+        assert f"{as_of:%Y-%m-%d}" == yesterday, zone
+    with pytest.raises(CompilationError, match=r"2023-07-02 is after today \(2023-07-01 in UTC\)"):
+        dbt_project.run("parse", vars={"clv_as_of_date": "2023-07-02"})
+
+
 def _parsed(project, vars: dict) -> dict:
     """What a parse fixes for every node: its dependencies and configuration, whether it is
     enabled, and the exposures' targets."""
