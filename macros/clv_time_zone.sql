@@ -48,9 +48,14 @@
 
 {#- Today in `time_zone` as YYYY-MM-DD: the day the dbt invocation started (run_started_at), not
     the clock's as each model compiles or each query runs, so every model, hook and test of one
-    build reads the same today, a build that runs past midnight included. -#}
+    build reads the same today, a build that runs past midnight included. `clv build` on
+    PostgreSQL and Spark runs several dbt commands and passes its own start to each
+    (CLV_BUILD_STARTED_AT, clv.build.one_start), read only when executing: the parse does not
+    depend on it. -#}
 {% macro clv_today(time_zone) %}
-    {% set started = run_started_at or modules.datetime.datetime.now(modules.pytz.utc) %}
+    {% set given = env_var('CLV_BUILD_STARTED_AT', '') if execute else '' %}
+    {% set started = modules.datetime.datetime.fromisoformat(given) if given
+                     else run_started_at or modules.datetime.datetime.now(modules.pytz.utc) %}
     {{ return(started.astimezone(modules.pytz.timezone(time_zone)).date().isoformat()) }}
 {% endmacro %}
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,6 +77,34 @@ def test_staged_builds_leave_out_an_excluded_data_test(monkeypatch):
     assert dbt_commands and all(c[c.index("--exclude") + 1:] == ["a_warning_test"]
                                 for c in dbt_commands), dbt_commands
     assert not any("staging" in c for c in dbt_commands)
+
+
+def test_every_dbt_command_of_a_staged_build_reads_the_builds_start(monkeypatch):
+    """A build in stages runs several dbt commands: each reads the build's start as today
+    (the macro clv_today), not its own, so one that runs past midnight holds one date. A start
+    set by the caller (a backfill's) stays; none is left behind."""
+    seen = []
+
+    class Recording:
+        def __init__(self, common, run_vars, manifest=None):
+            self.manifest, self.warnings = manifest, []
+
+        def invoke(self, command, quiet=False):
+            seen.append(os.environ.get(build.STARTED_AT))
+
+    nodes = [_node("staging", "sql"), _node("registry", "python", "staging"),
+             _node("predictions", "sql", "registry")]
+    _staged_on(monkeypatch, Recording, nodes)
+    monkeypatch.delenv(build.STARTED_AT, raising=False)
+    build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR, manifest=SimpleNamespace(nodes={}))
+    assert len(seen) >= 3 and len(set(seen)) == 1 and seen[0], seen
+    assert datetime.fromisoformat(seen[0]).tzinfo is not None
+    assert build.STARTED_AT not in os.environ
+    seen.clear()
+    monkeypatch.setenv(build.STARTED_AT, "2023-07-01T23:55:00+00:00")
+    build.build("postgres", {}, PROJECT_DIR, PROJECT_DIR, manifest=SimpleNamespace(nodes={}))
+    assert set(seen) == {"2023-07-01T23:55:00+00:00"}
+    assert os.environ[build.STARTED_AT] == "2023-07-01T23:55:00+00:00"
 
 
 def test_a_spark_target_other_than_a_session_is_refused_as_not_supported():

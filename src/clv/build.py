@@ -29,8 +29,9 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ SELECTION_OPTIONS = {"--select", "-s", "-m", "--models", "--model", "--exclude",
                      "--resource-type", "--resource-types"}
 MODEL_OPTIONS = {"-m", "--models", "--model"}
 EXTRAS = {"postgres": "postgres", "spark": "spark"}
+# The build's start, read by the macro clv_today in every dbt command of a build in stages
+STARTED_AT = "CLV_BUILD_STARTED_AT"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -521,53 +524,80 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
 
     warehouse = _open_warehouse(profile.credentials)
     try:
-        runner = Runner(common, run_vars, manifest)
-        if manifest is None:
-            # each stage runs on this parse instead of reading dbt's saved one
-            manifest = runner.manifest = runner.invoke(["parse"], quiet=True).result
-        nodes = _nodes(manifest, project_dir)
-        # every model's relation, selected or not: a Python step reads its inputs by name
-        relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
-                     for node in nodes}
-        if selection:
-            # dbt's own selection syntax, answered by dbt; the stages build exactly the models
-            # it selects, as dbt build would (`+` for what they read)
-            chosen = selected_models(runner, selection)
-            if not chosen:
-                raise BuildError(f"{' '.join(selection)} selects no model")
-            nodes = [node for node in nodes if node.unique_id in chosen]
-        # every enabled seed; with models named, only they, what they need and the seeds it
-        # reads
-        if models:
-            nodes = _ancestors(nodes, models)
-        seeds = _seeds_read(manifest, nodes if models or selection else None)
-        # a name in exclude that is no model (a data test) is left out of every stage's dbt
-        # command, which would select it otherwise
-        models_named = {node.name for node in nodes}
-        other = [name for name in exclude if name not in models_named]
-        leave_out = ["--exclude", *other] if other else []
-        nodes = [node for node in nodes if node.name not in exclude]
-        first = True
-        for language, group in stages(nodes):
-            names = [node.name for node in group]
-            if language == "sql":
-                # seeds ride along with the first stage; every stage runs the tests whose
-                # parents are all built by then
-                select = ["--select", *names] + (seeds if first else [])
-                runner.invoke(["build", *select, "--indirect-selection", "buildable",
-                               *leave_out, *skip_tests])
-            else:
-                for node in group:
-                    began = time.perf_counter()
-                    rows = run_python_model(node, warehouse, relations, run_vars)
-                    print(f"clv build: {node.name}: {rows:,} rows "
-                          f"({time.perf_counter() - began:.1f} s)", flush=True)
-                if tests:
-                    runner.invoke(["test", "--select", *names, "--indirect-selection",
-                                   "buildable", *leave_out])
-            first = False
+        with one_start():
+            return _build_in_stages(warehouse, common, run_vars, project_dir, manifest,
+                                    selection, models, exclude, tests, skip_tests)
     finally:
         warehouse.close()
+
+
+@contextlib.contextmanager
+def one_start() -> Iterator[None]:
+    """Every dbt command inside reads the same today (the macro ``clv_today``): the build's
+    start, in the environment variable ``STARTED_AT`` (ISO 8601, UTC), unless one is set
+    already. One dbt command reads its own start (``run_started_at``); a build in stages runs
+    several, and one that runs past midnight would read ``clv_as_of_date: yesterday`` as two
+    dates."""
+    if os.environ.get(STARTED_AT):
+        yield
+        return
+    os.environ[STARTED_AT] = datetime.now(UTC).isoformat()
+    try:
+        yield
+    finally:
+        os.environ.pop(STARTED_AT, None)
+
+
+def _build_in_stages(warehouse: Any, common: list[str], run_vars: dict[str, Any],
+                     project_dir: Path, manifest: Any, selection: list[str],
+                     models: Sequence[str] | None, exclude: Sequence[str], tests: bool,
+                     skip_tests: list[str]) -> list[str]:
+    """The stages of :func:`build` on PostgreSQL and Spark."""
+    runner = Runner(common, run_vars, manifest)
+    if manifest is None:
+        # each stage runs on this parse instead of reading dbt's saved one
+        manifest = runner.manifest = runner.invoke(["parse"], quiet=True).result
+    nodes = _nodes(manifest, project_dir)
+    # every model's relation, selected or not: a Python step reads its inputs by name
+    relations = {node.name: (lambda node=node: warehouse.relation(node.relation))
+                 for node in nodes}
+    if selection:
+        # dbt's own selection syntax, answered by dbt; the stages build exactly the models
+        # it selects, as dbt build would (`+` for what they read)
+        chosen = selected_models(runner, selection)
+        if not chosen:
+            raise BuildError(f"{' '.join(selection)} selects no model")
+        nodes = [node for node in nodes if node.unique_id in chosen]
+    # every enabled seed; with models named, only they, what they need and the seeds it
+    # reads
+    if models:
+        nodes = _ancestors(nodes, models)
+    seeds = _seeds_read(manifest, nodes if models or selection else None)
+    # a name in exclude that is no model (a data test) is left out of every stage's dbt
+    # command, which would select it otherwise
+    models_named = {node.name for node in nodes}
+    other = [name for name in exclude if name not in models_named]
+    leave_out = ["--exclude", *other] if other else []
+    nodes = [node for node in nodes if node.name not in exclude]
+    first = True
+    for language, group in stages(nodes):
+        names = [node.name for node in group]
+        if language == "sql":
+            # seeds ride along with the first stage; every stage runs the tests whose
+            # parents are all built by then
+            select = ["--select", *names] + (seeds if first else [])
+            runner.invoke(["build", *select, "--indirect-selection", "buildable",
+                           *leave_out, *skip_tests])
+        else:
+            for node in group:
+                began = time.perf_counter()
+                rows = run_python_model(node, warehouse, relations, run_vars)
+                print(f"clv build: {node.name}: {rows:,} rows "
+                      f"({time.perf_counter() - began:.1f} s)", flush=True)
+            if tests:
+                runner.invoke(["test", "--select", *names, "--indirect-selection",
+                               "buildable", *leave_out])
+        first = False
     return runner.warnings
 
 
