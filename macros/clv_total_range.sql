@@ -2,12 +2,15 @@
     The p10 or p90 of a total read as a lognormal with the total's expected value `total` and a
     log-scale variance `log_variance`: total * exp(-s^2 / 2 -/+ 1.2816 s). 0 when the total is
     not positive, or when the chance that nobody buys (`none_buys`) is at least 10% (p10) or 90%
-    (p90): the total is then 0 at that percentile. Shared by clv_segment_summary and
+    (p90): the total is then 0 at that percentile. Null otherwise when `log_variance` is null
+    (a model without a level_log_sd). Shared by clv_segment_summary and
     clv_total_summary, which say where the variance comes from.
 -#}
 {% macro clv_total_quantile(total, log_variance, none_buys, upper) %}
     case
         when {{ total }} <= 0 or {{ none_buys }} >= {{ 0.9 if upper else 0.1 }} then 0
+        {#- least and greatest skip a null on every engine: without a variance, no quantile -#}
+        when {{ log_variance }} is null then null
         else {{ total }} * exp(
             {{ 'least' if upper else 'greatest' }}(
                 -({{ log_variance }}) / 2 {{ '+' if upper else '-' }} 1.2815515655446004 * sqrt({{ log_variance }}),

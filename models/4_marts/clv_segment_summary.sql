@@ -18,7 +18,9 @@
 
     so p10 and p90 are total * exp(-s^2 / 2 -/+ 1.2816 s). When the chance that nobody in the
     segment buys, the product of (1 - purchase_probability), is at least 10% (or 90%), p10 (or
-    p90) is 0, as it is for the total itself. tests/test_segment_range.py checks the coverage
+    p90) is 0, as it is for the total itself. Without a level_log_sd (a model saved before
+    backtests were kept) they are null otherwise, as the total's are in clv_total_summary: the
+    customers' randomness alone would give a range far too narrow for a segment of thousands. tests/test_segment_range.py checks the coverage
     on simulated segments.
 -#}
 
@@ -150,7 +152,7 @@ spreads as (
     select
         segment_totals.*,
         {{ clv_customers_log_variance('segment_totals.total_predicted_clv', 'segment_totals.total_variance') }}
-        + coalesce(model_registry.level_log_sd * model_registry.level_log_sd, 0)
+        + model_registry.level_log_sd * model_registry.level_log_sd
         + case
             when segment_totals.total_predicted_clv > 0
                 then segment_totals.value_weighted_bias / segment_totals.total_predicted_clv
@@ -192,10 +194,14 @@ final as (
             as total_predicted_clv,
         coalesce(segment_totals.total_predicted_clv, 0)
         / nullif(runs.all_predicted_clv, 0) as share_of_predicted_clv,
-        cast(coalesce(segment_totals.total_predicted_clv_p10, 0) as {{ clv_type_double() }})
-            as total_predicted_clv_p10,
-        cast(coalesce(segment_totals.total_predicted_clv_p90, 0) as {{ clv_type_double() }})
-            as total_predicted_clv_p90,
+        cast(
+            case when segment_totals.segment is null then 0 else segment_totals.total_predicted_clv_p10 end
+            as {{ clv_type_double() }}
+        ) as total_predicted_clv_p10,
+        cast(
+            case when segment_totals.segment is null then 0 else segment_totals.total_predicted_clv_p90 end
+            as {{ clv_type_double() }}
+        ) as total_predicted_clv_p90,
         cast(segment_totals.mean_predicted_clv as {{ clv_type_double() }}) as mean_predicted_clv,
         cast(segment_totals.mean_purchase_probability as {{ clv_type_double() }})
             as mean_purchase_probability
