@@ -53,9 +53,22 @@
     (CLV_BUILD_STARTED_AT, clv.build.one_start), read only when executing: the parse does not
     depend on it. -#}
 {% macro clv_today(time_zone) %}
+    {% set now = run_started_at or modules.datetime.datetime.now(modules.pytz.utc) %}
     {% set given = env_var('CLV_BUILD_STARTED_AT', '') if execute else '' %}
-    {% set started = modules.datetime.datetime.fromisoformat(given) if given
-                     else run_started_at or modules.datetime.datetime.now(modules.pytz.utc) %}
+    {% set started = now %}
+    {% if given %}
+        {#- a value left in a shell would freeze today: only a build's own start, in UTC,
+            before this command's and at most a week before it -#}
+        {% set re = modules.re %}
+        {% set parsed = modules.datetime.datetime.fromisoformat(given)
+                        if re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+[+]00:00', given) else none %}
+        {% if parsed is none or parsed > now or (now - parsed).days >= 7 %}
+            {{ exceptions.raise_compiler_error(
+                "CLV_BUILD_STARTED_AT is " ~ given ~ ": clv build sets it for the dbt commands of"
+                ~ " its own build; unset it in the environment dbt runs in") }}
+        {% endif %}
+        {% set started = parsed %}
+    {% endif %}
     {{ return(started.astimezone(modules.pytz.timezone(time_zone)).date().isoformat()) }}
 {% endmacro %}
 

@@ -168,11 +168,18 @@ def test_today_is_the_day_the_invocation_started(dbt_project, monkeypatch):
     with pytest.raises(CompilationError, match=r"2023-07-02 is after today \(2023-07-01 in UTC\)"):
         dbt_project.run("parse", vars={"clv_as_of_date": "2023-07-02"})
     # a command of `clv build`'s stages, started after midnight: the build's start decides
-    started = datetime(2023, 7, 2, 0, 5, tzinfo=UTC)
+    started = datetime(2023, 7, 2, 0, 5, tzinfo=UTC)  # (StartedThen.now reads it when called)
     monkeypatch.setenv("CLV_BUILD_STARTED_AT", "2023-07-01T23:55:00+00:00")
     dbt_project.run("build", select="clv_run_settings", vars={"clv_as_of_date": "yesterday"})
     [as_of] = dbt_project.query("select as_of_date from clv_run_settings").as_of_date
     assert f"{as_of:%Y-%m-%d}" == "2023-06-30"
+    # one left in a shell, weeks old, or after the command's start: stops, naming it
+    for left in ["2023-06-01T10:00:00+00:00", "2023-07-03T10:00:00+00:00", "2023-07-01"]:
+        monkeypatch.setenv("CLV_BUILD_STARTED_AT", left)
+        stale = dbt_project.run("build", select="clv_run_settings",
+                                vars={"clv_as_of_date": "yesterday"})
+        messages = " ".join(str(r.message) for r in stale.result)
+        assert not stale.success and f"CLV_BUILD_STARTED_AT is {left}: clv build sets" in messages
 
 
 def _parsed(project, vars: dict) -> dict:

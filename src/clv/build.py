@@ -534,18 +534,19 @@ def build(target: str | None, run_vars: dict[str, Any], project_dir: Path,
 @contextlib.contextmanager
 def one_start() -> Iterator[None]:
     """Every dbt command inside reads the same today (the macro ``clv_today``): the build's
-    start, in the environment variable ``STARTED_AT`` (ISO 8601, UTC), unless one is set
-    already. One dbt command reads its own start (``run_started_at``); a build in stages runs
-    several, and one that runs past midnight would read ``clv_as_of_date: yesterday`` as two
-    dates."""
-    if os.environ.get(STARTED_AT):
-        yield
-        return
+    start, in the environment variable ``STARTED_AT`` (ISO 8601, UTC), whatever it held
+    before, which is restored after. One dbt command reads its own start
+    (``run_started_at``); a build in stages runs several, and one that runs past midnight
+    would read ``clv_as_of_date: yesterday`` as two dates."""
+    before = os.environ.get(STARTED_AT)
     os.environ[STARTED_AT] = datetime.now(UTC).isoformat()
     try:
         yield
     finally:
-        os.environ.pop(STARTED_AT, None)
+        if before is None:
+            os.environ.pop(STARTED_AT, None)
+        else:
+            os.environ[STARTED_AT] = before
 
 
 def _build_in_stages(warehouse: Any, common: list[str], run_vars: dict[str, Any],
