@@ -9,7 +9,7 @@
 {% macro clv_total_quantile(total, log_variance, none_buys, upper) %}
     case
         when {{ total }} <= 0 or {{ none_buys }} >= {{ 0.9 if upper else 0.1 }} then 0
-        {#- least and greatest skip a null on every engine: without a variance, no quantile -#}
+        {# least and greatest skip a null on every engine: without a variance, no quantile #}
         when {{ log_variance }} is null then null
         else {{ total }} * exp(
             {{ 'least' if upper else 'greatest' }}(
